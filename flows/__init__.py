@@ -1,0 +1,1 @@
+"""Flow wiring, the pipeline spec and the command line (installed as ``trainflow.flows``)."""

@@ -1,0 +1,174 @@
+"""The ``trainflow`` command line.
+
+Heavy libraries are imported inside the sub-commands, so ``trainflow --help`` stays fast.
+Errors the user can fix print one clear message (no traceback) and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+#: demo name -> spec files in flows/specs, run in order
+DEMOS: dict[str, list[str]] = {
+    "tabular": ["penguins.yaml"],
+}
+
+
+def _overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec field, e.g. --set model.name=random_forest (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainflow", description="Declarative ML pipelines as Prefect flows.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a pipeline spec as a Prefect flow")
+    p.add_argument("spec", help="path to a pipeline spec (YAML)")
+    p.add_argument("--out", default="runs", help="folder for run folders (default: runs)")
+    p.add_argument("--refresh-cache", action="store_true", help="recompute cached stages (split, fit)")
+    _overrides(p)
+
+    p = sub.add_parser("validate", help="load and validate the data of a spec, without training")
+    p.add_argument("spec")
+    p.add_argument("--out", default="runs")
+    _overrides(p)
+
+    p = sub.add_parser("demo", help="run the demo pipelines on the embedded data")
+    p.add_argument("which", nargs="?", default="all", choices=["all", *DEMOS],
+                   help="which demo (default: all)")
+    p.add_argument("--out", default="runs")
+    _overrides(p)
+
+    p = sub.add_parser("predict", help="predict with a saved run's model")
+    p.add_argument("model", help="a run folder (runs/<pipeline>/<run-id>)")
+    p.add_argument("input", help="new rows/items to predict (same format as the training data)")
+    p.add_argument("--out", required=True, help="where to write the predictions (CSV)")
+
+    p = sub.add_parser("components", help="list every registered component and its options")
+    p.add_argument("--kind", help="only this kind (loader, imputer, model, ...)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``trainflow`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from trainflow.errors import TrainflowError
+
+    try:
+        return COMMANDS[args.command](args)
+    except TrainflowError as exc:
+        print(f"trainflow: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("trainflow: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from trainflow.flows.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    summary = run_spec(spec, args.out, refresh=getattr(args, "refresh_cache", False))
+    _print_summary(summary)
+    return 0
+
+
+def run_spec(spec, out: str, refresh: bool = False) -> dict:
+    """Run one spec as a flow, with the CLI's Prefect settings."""
+    import os
+
+    from trainflow.flows.runtime import prefect_settings
+
+    if refresh:
+        os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
+    with prefect_settings():
+        from trainflow.flows.pipeline import run_pipeline
+
+        return run_pipeline(spec, out=out)
+
+
+def _print_summary(summary: dict) -> None:
+    primary = summary["primary_metric"]
+    print(f"\n{summary['pipeline']}: {primary} = {summary['metrics'].get(primary, float('nan')):.4f}")
+    for k, v in summary["metrics"].items():
+        print(f"  {k:<24} {v:.4f}")
+    print(f"run folder: {summary['run_dir']}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from trainflow.flows.runtime import prefect_settings
+    from trainflow.flows.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    with prefect_settings():
+        from trainflow.flows.pipeline import validate_pipeline
+
+        summary = validate_pipeline(spec, out=args.out)
+    if summary is None:
+        print("validation is disabled in this spec")
+    else:
+        print(f"\nvalidation passed: {summary['evaluated']} expectations on {summary['rows']} rows\n"
+              f"report: {summary['docs_path']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from trainflow.flows.spec import load_spec
+
+    names = [n for n in DEMOS if args.which in ("all", n)]
+    specs = [load_spec(SPECS_DIR / f, args.overrides) for n in names for f in DEMOS[n]]
+    for spec in specs:
+        print(f"\n=== demo: {spec.name} ({spec.task}, {spec.modality})")
+        _print_summary(run_spec(spec, args.out))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from trainflow.tasks.predict import predict_to_file
+
+    path = predict_to_file(args.model, args.input, args.out)
+    print(f"predictions written to {path}")
+    return 0
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    from trainflow.registry import KINDS, REGISTRY
+
+    kind = None
+    if args.kind:
+        from trainflow.errors import ComponentError, expected
+
+        if args.kind not in KINDS:
+            raise ComponentError(expected("--kind", KINDS, args.kind))
+        kind = args.kind
+    current = None
+    for comp in REGISTRY.all():
+        if kind and comp.kind != kind:
+            continue
+        if comp.kind != current:
+            current = comp.kind
+            print(f"\n{comp.kind}s: {KINDS[comp.kind]}")
+        scope = f" [{', '.join(comp.tasks)}]" if comp.tasks else ""
+        print(f"  {comp.name:<24}{comp.summary}{scope}")
+        for name, field in comp.config.model_fields.items():
+            default = "required" if field.is_required() else f"default {field.default!r}"
+            desc = f": {field.description}" if field.description else ""
+            print(f"      {name} ({default}){desc}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "demo": cmd_demo,
+    "predict": cmd_predict,
+    "components": cmd_components,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The pipeline flow: load -> validate -> split -> fit -> evaluate -> publish.
+
+Each stage is a Prefect task. Tasks exchange small references (path + digest), never DataFrames
+or models. ``split`` and ``fit`` cache on their inputs plus their source, with persisted
+results, so re-running a run that crashed after training reuses the trained model. Transient
+errors (I/O) are retried with backoff; spec and data errors fail at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.tasks import exponential_backoff
+
+from trainflow.errors import TrainflowError
+from trainflow.flows.spec import PipelineSpec, StageSpec
+from trainflow.modality import modality
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
+from trainflow.tasks import load as loading
+from trainflow.tasks import metrics
+from trainflow.tasks import publish as publishing
+from trainflow.tasks.publish import RunFolder
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry I/O and connection errors; never a bad spec, bad data or failed validation."""
+    try:
+        state.result()
+    except TrainflowError:
+        return False
+    except (OSError, TimeoutError, ConnectionError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_transient)
+CACHED = dict(cache_policy=INPUTS + TASK_SOURCE, persist_result=True, result_serializer="json")
+
+
+def cache_dir(out: str) -> str:
+    """Content-addressed store of data, splits and models shared by the runs under ``out``."""
+    return str(Path(out).resolve() / ".cache")
+
+
+@task(name="load", **RETRIES)
+def load_data(data: Any, cache: str) -> DataRef:
+    """Read the dataset with the spec's loader; store it in the cache."""
+    ref = loading.load(data, cache)
+    print(f"load: {ref.meta.get('rows', '?')} rows from {ref.meta.get('source', data.loader)} (digest {ref.digest[:12]})")
+    return ref
+
+
+@task(name="validate", **RETRIES)
+def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any] | None:
+    """Great Expectations checks; a failure stops the run before training."""
+    if not spec.validation.enabled:
+        print("validate: skipped (validation.enabled is false)")
+        return None
+    summary = modality(data.modality).validate(data, spec, docs_dir)
+    print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
+    return summary
+
+
+@task(name="split", **RETRIES, **CACHED)
+def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
+    """Hold out the test split (fixed by split.seed)."""
+    ref = modality(data.modality).split(data, spec, cache)
+    print(f"split: {ref.train.meta.get('rows')} train / {ref.test.meta.get('rows')} test rows")
+    return ref
+
+
+@task(name="fit", **RETRIES, **CACHED)
+def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
+    """Fit preprocessing and model on the training split only."""
+    ref = modality(split.train.modality).fit(split, spec, cache)
+    print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))}")
+    return ref
+
+
+@task(name="evaluate", **RETRIES)
+def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """Score the model on the held-out split."""
+    ev = modality(model.modality).evaluate(model, split, spec, plots_dir)
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in list(ev.metrics.items())[:4])
+    print(f"evaluate: {shown}")
+    return ev
+
+
+@task(name="publish", **RETRIES)
+def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[str, Any] | None,
+                split: SplitRef, model: ModelRef, evaluation: Evaluation) -> dict[str, Any]:
+    """Write the run folder atomically and attach the report to the flow run."""
+    from prefect.runtime import flow_run
+
+    files = modality(model.modality).export(model, str(run.staging))
+    primary = spec.evaluate.primary or metrics.PRIMARY[spec.task]
+    summary = publishing.publish(run, spec, data, validation, split, model, evaluation, files, primary,
+                                 flow_run_id=flow_run.get_id())
+    publishing.publish_artifacts(summary)
+    print(f"publish: {summary['run_dir']}")
+    return summary
+
+
+@task(name="stage", **RETRIES)
+def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
+    """Run one user-defined extra stage (a registered ``stage`` component)."""
+    comp, config = stage.resolve("stages")
+    return comp.build(config, context)
+
+
+def _after(spec: PipelineSpec, stage: str, context: dict[str, Any]) -> None:
+    for extra in spec.stages:
+        if extra.after == stage:
+            run_stage.with_options(name=f"stage:{extra.name}")(extra, context)
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    spec = flow_run.parameters.get("spec")
+    name = spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", "pipeline")
+    return f"{name}-{datetime.now():%Y-%m-%d-%H%M%S}"
+
+
+@flow(name="trainflow-pipeline", flow_run_name=_run_name, log_prints=True, validate_parameters=True)
+def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
+    """Run a whole pipeline spec; returns the content of the run's metrics.json."""
+    cache = cache_dir(out)
+    run = publishing.open_run(out, spec.name)
+    fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
+    try:
+        data = load_data(spec.data, cache)
+        _after(spec, "load", {"spec": spec, "data": data})
+        validation = validate_data(data, spec, run.docs)
+        _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
+        split = split_data(data, fit_spec, cache)
+        _after(spec, "split", {"spec": spec, "split": split})
+        model = fit_model(split, fit_spec, cache)
+        _after(spec, "fit", {"spec": spec, "model": model})
+        evaluation = evaluate_model(model, split, spec, run.plots)
+        _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
+        summary = publish_run(run, spec, data, validation, split, model, evaluation)
+    except BaseException as exc:
+        publishing.fail_run(run, exc)
+        raise
+    _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
+    return summary
+
+
+@flow(name="trainflow-validate", log_prints=True)
+def validate_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any] | None:
+    """Load and validate only; the Data Docs go to ``<out>/<pipeline>/validation-<time>/``."""
+    docs = Path(out).resolve() / spec.name / f"validation-{publishing.new_run_id()}"
+    data = load_data(spec.data, cache_dir(out))
+    summary = validate_data(data, spec, str(docs))
+    return summary

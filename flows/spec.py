@@ -1,0 +1,301 @@
+"""The pipeline spec: a YAML file validated by pydantic, the one parameter of the flow.
+
+Sections with a fixed shape are strict models (``extra="forbid"``), so a typo is an error. A
+section that picks a component (``data.loader``, ``preprocess.impute.method``, ``model.name``,
+...) also takes that component's options beside the name; they are checked against the
+component's own config when the spec is built, and every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainflow.errors import SpecError, expected
+from trainflow.registry import REGISTRY, Component, pydantic_problems
+
+TASKS = ("classification", "regression", "forecasting")
+STAGES = ("load", "validate", "split", "fit", "evaluate", "publish")
+
+
+class Strict(BaseModel):
+    """A spec section whose keys are fixed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Choice(BaseModel):
+    """A component picked by name (the ``selector`` field) plus its options."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str]
+    selector: ClassVar[str]
+
+    @property
+    def choice(self) -> str:
+        return getattr(self, self.selector)
+
+    def options(self) -> dict[str, Any]:
+        """The options given beside the name."""
+        return dict(self.model_extra or {})
+
+    def resolve(self, where: str, task: str | None = None) -> tuple[Component, BaseModel]:
+        """Find the component and validate its options; errors name ``where``."""
+        comp = REGISTRY.get(self.kind, self.choice, task=task, where=f"{where}.{self.selector}")
+        return comp, comp.parse(self.options(), where=f"{where}")
+
+
+class DataSpec(Choice):
+    kind: ClassVar[str] = "loader"
+    selector: ClassVar[str] = "loader"
+    loader: str = Field("csv", description="Loader component, e.g. csv, parquet")
+
+
+class ImputeSpec(Choice):
+    kind: ClassVar[str] = "imputer"
+    selector: ClassVar[str] = "method"
+    method: str = Field("median", description="drop_rows | mean | median | most_frequent | constant | knn | iterative")
+
+
+class EncodeSpec(Choice):
+    kind: ClassVar[str] = "encoder"
+    selector: ClassVar[str] = "method"
+    method: str = Field("onehot", description="onehot | ordinal")
+
+
+class ScaleSpec(Choice):
+    kind: ClassVar[str] = "scaler"
+    selector: ClassVar[str] = "method"
+    method: str = Field("standard", description="standard | minmax | robust | none")
+
+
+class ReduceSpec(Choice):
+    kind: ClassVar[str] = "reducer"
+    selector: ClassVar[str] = "method"
+    method: str = Field("none", description="none | pca | select_k_best | variance_threshold")
+
+
+class ResampleSpec(Choice):
+    kind: ClassVar[str] = "sampler"
+    selector: ClassVar[str] = "method"
+    method: str = Field("none", description="none | class_weight | random_over | smote | ...")
+
+
+class ModelSpec(Choice):
+    kind: ClassVar[str] = "model"
+    selector: ClassVar[str] = "name"
+    name: str = Field("logistic_regression", description="Model component")
+
+
+class StageSpec(Choice):
+    """An extra stage: a registered ``stage`` component run after a built-in stage."""
+
+    kind: ClassVar[str] = "stage"
+    selector: ClassVar[str] = "name"
+    name: str
+    after: Literal["load", "validate", "split", "fit", "evaluate", "publish"] = "publish"
+
+
+class PreprocessSpec(Strict):
+    impute: ImputeSpec = ImputeSpec()
+    encode: EncodeSpec = EncodeSpec()
+    scale: ScaleSpec = ScaleSpec()
+    reduce: ReduceSpec = ReduceSpec()
+    resample: ResampleSpec = ResampleSpec()
+
+
+class ColumnRule(Strict):
+    """What one column must hold; checked by Great Expectations before training."""
+
+    type: Literal["number", "integer", "string", "boolean", "datetime"] | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+    nullable: bool = True
+
+
+class ExpectationSpec(Strict):
+    """Any Great Expectations expectation, by name (``expect_column_values_to_be_between`` or
+    ``ExpectColumnValuesToBeBetween``) and keyword arguments."""
+
+    type: str
+    kwargs: dict[str, Any] = {}
+
+
+class ValidationSpec(Strict):
+    enabled: bool = True
+    min_rows: int = Field(10, ge=1, description="Fewer rows than this fails validation")
+    labels: list[Any] | None = Field(None, description="Allowed target values (classification)")
+    columns: dict[str, ColumnRule] = {}
+    expectations: list[ExpectationSpec] = []
+
+
+class SplitSpec(Strict):
+    test_size: float = Field(0.2, gt=0, lt=1, description="Share of rows held out for the test")
+    stratify: bool = True  # keeps class shares equal in train and test (classification only)
+    seed: int = 42  # fixed so that the held-out split does not move when the training seed does
+    cv_folds: int = Field(0, ge=0, description="k-fold cross-validation on the training split; 0 = off")
+
+
+class EvaluateSpec(Strict):
+    metrics: list[str] | None = Field(None, description="Metric components; default: all for the task")
+    primary: str | None = Field(None, description="Metric that ranks runs; default per task")
+
+
+class PipelineSpec(Strict):
+    """A whole pipeline: what to load, check, preprocess, train and report."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name; names the run folder")
+    task: Literal["classification", "regression", "forecasting"] = "classification"
+    description: str = ""
+    seed: int = Field(0, description="Seed for model training (the split has its own)")
+    data: DataSpec = DataSpec()
+    validation: ValidationSpec = ValidationSpec()
+    split: SplitSpec = SplitSpec()
+    preprocess: PreprocessSpec = PreprocessSpec()
+    model: ModelSpec = ModelSpec()
+    evaluate: EvaluateSpec = EvaluateSpec()
+    stages: list[StageSpec] = []
+
+    @model_validator(mode="after")
+    def _check_components(self) -> PipelineSpec:
+        problems = self.component_problems()
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    def component_problems(self) -> list[str]:
+        """Every problem with the chosen components and their options."""
+        problems: list[str] = []
+        loader = _collect(problems, self.data, "data")
+        modality = loader[0].modality if loader else None
+        model = _collect(problems, self.model, "model", task=self.task)
+        if loader and model and model[0].modality not in (None, modality):
+            problems.append(
+                f"'model.name' {self.model.name!r} is a {model[0].modality} model but the loader "
+                f"{self.data.loader!r} gives {modality} data. "
+                + expected("Choose a model that", REGISTRY_models_for(modality, self.task), self.model.name)
+            )
+        if modality == "tabular":
+            for slot in ("impute", "encode", "scale", "reduce", "resample"):
+                _collect(problems, getattr(self.preprocess, slot), f"preprocess.{slot}", task=self.task)
+        for i, stage in enumerate(self.stages):
+            _collect(problems, stage, f"stages[{i}]")
+        for i, name in enumerate(self.evaluate.metrics or []):
+            _lookup(problems, "metric", name, f"evaluate.metrics[{i}]", self.task)
+        if self.evaluate.primary:
+            _lookup(problems, "metric", self.evaluate.primary, "evaluate.primary", self.task)
+        return problems
+
+    @property
+    def modality(self) -> str:
+        """The kind of data the loader gives: tabular, image, sequence, ..."""
+        return REGISTRY.get("loader", self.data.loader).modality or "tabular"
+
+    def training_view(self) -> PipelineSpec:
+        """The spec without the parts that cannot change a trained model (cache-key input)."""
+        return self.model_copy(update={"description": "", "validation": ValidationSpec(),
+                                       "evaluate": EvaluateSpec(), "stages": []})
+
+
+def REGISTRY_models_for(modality: str | None, task: str) -> list[str]:
+    return [n for n in REGISTRY.names("model", task) if REGISTRY.get("model", n).modality in (None, modality)]
+
+
+def _collect(problems: list[str], choice: Choice, where: str, task: str | None = None):
+    try:
+        return choice.resolve(where, task)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _lookup(problems: list[str], kind: str, name: str, where: str, task: str) -> None:
+    try:
+        REGISTRY.get(kind, name, task=task, where=where)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+
+
+# ---------------------------------------------------------------- reading specs from files
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set a.b.c=value`` to the raw spec dict; the value is parsed as YAML."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set expects KEY=VALUE, e.g. model.name=random_forest. Got {assignment!r}.")
+    parts = key.strip().split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise SpecError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is not a section.")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpec:
+    """Validate a raw dict into a PipelineSpec; raise SpecError listing every problem."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"the top level must be a mapping of sections. Got {type(raw).__name__}.", source)
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(pydantic_problems(exc), source) from None
+    except SpecError as exc:
+        raise SpecError(exc.problems, source) from None
+
+
+def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML spec file into a dict, with errors that name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"the spec file '{path}' does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"'{path}' is not valid YAML: {exc}") from None
+    return raw or {}
+
+
+PATH_OPTIONS = ("path", "train", "test")
+
+
+def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpec:
+    """Read, override and validate a spec. Relative data paths resolve against the spec's folder
+    (or the working directory, where the file is found there and not beside the spec)."""
+    raw = read_raw_spec(path)
+    raw = copy.deepcopy(raw)
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    data = raw.get("data")
+    if isinstance(data, dict):
+        base = Path(path).resolve().parent
+        for key in PATH_OPTIONS:
+            if isinstance(data.get(key), str):
+                data[key] = resolve_data_path(data[key], base)
+    return spec_from_dict(raw, source=str(path))
+
+
+def resolve_data_path(value: str, base: Path) -> str:
+    """Absolute form of a data path given in a spec at folder ``base``."""
+    p = Path(os.path.expanduser(value))
+    if p.is_absolute():
+        return str(p)
+    beside_spec = base / p
+    if not beside_spec.exists() and p.exists():
+        return str(p.resolve())
+    return str(beside_spec.resolve())
+
+
+def spec_to_yaml(spec: PipelineSpec) -> str:
+    """The spec as YAML, as it was run (defaults filled in)."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

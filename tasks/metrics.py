@@ -1,0 +1,152 @@
+"""Metrics: named scoring functions, plus the per-class report and confusion matrix.
+
+A metric component is called as ``fn(y_true, y_pred, proba, labels)`` and returns a float;
+``greater_is_better`` (registered beside it) tells champion comparisons which way is better.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trainflow.registry import REGISTRY, component
+
+CLS = ("classification",)
+REG = ("regression", "forecasting")
+
+DEFAULTS = {
+    "classification": ["accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro",
+                       "roc_auc", "log_loss"],
+    "regression": ["rmse", "mae", "r2"],
+    "forecasting": ["rmse", "mae", "mape"],
+}
+PRIMARY = {"classification": "balanced_accuracy", "regression": "rmse", "forecasting": "rmse"}
+
+
+@component("metric", "accuracy", tasks=CLS, greater_is_better=True)
+def accuracy(y_true, y_pred, proba=None, labels=None) -> float:
+    """Share of correct predictions."""
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(y_true, y_pred))
+
+
+@component("metric", "balanced_accuracy", tasks=CLS, greater_is_better=True)
+def balanced_accuracy(y_true, y_pred, proba=None, labels=None) -> float:
+    """Mean recall over classes (robust to imbalance)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def _prf(which: int):
+    def metric(y_true, y_pred, proba=None, labels=None) -> float:
+        from sklearn.metrics import precision_recall_fscore_support
+
+        return float(precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)[which])
+
+    return metric
+
+
+for _i, _name, _doc in ((0, "precision_macro", "Precision averaged over classes."),
+                        (1, "recall_macro", "Recall averaged over classes."),
+                        (2, "f1_macro", "F1 averaged over classes.")):
+    _fn = _prf(_i)
+    _fn.__doc__ = _doc
+    component("metric", _name, tasks=CLS, greater_is_better=True)(_fn)
+
+
+@component("metric", "roc_auc", tasks=CLS, greater_is_better=True)
+def roc_auc(y_true, y_pred, proba=None, labels=None) -> float:
+    """Area under the ROC curve (one-vs-rest, macro average for several classes)."""
+    from sklearn.metrics import roc_auc_score
+
+    if proba is None or len(np.unique(y_true)) < 2:
+        return float("nan")
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
+
+
+@component("metric", "log_loss", tasks=CLS, greater_is_better=False)
+def log_loss(y_true, y_pred, proba=None, labels=None) -> float:
+    """Cross-entropy of the predicted probabilities."""
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    if proba is None:
+        return float("nan")
+    return float(sk_log_loss(y_true, proba, labels=list(range(proba.shape[1]))))
+
+
+@component("metric", "top_2_accuracy", tasks=CLS, greater_is_better=True)
+def top_2_accuracy(y_true, y_pred, proba=None, labels=None) -> float:
+    """Share of rows whose true class is among the two most probable."""
+    return top_k(y_true, proba, 2)
+
+
+@component("metric", "top_5_accuracy", tasks=CLS, greater_is_better=True)
+def top_5_accuracy(y_true, y_pred, proba=None, labels=None) -> float:
+    """Share of rows whose true class is among the five most probable."""
+    return top_k(y_true, proba, 5)
+
+
+def top_k(y_true, proba, k: int) -> float:
+    """Top-k accuracy for integer-coded ``y_true`` (nan without probabilities)."""
+    if proba is None:
+        return float("nan")
+    k = min(k, proba.shape[1])
+    top = np.argsort(-proba, axis=1)[:, :k]
+    return float(np.mean([t in row for t, row in zip(np.asarray(y_true), top)]))
+
+
+@component("metric", "rmse", tasks=REG, greater_is_better=False)
+def rmse(y_true, y_pred, proba=None, labels=None) -> float:
+    """Root mean squared error."""
+    diff = np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)
+    return float(np.sqrt(np.mean(diff**2)))
+
+
+@component("metric", "mae", tasks=REG, greater_is_better=False)
+def mae(y_true, y_pred, proba=None, labels=None) -> float:
+    """Mean absolute error."""
+    return float(np.mean(np.abs(np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float))))
+
+
+@component("metric", "r2", tasks=REG, greater_is_better=True)
+def r2(y_true, y_pred, proba=None, labels=None) -> float:
+    """Coefficient of determination."""
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y_true, y_pred))
+
+
+@component("metric", "mape", tasks=REG, greater_is_better=False)
+def mape(y_true, y_pred, proba=None, labels=None) -> float:
+    """Mean absolute percentage error, in percent (rows with a true value of 0 are skipped)."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    keep = y_true != 0
+    return float(np.mean(np.abs((y_true[keep] - y_pred[keep]) / y_true[keep])) * 100)
+
+
+def score(names: list[str], y_true, y_pred, proba=None, labels=None) -> dict[str, float]:
+    """Every named metric, in order."""
+    return {n: REGISTRY.get("metric", n).build(y_true, y_pred, proba, labels) for n in names}
+
+
+def greater_is_better(name: str) -> bool:
+    """Direction of a metric, for comparing runs."""
+    return bool(REGISTRY.get("metric", name).extra.get("greater_is_better", True))
+
+
+def classification_details(y_true, y_pred, labels: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Per-class precision/recall/F1/support and the confusion matrix, for integer-coded labels."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    idx = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=idx, zero_division=0)
+    per_class = {str(lab): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+                 for i, lab in enumerate(labels)}
+    cm = confusion_matrix(y_true, y_pred, labels=idx)
+    return per_class, {"labels": [str(x) for x in labels], "matrix": cm.tolist()}

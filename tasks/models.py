@@ -1,0 +1,167 @@
+"""scikit-learn models for tabular classification and regression.
+
+A model builder takes its config, the training seed and ``class_weight`` (``"balanced"`` when
+the spec's imbalance method is ``class_weight``) and returns an unfitted estimator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.registry import component
+
+CLS = ("classification",)
+REG = ("regression",)
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassifierOptions(Options):
+    multiclass: Literal["auto", "ovr", "ovo"] = Field(
+        "auto", description="auto: the model's own multiclass handling; ovr/ovo: one-vs-rest / one-vs-one wrappers"
+    )
+
+
+def _multiclass(estimator: Any, strategy: str) -> Any:
+    if strategy == "ovr":
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return OneVsRestClassifier(estimator)
+    if strategy == "ovo":
+        from sklearn.multiclass import OneVsOneClassifier
+
+        return OneVsOneClassifier(estimator)
+    return estimator
+
+
+class LogisticOptions(ClassifierOptions):
+    penalty: Literal["l1", "l2", "elasticnet", "none"] = "l2"
+    C: float = Field(1.0, gt=0, description="Inverse regularisation strength")
+    l1_ratio: float = Field(0.5, ge=0, le=1, description="L1 share of the penalty (elasticnet only)")
+    max_iter: int = Field(2000, ge=1)  # saga needs more iterations than lbfgs to converge
+
+
+@component("model", "logistic_regression", LogisticOptions, tasks=CLS, modality="tabular", class_weight=True)
+def logistic_regression(config: LogisticOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """Logistic regression with an L1, L2 or elastic-net penalty."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    l1_ratio = {"l1": 1.0, "l2": 0.0, "elasticnet": config.l1_ratio, "none": 0.0}[config.penalty]
+    C = np.inf if config.penalty == "none" else config.C
+    solver = "saga" if l1_ratio > 0 else "lbfgs"
+    est = LogisticRegression(C=C, l1_ratio=l1_ratio, solver=solver, max_iter=config.max_iter,
+                             class_weight=class_weight, random_state=seed)
+    return _multiclass(est, config.multiclass)
+
+
+class ForestOptions(ClassifierOptions):
+    n_estimators: int = Field(200, ge=1)
+    max_depth: int | None = Field(None, ge=1)
+    min_samples_leaf: int = Field(1, ge=1)
+
+
+@component("model", "random_forest", ForestOptions, tasks=CLS + REG, modality="tabular", class_weight=True)
+def random_forest(config: ForestOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """A random forest of decision trees (classifier or regressor, by the pipeline's task)."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    if task == "regression":
+        return RandomForestRegressor(n_estimators=config.n_estimators, max_depth=config.max_depth,
+                                     min_samples_leaf=config.min_samples_leaf, random_state=seed, n_jobs=1)
+    est = RandomForestClassifier(n_estimators=config.n_estimators, max_depth=config.max_depth,
+                                 min_samples_leaf=config.min_samples_leaf, class_weight=class_weight,
+                                 random_state=seed, n_jobs=1)
+    return _multiclass(est, config.multiclass)
+
+
+class BoostingOptions(ClassifierOptions):
+    learning_rate: float = Field(0.1, gt=0)
+    max_iter: int = Field(200, ge=1)
+    max_leaf_nodes: int = Field(31, ge=2)
+    early_stopping: Literal["auto", "on", "off"] = "auto"
+
+
+@component("model", "hist_gradient_boosting", BoostingOptions, tasks=CLS + REG, modality="tabular", class_weight=True)
+def hist_gradient_boosting(config: BoostingOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """Histogram gradient boosting (fast boosted trees; classifier or regressor)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    common = dict(learning_rate=config.learning_rate, max_iter=config.max_iter, max_leaf_nodes=config.max_leaf_nodes,
+                  early_stopping={"auto": "auto", "on": True, "off": False}[config.early_stopping], random_state=seed)
+    if task == "regression":
+        return HistGradientBoostingRegressor(**common)
+    est = HistGradientBoostingClassifier(class_weight=class_weight, **common)
+    return _multiclass(est, config.multiclass)
+
+
+class SvmOptions(ClassifierOptions):
+    C: float = Field(1.0, gt=0)
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+    gamma: Literal["scale", "auto"] | float = "scale"
+
+
+@component("model", "svm", SvmOptions, tasks=CLS, modality="tabular", class_weight=True)
+def svm(config: SvmOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """Support vector classifier (probabilities by Platt scaling)."""
+    from sklearn.svm import SVC
+
+    est = SVC(C=config.C, kernel=config.kernel, gamma=config.gamma, probability=True,
+              class_weight=class_weight, random_state=seed)
+    return _multiclass(est, config.multiclass)
+
+
+class MlpOptions(ClassifierOptions):
+    hidden_layer_sizes: list[int] = Field([64], min_length=1)
+    activation: Literal["relu", "tanh", "logistic", "identity"] = "relu"
+    solver: Literal["adam", "sgd", "lbfgs"] = "adam"
+    alpha: float = Field(1e-4, ge=0, description="L2 penalty")
+    learning_rate_init: float = Field(1e-3, gt=0)
+    max_iter: int = Field(500, ge=1)
+    early_stopping: bool = False
+
+
+@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False)
+def mlp(config: MlpOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """A multi-layer perceptron (scikit-learn)."""
+    from sklearn.neural_network import MLPClassifier
+
+    est = MLPClassifier(hidden_layer_sizes=tuple(config.hidden_layer_sizes), activation=config.activation,
+                        solver=config.solver, alpha=config.alpha, learning_rate_init=config.learning_rate_init,
+                        max_iter=config.max_iter, early_stopping=config.early_stopping, random_state=seed)
+    return _multiclass(est, config.multiclass)
+
+
+# ---------------------------------------------------------------- regression
+
+
+@component("model", "linear", Options, tasks=REG, modality="tabular")
+def linear(config: Options, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """Ordinary least squares."""
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression()
+
+
+class AlphaOptions(Options):
+    alpha: float = Field(1.0, gt=0, description="Regularisation strength")
+
+
+@component("model", "ridge", AlphaOptions, tasks=REG, modality="tabular")
+def ridge(config: AlphaOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """Linear regression with an L2 penalty."""
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=config.alpha)
+
+
+@component("model", "lasso", AlphaOptions, tasks=REG, modality="tabular")
+def lasso(config: AlphaOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """Linear regression with an L1 penalty (sparse coefficients)."""
+    from sklearn.linear_model import Lasso
+
+    return Lasso(alpha=config.alpha, random_state=seed, max_iter=10000)

@@ -1,0 +1,436 @@
+"""The tabular modality: validation, split, fit, evaluation, export and prediction for tables.
+
+Preprocessing and model form one imbalanced-learn ``Pipeline`` fitted on the training split:
+
+    impute (numeric imputer; categorical: most frequent + integer codes)
+    -> [sampler, when it works on category codes: smotenc]
+    -> encode (scaler on numeric, encoder on categorical codes)
+    -> [sampler, otherwise]  -> reduce -> model
+
+so imputers, scalers, reducers and samplers never see test rows, and samplers are skipped at
+predict time. The fitted pipeline is saved with skops and loaded back with an allow-list of types.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainflow.errors import DataError, SpecError
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, atomic_write_text, file_digest, json_digest
+from trainflow.tasks import metrics as M
+from trainflow.tasks import plots
+from trainflow.tasks.validate import Check, run_expectations
+
+MODEL_FILE = "model.skops"
+SCHEMA_FILE = "schema.json"
+NUMBER_REGEX = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float16", "float32", "float64", "Int64", "Float64",
+                 "uint8", "uint16", "uint32", "uint64"]
+#: modules whose types a saved pipeline may contain; anything else is refused at load time
+TRUSTED_MODULES = ("sklearn.", "imblearn.", "numpy", "scipy.", "builtins", "collections", "_operator",
+                   "functools")
+
+
+def _pd():
+    import pandas as pd
+
+    return pd
+
+
+# ---------------------------------------------------------------- store & validate
+
+
+def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
+    """Save a loaded DataFrame as Parquet in the cache, named by the source's digest."""
+    path = Path(cache_dir) / "data" / f"{digest}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    target = getattr(config, "target", None)
+    return DataRef(path=str(path), digest=digest, modality="tabular",
+                   meta={"rows": len(df), "target": target, "source": getattr(config, "path", ""),
+                         "features": [c for c in df.columns if c != target]})
+
+
+def looks_numeric(series: Any) -> bool:
+    """True for a text column whose values are mostly numbers (a typo, not a category)."""
+    pd = _pd()
+    if pd.api.types.is_numeric_dtype(series):
+        return False
+    values = series.dropna().astype(str)
+    if len(values) == 0:
+        return False
+    share = values.str.match(NUMBER_REGEX).mean()
+    return share >= 0.8
+
+
+def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
+    """The expectation suite for a table, from the spec and the data."""
+    v = spec.validation
+    checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows},
+                    f"validation.min_rows is {v.min_rows}")]
+    for col in df.columns:
+        checks.append(Check("ExpectColumnToExist", {"column": col}))
+        if col == target:
+            continue
+        checks.append(Check("ExpectColumnProportionOfNonNullValuesToBeBetween",
+                            {"column": col, "min_value": 0, "strict_min": True},
+                            "the column has no values at all; list it in data.drop"))
+        if looks_numeric(df[col]):
+            checks.append(Check("ExpectColumnValuesToMatchRegex", {"column": col, "regex": NUMBER_REGEX},
+                                "the column is mostly numbers, so text in it is a data error"))
+    if target:
+        checks.append(Check("ExpectColumnValuesToNotBeNull", {"column": target}, "every row needs a target"))
+        if spec.task == "classification":
+            checks.append(Check("ExpectColumnUniqueValueCountToBeBetween", {"column": target, "min_value": 2},
+                                "a classifier needs at least two classes"))
+            if v.labels:
+                checks.append(Check("ExpectColumnValuesToBeInSet", {"column": target, "value_set": v.labels},
+                                    "validation.labels"))
+        else:
+            checks.append(Check("ExpectColumnValuesToBeInTypeList", {"column": target, "type_list": NUMERIC_TYPES},
+                                "a regression target must be numeric"))
+    for col, rule in v.columns.items():
+        why = f"validation.columns.{col}"
+        if col not in df.columns:
+            checks.append(Check("ExpectColumnToExist", {"column": col}, why))
+            continue
+        if rule.type in ("number", "integer"):
+            types = NUMERIC_TYPES if rule.type == "number" else [t for t in NUMERIC_TYPES if "int" in t.lower()]
+            checks.append(Check("ExpectColumnValuesToBeInTypeList", {"column": col, "type_list": types}, why))
+            if str(df[col].dtype) not in NUMERIC_TYPES:
+                checks.append(Check("ExpectColumnValuesToMatchRegex", {"column": col, "regex": NUMBER_REGEX}, why))
+        if rule.min is not None or rule.max is not None:
+            if _pd().api.types.is_numeric_dtype(df[col]):
+                checks.append(Check("ExpectColumnValuesToBeBetween",
+                                    {"column": col, "min_value": rule.min, "max_value": rule.max}, why))
+        if rule.allowed is not None:
+            checks.append(Check("ExpectColumnValuesToBeInSet", {"column": col, "value_set": rule.allowed}, why))
+        if not rule.nullable:
+            checks.append(Check("ExpectColumnValuesToNotBeNull", {"column": col}, why))
+    checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
+    return checks
+
+
+def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+    """Run the derived suite on the stored table; raises ValidationFailed listing the failures."""
+    df = _pd().read_parquet(ref.path)
+    summary = run_expectations(df, derived_checks(df, spec, ref.meta.get("target")), docs_dir, suite=spec.name)
+    return summary.as_dict()
+
+
+# ---------------------------------------------------------------- split
+
+
+def _xy(df: Any, target: str) -> tuple[Any, Any]:
+    return df.drop(columns=[target]), df[target]
+
+
+def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+    """Stratified (classification) holdout split, written as two Parquet files in the cache."""
+    from sklearn.model_selection import train_test_split
+
+    target = ref.meta.get("target")
+    if not target:
+        raise SpecError("a tabular pipeline needs 'data.target', the column to predict.")
+    df = _pd().read_parquet(ref.path)
+    notes = []
+    if spec.preprocess.impute.method == "drop_rows":
+        before = len(df)
+        df = df.dropna().reset_index(drop=True)
+        notes.append(f"drop_rows removed {before - len(df)} of {before} rows with missing values")
+        if len(df) < 2:
+            raise DataError(f"After dropping rows with missing values, {len(df)} rows are left in "
+                            f"'{ref.meta.get('source')}'; choose another preprocess.impute.method.")
+    y = df[target]
+    stratify = None
+    if spec.task == "classification" and spec.split.stratify:
+        counts = y.value_counts()
+        if counts.min() >= 2:
+            stratify = y
+        else:
+            notes.append(f"not stratified: class {counts.idxmin()!r} has a single row")
+    train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
+                                   stratify=stratify, shuffle=True)
+    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method})
+    folder = Path(cache_dir) / "splits" / key[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    refs = {}
+    for name, part in (("train", train), ("test", test)):
+        path = folder / f"{name}.parquet"
+        part.to_parquet(path, index=False)
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
+                             meta={**ref.meta, "rows": len(part)})
+    counts = {}
+    if spec.task == "classification":
+        counts = {n: {str(k): int(v) for k, v in p[target].value_counts().sort_index().items()}
+                  for n, p in (("train", train), ("test", test))}
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+
+
+# ---------------------------------------------------------------- fit
+
+
+def column_kinds(X: Any) -> tuple[list[str], list[str]]:
+    """Numeric and categorical feature columns."""
+    pd = _pd()
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
+    return numeric, [c for c in X.columns if c not in numeric]
+
+
+def build_pipeline(spec: Any, numeric: list[str], categorical: list[str], n_features_hint: int) -> Any:
+    """The unfitted imbalanced-learn pipeline for a spec and a table's columns."""
+    from imblearn.pipeline import Pipeline
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    p, seed = spec.preprocess, spec.seed
+    imp_comp, imp_cfg = p.impute.resolve("preprocess.impute")
+    num_imputer = imp_comp.build(imp_cfg, seed=seed) or "passthrough"
+    codes = make_pipeline(
+        SimpleImputer(strategy="most_frequent"),
+        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64),
+    )
+    # Category codes come first, so their positions are known before fitting (indicator columns,
+    # whose number depends on the data, trail the numeric block).
+    impute = ColumnTransformer([("cat", codes, categorical), ("num", num_imputer, numeric)],
+                               sparse_threshold=0, verbose_feature_names_out=False)
+    steps: list[tuple[str, Any]] = [("impute", impute)]
+
+    sam_comp, sam_cfg = p.resample.resolve("preprocess.resample", task=spec.task)
+    cat_idx = list(range(len(categorical)))
+    sampler = sam_comp.build(sam_cfg, seed=seed, categorical=cat_idx or None)
+    on_codes = sam_comp.extra.get("on_codes", False)
+    if sampler is not None and on_codes:
+        steps.append(("resample", sampler))
+
+    sc_comp, sc_cfg = p.scale.resolve("preprocess.scale")
+    en_comp, en_cfg = p.encode.resolve("preprocess.encode")
+    steps.append(("encode", ColumnTransformer([("cat", en_comp.build(en_cfg, seed=seed), cat_idx)],
+                                              remainder=sc_comp.build(sc_cfg, seed=seed), sparse_threshold=0)))
+    if sampler is not None and not on_codes:
+        steps.append(("resample", sampler))
+    red_comp, red_cfg = p.reduce.resolve("preprocess.reduce")
+    reducer = red_comp.build(red_cfg, seed=seed, n_features=n_features_hint, task=spec.task)
+    if reducer is not None:
+        steps.append(("reduce", reducer))
+    mod_comp, mod_cfg = spec.model.resolve("model", task=spec.task)
+    class_weight = "balanced" if p.resample.method == "class_weight" else None
+    steps.append(("model", mod_comp.build(mod_cfg, seed=seed, class_weight=class_weight, task=spec.task)))
+    return Pipeline(steps)
+
+
+def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
+    """Fit the pipeline on the training split; save it with skops beside its input schema."""
+    import skops.io as sio
+
+    pd = _pd()
+    target = split_ref.train.meta["target"]
+    train = pd.read_parquet(split_ref.train.path)
+    X, y_raw = _xy(train, target)
+    numeric, categorical = column_kinds(X)
+    classes: list[Any] = []
+    if spec.task == "classification":
+        classes = sorted(y_raw.unique().tolist(), key=str)
+        y = y_raw.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    else:
+        y = y_raw.to_numpy(dtype=float)
+    pipe = build_pipeline(spec, numeric, categorical, n_features_hint=_encoded_width(X, numeric, categorical))
+    pipe.fit(X, y)
+
+    meta: dict[str, Any] = {"steps": [name for name, _ in pipe.steps], "classes": [str(c) for c in classes]}
+    if "resample" in pipe.named_steps and spec.task == "classification":
+        meta["class_counts_after_resampling"] = _counts_after_resampling(pipe, X, y, classes)
+    if spec.split.cv_folds >= 2:
+        meta["cv"] = cross_validate(spec, numeric, categorical, X, y)
+
+    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    folder = Path(cache_dir) / "models" / key[:16]
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    sio.dump(pipe, tmp / MODEL_FILE)
+    schema = {
+        "task": spec.task, "target": target, "classes": classes,
+        "features": [{"name": c, "kind": "numeric" if c in numeric else "categorical", "dtype": str(X[c].dtype)}
+                     for c in X.columns],
+    }
+    (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2, default=str))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    return ModelRef(path=str(folder), digest=file_digest(folder / MODEL_FILE), modality="tabular", meta=meta)
+
+
+def _encoded_width(X: Any, numeric: list[str], categorical: list[str]) -> int:
+    return len(numeric) + sum(int(X[c].nunique()) for c in categorical)
+
+
+def _counts_after_resampling(pipe: Any, X: Any, y: Any, classes: list[Any]) -> dict[str, int]:
+    from sklearn.base import clone
+
+    idx = [n for n, _ in pipe.steps].index("resample")
+    Xt = X
+    for _, step in pipe.steps[:idx]:
+        Xt = step.transform(Xt)
+    _, yr = clone(pipe.steps[idx][1]).fit_resample(Xt, y)
+    values, counts = np.unique(yr, return_counts=True)
+    return {str(classes[int(v)]): int(c) for v, c in zip(values, counts)}
+
+
+def cross_validate(spec: Any, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
+    """k-fold CV of the whole pipeline on the training split; the primary metric per fold."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    primary = spec.evaluate.primary or M.PRIMARY[spec.task]
+    cls = spec.task == "classification"
+    folds = (StratifiedKFold if cls else KFold)(spec.split.cv_folds, shuffle=True, random_state=spec.split.seed)
+    scores = []
+    for tr, va in folds.split(X, y):
+        pipe = build_pipeline(spec, numeric, categorical, _encoded_width(X, numeric, categorical))
+        pipe.fit(X.iloc[tr], y[tr])
+        pred, proba = _predict(pipe, X.iloc[va], cls)
+        scores.append(M.score([primary], y[va], pred, proba)[primary])
+    return {"metric": primary, "folds": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
+
+
+def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
+    pred = pipe.predict(X)
+    proba = pipe.predict_proba(X) if classification and hasattr(pipe, "predict_proba") else None
+    return pred, proba
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load a saved pipeline, refusing any type outside :data:`TRUSTED_MODULES`."""
+    import skops.io as sio
+
+    path = Path(folder) / MODEL_FILE
+    if not path.is_file():
+        raise DataError(f"No saved model at '{path}'.")
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
+    if refused:
+        raise DataError(f"Refusing to load '{path}': it contains types outside scikit-learn, imbalanced-learn, "
+                        f"NumPy and SciPy: {', '.join(refused)}.")
+    pipe = sio.load(path, trusted=untrusted)
+    schema = json.loads((Path(folder) / SCHEMA_FILE).read_text())
+    return pipe, schema
+
+
+def evaluate(model: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+    """Score the fitted pipeline on the test split; plots go to ``plots_dir``."""
+    pipe, schema = load_model(model.path)
+    test = _pd().read_parquet(split_ref.test.path)
+    X, y_raw = _xy(test, schema["target"])
+    cls = spec.task == "classification"
+    names = spec.evaluate.metrics or M.DEFAULTS[spec.task]
+    notes = list(split_ref.meta.get("notes", []))
+    per_class, confusion, charts, tables = {}, {}, {}, {}
+    if cls:
+        classes = schema["classes"]
+        index = {str(c): i for i, c in enumerate(classes)}
+        unknown = sorted({str(v) for v in y_raw if str(v) not in index})
+        if unknown:
+            notes.append(f"test rows with classes unseen in training were skipped: {unknown}")
+        keep = y_raw.astype(str).isin(index)
+        X, y = X[keep], y_raw[keep].astype(str).map(index).to_numpy()
+        pred, proba = _predict(pipe, X, True)
+        metrics = M.score(names, y, pred, proba, classes)
+        per_class, confusion = M.classification_details(y, pred, classes)
+        charts["Confusion matrix"] = plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")
+        before = split_ref.meta.get("class_counts", {}).get("train", {})
+        after = model.meta.get("class_counts_after_resampling")
+        if before:
+            counts = {"train": before} | ({"train after resampling": after} if after else {})
+            charts["Class balance"] = plots.bars_png(counts, Path(plots_dir) / "class_balance.png",
+                                                     "Training classes before/after resampling")
+            tables["Class balance"] = [{"class": c, "train": before.get(c, 0),
+                                        **({"after resampling": after.get(c, 0)} if after else {})}
+                                       for c in sorted(before)]
+    else:
+        y = y_raw.to_numpy(dtype=float)
+        pred, _ = _predict(pipe, X, False)
+        metrics = M.score(names, y, pred)
+        charts["Predicted vs true"] = plots.series_png(
+            {"true": (list(range(len(y))), sorted(y)), "predicted (same order)": (list(range(len(y))), pred[np.argsort(y)].tolist())},
+            Path(plots_dir) / "predicted_vs_true.png", "Test rows sorted by true value")
+    cv = model.meta.get("cv")
+    if cv:
+        metrics[f"cv_{cv['metric']}_mean"] = cv["mean"]
+        metrics[f"cv_{cv['metric']}_std"] = cv["std"]
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                      notes=notes)
+
+
+# ---------------------------------------------------------------- export & predict
+
+
+def export(model: ModelRef, run_dir: str) -> list[str]:
+    """Copy the model and its schema into the run folder."""
+    names = []
+    for name in (MODEL_FILE, SCHEMA_FILE):
+        shutil.copy2(Path(model.path) / name, Path(run_dir) / name)
+        names.append(name)
+    return names
+
+
+def read_table(path: str | Path) -> Any:
+    """Read new rows for prediction from CSV or Parquet (by extension)."""
+    pd = _pd()
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The input file '{path}' does not exist.")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    try:
+        return pd.read_csv(path, na_values=["", "NA", "N/A", "NaN", "nan", "null"], keep_default_na=False,
+                           skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"The input file '{path}' is empty.") from None
+
+
+def predict(run_dir: str | Path, input_path: str | Path) -> Any:
+    """Predict for new rows with a saved run's model; the rows must match the training schema."""
+    pd = _pd()
+    pipe, schema = load_model(run_dir)
+    df = read_table(input_path)
+    df.columns = [str(c).strip() for c in df.columns]
+    features = schema["features"]
+    missing = [f["name"] for f in features if f["name"] not in df.columns]
+    if missing:
+        raise DataError(f"The input file '{input_path}' lacks training column(s) {', '.join(map(repr, missing))}; "
+                        f"the model expects: {', '.join(f['name'] for f in features)}.")
+    problems = []
+    for f in features:
+        col = df[f["name"]]
+        if f["kind"] == "numeric" and not pd.api.types.is_numeric_dtype(col):
+            bad = col.dropna().astype(str)
+            bad = bad[~bad.str.match(NUMBER_REGEX)]
+            if len(bad):
+                problems.append(f"column '{f['name']}' must be numeric; found text such as {bad.iloc[0]!r} "
+                                f"(row {bad.index[0] + 1})")
+            else:
+                df[f["name"]] = pd.to_numeric(col)
+    if problems:
+        raise DataError(f"The input file '{input_path}' does not match the training schema: " + "; ".join(problems))
+    X = df[[f["name"] for f in features]]
+    if schema["task"] == "classification":
+        pred, proba = _predict(pipe, X, True)
+        out = pd.DataFrame({"prediction": [schema["classes"][int(i)] for i in pred]})
+        if proba is not None:
+            for i, c in enumerate(schema["classes"]):
+                out[f"proba_{c}"] = proba[:, i]
+    else:
+        out = pd.DataFrame({"prediction": pipe.predict(X)})
+    return out

@@ -1,0 +1,68 @@
+"""One exception family for the project, and the one message format it uses.
+
+Every error a user can cause is a ``TrainflowError``: the CLI prints its message and exits with
+its ``exit_code``; the flow's retry condition never retries one (retrying cannot fix bad input).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class TrainflowError(Exception):
+    """Base class for errors caused by the spec, the data or the environment."""
+
+    exit_code = 1
+
+
+class SpecError(TrainflowError):
+    """The pipeline spec is invalid; ``problems`` lists every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: str | list[str], source: str | None = None):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        if len(self.problems) == 1:
+            message = f"Invalid pipeline spec{where}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"Invalid pipeline spec{where} ({len(self.problems)} problems):\n{lines}"
+        super().__init__(message)
+
+
+class ComponentError(SpecError):
+    """A component is unknown, or its module failed to import."""
+
+
+class DataError(TrainflowError):
+    """Input data cannot be read or does not have the expected shape."""
+
+    exit_code = 3
+
+
+class ValidationFailed(TrainflowError):
+    """Great Expectations checks failed; ``report`` is a readable summary of the failures."""
+
+    exit_code = 4
+
+    def __init__(self, report: str, docs_path: str | None = None):
+        self.report = report
+        self.docs_path = docs_path
+        where = f"\nFull report: {docs_path}" if docs_path else ""
+        super().__init__(f"Data validation failed:\n{report}{where}")
+
+
+def did_you_mean(got: object, choices: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    match = difflib.get_close_matches(str(got), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def expected(what: str, allowed: Iterable[str], got: object) -> str:
+    """Format the project's standard "must be one of" message with a close-match hint."""
+    allowed = list(allowed)
+    listed = ", ".join(f"'{a}'" for a in allowed)
+    return f"{what} must be one of {listed}. Got '{got}'{did_you_mean(got, allowed)}."

@@ -1,0 +1,192 @@
+"""The component registry: every named, swappable part a spec can choose.
+
+A component is a builder function plus a pydantic config (``extra="forbid"``), registered under a
+kind and a name with :func:`component`. Built-ins register when their module in ``tasks/`` is
+imported; third-party packages expose modules through the ``trainflow.components`` entry-point
+group. :func:`discover` imports both once, and fails loudly naming any module that breaks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from trainflow.errors import ComponentError, SpecError, expected
+
+ENTRY_POINT_GROUP = "trainflow.components"
+
+#: What each kind of component is; the order is the order ``trainflow components`` lists them in.
+KINDS: dict[str, str] = {
+    "loader": "reads a dataset from files into memory",
+    "imputer": "fills or removes missing values (fitted on training data only)",
+    "encoder": "turns categorical columns into numbers",
+    "scaler": "rescales numeric features",
+    "reducer": "reduces the number of features",
+    "sampler": "handles class imbalance (applied to training data only)",
+    "model": "the estimator or network that is trained",
+    "metric": "scores predictions on held-out data",
+    "stage": "an extra Prefect task that runs after a named stage",
+}
+
+
+class NoOptions(BaseModel):
+    """Config for a component that takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component: ``build(config, **context)`` makes the working object."""
+
+    kind: str
+    name: str
+    build: Callable[..., Any]
+    config: type[BaseModel] = NoOptions
+    summary: str = ""
+    tasks: tuple[str, ...] = ()  # pipeline tasks it serves; empty means all
+    modality: str | None = None  # for loaders and models: tabular, image, sequence, ...
+    module: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def parse(self, options: dict[str, Any], where: str) -> BaseModel:
+        """Validate ``options`` against this component's config; raise SpecError naming ``where``."""
+        try:
+            return self.config.model_validate(options)
+        except ValidationError as exc:
+            raise SpecError(pydantic_problems(exc, prefix=where)) from None
+
+
+def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Turn a pydantic ValidationError into our one-line-per-problem messages."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        field_name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        if err["type"] == "extra_forbidden":
+            problems.append(f"'{field_name}' is not a known option.")
+        elif err["type"] in ("literal_error", "enum"):
+            allowed = err.get("ctx", {}).get("expected", "")
+            problems.append(f"'{field_name}' must be {allowed}. Got {err['input']!r}.")
+        else:
+            got = err.get("input")
+            got_text = f" Got {got!r}." if got is not None and not isinstance(got, dict) else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"'{field_name}': {msg}.{got_text}".replace("..", "."))
+    return problems
+
+
+class Registry:
+    """Components by (kind, name)."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], Component] = {}
+
+    def add(self, comp: Component) -> None:
+        """Register ``comp``; a second component with the same kind and name is an error."""
+        if comp.kind not in KINDS:
+            raise ComponentError(expected(f"The kind of component '{comp.name}'", KINDS, comp.kind))
+        key = (comp.kind, comp.name)
+        old = self._items.get(key)
+        if old is not None and old.module != comp.module:
+            raise ComponentError(
+                f"{comp.kind} '{comp.name}' from module '{comp.module}' clashes with the one "
+                f"already registered by '{old.module}'."
+            )
+        self._items[key] = comp
+
+    def get(self, kind: str, name: str, task: str | None = None, where: str | None = None) -> Component:
+        """Return the component, or raise ComponentError listing the valid names."""
+        discover()
+        comp = self._items.get((kind, name))
+        if comp is None or (task and comp.tasks and task not in comp.tasks):
+            label = where or kind
+            raise ComponentError(expected(f"'{label}'", self.names(kind, task), name))
+        return comp
+
+    def names(self, kind: str, task: str | None = None) -> list[str]:
+        """Names of the registered components of ``kind`` usable for ``task``."""
+        discover()
+        return sorted(
+            n for (k, n), c in self._items.items() if k == kind and (not task or not c.tasks or task in c.tasks)
+        )
+
+    def all(self) -> list[Component]:
+        """Every registered component, by kind order then name."""
+        discover()
+        order = list(KINDS)
+        return sorted(self._items.values(), key=lambda c: (order.index(c.kind), c.name))
+
+
+REGISTRY = Registry()
+
+
+def component(
+    kind: str,
+    name: str,
+    config: type[BaseModel] = NoOptions,
+    *,
+    tasks: tuple[str, ...] = (),
+    modality: str | None = None,
+    summary: str | None = None,
+    **extra: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``fn`` as the builder of component ``kind``/``name``.
+
+    ``summary`` defaults to the first line of the builder's docstring.
+    """
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        REGISTRY.add(
+            Component(
+                kind=kind,
+                name=name,
+                build=fn,
+                config=config,
+                summary=summary or (doc[0] if doc else ""),
+                tasks=tasks,
+                modality=modality,
+                module=fn.__module__,
+                extra=extra,
+            )
+        )
+        return fn
+
+    return register
+
+
+_discovered = False
+
+
+def discover(force: bool = False) -> None:
+    """Import every built-in module of ``trainflow.tasks`` and every entry-point module, once."""
+    global _discovered
+    if _discovered and not force:
+        return
+    _discovered = True  # set first: the imports below call back into the registry
+    import trainflow.tasks as builtin
+
+    for info in pkgutil.iter_modules(builtin.__path__, prefix="trainflow.tasks."):
+        _import(info.name, origin="built-in module")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plug-in must say which one it is
+            raise ComponentError(
+                f"The plug-in module '{ep.value}' (entry point '{ep.name}' in group "
+                f"'{ENTRY_POINT_GROUP}') failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _import(module: str, origin: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        raise ComponentError(f"The {origin} '{module}' failed to import: {type(exc).__name__}: {exc}") from exc
