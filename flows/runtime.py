@@ -10,6 +10,7 @@ so it is off. With ``PREFECT_API_URL`` set, the user's server and settings are u
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
@@ -30,10 +31,32 @@ def uses_remote_server() -> bool:
     return bool(get_current_settings().api.url)
 
 
+class HideUserErrorTracebacks(logging.Filter):
+    """Log a spec or data error as its message alone: a traceback into the engine does not help
+    someone whose CSV has a typo (the exception type and message stay in the log line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from trainflow.errors import TrainflowError
+
+        if record.exc_info and isinstance(record.exc_info[1], TrainflowError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def hide_user_error_tracebacks() -> None:
+    """Install :class:`HideUserErrorTracebacks` on the loggers Prefect reports run failures with."""
+    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, HideUserErrorTracebacks) for f in logger.filters):
+            logger.addFilter(HideUserErrorTracebacks())
+
+
 @contextlib.contextmanager
 def prefect_settings() -> Iterator[None]:
     """Settings for a CLI run: local-run tuning unless a server is configured."""
     quiet_libraries()
+    hide_user_error_tracebacks()
     from prefect.settings import temporary_settings
 
     if uses_remote_server():

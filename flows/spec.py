@@ -147,6 +147,15 @@ class EvaluateSpec(Strict):
     primary: str | None = Field(None, description="Metric that ranks runs; default per task")
 
 
+class PromotionSpec(Strict):
+    """When a finished run replaces the pipeline's champion (the model ``trainflow predict <name>`` uses)."""
+
+    enabled: bool = True
+    tolerance: float = Field(0.0, ge=0, description="A run this much worse on the primary metric still becomes "
+                             "champion (0: it must be at least as good)")
+    require_validation: bool = True  # a run whose data was not checked never becomes champion
+
+
 class PipelineSpec(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report."""
 
@@ -160,6 +169,7 @@ class PipelineSpec(Strict):
     preprocess: PreprocessSpec = PreprocessSpec()
     model: ModelSpec = ModelSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
+    promotion: PromotionSpec = PromotionSpec()
     stages: list[StageSpec] = []
 
     @model_validator(mode="after")
@@ -184,6 +194,9 @@ class PipelineSpec(Strict):
         if modality == "tabular":
             for slot in ("impute", "encode", "scale", "reduce", "resample"):
                 _collect(problems, getattr(self.preprocess, slot), f"preprocess.{slot}", task=self.task)
+            if self.preprocess.resample.method == "class_weight" and model and model[0].extra.get("class_weight") is False:
+                problems.append(f"'preprocess.resample.method' is 'class_weight', but model {self.model.name!r} "
+                                "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
         for i, stage in enumerate(self.stages):
             _collect(problems, stage, f"stages[{i}]")
         for i, name in enumerate(self.evaluate.metrics or []):
@@ -200,7 +213,8 @@ class PipelineSpec(Strict):
     def training_view(self) -> PipelineSpec:
         """The spec without the parts that cannot change a trained model (cache-key input)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
-                                       "evaluate": EvaluateSpec(), "stages": []})
+                                       "evaluate": EvaluateSpec(), "stages": [],
+                                       "promotion": PromotionSpec()})
 
 
 def REGISTRY_models_for(modality: str | None, task: str) -> list[str]:

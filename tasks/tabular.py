@@ -28,7 +28,7 @@ from trainflow.tasks.validate import Check, run_expectations
 
 MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
-NUMBER_REGEX = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER_REGEX = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float16", "float32", "float64", "Int64", "Float64",
                  "uint8", "uint16", "uint32", "uint64"]
 #: modules whose types a saved pipeline may contain; anything else is refused at load time

@@ -1,0 +1,38 @@
+"""Helpers shared by tests: run the CLI in-process and inspect run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from trainflow.flows.cli import main
+
+
+def run_cli(*argv: str, capsys=None) -> tuple[int, str]:
+    """Run ``trainflow`` with ``argv``; returns (exit code, stderr text if capsys given)."""
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err if capsys is not None else ""
+    return code, err
+
+
+def complete_runs(out: Path, pipeline: str) -> list[Path]:
+    """Run folders that look finished (hold metrics.json and are not marked failed or staging)."""
+    root = Path(out) / pipeline
+    if not root.exists():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and not p.name.endswith(".failed") and (p / "metrics.json").exists()]
+
+
+def leftovers(out: Path, pipeline: str) -> list[Path]:
+    """Anything in the pipeline folder that could pass for a finished run or a half-written one."""
+    root = Path(out) / pipeline
+    if not root.exists():
+        return []
+    return [p for p in root.iterdir() if not p.name.endswith(".failed") and not p.name.startswith("validation-")]
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -1,0 +1,35 @@
+"""A tiny training run for the kill-and-resume test: ``python train_script.py CKPT_DIR OUT_FILE [SLEEP]``.
+
+Trains a small MLP on seeded random data with a checkpoint folder, sleeping SLEEP seconds after
+each epoch (so the test can kill it mid-run), and writes the final weights to OUT_FILE.
+"""
+
+import sys
+import time
+
+import torch
+from safetensors.torch import save_file
+
+from trainflow.tasks.training import TrainConfig, train_model
+
+torch.set_num_threads(1)
+
+
+def data_and_model():
+    g = torch.Generator().manual_seed(123)
+    x = torch.randn(256, 8, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()
+    torch.manual_seed(7)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 3))
+    return (x, y), model
+
+
+if __name__ == "__main__":
+    ckpt, out = sys.argv[1], sys.argv[2]
+    pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    train, model = data_and_model()
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.01, optimizer="sgd", schedule="step", step_size=2,
+                         gamma=0.5, val_fraction=0.25, patience=10, num_threads=1, device="cpu")
+    train_model(model, train, None, config, seed=3, checkpoint_dir=ckpt,
+                sampler_weights=torch.linspace(1, 2, 256), on_epoch=lambda row: time.sleep(pause))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)

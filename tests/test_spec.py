@@ -1,0 +1,99 @@
+"""The pipeline spec: strict keys, component lookup, option checks, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SPECS
+from trainflow.errors import SpecError
+from trainflow.flows.spec import PipelineSpec, apply_override, load_spec, spec_from_dict
+
+
+def base(**extra) -> dict:
+    raw = {"name": "t", "data": {"loader": "csv", "path": "x.csv", "target": "y"}}
+    raw.update(extra)
+    return raw
+
+
+def test_penguins_spec_loads_with_absolute_data_path():
+    spec = load_spec(SPECS / "penguins.yaml")
+    assert spec.data.options()["path"].endswith("data/penguins.csv")
+    assert spec.preprocess.resample.method == "smote"
+    assert spec.modality == "tabular"
+
+
+def test_unknown_top_level_key_is_named():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(modle={"name": "svm"}))
+    assert "'modle' is not a known option" in str(err.value)
+
+
+def test_unknown_component_suggests_close_match():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(preprocess={"impute": {"method": "meen"}}))
+    msg = str(err.value)
+    assert "'preprocess.impute.method' must be one of" in msg and "'median'" in msg
+    assert "Got 'meen' (did you mean 'mean'?)" in msg
+
+
+def test_invalid_option_value_names_the_field():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(preprocess={"reduce": {"method": "pca", "n_components": 1.5}}))
+    assert "'preprocess.reduce.n_components'" in str(err.value)
+    assert "variance ratio between 0 and 1" in str(err.value)
+
+
+def test_all_problems_are_reported_together():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(model={"name": "svm", "C": -1, "kernal": "rbf"},
+                            preprocess={"scale": {"method": "zscore"}}))
+    problems = err.value.problems
+    assert len(problems) == 3, problems
+    assert any("'model.kernal' is not a known option" in p for p in problems)
+    assert any("'model.C'" in p for p in problems)
+    assert any("'preprocess.scale.method'" in p for p in problems)
+
+
+def test_component_for_the_wrong_task_is_rejected():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(task="regression", model={"name": "logistic_regression"}))
+    assert "'model.name' must be one of" in str(err.value) and "'ridge'" in str(err.value)
+
+
+def test_class_weight_with_model_without_support():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(model={"name": "mlp"}, preprocess={"resample": {"method": "class_weight"}}))
+    assert "class_weight" in str(err.value) and "mlp" in str(err.value)
+
+
+def test_overrides_parse_yaml_values_and_create_sections():
+    raw = base()
+    apply_override(raw, "model.name=random_forest")
+    apply_override(raw, "model.n_estimators=50")
+    apply_override(raw, "preprocess.resample.method=smote")
+    apply_override(raw, "validation.labels=[a, b]")
+    spec = spec_from_dict(raw)
+    assert spec.model.options() == {"n_estimators": 50}
+    assert spec.preprocess.resample.method == "smote"
+    assert spec.validation.labels == ["a", "b"]
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(SpecError, match="KEY=VALUE"):
+        apply_override({}, "model.name")
+
+
+def test_spec_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="bad.yaml"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_training_view_ignores_report_only_fields():
+    a = spec_from_dict(base(evaluate={"primary": "accuracy"}, description="one"))
+    b = spec_from_dict(base(description="two"))
+    assert a.training_view() == b.training_view()
+    assert isinstance(a, PipelineSpec)

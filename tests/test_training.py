@@ -1,0 +1,158 @@
+"""The shared training loop: config errors, determinism, checkpoint/resume, and a killed process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainflow.errors import SpecError  # noqa: E402
+from trainflow.tasks.training import CHECKPOINT, TrainConfig, load_checkpoint, train_model  # noqa: E402
+
+SCRIPT = Path(__file__).parent / "helpers" / "train_script.py"
+
+
+def _problem(raw: dict) -> str:
+    from trainflow.flows.spec import spec_from_dict
+
+    with pytest.raises(SpecError) as info:
+        spec_from_dict({"name": "t", **raw})
+    return str(info.value)
+
+
+def test_batch_size_zero_is_a_clear_spec_error():
+    msg = _problem({"train": {"batch_size": 0}})
+    assert "'train.batch_size'" in msg and "greater than or equal to 1" in msg and "Got 0" in msg
+
+
+def test_unknown_optimizer_suggests_the_closest_one():
+    msg = _problem({"train": {"optimizer": "adamm"}})
+    assert "'train.optimizer' must be 'sgd', 'adam' or 'adamw'" in msg and "did you mean 'adam'" in msg
+
+
+def test_unknown_train_option_is_rejected():
+    assert "'train.epoch' is not a known option" in _problem({"train": {"epoch": 3}})
+
+
+def _setup(seed_model=1):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(seed_model)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.Tanh(), torch.nn.Dropout(0.3), torch.nn.Linear(12, 2))
+    return (x, y), model
+
+
+CONFIG = TrainConfig(epochs=5, batch_size=16, optimizer="adamw", weight_decay=0.01, l1=1e-4, schedule="cosine",
+                     val_fraction=0.2, device="cpu", num_threads=1)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_weights_and_other_seed_differs(tmp_path):
+    runs = []
+    for seed in (0, 0, 1):
+        data, model = _setup()
+        result = train_model(model, data, None, CONFIG, seed=seed, checkpoint_dir=None, log=lambda s: None)
+        runs.append(_weights(model))
+        assert result.epochs_run == 5 and result.history[-1]["val_accuracy"] > 0.7
+    assert _same(runs[0], runs[1])
+    assert not _same(runs[0], runs[2])
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
+    data, model = _setup()
+    train_model(model, data, None, CONFIG, seed=0, checkpoint_dir=tmp_path / "a", log=lambda s: None)
+    expected = _weights(model)
+
+    def crash(row):
+        if row["epoch"] == 3:
+            raise RuntimeError("simulated crash")
+
+    data, model = _setup()
+    with pytest.raises(RuntimeError):
+        train_model(model, data, None, CONFIG, seed=0, checkpoint_dir=tmp_path / "b", on_epoch=crash, log=lambda s: None)
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["epoch"] == 3
+    data, model = _setup(seed_model=99)  # different initial weights: the checkpoint must override them
+    lines = []
+    result = train_model(model, data, None, CONFIG, seed=0, checkpoint_dir=tmp_path / "b", log=lines.append)
+    assert result.resumed_from == 3 and any("resuming" in s for s in lines)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
+    assert _same(_weights(model), expected)
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    data, model = _setup()
+    config = CONFIG.model_copy(update={"epochs": 40, "lr": 0.2, "optimizer": "sgd", "patience": 2, "l1": 0.0,
+                                       "schedule": "none"})
+    result = train_model(model, data, None, config, seed=0, log=lambda s: None)
+    assert result.stopped_early and result.epochs_run < 40
+    best = min(h["val_loss"] for h in result.history)
+    assert result.history[result.best_epoch - 1]["val_loss"] == best
+
+
+def test_class_weights_and_sampler_weights_change_training():
+    outs = []
+    for kw in ({}, {"class_weights": [1.0, 5.0]}, {"sampler_weights": torch.linspace(0.1, 1, 120)}):
+        data, model = _setup()
+        train_model(model, data, None, CONFIG.model_copy(update={"epochs": 2}), seed=0, log=lambda s: None, **kw)
+        outs.append(_weights(model))
+    assert not _same(outs[0], outs[1]) and not _same(outs[0], outs[2])
+
+
+def test_mse_loss_for_regression():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 3, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    model = torch.nn.Linear(3, 1)
+    result = train_model(model, (x, y), None, TrainConfig(epochs=30, lr=0.05, batch_size=10, device="cpu"),
+                         task="regression", log=lambda s: None)
+    assert result.history[-1]["train_loss"] < 0.01 and "train_accuracy" not in result.history[-1]
+
+
+def _run(ckpt: Path, out: Path, pause: float = 0.0) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(ckpt), str(out), str(pause)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_killed_training_process_resumes_to_the_same_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    uninterrupted = _run(tmp_path / "ck-full", tmp_path / "full.safetensors")
+    killed = _run(tmp_path / "ck-kill", tmp_path / "never.safetensors", pause=1.0)
+    ckpt = tmp_path / "ck-kill" / CHECKPOINT
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        state = load_checkpoint(ckpt) if ckpt.exists() else None
+        if state is not None and state["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(30)
+    assert killed.returncode == -signal.SIGKILL
+    epoch_at_kill = load_checkpoint(ckpt)["epoch"]
+    assert 2 <= epoch_at_kill < 6, "the process must die mid-run"
+    assert not (tmp_path / "never.safetensors").exists()
+
+    resumed = _run(tmp_path / "ck-kill", tmp_path / "resumed.safetensors")
+    log, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, log
+    assert f"resuming from the checkpoint of epoch {epoch_at_kill}" in log
+    full_log, _ = uninterrupted.communicate(timeout=120)
+    assert uninterrupted.returncode == 0, full_log
+    a, b = load_file(tmp_path / "full.safetensors"), load_file(tmp_path / "resumed.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
