@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from trainflow.errors import SpecError, expected
 from trainflow.registry import REGISTRY, Component, pydantic_problems
+from trainflow.tasks.training import TrainConfig  # pydantic only: torch is imported when training runs
 
 TASKS = ("classification", "regression", "forecasting")
 STAGES = ("load", "validate", "split", "fit", "evaluate", "publish")
@@ -169,6 +170,7 @@ class PipelineSpec(Strict):
     preprocess: PreprocessSpec = PreprocessSpec()
     model: ModelSpec = ModelSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
+    train: TrainConfig = Field(TrainConfig(), description="How neural networks are trained (image, sequence)")
     promotion: PromotionSpec = PromotionSpec()
     stages: list[StageSpec] = []
 

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from trainflow.errors import SpecError  # noqa: E402
 from trainflow.tasks.training import CHECKPOINT, TrainConfig, load_checkpoint, train_model  # noqa: E402
 
-SCRIPT = Path(__file__).parent / "helpers" / "train_script.py"
+SCRIPT = Path(__file__).parent / "scripts" / "train_script.py"
 
 
 def _problem(raw: dict) -> str:
@@ -50,7 +50,7 @@ def _setup(seed_model=1):
     return (x, y), model
 
 
-CONFIG = TrainConfig(epochs=5, batch_size=16, optimizer="adamw", weight_decay=0.01, l1=1e-4, schedule="cosine",
+CONFIG = TrainConfig(epochs=5, batch_size=16, lr=0.03, optimizer="adamw", weight_decay=0.01, l1=1e-4, schedule="cosine",
                      val_fraction=0.2, device="cpu", num_threads=1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from trainflow.errors import ComponentError, SpecError, expected
+from trainflow.errors import ComponentError, SpecError, did_you_mean, expected
 
 ENTRY_POINT_GROUP = "trainflow.components"
 
@@ -73,7 +74,8 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
             problems.append(f"'{field_name}' is not a known option.")
         elif err["type"] in ("literal_error", "enum"):
             allowed = err.get("ctx", {}).get("expected", "")
-            problems.append(f"'{field_name}' must be {allowed}. Got {err['input']!r}.")
+            hint = did_you_mean(err["input"], re.findall(r"'([^']*)'", allowed))
+            problems.append(f"'{field_name}' must be {allowed}. Got {err['input']!r}{hint}.")
         else:
             got = err.get("input")
             got_text = f" Got {got!r}." if got is not None and not isinstance(got, dict) else ""

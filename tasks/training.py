@@ -1,0 +1,422 @@
+"""The one PyTorch training loop, shared by every neural model (images, sequences, ...).
+
+    train_model(model, train, val, config, seed=..., checkpoint_dir=...) -> TrainResult
+
+``train`` and ``val`` are tuples of tensors ``(*inputs, target)`` (the model is called as
+``model(*inputs)``), or any ``torch.utils.data.Dataset`` whose items are such tuples. One epoch:
+shuffle (or draw with ``sampler_weights``), optional ``augment`` of each training batch, forward,
+loss (+ L1), backward, step; then validation loss/accuracy, the scheduler step, early stopping, a
+log line, the Prefect progress artifact, and a checkpoint written atomically. The checkpoint holds
+model, optimizer, scheduler, RNG states, history and early-stopping state, saved with
+``torch.save`` of plain state dicts and loaded with ``weights_only=True`` (no pickled objects).
+A run that finds a checkpoint in ``checkpoint_dir`` resumes after its last epoch, so a retried or
+re-run training reaches the same weights as an uninterrupted one (bit for bit on CPU).
+
+Torch is imported inside functions: this module is imported by the spec, which must stay light.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.errors import TrainflowError
+from trainflow.refs import json_digest
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainConfig(BaseModel):
+    """How a network is trained (the spec's ``train`` section)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Adam with lr 1e-3 works for small CNNs and RNNs without tuning (the seed's recipe).
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("adam", description="sgd | adam | adamw")
+    lr: float = Field(1e-3, gt=0, description="Learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (0.9 is the usual choice)")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD only)")
+    # No schedule by default: short runs gain little, and a schedule is one more thing to explain.
+    schedule: Literal["none", "step", "cosine"] = Field("none", description="Learning-rate schedule, stepped per epoch")
+    step_size: int = Field(10, ge=1, description="Epochs between decays (schedule: step)")
+    gamma: float = Field(0.1, gt=0, le=1, description="Decay factor (schedule: step)")
+    # Regularization is off by default so the seed's recipe is reproduced exactly.
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on all parameters, added to the loss")
+    loss: Literal["auto", "cross_entropy", "mse"] = Field(
+        "auto", description="auto: cross_entropy for classification, mse for regression/forecasting")
+    epochs: int = Field(10, ge=1, description="Maximum number of epochs")
+    batch_size: int = Field(128, ge=1, description="Examples per gradient step")
+    # Early stopping needs a validation split; both off by default (the test split is never used).
+    patience: int = Field(0, ge=0, description="Stop after this many epochs without a better val loss; 0 = off")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="Share of training data held out for validation")
+    restore_best: bool = Field(True, description="With a validation split, keep the weights of the best epoch")
+    # Imbalance: weight the loss by inverse class frequency, or draw examples with those weights.
+    imbalance: Literal["none", "class_weight", "oversample"] = Field(
+        "none", description="none | class_weight (weighted loss) | oversample (weighted sampler)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present")
+    num_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
+    checkpoint: bool = Field(True, description="Checkpoint every epoch and resume from it after a crash")
+
+
+@dataclass
+class TrainResult:
+    """What training produced; the model itself is trained in place."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    device: str
+    resumed_from: int = 0  # epoch of the checkpoint training resumed from (0 = fresh start)
+    checkpoint: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainflowError("train.device is 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'.")
+    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def checkpoint_dir(cache_dir: str, *key: Any) -> str:
+    """A checkpoint folder that is the same for the same inputs (split digest, spec, seed, ...),
+    so a retried task or a re-run of a crashed run finds the checkpoint it left."""
+    return str(Path(cache_dir) / "checkpoints" / json_digest(list(key))[:16])
+
+
+# ---------------------------------------------------------------- data helpers
+
+
+def _size(data: Any) -> int:
+    return len(data[0]) if isinstance(data, tuple) else len(data)
+
+
+def _batch(data: Any, idx: Any) -> tuple[Any, ...]:
+    if isinstance(data, tuple):
+        return tuple(t[idx] for t in data)
+    from torch.utils.data import default_collate
+
+    return tuple(default_collate([data[int(i)] for i in idx]))
+
+
+def _subset(data: Any, idx: Any) -> Any:
+    if isinstance(data, tuple):
+        return tuple(t[idx] for t in data)
+    from torch.utils.data import Subset
+
+    return Subset(data, idx.tolist())
+
+
+def _targets(data: Any) -> Any:
+    return data[-1] if isinstance(data, tuple) else None
+
+
+def carve_validation(n: int, y: Any, fraction: float, seed: int, stratify: bool) -> tuple[Any, Any]:
+    """Train and validation indices; stratified by ``y`` when asked and every class has 2+ rows."""
+    import numpy as np
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    labels = y.cpu().numpy() if stratify and y is not None else None
+    if labels is not None and np.unique(labels, return_counts=True)[1].min() < 2:
+        labels = None
+    tr, va = train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=labels)
+    return torch.as_tensor(np.sort(tr)), torch.as_tensor(np.sort(va))
+
+
+def balanced_weights(y: Any) -> Any:
+    """Per-class weights ``n / (k * count)`` (scikit-learn's "balanced"); 0 for absent classes."""
+    import torch
+
+    y = torch.as_tensor(y).long().cpu()
+    counts = torch.bincount(y).float()
+    return torch.where(counts > 0, len(y) / (int((counts > 0).sum()) * counts.clamp(min=1)), torch.zeros_like(counts))
+
+
+@dataclass
+class _Loss:
+    kind: str  # cross_entropy | mse
+    weight: Any  # class weights (cross_entropy) or None
+    classify: bool  # targets are class indices
+
+    def __call__(self, out: Any, y: Any) -> Any:
+        import torch.nn.functional as F
+
+        if self.kind == "cross_entropy":
+            return F.cross_entropy(out, y, weight=self.weight)
+        if self.classify:  # mse between class probabilities and one-hot targets
+            return F.mse_loss(out.softmax(1), F.one_hot(y.long(), out.shape[1]).to(out.dtype))
+        return F.mse_loss(out.reshape(y.shape), y.to(out.dtype))
+
+
+def predict(model: Any, inputs: Any, batch_size: int = 512, device: Any = None) -> Any:
+    """Model outputs for ``inputs`` (a tensor or tuple of tensors), batched, on the model's device; CPU result."""
+    import torch
+
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    device = device or next(model.parameters()).device
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs[0]), batch_size):
+            outs.append(model(*(t[start:start + batch_size].to(device) for t in inputs)).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _evaluate(model: Any, data: Any, loss_fn: _Loss, batch_size: int, device: Any) -> dict[str, float]:
+    import torch
+
+    model.eval()
+    total, correct, n = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, _size(data), batch_size):
+            *x, y = (t.to(device) for t in _batch(data, torch.arange(start, min(start + batch_size, _size(data)))))
+            out = model(*x)
+            total += float(loss_fn(out, y)) * len(y)
+            if loss_fn.classify:
+                correct += int((out.argmax(1) == y).sum())
+            n += len(y)
+    metrics = {"val_loss": total / max(n, 1)}
+    if loss_fn.classify:
+        metrics["val_accuracy"] = correct / max(n, 1)
+    return metrics
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write the checkpoint so that a reader (or a resume after a kill) sees a whole file or the old one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict[str, Any] | None:
+    """A checkpoint's state (tensors, numbers, lists, dicts only), or None when there is none."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a checkpoint from another version of the model: start over, say so
+        raise TrainflowError(f"The checkpoint '{path}' cannot be read ({exc}); delete it to train from scratch.") from None
+
+
+def _rng_state(gen: Any) -> dict[str, Any]:
+    import torch
+
+    state = {"torch": torch.get_rng_state(), "loader": gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.stack([s for s in torch.cuda.get_rng_state_all()])
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], gen: Any) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"].cpu())
+    gen.set_state(state["loader"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A Prefect progress artifact, only when running inside a flow or task run."""
+
+    def __init__(self, key: str | None, description: str):
+        self.id = None
+        try:
+            from prefect.artifacts import create_progress_artifact
+            from prefect.context import FlowRunContext, TaskRunContext
+
+            if FlowRunContext.get() or TaskRunContext.get():
+                self.id = create_progress_artifact(progress=0.0, key=key, description=description)
+        except Exception:  # progress is cosmetic: never fail training for it
+            self.id = None
+
+    def update(self, percent: float) -> None:
+        if self.id is None:
+            return
+        try:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self.id, progress=round(percent, 1))
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train_model(
+    model: Any,
+    train: Any,
+    val: Any,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    task: str = "classification",
+    class_weights: Any = None,
+    sampler_weights: Any = None,
+    augment: Callable[[Any], Any] | None = None,
+    progress_key: str | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``model`` in place with ``config``; resume from ``checkpoint_dir`` if it holds a checkpoint.
+
+    ``val`` may be None: with ``config.val_fraction > 0`` a validation part is then carved from
+    ``train`` (stratified for classification). ``class_weights`` (one per class) weight the loss;
+    ``sampler_weights`` (one per training example) draw each epoch's examples with replacement.
+    ``augment(x_batch)`` transforms the inputs of training batches only (using torch's RNG).
+    ``on_epoch(row)`` is called after each epoch's checkpoint is written. Raises TrainflowError for
+    an unusable device or checkpoint.
+    """
+    import torch
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    notes: list[str] = []
+    if val is None and config.val_fraction > 0:
+        tr, va = carve_validation(_size(train), _targets(train), config.val_fraction, seed,
+                                  stratify=task == "classification")
+        train, val = _subset(train, tr), _subset(train, va)
+        if sampler_weights is not None:
+            sampler_weights = torch.as_tensor(sampler_weights)[tr]
+        notes.append(f"validation: {len(va)} of {len(tr) + len(va)} training examples held out for early stopping")
+
+    if config.imbalance != "none" and task == "classification" and class_weights is None and sampler_weights is None:
+        y = _targets(train) if isinstance(train, tuple) else torch.as_tensor([train[i][-1] for i in range(len(train))])
+        per_class = balanced_weights(y)
+        if config.imbalance == "class_weight":
+            class_weights = per_class
+        else:
+            sampler_weights = per_class[y.long().cpu()]
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
+                              weight_decay=config.weight_decay)
+    elif config.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    sched = None
+    if config.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
+    elif config.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    kind = config.loss if config.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
+    weight = torch.as_tensor(class_weights, dtype=torch.float32, device=device) if class_weights is not None else None
+    loss_fn = _Loss(kind, weight, classify=task == "classification")
+
+    # Early-stopping state; the best weights are kept (on CPU) when there is a validation split.
+    start, history, best_loss, best_epoch, bad, best_state = 0, [], math.inf, 0, 0, None
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir and config.checkpoint else None
+    state = load_checkpoint(ckpt, device) if ckpt else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], gen)
+        start, history = int(state["epoch"]), list(state["history"])
+        best_loss, best_epoch, bad = float(state["best_loss"]), int(state["best_epoch"]), int(state["bad_epochs"])
+        best_state = state.get("best_model")
+        log(f"resuming from the checkpoint of epoch {start} in {ckpt.parent}")
+    resumed_from = start
+    stopped = bool(state and state.get("stopped"))
+
+    n = _size(train)
+    progress = _Progress(progress_key, f"training {type(model).__name__} for {config.epochs} epochs")
+    progress.update(100.0 * start / config.epochs)
+    for epoch in range(start + 1, config.epochs + 1):
+        if stopped:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        order = (torch.multinomial(torch.as_tensor(sampler_weights, dtype=torch.float), n, replacement=True, generator=gen)
+                 if sampler_weights is not None else torch.randperm(n, generator=gen))
+        total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
+        for b in range(0, n, config.batch_size):
+            *x, y = (t.to(device, non_blocking=True) for t in _batch(train, order[b:b + config.batch_size]))
+            if augment is not None:
+                x[0] = augment(x[0])
+            out = model(*x)
+            loss = loss_fn(out, y)
+            if config.l1:
+                loss = loss + config.l1 * sum(p.abs().sum() for p in params)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(y)
+            if loss_fn.classify:
+                correct += (out.detach().argmax(1) == y).sum()
+        row = {"epoch": epoch, "train_loss": float(total) / n}
+        if loss_fn.classify:
+            row["train_accuracy"] = float(correct) / n
+        row["lr"] = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step()
+        if val is not None and _size(val):
+            row.update(_evaluate(model, val, loss_fn, max(config.batch_size, 256), device))
+            if row["val_loss"] < best_loss:
+                best_loss, best_epoch, bad = row["val_loss"], epoch, 0
+                if config.restore_best:
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+            stopped = bool(config.patience and bad >= config.patience)
+        else:
+            best_epoch = epoch
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
+        log(f"epoch {epoch}/{config.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                         if k not in ("epoch", "seconds"))
+            + f" ({row['seconds']:.1f} s)" + (" early stop" if stopped else ""))
+        if ckpt is not None:
+            _save_checkpoint(ckpt, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else {},
+                "rng": _rng_state(gen), "epoch": epoch, "history": history, "best_loss": best_loss,
+                "best_epoch": best_epoch, "bad_epochs": bad, "stopped": stopped,
+                **({"best_model": best_state} if best_state is not None else {}),
+            })
+        progress.update(100.0 * (config.epochs if stopped else epoch) / config.epochs)
+        if on_epoch is not None:
+            on_epoch(row)
+    if stopped:
+        notes.append(f"early stopping after epoch {len(history)}: no better validation loss for {config.patience} epochs")
+    if best_state is not None and config.restore_best and best_epoch != len(history):
+        model.load_state_dict(best_state)
+        notes.append(f"weights of the best epoch ({best_epoch}, val_loss {best_loss:.4g}) restored")
+    progress.update(100.0)
+    return TrainResult(history=history, best_epoch=best_epoch, epochs_run=len(history), stopped_early=stopped,
+                       device=str(device), resumed_from=resumed_from, checkpoint=str(ckpt) if ckpt else None,
+                       notes=notes)
