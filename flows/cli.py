@@ -43,10 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs")
     _overrides(p)
 
-    p = sub.add_parser("predict", help="predict with a saved run's model")
-    p.add_argument("model", help="a run folder (runs/<pipeline>/<run-id>)")
+    p = sub.add_parser("predict", help="predict with a pipeline's champion or a saved run's model")
+    p.add_argument("model", help="a pipeline name (uses its champion) or a run folder (runs/<pipeline>/<run-id>)")
     p.add_argument("input", help="new rows/items to predict (same format as the training data)")
     p.add_argument("--out", required=True, help="where to write the predictions (CSV)")
+    p.add_argument("--runs", default="runs", help="folder of run folders, for a pipeline name (default: runs)")
 
     p = sub.add_parser("components", help="list every registered component and its options")
     p.add_argument("--kind", help="only this kind (loader, imputer, model, ...)")
@@ -129,9 +130,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from trainflow.tasks.predict import predict_to_file
+    from trainflow.tasks.promote import resolve_model
 
-    path = predict_to_file(args.model, args.input, args.out)
-    print(f"predictions written to {path}")
+    run_dir = resolve_model(args.model, args.runs)
+    path = predict_to_file(run_dir, args.input, args.out)
+    print(f"predictions written to {path} (model: {run_dir})")
     return 0
 
 

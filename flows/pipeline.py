@@ -17,6 +17,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.tasks import exponential_backoff
 
 from trainflow.errors import TrainflowError
+from trainflow.flows.monitor import TRAIN_TAG
 from trainflow.flows.spec import PipelineSpec, StageSpec
 from trainflow.modality import modality
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
@@ -75,7 +76,7 @@ def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     return ref
 
 
-@task(name="fit", **RETRIES, **CACHED)
+@task(name="fit", tags=[TRAIN_TAG], **RETRIES, **CACHED)
 def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
     """Fit preprocessing and model on the training split only."""
     ref = modality(split.train.modality).fit(split, spec, cache)
@@ -105,6 +106,19 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
     publishing.publish_artifacts(summary)
     print(f"publish: {summary['run_dir']}")
     return summary
+
+
+@task(name="promote", **RETRIES)
+def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
+    """Make the run the pipeline's champion if it is not worse than the current one; tag the run."""
+    from trainflow.flows.monitor import add_flow_run_tags, data_tag, run_tags
+    from trainflow.tasks import promote
+
+    decision = promote.promote(summary, spec.promotion)
+    promote.promotion_artifact(summary, decision)
+    add_flow_run_tags([*run_tags(spec), data_tag(summary["data_digest"])])
+    print(f"promote: {'champion' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
+    return decision
 
 
 @task(name="stage", **RETRIES)
@@ -149,6 +163,7 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
     except BaseException as exc:
         publishing.fail_run(run, exc)
         raise
+    summary["promotion"] = promote_run(summary, spec)
     _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
     return summary
 

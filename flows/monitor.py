@@ -1,0 +1,39 @@
+"""What a run shows in the Prefect UI besides its report: tags to filter runs by.
+
+Tags known before a run starts (pipeline, task kind, modality) are given at call time through
+``prefect.tags``; the data digest is only known after loading, so it is added to the flow run
+through the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: the tag on training tasks; ``prefect concurrency-limit create trainflow-train 1`` lets one train at a time
+TRAIN_TAG = "trainflow-train"
+
+
+def run_tags(spec: Any) -> list[str]:
+    """Tags of a pipeline's flow runs: ``trainflow``, ``pipeline:<name>``, ``task:<kind>``, ``modality:<m>``."""
+    return ["trainflow", f"pipeline:{spec.name}", f"task:{spec.task}", f"modality:{spec.modality}"]
+
+
+def data_tag(digest: str) -> str:
+    """The tag naming the data a run trained on (first 12 hex digits of its digest)."""
+    return f"data:{digest[:12]}"
+
+
+def add_flow_run_tags(tags: list[str], flow_run_id: str | None = None) -> list[str]:
+    """Add ``tags`` to a flow run (default: the current one); returns its tags. No-op outside a run."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    flow_run_id = flow_run_id or flow_run.get_id()
+    if not flow_run_id:
+        return []
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(flow_run_id).tags or []
+        merged = list(dict.fromkeys([*current, *tags]))
+        if merged != current:
+            client.update_flow_run(flow_run_id, tags=merged)
+    return merged

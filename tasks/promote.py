@@ -1,0 +1,181 @@
+"""Model promotion: each pipeline has one champion run, named by ``<out>/<pipeline>/champion.json``.
+
+A finished run replaces the champion only when it passed validation and is not worse than the
+champion on the spec's primary metric (within ``promotion.tolerance``); otherwise the champion
+stays and the run's report says why. The pointer is written to a temporary file and switched
+with ``os.replace``, so a reader sees the old champion or the new one, never half a file; a lock
+file serialises two runs of the same pipeline that finish at the same moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trainflow.errors import DataError
+from trainflow.refs import atomic_write_text
+
+CHAMPION_FILE = "champion.json"
+
+
+def champion_file(out: str | os.PathLike, pipeline: str) -> Path:
+    """Where the champion pointer of ``pipeline`` lives."""
+    return Path(out) / pipeline / CHAMPION_FILE
+
+
+def read_champion(out: str | os.PathLike, pipeline: str) -> dict[str, Any] | None:
+    """The champion pointer (with ``run_dir`` resolved), or None when the pipeline has none."""
+    path = champion_file(out, pipeline)
+    if not path.is_file():
+        return None
+    pointer = json.loads(path.read_text(encoding="utf-8"))
+    pointer["run_dir"] = str(path.parent / pointer["run_id"])
+    return pointer
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; the pointer switch itself stays atomic
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)  # lock the pipeline folder itself: no lock file left beside the runs
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _value(metrics: dict[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any) -> dict[str, Any]:
+    """Whether the run in ``summary`` (its metrics.json) should replace ``champion``.
+
+    ``policy`` is the spec's ``promotion`` section. Returns ``{"promoted": bool, "reason": str,
+    "metric", "value", "champion_run_id", "champion_value"}``; ``reason`` is one readable sentence.
+    """
+    from trainflow.tasks.metrics import greater_is_better
+
+    metric = summary["primary_metric"]
+    value = _value(summary["metrics"], metric)
+    decision: dict[str, Any] = {"promoted": False, "metric": metric, "value": value,
+                                "champion_run_id": champion["run_id"] if champion else None,
+                                "champion_value": None, "tolerance": policy.tolerance}
+
+    def result(promoted: bool, reason: str) -> dict[str, Any]:
+        return {**decision, "promoted": promoted, "reason": reason}
+
+    if not policy.enabled:
+        return result(False, "promotion is disabled for this pipeline (promotion.enabled: false).")
+    validation = summary.get("validation")
+    if validation is None and policy.require_validation:
+        return result(False, "the data was not validated (validation.enabled: false) and "
+                             "promotion.require_validation is true.")
+    if validation is not None and not validation.get("success", False):
+        return result(False, "the data failed validation.")
+    if value is None:
+        return result(False, f"the run has no value for the primary metric '{metric}'.")
+    if champion is None:
+        return result(True, f"first champion of the pipeline ({metric} = {value:.4f}).")
+    champion_metrics = Path(champion["run_dir"]) / "metrics.json"
+    if not champion_metrics.is_file():
+        return result(True, f"the champion's run folder '{champion['run_dir']}' is gone; this run replaces it.")
+    old = _value(json.loads(champion_metrics.read_text(encoding="utf-8"))["metrics"], metric)
+    decision["champion_value"] = old
+    if old is None:
+        return result(True, f"the champion {champion['run_id']} has no '{metric}' to compare with.")
+    higher = greater_is_better(metric)
+    margin = (value - old) if higher else (old - value)
+    direction = "higher" if higher else "lower"
+    if margin >= -policy.tolerance:
+        return result(True, f"{metric} = {value:.4f} is not worse than the champion {champion['run_id']} "
+                            f"({old:.4f}; {direction} is better, tolerance {policy.tolerance:g}).")
+    return result(False, f"{metric} = {value:.4f} is worse than the champion {champion['run_id']} "
+                         f"({old:.4f}; {direction} is better, tolerance {policy.tolerance:g}); "
+                         f"the champion stays.")
+
+
+def promote(summary: dict[str, Any], policy: Any) -> dict[str, Any]:
+    """Decide on the published run in ``summary`` and switch the champion pointer if it wins.
+
+    The decision is also written into the run's ``metrics.json`` (key ``promotion``) and appended
+    to its ``report.md``. Returns the decision (see :func:`decide`).
+    """
+    run_dir = Path(summary["run_dir"])
+    folder = run_dir.parent
+    with _locked(folder):
+        champion = read_champion(folder.parent, summary["pipeline"])
+        decision = decide(summary, champion, policy)
+        decision["decided"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if decision["promoted"]:
+            pointer = {"pipeline": summary["pipeline"], "run_id": summary["run_id"],
+                       "metric": decision["metric"], "value": decision["value"],
+                       "promoted": decision["decided"], "flow_run_id": summary.get("flow_run_id"),
+                       "data_digest": summary.get("data_digest"), "model_digest": summary.get("model_digest"),
+                       "previous": decision["champion_run_id"]}
+            atomic_write_text(folder / CHAMPION_FILE, json.dumps(pointer, indent=2))
+    record(run_dir, decision)
+    return decision
+
+
+def report_section(decision: dict[str, Any]) -> str:
+    """The ``## Promotion`` section of a run's report."""
+    verdict = "**promoted to champion**" if decision["promoted"] else "**not promoted**"
+    return f"\n## Promotion\n\nThis run was {verdict}: {decision['reason']}\n"
+
+
+def record(run_dir: Path, decision: dict[str, Any]) -> None:
+    """Add the decision to the run's metrics.json and report.md (each rewritten atomically)."""
+    metrics_path = run_dir / "metrics.json"
+    data = json.loads(metrics_path.read_text(encoding="utf-8"))
+    data["promotion"] = decision
+    report = run_dir / "report.md"
+    if report.is_file():
+        atomic_write_text(report, report.read_text(encoding="utf-8") + report_section(decision))
+    atomic_write_text(metrics_path, json.dumps(data, indent=2, default=str))
+
+
+def resolve_model(model: str | os.PathLike, runs: str | os.PathLike = "runs") -> Path:
+    """The run folder to predict with: a run folder itself, or the champion of a pipeline given by
+    name (``<runs>/<name>/champion.json``) or by its folder (``<runs>/<name>``)."""
+    path = Path(model)
+    if (path / "metrics.json").is_file():
+        return path
+    for folder in (path, Path(runs) / str(model)):
+        pointer = folder / CHAMPION_FILE
+        if pointer.is_file():
+            run_dir = folder / json.loads(pointer.read_text(encoding="utf-8"))["run_id"]
+            if not (run_dir / "metrics.json").is_file():
+                raise DataError(f"The champion of '{folder}' points to '{run_dir}', which is not a finished "
+                                f"run folder; run the pipeline again to elect a new champion.")
+            return run_dir
+    if (Path(runs) / str(model)).is_dir() or path.is_dir():
+        raise DataError(f"The pipeline '{model}' has no champion yet (no {CHAMPION_FILE}); no run has been "
+                        f"promoted. Pass a run folder (<runs>/<pipeline>/<run-id>) instead.")
+    raise DataError(f"'{model}' is neither a finished run folder (with metrics.json) nor a pipeline with a "
+                    f"champion under '{runs}'; expected a pipeline name or <runs>/<pipeline>/<run-id>.")
+
+
+def promotion_artifact(summary: dict[str, Any], decision: dict[str, Any]) -> None:
+    """The promotion decision as a markdown artifact of the current flow run."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from trainflow.tasks.publish import artifact_key
+
+    create_markdown_artifact(markdown=f"# {summary['pipeline']}: run {summary['run_id']}\n" + report_section(decision),
+                             key=f"{artifact_key(summary['pipeline'])}-promotion",
+                             description="Champion decision of the run")
