@@ -7,6 +7,7 @@ Errors the user can fix print one clear message (no traceback) and exit non-zero
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainflow: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a crash: the Prefect log above has the traceback
+        if os.environ.get("TRAINFLOW_DEBUG"):
+            raise
+        print(f"trainflow: failed: {type(exc).__name__}: {exc} (set TRAINFLOW_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
