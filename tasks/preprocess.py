@@ -84,8 +84,8 @@ def impute_iterative(config: IterativeOptions, seed: int = 0) -> Any:
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers the class)
     from sklearn.impute import IterativeImputer
 
-    return IterativeImputer(max_iter=config.max_iter, random_state=seed, add_indicator=config.add_indicator,
-                            keep_empty_features=True)
+    # keep_empty_features would write into pandas' read-only arrays; all-empty columns fail validation anyway
+    return IterativeImputer(max_iter=config.max_iter, random_state=seed, add_indicator=config.add_indicator)
 
 
 # ---------------------------------------------------------------- encoders (categorical codes)

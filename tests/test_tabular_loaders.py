@@ -1,0 +1,68 @@
+"""The csv and parquet loaders, and the local Prefect settings a first run needs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from trainflow.errors import DataError
+from trainflow.tasks.load import CsvConfig, TableConfig, fingerprint, load_csv, load_parquet
+
+
+def test_csv_options_delimiter_encoding_and_na_markers(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("größe;farbe;ziel\n1,5;rot;a\n?;grün;b\n3;?;a\n".encode("latin-1"))
+    df = load_csv(CsvConfig(path=str(path), target="ziel", delimiter=";", encoding="latin-1", na_values=["?"]))
+    assert list(df.columns) == ["größe", "farbe", "ziel"]
+    assert df["größe"].isna().sum() == 1 and df["farbe"].isna().sum() == 1
+
+
+def test_wrong_encoding_is_named(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("a,b\n\xff\xfe,1\n".encode("latin-1"))
+    with pytest.raises(DataError, match="d.csv.*not valid utf-8"):
+        load_csv(CsvConfig(path=str(path)))
+
+
+def test_parquet_loader_selects_features_and_target(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"a": [1, 2], "b": [3, 4], "junk": [0, 0], "y": ["p", "q"]}).to_parquet(path)
+    df = load_parquet(TableConfig(path=str(path), target="y", drop=["junk"]))
+    assert list(df.columns) == ["a", "b", "y"]
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        (tmp_path / "bad.parquet").write_text("nope")
+        load_parquet(TableConfig(path=str(tmp_path / "bad.parquet")))
+
+
+def test_fingerprint_follows_file_content_and_options(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n1,p\n")
+    one = fingerprint(CsvConfig(path=str(path)))
+    assert fingerprint(CsvConfig(path=str(path))) == one
+    assert fingerprint(CsvConfig(path=str(path), delimiter=";")) != one
+    path.write_text("a,y\n2,p\n")
+    assert fingerprint(CsvConfig(path=str(path))) != one
+
+
+def test_local_runs_get_a_long_server_startup_and_no_heartbeat(monkeypatch):
+    from prefect.settings import get_current_settings
+
+    from trainflow.flows.runtime import EPHEMERAL_STARTUP_TIMEOUT_S, prefect_settings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with prefect_settings():
+        s = get_current_settings()
+        if s.api.url:  # the session's test server is active: it counts as a configured server
+            pytest.skip("a Prefect API URL is set in this test session")
+        assert s.server.ephemeral.startup_timeout_seconds == EPHEMERAL_STARTUP_TIMEOUT_S
+        assert s.flows.heartbeat_frequency is None
+
+
+def test_configured_server_settings_are_left_alone(monkeypatch):
+    from prefect.settings import get_current_settings, temporary_settings
+
+    from trainflow.flows.runtime import prefect_settings
+
+    with temporary_settings(updates={"api.url": "http://127.0.0.1:4200/api", "flows.heartbeat_frequency": 60}):
+        with prefect_settings():
+            assert get_current_settings().flows.heartbeat_frequency == 60
