@@ -15,6 +15,7 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 #: demo name -> spec files in flows/specs, run in order
 DEMOS: dict[str, list[str]] = {
     "tabular": ["penguins.yaml"],
+    "image": ["digits.yaml"],
 }
 
 
@@ -49,6 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="new rows/items to predict (same format as the training data)")
     p.add_argument("--out", required=True, help="where to write the predictions (CSV)")
     p.add_argument("--runs", default="runs", help="folder of run folders, for a pipeline name (default: runs)")
+
+    p = sub.add_parser("sweep", help="train a grid of spec variants in parallel and promote the best")
+    p.add_argument("spec", help="path to a pipeline spec (YAML)")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="values to try for a spec field, e.g. model.C=0.1,1,10 (repeatable: the product is tried)")
+    p.add_argument("--runner", default="threads", choices=["threads", "processes", "dask", "ray"],
+                   help="where candidates train (default: threads)")
+    p.add_argument("--address", help="Dask scheduler (tcp://host:8786) or Ray (ray://host:10001) address; "
+                                     "default: a local Dask cluster / local Ray")
+    p.add_argument("--workers", type=int, help="candidates trained at once (default: CPUs, at most 4)")
+    p.add_argument("--out", default="runs")
+    _overrides(p)
+
+    p = sub.add_parser("serve", help="serve every deployment in deploy/prefect.yaml with its schedule")
+    p.add_argument("--file", help="the deployments file (default: deploy/prefect.yaml)")
+    p.add_argument("--only", action="append", metavar="NAME", help="serve only this deployment (repeatable)")
+    p.add_argument("--interval", type=float, metavar="SECONDS",
+                   help="replace every schedule by this interval (for trying things out)")
+    p.add_argument("--out", help="folder for run folders (default: each deployment's 'out' parameter)")
+    p.add_argument("--limit", type=int, help="most flow runs at once")
 
     p = sub.add_parser("components", help="list every registered component and its options")
     p.add_argument("--kind", help="only this kind (loader, imputer, model, ...)")
@@ -145,6 +166,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from trainflow.flows.sweep import run_sweep
+
+    summary = run_sweep(args.spec, args.grid, args.overrides, out=args.out, runner=args.runner,
+                        address=args.address, workers=args.workers)
+    primary = summary["primary_metric"]
+    for row in summary["sweep"]:
+        value = row.get(primary)
+        shown = f"{value:.4f}" if isinstance(value, float) else row["status"]
+        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in (primary, "candidate", "status", "best")
+                          and not isinstance(v, float))
+        print(f"  {'*' if row['best'] else ' '} {row['candidate']:>3} {labels:<50} {primary} = {shown}")
+    _print_summary(summary)
+    print(f"promotion: {summary['promotion']['reason']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from trainflow.flows.serve import DEFAULT_DEPLOY_FILE, serve_all
+
+    path = args.file or (Path("deploy/prefect.yaml") if Path("deploy/prefect.yaml").is_file() else DEFAULT_DEPLOY_FILE)
+    serve_all(path, only=args.only, interval=args.interval, out=args.out, limit=args.limit)
+    return 0
+
+
 def cmd_components(args: argparse.Namespace) -> int:
     from trainflow.registry import KINDS, REGISTRY
 
@@ -177,6 +223,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "predict": cmd_predict,
     "components": cmd_components,
+    "sweep": cmd_sweep,
+    "serve": cmd_serve,
 }
 
 

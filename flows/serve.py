@@ -1,0 +1,222 @@
+"""Scheduled runs: the deployment flow, and ``trainflow serve`` for every deployment in deploy/.
+
+A deployment names a spec file, not a spec: ``run_spec_file(spec_path, overrides, out)`` reads
+the file when the run starts, so editing a spec changes the next scheduled run without
+redeploying. Before training, a scheduled run compares the data's fingerprint and the spec with
+the pipeline's last finished run; when neither changed it says so and reuses that run's results
+(``skip_if_unchanged``, on by default; set it to false in a deployment's parameters to retrain
+every time).
+
+``deploy/prefect.yaml`` serves two routes: ``prefect deploy --all`` (a work pool and workers) and
+``trainflow serve`` (this module: every deployment with its schedule, in one process, no pool).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+#: the project root of a source checkout (deploy/prefect.yaml names specs relative to it)
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+DEFAULT_DEPLOY_FILE = PROJECT_ROOT / "deploy" / "prefect.yaml"
+#: entry points that ``trainflow serve`` accepts (the same flow, spelled two ways)
+ENTRYPOINTS = ("trainflow.flows.serve:run_spec_file", "flows/serve.py:run_spec_file")
+
+
+def resolve_spec_path(spec_path: str | os.PathLike) -> Path:
+    """Find a spec file: as given (absolute or relative to the working directory), relative to the
+    project root, or by file name among the packaged demo specs."""
+    from trainflow.errors import SpecError
+
+    p = Path(os.path.expanduser(str(spec_path)))
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, PROJECT_ROOT / p, SPECS_DIR / p.name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise SpecError(f"the spec file '{spec_path}' does not exist (looked in {', '.join(map(str, candidates))}).")
+
+
+def last_finished_run(out: str | os.PathLike, pipeline: str) -> dict[str, Any] | None:
+    """The metrics.json of the pipeline's newest finished run folder, or None."""
+    root = Path(out) / pipeline
+    if not root.is_dir():
+        return None
+    runs = sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+    if not runs:
+        return None
+    summary = json.loads((runs[-1] / "metrics.json").read_text(encoding="utf-8"))
+    summary["run_dir"] = str(runs[-1])
+    return summary
+
+
+def unchanged_since(spec: Any, out: str | os.PathLike) -> dict[str, Any] | None:
+    """The last finished run when its data fingerprint and spec equal the current ones, else None."""
+    from trainflow.tasks.load import fingerprint
+
+    last = last_finished_run(out, spec.name)
+    if last is None:
+        return None
+    try:
+        _, config = spec.data.resolve("data")
+        digest = fingerprint(config)
+    except Exception:  # unreadable data: let the run itself fail with its own clear message
+        return None
+    if last.get("data_digest") != digest or last.get("spec") != spec.model_dump(mode="json"):
+        return None
+    return last
+
+
+def _run_name() -> str:
+    from datetime import datetime
+
+    from prefect.runtime import flow_run
+
+    try:
+        from trainflow.flows.spec import read_raw_spec
+
+        name = read_raw_spec(resolve_spec_path(flow_run.parameters.get("spec_path", ""))).get("name")
+    except Exception:
+        name = None
+    return f"{name or 'pipeline'}-{datetime.now():%Y-%m-%d-%H%M%S}"
+
+
+@flow(name="trainflow-scheduled", flow_run_name=_run_name, log_prints=True)
+def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str = "runs",
+                  skip_if_unchanged: bool = True) -> dict[str, Any]:
+    """Run the pipeline in ``spec_path`` (with ``--set``-style ``overrides``) into ``out``.
+
+    With ``skip_if_unchanged``, a run whose data and spec equal those of the pipeline's last
+    finished run does not train: it returns that run's metrics.json, marked ``"reused": true``.
+    """
+    from trainflow.flows.monitor import add_flow_run_tags, data_tag, run_tags
+    from trainflow.flows.pipeline import run_pipeline
+    from trainflow.flows.runtime import quiet_libraries
+    from trainflow.flows.spec import load_spec
+
+    quiet_libraries()
+    spec = load_spec(resolve_spec_path(spec_path), list(overrides or []))
+    add_flow_run_tags(run_tags(spec))
+    if skip_if_unchanged:
+        last = unchanged_since(spec, out)
+        if last is not None:
+            print(f"unchanged: data {last['data_digest'][:12]} and spec are those of run {last['run_id']}; "
+                  f"reusing its results instead of retraining (skip_if_unchanged)")
+            add_flow_run_tags(["unchanged", data_tag(last["data_digest"])])
+            _reused_artifact(last)
+            return {**last, "reused": True}
+    # Run the pipeline's body in this flow run, so its tasks and report belong to the scheduled run.
+    return run_pipeline.fn(spec, out=out)
+
+
+def _reused_artifact(last: dict[str, Any]) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    from trainflow.tasks.publish import artifact_key
+    from trainflow.tasks.report import table
+
+    primary = last["primary_metric"]
+    text = (f"# {last['pipeline']}: unchanged, not retrained\n\nThe data (digest `{last['data_digest'][:12]}`) "
+            f"and the spec are those of run `{last['run_id']}`, so this run reused its results "
+            f"({primary} = {last['metrics'].get(primary, float('nan')):.4f}).\n\n"
+            + table([{"metric": k, "value": v} for k, v in last["metrics"].items()]))
+    create_markdown_artifact(markdown=text, key=f"{artifact_key(last['pipeline'])}-unchanged",
+                             description=f"Reused results of run {last['run_id']}")
+
+
+# ---------------------------------------------------------------- deployments from prefect.yaml
+
+
+def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict[str, Any]]:
+    """The ``deployments:`` entries of a prefect.yaml, checked to use :func:`run_spec_file`."""
+    import yaml
+
+    from trainflow.errors import SpecError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"the deployment file '{path}' does not exist.")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = doc.get("deployments") or []
+    problems = []
+    for i, entry in enumerate(entries):
+        where = f"deployments[{i}] ({entry.get('name', '?')})"
+        if entry.get("entrypoint") not in ENTRYPOINTS:
+            problems.append(f"{where}: entrypoint must be {ENTRYPOINTS[0]!r}. Got {entry.get('entrypoint')!r}.")
+        if not (entry.get("parameters") or {}).get("spec_path"):
+            problems.append(f"{where}: parameters.spec_path is required (the pipeline spec to run).")
+    if problems:
+        raise SpecError(problems, str(path))
+    return entries
+
+
+def _schedules(entry: dict[str, Any], interval: float | None) -> list[Any]:
+    from prefect.schedules import Cron, Interval, RRule
+
+    if interval:
+        return [Interval(interval)]
+    made = []
+    for s in entry.get("schedules") or []:
+        if s.get("active") is False:
+            continue
+        tz = s.get("timezone")
+        if "cron" in s:
+            made.append(Cron(s["cron"], timezone=tz))
+        elif "interval" in s:
+            made.append(Interval(s["interval"], timezone=tz))
+        elif "rrule" in s:
+            made.append(RRule(s["rrule"], timezone=tz))
+    return made
+
+
+def runner_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE, only: list[str] | None = None,
+                       interval: float | None = None, out: str | None = None) -> list[Any]:
+    """``RunnerDeployment``s for the entries of a prefect.yaml (spec paths and ``out`` made absolute,
+    so runs do not depend on the server process's working directory)."""
+    from prefect.types.entrypoint import EntrypointType
+
+    from trainflow.errors import SpecError, expected
+
+    entries = read_deployments(path)
+    names = [e["name"] for e in entries]
+    for name in only or []:
+        if name not in names:
+            raise SpecError(expected("--only", names, name))
+    deployments = []
+    for entry in entries:
+        if only and entry["name"] not in only:
+            continue
+        if ((entry.get("work_pool") or {}).get("job_variables") or {}).get("image") and not only:
+            continue  # meant to run in a container (Kubernetes, Docker pool): left to that pool's workers
+        params = dict(entry.get("parameters") or {})
+        params["spec_path"] = str(resolve_spec_path(params["spec_path"]))
+        params["out"] = str(Path(out or params.get("out", "runs")).resolve())
+        deployments.append(run_spec_file.to_deployment(
+            name=entry["name"], schedules=_schedules(entry, interval), parameters=params,
+            tags=entry.get("tags"), description=entry.get("description"),
+            concurrency_limit=entry.get("concurrency_limit"), entrypoint_type=EntrypointType.MODULE_PATH,
+        ))
+    return deployments
+
+
+def serve_all(path: str | os.PathLike = DEFAULT_DEPLOY_FILE, only: list[str] | None = None,
+              interval: float | None = None, out: str | None = None, limit: int | None = None) -> None:
+    """Serve the deployments of ``path`` with their schedules until interrupted."""
+    from prefect import serve
+
+    from trainflow.errors import TrainflowError
+    from trainflow.flows.runtime import quiet_libraries, uses_remote_server
+
+    quiet_libraries()
+    if not uses_remote_server():
+        raise TrainflowError("trainflow serve needs a Prefect server to schedule runs: start one with "
+                             "'prefect server start' and set PREFECT_API_URL=http://127.0.0.1:4200/api "
+                             "(or 'prefect config set PREFECT_API_URL=...').")
+    deployments = runner_deployments(path, only, interval, out)
+    print(f"serving {len(deployments)} deployment(s) from {path}: {', '.join(d.name for d in deployments)}")
+    serve(*deployments, limit=limit)
