@@ -1,0 +1,220 @@
+"""``trainflow sweep``: train a grid of spec variants in parallel and promote the best.
+
+The data is loaded and validated once; every candidate (one combination of the ``--grid``
+values) is then trained and evaluated by its own Prefect task on a task runner: a thread or
+process pool here, a Dask cluster (local, or at a scheduler address) or a Ray cluster. The
+candidates are compared in one table artifact; the best one on the spec's primary metric is
+published as a normal run folder and offered for promotion like any run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, task
+
+from trainflow.errors import SpecError, TrainflowError
+from trainflow.flows.monitor import TRAIN_TAG
+from trainflow.flows.pipeline import RETRIES, cache_dir, load_data, promote_run, publish_run, split_data, validate_data
+from trainflow.flows.spec import PipelineSpec
+from trainflow.modality import modality
+from trainflow.refs import DataRef, SplitRef
+from trainflow.tasks import publish as publishing
+
+RUNNERS = ("threads", "processes", "dask", "ray")
+
+
+def default_workers() -> int:
+    """Parallel candidates when ``--workers`` is not given: the CPUs, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """``["model.C=0.1,1,10", ...]`` -> ``{"model.C": ["0.1", "1", "10"]}`` (values parsed later as YAML)."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not parts:
+            raise SpecError(f"--grid expects KEY=V1,V2,..., e.g. model.C=0.1,1,10. Got {item!r}.")
+        if key.strip().split(".")[0] == "data":
+            raise SpecError(f"--grid {key.strip()}: a sweep compares models on the same data; "
+                            f"the data section cannot vary (use --set for it).")
+        grid[key.strip()] = parts
+    return grid
+
+
+def combinations(grid: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination of the grid's values, as ``{key: value}``."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def candidate_specs(path: str, overrides: list[str], grid: dict[str, list[str]]) -> tuple[list[PipelineSpec], list[dict[str, str]]]:
+    """The spec of every grid combination (``--set`` overrides first); all are validated before any run."""
+    from trainflow.flows.spec import load_spec
+
+    combos = combinations(grid)
+    specs, problems = [], []
+    for combo in combos:
+        try:
+            specs.append(load_spec(path, [*overrides, *(f"{k}={v}" for k, v in combo.items())]))
+        except SpecError as exc:
+            problems += [f"candidate {combo}: {p}" for p in exc.problems]
+    if problems:
+        raise SpecError(problems, path)
+    return specs, combos
+
+
+def make_task_runner(kind: str = "threads", address: str | None = None, workers: int | None = None,
+                     dask_processes: bool = True) -> Any:
+    """A Prefect task runner with at most ``workers`` candidates at once.
+
+    ``dask`` without an address starts a local cluster of ``workers`` single-threaded workers
+    (worker processes, or threads with ``dask_processes=False``); with an address it connects to
+    that scheduler. ``ray`` needs ``prefect-ray`` (``pip install 'trainflow[ray]'``).
+    """
+    from trainflow.errors import expected
+
+    workers = workers or default_workers()
+    if workers < 1:
+        raise SpecError(f"--workers must be at least 1. Got {workers}.")
+    if kind == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "processes":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise TrainflowError("--runner dask needs prefect-dask: pip install 'trainflow[dask]'") from None
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+            "n_workers": workers, "threads_per_worker": 1, "processes": dask_processes,
+            "dashboard_address": None})
+    if kind == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError:
+            raise TrainflowError("--runner ray needs prefect-ray and ray, which are not installed: "
+                                 "pip install 'trainflow[ray]'") from None
+        return RayTaskRunner(address=address) if address else RayTaskRunner()
+    raise SpecError(expected("--runner", RUNNERS, kind))
+
+
+@task(name="candidate", tags=[TRAIN_TAG], **RETRIES)
+def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str) -> dict[str, Any]:
+    """Fit and evaluate one candidate on the shared split; returns its model and evaluation."""
+    mod = modality(split.train.modality)
+    model = mod.fit(split, spec.training_view(), cache)
+    evaluation = mod.evaluate(model, split, spec, plots_dir)
+    return {"model": model, "evaluation": evaluation}
+
+
+def _score(metrics: dict[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    spec = flow_run.parameters.get("spec")
+    name = spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", "pipeline")
+    return f"sweep-{name}-{datetime.now():%Y-%m-%d-%H%M%S}"
+
+
+@flow(name="trainflow-sweep", flow_run_name=_run_name, log_prints=True)
+def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict[str, str]],
+                   out: str = "runs") -> dict[str, Any]:
+    """Train ``candidates`` (variants of ``spec``) in parallel; publish and offer the best for promotion.
+
+    Returns the best run's summary with ``"sweep"``: one row per candidate.
+    """
+    from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+    from prefect.futures import as_completed
+
+    from trainflow.tasks.metrics import PRIMARY, greater_is_better
+    from trainflow.tasks.publish import artifact_key
+
+    cache = cache_dir(out)
+    run = publishing.open_run(out, spec.name)
+    primary = spec.evaluate.primary or PRIMARY[spec.task]
+    try:
+        data: DataRef = load_data(spec.data, cache)
+        validation = validate_data(data, spec, run.docs)
+        splits = [split_data(data, c.training_view(), cache) for c in candidates]  # sequential: shared files
+        progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",
+                                            description=f"{len(candidates)} candidates")
+        futures = {train_candidate.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots")): i
+                   for i, (c, s) in enumerate(zip(candidates, splits))}
+        results: dict[int, dict[str, Any] | BaseException] = {}
+        for done in as_completed(list(futures)):
+            i = futures[done]
+            try:
+                results[i] = done.result()
+            except Exception as exc:  # one failed candidate does not sink the sweep
+                results[i] = exc
+            update_progress_artifact(progress, 100.0 * len(results) / len(candidates))
+            print(f"sweep: candidate {i} {labels[i]} done ({len(results)}/{len(candidates)})")
+
+        rows, best = [], None
+        higher = greater_is_better(primary)
+        for i, label in enumerate(labels):
+            result = results[i]
+            row: dict[str, Any] = {"candidate": i, **label}
+            if isinstance(result, BaseException):
+                row |= {primary: None, "status": f"failed: {type(result).__name__}: {result}"[:120]}
+            else:
+                value = _score(result["evaluation"].metrics, primary)
+                row |= {primary: value, "status": "ok"}
+                row |= {k: v for k, v in result["evaluation"].metrics.items() if k != primary}
+                if value is not None and (best is None or (value > best[1] if higher else value < best[1])):
+                    best = (i, value)
+            rows.append(row)
+        if best is None:
+            raise TrainflowError(f"every one of the {len(candidates)} sweep candidates failed: "
+                                 + "; ".join(str(r["status"]) for r in rows))
+        for row in rows:
+            row["best"] = "yes" if row["candidate"] == best[0] else ""
+        create_table_artifact(table=rows, key=f"{artifact_key(spec.name)}-sweep",
+                              description=f"Sweep of {len(candidates)} candidates on {primary}")
+        print(f"sweep: best candidate {best[0]} {labels[best[0]]} with {primary} = {best[1]:.4f}")
+        chosen = results[best[0]]
+        evaluation = chosen["evaluation"].model_copy(update={"tables": {**chosen["evaluation"].tables,
+                                                                        "Sweep candidates": rows}})
+        summary = publish_run(run, candidates[best[0]], data, validation, splits[best[0]], chosen["model"],
+                              evaluation)
+    except BaseException as exc:
+        publishing.fail_run(run, exc)
+        raise
+    summary["promotion"] = promote_run(summary, candidates[best[0]])
+    summary["sweep"] = rows
+    return summary
+
+
+def run_sweep(path: str, grid_items: list[str], overrides: list[str] | None = None, out: str = "runs",
+              runner: str = "threads", address: str | None = None, workers: int | None = None,
+              dask_processes: bool = True) -> dict[str, Any]:
+    """Build the candidates of a spec file and a grid, and run the sweep flow on the chosen runner."""
+    from trainflow.flows.monitor import run_tags
+    from trainflow.flows.runtime import prefect_settings
+    from trainflow.flows.spec import load_spec
+
+    base = load_spec(path, list(overrides or []))
+    specs, labels = candidate_specs(path, list(overrides or []), parse_grid(grid_items))
+    task_runner = make_task_runner(runner, address, workers, dask_processes)
+    with prefect_settings():
+        from prefect import tags
+
+        with tags(*run_tags(base), "sweep"):
+            return sweep_pipeline.with_options(task_runner=task_runner)(base, specs, labels, out=out)

@@ -1,0 +1,80 @@
+"""``trainflow sweep``: grid parsing, task runners, and a real sweep on a two-worker Dask LocalCluster."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import SPECS
+from tests.helpers import complete_runs
+from trainflow.errors import SpecError, TrainflowError
+from trainflow.flows import sweep
+from trainflow.tasks import promote
+
+
+def test_grid_is_the_product_of_the_values():
+    grid = sweep.parse_grid(["model.C=0.1,1,10", "preprocess.resample.method=none,smote"])
+    combos = sweep.combinations(grid)
+    assert len(combos) == 6 and combos[0] == {"model.C": "0.1", "preprocess.resample.method": "none"}
+    with pytest.raises(SpecError, match="KEY=V1,V2"):
+        sweep.parse_grid(["model.C"])
+    with pytest.raises(SpecError, match="data section cannot vary"):
+        sweep.parse_grid(["data.path=a.csv,b.csv"])
+
+
+def test_every_candidate_is_validated_before_anything_runs():
+    with pytest.raises(SpecError) as err:
+        sweep.candidate_specs(str(SPECS / "penguins.yaml"), [], sweep.parse_grid(["model.name=svm,svn"]))
+    assert "candidate {'model.name': 'svn'}" in str(err.value) and "did you mean 'svm'" in str(err.value)
+
+
+def test_task_runners_are_bounded():
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    threads = sweep.make_task_runner("threads", workers=3)
+    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    assert isinstance(sweep.make_task_runner("processes", workers=2), ProcessPoolTaskRunner)
+    dask = sweep.make_task_runner("dask", workers=2)
+    assert dask.cluster_kwargs["n_workers"] == 2 and dask.cluster_kwargs["threads_per_worker"] == 1
+    assert sweep.make_task_runner("dask", address="tcp://10.0.0.5:8786").address == "tcp://10.0.0.5:8786"
+    with pytest.raises(SpecError, match="did you mean 'dask'"):
+        sweep.make_task_runner("dusk")
+    if importlib.util.find_spec("prefect_ray") is None:
+        with pytest.raises(TrainflowError, match=r"pip install 'trainflow\[ray\]'"):
+            sweep.make_task_runner("ray", address="ray://head:10001")
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_sweep_on_a_two_worker_dask_cluster_promotes_the_best(tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect_dask import DaskTaskRunner
+
+    out = str(tmp_path / "runs")
+    grid = ["model.C=0.0005,1", "preprocess.resample.method=none,smote"]
+    specs, labels = sweep.candidate_specs(str(SPECS / "penguins.yaml"), [], sweep.parse_grid(grid))
+    runner = sweep.make_task_runner("dask", workers=2, dask_processes=False)  # worker threads: fast to start
+    assert isinstance(runner, DaskTaskRunner)
+    summary = sweep.sweep_pipeline.with_options(task_runner=runner)(specs[0], specs, labels, out=out)
+
+    rows = summary["sweep"]
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    best = max(rows, key=lambda r: r["balanced_accuracy"])
+    assert best["best"] == "yes" and [r["best"] for r in rows].count("yes") == 1
+    assert best["model.C"] == "1"  # C=0.0005 barely learns
+    assert summary["metrics"]["balanced_accuracy"] == best["balanced_accuracy"]
+    [run] = complete_runs(out, "penguins")
+    assert json.loads((run / "metrics.json").read_text())["spec"]["model"]["C"] == 1
+    assert "Sweep candidates" in (run / "report.md").read_text()
+    assert promote.read_champion(out, "penguins")["run_id"] == run.name
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(summary["flow_run_id"])
+        task_runs = client.read_task_runs()
+        arts = {a.key: a for a in client.read_artifacts() if str(a.flow_run_id) == summary["flow_run_id"]}
+    assert flow_run.name.startswith("sweep-penguins-")
+    candidates = [t for t in task_runs if str(t.flow_run_id) == summary["flow_run_id"] and t.name.startswith("candidate")]
+    assert len(candidates) == 4 and all("trainflow-train" in t.tags for t in candidates)
+    assert len(arts["penguins-sweep"].data) > 0 and "balanced_accuracy" in arts["penguins-sweep"].data
+    assert arts["penguins-sweep-progress"].data == 100.0
