@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from trainflow.errors import SpecError, expected
 from trainflow.registry import REGISTRY, Component, pydantic_problems
+from trainflow.tasks.image import ImagePreprocess  # noqa: E402  (no torch/Pillow at import)
 from trainflow.tasks.training import TrainConfig  # pydantic only: torch is imported when training runs
 
 TASKS = ("classification", "regression", "forecasting")
@@ -108,6 +109,7 @@ class PreprocessSpec(Strict):
     scale: ScaleSpec = ScaleSpec()
     reduce: ReduceSpec = ReduceSpec()
     resample: ResampleSpec = ResampleSpec()
+    image: ImagePreprocess = ImagePreprocess()  # image pipelines only
 
 
 class ColumnRule(Strict):

@@ -15,6 +15,7 @@ from trainflow.errors import ComponentError, expected
 #: modality name -> module implementing its stages
 MODALITIES: dict[str, str] = {
     "tabular": "trainflow.tasks.tabular",
+    "image": "trainflow.tasks.image",
 }
 
 STAGE_FUNCTIONS = ("store", "validate", "split", "fit", "evaluate", "export", "predict")

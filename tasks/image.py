@@ -1,0 +1,398 @@
+"""The image modality: store, validate, split, fit, evaluate, export and predict for images.
+
+Pixels travel between tasks as ``.npz`` files in the cache (``[n, h, w, c]``, labels as class
+indices). Fitting scales pixels to [0, 1] by the loader's nominal maximum, then (by default)
+standardizes each channel with the mean and standard deviation of the training split; random
+crops and flips, when enabled, apply to training batches only. The network is a registered
+``model`` component (the default ``cnn`` is the seed's network) trained by the shared loop in
+:mod:`trainflow.tasks.training`, and saved as safetensors weights plus a JSON config.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.errors import DataError, SpecError
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
+from trainflow.registry import component
+from trainflow.tasks import metrics as M
+from trainflow.tasks import plots
+from trainflow.tasks.image_loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_image,
+                                           read_images, read_npz, stack, to_nhwc)
+from trainflow.tasks.validate import Check, run_expectations
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+class ImagePreprocess(BaseModel):
+    """The spec's ``preprocess.image`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Standardizing each channel with training statistics speeds up and steadies training.
+    normalize: Literal["per_channel", "scale", "none"] = Field(
+        "per_channel", description="per_channel: scale to [0,1] then standardize with training mean/std; "
+                                   "scale: [0,1] only; none: raw pixel values")
+    # Augmentation is off by default: it helps natural photos (CIFAR) but flips turn digits into other shapes.
+    flip: bool = Field(False, description="Random horizontal flips of training images")
+    crop_padding: int = Field(0, ge=0, description="Random crops after padding by this many pixels (0 = off)")
+
+
+# ---------------------------------------------------------------- the network
+
+
+class CnnConfig(BaseModel):
+    """Options of the ``cnn`` model; the defaults are the seed's network."""
+
+    model_config = ConfigDict(extra="forbid")
+    width: int = Field(32, ge=1, description="Filters of the first conv layer (doubling per block: 32, 64)")
+    depth: int = Field(2, ge=1, le=6, description="Conv blocks (conv 3x3 -> activation -> max-pool 2)")
+    dense: int = Field(64, ge=1, description="Units of the hidden dense layer")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
+    batch_norm: bool = Field(False, description="Batch normalization after each conv layer")
+    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
+    # The seed uses unpadded ("valid") convs on 32x32 images; small images would shrink to nothing.
+    padding: Literal["auto", "valid", "same"] = Field("auto", description="auto: valid for images of 16+ pixels, else same")
+
+
+@component("model", "cnn", CnnConfig, tasks=("classification",), modality="image")
+def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n_classes: int = 10, **_: Any) -> Any:
+    """Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> Dense 64 -> Dense n_classes (the seed's CNN)."""
+    from torch import nn
+
+    act = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[config.activation]
+    c, h, w = in_shape
+    padding = config.padding if config.padding != "auto" else ("valid" if min(h, w) >= 16 else "same")
+    layers: list[Any] = []
+    for i in range(config.depth):
+        out = config.width * 2**i
+        layers.append(nn.Conv2d(c, out, 3, padding=0 if padding == "valid" else 1))
+        if padding == "valid":
+            h, w = h - 2, w - 2
+        if min(h, w) < 1:
+            raise SpecError(f"model.depth {config.depth} with {padding} padding shrinks {in_shape[1]}x{in_shape[2]} "
+                            "images to nothing; lower model.depth or set model.padding: same.")
+        layers += [nn.BatchNorm2d(out)] if config.batch_norm else []
+        layers.append(act())
+        if min(h, w) >= 2:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        c = out
+    layers += [nn.Flatten(), nn.Linear(c * h * w, config.dense), act()]
+    layers += [nn.Dropout(config.dropout)] if config.dropout else []
+    layers.append(nn.Linear(config.dense, n_classes))
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------- store & validate
+
+
+def _save_npz(path: Path, **arrays: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
+    """Save loaded images as ``.npz`` in the cache, named by the source's digest."""
+    path = Path(cache_dir) / "data" / f"{digest}.npz"
+    if not path.exists():
+        extra = {"is_test": images.is_test} if images.is_test is not None else {}
+        if images.files is not None:
+            extra["files"] = np.asarray(images.files)
+        _save_npz(path, x=images.x, y=images.y, **extra)
+    n, h, w, c = images.x.shape
+    notes = [f"skipped unreadable image: {s}" for s in images.skipped]
+    return DataRef(path=str(path), digest=digest, modality="image", meta={
+        "rows": int(n), "shape": [int(h), int(w), int(c)], "classes": images.classes, "max_value": images.max_value,
+        "source": images.source, "predefined_test": images.is_test is not None, "notes": notes,
+        "loader_options": config.model_dump(mode="json")})
+
+
+def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndarray | None = None) -> Any:
+    """One row per image: label, its class count, height, width, channels, pixel min and max."""
+    import pandas as pd
+
+    flat = x.reshape(len(x), -1)
+    labels = np.asarray(classes, dtype=object)[y]
+    counts = np.bincount(y, minlength=len(classes))[y]
+    table = pd.DataFrame({"label": labels, "class_count": counts, "height": x.shape[1], "width": x.shape[2],
+                          "channels": x.shape[3], "min": flat.min(1).astype(float), "max": flat.max(1).astype(float)})
+    if files is not None:
+        table.insert(0, "file", files)
+    return table
+
+
+def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+    """Great Expectations on the per-image table: labels and counts, shape, channels, pixel range."""
+    arrays = _load_npz(ref.path)
+    df = image_table(arrays["x"], arrays["y"], ref.meta["classes"], arrays.get("files"))
+    h, w, c = ref.meta["shape"]
+    v = spec.validation
+    checks = [
+        Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "label"}, "every image needs a label"),
+        Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
+              "a classifier needs at least two classes"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "class_count", "min_value": 2},
+              "each class needs at least two images (one to train on, one to test)"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "height", "value_set": [h]}, "all images share one size"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "width", "value_set": [w]}, "all images share one size"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "channels", "value_set": [1, 3]}, "gray or RGB images"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "min", "min_value": 0},
+              "pixel values are not negative"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "max", "max_value": ref.meta["max_value"]},
+              f"pixel values are at most the loader's maximum {ref.meta['max_value']:g}"),
+    ]
+    if v.labels:
+        checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [str(x) for x in v.labels]},
+                            "validation.labels"))
+    checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
+    summary = run_expectations(df, checks, docs_dir, suite=spec.name).as_dict()
+    summary["class_counts"] = {k: int(n) for k, n in df["label"].value_counts().sort_index().items()}
+    return summary
+
+
+# ---------------------------------------------------------------- split
+
+
+def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+    """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``."""
+    from sklearn.model_selection import train_test_split
+
+    if spec.task != "classification":
+        raise SpecError(f"image pipelines do classification; 'task' is {spec.task!r}.")
+    arrays = _load_npz(ref.path)
+    x, y = arrays["x"], arrays["y"]
+    notes = list(ref.meta.get("notes", []))
+    if "is_test" in arrays:
+        test_mask = arrays["is_test"].astype(bool)
+        notes.append("test split: the dataset's own test set")
+    else:
+        counts = np.bincount(y)
+        stratify = y if spec.split.stratify and counts[counts > 0].min() >= 2 else None
+        _, test_idx = train_test_split(np.arange(len(y)), test_size=spec.split.test_size, random_state=spec.split.seed,
+                                       stratify=stratify)
+        test_mask = np.zeros(len(y), bool)
+        test_mask[test_idx] = True
+    key = json_digest({"data": ref.digest, "split": spec.split.model_dump()})
+    folder = Path(cache_dir) / "splits" / key[:16]
+    refs, counts = {}, {}
+    for name, mask in (("train", ~test_mask), ("test", test_mask)):
+        if mask.sum() == 0:
+            raise DataError(f"The {name} split of '{ref.meta.get('source')}' is empty; change split.test_size.")
+        path = folder / f"{name}.npz"
+        _save_npz(path, x=x[mask], y=y[mask])
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
+                             meta={**ref.meta, "rows": int(mask.sum())})
+        counts[name] = {ref.meta["classes"][i]: int(n) for i, n in enumerate(np.bincount(y[mask], minlength=len(ref.meta["classes"])))}
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+
+
+# ---------------------------------------------------------------- fit
+
+
+def scale_stats(x: np.ndarray, max_value: float, normalize: str) -> tuple[float, list[float], list[float]]:
+    """Divisor, per-channel mean and std (from training images) for :func:`to_tensor`."""
+    c = x.shape[-1]
+    if normalize == "none":
+        return 1.0, [0.0] * c, [1.0] * c
+    if normalize == "scale":
+        return float(max_value), [0.0] * c, [1.0] * c
+    flat = x.reshape(-1, c).astype(np.float64) / max_value
+    std = flat.std(0)
+    return float(max_value), flat.mean(0).tolist(), np.where(std > 0, std, 1.0).tolist()
+
+
+def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float]) -> Any:
+    """``[n,h,w,c]`` pixels -> normalized float32 ``[n,c,h,w]`` tensor."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float() / divisor
+    return (t - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+
+
+def augmenter(pre: ImagePreprocess) -> Any:
+    """A function of a training batch ``[b,c,h,w]``: random crop with padding, horizontal flip."""
+    if not pre.flip and not pre.crop_padding:
+        return None
+    import torch
+    import torch.nn.functional as F
+
+    p = pre.crop_padding
+
+    def augment(x: Any) -> Any:
+        b, c, h, w = x.shape
+        if p:
+            padded = F.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (b,)).to(x.device)
+            dx = torch.randint(0, 2 * p + 1, (b,)).to(x.device)
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None].expand(b, c, h, w + 2 * p)
+            x = padded.gather(2, rows)
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :].expand(b, c, h, w)
+            x = x.gather(3, cols)
+        if pre.flip:
+            x = torch.where((torch.rand(b) < 0.5).to(x.device)[:, None, None, None], x.flip(3), x)
+        return x
+
+    return augment
+
+
+def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
+    """Train the spec's network on the training split with the shared loop; save safetensors + JSON."""
+    import torch
+    from safetensors.torch import save_file
+
+    from trainflow.tasks.publish import artifact_key
+    from trainflow.tasks.training import checkpoint_dir, train_model
+
+    arrays = _load_npz(split_ref.train.path)
+    x, y = arrays["x"], arrays["y"]
+    meta = split_ref.train.meta
+    pre = spec.preprocess.image
+    divisor, mean, std = scale_stats(x, meta["max_value"], pre.normalize)
+    comp, cfg = spec.model.resolve("model", task=spec.task)
+    in_shape = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
+    n_classes = len(meta["classes"])
+    if spec.train.num_threads:
+        torch.set_num_threads(spec.train.num_threads)
+    torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
+    model = comp.build(cfg, in_shape=in_shape, n_classes=n_classes)
+    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    result = train_model(
+        model, (to_tensor(x, divisor, mean, std), torch.from_numpy(y)), None, spec.train, seed=spec.seed,
+        checkpoint_dir=checkpoint_dir(cache_dir, key), task="classification", augment=augmenter(pre),
+        progress_key=f"{artifact_key(spec.name)}-training")
+
+    folder = Path(cache_dir) / "models" / key[:16]
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+    loader_opts = meta.get("loader_options", {})
+    config = {"model": spec.model.name, "options": cfg.model_dump(mode="json"), "in_shape": list(in_shape),
+              "classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean, "std": std,
+              "size": meta["shape"][:2], "channels": int(x.shape[3]), "convert": loader_opts.get("convert", True),
+              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    steps = [f"scale 1/{divisor:g}" if divisor != 1 else "raw pixels"]
+    steps += ["standardize per channel"] if pre.normalize == "per_channel" else []
+    steps += [s for s, on in ((f"random crop (pad {pre.crop_padding})", pre.crop_padding), ("horizontal flip", pre.flip)) if on]
+    steps += [f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
+    return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="image",
+                    meta={"steps": steps, "history": result.history, "classes": meta["classes"],
+                          "notes": result.notes + ([f"resumed from the checkpoint of epoch {result.resumed_from}"]
+                                                   if result.resumed_from else []),
+                          "device": result.device, "best_epoch": result.best_epoch})
+
+
+# ---------------------------------------------------------------- evaluate, export, predict
+
+
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the network from its JSON config and load its safetensors weights."""
+    from safetensors.torch import load_file
+
+    from trainflow.registry import REGISTRY
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise DataError(f"No saved image model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    comp = REGISTRY.get("model", config["model"])
+    model = comp.build(comp.config.model_validate(config["options"]), in_shape=tuple(config["in_shape"]),
+                       n_classes=len(config["classes"]))
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.eval()
+    return model, config
+
+
+def probabilities(model: Any, config: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Class probabilities for ``[n,h,w,c]`` pixels, preprocessed as in training."""
+    from trainflow.tasks.training import predict as forward
+
+    logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"]), batch_size=512,
+                     device="cpu")
+    return logits.softmax(1).numpy()
+
+
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+    """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
+    model, config = load_model(model_ref.path)
+    arrays = _load_npz(split_ref.test.path)
+    y = arrays["y"]
+    proba = probabilities(model, config, arrays["x"])
+    pred = proba.argmax(1)
+    classes = config["classes"]
+    names = spec.evaluate.metrics or (M.DEFAULTS["classification"] + ["top_2_accuracy"]
+                                      + (["top_5_accuracy"] if len(classes) > 5 else []))
+    metrics = M.score(names, y, pred, proba, classes)
+    per_class, confusion = M.classification_details(y, pred, classes)
+    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")}
+    history = model_ref.meta.get("history") or config.get("history") or []
+    if history:
+        charts["Learning curves"] = plots.curves_png(
+            [{k: v for k, v in h.items() if k != "lr"} for h in history], Path(plots_dir) / "learning_curves.png")
+    tables = {"Training history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
+                                   for h in history]}
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                      notes=list(split_ref.meta.get("notes", [])))
+
+
+def export(model_ref: ModelRef, run_dir: str) -> list[str]:
+    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
+    return [WEIGHTS_FILE, CONFIG_FILE]
+
+
+def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """Images to predict: a folder of image files (searched recursively) or an .npz with 'x'."""
+    h, w = config["size"]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"The folder '{path}' holds no images (expected {', '.join(IMAGE_SUFFIXES)} files).")
+        opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
+        arrays, kept, _ = read_images(files, opts, skip=False)
+        return stack(arrays, files, str(path)), [str(files[i].relative_to(path)) for i in kept]
+    if path.suffix.lower() == ".npz":
+        arrays = read_npz(path)
+        if "x" not in arrays:
+            raise DataError(f"'{path}' must hold an array 'x' of images; it holds {sorted(arrays)}.")
+        x = match_channels(to_nhwc(arrays["x"], str(path)), config["channels"], config["convert"], str(path))
+        if tuple(x.shape[1:3]) != (h, w):
+            raise DataError(f"'{path}' holds {x.shape[1]}x{x.shape[2]} images; the model expects {h}x{w}.")
+        return x, [str(i) for i in range(len(x))]
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
+        arrays, _, _ = read_images([path], opts, skip=False)
+        return np.stack(arrays), [path.name]
+    raise DataError(f"'{path}' is neither a folder of images, an image file nor an .npz file.")
+
+
+def predict(run_dir: str | Path, input_path: str | Path) -> Any:
+    """Predicted class and class probabilities for each new image."""
+    import pandas as pd
+
+    model, config = load_model(run_dir)
+    x, names = read_new_images(Path(input_path), config)
+    proba = probabilities(model, config, x)
+    out = pd.DataFrame({"item": names, "prediction": [config["classes"][i] for i in proba.argmax(1)]})
+    for i, c in enumerate(config["classes"]):
+        out[f"proba_{c}"] = proba[:, i]
+    return out

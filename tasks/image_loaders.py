@@ -1,0 +1,304 @@
+"""Image loaders: ``digits``, ``cifar10``, ``image_folder`` and ``npz``.
+
+Every loader returns :class:`Images`: pixels as an ``[n, height, width, channels]`` array, labels,
+class names, and facts the later stages need (the pixel maximum, a predefined test split,
+files that could not be read). Bad input raises :class:`~trainflow.errors.DataError` naming the
+file and what was expected. Pillow and pickle are used only inside the functions.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trainflow.errors import DataError
+from trainflow.registry import NoOptions, component
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@dataclass
+class Images:
+    """Loaded images: ``x`` is ``[n, h, w, c]`` (uint8 or float32), ``y`` indexes ``classes``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: list[str]
+    max_value: float  # the nominal pixel maximum (255 for 8-bit images, 16 for digits)
+    source: str
+    is_test: np.ndarray | None = None  # a predefined test split (CIFAR's test_batch), else None
+    files: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)  # "file: reason" for unreadable files that were skipped
+
+
+class ImageOptions(BaseModel):
+    """Shape options shared by the file-based image loaders."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., description="Folder or file to read")
+    size: tuple[int, int] | None = Field(None, description="[height, width] to resize to; default: keep (all must match)")
+    channels: Literal[1, 3] | None = Field(None, description="1 (gray) or 3 (RGB); default: as stored")
+    convert: bool = Field(True, description="Convert gray <-> RGB to reach 'channels'; false makes a mismatch an error")
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, v):
+        if v is not None and min(v) < 1:
+            raise ValueError("size must be two positive integers [height, width]")
+        return v
+
+
+# ---------------------------------------------------------------- digits
+
+
+@component("loader", "digits", NoOptions, modality="image")
+def load_digits(config: NoOptions) -> Images:
+    """scikit-learn's 8x8 handwritten digits (1797 images, shipped with scikit-learn; offline)."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = d.images.astype(np.uint8)[..., None]  # values 0..16
+    return Images(x=x, y=d.target.astype(np.int64), classes=[str(c) for c in d.target_names], max_value=16.0,
+                  source="sklearn.datasets.load_digits")
+
+
+# ---------------------------------------------------------------- cifar10
+
+
+class CifarConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., description="The 'cifar-10-batches-py' folder (data_batch_1..5, test_batch, batches.meta)")
+    limit: int | None = Field(None, ge=1, description="Read only the first N images of each batch (quick trials)")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR batch files hold: dicts, lists, bytes, str, numbers and NumPy
+    arrays. Any other class (the way a malicious pickle runs code) is refused."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load '{module}.{name}' (only NumPy arrays are allowed)")
+
+
+def read_cifar_batch(path: Path) -> dict[str, Any]:
+    """One CIFAR python batch file as a dict with str keys, via the restricted unpickler."""
+    if not path.is_file():
+        raise DataError(f"The CIFAR-10 folder '{path.parent}' has no '{path.name}'; expected data_batch_1..5 "
+                        "and test_batch (the 'cifar-10-batches-py' folder of the python version).")
+    try:
+        with open(path, "rb") as fh:
+            raw = _ArrayUnpickler(fh, encoding="bytes").load()
+    except Exception as exc:
+        raise DataError(f"'{path}' is not a CIFAR-10 batch file: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"'{path}' is not a CIFAR-10 batch file: expected a dict, got {type(raw).__name__}.")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+
+
+@component("loader", "cifar10", CifarConfig, modality="image")
+def load_cifar10(config: CifarConfig) -> Images:
+    """CIFAR-10 python batches (32x32 RGB, 10 classes; 50000 train + 10000 test images)."""
+    folder = Path(config.path).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"The CIFAR-10 folder '{folder}' does not exist (data.path); download and unpack "
+                        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and point data.path at "
+                        "its 'cifar-10-batches-py' folder.")
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise DataError(f"The CIFAR-10 folder '{folder}' lacks {', '.join(repr(m) for m in missing)}; expected "
+                        "data_batch_1..5 and test_batch.")
+    xs, ys, test = [], [], []
+    for name in names:
+        batch = read_cifar_batch(folder / name)
+        data, labels = batch.get("data"), batch.get("labels")
+        if not isinstance(data, np.ndarray) or labels is None:
+            raise DataError(f"'{folder / name}' lacks the 'data' array or the 'labels' list of a CIFAR-10 batch.")
+        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+            raise DataError(f"'{folder / name}' has 'data' of shape {tuple(data.shape)} and {len(labels)} labels; "
+                            "expected shape (n, 3072) (32x32 RGB, channel-major) and n labels.")
+        data, labels = data[: config.limit], np.asarray(labels[: config.limit], dtype=np.int64)
+        if labels.min() < 0 or labels.max() > 9:
+            raise DataError(f"'{folder / name}' has labels outside 0..9 (found {labels.min()}..{labels.max()}).")
+        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8))
+        ys.append(labels)
+        test.append(np.full(len(labels), name == "test_batch"))
+    classes = CIFAR10_LABELS
+    if (folder / "batches.meta").is_file():
+        meta = read_cifar_batch(folder / "batches.meta")
+        names_meta = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
+        if len(names_meta) == 10:
+            classes = names_meta
+    return Images(x=np.concatenate(xs), y=np.concatenate(ys), classes=classes, max_value=255.0,
+                  source=str(folder), is_test=np.concatenate(test))
+
+
+# ---------------------------------------------------------------- image folders
+
+
+class FolderConfig(ImageOptions):
+    skip_unreadable: bool = Field(False, description="Skip unreadable image files (listed in the report) "
+                                                     "instead of stopping")
+
+
+def read_image(path: Path, opts: ImageOptions) -> np.ndarray:
+    """One image file as ``[h, w, c]`` uint8, converted and resized per ``opts``; DataError if unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            gray = mode in ("1", "L", "LA", "I", "I;16", "F")
+            want = opts.channels or (1 if gray else 3)
+            if (want == 3 and gray or want == 1 and not gray) and not opts.convert:
+                raise DataError(f"'{path}' is {'gray (1 channel)' if gray else f'{mode} (3 channels)'} but "
+                                f"data.channels is {want} and data.convert is false; set data.convert: true "
+                                "or data.channels to match the images.")
+            im = im.convert("L" if want == 1 else "RGB")
+            if opts.size is not None and im.size != (opts.size[1], opts.size[0]):
+                im = im.resize((opts.size[1], opts.size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise _Unreadable(f"{path}: {exc}") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+class _Unreadable(Exception):
+    """An image file Pillow cannot decode (truncated, corrupt or not an image)."""
+
+
+def read_images(files: list[Path], opts: ImageOptions, skip: bool) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """Read ``files``; returns arrays, the indices read, and the unreadable ones ("file: reason")."""
+    arrays, kept, bad = [], [], []
+    for i, f in enumerate(files):
+        try:
+            arrays.append(read_image(f, opts))
+            kept.append(i)
+        except _Unreadable as exc:
+            bad.append(str(exc))
+    if bad and not skip:
+        shown = "\n".join(f"  - {b}" for b in bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise DataError(f"{len(bad)} image file(s) could not be read:\n{shown}\n"
+                        "Fix or remove them, or set data.skip_unreadable: true to skip them.")
+    return arrays, kept, bad
+
+
+def stack(arrays: list[np.ndarray], files: list[Path], where: str) -> np.ndarray:
+    """Stack same-shaped images; name the odd one out otherwise."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        first = arrays[0].shape
+        odd = next(f for a, f in zip(arrays, files) if a.shape != first)
+        raise DataError(f"The images in '{where}' differ in size ('{files[0]}' is {first}, '{odd}' is "
+                        f"{next(a.shape for a in arrays if a.shape != first)}); set data.size: [height, width].")
+    return np.stack(arrays)
+
+
+@component("loader", "image_folder", FolderConfig, modality="image")
+def load_image_folder(config: FolderConfig) -> Images:
+    """A folder with one sub-folder of images per class (PNG, JPEG, ... read with Pillow)."""
+    root = Path(config.path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"The image folder '{root}' does not exist (data.path).")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        found = f"only '{class_dirs[0].name}'" if class_dirs else "none"
+        raise DataError(f"The image folder '{root}' needs one sub-folder per class and at least two classes; "
+                        f"found {found}.")
+    files, labels = [], []
+    for label, d in enumerate(class_dirs):
+        images = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DataError(f"The class folder '{d}' holds no images (expected files ending in "
+                            f"{', '.join(IMAGE_SUFFIXES)}).")
+        files += images
+        labels += [label] * len(images)
+    arrays, kept, bad = read_images(files, config, config.skip_unreadable)
+    kept_files = [files[i] for i in kept]
+    if not arrays:
+        raise DataError(f"No image in '{root}' could be read.")
+    y = np.asarray([labels[i] for i in kept], dtype=np.int64)
+    return Images(x=stack(arrays, kept_files, str(root)), y=y, classes=[d.name for d in class_dirs],
+                  max_value=255.0, source=str(root), files=[str(f.relative_to(root)) for f in kept_files], skipped=bad)
+
+
+# ---------------------------------------------------------------- npz
+
+
+class NpzConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., description="A .npz file with arrays 'x' ([n,h,w], [n,h,w,c] or [n,c,h,w]) and 'y'")
+    channels: Literal[1, 3] | None = Field(None, description="1 or 3; default: as stored")
+    convert: bool = Field(True, description="Convert gray <-> RGB to reach 'channels'")
+
+
+def to_nhwc(x: np.ndarray, where: str) -> np.ndarray:
+    """``[n,h,w]``, ``[n,h,w,c]`` or ``[n,c,h,w]`` (c in 1, 3) as ``[n,h,w,c]``."""
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim == 4 and x.shape[-1] in (1, 3):
+        return x
+    if x.ndim == 4 and x.shape[1] in (1, 3):
+        return x.transpose(0, 2, 3, 1)
+    raise DataError(f"'{where}' holds images of shape {tuple(x.shape)}; expected [n, height, width], "
+                    "[n, height, width, channels] or [n, channels, height, width] with 1 or 3 channels.")
+
+
+def match_channels(x: np.ndarray, channels: int | None, convert: bool, where: str) -> np.ndarray:
+    """Gray <-> RGB conversion of an ``[n,h,w,c]`` array, or DataError when conversion is off."""
+    if channels is None or x.shape[-1] == channels:
+        return x
+    if not convert:
+        raise DataError(f"'{where}' has {x.shape[-1]}-channel images but data.channels is {channels} and "
+                        "data.convert is false; set data.convert: true or data.channels to match.")
+    if channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    return (x.astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32))[..., None].astype(x.dtype)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Arrays of an .npz file (no pickled objects allowed)."""
+    if not path.is_file():
+        raise DataError(f"The file '{path}' does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise DataError(f"'{path}' is not a readable .npz file of plain arrays: {exc}") from None
+
+
+@component("loader", "npz", NpzConfig, modality="image")
+def load_npz(config: NpzConfig) -> Images:
+    """NumPy arrays in an .npz file: images 'x' and labels 'y'."""
+    path = Path(config.path).expanduser()
+    arrays = read_npz(path)
+    if "x" not in arrays or "y" not in arrays:
+        raise DataError(f"'{path}' must hold arrays 'x' (images) and 'y' (labels); it holds {sorted(arrays)}.")
+    x, y = to_nhwc(arrays["x"], str(path)), arrays["y"].reshape(-1)
+    if len(x) != len(y):
+        raise DataError(f"'{path}' has {len(x)} images but {len(y)} labels.")
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"'{path}': 'x' must be numeric; got dtype {x.dtype}.")
+    x = match_channels(x, config.channels, config.convert, str(path))
+    classes, codes = np.unique(y.astype(str) if y.dtype.kind in "OUS" else y, return_inverse=True)
+    if x.dtype != np.uint8:
+        x = x.astype(np.float32)
+    max_value = 255.0 if x.dtype == np.uint8 or float(x.max(initial=0)) > 1.0 else 1.0
+    return Images(x=x, y=codes.astype(np.int64), classes=[str(c) for c in classes], max_value=max_value,
+                  source=str(path))

@@ -1,0 +1,217 @@
+"""The image modality: loaders, the CNN, augmentation, bad input through the CLI, and the flow."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+Image = pytest.importorskip("PIL.Image")
+
+from tests.helpers import complete_runs, leftovers, run_cli, write_spec  # noqa: E402
+from trainflow.errors import DataError  # noqa: E402
+from trainflow.tasks import image as I  # noqa: E402
+from trainflow.tasks import image_loaders as IL  # noqa: E402
+
+
+# ---------------------------------------------------------------- tiny files
+
+
+def write_cifar(folder: Path, n: int = 4, skip: tuple[str, ...] = (), bad_shape: str | None = None) -> Path:
+    """A CIFAR-10 python batches folder with n images per batch (pickled dicts, like the real files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        if name in skip:
+            continue
+        width = 100 if name == bad_shape else 3072
+        batch = {b"batch_label": name.encode(), b"labels": [(i + j) % 10 for j in range(n)],
+                 b"data": rng.integers(0, 256, (n, width), dtype=np.uint8),
+                 b"filenames": [f"{name}_{j}.png".encode() for j in range(n)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {b"label_names": [c.encode() for c in IL.CIFAR10_LABELS], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def write_folder(root: Path, classes=("cat", "dog"), n: int = 6, mode: str = "L", size=(10, 12)) -> Path:
+    """One sub-folder of small PNGs per class; class k is brighter than class k-1."""
+    rng = np.random.default_rng(1)
+    for k, c in enumerate(classes):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for j in range(n):
+            shape = (size[0], size[1]) if mode == "L" else (size[0], size[1], 3)
+            arr = np.clip(rng.normal(60 + 120 * k, 20, shape), 0, 255).astype(np.uint8)
+            Image.fromarray(arr, mode=mode).save(root / c / f"{j}.png")
+    return root
+
+
+# ---------------------------------------------------------------- loaders
+
+
+def test_digits_loader():
+    images = IL.load_digits(IL.NoOptions())
+    assert images.x.shape == (1797, 8, 8, 1) and images.max_value == 16 and images.classes[0] == "0"
+    assert images.x.max() == 16 and set(images.y.tolist()) == set(range(10))
+
+
+def test_cifar_loader_reads_batches_and_keeps_the_test_batch_apart(tmp_path):
+    images = IL.load_cifar10(IL.CifarConfig(path=str(write_cifar(tmp_path / "c"))))
+    assert images.x.shape == (24, 32, 32, 3) and images.x.dtype == np.uint8
+    assert images.is_test.sum() == 4 and images.classes == IL.CIFAR10_LABELS
+    raw = pickle.loads((tmp_path / "c" / "data_batch_1").read_bytes(), encoding="bytes")
+    # channel-major rows: the first 1024 values are the red plane
+    assert np.array_equal(images.x[0, :, :, 0].ravel(), raw[b"data"][0, :1024])
+
+
+def test_cifar_unpickler_refuses_anything_but_arrays(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    folder = write_cifar(tmp_path / "c")
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    with pytest.raises(DataError, match=r"refusing to load '(__builtin__|builtins).print'"):
+        IL.load_cifar10(IL.CifarConfig(path=str(folder)))
+
+
+def test_image_folder_resizes_converts_and_skips_unreadable(tmp_path):
+    root = write_folder(tmp_path / "imgs", mode="L")
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    images = IL.load_image_folder(IL.FolderConfig(path=str(root), size=(8, 8), channels=3, skip_unreadable=True))
+    assert images.x.shape == (12, 8, 8, 3) and images.classes == ["cat", "dog"]
+    assert len(images.skipped) == 1 and "broken.png" in images.skipped[0]
+    assert images.x[images.y == 1].mean() > images.x[images.y == 0].mean()
+
+
+def test_npz_loader_accepts_channels_first(tmp_path):
+    x = np.random.default_rng(0).random((10, 3, 6, 6)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.array(["a", "b"] * 5))
+    images = IL.load_npz(IL.NpzConfig(path=str(tmp_path / "d.npz")))
+    assert images.x.shape == (10, 6, 6, 3) and images.classes == ["a", "b"] and images.max_value == 1.0
+
+
+# ---------------------------------------------------------------- network and augmentation
+
+
+def test_default_cnn_is_the_seed_network():
+    model = I.build_cnn(I.CnnConfig(), in_shape=(3, 32, 32), n_classes=10)
+    convs = [m for m in model if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64] and convs[0].padding == (0, 0)
+    assert sum(p.numel() for p in model.parameters()) == 167_562  # same count as the seed's Keras model
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    small = I.build_cnn(I.CnnConfig(activation="gelu", batch_norm=True, dropout=0.2, depth=3), (1, 8, 8), 4)
+    assert small(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
+
+
+def test_augmentation_keeps_shape_and_moves_pixels():
+    aug = I.augmenter(I.ImagePreprocess(flip=True, crop_padding=2))
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float).view(2, 3, 8, 8)
+    torch.manual_seed(0)
+    a = aug(x)
+    torch.manual_seed(0)
+    assert a.shape == x.shape and torch.equal(a, aug(x)) and not torch.equal(a, x)
+    assert I.augmenter(I.ImagePreprocess()) is None
+
+
+# ---------------------------------------------------------------- bad input through the CLI
+
+
+def _spec(tmp_path: Path, data: dict, **extra) -> Path:
+    raw = {"name": "badimg", "data": data, "validation": {"min_rows": 4}, "split": {"test_size": 0.5},
+           "model": {"name": "cnn"}, "train": {"epochs": 1}, **extra}
+    return write_spec(tmp_path / "spec.yaml", raw)
+
+
+def _folder_with(tmp_path: Path, case: str) -> dict:
+    root = tmp_path / "imgs"
+    if case == "single class":
+        write_folder(root, classes=("only",))
+    elif case == "empty class":
+        write_folder(root)
+        (root / "empty").mkdir()
+    elif case == "corrupt png":
+        write_folder(root)
+        (root / "cat" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    elif case == "gray as rgb":
+        write_folder(root)
+        return {"loader": "image_folder", "path": str(root), "channels": 3, "convert": False}
+    return {"loader": "image_folder", "path": str(root)}
+
+
+BAD = {
+    "cifar without test_batch": (lambda t: {"loader": "cifar10", "path": str(write_cifar(t / "c", skip=("test_batch",)))},
+                                 {}, 3, ["lacks 'test_batch'"]),
+    "cifar batch of wrong shape": (lambda t: {"loader": "cifar10", "path": str(write_cifar(t / "c", bad_shape="data_batch_3"))},
+                                   {}, 3, ["data_batch_3", "shape (4, 100)", "expected shape (n, 3072)"]),
+    "single class": (lambda t: _folder_with(t, "single class"), {}, 3, ["at least two classes", "only 'only'"]),
+    "empty class folder": (lambda t: _folder_with(t, "empty class"), {}, 3, ["empty", "holds no images"]),
+    "corrupt png": (lambda t: _folder_with(t, "corrupt png"), {}, 3,
+                    ["1 image file(s) could not be read", "bad.png", "data.skip_unreadable: true"]),
+    "3 channels on gray, no conversion": (lambda t: _folder_with(t, "gray as rgb"), {}, 3,
+                                          ["is gray (1 channel)", "data.channels is 3", "data.convert is false"]),
+    "batch_size 0": (lambda t: {"loader": "digits"}, {"train": {"batch_size": 0}}, 2,
+                     ["'train.batch_size'", "greater than or equal to 1", "Got 0"]),
+    "unknown optimizer": (lambda t: {"loader": "digits"}, {"train": {"optimizer": "adma"}}, 2,
+                          ["'train.optimizer' must be 'sgd', 'adam' or 'adamw'", "did you mean 'adam'"]),
+}
+
+
+@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_image_input_fails_clearly(case, tmp_path, capsys):
+    make, extra, code, phrases = BAD[case]
+    spec = _spec(tmp_path, make(tmp_path), **extra)
+    out = tmp_path / "runs"
+    rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
+    assert rc == code, err
+    for phrase in phrases:
+        assert phrase in err, f"{phrase!r} not in {err!r}"
+    assert "Traceback" not in err
+    assert not complete_runs(out, "badimg") and not leftovers(out, "badimg")
+
+
+# ---------------------------------------------------------------- the flow, end to end
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_digits_pipeline_end_to_end_and_predict(tmp_path, capsys):
+    out = tmp_path / "runs"
+    spec = Path(__file__).resolve().parents[1] / "flows" / "specs" / "digits.yaml"
+    rc, err = run_cli("run", spec, "--out", out, "--set", "train.epochs=3", capsys=capsys)
+    assert rc == 0, err
+    [run] = complete_runs(out, "digits")
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["metrics"]["accuracy"] > 0.9 and "top_5_accuracy" in summary["metrics"]
+    assert set(summary["per_class"]) == {str(d) for d in range(10)}
+    for name in ("model.safetensors", "model.json", "report.md", "plots/learning_curves.png",
+                 "plots/confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    report = (run / "report.md").read_text()
+    assert "Learning curves" in report and "Confusion matrix" in report
+    assert len(json.loads((run / "model.json").read_text())["history"]) == 3
+
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    np.savez(tmp_path / "new.npz", x=d.images[:20].astype(np.uint8))
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i in range(5):  # the same digits as PNGs, with the training pixel values (0..16)
+        Image.fromarray(d.images[i].astype(np.uint8), mode="L").save(folder / f"{i}.png")
+    rc, err = run_cli("predict", run, tmp_path / "new.npz", "--out", tmp_path / "pred.csv", capsys=capsys)
+    assert rc == 0, err
+    import pandas as pd
+
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert len(pred) == 20 and (pred["prediction"] == d.target[:20]).mean() >= 0.8
+    assert np.allclose(pred.filter(like="proba_").sum(axis=1), 1, atol=1e-4)
+    rc, err = run_cli("predict", run, folder, "--out", tmp_path / "pred2.csv", capsys=capsys)
+    assert rc == 0, err
+    pred2 = pd.read_csv(tmp_path / "pred2.csv")
+    assert list(pred2["item"]) == [f"{i}.png" for i in range(5)]
+    assert (pred2["prediction"] == d.target[:5]).all()
