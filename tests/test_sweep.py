@@ -78,3 +78,30 @@ def test_sweep_on_a_two_worker_dask_cluster_promotes_the_best(tmp_path):
     assert len(candidates) == 4 and all("trainflow-train" in t.tags for t in candidates)
     assert len(arts["penguins-sweep"].data) > 0 and "balanced_accuracy" in arts["penguins-sweep"].data
     assert arts["penguins-sweep-progress"].data == 100.0
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_tag_concurrency_limit_lets_one_candidate_train_at_a_time(tmp_path):
+    """`prefect concurrency-limit create trainflow-train 1` (the same client call) serialises training."""
+    from prefect.client.orchestration import get_client
+
+    from trainflow.flows.monitor import TRAIN_TAG
+
+    specs, labels = sweep.candidate_specs(str(SPECS / "penguins.yaml"), ["preprocess.resample.method=none"],
+                                          sweep.parse_grid(["model.C=0.5,1,2"]))
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=TRAIN_TAG, concurrency_limit=1)
+    try:
+        runner = sweep.make_task_runner("threads", workers=3)
+        summary = sweep.sweep_pipeline.with_options(task_runner=runner)(specs[0], specs, labels,
+                                                                         out=str(tmp_path / "runs"))
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_concurrency_limit_by_tag(TRAIN_TAG)
+    with get_client(sync_client=True) as client:
+        runs = [t for t in client.read_task_runs() if str(t.flow_run_id) == summary["flow_run_id"]
+                and t.name.startswith("candidate")]
+    spans = sorted((t.start_time, t.end_time) for t in runs)
+    assert len(spans) == 3
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start >= end, "two candidates trained at once despite the trainflow-train limit of 1"
