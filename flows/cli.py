@@ -15,6 +15,7 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 #: demo name -> spec files in flows/specs, run in order
 DEMOS: dict[str, list[str]] = {
     "tabular": ["penguins.yaml"],
+    "sequence": ["gunpoint.yaml", "airline.yaml"],
     "image": ["digits.yaml"],
 }
 

@@ -20,6 +20,8 @@ from trainflow.errors import SpecError, expected
 from trainflow.registry import REGISTRY, Component, pydantic_problems
 from trainflow.tasks.image import ImagePreprocess  # noqa: E402  (no torch/Pillow at import)
 from trainflow.tasks.training import TrainConfig  # pydantic only: torch is imported when training runs
+from trainflow.tasks.forecast import ForecastConfig  # noqa: E402  (no torch at import)
+from trainflow.tasks.sequence import SequencePreprocess  # noqa: E402  (no torch at import)
 
 TASKS = ("classification", "regression", "forecasting")
 STAGES = ("load", "validate", "split", "fit", "evaluate", "publish")
@@ -110,6 +112,7 @@ class PreprocessSpec(Strict):
     reduce: ReduceSpec = ReduceSpec()
     resample: ResampleSpec = ResampleSpec()
     image: ImagePreprocess = ImagePreprocess()  # image pipelines only
+    sequence: SequencePreprocess = SequencePreprocess()  # sequence and forecasting pipelines only
 
 
 class ColumnRule(Strict):
@@ -173,6 +176,7 @@ class PipelineSpec(Strict):
     model: ModelSpec = ModelSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
     train: TrainConfig = Field(TrainConfig(), description="How neural networks are trained (image, sequence)")
+    forecast: ForecastConfig = Field(ForecastConfig(), description="Horizon, lookback and transforms (forecasting)")
     promotion: PromotionSpec = PromotionSpec()
     stages: list[StageSpec] = []
 
@@ -189,12 +193,18 @@ class PipelineSpec(Strict):
         loader = _collect(problems, self.data, "data")
         modality = loader[0].modality if loader else None
         model = _collect(problems, self.model, "model", task=self.task)
-        if loader and model and model[0].modality not in (None, modality):
+        if loader and model and not _fits(model[0], modality):
             problems.append(
                 f"'model.name' {self.model.name!r} is a {model[0].modality} model but the loader "
                 f"{self.data.loader!r} gives {modality} data. "
                 + expected("Choose a model that", REGISTRY_models_for(modality, self.task), self.model.name)
             )
+        if modality == "forecast" and self.task != "forecasting":
+            problems.append(f"the loader {self.data.loader!r} reads one time series to forecast; set 'task: "
+                            f"forecasting' (got {self.task!r}) or use a sequence loader such as 'ts'.")
+        if self.task == "forecasting" and modality not in (None, "forecast"):
+            problems.append(f"'task: forecasting' needs a time-series loader such as 'timeseries_csv'; "
+                            f"the loader {self.data.loader!r} gives {modality} data.")
         if modality == "tabular":
             for slot in ("impute", "encode", "scale", "reduce", "resample"):
                 _collect(problems, getattr(self.preprocess, slot), f"preprocess.{slot}", task=self.task)
@@ -222,7 +232,12 @@ class PipelineSpec(Strict):
 
 
 def REGISTRY_models_for(modality: str | None, task: str) -> list[str]:
-    return [n for n in REGISTRY.names("model", task) if REGISTRY.get("model", n).modality in (None, modality)]
+    return [n for n in REGISTRY.names("model", task) if _fits(REGISTRY.get("model", n), modality)]
+
+
+def _fits(model: Component, modality: str | None) -> bool:
+    """Whether a model takes data of ``modality`` (its own, or one listed in its ``modalities``)."""
+    return model.modality in (None, modality) or modality in model.extra.get("modalities", ())
 
 
 def _collect(problems: list[str], choice: Choice, where: str, task: str | None = None):

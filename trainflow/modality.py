@@ -16,6 +16,8 @@ from trainflow.errors import ComponentError, expected
 MODALITIES: dict[str, str] = {
     "tabular": "trainflow.tasks.tabular",
     "image": "trainflow.tasks.image",
+    "sequence": "trainflow.tasks.sequence",
+    "forecast": "trainflow.tasks.forecast",
 }
 
 STAGE_FUNCTIONS = ("store", "validate", "split", "fit", "evaluate", "export", "predict")

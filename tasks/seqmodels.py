@@ -1,0 +1,83 @@
+"""Sequence model components: ``lstm``, ``gru``, ``rnn`` and ``cnn1d`` (a fully convolutional network).
+
+A builder is called as ``build(config, in_channels=..., out_features=..., task=...)`` and returns a
+``torch.nn.Module`` taking ``(x [batch, time, channels], mask [batch, time])``. The networks are in
+:mod:`trainflow.seqnets`; torch is imported only when a model is built.
+
+Defaults are the ones measured on GunPoint (150 steps, 50 training series; see docs/sequence.md):
+a recurrent net that reads only its last hidden state stays at chance there, so the recurrent
+models pool over every step (``pool: meanmax``) behind a small strided conv front end that
+shortens the sequence 2x and extracts local shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.registry import component
+
+SEQ_TASKS = ("classification", "regression", "forecasting")
+#: the data modalities these networks accept (sequence classification/regression and forecasting)
+SEQ_MODALITIES = ("sequence", "forecast")
+
+
+class RecurrentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: int = Field(64, ge=1, description="Hidden units per direction")
+    layers: int = Field(1, ge=1, description="Stacked recurrent layers")
+    # Both directions see the whole series; classification gains, the cost is 2x the units.
+    bidirectional: bool = Field(True, description="Run the recurrent layers in both directions")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout between layers and before the head")
+    front: Literal["conv", "none"] = Field("conv", description="conv: a strided conv block before the RNN; none")
+    front_channels: int = Field(32, ge=1, description="Filters of the conv front end")
+    front_kernel: int = Field(7, ge=1, description="Kernel size of the conv front end")
+    front_stride: int = Field(2, ge=1, description="Stride of the conv front end (shortens the series)")
+    pool: Literal["auto", "meanmax", "mean", "max", "last"] = Field(
+        "auto", description="How steps become one vector: auto = meanmax (classification/regression) or last "
+                            "(forecasting); 'last' alone stays at chance on long series")
+    packed: bool = Field(False, description="Run on packed sequences (padding never enters the RNN); "
+                                            "preprocess.sequence.lengths: packed sets this")
+
+
+class FcnConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Wang et al. (2017) use 128-256-128 filters; half the width trains 4x faster on a CPU and
+    # still separates GunPoint.
+    filters: list[int] = Field([64, 128, 64], min_length=1, description="Filters per conv block")
+    kernels: list[int] = Field([8, 5, 3], min_length=1, description="Kernel size per conv block")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the linear head")
+
+
+def _recurrent(cell: str):
+    def build(config: RecurrentConfig, *, in_channels: int, out_features: int, task: str = "classification",
+              packed: bool | None = None, **_: Any) -> Any:
+        from trainflow.seqnets import RecurrentNet
+
+        pool = config.pool if config.pool != "auto" else ("last" if task == "forecasting" else "meanmax")
+        return RecurrentNet(cell, in_channels, out_features, config.hidden, config.layers, config.bidirectional,
+                            config.dropout, config.front, config.front_channels, config.front_kernel,
+                            config.front_stride, pool, config.packed if packed is None else packed)
+
+    build.__doc__ = {"lstm": "LSTM (conv front end, pooling over time) for sequences.",
+                     "gru": "GRU (conv front end, pooling over time) for sequences.",
+                     "rnn": "Elman RNN with tanh (conv front end, pooling over time) for sequences."}[cell]
+    return build
+
+
+for _cell in ("lstm", "gru", "rnn"):
+    component("model", _cell, RecurrentConfig, tasks=SEQ_TASKS, modality="sequence",
+              modalities=SEQ_MODALITIES)(_recurrent(_cell))
+
+
+@component("model", "cnn1d", FcnConfig, tasks=SEQ_TASKS, modality="sequence", modalities=SEQ_MODALITIES)
+def build_cnn1d(config: FcnConfig, *, in_channels: int, out_features: int, **_: Any) -> Any:
+    """Fully convolutional network (FCN): conv blocks, global average pooling, linear head."""
+    from trainflow.errors import SpecError
+    from trainflow.seqnets import FCN
+
+    if len(config.kernels) != len(config.filters):
+        raise SpecError(f"'model.kernels' must have one kernel size per entry of 'model.filters' "
+                        f"({len(config.filters)}). Got {len(config.kernels)}.")
+    return FCN(in_channels, out_features, config.filters, config.kernels, config.dropout)

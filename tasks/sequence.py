@@ -1,0 +1,451 @@
+"""The sequence modality: classification and regression of whole series.
+
+Series travel between tasks as ``.npz`` files in the cache: values [n, T, C] (NaN where missing or
+after a series' end), ``lengths`` [n], labels/targets as text, and the fixed fold when the loader
+read separate train/test files. Fitting applies :class:`SeriesPreprocessor` (missing values,
+z-normalization; statistics from the training split only), pads each batch with a mask of real
+steps, and trains the spec's network (``lstm``, ``gru``, ``rnn``, ``cnn1d``) with the shared loop
+of :mod:`trainflow.tasks.training`. The model is saved as safetensors weights plus a JSON config
+holding everything prediction needs (preprocessing statistics, classes, loader options).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.errors import DataError, SpecError
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
+from trainflow.tasks import metrics as M
+from trainflow.tasks import plots
+from trainflow.tasks.seqdata import SeriesSet, pad, read_any
+from trainflow.tasks.validate import Check, run_expectations
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+class SequencePreprocess(BaseModel):
+    """The spec's ``preprocess.sequence`` section (sequence and forecasting pipelines)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Per-series z-normalization is the UCR archive's convention: classes differ by shape, not level.
+    normalize: Literal["per_series", "global", "none"] = Field(
+        "per_series", description="per_series: each series and channel to mean 0, std 1; global: one mean/std "
+                                  "per channel from the training split; none")
+    missing: Literal["linear", "ffill", "bfill", "mask"] = Field(
+        "linear", description="Missing values: interpolate in time (linear | ffill | bfill), or mask: zero them "
+                              "and add a 0/1 'observed' channel per channel")
+    lengths: Literal["pad", "packed"] = Field(
+        "pad", description="Unequal lengths: pad with a mask of real steps, or packed sequences (recurrent models)")
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+class SeriesPreprocessor:
+    """Missing values and z-normalization for lists of [time, channels] arrays (an estimator:
+    ``fit`` on training series only, state in attributes ending in ``_``)."""
+
+    def __init__(self, normalize: str = "per_series", missing: str = "linear"):
+        self.normalize = normalize
+        self.missing = missing
+
+    def fit(self, series: list[np.ndarray]) -> SeriesPreprocessor:
+        """Learn the per-channel mean and std of the training series (used by ``global``)."""
+        values = np.concatenate([s for s in series if len(s)], axis=0)
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        self.mean_ = np.nan_to_num(mean).tolist()
+        self.std_ = np.where(np.nan_to_num(std) > 1e-8, np.nan_to_num(std), 1.0).tolist()
+        self.channels_ = int(values.shape[1])
+        return self
+
+    def state(self) -> dict[str, Any]:
+        return {"normalize": self.normalize, "missing": self.missing, "mean": self.mean_, "std": self.std_,
+                "channels": self.channels_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SeriesPreprocessor:
+        pre = cls(state["normalize"], state["missing"])
+        pre.mean_, pre.std_, pre.channels_ = state["mean"], state["std"], state["channels"]
+        return pre
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels_ * (2 if self.missing == "mask" else 1)
+
+    def transform_one(self, s: np.ndarray) -> np.ndarray:
+        """One series [time, channels] -> [time, out_channels] without NaN."""
+        import pandas as pd
+
+        s = np.asarray(s, dtype=np.float64)
+        if s.shape[1] != self.channels_:
+            raise DataError(f"a series has {s.shape[1]} channel(s); the model was trained on {self.channels_}.")
+        if self.normalize == "per_series":
+            with np.errstate(all="ignore"):
+                mean, std = np.nanmean(s, axis=0), np.nanstd(s, axis=0)
+            std = np.where(np.nan_to_num(std) > 1e-8, std, 1.0)
+            s = (s - np.nan_to_num(mean)) / std
+        elif self.normalize == "global":
+            s = (s - np.asarray(self.mean_)) / np.asarray(self.std_)
+        observed = ~np.isnan(s)
+        if self.missing == "mask":
+            return np.concatenate([np.nan_to_num(s), observed.astype(np.float64)], axis=1)
+        if not observed.all():
+            frame = pd.DataFrame(s)
+            if self.missing == "linear":
+                frame = frame.interpolate(method="linear", limit_direction="both")
+            elif self.missing == "ffill":
+                frame = frame.ffill().bfill()  # leading gaps have no past value: take the next one
+            else:
+                frame = frame.bfill().ffill()
+            s = frame.to_numpy()
+        return np.nan_to_num(s)
+
+    def transform(self, series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Series -> padded values [n, T, out_channels] (float32) and mask [n, T]."""
+        return pad([self.transform_one(s) for s in series])
+
+
+# ---------------------------------------------------------------- store & validate
+
+
+def _save_npz(path: Path, **arrays: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
+    lengths = np.array([len(s) for s in data.series], dtype=np.int64)
+    T = int(lengths.max()) if len(lengths) else 0
+    x = np.full((len(data.series), T, data.channels), np.nan, dtype=np.float64)
+    for i, s in enumerate(data.series):
+        x[i, : len(s)] = s
+    arrays = {"x": x, "lengths": lengths, "ids": np.asarray(data.ids, dtype=str)}
+    if data.y is not None:
+        arrays["y"] = np.asarray(data.y, dtype=str)
+    if data.fold is not None:
+        arrays["fold"] = np.asarray(data.fold, dtype=str)
+    return arrays
+
+
+def load_series(path: str | Path) -> dict[str, Any]:
+    """A stored set back as ``series`` (list of arrays), ``y``, ``ids``, ``fold``."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    series = [arrays["x"][i, :n] for i, n in enumerate(arrays["lengths"])]
+    return {"series": series, "y": arrays.get("y"), "ids": arrays["ids"], "fold": arrays.get("fold")}
+
+
+def store(data: SeriesSet, cache_dir: str, digest: str, config: Any) -> DataRef:
+    """Save loaded series as ``.npz`` in the cache, named by the source's digest."""
+    path = Path(cache_dir) / "data" / f"{digest}.npz"
+    if not path.exists():
+        _save_npz(path, **_pack(data))
+    lengths = [len(s) for s in data.series]
+    return DataRef(path=str(path), digest=digest, modality="sequence", meta={
+        "rows": len(data.series), "channels": data.channels, "min_length": min(lengths), "max_length": max(lengths),
+        "class_labels": data.class_labels, "source": data.source, "fixed_split": data.fold is not None,
+        "labelled": data.y is not None, "loader_options": config.model_dump(mode="json")})
+
+
+def series_table(series: list[np.ndarray], y: Any, ids: Any) -> Any:
+    """One row per series: id, label, length, channels, share of missing values, constant or not."""
+    import pandas as pd
+
+    rows = []
+    for i, s in enumerate(series):
+        nan = float(np.isnan(s).mean()) if s.size else 1.0
+        with np.errstate(all="ignore"):
+            spread = np.nanmax(s, axis=0) - np.nanmin(s, axis=0) if nan < 1 else np.zeros(1)
+        rows.append({"series": str(ids[i]), "length": int(len(s)), "channels": int(s.shape[1]),
+                     "nan_share": nan, "constant": bool(nan < 1 and np.all(np.nan_to_num(spread) == 0))})
+    table = pd.DataFrame(rows)
+    if y is not None:
+        table["label"] = [str(v) for v in y]
+    return table
+
+
+def checks_for(table: Any, spec: Any, meta: dict[str, Any]) -> list[Check]:
+    """The expectation suite for a per-series summary table."""
+    v = spec.validation
+    checks = [
+        Check("ExpectTableRowCountToBeBetween", {"min_value": min(v.min_rows, 2)},
+              "at least two series are needed to train and test"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "nan_share", "max_value": 1.0, "strict_max": True},
+              "a series with no values at all (all NaN) cannot be used"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "length", "min_value": 2},
+              "a series needs at least two steps"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "channels", "min_value": meta["channels"],
+                                                "max_value": meta["channels"]}, "every series has the same channels"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "constant", "value_set": [False], "mostly": 0.9},
+              "more than 10% of the series are constant (no shape to learn)"),
+    ]
+    if "label" in table.columns and spec.task == "classification":
+        checks.append(Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
+                            "a classifier needs at least two classes"))
+        allowed = v.labels or meta.get("class_labels")
+        if allowed:
+            checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [str(a) for a in allowed]},
+                                "validation.labels" if v.labels else "the labels declared in @classLabel"))
+    if "label" in table.columns and spec.task == "regression":
+        checks.append(Check("ExpectColumnValuesToMatchRegex",
+                            {"column": "label", "regex": r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"},
+                            "a regression target must be a number"))
+    checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
+    return checks
+
+
+def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+    """Great Expectations on the per-series summary table; raises ValidationFailed listing failures."""
+    data = load_series(ref.path)
+    if data["y"] is None and spec.task in ("classification", "regression"):
+        raise DataError(f"'{ref.meta.get('source')}' has no labels; a {spec.task} pipeline needs one per series.")
+    table = series_table(data["series"], data["y"], data["ids"])
+    return run_expectations(table, checks_for(table, spec, ref.meta), docs_dir, suite=spec.name).as_dict()
+
+
+# ---------------------------------------------------------------- split
+
+
+def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+    """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed)."""
+    from sklearn.model_selection import train_test_split
+
+    with np.load(ref.path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    n = len(arrays["lengths"])
+    notes = []
+    if "y" not in arrays:
+        raise DataError(f"'{ref.meta.get('source')}' has no labels; a {spec.task} pipeline needs one per series.")
+    if "fold" in arrays:
+        train_idx, test_idx = np.flatnonzero(arrays["fold"] == "train"), np.flatnonzero(arrays["fold"] == "test")
+        notes.append(f"fixed split from the data files: {len(train_idx)} train / {len(test_idx)} test series")
+    else:
+        y = arrays["y"]
+        stratify = None
+        if spec.task == "classification" and spec.split.stratify:
+            _, counts = np.unique(y, return_counts=True)
+            stratify = y if counts.min() >= 2 else None
+        train_idx, test_idx = train_test_split(np.arange(n), test_size=spec.split.test_size,
+                                               random_state=spec.split.seed, stratify=stratify)
+        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "fixed": "fold" in arrays})
+    folder = Path(cache_dir) / "splits" / key[:16]
+    refs = {}
+    for name, idx in (("train", train_idx), ("test", test_idx)):
+        path = folder / f"{name}.npz"
+        part = {k: v[idx] for k, v in arrays.items() if k != "fold"}
+        T = int(part["lengths"].max()) if len(idx) else 0
+        part["x"] = part["x"][:, :T]
+        _save_npz(path, **part)
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="sequence",
+                             meta={**ref.meta, "rows": int(len(idx))})
+    counts = {}
+    if spec.task == "classification":
+        counts = {name: {str(k): int(c) for k, c in zip(*np.unique(arrays["y"][idx], return_counts=True))}
+                  for name, idx in (("train", train_idx), ("test", test_idx))}
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+
+
+# ---------------------------------------------------------------- fit
+
+
+def targets(y: np.ndarray, task: str, source: str, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Class indices (classification) or floats (regression) from the stored label text."""
+    if task == "classification":
+        classes = classes or sorted({str(v) for v in y}, key=_label_key)
+        index = {c: i for i, c in enumerate(classes)}
+        return np.array([index.get(str(v), -1) for v in y], dtype=np.int64), classes
+    try:
+        return y.astype(np.float64), []
+    except ValueError:
+        bad = next(v for v in y if not _is_number(v))
+        raise DataError(f"'{source}': the regression target {bad!r} is not a number.") from None
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _label_key(v: str) -> tuple[int, Any]:
+    return (0, float(v)) if _is_number(v) else (1, v)
+
+
+def build_network(name: str, options: dict[str, Any], in_channels: int, out_features: int, task: str,
+                  packed: bool | None = None) -> Any:
+    """The registered model ``name`` with ``options``."""
+    from trainflow.registry import REGISTRY
+
+    comp = REGISTRY.get("model", name)
+    return comp.build(comp.config.model_validate(options), in_channels=in_channels, out_features=out_features,
+                      task=task, packed=packed)
+
+
+def save_model(folder: Path, model: Any, config: dict[str, Any]) -> None:
+    """Write safetensors weights and the JSON config into ``folder`` atomically (via a temp folder)."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+
+
+def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
+    """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
+    import torch
+
+    from trainflow.tasks.publish import artifact_key
+    from trainflow.tasks.training import checkpoint_dir, train_model
+
+    data = load_series(split_ref.train.path)
+    meta = split_ref.train.meta
+    y, classes = targets(data["y"], spec.task, meta.get("source", ""))
+    pre_cfg = spec.preprocess.sequence
+    pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(data["series"])
+    x, mask = pre.transform(data["series"])
+    y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
+    comp, cfg = spec.model.resolve("model", task=spec.task)
+    out_features = len(classes) if spec.task == "classification" else 1
+    if spec.train.num_threads:
+        torch.set_num_threads(spec.train.num_threads)
+    torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
+    packed = pre_cfg.lengths == "packed"
+    model = comp.build(cfg, in_channels=pre.out_channels, out_features=out_features, task=spec.task,
+                       packed=packed or None)
+    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    target = torch.from_numpy(y) if spec.task == "classification" else torch.from_numpy((y - y_mean) / y_std).float()
+    result = train_model(
+        model, (torch.from_numpy(x), torch.from_numpy(mask), target), None, spec.train, seed=spec.seed,
+        checkpoint_dir=checkpoint_dir(cache_dir, key), task=spec.task,
+        progress_key=f"{artifact_key(spec.name)}-training")
+    folder = Path(cache_dir) / "models" / key[:16]
+    config = {"kind": "sequence", "task": spec.task, "model": spec.model.name, "options": cfg.model_dump(mode="json"),
+              "in_channels": pre.out_channels, "out_features": out_features, "packed": packed or None,
+              "classes": classes, "target_mean": y_mean, "target_std": y_std, "preprocess": pre.state(),
+              "loader": spec.data.loader, "loader_options": spec.data.options(),
+              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
+    save_model(folder, model, config)
+    steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
+             f"unequal lengths: {pre_cfg.lengths}" + (" (all series have the same length)"
+                                                      if meta.get("min_length") == meta.get("max_length") else ""),
+             f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
+    if spec.train.imbalance != "none":
+        steps.insert(-1, f"imbalance: {spec.train.imbalance}")
+    return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="sequence",
+                    meta={"steps": steps, "history": result.history, "classes": classes, "device": result.device,
+                          "best_epoch": result.best_epoch,
+                          "notes": result.notes + ([f"resumed from the checkpoint of epoch {result.resumed_from}"]
+                                                   if result.resumed_from else [])})
+
+
+# ---------------------------------------------------------------- evaluate, export, predict
+
+
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise DataError(f"No saved sequence model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    model = build_network(config["model"], config["options"], config["in_channels"], config["out_features"],
+                          config["task"], config.get("packed"))
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.eval()
+    return model, config
+
+
+def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities [n, k] (classification) or predicted targets [n] (regression)."""
+    import torch
+
+    from trainflow.tasks.training import predict as forward
+
+    pre = SeriesPreprocessor.from_state(config["preprocess"])
+    x, mask = pre.transform(series)
+    out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device="cpu")
+    if config["task"] == "classification":
+        return out.softmax(1).numpy()
+    return out.reshape(-1).numpy() * config["target_std"] + config["target_mean"]
+
+
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+    """Test metrics, per-class report and confusion matrix (classification); learning curves."""
+    model, config = load_model(model_ref.path)
+    data = load_series(split_ref.test.path)
+    names = spec.evaluate.metrics or M.DEFAULTS[spec.task]
+    notes = list(split_ref.meta.get("notes", []))
+    per_class, confusion, charts = {}, {}, {}
+    out = outputs(model, config, data["series"])
+    if spec.task == "classification":
+        classes = config["classes"]
+        y, _ = targets(data["y"], "classification", "", classes)
+        keep = y >= 0
+        if not keep.all():
+            notes.append(f"{int((~keep).sum())} test series with classes unseen in training were skipped")
+        y, proba = y[keep], out[keep]
+        pred = proba.argmax(1)
+        metrics = M.score(names, y, pred, proba, classes)
+        per_class, confusion = M.classification_details(y, pred, classes)
+        charts["Confusion matrix"] = plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")
+    else:
+        y, _ = targets(data["y"], "regression", split_ref.test.meta.get("source", ""))
+        metrics = M.score(names, y, out)
+        order = np.argsort(y)
+        charts["Predicted vs true"] = plots.series_png(
+            {"true": (list(range(len(y))), y[order].tolist()), "predicted": (list(range(len(y))), out[order].tolist())},
+            Path(plots_dir) / "predicted_vs_true.png", "Test series sorted by true target")
+    history = model_ref.meta.get("history") or config.get("history") or []
+    if history:
+        charts["Learning curves"] = plots.curves_png([{k: v for k, v in h.items() if k != "lr"} for h in history],
+                                                     Path(plots_dir) / "learning_curves.png")
+    tables = {"Training history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
+                                   for h in history]}
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                      notes=notes)
+
+
+def export(model_ref: ModelRef, run_dir: str) -> list[str]:
+    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
+    return [WEIGHTS_FILE, CONFIG_FILE]
+
+
+def predict(run_dir: str | Path, input_path: str | Path) -> Any:
+    """Predictions for new series in any supported format (.ts, .npz, wide or long CSV)."""
+    import pandas as pd
+
+    model, config = load_model(run_dir)
+    data = read_any(input_path, config["loader"], config.get("loader_options", {}))
+    if data.channels != config["preprocess"]["channels"]:
+        raise DataError(f"'{input_path}' holds series with {data.channels} channel(s); the model was trained on "
+                        f"{config['preprocess']['channels']}.")
+    out = outputs(model, config, data.series)
+    frame = pd.DataFrame({"series": data.ids})
+    if config["task"] == "classification":
+        frame["prediction"] = [config["classes"][i] for i in out.argmax(1)]
+        for i, c in enumerate(config["classes"]):
+            frame[f"proba_{c}"] = out[:, i]
+    else:
+        frame["prediction"] = out
+    if data.y is not None:
+        frame["label"] = data.y
+    return frame

@@ -1,0 +1,124 @@
+"""Sequence classification and forecasting end to end on tiny data, on a real Prefect server:
+run folder, safetensors model, report plots, and ``trainflow predict`` on new series in every format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import complete_runs, run_cli, write_spec
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def toy_series(n: int, length: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[str]]:
+    """Class 'up': a rising ramp; class 'down': a falling one (plus noise; some steps missing)."""
+    series, labels = [], []
+    for i in range(n):
+        label = "up" if i % 2 else "down"
+        ramp = np.linspace(-1, 1, length) * (1 if label == "up" else -1)
+        s = ramp + 0.1 * rng.standard_normal(length)
+        if i % 5 == 0:
+            s[length // 2] = np.nan
+        series.append(s)
+        labels.append(label)
+    return series, labels
+
+
+def ts_text(series: list[np.ndarray], labels: list[str]) -> str:
+    head = "@problemName ramps\n@univariate true\n@equalLength true\n@classLabel true down up\n@data\n"
+    return head + "".join(",".join("?" if np.isnan(v) else f"{v:.4f}" for v in s) + f":{y}\n"
+                          for s, y in zip(series, labels))
+
+
+@pytest.fixture(scope="module")
+def classification_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ramps")
+    rng = np.random.default_rng(0)
+    tr, te = toy_series(24, 20, rng), toy_series(12, 20, rng)
+    (folder / "R_TRAIN.ts").write_text(ts_text(*tr))
+    (folder / "R_TEST.ts").write_text(ts_text(*te))
+    spec = write_spec(folder / "ramps.yaml", {
+        "name": "ramps", "task": "classification",
+        "data": {"loader": "ts", "train": "R_TRAIN.ts", "test": "R_TEST.ts"},
+        "validation": {"min_rows": 10},
+        "preprocess": {"sequence": {"normalize": "global", "missing": "linear"}},
+        "model": {"name": "gru", "hidden": 8, "front_channels": 8},
+        "train": {"epochs": 15, "batch_size": 8, "lr": 0.01}, "evaluate": {"primary": "accuracy"}})
+    out = folder / "runs"
+    assert run_cli("run", spec, "--out", out)[0] == 0
+    [run] = complete_runs(out, "ramps")
+    return folder, run, te
+
+
+def test_classification_run_folder(classification_run):
+    _, run, _ = classification_run
+    names = {p.name for p in run.iterdir()}
+    assert {"metrics.json", "model.safetensors", "model.json", "report.md", "validation", "plots"} <= names
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["metrics"]["accuracy"] >= 0.9
+    assert sum(map(sum, summary["confusion"]["matrix"])) == 12  # the fixed test file
+    assert any("fixed split" in n for n in summary["notes"]) or "fixed split" in (run / "report.md").read_text()
+    assert (run / "plots" / "learning_curves.png").is_file() and (run / "plots" / "confusion_matrix.png").is_file()
+    config = json.loads((run / "model.json").read_text())
+    assert config["classes"] == ["down", "up"] and len(config["history"]) == 15
+    for path in run.rglob("*"):
+        assert path.suffix not in (".pkl", ".pickle", ".joblib", ".pt")
+
+
+def test_predict_new_series_in_every_format(classification_run, tmp_path):
+    folder, run, (series, labels) = classification_run
+    inputs = {}
+    inputs["new.ts"] = ts_text(series[:4], labels[:4])
+    wide = pd.DataFrame([np.nan_to_num(s) for s in series[:4]], columns=[f"t{i}" for i in range(20)])
+    inputs["wide.csv"] = wide
+    inputs["long.csv"] = pd.DataFrame([{"series_id": f"s{i}", "time": t, "value": float(np.nan_to_num(s[t]))}
+                                       for i, s in enumerate(series[:4]) for t in range(20)])
+    np.savez(tmp_path / "new.npz", x=np.nan_to_num(np.stack(series[:4]))[..., None])
+    for name, content in inputs.items():
+        if isinstance(content, str):
+            (tmp_path / name).write_text(content)
+        else:
+            content.to_csv(tmp_path / name, index=False)
+    for name in ["new.ts", "wide.csv", "long.csv", "new.npz"]:
+        out = tmp_path / f"pred-{name}.csv"
+        assert run_cli("predict", run, tmp_path / name, "--out", out)[0] == 0, name
+        pred = pd.read_csv(out)
+        assert len(pred) == 4 and {"series", "prediction", "proba_down", "proba_up"} <= set(pred.columns)
+        assert pred["prediction"].tolist() == labels[:4], name
+
+
+def test_predict_refuses_series_with_other_channels(classification_run, tmp_path, capsys):
+    _, run, _ = classification_run
+    np.savez(tmp_path / "two.npz", x=np.zeros((2, 20, 2)))
+    rc, err = run_cli("predict", run, tmp_path / "two.npz", "--out", tmp_path / "p.csv", capsys=capsys)
+    assert rc == 3 and "2 channel(s); the model was trained on 1" in err
+
+
+def test_forecasting_flow_and_predict(tmp_path):
+    t = np.arange(72)
+    values = 50 + 0.5 * t + 8 * np.sin(2 * np.pi * t / 6) + np.random.default_rng(1).normal(0, 0.3, 72)
+    dates = pd.date_range("2015-01-01", periods=72, freq="MS").strftime("%Y-%m")
+    pd.DataFrame({"month": dates, "sales": values}).to_csv(tmp_path / "sales.csv", index=False)
+    spec = write_spec(tmp_path / "sales.yaml", {
+        "name": "sales", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "sales.csv"},
+        "validation": {"min_rows": 20},
+        "forecast": {"horizon": 6, "lookback": 12, "season": 6, "detrend": "difference"},
+        "model": {"name": "gru", "hidden": 8, "front": "none"}, "train": {"epochs": 30, "batch_size": 8, "lr": 0.01}})
+    out = tmp_path / "runs"
+    assert run_cli("run", spec, "--out", out)[0] == 0
+    [run] = complete_runs(out, "sales")
+    summary = json.loads((run / "metrics.json").read_text())
+    m = summary["metrics"]
+    assert {"rmse", "mae", "mape", "seasonal_naive_rmse", "rmse_vs_seasonal_naive"} <= set(m)
+    assert m["rmse"] < m["seasonal_naive_rmse"]  # the trend defeats the seasonal-naive baseline
+    assert (run / "plots" / "forecast_0.png").is_file()
+    assert "Forecast vs truth" in (run / "report.md").read_text()
+    pred_path = tmp_path / "forecast.csv"
+    assert run_cli("predict", run, tmp_path / "sales.csv", "--out", pred_path)[0] == 0
+    pred = pd.read_csv(pred_path)
+    assert pred["month"].tolist() == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05", "2021-06"]
+    assert len(pred) == 6 and pred["sales"].between(60, 120).all()
