@@ -105,3 +105,19 @@ def test_tag_concurrency_limit_lets_one_candidate_train_at_a_time(tmp_path):
     assert len(spans) == 3
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert start >= end, "two candidates trained at once despite the trainflow-train limit of 1"
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_sweep_command_prints_the_candidates_and_the_promotion(tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    out = tmp_path / "runs"
+    code, _ = run_cli("sweep", SPECS / "penguins.yaml", "--grid", "model.C=0.0005,1", "--runner", "threads",
+                      "--workers", "2", "--out", out, "--set", "preprocess.resample.method=none")
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "model.C=0.0005" in text and "model.C=1" in text and "promotion: first champion" in text
+    assert promote.read_champion(out, "penguins") is not None
+    code, err = run_cli("sweep", SPECS / "penguins.yaml", "--grid", "model.C=1", "--runner", "ray", capsys=capsys)
+    if importlib.util.find_spec("prefect_ray") is None:
+        assert code != 0 and "pip install 'trainflow[ray]'" in err
