@@ -116,9 +116,13 @@ def run_spec(spec, out: str, refresh: bool = False) -> dict:
     if refresh:
         os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
     with prefect_settings():
+        from prefect import tags
+
+        from trainflow.flows.monitor import run_tags
         from trainflow.flows.pipeline import run_pipeline
 
-        return run_pipeline(spec, out=out)
+        with tags(*run_tags(spec)):  # on the flow run from its start, so failed runs are found too
+            return run_pipeline(spec, out=out)
 
 
 def _print_summary(summary: dict) -> None:

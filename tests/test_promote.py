@@ -106,3 +106,19 @@ def test_worse_run_keeps_champion_and_predict_uses_champion(tmp_path, capsys):
     assert {"pipeline:penguins", "task:classification", f"data:{bad_summary['data_digest'][:12]}"} <= set(run.tags)
     mine = {a.key: a for a in arts if str(a.flow_run_id) == bad_summary["flow_run_id"]}
     assert "not promoted" in mine["penguins-promotion"].data
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_failed_run_is_tagged_from_its_start_and_never_champion(tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=penguins-tagcheck",
+                      "--set", "validation.min_rows=100000")
+    assert code == 4  # validation failed
+    assert promote.read_champion(out, "penguins-tagcheck") is None
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=["pipeline:penguins-tagcheck", "task:classification"])))
+    assert [r.state.type.value for r in runs] == ["FAILED"]
