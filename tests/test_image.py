@@ -194,6 +194,12 @@ def test_digits_pipeline_end_to_end_and_predict(tmp_path, capsys):
     report = (run / "report.md").read_text()
     assert "Learning curves" in report and "Confusion matrix" in report
     assert len(json.loads((run / "model.json").read_text())["history"]) == 3
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["digits-training"])))
+    assert arts and arts[0].type == "progress" and float(arts[0].data) == 100.0
 
     from sklearn.datasets import load_digits
 
@@ -215,3 +221,14 @@ def test_digits_pipeline_end_to_end_and_predict(tmp_path, capsys):
     pred2 = pd.read_csv(tmp_path / "pred2.csv")
     assert list(pred2["item"]) == [f"{i}.png" for i in range(5)]
     assert (pred2["prediction"] == d.target[:5]).all()
+
+
+def test_cifar10_spec_is_the_seed_recipe(tmp_path):
+    from trainflow.flows.spec import load_spec
+
+    folder = write_cifar(tmp_path / "c")
+    spec = load_spec(Path(__file__).resolve().parents[1] / "flows" / "specs" / "cifar10.yaml",
+                     [f"data.path={folder}"])
+    t = spec.train
+    assert (spec.model.name, t.optimizer, t.lr, t.batch_size, t.epochs) == ("cnn", "adam", 0.001, 128, 10)
+    assert spec.preprocess.image.normalize == "scale" and spec.data.options()["path"] == str(folder)
