@@ -30,7 +30,8 @@ def leftovers(out: Path, pipeline: str) -> list[Path]:
     root = Path(out) / pipeline
     if not root.exists():
         return []
-    return [p for p in root.iterdir() if not p.name.endswith(".failed") and not p.name.startswith("validation-")]
+    return [p for p in root.iterdir() if not p.name.endswith(".failed") and not p.name.startswith("validation-")
+            and p.name != "champion.json"]
 
 
 def write_spec(path: Path, spec: dict) -> Path:
