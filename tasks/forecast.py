@@ -22,10 +22,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, SpecError, did_you_mean
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, store_parquet
 from trainflow.registry import component
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
+from trainflow.tasks.seqdata import read_csv_frame
 from trainflow.tasks.validate import Check, run_expectations
 
 WEIGHTS_FILE = "model.safetensors"
@@ -77,16 +78,7 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
     path = Path(path)
     if not path.is_file():
         raise DataError(f"The data file '{path}' does not exist (data.path).")
-    try:
-        df = pd.read_csv(path, sep=delimiter, na_values=["", "NA", "N/A", "NaN", "nan", "null", "?"],
-                         keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"The data file '{path}' is empty: expected a header line and data rows.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"The data file '{path}' could not be parsed as CSV: {exc}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    if len(df) == 0:
-        raise DataError(f"The data file '{path}' has a header but no data rows.")
+    df = read_csv_frame(path, delimiter)
     time = time or df.columns[0]
     cols = values or [c for c in df.columns if c != time]
     for col, option in [(time, "data.time")] + [(c, "data.values") for c in cols]:
@@ -130,12 +122,7 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
 
 def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save the series as Parquet in the cache, named by the source's digest."""
-    path = Path(cache_dir) / "data" / f"{digest}.parquet"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)
+    path = store_parquet(df, cache_dir, digest)
     return DataRef(path=str(path), digest=digest, modality="forecast", meta={
         "rows": len(df), "time": df.columns[0], "values": list(df.columns[1:]), "source": config.path,
         "loader_options": config.model_dump(mode="json")})
@@ -344,27 +331,14 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="forecast",
                     meta={"steps": steps, "history": result.history, "device": result.device,
                           "best_epoch": result.best_epoch,
-                          "notes": result.notes + ([f"resumed from the checkpoint of epoch {result.resumed_from}"]
-                                                   if result.resumed_from else [])})
+                          "notes": result.report_notes()})
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    import json
+    from trainflow.tasks.sequence import load_model as load_network  # same files as sequence models
 
-    from safetensors.torch import load_file
-
-    from trainflow.tasks.sequence import build_network
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved forecasting model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    model = build_network(config["model"], config["options"], config["in_channels"], config["out_features"],
-                          "forecasting")
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    model.eval()
-    return model, config
+    return load_network(folder)
 
 
 def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: str = "") -> np.ndarray:

@@ -23,7 +23,7 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest,
 from trainflow.registry import component
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
-from trainflow.tasks.image_loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_image,
+from trainflow.tasks.image_loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
                                            read_images, read_npz, stack, to_nhwc)
 from trainflow.tasks.validate import Check, run_expectations
 
@@ -295,8 +295,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     steps += [f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
     return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="image",
                     meta={"steps": steps, "history": result.history, "classes": meta["classes"],
-                          "notes": result.notes + ([f"resumed from the checkpoint of epoch {result.resumed_from}"]
-                                                   if result.resumed_from else []),
+                          "notes": result.report_notes(),
                           "device": result.device, "best_epoch": result.best_epoch})
 
 

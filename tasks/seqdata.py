@@ -265,7 +265,8 @@ def load_ts(config: TsConfig) -> SeriesSet:
 # ---------------------------------------------------------------- CSV
 
 
-def _read_csv(path: Path, delimiter: str) -> Any:
+def read_csv_frame(path: Path, delimiter: str) -> Any:
+    """A CSV with a header and at least one row (``?`` and the usual NA markers read as missing)."""
     import pandas as pd
 
     try:
@@ -308,7 +309,7 @@ def _label_text(value: Any) -> str:
 def read_wide_csv(path: Path, config: WideCsvConfig) -> SeriesSet:
     """One row per series: optional id and label columns, every other column one time step.
     Empty cells at the end of a row shorten that series (unequal lengths); empty cells inside are missing."""
-    df = _read_csv(path, config.delimiter)
+    df = read_csv_frame(path, config.delimiter)
     for col, option in ((config.label, "data.label"), (config.id, "data.id")):
         if col:
             _need(df, col, path, option)
@@ -357,7 +358,7 @@ def _sortable_time(col: Any, path: Path, name: str) -> Any:
 def read_long_csv(path: Path, config: LongCsvConfig) -> SeriesSet:
     """One row per (series, time step): id, time, value column(s), and a label constant per series.
     Duplicate (series, time) pairs and labels that change within a series are errors."""
-    df = _read_csv(path, config.delimiter)
+    df = read_csv_frame(path, config.delimiter)
     for col, option in ((config.id, "data.id"), (config.time, "data.time"), (config.label, "data.label")):
         if col:
             _need(df, col, path, option)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow.errors import DataError, SpecError
+from trainflow.errors import DataError
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
@@ -350,8 +350,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="sequence",
                     meta={"steps": steps, "history": result.history, "classes": classes, "device": result.device,
                           "best_epoch": result.best_epoch,
-                          "notes": result.notes + ([f"resumed from the checkpoint of epoch {result.resumed_from}"]
-                                                   if result.resumed_from else [])})
+                          "notes": result.report_notes()})
 
 
 # ---------------------------------------------------------------- evaluate, export, predict

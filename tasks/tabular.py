@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from trainflow.errors import DataError, SpecError
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, atomic_write_text, file_digest, json_digest
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, store_parquet
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
 from trainflow.tasks.validate import Check, run_expectations
@@ -47,12 +47,7 @@ def _pd():
 
 def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save a loaded DataFrame as Parquet in the cache, named by the source's digest."""
-    path = Path(cache_dir) / "data" / f"{digest}.parquet"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)
+    path = store_parquet(df, cache_dir, digest)
     target = getattr(config, "target", None)
     return DataRef(path=str(path), digest=digest, modality="tabular",
                    meta={"rows": len(df), "target": target, "source": getattr(config, "path", ""),

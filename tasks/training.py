@@ -78,6 +78,11 @@ class TrainResult:
     checkpoint: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    def report_notes(self) -> list[str]:
+        """Notes for the run report, including where training resumed."""
+        resumed = [f"resumed from the checkpoint of epoch {self.resumed_from}"] if self.resumed_from else []
+        return self.notes + resumed
+
 
 def resolve_device(name: str) -> Any:
     """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""

@@ -80,6 +80,17 @@ def json_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def store_parquet(df: Any, cache_dir: str | os.PathLike, digest: str) -> Path:
+    """Write a DataFrame once to ``<cache>/data/<digest>.parquet`` (atomically); return the path."""
+    path = Path(cache_dir) / "data" / f"{digest}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    return path
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never half of it."""
     path = Path(path)
