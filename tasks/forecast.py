@@ -408,9 +408,9 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
 
 def export(model_ref: ModelRef, run_dir: str) -> list[str]:
     """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
-    return [WEIGHTS_FILE, CONFIG_FILE]
+    from trainflow.tasks.sequence import export as export_network  # same files as sequence models
+
+    return export_network(model_ref, run_dir)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
