@@ -14,7 +14,6 @@ cut from the training part. Forecasts are turned back into the original scale by
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
