@@ -44,18 +44,25 @@ def test_fingerprint_follows_file_content_and_options(tmp_path):
     assert fingerprint(CsvConfig(path=str(path))) != one
 
 
-def test_local_runs_get_a_long_server_startup_and_no_heartbeat(monkeypatch):
-    from prefect.settings import get_current_settings
+def test_local_runs_get_a_long_server_startup_and_no_heartbeat(tmp_path):
+    """In a fresh process without PREFECT_API_URL (the test session has a server, so not here)."""
+    import json
+    import os
+    import subprocess
+    import sys
 
-    from trainflow.flows.runtime import EPHEMERAL_STARTUP_TIMEOUT_S, prefect_settings
+    code = ("import json; from prefect.settings import get_current_settings as g; "
+            "from trainflow.flows.runtime import prefect_settings\n"
+            "with prefect_settings():\n"
+            "    s = g(); print(json.dumps([s.api.url, s.server.ephemeral.startup_timeout_seconds, "
+            "s.flows.heartbeat_frequency]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path)
+    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    from trainflow.flows.runtime import EPHEMERAL_STARTUP_TIMEOUT_S
 
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    with prefect_settings():
-        s = get_current_settings()
-        if s.api.url:  # the session's test server is active: it counts as a configured server
-            pytest.skip("a Prefect API URL is set in this test session")
-        assert s.server.ephemeral.startup_timeout_seconds == EPHEMERAL_STARTUP_TIMEOUT_S
-        assert s.flows.heartbeat_frequency is None
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [None, EPHEMERAL_STARTUP_TIMEOUT_S, None]
 
 
 def test_configured_server_settings_are_left_alone(monkeypatch):
