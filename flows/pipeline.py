@@ -96,14 +96,13 @@ def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_d
 @task(name="publish", **RETRIES)
 def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[str, Any] | None,
                 split: SplitRef, model: ModelRef, evaluation: Evaluation) -> dict[str, Any]:
-    """Write the run folder atomically and attach the report to the flow run."""
+    """Write the run folder atomically (the report artifact follows the promotion decision)."""
     from prefect.runtime import flow_run
 
     files = modality(model.modality).export(model, str(run.staging))
     primary = spec.evaluate.primary or metrics.PRIMARY[spec.task]
     summary = publishing.publish(run, spec, data, validation, split, model, evaluation, files, primary,
                                  flow_run_id=flow_run.get_id())
-    publishing.publish_artifacts(summary)
     print(f"publish: {summary['run_dir']}")
     return summary
 
@@ -115,6 +114,8 @@ def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     from trainflow.tasks import promote
 
     decision = promote.promote(summary, spec.promotion)
+    # The report artifact is made here, not at publish, so that it says whether the run became champion.
+    publishing.publish_artifacts(summary, appendix=promote.report_section(decision))
     promote.promotion_artifact(summary, decision)
     add_flow_run_tags([*run_tags(spec), data_tag(summary["data_digest"])])
     print(f"promote: {'champion' if decision['promoted'] else 'not promoted'}: {decision['reason']}")

@@ -125,12 +125,12 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
     return summary
 
 
-def publish_artifacts(summary: dict[str, Any]) -> None:
-    """The report and a metrics table as Prefect artifacts of the current flow run."""
+def publish_artifacts(summary: dict[str, Any], appendix: str = "") -> None:
+    """The report (plus ``appendix``) and a metrics table as Prefect artifacts of the current flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     key = artifact_key(summary["pipeline"])
-    create_markdown_artifact(markdown=summary["report_markdown"], key=f"{key}-report",
+    create_markdown_artifact(markdown=summary["report_markdown"] + appendix, key=f"{key}-report",
                              description=f"Report of run {summary['run_id']}")
     rows = [{"metric": k, "value": round(v, 6) if isinstance(v, float) else v} for k, v in summary["metrics"].items()]
     create_table_artifact(table=rows, key=f"{key}-metrics", description=f"Test metrics of run {summary['run_id']}")

@@ -56,6 +56,7 @@ def test_report_and_metrics_are_prefect_artifacts(penguins_run):
     kinds = {a.key: a for a in mine}
     assert set(kinds) == {"penguins-report", "penguins-metrics"}
     assert "data:image/png;base64," in kinds["penguins-report"].data
+    assert "## Promotion" in kinds["penguins-report"].data  # the report says whether it became champion
     assert "balanced_accuracy" in json.dumps(kinds["penguins-metrics"].data)
 
 
