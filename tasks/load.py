@@ -108,13 +108,14 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
 
 
 def fingerprint(config: BaseModel) -> str:
-    """Digest of a loader's options and the content of every file they name."""
+    """Digest of a loader's options and the content of every file they name (not their paths)."""
     options = config.model_dump(mode="json")
     files = {}
     for key in ("path", "train", "test"):
         value = options.get(key)
         if isinstance(value, str) and Path(value).exists():
-            files[key] = file_digest(value)
+            # the content counts, not where it lies: a moved or re-cloned dataset keeps its digest
+            files[key] = file_digest(options.pop(key))
     return json_digest({"options": options, "files": files})
 
 

@@ -40,6 +40,9 @@ def test_fingerprint_follows_file_content_and_options(tmp_path):
     one = fingerprint(CsvConfig(path=str(path)))
     assert fingerprint(CsvConfig(path=str(path))) == one
     assert fingerprint(CsvConfig(path=str(path), delimiter=";")) != one
+    moved = tmp_path / "elsewhere.csv"
+    moved.write_text(path.read_text())
+    assert fingerprint(CsvConfig(path=str(moved))) == one  # same content, other place
     path.write_text("a,y\n2,p\n")
     assert fingerprint(CsvConfig(path=str(path))) != one
 
