@@ -49,7 +49,7 @@ class Evaluation(Ref):
     """Scores on the held-out split, plus what the report shows."""
 
     metrics: dict[str, float]
-    per_class: dict[str, dict[str, float]] = {}
+    per_class: dict[str, dict[str, int | float]] = {}  # int keeps "support" a count
     confusion: dict[str, Any] = {}
     plots: dict[str, str] = {}  # title -> PNG path
     tables: dict[str, list[dict[str, Any]]] = {}  # title -> rows
