@@ -37,3 +37,15 @@ def leftovers(out: Path, pipeline: str) -> list[Path]:
 def write_spec(path: Path, spec: dict) -> Path:
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+def assert_fails_clearly(spec: Path, out: Path, pipeline: str, code: int, phrases: list[str], capsys) -> str:
+    """Run a spec that must fail: exit ``code``, every phrase in the message, no traceback, and
+    nothing left in ``out`` that looks like a finished or half-written run. Returns the message."""
+    rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
+    assert rc == code, err
+    for phrase in phrases:
+        assert phrase in err, f"{phrase!r} not in {err!r}"
+    assert "Traceback" not in err
+    assert not complete_runs(out, pipeline) and leftovers(out, pipeline) == []
+    return err

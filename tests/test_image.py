@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
-from tests.helpers import complete_runs, leftovers, run_cli, write_spec  # noqa: E402
+from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
 from trainflow.errors import DataError  # noqa: E402
 from trainflow.tasks import image as I  # noqa: E402
 from trainflow.tasks import image_loaders as IL  # noqa: E402
@@ -166,13 +166,7 @@ BAD = {
 def test_bad_image_input_fails_clearly(case, tmp_path, capsys):
     make, extra, code, phrases = BAD[case]
     spec = _spec(tmp_path, make(tmp_path), **extra)
-    out = tmp_path / "runs"
-    rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
-    assert rc == code, err
-    for phrase in phrases:
-        assert phrase in err, f"{phrase!r} not in {err!r}"
-    assert "Traceback" not in err
-    assert not complete_runs(out, "badimg") and not leftovers(out, "badimg")
+    assert_fails_clearly(spec, tmp_path / "runs", "badimg", code, phrases, capsys)
 
 
 # ---------------------------------------------------------------- the flow, end to end

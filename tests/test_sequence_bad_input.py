@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import leftovers, run_cli, write_spec
+from tests.helpers import assert_fails_clearly, run_cli, write_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -61,13 +61,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_sequence_input_fails_clearly(case, tmp_path, capsys):
     make, code, phrases = CASES[case]
-    out = tmp_path / "runs"
-    rc, err = run_cli("run", make(tmp_path), "--out", out, capsys=capsys)
-    assert rc == code, err
-    for phrase in phrases:
-        assert phrase in err, f"{phrase!r} not in {err!r}"
-    assert "Traceback" not in err
-    assert leftovers(out, "bad") == []
+    assert_fails_clearly(make(tmp_path), tmp_path / "runs", "bad", code, phrases, capsys)
 
 
 def test_forecast_loader_needs_the_forecasting_task(tmp_path, capsys):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import leftovers, run_cli, write_spec
+from tests.helpers import assert_fails_clearly, run_cli, write_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -41,14 +41,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_fails_clearly(case, tmp_path, capsys):
     text, data, code, phrases = CASES[case]
-    spec = spec_for(tmp_path, text, **data)
-    out = tmp_path / "runs"
-    rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
-    assert rc == code, err
-    for phrase in phrases:
-        assert phrase in err, f"{phrase!r} not in {err!r}"
-    assert "Traceback" not in err
-    assert leftovers(out, "bad") == []
+    assert_fails_clearly(spec_for(tmp_path, text, **data), tmp_path / "runs", "bad", code, phrases, capsys)
 
 
 def test_failed_validation_keeps_data_docs_with_the_failed_run(tmp_path, capsys):
