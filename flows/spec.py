@@ -93,7 +93,8 @@ class ResampleSpec(Choice):
 class ModelSpec(Choice):
     kind: ClassVar[str] = "model"
     selector: ClassVar[str] = "name"
-    name: str = Field("logistic_regression", description="Model component")
+    name: str | None = Field(None, description="Model component; default: one suited to the data and task "
+                                               "(logistic_regression, ridge, cnn, gru)")
 
 
 class StageSpec(Choice):
@@ -182,10 +183,24 @@ class PipelineSpec(Strict):
 
     @model_validator(mode="after")
     def _check_components(self) -> PipelineSpec:
+        if self.model.name is None:
+            self.model.name = self.default_model()
         problems = self.component_problems()
         if problems:
             raise SpecError(problems)
         return self
+
+    def default_model(self) -> str:
+        """The model a spec gets when it names none: the demos' choice for its data and task."""
+        try:
+            modality = REGISTRY.get("loader", self.data.loader).modality
+        except SpecError:
+            modality = None  # the unknown loader is reported by component_problems
+        if modality == "image":
+            return "cnn"
+        if modality in ("sequence", "forecast"):
+            return "gru"
+        return "ridge" if self.task == "regression" else "logistic_regression"
 
     def component_problems(self) -> list[str]:
         """Every problem with the chosen components and their options."""

@@ -97,3 +97,16 @@ def test_training_view_ignores_report_only_fields():
     b = spec_from_dict(base(description="two"))
     assert a.training_view() == b.training_view()
     assert isinstance(a, PipelineSpec)
+
+
+@pytest.mark.parametrize("data, task, model", [
+    ({"loader": "csv", "path": "x.csv", "target": "y"}, "classification", "logistic_regression"),
+    ({"loader": "csv", "path": "x.csv", "target": "y"}, "regression", "ridge"),
+    ({"loader": "digits"}, "classification", "cnn"),
+    ({"loader": "ts", "path": "x.ts"}, "classification", "gru"),
+    ({"loader": "timeseries_csv", "path": "x.csv"}, "forecasting", "gru"),
+])
+def test_a_spec_without_a_model_gets_one_suited_to_its_data(data, task, model):
+    spec = spec_from_dict({"name": "t", "task": task, "data": data})
+    assert spec.model.name == model
+    assert spec_from_dict(spec.model_dump(mode="json")).model.name == model
