@@ -25,6 +25,7 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest,
 from trainflow.registry import component
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
+from trainflow.tasks.load import existing_file
 from trainflow.tasks.seqdata import read_csv_frame
 from trainflow.tasks.validate import Check, run_expectations
 
@@ -74,9 +75,7 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
     """
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"The data file '{path}' does not exist (data.path).")
+    path = existing_file(path)
     df = read_csv_frame(path, delimiter)
     time = time or df.columns[0]
     cols = values or [c for c in df.columns if c != time]

@@ -39,7 +39,7 @@ def load_csv(config: CsvConfig) -> Any:
     """A delimited text file with a header line (delimiter, encoding and NA markers configurable)."""
     import pandas as pd
 
-    path = _existing_file(config.path)
+    path = existing_file(config.path)
     if path.stat().st_size == 0:
         raise DataError(f"The data file '{path}' is empty: expected a header line and data rows.")
     try:
@@ -71,7 +71,7 @@ def load_parquet(config: TableConfig) -> Any:
     """An Apache Parquet file."""
     import pandas as pd
 
-    path = _existing_file(config.path)
+    path = existing_file(config.path)
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
@@ -79,12 +79,13 @@ def load_parquet(config: TableConfig) -> Any:
     return _select(df, config, path)
 
 
-def _existing_file(value: str) -> Path:
+def existing_file(value: str | Path, option: str = "data.path") -> Path:
+    """``value`` as a Path to a file; DataError naming the spec ``option`` when it is missing or a folder."""
     path = Path(value)
     if not path.exists():
-        raise DataError(f"The data file '{path}' does not exist (data.path).")
+        raise DataError(f"The data file '{path}' does not exist ({option}).")
     if not path.is_file():
-        raise DataError(f"The data path '{path}' is a folder; expected a file (data.path).")
+        raise DataError(f"The data path '{path}' is a folder; expected a file ({option}).")
     return path
 
 

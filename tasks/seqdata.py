@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
+from trainflow.tasks.load import existing_file
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 
@@ -110,17 +111,8 @@ class NpzConfig(SeriesFilesConfig):
 
 def _files(config: SeriesFilesConfig) -> list[tuple[Path, str | None]]:
     if config.path:
-        return [(_existing(config.path, "data.path"), None)]
-    return [(_existing(config.train, "data.train"), "train"), (_existing(config.test, "data.test"), "test")]
-
-
-def _existing(value: str, option: str) -> Path:
-    path = Path(value)
-    if not path.exists():
-        raise DataError(f"The data file '{path}' does not exist ({option}).")
-    if not path.is_file():
-        raise DataError(f"The data path '{path}' is a folder; expected a file ({option}).")
-    return path
+        return [(existing_file(config.path, "data.path"), None)]
+    return [(existing_file(config.train, "data.train"), "train"), (existing_file(config.test, "data.test"), "test")]
 
 
 def _read_all(config: SeriesFilesConfig, reader: Any) -> SeriesSet:
@@ -447,7 +439,7 @@ def read_any(path: str | Path, loader: str, options: dict[str, Any]) -> SeriesSe
     A CSV is read as long when it has the training loader's id and time columns (or ``series_id``
     and ``time``), else as wide. Labels are optional.
     """
-    path = _existing(str(path), "input")
+    path = existing_file(str(path), "input")
     suffix = path.suffix.lower()
     if suffix == ".ts":
         return read_ts(path)
