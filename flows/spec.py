@@ -163,6 +163,21 @@ class PromotionSpec(Strict):
     require_validation: bool = True  # a run whose data was not checked never becomes champion
 
 
+class FeaturesSpec(Strict):
+    """Which columns of a table become features, and the alarms against junk and leaking ones."""
+
+    auto_exclude: Literal["drop", "warn", "error"] = Field(
+        "drop", description="Identifier, constant and free-text columns not listed in data.features or "
+                            "features.keep: drop (with a warning) | warn (use them) | error (stop the run)")
+    dates: Literal["drop", "expand"] = Field("drop", description="Date/time columns: drop | expand (year, month, "
+                                                                 "day of week); listed ones are always expanded")
+    keep: list[str] = Field([], description="Columns used as features whatever their role guess")
+    leakage: Literal["warn", "error"] = Field("warn", description="A leakage alarm warns, or stops the run "
+                                                                  "(error: for scheduled runs)")
+    leakage_score: float = Field(0.98, gt=0, le=1, description="Cross-validated score of a one-feature model "
+                                                               "(balanced accuracy or R^2) that raises the alarm")
+
+
 class PipelineSpec(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report."""
 
@@ -179,6 +194,7 @@ class PipelineSpec(Strict):
     train: TrainConfig = Field(TrainConfig(), description="How neural networks are trained (image, sequence)")
     forecast: ForecastConfig = Field(ForecastConfig(), description="Horizon, lookback and transforms (forecasting)")
     promotion: PromotionSpec = PromotionSpec()
+    features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms (tables)")
     stages: list[StageSpec] = []
 
     @model_validator(mode="after")
@@ -226,6 +242,7 @@ class PipelineSpec(Strict):
             if self.preprocess.resample.method == "class_weight" and model and model[0].extra.get("class_weight") is False:
                 problems.append(f"'preprocess.resample.method' is 'class_weight', but model {self.model.name!r} "
                                 "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
+            problems += self.target_problems()
         for i, stage in enumerate(self.stages):
             _collect(problems, stage, f"stages[{i}]")
         for i, name in enumerate(self.evaluate.metrics or []):
@@ -233,6 +250,17 @@ class PipelineSpec(Strict):
         if self.evaluate.primary:
             _lookup(problems, "metric", self.evaluate.primary, "evaluate.primary", self.task)
         return problems
+
+    def target_problems(self) -> list[str]:
+        """The target named as a feature, a kept column or the id (a model must not see what it predicts)."""
+        options = self.data.options()
+        target = options.get("target")
+        if not target:
+            return []
+        named = {"data.features": options.get("features") or [], "features.keep": self.features.keep,
+                 "data.id": [options.get("id")]}
+        return [f"the target '{target}' is also listed in '{where}'; a model must not see the column it predicts."
+                for where, columns in named.items() if target in columns]
 
     @property
     def modality(self) -> str:

@@ -100,6 +100,7 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
         "rows": data.meta.get("rows"),
         "preprocessing": model.meta.get("steps", []),
         "validation": validation,
+        "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),
         "spec": spec.model_dump(mode="json"),
     }

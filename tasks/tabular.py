@@ -121,7 +121,14 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
     return summary.as_dict()
 
 
-# ---------------------------------------------------------------- split
+# ---------------------------------------------------------------- profile & split
+
+
+def profile(ref: DataRef, spec: Any) -> DataRef:
+    """Column profile and feature plan (``tasks/profile.py``), carried in the reference's meta."""
+    from trainflow.tasks.profile import profile_and_plan
+
+    return profile_and_plan(ref, spec)
 
 
 def _xy(df: Any, target: str) -> tuple[Any, Any]:
@@ -135,8 +142,12 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     target = ref.meta.get("target")
     if not target:
         raise SpecError("a tabular pipeline needs 'data.target', the column to predict.")
-    df = _pd().read_parquet(ref.path)
-    notes = []
+    from trainflow.tasks import leakage
+    from trainflow.tasks.profile import apply_plan, profile_notes
+
+    plan = ref.meta.get("plan")
+    df = apply_plan(_pd().read_parquet(ref.path), plan, target, source=ref.meta.get("source") or ref.path)
+    notes = profile_notes(plan or {})
     if spec.preprocess.impute.method == "drop_rows":
         before = len(df)
         df = df.dropna().reset_index(drop=True)
@@ -154,7 +165,9 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
             notes.append(f"not stratified: class {counts.idxmin()!r} has a single row")
     train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
                                    stratify=stratify, shuffle=True)
-    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method})
+    notes += leakage.raise_or_warn(leakage.table_alarms(train, test, target, spec), spec)
+    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method,
+                       "plan": plan})
     folder = Path(cache_dir) / "splits" / key[:16]
     folder.mkdir(parents=True, exist_ok=True)
     refs = {}
@@ -255,7 +268,8 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     tmp.mkdir(parents=True)
     sio.dump(pipe, tmp / MODEL_FILE)
     schema = {
-        "task": spec.task, "target": target, "classes": classes,
+        "task": spec.task, "target": target, "classes": classes, "plan": split_ref.train.meta.get("plan"),
+        "id": spec.data.options().get("id"),
         "features": [{"name": c, "kind": "numeric" if c in numeric else "categorical", "dtype": str(X[c].dtype)}
                      for c in X.columns],
     }
@@ -395,12 +409,22 @@ def read_table(path: str | Path) -> Any:
         raise DataError(f"The input file '{path}' is empty.") from None
 
 
-def predict(run_dir: str | Path, input_path: str | Path) -> Any:
-    """Predict for new rows with a saved run's model; the rows must match the training schema."""
+def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None = None,
+            keep: list[str] | tuple[str, ...] = ()) -> Any:
+    """Predict for new rows with a saved run's model; the rows must match the training schema.
+
+    The output starts with the id column (``id_column``, else the training spec's ``data.id``) and the
+    ``keep`` columns, copied from the input so that each prediction can be traced to its row.
+    """
+    from trainflow.tasks.predict import passthrough
+    from trainflow.tasks.profile import apply_plan
+
     pd = _pd()
     pipe, schema = load_model(run_dir)
     df = read_table(input_path)
     df.columns = [str(c).strip() for c in df.columns]
+    traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
+    df = apply_plan(df, schema.get("plan"), source=str(input_path))
     features = schema["features"]
     missing = [f["name"] for f in features if f["name"] not in df.columns]
     if missing:
@@ -428,4 +452,4 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
                 out[f"proba_{c}"] = proba[:, i]
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
-    return out
+    return pd.concat([traced.reset_index(drop=True), out], axis=1)
