@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, SpecError, did_you_mean
 from trainflow.cache_keys import cache_key, model_key
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.registry import component
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
@@ -191,7 +191,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     refs = {}
     for name, part in (("train", df.iloc[:cut]), ("test", df.iloc[cut:])):
         path = folder / f"{name}.parquet"
-        part.to_parquet(path, index=False)
+        save_parquet(path, part)  # atomically: concurrent runs may share this split
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="forecast",
                              meta={**ref.meta, "rows": len(part), "first": str(part.iloc[0, 0]),
                                    "last": str(part.iloc[-1, 0])})

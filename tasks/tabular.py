@@ -22,7 +22,7 @@ import numpy as np
 
 from trainflow.errors import DataError, SpecError
 from trainflow.cache_keys import cache_key, model_key
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.tasks import metrics as M
 from trainflow.tasks import plots
 from trainflow.tasks.validate import Check, run_expectations
@@ -161,7 +161,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     refs = {}
     for name, part in (("train", train), ("test", test)):
         path = folder / f"{name}.parquet"
-        part.to_parquet(path, index=False)
+        save_parquet(path, part)  # atomically: concurrent runs may share this split
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
                              meta={**ref.meta, "rows": len(part)})
     counts = {}

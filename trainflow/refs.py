@@ -98,9 +98,14 @@ def store_parquet(df: Any, cache_dir: str | os.PathLike, digest: str) -> Path:
     file someone truncated there must not break the run (the loader has just read the data anyway).
     """
     path = Path(cache_dir) / "data" / f"{digest}.parquet"
+    save_parquet(path, df)
+    return path
+
+
+def save_parquet(path: str | os.PathLike, df: Any) -> None:
+    """Write a DataFrame (without its index) to Parquet atomically."""
     with atomic_target(path) as tmp:
         df.to_parquet(tmp, index=False)
-    return path
 
 
 def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
@@ -127,7 +132,8 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
 
 def damage(ref: Ref) -> str | None:
     """Why the files behind a split or model reference cannot be used (missing, or not matching
-    their recorded digest), or None when they are whole."""
+    their recorded digest), or None when they are whole. (A DataRef fresh from ``load`` carries the
+    digest of its source, not of the stored file, so it is not checked this way.)"""
     if isinstance(ref, SplitRef):
         return damage(ref.train) or damage(ref.test)
     if isinstance(ref, ModelRef):
