@@ -79,6 +79,7 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
             model: ModelRef, evaluation: Evaluation, model_files: list[str], primary_metric: str,
             flow_run_id: str | None = None) -> dict[str, Any]:
     """Write metrics, spec and report into the staging folder, then move it into place."""
+    from trainflow.cache_keys import code_fingerprint
     from trainflow.flows.spec import spec_to_yaml
     from trainflow.tasks import report
 
@@ -96,6 +97,7 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
         "confusion": evaluation.confusion,
         "data_digest": data.digest,
         "model_digest": model.digest,
+        "code_fingerprint": code_fingerprint(spec),  # lets a scheduled run see that the code changed
         "model_files": model_files,
         "rows": data.meta.get("rows"),
         "preprocessing": model.meta.get("steps", []),
