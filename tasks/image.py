@@ -187,6 +187,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
                                        stratify=stratify)
         test_mask = np.zeros(len(y), bool)
         test_mask[test_idx] = True
+    M.require_scorable_test(y[~test_mask], y[test_mask], f"'{ref.meta.get('source')}'")
     key = json_digest({"data": ref.digest, "split": spec.split.model_dump()})
     folder = Path(cache_dir) / "splits" / key[:16]
     refs, counts = {}, {}

@@ -237,6 +237,8 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
         train_idx, test_idx = train_test_split(np.arange(n), test_size=spec.split.test_size,
                                                random_state=spec.split.seed, stratify=stratify)
         train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    if spec.task == "classification":
+        M.require_scorable_test(arrays["y"][train_idx], arrays["y"][test_idx], f"'{ref.meta.get('source')}'")
     key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "fixed": "fold" in arrays})
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}

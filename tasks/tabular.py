@@ -154,6 +154,8 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
             notes.append(f"not stratified: class {counts.idxmin()!r} has a single row")
     train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
                                    stratify=stratify, shuffle=True)
+    if spec.task == "classification":
+        M.require_scorable_test(train[target], test[target], f"'{ref.meta.get('source')}' (column '{target}')")
     key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method})
     folder = Path(cache_dir) / "splits" / key[:16]
     folder.mkdir(parents=True, exist_ok=True)
@@ -381,18 +383,13 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
 
 
 def read_table(path: str | Path) -> Any:
-    """Read new rows for prediction from CSV or Parquet (by extension)."""
-    pd = _pd()
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"The input file '{path}' does not exist.")
+    """Read new rows for prediction from CSV or Parquet (by extension), with the loaders' checks."""
+    from trainflow.tasks.load import existing_file, read_csv_file, read_parquet_file
+
+    path = existing_file(path, option="input", what="input file")
     if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    try:
-        return pd.read_csv(path, na_values=["", "NA", "N/A", "NaN", "nan", "null"], keep_default_na=False,
-                           skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"The input file '{path}' is empty.") from None
+        return read_parquet_file(path, what="input file")
+    return read_csv_file(path, what="input file")
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
@@ -400,7 +397,6 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     pd = _pd()
     pipe, schema = load_model(run_dir)
     df = read_table(input_path)
-    df.columns = [str(c).strip() for c in df.columns]
     features = schema["features"]
     missing = [f["name"] for f in features if f["name"] not in df.columns]
     if missing:
