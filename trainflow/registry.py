@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -61,27 +61,61 @@ class Component:
         try:
             return self.config.model_validate(options)
         except ValidationError as exc:
-            raise SpecError(pydantic_problems(exc, prefix=where)) from None
+            raise SpecError(pydantic_problems(exc, prefix=where, model=self.config)) from None
 
 
-def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
-    """Turn a pydantic ValidationError into our one-line-per-problem messages."""
+def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
+    """Turn a pydantic ValidationError into our one-line-per-problem messages.
+
+    With ``model`` (the class that was validated), an unknown key gets a did-you-mean hint from the
+    keys known at its place. The value the user wrote is quoted as given.
+    """
     problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
         field_name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         if err["type"] == "extra_forbidden":
-            problems.append(f"'{field_name}' is not a known option.")
+            known = known_fields(model, err["loc"][:-1]) if model else []
+            problems.append(f"'{field_name}' is not a known option{did_you_mean(err['loc'][-1], known)}.")
         elif err["type"] in ("literal_error", "enum"):
             allowed = err.get("ctx", {}).get("expected", "")
             hint = did_you_mean(err["input"], re.findall(r"'([^']*)'", allowed))
             problems.append(f"'{field_name}' must be {allowed}. Got {err['input']!r}{hint}.")
         else:
             got = err.get("input")
-            got_text = f" Got {got!r}." if got is not None and not isinstance(got, dict) else ""
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"'{field_name}': {msg}.{got_text}".replace("..", "."))
+            got_text = f" Got {shown(got)}." if got is not None and not isinstance(got, dict) else ""
+            msg = err["msg"].removeprefix("Value error, ").rstrip(".")
+            problems.append(f"'{field_name}': {msg}.{got_text}")
     return problems
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened in the middle when longer than ``limit`` characters."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit // 2]}...{text[-limit // 4:]}{length}"
+
+
+def known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the pydantic ``model`` accepts at ``loc`` (list indexes and dict keys are stepped over)."""
+    models = [model]
+    for part in loc:
+        inner = [m for c in models if part in c.model_fields for m in _models_in(c.model_fields[part].annotation)]
+        if inner:
+            models = inner
+        elif any(part in c.model_fields for c in models):
+            return []  # a field that holds no model: nothing to suggest
+        # else a list index or a dict key: the container's models stay
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``X | None``, ``list[X]``, ``dict[str, X]`` ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 class Registry:
