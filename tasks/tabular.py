@@ -75,8 +75,10 @@ def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
     v = spec.validation
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows},
                     f"validation.min_rows is {v.min_rows}")]
+    if target:
+        checks.append(Check("ExpectColumnToExist", {"column": target}, "data.target"))
+    # no existence check for the other columns: they are listed from the table itself, so it could not fail
     for col in df.columns:
-        checks.append(Check("ExpectColumnToExist", {"column": col}))
         if col == target:
             continue
         checks.append(Check("ExpectColumnProportionOfNonNullValuesToBeBetween",
