@@ -65,10 +65,10 @@ def machine_lines(m: dict[str, str], load_after: str) -> list[str]:
 
 
 def run_metered(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None,
-                timeout: float = 3600) -> dict:
+                timeout: float = 3600, clean_env: bool = False) -> dict:
     """Run a metered script in a fresh process; its figures plus ``wall_s`` seen from outside and
-    ``cpu_s``. Runs must not overlap (the CPU time is the change in this process's children's usage)."""
-    env = {**os.environ, **(env or {})}
+    ``cpu_s``. ``clean_env``: ``env`` is the whole environment, not additions. Runs must not overlap (the CPU time is the change in this process's children's usage)."""
+    env = dict(env or {}) if clean_env else {**os.environ, **(env or {})}
     t0 = time.time()
     env[T0_ENV] = repr(t0)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -158,3 +158,44 @@ def write_section(title: str, body: list[str], path: Path = RESULTS) -> None:
 
 def fmt(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+STAGES = ["start", "load", "validate", "split", "fit", "evaluate", "publish", "promote"]
+
+
+def stage_table(plain: list[dict], ours: list[dict], label: str = "trainflow") -> list[str]:
+    """Markdown rows: median seconds and peak MB per stage of both sides, and trainflow's task
+    overhead (the task call as the flow sees it minus the task function's own time)."""
+    lines = [f"| stage | plain s | {label} s | task overhead ms | plain peak MB | {label} peak MB |",
+             "|---|---|---|---|---|---|"]
+
+    def med(runs: list[dict], key: str, stage: str) -> str:
+        values = [r[key][stage] for r in runs if stage in r[key]]
+        return fmt(median(values), 0 if key == "peak_mb" else 2) if values else "-"
+
+    for stage in STAGES:
+        if not any(stage in r["seconds"] for r in plain + ours):
+            continue
+        own = [r["seconds"][stage] - r["own_seconds"][stage] for r in ours if stage in r.get("own_seconds", {})]
+        lines.append(f"| {stage} | {med(plain, 'seconds', stage)} | {med(ours, 'seconds', stage)} | "
+                     f"{fmt(1000 * median(own), 0) if own else '-'} | {med(plain, 'peak_mb', stage)} | "
+                     f"{med(ours, 'peak_mb', stage)} |")
+    rest_p = median([r["wall_s"] - sum(r["seconds"].values()) for r in plain])
+    rest_t = median([r["wall_s"] - sum(r["seconds"].values()) for r in ours])
+    lines.append(f"| rest (between stages, exit) | {fmt(rest_p)} | {fmt(rest_t)} | | | |")
+    return lines
+
+
+def task_overhead_ms(runs: list[dict]) -> float:
+    """Median over runs of the mean per-task overhead in ms (tasks: those with a function time)."""
+    per_run = []
+    for r in runs:
+        own = r.get("own_seconds", {})
+        if own:
+            per_run.append(1000 * sum(r["seconds"][s] - own[s] for s in own) / len(own))
+    return median(per_run)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that caps OpenMP and BLAS threads in a child process."""
+    return {k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}

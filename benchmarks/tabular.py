@@ -19,9 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (HERE, fmt, growth_exponent, load, machine, machine_lines, median, prefect_server,  # noqa: E402
-                    run_metered, write_section)
+                    run_metered, stage_table, thread_env, write_section)
 
-STAGES = ["start", "load", "validate", "split", "fit", "evaluate", "publish", "promote"]
 SPEC = """\
 name: bench-tabular
 task: classification
@@ -61,6 +60,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated row counts")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side per size (alternated)")
     parser.add_argument("--workdir", help="where data and runs go (default: a temporary folder)")
+    parser.add_argument("--threads", type=int, help="OMP/BLAS threads of both sides (default: the libraries' own); "
+                                                    "1 keeps a busy machine's contention out of the comparison")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -70,6 +71,8 @@ def main() -> None:
 
     results: dict[int, dict[str, list[dict]]] = {}
     with prefect_server() as env:
+        if args.threads:
+            env = {**env, **thread_env(args.threads)}
         for rows in sizes:
             data = make_table(rows, work / "data" / f"table-{rows}.parquet")
             spec = work / f"spec-{rows}.yaml"
@@ -89,7 +92,7 @@ def main() -> None:
                     print(f"{rows:>8} rows  {side:<9} run {r + 1}: {res['wall_s']:7.2f} s, "
                           f"peak {res['process_peak_mb']:7.0f} MB", flush=True)
 
-    body = report(results, sizes, args.repeats)
+    body = report(results, sizes, args.repeats, args.threads)
     body[:0] = machine_lines(m, load())
     print("\n".join(body))
     if not args.no_write:
@@ -97,8 +100,9 @@ def main() -> None:
         print(f"\nwritten to {HERE / 'RESULTS.md'}")
 
 
-def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int) -> list[str]:
-    lines = [f"- Command: `python benchmarks/tabular.py --sizes {','.join(map(str, sizes))} --repeats {repeats}`",
+def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int, threads: int | None) -> list[str]:
+    flag = f" --threads {threads}" if threads else ""
+    lines = [f"- Command: `python benchmarks/tabular.py --sizes {','.join(map(str, sizes))} --repeats {repeats}{flag}`",
              "- Data: 50 numeric features, 5 % minority class, 10 % missing values, Parquet; "
              "median imputation, SMOTE, hist gradient boosting (trainflow's defaults) on both sides",
              "- trainflow: `trainflow run` in a fresh process against a warm `prefect server start` on 127.0.0.1; "
@@ -106,8 +110,8 @@ def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats:
              f"{repeats} runs each; peak RSS per process and per stage (Linux VmHWM, reset between stages)",
              "- The machine was shared with other helpers running tests while this was measured "
              "(see the load averages): absolute times are noisy, the side-by-side ratios less so.", ""]
-    lines += ["| rows | plain s | trainflow s | time ratio | plain peak MB | trainflow peak MB | memory ratio |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| rows | plain s | trainflow s | time ratio | CPU s plain / trainflow | plain peak MB | trainflow peak MB "
+              "| memory ratio |", "|---|---|---|---|---|---|---|---|"]
     totals = {"plain": [], "trainflow": []}
     for rows in sizes:
         p = median([r["wall_s"] for r in results[rows]["plain"]])
@@ -116,34 +120,20 @@ def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats:
         tm = median([r["process_peak_mb"] for r in results[rows]["trainflow"]])
         totals["plain"].append(p)
         totals["trainflow"].append(t)
-        lines.append(f"| {rows:,} | {fmt(p)} | {fmt(t)} | {fmt(t / p)}x | {pm:.0f} | {tm:.0f} | {fmt(tm / pm)}x |")
+        pc = median([r["cpu_s"] for r in results[rows]["plain"]])
+        tc = median([r["cpu_s"] for r in results[rows]["trainflow"]])
+        lines.append(f"| {rows:,} | {fmt(p)} | {fmt(t)} | {fmt(t / p)}x | {fmt(pc, 1)} / {fmt(tc, 1)} | {pm:.0f} | "
+                     f"{tm:.0f} | {fmt(tm / pm)}x |")
     if len(sizes) >= 2:
         lines += ["", f"Growth exponent of the total time with rows (log-log slope over {', '.join(f'{s:,}' for s in sizes)}): "
                       f"plain {fmt(growth_exponent(sizes, totals['plain']))}, "
                       f"trainflow {fmt(growth_exponent(sizes, totals['trainflow']))}."]
     for rows in sizes:
-        lines += ["", f"Stages at {rows:,} rows (median s / peak MB; trainflow's task overhead = task call "
-                      "as the flow sees it minus the task function's own time):", "",
-                  "| stage | plain s | trainflow s | overhead ms | plain peak MB | trainflow peak MB |",
-                  "|---|---|---|---|---|---|"]
-        for stage in STAGES:
-            ps = [r["seconds"].get(stage) for r in results[rows]["plain"] if stage in r["seconds"]]
-            ts = [r["seconds"].get(stage) for r in results[rows]["trainflow"] if stage in r["seconds"]]
-            if not ps and not ts:
-                continue
-            own = [r["seconds"][stage] - r["own_seconds"][stage] for r in results[rows]["trainflow"]
-                   if stage in r.get("own_seconds", {})]
-            pm = [r["peak_mb"][stage] for r in results[rows]["plain"] if stage in r["peak_mb"]]
-            tm = [r["peak_mb"][stage] for r in results[rows]["trainflow"] if stage in r["peak_mb"]]
-            lines.append(f"| {stage} | {fmt(median(ps)) if ps else '-'} | {fmt(median(ts)) if ts else '-'} | "
-                         f"{fmt(1000 * median(own), 0) if own else '-'} | {fmt(median(pm), 0) if pm else '-'} | "
-                         f"{fmt(median(tm), 0) if tm else '-'} |")
-        rest_p = median([r["wall_s"] - sum(r["seconds"].values()) for r in results[rows]["plain"]])
-        rest_t = median([r["wall_s"] - sum(r["seconds"].values()) for r in results[rows]["trainflow"]])
-        lines.append(f"| rest (between stages, exit) | {fmt(rest_p)} | {fmt(rest_t)} | | | |")
+        lines += ["", f"Stages at {rows:,} rows (median s / peak MB):", ""]
+        lines += stage_table(results[rows]["plain"], results[rows]["trainflow"])
         mp = results[rows]["plain"][0]["metrics"]
         mt = results[rows]["trainflow"][0]["metrics"]
-        lines += ["", f"Same results: balanced accuracy plain {mp['balanced_accuracy']:.4f}, "
+        lines += ["", f"Results: balanced accuracy plain {mp['balanced_accuracy']:.4f}, "
                       f"trainflow {mt['balanced_accuracy']:.4f}; ROC-AUC {mp['roc_auc']:.4f} / {mt['roc_auc']:.4f}."]
     return lines
 
