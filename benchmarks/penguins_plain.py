@@ -10,7 +10,6 @@ peak RSS of each stage as one JSON line (see meter.py).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -26,9 +25,8 @@ from imblearn.pipeline import Pipeline  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.impute import SimpleImputer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, log_loss,  # noqa: E402
-                             precision_recall_fscore_support, roc_auc_score)
 from sklearn.model_selection import train_test_split  # noqa: E402
+from plain_metrics import score, write  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
@@ -63,16 +61,10 @@ def main() -> None:
     with meter.stage("evaluate"):
         Xt, yt = test.drop(columns=["species"]), test["species"].map({c: i for i, c in enumerate(classes)}).to_numpy()
         proba = pipe.predict_proba(Xt)
-        pred = proba.argmax(axis=1)
-        p, r, f, _ = precision_recall_fscore_support(yt, pred, average="macro", zero_division=0)
-        metrics = {"accuracy": accuracy_score(yt, pred), "balanced_accuracy": balanced_accuracy_score(yt, pred),
-                   "precision_macro": p, "recall_macro": r, "f1_macro": f,
-                   "roc_auc": roc_auc_score(yt, proba, multi_class="ovr"), "log_loss": log_loss(yt, proba)}
-        confusion = confusion_matrix(yt, pred).tolist()
+        metrics, confusion = score(yt, proba)
     with meter.stage("publish"):
-        (out / "metrics.json").write_text(json.dumps({"metrics": {k: float(v) for k, v in metrics.items()},
-                                                      "confusion": confusion}, indent=2))
-    meter.extra["metrics"] = {k: float(v) for k, v in metrics.items()}
+        write(out, metrics, confusion)
+    meter.extra["metrics"] = metrics
     meter.report()
 
 

@@ -11,7 +11,6 @@ time and peak RSS of each stage as one JSON line (see meter.py).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,9 +25,8 @@ from imblearn.over_sampling import SMOTE  # noqa: E402
 from imblearn.pipeline import Pipeline  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.impute import SimpleImputer  # noqa: E402
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, log_loss,  # noqa: E402
-                             precision_recall_fscore_support, roc_auc_score)
 from sklearn.model_selection import train_test_split  # noqa: E402
+from plain_metrics import score, write  # noqa: E402
 
 
 def main() -> None:
@@ -75,18 +73,10 @@ def main() -> None:
     with meter.stage("evaluate"):
         X, y = test[features], test[args.target].map(codes).to_numpy()
         proba = pipe.predict_proba(X)
-        pred = proba.argmax(axis=1)
-        p, r, f, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
-        metrics = {"accuracy": accuracy_score(y, pred), "balanced_accuracy": balanced_accuracy_score(y, pred),
-                   "precision_macro": p, "recall_macro": r, "f1_macro": f,
-                   "roc_auc": roc_auc_score(y, proba[:, 1]) if proba.shape[1] == 2 else
-                   roc_auc_score(y, proba, multi_class="ovr"),
-                   "log_loss": log_loss(y, proba, labels=list(range(len(classes))))}
-        confusion = confusion_matrix(y, pred).tolist()
+        metrics, confusion = score(y, proba)
     with meter.stage("publish"):
-        (out / "metrics.json").write_text(json.dumps({"metrics": {k: float(v) for k, v in metrics.items()},
-                                                      "confusion": confusion}, indent=2))
-    meter.extra["metrics"] = {k: float(v) for k, v in metrics.items()}
+        write(out, metrics, confusion)
+    meter.extra["metrics"] = metrics
     meter.report()
 
 
