@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -115,7 +116,8 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
 @task(name="candidate", tags=[TRAIN_TAG], **RETRIES)
 def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str,
                     threads: int | None = None) -> dict[str, Any]:
-    """Fit and evaluate one candidate on the shared split; returns its model and evaluation.
+    """Fit and evaluate one candidate on the shared split; returns its model, its evaluation and
+    ``ran_on`` (``host:pid`` of the process that trained it: on a cluster, which worker).
 
     ``threads`` caps the BLAS and OpenMP threads of this candidate (None: the libraries' default).
     """
@@ -128,7 +130,7 @@ def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: 
         with fresh_start(refresh_requested()):
             model = mod.fit(split, spec.training_view(), cache)
         evaluation = mod.evaluate(model, split, spec, plots_dir)
-    return {"model": model, "evaluation": evaluation}
+    return {"model": model, "evaluation": evaluation, "ran_on": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def threads_per_candidate(runner: str, workers: int | None) -> int | None:
@@ -203,7 +205,7 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
                 row |= {primary: None, "status": f"failed: {type(result).__name__}: {result}"[:120]}
             else:
                 value = _score(result["evaluation"].metrics, primary)
-                row |= {primary: value, "status": "ok"}
+                row |= {primary: value, "status": "ok", "ran_on": result["ran_on"]}
                 row |= {k: v for k, v in result["evaluation"].metrics.items() if k != primary}
                 if value is not None and (best is None or (value > best[1] if higher else value < best[1])):
                     best = (i, value)
