@@ -158,7 +158,8 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
     """Write the run folder atomically (the report artifact follows the promotion decision)."""
     from prefect.runtime import flow_run
 
-    files = modality(model.modality).export(model, str(run.staging))
+    # a retry after the folder was moved into place finds it published: nothing to copy again
+    files = [] if publishing.is_published(run) else modality(model.modality).export(model, str(run.staging))
     primary = spec.evaluate.primary or metrics.PRIMARY[spec.task]
     summary = publishing.publish(run, spec, data, validation, split, model, evaluation, files, primary,
                                  flow_run_id=flow_run.get_id())

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow import trust
 from trainflow.alerts import warn
 from trainflow.errors import DataError, SpecError
 from trainflow.cache_keys import cache_key, model_key
@@ -314,18 +315,19 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights."""
-    from safetensors.torch import load_file
-
     from trainflow.registry import REGISTRY
 
     folder = Path(folder)
     if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise DataError(f"No saved image model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    comp = REGISTRY.get("model", config["model"])
-    model = comp.build(comp.config.model_validate(config["options"]), in_shape=tuple(config["in_shape"]),
-                       n_classes=len(config["classes"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    config = trust.read_json(folder / CONFIG_FILE)
+    try:
+        comp = REGISTRY.get("model", config["model"])
+        model = comp.build(comp.config.model_validate(config["options"]), in_shape=tuple(config["in_shape"]),
+                           n_classes=len(config["classes"]))
+    except (KeyError, TypeError, ValueError) as exc:  # valid JSON, but not the config of a network
+        raise trust.damaged(folder / CONFIG_FILE, exc) from None
+    trust.load_weights(model, folder / WEIGHTS_FILE)
     model.eval()
     return model, config
 

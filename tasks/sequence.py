@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow import trust
 from trainflow.errors import DataError
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
@@ -359,15 +360,16 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise DataError(f"No saved sequence model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    model = build_network(config["model"], config["options"], config["in_channels"], config["out_features"],
-                          config["task"], config.get("packed"))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    config = trust.read_json(folder / CONFIG_FILE)
+    try:
+        model = build_network(config["model"], config["options"], config["in_channels"], config["out_features"],
+                              config["task"], config.get("packed"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # valid JSON, not a network's config
+        raise trust.damaged(folder / CONFIG_FILE, exc) from None
+    trust.load_weights(model, folder / WEIGHTS_FILE)
     model.eval()
     return model, config
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -60,3 +61,20 @@ def assert_fails_clearly(spec: Path, out: Path, pipeline: str, code: int, phrase
     assert "Traceback" not in err
     assert not complete_runs(out, pipeline) and leftovers(out, pipeline) == []
     return err
+
+
+def install_plugin(site: Path, module: str, source: str, monkeypatch) -> Path:
+    """A throw-away package ``module`` in ``site``, exposed through the ``trainflow.components``
+    entry-point group, and the registry rediscovered with it (its components stay registered afterwards)."""
+    from trainflow import registry
+
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(textwrap.dedent(source))
+    dist = site / f"{module}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[trainflow.components]\n{module} = {module}\n")
+    monkeypatch.syspath_prepend(str(site))
+    registry.discover(force=True)
+    return site
+

@@ -4,13 +4,12 @@ listed by `trainflow components` and usable by name in a pipeline."""
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
 import yaml
 
 from tests.conftest import DATA, SPECS
-from tests.helpers import complete_runs, run_cli, write_spec
+from tests.helpers import complete_runs, install_plugin, run_cli, write_spec
 from trainflow import registry
 
 PLUGIN = '''
@@ -49,16 +48,7 @@ def notify(config, context):
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "acme_trainflow").mkdir(parents=True)
-    (site / "acme_trainflow" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
-    dist = site / "acme_trainflow-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-trainflow\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[trainflow.components]\nacme = acme_trainflow\n")
-    monkeypatch.syspath_prepend(str(site))
-    registry.discover(force=True)
-    yield site
+    yield install_plugin(tmp_path / "site", "acme_trainflow", PLUGIN, monkeypatch)
     sys.modules.pop("acme_trainflow", None)
 
 

@@ -175,8 +175,14 @@ def component(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` as the builder of component ``kind``/``name``.
 
-    ``summary`` defaults to the first line of the builder's docstring.
+    ``summary`` defaults to the first line of the builder's docstring. ``trusted_types`` (in
+    ``extra``) lists the exact types and functions, beyond the estimators it builds, that a saved
+    model made with the component may hold (see :mod:`trainflow.trust`).
     """
+    if "trusted_types" in extra:
+        from trainflow.trust import check_declared
+
+        extra["trusted_types"] = check_declared(extra["trusted_types"], f"{kind} '{name}'")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = (fn.__doc__ or "").strip().splitlines()
