@@ -7,7 +7,6 @@ its ``exit_code``; the flow's retry condition never retries one (retrying cannot
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Iterable
 
 
