@@ -21,7 +21,7 @@ from meter import StageMeter  # noqa: E402
 
 meter = StageMeter()
 
-TASKS = {"load_data": "load", "validate_data": "validate", "split_data": "split", "fit_model": "fit",
+TASKS = {"load_data": "load", "validate_data": "validate", "profile_data": "profile", "split_data": "split", "fit_model": "fit",
          "evaluate_model": "evaluate", "publish_run": "publish", "promote_run": "promote"}
 
 
@@ -41,18 +41,29 @@ def instrument() -> dict[str, float]:
                 own[name] = own.get(name, 0.0) + time.perf_counter() - t
         return body
 
-    def timed_call(name, task):
-        def call(*args, **kwargs):
+    class Timed:
+        """A task whose calls are metered as one stage; ``with_options`` keeps the meter (the flow
+        calls the cached stages through ``task.with_options(...)``)."""
+
+        def __init__(self, name, task):
+            self.stage_name, self.task = name, task
+
+        def __call__(self, *args, **kwargs):
             if "start" not in meter.seconds:
                 meter.mark_start("start")
-            with meter.stage(name):
-                return task(*args, **kwargs)
-        return call
+            with meter.stage(self.stage_name):
+                return self.task(*args, **kwargs)
+
+        def with_options(self, **options):
+            return Timed(self.stage_name, self.task.with_options(**options))
+
+        def __getattr__(self, attr):
+            return getattr(self.task, attr)
 
     for attr, name in TASKS.items():
         task = getattr(pipeline, attr)
         task.fn = timed_fn(name, task.fn)
-        setattr(pipeline, attr, timed_call(name, task))
+        setattr(pipeline, attr, Timed(name, task))
 
     return own
 
