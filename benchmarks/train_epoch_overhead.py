@@ -17,8 +17,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from trainflow.tasks.image import CnnConfig, build_cnn
-from trainflow.tasks.training import TrainConfig, train_model
+from trainflow.tasks.image.modality import CnnConfig, build_cnn
+from trainflow.tasks.common.training import TrainConfig, train_model
 
 
 def plain_epoch(model, x, y, batch_size, seed):

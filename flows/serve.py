@@ -57,7 +57,7 @@ def last_finished_run(out: str | os.PathLike, pipeline: str) -> dict[str, Any] |
 
 def unchanged_since(spec: Any, out: str | os.PathLike) -> dict[str, Any] | None:
     """The last finished run when its data fingerprint and spec equal the current ones, else None."""
-    from trainflow.tasks.load import fingerprint
+    from trainflow.tasks.common.load import fingerprint
 
     last = last_finished_run(out, spec.name)
     if last is None:
@@ -117,8 +117,8 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
 def _reused_artifact(last: dict[str, Any]) -> None:
     from prefect.artifacts import create_markdown_artifact
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.report import table
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.report import table
 
     primary = last["primary_metric"]
     text = (f"# {last['pipeline']}: unchanged, not retrained\n\nThe data (digest `{last['data_digest'][:12]}`) "

@@ -21,9 +21,9 @@ from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
 from trainflow.flows.pipeline import RETRIES, cache_dir, load_data, promote_run, publish_run, split_data, validate_data
 from trainflow.flows.spec import PipelineSpec
-from trainflow.modality import modality
+from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
-from trainflow.tasks import publish as publishing
+from trainflow.tasks.common import publish as publishing
 
 RUNNERS = ("threads", "processes", "dask", "ray")
 
@@ -114,7 +114,7 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
 @task(name="candidate", tags=[TRAIN_TAG], **RETRIES)
 def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str) -> dict[str, Any]:
     """Fit and evaluate one candidate on the shared split; returns its model and evaluation."""
-    mod = modality(split.train.modality)
+    mod = modalities.get(spec.modality)
     model = mod.fit(split, spec.training_view(), cache)
     evaluation = mod.evaluate(model, split, spec, plots_dir)
     return {"model": model, "evaluation": evaluation}
@@ -143,14 +143,14 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
     from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
     from prefect.futures import as_completed
 
-    from trainflow.tasks.metrics import PRIMARY, greater_is_better
-    from trainflow.tasks.publish import artifact_key
+    from trainflow.tasks.common.metrics import PRIMARY, greater_is_better
+    from trainflow.tasks.common.publish import artifact_key
 
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
     try:
-        data: DataRef = load_data(spec.data, cache)
+        data: DataRef = load_data(spec.data, cache, spec.modality)
         validation = validate_data(data, spec, run.docs)
         splits = [split_data(data, c.training_view(), cache) for c in candidates]  # sequential: shared files
         progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",

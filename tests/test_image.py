@@ -14,8 +14,8 @@ Image = pytest.importorskip("PIL.Image")
 
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
 from trainflow.errors import DataError  # noqa: E402
-from trainflow.tasks import image as I  # noqa: E402
-from trainflow.tasks import image_loaders as IL  # noqa: E402
+from trainflow.tasks.image import modality as I  # noqa: E402
+from trainflow.tasks.image import loaders as IL  # noqa: E402
 
 
 # ---------------------------------------------------------------- tiny files

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import DATA, SPECS
 from tests.helpers import complete_runs, run_cli
 from trainflow.flows.spec import PromotionSpec
-from trainflow.tasks import promote
+from trainflow.tasks.common import promote
 
 
 def _summary(tmp_path, run_id, value, metric="balanced_accuracy", validation=True):

@@ -12,7 +12,7 @@ from tests.conftest import SPECS
 from tests.helpers import complete_runs
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows import sweep
-from trainflow.tasks import promote
+from trainflow.tasks.common import promote
 
 
 def test_grid_is_the_product_of_the_values():

@@ -94,7 +94,7 @@ def crash_once(config, context):
 
 
 def test_rerun_after_crash_does_not_train_again(tmp_path, monkeypatch, capsys):
-    from trainflow.tasks import tabular
+    from trainflow.tasks.tabular import modality as tabular
 
     fits = []
     real_fit = tabular.fit

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "trainflow.components"
 
 #: What each kind of component is; the order is the order ``trainflow components`` lists them in.
 KINDS: dict[str, str] = {
+    "modality": "a kind of data and how each pipeline stage treats it (see trainflow.modality)",
     "loader": "reads a dataset from files into memory",
     "imputer": "fills or removes missing values (fitted on training data only)",
     "encoder": "turns categorical columns into numbers",
@@ -61,17 +62,26 @@ class Component:
         try:
             return self.config.model_validate(options)
         except ValidationError as exc:
-            raise SpecError(pydantic_problems(exc, prefix=where)) from None
+            raise SpecError(pydantic_problems(exc, prefix=where, model=self.config)) from None
 
 
-def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
-    """Turn a pydantic ValidationError into our one-line-per-problem messages."""
-    problems = []
+def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
+    """Turn a pydantic ValidationError into our one-line-per-problem messages. With the ``model``
+    that was validated, an unknown key gets a close match among the keys its section knows."""
+    problems: list[str] = []
+    union: dict[str, list[str]] = {}  # field -> what each member of a union type expected
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        parts = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+        member = len(parts) > 1 and UNION_MEMBER.match(parts[-1]) is not None
+        loc = ".".join(parts[:-1] if member else parts)
         field_name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        if member and err["type"] not in ("extra_forbidden", "missing"):
+            union.setdefault(field_name, []).append(err["msg"].removeprefix("Input should be "))
+            union[field_name + "\0got"] = [repr(err.get("input"))]
+            continue
         if err["type"] == "extra_forbidden":
-            problems.append(f"'{field_name}' is not a known option.")
+            known = _known_keys(model, err["loc"][:-1]) if model else []
+            problems.append(f"'{field_name}' is not a known option{did_you_mean(err['loc'][-1], known)}.")
         elif err["type"] in ("literal_error", "enum"):
             allowed = err.get("ctx", {}).get("expected", "")
             hint = did_you_mean(err["input"], re.findall(r"'([^']*)'", allowed))
@@ -81,7 +91,27 @@ def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[str]:
             got_text = f" Got {got!r}." if got is not None and not isinstance(got, dict) else ""
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"'{field_name}': {msg}.{got_text}".replace("..", "."))
+    for field_name, expected_each in union.items():
+        if not field_name.endswith("\0got"):
+            got = union[field_name + "\0got"][0]
+            problems.append(f"'{field_name}' should be {' or '.join(dict.fromkeys(expected_each))}. Got {got}.")
     return problems
+
+
+#: the last part of an error location that names a member of a union type (``n_components.int``)
+UNION_MEMBER = re.compile(r"^(int|float|str|bool|bytes|none|(list|tuple|dict|set|literal|function-\w+|"
+                          r"is-instance|nullable|constrained-\w+)\[.*\])$")
+
+
+def _known_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names of the section of ``model`` at ``path`` (empty where it cannot be followed)."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
 
 
 class Registry:
@@ -94,6 +124,15 @@ class Registry:
         """Register ``comp``; a second component with the same kind and name is an error."""
         if comp.kind not in KINDS:
             raise ComponentError(expected(f"The kind of component '{comp.name}'", KINDS, comp.kind))
+        if comp.kind == "loader" and not comp.modality:
+            raise ComponentError(f"The loader '{comp.name}' (module '{comp.module}') must name the modality of "
+                                 f"the data it gives: component('loader', '{comp.name}', ..., modality=...).")
+        if comp.kind == "modality":
+            from trainflow.modality import Modality
+
+            if not (isinstance(comp.build, type) and issubclass(comp.build, Modality)):
+                raise ComponentError(f"The modality '{comp.name}' (module '{comp.module}') must be a subclass "
+                                     "of trainflow.modality.Modality.")
         key = (comp.kind, comp.name)
         old = self._items.get(key)
         if old is not None and old.module != comp.module:
@@ -129,6 +168,35 @@ class Registry:
 REGISTRY = Registry()
 
 
+class Choice(BaseModel):
+    """A spec section that picks a component by name (the ``selector`` field) plus its options."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str]
+    selector: ClassVar[str]
+
+    @property
+    def choice(self) -> str:
+        return getattr(self, self.selector)
+
+    def options(self) -> dict[str, Any]:
+        """The options given beside the name."""
+        return dict(self.model_extra or {})
+
+    def resolve(self, where: str, task: str | None = None) -> tuple[Component, BaseModel]:
+        """Find the component and validate its options; errors name ``where``."""
+        comp = REGISTRY.get(self.kind, self.choice, task=task, where=f"{where}.{self.selector}")
+        return comp, comp.parse(self.options(), where=f"{where}")
+
+    def problems(self, where: str, task: str | None = None) -> list[str]:
+        """What :meth:`resolve` would refuse, as messages (empty when the choice is valid)."""
+        try:
+            self.resolve(where, task)
+        except SpecError as exc:
+            return list(exc.problems)
+        return []
+
+
 def component(
     kind: str,
     name: str,
@@ -141,10 +209,15 @@ def component(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` as the builder of component ``kind``/``name``.
 
-    ``summary`` defaults to the first line of the builder's docstring.
+    ``summary`` defaults to the first line of the builder's docstring. ``extra`` holds facts other
+    code asks about, e.g. ``class_weight`` (a model takes class weights), ``modalities`` (a model
+    takes data of these modalities too), ``random=True`` (the output depends on the seed: the
+    contract test checks that a different seed gives a different result).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if kind == "modality":
+            fn.name = name  # a Modality subclass knows its registered name
         doc = (fn.__doc__ or "").strip().splitlines()
         REGISTRY.add(
             Component(
@@ -168,14 +241,16 @@ _discovered = False
 
 
 def discover(force: bool = False) -> None:
-    """Import every built-in module of ``trainflow.tasks`` and every entry-point module, once."""
+    """Import every built-in module of ``trainflow.tasks`` (subpackages included) and every
+    entry-point module, once."""
     global _discovered
     if _discovered and not force:
         return
     _discovered = True  # set first: the imports below call back into the registry
     import trainflow.tasks as builtin
 
-    for info in pkgutil.iter_modules(builtin.__path__, prefix="trainflow.tasks."):
+    # walk_packages imports each subpackage to look inside it, so a broken one is named too
+    for info in pkgutil.walk_packages(builtin.__path__, prefix="trainflow.tasks.", onerror=_failed_package):
         _import(info.name, origin="built-in module")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -185,6 +260,10 @@ def discover(force: bool = False) -> None:
                 f"The plug-in module '{ep.value}' (entry point '{ep.name}' in group "
                 f"'{ENTRY_POINT_GROUP}') failed to import: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def _failed_package(name: str) -> None:
+    _import(name, origin="built-in package")
 
 
 def _import(module: str, origin: str) -> None:

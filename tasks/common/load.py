@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, did_you_mean
-from trainflow.modality import modality
+from trainflow import modality as modalities
 from trainflow.refs import DataRef, file_digest, json_digest
 from trainflow.registry import component
 
@@ -120,9 +120,10 @@ def fingerprint(config: BaseModel) -> str:
     return json_digest({"options": options, "files": files})
 
 
-def load(data_spec: Any, cache_dir: str) -> DataRef:
-    """Run the spec's loader and store what it read in ``cache_dir`` (logic of the load task)."""
+def load(data_spec: Any, cache_dir: str, modality: str) -> DataRef:
+    """Run the spec's loader and let the spec's ``modality`` store what it read in ``cache_dir``
+    (logic of the load task)."""
     comp, config = data_spec.resolve("data")
     digest = fingerprint(config)
     loaded = comp.build(config)
-    return modality(comp.modality or "tabular").store(loaded, cache_dir, digest, config)
+    return modalities.get(modality).store(loaded, cache_dir, digest, config)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from trainflow.errors import DataError
-from trainflow.modality import modality
+from trainflow import modality as modalities
 
 
 def resolve_run(model: str | os.PathLike) -> Path:
@@ -23,10 +23,9 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     """Predict for ``input_path`` and write a CSV to ``out`` atomically; returns ``out``."""
     run_dir = resolve_run(model)
     summary = json.loads((run_dir / "metrics.json").read_text())
-    kind = summary.get("spec", {}).get("data", {}).get("loader", "csv")
-    from trainflow.registry import REGISTRY
-
-    frame = modality(REGISTRY.get("loader", kind).modality or "tabular").predict(run_dir, input_path)
+    # the modality the spec decided; runs published before it was recorded name their loader only
+    name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
+    frame = modalities.get(name).predict(run_dir, input_path)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -14,11 +14,14 @@ import shutil
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, atomic_write_text
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 
 class RunFolder(BaseModel):
@@ -75,18 +78,20 @@ def fail_run(run: RunFolder, exc: BaseException) -> Path | None:
     return run.failed
 
 
-def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any] | None, split: SplitRef,
+def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[str, Any] | None, split: SplitRef,
             model: ModelRef, evaluation: Evaluation, model_files: list[str], primary_metric: str,
             flow_run_id: str | None = None) -> dict[str, Any]:
     """Write metrics, spec and report into the staging folder, then move it into place."""
-    from trainflow.flows.spec import spec_to_yaml
-    from trainflow.tasks import report
+    import yaml
+
+    from trainflow.tasks.common import report
 
     staging = run.staging
     plots_dir = staging / "plots"
     summary = {
         "pipeline": spec.name,
         "task": spec.task,
+        "modality": spec.modality,
         "run_id": run.run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "flow_run_id": flow_run_id,
@@ -112,7 +117,8 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
             shutil.copy2(path, target)
         local_plots[title] = str(target)
     evaluation = evaluation.model_copy(update={"plots": local_plots})
-    atomic_write_text(staging / "spec.yaml", spec_to_yaml(spec))
+    # the spec as run, defaults filled in (the same text as trainflow.flows.spec.spec_to_yaml)
+    atomic_write_text(staging / "spec.yaml", yaml.safe_dump(summary["spec"], sort_keys=False))
     markdown = report.render(summary, evaluation, staging, embed_images=False)
     atomic_write_text(staging / "report.md", markdown)
     # metrics.json is written last: its presence is what marks a run folder as complete.

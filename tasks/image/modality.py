@@ -5,7 +5,7 @@ indices). Fitting scales pixels to [0, 1] by the loader's nominal maximum, then 
 standardizes each channel with the mean and standard deviation of the training split; random
 crops and flips, when enabled, apply to training batches only. The network is a registered
 ``model`` component (the default ``cnn`` is the seed's network) trained by the shared loop in
-:mod:`trainflow.tasks.training`, and saved as safetensors weights plus a JSON config.
+:mod:`trainflow.tasks.common.training`, and saved as safetensors weights plus a JSON config.
 """
 
 from __future__ import annotations
@@ -13,19 +13,24 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, SpecError
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
-from trainflow.registry import component
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.image_loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
+from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import plots
+from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
                                            read_images, read_npz, stack, to_nhwc)
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.modality import Example
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -61,28 +66,37 @@ class CnnConfig(BaseModel):
     padding: Literal["auto", "valid", "same"] = Field("auto", description="auto: valid for images of 16+ pixels, else same")
 
 
-@component("model", "cnn", CnnConfig, tasks=("classification",), modality="image")
+def cnn_shape(config: CnnConfig, h: int, w: int) -> tuple[str, list[bool], tuple[int, int]]:
+    """The conv padding, whether each block pools, and the final feature-map size for ``h`` x ``w``
+    images; SpecError when the blocks shrink the images to nothing."""
+    padding = config.padding if config.padding != "auto" else ("valid" if min(h, w) >= 16 else "same")
+    pools, size = [], (h, w)
+    for _ in range(config.depth):
+        if padding == "valid":
+            size = (size[0] - 2, size[1] - 2)
+        if min(size) < 1:
+            raise SpecError(f"'model.depth' {config.depth} with {padding} padding shrinks {h}x{w} images to "
+                            "nothing; lower model.depth or set model.padding: same.")
+        pools.append(min(size) >= 2)
+        size = (size[0] // 2, size[1] // 2) if pools[-1] else size
+    return padding, pools, size
+
+
+@component("model", "cnn", CnnConfig, tasks=("classification",), modality="image", random=True)
 def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n_classes: int = 10, **_: Any) -> Any:
     """Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> Dense 64 -> Dense n_classes (the seed's CNN)."""
     from torch import nn
 
     act = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[config.activation]
-    c, h, w = in_shape
-    padding = config.padding if config.padding != "auto" else ("valid" if min(h, w) >= 16 else "same")
+    c = in_shape[0]
+    padding, pools, (h, w) = cnn_shape(config, in_shape[1], in_shape[2])
     layers: list[Any] = []
-    for i in range(config.depth):
+    for i, pool in enumerate(pools):
         out = config.width * 2**i
         layers.append(nn.Conv2d(c, out, 3, padding=0 if padding == "valid" else 1))
-        if padding == "valid":
-            h, w = h - 2, w - 2
-        if min(h, w) < 1:
-            raise SpecError(f"model.depth {config.depth} with {padding} padding shrinks {in_shape[1]}x{in_shape[2]} "
-                            "images to nothing; lower model.depth or set model.padding: same.")
         layers += [nn.BatchNorm2d(out)] if config.batch_norm else []
         layers.append(act())
-        if min(h, w) >= 2:
-            layers.append(nn.MaxPool2d(2))
-            h, w = h // 2, w // 2
+        layers += [nn.MaxPool2d(2)] if pool else []
         c = out
     layers += [nn.Flatten(), nn.Linear(c * h * w, config.dense), act()]
     layers += [nn.Dropout(config.dropout)] if config.dropout else []
@@ -172,8 +186,6 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``."""
     from sklearn.model_selection import train_test_split
 
-    if spec.task != "classification":
-        raise SpecError(f"image pipelines do classification; 'task' is {spec.task!r}.")
     arrays = _load_npz(ref.path)
     x, y = arrays["x"], arrays["y"]
     notes = list(ref.meta.get("notes", []))
@@ -255,8 +267,8 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     import torch
     from safetensors.torch import save_file
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.training import checkpoint_dir, train_model
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.training import checkpoint_dir, train_model
 
     arrays = _load_npz(split_ref.train.path)
     x, y = arrays["x"], arrays["y"]
@@ -322,7 +334,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def probabilities(model: Any, config: dict[str, Any], x: np.ndarray) -> np.ndarray:
     """Class probabilities for ``[n,h,w,c]`` pixels, preprocessed as in training."""
-    from trainflow.tasks.training import predict as forward
+    from trainflow.tasks.common.training import predict as forward
 
     logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"]), batch_size=512,
                      device="cpu")
@@ -395,3 +407,48 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     for i, c in enumerate(config["classes"]):
         out[f"proba_{c}"] = proba[:, i]
     return out
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "image")
+class Image(NeuralModality):
+    """Images (classification): per-channel normalization and augmentation fitted on the training
+    split, a CNN trained by the shared loop; saved as safetensors + JSON."""
+
+    sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
+    default_models = {"classification": "cnn"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The device; a network that would shrink the images to nothing, where the loader's options
+        (``size``) or the loader itself (digits 8x8, CIFAR 32x32) tell the image size."""
+        problems = super().spec_problems(spec)
+        size = spec.data.options().get("size") or REGISTRY.get("loader", spec.data.loader).extra.get("image_size")
+        if spec.model.name == "cnn" and size and not spec.model.problems("model", task=spec.task):
+            try:
+                cnn_shape(spec.model.resolve("model", task=spec.task)[1], int(size[0]), int(size[1]))
+            except SpecError as exc:
+                problems += exc.problems
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """24 gray 8x8 images of two classes (bright top half or bright bottom half)."""
+        rng = np.random.default_rng(0)
+        y = np.array([0, 1] * 12)
+        x = rng.integers(0, 60, (24, 8, 8)).astype(np.uint8)
+        x[y == 0, :4] += 180
+        x[y == 1, 4:] += 180
+        np.savez(folder / "images.npz", x=x, y=y)
+        np.savez(folder / "new.npz", x=x[:4])
+        return Example(spec={"data": {"loader": "npz", "path": str(folder / "images.npz")},
+                             "model": {"width": 4, "dense": 8}, "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "new.npz")
+
+    store = staticmethod(store)
+    validate = staticmethod(validate)
+    split = staticmethod(split)
+    fit = staticmethod(fit)
+    evaluate = staticmethod(evaluate)
+    export = staticmethod(export)
+    predict = staticmethod(predict)

@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow.errors import DataError, SpecError, did_you_mean
+from trainflow.errors import DataError, did_you_mean
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, store_parquet
 from trainflow.registry import component
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.load import existing_file
-from trainflow.tasks.seqdata import read_csv_frame
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import plots
+from trainflow.tasks.common.load import existing_file
+from trainflow.tasks.sequence.loaders import read_csv_frame
+from trainflow.modality import Example
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.sequence.modality import SequencePreprocess
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -290,14 +296,11 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     import pandas as pd
     import torch
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.sequence import save_model
-    from trainflow.tasks.training import checkpoint_dir, train_model
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.sequence.modality import save_model
+    from trainflow.tasks.common.training import checkpoint_dir, train_model
 
     fc, meta = spec.forecast, split_ref.train.meta
-    if spec.preprocess.sequence.missing == "mask":
-        raise SpecError("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
-                        "use linear, ffill or bfill.")
     past = pd.read_parquet(split_ref.train.path)[meta["values"]].to_numpy(dtype=np.float64)
     tf = SeriesTransform(fc, spec.preprocess.sequence.missing).fit(past, meta["source"])
     z = tf.forward(past, meta["source"])
@@ -334,7 +337,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    from trainflow.tasks.sequence import load_model as load_network  # same files as sequence models
+    from trainflow.tasks.sequence.modality import load_model as load_network  # same files as sequence models
 
     return load_network(folder)
 
@@ -343,7 +346,7 @@ def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: st
     """The next ``horizon`` raw values [H, C] after ``history`` [t, C]."""
     import torch
 
-    from trainflow.tasks.training import predict as forward
+    from trainflow.tasks.common.training import predict as forward
 
     tf = SeriesTransform.from_state(config["transform"])
     fc = tf.fc
@@ -406,7 +409,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
 
 def export(model_ref: ModelRef, run_dir: str) -> list[str]:
     """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    from trainflow.tasks.sequence import export as export_network  # same files as sequence models
+    from trainflow.tasks.sequence.modality import export as export_network  # same files as sequence models
 
     return export_network(model_ref, run_dir)
 
@@ -446,3 +449,42 @@ def next_times(times: Any, horizon: int) -> list[str] | None:
             step = numeric.iloc[-1] - numeric.iloc[-2]
             return [str(numeric.iloc[-1] + step * (i + 1)) for i in range(horizon)]
         return None
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "forecast")
+class Forecast(NeuralModality):
+    """One time series forecast ``horizon`` steps ahead: chronological split, transforms fitted on
+    the past only, a network trained on windows by the shared loop; RMSE next to seasonal naive."""
+
+    sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess, "forecast": ForecastConfig}
+    default_models = {"forecasting": "gru"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The device; forecasting interpolates missing values (it cannot mask them)."""
+        problems = super().spec_problems(spec)
+        if spec.preprocess.sequence.missing == "mask":
+            problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
+                            "use linear, ffill or bfill.")
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """Five years of a monthly series with trend and season."""
+        t = np.arange(60)
+        values = 100 + t + 10 * np.sin(2 * np.pi * t / 12)
+        lines = [f"{2000 + i // 12}-{i % 12 + 1:02d},{v:.3f}" for i, v in enumerate(values)]
+        (folder / "series.csv").write_text("month,value\n" + "\n".join(lines) + "\n")
+        return Example(spec={"task": "forecasting", "data": {"loader": "timeseries_csv", "path": str(folder / "series.csv")},
+                             "forecast": {"horizon": 6, "lookback": 12}, "model": {"hidden": 4, "front_channels": 4},
+                             "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "series.csv")
+
+    store = staticmethod(store)
+    validate = staticmethod(validate)
+    split = staticmethod(split)
+    fit = staticmethod(fit)
+    evaluate = staticmethod(evaluate)
+    export = staticmethod(export)
+    predict = staticmethod(predict)

@@ -5,7 +5,7 @@ after a series' end), ``lengths`` [n], labels/targets as text, and the fixed fol
 read separate train/test files. Fitting applies :class:`SeriesPreprocessor` (missing values,
 z-normalization; statistics from the training split only), pads each batch with a mask of real
 steps, and trains the spec's network (``lstm``, ``gru``, ``rnn``, ``cnn1d``) with the shared loop
-of :mod:`trainflow.tasks.training`. The model is saved as safetensors weights plus a JSON config
+of :mod:`trainflow.tasks.common.training`. The model is saved as safetensors weights plus a JSON config
 holding everything prediction needs (preprocessing statistics, classes, loader options).
 """
 
@@ -14,17 +14,23 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.seqdata import SeriesSet, pad, read_any
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.registry import component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import plots
+from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
+from trainflow.modality import Example
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
@@ -310,8 +316,8 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
     import torch
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.training import checkpoint_dir, train_model
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.training import checkpoint_dir, train_model
 
     data = load_series(split_ref.train.path)
     meta = split_ref.train.meta
@@ -375,7 +381,7 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray]) -> np.
     """Class probabilities [n, k] (classification) or predicted targets [n] (regression)."""
     import torch
 
-    from trainflow.tasks.training import predict as forward
+    from trainflow.tasks.common.training import predict as forward
 
     pre = SeriesPreprocessor.from_state(config["preprocess"])
     x, mask = pre.transform(series)
@@ -448,3 +454,36 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     if data.y is not None:
         frame["label"] = data.y
     return frame
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "sequence")
+class Sequence(NeuralModality):
+    """Whole series (classification, regression): missing values, z-normalization and padding or
+    packing fitted on the training split, a recurrent or convolutional network trained by the shared
+    loop; saved as safetensors + JSON."""
+
+    sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess}
+    default_models = {"classification": "gru", "regression": "gru"}
+
+    def example(self, folder: Path) -> Example:
+        """20 univariate series of 12 steps, two classes (rising or falling)."""
+        rng = np.random.default_rng(0)
+        y = np.array(["up", "down"] * 10)
+        x = np.linspace(0, 1, 12)[None, :, None] * np.where(y == "up", 1, -1)[:, None, None]
+        x = x + rng.normal(scale=0.1, size=(20, 12, 1))
+        np.savez(folder / "series.npz", x=x, y=y)
+        np.savez(folder / "new.npz", x=x[:4])
+        return Example(spec={"data": {"loader": "npz_series", "path": str(folder / "series.npz")},
+                             "model": {"hidden": 4, "front_channels": 4}, "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "new.npz")
+
+    store = staticmethod(store)
+    validate = staticmethod(validate)
+    split = staticmethod(split)
+    fit = staticmethod(fit)
+    evaluate = staticmethod(evaluate)
+    export = staticmethod(export)
+    predict = staticmethod(predict)

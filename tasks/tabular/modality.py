@@ -16,15 +16,21 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from trainflow.errors import DataError, SpecError
+from trainflow.modality import Example, Modality
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, store_parquet
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.registry import Choice, component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import plots
+from trainflow.tasks.common.validate import Check, run_expectations
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
@@ -429,3 +435,93 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
     return out
+
+
+# ---------------------------------------------------------------- the modality
+
+
+class ImputeSpec(Choice):
+    """Missing values (``preprocess.impute``): an imputer component and its options."""
+
+    kind: ClassVar[str] = "imputer"
+    selector: ClassVar[str] = "method"
+    method: str = Field("median", description="drop_rows | mean | median | most_frequent | constant | knn | iterative")
+
+
+class EncodeSpec(Choice):
+    """Categorical columns (``preprocess.encode``): an encoder component and its options."""
+
+    kind: ClassVar[str] = "encoder"
+    selector: ClassVar[str] = "method"
+    method: str = Field("onehot", description="onehot | ordinal")
+
+
+class ScaleSpec(Choice):
+    """Numeric columns (``preprocess.scale``): a scaler component and its options."""
+
+    kind: ClassVar[str] = "scaler"
+    selector: ClassVar[str] = "method"
+    method: str = Field("standard", description="standard | minmax | robust | none")
+
+
+class ReduceSpec(Choice):
+    """Fewer features (``preprocess.reduce``): a reducer component and its options."""
+
+    kind: ClassVar[str] = "reducer"
+    selector: ClassVar[str] = "method"
+    method: str = Field("none", description="none | pca | select_k_best | variance_threshold")
+
+
+class ResampleSpec(Choice):
+    """Class imbalance (``preprocess.resample``): a sampler component and its options."""
+
+    kind: ClassVar[str] = "sampler"
+    selector: ClassVar[str] = "method"
+    method: str = Field("none", description="none | class_weight | random_over | smote | ...")
+
+
+@component("modality", "tabular")
+class Tabular(Modality):
+    """Tables (CSV, Parquet): imputation, encoding, scaling, reduction and resampling fitted with a
+    scikit-learn model in one imbalanced-learn pipeline; saved with skops."""
+
+    sections = {"preprocess.impute": ImputeSpec, "preprocess.encode": EncodeSpec, "preprocess.scale": ScaleSpec,
+                "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec}
+    default_models = {"classification": "logistic_regression", "regression": "ridge"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The preprocessing components and their options; class weights need a model that takes them;
+        a target column is needed."""
+        from trainflow.registry import REGISTRY
+
+        problems = []
+        if not spec.data.options().get("target"):
+            problems.append("'data.target' is missing: a tabular pipeline needs the column to predict.")
+        for slot in ("impute", "encode", "scale", "reduce", "resample"):
+            problems += getattr(spec.preprocess, slot).problems(f"preprocess.{slot}", task=spec.task)
+        model = REGISTRY.get("model", spec.model.name) if spec.model.name in REGISTRY.names("model") else None
+        if spec.preprocess.resample.method == "class_weight" and model and model.extra.get("class_weight") is False:
+            problems.append(f"'preprocess.resample.method' is 'class_weight', but model {spec.model.name!r} "
+                            "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """40 rows: two numeric features (one with gaps), a category, two classes."""
+        rng = np.random.default_rng(0)
+        y = np.array(["a", "b"] * 20)
+        df = _pd().DataFrame({"x1": rng.normal(size=40) + (y == "b") * 2, "x2": rng.normal(size=40),
+                              "colour": rng.choice(["red", "blue"], 40), "label": y})
+        df.loc[::7, "x2"] = np.nan
+        df.to_csv(folder / "train.csv", index=False)
+        df.drop(columns=["label"]).head(5).to_csv(folder / "new.csv", index=False)
+        return Example(spec={"task": "classification", "data": {"loader": "csv", "path": str(folder / "train.csv"),
+                                                               "target": "label"}},
+                       predict_input=folder / "new.csv")
+
+    store = staticmethod(store)
+    validate = staticmethod(validate)
+    split = staticmethod(split)
+    fit = staticmethod(fit)
+    evaluate = staticmethod(evaluate)
+    export = staticmethod(export)
+    predict = staticmethod(predict)

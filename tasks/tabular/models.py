@@ -65,7 +65,8 @@ class ForestOptions(ClassifierOptions):
     min_samples_leaf: int = Field(1, ge=1)
 
 
-@component("model", "random_forest", ForestOptions, tasks=CLS + REG, modality="tabular", class_weight=True)
+@component("model", "random_forest", ForestOptions, tasks=CLS + REG, modality="tabular", class_weight=True,
+           random=True)
 def random_forest(config: ForestOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """A random forest of decision trees (classifier or regressor, by the pipeline's task)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -125,7 +126,7 @@ class MlpOptions(ClassifierOptions):
     early_stopping: bool = False
 
 
-@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False)
+@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False, random=True)
 def mlp(config: MlpOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """A multi-layer perceptron (scikit-learn)."""
     from sklearn.neural_network import MLPClassifier

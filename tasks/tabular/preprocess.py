@@ -1,7 +1,7 @@
 """Tabular preprocessing components: imputers, encoders, scalers, reducers and samplers.
 
 Each builder returns a scikit-learn / imbalanced-learn estimator (or ``None`` / ``"passthrough"``
-for "do nothing"); :mod:`trainflow.tasks.tabular` assembles them into one imbalanced-learn
+for "do nothing"); :mod:`trainflow.tasks.tabular.modality` assembles them into one imbalanced-learn
 ``Pipeline``, so every statistic is fitted on the training split only and samplers are skipped
 at predict time.
 """
@@ -226,7 +226,7 @@ def sample_class_weight(config: Options, seed: int = 0, categorical: list[int] |
     return None
 
 
-@component("sampler", "random_over", SamplerOptions, tasks=CLS)
+@component("sampler", "random_over", SamplerOptions, tasks=CLS, random=True)
 def sample_random_over(config: SamplerOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """Duplicate random minority rows."""
     from imblearn.over_sampling import RandomOverSampler
@@ -234,7 +234,7 @@ def sample_random_over(config: SamplerOptions, seed: int = 0, categorical: list[
     return RandomOverSampler(sampling_strategy=config.sampling_strategy, random_state=seed)
 
 
-@component("sampler", "random_under", SamplerOptions, tasks=CLS)
+@component("sampler", "random_under", SamplerOptions, tasks=CLS, random=True)
 def sample_random_under(config: SamplerOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """Drop random majority rows."""
     from imblearn.under_sampling import RandomUnderSampler
@@ -242,7 +242,7 @@ def sample_random_under(config: SamplerOptions, seed: int = 0, categorical: list
     return RandomUnderSampler(sampling_strategy=config.sampling_strategy, random_state=seed)
 
 
-@component("sampler", "smote", NeighbourOptions, tasks=CLS)
+@component("sampler", "smote", NeighbourOptions, tasks=CLS, random=True)
 def sample_smote(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE: synthesise minority rows between neighbours (on encoded, scaled features)."""
     from imblearn.over_sampling import SMOTE
@@ -250,7 +250,7 @@ def sample_smote(config: NeighbourOptions, seed: int = 0, categorical: list[int]
     return SMOTE(sampling_strategy=config.sampling_strategy, k_neighbors=config.k_neighbors, random_state=seed)
 
 
-@component("sampler", "smotenc", NeighbourOptions, tasks=CLS, on_codes=True)
+@component("sampler", "smotenc", NeighbourOptions, tasks=CLS, random=True, on_codes=True)
 def sample_smotenc(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE-NC for mixed numeric and categorical features (categories are never interpolated)."""
     from imblearn.over_sampling import SMOTE, SMOTENC
@@ -265,7 +265,7 @@ class AdasynOptions(SamplerOptions):
     n_neighbors: int = Field(5, ge=1)
 
 
-@component("sampler", "adasyn", AdasynOptions, tasks=CLS)
+@component("sampler", "adasyn", AdasynOptions, tasks=CLS, random=True)
 def sample_adasyn(config: AdasynOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """ADASYN: like SMOTE, with more synthetic rows where the minority is harder to learn."""
     from imblearn.over_sampling import ADASYN
@@ -273,7 +273,7 @@ def sample_adasyn(config: AdasynOptions, seed: int = 0, categorical: list[int] |
     return ADASYN(sampling_strategy=config.sampling_strategy, n_neighbors=config.n_neighbors, random_state=seed)
 
 
-@component("sampler", "smote_tomek", NeighbourOptions, tasks=CLS)
+@component("sampler", "smote_tomek", NeighbourOptions, tasks=CLS, random=True)
 def sample_smote_tomek(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE, then remove Tomek links (cleans the class border)."""
     from imblearn.combine import SMOTETomek
@@ -283,7 +283,7 @@ def sample_smote_tomek(config: NeighbourOptions, seed: int = 0, categorical: lis
     return SMOTETomek(smote=smote, random_state=seed)
 
 
-@component("sampler", "smote_enn", NeighbourOptions, tasks=CLS)
+@component("sampler", "smote_enn", NeighbourOptions, tasks=CLS, random=True)
 def sample_smote_enn(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE, then edited nearest neighbours cleaning."""
     from imblearn.combine import SMOTEENN

@@ -10,7 +10,7 @@ import time
 import torch
 from safetensors.torch import save_file
 
-from trainflow.tasks.training import TrainConfig, train_model
+from trainflow.tasks.common.training import TrainConfig, train_model
 
 torch.set_num_threads(1)
 
