@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict with a pipeline's champion or a saved run's model")
     p.add_argument("model", help="a pipeline name (uses its champion) or a run folder (runs/<pipeline>/<run-id>)")
     p.add_argument("input", help="new rows/items to predict (same format as the training data)")
-    p.add_argument("--out", required=True, help="where to write the predictions (CSV)")
+    p.add_argument("--out", required=True, help="where to write the predictions: Parquet for a .parquet/.pq name, "
+                                                "else CSV")
+    p.add_argument("--id", dest="id_column", metavar="COLUMN",
+                   help="column of the input that names each row, written first (default: the spec's data.id)")
+    p.add_argument("--keep", action="append", default=[], metavar="COLUMN",
+                   help="input column to copy into the output beside the predictions (repeatable)")
     p.add_argument("--runs", default="runs", help="folder of run folders, for a pipeline name (default: runs)")
 
     p = sub.add_parser("sweep", help="train a grid of spec variants in parallel and promote the best")
@@ -167,7 +172,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from trainflow.tasks.common.promote import resolve_model
 
     run_dir = resolve_model(args.model, args.runs)
-    path = predict_to_file(run_dir, args.input, args.out)
+    path = predict_to_file(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
     print(f"predictions written to {path} (model: {run_dir})")
     return 0
 

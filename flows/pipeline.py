@@ -68,6 +68,16 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> di
     return summary
 
 
+@task(name="profile", **RETRIES)
+def profile_data(data: DataRef, spec: PipelineSpec) -> DataRef:
+    """Profile the data before the split where the modality does (tables: the columns and the feature
+    plan, which travels in the reference's meta)."""
+    ref = modalities.get(spec.modality).profile(data, spec)
+    if ref.meta.get("profile"):
+        publishing.profile_artifact(spec.name, ref.meta["profile"])
+    return ref
+
+
 @task(name="split", **RETRIES, **CACHED)
 def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     """Hold out the test split (fixed by split.seed)."""
@@ -154,6 +164,7 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
         _after(spec, "load", {"spec": spec, "data": data})
         validation = validate_data(data, spec, run.docs)
         _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
+        data = profile_data(data, spec)
         split = split_data(data, fit_spec, cache)
         _after(spec, "split", {"spec": spec, "split": split})
         model = fit_model(split, fit_spec, cache)
@@ -175,4 +186,5 @@ def validate_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any] |
     docs = Path(out).resolve() / spec.name / f"validation-{publishing.new_run_id()}"
     data = load_data(spec.data, cache_dir(out), spec.modality)
     summary = validate_data(data, spec, str(docs))
+    profile_data(data, spec)  # reports the columns that a run would exclude
     return summary

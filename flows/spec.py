@@ -114,6 +114,22 @@ class PromotionSpec(Strict):
     require_validation: bool = True  # a run whose data was not checked never becomes champion
 
 
+class FeaturesSpec(Strict):
+    """Which columns of a table become features, and the alarms against junk and leaking ones
+    (``leakage`` and ``leakage_score`` apply to every modality: duplicates across the split)."""
+
+    auto_exclude: Literal["drop", "warn", "error"] = Field(
+        "drop", description="Identifier, constant and free-text columns not listed in data.features or "
+                            "features.keep: drop (with a warning) | warn (use them) | error (stop the run)")
+    dates: Literal["drop", "expand"] = Field("drop", description="Date/time columns: drop | expand (year, month, "
+                                                                 "day of week); listed ones are always expanded")
+    keep: list[str] = Field([], description="Columns used as features whatever their role guess")
+    leakage: Literal["warn", "error"] = Field("warn", description="A leakage alarm warns, or stops the run "
+                                                                  "(error: for scheduled runs)")
+    leakage_score: float = Field(0.98, gt=0, le=1, description="Cross-validated score of a one-feature model "
+                                                               "(balanced accuracy or R^2) that raises the alarm")
+
+
 class PipelineSpecBase(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report (the core sections)."""
 
@@ -128,6 +144,7 @@ class PipelineSpecBase(Strict):
     model: ModelSpec = ModelSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
     promotion: PromotionSpec = PromotionSpec()
+    features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
 
     _modality: str | None = PrivateAttr(None)

@@ -19,7 +19,8 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
-from trainflow.flows.pipeline import RETRIES, cache_dir, load_data, promote_run, publish_run, split_data, validate_data
+from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run, split_data,
+                                     validate_data)
 from trainflow.flows.spec import PipelineSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
@@ -152,6 +153,7 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
     try:
         data: DataRef = load_data(spec.data, cache, spec.modality)
         validation = validate_data(data, spec, run.docs)
+        data = profile_data(data, spec)
         splits = [split_data(data, c.training_view(), cache) for c in candidates]  # sequential: shared files
         progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",
                                             description=f"{len(candidates)} candidates")

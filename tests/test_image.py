@@ -226,3 +226,17 @@ def test_cifar10_spec_is_the_seed_recipe(tmp_path):
     t = spec.train
     assert (spec.model.name, t.optimizer, t.lr, t.batch_size, t.epochs) == ("cnn", "adam", 0.001, 128, 10)
     assert spec.preprocess.image.normalize == "scale" and spec.data.options()["path"] == str(folder)
+
+
+def test_predict_warns_with_the_count_when_it_resizes_or_converts(tmp_path, capsys):
+    from PIL import Image
+
+    from trainflow.tasks.image.modality import read_new_images
+
+    for i, (size, mode) in enumerate([((8, 8), "L"), ((16, 12), "L"), ((16, 12), "RGB")]):
+        Image.new(mode, size).save(tmp_path / f"{i}.png")
+    x, names = read_new_images(tmp_path, {"size": [8, 8], "channels": 1, "convert": True})
+    assert x.shape == (3, 8, 8, 1) and names == ["0.png", "1.png", "2.png"]
+    err = capsys.readouterr().err
+    assert "trainflow: warning: predict: resized 2 of 3 image(s) to 8x8" in err
+    assert "converted 1 of 3 image(s) to 1 channel(s)" in err

@@ -1,7 +1,7 @@
 """One contract, every registered modality (built-in or plug-in), run without Prefect.
 
 Each modality writes a tiny dataset (``Modality.example``); the spec that uses it validates, and the
-stages run in order on it: load + store -> validate -> split -> fit -> evaluate -> export -> predict.
+stages run in order on it: load + store -> validate -> profile -> split -> fit -> evaluate -> export -> predict.
 The checks are what the flow relies on: references point at files whose digest they carry, the
 model's files land in the run folder, the primary metric is a number, and prediction gives one row
 per new item.
@@ -53,6 +53,7 @@ def test_round_trip_on_tiny_data(name, tmp_path):
     assert data.digest and Path(data.path).exists()
     summary = mod.validate(data, spec, str(tmp_path / "docs"))
     assert summary["rows"] > 0 and summary["evaluated"] > 0
+    data = mod.profile(data, spec)
     split = mod.split(data, spec.training_view(), cache)
     for part in (split.train, split.test):
         assert part.meta.get("rows", 1) > 0 and file_digest(part.path) == part.digest

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from trainflow.flows.spec import spec_from_dict
-from trainflow.tasks.sequence import forecast, sequence
+from trainflow.tasks.sequence import forecast
+from trainflow.tasks.sequence import modality as sequence
 from trainflow.tasks.sequence.loaders import SeriesSet
 
 

@@ -80,3 +80,23 @@ def test_validate_command_reports_and_exits_nonzero(tmp_path, capsys):
     rc, err = run_cli("validate", spec, "--out", tmp_path / "runs", capsys=capsys)
     assert rc == 4
     assert "expectations failed" in err and "'oops'" in err
+
+
+ID_ONLY = "sample,site,label\n" + "".join(f"S{i:04d},north,{'xy'[i % 2]}\n" for i in range(30))
+
+
+@pytest.mark.parametrize("extra, code, phrases", [
+    ({}, 3, ["No usable feature is left in", "data.csv", "'sample': identifier", "'site': constant",
+             "features.keep"]),
+    ({"features": {"keep": ["sampel"]}}, 3, ["column 'sampel' of features.keep", "did you mean 'sample'"]),
+    ({"data": {"features": ["sample", "label"]}}, 2, ["the target 'label' is also listed in 'data.features'"]),
+    ({"features": {"auto_exclude": "error"}}, 3, ["features.auto_exclude is 'error'", "'sample': identifier"]),
+], ids=["id-only table", "unknown features.keep column", "target listed as a feature", "auto_exclude error"])
+def test_feature_choice_fails_clearly(extra, code, phrases, tmp_path, capsys):
+    spec = spec_for(tmp_path, ID_ONLY, **extra.get("data", {}))
+    if "features" in extra:
+        import yaml
+
+        raw = yaml.safe_load(spec.read_text())
+        write_spec(spec, {**raw, "features": extra["features"]})
+    assert_fails_clearly(spec, tmp_path / "runs", "bad", code, phrases, capsys)

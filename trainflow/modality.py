@@ -16,7 +16,7 @@ A modality declares:
   are the tasks the modality serves);
 - :meth:`Modality.spec_problems`: cross-field checks of a spec, run with the spec's validation,
   before any data is read;
-- the stage methods ``store``, ``validate``, ``split``, ``fit``, ``evaluate``, ``export`` and
+- the stage methods ``store``, ``validate``, ``profile`` (optional), ``split``, ``fit``, ``evaluate``, ``export`` and
   ``predict``, which exchange the small references of :mod:`trainflow.refs`;
 - :meth:`Modality.example`: a tiny dataset for the contract test every modality passes.
 """
@@ -50,6 +50,8 @@ class Modality:
     sections: ClassVar[dict[str, type[BaseModel]]] = {}
     #: task -> the model a spec gets when it names none; its keys are the tasks this modality serves
     default_models: ClassVar[dict[str, str]] = {}
+    #: whether :meth:`predict` copies input columns (``--id``, ``--keep``) beside the predictions
+    predict_passes_columns: ClassVar[bool] = False
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -71,6 +73,11 @@ class Modality:
         """Great Expectations checks of the stored data; raises ValidationFailed listing failures."""
         raise NotImplementedError
 
+    def profile(self, ref: DataRef, spec: PipelineSpec) -> DataRef:
+        """Look at the whole dataset before the split (tables: column roles and the feature plan);
+        return the reference, with what later stages need in its meta. By default: nothing to do."""
+        return ref
+
     def split(self, ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         """Hold out the test part (``spec.split``); the parts are stored in the cache."""
         raise NotImplementedError
@@ -87,8 +94,11 @@ class Modality:
         """Copy the model's files into the run folder; return their names."""
         raise NotImplementedError
 
-    def predict(self, run_dir: str | Path, input_path: str | Path) -> pd.DataFrame:
-        """Predictions of a saved run's model for new data, one row per item."""
+    def predict(self, run_dir: str | Path, input_path: str | Path, id_column: str | None = None,
+                keep: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+        """Predictions of a saved run's model for new data, one row per item. ``id_column`` and
+        ``keep`` (input columns copied into the output) are passed only where
+        :attr:`predict_passes_columns` is true."""
         raise NotImplementedError
 
 

@@ -26,6 +26,7 @@ class TableConfig(BaseModel):
     target: str | None = Field(None, description="Column to predict")
     features: list[str] | None = Field(None, description="Feature columns; default: every other column")
     drop: list[str] = Field([], description="Columns to ignore")
+    id: str | None = Field(None, description="Column naming each row; not a feature, kept in predictions")
 
 
 class CsvConfig(TableConfig):
@@ -95,7 +96,8 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
     columns = list(df.columns)
     if len(df) == 0:
         raise DataError(f"The data file '{path}' has a header but no data rows.")
-    named = ([config.target] if config.target else []) + list(config.features or []) + list(config.drop)
+    named = ([config.target] if config.target else []) + list(config.features or []) + list(config.drop) \
+        + ([config.id] if config.id else [])
     for col in named:
         if col not in columns:
             role = "target" if col == config.target else "column"
@@ -104,7 +106,7 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
                 f"Its columns are: {', '.join(columns)}."
             )
     features = config.features or [c for c in columns if c != config.target and c not in config.drop]
-    keep = features + ([config.target] if config.target else [])
+    keep = features + [c for c in (config.id, config.target) if c and c not in features]
     return df[keep]
 
 

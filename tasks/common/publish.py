@@ -105,6 +105,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "rows": data.meta.get("rows"),
         "preprocessing": model.meta.get("steps", []),
         "validation": validation,
+        "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),
         "spec": spec.model_dump(mode="json"),
     }
@@ -140,6 +141,14 @@ def publish_artifacts(summary: dict[str, Any], appendix: str = "") -> None:
                              description=f"Report of run {summary['run_id']}")
     rows = [{"metric": k, "value": round(v, 6) if isinstance(v, float) else v} for k, v in summary["metrics"].items()]
     create_table_artifact(table=rows, key=f"{key}-metrics", description=f"Test metrics of run {summary['run_id']}")
+
+
+def profile_artifact(pipeline: str, rows: list[dict[str, Any]]) -> None:
+    """A data profile (one row per column or item kind) as a Prefect table artifact of the current run."""
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(table=rows, key=f"{artifact_key(pipeline)}-data-profile",
+                          description="Columns of the data: type, missing share, distinct values, role guess")
 
 
 def artifact_key(name: str) -> str:

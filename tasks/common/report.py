@@ -54,6 +54,9 @@ def render(summary: dict[str, Any], evaluation: Evaluation, run_dir: str | Path,
         lines += ["", "## Validation", "",
                   f"{validation.get('evaluated', 0)} expectations checked on {validation.get('rows', '?')} rows: "
                   f"{'all passed' if validation.get('success') else 'FAILED'}. Data Docs: `validation/index.html`."]
+    profile = summary.get("profile") or []
+    if profile:
+        lines += ["", "## Data profile (whole table, before the split)", "", table(profile)]
     pre = summary.get("preprocessing") or []
     if pre:
         lines += ["", "## Preprocessing (fitted on the training split)", "", " -> ".join(f"`{s}`" for s in pre)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.alerts import warn
 from trainflow.errors import DataError, SpecError
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
 from trainflow.registry import REGISTRY, component
@@ -199,6 +200,10 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
                                        stratify=stratify)
         test_mask = np.zeros(len(y), bool)
         test_mask[test_idx] = True
+    from trainflow.tasks.common import leakage
+
+    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(x[~test_mask]),
+                                                           leakage.item_digests(x[test_mask]), "images"), spec)
     key = json_digest({"data": ref.digest, "split": spec.split.model_dump()})
     folder = Path(cache_dir) / "splits" / key[:16]
     refs, counts = {}, {}
@@ -379,21 +384,49 @@ def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, lis
         if not files:
             raise DataError(f"The folder '{path}' holds no images (expected {', '.join(IMAGE_SUFFIXES)} files).")
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
+        warn_adapted(files, config)
         arrays, kept, _ = read_images(files, opts, skip=False)
         return stack(arrays, files, str(path)), [str(files[i].relative_to(path)) for i in kept]
     if path.suffix.lower() == ".npz":
         arrays = read_npz(path)
         if "x" not in arrays:
             raise DataError(f"'{path}' must hold an array 'x' of images; it holds {sorted(arrays)}.")
-        x = match_channels(to_nhwc(arrays["x"], str(path)), config["channels"], config["convert"], str(path))
+        x = to_nhwc(arrays["x"], str(path))
+        if x.shape[-1] != config["channels"] and config["convert"]:
+            warn(f"predict: converted {len(x)} image(s) of '{path}' from {x.shape[-1]} to {config['channels']} "
+                 "channel(s), the training images' channels")
+        x = match_channels(x, config["channels"], config["convert"], str(path))
         if tuple(x.shape[1:3]) != (h, w):
             raise DataError(f"'{path}' holds {x.shape[1]}x{x.shape[2]} images; the model expects {h}x{w}.")
         return x, [str(i) for i in range(len(x))]
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
+        warn_adapted([path], config)
         arrays, _, _ = read_images([path], opts, skip=False)
         return np.stack(arrays), [path.name]
     raise DataError(f"'{path}' is neither a folder of images, an image file nor an .npz file.")
+
+
+def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
+    """Warn, with the counts, when image files differ from the training images in size or channels
+    (prediction resizes and converts them, which can cost accuracy)."""
+    from PIL import Image, UnidentifiedImageError
+
+    h, w = config["size"]
+    resized = converted = 0
+    for f in files:
+        try:
+            with Image.open(f) as im:  # reads the header only
+                resized += im.size != (w, h)
+                gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+                converted += (1 if gray else 3) != config["channels"]
+        except (UnidentifiedImageError, OSError):
+            pass  # read_images reports the unreadable file
+    if resized:
+        warn(f"predict: resized {resized} of {len(files)} image(s) to {h}x{w}, the training images' size")
+    if converted:
+        warn(f"predict: converted {converted} of {len(files)} image(s) to {config['channels']} channel(s), "
+             "the training images' channels")
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:

@@ -243,6 +243,12 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
         train_idx, test_idx = train_test_split(np.arange(n), test_size=spec.split.test_size,
                                                random_state=spec.split.seed, stratify=stratify)
         train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    from trainflow.tasks.common import leakage
+
+    def digests(idx: np.ndarray) -> list[str]:
+        return leakage.item_digests(arrays["x"][i, : arrays["lengths"][i]] for i in idx)
+
+    notes += leakage.raise_or_warn(leakage.duplicate_alarm(digests(train_idx), digests(test_idx), "series"), spec)
     key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "fixed": "fold" in arrays})
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}

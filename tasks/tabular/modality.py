@@ -127,7 +127,17 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
     return summary.as_dict()
 
 
-# ---------------------------------------------------------------- split
+# ---------------------------------------------------------------- profile & split
+
+
+def profile(ref: DataRef, spec: Any) -> DataRef:
+    """Column profile and feature plan (``tasks/tabular/profile.py``), carried in the reference's meta."""
+    from trainflow.tasks.tabular.profile import profile_and_plan
+
+    ref = profile_and_plan(ref, spec)
+    plan = ref.meta["plan"]
+    print(f"profile: {len(plan['features'])} features, {len(plan['excluded'])} columns excluded")
+    return ref
 
 
 def _xy(df: Any, target: str) -> tuple[Any, Any]:
@@ -141,8 +151,12 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     target = ref.meta.get("target")
     if not target:
         raise SpecError("a tabular pipeline needs 'data.target', the column to predict.")
-    df = _pd().read_parquet(ref.path)
-    notes = []
+    from trainflow.tasks.common import leakage
+    from trainflow.tasks.tabular.profile import apply_plan, profile_notes
+
+    plan = ref.meta.get("plan")
+    df = apply_plan(_pd().read_parquet(ref.path), plan, target, source=ref.meta.get("source") or ref.path)
+    notes = profile_notes(plan or {})
     if spec.preprocess.impute.method == "drop_rows":
         before = len(df)
         df = df.dropna().reset_index(drop=True)
@@ -160,7 +174,9 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
             notes.append(f"not stratified: class {counts.idxmin()!r} has a single row")
     train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
                                    stratify=stratify, shuffle=True)
-    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method})
+    notes += leakage.raise_or_warn(leakage.table_alarms(train, test, target, spec), spec)
+    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method,
+                       "plan": plan})
     folder = Path(cache_dir) / "splits" / key[:16]
     folder.mkdir(parents=True, exist_ok=True)
     refs = {}
@@ -261,7 +277,8 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     tmp.mkdir(parents=True)
     sio.dump(pipe, tmp / MODEL_FILE)
     schema = {
-        "task": spec.task, "target": target, "classes": classes,
+        "task": spec.task, "target": target, "classes": classes, "plan": split_ref.train.meta.get("plan"),
+        "id": spec.data.options().get("id"),
         "features": [{"name": c, "kind": "numeric" if c in numeric else "categorical", "dtype": str(X[c].dtype)}
                      for c in X.columns],
     }
@@ -401,12 +418,22 @@ def read_table(path: str | Path) -> Any:
         raise DataError(f"The input file '{path}' is empty.") from None
 
 
-def predict(run_dir: str | Path, input_path: str | Path) -> Any:
-    """Predict for new rows with a saved run's model; the rows must match the training schema."""
+def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None = None,
+            keep: list[str] | tuple[str, ...] = ()) -> Any:
+    """Predict for new rows with a saved run's model; the rows must match the training schema.
+
+    The output starts with the id column (``id_column``, else the training spec's ``data.id``) and the
+    ``keep`` columns, copied from the input so that each prediction can be traced to its row.
+    """
+    from trainflow.tasks.common.predict import passthrough
+    from trainflow.tasks.tabular.profile import apply_plan
+
     pd = _pd()
     pipe, schema = load_model(run_dir)
     df = read_table(input_path)
     df.columns = [str(c).strip() for c in df.columns]
+    traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
+    df = apply_plan(df, schema.get("plan"), source=str(input_path))
     features = schema["features"]
     missing = [f["name"] for f in features if f["name"] not in df.columns]
     if missing:
@@ -434,7 +461,7 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
                 out[f"proba_{c}"] = proba[:, i]
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
-    return out
+    return pd.concat([traced.reset_index(drop=True), out], axis=1)
 
 
 # ---------------------------------------------------------------- the modality
@@ -480,6 +507,18 @@ class ResampleSpec(Choice):
     method: str = Field("none", description="none | class_weight | random_over | smote | ...")
 
 
+def target_problems(spec: PipelineSpec) -> list[str]:
+    """The target named as a feature, a kept column or the id (a model must not see what it predicts)."""
+    options = spec.data.options()
+    target = options.get("target")
+    if not target:
+        return []
+    named = {"data.features": options.get("features") or [], "features.keep": spec.features.keep,
+             "data.id": [options.get("id")]}
+    return [f"the target '{target}' is also listed in '{where}'; a model must not see the column it predicts."
+            for where, columns in named.items() if target in columns]
+
+
 @component("modality", "tabular")
 class Tabular(Modality):
     """Tables (CSV, Parquet): imputation, encoding, scaling, reduction and resampling fitted with a
@@ -491,19 +530,17 @@ class Tabular(Modality):
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The preprocessing components and their options; class weights need a model that takes them;
-        a target column is needed."""
+        the target is not also a feature, a kept column or the id."""
         from trainflow.registry import REGISTRY
 
         problems = []
-        if not spec.data.options().get("target"):
-            problems.append("'data.target' is missing: a tabular pipeline needs the column to predict.")
         for slot in ("impute", "encode", "scale", "reduce", "resample"):
             problems += getattr(spec.preprocess, slot).problems(f"preprocess.{slot}", task=spec.task)
         model = REGISTRY.get("model", spec.model.name) if spec.model.name in REGISTRY.names("model") else None
         if spec.preprocess.resample.method == "class_weight" and model and model.extra.get("class_weight") is False:
             problems.append(f"'preprocess.resample.method' is 'class_weight', but model {spec.model.name!r} "
                             "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
-        return problems
+        return problems + target_problems(spec)
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""
@@ -518,8 +555,11 @@ class Tabular(Modality):
                                                                "target": "label"}},
                        predict_input=folder / "new.csv")
 
+    predict_passes_columns = True
+
     store = staticmethod(store)
     validate = staticmethod(validate)
+    profile = staticmethod(profile)
     split = staticmethod(split)
     fit = staticmethod(fit)
     evaluate = staticmethod(evaluate)

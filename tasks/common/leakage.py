@@ -1,0 +1,137 @@
+"""Leakage alarms: a result too good to be true, caught before training.
+
+Three checks, each on data the model would see, never on anything fitted on test rows:
+
+- a single feature that on its own predicts the target almost perfectly: a quick one-feature model
+  (a depth-limited decision tree) cross-validated on the *training split only*;
+- a feature identical to the target up to relabeling (a one-to-one map between their values, or for
+  regression an exact linear function of the target);
+- items duplicated across the train/test split: rows of a table by a hash of their values, images
+  and series by a digest of their content.
+
+Each alarm is a warning naming the column or the count; with ``features.leakage: error`` (for
+scheduled runs) the alarms stop the run as a failed validation (exit 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from trainflow.alerts import warn
+from trainflow.errors import ValidationFailed
+
+FOLDS = 3
+MAX_ROWS = 5000  # rows the one-feature models see; enough to tell a near-perfect feature, cheap on wide tables
+
+
+def _pd():
+    import pandas as pd
+
+    return pd
+
+
+def _as_numbers(s: Any) -> np.ndarray:
+    """A column as one float array a tree can split: categories become codes, missing a value below all."""
+    pd = _pd()
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        values = s.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = pd.factorize(s, use_na_sentinel=True)[0].astype(float)
+        values[values < 0] = np.nan
+    low = np.nanmin(values) - 1 if np.isfinite(values).any() else 0.0
+    return np.where(np.isnan(values), low, values).reshape(-1, 1)
+
+
+def single_feature_scores(X: Any, y: Any, task: str, seed: int = 0) -> dict[str, float]:
+    """Cross-validated score of a depth-limited tree on each column alone: balanced accuracy or R^2."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    if len(X) > MAX_ROWS:
+        rows = X.sample(MAX_ROWS, random_state=seed).index
+        X, y = X.loc[rows], y.loc[rows]
+    cls = task == "classification"
+    target = y.astype(str).to_numpy() if cls else y.to_numpy(dtype=float)
+    if cls:
+        smallest = int(np.unique(target, return_counts=True)[1].min())
+        if smallest < 2:
+            return {}
+        folds = StratifiedKFold(min(FOLDS, smallest), shuffle=True, random_state=seed)
+        model, scoring = DecisionTreeClassifier(max_depth=4, random_state=seed), "balanced_accuracy"
+    else:
+        folds = KFold(FOLDS, shuffle=True, random_state=seed)
+        model, scoring = DecisionTreeRegressor(max_depth=6, random_state=seed), "r2"
+    return {str(col): float(np.mean(cross_val_score(model, _as_numbers(X[col]), target, cv=folds, scoring=scoring)))
+            for col in X.columns}
+
+
+def relabelings(X: Any, y: Any, task: str) -> list[str]:
+    """Columns equal to the target up to renaming its values (regression: up to a linear map)."""
+    pd = _pd()
+    found = []
+    for col in X.columns:
+        pair = pd.DataFrame({"f": X[col].to_numpy(), "y": y.to_numpy()}).dropna()
+        if len(pair) < 2 or pair["f"].nunique() < 2:
+            continue
+        if task == "classification":
+            if (pair.groupby("f")["y"].nunique() == 1).all() and (pair.groupby("y")["f"].nunique() == 1).all():
+                found.append(str(col))
+        elif pd.api.types.is_numeric_dtype(pair["f"]) and abs(np.corrcoef(pair["f"], pair["y"])[0, 1]) > 1 - 1e-9:
+            found.append(str(col))
+    return found
+
+
+def row_digests(df: Any) -> np.ndarray:
+    """One 64-bit hash per row of a table, from its values (not its index)."""
+    return _pd().util.hash_pandas_object(df, index=False).to_numpy()
+
+
+def item_digests(items: Any) -> list[str]:
+    """A SHA-256 digest of each item's content (an image array, a series)."""
+    return [hashlib.sha256(np.ascontiguousarray(item).tobytes()).hexdigest() for item in items]
+
+
+def duplicates_across(train: Any, test: Any) -> int:
+    """How many test items have a digest that also occurs in the training split."""
+    seen = set(np.asarray(train).tolist())
+    return int(sum(d in seen for d in np.asarray(test).tolist()))
+
+
+def duplicate_alarm(train_digests: Any, test_digests: Any, what: str) -> list[str]:
+    """The alarm for ``what`` (rows, images, series) found in both splits, if any."""
+    n = duplicates_across(train_digests, test_digests)
+    if not n:
+        return []
+    return [f"leakage: {n} of {len(test_digests)} test {what} also appear in the training split "
+            f"(identical content), so the test score overstates how the model does on new data"]
+
+
+def table_alarms(train: Any, test: Any, target: str, spec: Any) -> list[str]:
+    """All alarms for a split table (features plus target), on the training split except the duplicate count."""
+    X, y = train.drop(columns=[target]), train[target]
+    alarms = []
+    relabeled = relabelings(X, y, spec.task)
+    alarms += [f"leakage: column '{c}' is the target '{target}' under other names (a one-to-one map between "
+               f"their values); drop it unless it is known before the target is" for c in relabeled]
+    threshold = spec.features.leakage_score
+    metric = "balanced accuracy" if spec.task == "classification" else "R^2"
+    scores = single_feature_scores(X.drop(columns=relabeled), y, spec.task, seed=spec.split.seed)
+    alarms += [f"leakage: column '{c}' alone predicts the target: cross-validated {metric} {s:.3f} on the training "
+               f"split (alarm at {threshold:g}); a full model cannot do much better, so check that it is "
+               f"known before the target is" for c, s in sorted(scores.items(), key=lambda kv: -kv[1])
+               if s >= threshold]
+    alarms += duplicate_alarm(row_digests(train), row_digests(test), "rows")
+    return alarms
+
+
+def raise_or_warn(alarms: list[str], spec: Any) -> list[str]:
+    """Warn about each alarm and return them, or stop the run under ``features.leakage: error``."""
+    if alarms and spec.features.leakage == "error":
+        raise ValidationFailed("features.leakage is 'error' and the data raised leakage alarms:\n"
+                               + "\n".join(f"  - {a}" for a in alarms))
+    for alarm in alarms:
+        warn(alarm)
+    return alarms

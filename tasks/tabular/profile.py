@@ -1,0 +1,173 @@
+"""The data profile of a table and the feature plan made from it.
+
+Before a table is split, every column gets a profile row (type, missing share, distinct count)
+and a role guess: identifier, constant, free text, date/time, high-cardinality categorical,
+categorical or numeric. The spec's ``features:`` section turns the guesses into a plan: which
+columns are features, which are excluded and why, which dates are expanded into numbers. The plan
+travels with the data to the split, is saved with the model (``schema.json``) and is applied again
+at predict time, so prediction uses exactly the training features.
+
+The guesses look at the whole table, test rows included. That is safe here because they only ever
+*remove* columns (a column unique per row, constant or free text says nothing the test rows could
+leak into a fitted statistic); anything fitted on data, the leakage alarms included, sees the
+training split only (``tasks/leakage.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainflow.alerts import warn
+from trainflow.errors import DataError, did_you_mean
+from trainflow.refs import DataRef
+
+#: roles that are not used as features unless listed in data.features or features.keep
+AUTO_EXCLUDED = ("identifier", "constant", "free text")
+#: parts a date/time column expands into with ``features.dates: expand``
+DATE_PARTS = ("year", "month", "dayofweek")
+DATE_REGEX = r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?.*)?\s*$"
+ID_SHARE = 0.95  # distinct values per row at which a text or integer column counts as an identifier
+FREE_TEXT_WORDS = 4  # mean words per value from which text is free text (a name or a code has fewer)
+HIGH_CARDINALITY = 50  # distinct categories above which one-hot encoding gets wide
+
+
+def _pd():
+    import pandas as pd
+
+    return pd
+
+
+def guess_role(s: Any) -> tuple[str, str]:
+    """The role of one column (a pandas Series) and why, e.g. ``("identifier", "344 distinct values in 344 rows")``."""
+    pd = _pd()
+    values = s.dropna()
+    n, distinct = len(values), int(values.nunique())
+    if distinct <= 1:
+        return "constant", f"{distinct} distinct value" + ("" if distinct == 1 else "s") + " in the non-missing rows"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "date/time", "a date/time column"
+    if pd.api.types.is_bool_dtype(s):
+        return "categorical", "true/false values"
+    unique_share = distinct / n
+    if pd.api.types.is_numeric_dtype(s):
+        integral = pd.api.types.is_integer_dtype(s) or bool((values == values.round()).all())
+        # A measurement can be unique per row too; an integer that is unique *and* counts through the rows
+        # (a row or sample number) is an identifier.
+        if integral and unique_share >= ID_SHARE and (values.max() - values.min() + 1) <= 2 * n:
+            return "identifier", f"{distinct} distinct whole numbers in {n} rows, a running number"
+        return "numeric", "numbers"
+    text = values.astype(str)
+    if text.str.match(DATE_REGEX).mean() >= 0.9:
+        return "date/time", f"text such as {text.iloc[0]!r} that reads as dates"
+    words = float(text.str.split().str.len().mean())
+    if words >= FREE_TEXT_WORDS and unique_share >= 0.5:
+        return "free text", f"{distinct} distinct texts of {words:.0f} words on average"
+    if unique_share >= ID_SHARE:
+        return "identifier", f"{distinct} distinct values in {n} rows"
+    if distinct > HIGH_CARDINALITY:
+        return "high-cardinality categorical", f"{distinct} distinct categories"
+    return "categorical", f"{distinct} categories"
+
+
+def profile_table(df: Any, target: str | None) -> list[dict[str, Any]]:
+    """One row per column: name, type, missing share, distinct count, role guess and why."""
+    rows = []
+    for col in df.columns:
+        s = df[col]
+        role, why = ("target", "data.target") if col == target else guess_role(s)
+        rows.append({"column": str(col), "type": str(s.dtype), "missing": round(float(s.isna().mean()), 4),
+                     "distinct": int(s.nunique()), "role": role, "why": why})
+    return rows
+
+
+def plan_features(profile: list[dict[str, Any]], spec: Any, source: str = "the data") -> dict[str, Any]:
+    """Decide the feature columns from a profile and the spec (``data.features``, ``data.id``, ``features:``).
+
+    Returns ``{"features": [...], "dates": [...], "excluded": {column: reason}}``; ``dates`` are expanded
+    into :data:`DATE_PARTS`. Raises DataError for an unknown ``features.keep`` column, for auto-excluded
+    columns under ``features.auto_exclude: error`` and when no feature is left.
+    """
+    policy = spec.features
+    options = spec.data.options()
+    columns = [r["column"] for r in profile]
+    for name in policy.keep:
+        if name not in columns:
+            raise DataError(f"The column '{name}' of features.keep is not in '{source}'{did_you_mean(name, columns)}. "
+                            f"Its columns are: {', '.join(columns)}.")
+    explicit = set(options.get("features") or []) | set(policy.keep)
+    id_column = options.get("id")
+    features, dates, excluded, refused = [], [], {}, []
+    for row in profile:
+        col, role = row["column"], row["role"]
+        if role == "target":
+            continue
+        if col == id_column:
+            excluded[col] = "the rows' id (data.id), kept for predictions"
+        elif role == "date/time":
+            if col in explicit or policy.dates == "expand":
+                dates.append(col)
+                features += [f"{col}_{part}" for part in DATE_PARTS]
+            else:
+                excluded[col] = f"date/time ({row['why']}); features.dates is 'drop'"
+        elif role in AUTO_EXCLUDED and col not in explicit:
+            reason = f"{role} ({row['why']})"
+            if policy.auto_exclude == "error":
+                refused.append(f"'{col}': {reason}")
+            elif policy.auto_exclude == "drop":
+                excluded[col] = reason
+            else:
+                warn(f"features: '{col}' looks like a {reason} column but is used (features.auto_exclude is 'warn')")
+                features.append(col)
+        else:
+            features.append(col)
+    if refused:
+        raise DataError(f"Columns of '{source}' that cannot be meaningful features (features.auto_exclude is "
+                        f"'error'): {'; '.join(refused)}. List them in data.drop, or in features.keep to use them.")
+    if not features:
+        why = "; ".join(f"'{c}': {r}" for c, r in excluded.items()) or "the table has only the target"
+        raise DataError(f"No usable feature is left in '{source}' after excluding {why}. List the columns to use in "
+                        f"features.keep (or data.features), or set features.auto_exclude: warn.")
+    for col, reason in excluded.items():
+        warn(f"features: excluded '{col}': {reason}")
+    return {"features": features, "dates": dates, "excluded": excluded}
+
+
+def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, source: str = "the data") -> Any:
+    """The plan's feature columns of ``df`` (dates expanded), plus ``target`` when given and present."""
+    if not plan:
+        return df
+    pd = _pd()
+    raw = [c for c in plan["features"] if not any(c == f"{d}_{p}" for d in plan["dates"] for p in DATE_PARTS)]
+    missing = [c for c in raw + plan["dates"] if c not in df.columns]
+    if missing:
+        raise DataError(f"'{source}' lacks the feature column(s) {', '.join(map(repr, missing))}"
+                        f"{did_you_mean(missing[0], df.columns)}.")
+    out = df[raw].copy()
+    for col in plan["dates"]:
+        when = df[col] if pd.api.types.is_datetime64_any_dtype(df[col]) else \
+            pd.to_datetime(df[col].astype("string"), errors="coerce", format="mixed")
+        out[f"{col}_year"] = when.dt.year.astype("float64")
+        out[f"{col}_month"] = when.dt.month.astype("float64")
+        out[f"{col}_dayofweek"] = when.dt.dayofweek.astype("float64")
+    out = out[plan["features"]]
+    if target and target in df.columns:
+        out[target] = df[target].to_numpy()
+    return out
+
+
+def profile_and_plan(ref: DataRef, spec: Any) -> DataRef:
+    """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
+    df = _pd().read_parquet(ref.path)
+    rows = profile_table(df, ref.meta.get("target"))
+    plan = plan_features(rows, spec, source=ref.meta.get("source") or "the data")
+    used = set(plan["features"]) | set(plan["dates"])
+    for row in rows:
+        row["used"] = "target" if row["role"] == "target" else ("yes" if row["column"] in used else "no")
+    return ref.model_copy(update={"meta": {**ref.meta, "profile": rows, "plan": plan}})
+
+
+def profile_notes(plan: dict[str, Any]) -> list[str]:
+    """One report line per excluded column and per expanded date."""
+    notes = [f"excluded column '{c}': {r}" for c, r in plan.get("excluded", {}).items()]
+    notes += [f"date column '{d}' expanded into {', '.join(f'{d}_{p}' for p in DATE_PARTS)}" for d in plan.get("dates", [])]
+    return notes

@@ -1,0 +1,62 @@
+"""Role guesses of the data profile and the feature plan made from them (no Prefect needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainflow.errors import DataError
+from trainflow.flows.spec import spec_from_dict
+from trainflow.tasks.tabular.profile import apply_plan, guess_role, plan_features, profile_table
+
+N = 120
+
+
+def table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "row": np.arange(N),                                              # a running number
+        "code": [f"K{i:05d}" for i in rng.permutation(N)],               # unique codes
+        "const": 7,
+        "when": pd.date_range("2020-01-01", periods=N, freq="D").strftime("%Y-%m-%d"),
+        "note": [" ".join(rng.choice(["a", "bird", "seen", "near", "the", "nest", "at", "dawn"], 6)) for _ in range(N)],
+        "city": [f"c{i % 80}" for i in range(N)],
+        "size": rng.normal(size=N),                                        # unique floats: a measurement
+        "count": rng.integers(0, 5, N),
+        "color": rng.choice(["red", "blue"], N),
+        "label": rng.choice(["p", "q"], N),
+    })
+
+
+def test_roles():
+    df = table()
+    roles = {c: guess_role(df[c])[0] for c in df.columns}
+    assert roles == {"row": "identifier", "code": "identifier", "const": "constant", "when": "date/time",
+                     "note": "free text", "city": "high-cardinality categorical", "size": "numeric",
+                     "count": "numeric", "color": "categorical", "label": "categorical"}
+
+
+def spec(data=None, **features):
+    return spec_from_dict({"name": "t", "data": {"loader": "csv", "path": "x.csv", "target": "label", **(data or {})},
+                           "features": features})
+
+
+def test_plan_drops_junk_expands_dates_on_request_and_keeps_listed_columns():
+    profile = profile_table(table(), "label")
+    plan = plan_features(profile, spec())
+    assert plan["features"] == ["city", "size", "count", "color"]
+    assert set(plan["excluded"]) == {"row", "code", "const", "when", "note"}
+    plan = plan_features(profile, spec(dates="expand", keep=["count", "row"]))
+    assert plan["features"] == ["row", "when_year", "when_month", "when_dayofweek", "city", "size", "count", "color"]
+    out = apply_plan(table(), plan, "label")
+    assert list(out.columns) == plan["features"] + ["label"]
+    assert out.loc[0, ["when_year", "when_month", "when_dayofweek"]].tolist() == [2020, 1, 2]  # a Wednesday
+    assert "code" in plan_features(profile, spec(auto_exclude="warn"))["features"]
+    assert "code" not in plan_features(profile, spec(data={"id": "code"}))["features"]
+
+
+def test_plan_at_predict_names_a_missing_raw_column():
+    plan = plan_features(profile_table(table(), "label"), spec(dates="expand"))
+    with pytest.raises(DataError, match="lacks the feature column.*'when'"):
+        apply_plan(table().drop(columns=["when"]), plan, source="new.csv")
