@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a pipeline spec as a Prefect flow")
     p.add_argument("spec", help="path to a pipeline spec (YAML)")
     p.add_argument("--out", default="runs", help="folder for run folders (default: runs)")
-    p.add_argument("--refresh-cache", action="store_true", help="recompute cached stages (split, fit)")
+    p.add_argument("--refresh-cache", action="store_true",
+                   help="recompute cached stages (split, fit), training neural networks from epoch 1")
     _overrides(p)
 
     p = sub.add_parser("validate", help="load and validate the data of a spec, without training")
@@ -114,20 +115,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_spec(spec, out: str, refresh: bool = False) -> dict:
-    """Run one spec as a flow, with the CLI's Prefect settings."""
-    import os
+    """Run one spec as a flow, with the CLI's Prefect settings; ``refresh`` recomputes cached stages."""
+    import contextlib
 
     from trainflow.flows.runtime import prefect_settings
 
-    if refresh:
-        os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
     with prefect_settings():
         from prefect import tags
+        from prefect.settings import temporary_settings
+
+        # A setting scoped to this run (not an environment variable that would outlive it), read by
+        # the task engine and by the fit task (which then ignores training checkpoints).
+        refreshing = temporary_settings(updates={"tasks.refresh_cache": True}) if refresh else contextlib.nullcontext()
 
         from trainflow.flows.monitor import run_tags
         from trainflow.flows.pipeline import run_pipeline
 
-        with tags(*run_tags(spec)):  # on the flow run from its start, so failed runs are found too
+        with refreshing, tags(*run_tags(spec)):  # tags on the flow run from its start: failed runs are found too
             return run_pipeline(spec, out=out)
 
 

@@ -1,26 +1,30 @@
 """The pipeline flow: load -> validate -> split -> fit -> evaluate -> publish.
 
 Each stage is a Prefect task. Tasks exchange small references (path + digest), never DataFrames
-or models. ``split`` and ``fit`` cache on their inputs plus their source, with persisted
-results, so re-running a run that crashed after training reuses the trained model. Transient
-errors (I/O) are retried with backoff; spec and data errors fail at once.
+or models. ``split`` and ``fit`` cache on their inputs (data digests, spec) plus the fingerprint of
+the code they run (:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so
+re-running a run that crashed after training reuses the trained model, and a code change retrains.
+The cache is disposable: a cached result whose files are gone or damaged is recomputed
+(:func:`run_cached`). Transient errors (I/O) are retried with backoff; spec and data errors fail at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
-from prefect.tasks import exponential_backoff
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.tasks import Task, exponential_backoff
 
+from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
 from trainflow.flows.spec import PipelineSpec, StageSpec
 from trainflow import modality as modalities
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading
 from trainflow.tasks.common import metrics
 from trainflow.tasks.common import publish as publishing
@@ -40,13 +44,50 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+@dataclass
+class CodeFingerprint(CachePolicy):
+    """Cache-key part for the code a task's ``spec`` runs (:func:`trainflow.cache_keys.code_fingerprint`).
+
+    ``TASK_SOURCE`` alone hashes only the few lines of the task function, not the modality module,
+    training loop or (plug-in) component bodies it calls."""
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        spec = inputs.get("spec")
+        return code_fingerprint(spec) if spec is not None else None
+
+
 RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_transient)
-CACHED = dict(cache_policy=INPUTS + TASK_SOURCE, persist_result=True, result_serializer="json")
+CACHED = dict(cache_policy=INPUTS + TASK_SOURCE + CodeFingerprint(), persist_result=True, result_serializer="json")
 
 
 def cache_dir(out: str) -> str:
-    """Content-addressed store of data, splits and models shared by the runs under ``out``."""
+    """Content-addressed store of data, splits, models, checkpoints and the persisted results of
+    cached tasks (``results/``), shared by the runs under ``out``; safe to delete."""
     return str(Path(out).resolve() / ".cache")
+
+
+def refresh_requested() -> bool:
+    """True when cached results must be recomputed (``--refresh-cache``, PREFECT_TASKS_REFRESH_CACHE)."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().tasks.refresh_cache)
+
+
+def run_cached(stage: Task, cache: str, *args: Any) -> Any:
+    """Call a cached task (split or fit) with its result persisted in ``<cache>/results``.
+
+    Prefect returns a cached result without calling the task, so the files its reference points to
+    are checked here: when one is missing or does not match its digest, the task runs again with
+    ``refresh_cache`` and a warning says why.
+    """
+    stored = stage.with_options(result_storage=Path(cache) / "results")
+    ref = stored(*args)
+    problem = damage(ref)
+    if problem:
+        get_run_logger().warning(f"{stage.name}: recomputing, the cached result cannot be used: {problem}")
+        ref = stored.with_options(refresh_cache=True)(*args)
+    return ref
 
 
 @task(name="load", **RETRIES)
@@ -88,8 +129,11 @@ def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
 
 @task(name="fit", tags=[TRAIN_TAG], **RETRIES, **CACHED)
 def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
-    """Fit preprocessing and model on the training split only."""
-    ref = modalities.get(spec.modality).fit(split, spec, cache)
+    """Fit preprocessing and model on the training split only (from scratch on a refresh)."""
+    from trainflow.tasks.common.training import fresh_start
+
+    with fresh_start(refresh_requested()):
+        ref = modalities.get(spec.modality).fit(split, spec, cache)
     print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))}")
     return ref
 
@@ -165,9 +209,9 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
         validation = validate_data(data, spec, run.docs)
         _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
         data = profile_data(data, spec)
-        split = split_data(data, fit_spec, cache)
+        split = run_cached(split_data, cache, data, fit_spec, cache)
         _after(spec, "split", {"spec": spec, "split": split})
-        model = fit_model(split, fit_spec, cache)
+        model = run_cached(fit_model, cache, split, fit_spec, cache)
         _after(spec, "fit", {"spec": spec, "model": model})
         evaluation = evaluate_model(model, split, spec, run.plots)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})

@@ -2,8 +2,9 @@
 
 A deployment names a spec file, not a spec: ``run_spec_file(spec_path, overrides, out)`` reads
 the file when the run starts, so editing a spec changes the next scheduled run without
-redeploying. Before training, a scheduled run compares the data's fingerprint and the spec with
-the pipeline's last finished run; when neither changed it says so and reuses that run's results
+redeploying. Before training, a scheduled run compares the data's fingerprint, the spec and the
+code fingerprint (:mod:`trainflow.cache_keys`) with the pipeline's last finished run; when none
+changed it says so and reuses that run's results
 (``skip_if_unchanged``, on by default; set it to false in a deployment's parameters to retrain
 every time).
 
@@ -56,7 +57,9 @@ def last_finished_run(out: str | os.PathLike, pipeline: str) -> dict[str, Any] |
 
 
 def unchanged_since(spec: Any, out: str | os.PathLike) -> dict[str, Any] | None:
-    """The last finished run when its data fingerprint and spec equal the current ones, else None."""
+    """The last finished run when its data fingerprint, spec and code fingerprint equal the current
+    ones, else None."""
+    from trainflow.cache_keys import code_fingerprint
     from trainflow.tasks.common.load import fingerprint
 
     last = last_finished_run(out, spec.name)
@@ -68,6 +71,8 @@ def unchanged_since(spec: Any, out: str | os.PathLike) -> dict[str, Any] | None:
     except Exception:  # unreadable data: let the run itself fail with its own clear message
         return None
     if last.get("data_digest") != digest or last.get("spec") != spec.model_dump(mode="json"):
+        return None
+    if last.get("code_fingerprint") != code_fingerprint(spec):
         return None
     return last
 
@@ -105,7 +110,7 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
     if skip_if_unchanged:
         last = unchanged_since(spec, out)
         if last is not None:
-            print(f"unchanged: data {last['data_digest'][:12]} and spec are those of run {last['run_id']}; "
+            print(f"unchanged: data {last['data_digest'][:12]}, spec and code are those of run {last['run_id']}; "
                   f"reusing its results instead of retraining (skip_if_unchanged)")
             add_flow_run_tags(["unchanged", data_tag(last["data_digest"])])
             _reused_artifact(last)

@@ -19,8 +19,8 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
-from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run, split_data,
-                                     validate_data)
+from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
+                                      refresh_requested, run_cached, split_data, validate_data)
 from trainflow.flows.spec import PipelineSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
@@ -115,8 +115,11 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
 @task(name="candidate", tags=[TRAIN_TAG], **RETRIES)
 def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str) -> dict[str, Any]:
     """Fit and evaluate one candidate on the shared split; returns its model and evaluation."""
+    from trainflow.tasks.common.training import fresh_start
+
     mod = modalities.get(spec.modality)
-    model = mod.fit(split, spec.training_view(), cache)
+    with fresh_start(refresh_requested()):
+        model = mod.fit(split, spec.training_view(), cache)
     evaluation = mod.evaluate(model, split, spec, plots_dir)
     return {"model": model, "evaluation": evaluation}
 
@@ -154,7 +157,8 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
         data: DataRef = load_data(spec.data, cache, spec.modality)
         validation = validate_data(data, spec, run.docs)
         data = profile_data(data, spec)
-        splits = [split_data(data, c.training_view(), cache) for c in candidates]  # sequential: shared files
+        splits = [run_cached(split_data, cache, data, c.training_view(), cache)  # sequential: shared files
+                  for c in candidates]
         progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",
                                             description=f"{len(candidates)} candidates")
         futures = {train_candidate.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots")): i

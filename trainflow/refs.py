@@ -6,9 +6,12 @@ data stays on disk in a format made for it (Parquet, ``.npz``, skops, safetensor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,14 @@ class ModelRef(Ref):
     digest: str
     modality: str
     meta: dict[str, Any] = {}
+
+    @classmethod
+    def of_folder(cls, folder: str | os.PathLike, main_file: str, modality: str, meta: dict[str, Any]) -> ModelRef:
+        """The reference to a saved model folder: ``digest`` is that of ``main_file``;
+        ``meta["files"]`` holds the digest of every file in it, so damage is noticed (:func:`damage`)."""
+        folder = Path(folder)
+        files = {p.name: file_digest(p) for p in sorted(folder.iterdir()) if p.is_file()}
+        return cls(path=str(folder), digest=files[main_file], modality=modality, meta={**meta, "files": files})
 
 
 class Evaluation(Ref):
@@ -81,14 +92,63 @@ def json_digest(obj: Any) -> str:
 
 
 def store_parquet(df: Any, cache_dir: str | os.PathLike, digest: str) -> Path:
-    """Write a DataFrame once to ``<cache>/data/<digest>.parquet`` (atomically); return the path."""
+    """Write a DataFrame to ``<cache>/data/<digest>.parquet`` (atomically); return the path.
+
+    Written on every load, never reused just because it exists: the cache is disposable, and a
+    file someone truncated there must not break the run (the loader has just read the data anyway).
+    """
     path = Path(cache_dir) / "data" / f"{digest}.parquet"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+    save_parquet(path, df)
     return path
+
+
+def save_parquet(path: str | os.PathLike, df: Any) -> None:
+    """Write a DataFrame (without its index) to Parquet atomically."""
+    with atomic_target(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
+    """Write arrays to an ``.npz`` file atomically (readers see the old file or the new one)."""
+    import numpy as np
+
+    with atomic_target(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix, unique to this process and thread) to write
+    to; it replaces ``path`` when the block succeeds and is removed when it fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def damage(ref: Ref) -> str | None:
+    """Why the files behind a split or model reference cannot be used (missing, or not matching
+    their recorded digest), or None when they are whole. (A DataRef fresh from ``load`` carries the
+    digest of its source, not of the stored file, so it is not checked this way.)"""
+    if isinstance(ref, SplitRef):
+        return damage(ref.train) or damage(ref.test)
+    if isinstance(ref, ModelRef):
+        expected = {name: Path(ref.path) / name for name in ref.meta.get("files", {})}
+        digests = ref.meta.get("files", {})
+    elif isinstance(ref, DataRef):
+        expected, digests = {"": Path(ref.path)}, {"": ref.digest}
+    else:
+        return None
+    for name, path in expected.items():
+        if not path.is_file():
+            return f"'{path}' is missing"
+        if file_digest(path) != digests[name]:
+            return f"'{path}' does not match its recorded digest (changed or damaged)"
+    return None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

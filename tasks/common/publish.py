@@ -84,6 +84,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
     """Write metrics, spec and report into the staging folder, then move it into place."""
     import yaml
 
+    from trainflow.cache_keys import code_fingerprint
     from trainflow.tasks.common import report
 
     staging = run.staging
@@ -101,6 +102,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "confusion": evaluation.confusion,
         "data_digest": data.digest,
         "model_digest": model.digest,
+        "code_fingerprint": code_fingerprint(spec),  # lets a scheduled run see that the code changed
         "model_files": model_files,
         "rows": data.meta.get("rows"),
         "preprocessing": model.meta.get("steps", []),

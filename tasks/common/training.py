@@ -10,17 +10,21 @@ log line, the Prefect progress artifact, and a checkpoint written atomically. Th
 model, optimizer, scheduler, RNG states, history and early-stopping state, saved with
 ``torch.save`` of plain state dicts and loaded with ``weights_only=True`` (no pickled objects).
 A run that finds a checkpoint in ``checkpoint_dir`` resumes after its last epoch, so a retried or
-re-run training reaches the same weights as an uninterrupted one (bit for bit on CPU).
+re-run training reaches the same weights as an uninterrupted one (bit for bit on CPU). Inside
+:func:`fresh_start` (``--refresh-cache``) checkpoints are ignored and training starts at epoch 1; a
+checkpoint that cannot be read is reported and training starts over (the cache is disposable).
 
 Torch is imported inside functions: this module is imported by the spec, which must stay light.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +35,20 @@ from trainflow.errors import TrainflowError
 from trainflow.refs import json_digest
 
 CHECKPOINT = "checkpoint.pt"
+
+# A context variable, not a train_model argument: the modality modules call train_model, and a
+# refresh is decided by the flow's fit task, which calls them through their fixed fit() interface.
+_FRESH_START: ContextVar[bool] = ContextVar("trainflow_fresh_start", default=False)
+
+
+@contextlib.contextmanager
+def fresh_start(on: bool = True) -> Iterator[None]:
+    """Within this block, :func:`train_model` ignores (and overwrites) existing checkpoints."""
+    token = _FRESH_START.set(on)
+    try:
+        yield
+    finally:
+        _FRESH_START.reset(token)
 
 
 class TrainConfig(BaseModel):
@@ -222,8 +240,8 @@ def load_checkpoint(path: str | os.PathLike, device: Any = "cpu") -> dict[str, A
         return None
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a checkpoint from another version of the model: start over, say so
-        raise TrainflowError(f"The checkpoint '{path}' cannot be read ({exc}); delete it to train from scratch.") from None
+    except Exception as exc:  # truncated, or not a checkpoint of ours
+        raise TrainflowError(f"The checkpoint '{path}' cannot be read ({type(exc).__name__}: {exc}).") from None
 
 
 def _rng_state(gen: Any) -> dict[str, Any]:
@@ -242,6 +260,20 @@ def _set_rng_state(state: dict[str, Any], gen: Any) -> None:
     gen.set_state(state["loader"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _resume_state(ckpt: Path, device: Any, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None to start at epoch 1 (fresh start asked for, or the
+    checkpoint is unreadable: both said in the log)."""
+    if _FRESH_START.get():
+        if ckpt.exists():
+            log(f"refresh: ignoring the checkpoint in {ckpt.parent}; training from epoch 1")
+        return None
+    try:
+        return load_checkpoint(ckpt, device)
+    except TrainflowError as exc:
+        log(f"{exc} Training from epoch 1 instead.")
+        return None
 
 
 # ---------------------------------------------------------------- progress
@@ -344,7 +376,7 @@ def train_model(
     # Early-stopping state; the best weights are kept (on CPU) when there is a validation split.
     start, history, best_loss, best_epoch, bad, best_state = 0, [], math.inf, 0, 0, None
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir and config.checkpoint else None
-    state = load_checkpoint(ckpt, device) if ckpt else None
+    state = _resume_state(ckpt, device, log) if ckpt else None
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.alerts import warn
 from trainflow.errors import DataError, SpecError
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
+from trainflow.cache_keys import cache_key, model_key
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
 from trainflow.registry import REGISTRY, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
@@ -108,13 +109,6 @@ def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n
 # ---------------------------------------------------------------- store & validate
 
 
-def _save_npz(path: Path, **arrays: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
 def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
@@ -123,11 +117,10 @@ def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
 def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save loaded images as ``.npz`` in the cache, named by the source's digest."""
     path = Path(cache_dir) / "data" / f"{digest}.npz"
-    if not path.exists():
-        extra = {"is_test": images.is_test} if images.is_test is not None else {}
-        if images.files is not None:
-            extra["files"] = np.asarray(images.files)
-        _save_npz(path, x=images.x, y=images.y, **extra)
+    extra = {"is_test": images.is_test} if images.is_test is not None else {}
+    if images.files is not None:
+        extra["files"] = np.asarray(images.files)
+    save_npz(path, x=images.x, y=images.y, **extra)  # rewritten on each load: see refs.store_parquet
     n, h, w, c = images.x.shape
     notes = [f"skipped unreadable image: {s}" for s in images.skipped]
     return DataRef(path=str(path), digest=digest, modality="image", meta={
@@ -204,14 +197,14 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
 
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(x[~test_mask]),
                                                            leakage.item_digests(x[test_mask]), "images"), spec)
-    key = json_digest({"data": ref.digest, "split": spec.split.model_dump()})
+    key = cache_key(spec, data=ref.digest, split=spec.split.model_dump())
     folder = Path(cache_dir) / "splits" / key[:16]
     refs, counts = {}, {}
     for name, mask in (("train", ~test_mask), ("test", test_mask)):
         if mask.sum() == 0:
             raise DataError(f"The {name} split of '{ref.meta.get('source')}' is empty; change split.test_size.")
         path = folder / f"{name}.npz"
-        _save_npz(path, x=x[mask], y=y[mask])
+        save_npz(path, x=x[mask], y=y[mask])
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
                              meta={**ref.meta, "rows": int(mask.sum())})
         counts[name] = {ref.meta["classes"][i]: int(n) for i, n in enumerate(np.bincount(y[mask], minlength=len(ref.meta["classes"])))}
@@ -287,7 +280,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
         torch.set_num_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     model = comp.build(cfg, in_shape=in_shape, n_classes=n_classes)
-    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    key = model_key(split_ref, spec)
     result = train_model(
         model, (to_tensor(x, divisor, mean, std), torch.from_numpy(y)), None, spec.train, seed=spec.seed,
         checkpoint_dir=checkpoint_dir(cache_dir, key), task="classification", augment=augmenter(pre),
@@ -310,10 +303,10 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     steps += ["standardize per channel"] if pre.normalize == "per_channel" else []
     steps += [s for s, on in ((f"random crop (pad {pre.crop_padding})", pre.crop_padding), ("horizontal flip", pre.flip)) if on]
     steps += [f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="image",
-                    meta={"steps": steps, "history": result.history, "classes": meta["classes"],
-                          "notes": result.report_notes(),
-                          "device": result.device, "best_epoch": result.best_epoch})
+    return ModelRef.of_folder(folder, WEIGHTS_FILE, "image",
+                              {"steps": steps, "history": result.history, "classes": meta["classes"],
+                               "notes": result.report_notes(),
+                               "device": result.device, "best_epoch": result.best_epoch})
 
 
 # ---------------------------------------------------------------- evaluate, export, predict

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError, did_you_mean
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.registry import component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
@@ -190,13 +191,13 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     df = pd.read_parquet(ref.path)
     check_length(len(df), fc, ref.meta["source"])
     cut = len(df) - fc.horizon
-    key = json_digest({"data": ref.digest, "horizon": fc.horizon})
+    key = cache_key(spec, data=ref.digest, horizon=fc.horizon)
     folder = Path(cache_dir) / "splits" / key[:16]
     folder.mkdir(parents=True, exist_ok=True)
     refs = {}
     for name, part in (("train", df.iloc[:cut]), ("test", df.iloc[cut:])):
         path = folder / f"{name}.parquet"
-        part.to_parquet(path, index=False)
+        save_parquet(path, part)  # atomically: concurrent runs may share this split
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="forecast",
                              meta={**ref.meta, "rows": len(part), "first": str(part.iloc[0, 0]),
                                    "last": str(part.iloc[-1, 0])})
@@ -314,7 +315,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
         torch.set_num_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)
     model = comp.build(cfg, in_channels=channels, out_features=fc.horizon * channels, task="forecasting")
-    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    key = model_key(split_ref, spec)
     result = train_model(
         model, (torch.from_numpy(x), torch.ones(x.shape[:2]), torch.from_numpy(y)), None, spec.train,
         seed=spec.seed, checkpoint_dir=checkpoint_dir(cache_dir, key), task="forecasting",
@@ -329,10 +330,10 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     steps = [f"missing values: {tf.missing}", f"transform: {fc.transform}", f"detrend: {fc.detrend}",
              f"scale: {fc.scale} (training past only)", f"windows: {len(x)} x (lookback {fc.lookback} -> horizon "
              f"{fc.horizon})", f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="forecast",
-                    meta={"steps": steps, "history": result.history, "device": result.device,
-                          "best_epoch": result.best_epoch,
-                          "notes": result.report_notes()})
+    return ModelRef.of_folder(folder, WEIGHTS_FILE, "forecast",
+                              {"steps": steps, "history": result.history, "device": result.device,
+                               "best_epoch": result.best_epoch,
+                               "notes": result.report_notes()})
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:

@@ -20,14 +20,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest
+from trainflow.cache_keys import cache_key, model_key
+from trainflow.modality import Example
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
 from trainflow.registry import component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
-from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
-from trainflow.modality import Example
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
@@ -121,13 +122,6 @@ class SeriesPreprocessor:
 # ---------------------------------------------------------------- store & validate
 
 
-def _save_npz(path: Path, **arrays: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
 def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
     lengths = np.array([len(s) for s in data.series], dtype=np.int64)
     T = int(lengths.max()) if len(lengths) else 0
@@ -153,8 +147,7 @@ def load_series(path: str | Path) -> dict[str, Any]:
 def store(data: SeriesSet, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save loaded series as ``.npz`` in the cache, named by the source's digest."""
     path = Path(cache_dir) / "data" / f"{digest}.npz"
-    if not path.exists():
-        _save_npz(path, **_pack(data))
+    save_npz(path, **_pack(data))  # rewritten on each load: see refs.store_parquet
     lengths = [len(s) for s in data.series]
     return DataRef(path=str(path), digest=digest, modality="sequence", meta={
         "rows": len(data.series), "channels": data.channels, "min_length": min(lengths), "max_length": max(lengths),
@@ -249,7 +242,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
         return leakage.item_digests(arrays["x"][i, : arrays["lengths"][i]] for i in idx)
 
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(digests(train_idx), digests(test_idx), "series"), spec)
-    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "fixed": "fold" in arrays})
+    key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="fold" in arrays)
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}
     for name, idx in (("train", train_idx), ("test", test_idx)):
@@ -257,7 +250,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
         part = {k: v[idx] for k, v in arrays.items() if k != "fold"}
         T = int(part["lengths"].max()) if len(idx) else 0
         part["x"] = part["x"][:, :T]
-        _save_npz(path, **part)
+        save_npz(path, **part)
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="sequence",
                              meta={**ref.meta, "rows": int(len(idx))})
     counts = {}
@@ -340,7 +333,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     packed = pre_cfg.lengths == "packed"
     model = comp.build(cfg, in_channels=pre.out_channels, out_features=out_features, task=spec.task,
                        packed=packed or None)
-    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    key = model_key(split_ref, spec)
     target = torch.from_numpy(y) if spec.task == "classification" else torch.from_numpy((y - y_mean) / y_std).float()
     result = train_model(
         model, (torch.from_numpy(x), torch.from_numpy(mask), target), None, spec.train, seed=spec.seed,
@@ -359,10 +352,10 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
              f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
     if spec.train.imbalance != "none":
         steps.insert(-1, f"imbalance: {spec.train.imbalance}")
-    return ModelRef(path=str(folder), digest=file_digest(folder / WEIGHTS_FILE), modality="sequence",
-                    meta={"steps": steps, "history": result.history, "classes": classes, "device": result.device,
-                          "best_epoch": result.best_epoch,
-                          "notes": result.report_notes()})
+    return ModelRef.of_folder(folder, WEIGHTS_FILE, "sequence",
+                              {"steps": steps, "history": result.history, "classes": classes, "device": result.device,
+                               "best_epoch": result.best_epoch,
+                               "notes": result.report_notes()})
 
 
 # ---------------------------------------------------------------- evaluate, export, predict

@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import Field
 
 from trainflow.errors import DataError, SpecError
+from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example, Modality
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.registry import Choice, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
@@ -175,14 +176,14 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
                                    stratify=stratify, shuffle=True)
     notes += leakage.raise_or_warn(leakage.table_alarms(train, test, target, spec), spec)
-    key = json_digest({"data": ref.digest, "split": spec.split.model_dump(), "drop": spec.preprocess.impute.method,
-                       "plan": plan})
+    key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), drop=spec.preprocess.impute.method,
+                    plan=plan)
     folder = Path(cache_dir) / "splits" / key[:16]
     folder.mkdir(parents=True, exist_ok=True)
     refs = {}
     for name, part in (("train", train), ("test", test)):
         path = folder / f"{name}.parquet"
-        part.to_parquet(path, index=False)
+        save_parquet(path, part)  # atomically: concurrent runs may share this split
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
                              meta={**ref.meta, "rows": len(part)})
     counts = {}
@@ -270,7 +271,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     if spec.split.cv_folds >= 2:
         meta["cv"] = cross_validate(spec, numeric, categorical, X, y)
 
-    key = json_digest({"split": split_ref.train.digest, "spec": spec.training_view().model_dump(mode="json")})
+    key = model_key(split_ref, spec)
     folder = Path(cache_dir) / "models" / key[:16]
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -285,7 +286,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2, default=str))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
-    return ModelRef(path=str(folder), digest=file_digest(folder / MODEL_FILE), modality="tabular", meta=meta)
+    return ModelRef.of_folder(folder, MODEL_FILE, "tabular", meta)
 
 
 def _encoded_width(X: Any, numeric: list[str], categorical: list[str]) -> int:

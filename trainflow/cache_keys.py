@@ -1,0 +1,132 @@
+"""Cache keys that cover the data, the spec and the code.
+
+Every cached thing (the ``split`` and ``fit`` task results, the content-addressed split and model
+folders in ``<out>/.cache``, neural checkpoints) is keyed by :func:`cache_key`, which adds the
+:func:`code_fingerprint` of the spec to the caller's data digests and spec sections.
+
+Why a fingerprint of our own: Prefect's ``TASK_SOURCE`` policy hashes only the source of the task
+function itself, a few lines that call into the modality module, so editing the body of a model
+builder (or the training loop, or a plug-in component) used to leave the key unchanged and a stale
+model was published. The fingerprint covers:
+
+- the trainflow version;
+- every module file of the trainflow packages and their subpackages (``trainflow``, ``trainflow.flows``,
+  ``trainflow.tasks``): the modality modules, the shared training loop, preprocessing, networks,
+  references and built-in components. Hashing all of them rather than tracing imports is the
+  simple, robust choice: a helper module that a component calls can never be missed, at the cost
+  of retraining after any edit to the package;
+- for every component the spec names whose module lives outside trainflow (a plug-in), every
+  module file of that module's top-level package (so helper modules of the plug-in count too).
+
+Files are read and hashed once per process and then re-hashed only when their size or
+modification time changes, so computing a key costs a few ``stat`` calls (~1 ms).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from trainflow.refs import json_digest
+
+#: the packages whose every module file counts as "trainflow's code"
+OWN_PACKAGES = ("trainflow", "trainflow.flows", "trainflow.tasks")
+
+_file_digests: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256)
+
+
+def _file_digest(path: Path) -> str:
+    st = path.stat()
+    known = _file_digests.get(str(path))
+    if known and known[:2] == (st.st_size, st.st_mtime_ns):
+        return known[2]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _file_digests[str(path)] = (st.st_size, st.st_mtime_ns, digest)
+    return digest
+
+
+def _package_files(package: str, recursive: bool) -> list[Path]:
+    """The ``.py`` files of an imported module or package (the module file alone for a plain module)."""
+    import importlib
+
+    module = sys.modules.get(package) or importlib.import_module(package)
+    folders = list(getattr(module, "__path__", []))
+    if not folders:
+        return [Path(module.__file__)] if getattr(module, "__file__", None) else []
+    pattern = "**/*.py" if recursive else "*.py"
+    return sorted(p for folder in folders for p in Path(folder).glob(pattern) if p.is_file())
+
+
+def _relative(path: Path, package: str) -> str:
+    """``path`` relative to the package folder it lies in (``image/modality.py``), for the digest."""
+    import importlib
+
+    module = sys.modules.get(package) or importlib.import_module(package)
+    for folder in getattr(module, "__path__", []):
+        if path.is_relative_to(folder):
+            return path.relative_to(folder).as_posix()
+    return path.name
+
+
+def source_digest(packages: list[str] | tuple[str, ...], recursive: bool = True) -> str:
+    """SHA-256 over the names and content of every ``.py`` file of ``packages``."""
+    h = hashlib.sha256()
+    for package in sorted(set(packages)):
+        for path in _package_files(package, recursive):
+            h.update(f"{package}:{_relative(path, package)}:".encode())
+            h.update(_file_digest(path).encode())
+    return h.hexdigest()
+
+
+def used_modules(spec: Any) -> set[str]:
+    """Modules of the components a spec names: its loader, model, preprocessing choices, stages and
+    metrics (walked generically, so a new component slot in the spec is covered too)."""
+    from pydantic import BaseModel
+
+    from trainflow.registry import REGISTRY
+
+    modules: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, BaseModel):
+            kind, selector = getattr(type(value), "kind", None), getattr(type(value), "selector", None)
+            if kind and selector and getattr(value, selector, None):
+                modules.add(REGISTRY.get(kind, getattr(value, selector)).module)
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(spec)
+    modality = getattr(spec, "modality", None)
+    if modality:  # the modality's stage code, which may come from a plug-in
+        modules.add(REGISTRY.get("modality", modality).module)
+    evaluate = getattr(spec, "evaluate", None)
+    for name in [*(getattr(evaluate, "metrics", None) or []), getattr(evaluate, "primary", None)]:
+        if name:
+            modules.add(REGISTRY.get("metric", name).module)
+    return modules
+
+
+def code_fingerprint(spec: Any) -> str:
+    """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
+    plus the packages of the plug-in components the spec uses (see the module docstring)."""
+    from trainflow import __version__
+
+    plugins = sorted({m.split(".")[0] for m in used_modules(spec)
+                      if m and m != "trainflow" and not m.startswith("trainflow.")})
+    return json_digest({"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
+                        "plugins": {p: source_digest([p]) for p in plugins}})
+
+
+def cache_key(spec: Any, /, **parts: Any) -> str:
+    """Key for a cached result made from ``parts`` (data digests, spec sections) by the code of ``spec``."""
+    return json_digest({**parts, "code": code_fingerprint(spec)})
+
+
+def model_key(split_ref: Any, spec: Any) -> str:
+    """Key of a model trained on a split's training part with a spec (its training view)."""
+    return cache_key(spec, split=split_ref.train.digest, spec=spec.training_view().model_dump(mode="json"))
