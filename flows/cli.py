@@ -121,6 +121,7 @@ def run_spec(spec, out: str, refresh: bool = False) -> dict:
     from trainflow.flows.runtime import prefect_settings
 
     with prefect_settings():
+        make_pipeline_folder(out, spec.name)
         from prefect import tags
         from prefect.settings import temporary_settings
 
@@ -133,6 +134,20 @@ def run_spec(spec, out: str, refresh: bool = False) -> dict:
 
         with refreshing, tags(*run_tags(spec)):  # tags on the flow run from its start: failed runs are found too
             return run_pipeline(spec, out=out)
+
+
+def make_pipeline_folder(out: str | os.PathLike, pipeline: str) -> Path:
+    """Create ``<out>/<pipeline>`` before any flow starts; OutputError when the system refuses
+    (a name too long, ``--out`` naming a file, no permission, a full disk)."""
+    from trainflow.errors import OutputError
+
+    folder = Path(out) / pipeline
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the run folder '{folder}' (--out {out}, pipeline name of "
+                          f"{len(pipeline)} characters): {exc.strerror or exc}.") from None
+    return folder
 
 
 def _print_summary(summary: dict) -> None:

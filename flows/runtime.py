@@ -4,7 +4,8 @@ Without ``PREFECT_API_URL`` a run uses a temporary local server. On a fresh ``PR
 server can take over 20 s to start (its database is created and migrated), longer than Prefect's
 default start-up timeout, so a new user's first demo would fail: we allow it 180 s. The per-flow
 heartbeat only helps a server detect crashed runs of deployments; locally it costs ~1 s a flow,
-so it is off. With ``PREFECT_API_URL`` set, the user's server and settings are used as they are.
+so it is off. With ``PREFECT_API_URL`` set, the user's server and settings are used as they are, once a
+quick health check shows the server answers (Prefect alone would retry for minutes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from collections.abc import Iterator
 
 EPHEMERAL_STARTUP_TIMEOUT_S = 180
+#: how long the server at PREFECT_API_URL may take to answer its health check before we give up
+HEALTH_TIMEOUT_S = 5.0
 
 
 def quiet_libraries() -> None:
@@ -29,6 +32,28 @@ def uses_remote_server() -> bool:
     from prefect.settings import get_current_settings
 
     return bool(get_current_settings().api.url)
+
+
+def check_server(url: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
+    """Raise TrainflowError unless the Prefect server at ``url`` answers ``GET <url>/health``.
+
+    Prefect itself retries an unreachable server for minutes before failing; one quick request
+    turns that into a message saying what to do.
+    """
+    import httpx
+
+    from trainflow.errors import TrainflowError
+
+    fix = ("Start it with `prefect server start`, correct PREFECT_API_URL, or unset PREFECT_API_URL "
+           "to run on a temporary local server.")
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise TrainflowError(f"The Prefect server at {url} (PREFECT_API_URL) is unreachable: "
+                             f"{type(exc).__name__}: {exc}. {fix}") from None
+    if response.status_code != 200:
+        raise TrainflowError(f"The Prefect server at {url} (PREFECT_API_URL) answered its health check with "
+                             f"HTTP {response.status_code}; is it a Prefect API URL (ending in /api)? {fix}")
 
 
 class HideUserErrorTracebacks(logging.Filter):
@@ -60,6 +85,9 @@ def prefect_settings() -> Iterator[None]:
     from prefect.settings import temporary_settings
 
     if uses_remote_server():
+        from prefect.settings import get_current_settings
+
+        check_server(str(get_current_settings().api.url))
         yield
         return
     with temporary_settings(updates={

@@ -30,8 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from trainflow import modality as modalities
 from trainflow.errors import SpecError, expected
+from trainflow.files import path_problem
 from trainflow.registry import REGISTRY, Choice, Component, pydantic_problems
 
+#: NAME_MAX of common file systems (ext4, XFS, APFS, NTFS) is 255 bytes; the name is a folder name and
+#: others add to it (Great Expectations' '<name>.json', artifact keys '<name>-sweep-progress'), so keep room.
+MAX_NAME_LENGTH = 200
 STAGES = ("load", "validate", "split", "fit", "evaluate", "publish")
 
 
@@ -133,7 +137,8 @@ class FeaturesSpec(Strict):
 class PipelineSpecBase(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report (the core sections)."""
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Pipeline name; names the run folder")
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_LENGTH,
+                      description="Pipeline name; names the run folder")
     task: str = Field("classification", description="What to predict; the tasks the data's modality serves")
     description: str = ""
     seed: int = Field(0, description="Seed for model training (the split has its own)")
@@ -159,8 +164,7 @@ class PipelineSpecBase(Strict):
         except SpecError as exc:
             problems += exc.problems
         if mod is not None and self.task not in mod.tasks:
-            problems.append(expected(f"'task' of a {mod.name} pipeline (loader {self.data.loader!r})", mod.tasks,
-                                     self.task))
+            problems.append(task_problem(self.task, mod, self.data.loader))
         elif mod is not None and self.model.name is None:
             self.model.name = mod.default_models[self.task]
         problems += self.component_problems(mod)
@@ -202,6 +206,15 @@ class PipelineSpecBase(Strict):
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
                                        "evaluate": EvaluateSpec(), "stages": [],
                                        "promotion": PromotionSpec()})
+
+
+def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:
+    """The message for a task the loader's modality does not serve, naming loaders that would."""
+    others = [c.name for c in REGISTRY.all() if c.kind == "loader" and c.modality != mod.name
+              and task in modalities.get(c.modality).tasks]
+    hint = f", or use a loader whose data serves {task}: {', '.join(others)}" if others else ""
+    return (f"'task' is {task!r}, which the loader {loader!r} ({mod.name} data) does not serve: set "
+            + " or ".join(f"'task: {t}'" for t in mod.tasks) + hint + ".")
 
 
 def models_for(modality: str, task: str) -> list[str]:
@@ -292,26 +305,77 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpecBase:
     """Validate a raw dict into a PipelineSpec; raise SpecError listing every problem."""
     if not isinstance(raw, dict):
-        raise SpecError(f"the top level must be a mapping of sections. Got {type(raw).__name__}.", source)
+        raise SpecError(f"the top level must be a mapping of sections (name: ..., data: ...). "
+                        f"Got a {_yaml_kind(raw)}.", source)
     model = spec_model()
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(pydantic_problems(exc, model=model), source) from None
+        problems = pydantic_problems(exc, model=model)
+        problems += [p for p in _problems_behind(raw, exc, model) if p not in problems]
+        raise SpecError(problems, source) from None
     except SpecError as exc:
         raise SpecError(exc.problems, source) from None
 
 
+def _problems_behind(raw: dict[str, Any], exc: ValidationError, model: type[PipelineSpecBase]) -> list[str]:
+    """The component problems a structural error hides (pydantic stops before the components are
+    checked): the spec is checked again without the values it rejected."""
+    rest = copy.deepcopy(raw)
+    for err in exc.errors():
+        _drop(rest, err["loc"])
+    rest.setdefault("name", "pipeline")
+    try:
+        model.model_validate(rest)
+    except SpecError as inner:
+        return inner.problems
+    except ValidationError:
+        pass  # still malformed: the problems already listed come first
+    return []
+
+
+def _drop(raw: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    """Remove the deepest key of ``loc`` that exists in ``raw`` (a list goes whole when an item is bad)."""
+    holder, key, node = None, None, raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            holder, key, node = node, part, node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+    if holder is not None:
+        holder.pop(key, None)
+
+
+def _yaml_kind(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), type(value).__name__)
+
+
 def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML spec file into a dict, with errors that name the file and line."""
+    """Read a YAML spec file into a dict, with errors that name the file and line.
+
+    The file's type is checked before it is opened (a FIFO or a device would block or never end).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"the spec file '{path}' does not exist.")
+    problem = path_problem(path)
+    if problem:
+        raise SpecError(f"the spec file '{path}' {problem}.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"'{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise SpecError(f"the spec file '{path}' cannot be read: {exc.strerror or exc}.") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"'{path}' is not valid YAML: {exc}") from None
-    return raw or {}
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"the top level must be a mapping of sections (name: ..., data: ...). "
+                        f"Got a {_yaml_kind(raw)}.", str(path))
+    return raw
 
 
 PATH_OPTIONS = ("path", "train", "test")
@@ -320,17 +384,26 @@ PATH_OPTIONS = ("path", "train", "test")
 def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpecBase:
     """Read, override and validate a spec. Relative data paths resolve against the spec's folder
     (or the working directory, where the file is found there and not beside the spec)."""
-    raw = read_raw_spec(path)
-    raw = copy.deepcopy(raw)
+    raw = copy.deepcopy(read_raw_spec(path))
+    problems: list[str] = []
     for assignment in overrides:
-        apply_override(raw, assignment)
+        try:
+            apply_override(raw, assignment)
+        except SpecError as exc:
+            problems += exc.problems
     data = raw.get("data")
     if isinstance(data, dict):
         base = Path(path).resolve().parent
         for key in PATH_OPTIONS:
             if isinstance(data.get(key), str):
                 data[key] = resolve_data_path(data[key], base)
-    return spec_from_dict(raw, source=str(path))
+    try:
+        spec = spec_from_dict(raw, source=str(path))
+    except SpecError as exc:
+        problems += exc.problems
+    if problems:
+        raise SpecError(problems, source=str(path))
+    return spec
 
 
 def resolve_data_path(value: str, base: Path) -> str:

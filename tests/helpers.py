@@ -34,6 +34,17 @@ def leftovers(out: Path, pipeline: str) -> list[Path]:
             and p.name != "champion.json"]
 
 
+def assert_nothing_complete(out: Path) -> None:
+    """No pipeline folder under ``out`` holds a finished-looking or half-written run, and no run
+    folder at all (failed ones included) holds a metrics.json."""
+    out = Path(out)
+    if not out.exists():
+        return
+    for root in (p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        assert not complete_runs(out, root.name) and leftovers(out, root.name) == [], list(root.iterdir())
+    assert not [p for p in out.rglob("metrics.json") if ".cache" not in p.parts]
+
+
 def write_spec(path: Path, spec: dict) -> Path:
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path

@@ -68,11 +68,13 @@ def test_local_runs_get_a_long_server_startup_and_no_heartbeat(tmp_path):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [None, EPHEMERAL_STARTUP_TIMEOUT_S, None]
 
 
-def test_configured_server_settings_are_left_alone(monkeypatch):
+@pytest.mark.usefixtures("prefect_server")  # a configured server that answers (PREFECT_API_URL is its URL)
+def test_configured_server_settings_are_left_alone():
     from prefect.settings import get_current_settings, temporary_settings
 
     from trainflow.flows.runtime import prefect_settings
 
-    with temporary_settings(updates={"api.url": "http://127.0.0.1:4200/api", "flows.heartbeat_frequency": 60}):
+    assert get_current_settings().api.url
+    with temporary_settings(updates={"flows.heartbeat_frequency": 60}):
         with prefect_settings():
             assert get_current_settings().flows.heartbeat_frequency == 60

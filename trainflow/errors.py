@@ -43,6 +43,12 @@ class DataError(TrainflowError):
     exit_code = 3
 
 
+class OutputError(TrainflowError):
+    """A folder or file trainflow must write (the run folder, a predictions file) cannot be created."""
+
+    exit_code = 3
+
+
 class ValidationFailed(TrainflowError):
     """Great Expectations checks failed; ``report`` is a readable summary of the failures."""
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -66,8 +66,12 @@ class Component:
 
 
 def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> list[str]:
-    """Turn a pydantic ValidationError into our one-line-per-problem messages. With the ``model``
-    that was validated, an unknown key gets a close match among the keys its section knows."""
+    """Turn a pydantic ValidationError into our one-line-per-problem messages.
+
+    With ``model`` (the class that was validated), an unknown key gets a did-you-mean hint from the
+    keys known at its place. The value the user wrote is quoted as given. The errors of the members
+    of a union type (``int | float``) become one message for the field.
+    """
     problems: list[str] = []
     union: dict[str, list[str]] = {}  # field -> what each member of a union type expected
     for err in exc.errors():
@@ -77,10 +81,10 @@ def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseMo
         field_name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         if member and err["type"] not in ("extra_forbidden", "missing"):
             union.setdefault(field_name, []).append(err["msg"].removeprefix("Input should be "))
-            union[field_name + "\0got"] = [repr(err.get("input"))]
+            union[field_name + "\0got"] = [shown(err.get("input"))]
             continue
         if err["type"] == "extra_forbidden":
-            known = _known_keys(model, err["loc"][:-1]) if model else []
+            known = known_fields(model, err["loc"][:-1]) if model else []
             problems.append(f"'{field_name}' is not a known option{did_you_mean(err['loc'][-1], known)}.")
         elif err["type"] in ("literal_error", "enum"):
             allowed = err.get("ctx", {}).get("expected", "")
@@ -88,9 +92,9 @@ def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseMo
             problems.append(f"'{field_name}' must be {allowed}. Got {err['input']!r}{hint}.")
         else:
             got = err.get("input")
-            got_text = f" Got {got!r}." if got is not None and not isinstance(got, dict) else ""
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"'{field_name}': {msg}.{got_text}".replace("..", "."))
+            got_text = f" Got {shown(got)}." if got is not None and not isinstance(got, dict) else ""
+            msg = err["msg"].removeprefix("Value error, ").rstrip(".")
+            problems.append(f"'{field_name}': {msg}.{got_text}")
     for field_name, expected_each in union.items():
         if not field_name.endswith("\0got"):
             got = union[field_name + "\0got"][0]
@@ -103,15 +107,33 @@ UNION_MEMBER = re.compile(r"^(int|float|str|bool|bytes|none|(list|tuple|dict|set
                           r"is-instance|nullable|constrained-\w+)\[.*\])$")
 
 
-def _known_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
-    """The field names of the section of ``model`` at ``path`` (empty where it cannot be followed)."""
-    for part in path:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened in the middle when longer than ``limit`` characters."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit // 2]}...{text[-limit // 4:]}{length}"
+
+
+def known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the pydantic ``model`` accepts at ``loc`` (list indexes and dict keys are stepped over)."""
+    models = [model]
+    for part in loc:
+        inner = [m for c in models if part in c.model_fields for m in _models_in(c.model_fields[part].annotation)]
+        if inner:
+            models = inner
+        elif any(part in c.model_fields for c in models):
+            return []  # a field that holds no model: nothing to suggest
+        # else a list index or a dict key: the container's models stay
+    return sorted({name for m in models for name in m.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``X | None``, ``list[X]``, ``dict[str, X]`` ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 class Registry:

@@ -7,6 +7,7 @@ stores the result in the run cache, returning a :class:`~trainflow.refs.DataRef`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow import modality as modalities
+from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 from trainflow.registry import component
+
+
+#: the markers read as a missing value by default
+NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
 
 
 class TableConfig(BaseModel):
@@ -32,30 +38,14 @@ class TableConfig(BaseModel):
 class CsvConfig(TableConfig):
     delimiter: str = ","
     encoding: str = "utf-8"
-    na_values: list[str] = Field(["", "NA", "N/A", "NaN", "nan", "null"], description="Markers read as missing")
+    na_values: list[str] = Field(NA_VALUES, description="Markers read as missing")
 
 
 @component("loader", "csv", CsvConfig, modality="tabular")
 def load_csv(config: CsvConfig) -> Any:
     """A delimited text file with a header line (delimiter, encoding and NA markers configurable)."""
-    import pandas as pd
-
     path = existing_file(config.path)
-    if path.stat().st_size == 0:
-        raise DataError(f"The data file '{path}' is empty: expected a header line and data rows.")
-    try:
-        df = pd.read_csv(
-            path, sep=config.delimiter, encoding=config.encoding,
-            na_values=config.na_values, keep_default_na=False, skipinitialspace=True,
-        )
-    except UnicodeDecodeError as exc:
-        raise DataError(f"The data file '{path}' is not valid {config.encoding} text ({exc.reason} at byte "
-                        f"{exc.start}); set data.encoding.") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"The data file '{path}' is empty: expected a header line and data rows.") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"The data file '{path}' could not be parsed as CSV with delimiter "
-                        f"{config.delimiter!r}: {exc}") from None
+    df = read_csv_file(path, config.delimiter, config.encoding, config.na_values)
     if len(df.columns) == 1:
         header = str(df.columns[0])
         for other in (",", ";", "\t", "|"):
@@ -70,29 +60,84 @@ def load_csv(config: CsvConfig) -> Any:
 @component("loader", "parquet", TableConfig, modality="tabular")
 def load_parquet(config: TableConfig) -> Any:
     """An Apache Parquet file."""
+    return _select(read_parquet_file(existing_file(config.path)), config, Path(config.path))
+
+
+def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,
+                  what: str = "data file") -> Any:
+    """A CSV with a header line and at least one row, checked by :func:`checked_table`.
+
+    Raises DataError naming the file (``what`` says which) when it is empty, not valid ``encoding``
+    text, not parseable with ``delimiter``, or fails the table checks.
+    """
     import pandas as pd
 
-    path = existing_file(config.path)
+    if path.stat().st_size == 0:
+        raise DataError(f"The {what} '{path}' is empty: expected a header line and data rows.")
+    options = dict(sep=delimiter, encoding=encoding, skipinitialspace=True, keep_default_na=False,
+                   na_values=NA_VALUES if na_values is None else na_values)
+    try:
+        # The header as written: pandas renames a repeated column ('x' -> 'x.1') when it reads the table.
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
+        df = pd.read_csv(path, **options)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"The {what} '{path}' is not valid {encoding} text ({exc.reason} at byte "
+                        f"{exc.start}); set data.encoding.") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"The {what} '{path}' is empty: expected a header line and data rows.") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"The {what} '{path}' could not be parsed as CSV with delimiter "
+                        f"{delimiter!r}: {exc}") from None
+    return checked_table(df, path, what, header=header)
+
+
+def read_parquet_file(path: Path, what: str = "data file") -> Any:
+    """A Parquet file read into a DataFrame and checked by :func:`checked_table`."""
+    import pandas as pd
+
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(f"The data file '{path}' is not a readable Parquet file: {exc}") from None
-    return _select(df, config, path)
+        raise DataError(f"The {what} '{path}' is not a readable Parquet file: {exc}") from None
+    return checked_table(df, path, what)
 
 
-def existing_file(value: str | Path, option: str = "data.path") -> Path:
-    """``value`` as a Path to a file; DataError naming the spec ``option`` when it is missing or a folder."""
+def checked_table(df: Any, path: Path, what: str = "data file", header: list[Any] | None = None) -> Any:
+    """``df`` with stripped column names; DataError for repeated column names, no data rows, or an
+    infinite number (which every scaler and model rejects). ``header`` is the header as written."""
+    import numpy as np
+
+    names = [str(c).strip() for c in (df.columns if header is None else header)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        where = "; ".join(f"'{n}' is columns {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)}"
+                          for n in repeated)
+        raise DataError(f"The {what} '{path}' repeats column names ({where}); every column needs its own name.")
+    df.columns = names
+    if len(df) == 0:
+        raise DataError(f"The {what} '{path}' has a header but no data rows.")
+    for col in df.columns:
+        values = df[col]
+        if values.dtype.kind == "f" and np.isinf(values.to_numpy()).any():
+            row = int(np.flatnonzero(np.isinf(values.to_numpy()))[0])
+            count = int(np.isinf(values.to_numpy()).sum())
+            raise DataError(f"The column '{col}' of the {what} '{path}' holds {count} infinite value(s) (first: "
+                            f"{values.iloc[row]} in row {row + 1}); replace them or leave the cells empty.")
+    return df
+
+
+def existing_file(value: str | Path, option: str = "data.path", what: str = "data file") -> Path:
+    """``value`` as a Path to a regular file; DataError naming the spec ``option`` when it is missing,
+    a folder, a device, a FIFO or a link loop (checked without reading from it)."""
     path = Path(value)
-    if not path.exists():
-        raise DataError(f"The data file '{path}' does not exist ({option}).")
-    if not path.is_file():
-        raise DataError(f"The data path '{path}' is a folder; expected a file ({option}).")
+    problem = path_problem(path)
+    if problem:
+        raise DataError(f"The {what} '{path}' {problem} ({option}).")
     return path
 
 
 def _select(df: Any, config: TableConfig, path: Path) -> Any:
     """Check the named columns exist and keep the features and the target."""
-    df.columns = [str(c).strip() for c in df.columns]
     columns = list(df.columns)
     if len(df) == 0:
         raise DataError(f"The data file '{path}' has a header but no data rows.")
@@ -122,10 +167,22 @@ def fingerprint(config: BaseModel) -> str:
     return json_digest({"options": options, "files": files})
 
 
+def refuse_special_files(config: BaseModel) -> None:
+    """DataError for a data path that is a device, a FIFO or a link loop: hashing one would hang.
+    A missing path is left to the loader, whose message says what it expected there."""
+    for key in ("path", "train", "test"):
+        value = getattr(config, key, None)
+        if isinstance(value, str) and os.path.lexists(value):
+            problem = path_problem(value, folder_ok=True)
+            if problem:
+                raise DataError(f"The data path '{value}' {problem} (data.{key}).")
+
+
 def load(data_spec: Any, cache_dir: str, modality: str) -> DataRef:
     """Run the spec's loader and let the spec's ``modality`` store what it read in ``cache_dir``
     (logic of the load task)."""
     comp, config = data_spec.resolve("data")
+    refuse_special_files(config)
     digest = fingerprint(config)
     loaded = comp.build(config)
     return modalities.get(modality).store(loaded, cache_dir, digest, config)

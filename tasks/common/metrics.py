@@ -24,6 +24,22 @@ DEFAULTS = {
 PRIMARY = {"classification": "balanced_accuracy", "regression": "rmse", "forecasting": "rmse"}
 
 
+def require_scorable_test(y_train: Any, y_test: Any, where: str) -> None:
+    """DataError when no test label was seen in training: a classifier cannot be scored on them
+    (typically every class has a single row, as with an id column chosen as the target).
+    ``where`` names the data in the message, e.g. ``"'data.csv' (column 'label')"``."""
+    from trainflow.errors import DataError
+
+    seen = {str(v) for v in np.asarray(y_train).tolist()}
+    if not any(str(v) in seen for v in np.asarray(y_test).tolist()):
+        values, counts = np.unique(np.concatenate([np.asarray(y_train), np.asarray(y_test)]).astype(str),
+                                   return_counts=True)
+        raise DataError(f"No test row of {where} has a class seen in training: its {len(values)} classes have "
+                        f"{int(counts.max())} row(s) at most ({int((counts == 1).sum())} have a single row). A "
+                        f"classifier needs several rows per class; check that the target is the label to predict, "
+                        f"not an identifier.")
+
+
 @component("metric", "accuracy", tasks=CLS, greater_is_better=True)
 def accuracy(y_true, y_pred, proba=None, labels=None) -> float:
     """Share of correct predictions."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from trainflow import modality as modalities
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError, OutputError, did_you_mean
+from trainflow.files import path_problem
 
 
 def resolve_run(model: str | os.PathLike) -> Path:
@@ -41,8 +43,18 @@ def passthrough(df: Any, id_column: str | None, keep: list[str] | tuple[str, ...
 def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike,
                     id_column: str | None = None, keep: list[str] | tuple[str, ...] = ()) -> Path:
     """Predict for ``input_path`` and write the predictions to ``out`` atomically: Parquet for a ``.parquet``
-    or ``.pq`` name, CSV otherwise. ``id_column`` and ``keep`` (tables only) are copied from the input."""
+    or ``.pq`` name, CSV otherwise; returns ``out``. ``id_column`` and ``keep`` (tables only) are copied
+    from the input. Raises DataError for an input that is missing or not a file or folder (checked before
+    reading it), OutputError when ``out`` cannot be written; a failed write leaves no partial file.
+    """
     run_dir = resolve_run(model)
+    problem = path_problem(input_path, folder_ok=True)
+    if problem:
+        raise DataError(f"The input '{input_path}' {problem}.")
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"The predictions file '{out}' (--out) is a folder; give a file name such as "
+                          f"'{out / 'predictions.csv'}'.")
     summary = json.loads((run_dir / "metrics.json").read_text())
     # the modality the spec decided; runs published before it was recorded name their loader only
     name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
@@ -54,12 +66,17 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
         frame = mod.predict(run_dir, input_path, id_column=id_column, keep=keep)
     else:
         frame = mod.predict(run_dir, input_path)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() in PARQUET_SUFFIXES:
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() in PARQUET_SUFFIXES:
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise OutputError(f"Cannot write the predictions file '{out}' (--out): {exc.strerror or exc}.") from None
+    finally:
+        with contextlib.suppress(OSError):  # gone once replaced; never leave a half-written file behind
+            tmp.unlink()
     return out

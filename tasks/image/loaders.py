@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainflow.errors import DataError
+from trainflow.files import path_problem
 from trainflow.registry import NoOptions, component
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -113,7 +114,8 @@ def load_cifar10(config: CifarConfig) -> Images:
     """CIFAR-10 python batches (32x32 RGB, 10 classes; 50000 train + 10000 test images)."""
     folder = Path(config.path).expanduser()
     if not folder.is_dir():
-        raise DataError(f"The CIFAR-10 folder '{folder}' does not exist (data.path); download and unpack "
+        problem = path_problem(folder, folder_ok=True) or "is a file; expected a folder"
+        raise DataError(f"The CIFAR-10 folder '{folder}' {problem} (data.path); download and unpack "
                         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and point data.path at "
                         "its 'cifar-10-batches-py' folder.")
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -215,7 +217,8 @@ def load_image_folder(config: FolderConfig) -> Images:
     """A folder with one sub-folder of images per class (PNG, JPEG, ... read with Pillow)."""
     root = Path(config.path).expanduser()
     if not root.is_dir():
-        raise DataError(f"The image folder '{root}' does not exist (data.path).")
+        problem = path_problem(root, folder_ok=True) or "is a file; expected a folder with one sub-folder per class"
+        raise DataError(f"The image folder '{root}' {problem} (data.path).")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
         found = f"only '{class_dirs[0].name}'" if class_dirs else "none"

@@ -197,6 +197,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
 
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(x[~test_mask]),
                                                            leakage.item_digests(x[test_mask]), "images"), spec)
+    M.require_scorable_test(y[~test_mask], y[test_mask], f"'{ref.meta.get('source')}'")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump())
     folder = Path(cache_dir) / "splits" / key[:16]
     refs, counts = {}, {}

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import existing_file
+from trainflow.tasks.common.load import NA_VALUES, existing_file, read_csv_file
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 
@@ -259,19 +259,7 @@ def load_ts(config: TsConfig) -> SeriesSet:
 
 def read_csv_frame(path: Path, delimiter: str) -> Any:
     """A CSV with a header and at least one row (``?`` and the usual NA markers read as missing)."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, sep=delimiter, na_values=["", "NA", "N/A", "NaN", "nan", "null", "?"],
-                         keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"The data file '{path}' is empty: expected a header line and data rows.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"The data file '{path}' could not be parsed as CSV: {exc}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    if len(df) == 0:
-        raise DataError(f"The data file '{path}' has a header but no data rows.")
-    return df
+    return read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"])
 
 
 def _need(df: Any, col: str, path: Path, option: str) -> None:

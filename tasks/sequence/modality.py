@@ -242,6 +242,8 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
         return leakage.item_digests(arrays["x"][i, : arrays["lengths"][i]] for i in idx)
 
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(digests(train_idx), digests(test_idx), "series"), spec)
+    if spec.task == "classification":
+        M.require_scorable_test(arrays["y"][train_idx], arrays["y"][test_idx], f"'{ref.meta.get('source')}'")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="fold" in arrays)
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}

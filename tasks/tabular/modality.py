@@ -176,6 +176,8 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
                                    stratify=stratify, shuffle=True)
     notes += leakage.raise_or_warn(leakage.table_alarms(train, test, target, spec), spec)
+    if spec.task == "classification":
+        M.require_scorable_test(train[target], test[target], f"'{ref.meta.get('source')}' (column '{target}')")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), drop=spec.preprocess.impute.method,
                     plan=plan)
     folder = Path(cache_dir) / "splits" / key[:16]
@@ -405,18 +407,13 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
 
 
 def read_table(path: str | Path) -> Any:
-    """Read new rows for prediction from CSV or Parquet (by extension)."""
-    pd = _pd()
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"The input file '{path}' does not exist.")
+    """Read new rows for prediction from CSV or Parquet (by extension), with the loaders' checks."""
+    from trainflow.tasks.common.load import existing_file, read_csv_file, read_parquet_file
+
+    path = existing_file(path, option="input", what="input file")
     if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    try:
-        return pd.read_csv(path, na_values=["", "NA", "N/A", "NaN", "nan", "null"], keep_default_na=False,
-                           skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"The input file '{path}' is empty.") from None
+        return read_parquet_file(path, what="input file")
+    return read_csv_file(path, what="input file")
 
 
 def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None = None,

@@ -1,7 +1,8 @@
 """A tiny training run for the kill-and-resume test: ``python train_script.py CKPT_DIR OUT_FILE [SLEEP]``.
 
 Trains a small MLP on seeded random data with a checkpoint folder, sleeping SLEEP seconds after
-each epoch (so the test can kill it mid-run), and writes the final weights to OUT_FILE.
+each epoch (so the test can kill it mid-run), and writes the final weights to OUT_FILE. The test
+imports :func:`train` to resume in its own process (one torch start-up fewer per case).
 """
 
 import sys
@@ -12,9 +13,6 @@ from safetensors.torch import save_file
 
 from trainflow.tasks.common.training import TrainConfig, train_model
 
-torch.set_num_threads(1)
-
-
 def data_and_model():
     g = torch.Generator().manual_seed(123)
     x = torch.randn(256, 8, generator=g)
@@ -24,12 +22,18 @@ def data_and_model():
     return (x, y), model
 
 
+CONFIG = TrainConfig(epochs=6, batch_size=32, lr=0.01, optimizer="sgd", schedule="step", step_size=2,
+                     gamma=0.5, val_fraction=0.25, patience=10, num_threads=1, device="cpu")
+
+
+def train(ckpt: str, pause: float = 0.0, log=print) -> dict:
+    """Train (resuming from ``ckpt`` when it holds a checkpoint); returns the final weights."""
+    data, model = data_and_model()
+    train_model(model, data, None, CONFIG, seed=3, checkpoint_dir=ckpt, sampler_weights=torch.linspace(1, 2, 256),
+                on_epoch=lambda row: time.sleep(pause), log=log)
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
 if __name__ == "__main__":
     ckpt, out = sys.argv[1], sys.argv[2]
-    pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
-    train, model = data_and_model()
-    config = TrainConfig(epochs=6, batch_size=32, lr=0.01, optimizer="sgd", schedule="step", step_size=2,
-                         gamma=0.5, val_fraction=0.25, patience=10, num_threads=1, device="cpu")
-    train_model(model, train, None, config, seed=3, checkpoint_dir=ckpt,
-                sampler_weights=torch.linspace(1, 2, 256), on_epoch=lambda row: time.sleep(pause))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+    save_file(train(ckpt, float(sys.argv[3]) if len(sys.argv) > 3 else 0.0), out)
