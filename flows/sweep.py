@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -113,15 +114,32 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
 
 
 @task(name="candidate", tags=[TRAIN_TAG], **RETRIES)
-def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str) -> dict[str, Any]:
-    """Fit and evaluate one candidate on the shared split; returns its model and evaluation."""
+def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str,
+                    threads: int | None = None) -> dict[str, Any]:
+    """Fit and evaluate one candidate on the shared split; returns its model, its evaluation and
+    ``ran_on`` (``host:pid`` of the process that trained it: on a cluster, which worker).
+
+    ``threads`` caps the BLAS and OpenMP threads of this candidate (None: the libraries' default).
+    """
+    from threadpoolctl import threadpool_limits
+
     from trainflow.tasks.common.training import fresh_start
 
     mod = modalities.get(spec.modality)
-    with fresh_start(refresh_requested()):
-        model = mod.fit(split, spec.training_view(), cache)
-    evaluation = mod.evaluate(model, split, spec, plots_dir)
-    return {"model": model, "evaluation": evaluation}
+    with threadpool_limits(limits=threads):
+        with fresh_start(refresh_requested()):
+            model = mod.fit(split, spec.training_view(), cache)
+        evaluation = mod.evaluate(model, split, spec, plots_dir)
+    return {"model": model, "evaluation": evaluation, "ran_on": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def threads_per_candidate(runner: str, workers: int | None) -> int | None:
+    """BLAS/OpenMP threads for each of ``workers`` candidates trained at once on this machine, so
+    that together they use the cores once (each library would otherwise start one thread per core
+    in every candidate). None for clusters: their workers are set up there."""
+    if runner not in ("threads", "processes"):
+        return None
+    return max(1, (os.cpu_count() or 1) // (workers or default_workers()))
 
 
 def _score(metrics: dict[str, Any], name: str) -> float | None:
@@ -139,13 +157,15 @@ def _run_name() -> str:
 
 @flow(name="trainflow-sweep", flow_run_name=_run_name, log_prints=True)
 def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict[str, str]],
-                   out: str = "runs") -> dict[str, Any]:
+                   out: str = "runs", threads: int | None = None) -> dict[str, Any]:
     """Train ``candidates`` (variants of ``spec``) in parallel; publish and offer the best for promotion.
 
+    ``threads``: BLAS/OpenMP threads per candidate (see :func:`threads_per_candidate`).
     Returns the best run's summary with ``"sweep"``: one row per candidate.
     """
     from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
     from prefect.futures import as_completed
+    from threadpoolctl import threadpool_limits
 
     from trainflow.tasks.common.metrics import PRIMARY, greater_is_better
     from trainflow.tasks.common.publish import artifact_key
@@ -161,17 +181,20 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
                   for c in candidates]
         progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",
                                             description=f"{len(candidates)} candidates")
-        futures = {train_candidate.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots")): i
-                   for i, (c, s) in enumerate(zip(candidates, splits))}
         results: dict[int, dict[str, Any] | BaseException] = {}
-        for done in as_completed(list(futures)):
-            i = futures[done]
-            try:
-                results[i] = done.result()
-            except Exception as exc:  # one failed candidate does not sink the sweep
-                results[i] = exc
-            update_progress_artifact(progress, 100.0 * len(results) / len(candidates))
-            print(f"sweep: candidate {i} {labels[i]} done ({len(results)}/{len(candidates)})")
+        # BLAS pools are process-wide: hold the cap here too, so that no candidate finishing lifts it for the rest
+        with threadpool_limits(limits=threads, user_api="blas"):
+            futures = {train_candidate.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots"),
+                                              threads): i
+                       for i, (c, s) in enumerate(zip(candidates, splits))}
+            for done in as_completed(list(futures)):
+                i = futures[done]
+                try:
+                    results[i] = done.result()
+                except Exception as exc:  # one failed candidate does not sink the sweep
+                    results[i] = exc
+                update_progress_artifact(progress, 100.0 * len(results) / len(candidates))
+                print(f"sweep: candidate {i} {labels[i]} done ({len(results)}/{len(candidates)})")
 
         rows, best = [], None
         higher = greater_is_better(primary)
@@ -182,7 +205,7 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
                 row |= {primary: None, "status": f"failed: {type(result).__name__}: {result}"[:120]}
             else:
                 value = _score(result["evaluation"].metrics, primary)
-                row |= {primary: value, "status": "ok"}
+                row |= {primary: value, "status": "ok", "ran_on": result["ran_on"]}
                 row |= {k: v for k, v in result["evaluation"].metrics.items() if k != primary}
                 if value is not None and (best is None or (value > best[1] if higher else value < best[1])):
                     best = (i, value)
@@ -223,4 +246,5 @@ def run_sweep(path: str, grid_items: list[str], overrides: list[str] | None = No
         from prefect import tags
 
         with tags(*run_tags(base), "sweep"):
-            return sweep_pipeline.with_options(task_runner=task_runner)(base, specs, labels, out=out)
+            return sweep_pipeline.with_options(task_runner=task_runner)(base, specs, labels, out=out,
+                                                                        threads=threads_per_candidate(runner, workers))

@@ -45,6 +45,11 @@ def test_task_runners_are_bounded():
     if importlib.util.find_spec("prefect_ray") is None:
         with pytest.raises(TrainflowError, match=r"pip install 'trainflow\[ray\]'"):
             sweep.make_task_runner("ray", address="ray://head:10001")
+    else:
+        from prefect_ray import RayTaskRunner
+
+        ray = sweep.make_task_runner("ray", address="ray://head:10001")
+        assert isinstance(ray, RayTaskRunner) and ray.address == "ray://head:10001"
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -14,6 +14,12 @@ re-run training reaches the same weights as an uninterrupted one (bit for bit on
 :func:`fresh_start` (``--refresh-cache``) checkpoints are ignored and training starts at epoch 1; a
 checkpoint that cannot be read is reported and training starts over (the cache is disposable).
 
+On a GPU, tensor data that fits in device memory is moved there once and batches are indexed on
+the device (no copy per batch); larger data and ``Dataset`` inputs go through a pinned-memory
+``DataLoader`` (with worker processes for datasets). ``precision: bf16`` runs forward passes
+under bfloat16 autocast and ``channels_last`` stores 4-d inputs and conv weights NHWC; both are
+off by default because the small default networks are overhead-bound, not compute-bound.
+
 Torch is imported inside functions: this module is imported by the spec, which must stay light.
 """
 
@@ -81,6 +87,9 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present")
     num_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
     checkpoint: bool = Field(True, description="Checkpoint every epoch and resume from it after a crash")
+    # Measured on an H200 with the seed's CNN: neither helps a network this small (see benchmarks/RESULTS.md).
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: bfloat16 autocast for forward passes")
+    channels_last: bool = Field(False, description="NHWC memory layout for image batches and conv weights")
 
 
 @dataclass
@@ -93,6 +102,7 @@ class TrainResult:
     stopped_early: bool
     device: str
     resumed_from: int = 0  # epoch of the checkpoint training resumed from (0 = fresh start)
+    setup_seconds: float = 0.0  # from the call to the first epoch (device, data placement, optimizer, checkpoint)
     checkpoint: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -144,6 +154,85 @@ def _targets(data: Any) -> Any:
     return data[-1] if isinstance(data, tuple) else None
 
 
+#: share of free device memory that training data may take when moved to the device whole
+DEVICE_DATA_SHARE = 0.5
+
+
+def fits_on_device(tensors: tuple[Any, ...] | int, device: Any) -> bool:
+    """True when ``tensors`` (or that many bytes) may live on a CUDA ``device`` whole (at most
+    :data:`DEVICE_DATA_SHARE` of its free memory); always False for the CPU."""
+    import torch
+
+    if device.type != "cuda":
+        return False
+    nbytes = tensors if isinstance(tensors, int) else sum(t.numel() * t.element_size() for t in tensors)
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= DEVICE_DATA_SHARE * free
+
+
+def place(data: Any, device: Any, channels_last: bool = False) -> tuple[Any, bool]:
+    """``data`` moved to ``device`` once when it is a tuple of tensors that fits there; ``(data, on_device)``.
+
+    Inputs of 4 dimensions are made channels-last when asked (once, instead of per batch).
+    """
+    if not isinstance(data, tuple) or not fits_on_device(data, device):
+        return data, device.type == "cpu"
+    return tuple(_layout(t.to(device), channels_last) if i < len(data) - 1 else t.to(device)
+                 for i, t in enumerate(data)), True
+
+
+def _layout(t: Any, channels_last: bool) -> Any:
+    import torch
+
+    return t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t
+
+
+class _Batches:
+    """A map-style dataset whose item ``i`` is the ``i``-th batch (for a pinned-memory DataLoader)."""
+
+    def __init__(self, data: Any, batches: list[Any]):
+        self.data, self.batches = data, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[Any, ...]:
+        return _batch(self.data, self.batches[i])
+
+
+def batches(data: Any, order: Any, batch_size: int, device: Any, on_device: bool) -> Any:
+    """The batches of ``data`` in ``order``, ready on ``device``.
+
+    Data already on the device (or a CPU run) is indexed directly; otherwise batches are gathered
+    into pinned memory (by worker processes for a ``Dataset``, whose items may need I/O) and copied
+    asynchronously, so the GPU does not wait for the host.
+    """
+    if on_device:
+        order = order.to(device)
+        for b in range(0, len(order), batch_size):
+            yield _batch(data, order[b:b + batch_size])
+        return
+    from torch.utils.data import DataLoader
+
+    chunks = list(order.split(batch_size))
+    workers = 0 if isinstance(data, tuple) else min(4, max((os.cpu_count() or 1) - 1, 0))
+    loader = DataLoader(_Batches(data, chunks), batch_size=None, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == "cuda")
+    for batch in loader:
+        yield tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def autocast(device: Any, precision: str) -> Any:
+    """bfloat16 autocast for ``precision: bf16``, else a no-op context."""
+    import contextlib
+
+    import torch
+
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def carve_validation(n: int, y: Any, fraction: float, seed: int, stratify: bool) -> tuple[Any, Any]:
     """Train and validation indices; stratified by ``y`` when asked and every class has 2+ rows."""
     import numpy as np
@@ -182,36 +271,50 @@ class _Loss:
         return F.mse_loss(out.reshape(y.shape), y.to(out.dtype))
 
 
-def predict(model: Any, inputs: Any, batch_size: int = 512, device: Any = None) -> Any:
-    """Model outputs for ``inputs`` (a tensor or tuple of tensors), batched, on the model's device; CPU result."""
+#: examples per forward pass when predicting on a GPU (inference holds no activations for backward)
+GPU_PREDICT_BATCH = 4096
+
+
+def predict(model: Any, inputs: Any, batch_size: int = 512, device: Any = None, precision: str = "fp32") -> Any:
+    """Model outputs for ``inputs`` (a tensor or tuple of tensors), batched on ``device`` (default: the
+    model's); the model is moved there. On a GPU the inputs go there whole when they fit, batches are
+    at least :data:`GPU_PREDICT_BATCH` and outputs come back in one copy. Returns a CPU float tensor."""
     import torch
 
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
     model.eval()
+    if device.type == "cuda":
+        batch_size = max(batch_size, GPU_PREDICT_BATCH)
+        if fits_on_device(inputs, device):
+            inputs = tuple(t.to(device) for t in inputs)
     outs = []
-    with torch.no_grad():
+    with torch.inference_mode(), autocast(device, precision):
         for start in range(0, len(inputs[0]), batch_size):
-            outs.append(model(*(t[start:start + batch_size].to(device) for t in inputs)).float().cpu())
-    return torch.cat(outs) if outs else torch.empty(0)
+            outs.append(model(*(t[start:start + batch_size].to(device, non_blocking=True) for t in inputs)).float())
+    return torch.cat(outs).cpu() if outs else torch.empty(0)
 
 
-def _evaluate(model: Any, data: Any, loss_fn: _Loss, batch_size: int, device: Any) -> dict[str, float]:
+def _evaluate(model: Any, data: Any, loss_fn: _Loss, batch_size: int, device: Any, on_device: bool,
+              precision: str = "fp32") -> dict[str, float]:
     import torch
 
     model.eval()
-    total, correct, n = 0.0, 0, 0
+    # Sums stay on the device: one synchronization per evaluation, not one per batch.
+    # (float64, like the Python floats these sums were before: the same figures on CPU).
+    total, correct, n = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), device=device), 0
     with torch.no_grad():
-        for start in range(0, _size(data), batch_size):
-            *x, y = (t.to(device) for t in _batch(data, torch.arange(start, min(start + batch_size, _size(data)))))
-            out = model(*x)
-            total += float(loss_fn(out, y)) * len(y)
+        for *x, y in batches(data, torch.arange(_size(data)), batch_size, device, on_device):
+            with autocast(device, precision):
+                out = model(*x)
+            total += loss_fn(out.float(), y).double() * len(y)
             if loss_fn.classify:
-                correct += int((out.argmax(1) == y).sum())
+                correct += (out.argmax(1) == y).sum()
             n += len(y)
-    metrics = {"val_loss": total / max(n, 1)}
+    metrics = {"val_loss": float(total) / max(n, 1)}
     if loss_fn.classify:
-        metrics["val_accuracy"] = correct / max(n, 1)
+        metrics["val_accuracy"] = float(correct) / max(n, 1)
     return metrics
 
 
@@ -283,7 +386,7 @@ class _Progress:
     """A Prefect progress artifact, only when running inside a flow or task run."""
 
     def __init__(self, key: str | None, description: str):
-        self.id = None
+        self.id, self.last = None, -math.inf
         try:
             from prefect.artifacts import create_progress_artifact
             from prefect.context import FlowRunContext, TaskRunContext
@@ -293,9 +396,13 @@ class _Progress:
         except Exception:  # progress is cosmetic: never fail training for it
             self.id = None
 
+    #: at most one update per this many seconds (each is an API call), except the last one
+    EVERY_S = 2.0
+
     def update(self, percent: float) -> None:
-        if self.id is None:
+        if self.id is None or (percent < 100 and time.monotonic() - self.last < self.EVERY_S):
             return
+        self.last = time.monotonic()
         try:
             from prefect.artifacts import update_progress_artifact
 
@@ -334,6 +441,7 @@ def train_model(
     """
     import torch
 
+    started = time.perf_counter()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
@@ -356,6 +464,12 @@ def train_model(
         else:
             sampler_weights = per_class[y.long().cpu()]
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    train, train_on_device = place(train, device, config.channels_last)
+    val, val_on_device = place(val, device, config.channels_last) if val is not None else (None, True)
+    if device.type == "cuda":
+        notes.append("data on the GPU" if train_on_device else "data fed from pinned host memory")
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
@@ -393,6 +507,7 @@ def train_model(
     n = _size(train)
     progress = _Progress(progress_key, f"training {type(model).__name__} for {config.epochs} epochs")
     progress.update(100.0 * start / config.epochs)
+    setup_seconds = time.perf_counter() - started
     for epoch in range(start + 1, config.epochs + 1):
         if stopped:
             break
@@ -401,12 +516,14 @@ def train_model(
         order = (torch.multinomial(torch.as_tensor(sampler_weights, dtype=torch.float), n, replacement=True, generator=gen)
                  if sampler_weights is not None else torch.randperm(n, generator=gen))
         total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
-        for b in range(0, n, config.batch_size):
-            *x, y = (t.to(device, non_blocking=True) for t in _batch(train, order[b:b + config.batch_size]))
+        for *x, y in batches(train, order, config.batch_size, device, train_on_device):
             if augment is not None:
                 x[0] = augment(x[0])
-            out = model(*x)
-            loss = loss_fn(out, y)
+            if config.channels_last:
+                x[0] = _layout(x[0], True)
+            with autocast(device, config.precision):
+                out = model(*x)
+            loss = loss_fn(out.float(), y)
             if config.l1:
                 loss = loss + config.l1 * sum(p.abs().sum() for p in params)
             opt.zero_grad(set_to_none=True)
@@ -422,7 +539,8 @@ def train_model(
         if sched is not None:
             sched.step()
         if val is not None and _size(val):
-            row.update(_evaluate(model, val, loss_fn, max(config.batch_size, 256), device))
+            row.update(_evaluate(model, val, loss_fn, max(config.batch_size, 256), device, val_on_device,
+                                 config.precision))
             if row["val_loss"] < best_loss:
                 best_loss, best_epoch, bad = row["val_loss"], epoch, 0
                 if config.restore_best:
@@ -454,6 +572,9 @@ def train_model(
         model.load_state_dict(best_state)
         notes.append(f"weights of the best epoch ({best_epoch}, val_loss {best_loss:.4g}) restored")
     progress.update(100.0)
+    trained = sum(h["seconds"] for h in history[resumed_from:])
+    log(f"training: {len(history) - resumed_from} epochs in {trained:.2f} s on {device} "
+        f"(set-up {setup_seconds:.2f} s, whole call {time.perf_counter() - started:.2f} s)")
     return TrainResult(history=history, best_epoch=best_epoch, epochs_run=len(history), stopped_early=stopped,
                        device=str(device), resumed_from=resumed_from, checkpoint=str(ckpt) if ckpt else None,
-                       notes=notes)
+                       notes=notes, setup_seconds=setup_seconds)

@@ -227,12 +227,22 @@ def scale_stats(x: np.ndarray, max_value: float, normalize: str) -> tuple[float,
     return float(max_value), flat.mean(0).tolist(), np.where(std > 0, std, 1.0).tolist()
 
 
-def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float]) -> Any:
-    """``[n,h,w,c]`` pixels -> normalized float32 ``[n,c,h,w]`` tensor."""
+def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float], device: Any = "cpu") -> Any:
+    """``[n,h,w,c]`` pixels -> normalized float32 ``[n,c,h,w]`` tensor on ``device``.
+
+    On a GPU the raw pixels are copied (a quarter of the float size for 8-bit images) and converted
+    there when the float tensor fits in its memory; the arithmetic is the same, element by element.
+    """
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float() / divisor
-    return (t - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    from trainflow.tasks.common.training import fits_on_device
+
+    device = torch.device(device)
+    if device.type == "cuda" and fits_on_device(x.size * 4, device):
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).contiguous().float() / divisor
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float() / divisor
+    return (t - torch.tensor(mean, device=t.device).view(1, -1, 1, 1)) / torch.tensor(std, device=t.device).view(1, -1, 1, 1)
 
 
 def augmenter(pre: ImagePreprocess) -> Any:
@@ -267,7 +277,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     from safetensors.torch import save_file
 
     from trainflow.tasks.common.publish import artifact_key
-    from trainflow.tasks.common.training import checkpoint_dir, train_model
+    from trainflow.tasks.common.training import checkpoint_dir, resolve_device, train_model
 
     arrays = _load_npz(split_ref.train.path)
     x, y = arrays["x"], arrays["y"]
@@ -283,7 +293,8 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     model = comp.build(cfg, in_shape=in_shape, n_classes=n_classes)
     key = model_key(split_ref, spec)
     result = train_model(
-        model, (to_tensor(x, divisor, mean, std), torch.from_numpy(y)), None, spec.train, seed=spec.seed,
+        model, (to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)), torch.from_numpy(y)), None,
+        spec.train, seed=spec.seed,
         checkpoint_dir=checkpoint_dir(cache_dir, key), task="classification", augment=augmenter(pre),
         progress_key=f"{artifact_key(spec.name)}-training")
 
@@ -331,12 +342,15 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     return model, config
 
 
-def probabilities(model: Any, config: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Class probabilities for ``[n,h,w,c]`` pixels, preprocessed as in training."""
+def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str = "auto") -> np.ndarray:
+    """Class probabilities for ``[n,h,w,c]`` pixels, preprocessed as in training, computed on
+    ``device`` (auto: the GPU when there is one)."""
     from trainflow.tasks.common.training import predict as forward
+    from trainflow.tasks.common.training import resolve_device
 
-    logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"]), batch_size=512,
-                     device="cpu")
+    device = resolve_device(device)
+    logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"], device), batch_size=512,
+                     device=device)
     return logits.softmax(1).numpy()
 
 
@@ -345,7 +359,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
     model, config = load_model(model_ref.path)
     arrays = _load_npz(split_ref.test.path)
     y = arrays["y"]
-    proba = probabilities(model, config, arrays["x"])
+    proba = probabilities(model, config, arrays["x"], spec.train.device)
     pred = proba.argmax(1)
     classes = config["classes"]
     names = spec.evaluate.metrics or (M.DEFAULTS["classification"] + ["top_2_accuracy"]

@@ -378,15 +378,17 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     return model, config
 
 
-def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray]) -> np.ndarray:
-    """Class probabilities [n, k] (classification) or predicted targets [n] (regression)."""
+def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device: str = "auto") -> np.ndarray:
+    """Class probabilities [n, k] (classification) or predicted targets [n] (regression), computed on
+    ``device`` (auto: the GPU when there is one)."""
     import torch
 
     from trainflow.tasks.common.training import predict as forward
+    from trainflow.tasks.common.training import resolve_device
 
     pre = SeriesPreprocessor.from_state(config["preprocess"])
     x, mask = pre.transform(series)
-    out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device="cpu")
+    out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
     if config["task"] == "classification":
         return out.softmax(1).numpy()
     return out.reshape(-1).numpy() * config["target_std"] + config["target_mean"]
@@ -399,7 +401,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
     names = spec.evaluate.metrics or M.DEFAULTS[spec.task]
     notes = list(split_ref.meta.get("notes", []))
     per_class, confusion, charts = {}, {}, {}
-    out = outputs(model, config, data["series"])
+    out = outputs(model, config, data["series"], spec.train.device)
     if spec.task == "classification":
         classes = config["classes"]
         y, _ = targets(data["y"], "classification", "", classes)

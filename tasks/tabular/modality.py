@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,9 +23,10 @@ import numpy as np
 from pydantic import Field
 
 from trainflow.errors import DataError, SpecError
+from trainflow import memo
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example, Modality
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, read_parquet, save_parquet, store_parquet
 from trainflow.registry import Choice, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
 
 MODEL_FILE = "model.skops"
+PLOT_POINTS = 2000  # most points a line plot of test rows draws
 SCHEMA_FILE = "schema.json"
 NUMBER_REGEX = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float16", "float32", "float64", "Int64", "Float64",
@@ -78,8 +81,10 @@ def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
     v = spec.validation
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows},
                     f"validation.min_rows is {v.min_rows}")]
+    if target:
+        checks.append(Check("ExpectColumnToExist", {"column": target}, "data.target"))
+    # no existence check for the other columns: they are listed from the table itself, so it could not fail
     for col in df.columns:
-        checks.append(Check("ExpectColumnToExist", {"column": col}))
         if col == target:
             continue
         checks.append(Check("ExpectColumnProportionOfNonNullValuesToBeBetween",
@@ -123,7 +128,7 @@ def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
 
 def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
     """Run the derived suite on the stored table; raises ValidationFailed listing the failures."""
-    df = _pd().read_parquet(ref.path)
+    df = read_parquet(ref.path)
     summary = run_expectations(df, derived_checks(df, spec, ref.meta.get("target")), docs_dir, suite=spec.name)
     return summary.as_dict()
 
@@ -156,7 +161,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     from trainflow.tasks.tabular.profile import apply_plan, profile_notes
 
     plan = ref.meta.get("plan")
-    df = apply_plan(_pd().read_parquet(ref.path), plan, target, source=ref.meta.get("source") or ref.path)
+    df = apply_plan(read_parquet(ref.path, keep=False), plan, target, source=ref.meta.get("source") or ref.path)
     notes = profile_notes(plan or {})
     if spec.preprocess.impute.method == "drop_rows":
         before = len(df)
@@ -185,7 +190,9 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     refs = {}
     for name, part in (("train", train), ("test", test)):
         path = folder / f"{name}.parquet"
+        part = part.reset_index(drop=True)  # as it reads back from the file
         save_parquet(path, part)  # atomically: concurrent runs may share this split
+        memo.remember(path, part)
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
                              meta={**ref.meta, "rows": len(part)})
     counts = {}
@@ -255,7 +262,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
 
     pd = _pd()
     target = split_ref.train.meta["target"]
-    train = pd.read_parquet(split_ref.train.path)
+    train = read_parquet(split_ref.train.path, keep=False)
     X, y_raw = _xy(train, target)
     numeric, categorical = column_kinds(X)
     classes: list[Any] = []
@@ -265,11 +272,12 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     else:
         y = y_raw.to_numpy(dtype=float)
     pipe = build_pipeline(spec, numeric, categorical, n_features_hint=_encoded_width(X, numeric, categorical))
-    pipe.fit(X, y)
+    with _recording_resampled_counts(pipe) as resampled:
+        pipe.fit(X, y)
 
     meta: dict[str, Any] = {"steps": [name for name, _ in pipe.steps], "classes": [str(c) for c in classes]}
-    if "resample" in pipe.named_steps and spec.task == "classification":
-        meta["class_counts_after_resampling"] = _counts_after_resampling(pipe, X, y, classes)
+    if resampled and spec.task == "classification":
+        meta["class_counts_after_resampling"] = {str(classes[int(v)]): n for v, n in sorted(resampled.items())}
     if spec.split.cv_folds >= 2:
         meta["cv"] = cross_validate(spec, numeric, categorical, X, y)
 
@@ -288,6 +296,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2, default=str))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
+    memo.remember(folder / MODEL_FILE, pipe)  # evaluate, next in this process, need not load it back
     return ModelRef.of_folder(folder, MODEL_FILE, "tabular", meta)
 
 
@@ -295,16 +304,32 @@ def _encoded_width(X: Any, numeric: list[str], categorical: list[str]) -> int:
     return len(numeric) + sum(int(X[c].nunique()) for c in categorical)
 
 
-def _counts_after_resampling(pipe: Any, X: Any, y: Any, classes: list[Any]) -> dict[str, int]:
-    from sklearn.base import clone
+@contextmanager
+def _recording_resampled_counts(pipe: Any):
+    """Yield a dict that the pipeline's sampler fills, during ``pipe.fit``, with the class counts of
+    the rows it returns: the counts come from the one real fit, not from resampling a second time.
 
-    idx = [n for n, _ in pipe.steps].index("resample")
-    Xt = X
-    for _, step in pipe.steps[:idx]:
-        Xt = step.transform(Xt)
-    _, yr = clone(pipe.steps[idx][1]).fit_resample(Xt, y)
-    values, counts = np.unique(yr, return_counts=True)
-    return {str(classes[int(v)]): int(c) for v, c in zip(values, counts)}
+    The recorder is an attribute of the sampler instance only while fitting (imbalanced-learn's
+    Pipeline fits its steps in place when it has no ``memory``), so the saved model is unchanged.
+    """
+    counts: dict[Any, int] = {}
+    sampler = dict(pipe.steps).get("resample")
+    if sampler is None:
+        yield counts
+        return
+    real = sampler.fit_resample
+
+    def fit_resample(X: Any, y: Any, **params: Any) -> Any:
+        Xr, yr = real(X, y, **params)
+        values, n = np.unique(yr, return_counts=True)
+        counts.update(zip(values.tolist(), n.tolist()))
+        return Xr, yr
+
+    sampler.fit_resample = fit_resample
+    try:
+        yield counts
+    finally:
+        del sampler.fit_resample
 
 
 def cross_validate(spec: Any, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
@@ -323,10 +348,25 @@ def cross_validate(spec: Any, numeric: list[str], categorical: list[str], X: Any
     return {"metric": primary, "folds": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
 
 
+#: classifiers whose ``predict`` is by definition the most probable class of ``predict_proba``
+PREDICT_IS_ARGMAX_PROBA = ("HistGradientBoostingClassifier", "RandomForestClassifier")
+
+
 def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
-    pred = pipe.predict(X)
-    proba = pipe.predict_proba(X) if classification and hasattr(pipe, "predict_proba") else None
-    return pred, proba
+    """Predictions and (for a classifier that has them) class probabilities; the preprocessing
+    runs once for both, and the model once where its prediction is the most probable class."""
+    if not (classification and hasattr(pipe, "predict_proba")):
+        return pipe.predict(X), None
+    Xt = X
+    for _, step in pipe.steps[:-1]:
+        if step is None or step == "passthrough" or hasattr(step, "fit_resample"):
+            continue  # samplers act at fit time only
+        Xt = step.transform(Xt)
+    model = pipe.steps[-1][1]
+    proba = model.predict_proba(Xt)
+    if type(model).__name__ in PREDICT_IS_ARGMAX_PROBA:
+        return model.classes_.take(np.argmax(proba, axis=1), axis=0), proba
+    return model.predict(Xt), proba
 
 
 # ---------------------------------------------------------------- evaluate
@@ -351,8 +391,12 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def evaluate(model: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
     """Score the fitted pipeline on the test split; plots go to ``plots_dir``."""
-    pipe, schema = load_model(model.path)
-    test = _pd().read_parquet(split_ref.test.path)
+    pipe = memo.recall(Path(model.path) / MODEL_FILE)  # the pipeline this process has just fitted
+    if pipe is None:
+        pipe, schema = load_model(model.path)
+    else:
+        schema = json.loads((Path(model.path) / SCHEMA_FILE).read_text())
+    test = read_parquet(split_ref.test.path, keep=False)
     X, y_raw = _xy(test, schema["target"])
     cls = spec.task == "classification"
     names = spec.evaluate.metrics or M.DEFAULTS[spec.task]
@@ -361,11 +405,12 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) ->
     if cls:
         classes = schema["classes"]
         index = {str(c): i for i, c in enumerate(classes)}
-        unknown = sorted({str(v) for v in y_raw if str(v) not in index})
-        if unknown:
-            notes.append(f"test rows with classes unseen in training were skipped: {unknown}")
-        keep = y_raw.astype(str).isin(index)
-        X, y = X[keep], y_raw[keep].astype(str).map(index).to_numpy()
+        labels = y_raw.astype(str)
+        keep = labels.isin(index)
+        if not keep.all():
+            notes.append(f"test rows with classes unseen in training were skipped: {sorted(set(labels[~keep]))}")
+            X, labels = X[keep], labels[keep]
+        y = labels.map(index).to_numpy()
         pred, proba = _predict(pipe, X, True)
         metrics = M.score(names, y, pred, proba, classes)
         per_class, confusion = M.classification_details(y, pred, classes)
@@ -383,9 +428,14 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) ->
         y = y_raw.to_numpy(dtype=float)
         pred, _ = _predict(pipe, X, False)
         metrics = M.score(names, y, pred)
+        # a line of a few thousand points looks the same as one of a million and draws in milliseconds
+        order = np.argsort(y, kind="stable")
+        step = max(1, len(y) // PLOT_POINTS)
+        shown, x = order[::step], list(range(0, len(y), step))
+        title = "Test rows sorted by true value" + (f" (every {step}th row)" if step > 1 else "")
         charts["Predicted vs true"] = plots.series_png(
-            {"true": (list(range(len(y))), sorted(y)), "predicted (same order)": (list(range(len(y))), pred[np.argsort(y)].tolist())},
-            Path(plots_dir) / "predicted_vs_true.png", "Test rows sorted by true value")
+            {"true": (x, y[shown].tolist()), "predicted (same order)": (x, pred[shown].tolist())},
+            Path(plots_dir) / "predicted_vs_true.png", title)
     cv = model.meta.get("cv")
     if cv:
         metrics[f"cv_{cv['metric']}_mean"] = cv["mean"]

@@ -283,7 +283,7 @@ CASES: dict[str, Fault] = {
                                        r"input file '.*new\.csv' repeats column names \('b' is columns 2, 3\)",
                                        "tabular"),
     "predict: a training column missing": Fault(predict(text("new.csv", "a,c\n1,x\n")), 3,
-                                                r"lacks training column\(s\) 'b'", "tabular"),
+                                                r"lacks (the feature|training) column\(s\) 'b'", "tabular"),
     "predict: text in a numeric column": Fault(predict(text("new.csv", "a,b,c\n1,two,x\n")), 3,
                                                r"column 'b' must be numeric; found text such as 'two' \(row 1\)",
                                                "tabular"),

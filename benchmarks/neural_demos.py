@@ -1,0 +1,149 @@
+"""Where the time of a neural pipeline run goes: whole run vs pure training, stage by stage.
+
+    python benchmarks/neural_demos.py SPEC [SPEC ...] [--set KEY=VALUE ...] [--repeats 3] [--out DIR]
+                                      [--json FILE] [--markdown FILE]
+
+Runs each spec as a real Prefect flow run (the CLI's settings: a temporary local server unless
+PREFECT_API_URL is set), in this one process, ``--repeats`` times with fresh output folders (so no
+cached split or model is reused). The stage functions of the modality and the training loop are
+wrapped with timers, so each run reports: the whole flow call, load, validate, split, fit (and within
+it the training call's set-up and the epochs themselves), evaluate, export, and what is left (Prefect's
+task and flow machinery, publish, promote). The first run of a process also pays the imports and the
+server start ("cold"); later runs show the steady state ("warm", median). ``--variant`` adds runs
+with more overrides (e.g. ``bf16:train.precision=bf16``), all warm. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+STAGES = ("load", "validate", "split", "fit", "evaluate", "export")
+TIMES: dict[str, float] = defaultdict(float)
+RUNS: list[dict[str, float]] = []  # every run of this process: only the first is cold
+
+
+def _timed(name, fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            TIMES[name] += time.perf_counter() - t0
+    return wrapper
+
+
+def instrument() -> None:
+    """Wrap the stage functions of every modality and the training loop with timers."""
+    import importlib
+
+    from trainflow.modality import MODALITIES
+    from trainflow.tasks.common import load as loading
+    from trainflow.tasks.common import training
+
+    loading.load = _timed("load", loading.load)
+    for module in MODALITIES.values():
+        mod = importlib.import_module(module)
+        for stage in STAGES[1:]:
+            setattr(mod, stage, _timed(stage, getattr(mod, stage)))
+    inner = training.train_model
+
+    @functools.wraps(inner)
+    def train_model(*args, **kwargs):
+        t0 = time.perf_counter()
+        result = inner(*args, **kwargs)
+        TIMES["train_call"] += time.perf_counter() - t0
+        TIMES["train_setup"] += result.setup_seconds
+        TIMES["epochs"] += sum(h["seconds"] for h in result.history[result.resumed_from:])
+        return result
+
+    training.train_model = train_model
+
+
+def run_once(spec, out: Path) -> dict[str, float]:
+    from trainflow.flows.cli import run_spec
+
+    TIMES.clear()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the flow's log lines, away from the table
+        summary = run_spec(spec, str(out))
+    row = {"whole": time.perf_counter() - t0, **TIMES, "cold": float(not RUNS)}
+    RUNS.append(row)
+    row["outside_training"] = row["whole"] - row.get("epochs", 0.0)
+    row["other"] = row["whole"] - sum(row.get(s, 0.0) for s in STAGES)
+    row["fit_outside_loop"] = row.get("fit", 0.0) - row.get("train_call", 0.0)
+    row["primary"] = summary["metrics"].get(summary["primary_metric"], float("nan"))
+    return row
+
+
+COLUMNS = [("whole", "whole run"), ("epochs", "training (epochs)"), ("outside_training", "outside training"),
+           ("load", "load"), ("validate", "validate"), ("split", "split"), ("fit", "fit"),
+           ("train_setup", "loop set-up"), ("fit_outside_loop", "fit outside loop"), ("evaluate", "evaluate"),
+           ("export", "export"), ("other", "Prefect, publish, promote")]
+
+
+def table(results: dict[str, list[dict[str, float]]]) -> str:
+    lines = ["| run | " + " | ".join(label for _, label in COLUMNS) + " | ratio whole/training | metric |",
+             "|---" * (len(COLUMNS) + 3) + "|"]
+    for name, rows in results.items():
+        cold, warm = [r for r in rows if r["cold"]], [r for r in rows if not r["cold"]]
+        for label, part in (("cold (1st run of the process)", cold), (f"warm (median of {len(warm)})", warm)):
+            if not part:
+                continue
+            med = {k: statistics.median(r.get(k, 0.0) for r in part) for k, _ in COLUMNS}
+            ratio = med["whole"] / med["epochs"] if med["epochs"] else float("nan")
+            lines.append(f"| {name} {label} | " + " | ".join(f"{med[k]:.2f}" for k, _ in COLUMNS)
+                         + f" | {ratio:.2f} | {statistics.median(r['primary'] for r in part):.4f} |")
+    return "\n".join(lines) + "\n\nAll times in seconds."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("specs", nargs="+")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each spec (the first is the cold one)")
+    parser.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL[:KEY=VALUE,...]",
+                        help="also run with these overrides (after the plain runs), --variant-repeats times")
+    parser.add_argument("--variant-repeats", type=int, default=1)
+    parser.add_argument("--json", default=None, help="write every run's figures here")
+    parser.add_argument("--markdown", default=None, help="append the table to this file")
+    args = parser.parse_args(argv)
+
+    import tempfile
+
+    from trainflow.flows.spec import load_spec
+
+    instrument()
+    base = Path(args.out or tempfile.mkdtemp(prefix="neural-demos-"))
+    results: dict[str, list[dict[str, float]]] = {}
+    for path in args.specs:
+        variants = [("", [], args.repeats)] + [
+            (v.partition(":")[0], [kv for kv in v.partition(":")[2].split(",") if kv], args.variant_repeats)
+            for v in args.variant]
+        for label, extra, repeats in variants:
+            spec = load_spec(path, args.overrides + extra)
+            name = spec.name + (f" {label}" if label else "")
+            results[name] = [run_once(spec, base / f"{spec.name}-{label or 'plain'}-{i}") for i in range(repeats)]
+            print(f"{name}: " + ", ".join(f"{r['whole']:.2f} s (training {r.get('epochs', 0):.2f} s)"
+                                          for r in results[name]), file=sys.stderr, flush=True)
+    text = table(results)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.markdown:
+        with open(args.markdown, "a") as fh:
+            fh.write(text + "\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

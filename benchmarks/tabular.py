@@ -1,0 +1,142 @@
+"""trainflow's tabular pipeline vs a plain script doing the same work, side by side.
+
+    python benchmarks/tabular.py [--sizes 10000,100000] [--repeats 3] [--no-write]
+
+For each size, a generated Parquet table (50 numeric features, a 5 % minority class, 10 % of
+the values missing) is trained on by ``trainflow run`` (median imputation, SMOTE, hist gradient
+boosting; a Prefect server started here, i.e. warm) and by ``tabular_plain.py``, alternately,
+each run in a fresh process. Prints and writes to RESULTS.md ("## Tabular pipeline") the median
+time and peak RSS of each stage and of the whole process, their ratios, and how time grows with
+the number of rows. The 1M-row size takes minutes per run: ``--sizes 10000,100000,1000000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (HERE, fmt, growth_exponent, load, machine, machine_lines, median, prefect_server,  # noqa: E402
+                    run_metered, stage_table, thread_env, write_section)
+
+SPEC = """\
+name: bench-tabular
+task: classification
+seed: 0
+data: {{loader: parquet, path: {path}, target: label}}
+validation: {{min_rows: 100}}
+split: {{test_size: 0.25, stratify: true, seed: 42}}
+preprocess:
+  impute: {{method: median, add_indicator: false}}
+  scale: {{method: none}}
+  resample: {{method: smote}}
+model: {{name: hist_gradient_boosting}}
+"""
+
+
+def make_table(rows: int, path: Path, features: int = 50, seed: int = 0) -> Path:
+    """50 informative/noise numeric features, 5 % minority, 10 % NaN; written once per size."""
+    if path.exists():
+        return path
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=rows, n_features=features, n_informative=12, n_redundant=6,
+                               weights=[0.95, 0.05], flip_y=0.01, random_state=seed)
+    rng = np.random.default_rng(seed)
+    X[rng.random(X.shape) < 0.10] = np.nan
+    df = pd.DataFrame(X, columns=[f"f{i:02d}" for i in range(features)])
+    df["label"] = np.where(y == 1, "minority", "majority")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated row counts")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side per size (alternated)")
+    parser.add_argument("--workdir", help="where data and runs go (default: a temporary folder)")
+    parser.add_argument("--threads", type=int, help="OMP/BLAS threads of both sides (default: the libraries' own); "
+                                                    "1 keeps a busy machine's contention out of the comparison")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="trainflow-bench-tabular-"))
+    m = machine()
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']}; load {m['load']}", flush=True)
+
+    results: dict[int, dict[str, list[dict]]] = {}
+    with prefect_server() as env:
+        if args.threads:
+            env = {**env, **thread_env(args.threads)}
+        for rows in sizes:
+            data = make_table(rows, work / "data" / f"table-{rows}.parquet")
+            spec = work / f"spec-{rows}.yaml"
+            spec.write_text(SPEC.format(path=data))
+            runs = results[rows] = {"trainflow": [], "plain": []}
+            for r in range(args.repeats):
+                # alternate which side goes first, so a load spike or a warm page cache favours neither
+                order = ["plain", "trainflow"] if r % 2 == 0 else ["trainflow", "plain"]
+                for side in order:
+                    out = work / "runs" / f"{rows}-{r}-{side}"
+                    if side == "plain":
+                        cmd = [sys.executable, str(HERE / "tabular_plain.py"), str(data), str(out)]
+                    else:
+                        cmd = [sys.executable, str(HERE / "trainflow_child.py"), str(spec), "--out", str(out)]
+                    res = run_metered(cmd, env=env)
+                    runs[side].append(res)
+                    print(f"{rows:>8} rows  {side:<9} run {r + 1}: {res['wall_s']:7.2f} s, "
+                          f"peak {res['process_peak_mb']:7.0f} MB", flush=True)
+
+    body = report(results, sizes, args.repeats, args.threads)
+    body[:0] = machine_lines(m, load())
+    print("\n".join(body))
+    if not args.no_write:
+        write_section("Tabular pipeline", body)
+        print(f"\nwritten to {HERE / 'RESULTS.md'}")
+
+
+def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int, threads: int | None) -> list[str]:
+    flag = f" --threads {threads}" if threads else ""
+    lines = [f"- Command: `python benchmarks/tabular.py --sizes {','.join(map(str, sizes))} --repeats {repeats}{flag}`",
+             "- Data: 50 numeric features, 5 % minority class, 10 % missing values, Parquet; "
+             "median imputation, SMOTE, hist gradient boosting (trainflow's defaults) on both sides",
+             "- trainflow: `trainflow run` in a fresh process against a warm `prefect server start` on 127.0.0.1; "
+             "plain: `benchmarks/tabular_plain.py` in a fresh process; alternated, medians of "
+             f"{repeats} runs each; peak RSS per process and per stage (Linux VmHWM, reset between stages)",
+             "- The machine was shared with other helpers running tests while this was measured "
+             "(see the load averages): absolute times are noisy, the side-by-side ratios less so.", ""]
+    lines += ["| rows | plain s | trainflow s | time ratio | CPU s plain / trainflow | plain peak MB | trainflow peak MB "
+              "| memory ratio |", "|---|---|---|---|---|---|---|---|"]
+    totals = {"plain": [], "trainflow": []}
+    for rows in sizes:
+        p = median([r["wall_s"] for r in results[rows]["plain"]])
+        t = median([r["wall_s"] for r in results[rows]["trainflow"]])
+        pm = median([r["process_peak_mb"] for r in results[rows]["plain"]])
+        tm = median([r["process_peak_mb"] for r in results[rows]["trainflow"]])
+        totals["plain"].append(p)
+        totals["trainflow"].append(t)
+        pc = median([r["cpu_s"] for r in results[rows]["plain"]])
+        tc = median([r["cpu_s"] for r in results[rows]["trainflow"]])
+        lines.append(f"| {rows:,} | {fmt(p)} | {fmt(t)} | {fmt(t / p)}x | {fmt(pc, 1)} / {fmt(tc, 1)} | {pm:.0f} | "
+                     f"{tm:.0f} | {fmt(tm / pm)}x |")
+    if len(sizes) >= 2:
+        lines += ["", f"Growth exponent of the total time with rows (log-log slope over {', '.join(f'{s:,}' for s in sizes)}): "
+                      f"plain {fmt(growth_exponent(sizes, totals['plain']))}, "
+                      f"trainflow {fmt(growth_exponent(sizes, totals['trainflow']))}."]
+    for rows in sizes:
+        lines += ["", f"Stages at {rows:,} rows (median s / peak MB):", ""]
+        lines += stage_table(results[rows]["plain"], results[rows]["trainflow"])
+        mp = results[rows]["plain"][0]["metrics"]
+        mt = results[rows]["trainflow"][0]["metrics"]
+        lines += ["", f"Results: balanced accuracy plain {mp['balanced_accuracy']:.4f}, "
+                      f"trainflow {mt['balanced_accuracy']:.4f}; ROC-AUC {mp['roc_auc']:.4f} / {mt['roc_auc']:.4f}."]
+    return lines
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""``trainflow run`` with a meter on every task of the pipeline flow, for the benchmarks.
+
+    python benchmarks/trainflow_child.py SPEC --out OUT [--set KEY=VALUE ...]
+
+Runs the CLI's ``run`` command in this process. Each task call in the flow is one stage: its
+wall time as the flow sees it (state changes, result persistence and API calls included) and the
+time of the task's own function; their difference is the orchestration overhead of that task.
+``start`` is the time from process launch to the first task call. Prints the figures
+as one JSON line (see meter.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from meter import StageMeter  # noqa: E402
+
+meter = StageMeter()
+
+TASKS = {"load_data": "load", "validate_data": "validate", "split_data": "split", "fit_model": "fit",
+         "evaluate_model": "evaluate", "publish_run": "publish", "promote_run": "promote"}
+
+
+def instrument() -> dict[str, float]:
+    """Wrap each task of the pipeline flow; returns the time of each task's own function."""
+    from trainflow.flows import pipeline
+
+    own: dict[str, float] = {}
+
+    def timed_fn(name, fn):
+        @functools.wraps(fn)
+        def body(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                own[name] = own.get(name, 0.0) + time.perf_counter() - t
+        return body
+
+    def timed_call(name, task):
+        def call(*args, **kwargs):
+            if "start" not in meter.seconds:
+                meter.mark_start("start")
+            with meter.stage(name):
+                return task(*args, **kwargs)
+        return call
+
+    for attr, name in TASKS.items():
+        task = getattr(pipeline, attr)
+        task.fn = timed_fn(name, task.fn)
+        setattr(pipeline, attr, timed_call(name, task))
+
+    return own
+
+
+def main() -> int:
+    from trainflow.flows import cli
+
+    own = instrument()
+    args = cli.build_parser().parse_args(["run", *sys.argv[1:]])
+    from trainflow.flows.spec import load_spec
+
+    summary = cli.run_spec(load_spec(args.spec, args.overrides), args.out)
+    meter.extra["own_seconds"] = own
+    meter.extra["metrics"] = summary["metrics"]
+    meter.report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
