@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from trainflow import modality as modalities
 from trainflow.errors import SpecError, expected
 from trainflow.files import path_problem
-from trainflow.registry import REGISTRY, Choice, Component, pydantic_problems
+from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
 
 #: NAME_MAX of common file systems (ext4, XFS, APFS, NTFS) is 255 bytes; the name is a folder name and
 #: others add to it (Great Expectations' '<name>.json', artifact keys '<name>-sweep-progress'), so keep room.
@@ -45,17 +45,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DataSpec(Choice):
-    kind: ClassVar[str] = "loader"
-    selector: ClassVar[str] = "loader"
-    loader: str = Field("csv", description="Loader component, e.g. csv, parquet (`trainflow components --kind loader`)")
-
-
-class ModelSpec(Choice):
-    kind: ClassVar[str] = "model"
-    selector: ClassVar[str] = "name"
-    name: str | None = Field(None, description="Model component; default: the one the data's modality suggests "
-                                               "for the task")
+DataSpec = choice("DataSpec", "loader", "loader", "csv",
+                  "Loader component, e.g. csv, parquet (`trainflow components --kind loader`)",
+                  "What to read (``data``): a loader component and its options.")
+ModelSpec = choice("ModelSpec", "model", "name", None,
+                   "Model component; default: the one the data's modality suggests for the task",
+                   "What to train (``model``): a model component and its options.")
 
 
 class StageSpec(Choice):

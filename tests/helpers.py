@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,3 +64,29 @@ def assert_fails_clearly(spec: Path, out: Path, pipeline: str, code: int, phrase
     assert "Traceback" not in err
     assert not complete_runs(out, pipeline) and leftovers(out, pipeline) == []
     return err
+
+
+@contextlib.contextmanager
+def plugin_installed(site: Path, monkeypatch: Any, package: str, source: str, entry: str) -> Iterator[Path]:
+    """A throw-away plug-in (:func:`install_plugin`) on ``sys.path`` and discovered, for a test's duration."""
+    from trainflow import registry
+
+    monkeypatch.syspath_prepend(str(install_plugin(site, package, source, entry)))
+    registry.discover(force=True)
+    yield site
+    sys.modules.pop(package, None)
+
+
+def install_plugin(site: Path, package: str, source: str, entry: str) -> Path:
+    """Write a throw-away plug-in package (``package/__init__.py`` holding ``source``) with an
+    installed distribution's metadata that registers it in the ``trainflow.components`` entry-point
+    group as ``entry``; put ``site`` on ``sys.path`` (e.g. with monkeypatch) to install it."""
+    import textwrap
+
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(textwrap.dedent(source))
+    dist = site / f"{package}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[trainflow.components]\n{entry} = {package}\n")
+    return site

@@ -3,14 +3,12 @@ listed by `trainflow components` and usable by name in a pipeline."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
 
 import pytest
 import yaml
 
 from tests.conftest import DATA, SPECS
-from tests.helpers import complete_runs, run_cli, write_spec
+from tests.helpers import complete_runs, install_plugin, plugin_installed, run_cli, write_spec
 from trainflow import registry
 
 PLUGIN = '''
@@ -49,17 +47,8 @@ def notify(config, context):
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "acme_trainflow").mkdir(parents=True)
-    (site / "acme_trainflow" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
-    dist = site / "acme_trainflow-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-trainflow\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[trainflow.components]\nacme = acme_trainflow\n")
-    monkeypatch.syspath_prepend(str(site))
-    registry.discover(force=True)
-    yield site
-    sys.modules.pop("acme_trainflow", None)
+    with plugin_installed(tmp_path / "site", monkeypatch, "acme_trainflow", PLUGIN, "acme") as site:
+        yield site
 
 
 def test_plugin_is_listed(plugin, capsys):
@@ -85,13 +74,7 @@ def test_plugin_model_and_stage_run_in_a_pipeline(plugin, tmp_path):
 
 
 def test_broken_plugin_fails_naming_its_module(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "broken_plugin").mkdir(parents=True)
-    (site / "broken_plugin" / "__init__.py").write_text("raise ImportError('needs libfoo')\n")
-    dist = site / "broken_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[trainflow.components]\nbroken = broken_plugin\n")
+    site = install_plugin(tmp_path / "site", "broken_plugin", "raise ImportError('needs libfoo')\n", "broken")
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(registry.ComponentError, match="'broken_plugin'.*needs libfoo"):
         registry.discover(force=True)

@@ -4,15 +4,12 @@ run end to end (`trainflow run`, then `trainflow predict`) without any change to
 
 from __future__ import annotations
 
-import sys
-import textwrap
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import complete_runs, run_cli, write_spec
-from trainflow import registry
+from tests.helpers import complete_runs, plugin_installed, run_cli, write_spec
 
 PLUGIN = '''
 """Points in the plane, classified by the nearest class centroid (a toy modality)."""
@@ -141,25 +138,8 @@ class Points(Modality):
 
 @pytest.fixture
 def points_plugin(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "points_trainflow").mkdir(parents=True)
-    (site / "points_trainflow" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
-    dist = site / "points_trainflow-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: points-trainflow\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[trainflow.components]\npoints = points_trainflow\n")
-    monkeypatch.syspath_prepend(str(site))
-    registry.discover(force=True)
-    yield site
-    sys.modules.pop("points_trainflow", None)
-
-
-def test_plugin_modality_is_listed_with_its_loaders_and_models(points_plugin, capsys):
-    assert run_cli("components", "--kind", "modality")[0] == 0
-    listed = capsys.readouterr().out
-    assert "points" in listed and "Points in the plane with a class label." in listed
-    assert "loaders: points_csv" in listed and "nearest_centroid_toy" in listed
-    assert "spec sections: preprocess.points" in listed
+    with plugin_installed(tmp_path / "site", monkeypatch, "points_trainflow", PLUGIN, "points") as site:
+        yield site
 
 
 def test_plugin_modality_section_is_checked_by_the_spec(points_plugin, tmp_path, capsys):
@@ -174,6 +154,14 @@ def test_plugin_modality_section_is_checked_by_the_spec(points_plugin, tmp_path,
     code, err = run_cli("run", spec_file, "--out", tmp_path / "runs", capsys=capsys)
     assert code == 2
     assert "'preprocess.points.scael' is not a known option (did you mean 'scale'?)" in err
+
+
+def test_plugin_modality_is_listed_with_its_loaders_and_models(points_plugin, capsys):
+    assert run_cli("components", "--kind", "modality")[0] == 0
+    listed = capsys.readouterr().out
+    assert "points" in listed and "Points in the plane with a class label." in listed
+    assert "loaders: points_csv" in listed and "nearest_centroid_toy" in listed
+    assert "spec sections: preprocess.points" in listed
 
 
 @pytest.mark.usefixtures("prefect_server")

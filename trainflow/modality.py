@@ -53,6 +53,19 @@ class Modality:
     #: whether :meth:`predict` copies input columns (``--id``, ``--keep``) beside the predictions
     predict_passes_columns: ClassVar[bool] = False
 
+    def __init_subclass__(cls, stages_from: str | None = None, **kwargs: Any) -> None:
+        """``class Image(Modality, stages_from=__name__)`` takes each stage method (and ``profile``)
+        that the class body does not define from the module-level function of that name in the named
+        module, which keeps the stages plain functions, testable on their own."""
+        super().__init_subclass__(**kwargs)
+        if stages_from:
+            import sys
+
+            module = sys.modules[stages_from]
+            for stage in (*STAGES, "profile"):
+                if stage not in cls.__dict__ and callable(getattr(module, stage, None)):
+                    setattr(cls, stage, staticmethod(getattr(module, stage)))
+
     @property
     def tasks(self) -> tuple[str, ...]:
         """The pipeline tasks (classification, regression, forecasting, ...) this modality serves."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainflow.errors import ComponentError, SpecError, did_you_mean, expected
 
@@ -217,6 +217,17 @@ class Choice(BaseModel):
         except SpecError as exc:
             return list(exc.problems)
         return []
+
+
+def choice(name: str, kind: str, selector: str, default: str | None, description: str, doc: str) -> type[Choice]:
+    """A :class:`Choice` section class: the ``kind`` of component named by its ``selector`` field
+    (default ``default``), plus that component's options."""
+    from pydantic import create_model
+
+    section = create_model(name, __base__=Choice, __doc__=doc,
+                           **{selector: (str | None if default is None else str, Field(default, description=description))})
+    section.kind, section.selector = kind, selector
+    return section
 
 
 def component(

@@ -10,8 +10,6 @@ crops and flips, when enabled, apply to training batches only. The network is a 
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,36 +17,20 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.alerts import warn
+from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError, SpecError
-from trainflow.cache_keys import cache_key, model_key
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
+from trainflow.modality import Example
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
-from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
-                                           read_images, read_npz, stack, to_nhwc)
-from trainflow.modality import Example
+from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
+                                           read_images, read_npz, stack, to_nhwc)
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
-
-
-class ImagePreprocess(BaseModel):
-    """The spec's ``preprocess.image`` section."""
-
-    model_config = ConfigDict(extra="forbid")
-    # Standardizing each channel with training statistics speeds up and steadies training.
-    normalize: Literal["per_channel", "scale", "none"] = Field(
-        "per_channel", description="per_channel: scale to [0,1] then standardize with training mean/std; "
-                                   "scale: [0,1] only; none: raw pixel values")
-    # Augmentation is off by default: it helps natural photos (CIFAR) but flips turn digits into other shapes.
-    flip: bool = Field(False, description="Random horizontal flips of training images")
-    crop_padding: int = Field(0, ge=0, description="Random crops after padding by this many pixels (0 = off)")
 
 
 # ---------------------------------------------------------------- the network
@@ -109,11 +91,6 @@ def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n
 # ---------------------------------------------------------------- store & validate
 
 
-def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
 def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save loaded images as ``.npz`` in the cache, named by the source's digest."""
     path = Path(cache_dir) / "data" / f"{digest}.npz"
@@ -145,7 +122,7 @@ def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndar
 
 def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-image table: labels and counts, shape, channels, pixel range."""
-    arrays = _load_npz(ref.path)
+    arrays = load_npz(ref.path)
     df = image_table(arrays["x"], arrays["y"], ref.meta["classes"], arrays.get("files"))
     h, w, c = ref.meta["shape"]
     v = spec.validation
@@ -180,7 +157,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``."""
     from sklearn.model_selection import train_test_split
 
-    arrays = _load_npz(ref.path)
+    arrays = load_npz(ref.path)
     x, y = arrays["x"], arrays["y"]
     notes = list(ref.meta.get("notes", []))
     if "is_test" in arrays:
@@ -213,6 +190,19 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
 
 
 # ---------------------------------------------------------------- fit
+
+
+class ImagePreprocess(BaseModel):
+    """The spec's ``preprocess.image`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Standardizing each channel with training statistics speeds up and steadies training.
+    normalize: Literal["per_channel", "scale", "none"] = Field(
+        "per_channel", description="per_channel: scale to [0,1] then standardize with training mean/std; "
+                                   "scale: [0,1] only; none: raw pixel values")
+    # Augmentation is off by default: it helps natural photos (CIFAR) but flips turn digits into other shapes.
+    flip: bool = Field(False, description="Random horizontal flips of training images")
+    crop_padding: int = Field(0, ge=0, description="Random crops after padding by this many pixels (0 = off)")
 
 
 def scale_stats(x: np.ndarray, max_value: float, normalize: str) -> tuple[float, list[float], list[float]]:
@@ -271,54 +261,33 @@ def augmenter(pre: ImagePreprocess) -> Any:
     return augment
 
 
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
-    """Train the spec's network on the training split with the shared loop; save safetensors + JSON."""
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """Pixel scaling and standardization from the training images, the augmenter, the CNN's shape."""
     import torch
-    from safetensors.torch import save_file
 
-    from trainflow.tasks.common.publish import artifact_key
-    from trainflow.tasks.common.training import checkpoint_dir, resolve_device, train_model
+    from trainflow.tasks.common.training import resolve_device
 
-    arrays = _load_npz(split_ref.train.path)
+    arrays = load_npz(split_ref.train.path)
     x, y = arrays["x"], arrays["y"]
     meta = split_ref.train.meta
     pre = spec.preprocess.image
     divisor, mean, std = scale_stats(x, meta["max_value"], pre.normalize)
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    in_shape = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
-    n_classes = len(meta["classes"])
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
-    torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
-    model = comp.build(cfg, in_shape=in_shape, n_classes=n_classes)
-    key = model_key(split_ref, spec)
-    result = train_model(
-        model, (to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)), torch.from_numpy(y)), None,
-        spec.train, seed=spec.seed,
-        checkpoint_dir=checkpoint_dir(cache_dir, key), task="classification", augment=augmenter(pre),
-        progress_key=f"{artifact_key(spec.name)}-training")
-
-    folder = Path(cache_dir) / "models" / key[:16]
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
     loader_opts = meta.get("loader_options", {})
-    config = {"model": spec.model.name, "options": cfg.model_dump(mode="json"), "in_shape": list(in_shape),
-              "classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean, "std": std,
-              "size": meta["shape"][:2], "channels": int(x.shape[3]), "convert": loader_opts.get("convert", True),
-              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
     steps = [f"scale 1/{divisor:g}" if divisor != 1 else "raw pixels"]
     steps += ["standardize per channel"] if pre.normalize == "per_channel" else []
     steps += [s for s, on in ((f"random crop (pad {pre.crop_padding})", pre.crop_padding), ("horizontal flip", pre.flip)) if on]
-    steps += [f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    return ModelRef.of_folder(folder, WEIGHTS_FILE, "image",
-                              {"steps": steps, "history": result.history, "classes": meta["classes"],
-                               "notes": result.report_notes(),
-                               "device": result.device, "best_epoch": result.best_epoch})
+    return neural.Prepared(
+        inputs=(to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)), torch.from_numpy(y)),
+        build={"in_shape": [int(x.shape[3]), int(x.shape[1]), int(x.shape[2])], "n_classes": len(meta["classes"])},
+        config={"classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean,
+                "std": std, "size": meta["shape"][:2], "channels": int(x.shape[3]),
+                "convert": loader_opts.get("convert", True)},
+        steps=steps, task="classification", augment=augmenter(pre), meta={"classes": meta["classes"]})
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Train the spec's network on the training split with the shared loop; save safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "image")
 
 
 # ---------------------------------------------------------------- evaluate, export, predict
@@ -326,20 +295,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights."""
-    from safetensors.torch import load_file
-
-    from trainflow.registry import REGISTRY
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved image model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    comp = REGISTRY.get("model", config["model"])
-    model = comp.build(comp.config.model_validate(config["options"]), in_shape=tuple(config["in_shape"]),
-                       n_classes=len(config["classes"]))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    model.eval()
-    return model, config
+    return neural.load_network(folder, "image", lambda c: {"in_shape": c["in_shape"], "n_classes": len(c["classes"])})
 
 
 def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str = "auto") -> np.ndarray:
@@ -357,7 +313,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
     model, config = load_model(model_ref.path)
-    arrays = _load_npz(split_ref.test.path)
+    arrays = load_npz(split_ref.test.path)
     y = arrays["y"]
     proba = probabilities(model, config, arrays["x"], spec.train.device)
     pred = proba.argmax(1)
@@ -366,22 +322,11 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
                                       + (["top_5_accuracy"] if len(classes) > 5 else []))
     metrics = M.score(names, y, pred, proba, classes)
     per_class, confusion = M.classification_details(y, pred, classes)
-    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")}
-    history = model_ref.meta.get("history") or config.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png(
-            [{k: v for k, v in h.items() if k != "lr"} for h in history], Path(plots_dir) / "learning_curves.png")
-    tables = {"Training history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
-                                   for h in history]}
+    charts, tables = neural.history_report(model_ref, config, plots_dir)
+    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
+              **charts}
     return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                       notes=list(split_ref.meta.get("notes", [])))
-
-
-def export(model_ref: ModelRef, run_dir: str) -> list[str]:
-    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
-    return [WEIGHTS_FILE, CONFIG_FILE]
 
 
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
@@ -439,22 +384,16 @@ def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predicted class and class probabilities for each new image."""
-    import pandas as pd
-
     model, config = load_model(run_dir)
     x, names = read_new_images(Path(input_path), config)
-    proba = probabilities(model, config, x)
-    out = pd.DataFrame({"item": names, "prediction": [config["classes"][i] for i in proba.argmax(1)]})
-    for i, c in enumerate(config["classes"]):
-        out[f"proba_{c}"] = proba[:, i]
-    return out
+    return neural.prediction_frame("item", names, probabilities(model, config, x), config["classes"])
 
 
 # ---------------------------------------------------------------- the modality
 
 
 @component("modality", "image")
-class Image(NeuralModality):
+class Image(NeuralModality, stages_from=__name__):
     """Images (classification): per-channel normalization and augmentation fitted on the training
     split, a CNN trained by the shared loop; saved as safetensors + JSON."""
 
@@ -485,11 +424,3 @@ class Image(NeuralModality):
         return Example(spec={"data": {"loader": "npz", "path": str(folder / "images.npz")},
                              "model": {"width": 4, "dense": 8}, "train": {"epochs": 2, "batch_size": 8}},
                        predict_input=folder / "new.npz")
-
-    store = staticmethod(store)
-    validate = staticmethod(validate)
-    split = staticmethod(split)
-    fit = staticmethod(fit)
-    evaluate = staticmethod(evaluate)
-    export = staticmethod(export)
-    predict = staticmethod(predict)

@@ -20,25 +20,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow.cache_keys import cache_key, model_key
+from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError, did_you_mean
+from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.registry import component
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.load import existing_file
-from trainflow.tasks.sequence.loaders import read_csv_frame
-from trainflow.modality import Example
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.sequence.modality import SequencePreprocess
+from trainflow.tasks.sequence.loaders import read_csv_frame
+from trainflow.tasks.sequence.modality import SequencePreprocess, build_args
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
-
 
 class ForecastConfig(BaseModel):
     """The spec's ``forecast`` section (forecasting pipelines)."""
@@ -292,14 +288,10 @@ def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray
 # ---------------------------------------------------------------- fit, evaluate, export, predict
 
 
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
-    """Train the spec's network on windows of the (transformed) training past; save safetensors + JSON."""
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """The transform chain fitted on the training past; (lookback -> horizon) windows cut from it."""
     import pandas as pd
     import torch
-
-    from trainflow.tasks.common.publish import artifact_key
-    from trainflow.tasks.sequence.modality import save_model
-    from trainflow.tasks.common.training import checkpoint_dir, train_model
 
     fc, meta = spec.forecast, split_ref.train.meta
     past = pd.read_parquet(split_ref.train.path)[meta["values"]].to_numpy(dtype=np.float64)
@@ -310,37 +302,25 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
                         f"one window needs lookback {fc.lookback} + horizon {fc.horizon}.")
     x, y = windows(z, fc.lookback, fc.horizon)
     channels = past.shape[1]
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
-    torch.manual_seed(spec.seed)
-    model = comp.build(cfg, in_channels=channels, out_features=fc.horizon * channels, task="forecasting")
-    key = model_key(split_ref, spec)
-    result = train_model(
-        model, (torch.from_numpy(x), torch.ones(x.shape[:2]), torch.from_numpy(y)), None, spec.train,
-        seed=spec.seed, checkpoint_dir=checkpoint_dir(cache_dir, key), task="forecasting",
-        progress_key=f"{artifact_key(spec.name)}-training")
-    folder = Path(cache_dir) / "models" / key[:16]
-    config = {"kind": "forecast", "task": "forecasting", "model": spec.model.name,
-              "options": cfg.model_dump(mode="json"), "in_channels": channels,
-              "out_features": fc.horizon * channels, "transform": tf.state(), "time": meta["time"],
-              "values": meta["values"], "loader_options": spec.data.options(),
-              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-    save_model(folder, model, config)
-    steps = [f"missing values: {tf.missing}", f"transform: {fc.transform}", f"detrend: {fc.detrend}",
-             f"scale: {fc.scale} (training past only)", f"windows: {len(x)} x (lookback {fc.lookback} -> horizon "
-             f"{fc.horizon})", f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    return ModelRef.of_folder(folder, WEIGHTS_FILE, "forecast",
-                              {"steps": steps, "history": result.history, "device": result.device,
-                               "best_epoch": result.best_epoch,
-                               "notes": result.report_notes()})
+    return neural.Prepared(
+        inputs=(torch.from_numpy(x), torch.ones(x.shape[:2]), torch.from_numpy(y)),
+        build={"in_channels": channels, "out_features": fc.horizon * channels, "task": "forecasting"},
+        config={"kind": "forecast", "task": "forecasting", "transform": tf.state(), "time": meta["time"],
+                "values": meta["values"], "loader_options": spec.data.options()},
+        steps=[f"missing values: {tf.missing}", f"transform: {fc.transform}", f"detrend: {fc.detrend}",
+               f"scale: {fc.scale} (training past only)",
+               f"windows: {len(x)} x (lookback {fc.lookback} -> horizon {fc.horizon})"],
+        task="forecasting")
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Train the spec's network on windows of the (transformed) training past; save safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "forecast")
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    from trainflow.tasks.sequence.modality import load_model as load_network  # same files as sequence models
-
-    return load_network(folder)
+    return neural.load_network(folder, "forecast", build_args)
 
 
 def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: str = "") -> np.ndarray:
@@ -389,10 +369,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
              "forecast": (t_future, pred[:, c].tolist()), "seasonal naive": (t_future, naive[:, c].tolist())},
             Path(plots_dir) / f"forecast_{c}.png",
             f"{col}: {spec.model.name} forecast of the last {len(test)} steps (test) vs truth")
-    history = model_ref.meta.get("history") or config.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png([{k: v for k, v in h.items() if k != "lr"} for h in history],
-                                                     Path(plots_dir) / "learning_curves.png")
+    curves, history_tables = neural.history_report(model_ref, config, plots_dir)
     rows = []
     for i in range(len(test)):
         row = {"time": str(test[tcol].iloc[i])}
@@ -404,15 +381,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
     if "rmse" in metrics and base.get("rmse"):
         notes.append(f"RMSE {metrics['rmse']:.3f} vs seasonal naive {base['rmse']:.3f} "
                      f"({100 * (1 - metrics['rmse'] / base['rmse']):+.1f}% better)")
-    return Evaluation(metrics={k: float(v) for k, v in metrics.items() if not math.isnan(v)}, plots=charts,
-                      tables={"Forecast": rows}, notes=notes)
-
-
-def export(model_ref: ModelRef, run_dir: str) -> list[str]:
-    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    from trainflow.tasks.sequence.modality import export as export_network  # same files as sequence models
-
-    return export_network(model_ref, run_dir)
+    return Evaluation(metrics={k: float(v) for k, v in metrics.items() if not math.isnan(v)},
+                      plots={**charts, **curves}, tables={"Forecast": rows, **history_tables}, notes=notes)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
@@ -456,7 +426,7 @@ def next_times(times: Any, horizon: int) -> list[str] | None:
 
 
 @component("modality", "forecast")
-class Forecast(NeuralModality):
+class Forecast(NeuralModality, stages_from=__name__):
     """One time series forecast ``horizon`` steps ahead: chronological split, transforms fitted on
     the past only, a network trained on windows by the shared loop; RMSE next to seasonal naive."""
 
@@ -481,11 +451,3 @@ class Forecast(NeuralModality):
                              "forecast": {"horizon": 6, "lookback": 12}, "model": {"hidden": 4, "front_channels": 4},
                              "train": {"epochs": 2, "batch_size": 8}},
                        predict_input=folder / "series.csv")
-
-    store = staticmethod(store)
-    validate = staticmethod(validate)
-    split = staticmethod(split)
-    fit = staticmethod(fit)
-    evaluate = staticmethod(evaluate)
-    export = staticmethod(export)
-    predict = staticmethod(predict)

@@ -11,30 +11,25 @@ holding everything prediction needs (preprocessing statistics, classes, loader o
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError
-from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
 
 
 class SequencePreprocess(BaseModel):
@@ -138,8 +133,7 @@ def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
 
 def load_series(path: str | Path) -> dict[str, Any]:
     """A stored set back as ``series`` (list of arrays), ``y``, ``ids``, ``fold``."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = load_npz(path)
     series = [arrays["x"][i, :n] for i, n in enumerate(arrays["lengths"])]
     return {"series": series, "y": arrays.get("y"), "ids": arrays["ids"], "fold": arrays.get("fold")}
 
@@ -218,8 +212,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
     """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed)."""
     from sklearn.model_selection import train_test_split
 
-    with np.load(ref.path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = load_npz(ref.path)
     n = len(arrays["lengths"])
     notes = []
     if "y" not in arrays:
@@ -290,35 +283,9 @@ def _label_key(v: str) -> tuple[int, Any]:
     return (0, float(v)) if _is_number(v) else (1, v)
 
 
-def build_network(name: str, options: dict[str, Any], in_channels: int, out_features: int, task: str,
-                  packed: bool | None = None) -> Any:
-    """The registered model ``name`` with ``options``."""
-    from trainflow.registry import REGISTRY
-
-    comp = REGISTRY.get("model", name)
-    return comp.build(comp.config.model_validate(options), in_channels=in_channels, out_features=out_features,
-                      task=task, packed=packed)
-
-
-def save_model(folder: Path, model: Any, config: dict[str, Any]) -> None:
-    """Write safetensors weights and the JSON config into ``folder`` atomically (via a temp folder)."""
-    from safetensors.torch import save_file
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
-
-
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
-    """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """Targets, and missing values and z-normalization fitted on the training series; the network's shape."""
     import torch
-
-    from trainflow.tasks.common.publish import artifact_key
-    from trainflow.tasks.common.training import checkpoint_dir, train_model
 
     data = load_series(split_ref.train.path)
     meta = split_ref.train.meta
@@ -327,55 +294,38 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(data["series"])
     x, mask = pre.transform(data["series"])
     y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    out_features = len(classes) if spec.task == "classification" else 1
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
-    torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     packed = pre_cfg.lengths == "packed"
-    model = comp.build(cfg, in_channels=pre.out_channels, out_features=out_features, task=spec.task,
-                       packed=packed or None)
-    key = model_key(split_ref, spec)
     target = torch.from_numpy(y) if spec.task == "classification" else torch.from_numpy((y - y_mean) / y_std).float()
-    result = train_model(
-        model, (torch.from_numpy(x), torch.from_numpy(mask), target), None, spec.train, seed=spec.seed,
-        checkpoint_dir=checkpoint_dir(cache_dir, key), task=spec.task,
-        progress_key=f"{artifact_key(spec.name)}-training")
-    folder = Path(cache_dir) / "models" / key[:16]
-    config = {"kind": "sequence", "task": spec.task, "model": spec.model.name, "options": cfg.model_dump(mode="json"),
-              "in_channels": pre.out_channels, "out_features": out_features, "packed": packed or None,
-              "classes": classes, "target_mean": y_mean, "target_std": y_std, "preprocess": pre.state(),
-              "loader": spec.data.loader, "loader_options": spec.data.options(),
-              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-    save_model(folder, model, config)
     steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
              f"unequal lengths: {pre_cfg.lengths}" + (" (all series have the same length)"
-                                                      if meta.get("min_length") == meta.get("max_length") else ""),
-             f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    if spec.train.imbalance != "none":
-        steps.insert(-1, f"imbalance: {spec.train.imbalance}")
-    return ModelRef.of_folder(folder, WEIGHTS_FILE, "sequence",
-                              {"steps": steps, "history": result.history, "classes": classes, "device": result.device,
-                               "best_epoch": result.best_epoch,
-                               "notes": result.report_notes()})
+                                                      if meta.get("min_length") == meta.get("max_length") else "")]
+    steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
+    return neural.Prepared(
+        inputs=(torch.from_numpy(x), torch.from_numpy(mask), target),
+        build={"in_channels": pre.out_channels, "out_features": len(classes) if spec.task == "classification" else 1,
+               "task": spec.task, "packed": packed or None},
+        config={"kind": "sequence", "task": spec.task, "classes": classes, "target_mean": y_mean, "target_std": y_std,
+                "preprocess": pre.state(), "loader": spec.data.loader, "loader_options": spec.data.options()},
+        steps=steps, task=spec.task, meta={"classes": classes})
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "sequence")
 
 
 # ---------------------------------------------------------------- evaluate, export, predict
 
 
+def build_args(config: dict[str, Any]) -> dict[str, Any]:
+    """The network's shape arguments from the config of a model saved before they were recorded."""
+    return {"in_channels": config["in_channels"], "out_features": config["out_features"], "task": config["task"],
+            "packed": config.get("packed")}
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved sequence model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    model = build_network(config["model"], config["options"], config["in_channels"], config["out_features"],
-                          config["task"], config.get("packed"))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    model.eval()
-    return model, config
+    return neural.load_network(folder, "sequence", build_args)
 
 
 def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device: str = "auto") -> np.ndarray:
@@ -420,40 +370,20 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
         charts["Predicted vs true"] = plots.series_png(
             {"true": (list(range(len(y))), y[order].tolist()), "predicted": (list(range(len(y))), out[order].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", "Test series sorted by true target")
-    history = model_ref.meta.get("history") or config.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png([{k: v for k, v in h.items() if k != "lr"} for h in history],
-                                                     Path(plots_dir) / "learning_curves.png")
-    tables = {"Training history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
-                                   for h in history]}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
-
-
-def export(model_ref: ModelRef, run_dir: str) -> list[str]:
-    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
-    return [WEIGHTS_FILE, CONFIG_FILE]
+    curves, tables = neural.history_report(model_ref, config, plots_dir)
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
+                      tables=tables, notes=notes)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predictions for new series in any supported format (.ts, .npz, wide or long CSV)."""
-    import pandas as pd
-
     model, config = load_model(run_dir)
     data = read_any(input_path, config["loader"], config.get("loader_options", {}))
     if data.channels != config["preprocess"]["channels"]:
         raise DataError(f"'{input_path}' holds series with {data.channels} channel(s); the model was trained on "
                         f"{config['preprocess']['channels']}.")
-    out = outputs(model, config, data.series)
-    frame = pd.DataFrame({"series": data.ids})
-    if config["task"] == "classification":
-        frame["prediction"] = [config["classes"][i] for i in out.argmax(1)]
-        for i, c in enumerate(config["classes"]):
-            frame[f"proba_{c}"] = out[:, i]
-    else:
-        frame["prediction"] = out
+    classes = config["classes"] if config["task"] == "classification" else None
+    frame = neural.prediction_frame("series", data.ids, outputs(model, config, data.series), classes)
     if data.y is not None:
         frame["label"] = data.y
     return frame
@@ -463,7 +393,7 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
 
 @component("modality", "sequence")
-class Sequence(NeuralModality):
+class Sequence(NeuralModality, stages_from=__name__):
     """Whole series (classification, regression): missing values, z-normalization and padding or
     packing fitted on the training split, a recurrent or convolutional network trained by the shared
     loop; saved as safetensors + JSON."""
@@ -482,11 +412,3 @@ class Sequence(NeuralModality):
         return Example(spec={"data": {"loader": "npz_series", "path": str(folder / "series.npz")},
                              "model": {"hidden": 4, "front_channels": 4}, "train": {"epochs": 2, "batch_size": 8}},
                        predict_input=folder / "new.npz")
-
-    store = staticmethod(store)
-    validate = staticmethod(validate)
-    split = staticmethod(split)
-    fit = staticmethod(fit)
-    evaluate = staticmethod(evaluate)
-    export = staticmethod(export)
-    predict = staticmethod(predict)

@@ -17,17 +17,16 @@ import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
 
 from trainflow.errors import DataError, SpecError
 from trainflow import memo
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example, Modality
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, read_parquet, save_parquet, store_parquet
-from trainflow.registry import Choice, component
+from trainflow.registry import choice, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
 from trainflow.tasks.common.validate import Check, run_expectations
@@ -515,44 +514,17 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
 # ---------------------------------------------------------------- the modality
 
 
-class ImputeSpec(Choice):
-    """Missing values (``preprocess.impute``): an imputer component and its options."""
-
-    kind: ClassVar[str] = "imputer"
-    selector: ClassVar[str] = "method"
-    method: str = Field("median", description="drop_rows | mean | median | most_frequent | constant | knn | iterative")
-
-
-class EncodeSpec(Choice):
-    """Categorical columns (``preprocess.encode``): an encoder component and its options."""
-
-    kind: ClassVar[str] = "encoder"
-    selector: ClassVar[str] = "method"
-    method: str = Field("onehot", description="onehot | ordinal")
-
-
-class ScaleSpec(Choice):
-    """Numeric columns (``preprocess.scale``): a scaler component and its options."""
-
-    kind: ClassVar[str] = "scaler"
-    selector: ClassVar[str] = "method"
-    method: str = Field("standard", description="standard | minmax | robust | none")
-
-
-class ReduceSpec(Choice):
-    """Fewer features (``preprocess.reduce``): a reducer component and its options."""
-
-    kind: ClassVar[str] = "reducer"
-    selector: ClassVar[str] = "method"
-    method: str = Field("none", description="none | pca | select_k_best | variance_threshold")
-
-
-class ResampleSpec(Choice):
-    """Class imbalance (``preprocess.resample``): a sampler component and its options."""
-
-    kind: ClassVar[str] = "sampler"
-    selector: ClassVar[str] = "method"
-    method: str = Field("none", description="none | class_weight | random_over | smote | ...")
+ImputeSpec = choice("ImputeSpec", "imputer", "method", "median",
+                    "drop_rows | mean | median | most_frequent | constant | knn | iterative",
+                    "Missing values (``preprocess.impute``): an imputer component and its options.")
+EncodeSpec = choice("EncodeSpec", "encoder", "method", "onehot", "onehot | ordinal",
+                    "Categorical columns (``preprocess.encode``): an encoder component and its options.")
+ScaleSpec = choice("ScaleSpec", "scaler", "method", "standard", "standard | minmax | robust | none",
+                   "Numeric columns (``preprocess.scale``): a scaler component and its options.")
+ReduceSpec = choice("ReduceSpec", "reducer", "method", "none", "none | pca | select_k_best | variance_threshold",
+                    "Fewer features (``preprocess.reduce``): a reducer component and its options.")
+ResampleSpec = choice("ResampleSpec", "sampler", "method", "none", "none | class_weight | random_over | smote | ...",
+                      "Class imbalance (``preprocess.resample``): a sampler component and its options.")
 
 
 def target_problems(spec: PipelineSpec) -> list[str]:
@@ -568,13 +540,14 @@ def target_problems(spec: PipelineSpec) -> list[str]:
 
 
 @component("modality", "tabular")
-class Tabular(Modality):
+class Tabular(Modality, stages_from=__name__):
     """Tables (CSV, Parquet): imputation, encoding, scaling, reduction and resampling fitted with a
     scikit-learn model in one imbalanced-learn pipeline; saved with skops."""
 
     sections = {"preprocess.impute": ImputeSpec, "preprocess.encode": EncodeSpec, "preprocess.scale": ScaleSpec,
                 "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec}
     default_models = {"classification": "logistic_regression", "regression": "ridge"}
+    predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The preprocessing components and their options; class weights need a model that takes them;
@@ -602,14 +575,3 @@ class Tabular(Modality):
         return Example(spec={"task": "classification", "data": {"loader": "csv", "path": str(folder / "train.csv"),
                                                                "target": "label"}},
                        predict_input=folder / "new.csv")
-
-    predict_passes_columns = True
-
-    store = staticmethod(store)
-    validate = staticmethod(validate)
-    profile = staticmethod(profile)
-    split = staticmethod(split)
-    fit = staticmethod(fit)
-    evaluate = staticmethod(evaluate)
-    export = staticmethod(export)
-    predict = staticmethod(predict)
