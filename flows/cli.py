@@ -205,7 +205,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for row in summary["sweep"]:
         value = row.get(primary)
         shown = f"{value:.4f}" if isinstance(value, float) else row["status"]
-        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in (primary, "candidate", "status", "best")
+        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in (primary, "candidate", "status", "best", "ran_on")
                           and not isinstance(v, float))
         print(f"  {'*' if row['best'] else ' '} {row['candidate']:>3} {labels:<50} {primary} = {shown}")
     _print_summary(summary)

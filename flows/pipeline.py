@@ -153,7 +153,8 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
     """Write the run folder atomically (the report artifact follows the promotion decision)."""
     from prefect.runtime import flow_run
 
-    files = modalities.get(spec.modality).export(model, str(run.staging))
+    # a retry after the folder was moved into place finds it published: nothing to copy again
+    files = [] if publishing.is_published(run) else modalities.get(spec.modality).export(model, str(run.staging))
     primary = spec.evaluate.primary or metrics.PRIMARY[spec.task]
     summary = publishing.publish(run, spec, data, validation, split, model, evaluation, files, primary,
                                  flow_run_id=flow_run.get_id())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,27 +67,25 @@ def assert_fails_clearly(spec: Path, out: Path, pipeline: str, code: int, phrase
     return err
 
 
-@contextlib.contextmanager
-def plugin_installed(site: Path, monkeypatch: Any, package: str, source: str, entry: str) -> Iterator[Path]:
-    """A throw-away plug-in (:func:`install_plugin`) on ``sys.path`` and discovered, for a test's duration."""
+def install_plugin(site: Path, module: str, source: str, monkeypatch) -> Path:
+    """A throw-away package ``module`` in ``site``, exposed through the ``trainflow.components``
+    entry-point group, and the registry rediscovered with it (its components stay registered afterwards)."""
     from trainflow import registry
 
-    monkeypatch.syspath_prepend(str(install_plugin(site, package, source, entry)))
-    registry.discover(force=True)
-    yield site
-    sys.modules.pop(package, None)
-
-
-def install_plugin(site: Path, package: str, source: str, entry: str) -> Path:
-    """Write a throw-away plug-in package (``package/__init__.py`` holding ``source``) with an
-    installed distribution's metadata that registers it in the ``trainflow.components`` entry-point
-    group as ``entry``; put ``site`` on ``sys.path`` (e.g. with monkeypatch) to install it."""
-    import textwrap
-
-    (site / package).mkdir(parents=True)
-    (site / package / "__init__.py").write_text(textwrap.dedent(source))
-    dist = site / f"{package}-0.1.dist-info"
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(textwrap.dedent(source))
+    dist = site / f"{module}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[trainflow.components]\n{entry} = {package}\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[trainflow.components]\n{module} = {module}\n")
+    monkeypatch.syspath_prepend(str(site))
+    registry.discover(force=True)
     return site
+
+
+@contextlib.contextmanager
+def plugin_installed(site: Path, monkeypatch: Any, module: str, source: str) -> Iterator[Path]:
+    """:func:`install_plugin` for a test's duration: the module is forgotten afterwards."""
+    yield install_plugin(site, module, source, monkeypatch)
+    sys.modules.pop(module, None)
+

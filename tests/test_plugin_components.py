@@ -47,7 +47,7 @@ def notify(config, context):
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    with plugin_installed(tmp_path / "site", monkeypatch, "acme_trainflow", PLUGIN, "acme") as site:
+    with plugin_installed(tmp_path / "site", monkeypatch, "acme_trainflow", PLUGIN) as site:
         yield site
 
 
@@ -74,9 +74,7 @@ def test_plugin_model_and_stage_run_in_a_pipeline(plugin, tmp_path):
 
 
 def test_broken_plugin_fails_naming_its_module(tmp_path, monkeypatch):
-    site = install_plugin(tmp_path / "site", "broken_plugin", "raise ImportError('needs libfoo')\n", "broken")
-    monkeypatch.syspath_prepend(str(site))
     with pytest.raises(registry.ComponentError, match="'broken_plugin'.*needs libfoo"):
-        registry.discover(force=True)
+        install_plugin(tmp_path / "site", "broken_plugin", "raise ImportError('needs libfoo')\n", monkeypatch)
     monkeypatch.undo()
     registry.discover(force=True)

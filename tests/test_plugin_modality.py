@@ -138,7 +138,7 @@ class Points(Modality):
 
 @pytest.fixture
 def points_plugin(tmp_path, monkeypatch):
-    with plugin_installed(tmp_path / "site", monkeypatch, "points_trainflow", PLUGIN, "points") as site:
+    with plugin_installed(tmp_path / "site", monkeypatch, "points_trainflow", PLUGIN) as site:
         yield site
 
 

@@ -122,3 +122,76 @@ def test_failed_run_is_tagged_from_its_start_and_never_champion(tmp_path):
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             tags=FlowRunFilterTags(all_=["pipeline:penguins-tagcheck", "task:classification"])))
     assert [r.state.type.value for r in runs] == ["FAILED"]
+
+
+def _promoted_history(tmp_path):
+    policy = PromotionSpec()
+    promote.promote(_summary(tmp_path, "r1", 0.90), policy)
+    promote.promote(_summary(tmp_path, "r2", 0.85), policy)  # worse: not promoted
+    promote.promote(_summary(tmp_path, "r3", 0.92), policy)
+    return tmp_path / "p" / promote.CHAMPION_FILE
+
+
+@pytest.mark.parametrize("damage", ["", '{"pipeline": "p", "run_id": "r', "[1, 2]", '{"run_id": "../../etc"}',
+                                    '{"run_id": ""}', "\udcff"])
+def test_damaged_champion_is_rebuilt_from_the_run_folders(tmp_path, capsys, damage):
+    pointer = _promoted_history(tmp_path)
+    pointer.write_bytes(damage.encode("utf-8", "surrogateescape"))
+    decision = promote.promote(_summary(tmp_path, "r4", 0.80), PromotionSpec())
+    assert not decision["promoted"] and "worse than the champion r3" in decision["reason"]
+    assert "rebuilt from the run folders: the champion is run r3" in capsys.readouterr().err
+    healed = promote.read_champion(tmp_path, "p")
+    assert healed["run_id"] == "r3" and healed["previous"] == "r1" and "rebuilt" in healed
+
+    pointer.write_text("")  # `trainflow predict <pipeline>` heals it too
+    assert promote.resolve_model("p", tmp_path) == tmp_path / "p" / "r3"
+    assert "was damaged" in capsys.readouterr().err
+
+
+def test_damaged_champion_without_any_promoted_run_is_removed(tmp_path, capsys):
+    _summary(tmp_path, "r1", 0.9)  # a finished run that never got a promotion decision
+    (tmp_path / "p" / promote.CHAMPION_FILE).write_text("{")
+    assert promote.read_champion(tmp_path, "p") is None
+    assert not (tmp_path / "p" / promote.CHAMPION_FILE).exists()
+    assert "no run folder records a promotion" in capsys.readouterr().err
+    assert promote.promote(_summary(tmp_path, "r2", 0.5), PromotionSpec())["promoted"]  # the next run is champion
+
+
+def test_promotion_retried_after_a_partial_write_gives_the_same_result(tmp_path, monkeypatch):
+    policy = PromotionSpec()
+    promote.promote(_summary(tmp_path, "r1", 0.90), policy)
+    summary = _summary(tmp_path, "r2", 0.95)
+    real_record = promote.record
+    calls = []
+
+    def record_fails_once(run_dir, decision):
+        calls.append(1)
+        if len(calls) == 1:  # the pointer is switched, then the process hiccups before the report
+            raise OSError("disk busy")
+        real_record(run_dir, decision)
+
+    monkeypatch.setattr(promote, "record", record_fails_once)
+    with pytest.raises(OSError):
+        promote.promote(summary, policy)
+    first = promote.read_champion(tmp_path, "p")
+    retried = promote.promote(summary, policy)
+    again = promote.promote(summary, policy)  # and once more: nothing changes
+    assert retried["promoted"] and retried["champion_run_id"] == "r1" and again == retried
+    pointer = promote.read_champion(tmp_path, "p")
+    assert pointer == first and pointer["run_id"] == "r2" and pointer["previous"] == "r1"
+    report = (tmp_path / "p" / "r2" / "report.md").read_text()
+    assert report.count("## Promotion") == 1 and "promoted to champion" in report
+    recorded = json.loads((tmp_path / "p" / "r2" / "metrics.json").read_text())["promotion"]
+    assert recorded["promoted"] and recorded["champion_run_id"] == "r1"
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["champion.json", "r1", "r2"]
+
+
+def test_worse_run_promoted_twice_keeps_one_report_section(tmp_path):
+    policy = PromotionSpec()
+    promote.promote(_summary(tmp_path, "r1", 0.90), policy)
+    summary = _summary(tmp_path, "r2", 0.50)
+    first, second = promote.promote(summary, policy), promote.promote(summary, policy)
+    assert not first["promoted"] and first["reason"] == second["reason"]
+    report = (tmp_path / "p" / "r2" / "report.md").read_text()
+    assert report.count("## Promotion") == 1 and "not promoted" in report
+    assert promote.read_champion(tmp_path, "p")["run_id"] == "r1"

@@ -4,6 +4,7 @@ run folder, safetensors model, report plots, and ``trainflow predict`` on new se
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,23 @@ def test_predict_refuses_series_with_other_channels(classification_run, tmp_path
     np.savez(tmp_path / "two.npz", x=np.zeros((2, 20, 2)))
     rc, err = run_cli("predict", run, tmp_path / "two.npz", "--out", tmp_path / "p.csv", capsys=capsys)
     assert rc == 3 and "2 channel(s); the model was trained on 1" in err
+
+
+@pytest.mark.parametrize(("name", "damage"), [
+    ("model.safetensors", b""), ("model.safetensors", "truncated"), ("model.safetensors", b"\x00garbage" * 50),
+    ("model.json", b""), ("model.json", b'{"model": "gru", "opt'), ("model.json", b"[1, 2, 3]"),
+])
+def test_damaged_model_file_is_named_and_said_to_be_damaged(classification_run, tmp_path, capsys, name, damage):
+    _, run, (series, labels) = classification_run
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    good = (copy / name).read_bytes()
+    (copy / name).write_bytes(good[: len(good) // 2] if damage == "truncated" else damage)
+    (tmp_path / "new.ts").write_text(ts_text(series[:2], labels[:2]))
+    rc, err = run_cli("predict", copy, tmp_path / "new.ts", "--out", tmp_path / "p.csv", capsys=capsys)
+    assert rc == 3, err
+    assert f"'{copy / name}' is damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "p.csv").exists()
 
 
 def test_forecasting_flow_and_predict(tmp_path):

@@ -60,6 +60,11 @@ class ValidationFailed(TrainflowError):
         where = f"\nFull report: {docs_path}" if docs_path else ""
         super().__init__(f"Data validation failed:\n{report}{where}")
 
+    def moved(self, old: str, new: str) -> None:
+        """The report's folder ``old`` was renamed to ``new``: make the message point there."""
+        if self.docs_path and self.docs_path.startswith(old):
+            self.__init__(self.report, new + self.docs_path[len(old):])
+
 
 def did_you_mean(got: object, choices: Iterable[str]) -> str:
     """Return `` (did you mean 'x'?)`` for the closest choice, or an empty string."""
@@ -72,3 +77,4 @@ def expected(what: str, allowed: Iterable[str], got: object) -> str:
     allowed = list(allowed)
     listed = ", ".join(f"'{a}'" for a in allowed)
     return f"{what} must be one of {listed}. Got '{got}'{did_you_mean(got, allowed)}."
+

@@ -245,8 +245,14 @@ def component(
     ``summary`` defaults to the first line of the builder's docstring. ``extra`` holds facts other
     code asks about, e.g. ``class_weight`` (a model takes class weights), ``modalities`` (a model
     takes data of these modalities too), ``random=True`` (the output depends on the seed: the
-    contract test checks that a different seed gives a different result).
+    contract test checks that a different seed gives a different result), ``trusted_types`` (the
+    exact types and functions, beyond the estimators it builds, that a saved model made with the
+    component may hold; see :mod:`trainflow.trust`).
     """
+    if "trusted_types" in extra:
+        from trainflow.trust import check_declared
+
+        extra["trusted_types"] = check_declared(extra["trusted_types"], f"{kind} '{name}'")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if kind == "modality":

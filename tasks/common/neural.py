@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainflow import trust
 from trainflow.cache_keys import model_key
 from trainflow.errors import DataError
 from trainflow.modality import Modality
@@ -107,20 +108,22 @@ def load_network(folder: str | Path, modality: str,
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU).
 
     The builder's shape arguments are the config's ``build``; ``build_args(config)`` gives them for
-    models saved before ``build`` was recorded. DataError naming the folder when a file is missing.
+    models saved before ``build`` was recorded. DataError naming the folder when a file is missing,
+    naming the file when it is damaged (the files are read as data: see :mod:`trainflow.trust`).
     """
-    from safetensors.torch import load_file
-
     from trainflow.registry import REGISTRY
 
     folder = Path(folder)
     if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
         raise DataError(f"No saved {modality} model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    comp = REGISTRY.get("model", config["model"])
-    build = config.get("build") or (build_args(config) if build_args else {})
-    model = comp.build(comp.config.model_validate(config["options"]), **build)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    config = trust.read_json(folder / CONFIG_FILE)
+    try:
+        comp = REGISTRY.get("model", config["model"])
+        build = config.get("build") or (build_args(config) if build_args else {})
+        model = comp.build(comp.config.model_validate(config["options"]), **build)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # valid JSON, not a network's config
+        raise trust.damaged(folder / CONFIG_FILE, exc) from None
+    trust.load_weights(model, folder / WEIGHTS_FILE)
     model.eval()
     return model, config
 

@@ -4,22 +4,26 @@ A finished run replaces the champion only when it passed validation and is not w
 champion on the spec's primary metric (within ``promotion.tolerance``); otherwise the champion
 stays and the run's report says why. The pointer is written to a temporary file and switched
 with ``os.replace``, so a reader sees the old champion or the new one, never half a file; a lock
-file serialises two runs of the same pipeline that finish at the same moment.
+on the pipeline folder serialises two runs of the same pipeline that finish at the same moment.
+
+A damaged pointer (empty, truncated, not a run id) is rebuilt, with a warning, from the run
+folders: the champion is the finished run whose ``metrics.json`` most recently recorded that it
+was promoted. Promoting again after a failed attempt (a task retry) gives the same result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from trainflow.alerts import warn
 from trainflow.errors import DataError
 from trainflow.refs import atomic_write_text
+from trainflow.tasks.common.publish import folder_lock
 
 CHAMPION_FILE = "champion.json"
 
@@ -30,29 +34,62 @@ def champion_file(out: str | os.PathLike, pipeline: str) -> Path:
 
 
 def read_champion(out: str | os.PathLike, pipeline: str) -> dict[str, Any] | None:
-    """The champion pointer (with ``run_dir`` resolved), or None when the pipeline has none."""
+    """The champion pointer (with ``run_dir`` resolved), or None when the pipeline has none.
+
+    A damaged pointer is rebuilt from the run folders (see :func:`rebuild_champion`); call this
+    with the pipeline folder locked (``folder_lock``) when the pointer may be rewritten.
+    """
     path = champion_file(out, pipeline)
     if not path.is_file():
         return None
-    pointer = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        pointer = json.loads(path.read_text(encoding="utf-8"))
+        run_id = pointer["run_id"]
+        if not isinstance(run_id, str) or not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id:
+            raise ValueError(f"'run_id' is {run_id!r}, not the name of a run folder")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        pointer = rebuild_champion(path.parent, f"{type(exc).__name__}: {exc}")
+        if pointer is None:
+            return None
     pointer["run_dir"] = str(path.parent / pointer["run_id"])
     return pointer
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the pointer switch itself stays atomic
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)  # lock the pipeline folder itself: no lock file left beside the runs
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+def _pointer(summary: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    return {"pipeline": summary["pipeline"], "run_id": summary["run_id"], "metric": decision["metric"],
+            "value": decision["value"], "promoted": decision["decided"], "reason": decision["reason"],
+            "flow_run_id": summary.get("flow_run_id"), "data_digest": summary.get("data_digest"),
+            "model_digest": summary.get("model_digest"), "previous": decision["champion_run_id"]}
+
+
+def rebuild_champion(folder: Path, why: str) -> dict[str, Any] | None:
+    """Rewrite a damaged ``champion.json`` in ``folder`` from the run folders: the finished run whose
+    metrics.json most recently recorded a promotion (what the pointer named before it broke). With
+    no such run the pointer is removed and the next eligible run becomes the first champion."""
+    path = folder / CHAMPION_FILE
+    promoted = []
+    for run in folder.iterdir():
+        metrics = run / "metrics.json"
+        if run.name.startswith(".") or run.name.endswith(".failed") or not metrics.is_file():
+            continue
+        try:
+            summary = json.loads(metrics.read_text(encoding="utf-8"))
+            decision = summary.get("promotion") or {}
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            continue
+        if isinstance(decision, dict) and decision.get("promoted") is True and summary.get("run_id") == run.name:
+            promoted.append((str(decision.get("decided", "")), run.name, summary, decision))
+    if not promoted:
+        path.unlink(missing_ok=True)
+        warn(f"'{path}' was damaged ({why}) and no run folder records a promotion; it was removed, and the "
+             f"next run that passes validation becomes the champion.")
+        return None
+    _, _, summary, decision = max(promoted, key=lambda p: (p[0], p[1]))
+    pointer = {**_pointer(summary, decision), "rebuilt": why}
+    atomic_write_text(path, json.dumps(pointer, indent=2))
+    warn(f"'{path}' was damaged ({why}); rebuilt from the run folders: the champion is run {summary['run_id']}, "
+         f"the last one promoted.")
+    return pointer
 
 
 def _value(metrics: dict[str, Any], name: str) -> float | None:
@@ -89,6 +126,10 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
         return result(False, "the data failed validation.")
     if value is None:
         return result(False, f"the run has no value for the primary metric '{metric}'.")
+    if champion is not None and champion["run_id"] == summary["run_id"]:
+        # a retried promotion: the pointer was switched before the earlier attempt failed
+        return {**result(True, champion.get("reason") or "this run is already the champion."),
+                "champion_run_id": champion.get("previous")}
     if champion is None:
         return result(True, f"first champion of the pipeline ({metric} = {value:.4f}).")
     champion_metrics = Path(champion["run_dir"]) / "metrics.json"
@@ -117,35 +158,38 @@ def promote(summary: dict[str, Any], policy: Any) -> dict[str, Any]:
     """
     run_dir = Path(summary["run_dir"])
     folder = run_dir.parent
-    with _locked(folder):
+    with folder_lock(folder):
         champion = read_champion(folder.parent, summary["pipeline"])
         decision = decide(summary, champion, policy)
-        decision["decided"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        if decision["promoted"]:
-            pointer = {"pipeline": summary["pipeline"], "run_id": summary["run_id"],
-                       "metric": decision["metric"], "value": decision["value"],
-                       "promoted": decision["decided"], "flow_run_id": summary.get("flow_run_id"),
-                       "data_digest": summary.get("data_digest"), "model_digest": summary.get("model_digest"),
-                       "previous": decision["champion_run_id"]}
-            atomic_write_text(folder / CHAMPION_FILE, json.dumps(pointer, indent=2))
+        again = champion is not None and champion["run_id"] == summary["run_id"]
+        decision["decided"] = champion["promoted"] if again else datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if decision["promoted"] and not again:
+            atomic_write_text(folder / CHAMPION_FILE, json.dumps(_pointer(summary, decision), indent=2))
     record(run_dir, decision)
     return decision
+
+
+PROMOTION_HEADING = "\n## Promotion\n"
 
 
 def report_section(decision: dict[str, Any]) -> str:
     """The ``## Promotion`` section of a run's report."""
     verdict = "**promoted to champion**" if decision["promoted"] else "**not promoted**"
-    return f"\n## Promotion\n\nThis run was {verdict}: {decision['reason']}\n"
+    return f"{PROMOTION_HEADING}\nThis run was {verdict}: {decision['reason']}\n"
 
 
 def record(run_dir: Path, decision: dict[str, Any]) -> None:
-    """Add the decision to the run's metrics.json and report.md (each rewritten atomically)."""
+    """Put the decision in the run's metrics.json and report.md (each rewritten atomically); a
+    second call replaces the section the first one wrote instead of adding another."""
     metrics_path = run_dir / "metrics.json"
     data = json.loads(metrics_path.read_text(encoding="utf-8"))
     data["promotion"] = decision
     report = run_dir / "report.md"
     if report.is_file():
-        atomic_write_text(report, report.read_text(encoding="utf-8") + report_section(decision))
+        text = report.read_text(encoding="utf-8")
+        if PROMOTION_HEADING in text:  # the section is always last: written by an earlier attempt
+            text = text[: text.index(PROMOTION_HEADING)]
+        atomic_write_text(report, text + report_section(decision))
     atomic_write_text(metrics_path, json.dumps(data, indent=2, default=str))
 
 
@@ -156,9 +200,12 @@ def resolve_model(model: str | os.PathLike, runs: str | os.PathLike = "runs") ->
     if (path / "metrics.json").is_file():
         return path
     for folder in (path, Path(runs) / str(model)):
-        pointer = folder / CHAMPION_FILE
-        if pointer.is_file():
-            run_dir = folder / json.loads(pointer.read_text(encoding="utf-8"))["run_id"]
+        if (folder / CHAMPION_FILE).is_file():
+            with folder_lock(folder):
+                pointer = read_champion(folder.parent, folder.name)
+            if pointer is None:
+                break
+            run_dir = Path(pointer["run_dir"])
             if not (run_dir / "metrics.json").is_file():
                 raise DataError(f"The champion of '{folder}' points to '{run_dir}', which is not a finished "
                                 f"run folder; run the pipeline again to elect a new champion.")

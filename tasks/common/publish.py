@@ -3,15 +3,22 @@
 A run writes into a hidden staging folder; publishing renames it into place in one step. A run
 that fails is renamed to ``<run-id>.failed`` (with ``error.txt`` and whatever validation report it
 produced), so no failed run leaves a folder that looks like a finished one.
+
+A live run holds an advisory lock on its staging folder; a run killed outright (SIGKILL, power
+loss) loses it, so the next run into the same ``--out`` finds the folder unlocked and marks it
+``.failed`` with a note. Publishing twice (a retried task) finds the run already in place and
+does not write it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import traceback
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,27 +68,128 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (switches stay atomic; stale staging folders stay)
+    fcntl = None  # type: ignore[assignment]
+
+#: staging folder -> descriptor holding its lock, for the life of the run in this process
+_staging_locks: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself (no lock file is left beside the runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _try_lock(folder: Path) -> int | None:
+    """A descriptor holding ``folder``'s lock, or None when a live run holds it."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def open_run(out: str, pipeline: str) -> RunFolder:
-    """Create the staging folder of a new run."""
+    """Create the staging folder of a new run (locked while the run lives), after marking the
+    staging folders of runs that were killed ``.failed``."""
     run = RunFolder(out=str(Path(out).resolve()), pipeline=pipeline, run_id=new_run_id())
-    run.staging.mkdir(parents=True)
+    with folder_lock(run.root):  # so that no sweep sees the new folder before it is locked
+        sweep_stale(run.root)
+        run.staging.mkdir()
+        if fcntl is not None:
+            _staging_locks[str(run.staging)] = _try_lock(run.staging)
     return run
 
 
+def sweep_stale(root: Path) -> list[Path]:
+    """Rename the staging folders no live run holds to ``<run-id>.failed``, with a note."""
+    swept = []
+    for staging in sorted(root.glob(".incomplete-*")) if fcntl is not None else []:
+        try:
+            fd = _try_lock(staging)
+        except OSError:  # gone meanwhile, or not a folder
+            continue
+        if fd is None:
+            continue
+        try:
+            run_id = staging.name.removeprefix(".incomplete-")
+            (staging / "error.txt").write_text(
+                f"This run stopped without finishing: its process ended (killed, crashed or the machine "
+                f"stopped) while it ran. Found by a later run at {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC.\n",
+                encoding="utf-8")
+            os.replace(staging, root / f"{run_id}.failed")
+            swept.append(root / f"{run_id}.failed")
+        finally:
+            os.close(fd)
+    if swept:
+        from trainflow.alerts import warn
+
+        warn(f"marked {len(swept)} run(s) that never finished as failed: {', '.join(p.name for p in swept)}")
+    return swept
+
+
+def release(run: RunFolder) -> None:
+    """Give up the staging lock of ``run`` (it is published or failed)."""
+    fd = _staging_locks.pop(str(run.staging), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def fail_run(run: RunFolder, exc: BaseException) -> Path | None:
-    """Keep what a failed run produced under ``<run-id>.failed``, with the error."""
-    if not run.staging.exists():
-        return None
-    text = "".join(traceback.format_exception_only(type(exc), exc))
-    (run.staging / "error.txt").write_text(text, encoding="utf-8")
-    os.replace(run.staging, run.failed)
+    """Keep what a failed run produced under ``<run-id>.failed``, with the error; a validation
+    error's message then points to the report in that folder."""
+    try:
+        if not run.staging.exists():
+            return None
+        text = "".join(traceback.format_exception_only(type(exc), exc))
+        (run.staging / "error.txt").write_text(text, encoding="utf-8")
+        os.replace(run.staging, run.failed)
+    finally:
+        release(run)
+    from trainflow.errors import ValidationFailed
+
+    if isinstance(exc, ValidationFailed):
+        exc.moved(str(run.staging), str(run.failed))
     return run.failed
+
+
+def is_published(run: RunFolder) -> bool:
+    """True when an earlier attempt of publishing already moved the run into place."""
+    return not run.staging.exists() and (run.final / "metrics.json").is_file()
+
+
+def _final_paths(value: Any, run: RunFolder) -> Any:
+    """``value`` with paths into the staging folder changed to where the files end up."""
+    if isinstance(value, dict):
+        return {k: _final_paths(v, run) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_final_paths(v, run) for v in value]
+    if isinstance(value, str) and value.startswith(str(run.staging)):
+        return str(run.final) + value[len(str(run.staging)):]
+    return value
 
 
 def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[str, Any] | None, split: SplitRef,
             model: ModelRef, evaluation: Evaluation, model_files: list[str], primary_metric: str,
             flow_run_id: str | None = None) -> dict[str, Any]:
-    """Write metrics, spec and report into the staging folder, then move it into place."""
+    """Write metrics, spec and report into the staging folder, then move it into place.
+
+    Idempotent: when an earlier attempt already moved the folder into place, its metrics.json is
+    used as it is (nothing is written twice, no second folder appears)."""
     import yaml
 
     from trainflow.cache_keys import code_fingerprint
@@ -89,6 +197,10 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
 
     staging = run.staging
     plots_dir = staging / "plots"
+    local_plots = {title: str(plots_dir / Path(path).name) for title, path in evaluation.plots.items()}
+    if is_published(run):
+        summary = json.loads((run.final / "metrics.json").read_text(encoding="utf-8"))
+        return _finish(run, summary, evaluation, local_plots)
     summary = {
         "pipeline": spec.name,
         "task": spec.task,
@@ -106,19 +218,17 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "model_files": model_files,
         "rows": data.meta.get("rows"),
         "preprocessing": model.meta.get("steps", []),
-        "validation": validation,
+        "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),
         "spec": spec.model_dump(mode="json"),
     }
     # Plots may have been written to a scratch folder by a cached evaluation: bring them in.
     plots_dir.mkdir(exist_ok=True)
-    local_plots = {}
     for title, path in evaluation.plots.items():
-        target = plots_dir / Path(path).name
+        target = Path(local_plots[title])
         if Path(path).resolve() != target.resolve():
             shutil.copy2(path, target)
-        local_plots[title] = str(target)
     evaluation = evaluation.model_copy(update={"plots": local_plots})
     # the spec as run, defaults filled in (the same text as trainflow.flows.spec.spec_to_yaml)
     atomic_write_text(staging / "spec.yaml", yaml.safe_dump(summary["spec"], sort_keys=False))
@@ -127,6 +237,15 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
     # metrics.json is written last: its presence is what marks a run folder as complete.
     atomic_write_text(staging / "metrics.json", json.dumps(summary, indent=2, default=str))
     os.replace(staging, run.final)
+    release(run)
+    return _finish(run, summary, evaluation, local_plots)
+
+
+def _finish(run: RunFolder, summary: dict[str, Any], evaluation: Evaluation,
+            local_plots: dict[str, str]) -> dict[str, Any]:
+    """The summary of a published run, with its folder and the report for the Prefect UI."""
+    from trainflow.tasks.common import report
+
     summary["run_dir"] = str(run.final)
     summary["report_markdown"] = report.render(summary, evaluation.model_copy(
         update={"plots": {t: str(run.final / "plots" / Path(p).name) for t, p in local_plots.items()}}),

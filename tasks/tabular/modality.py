@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainflow import trust
 from trainflow.errors import DataError, SpecError
 from trainflow import memo
 from trainflow.cache_keys import cache_key, model_key
@@ -40,9 +41,15 @@ SCHEMA_FILE = "schema.json"
 NUMBER_REGEX = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "float16", "float32", "float64", "Int64", "Float64",
                  "uint8", "uint16", "uint32", "uint64"]
-#: modules whose types a saved pipeline may contain; anything else is refused at load time
-TRUSTED_MODULES = ("sklearn.", "imblearn.", "numpy", "scipy.", "builtins", "collections", "_operator",
-                   "functools")
+#: The fixed pieces of every saved pipeline (see build_pipeline); with the types of the registered
+#: components and plain values they are all a model file may contain (trainflow.trust).
+PIPELINE_TYPES = frozenset({
+    "imblearn.pipeline.Pipeline", "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer", "sklearn.preprocessing._encoders.OrdinalEncoder",
+    # a fitted ColumnTransformer holds "passthrough" as FunctionTransformer(func=None); a function
+    # given as func would itself have to be on the list
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
+})
 
 
 def _pd():
@@ -372,19 +379,9 @@ def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Load a saved pipeline, refusing any type outside :data:`TRUSTED_MODULES`."""
-    import skops.io as sio
-
-    path = Path(folder) / MODEL_FILE
-    if not path.is_file():
-        raise DataError(f"No saved model at '{path}'.")
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
-    if refused:
-        raise DataError(f"Refusing to load '{path}': it contains types outside scikit-learn, imbalanced-learn, "
-                        f"NumPy and SciPy: {', '.join(refused)}.")
-    pipe = sio.load(path, trusted=untrusted)
-    schema = json.loads((Path(folder) / SCHEMA_FILE).read_text())
+    """Load a saved pipeline; a type outside the exact trusted set is refused (trainflow.trust)."""
+    pipe = trust.load_skops(Path(folder) / MODEL_FILE, trust.trusted_types(PIPELINE_TYPES, modality="tabular"))
+    schema = trust.read_json(Path(folder) / SCHEMA_FILE)
     return pipe, schema
 
 

@@ -15,6 +15,22 @@ from trainflow.registry import component
 CLS = ("classification",)
 REG = ("regression",)
 
+# Types a fitted model holds beyond the estimators it builds (see trainflow.trust), found by saving
+# every model (each multiclass option, both tasks) with skops and listing what its file names.
+LABELS = ("sklearn.preprocessing._label.LabelBinarizer",)  # one-vs-rest, MLP
+TREES = ("sklearn.tree._tree.Tree", "sklearn.tree._classes.DecisionTreeClassifier",
+         "sklearn.tree._classes.DecisionTreeRegressor")
+BOOSTING = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+            "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+            "sklearn.preprocessing._label.LabelEncoder",
+            "sklearn._loss.loss.HalfBinomialLoss", "sklearn._loss.loss.HalfMultinomialLoss",
+            "sklearn._loss.loss.HalfSquaredError", "sklearn._loss._loss.CyHalfBinomialLoss",
+            "sklearn._loss._loss.CyHalfMultinomialLoss", "sklearn._loss._loss.CyHalfSquaredError",
+            "sklearn._loss.link.IdentityLink", "sklearn._loss.link.LogitLink", "sklearn._loss.link.MultinomialLogit",
+            "sklearn._loss.link.Interval")
+MLP = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+       "sklearn.neural_network._stochastic_optimizers.SGDOptimizer")
+
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -45,7 +61,8 @@ class LogisticOptions(ClassifierOptions):
     max_iter: int = Field(2000, ge=1)  # saga needs more iterations than lbfgs to converge
 
 
-@component("model", "logistic_regression", LogisticOptions, tasks=CLS, modality="tabular", class_weight=True)
+@component("model", "logistic_regression", LogisticOptions, tasks=CLS, modality="tabular", class_weight=True,
+           trusted_types=LABELS)
 def logistic_regression(config: LogisticOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """Logistic regression with an L1, L2 or elastic-net penalty."""
     import numpy as np
@@ -66,7 +83,7 @@ class ForestOptions(ClassifierOptions):
 
 
 @component("model", "random_forest", ForestOptions, tasks=CLS + REG, modality="tabular", class_weight=True,
-           random=True)
+           random=True, trusted_types=LABELS + TREES)
 def random_forest(config: ForestOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """A random forest of decision trees (classifier or regressor, by the pipeline's task)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -87,7 +104,8 @@ class BoostingOptions(ClassifierOptions):
     early_stopping: Literal["auto", "on", "off"] = "auto"
 
 
-@component("model", "hist_gradient_boosting", BoostingOptions, tasks=CLS + REG, modality="tabular", class_weight=True)
+@component("model", "hist_gradient_boosting", BoostingOptions, tasks=CLS + REG, modality="tabular", class_weight=True,
+           trusted_types=LABELS + BOOSTING)
 def hist_gradient_boosting(config: BoostingOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """Histogram gradient boosting (fast boosted trees; classifier or regressor)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -106,7 +124,7 @@ class SvmOptions(ClassifierOptions):
     gamma: Literal["scale", "auto"] | float = "scale"
 
 
-@component("model", "svm", SvmOptions, tasks=CLS, modality="tabular", class_weight=True)
+@component("model", "svm", SvmOptions, tasks=CLS, modality="tabular", class_weight=True, trusted_types=LABELS)
 def svm(config: SvmOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """Support vector classifier (probabilities by Platt scaling)."""
     from sklearn.svm import SVC
@@ -126,7 +144,8 @@ class MlpOptions(ClassifierOptions):
     early_stopping: bool = False
 
 
-@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False, random=True)
+@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False, random=True,
+           trusted_types=LABELS + MLP)
 def mlp(config: MlpOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """A multi-layer perceptron (scikit-learn)."""
     from sklearn.neural_network import MLPClassifier

@@ -19,6 +19,13 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Types a fitted component holds beyond the estimators it builds (see trainflow.trust): found by
+# saving a fitted pipeline of every component with skops and listing what its file names.
+INDICATOR = ("sklearn.impute._base.MissingIndicator",)
+NEIGHBOURS = ("sklearn.neighbors._unsupervised.NearestNeighbors", "sklearn.neighbors._kd_tree.KDTree",
+              "sklearn.metrics._dist_metrics.EuclideanDistance64")
+
+
 class IndicatorOptions(Options):
     add_indicator: bool = Field(False, description="Add a 0/1 column per feature that had missing values")
 
@@ -57,10 +64,10 @@ def _simple(strategy: str):
 
 
 for _strategy in ("mean", "median", "most_frequent"):
-    component("imputer", _strategy, IndicatorOptions)(_simple(_strategy))
+    component("imputer", _strategy, IndicatorOptions, trusted_types=INDICATOR)(_simple(_strategy))
 
 
-@component("imputer", "constant", ConstantOptions)
+@component("imputer", "constant", ConstantOptions, trusted_types=INDICATOR)
 def impute_constant(config: ConstantOptions, seed: int = 0) -> Any:
     """Replace missing values with a fixed number (fill_value)."""
     from sklearn.impute import SimpleImputer
@@ -69,7 +76,7 @@ def impute_constant(config: ConstantOptions, seed: int = 0) -> Any:
                          keep_empty_features=True)
 
 
-@component("imputer", "knn", KnnOptions)
+@component("imputer", "knn", KnnOptions, trusted_types=INDICATOR)
 def impute_knn(config: KnnOptions, seed: int = 0) -> Any:
     """Fill each missing value from the k nearest training rows."""
     from sklearn.impute import KNNImputer
@@ -78,7 +85,9 @@ def impute_knn(config: KnnOptions, seed: int = 0) -> Any:
                       keep_empty_features=True)
 
 
-@component("imputer", "iterative", IterativeOptions)
+@component("imputer", "iterative", IterativeOptions,
+           trusted_types=INDICATOR + ("sklearn.impute._iterative._ImputerTriplet",
+                                      "sklearn.linear_model._bayes.BayesianRidge"))
 def impute_iterative(config: IterativeOptions, seed: int = 0) -> Any:
     """Regression imputation: model each feature with missing values from the others (MICE-style)."""
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers the class)
@@ -183,7 +192,9 @@ def reduce_pca(config: PcaOptions, seed: int = 0, n_features: int = 0, task: str
     return PCA(n_components=n, random_state=seed, svd_solver="full")
 
 
-@component("reducer", "select_k_best", KBestOptions)
+@component("reducer", "select_k_best", KBestOptions,
+           trusted_types=("sklearn.feature_selection._univariate_selection.f_classif",
+                          "sklearn.feature_selection._univariate_selection.f_regression"))
 def reduce_k_best(config: KBestOptions, seed: int = 0, n_features: int = 0, task: str = "") -> Any:
     """Keep the k features with the best univariate F-score against the target."""
     from sklearn.feature_selection import SelectKBest, f_classif, f_regression
@@ -242,7 +253,7 @@ def sample_random_under(config: SamplerOptions, seed: int = 0, categorical: list
     return RandomUnderSampler(sampling_strategy=config.sampling_strategy, random_state=seed)
 
 
-@component("sampler", "smote", NeighbourOptions, tasks=CLS, random=True)
+@component("sampler", "smote", NeighbourOptions, tasks=CLS, random=True, trusted_types=NEIGHBOURS)
 def sample_smote(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE: synthesise minority rows between neighbours (on encoded, scaled features)."""
     from imblearn.over_sampling import SMOTE
@@ -250,7 +261,7 @@ def sample_smote(config: NeighbourOptions, seed: int = 0, categorical: list[int]
     return SMOTE(sampling_strategy=config.sampling_strategy, k_neighbors=config.k_neighbors, random_state=seed)
 
 
-@component("sampler", "smotenc", NeighbourOptions, tasks=CLS, random=True, on_codes=True)
+@component("sampler", "smotenc", NeighbourOptions, tasks=CLS, random=True, on_codes=True, trusted_types=NEIGHBOURS)
 def sample_smotenc(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE-NC for mixed numeric and categorical features (categories are never interpolated)."""
     from imblearn.over_sampling import SMOTE, SMOTENC
@@ -265,7 +276,7 @@ class AdasynOptions(SamplerOptions):
     n_neighbors: int = Field(5, ge=1)
 
 
-@component("sampler", "adasyn", AdasynOptions, tasks=CLS, random=True)
+@component("sampler", "adasyn", AdasynOptions, tasks=CLS, random=True, trusted_types=NEIGHBOURS)
 def sample_adasyn(config: AdasynOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """ADASYN: like SMOTE, with more synthetic rows where the minority is harder to learn."""
     from imblearn.over_sampling import ADASYN
@@ -273,7 +284,8 @@ def sample_adasyn(config: AdasynOptions, seed: int = 0, categorical: list[int] |
     return ADASYN(sampling_strategy=config.sampling_strategy, n_neighbors=config.n_neighbors, random_state=seed)
 
 
-@component("sampler", "smote_tomek", NeighbourOptions, tasks=CLS, random=True)
+@component("sampler", "smote_tomek", NeighbourOptions, tasks=CLS, random=True,
+           trusted_types=NEIGHBOURS + ("imblearn.under_sampling._prototype_selection._tomek_links.TomekLinks",))
 def sample_smote_tomek(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE, then remove Tomek links (cleans the class border)."""
     from imblearn.combine import SMOTETomek
@@ -283,7 +295,8 @@ def sample_smote_tomek(config: NeighbourOptions, seed: int = 0, categorical: lis
     return SMOTETomek(smote=smote, random_state=seed)
 
 
-@component("sampler", "smote_enn", NeighbourOptions, tasks=CLS, random=True)
+@component("sampler", "smote_enn", NeighbourOptions, tasks=CLS, random=True, trusted_types=NEIGHBOURS + (
+    "imblearn.under_sampling._prototype_selection._edited_nearest_neighbours.EditedNearestNeighbours",))
 def sample_smote_enn(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE, then edited nearest neighbours cleaning."""
     from imblearn.combine import SMOTEENN
