@@ -22,7 +22,7 @@ from prefect.tasks import Task, exponential_backoff
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
-from trainflow.flows.spec import PipelineSpec, StageSpec
+from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading
@@ -91,7 +91,7 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
 
 
 @task(name="load", **RETRIES)
-def load_data(data: Any, cache: str, modality: str) -> DataRef:
+def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
     """Read the dataset with the spec's loader; the spec's modality stores it in the cache."""
     ref = loading.load(data, cache, modality)
     print(f"load: {ref.meta.get('rows', '?')} rows from {ref.meta.get('source', data.loader)} (digest {ref.digest[:12]})")

@@ -5,10 +5,10 @@ close match. A section that picks a component (``data.loader``, ``model.name``, 
 that component's options beside the name; they are checked against the component's own config when
 the spec is built, and every problem is reported at once.
 
-The core sections are declared here; the sections of the modalities (``preprocess.image``,
-``forecast``, ``train``, ...) are declared by each modality (``Modality.sections``) and added to
-the spec model as typed, strict fields when it is assembled (:func:`spec_model`), after component
-discovery. So the spec stays one strict pydantic model (unknown keys refused with a close match,
+The core sections are declared here; the sections of the modalities (``preprocess.<name>``
+subsections, top-level ones such as ``train``) are declared by each modality
+(``Modality.sections``) and added to the spec model as typed, strict fields when it is assembled
+(:func:`spec_model`), after component discovery. So the spec stays one strict pydantic model (unknown keys refused with a close match,
 every field typed, with defaults) and the Prefect UI shows a form for every section, while this
 module names no modality. ``PipelineSpec`` is that assembled model; it is rebuilt (as a subclass,
 so existing specs stay valid) only when a plug-in registers new sections after start-up.

@@ -27,9 +27,12 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainflow.refs import json_digest
+from trainflow.refs import SplitRef, json_digest
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 #: the packages whose every module file counts as "trainflow's code"
 OWN_PACKAGES = ("trainflow", "trainflow.flows", "trainflow.tasks")
@@ -60,7 +63,7 @@ def _package_files(package: str, recursive: bool) -> list[Path]:
 
 
 def _relative(path: Path, package: str) -> str:
-    """``path`` relative to the package folder it lies in (``image/modality.py``), for the digest."""
+    """``path`` relative to the package folder it lies in (``subpackage/module.py``), for the digest."""
     import importlib
 
     module = sys.modules.get(package) or importlib.import_module(package)
@@ -80,7 +83,7 @@ def source_digest(packages: list[str] | tuple[str, ...], recursive: bool = True)
     return h.hexdigest()
 
 
-def used_modules(spec: Any) -> set[str]:
+def used_modules(spec: PipelineSpec) -> set[str]:
     """Modules of the components a spec names: its loader, model, preprocessing choices, stages and
     metrics (walked generically, so a new component slot in the spec is covered too)."""
     from pydantic import BaseModel
@@ -111,7 +114,7 @@ def used_modules(spec: Any) -> set[str]:
     return modules
 
 
-def code_fingerprint(spec: Any) -> str:
+def code_fingerprint(spec: PipelineSpec) -> str:
     """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
     plus the packages of the plug-in components the spec uses (see the module docstring)."""
     from trainflow import __version__
@@ -122,11 +125,11 @@ def code_fingerprint(spec: Any) -> str:
                         "plugins": {p: source_digest([p]) for p in plugins}})
 
 
-def cache_key(spec: Any, /, **parts: Any) -> str:
+def cache_key(spec: PipelineSpec, /, **parts: Any) -> str:
     """Key for a cached result made from ``parts`` (data digests, spec sections) by the code of ``spec``."""
     return json_digest({**parts, "code": code_fingerprint(spec)})
 
 
-def model_key(split_ref: Any, spec: Any) -> str:
+def model_key(split_ref: SplitRef, spec: PipelineSpec) -> str:
     """Key of a model trained on a split's training part with a spec (its training view)."""
     return cache_key(spec, split=split_ref.train.digest, spec=spec.training_view().model_dump(mode="json"))

@@ -1,4 +1,4 @@
-"""The modality interface: what a kind of data (tables, images, series, ...) brings to the pipeline.
+"""The modality interface: what a kind of data brings to the pipeline.
 
 The flow is the same for every kind of data; what "split", "fit" or "evaluate" means differs. A
 modality is a subclass of :class:`Modality`, registered like any component (kind ``modality``)
@@ -10,7 +10,8 @@ spec asks its loader which modality it gives (:func:`modality_of_loader`), decid
 A modality declares:
 
 - ``sections``: the spec sections it adds, as pydantic models keyed by their path in the spec
-  (``{"preprocess.image": ImagePreprocess}``, ``{"forecast": ForecastConfig}``); the spec model
+  (``{"preprocess.text": TextPreprocess}`` for a subsection, ``{"horizon": HorizonConfig}`` for a
+  top-level one); the spec model
   gains them as typed, strict fields (see :mod:`trainflow.flows.spec`);
 - ``default_models``: the model a spec gets for each task it serves when it names none (its keys
   are the tasks the modality serves);
@@ -54,7 +55,7 @@ class Modality:
     predict_passes_columns: ClassVar[bool] = False
 
     def __init_subclass__(cls, stages_from: str | None = None, **kwargs: Any) -> None:
-        """``class Image(Modality, stages_from=__name__)`` takes each stage method (and ``profile``)
+        """``class Text(Modality, stages_from=__name__)`` takes each stage method (and ``profile``)
         that the class body does not define from the module-level function of that name in the named
         module, which keeps the stages plain functions, testable on their own."""
         super().__init_subclass__(**kwargs)
@@ -68,7 +69,7 @@ class Modality:
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        """The pipeline tasks (classification, regression, forecasting, ...) this modality serves."""
+        """The pipeline tasks (``classification``, ``regression``, ...) this modality serves."""
         return tuple(self.default_models)
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:

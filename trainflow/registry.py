@@ -53,7 +53,7 @@ class Component:
     config: type[BaseModel] = NoOptions
     summary: str = ""
     tasks: tuple[str, ...] = ()  # pipeline tasks it serves; empty means all
-    modality: str | None = None  # for loaders and models: tabular, image, sequence, ...
+    modality: str | None = None  # for loaders and models: the name of a registered modality
     module: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

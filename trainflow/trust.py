@@ -5,7 +5,7 @@ A run folder is something people share, so every file read back is treated as un
 - skops model files load only if every type they name is on an exact list: the estimators the
   registered components build (found by building them), the types the components declare with
   ``@component(..., trusted_types=(...))`` (fitted internals, functions such as a score function),
-  the fixed pieces of the tabular pipeline, and plain values (containers, NumPy and SciPy arrays).
+  the fixed pieces of the pipeline that saved them, and plain values (containers, NumPy and SciPy arrays).
   A name is trusted only as a whole; there are no module prefixes, and no function unless listed.
 - JSON files (model configs, schemas, metrics) and safetensors weights hold data only.
 - A file that cannot be parsed is reported as damaged, naming it (a DataError, exit 3).

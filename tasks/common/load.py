@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,9 @@ from trainflow import modality as modalities
 from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 from trainflow.registry import component
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import DataSpec
 
 
 #: the markers read as a missing value by default
@@ -178,7 +181,7 @@ def refuse_special_files(config: BaseModel) -> None:
                 raise DataError(f"The data path '{value}' {problem} (data.{key}).")
 
 
-def load(data_spec: Any, cache_dir: str, modality: str) -> DataRef:
+def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
     """Run the spec's loader and let the spec's ``modality`` store what it read in ``cache_dir``
     (logic of the load task)."""
     comp, config = data_spec.resolve("data")

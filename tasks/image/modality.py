@@ -120,7 +120,7 @@ def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndar
     return table
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-image table: labels and counts, shape, channels, pixel range."""
     arrays = load_npz(ref.path)
     df = image_table(arrays["x"], arrays["y"], ref.meta["classes"], arrays.get("files"))
@@ -153,7 +153,7 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- split
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``."""
     from sklearn.model_selection import train_test_split
 
@@ -310,7 +310,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
     return logits.softmax(1).numpy()
 
 
-def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
     model, config = load_model(model_ref.path)
     arrays = load_npz(split_ref.test.path)

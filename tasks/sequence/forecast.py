@@ -150,7 +150,7 @@ def check_length(n: int, fc: ForecastConfig, source: str) -> None:
                         f"horizon plus one training window). Shorten the horizon or lookback.")
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on a per-column summary (length, missing share, constant) of the series."""
     import pandas as pd
 
@@ -179,7 +179,7 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
     return run_expectations(table, checks, docs_dir, suite=spec.name).as_dict()
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Chronological split: the last ``forecast.horizon`` steps are the test, everything before the training past."""
     import pandas as pd
 
@@ -341,7 +341,7 @@ def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: st
     return tf.inverse(out, history)
 
 
-def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """RMSE, MAE, MAPE of the forecast of the test horizon, next to the seasonal-naive baseline; a plot."""
     import pandas as pd
 

@@ -166,7 +166,7 @@ def series_table(series: list[np.ndarray], y: Any, ids: Any) -> Any:
     return table
 
 
-def checks_for(table: Any, spec: Any, meta: dict[str, Any]) -> list[Check]:
+def checks_for(table: Any, spec: PipelineSpec, meta: dict[str, Any]) -> list[Check]:
     """The expectation suite for a per-series summary table."""
     v = spec.validation
     checks = [
@@ -196,7 +196,7 @@ def checks_for(table: Any, spec: Any, meta: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-series summary table; raises ValidationFailed listing failures."""
     data = load_series(ref.path)
     if data["y"] is None and spec.task in ("classification", "regression"):
@@ -208,7 +208,7 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- split
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed)."""
     from sklearn.model_selection import train_test_split
 
@@ -344,7 +344,7 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device
     return out.reshape(-1).numpy() * config["target_std"] + config["target_mean"]
 
 
-def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Test metrics, per-class report and confusion matrix (classification); learning curves."""
     model, config = load_model(model_ref.path)
     data = load_series(split_ref.test.path)

@@ -82,7 +82,7 @@ def looks_numeric(series: Any) -> bool:
     return share >= 0.8
 
 
-def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
+def derived_checks(df: Any, spec: PipelineSpec, target: str | None) -> list[Check]:
     """The expectation suite for a table, from the spec and the data."""
     v = spec.validation
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows},
@@ -132,7 +132,7 @@ def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
     return checks
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Run the derived suite on the stored table; raises ValidationFailed listing the failures."""
     df = read_parquet(ref.path)
     summary = run_expectations(df, derived_checks(df, spec, ref.meta.get("target")), docs_dir, suite=spec.name)
@@ -142,7 +142,7 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- profile & split
 
 
-def profile(ref: DataRef, spec: Any) -> DataRef:
+def profile(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Column profile and feature plan (``tasks/tabular/profile.py``), carried in the reference's meta."""
     from trainflow.tasks.tabular.profile import profile_and_plan
 
@@ -156,7 +156,7 @@ def _xy(df: Any, target: str) -> tuple[Any, Any]:
     return df.drop(columns=[target]), df[target]
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Stratified (classification) holdout split, written as two Parquet files in the cache."""
     from sklearn.model_selection import train_test_split
 
@@ -218,7 +218,7 @@ def column_kinds(X: Any) -> tuple[list[str], list[str]]:
     return numeric, [c for c in X.columns if c not in numeric]
 
 
-def build_pipeline(spec: Any, numeric: list[str], categorical: list[str], n_features_hint: int) -> Any:
+def build_pipeline(spec: PipelineSpec, numeric: list[str], categorical: list[str], n_features_hint: int) -> Any:
     """The unfitted imbalanced-learn pipeline for a spec and a table's columns."""
     from imblearn.pipeline import Pipeline
     from sklearn.compose import ColumnTransformer
@@ -262,7 +262,7 @@ def build_pipeline(spec: Any, numeric: list[str], categorical: list[str], n_feat
     return Pipeline(steps)
 
 
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     """Fit the pipeline on the training split; save it with skops beside its input schema."""
     import skops.io as sio
 
@@ -338,7 +338,7 @@ def _recording_resampled_counts(pipe: Any):
         del sampler.fit_resample
 
 
-def cross_validate(spec: Any, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
+def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
     """k-fold CV of the whole pipeline on the training split; the primary metric per fold."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -385,7 +385,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     return pipe, schema
 
 
-def evaluate(model: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Score the fitted pipeline on the test split; plots go to ``plots_dir``."""
     pipe = memo.recall(Path(model.path) / MODEL_FILE)  # the pipeline this process has just fitted
     if pipe is None:
