@@ -29,7 +29,8 @@ def train(args: argparse.Namespace) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from trainflow.tasks.image.modality import CnnConfig, ImagePreprocess, augmenter, build_cnn
+    from trainflow.tasks.image.modality import ImagePreprocess, augmenter
+    from trainflow.tasks.image.networks import CnnConfig, build_cnn
     from trainflow.tasks.common.training import TrainConfig, train_model
 
     if os.environ.get("TF_DETERMINISTIC") == "1":

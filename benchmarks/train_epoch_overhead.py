@@ -22,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from trainflow.tasks.image.modality import CnnConfig, build_cnn
+from trainflow.tasks.image.networks import CnnConfig, build_cnn
 from trainflow.tasks.common.training import TrainConfig, train_model
 
 
