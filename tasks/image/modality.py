@@ -340,8 +340,9 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
 @component("modality", "image")
 class Image(NeuralModality, stages_from=__name__):
-    """Images (classification): per-channel normalization and augmentation fitted on the training
-    split, a CNN trained by the shared loop; saved as safetensors + JSON."""
+    """Images, classified by a CNN trained with the shared loop (safetensors + JSON).
+
+    Per-channel normalization and augmentation are fitted on, and applied to, the training split."""
 
     sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
     default_models = {"classification": "cnn"}

@@ -427,8 +427,10 @@ def next_times(times: Any, horizon: int) -> list[str] | None:
 
 @component("modality", "forecast")
 class Forecast(NeuralModality, stages_from=__name__):
-    """One time series forecast ``horizon`` steps ahead: chronological split, transforms fitted on
-    the past only, a network trained on windows by the shared loop; RMSE next to seasonal naive."""
+    """One time series forecast ``horizon`` steps ahead, next to a seasonal-naive baseline.
+
+    Chronological split, transforms fitted on the past only, a network trained on windows by the
+    shared loop."""
 
     sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess, "forecast": ForecastConfig}
     default_models = {"forecasting": "gru"}

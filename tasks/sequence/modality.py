@@ -394,9 +394,10 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
 @component("modality", "sequence")
 class Sequence(NeuralModality, stages_from=__name__):
-    """Whole series (classification, regression): missing values, z-normalization and padding or
-    packing fitted on the training split, a recurrent or convolutional network trained by the shared
-    loop; saved as safetensors + JSON."""
+    """Whole series, classified or regressed by a recurrent or convolutional network (shared loop).
+
+    Missing values, z-normalization and padding or packing are fitted on the training split; the
+    model is saved as safetensors + JSON."""
 
     sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess}
     default_models = {"classification": "gru", "regression": "gru"}

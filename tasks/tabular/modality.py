@@ -538,8 +538,10 @@ def target_problems(spec: PipelineSpec) -> list[str]:
 
 @component("modality", "tabular")
 class Tabular(Modality, stages_from=__name__):
-    """Tables (CSV, Parquet): imputation, encoding, scaling, reduction and resampling fitted with a
-    scikit-learn model in one imbalanced-learn pipeline; saved with skops."""
+    """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
+
+    Imputation, encoding, scaling, reduction and resampling are fitted with the model in one
+    imbalanced-learn pipeline on the training split only."""
 
     sections = {"preprocess.impute": ImputeSpec, "preprocess.encode": EncodeSpec, "preprocess.scale": ScaleSpec,
                 "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec}
