@@ -180,10 +180,9 @@ def skops_types(path: Path) -> set[str]:
     return found | set(sio.get_untrusted_types(file=path))
 
 
-def load_skops(path: Path | str, trusted: frozenset[str]) -> Any:
-    """Load a skops file whose every type is in ``trusted``; refuse it (DataError) otherwise."""
-    import skops.io as sio
-
+def check_skops(path: Path | str, trusted: frozenset[str]) -> set[str]:
+    """The types a skops file names, once every one is in ``trusted``; DataError when the file is
+    missing, damaged, or names any other type. Nothing in the file is imported or run."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"No saved model at '{path}'.")
@@ -198,6 +197,14 @@ def load_skops(path: Path | str, trusted: frozenset[str]) -> Any:
             f"file could run code through them: {', '.join(refused)}. Only the exact types of the registered "
             f"components are loaded (a plug-in component lists the extra types its models hold with "
             f"@component(..., trusted_types=(...)).")
+    return found
+
+
+def load_skops(path: Path | str, trusted: frozenset[str]) -> Any:
+    """Load a skops file whose every type is in ``trusted``; refuse it (DataError) otherwise."""
+    import skops.io as sio
+
+    found = check_skops(path, trusted)
     try:
         return sio.load(path, trusted=sorted(found))
     except Exception as exc:  # every type is trusted, so what fails is the file's content

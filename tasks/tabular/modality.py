@@ -293,6 +293,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     sio.dump(pipe, tmp / MODEL_FILE)
+    # A model that predict would refuse must not be published: check it as predict will load it.
+    trust.check_skops(tmp / MODEL_FILE, trust.trusted_types(PIPELINE_TYPES))
     schema = {
         "task": spec.task, "target": target, "classes": classes, "plan": split_ref.train.meta.get("plan"),
         "id": spec.data.options().get("id"),
