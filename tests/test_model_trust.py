@@ -125,7 +125,7 @@ def test_the_untouched_model_still_predicts(shared_run, tmp_path, capsys):
 
 
 def test_trusted_set_is_exact_names_without_code():
-    names = trust.trusted_types(tabular.PIPELINE_TYPES, modality="tabular")
+    names = tabular.trusted_types()
     for dangerous in ("builtins.eval", "builtins.exec", "builtins.getattr", "builtins.__import__", "functools.partial",
                       "posix.system", "os.system", "_operator.attrgetter", "_operator.methodcaller", "builtins.type"):
         assert dangerous not in names

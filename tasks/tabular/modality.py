@@ -294,7 +294,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     tmp.mkdir(parents=True)
     sio.dump(pipe, tmp / MODEL_FILE)
     # A model that predict would refuse must not be published: check it as predict will load it.
-    trust.check_skops(tmp / MODEL_FILE, trust.trusted_types(PIPELINE_TYPES))
+    trust.check_skops(tmp / MODEL_FILE, trusted_types())
     schema = {
         "task": spec.task, "target": target, "classes": classes, "plan": split_ref.train.meta.get("plan"),
         "id": spec.data.options().get("id"),
@@ -380,9 +380,14 @@ def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
 # ---------------------------------------------------------------- evaluate
 
 
+def trusted_types() -> frozenset[str]:
+    """The exact types a saved tabular model may hold (:func:`trainflow.trust.trusted_types`)."""
+    return trust.trusted_types(PIPELINE_TYPES, modality="tabular")
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Load a saved pipeline; a type outside the exact trusted set is refused (trainflow.trust)."""
-    pipe = trust.load_skops(Path(folder) / MODEL_FILE, trust.trusted_types(PIPELINE_TYPES, modality="tabular"))
+    pipe = trust.load_skops(Path(folder) / MODEL_FILE, trusted_types())
     schema = trust.read_json(Path(folder) / SCHEMA_FILE)
     return pipe, schema
 
