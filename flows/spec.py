@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
 
 from trainflow import modality as modalities
-from trainflow.errors import SpecError, expected
+from trainflow.errors import ComponentError, SpecError, expected
 from trainflow.files import path_problem
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
 
@@ -252,8 +252,10 @@ def spec_model() -> type[PipelineSpecBase]:
     base_pre = _built.get("preprocess", PreprocessBase)
     nested = {p.split(".", 1)[1]: m for p, m in sections.items() if p.startswith("preprocess.")}
     other = [p for p in sections if "." in p and not p.startswith("preprocess.")]
-    if other:
-        raise SpecError(f"modality sections may be top-level or under 'preprocess'; got {other}.")
+    core = [p for p in sections if p in PipelineSpecBase.model_fields or p in PreprocessBase.model_fields]
+    if other or core:
+        raise ComponentError(f"a modality's spec sections are new top-level sections or 'preprocess.<name>'; "
+                             f"got {other + core} (a core section cannot be replaced).")
     preprocess = create_model("PreprocessSpec", __base__=base_pre, __module__=__name__,
                               **{name: _section_field(m) for name, m in nested.items()})
     fields: dict[str, Any] = {p: _section_field(m) for p, m in sections.items() if "." not in p}

@@ -61,3 +61,15 @@ def test_cuda_without_a_cuda_device_is_a_spec_problem(tmp_path, capsys):
     raw = {"name": "p", "data": {"loader": "npz", "path": str(tmp_path / "missing.npz")}, "train": {"device": "cuda"}}
     code, err = run_cli("run", write_spec(tmp_path / "spec.yaml", raw), "--out", tmp_path / "runs", capsys=capsys)
     assert code == 2 and "'train.device' is 'cuda' but no CUDA device is available" in err, err
+
+
+def test_a_modality_cannot_replace_a_core_section(monkeypatch):
+    from trainflow import modality
+    from trainflow.errors import ComponentError
+    from trainflow.flows import spec as spec_module
+    from trainflow.flows.spec import SplitSpec
+
+    image = type(modality.get("image"))
+    monkeypatch.setattr(image, "sections", {**image.sections, "split": SplitSpec})
+    with pytest.raises(ComponentError, match="a core section cannot be replaced"):
+        spec_module.spec_model()
