@@ -29,8 +29,9 @@ def train(args: argparse.Namespace) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from trainflow.tasks.image import CnnConfig, ImagePreprocess, augmenter, build_cnn
-    from trainflow.tasks.training import TrainConfig, train_model
+    from trainflow.tasks.image.modality import ImagePreprocess, augmenter
+    from trainflow.tasks.image.networks import CnnConfig, build_cnn
+    from trainflow.tasks.common.training import TrainConfig, train_model
 
     if os.environ.get("TF_DETERMINISTIC") == "1":
         torch.use_deterministic_algorithms(True)
@@ -60,7 +61,7 @@ def check(args: argparse.Namespace, work: Path, deterministic: bool) -> tuple[bo
     import torch
     from safetensors.torch import load_file
 
-    from trainflow.tasks.training import CHECKPOINT, load_checkpoint
+    from trainflow.tasks.common.training import CHECKPOINT, load_checkpoint
 
     mode = "deterministic" if deterministic else "default"
     t0 = time.perf_counter()

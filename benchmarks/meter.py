@@ -99,3 +99,17 @@ def parse_result(stdout: str) -> dict:
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX):])
     raise RuntimeError("the benchmarked process printed no result line:\n" + stdout[-3000:])
+
+
+def timed(fn, record):
+    """``fn`` wrapped so that each call passes its wall time in seconds to ``record`` (also when it raises)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            record(time.perf_counter() - t0)
+    return wrapper

@@ -31,29 +31,21 @@ RUNS: list[dict[str, float]] = []  # every run of this process: only the first i
 
 
 def _timed(name, fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            TIMES[name] += time.perf_counter() - t0
-    return wrapper
+    from meter import timed
+
+    return timed(fn, lambda seconds: TIMES.__setitem__(name, TIMES[name] + seconds))
 
 
 def instrument() -> None:
     """Wrap the stage functions of every modality and the training loop with timers."""
-    import importlib
-
-    from trainflow.modality import MODALITIES
-    from trainflow.tasks import load as loading
-    from trainflow.tasks import training
+    from trainflow import modality
+    from trainflow.tasks.common import load as loading
+    from trainflow.tasks.common import training
 
     loading.load = _timed("load", loading.load)
-    for module in MODALITIES.values():
-        mod = importlib.import_module(module)
+    for mod in modality.all_modalities():
         for stage in STAGES[1:]:
-            setattr(mod, stage, _timed(stage, getattr(mod, stage)))
+            setattr(type(mod), stage, staticmethod(_timed(stage, getattr(type(mod), stage))))
     inner = training.train_model
 
     @functools.wraps(inner)

@@ -26,7 +26,7 @@ from sklearn.compose import ColumnTransformer  # noqa: E402
 from sklearn.impute import SimpleImputer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from plain_metrics import score, write  # noqa: E402
+from plain_metrics import evaluate_and_publish  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
@@ -58,14 +58,9 @@ def main() -> None:
                          ("model", LogisticRegression(max_iter=2000, random_state=0))])
         pipe.fit(X, y.to_numpy())
         sio.dump(pipe, out / "model.skops")
-    with meter.stage("evaluate"):
-        Xt, yt = test.drop(columns=["species"]), test["species"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-        proba = pipe.predict_proba(Xt)
-        metrics, confusion = score(yt, proba)
-    with meter.stage("publish"):
-        write(out, metrics, confusion)
-    meter.extra["metrics"] = metrics
-    meter.report()
+    evaluate_and_publish(meter, pipe, lambda: (test.drop(columns=["species"]),
+                                               test["species"].map({c: i for i, c in enumerate(classes)}).to_numpy()),
+                         out)
 
 
 if __name__ == "__main__":

@@ -23,3 +23,15 @@ def score(y, proba) -> tuple[dict[str, float], list[list[int]]]:
 
 def write(out: Path, metrics: dict[str, float], confusion: list[list[int]]) -> None:
     (out / "metrics.json").write_text(json.dumps({"metrics": metrics, "confusion": confusion}, indent=2))
+
+
+def evaluate_and_publish(meter, pipe, test_xy, out: Path) -> None:
+    """The plain scripts' last stages, timed by ``meter``: ``test_xy()`` gives the test features and
+    integer labels, the fitted ``pipe`` scores them, metrics.json is written; then the report."""
+    with meter.stage("evaluate"):
+        X, y = test_xy()
+        metrics, confusion = score(y, pipe.predict_proba(X))
+    with meter.stage("publish"):
+        write(out, metrics, confusion)
+    meter.extra["metrics"] = metrics
+    meter.report()

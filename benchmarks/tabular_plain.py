@@ -26,7 +26,7 @@ from imblearn.pipeline import Pipeline  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.impute import SimpleImputer  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from plain_metrics import score, write  # noqa: E402
+from plain_metrics import evaluate_and_publish  # noqa: E402
 
 
 def main() -> None:
@@ -70,14 +70,7 @@ def main() -> None:
         pipe.fit(X, y)
         del train, X, y
         sio.dump(pipe, out / "model.skops")
-    with meter.stage("evaluate"):
-        X, y = test[features], test[args.target].map(codes).to_numpy()
-        proba = pipe.predict_proba(X)
-        metrics, confusion = score(y, proba)
-    with meter.stage("publish"):
-        write(out, metrics, confusion)
-    meter.extra["metrics"] = metrics
-    meter.report()
+    evaluate_and_publish(meter, pipe, lambda: (test[features], test[args.target].map(codes).to_numpy()), out)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from trainflow.tasks.image import CnnConfig, build_cnn
-from trainflow.tasks.training import TrainConfig, train_model
+from trainflow.tasks.image.networks import CnnConfig, build_cnn
+from trainflow.tasks.common.training import TrainConfig, train_model
 
 
 def _sync(device: torch.device) -> None:

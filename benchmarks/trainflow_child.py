@@ -11,13 +11,11 @@ as one JSON line (see meter.py).
 
 from __future__ import annotations
 
-import functools
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from meter import StageMeter  # noqa: E402
+from meter import StageMeter, timed  # noqa: E402
 
 meter = StageMeter()
 
@@ -32,14 +30,7 @@ def instrument() -> dict[str, float]:
     own: dict[str, float] = {}
 
     def timed_fn(name, fn):
-        @functools.wraps(fn)
-        def body(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                own[name] = own.get(name, 0.0) + time.perf_counter() - t
-        return body
+        return timed(fn, lambda seconds: own.__setitem__(name, own.get(name, 0.0) + seconds))
 
     class Timed:
         """A task whose calls are metered as one stage; ``with_options`` keeps the meter (the flow

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
-#: demo name -> spec files in flows/specs, run in order
-DEMOS: dict[str, list[str]] = {
-    "tabular": ["penguins.yaml"],
-    "sequence": ["gunpoint.yaml", "airline.yaml"],
-    "image": ["digits.yaml"],
-}
+
+
+def demos() -> dict[str, list[str]]:
+    """Demo name -> spec files in flows/specs, run in order (listed in flows/specs/demos.yaml)."""
+    import yaml
+
+    return yaml.safe_load((SPECS_DIR / "demos.yaml").read_text(encoding="utf-8"))
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _overrides(p)
 
     p = sub.add_parser("demo", help="run the demo pipelines on the embedded data")
-    p.add_argument("which", nargs="?", default="all", choices=["all", *DEMOS],
+    p.add_argument("which", nargs="?", default="all", choices=["all", *demos()],
                    help="which demo (default: all)")
     p.add_argument("--out", default="runs")
     _overrides(p)
@@ -177,8 +178,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from trainflow.flows.spec import load_spec
 
-    names = [n for n in DEMOS if args.which in ("all", n)]
-    specs = [load_spec(SPECS_DIR / f, args.overrides) for n in names for f in DEMOS[n]]
+    listed = demos()
+    specs = [load_spec(SPECS_DIR / f, args.overrides) for n in listed if args.which in ("all", n) for f in listed[n]]
     for spec in specs:
         print(f"\n=== demo: {spec.name} ({spec.task}, {spec.modality})")
         _print_summary(run_spec(spec, args.out))
@@ -186,8 +187,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainflow.tasks.predict import predict_to_file
-    from trainflow.tasks.promote import resolve_model
+    from trainflow.tasks.common.predict import predict_to_file
+    from trainflow.tasks.common.promote import resolve_model
 
     run_dir = resolve_model(args.model, args.runs)
     path = predict_to_file(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
@@ -236,14 +237,34 @@ def cmd_components(args: argparse.Namespace) -> int:
             continue
         if comp.kind != current:
             current = comp.kind
-            print(f"\n{comp.kind}s: {KINDS[comp.kind]}")
+            plural = comp.kind[:-1] + "ies" if comp.kind.endswith("y") else comp.kind + "s"
+            print(f"\n{plural}: {KINDS[comp.kind]}")
         scope = f" [{', '.join(comp.tasks)}]" if comp.tasks else ""
         print(f"  {comp.name:<24}{comp.summary}{scope}")
+        if comp.kind == "modality":
+            _print_modality(comp.name)
+            continue
         for name, field in comp.config.model_fields.items():
             default = "required" if field.is_required() else f"default {field.default!r}"
             desc = f": {field.description}" if field.description else ""
             print(f"      {name} ({default}){desc}")
     return 0
+
+
+def _print_modality(name: str) -> None:
+    """The tasks, loaders, models and spec sections of a modality (for ``trainflow components``)."""
+    from trainflow import modality
+    from trainflow.flows.spec import fits
+    from trainflow.registry import REGISTRY
+
+    mod = modality.get(name)
+    tasks = ", ".join(f"{t} (default model {m})" for t, m in mod.default_models.items())
+    print(f"      tasks: {tasks}")
+    print(f"      loaders: {', '.join(c.name for c in REGISTRY.all() if c.kind == 'loader' and c.modality == name)}")
+    models = [c.name for c in REGISTRY.all() if c.kind == "model" and fits(c, name)
+              and (not c.tasks or set(c.tasks) & set(mod.tasks))]
+    print(f"      models: {', '.join(models)}")
+    print(f"      spec sections: {', '.join(mod.sections) or 'none'}")
 
 
 COMMANDS = {

@@ -7,13 +7,16 @@ through the API.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 #: the tag on training tasks; ``prefect concurrency-limit create trainflow-train 1`` lets one train at a time
 TRAIN_TAG = "trainflow-train"
 
 
-def run_tags(spec: Any) -> list[str]:
+def run_tags(spec: PipelineSpec) -> list[str]:
     """Tags of a pipeline's flow runs: ``trainflow``, ``pipeline:<name>``, ``task:<kind>``, ``modality:<m>``."""
     return ["trainflow", f"pipeline:{spec.name}", f"task:{spec.task}", f"modality:{spec.modality}"]
 

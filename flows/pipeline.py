@@ -22,13 +22,13 @@ from prefect.tasks import Task, exponential_backoff
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
-from trainflow.flows.spec import PipelineSpec, StageSpec
-from trainflow.modality import modality
+from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
+from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
-from trainflow.tasks import load as loading
-from trainflow.tasks import metrics
-from trainflow.tasks import publish as publishing
-from trainflow.tasks.publish import RunFolder
+from trainflow.tasks.common import load as loading
+from trainflow.tasks.common import metrics
+from trainflow.tasks.common import publish as publishing
+from trainflow.tasks.common.publish import RunFolder
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -91,9 +91,9 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
 
 
 @task(name="load", **RETRIES)
-def load_data(data: Any, cache: str) -> DataRef:
-    """Read the dataset with the spec's loader; store it in the cache."""
-    ref = loading.load(data, cache)
+def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
+    """Read the dataset with the spec's loader; the spec's modality stores it in the cache."""
+    ref = loading.load(data, cache, modality)
     print(f"load: {ref.meta.get('rows', '?')} rows from {ref.meta.get('source', data.loader)} (digest {ref.digest[:12]})")
     return ref
 
@@ -104,30 +104,25 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> di
     if not spec.validation.enabled:
         print("validate: skipped (validation.enabled is false)")
         return None
-    summary = modality(data.modality).validate(data, spec, docs_dir)
+    summary = modalities.get(spec.modality).validate(data, spec, docs_dir)
     print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
     return summary
 
 
 @task(name="profile", **RETRIES)
 def profile_data(data: DataRef, spec: PipelineSpec) -> DataRef:
-    """Profile the columns and decide the features (tables); the plan travels in the reference's meta."""
-    profile = getattr(modality(data.modality), "profile", None)
-    if profile is None:
-        return data
-    from trainflow.tasks.profile import profile_artifact
-
-    ref = profile(data, spec)
-    profile_artifact(spec.name, ref.meta["profile"])
-    plan = ref.meta["plan"]
-    print(f"profile: {len(plan['features'])} features, {len(plan['excluded'])} columns excluded")
+    """Profile the data before the split where the modality does (tables: the columns and the feature
+    plan, which travels in the reference's meta)."""
+    ref = modalities.get(spec.modality).profile(data, spec)
+    if ref.meta.get("profile"):
+        publishing.profile_artifact(spec.name, ref.meta["profile"])
     return ref
 
 
 @task(name="split", **RETRIES, **CACHED)
 def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     """Hold out the test split (fixed by split.seed)."""
-    ref = modality(data.modality).split(data, spec, cache)
+    ref = modalities.get(spec.modality).split(data, spec, cache)
     print(f"split: {ref.train.meta.get('rows')} train / {ref.test.meta.get('rows')} test rows")
     return ref
 
@@ -135,10 +130,10 @@ def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
 @task(name="fit", tags=[TRAIN_TAG], **RETRIES, **CACHED)
 def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
     """Fit preprocessing and model on the training split only (from scratch on a refresh)."""
-    from trainflow.tasks.training import fresh_start
+    from trainflow.tasks.common.training import fresh_start
 
     with fresh_start(refresh_requested()):
-        ref = modality(split.train.modality).fit(split, spec, cache)
+        ref = modalities.get(spec.modality).fit(split, spec, cache)
     print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))}")
     return ref
 
@@ -146,7 +141,7 @@ def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
 @task(name="evaluate", **RETRIES)
 def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Score the model on the held-out split."""
-    ev = modality(model.modality).evaluate(model, split, spec, plots_dir)
+    ev = modalities.get(spec.modality).evaluate(model, split, spec, plots_dir)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(ev.metrics.items())[:4])
     print(f"evaluate: {shown}")
     return ev
@@ -159,7 +154,7 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
     from prefect.runtime import flow_run
 
     # a retry after the folder was moved into place finds it published: nothing to copy again
-    files = [] if publishing.is_published(run) else modality(model.modality).export(model, str(run.staging))
+    files = [] if publishing.is_published(run) else modalities.get(spec.modality).export(model, str(run.staging))
     primary = spec.evaluate.primary or metrics.PRIMARY[spec.task]
     summary = publishing.publish(run, spec, data, validation, split, model, evaluation, files, primary,
                                  flow_run_id=flow_run.get_id())
@@ -171,7 +166,7 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
 def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     """Make the run the pipeline's champion if it is not worse than the current one; tag the run."""
     from trainflow.flows.monitor import add_flow_run_tags, data_tag, run_tags
-    from trainflow.tasks import promote
+    from trainflow.tasks.common import promote
 
     decision = promote.promote(summary, spec.promotion)
     # The report artifact is made here, not at publish, so that it says whether the run became champion.
@@ -210,7 +205,7 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
     try:
-        data = load_data(spec.data, cache)
+        data = load_data(spec.data, cache, spec.modality)
         _after(spec, "load", {"spec": spec, "data": data})
         validation = validate_data(data, spec, run.docs)
         _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
@@ -234,7 +229,7 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
 def validate_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any] | None:
     """Load and validate only; the Data Docs go to ``<out>/<pipeline>/validation-<time>/``."""
     docs = Path(out).resolve() / spec.name / f"validation-{publishing.new_run_id()}"
-    data = load_data(spec.data, cache_dir(out))
+    data = load_data(spec.data, cache_dir(out), spec.modality)
     summary = validate_data(data, spec, str(docs))
     profile_data(data, spec)  # reports the columns that a run would exclude
     return summary

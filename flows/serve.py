@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 #: the project root of a source checkout (deploy/prefect.yaml names specs relative to it)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -56,11 +59,11 @@ def last_finished_run(out: str | os.PathLike, pipeline: str) -> dict[str, Any] |
     return summary
 
 
-def unchanged_since(spec: Any, out: str | os.PathLike) -> dict[str, Any] | None:
+def unchanged_since(spec: PipelineSpec, out: str | os.PathLike) -> dict[str, Any] | None:
     """The last finished run when its data fingerprint, spec and code fingerprint equal the current
     ones, else None."""
     from trainflow.cache_keys import code_fingerprint
-    from trainflow.tasks.load import fingerprint
+    from trainflow.tasks.common.load import fingerprint
 
     last = last_finished_run(out, spec.name)
     if last is None:
@@ -122,8 +125,8 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
 def _reused_artifact(last: dict[str, Any]) -> None:
     from prefect.artifacts import create_markdown_artifact
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.report import table
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.report import table
 
     primary = last["primary_metric"]
     text = (f"# {last['pipeline']}: unchanged, not retrained\n\nThe data (digest `{last['data_digest'][:12]}`) "

@@ -1,9 +1,21 @@
 """The pipeline spec: a YAML file validated by pydantic, the one parameter of the flow.
 
-Sections with a fixed shape are strict models (``extra="forbid"``), so a typo is an error. A
-section that picks a component (``data.loader``, ``preprocess.impute.method``, ``model.name``,
-...) also takes that component's options beside the name; they are checked against the
-component's own config when the spec is built, and every problem is reported at once.
+Sections with a fixed shape are strict models (``extra="forbid"``), so a typo is an error with a
+close match. A section that picks a component (``data.loader``, ``model.name``, ...) also takes
+that component's options beside the name; they are checked against the component's own config when
+the spec is built, and every problem is reported at once.
+
+The core sections are declared here; the sections of the modalities (``preprocess.<name>``
+subsections, top-level ones such as ``train``) are declared by each modality
+(``Modality.sections``) and added to the spec model as typed, strict fields when it is assembled
+(:func:`spec_model`), after component discovery. So the spec stays one strict pydantic model (unknown keys refused with a close match,
+every field typed, with defaults) and the Prefect UI shows a form for every section, while this
+module names no modality. ``PipelineSpec`` is that assembled model; it is rebuilt (as a subclass,
+so existing specs stay valid) only when a plug-in registers new sections after start-up.
+
+The modality of a spec is decided once, by its loader, when the spec is validated
+(``PipelineSpec.modality``); cross-field checks of that modality (``Modality.spec_problems``) run
+then too, so a spec problem is reported before any data is read.
 """
 
 from __future__ import annotations
@@ -14,17 +26,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
 
-from trainflow.errors import SpecError, expected
+from trainflow import modality as modalities
+from trainflow.errors import ComponentError, SpecError, expected
 from trainflow.files import path_problem
-from trainflow.registry import REGISTRY, Component, pydantic_problems
-from trainflow.tasks.image import ImagePreprocess  # noqa: E402  (no torch/Pillow at import)
-from trainflow.tasks.training import TrainConfig  # pydantic only: torch is imported when training runs
-from trainflow.tasks.forecast import ForecastConfig  # noqa: E402  (no torch at import)
-from trainflow.tasks.sequence import SequencePreprocess  # noqa: E402  (no torch at import)
+from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
 
-TASKS = ("classification", "regression", "forecasting")
 #: NAME_MAX of common file systems (ext4, XFS, APFS, NTFS) is 255 bytes; the name is a folder name and
 #: others add to it (Great Expectations' '<name>.json', artifact keys '<name>-sweep-progress'), so keep room.
 MAX_NAME_LENGTH = 200
@@ -37,68 +45,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Choice(BaseModel):
-    """A component picked by name (the ``selector`` field) plus its options."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: ClassVar[str]
-    selector: ClassVar[str]
-
-    @property
-    def choice(self) -> str:
-        return getattr(self, self.selector)
-
-    def options(self) -> dict[str, Any]:
-        """The options given beside the name."""
-        return dict(self.model_extra or {})
-
-    def resolve(self, where: str, task: str | None = None) -> tuple[Component, BaseModel]:
-        """Find the component and validate its options; errors name ``where``."""
-        comp = REGISTRY.get(self.kind, self.choice, task=task, where=f"{where}.{self.selector}")
-        return comp, comp.parse(self.options(), where=f"{where}")
-
-
-class DataSpec(Choice):
-    kind: ClassVar[str] = "loader"
-    selector: ClassVar[str] = "loader"
-    loader: str = Field("csv", description="Loader component, e.g. csv, parquet")
-
-
-class ImputeSpec(Choice):
-    kind: ClassVar[str] = "imputer"
-    selector: ClassVar[str] = "method"
-    method: str = Field("median", description="drop_rows | mean | median | most_frequent | constant | knn | iterative")
-
-
-class EncodeSpec(Choice):
-    kind: ClassVar[str] = "encoder"
-    selector: ClassVar[str] = "method"
-    method: str = Field("onehot", description="onehot | ordinal")
-
-
-class ScaleSpec(Choice):
-    kind: ClassVar[str] = "scaler"
-    selector: ClassVar[str] = "method"
-    method: str = Field("standard", description="standard | minmax | robust | none")
-
-
-class ReduceSpec(Choice):
-    kind: ClassVar[str] = "reducer"
-    selector: ClassVar[str] = "method"
-    method: str = Field("none", description="none | pca | select_k_best | variance_threshold")
-
-
-class ResampleSpec(Choice):
-    kind: ClassVar[str] = "sampler"
-    selector: ClassVar[str] = "method"
-    method: str = Field("none", description="none | class_weight | random_over | smote | ...")
-
-
-class ModelSpec(Choice):
-    kind: ClassVar[str] = "model"
-    selector: ClassVar[str] = "name"
-    name: str | None = Field(None, description="Model component; default: one suited to the data and task "
-                                               "(logistic_regression, ridge, cnn, gru)")
+DataSpec = choice("DataSpec", "loader", "loader", "csv",
+                  "Loader component, e.g. csv, parquet (`trainflow components --kind loader`)",
+                  "What to read (``data``): a loader component and its options.")
+ModelSpec = choice("ModelSpec", "model", "name", None,
+                   "Model component; default: the one the data's modality suggests for the task",
+                   "What to train (``model``): a model component and its options.")
 
 
 class StageSpec(Choice):
@@ -110,14 +62,8 @@ class StageSpec(Choice):
     after: Literal["load", "validate", "split", "fit", "evaluate", "publish"] = "publish"
 
 
-class PreprocessSpec(Strict):
-    impute: ImputeSpec = ImputeSpec()
-    encode: EncodeSpec = EncodeSpec()
-    scale: ScaleSpec = ScaleSpec()
-    reduce: ReduceSpec = ReduceSpec()
-    resample: ResampleSpec = ResampleSpec()
-    image: ImagePreprocess = ImagePreprocess()  # image pipelines only
-    sequence: SequencePreprocess = SequencePreprocess()  # sequence and forecasting pipelines only
+class PreprocessBase(Strict):
+    """The spec's ``preprocess`` section: each modality adds its own subsection(s)."""
 
 
 class ColumnRule(Strict):
@@ -168,7 +114,8 @@ class PromotionSpec(Strict):
 
 
 class FeaturesSpec(Strict):
-    """Which columns of a table become features, and the alarms against junk and leaking ones."""
+    """Which columns of a table become features, and the alarms against junk and leaking ones
+    (``leakage`` and ``leakage_score`` apply to every modality: duplicates across the split)."""
 
     auto_exclude: Literal["drop", "warn", "error"] = Field(
         "drop", description="Identifier, constant and free-text columns not listed in data.features or "
@@ -182,125 +129,154 @@ class FeaturesSpec(Strict):
                                                                "(balanced accuracy or R^2) that raises the alarm")
 
 
-class PipelineSpec(Strict):
-    """A whole pipeline: what to load, check, preprocess, train and report."""
+class PipelineSpecBase(Strict):
+    """A whole pipeline: what to load, check, preprocess, train and report (the core sections)."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_LENGTH,
                       description="Pipeline name; names the run folder")
-    task: Literal["classification", "regression", "forecasting"] = "classification"
+    task: str = Field("classification", description="What to predict; the tasks the data's modality serves")
     description: str = ""
     seed: int = Field(0, description="Seed for model training (the split has its own)")
     data: DataSpec = DataSpec()
     validation: ValidationSpec = ValidationSpec()
     split: SplitSpec = SplitSpec()
-    preprocess: PreprocessSpec = PreprocessSpec()
+    preprocess: PreprocessBase = PreprocessBase()
     model: ModelSpec = ModelSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
-    train: TrainConfig = Field(TrainConfig(), description="How neural networks are trained (image, sequence)")
-    forecast: ForecastConfig = Field(ForecastConfig(), description="Horizon, lookback and transforms (forecasting)")
     promotion: PromotionSpec = PromotionSpec()
-    features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms (tables)")
+    features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
 
+    _modality: str | None = PrivateAttr(None)
+
     @model_validator(mode="after")
-    def _check_components(self) -> PipelineSpec:
-        if self.model.name is None:
-            self.model.name = self.default_model()
-        problems = self.component_problems()
+    def _check_components(self) -> PipelineSpecBase:
+        problems: list[str] = []
+        mod = None
+        try:
+            self._modality = modalities.modality_of_loader(self.data.loader)
+            mod = modalities.get(self._modality)
+        except SpecError as exc:
+            problems += exc.problems
+        if mod is not None and self.task not in mod.tasks:
+            problems.append(task_problem(self.task, mod, self.data.loader))
+        elif mod is not None and self.model.name is None:
+            self.model.name = mod.default_models[self.task]
+        problems += self.component_problems(mod)
+        if mod is not None:
+            problems += mod.spec_problems(self)
         if problems:
             raise SpecError(problems)
         return self
 
-    def default_model(self) -> str:
-        """The model a spec gets when it names none: the demos' choice for its data and task."""
-        try:
-            modality = REGISTRY.get("loader", self.data.loader).modality
-        except SpecError:
-            modality = None  # the unknown loader is reported by component_problems
-        if modality == "image":
-            return "cnn"
-        if modality in ("sequence", "forecast"):
-            return "gru"
-        return "ridge" if self.task == "regression" else "logistic_regression"
-
-    def component_problems(self) -> list[str]:
-        """Every problem with the chosen components and their options."""
-        problems: list[str] = []
-        loader = _collect(problems, self.data, "data")
-        modality = loader[0].modality if loader else None
-        model = _collect(problems, self.model, "model", task=self.task)
-        if loader and model and not _fits(model[0], modality):
-            problems.append(
-                f"'model.name' {self.model.name!r} is a {model[0].modality} model but the loader "
-                f"{self.data.loader!r} gives {modality} data. "
-                + expected("Choose a model that", REGISTRY_models_for(modality, self.task), self.model.name)
-            )
-        if modality == "forecast" and self.task != "forecasting":
-            problems.append(f"the loader {self.data.loader!r} reads one time series to forecast; set 'task: "
-                            f"forecasting' (got {self.task!r}) or use a sequence loader such as 'ts'.")
-        if self.task == "forecasting" and modality not in (None, "forecast"):
-            problems.append(f"'task: forecasting' needs a time-series loader such as 'timeseries_csv'; "
-                            f"the loader {self.data.loader!r} gives {modality} data.")
-        if modality == "tabular":
-            for slot in ("impute", "encode", "scale", "reduce", "resample"):
-                _collect(problems, getattr(self.preprocess, slot), f"preprocess.{slot}", task=self.task)
-            if self.preprocess.resample.method == "class_weight" and model and model[0].extra.get("class_weight") is False:
-                problems.append(f"'preprocess.resample.method' is 'class_weight', but model {self.model.name!r} "
-                                "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
-            problems += self.target_problems()
+    def component_problems(self, mod: modalities.Modality | None) -> list[str]:
+        """Every problem with the chosen components and their options (``mod``: the spec's modality,
+        None when its loader is unknown)."""
+        problems = self.data.problems("data") if mod is not None else []
+        if self.model.name is not None:
+            model_problems = self.model.problems("model", task=self.task)
+            problems += model_problems
+            model = REGISTRY.get("model", self.model.name) if not model_problems else None
+            if mod is not None and model is not None and not fits(model, mod.name):
+                problems.append(
+                    f"'model.name' {self.model.name!r} is a {model.modality} model but the loader "
+                    f"{self.data.loader!r} gives {mod.name} data. "
+                    + expected("Choose a model that", models_for(mod.name, self.task), self.model.name)
+                )
         for i, stage in enumerate(self.stages):
-            _collect(problems, stage, f"stages[{i}]")
+            problems += stage.problems(f"stages[{i}]")
         for i, name in enumerate(self.evaluate.metrics or []):
-            _lookup(problems, "metric", name, f"evaluate.metrics[{i}]", self.task)
+            problems += _lookup("metric", name, f"evaluate.metrics[{i}]", self.task)
         if self.evaluate.primary:
-            _lookup(problems, "metric", self.evaluate.primary, "evaluate.primary", self.task)
+            problems += _lookup("metric", self.evaluate.primary, "evaluate.primary", self.task)
         return problems
-
-    def target_problems(self) -> list[str]:
-        """The target named as a feature, a kept column or the id (a model must not see what it predicts)."""
-        options = self.data.options()
-        target = options.get("target")
-        if not target:
-            return []
-        named = {"data.features": options.get("features") or [], "features.keep": self.features.keep,
-                 "data.id": [options.get("id")]}
-        return [f"the target '{target}' is also listed in '{where}'; a model must not see the column it predicts."
-                for where, columns in named.items() if target in columns]
 
     @property
     def modality(self) -> str:
-        """The kind of data the loader gives: tabular, image, sequence, ..."""
-        return REGISTRY.get("loader", self.data.loader).modality or "tabular"
+        """The kind of data the loader gives (decided once, when the spec was validated)."""
+        return self._modality
 
-    def training_view(self) -> PipelineSpec:
+    def training_view(self) -> PipelineSpecBase:
         """The spec without the parts that cannot change a trained model (cache-key input)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
                                        "evaluate": EvaluateSpec(), "stages": [],
                                        "promotion": PromotionSpec()})
 
 
-def REGISTRY_models_for(modality: str | None, task: str) -> list[str]:
-    return [n for n in REGISTRY.names("model", task) if _fits(REGISTRY.get("model", n), modality)]
+def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:
+    """The message for a task the loader's modality does not serve, naming loaders that would."""
+    others = [c.name for c in REGISTRY.all() if c.kind == "loader" and c.modality != mod.name
+              and task in modalities.get(c.modality).tasks]
+    hint = f", or use a loader whose data serves {task}: {', '.join(others)}" if others else ""
+    return (f"'task' is {task!r}, which the loader {loader!r} ({mod.name} data) does not serve: set "
+            + " or ".join(f"'task: {t}'" for t in mod.tasks) + hint + ".")
 
 
-def _fits(model: Component, modality: str | None) -> bool:
+def models_for(modality: str, task: str) -> list[str]:
+    """The registered models that take data of ``modality`` for ``task``."""
+    return [n for n in REGISTRY.names("model", task) if fits(REGISTRY.get("model", n), modality)]
+
+
+def fits(model: Component, modality: str | None) -> bool:
     """Whether a model takes data of ``modality`` (its own, or one listed in its ``modalities``)."""
     return model.modality in (None, modality) or modality in model.extra.get("modalities", ())
 
 
-def _collect(problems: list[str], choice: Choice, where: str, task: str | None = None):
-    try:
-        return choice.resolve(where, task)
-    except SpecError as exc:
-        problems.extend(exc.problems)
-        return None
-
-
-def _lookup(problems: list[str], kind: str, name: str, where: str, task: str) -> None:
+def _lookup(kind: str, name: str, where: str, task: str) -> list[str]:
     try:
         REGISTRY.get(kind, name, task=task, where=where)
     except SpecError as exc:
-        problems.extend(exc.problems)
+        return list(exc.problems)
+    return []
+
+
+# ---------------------------------------------------------------- the assembled spec model
+
+_built: dict[str, Any] = {}
+
+
+def _section_field(model: type[BaseModel]) -> tuple[type[BaseModel], Any]:
+    doc = (model.__doc__ or "").strip().splitlines()
+    return model, Field(model(), description=doc[0] if doc else None)
+
+
+def spec_model() -> type[PipelineSpecBase]:
+    """The spec model: the core sections plus every registered modality's sections, ``task`` limited
+    to the tasks the modalities serve. Built once; rebuilt as a subclass when new sections appear."""
+    sections = modalities.sections()
+    tasks = tuple(sorted({t for m in modalities.all_modalities() for t in m.tasks}))
+    key = repr((sorted((p, id(m)) for p, m in sections.items()), tasks))
+    if _built.get("key") == key:
+        return _built["spec"]
+    base_spec = _built.get("spec", PipelineSpecBase)
+    base_pre = _built.get("preprocess", PreprocessBase)
+    nested = {p.split(".", 1)[1]: m for p, m in sections.items() if p.startswith("preprocess.")}
+    other = [p for p in sections if "." in p and not p.startswith("preprocess.")]
+    core = [p for p in sections if p in PipelineSpecBase.model_fields or p in PreprocessBase.model_fields]
+    if other or core:
+        raise ComponentError(f"a modality's spec sections are new top-level sections or 'preprocess.<name>'; "
+                             f"got {other + core} (a core section cannot be replaced).")
+    preprocess = create_model("PreprocessSpec", __base__=base_pre, __module__=__name__,
+                              **{name: _section_field(m) for name, m in nested.items()})
+    fields: dict[str, Any] = {p: _section_field(m) for p, m in sections.items() if "." not in p}
+    fields["preprocess"] = (preprocess, Field(preprocess(), description=PreprocessBase.__doc__.strip()))
+    if tasks:
+        default = "classification" if "classification" in tasks else tasks[0]
+        fields["task"] = (Literal[tasks], Field(default, description="What to predict"))
+    spec = create_model("PipelineSpec", __base__=base_spec, __module__=__name__, **fields)
+    spec.__doc__ = PipelineSpecBase.__doc__
+    _built.update(key=key, spec=spec, preprocess=preprocess)
+    return spec
+
+
+def __getattr__(name: str) -> Any:
+    """``PipelineSpec`` and ``PreprocessSpec``: the assembled models (see :func:`spec_model`)."""
+    if name == "PipelineSpec":
+        return spec_model()
+    if name == "PreprocessSpec":
+        spec_model()
+        return _built["preprocess"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- reading specs from files
@@ -323,22 +299,23 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
 
 
-def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpec:
+def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpecBase:
     """Validate a raw dict into a PipelineSpec; raise SpecError listing every problem."""
     if not isinstance(raw, dict):
         raise SpecError(f"the top level must be a mapping of sections (name: ..., data: ...). "
                         f"Got a {_yaml_kind(raw)}.", source)
+    model = spec_model()
     try:
-        return PipelineSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        problems = pydantic_problems(exc, model=PipelineSpec)
-        problems += [p for p in _problems_behind(raw, exc) if p not in problems]
+        problems = pydantic_problems(exc, model=model)
+        problems += [p for p in _problems_behind(raw, exc, model) if p not in problems]
         raise SpecError(problems, source) from None
     except SpecError as exc:
         raise SpecError(exc.problems, source) from None
 
 
-def _problems_behind(raw: dict[str, Any], exc: ValidationError) -> list[str]:
+def _problems_behind(raw: dict[str, Any], exc: ValidationError, model: type[PipelineSpecBase]) -> list[str]:
     """The component problems a structural error hides (pydantic stops before the components are
     checked): the spec is checked again without the values it rejected."""
     rest = copy.deepcopy(raw)
@@ -346,7 +323,7 @@ def _problems_behind(raw: dict[str, Any], exc: ValidationError) -> list[str]:
         _drop(rest, err["loc"])
     rest.setdefault("name", "pipeline")
     try:
-        PipelineSpec.model_validate(rest)
+        model.model_validate(rest)
     except SpecError as inner:
         return inner.problems
     except ValidationError:
@@ -401,7 +378,7 @@ def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
 PATH_OPTIONS = ("path", "train", "test")
 
 
-def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpec:
+def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpecBase:
     """Read, override and validate a spec. Relative data paths resolve against the spec's folder
     (or the working directory, where the file is found there and not beside the spec)."""
     raw = copy.deepcopy(read_raw_spec(path))
@@ -437,6 +414,6 @@ def resolve_data_path(value: str, base: Path) -> str:
     return str(beside_spec.resolve())
 
 
-def spec_to_yaml(spec: PipelineSpec) -> str:
-    """The spec as YAML, as it was run (defaults filled in)."""
+def spec_to_yaml(spec: PipelineSpecBase) -> str:
+    """The spec as YAML, as it was run (defaults filled in); run folders hold this text as spec.yaml."""
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

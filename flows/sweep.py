@@ -23,9 +23,9 @@ from trainflow.flows.monitor import TRAIN_TAG
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
                                       refresh_requested, run_cached, split_data, validate_data)
 from trainflow.flows.spec import PipelineSpec
-from trainflow.modality import modality
+from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
-from trainflow.tasks import publish as publishing
+from trainflow.tasks.common import publish as publishing
 
 RUNNERS = ("threads", "processes", "dask", "ray")
 
@@ -123,9 +123,9 @@ def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: 
     """
     from threadpoolctl import threadpool_limits
 
-    from trainflow.tasks.training import fresh_start
+    from trainflow.tasks.common.training import fresh_start
 
-    mod = modality(split.train.modality)
+    mod = modalities.get(spec.modality)
     with threadpool_limits(limits=threads):
         with fresh_start(refresh_requested()):
             model = mod.fit(split, spec.training_view(), cache)
@@ -167,14 +167,14 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
     from prefect.futures import as_completed
     from threadpoolctl import threadpool_limits
 
-    from trainflow.tasks.metrics import PRIMARY, greater_is_better
-    from trainflow.tasks.publish import artifact_key
+    from trainflow.tasks.common.metrics import PRIMARY, greater_is_better
+    from trainflow.tasks.common.publish import artifact_key
 
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
     try:
-        data: DataRef = load_data(spec.data, cache)
+        data: DataRef = load_data(spec.data, cache, spec.modality)
         validation = validate_data(data, spec, run.docs)
         data = profile_data(data, spec)
         splits = [run_cached(split_data, cache, data, c.training_view(), cache)  # sequential: shared files

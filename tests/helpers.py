@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -78,3 +82,21 @@ def install_plugin(site: Path, module: str, source: str, monkeypatch) -> Path:
     registry.discover(force=True)
     return site
 
+
+@contextlib.contextmanager
+def plugin_installed(site: Path, monkeypatch: Any, module: str, source: str) -> Iterator[Path]:
+    """:func:`install_plugin` for a test's duration: the module is forgotten afterwards."""
+    yield install_plugin(site, module, source, monkeypatch)
+    sys.modules.pop(module, None)
+
+
+
+def flow_run_records(client: Any, flow_run_id: str) -> tuple[list[Any], dict[str, Any]]:
+    """The task runs and the artifacts (by key) of one flow run. Filtered on the server: an unfiltered
+    read returns only the first page (200), which a long test session's server outgrows."""
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
+                                                FlowRunFilterId)
+
+    task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return task_runs, {a.key: a for a in artifacts}

@@ -39,11 +39,11 @@ def newest_metrics(out: Path, pipeline: str) -> dict:
 @pytest.fixture
 def fits(monkeypatch) -> list[int]:
     """Counts the tabular fits that really ran (a Cached fit does not call it)."""
-    from trainflow.tasks import tabular
+    from trainflow.tasks.tabular import modality as tabular
 
     calls: list[int] = []
     real_fit = tabular.fit
-    monkeypatch.setattr(tabular, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    monkeypatch.setattr(tabular.Tabular, "fit", staticmethod(lambda *a, **k: calls.append(1) or real_fit(*a, **k)))
     return calls
 
 
@@ -123,7 +123,7 @@ def test_deleted_or_damaged_cache_files_are_recomputed(tmp_path, fits, caplog):
 
 
 def test_refresh_cache_trains_every_epoch_again(tmp_path, monkeypatch):
-    from trainflow.tasks import training
+    from trainflow.tasks.common import training
 
     saved: list[int] = []  # one checkpoint is written per epoch trained
     real_save = training._save_checkpoint

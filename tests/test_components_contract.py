@@ -7,12 +7,14 @@ table components on a small array, networks on a small batch, loaders on small f
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from trainflow.errors import SpecError
-from trainflow.registry import REGISTRY
+from trainflow.registry import KINDS, REGISTRY
 
 COMPONENTS = REGISTRY.all()
 IDS = [f"{c.kind}:{c.name}" for c in COMPONENTS]
@@ -36,7 +38,30 @@ def default_config(comp):
 @pytest.mark.parametrize("comp", COMPONENTS, ids=IDS)
 def test_has_summary_and_known_kind(comp):
     assert comp.summary, f"{comp.kind} '{comp.name}' needs a docstring (shown by `trainflow components`)"
-    assert comp.module.startswith("trainflow.") or comp.module
+    assert comp.kind in KINDS
+    assert comp.module in sys.modules, f"registered by '{comp.module}', which discovery did not import"
+    if comp.kind in ("loader", "model") and comp.modality is not None:
+        assert comp.modality in REGISTRY.names("modality"), f"{comp.name}: unknown modality {comp.modality!r}"
+
+
+def invalid_value(annotation) -> object | None:
+    """A value no field of this type accepts (None for free-form fields, which accept anything)."""
+    import typing
+
+    if annotation in (typing.Any, dict) or typing.get_origin(annotation) is dict:
+        return None
+    return {"not": "a valid value"}
+
+
+@pytest.mark.parametrize("comp", COMPONENTS, ids=IDS)
+def test_invalid_option_value_is_refused_with_the_field_named(comp):
+    fields = {n: f for n, f in comp.config.model_fields.items() if invalid_value(f.annotation) is not None}
+    if not fields:
+        pytest.skip("no options, or only free-form ones")
+    for name, field in fields.items():
+        with pytest.raises(SpecError) as err:
+            comp.parse({name: invalid_value(field.annotation)}, where=comp.kind)
+        assert any(p.startswith(f"'{comp.kind}.{name}'") for p in err.value.problems), err.value.problems
 
 
 @pytest.mark.parametrize("comp", COMPONENTS, ids=IDS)
@@ -152,6 +177,8 @@ def _run(comp, seed: int, tmp_path=None):
         return _flat(loaded)
     if comp.kind == "model" and comp.modality in ("image", "sequence"):
         return _network(comp, seed)
+    if comp.kind == "modality":
+        return None  # tests/test_modality_contract.py runs every modality on its own tiny data
     if comp.kind == "imputer":
         est = comp.build(cfg, seed=seed)
         if est is None:
@@ -177,7 +204,9 @@ def _run(comp, seed: int, tmp_path=None):
         target = y if task == "classification" else X[:, 0] * 2 + y
         est = comp.build(cfg, seed=seed, task=task)
         est.fit(X, target)
-        return np.asarray(est.predict(X), dtype=float)
+        probe = X[:10] + 0.25  # not the training points, where every seed may agree
+        out = est.predict_proba(probe) if task == "classification" else est.predict(probe)
+        return np.asarray(out, dtype=float)
     if comp.kind == "metric":
         proba = np.column_stack([1 - y * 0.8 - 0.1, y * 0.8 + 0.1])
         if "classification" in comp.tasks:
@@ -194,3 +223,21 @@ def test_same_seed_same_output_on_tiny_data(comp, tmp_path):
     assert first.size and (np.all(np.isfinite(first)) or comp.kind == "metric")
     (tmp_path / "again").mkdir()
     np.testing.assert_array_equal(first, _run(comp, seed=3, tmp_path=tmp_path / "again"))
+
+
+RANDOM = [c for c in COMPONENTS if c.extra.get("random")]
+
+
+@pytest.mark.parametrize("comp", RANDOM, ids=[f"{c.kind}:{c.name}" for c in RANDOM])
+def test_different_seed_gives_a_different_result(comp, tmp_path):
+    first = _run(comp, seed=3, tmp_path=tmp_path)
+    assert first is not None, f"{comp.kind} '{comp.name}' is marked random but the contract cannot run it"
+    (tmp_path / "other").mkdir()
+    other = _run(comp, seed=4, tmp_path=tmp_path / "other")
+    assert first.shape != other.shape or not np.array_equal(first, other), \
+        f"{comp.kind} '{comp.name}' is marked random=True but seeds 3 and 4 give the same output"
+
+
+def test_random_components_are_declared():
+    names = {(c.kind, c.name) for c in RANDOM}
+    assert {("sampler", "smote"), ("model", "random_forest"), ("model", "cnn"), ("model", "gru")} <= names

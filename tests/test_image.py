@@ -14,8 +14,9 @@ Image = pytest.importorskip("PIL.Image")
 
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
 from trainflow.errors import DataError  # noqa: E402
-from trainflow.tasks import image as I  # noqa: E402
-from trainflow.tasks import image_loaders as IL  # noqa: E402
+from trainflow.tasks.image import modality as I  # noqa: E402
+from trainflow.tasks.image import loaders as IL  # noqa: E402
+from trainflow.tasks.image import networks as N  # noqa: E402
 
 
 # ---------------------------------------------------------------- tiny files
@@ -99,12 +100,12 @@ def test_npz_loader_accepts_channels_first(tmp_path):
 
 
 def test_default_cnn_is_the_seed_network():
-    model = I.build_cnn(I.CnnConfig(), in_shape=(3, 32, 32), n_classes=10)
+    model = N.build_cnn(N.CnnConfig(), in_shape=(3, 32, 32), n_classes=10)
     convs = [m for m in model if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32, 64] and convs[0].padding == (0, 0)
     assert sum(p.numel() for p in model.parameters()) == 167_562  # same count as the seed's Keras model
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
-    small = I.build_cnn(I.CnnConfig(activation="gelu", batch_norm=True, dropout=0.2, depth=3), (1, 8, 8), 4)
+    small = N.build_cnn(N.CnnConfig(activation="gelu", batch_norm=True, dropout=0.2, depth=3), (1, 8, 8), 4)
     assert small(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
 
 
@@ -231,7 +232,7 @@ def test_cifar10_spec_is_the_seed_recipe(tmp_path):
 def test_predict_warns_with_the_count_when_it_resizes_or_converts(tmp_path, capsys):
     from PIL import Image
 
-    from trainflow.tasks.image import read_new_images
+    from trainflow.tasks.image.modality import read_new_images
 
     for i, (size, mode) in enumerate([((8, 8), "L"), ((16, 12), "L"), ((16, 12), "RGB")]):
         Image.new(mode, size).save(tmp_path / f"{i}.png")

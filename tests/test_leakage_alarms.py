@@ -11,7 +11,9 @@ from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_sp
 from trainflow.errors import ValidationFailed
 from trainflow.flows.spec import spec_from_dict
 from trainflow.refs import DataRef
-from trainflow.tasks import image, leakage, sequence
+from trainflow.tasks.common import leakage
+from trainflow.tasks.image import modality as image
+from trainflow.tasks.sequence import modality as sequence
 
 
 def penguins_with(tmp_path, **columns) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from tests.conftest import DATA, SPECS
 from trainflow import memo
 from trainflow.flows.spec import load_spec
 from trainflow.refs import read_parquet, write_parquet
-from trainflow.tasks import tabular
+from trainflow.tasks.tabular import modality as tabular
 
 
 def test_a_remembered_frame_is_served_until_the_file_changes(tmp_path):

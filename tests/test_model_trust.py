@@ -25,7 +25,7 @@ from tests.helpers import complete_runs, install_plugin, run_cli
 from trainflow import trust
 from trainflow.errors import ComponentError
 from trainflow.flows.spec import load_spec
-from trainflow.tasks import tabular
+from trainflow.tasks.tabular import modality as tabular
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_the_untouched_model_still_predicts(shared_run, tmp_path, capsys):
 
 
 def test_trusted_set_is_exact_names_without_code():
-    names = trust.trusted_types(tabular.PIPELINE_TYPES)
+    names = tabular.trusted_types()
     for dangerous in ("builtins.eval", "builtins.exec", "builtins.getattr", "builtins.__import__", "functools.partial",
                       "posix.system", "os.system", "_operator.attrgetter", "_operator.methodcaller", "builtins.type"):
         assert dangerous not in names
@@ -248,7 +248,7 @@ def test_checkpoint_with_code_is_refused(tmp_path):
     import torch
 
     from trainflow.errors import TrainflowError
-    from trainflow.tasks.training import load_checkpoint
+    from trainflow.tasks.common.training import load_checkpoint
 
     marker = tmp_path / "PWNED"
     torch.save({"epoch": 3, "model": {"w": torch.zeros(2)}, "extra": _RunsShell(marker)}, tmp_path / "ckpt.pt")

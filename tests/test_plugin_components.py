@@ -3,13 +3,12 @@ listed by `trainflow components` and usable by name in a pipeline."""
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 import yaml
 
 from tests.conftest import DATA, SPECS
-from tests.helpers import complete_runs, install_plugin, run_cli, write_spec
+from tests.helpers import complete_runs, install_plugin, plugin_installed, run_cli, write_spec
 from trainflow import registry
 
 PLUGIN = '''
@@ -48,8 +47,8 @@ def notify(config, context):
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    yield install_plugin(tmp_path / "site", "acme_trainflow", PLUGIN, monkeypatch)
-    sys.modules.pop("acme_trainflow", None)
+    with plugin_installed(tmp_path / "site", monkeypatch, "acme_trainflow", PLUGIN) as site:
+        yield site
 
 
 def test_plugin_is_listed(plugin, capsys):
@@ -75,15 +74,7 @@ def test_plugin_model_and_stage_run_in_a_pipeline(plugin, tmp_path):
 
 
 def test_broken_plugin_fails_naming_its_module(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "broken_plugin").mkdir(parents=True)
-    (site / "broken_plugin" / "__init__.py").write_text("raise ImportError('needs libfoo')\n")
-    dist = site / "broken_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[trainflow.components]\nbroken = broken_plugin\n")
-    monkeypatch.syspath_prepend(str(site))
     with pytest.raises(registry.ComponentError, match="'broken_plugin'.*needs libfoo"):
-        registry.discover(force=True)
+        install_plugin(tmp_path / "site", "broken_plugin", "raise ImportError('needs libfoo')\n", monkeypatch)
     monkeypatch.undo()
     registry.discover(force=True)

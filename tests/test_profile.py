@@ -8,7 +8,7 @@ import pytest
 
 from trainflow.errors import DataError
 from trainflow.flows.spec import spec_from_dict
-from trainflow.tasks.profile import apply_plan, guess_role, plan_features, profile_table
+from trainflow.tasks.tabular.profile import apply_plan, guess_role, plan_features, profile_table
 
 N = 120
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA, SPECS
-from tests.helpers import complete_runs, run_cli
+from tests.helpers import complete_runs, flow_run_records, run_cli
 from trainflow.flows.spec import PromotionSpec
-from trainflow.tasks import promote
+from trainflow.tasks.common import promote
 
 
 def _summary(tmp_path, run_id, value, metric="balanced_accuracy", validation=True):
@@ -102,9 +102,8 @@ def test_worse_run_keeps_champion_and_predict_uses_champion(tmp_path, capsys):
 
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(bad_summary["flow_run_id"])
-        arts = client.read_artifacts()
+        _, mine = flow_run_records(client, bad_summary["flow_run_id"])
     assert {"pipeline:penguins", "task:classification", f"data:{bad_summary['data_digest'][:12]}"} <= set(run.tags)
-    mine = {a.key: a for a in arts if str(a.flow_run_id) == bad_summary["flow_run_id"]}
     assert "not promoted" in mine["penguins-promotion"].data
 
 

@@ -20,14 +20,14 @@ from tests.conftest import REPO, SPECS
 from tests.helpers import complete_runs, run_cli, write_spec
 from trainflow.flows.spec import load_spec
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
-from trainflow.tasks import promote
-from trainflow.tasks import publish as publishing
+from trainflow.tasks.common import promote
+from trainflow.tasks.common import publish as publishing
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="advisory locks (fcntl) only")
 
 OPEN_RUN = """
 import os, signal, sys, time
-from trainflow.tasks.publish import open_run
+from trainflow.tasks.common.publish import open_run
 run = open_run(sys.argv[1], "p")
 print(run.staging, flush=True)
 if sys.argv[2] == "kill":

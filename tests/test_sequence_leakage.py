@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from trainflow.flows.spec import spec_from_dict
-from trainflow.tasks import forecast, sequence
-from trainflow.tasks.seqdata import SeriesSet
+from trainflow.tasks.sequence import forecast
+from trainflow.tasks.sequence import modality as sequence
+from trainflow.tasks.sequence.loaders import SeriesSet
 
 
 def test_global_normalization_is_fitted_on_training_series_only(tmp_path):

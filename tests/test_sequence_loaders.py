@@ -7,10 +7,10 @@ import pytest
 
 from tests.conftest import DATA
 from trainflow.errors import DataError
-from trainflow.tasks.forecast import ForecastConfig, SeriesTransform, check_length, read_timeseries, seasonal_naive
-from trainflow.tasks.seqdata import (LongCsvConfig, NpzConfig, TsConfig, WideCsvConfig, load_long_csv,
+from trainflow.tasks.sequence.forecast import ForecastConfig, SeriesTransform, check_length, read_timeseries, seasonal_naive
+from trainflow.tasks.sequence.loaders import (LongCsvConfig, NpzConfig, TsConfig, WideCsvConfig, load_long_csv,
                                      load_npz_series, load_ts, load_wide_csv, read_any, read_ts)
-from trainflow.tasks.sequence import SeriesPreprocessor
+from trainflow.tasks.sequence.modality import SeriesPreprocessor
 
 TS_HEADER = "# a comment\n@problemName toy\n@timeStamps false\n@missing true\n@univariate {uni}\n{dims}" \
             "@equalLength {equal}\n@classLabel true a b\n@data\n"

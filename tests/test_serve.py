@@ -16,11 +16,11 @@ DEPLOY = REPO / "deploy" / "prefect.yaml"
 
 
 def test_deploy_file_has_a_scheduled_deployment_per_demo_spec():
-    from trainflow.flows.cli import DEMOS
+    from trainflow.flows.cli import demos
 
     entries = serve.read_deployments(DEPLOY)
     by_spec = {e["parameters"]["spec_path"]: e for e in entries if e["work_pool"]["name"] == "trainflow-process"}
-    for files in DEMOS.values():
+    for files in demos().values():
         for name in files:
             entry = by_spec[f"flows/specs/{name}"]
             assert entry["schedules"] and all(s.get("cron") for s in entry["schedules"])

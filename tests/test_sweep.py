@@ -9,10 +9,10 @@ import time
 import pytest
 
 from tests.conftest import SPECS
-from tests.helpers import complete_runs
+from tests.helpers import complete_runs, flow_run_records
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows import sweep
-from trainflow.tasks import promote
+from trainflow.tasks.common import promote
 
 
 def test_grid_is_the_product_of_the_values():
@@ -77,8 +77,7 @@ def test_sweep_on_a_two_worker_dask_cluster_promotes_the_best(tmp_path):
 
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(summary["flow_run_id"])
-        task_runs = client.read_task_runs()
-        arts = {a.key: a for a in client.read_artifacts() if str(a.flow_run_id) == summary["flow_run_id"]}
+        task_runs, arts = flow_run_records(client, summary["flow_run_id"])
     assert flow_run.name.startswith("sweep-penguins-")
     candidates = [t for t in task_runs if str(t.flow_run_id) == summary["flow_run_id"] and t.name.startswith("candidate")]
     assert len(candidates) == 4 and all("trainflow-train" in t.tags for t in candidates)

@@ -23,9 +23,9 @@ import psutil
 import pytest
 
 from tests.conftest import SPECS
-from tests.helpers import complete_runs
+from tests.helpers import complete_runs, flow_run_records
 from tests.test_e2e_server import BIN, _free_port, _wait
-from trainflow.tasks import promote
+from trainflow.tasks.common import promote
 
 CLUSTER_START_S = 90  # two worker processes importing dask on 2 shared, busy CPUs
 SWEEP_S = 240
@@ -104,8 +104,7 @@ def _sweep_and_check(runner: str, address: str, name: str, out: Path, cluster_pi
     assert "Sweep candidates" in (run / "report.md").read_text()
 
     with get_client(sync_client=True) as client:
-        task_runs = [t for t in client.read_task_runs() if str(t.flow_run_id) == metrics["flow_run_id"]]
-        arts = {a.key: a for a in client.read_artifacts() if str(a.flow_run_id) == metrics["flow_run_id"]}
+        task_runs, arts = flow_run_records(client, metrics["flow_run_id"])
     candidates = [t for t in task_runs if t.name.startswith("candidate")]
     assert len(candidates) == 2 and all(t.state.is_completed() for t in candidates), \
         [(t.name, t.state) for t in candidates]

@@ -94,11 +94,11 @@ def crash_once(config, context):
 
 
 def test_rerun_after_crash_does_not_train_again(tmp_path, monkeypatch, capsys):
-    from trainflow.tasks import tabular
+    from trainflow.tasks.tabular import modality as tabular
 
     fits = []
     real_fit = tabular.fit
-    monkeypatch.setattr(tabular, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    monkeypatch.setattr(tabular.Tabular, "fit", staticmethod(lambda *a, **k: fits.append(1) or real_fit(*a, **k)))
     raw = yaml.safe_load((SPECS / "penguins.yaml").read_text())
     raw["data"]["path"] = str(DATA / "penguins.csv")
     raw["model"] = {"name": "random_forest", "n_estimators": 25}  # a model no other test has trained

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import DATA, SPECS
 from trainflow.flows.spec import load_spec
-from trainflow.tasks import tabular
+from trainflow.tasks.tabular import modality as tabular
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from trainflow.errors import DataError
-from trainflow.tasks.load import CsvConfig, TableConfig, fingerprint, load_csv, load_parquet
+from trainflow.tasks.common.load import fingerprint
+from trainflow.tasks.tabular.loaders import CsvConfig, TableConfig, load_csv, load_parquet
 
 
 def test_csv_options_delimiter_encoding_and_na_markers(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import DATA
 from trainflow.flows.spec import spec_from_dict
-from trainflow.tasks import tabular
+from trainflow.tasks.tabular import modality as tabular
 
 
 def make_spec(tmp_path, **sections) -> object:

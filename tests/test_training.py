@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from trainflow.errors import SpecError  # noqa: E402
-from trainflow.tasks.training import CHECKPOINT, TrainConfig, load_checkpoint, train_model  # noqa: E402
+from trainflow.tasks.common.training import CHECKPOINT, TrainConfig, load_checkpoint, train_model  # noqa: E402
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_script.py"
 

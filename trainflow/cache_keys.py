@@ -10,7 +10,7 @@ builder (or the training loop, or a plug-in component) used to leave the key unc
 model was published. The fingerprint covers:
 
 - the trainflow version;
-- every module file of the trainflow packages (``trainflow``, ``trainflow.flows``,
+- every module file of the trainflow packages and their subpackages (``trainflow``, ``trainflow.flows``,
   ``trainflow.tasks``): the modality modules, the shared training loop, preprocessing, networks,
   references and built-in components. Hashing all of them rather than tracing imports is the
   simple, robust choice: a helper module that a component calls can never be missed, at the cost
@@ -27,9 +27,12 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainflow.refs import json_digest
+from trainflow.refs import SplitRef, json_digest
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 #: the packages whose every module file counts as "trainflow's code"
 OWN_PACKAGES = ("trainflow", "trainflow.flows", "trainflow.tasks")
@@ -59,17 +62,28 @@ def _package_files(package: str, recursive: bool) -> list[Path]:
     return sorted(p for folder in folders for p in Path(folder).glob(pattern) if p.is_file())
 
 
+def _relative(path: Path, package: str) -> str:
+    """``path`` relative to the package folder it lies in (``subpackage/module.py``), for the digest."""
+    import importlib
+
+    module = sys.modules.get(package) or importlib.import_module(package)
+    for folder in getattr(module, "__path__", []):
+        if path.is_relative_to(folder):
+            return path.relative_to(folder).as_posix()
+    return path.name
+
+
 def source_digest(packages: list[str] | tuple[str, ...], recursive: bool = True) -> str:
     """SHA-256 over the names and content of every ``.py`` file of ``packages``."""
     h = hashlib.sha256()
     for package in sorted(set(packages)):
         for path in _package_files(package, recursive):
-            h.update(f"{package}:{path.name}:".encode())
+            h.update(f"{package}:{_relative(path, package)}:".encode())
             h.update(_file_digest(path).encode())
     return h.hexdigest()
 
 
-def used_modules(spec: Any) -> set[str]:
+def used_modules(spec: PipelineSpec) -> set[str]:
     """Modules of the components a spec names: its loader, model, preprocessing choices, stages and
     metrics (walked generically, so a new component slot in the spec is covered too)."""
     from pydantic import BaseModel
@@ -90,6 +104,9 @@ def used_modules(spec: Any) -> set[str]:
                 walk(item)
 
     walk(spec)
+    modality = getattr(spec, "modality", None)
+    if modality:  # the modality's stage code, which may come from a plug-in
+        modules.add(REGISTRY.get("modality", modality).module)
     evaluate = getattr(spec, "evaluate", None)
     for name in [*(getattr(evaluate, "metrics", None) or []), getattr(evaluate, "primary", None)]:
         if name:
@@ -97,22 +114,22 @@ def used_modules(spec: Any) -> set[str]:
     return modules
 
 
-def code_fingerprint(spec: Any) -> str:
+def code_fingerprint(spec: PipelineSpec) -> str:
     """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
     plus the packages of the plug-in components the spec uses (see the module docstring)."""
     from trainflow import __version__
 
     plugins = sorted({m.split(".")[0] for m in used_modules(spec)
                       if m and m != "trainflow" and not m.startswith("trainflow.")})
-    return json_digest({"trainflow": __version__, "own": source_digest(OWN_PACKAGES, recursive=False),
+    return json_digest({"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
                         "plugins": {p: source_digest([p]) for p in plugins}})
 
 
-def cache_key(spec: Any, /, **parts: Any) -> str:
+def cache_key(spec: PipelineSpec, /, **parts: Any) -> str:
     """Key for a cached result made from ``parts`` (data digests, spec sections) by the code of ``spec``."""
     return json_digest({**parts, "code": code_fingerprint(spec)})
 
 
-def model_key(split_ref: Any, spec: Any) -> str:
+def model_key(split_ref: SplitRef, spec: PipelineSpec) -> str:
     """Key of a model trained on a split's training part with a spec (its training view)."""
     return cache_key(spec, split=split_ref.train.digest, spec=spec.training_view().model_dump(mode="json"))

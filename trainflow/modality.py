@@ -1,30 +1,176 @@
-"""Per-modality implementations of the pipeline stages.
+"""The modality interface: what a kind of data brings to the pipeline.
 
-The flow is the same for every kind of data; what "split", "fit" or "evaluate" means differs. Each
-modality is a module in ``tasks/`` with the functions named in :data:`STAGE_FUNCTIONS`; the
-flow's tasks look it up here by the loader's modality.
+The flow is the same for every kind of data; what "split", "fit" or "evaluate" means differs. A
+modality is a subclass of :class:`Modality`, registered like any component (kind ``modality``)
+with :func:`trainflow.registry.component`, built in under ``trainflow.tasks`` or shipped in a
+plug-in package through the ``trainflow.components`` entry-point group. The core names none: the
+spec asks its loader which modality it gives (:func:`modality_of_loader`), decides it once
+(``PipelineSpec.modality``), and every stage calls :func:`get` with that name.
+
+A modality declares:
+
+- ``sections``: the spec sections it adds, as pydantic models keyed by their path in the spec
+  (``{"preprocess.text": TextPreprocess}`` for a subsection, ``{"horizon": HorizonConfig}`` for a
+  top-level one); the spec model
+  gains them as typed, strict fields (see :mod:`trainflow.flows.spec`);
+- ``default_models``: the model a spec gets for each task it serves when it names none (its keys
+  are the tasks the modality serves);
+- :meth:`Modality.spec_problems`: cross-field checks of a spec, run with the spec's validation,
+  before any data is read;
+- the stage methods ``store``, ``validate``, ``profile`` (optional), ``split``, ``fit``, ``evaluate``, ``export`` and
+  ``predict``, which exchange the small references of :mod:`trainflow.refs`;
+- :meth:`Modality.example`: a tiny dataset for the contract test every modality passes.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
 
 from trainflow.errors import ComponentError, expected
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
 
-#: modality name -> module implementing its stages
-MODALITIES: dict[str, str] = {
-    "tabular": "trainflow.tasks.tabular",
-    "image": "trainflow.tasks.image",
-    "sequence": "trainflow.tasks.sequence",
-    "forecast": "trainflow.tasks.forecast",
-}
+if TYPE_CHECKING:
+    import pandas as pd
 
-STAGE_FUNCTIONS = ("store", "validate", "split", "fit", "evaluate", "export", "predict")
+    from trainflow.flows.spec import PipelineSpec
+
+STAGES = ("store", "validate", "split", "fit", "evaluate", "export", "predict")
 
 
-def modality(name: str) -> ModuleType:
-    """The module implementing the stages for data of kind ``name``."""
-    if name not in MODALITIES:
-        raise ComponentError(expected("The data modality", MODALITIES, name))
-    return importlib.import_module(MODALITIES[name])
+class Modality:
+    """Base class of a modality; a subclass implements every stage method (see the module docstring)."""
+
+    #: the registered name (set by the ``component("modality", name)`` decorator)
+    name: ClassVar[str] = ""
+    #: spec sections this modality adds: dotted path in the spec -> pydantic model (strict, with defaults)
+    sections: ClassVar[dict[str, type[BaseModel]]] = {}
+    #: task -> the model a spec gets when it names none; its keys are the tasks this modality serves
+    default_models: ClassVar[dict[str, str]] = {}
+    #: whether :meth:`predict` copies input columns (``--id``, ``--keep``) beside the predictions
+    predict_passes_columns: ClassVar[bool] = False
+
+    def __init_subclass__(cls, stages_from: str | None = None, **kwargs: Any) -> None:
+        """``class Text(Modality, stages_from=__name__)`` takes each stage method (and ``profile``)
+        that the class body does not define from the module-level function of that name in the named
+        module, which keeps the stages plain functions, testable on their own."""
+        super().__init_subclass__(**kwargs)
+        if stages_from:
+            import sys
+
+            module = sys.modules[stages_from]
+            for stage in (*STAGES, "profile"):
+                if stage not in cls.__dict__ and callable(getattr(module, stage, None)):
+                    setattr(cls, stage, staticmethod(getattr(module, stage)))
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The pipeline tasks (``classification``, ``regression``, ...) this modality serves."""
+        return tuple(self.default_models)
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """Problems of ``spec`` that only this modality knows of (cross-field checks), found before
+        any data is read, each one message naming the field; reported with the spec's other
+        problems. The spec's model or options may be invalid here (they are reported on their own):
+        look them up defensively. None by default."""
+        return []
+
+    def store(self, loaded: Any, cache_dir: str, digest: str, config: BaseModel) -> DataRef:
+        """Write what the loader returned into the cache, named by ``digest``; return its reference."""
+        raise NotImplementedError
+
+    def validate(self, ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
+        """Great Expectations checks of the stored data; raises ValidationFailed listing failures."""
+        raise NotImplementedError
+
+    def profile(self, ref: DataRef, spec: PipelineSpec) -> DataRef:
+        """Look at the whole dataset before the split (tables: column roles and the feature plan);
+        return the reference, with what later stages need in its meta. By default: nothing to do."""
+        return ref
+
+    def split(self, ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
+        """Hold out the test part (``spec.split``); the parts are stored in the cache."""
+        raise NotImplementedError
+
+    def fit(self, split: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+        """Fit preprocessing and model on the training part only; the model is stored in the cache."""
+        raise NotImplementedError
+
+    def evaluate(self, model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+        """Score the model on the test part; plots are written to ``plots_dir``."""
+        raise NotImplementedError
+
+    def export(self, model: ModelRef, run_dir: str) -> list[str]:
+        """Copy the model's files into the run folder; return their names."""
+        raise NotImplementedError
+
+    def predict(self, run_dir: str | Path, input_path: str | Path, id_column: str | None = None,
+                keep: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+        """Predictions of a saved run's model for new data, one row per item. ``id_column`` and
+        ``keep`` (input columns copied into the output) are passed only where
+        :attr:`predict_passes_columns` is true."""
+        raise NotImplementedError
+
+
+    def example(self, folder: Path) -> Example:
+        """Write a tiny dataset of this modality into ``folder``; return the spec (a raw dict, without
+        ``name``) that trains on it in seconds and an input to predict for. The modality contract test
+        (``tests/test_modality_contract.py``) runs every registered modality through
+        store -> validate -> split -> fit -> evaluate -> export -> predict with it."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Example:
+    """A tiny dataset written by :meth:`Modality.example`: the raw spec that uses it, and new data to predict."""
+
+    spec: dict[str, Any]
+    predict_input: Path
+
+
+@lru_cache(maxsize=None)
+def _instance(cls: type[Modality]) -> Modality:
+    return cls()
+
+
+def get(name: str) -> Modality:
+    """The registered modality ``name`` (ComponentError listing the known ones otherwise)."""
+    from trainflow.registry import REGISTRY
+
+    return _instance(REGISTRY.get("modality", name, where="the data modality").build)
+
+
+def all_modalities() -> list[Modality]:
+    """Every registered modality, by name."""
+    from trainflow.registry import REGISTRY
+
+    return [get(n) for n in REGISTRY.names("modality")]
+
+
+def modality_of_loader(loader: str) -> str:
+    """The modality a registered loader gives (every loader names one when it registers)."""
+    from trainflow.registry import REGISTRY
+
+    comp = REGISTRY.get("loader", loader, where="data.loader")
+    if comp.modality not in REGISTRY.names("modality"):
+        raise ComponentError(expected(f"The modality of loader '{loader}' (module {comp.module})",
+                                      REGISTRY.names("modality"), comp.modality))
+    return comp.modality
+
+
+def sections() -> dict[str, type[BaseModel]]:
+    """Every spec section the registered modalities add (path -> model); two modalities may share a
+    section only with the same model."""
+    found: dict[str, tuple[type[BaseModel], str]] = {}
+    for mod in all_modalities():
+        for path, model in mod.sections.items():
+            old = found.get(path)
+            if old is not None and old[0] is not model:
+                raise ComponentError(f"The spec section '{path}' of modality '{mod.name}' ({model.__name__}) "
+                                     f"clashes with the one of modality '{old[1]}' ({old[0].__name__}).")
+            found.setdefault(path, (model, mod.name))
+    return {path: model for path, (model, _) in found.items()}

@@ -145,6 +145,14 @@ def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
         np.savez(tmp, **arrays)
 
 
+def load_npz(path: str | os.PathLike) -> dict[str, Any]:
+    """Every array of an ``.npz`` file (object arrays refused: they would need pickle)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
 @contextlib.contextmanager
 def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, unique to this process and thread) to write

@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainflow.errors import ComponentError, SpecError, did_you_mean, expected
 
@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "trainflow.components"
 
 #: What each kind of component is; the order is the order ``trainflow components`` lists them in.
 KINDS: dict[str, str] = {
+    "modality": "a kind of data and how each pipeline stage treats it (see trainflow.modality)",
     "loader": "reads a dataset from files into memory",
     "imputer": "fills or removes missing values (fitted on training data only)",
     "encoder": "turns categorical columns into numbers",
@@ -52,7 +53,7 @@ class Component:
     config: type[BaseModel] = NoOptions
     summary: str = ""
     tasks: tuple[str, ...] = ()  # pipeline tasks it serves; empty means all
-    modality: str | None = None  # for loaders and models: tabular, image, sequence, ...
+    modality: str | None = None  # for loaders and models: the name of a registered modality
     module: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,12 +69,20 @@ def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseMo
     """Turn a pydantic ValidationError into our one-line-per-problem messages.
 
     With ``model`` (the class that was validated), an unknown key gets a did-you-mean hint from the
-    keys known at its place. The value the user wrote is quoted as given.
+    keys known at its place. The value the user wrote is quoted as given. The errors of the members
+    of a union type (``int | float``) become one message for the field.
     """
-    problems = []
+    problems: list[str] = []
+    union: dict[str, list[str]] = {}  # field -> what each member of a union type expected
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        parts = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+        member = len(parts) > 1 and UNION_MEMBER.match(parts[-1]) is not None
+        loc = ".".join(parts[:-1] if member else parts)
         field_name = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        if member and err["type"] not in ("extra_forbidden", "missing"):
+            union.setdefault(field_name, []).append(err["msg"].removeprefix("Input should be "))
+            union[field_name + "\0got"] = [shown(err.get("input"))]
+            continue
         if err["type"] == "extra_forbidden":
             known = known_fields(model, err["loc"][:-1]) if model else []
             problems.append(f"'{field_name}' is not a known option{did_you_mean(err['loc'][-1], known)}.")
@@ -86,7 +95,16 @@ def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseMo
             got_text = f" Got {shown(got)}." if got is not None and not isinstance(got, dict) else ""
             msg = err["msg"].removeprefix("Value error, ").rstrip(".")
             problems.append(f"'{field_name}': {msg}.{got_text}")
+    for field_name, expected_each in union.items():
+        if not field_name.endswith("\0got"):
+            got = union[field_name + "\0got"][0]
+            problems.append(f"'{field_name}' should be {' or '.join(dict.fromkeys(expected_each))}. Got {got}.")
     return problems
+
+
+#: the last part of an error location that names a member of a union type (``n_components.int``)
+UNION_MEMBER = re.compile(r"^(int|float|str|bool|bytes|none|(list|tuple|dict|set|literal|function-\w+|"
+                          r"is-instance|nullable|constrained-\w+)\[.*\])$")
 
 
 def shown(value: Any, limit: int = 80) -> str:
@@ -128,6 +146,15 @@ class Registry:
         """Register ``comp``; a second component with the same kind and name is an error."""
         if comp.kind not in KINDS:
             raise ComponentError(expected(f"The kind of component '{comp.name}'", KINDS, comp.kind))
+        if comp.kind == "loader" and not comp.modality:
+            raise ComponentError(f"The loader '{comp.name}' (module '{comp.module}') must name the modality of "
+                                 f"the data it gives: component('loader', '{comp.name}', ..., modality=...).")
+        if comp.kind == "modality":
+            from trainflow.modality import Modality
+
+            if not (isinstance(comp.build, type) and issubclass(comp.build, Modality)):
+                raise ComponentError(f"The modality '{comp.name}' (module '{comp.module}') must be a subclass "
+                                     "of trainflow.modality.Modality.")
         key = (comp.kind, comp.name)
         old = self._items.get(key)
         if old is not None and old.module != comp.module:
@@ -163,6 +190,46 @@ class Registry:
 REGISTRY = Registry()
 
 
+class Choice(BaseModel):
+    """A spec section that picks a component by name (the ``selector`` field) plus its options."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[str]
+    selector: ClassVar[str]
+
+    @property
+    def choice(self) -> str:
+        return getattr(self, self.selector)
+
+    def options(self) -> dict[str, Any]:
+        """The options given beside the name."""
+        return dict(self.model_extra or {})
+
+    def resolve(self, where: str, task: str | None = None) -> tuple[Component, BaseModel]:
+        """Find the component and validate its options; errors name ``where``."""
+        comp = REGISTRY.get(self.kind, self.choice, task=task, where=f"{where}.{self.selector}")
+        return comp, comp.parse(self.options(), where=f"{where}")
+
+    def problems(self, where: str, task: str | None = None) -> list[str]:
+        """What :meth:`resolve` would refuse, as messages (empty when the choice is valid)."""
+        try:
+            self.resolve(where, task)
+        except SpecError as exc:
+            return list(exc.problems)
+        return []
+
+
+def choice(name: str, kind: str, selector: str, default: str | None, description: str, doc: str) -> type[Choice]:
+    """A :class:`Choice` section class: the ``kind`` of component named by its ``selector`` field
+    (default ``default``), plus that component's options."""
+    from pydantic import create_model
+
+    section = create_model(name, __base__=Choice, __doc__=doc,
+                           **{selector: (str | None if default is None else str, Field(default, description=description))})
+    section.kind, section.selector = kind, selector
+    return section
+
+
 def component(
     kind: str,
     name: str,
@@ -175,9 +242,12 @@ def component(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` as the builder of component ``kind``/``name``.
 
-    ``summary`` defaults to the first line of the builder's docstring. ``trusted_types`` (in
-    ``extra``) lists the exact types and functions, beyond the estimators it builds, that a saved
-    model made with the component may hold (see :mod:`trainflow.trust`).
+    ``summary`` defaults to the first line of the builder's docstring. ``extra`` holds facts other
+    code asks about, e.g. ``class_weight`` (a model takes class weights), ``modalities`` (a model
+    takes data of these modalities too), ``random=True`` (the output depends on the seed: the
+    contract test checks that a different seed gives a different result), ``trusted_types`` (the
+    exact types and functions, beyond the estimators it builds, that a saved model made with the
+    component may hold; see :mod:`trainflow.trust`).
     """
     if "trusted_types" in extra:
         from trainflow.trust import check_declared
@@ -185,6 +255,8 @@ def component(
         extra["trusted_types"] = check_declared(extra["trusted_types"], f"{kind} '{name}'")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if kind == "modality":
+            fn.name = name  # a Modality subclass knows its registered name
         doc = (fn.__doc__ or "").strip().splitlines()
         REGISTRY.add(
             Component(
@@ -208,14 +280,16 @@ _discovered = False
 
 
 def discover(force: bool = False) -> None:
-    """Import every built-in module of ``trainflow.tasks`` and every entry-point module, once."""
+    """Import every built-in module of ``trainflow.tasks`` (subpackages included) and every
+    entry-point module, once."""
     global _discovered
     if _discovered and not force:
         return
     _discovered = True  # set first: the imports below call back into the registry
     import trainflow.tasks as builtin
 
-    for info in pkgutil.iter_modules(builtin.__path__, prefix="trainflow.tasks."):
+    # walk_packages imports each subpackage to look inside it, so a broken one is named too
+    for info in pkgutil.walk_packages(builtin.__path__, prefix="trainflow.tasks.", onerror=_failed_package):
         _import(info.name, origin="built-in module")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -225,6 +299,10 @@ def discover(force: bool = False) -> None:
                 f"The plug-in module '{ep.value}' (entry point '{ep.name}' in group "
                 f"'{ENTRY_POINT_GROUP}') failed to import: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def _failed_package(name: str) -> None:
+    _import(name, origin="built-in package")
 
 
 def _import(module: str, origin: str) -> None:

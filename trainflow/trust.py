@@ -5,7 +5,7 @@ A run folder is something people share, so every file read back is treated as un
 - skops model files load only if every type they name is on an exact list: the estimators the
   registered components build (found by building them), the types the components declare with
   ``@component(..., trusted_types=(...))`` (fitted internals, functions such as a score function),
-  the fixed pieces of the tabular pipeline, and plain values (containers, NumPy and SciPy arrays).
+  the fixed pieces of the pipeline that saved them, and plain values (containers, NumPy and SciPy arrays).
   A name is trusted only as a whole; there are no module prefixes, and no function unless listed.
 - JSON files (model configs, schemas, metrics) and safetensors weights hold data only.
 - A file that cannot be parsed is reported as damaged, naming it (a DataError, exit 3).
@@ -97,11 +97,12 @@ def _estimators_in(obj: Any, found: set[str]) -> None:
             _estimators_in(value, found)
 
 
-def component_types(comp: Any) -> set[str]:
-    """The exact types a component's saved models may hold: what it builds plus what it declares."""
+def component_types(comp: Any, modality: str | None = None) -> set[str]:
+    """The exact types a component's saved models may hold: what it builds plus what it declares
+    (for a model: built only when it serves ``modality``, the one whose models skops saves)."""
     found = set(comp.extra.get("trusted_types", ()))
     contexts = SKOPS_KINDS.get(comp.kind)
-    if contexts is None or comp.kind == "model" and comp.modality != "tabular":
+    if contexts is None or comp.kind == "model" and comp.modality != modality:
         return found
     try:
         default = comp.config()
@@ -121,17 +122,17 @@ def component_types(comp: Any) -> set[str]:
 _cache: dict[tuple[Any, ...], frozenset[str]] = {}
 
 
-def trusted_types(fixed: Iterable[str] = ()) -> frozenset[str]:
-    """Every type a saved tabular model may contain: plain values, ``fixed`` (the pipeline's own
-    pieces) and the types of every registered component (built-in and plug-in)."""
+def trusted_types(fixed: Iterable[str] = (), modality: str | None = None) -> frozenset[str]:
+    """Every type a saved skops model of ``modality`` may contain: plain values, ``fixed`` (the
+    pipeline's own pieces) and the types of every registered component (built-in and plug-in)."""
     from trainflow.registry import REGISTRY
 
     comps = REGISTRY.all()
-    key = (frozenset(fixed), tuple((c.kind, c.name, c.module, id(c.build)) for c in comps))
+    key = (frozenset(fixed), modality, tuple((c.kind, c.name, c.module, id(c.build)) for c in comps))
     if key not in _cache:
         names = set(VALUE_TYPES) | set(fixed)
         for comp in comps:
-            names |= component_types(comp)
+            names |= component_types(comp, modality)
         _cache[key] = frozenset(names)
     return _cache[key]
 

@@ -11,7 +11,7 @@ import time
 import torch
 from safetensors.torch import save_file
 
-from trainflow.tasks.training import TrainConfig, train_model
+from trainflow.tasks.common.training import TrainConfig, train_model
 
 def data_and_model():
     g = torch.Generator().manual_seed(123)

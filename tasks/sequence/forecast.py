@@ -15,24 +15,26 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow.errors import DataError, SpecError, did_you_mean
-from trainflow.cache_keys import cache_key, model_key
+from trainflow.cache_keys import cache_key
+from trainflow.errors import DataError, did_you_mean
+from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.registry import component
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.load import existing_file
-from trainflow.tasks.seqdata import read_csv_frame
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import neural, plots
+from trainflow.tasks.common.load import existing_file
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.sequence.loaders import read_csv_frame
+from trainflow.tasks.sequence.modality import SequencePreprocess, build_args
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
-
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 class ForecastConfig(BaseModel):
     """The spec's ``forecast`` section (forecasting pipelines)."""
@@ -148,7 +150,7 @@ def check_length(n: int, fc: ForecastConfig, source: str) -> None:
                         f"horizon plus one training window). Shorten the horizon or lookback.")
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on a per-column summary (length, missing share, constant) of the series."""
     import pandas as pd
 
@@ -177,7 +179,7 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
     return run_expectations(table, checks, docs_dir, suite=spec.name).as_dict()
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Chronological split: the last ``forecast.horizon`` steps are the test, everything before the training past."""
     import pandas as pd
 
@@ -286,19 +288,12 @@ def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray
 # ---------------------------------------------------------------- fit, evaluate, export, predict
 
 
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
-    """Train the spec's network on windows of the (transformed) training past; save safetensors + JSON."""
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """The transform chain fitted on the training past; (lookback -> horizon) windows cut from it."""
     import pandas as pd
     import torch
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.sequence import save_model
-    from trainflow.tasks.training import checkpoint_dir, train_model
-
     fc, meta = spec.forecast, split_ref.train.meta
-    if spec.preprocess.sequence.missing == "mask":
-        raise SpecError("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
-                        "use linear, ffill or bfill.")
     past = pd.read_parquet(split_ref.train.path)[meta["values"]].to_numpy(dtype=np.float64)
     tf = SeriesTransform(fc, spec.preprocess.sequence.missing).fit(past, meta["source"])
     z = tf.forward(past, meta["source"])
@@ -307,44 +302,32 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
                         f"one window needs lookback {fc.lookback} + horizon {fc.horizon}.")
     x, y = windows(z, fc.lookback, fc.horizon)
     channels = past.shape[1]
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
-    torch.manual_seed(spec.seed)
-    model = comp.build(cfg, in_channels=channels, out_features=fc.horizon * channels, task="forecasting")
-    key = model_key(split_ref, spec)
-    result = train_model(
-        model, (torch.from_numpy(x), torch.ones(x.shape[:2]), torch.from_numpy(y)), None, spec.train,
-        seed=spec.seed, checkpoint_dir=checkpoint_dir(cache_dir, key), task="forecasting",
-        progress_key=f"{artifact_key(spec.name)}-training")
-    folder = Path(cache_dir) / "models" / key[:16]
-    config = {"kind": "forecast", "task": "forecasting", "model": spec.model.name,
-              "options": cfg.model_dump(mode="json"), "in_channels": channels,
-              "out_features": fc.horizon * channels, "transform": tf.state(), "time": meta["time"],
-              "values": meta["values"], "loader_options": spec.data.options(),
-              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-    save_model(folder, model, config)
-    steps = [f"missing values: {tf.missing}", f"transform: {fc.transform}", f"detrend: {fc.detrend}",
-             f"scale: {fc.scale} (training past only)", f"windows: {len(x)} x (lookback {fc.lookback} -> horizon "
-             f"{fc.horizon})", f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    return ModelRef.of_folder(folder, WEIGHTS_FILE, "forecast",
-                              {"steps": steps, "history": result.history, "device": result.device,
-                               "best_epoch": result.best_epoch,
-                               "notes": result.report_notes()})
+    return neural.Prepared(
+        inputs=(torch.from_numpy(x), torch.ones(x.shape[:2]), torch.from_numpy(y)),
+        build={"in_channels": channels, "out_features": fc.horizon * channels, "task": "forecasting"},
+        config={"kind": "forecast", "task": "forecasting", "transform": tf.state(), "time": meta["time"],
+                "values": meta["values"], "loader_options": spec.data.options()},
+        steps=[f"missing values: {tf.missing}", f"transform: {fc.transform}", f"detrend: {fc.detrend}",
+               f"scale: {fc.scale} (training past only)",
+               f"windows: {len(x)} x (lookback {fc.lookback} -> horizon {fc.horizon})"],
+        task="forecasting")
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Train the spec's network on windows of the (transformed) training past; save safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "forecast")
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    from trainflow.tasks.sequence import load_model as load_network  # same files as sequence models
-
-    return load_network(folder)
+    return neural.load_network(folder, "forecast", build_args)
 
 
 def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: str = "") -> np.ndarray:
     """The next ``horizon`` raw values [H, C] after ``history`` [t, C]."""
     import torch
 
-    from trainflow.tasks.training import predict as forward
+    from trainflow.tasks.common.training import predict as forward
 
     tf = SeriesTransform.from_state(config["transform"])
     fc = tf.fc
@@ -358,7 +341,7 @@ def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: st
     return tf.inverse(out, history)
 
 
-def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """RMSE, MAE, MAPE of the forecast of the test horizon, next to the seasonal-naive baseline; a plot."""
     import pandas as pd
 
@@ -386,10 +369,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
              "forecast": (t_future, pred[:, c].tolist()), "seasonal naive": (t_future, naive[:, c].tolist())},
             Path(plots_dir) / f"forecast_{c}.png",
             f"{col}: {spec.model.name} forecast of the last {len(test)} steps (test) vs truth")
-    history = model_ref.meta.get("history") or config.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png([{k: v for k, v in h.items() if k != "lr"} for h in history],
-                                                     Path(plots_dir) / "learning_curves.png")
+    curves, history_tables = neural.history_report(model_ref, config, plots_dir)
     rows = []
     for i in range(len(test)):
         row = {"time": str(test[tcol].iloc[i])}
@@ -401,15 +381,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
     if "rmse" in metrics and base.get("rmse"):
         notes.append(f"RMSE {metrics['rmse']:.3f} vs seasonal naive {base['rmse']:.3f} "
                      f"({100 * (1 - metrics['rmse'] / base['rmse']):+.1f}% better)")
-    return Evaluation(metrics={k: float(v) for k, v in metrics.items() if not math.isnan(v)}, plots=charts,
-                      tables={"Forecast": rows}, notes=notes)
-
-
-def export(model_ref: ModelRef, run_dir: str) -> list[str]:
-    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    from trainflow.tasks.sequence import export as export_network  # same files as sequence models
-
-    return export_network(model_ref, run_dir)
+    return Evaluation(metrics={k: float(v) for k, v in metrics.items() if not math.isnan(v)},
+                      plots={**charts, **curves}, tables={"Forecast": rows, **history_tables}, notes=notes)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
@@ -447,3 +420,36 @@ def next_times(times: Any, horizon: int) -> list[str] | None:
             step = numeric.iloc[-1] - numeric.iloc[-2]
             return [str(numeric.iloc[-1] + step * (i + 1)) for i in range(horizon)]
         return None
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "forecast")
+class Forecast(NeuralModality, stages_from=__name__):
+    """One time series forecast ``horizon`` steps ahead, next to a seasonal-naive baseline.
+
+    Chronological split, transforms fitted on the past only, a network trained on windows by the
+    shared loop."""
+
+    sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess, "forecast": ForecastConfig}
+    default_models = {"forecasting": "gru"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The device; forecasting interpolates missing values (it cannot mask them)."""
+        problems = super().spec_problems(spec)
+        if spec.preprocess.sequence.missing == "mask":
+            problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
+                            "use linear, ffill or bfill.")
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """Five years of a monthly series with trend and season."""
+        t = np.arange(60)
+        values = 100 + t + 10 * np.sin(2 * np.pi * t / 12)
+        lines = [f"{2000 + i // 12}-{i % 12 + 1:02d},{v:.3f}" for i, v in enumerate(values)]
+        (folder / "series.csv").write_text("month,value\n" + "\n".join(lines) + "\n")
+        return Example(spec={"task": "forecasting", "data": {"loader": "timeseries_csv", "path": str(folder / "series.csv")},
+                             "forecast": {"horizon": 6, "lookback": 12}, "model": {"hidden": 4, "front_channels": 4},
+                             "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "series.csv")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainflow.refs import Evaluation
-from trainflow.tasks.plots import data_uri
+from trainflow.tasks.common.plots import data_uri
 
 
 def _fmt(value: Any) -> str:

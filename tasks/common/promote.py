@@ -23,7 +23,7 @@ from typing import Any
 from trainflow.alerts import warn
 from trainflow.errors import DataError
 from trainflow.refs import atomic_write_text
-from trainflow.tasks.publish import folder_lock
+from trainflow.tasks.common.publish import folder_lock
 
 CHAMPION_FILE = "champion.json"
 
@@ -105,7 +105,7 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     ``policy`` is the spec's ``promotion`` section. Returns ``{"promoted": bool, "reason": str,
     "metric", "value", "champion_run_id", "champion_value"}``; ``reason`` is one readable sentence.
     """
-    from trainflow.tasks.metrics import greater_is_better
+    from trainflow.tasks.common.metrics import greater_is_better
 
     metric = summary["primary_metric"]
     value = _value(summary["metrics"], metric)
@@ -221,7 +221,7 @@ def promotion_artifact(summary: dict[str, Any], decision: dict[str, Any]) -> Non
     """The promotion decision as a markdown artifact of the current flow run."""
     from prefect.artifacts import create_markdown_artifact
 
-    from trainflow.tasks.publish import artifact_key
+    from trainflow.tasks.common.publish import artifact_key
 
     create_markdown_artifact(markdown=f"# {summary['pipeline']}: run {summary['run_id']}\n" + report_section(decision),
                              key=f"{artifact_key(summary['pipeline'])}-promotion",

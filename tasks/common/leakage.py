@@ -16,12 +16,15 @@ scheduled runs) the alarms stop the run as a failed validation (exit 4).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trainflow.alerts import warn
 from trainflow.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 FOLDS = 3
 MAX_ROWS = 5000  # rows the one-feature models see; enough to tell a near-perfect feature, cheap on wide tables
@@ -109,7 +112,7 @@ def duplicate_alarm(train_digests: Any, test_digests: Any, what: str) -> list[st
             f"(identical content), so the test score overstates how the model does on new data"]
 
 
-def table_alarms(train: Any, test: Any, target: str, spec: Any) -> list[str]:
+def table_alarms(train: Any, test: Any, target: str, spec: PipelineSpec) -> list[str]:
     """All alarms for a split table (features plus target), on the training split except the duplicate count."""
     X, y = train.drop(columns=[target]), train[target]
     alarms = []
@@ -127,7 +130,7 @@ def table_alarms(train: Any, test: Any, target: str, spec: Any) -> list[str]:
     return alarms
 
 
-def raise_or_warn(alarms: list[str], spec: Any) -> list[str]:
+def raise_or_warn(alarms: list[str], spec: PipelineSpec) -> list[str]:
     """Warn about each alarm and return them, or stop the run under ``features.leakage: error``."""
     if alarms and spec.features.leakage == "error":
         raise ValidationFailed("features.leakage is 'error' and the data raised leakage alarms:\n"

@@ -15,11 +15,14 @@ training split only (``tasks/leakage.py``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainflow.alerts import warn
 from trainflow.errors import DataError, did_you_mean
 from trainflow.refs import DataRef
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 #: roles that are not used as features unless listed in data.features or features.keep
 AUTO_EXCLUDED = ("identifier", "constant", "free text")
@@ -80,7 +83,7 @@ def profile_table(df: Any, target: str | None) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_features(profile: list[dict[str, Any]], spec: Any, source: str = "the data") -> dict[str, Any]:
+def plan_features(profile: list[dict[str, Any]], spec: PipelineSpec, source: str = "the data") -> dict[str, Any]:
     """Decide the feature columns from a profile and the spec (``data.features``, ``data.id``, ``features:``).
 
     Returns ``{"features": [...], "dates": [...], "excluded": {column: reason}}``; ``dates`` are expanded
@@ -155,7 +158,7 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
     return out
 
 
-def profile_and_plan(ref: DataRef, spec: Any) -> DataRef:
+def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
     df = _pd().read_parquet(ref.path)
     rows = profile_table(df, ref.meta.get("target"))
@@ -171,13 +174,3 @@ def profile_notes(plan: dict[str, Any]) -> list[str]:
     notes = [f"excluded column '{c}': {r}" for c, r in plan.get("excluded", {}).items()]
     notes += [f"date column '{d}' expanded into {', '.join(f'{d}_{p}' for p in DATE_PARTS)}" for d in plan.get("dates", [])]
     return notes
-
-
-def profile_artifact(pipeline: str, rows: list[dict[str, Any]]) -> None:
-    """The profile as a Prefect table artifact of the current run."""
-    from prefect.artifacts import create_table_artifact
-
-    from trainflow.tasks.publish import artifact_key
-
-    create_table_artifact(table=rows, key=f"{artifact_key(pipeline)}-data-profile",
-                          description="Columns of the data: type, missing share, distinct values, role guess")

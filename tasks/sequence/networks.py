@@ -6,7 +6,7 @@ returns [batch, out_features]: class scores, a regression target, or ``horizon *
 of a forecast. Padding never reaches the output: pooling is over real steps only, and recurrent nets
 can run on packed sequences.
 
-This module imports torch at import time; only the model builders in ``tasks/seqmodels.py`` import it.
+This module imports torch at import time; only the model builders in ``tasks/sequence/models.py`` import it.
 """
 
 from __future__ import annotations

@@ -4,101 +4,37 @@ Pixels travel between tasks as ``.npz`` files in the cache (``[n, h, w, c]``, la
 indices). Fitting scales pixels to [0, 1] by the loader's nominal maximum, then (by default)
 standardizes each channel with the mean and standard deviation of the training split; random
 crops and flips, when enabled, apply to training batches only. The network is a registered
-``model`` component (the default ``cnn`` is the seed's network) trained by the shared loop in
-:mod:`trainflow.tasks.training`, and saved as safetensors weights plus a JSON config.
+``model`` component (the default ``cnn``, the seed's network, is in ``networks.py``), trained and
+saved by the neural base (:mod:`trainflow.tasks.common.neural`).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow import trust
 from trainflow.alerts import warn
+from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError, SpecError
-from trainflow.cache_keys import cache_key, model_key
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
-from trainflow.registry import component
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.image_loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
+from trainflow.modality import Example
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
+from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import neural, plots
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
                                            read_images, read_npz, stack, to_nhwc)
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.tasks.image.networks import cnn_shape
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
-
-
-class ImagePreprocess(BaseModel):
-    """The spec's ``preprocess.image`` section."""
-
-    model_config = ConfigDict(extra="forbid")
-    # Standardizing each channel with training statistics speeds up and steadies training.
-    normalize: Literal["per_channel", "scale", "none"] = Field(
-        "per_channel", description="per_channel: scale to [0,1] then standardize with training mean/std; "
-                                   "scale: [0,1] only; none: raw pixel values")
-    # Augmentation is off by default: it helps natural photos (CIFAR) but flips turn digits into other shapes.
-    flip: bool = Field(False, description="Random horizontal flips of training images")
-    crop_padding: int = Field(0, ge=0, description="Random crops after padding by this many pixels (0 = off)")
-
-
-# ---------------------------------------------------------------- the network
-
-
-class CnnConfig(BaseModel):
-    """Options of the ``cnn`` model; the defaults are the seed's network."""
-
-    model_config = ConfigDict(extra="forbid")
-    width: int = Field(32, ge=1, description="Filters of the first conv layer (doubling per block: 32, 64)")
-    depth: int = Field(2, ge=1, le=6, description="Conv blocks (conv 3x3 -> activation -> max-pool 2)")
-    dense: int = Field(64, ge=1, description="Units of the hidden dense layer")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
-    batch_norm: bool = Field(False, description="Batch normalization after each conv layer")
-    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
-    # The seed uses unpadded ("valid") convs on 32x32 images; small images would shrink to nothing.
-    padding: Literal["auto", "valid", "same"] = Field("auto", description="auto: valid for images of 16+ pixels, else same")
-
-
-@component("model", "cnn", CnnConfig, tasks=("classification",), modality="image")
-def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n_classes: int = 10, **_: Any) -> Any:
-    """Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> Dense 64 -> Dense n_classes (the seed's CNN)."""
-    from torch import nn
-
-    act = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[config.activation]
-    c, h, w = in_shape
-    padding = config.padding if config.padding != "auto" else ("valid" if min(h, w) >= 16 else "same")
-    layers: list[Any] = []
-    for i in range(config.depth):
-        out = config.width * 2**i
-        layers.append(nn.Conv2d(c, out, 3, padding=0 if padding == "valid" else 1))
-        if padding == "valid":
-            h, w = h - 2, w - 2
-        if min(h, w) < 1:
-            raise SpecError(f"model.depth {config.depth} with {padding} padding shrinks {in_shape[1]}x{in_shape[2]} "
-                            "images to nothing; lower model.depth or set model.padding: same.")
-        layers += [nn.BatchNorm2d(out)] if config.batch_norm else []
-        layers.append(act())
-        if min(h, w) >= 2:
-            layers.append(nn.MaxPool2d(2))
-            h, w = h // 2, w // 2
-        c = out
-    layers += [nn.Flatten(), nn.Linear(c * h * w, config.dense), act()]
-    layers += [nn.Dropout(config.dropout)] if config.dropout else []
-    layers.append(nn.Linear(config.dense, n_classes))
-    return nn.Sequential(*layers)
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 
 # ---------------------------------------------------------------- store & validate
-
-
-def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
@@ -130,9 +66,9 @@ def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndar
     return table
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-image table: labels and counts, shape, channels, pixel range."""
-    arrays = _load_npz(ref.path)
+    arrays = load_npz(ref.path)
     df = image_table(arrays["x"], arrays["y"], ref.meta["classes"], arrays.get("files"))
     h, w, c = ref.meta["shape"]
     v = spec.validation
@@ -163,13 +99,11 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- split
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``."""
     from sklearn.model_selection import train_test_split
 
-    if spec.task != "classification":
-        raise SpecError(f"image pipelines do classification; 'task' is {spec.task!r}.")
-    arrays = _load_npz(ref.path)
+    arrays = load_npz(ref.path)
     x, y = arrays["x"], arrays["y"]
     notes = list(ref.meta.get("notes", []))
     if "is_test" in arrays:
@@ -182,7 +116,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
                                        stratify=stratify)
         test_mask = np.zeros(len(y), bool)
         test_mask[test_idx] = True
-    from trainflow.tasks import leakage
+    from trainflow.tasks.common import leakage
 
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(x[~test_mask]),
                                                            leakage.item_digests(x[test_mask]), "images"), spec)
@@ -202,6 +136,19 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
 
 
 # ---------------------------------------------------------------- fit
+
+
+class ImagePreprocess(BaseModel):
+    """The spec's ``preprocess.image`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Standardizing each channel with training statistics speeds up and steadies training.
+    normalize: Literal["per_channel", "scale", "none"] = Field(
+        "per_channel", description="per_channel: scale to [0,1] then standardize with training mean/std; "
+                                   "scale: [0,1] only; none: raw pixel values")
+    # Augmentation is off by default: it helps natural photos (CIFAR) but flips turn digits into other shapes.
+    flip: bool = Field(False, description="Random horizontal flips of training images")
+    crop_padding: int = Field(0, ge=0, description="Random crops after padding by this many pixels (0 = off)")
 
 
 def scale_stats(x: np.ndarray, max_value: float, normalize: str) -> tuple[float, list[float], list[float]]:
@@ -224,7 +171,7 @@ def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float]
     """
     import torch
 
-    from trainflow.tasks.training import fits_on_device
+    from trainflow.tasks.common.training import fits_on_device
 
     device = torch.device(device)
     if device.type == "cuda" and fits_on_device(x.size * 4, device):
@@ -260,54 +207,33 @@ def augmenter(pre: ImagePreprocess) -> Any:
     return augment
 
 
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
-    """Train the spec's network on the training split with the shared loop; save safetensors + JSON."""
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """Pixel scaling and standardization from the training images, the augmenter, the CNN's shape."""
     import torch
-    from safetensors.torch import save_file
 
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.training import checkpoint_dir, resolve_device, train_model
+    from trainflow.tasks.common.training import resolve_device
 
-    arrays = _load_npz(split_ref.train.path)
+    arrays = load_npz(split_ref.train.path)
     x, y = arrays["x"], arrays["y"]
     meta = split_ref.train.meta
     pre = spec.preprocess.image
     divisor, mean, std = scale_stats(x, meta["max_value"], pre.normalize)
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    in_shape = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
-    n_classes = len(meta["classes"])
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
-    torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
-    model = comp.build(cfg, in_shape=in_shape, n_classes=n_classes)
-    key = model_key(split_ref, spec)
-    result = train_model(
-        model, (to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)), torch.from_numpy(y)), None,
-        spec.train, seed=spec.seed,
-        checkpoint_dir=checkpoint_dir(cache_dir, key), task="classification", augment=augmenter(pre),
-        progress_key=f"{artifact_key(spec.name)}-training")
-
-    folder = Path(cache_dir) / "models" / key[:16]
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
     loader_opts = meta.get("loader_options", {})
-    config = {"model": spec.model.name, "options": cfg.model_dump(mode="json"), "in_shape": list(in_shape),
-              "classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean, "std": std,
-              "size": meta["shape"][:2], "channels": int(x.shape[3]), "convert": loader_opts.get("convert", True),
-              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
     steps = [f"scale 1/{divisor:g}" if divisor != 1 else "raw pixels"]
     steps += ["standardize per channel"] if pre.normalize == "per_channel" else []
     steps += [s for s, on in ((f"random crop (pad {pre.crop_padding})", pre.crop_padding), ("horizontal flip", pre.flip)) if on]
-    steps += [f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    return ModelRef.of_folder(folder, WEIGHTS_FILE, "image",
-                              {"steps": steps, "history": result.history, "classes": meta["classes"],
-                               "notes": result.report_notes(),
-                               "device": result.device, "best_epoch": result.best_epoch})
+    return neural.Prepared(
+        inputs=(to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)), torch.from_numpy(y)),
+        build={"in_shape": [int(x.shape[3]), int(x.shape[1]), int(x.shape[2])], "n_classes": len(meta["classes"])},
+        config={"classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean,
+                "std": std, "size": meta["shape"][:2], "channels": int(x.shape[3]),
+                "convert": loader_opts.get("convert", True)},
+        steps=steps, task="classification", augment=augmenter(pre), meta={"classes": meta["classes"]})
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Train the spec's network on the training split with the shared loop; save safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "image")
 
 
 # ---------------------------------------------------------------- evaluate, export, predict
@@ -315,28 +241,14 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights."""
-    from trainflow.registry import REGISTRY
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved image model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = trust.read_json(folder / CONFIG_FILE)
-    try:
-        comp = REGISTRY.get("model", config["model"])
-        model = comp.build(comp.config.model_validate(config["options"]), in_shape=tuple(config["in_shape"]),
-                           n_classes=len(config["classes"]))
-    except (KeyError, TypeError, ValueError) as exc:  # valid JSON, but not the config of a network
-        raise trust.damaged(folder / CONFIG_FILE, exc) from None
-    trust.load_weights(model, folder / WEIGHTS_FILE)
-    model.eval()
-    return model, config
+    return neural.load_network(folder, "image", lambda c: {"in_shape": c["in_shape"], "n_classes": len(c["classes"])})
 
 
 def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str = "auto") -> np.ndarray:
     """Class probabilities for ``[n,h,w,c]`` pixels, preprocessed as in training, computed on
     ``device`` (auto: the GPU when there is one)."""
-    from trainflow.tasks.training import predict as forward
-    from trainflow.tasks.training import resolve_device
+    from trainflow.tasks.common.training import predict as forward
+    from trainflow.tasks.common.training import resolve_device
 
     device = resolve_device(device)
     logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"], device), batch_size=512,
@@ -344,10 +256,10 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
     return logits.softmax(1).numpy()
 
 
-def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
     model, config = load_model(model_ref.path)
-    arrays = _load_npz(split_ref.test.path)
+    arrays = load_npz(split_ref.test.path)
     y = arrays["y"]
     proba = probabilities(model, config, arrays["x"], spec.train.device)
     pred = proba.argmax(1)
@@ -356,22 +268,11 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
                                       + (["top_5_accuracy"] if len(classes) > 5 else []))
     metrics = M.score(names, y, pred, proba, classes)
     per_class, confusion = M.classification_details(y, pred, classes)
-    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")}
-    history = model_ref.meta.get("history") or config.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png(
-            [{k: v for k, v in h.items() if k != "lr"} for h in history], Path(plots_dir) / "learning_curves.png")
-    tables = {"Training history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
-                                   for h in history]}
+    charts, tables = neural.history_report(model_ref, config, plots_dir)
+    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
+              **charts}
     return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                       notes=list(split_ref.meta.get("notes", [])))
-
-
-def export(model_ref: ModelRef, run_dir: str) -> list[str]:
-    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
-    return [WEIGHTS_FILE, CONFIG_FILE]
 
 
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
@@ -429,12 +330,44 @@ def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predicted class and class probabilities for each new image."""
-    import pandas as pd
-
     model, config = load_model(run_dir)
     x, names = read_new_images(Path(input_path), config)
-    proba = probabilities(model, config, x)
-    out = pd.DataFrame({"item": names, "prediction": [config["classes"][i] for i in proba.argmax(1)]})
-    for i, c in enumerate(config["classes"]):
-        out[f"proba_{c}"] = proba[:, i]
-    return out
+    return neural.prediction_frame("item", names, probabilities(model, config, x), config["classes"])
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "image")
+class Image(NeuralModality, stages_from=__name__):
+    """Images, classified by a CNN trained with the shared loop (safetensors + JSON).
+
+    Per-channel normalization and augmentation are fitted on, and applied to, the training split."""
+
+    sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
+    default_models = {"classification": "cnn"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The device; a network that would shrink the images to nothing, where the loader's options
+        (``size``) or the loader itself (digits 8x8, CIFAR 32x32) tell the image size."""
+        problems = super().spec_problems(spec)
+        size = spec.data.options().get("size") or REGISTRY.get("loader", spec.data.loader).extra.get("image_size")
+        if spec.model.name == "cnn" and size and not spec.model.problems("model", task=spec.task):
+            try:
+                cnn_shape(spec.model.resolve("model", task=spec.task)[1], int(size[0]), int(size[1]))
+            except SpecError as exc:
+                problems += exc.problems
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """24 gray 8x8 images of two classes (bright top half or bright bottom half)."""
+        rng = np.random.default_rng(0)
+        y = np.array([0, 1] * 12)
+        x = rng.integers(0, 60, (24, 8, 8)).astype(np.uint8)
+        x[y == 0, :4] += 180
+        x[y == 1, 4:] += 180
+        np.savez(folder / "images.npz", x=x, y=y)
+        np.savez(folder / "new.npz", x=x[:4])
+        return Example(spec={"data": {"loader": "npz", "path": str(folder / "images.npz")},
+                             "model": {"width": 4, "dense": 8}, "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "new.npz")

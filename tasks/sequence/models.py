@@ -2,7 +2,7 @@
 
 A builder is called as ``build(config, in_channels=..., out_features=..., task=...)`` and returns a
 ``torch.nn.Module`` taking ``(x [batch, time, channels], mask [batch, time])``. The networks are in
-:mod:`trainflow.seqnets`; torch is imported only when a model is built.
+:mod:`trainflow.tasks.sequence.networks`; torch is imported only when a model is built.
 
 Defaults are the ones measured on GunPoint (150 steps, 50 training series; see docs/sequence.md):
 a recurrent net that reads only its last hidden state stays at chance there, so the recurrent
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.registry import component
 
@@ -49,11 +49,18 @@ class FcnConfig(BaseModel):
     kernels: list[int] = Field([8, 5, 3], min_length=1, description="Kernel size per conv block")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the linear head")
 
+    @model_validator(mode="after")
+    def _one_kernel_per_block(self) -> FcnConfig:
+        if len(self.kernels) != len(self.filters):
+            raise ValueError(f"'kernels' must have one kernel size per entry of 'filters' ({len(self.filters)}); "
+                             f"got {len(self.kernels)}")
+        return self
+
 
 def _recurrent(cell: str):
     def build(config: RecurrentConfig, *, in_channels: int, out_features: int, task: str = "classification",
               packed: bool | None = None, **_: Any) -> Any:
-        from trainflow.seqnets import RecurrentNet
+        from trainflow.tasks.sequence.networks import RecurrentNet
 
         pool = config.pool if config.pool != "auto" else ("last" if task == "forecasting" else "meanmax")
         return RecurrentNet(cell, in_channels, out_features, config.hidden, config.layers, config.bidirectional,
@@ -68,16 +75,13 @@ def _recurrent(cell: str):
 
 for _cell in ("lstm", "gru", "rnn"):
     component("model", _cell, RecurrentConfig, tasks=SEQ_TASKS, modality="sequence",
-              modalities=SEQ_MODALITIES)(_recurrent(_cell))
+              modalities=SEQ_MODALITIES, random=True)(_recurrent(_cell))
 
 
-@component("model", "cnn1d", FcnConfig, tasks=SEQ_TASKS, modality="sequence", modalities=SEQ_MODALITIES)
+@component("model", "cnn1d", FcnConfig, tasks=SEQ_TASKS, modality="sequence", modalities=SEQ_MODALITIES,
+           random=True)
 def build_cnn1d(config: FcnConfig, *, in_channels: int, out_features: int, **_: Any) -> Any:
     """Fully convolutional network (FCN): conv blocks, global average pooling, linear head."""
-    from trainflow.errors import SpecError
-    from trainflow.seqnets import FCN
+    from trainflow.tasks.sequence.networks import FCN
 
-    if len(config.kernels) != len(config.filters):
-        raise SpecError(f"'model.kernels' must have one kernel size per entry of 'model.filters' "
-                        f"({len(config.filters)}). Got {len(config.kernels)}.")
     return FCN(in_channels, out_features, config.filters, config.kernels, config.dropout)

@@ -58,7 +58,7 @@ class ImageOptions(BaseModel):
 # ---------------------------------------------------------------- digits
 
 
-@component("loader", "digits", NoOptions, modality="image")
+@component("loader", "digits", NoOptions, modality="image", image_size=(8, 8))
 def load_digits(config: NoOptions) -> Images:
     """scikit-learn's 8x8 handwritten digits (1797 images, shipped with scikit-learn; offline)."""
     from sklearn.datasets import load_digits as sk_digits
@@ -109,7 +109,7 @@ def read_cifar_batch(path: Path) -> dict[str, Any]:
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
 
 
-@component("loader", "cifar10", CifarConfig, modality="image")
+@component("loader", "cifar10", CifarConfig, modality="image", image_size=(32, 32))
 def load_cifar10(config: CifarConfig) -> Images:
     """CIFAR-10 python batches (32x32 RGB, 10 classes; 50000 train + 10000 test images)."""
     folder = Path(config.path).expanduser()

@@ -83,7 +83,7 @@ class ForestOptions(ClassifierOptions):
 
 
 @component("model", "random_forest", ForestOptions, tasks=CLS + REG, modality="tabular", class_weight=True,
-           trusted_types=LABELS + TREES)
+           random=True, trusted_types=LABELS + TREES)
 def random_forest(config: ForestOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """A random forest of decision trees (classifier or regressor, by the pipeline's task)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -144,7 +144,7 @@ class MlpOptions(ClassifierOptions):
     early_stopping: bool = False
 
 
-@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False,
+@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False, random=True,
            trusted_types=LABELS + MLP)
 def mlp(config: MlpOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
     """A multi-layer perceptron (scikit-learn)."""

@@ -5,31 +5,31 @@ after a series' end), ``lengths`` [n], labels/targets as text, and the fixed fol
 read separate train/test files. Fitting applies :class:`SeriesPreprocessor` (missing values,
 z-normalization; statistics from the training split only), pads each batch with a mask of real
 steps, and trains the spec's network (``lstm``, ``gru``, ``rnn``, ``cnn1d``) with the shared loop
-of :mod:`trainflow.tasks.training`. The model is saved as safetensors weights plus a JSON config
+of :mod:`trainflow.tasks.common.training`. The model is saved as safetensors weights plus a JSON config
 holding everything prediction needs (preprocessing statistics, classes, loader options).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow import trust
+from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError
-from trainflow.cache_keys import cache_key, model_key
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_npz
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.seqdata import SeriesSet, pad, read_any
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.modality import Example
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
+from trainflow.registry import component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import neural, plots
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 
 class SequencePreprocess(BaseModel):
@@ -133,8 +133,7 @@ def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
 
 def load_series(path: str | Path) -> dict[str, Any]:
     """A stored set back as ``series`` (list of arrays), ``y``, ``ids``, ``fold``."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = load_npz(path)
     series = [arrays["x"][i, :n] for i, n in enumerate(arrays["lengths"])]
     return {"series": series, "y": arrays.get("y"), "ids": arrays["ids"], "fold": arrays.get("fold")}
 
@@ -167,7 +166,7 @@ def series_table(series: list[np.ndarray], y: Any, ids: Any) -> Any:
     return table
 
 
-def checks_for(table: Any, spec: Any, meta: dict[str, Any]) -> list[Check]:
+def checks_for(table: Any, spec: PipelineSpec, meta: dict[str, Any]) -> list[Check]:
     """The expectation suite for a per-series summary table."""
     v = spec.validation
     checks = [
@@ -197,7 +196,7 @@ def checks_for(table: Any, spec: Any, meta: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-series summary table; raises ValidationFailed listing failures."""
     data = load_series(ref.path)
     if data["y"] is None and spec.task in ("classification", "regression"):
@@ -209,12 +208,11 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- split
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed)."""
     from sklearn.model_selection import train_test_split
 
-    with np.load(ref.path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    arrays = load_npz(ref.path)
     n = len(arrays["lengths"])
     notes = []
     if "y" not in arrays:
@@ -231,7 +229,7 @@ def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
         train_idx, test_idx = train_test_split(np.arange(n), test_size=spec.split.test_size,
                                                random_state=spec.split.seed, stratify=stratify)
         train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    from trainflow.tasks import leakage
+    from trainflow.tasks.common import leakage
 
     def digests(idx: np.ndarray) -> list[str]:
         return leakage.item_digests(arrays["x"][i, : arrays["lengths"][i]] for i in idx)
@@ -285,35 +283,9 @@ def _label_key(v: str) -> tuple[int, Any]:
     return (0, float(v)) if _is_number(v) else (1, v)
 
 
-def build_network(name: str, options: dict[str, Any], in_channels: int, out_features: int, task: str,
-                  packed: bool | None = None) -> Any:
-    """The registered model ``name`` with ``options``."""
-    from trainflow.registry import REGISTRY
-
-    comp = REGISTRY.get("model", name)
-    return comp.build(comp.config.model_validate(options), in_channels=in_channels, out_features=out_features,
-                      task=task, packed=packed)
-
-
-def save_model(folder: Path, model: Any, config: dict[str, Any]) -> None:
-    """Write safetensors weights and the JSON config into ``folder`` atomically (via a temp folder)."""
-    from safetensors.torch import save_file
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
-
-
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
-    """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """Targets, and missing values and z-normalization fitted on the training series; the network's shape."""
     import torch
-
-    from trainflow.tasks.publish import artifact_key
-    from trainflow.tasks.training import checkpoint_dir, train_model
 
     data = load_series(split_ref.train.path)
     meta = split_ref.train.meta
@@ -322,56 +294,38 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(data["series"])
     x, mask = pre.transform(data["series"])
     y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    out_features = len(classes) if spec.task == "classification" else 1
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
-    torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     packed = pre_cfg.lengths == "packed"
-    model = comp.build(cfg, in_channels=pre.out_channels, out_features=out_features, task=spec.task,
-                       packed=packed or None)
-    key = model_key(split_ref, spec)
     target = torch.from_numpy(y) if spec.task == "classification" else torch.from_numpy((y - y_mean) / y_std).float()
-    result = train_model(
-        model, (torch.from_numpy(x), torch.from_numpy(mask), target), None, spec.train, seed=spec.seed,
-        checkpoint_dir=checkpoint_dir(cache_dir, key), task=spec.task,
-        progress_key=f"{artifact_key(spec.name)}-training")
-    folder = Path(cache_dir) / "models" / key[:16]
-    config = {"kind": "sequence", "task": spec.task, "model": spec.model.name, "options": cfg.model_dump(mode="json"),
-              "in_channels": pre.out_channels, "out_features": out_features, "packed": packed or None,
-              "classes": classes, "target_mean": y_mean, "target_std": y_std, "preprocess": pre.state(),
-              "loader": spec.data.loader, "loader_options": spec.data.options(),
-              "history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-    save_model(folder, model, config)
     steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
              f"unequal lengths: {pre_cfg.lengths}" + (" (all series have the same length)"
-                                                      if meta.get("min_length") == meta.get("max_length") else ""),
-             f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
-    if spec.train.imbalance != "none":
-        steps.insert(-1, f"imbalance: {spec.train.imbalance}")
-    return ModelRef.of_folder(folder, WEIGHTS_FILE, "sequence",
-                              {"steps": steps, "history": result.history, "classes": classes, "device": result.device,
-                               "best_epoch": result.best_epoch,
-                               "notes": result.report_notes()})
+                                                      if meta.get("min_length") == meta.get("max_length") else "")]
+    steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
+    return neural.Prepared(
+        inputs=(torch.from_numpy(x), torch.from_numpy(mask), target),
+        build={"in_channels": pre.out_channels, "out_features": len(classes) if spec.task == "classification" else 1,
+               "task": spec.task, "packed": packed or None},
+        config={"kind": "sequence", "task": spec.task, "classes": classes, "target_mean": y_mean, "target_std": y_std,
+                "preprocess": pre.state(), "loader": spec.data.loader, "loader_options": spec.data.options()},
+        steps=steps, task=spec.task, meta={"classes": classes})
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "sequence")
 
 
 # ---------------------------------------------------------------- evaluate, export, predict
 
 
+def build_args(config: dict[str, Any]) -> dict[str, Any]:
+    """The network's shape arguments from the config of a model saved before they were recorded."""
+    return {"in_channels": config["in_channels"], "out_features": config["out_features"], "task": config["task"],
+            "packed": config.get("packed")}
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved sequence model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = trust.read_json(folder / CONFIG_FILE)
-    try:
-        model = build_network(config["model"], config["options"], config["in_channels"], config["out_features"],
-                              config["task"], config.get("packed"))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # valid JSON, not a network's config
-        raise trust.damaged(folder / CONFIG_FILE, exc) from None
-    trust.load_weights(model, folder / WEIGHTS_FILE)
-    model.eval()
-    return model, config
+    return neural.load_network(folder, "sequence", build_args)
 
 
 def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device: str = "auto") -> np.ndarray:
@@ -379,8 +333,8 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device
     ``device`` (auto: the GPU when there is one)."""
     import torch
 
-    from trainflow.tasks.training import predict as forward
-    from trainflow.tasks.training import resolve_device
+    from trainflow.tasks.common.training import predict as forward
+    from trainflow.tasks.common.training import resolve_device
 
     pre = SeriesPreprocessor.from_state(config["preprocess"])
     x, mask = pre.transform(series)
@@ -390,7 +344,7 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device
     return out.reshape(-1).numpy() * config["target_std"] + config["target_mean"]
 
 
-def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Test metrics, per-class report and confusion matrix (classification); learning curves."""
     model, config = load_model(model_ref.path)
     data = load_series(split_ref.test.path)
@@ -416,40 +370,46 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str
         charts["Predicted vs true"] = plots.series_png(
             {"true": (list(range(len(y))), y[order].tolist()), "predicted": (list(range(len(y))), out[order].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", "Test series sorted by true target")
-    history = model_ref.meta.get("history") or config.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png([{k: v for k, v in h.items() if k != "lr"} for h in history],
-                                                     Path(plots_dir) / "learning_curves.png")
-    tables = {"Training history": [{k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()}
-                                   for h in history]}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
-
-
-def export(model_ref: ModelRef, run_dir: str) -> list[str]:
-    """Copy the weights (safetensors) and the model config (JSON) into the run folder."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        shutil.copy2(Path(model_ref.path) / name, Path(run_dir) / name)
-    return [WEIGHTS_FILE, CONFIG_FILE]
+    curves, tables = neural.history_report(model_ref, config, plots_dir)
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
+                      tables=tables, notes=notes)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predictions for new series in any supported format (.ts, .npz, wide or long CSV)."""
-    import pandas as pd
-
     model, config = load_model(run_dir)
     data = read_any(input_path, config["loader"], config.get("loader_options", {}))
     if data.channels != config["preprocess"]["channels"]:
         raise DataError(f"'{input_path}' holds series with {data.channels} channel(s); the model was trained on "
                         f"{config['preprocess']['channels']}.")
-    out = outputs(model, config, data.series)
-    frame = pd.DataFrame({"series": data.ids})
-    if config["task"] == "classification":
-        frame["prediction"] = [config["classes"][i] for i in out.argmax(1)]
-        for i, c in enumerate(config["classes"]):
-            frame[f"proba_{c}"] = out[:, i]
-    else:
-        frame["prediction"] = out
+    classes = config["classes"] if config["task"] == "classification" else None
+    frame = neural.prediction_frame("series", data.ids, outputs(model, config, data.series), classes)
     if data.y is not None:
         frame["label"] = data.y
     return frame
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "sequence")
+class Sequence(NeuralModality, stages_from=__name__):
+    """Whole series, classified or regressed by a recurrent or convolutional network (shared loop).
+
+    Missing values, z-normalization and padding or packing are fitted on the training split; the
+    model is saved as safetensors + JSON."""
+
+    sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess}
+    default_models = {"classification": "gru", "regression": "gru"}
+
+    def example(self, folder: Path) -> Example:
+        """20 univariate series of 12 steps, two classes (rising or falling)."""
+        rng = np.random.default_rng(0)
+        y = np.array(["up", "down"] * 10)
+        x = np.linspace(0, 1, 12)[None, :, None] * np.where(y == "up", 1, -1)[:, None, None]
+        x = x + rng.normal(scale=0.1, size=(20, 12, 1))
+        np.savez(folder / "series.npz", x=x, y=y)
+        np.savez(folder / "new.npz", x=x[:4])
+        return Example(spec={"data": {"loader": "npz_series", "path": str(folder / "series.npz")},
+                             "model": {"hidden": 4, "front_channels": 4}, "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "new.npz")

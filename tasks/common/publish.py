@@ -21,11 +21,14 @@ import traceback
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, atomic_write_text
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 
 class RunFolder(BaseModel):
@@ -180,16 +183,17 @@ def _final_paths(value: Any, run: RunFolder) -> Any:
     return value
 
 
-def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any] | None, split: SplitRef,
+def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[str, Any] | None, split: SplitRef,
             model: ModelRef, evaluation: Evaluation, model_files: list[str], primary_metric: str,
             flow_run_id: str | None = None) -> dict[str, Any]:
     """Write metrics, spec and report into the staging folder, then move it into place.
 
     Idempotent: when an earlier attempt already moved the folder into place, its metrics.json is
     used as it is (nothing is written twice, no second folder appears)."""
+    import yaml
+
     from trainflow.cache_keys import code_fingerprint
-    from trainflow.flows.spec import spec_to_yaml
-    from trainflow.tasks import report
+    from trainflow.tasks.common import report
 
     staging = run.staging
     plots_dir = staging / "plots"
@@ -200,6 +204,7 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
     summary = {
         "pipeline": spec.name,
         "task": spec.task,
+        "modality": spec.modality,
         "run_id": run.run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "flow_run_id": flow_run_id,
@@ -225,7 +230,8 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
         if Path(path).resolve() != target.resolve():
             shutil.copy2(path, target)
     evaluation = evaluation.model_copy(update={"plots": local_plots})
-    atomic_write_text(staging / "spec.yaml", spec_to_yaml(spec))
+    # the spec as run, defaults filled in (the same text as trainflow.flows.spec.spec_to_yaml)
+    atomic_write_text(staging / "spec.yaml", yaml.safe_dump(summary["spec"], sort_keys=False))
     markdown = report.render(summary, evaluation, staging, embed_images=False)
     atomic_write_text(staging / "report.md", markdown)
     # metrics.json is written last: its presence is what marks a run folder as complete.
@@ -238,7 +244,7 @@ def publish(run: RunFolder, spec: Any, data: DataRef, validation: dict[str, Any]
 def _finish(run: RunFolder, summary: dict[str, Any], evaluation: Evaluation,
             local_plots: dict[str, str]) -> dict[str, Any]:
     """The summary of a published run, with its folder and the report for the Prefect UI."""
-    from trainflow.tasks import report
+    from trainflow.tasks.common import report
 
     summary["run_dir"] = str(run.final)
     summary["report_markdown"] = report.render(summary, evaluation.model_copy(
@@ -256,6 +262,14 @@ def publish_artifacts(summary: dict[str, Any], appendix: str = "") -> None:
                              description=f"Report of run {summary['run_id']}")
     rows = [{"metric": k, "value": round(v, 6) if isinstance(v, float) else v} for k, v in summary["metrics"].items()]
     create_table_artifact(table=rows, key=f"{key}-metrics", description=f"Test metrics of run {summary['run_id']}")
+
+
+def profile_artifact(pipeline: str, rows: list[dict[str, Any]]) -> None:
+    """A data profile (one row per column or item kind) as a Prefect table artifact of the current run."""
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(table=rows, key=f"{artifact_key(pipeline)}-data-profile",
+                          description="Columns of the data: type, missing share, distinct values, role guess")
 
 
 def artifact_key(name: str) -> str:

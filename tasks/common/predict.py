@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trainflow import modality as modalities
 from trainflow.errors import DataError, OutputError, did_you_mean
 from trainflow.files import path_problem
-from trainflow.modality import modality
 
 
 def resolve_run(model: str | os.PathLike) -> Path:
@@ -56,17 +56,16 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
         raise OutputError(f"The predictions file '{out}' (--out) is a folder; give a file name such as "
                           f"'{out / 'predictions.csv'}'.")
     summary = json.loads((run_dir / "metrics.json").read_text())
-    kind = summary.get("spec", {}).get("data", {}).get("loader", "csv")
-    from trainflow.registry import REGISTRY
-
-    stages = modality(REGISTRY.get("loader", kind).modality or "tabular")
+    # the modality the spec decided; runs published before it was recorded name their loader only
+    name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
+    mod = modalities.get(name)
     if id_column or keep:
-        if stages.__name__ != "trainflow.tasks.tabular":
-            raise DataError(f"--id and --keep apply to tables; the model of '{run_dir}' reads {kind!r} data, whose "
+        if not mod.predict_passes_columns:
+            raise DataError(f"--id and --keep apply to tables; the model of '{run_dir}' reads {name} data, whose "
                             "predictions already name each item (file or series).")
-        frame = stages.predict(run_dir, input_path, id_column=id_column, keep=keep)
+        frame = mod.predict(run_dir, input_path, id_column=id_column, keep=keep)
     else:
-        frame = stages.predict(run_dir, input_path)
+        frame = mod.predict(run_dir, input_path)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.load import NA_VALUES, existing_file, read_csv_file
+from trainflow.tasks.common.load import NA_VALUES, existing_file, read_csv_file
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 

@@ -1,66 +1,30 @@
-"""Loading: the ``csv`` and ``parquet`` loaders, and the flow's load task.
+"""Loading: the flow's load task, and the file checks and readers every loader shares.
 
-A loader component takes its pydantic config and returns the loaded data (a DataFrame for
-tabular loaders). The load task fingerprints the source files, lets the loader read them, and
-stores the result in the run cache, returning a :class:`~trainflow.refs.DataRef`.
+A loader component takes its pydantic config and returns the loaded data (each modality's loaders
+live beside it, e.g. ``tasks/tabular/loaders.py``). The load task fingerprints the source files,
+lets the loader read them, and lets the spec's modality store the result in the run cache,
+returning a :class:`~trainflow.refs.DataRef`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from trainflow.errors import DataError, did_you_mean
+from trainflow import modality as modalities
+from trainflow.errors import DataError
 from trainflow.files import path_problem
-from trainflow.modality import modality
 from trainflow.refs import DataRef, file_digest, json_digest
-from trainflow.registry import component
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import DataSpec
 
 
 #: the markers read as a missing value by default
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
-
-
-class TableConfig(BaseModel):
-    """Options shared by the tabular loaders."""
-
-    model_config = ConfigDict(extra="forbid")
-    path: str = Field(..., description="File to read")
-    target: str | None = Field(None, description="Column to predict")
-    features: list[str] | None = Field(None, description="Feature columns; default: every other column")
-    drop: list[str] = Field([], description="Columns to ignore")
-    id: str | None = Field(None, description="Column naming each row; not a feature, kept in predictions")
-
-
-class CsvConfig(TableConfig):
-    delimiter: str = ","
-    encoding: str = "utf-8"
-    na_values: list[str] = Field(NA_VALUES, description="Markers read as missing")
-
-
-@component("loader", "csv", CsvConfig, modality="tabular")
-def load_csv(config: CsvConfig) -> Any:
-    """A delimited text file with a header line (delimiter, encoding and NA markers configurable)."""
-    path = existing_file(config.path)
-    df = read_csv_file(path, config.delimiter, config.encoding, config.na_values)
-    if len(df.columns) == 1:
-        header = str(df.columns[0])
-        for other in (",", ";", "\t", "|"):
-            if other != config.delimiter and other in header:
-                raise DataError(
-                    f"The data file '{path}' has a single column with delimiter {config.delimiter!r}, but "
-                    f"its header {header[:60]!r} contains {other!r}: set data.delimiter: {other!r}."
-                )
-    return _select(df, config, path)
-
-
-@component("loader", "parquet", TableConfig, modality="tabular")
-def load_parquet(config: TableConfig) -> Any:
-    """An Apache Parquet file."""
-    return _select(read_parquet_file(existing_file(config.path)), config, Path(config.path))
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,
@@ -136,25 +100,6 @@ def existing_file(value: str | Path, option: str = "data.path", what: str = "dat
     return path
 
 
-def _select(df: Any, config: TableConfig, path: Path) -> Any:
-    """Check the named columns exist and keep the features and the target."""
-    columns = list(df.columns)
-    if len(df) == 0:
-        raise DataError(f"The data file '{path}' has a header but no data rows.")
-    named = ([config.target] if config.target else []) + list(config.features or []) + list(config.drop) \
-        + ([config.id] if config.id else [])
-    for col in named:
-        if col not in columns:
-            role = "target" if col == config.target else "column"
-            raise DataError(
-                f"The {role} column '{col}' is not in '{path}'{did_you_mean(col, columns)}. "
-                f"Its columns are: {', '.join(columns)}."
-            )
-    features = config.features or [c for c in columns if c != config.target and c not in config.drop]
-    keep = features + [c for c in (config.id, config.target) if c and c not in features]
-    return df[keep]
-
-
 def fingerprint(config: BaseModel) -> str:
     """Digest of a loader's options and the content of every file they name (not their paths)."""
     options = config.model_dump(mode="json")
@@ -178,10 +123,11 @@ def refuse_special_files(config: BaseModel) -> None:
                 raise DataError(f"The data path '{value}' {problem} (data.{key}).")
 
 
-def load(data_spec: Any, cache_dir: str) -> DataRef:
-    """Run the spec's loader and store what it read in ``cache_dir`` (logic of the load task)."""
+def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
+    """Run the spec's loader and let the spec's ``modality`` store what it read in ``cache_dir``
+    (logic of the load task)."""
     comp, config = data_spec.resolve("data")
     refuse_special_files(config)
     digest = fingerprint(config)
     loaded = comp.build(config)
-    return modality(comp.modality or "tabular").store(loaded, cache_dir, digest, config)
+    return modalities.get(modality).store(loaded, cache_dir, digest, config)

@@ -1,7 +1,7 @@
 """Tabular preprocessing components: imputers, encoders, scalers, reducers and samplers.
 
 Each builder returns a scikit-learn / imbalanced-learn estimator (or ``None`` / ``"passthrough"``
-for "do nothing"); :mod:`trainflow.tasks.tabular` assembles them into one imbalanced-learn
+for "do nothing"); :mod:`trainflow.tasks.tabular.modality` assembles them into one imbalanced-learn
 ``Pipeline``, so every statistic is fitted on the training split only and samplers are skipped
 at predict time.
 """
@@ -237,7 +237,7 @@ def sample_class_weight(config: Options, seed: int = 0, categorical: list[int] |
     return None
 
 
-@component("sampler", "random_over", SamplerOptions, tasks=CLS)
+@component("sampler", "random_over", SamplerOptions, tasks=CLS, random=True)
 def sample_random_over(config: SamplerOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """Duplicate random minority rows."""
     from imblearn.over_sampling import RandomOverSampler
@@ -245,7 +245,7 @@ def sample_random_over(config: SamplerOptions, seed: int = 0, categorical: list[
     return RandomOverSampler(sampling_strategy=config.sampling_strategy, random_state=seed)
 
 
-@component("sampler", "random_under", SamplerOptions, tasks=CLS)
+@component("sampler", "random_under", SamplerOptions, tasks=CLS, random=True)
 def sample_random_under(config: SamplerOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """Drop random majority rows."""
     from imblearn.under_sampling import RandomUnderSampler
@@ -253,7 +253,7 @@ def sample_random_under(config: SamplerOptions, seed: int = 0, categorical: list
     return RandomUnderSampler(sampling_strategy=config.sampling_strategy, random_state=seed)
 
 
-@component("sampler", "smote", NeighbourOptions, tasks=CLS, trusted_types=NEIGHBOURS)
+@component("sampler", "smote", NeighbourOptions, tasks=CLS, random=True, trusted_types=NEIGHBOURS)
 def sample_smote(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE: synthesise minority rows between neighbours (on encoded, scaled features)."""
     from imblearn.over_sampling import SMOTE
@@ -261,7 +261,7 @@ def sample_smote(config: NeighbourOptions, seed: int = 0, categorical: list[int]
     return SMOTE(sampling_strategy=config.sampling_strategy, k_neighbors=config.k_neighbors, random_state=seed)
 
 
-@component("sampler", "smotenc", NeighbourOptions, tasks=CLS, on_codes=True, trusted_types=NEIGHBOURS)
+@component("sampler", "smotenc", NeighbourOptions, tasks=CLS, random=True, on_codes=True, trusted_types=NEIGHBOURS)
 def sample_smotenc(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE-NC for mixed numeric and categorical features (categories are never interpolated)."""
     from imblearn.over_sampling import SMOTE, SMOTENC
@@ -276,7 +276,7 @@ class AdasynOptions(SamplerOptions):
     n_neighbors: int = Field(5, ge=1)
 
 
-@component("sampler", "adasyn", AdasynOptions, tasks=CLS, trusted_types=NEIGHBOURS)
+@component("sampler", "adasyn", AdasynOptions, tasks=CLS, random=True, trusted_types=NEIGHBOURS)
 def sample_adasyn(config: AdasynOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """ADASYN: like SMOTE, with more synthetic rows where the minority is harder to learn."""
     from imblearn.over_sampling import ADASYN
@@ -284,7 +284,7 @@ def sample_adasyn(config: AdasynOptions, seed: int = 0, categorical: list[int] |
     return ADASYN(sampling_strategy=config.sampling_strategy, n_neighbors=config.n_neighbors, random_state=seed)
 
 
-@component("sampler", "smote_tomek", NeighbourOptions, tasks=CLS,
+@component("sampler", "smote_tomek", NeighbourOptions, tasks=CLS, random=True,
            trusted_types=NEIGHBOURS + ("imblearn.under_sampling._prototype_selection._tomek_links.TomekLinks",))
 def sample_smote_tomek(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE, then remove Tomek links (cleans the class border)."""
@@ -295,7 +295,7 @@ def sample_smote_tomek(config: NeighbourOptions, seed: int = 0, categorical: lis
     return SMOTETomek(smote=smote, random_state=seed)
 
 
-@component("sampler", "smote_enn", NeighbourOptions, tasks=CLS, trusted_types=NEIGHBOURS + (
+@component("sampler", "smote_enn", NeighbourOptions, tasks=CLS, random=True, trusted_types=NEIGHBOURS + (
     "imblearn.under_sampling._prototype_selection._edited_nearest_neighbours.EditedNearestNeighbours",))
 def sample_smote_enn(config: NeighbourOptions, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """SMOTE, then edited nearest neighbours cleaning."""

@@ -17,7 +17,7 @@ import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,10 +25,15 @@ from trainflow import trust
 from trainflow.errors import DataError, SpecError
 from trainflow import memo
 from trainflow.cache_keys import cache_key, model_key
+from trainflow.modality import Example, Modality
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, read_parquet, save_parquet, store_parquet
-from trainflow.tasks import metrics as M
-from trainflow.tasks import plots
-from trainflow.tasks.validate import Check, run_expectations
+from trainflow.registry import choice, component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import plots
+from trainflow.tasks.common.validate import Check, run_expectations
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
 
 MODEL_FILE = "model.skops"
 PLOT_POINTS = 2000  # most points a line plot of test rows draws
@@ -77,7 +82,7 @@ def looks_numeric(series: Any) -> bool:
     return share >= 0.8
 
 
-def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
+def derived_checks(df: Any, spec: PipelineSpec, target: str | None) -> list[Check]:
     """The expectation suite for a table, from the spec and the data."""
     v = spec.validation
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows},
@@ -127,7 +132,7 @@ def derived_checks(df: Any, spec: Any, target: str | None) -> list[Check]:
     return checks
 
 
-def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Run the derived suite on the stored table; raises ValidationFailed listing the failures."""
     df = read_parquet(ref.path)
     summary = run_expectations(df, derived_checks(df, spec, ref.meta.get("target")), docs_dir, suite=spec.name)
@@ -137,26 +142,29 @@ def validate(ref: DataRef, spec: Any, docs_dir: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- profile & split
 
 
-def profile(ref: DataRef, spec: Any) -> DataRef:
-    """Column profile and feature plan (``tasks/profile.py``), carried in the reference's meta."""
-    from trainflow.tasks.profile import profile_and_plan
+def profile(ref: DataRef, spec: PipelineSpec) -> DataRef:
+    """Column profile and feature plan (``tasks/tabular/profile.py``), carried in the reference's meta."""
+    from trainflow.tasks.tabular.profile import profile_and_plan
 
-    return profile_and_plan(ref, spec)
+    ref = profile_and_plan(ref, spec)
+    plan = ref.meta["plan"]
+    print(f"profile: {len(plan['features'])} features, {len(plan['excluded'])} columns excluded")
+    return ref
 
 
 def _xy(df: Any, target: str) -> tuple[Any, Any]:
     return df.drop(columns=[target]), df[target]
 
 
-def split(ref: DataRef, spec: Any, cache_dir: str) -> SplitRef:
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Stratified (classification) holdout split, written as two Parquet files in the cache."""
     from sklearn.model_selection import train_test_split
 
     target = ref.meta.get("target")
     if not target:
         raise SpecError("a tabular pipeline needs 'data.target', the column to predict.")
-    from trainflow.tasks import leakage
-    from trainflow.tasks.profile import apply_plan, profile_notes
+    from trainflow.tasks.common import leakage
+    from trainflow.tasks.tabular.profile import apply_plan, profile_notes
 
     plan = ref.meta.get("plan")
     df = apply_plan(read_parquet(ref.path, keep=False), plan, target, source=ref.meta.get("source") or ref.path)
@@ -210,7 +218,7 @@ def column_kinds(X: Any) -> tuple[list[str], list[str]]:
     return numeric, [c for c in X.columns if c not in numeric]
 
 
-def build_pipeline(spec: Any, numeric: list[str], categorical: list[str], n_features_hint: int) -> Any:
+def build_pipeline(spec: PipelineSpec, numeric: list[str], categorical: list[str], n_features_hint: int) -> Any:
     """The unfitted imbalanced-learn pipeline for a spec and a table's columns."""
     from imblearn.pipeline import Pipeline
     from sklearn.compose import ColumnTransformer
@@ -254,7 +262,7 @@ def build_pipeline(spec: Any, numeric: list[str], categorical: list[str], n_feat
     return Pipeline(steps)
 
 
-def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     """Fit the pipeline on the training split; save it with skops beside its input schema."""
     import skops.io as sio
 
@@ -286,7 +294,7 @@ def fit(split_ref: SplitRef, spec: Any, cache_dir: str) -> ModelRef:
     tmp.mkdir(parents=True)
     sio.dump(pipe, tmp / MODEL_FILE)
     # A model that predict would refuse must not be published: check it as predict will load it.
-    trust.check_skops(tmp / MODEL_FILE, trust.trusted_types(PIPELINE_TYPES))
+    trust.check_skops(tmp / MODEL_FILE, trusted_types())
     schema = {
         "task": spec.task, "target": target, "classes": classes, "plan": split_ref.train.meta.get("plan"),
         "id": spec.data.options().get("id"),
@@ -332,7 +340,7 @@ def _recording_resampled_counts(pipe: Any):
         del sampler.fit_resample
 
 
-def cross_validate(spec: Any, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
+def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
     """k-fold CV of the whole pipeline on the training split; the primary metric per fold."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -372,14 +380,19 @@ def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
 # ---------------------------------------------------------------- evaluate
 
 
+def trusted_types() -> frozenset[str]:
+    """The exact types a saved tabular model may hold (:func:`trainflow.trust.trusted_types`)."""
+    return trust.trusted_types(PIPELINE_TYPES, modality="tabular")
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Load a saved pipeline; a type outside the exact trusted set is refused (trainflow.trust)."""
-    pipe = trust.load_skops(Path(folder) / MODEL_FILE, trust.trusted_types(PIPELINE_TYPES))
+    pipe = trust.load_skops(Path(folder) / MODEL_FILE, trusted_types())
     schema = trust.read_json(Path(folder) / SCHEMA_FILE)
     return pipe, schema
 
 
-def evaluate(model: ModelRef, split_ref: SplitRef, spec: Any, plots_dir: str) -> Evaluation:
+def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Score the fitted pipeline on the test split; plots go to ``plots_dir``."""
     pipe = memo.recall(Path(model.path) / MODEL_FILE)  # the pipeline this process has just fitted
     if pipe is None:
@@ -448,7 +461,7 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
 
 def read_table(path: str | Path) -> Any:
     """Read new rows for prediction from CSV or Parquet (by extension), with the loaders' checks."""
-    from trainflow.tasks.load import existing_file, read_csv_file, read_parquet_file
+    from trainflow.tasks.common.load import existing_file, read_csv_file, read_parquet_file
 
     path = existing_file(path, option="input", what="input file")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -463,8 +476,8 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     The output starts with the id column (``id_column``, else the training spec's ``data.id``) and the
     ``keep`` columns, copied from the input so that each prediction can be traced to its row.
     """
-    from trainflow.tasks.predict import passthrough
-    from trainflow.tasks.profile import apply_plan
+    from trainflow.tasks.common.predict import passthrough
+    from trainflow.tasks.tabular.profile import apply_plan
 
     pd = _pd()
     pipe, schema = load_model(run_dir)
@@ -500,3 +513,71 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
     return pd.concat([traced.reset_index(drop=True), out], axis=1)
+
+
+# ---------------------------------------------------------------- the modality
+
+
+ImputeSpec = choice("ImputeSpec", "imputer", "method", "median",
+                    "drop_rows | mean | median | most_frequent | constant | knn | iterative",
+                    "Missing values (``preprocess.impute``): an imputer component and its options.")
+EncodeSpec = choice("EncodeSpec", "encoder", "method", "onehot", "onehot | ordinal",
+                    "Categorical columns (``preprocess.encode``): an encoder component and its options.")
+ScaleSpec = choice("ScaleSpec", "scaler", "method", "standard", "standard | minmax | robust | none",
+                   "Numeric columns (``preprocess.scale``): a scaler component and its options.")
+ReduceSpec = choice("ReduceSpec", "reducer", "method", "none", "none | pca | select_k_best | variance_threshold",
+                    "Fewer features (``preprocess.reduce``): a reducer component and its options.")
+ResampleSpec = choice("ResampleSpec", "sampler", "method", "none", "none | class_weight | random_over | smote | ...",
+                      "Class imbalance (``preprocess.resample``): a sampler component and its options.")
+
+
+def target_problems(spec: PipelineSpec) -> list[str]:
+    """The target named as a feature, a kept column or the id (a model must not see what it predicts)."""
+    options = spec.data.options()
+    target = options.get("target")
+    if not target:
+        return []
+    named = {"data.features": options.get("features") or [], "features.keep": spec.features.keep,
+             "data.id": [options.get("id")]}
+    return [f"the target '{target}' is also listed in '{where}'; a model must not see the column it predicts."
+            for where, columns in named.items() if target in columns]
+
+
+@component("modality", "tabular")
+class Tabular(Modality, stages_from=__name__):
+    """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
+
+    Imputation, encoding, scaling, reduction and resampling are fitted with the model in one
+    imbalanced-learn pipeline on the training split only."""
+
+    sections = {"preprocess.impute": ImputeSpec, "preprocess.encode": EncodeSpec, "preprocess.scale": ScaleSpec,
+                "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec}
+    default_models = {"classification": "logistic_regression", "regression": "ridge"}
+    predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The preprocessing components and their options; class weights need a model that takes them;
+        the target is not also a feature, a kept column or the id."""
+        from trainflow.registry import REGISTRY
+
+        problems = []
+        for slot in ("impute", "encode", "scale", "reduce", "resample"):
+            problems += getattr(spec.preprocess, slot).problems(f"preprocess.{slot}", task=spec.task)
+        model = REGISTRY.get("model", spec.model.name) if spec.model.name in REGISTRY.names("model") else None
+        if spec.preprocess.resample.method == "class_weight" and model and model.extra.get("class_weight") is False:
+            problems.append(f"'preprocess.resample.method' is 'class_weight', but model {spec.model.name!r} "
+                            "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
+        return problems + target_problems(spec)
+
+    def example(self, folder: Path) -> Example:
+        """40 rows: two numeric features (one with gaps), a category, two classes."""
+        rng = np.random.default_rng(0)
+        y = np.array(["a", "b"] * 20)
+        df = _pd().DataFrame({"x1": rng.normal(size=40) + (y == "b") * 2, "x2": rng.normal(size=40),
+                              "colour": rng.choice(["red", "blue"], 40), "label": y})
+        df.loc[::7, "x2"] = np.nan
+        df.to_csv(folder / "train.csv", index=False)
+        df.drop(columns=["label"]).head(5).to_csv(folder / "new.csv", index=False)
+        return Example(spec={"task": "classification", "data": {"loader": "csv", "path": str(folder / "train.csv"),
+                                                               "target": "label"}},
+                       predict_input=folder / "new.csv")

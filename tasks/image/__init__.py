@@ -1,0 +1,1 @@
+"""The image modality: image loaders, per-channel normalization and augmentation, the CNN."""

@@ -1,0 +1,1 @@
+"""The tabular modality: tables (CSV, Parquet) through a scikit-learn / imbalanced-learn pipeline."""
