@@ -28,18 +28,19 @@ NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,
-                  what: str = "data file") -> Any:
+                  what: str = "data file", quoting: int = 0) -> Any:
     """A CSV with a header line and at least one row, checked by :func:`checked_table`.
 
     Raises DataError naming the file (``what`` says which) when it is empty, not valid ``encoding``
-    text, not parseable with ``delimiter``, or fails the table checks.
+    text, not parseable with ``delimiter``, or fails the table checks. ``quoting`` is a ``csv.QUOTE_*``
+    constant (0, minimal, by default; ``csv.QUOTE_NONE`` reads quote marks as text).
     """
     import pandas as pd
 
     if path.stat().st_size == 0:
         raise DataError(f"The {what} '{path}' is empty: expected a header line and data rows.")
     options = dict(sep=delimiter, encoding=encoding, skipinitialspace=True, keep_default_na=False,
-                   na_values=NA_VALUES if na_values is None else na_values)
+                   na_values=NA_VALUES if na_values is None else na_values, quoting=quoting)
     try:
         # The header as written: pandas renames a repeated column ('x' -> 'x.1') when it reads the table.
         header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0].tolist()

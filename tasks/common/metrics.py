@@ -166,3 +166,16 @@ def classification_details(y_true, y_pred, labels: list[str]) -> tuple[dict[str,
                  for i, lab in enumerate(labels)}
     cm = confusion_matrix(y_true, y_pred, labels=idx)
     return per_class, {"labels": [str(x) for x in labels], "matrix": cm.tolist()}
+
+
+@component("metric", "pr_auc", tasks=CLS, greater_is_better=True)
+def pr_auc(y_true, y_pred, proba=None, labels=None) -> float:
+    """Area under the precision-recall curve (average precision; macro over classes for several)."""
+    from sklearn.metrics import average_precision_score
+
+    if proba is None or len(np.unique(y_true)) < 2:
+        return float("nan")
+    if proba.shape[1] == 2:
+        return float(average_precision_score(y_true, proba[:, 1]))
+    onehot = np.eye(proba.shape[1])[np.asarray(y_true, dtype=int)]
+    return float(average_precision_score(onehot, proba, average="macro"))

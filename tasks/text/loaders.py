@@ -1,0 +1,99 @@
+"""The text loaders: ``text_table`` (a text column of a CSV/TSV/Parquet table) and ``text_folder``
+(one subfolder of ``.txt`` files per class).
+
+Each returns a DataFrame with the columns ``text`` and ``label`` (absent when unlabelled) plus the
+columns kept for the prediction output; a missing file, column or class folder, text that is not
+valid in the given encoding, or a table whose texts are all empty is a DataError naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.errors import DataError, did_you_mean
+from trainflow.registry import component
+from trainflow.tasks.common.load import existing_file, read_csv_file, read_parquet_file
+
+TEXT, LABEL = "text", "label"
+
+
+class TextTableConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., description="CSV, TSV (.tsv/.tab) or Parquet file")
+    text: str = Field("text", description="Column holding the documents")
+    target: str | None = Field(None, description="Column holding the labels")
+    keep: list[str] = Field([], description="Columns copied beside the predictions (e.g. an id)")
+    delimiter: str | None = Field(None, description="Field delimiter; default: tab for .tsv/.tab, else ','")
+    quoting: Literal["minimal", "none"] = Field(
+        "minimal", description="minimal: fields may be quoted; none: quote marks are text (unquoted TSV)")
+    encoding: str = Field("utf-8", description="Text encoding of a CSV/TSV file")
+
+
+class TextFolderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., description="Folder with one subfolder of .txt files per class")
+    encoding: str = Field("utf-8", description="Text encoding of the .txt files")
+
+
+def read_text_table(path: Path, config: TextTableConfig, what: str = "data file") -> Any:
+    """The table at ``path`` read as text columns (no value is turned into a number or a gap)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return read_parquet_file(path, what=what)
+    delimiter = config.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    quoting = csv.QUOTE_NONE if config.quoting == "none" else csv.QUOTE_MINIMAL
+    return read_csv_file(path, delimiter, config.encoding, na_values=[""], what=what, quoting=quoting)
+
+
+def require_column(df: Any, column: str, path: Path, option: str) -> None:
+    if column not in df.columns:
+        raise DataError(f"The file '{path}' has no column '{column}' ({option}){did_you_mean(column, df.columns)}. "
+                        f"Its columns are: {', '.join(map(str, df.columns))}.")
+
+
+@component("loader", "text_table", TextTableConfig, modality="text")
+def load_text_table(config: TextTableConfig) -> Any:
+    """Documents in a column of a CSV/TSV/Parquet table, a label column, and kept columns."""
+    path = existing_file(config.path)
+    df = read_text_table(path, config)
+    for col, option in [(config.text, "data.text"), *([(config.target, "data.target")] if config.target else []),
+                        *((c, "data.keep") for c in config.keep)]:
+        require_column(df, col, path, option)
+    out = df[list(config.keep)].copy()
+    out.insert(0, TEXT, df[config.text].fillna("").astype(str))
+    if config.target:
+        out.insert(1, LABEL, df[config.target].where(df[config.target].notna(), None).astype(object))
+    if not out[TEXT].str.strip().any():
+        raise DataError(f"Every text of the column '{config.text}' of '{path}' is empty (data.text).")
+    return out
+
+
+@component("loader", "text_folder", TextFolderConfig, modality="text")
+def load_text_folder(config: TextFolderConfig) -> Any:
+    """A folder of class subfolders of ``.txt`` documents; the subfolder names are the labels."""
+    import pandas as pd
+
+    root = Path(config.path)
+    if not root.is_dir():
+        raise DataError(f"The text folder '{root}' does not exist or is not a folder (data.path).")
+    rows = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(sub.glob("*.txt")):
+            rows.append({TEXT: read_text_file(file, config.encoding), LABEL: sub.name,
+                         "file": str(file.relative_to(root))})
+    if not rows:
+        raise DataError(f"The text folder '{root}' holds no class subfolders with .txt files (data.path): "
+                        f"expected {root}/<class>/<document>.txt.")
+    return pd.DataFrame(rows)
+
+
+def read_text_file(file: Path, encoding: str) -> str:
+    """One document; DataError naming the file when it is not valid ``encoding`` text."""
+    try:
+        return file.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"The text file '{file}' is not valid {encoding} text ({exc.reason} at byte {exc.start}); "
+                        f"set data.encoding.") from None

@@ -1,0 +1,357 @@
+"""The text modality: classification of documents with TF-IDF features and a scikit-learn model.
+
+Documents travel between tasks as Parquet (``text``, ``label``, kept columns). Fitting normalises
+the texts (unicode NFKC, optional lowercase, whitespace), then fits one scikit-learn pipeline
+``TfidfVectorizer -> model`` on the training split only (word or character n-grams, vocabulary
+``max_features`` / ``min_df``). The pipeline is saved with skops and loaded back with an exact list
+of trusted types; ``schema.json`` holds what prediction needs (normalisation, classes, kept columns).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import unicodedata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow import memo, trust
+from trainflow.cache_keys import cache_key, model_key
+from trainflow.errors import DataError
+from trainflow.modality import Example, Modality
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, read_parquet, save_parquet, store_parquet
+from trainflow.registry import component
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import plots
+from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.text.loaders import LABEL, TEXT
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
+
+MODEL_FILE = "model.skops"
+SCHEMA_FILE = "schema.json"
+MISCLASSIFIED_SHOWN = 10  # misclassified test texts listed in the report
+
+#: The fixed pieces of every saved text pipeline; with the registered text models' types and plain
+#: values they are all a model file may contain (trainflow.trust).
+PIPELINE_TYPES = frozenset({
+    "sklearn.pipeline.Pipeline", "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+})
+
+
+class TextPreprocess(BaseModel):
+    """How documents become features (``preprocess.text``); fitted on the training split only."""
+
+    model_config = ConfigDict(extra="forbid")
+    lowercase: bool = Field(True, description="Lowercase the texts")
+    analyzer: Literal["word", "char_wb"] = Field(
+        "word", description="word: word n-grams (regex tokens); char_wb: character n-grams inside word boundaries")
+    ngram_min: int = Field(1, ge=1, description="Shortest n-gram")
+    ngram_max: int = Field(2, ge=1, description="Longest n-gram")
+    max_features: int | None = Field(50000, ge=1, description="Vocabulary size: the most frequent n-grams")
+    min_df: int = Field(1, ge=1, description="Drop n-grams found in fewer training documents than this")
+    sublinear_tf: bool = Field(True, description="1 + log(term count) instead of the raw count")
+    class_weight: bool = Field(False, description="Weight classes inversely to their training frequency")
+    deduplicate: bool = Field(False, description="Drop repeated texts (first one kept) before the split, so no "
+                                                 "test text is also a training text")
+
+
+class TextValidation(BaseModel):
+    """Checks of the per-document table (``text_validation``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_tokens: int = Field(1, ge=0, description="Fewest words a document may have (1: no empty texts)")
+    max_tokens: int | None = Field(None, ge=1, description="Most words a document may have")
+    max_duplicate_share: float = Field(0.2, ge=0, le=1, description="Largest share of repeated texts")
+    min_class_share: float = Field(0.01, ge=0, le=1, description="Smallest share of a class in the data")
+
+
+def normalise(texts: Any, lowercase: bool = True) -> list[str]:
+    """Unicode NFKC, optional lowercase, runs of whitespace as one space, trimmed."""
+    out = []
+    for t in texts:
+        t = " ".join(unicodedata.normalize("NFKC", str(t)).split())
+        out.append(t.lower() if lowercase else t)
+    return out
+
+
+# ---------------------------------------------------------------- store & validate
+
+
+def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
+    """Save the loaded documents as Parquet in the cache, named by the source's digest."""
+    path = store_parquet(df, cache_dir, digest)
+    kept = [c for c in df.columns if c not in (TEXT, LABEL)]
+    return DataRef(path=str(path), digest=digest, modality="text",
+                   meta={"rows": len(df), "labelled": LABEL in df.columns, "source": getattr(config, "path", ""),
+                         "text_column": getattr(config, "text", TEXT), "keep": kept})
+
+
+def document_table(df: Any, lowercase: bool = True) -> Any:
+    """One row per document: its normalised text, token (whitespace-separated) count, label and its class's share."""
+    import pandas as pd
+
+    texts = normalise(df[TEXT], lowercase)
+    table = pd.DataFrame({"text": texts, "tokens": [len(t.split()) for t in texts]})
+    if LABEL in df.columns:
+        table["label"] = df[LABEL].to_numpy()
+        table["class_share"] = table["label"].map(table["label"].value_counts(normalize=True)).astype(float)
+    return table
+
+
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
+    """GX checks of the per-document table; raises ValidationFailed listing the failures."""
+    v, t = spec.validation, spec.text_validation
+    table = document_table(read_parquet(ref.path), spec.preprocess.text.lowercase)
+    checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
+              Check("ExpectColumnValuesToBeBetween", {"column": "tokens", "min_value": t.min_tokens,
+                                                      "max_value": t.max_tokens},
+                    "text_validation.min_tokens / max_tokens (a text empty after normalisation has 0 words)"),
+              Check("ExpectColumnProportionOfUniqueValuesToBeBetween",
+                    {"column": "text", "min_value": 1 - t.max_duplicate_share},
+                    f"text_validation.max_duplicate_share is {t.max_duplicate_share}")]
+    if "label" in table.columns:
+        checks += [Check("ExpectColumnValuesToNotBeNull", {"column": "label"}, "every document needs a label"),
+                   Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
+                         "a classifier needs at least two classes"),
+                   Check("ExpectColumnMinToBeBetween", {"column": "class_share", "min_value": t.min_class_share},
+                         f"text_validation.min_class_share is {t.min_class_share}")]
+        if v.labels:
+            checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": v.labels},
+                                "validation.labels"))
+    checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
+    return run_expectations(table, checks, docs_dir, suite=spec.name).as_dict()
+
+
+# ---------------------------------------------------------------- split
+
+
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
+    """Stratified holdout split of the documents, written as two Parquet files in the cache."""
+    from sklearn.model_selection import train_test_split
+
+    source = ref.meta.get("source") or ref.path
+    df = read_parquet(ref.path, keep=False)
+    if LABEL not in df.columns:
+        raise DataError(f"Training needs labels: set data.target to the label column of '{source}'.")
+    df = df.assign(**{LABEL: df[LABEL].astype(str)})
+    notes = []
+    normal = normalise(df[TEXT], spec.preprocess.text.lowercase)
+    if spec.preprocess.text.deduplicate:
+        keep = ~_series(normal).duplicated().to_numpy()
+        notes.append(f"deduplicate: {int((~keep).sum())} repeated texts dropped of {len(df)}")
+        df, normal = df[keep].reset_index(drop=True), [n for n, k in zip(normal, keep) if k]
+    y = df[LABEL]
+    counts = y.value_counts()
+    stratify = y if spec.split.stratify and counts.min() >= 2 else None
+    train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
+                                   stratify=stratify, shuffle=True)
+    shared = set(normalise(train[TEXT], spec.preprocess.text.lowercase))
+    repeated = sum(t in shared for t in normalise(test[TEXT], spec.preprocess.text.lowercase))
+    if repeated:
+        notes.append(f"{repeated} of {len(test)} test texts also occur in the training split "
+                     f"(preprocess.text.deduplicate: true removes repeats before the split)")
+    M.require_scorable_test(train[LABEL], test[LABEL], f"'{source}' (labels)")
+    key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), dedupe=spec.preprocess.text.deduplicate,
+                    lowercase=spec.preprocess.text.lowercase)
+    folder = Path(cache_dir) / "splits" / key[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    refs = {}
+    for name, part in (("train", train), ("test", test)):
+        path = folder / f"{name}.parquet"
+        part = part.reset_index(drop=True)
+        save_parquet(path, part)
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="text",
+                             meta={**ref.meta, "rows": len(part)})
+    class_counts = {n: {str(k): int(v) for k, v in p[LABEL].value_counts().sort_index().items()}
+                    for n, p in (("train", train), ("test", test))}
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": class_counts, "notes": notes})
+
+
+def _series(values: list[str]) -> Any:
+    import pandas as pd
+
+    return pd.Series(values)
+
+
+# ---------------------------------------------------------------- fit
+
+
+def build_pipeline(spec: PipelineSpec) -> Any:
+    """The unfitted ``TfidfVectorizer -> model`` pipeline of a spec."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import Pipeline
+
+    p = spec.preprocess.text
+    vectorizer = TfidfVectorizer(lowercase=False, analyzer=p.analyzer, ngram_range=(p.ngram_min, p.ngram_max),
+                                 max_features=p.max_features, min_df=p.min_df, sublinear_tf=p.sublinear_tf,
+                                 dtype=np.float64)
+    comp, cfg = spec.model.resolve("model", task=spec.task)
+    model = comp.build(cfg, seed=spec.seed, class_weight="balanced" if p.class_weight else None, task=spec.task)
+    return Pipeline([("tfidf", vectorizer), ("model", model)])
+
+
+def trusted_types() -> frozenset[str]:
+    """The exact types a saved text model may hold (:func:`trainflow.trust.trusted_types`)."""
+    return trust.trusted_types(PIPELINE_TYPES, modality="text")
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Fit vectoriser and model on the training split; save them with skops beside the schema."""
+    import skops.io as sio
+
+    train = read_parquet(split_ref.train.path, keep=False)
+    classes = sorted(train[LABEL].astype(str).unique().tolist())
+    y = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+    pipe = build_pipeline(spec)
+    pipe.fit(normalise(train[TEXT], spec.preprocess.text.lowercase), y)
+    folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    sio.dump(pipe, tmp / MODEL_FILE)
+    trust.check_skops(tmp / MODEL_FILE, trusted_types())  # a type we would refuse later fails now
+    schema = {"task": spec.task, "classes": classes, "lowercase": spec.preprocess.text.lowercase,
+              "text_column": split_ref.train.meta.get("text_column", TEXT), "keep": split_ref.train.meta.get("keep", []),
+              "vocabulary": len(pipe.named_steps["tfidf"].vocabulary_)}
+    (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    memo.remember(folder / MODEL_FILE, pipe)
+    return ModelRef.of_folder(folder, MODEL_FILE, "text", {"vocabulary": schema["vocabulary"], "classes": classes})
+
+
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """A saved pipeline and its schema; a type outside the exact trusted set is refused."""
+    return trust.load_skops(Path(folder) / MODEL_FILE, trusted_types()), trust.read_json(Path(folder) / SCHEMA_FILE)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """Classification metrics, precision-recall AUC, per-class F1 and the misclassified texts."""
+    pipe = memo.recall(Path(model.path) / MODEL_FILE)
+    if pipe is None:
+        pipe, schema = load_model(model.path)
+    else:
+        schema = json.loads((Path(model.path) / SCHEMA_FILE).read_text())
+    test = read_parquet(split_ref.test.path, keep=False)
+    classes = schema["classes"]
+    notes = list(split_ref.meta.get("notes", []))
+    labels = test[LABEL].astype(str)
+    seen = labels.isin(classes)
+    if not seen.all():
+        notes.append(f"test texts with classes unseen in training were skipped: {sorted(set(labels[~seen]))}")
+        test, labels = test[seen.to_numpy()], labels[seen]
+    y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
+    texts = normalise(test[TEXT], schema["lowercase"])
+    proba = pipe.predict_proba(texts)
+    pred = np.argmax(proba, axis=1)
+    names = spec.evaluate.metrics or [*M.DEFAULTS[spec.task], "pr_auc"]
+    metrics = M.score(names, y, pred, proba, classes)
+    per_class, confusion = M.classification_details(y, pred, classes)
+    metrics |= {f"f1_{c}": v["f1"] for c, v in per_class.items()}
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][:MISCLASSIFIED_SHOWN]  # most confident first
+    raw = test[TEXT].tolist()
+    tables = {"Misclassified texts (most confident first)": [
+        {"text": raw[i][:200], "true": classes[y[i]], "predicted": classes[pred[i]],
+         "probability": round(float(proba[i, pred[i]]), 3)} for i in wrong]}
+    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")}
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                      notes=notes)
+
+
+# ---------------------------------------------------------------- export & predict
+
+
+def export(model: ModelRef, run_dir: str) -> list[str]:
+    """Copy the model and its schema into the run folder."""
+    for name in (MODEL_FILE, SCHEMA_FILE):
+        shutil.copy2(Path(model.path) / name, Path(run_dir) / name)
+    return [MODEL_FILE, SCHEMA_FILE]
+
+
+def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
+    """New documents: a table with the training text column, or a folder of .txt files."""
+    import pandas as pd
+
+    from trainflow.tasks.common.load import existing_file
+    from trainflow.tasks.text.loaders import TextTableConfig, read_text_file, read_text_table, require_column
+
+    path = Path(input_path)
+    if path.is_dir():
+        files = sorted(path.rglob("*.txt"))
+        if not files:
+            raise DataError(f"The input folder '{path}' holds no .txt files.")
+        return pd.DataFrame({"file": [str(f.relative_to(path)) for f in files],
+                             TEXT: [read_text_file(f, "utf-8") for f in files]})
+    path = existing_file(path, option="input", what="input file")
+    df = read_text_table(path, TextTableConfig(path=str(path)), what="input file")
+    column = schema["text_column"]
+    require_column(df, column, path, "the training spec's data.text")
+    kept = [c for c in schema.get("keep", []) if c in df.columns]
+    out = df[kept].copy()
+    out.insert(0, TEXT, df[column].fillna("").astype(str))
+    return out
+
+
+def predict(run_dir: str | Path, input_path: str | Path) -> Any:
+    """The predicted class and class probabilities of each new document, after its kept columns."""
+    pipe, schema = load_model(run_dir)
+    docs = read_documents(input_path, schema)
+    proba = pipe.predict_proba(normalise(docs[TEXT], schema["lowercase"]))
+    out = docs.drop(columns=[TEXT]).reset_index(drop=True)
+    out["prediction"] = [schema["classes"][i] for i in np.argmax(proba, axis=1)]
+    for i, c in enumerate(schema["classes"]):
+        out[f"proba_{c}"] = proba[:, i]
+    return out
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "text")
+class Text(Modality, stages_from=__name__):
+    """Documents (a text column of a table, or .txt files per class): TF-IDF and a scikit-learn model."""
+
+    sections = {"preprocess.text": TextPreprocess, "text_validation": TextValidation}
+    default_models = {"classification": "tfidf_logistic"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """n-gram range in order; class weights need a model that takes them."""
+        from trainflow.registry import REGISTRY
+
+        p, problems = spec.preprocess.text, []
+        if p.ngram_min > p.ngram_max:
+            problems.append(f"'preprocess.text.ngram_min' ({p.ngram_min}) is above 'preprocess.text.ngram_max' "
+                            f"({p.ngram_max}).")
+        model = REGISTRY.get("model", spec.model.name) if spec.model.name in REGISTRY.names("model") else None
+        if p.class_weight and model and model.extra.get("class_weight") is False:
+            problems.append(f"'preprocess.text.class_weight' is true, but model {spec.model.name!r} takes no class "
+                            "weights; choose tfidf_logistic or tfidf_svm.")
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """40 short messages of two classes, and three new ones to predict."""
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+        words = {"spam": ["win", "free", "prize", "cash", "claim", "now"],
+                 "ham": ["see", "you", "at", "lunch", "later", "home"]}
+        rows = [{"message": " ".join(rng.choice(words[c], 5)), "label": c, "id": i}
+                for i, c in enumerate(["spam", "ham"] * 20)]
+        pd.DataFrame(rows).to_csv(folder / "train.csv", index=False)
+        pd.DataFrame({"message": ["free cash now", "lunch at home", "claim your prize"], "id": [1, 2, 3]}
+                     ).to_csv(folder / "new.csv", index=False)
+        return Example(spec={"task": "classification",
+                             "data": {"loader": "text_table", "path": str(folder / "train.csv"), "text": "message",
+                                      "target": "label", "keep": ["id"]},
+                             "text_validation": {"max_duplicate_share": 1.0}},
+                       predict_input=folder / "new.csv")
