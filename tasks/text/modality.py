@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
+VOCABULARY_FILE = "vocabulary.json"
 MISCLASSIFIED_SHOWN = 10  # misclassified test texts listed in the report
 
 #: The fixed pieces of every saved text pipeline; with the registered text models' types and plain
@@ -203,8 +204,6 @@ def trusted_types() -> frozenset[str]:
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     """Fit vectoriser and model on the training split; save them with skops beside the schema."""
-    import skops.io as sio
-
     train = read_parquet(split_ref.train.path, keep=False)
     classes = sorted(train[LABEL].astype(str).unique().tolist())
     y = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
@@ -214,7 +213,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    sio.dump(pipe, tmp / MODEL_FILE)
+    save_pipeline(pipe, tmp)
     trust.check_skops(tmp / MODEL_FILE, trusted_types())  # a type we would refuse later fails now
     schema = {"task": spec.task, "classes": classes, "lowercase": spec.preprocess.text.lowercase,
               "text_column": split_ref.train.meta.get("text_column", TEXT), "keep": split_ref.train.meta.get("keep", []),
@@ -226,9 +225,30 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     return ModelRef.of_folder(folder, MODEL_FILE, "text", {"vocabulary": schema["vocabulary"], "classes": classes})
 
 
+def save_pipeline(pipe: Any, folder: Path) -> None:
+    """The pipeline with skops, its vectoriser's vocabulary as JSON (terms in column order): skops
+    writes a dict entry by entry, 37 MB and 25 s for the 41,000 n-grams of the SMS demo."""
+    import skops.io as sio
+
+    vectorizer = pipe.named_steps["tfidf"]
+    vocabulary = vectorizer.vocabulary_
+    (folder / VOCABULARY_FILE).write_text(json.dumps(sorted(vocabulary, key=vocabulary.get), ensure_ascii=False))
+    del vectorizer.vocabulary_
+    try:
+        sio.dump(pipe, folder / MODEL_FILE)
+    finally:
+        vectorizer.vocabulary_ = vocabulary
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """A saved pipeline and its schema; a type outside the exact trusted set is refused."""
-    return trust.load_skops(Path(folder) / MODEL_FILE, trusted_types()), trust.read_json(Path(folder) / SCHEMA_FILE)
+    folder = Path(folder)
+    pipe = trust.load_skops(folder / MODEL_FILE, trusted_types())
+    terms = trust.read_json(folder / VOCABULARY_FILE)
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+        raise trust.damaged(folder / VOCABULARY_FILE, "expected a JSON list of terms")
+    pipe.named_steps["tfidf"].vocabulary_ = {t: i for i, t in enumerate(terms)}
+    return pipe, trust.read_json(folder / SCHEMA_FILE)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -273,9 +293,10 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
 
 def export(model: ModelRef, run_dir: str) -> list[str]:
     """Copy the model and its schema into the run folder."""
-    for name in (MODEL_FILE, SCHEMA_FILE):
+    names = [MODEL_FILE, VOCABULARY_FILE, SCHEMA_FILE]
+    for name in names:
         shutil.copy2(Path(model.path) / name, Path(run_dir) / name)
-    return [MODEL_FILE, SCHEMA_FILE]
+    return names
 
 
 def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
