@@ -15,6 +15,8 @@ WIDE = "label," + ",".join(f"t{j}" for j in range(6)) + "\n" + "".join(
     f"{'ab'[i % 2]}," + ",".join(str((i % 2) * 3 + j % 3) for j in range(6)) + "\n" for i in range(16))
 MONTHS = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(40)]
 SERIES = "month,value\n" + "".join(f"{m},{100 + i + 5 * (i % 2)}\n" for i, m in enumerate(MONTHS))
+MESSAGES = "text,label\n" + "".join(f"{'win free cash' if i % 2 else 'see you at lunch'} {i},{'spam' if i % 2 else 'ham'}\n"
+                                    for i in range(20))
 
 #: one small spec per modality: data file name, its content (text, or arrays for .npz), the spec
 RECIPES: dict[str, tuple[str, object, dict]] = {
@@ -26,6 +28,7 @@ RECIPES: dict[str, tuple[str, object, dict]] = {
                                         "model": {"name": "gru", "hidden": 4, "front": "none"}, "train": {"epochs": 1}}),
     "image": ("images.npz", "npz", {"data": {"loader": "npz"}, "model": {"name": "cnn"}, "train": {"epochs": 1},
                                     "split": {"test_size": 0.5}}),
+    "text": ("msgs.csv", MESSAGES, {"data": {"loader": "text_table", "target": "label"}}),
 }
 
 

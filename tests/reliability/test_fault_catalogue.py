@@ -1,4 +1,4 @@
-"""The fault catalogue: bad inputs across tabular, image, sequence, forecast and predict.
+"""The fault catalogue: bad inputs across tabular, image, sequence, forecast, text and predict.
 
 Every case goes through the CLI (in-process) and must exit with its code, print a message matching
 its pattern with no traceback, and leave nothing that looks complete: no finished or half-written
@@ -135,6 +135,7 @@ LONG_NAME = "n" * 300
 SEQ = "sequence"
 FC = "forecast"
 IMG = "image"
+TXT = "text"
 RIGHT = "1,2,x\n" * 3
 WIDE_HEADER = WIDE.splitlines()[0]
 TABLE_HEADER = TABLE.splitlines()[0]
@@ -306,6 +307,15 @@ CASES: dict[str, Fault] = {
                                            r"new\.csv' has a header but no data rows", SEQ),
     "predict forecast: value column missing": Fault(predict(text("new.csv", "month,valu\n2001-01,3\n")), 3,
                                                     r"column 'value' .* is not in '.*new\.csv'", FC),
+    "text: label column misspelt": Fault(run(TXT, sets=("data.target=lable",)), 3,
+                                         r"msgs\.csv' has no column 'lable' \(data\.target\).*did you mean 'label'", "server"),
+    "text: kept column missing": Fault(run(TXT, data={"keep": ["id"]}), 3,
+                                       r"msgs\.csv' has no column 'id' \(data\.keep\)", "server"),
+    "predict text: no text column": Fault(predict(text("new.csv", "body\nhello\n")), 3,
+                                          r"new\.csv' has no column 'text' \(the training spec's data\.text\)", TXT),
+    "predict text: invalid UTF-8": Fault(predict(text("new.csv", "text\ncaf\xe9\n".encode("latin-1"))), 3,
+                                         r"new\.csv' is not valid utf-8 text", TXT),
+    "predict text: empty file": Fault(predict(text("new.csv", "")), 3, r"new\.csv' is empty", TXT),
 }
 
 
@@ -326,4 +336,4 @@ def test_fault(case: str, tmp_path: Path, capsys, request):
 def test_the_catalogue_is_large_and_covers_every_modality():
     assert len(CASES) >= 60
     kinds = {f.needs for f in CASES.values()}
-    assert {None, "server", "tabular", IMG, SEQ, FC} <= kinds
+    assert {None, "server", "tabular", IMG, SEQ, FC, TXT} <= kinds
