@@ -207,6 +207,14 @@ def _run(comp, seed: int, tmp_path=None):
         probe = X[:10] + 0.25  # not the training points, where every seed may agree
         out = est.predict_proba(probe) if task == "classification" else est.predict(probe)
         return np.asarray(out, dtype=float)
+    if comp.kind == "model" and comp.modality == "text":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        docs = [" ".join(f"w{(i * 7 + k) % 13}" for k in range(4)) + (" win" if label else " see")
+                for i, label in enumerate(y)]
+        vectorizer = TfidfVectorizer().fit(docs)
+        est = comp.build(cfg, seed=seed, task="classification").fit(vectorizer.transform(docs), y)
+        return np.asarray(est.predict_proba(vectorizer.transform(["w1 w2 win", "w3 w4 see"])), dtype=float)
     if comp.kind == "metric":
         proba = np.column_stack([1 - y * 0.8 - 0.1, y * 0.8 + 0.1])
         if "classification" in comp.tasks:
