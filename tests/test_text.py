@@ -93,6 +93,10 @@ def test_text_pipeline_runs_and_predicts_new_texts(tmp_path, capsys, model):
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert pred["id"].tolist() == [7, 8] and pred["prediction"].tolist() == ["spam", "ham"]
     assert ((pred["proba_spam"] + pred["proba_ham"]).round(6) == 1).all()
+    (run / "vocabulary.json").write_text('{"win": 0}')  # JSON, but not a list of terms
+    rc, err = run_cli("predict", run, new, "--out", tmp_path / "pred2.csv", capsys=capsys)
+    assert rc == 3 and "vocabulary.json' is damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "pred2.csv").exists()
 
 
 @pytest.mark.usefixtures("prefect_server")
