@@ -680,7 +680,7 @@ class Tabular(Modality, stages_from=__name__):
 
     sections = {"preprocess.impute": ImputeSpec, "preprocess.encode": EncodeSpec, "preprocess.scale": ScaleSpec,
                 "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec, "multilabel": ML.MultilabelSpec}
-    default_models = {"classification": "logistic_regression", "regression": "ridge", "multilabel": "binary_relevance"}
+    default_models = {"classification": "logistic_regression", "regression": "ridge", "multilabel": "random_forest"}
     predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:

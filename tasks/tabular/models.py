@@ -231,8 +231,9 @@ class ChainOptions(BaseModelOptions):
                                              "their probabilities are averaged")
 
 
+# not random=True: a chain in the given order of a deterministic base gives the same model whatever the seed
 @component("model", "classifier_chain", ChainOptions, tasks=ML, modality="tabular", class_weight=True,
-           random=True, trusted_types=MULTI)
+           trusted_types=MULTI)
 def classifier_chain(config: ChainOptions, seed: int = 0, class_weight: str | None = None,
                      task: str = "multilabel") -> Any:
     """Classifier chains: each label's classifier also sees the labels before it; an ensemble of chains
