@@ -567,6 +567,7 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     df = read_table(input_path)
     df.columns = [str(c).strip() for c in df.columns]
     traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
+    given = df  # as read: a multi-label input may carry its delimited labels (checked against training's)
     df = apply_plan(df, schema.get("plan"), source=str(input_path))
     features = schema["features"]
     missing = [f["name"] for f in features if f["name"] not in df.columns]
@@ -588,7 +589,7 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
         raise DataError(f"The input file '{input_path}' does not match the training schema: " + "; ".join(problems))
     X = df[[f["name"] for f in features]]
     if schema.get("labels"):
-        out = predict_labels(pipe, schema, X, df, input_path)
+        out = predict_labels(pipe, schema, X, given, input_path)
     elif schema["task"] == "classification":
         pred, proba = _predict(pipe, X, True)
         out = pd.DataFrame({"prediction": [schema["classes"][int(i)] for i in pred]})
