@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, existing_file, read_csv_file, read_parquet_file
+from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, read_csv_file, read_parquet_file
 
 
 class TableConfig(BaseModel):
@@ -89,34 +89,23 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
     return df
 
 
-class ArffConfig(BaseModel):
+class ArffConfig(SplitFilesConfig):
     """An ARFF file (``path``) or a fixed ``train`` + ``test`` pair, as MULAN and MEKA ship multi-label data."""
 
-    model_config = ConfigDict(extra="forbid")
-    path: str | None = Field(None, description="One ARFF file (the spec's split applies)")
-    train: str | None = Field(None, description="Training file of a fixed split (with 'test')")
-    test: str | None = Field(None, description="Test file of a fixed split (with 'train')")
     labels: list[str] | None = Field(None, description="Label attributes; default: from the relation's '-C n' option")
     target: str | None = Field(None, description="Single-label: the attribute to predict")
     drop: list[str] = Field([], description="Attributes to ignore")
     id: str | None = Field(None, description="Attribute naming each row; not a feature, kept in predictions")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ArffConfig:
-        if self.path and (self.train or self.test):
-            raise ValueError("give either 'path' or 'train' + 'test', not both")
-        if not self.path and not (self.train and self.test):
-            raise ValueError("give 'path' (one file) or both 'train' and 'test' (a fixed split)")
-        return self
 
 
 @component("loader", "arff", ArffConfig, modality="tabular")
 def load_arff(config: ArffConfig) -> Any:
     """ARFF (Weka/MULAN/MEKA): multi-label attributes named by 'labels' or the relation's '-C n' option;
     'train' + 'test' keep a fixed split."""
+    import pandas as pd
+
     from trainflow.tasks.tabular import multilabel
 
-    pd = __import__("pandas")
     parts, labels = [], None
     for fold, name in (("all", config.path), ("train", config.train), ("test", config.test)):
         if not name:
