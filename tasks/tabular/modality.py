@@ -654,6 +654,8 @@ def multilabel_problems(spec: PipelineSpec) -> list[str]:
         problems.append("'data.separator' splits the labels of 'data.target'; name that column in 'data.target'.")
     if options.get("targets") and options.get("target"):
         problems.append("give the labels as 'data.targets' or as 'data.target' with 'data.separator', not both.")
+    if spec.split.cv_folds >= 2:
+        problems.append("'split.cv_folds' is not supported for task multilabel yet; set it to 0.")
     if spec.preprocess.resample.method not in ("none", "class_weight"):
         problems.append(f"'preprocess.resample.method' {spec.preprocess.resample.method!r} resamples one target; "
                         "for multi-label data use 'none' or 'class_weight' (per-label weights).")
