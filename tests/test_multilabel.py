@@ -210,3 +210,11 @@ def test_predict_reports_a_delimited_label_never_seen_in_training(tmp_path, caps
     assert "'brand-new'" in err and "never seen in training" in err and "new.csv" in err
     out = pd.read_csv(tmp_path / "p.csv")
     assert list(out.columns) == LABELS + [f"proba_{lab}" for lab in LABELS]
+
+
+def test_rows_repeated_across_the_split_raise_the_duplicate_alarm(tmp_path):
+    df = pd.concat([tiny_table(40)] * 2, ignore_index=True)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    *_, ev = stages({"data": {"loader": "csv", "path": str(tmp_path / "d.csv"), "targets": LABELS},
+                     "model": {"name": "knn"}}, str(tmp_path))
+    assert any(n.startswith("leakage:") and "rows" in n for n in ev.notes), ev.notes

@@ -221,6 +221,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
 def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """The multi-label split (``tasks/tabular/multilabel.py``): the files' fixed one, or iterative
     stratification; the label columns travel beside the plan's features."""
+    from trainflow.tasks.common import leakage
     from trainflow.tasks.tabular.profile import apply_plan, profile_notes
 
     labels = ref.meta["labels"]
@@ -230,6 +231,9 @@ def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitR
     df = _pd().concat([df, raw[labels + ([ML.FOLD] if ML.FOLD in raw.columns else [])]], axis=1)
     train, test, notes = ML.split_rows(df, labels, spec)
     notes = profile_notes(plan or {}) + notes
+    # rows repeated across the split (one-feature alarms are per target: not run per label yet)
+    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.row_digests(train), leakage.row_digests(test),
+                                                           "rows"), spec)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), plan=plan, labels=labels)
     folder = Path(cache_dir) / "splits" / key[:16]
     folder.mkdir(parents=True, exist_ok=True)
