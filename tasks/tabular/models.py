@@ -162,8 +162,8 @@ class KnnOptions(ClassifierOptions):
     weights: Literal["uniform", "distance"] = "uniform"
 
 
-KNN = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",
-       "sklearn.metrics._dist_metrics.EuclideanDistance64")
+# a fixed k-d tree (not 'auto'): the types a saved model holds are then known, and no ball tree is trusted
+KNN = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_metrics.EuclideanDistance64")
 
 
 @component("model", "knn", KnnOptions, tasks=CLS + ML, modality="tabular", class_weight=False, trusted_types=KNN)
@@ -171,7 +171,8 @@ def knn(config: KnnOptions, seed: int = 0, class_weight: str | None = None, task
     """k-nearest neighbours (natively multi-label: each label by its neighbours' votes)."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    return _multiclass(KNeighborsClassifier(n_neighbors=config.n_neighbors, weights=config.weights), config.multiclass)
+    est = KNeighborsClassifier(n_neighbors=config.n_neighbors, weights=config.weights, algorithm="kd_tree")
+    return _multiclass(est, config.multiclass)
 
 
 # ---------------------------------------------------------------- multi-label wrappers
