@@ -92,6 +92,11 @@ def write_example(name: str, folder) -> dict | None:
         path = folder / f"d.{name}"
         df.to_csv(path, index=False) if name == "csv" else df.to_parquet(path)
         return {"path": str(path), "target": "t"}
+    if name == "arff":
+        rows = "\n".join(f"{v:.3f},{i % 2},{(i // 2) % 2}" for i, v in enumerate(rng.normal(size=6)))
+        (folder / "d.arff").write_text("@relation 't: -C -2'\n@attribute x numeric\n@attribute l1 {0,1}\n"
+                                       f"@attribute l2 {{0,1}}\n@data\n{rows}\n")
+        return {"path": str(folder / "d.arff")}
     if name == "npz":
         np.savez(folder / "img.npz", x=rng.integers(0, 255, (6, 8, 8), dtype=np.uint8), y=np.array([0, 1] * 3))
         return {"path": str(folder / "img.npz")}
@@ -199,6 +204,12 @@ def _run(comp, seed: int, tmp_path=None):
             return None
         Xr, yr = est.fit_resample(X, y)
         return np.column_stack([Xr, yr])
+    if comp.kind == "model" and comp.modality == "tabular" and comp.tasks == ("multilabel",):
+        from trainflow.tasks.tabular.multilabel import positive_proba
+
+        est = comp.build(cfg, seed=seed, task="multilabel")
+        est.fit(X, np.column_stack([y, (X[:, 0] > 0).astype(int), (X[:, 1] > 0).astype(int)]))
+        return positive_proba(est, X[:10] + 0.25)
     if comp.kind == "model" and comp.modality == "tabular":
         task = "classification" if "classification" in comp.tasks else "regression"
         target = y if task == "classification" else X[:, 0] * 2 + y
@@ -219,6 +230,10 @@ def _run(comp, seed: int, tmp_path=None):
         proba = np.column_stack([1 - y * 0.8 - 0.1, y * 0.8 + 0.1])
         if "classification" in comp.tasks:
             return np.array([comp.build(y, (proba[:, 1] > 0.5).astype(int), proba, ["a", "b"])])
+        if "multilabel" in comp.tasks:
+            Y = np.column_stack([y, 1 - y])
+            return np.array([comp.build(Y, (np.column_stack([proba[:, 1], proba[:, 0]]) > 0.5).astype(int),
+                                        np.column_stack([proba[:, 1], proba[:, 0]]), ["a", "b"])])
         return np.array([comp.build(X[:, 0] + 5, X[:, 0] + 5.1)])
     return None
 

@@ -44,7 +44,7 @@ SKOPS_KINDS: dict[str, tuple[dict[str, Any], ...]] = {
     "scaler": ({},),
     "reducer": tuple({"n_features": 4, "task": t} for t in ("classification", "regression")),
     "sampler": ({"categorical": None}, {"categorical": [0]}),
-    "model": tuple({"class_weight": w, "task": t} for t in ("classification", "regression")
+    "model": tuple({"class_weight": w, "task": t} for t in ("classification", "regression", "multilabel")
                    for w in (None, "balanced")),
 }
 

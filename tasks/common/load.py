@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow import modality as modalities
 from trainflow.errors import DataError
@@ -89,6 +89,23 @@ def checked_table(df: Any, path: Path, what: str = "data file", header: list[Any
             raise DataError(f"The column '{col}' of the {what} '{path}' holds {count} infinite value(s) (first: "
                             f"{values.iloc[row]} in row {row + 1}); replace them or leave the cells empty.")
     return df
+
+
+class SplitFilesConfig(BaseModel):
+    """Loader options naming one file (``path``, split by the spec) or a fixed ``train`` + ``test`` pair."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = Field(None, description="One file holding every row (the spec's split applies)")
+    train: str | None = Field(None, description="Training file of a fixed split (with 'test')")
+    test: str | None = Field(None, description="Test file of a fixed split (with 'train')")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SplitFilesConfig:
+        if self.path and (self.train or self.test):
+            raise ValueError("give either 'path' or 'train' + 'test', not both")
+        if not self.path and not (self.train and self.test):
+            raise ValueError("give 'path' (one file) or both 'train' and 'test' (a fixed split)")
+        return self
 
 
 def existing_file(value: str | Path, option: str = "data.path", what: str = "data file") -> Path:

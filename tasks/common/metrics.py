@@ -20,8 +20,10 @@ DEFAULTS = {
                        "roc_auc", "log_loss"],
     "regression": ["rmse", "mae", "r2"],
     "forecasting": ["rmse", "mae", "mape"],
+    "multilabel": ["hamming_loss", "subset_accuracy", "micro_f1", "macro_f1", "samples_f1", "macro_roc_auc"],
 }
-PRIMARY = {"classification": "balanced_accuracy", "regression": "rmse", "forecasting": "rmse"}
+PRIMARY = {"classification": "balanced_accuracy", "regression": "rmse", "forecasting": "rmse", "multilabel": "micro_f1"}
+ML = ("multilabel",)
 
 
 def require_scorable_test(y_train: Any, y_test: Any, where: str) -> None:
@@ -144,6 +146,48 @@ def mape(y_true, y_pred, proba=None, labels=None) -> float:
     y_pred = np.asarray(y_pred, dtype=float)
     keep = y_true != 0
     return float(np.mean(np.abs((y_true[keep] - y_pred[keep]) / y_true[keep])) * 100)
+
+
+# ---------------------------------------------------------------- multi-label: 0/1 matrices (rows x labels)
+
+
+@component("metric", "hamming_loss", tasks=ML, greater_is_better=False)
+def hamming_loss(y_true, y_pred, proba=None, labels=None) -> float:
+    """Share of wrong label assignments (rows x labels)."""
+    return float(np.mean(np.asarray(y_true) != np.asarray(y_pred)))
+
+
+@component("metric", "subset_accuracy", tasks=ML, greater_is_better=True)
+def subset_accuracy(y_true, y_pred, proba=None, labels=None) -> float:
+    """Share of rows whose whole label set is right."""
+    return float(np.mean((np.asarray(y_true) == np.asarray(y_pred)).all(axis=1)))
+
+
+def _f1(average: str):
+    def metric(y_true, y_pred, proba=None, labels=None) -> float:
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(y_true, y_pred, average=average, zero_division=0))
+
+    metric.__doc__ = {"micro": "F1 over all label assignments pooled.", "macro": "F1 averaged over labels.",
+                      "samples": "F1 averaged over rows (each row's label set)."}[average]
+    return metric
+
+
+for _avg in ("micro", "macro", "samples"):
+    component("metric", f"{_avg}_f1", tasks=ML, greater_is_better=True)(_f1(_avg))
+
+
+@component("metric", "macro_roc_auc", tasks=ML, greater_is_better=True)
+def macro_roc_auc(y_true, y_pred, proba=None, labels=None) -> float:
+    """ROC-AUC averaged over the labels that take both values in the test rows (nan without probabilities)."""
+    from sklearn.metrics import roc_auc_score
+
+    y_true = np.asarray(y_true)
+    both = [j for j in range(y_true.shape[1]) if len(np.unique(y_true[:, j])) == 2]
+    if proba is None or not both:
+        return float("nan")
+    return float(np.mean([roc_auc_score(y_true[:, j], np.asarray(proba)[:, j]) for j in both]))
 
 
 def score(names: list[str], y_true, y_pred, proba=None, labels=None) -> dict[str, float]:

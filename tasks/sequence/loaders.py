@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, existing_file, read_csv_file
+from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, read_csv_file
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 
@@ -68,21 +68,8 @@ def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray
 # ---------------------------------------------------------------- configs
 
 
-class SeriesFilesConfig(BaseModel):
+class SeriesFilesConfig(SplitFilesConfig):
     """One file (``path``, split by the spec) or a fixed ``train`` + ``test`` pair (e.g. UCR)."""
-
-    model_config = ConfigDict(extra="forbid")
-    path: str | None = Field(None, description="One file holding every series (the spec's split applies)")
-    train: str | None = Field(None, description="Training file of a fixed split (with 'test')")
-    test: str | None = Field(None, description="Test file of a fixed split (with 'train')")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SeriesFilesConfig:
-        if self.path and (self.train or self.test):
-            raise ValueError("give either 'path' or 'train' + 'test', not both")
-        if not self.path and not (self.train and self.test):
-            raise ValueError("give 'path' (one file) or both 'train' and 'test' (a fixed split)")
-        return self
 
 
 class TsConfig(SeriesFilesConfig):

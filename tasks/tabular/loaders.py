@@ -1,4 +1,4 @@
-"""The tabular loaders: ``csv`` and ``parquet``.
+"""The tabular loaders: ``csv``, ``parquet`` and ``arff``.
 
 Each returns a DataFrame holding the features, the id column and the target; a missing file or
 column is a DataError naming it (with a close match among the columns).
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, existing_file, read_csv_file, read_parquet_file
+from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, read_csv_file, read_parquet_file
 
 
 class TableConfig(BaseModel):
@@ -25,6 +25,8 @@ class TableConfig(BaseModel):
     features: list[str] | None = Field(None, description="Feature columns; default: every other column")
     drop: list[str] = Field([], description="Columns to ignore")
     id: str | None = Field(None, description="Column naming each row; not a feature, kept in predictions")
+    targets: list[str] | None = Field(None, description="Multi-label: the 0/1 label columns (task: multilabel)")
+    separator: str | None = Field(None, description="Multi-label: 'target' holds labels joined by this, e.g. '|'")
 
 
 class CsvConfig(TableConfig):
@@ -69,6 +71,59 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
                 f"The {role} column '{col}' is not in '{path}'{did_you_mean(col, columns)}. "
                 f"Its columns are: {', '.join(columns)}."
             )
-    features = config.features or [c for c in columns if c != config.target and c not in config.drop]
-    keep = features + [c for c in (config.id, config.target) if c and c not in features]
-    return df[keep]
+    from trainflow.tasks.tabular import multilabel
+
+    for col in config.targets or []:
+        if col not in columns:
+            raise DataError(f"The label column '{col}' (data.targets) is not in '{path}'"
+                            f"{did_you_mean(col, columns)}. Its columns are: {', '.join(columns)}.")
+    labels = set(config.targets or [])
+    features = config.features or [c for c in columns if c != config.target and c not in config.drop
+                                    and c not in labels]
+    keep = features + [c for c in (config.id, config.target, *(config.targets or [])) if c and c not in features]
+    df = df[keep]
+    if config.separator and config.target:
+        return multilabel.expand_delimited(df, config.target, config.separator, path)
+    if config.targets:
+        return multilabel.with_labels(df, config.targets)
+    return df
+
+
+class ArffConfig(SplitFilesConfig):
+    """An ARFF file (``path``) or a fixed ``train`` + ``test`` pair, as MULAN and MEKA ship multi-label data."""
+
+    labels: list[str] | None = Field(None, description="Label attributes; default: from the relation's '-C n' option")
+    target: str | None = Field(None, description="Single-label: the attribute to predict")
+    drop: list[str] = Field([], description="Attributes to ignore")
+    id: str | None = Field(None, description="Attribute naming each row; not a feature, kept in predictions")
+
+
+@component("loader", "arff", ArffConfig, modality="tabular")
+def load_arff(config: ArffConfig) -> Any:
+    """ARFF (Weka/MULAN/MEKA): multi-label attributes named by 'labels' or the relation's '-C n' option;
+    'train' + 'test' keep a fixed split."""
+    import pandas as pd
+
+    from trainflow.tasks.tabular import multilabel
+
+    parts, labels = [], None
+    for fold, name in (("all", config.path), ("train", config.train), ("test", config.test)):
+        if not name:
+            continue
+        path = existing_file(name, option=f"data.{fold if fold != 'all' else 'path'}")
+        df, found = multilabel.read_arff(path, config.labels)
+        if labels is not None and found != labels:
+            raise DataError(f"The label attributes of '{path}' ({', '.join(found)}) differ from those of the "
+                            f"training file ({', '.join(labels)}).")
+        labels = found
+        if fold != "all":
+            df[multilabel.FOLD] = fold
+        parts.append(df)
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    named = [c for c in [config.target, config.id, *config.drop] if c]
+    for col in named:
+        if col not in df.columns:
+            raise DataError(f"The attribute '{col}' is not in '{config.path or config.train}'"
+                            f"{did_you_mean(col, list(df.columns))}.")
+    df = df.drop(columns=config.drop)
+    return multilabel.with_labels(df, labels) if labels else df

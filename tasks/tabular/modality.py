@@ -30,6 +30,7 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest,
 from trainflow.registry import choice, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
+from trainflow.tasks.tabular import multilabel as ML
 from trainflow.tasks.common.validate import Check, run_expectations
 
 if TYPE_CHECKING:
@@ -64,10 +65,12 @@ def _pd():
 def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save a loaded DataFrame as Parquet in the cache, named by the source's digest."""
     path = store_parquet(df, cache_dir, digest)
-    target = getattr(config, "target", None)
-    return DataRef(path=str(path), digest=digest, modality="tabular",
-                   meta={"rows": len(df), "target": target, "source": getattr(config, "path", ""),
-                         "features": [c for c in df.columns if c != target]})
+    labels = df.attrs.get("labels") or []
+    target = None if labels else getattr(config, "target", None)
+    out = set(labels) | {target, ML.FOLD}
+    meta = {"rows": len(df), "target": target, "source": getattr(config, "path", None) or getattr(config, "train", ""),
+            "features": [c for c in df.columns if c not in out]}
+    return DataRef(path=str(path), digest=digest, modality="tabular", meta=meta | ({"labels": labels} if labels else {}))
 
 
 def looks_numeric(series: Any) -> bool:
@@ -82,11 +85,14 @@ def looks_numeric(series: Any) -> bool:
     return share >= 0.8
 
 
-def derived_checks(df: Any, spec: PipelineSpec, target: str | None) -> list[Check]:
+def derived_checks(df: Any, spec: PipelineSpec, target: str | None, labels: list[str] = ()) -> list[Check]:
     """The expectation suite for a table, from the spec and the data."""
     v = spec.validation
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows},
                     f"validation.min_rows is {v.min_rows}")]
+    for col in labels:
+        checks.append(Check("ExpectColumnValuesToBeInSet", {"column": col, "value_set": [0, 1]},
+                            "a multi-label label column holds 0 or 1"))
     if target:
         checks.append(Check("ExpectColumnToExist", {"column": target}, "data.target"))
     # no existence check for the other columns: they are listed from the table itself, so it could not fail
@@ -96,6 +102,8 @@ def derived_checks(df: Any, spec: PipelineSpec, target: str | None) -> list[Chec
         checks.append(Check("ExpectColumnProportionOfNonNullValuesToBeBetween",
                             {"column": col, "min_value": 0, "strict_min": True},
                             "the column has no values at all; list it in data.drop"))
+        if col in labels or col == ML.FOLD:
+            continue
         if looks_numeric(df[col]):
             checks.append(Check("ExpectColumnValuesToMatchRegex", {"column": col, "regex": NUMBER_REGEX},
                                 "the column is mostly numbers, so text in it is a data error"))
@@ -135,7 +143,7 @@ def derived_checks(df: Any, spec: PipelineSpec, target: str | None) -> list[Chec
 def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Run the derived suite on the stored table; raises ValidationFailed listing the failures."""
     df = read_parquet(ref.path)
-    summary = run_expectations(df, derived_checks(df, spec, ref.meta.get("target")), docs_dir, suite=spec.name)
+    summary = run_expectations(df, derived_checks(df, spec, ref.meta.get("target"), ref.meta.get("labels", [])), docs_dir, suite=spec.name)
     return summary.as_dict()
 
 
@@ -160,6 +168,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Stratified (classification) holdout split, written as two Parquet files in the cache."""
     from sklearn.model_selection import train_test_split
 
+    if ref.meta.get("labels"):
+        return split_multilabel(ref, spec, cache_dir)
     target = ref.meta.get("target")
     if not target:
         raise SpecError("a tabular pipeline needs 'data.target', the column to predict.")
@@ -206,6 +216,37 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         counts = {n: {str(k): int(v) for k, v in p[target].value_counts().sort_index().items()}
                   for n, p in (("train", train), ("test", test))}
     return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+
+
+def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
+    """The multi-label split (``tasks/tabular/multilabel.py``): the files' fixed one, or iterative
+    stratification; the label columns travel beside the plan's features."""
+    from trainflow.tasks.common import leakage
+    from trainflow.tasks.tabular.profile import apply_plan, profile_notes
+
+    labels = ref.meta["labels"]
+    plan = ref.meta.get("plan")
+    raw = read_parquet(ref.path, keep=False)
+    df = apply_plan(raw, plan, source=ref.meta.get("source") or ref.path)
+    df = _pd().concat([df, raw[labels + ([ML.FOLD] if ML.FOLD in raw.columns else [])]], axis=1)
+    train, test, notes = ML.split_rows(df, labels, spec)
+    notes = profile_notes(plan or {}) + notes
+    # rows repeated across the split (one-feature alarms are per target: not run per label yet)
+    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.row_digests(train), leakage.row_digests(test),
+                                                           "rows"), spec)
+    key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), plan=plan, labels=labels)
+    folder = Path(cache_dir) / "splits" / key[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    refs = {}
+    for name, part in (("train", train), ("test", test)):
+        path = folder / f"{name}.parquet"
+        part = part.reset_index(drop=True)
+        save_parquet(path, part)
+        memo.remember(path, part)
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
+                             meta={**ref.meta, "rows": len(part)})
+    return SplitRef(train=refs["train"], test=refs["test"],
+                    meta={"label_counts": ML.label_counts(train, test, labels), "notes": notes})
 
 
 # ---------------------------------------------------------------- fit
@@ -266,13 +307,29 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     """Fit the pipeline on the training split; save it with skops beside its input schema."""
     import skops.io as sio
 
-    pd = _pd()
     target = split_ref.train.meta["target"]
     train = read_parquet(split_ref.train.path, keep=False)
-    X, y_raw = _xy(train, target)
+    labels = split_ref.train.meta.get("labels") or []
+    if labels:
+        X, y_raw = train.drop(columns=labels), None
+    else:
+        X, y_raw = _xy(train, target)
     numeric, categorical = column_kinds(X)
     classes: list[Any] = []
-    if spec.task == "classification":
+    extra: dict[str, Any] = {}
+    if labels:
+        Y = ML.label_matrix(train, labels)
+        extra["labels"] = labels
+        extra["separator"], extra["target_column"] = spec.data.options().get("separator"), spec.data.options().get("target")
+        extra["constant_labels"] = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
+        y = Y[:, [j for j, lab in enumerate(labels) if lab not in extra["constant_labels"]]]
+        if spec.multilabel.threshold == "tuned":
+            extra["thresholds"] = ML.tune_thresholds(
+                lambda: build_pipeline(spec, numeric, categorical, _encoded_width(X, numeric, categorical)),
+                X, Y, spec)
+        else:
+            extra["thresholds"] = [float(spec.multilabel.threshold)] * len(labels)
+    elif spec.task == "classification":
         classes = sorted(y_raw.unique().tolist(), key=str)
         y = y_raw.map({c: i for i, c in enumerate(classes)}).to_numpy()
     else:
@@ -282,9 +339,12 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         pipe.fit(X, y)
 
     meta: dict[str, Any] = {"steps": [name for name, _ in pipe.steps], "classes": [str(c) for c in classes]}
+    if labels:
+        meta["constant_labels"] = extra["constant_labels"]
+        meta["thresholds"] = dict(zip(labels, extra["thresholds"]))
     if resampled and spec.task == "classification":
         meta["class_counts_after_resampling"] = {str(classes[int(v)]): n for v, n in sorted(resampled.items())}
-    if spec.split.cv_folds >= 2:
+    if spec.split.cv_folds >= 2 and not labels:
         meta["cv"] = cross_validate(spec, numeric, categorical, X, y)
 
     key = model_key(split_ref, spec)
@@ -300,6 +360,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         "id": spec.data.options().get("id"),
         "features": [{"name": c, "kind": "numeric" if c in numeric else "categorical", "dtype": str(X[c].dtype)}
                      for c in X.columns],
+        **extra,
     }
     (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2, default=str))
     shutil.rmtree(folder, ignore_errors=True)
@@ -400,6 +461,8 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
     else:
         schema = json.loads((Path(model.path) / SCHEMA_FILE).read_text())
     test = read_parquet(split_ref.test.path, keep=False)
+    if schema.get("labels"):
+        return evaluate_multilabel(pipe, schema, test, model, split_ref, spec, plots_dir)
     X, y_raw = _xy(test, schema["target"])
     cls = spec.task == "classification"
     names = spec.evaluate.metrics or M.DEFAULTS[spec.task]
@@ -447,6 +510,30 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
                       notes=notes)
 
 
+def evaluate_multilabel(pipe: Any, schema: dict[str, Any], test: Any, model: ModelRef, split_ref: SplitRef,
+                        spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """Multi-label scores (thresholds applied), the per-label table and plot, label cardinality."""
+    labels = schema["labels"]
+    Y = ML.label_matrix(test, labels)
+    proba = ML.full_proba(pipe, test.drop(columns=labels), schema)
+    pred = ML.apply_thresholds(proba, schema["thresholds"])
+    metrics = M.score(spec.evaluate.metrics or M.DEFAULTS["multilabel"], Y, pred, proba, labels)
+    per_label = ML.details(Y, pred, proba, labels)
+    for lab, t in zip(labels, schema["thresholds"]):
+        per_label[lab]["threshold"] = t
+    notes = list(split_ref.meta.get("notes", []))
+    notes += [f"label '{lab}' is {v} in every training row: predicted as {v}, not learned"
+              for lab, v in schema["constant_labels"].items()]
+    counts = split_ref.meta.get("label_counts", {})
+    tables = {"Label cardinality": ML.cardinality_rows(Y, pred)}
+    if counts:
+        tables["Positive rows per label"] = [{"label": lab, **{k: v[lab] for k, v in counts.items()}} for lab in labels]
+    chart = {k: {lab: per_label[lab][k] for lab in labels} for k in ("precision", "recall", "f1", "roc_auc")}
+    charts = {"Per-label scores": plots.bars_png(chart, Path(plots_dir) / "per_label.png",
+                                                 "Test precision, recall, F1 and ROC-AUC per label")}
+    return Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+
+
 # ---------------------------------------------------------------- export & predict
 
 
@@ -484,6 +571,7 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     df = read_table(input_path)
     df.columns = [str(c).strip() for c in df.columns]
     traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
+    given = df  # as read: a multi-label input may carry its delimited labels (checked against training's)
     df = apply_plan(df, schema.get("plan"), source=str(input_path))
     features = schema["features"]
     missing = [f["name"] for f in features if f["name"] not in df.columns]
@@ -504,7 +592,9 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     if problems:
         raise DataError(f"The input file '{input_path}' does not match the training schema: " + "; ".join(problems))
     X = df[[f["name"] for f in features]]
-    if schema["task"] == "classification":
+    if schema.get("labels"):
+        out = predict_labels(pipe, schema, X, given, input_path)
+    elif schema["task"] == "classification":
         pred, proba = _predict(pipe, X, True)
         out = pd.DataFrame({"prediction": [schema["classes"][int(i)] for i in pred]})
         if proba is not None:
@@ -513,6 +603,28 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
     return pd.concat([traced.reset_index(drop=True), out], axis=1)
+
+
+def predict_labels(pipe: Any, schema: dict[str, Any], X: Any, df: Any, input_path: Any) -> Any:
+    """One 0/1 column per label (thresholds applied) and ``proba_<label>``; labels in a delimited
+    target column of the input that training never saw are reported (they cannot be predicted)."""
+    from trainflow.alerts import warn
+
+    pd = _pd()
+    labels = schema["labels"]
+    proba = ML.full_proba(pipe, X, schema)
+    pred = ML.apply_thresholds(proba, schema["thresholds"])
+    sep, target = schema.get("separator"), schema.get("target_column")
+    if sep and target and target in df.columns:
+        seen = {t.strip() for v in df[target].dropna().astype(str) for t in v.split(sep) if t.strip()}
+        unseen = sorted(seen - set(labels))
+        if unseen:
+            warn(f"predict: the input file '{input_path}' has labels in column '{target}' never seen in training: "
+                 f"{', '.join(map(repr, unseen))}; the model cannot predict them (it knows {', '.join(labels)}).")
+    out = pd.DataFrame(pred, columns=labels)
+    for j, lab in enumerate(labels):
+        out[f"proba_{lab}"] = proba[:, j]
+    return out
 
 
 # ---------------------------------------------------------------- the modality
@@ -529,6 +641,29 @@ ReduceSpec = choice("ReduceSpec", "reducer", "method", "none", "none | pca | sel
                     "Fewer features (``preprocess.reduce``): a reducer component and its options.")
 ResampleSpec = choice("ResampleSpec", "sampler", "method", "none", "none | class_weight | random_over | smote | ...",
                       "Class imbalance (``preprocess.resample``): a sampler component and its options.")
+
+
+def multilabel_problems(spec: PipelineSpec) -> list[str]:
+    """Labels given the multi-label way exactly when the task is multilabel; no sampler for label matrices."""
+    options = spec.data.options()
+    given = bool(options.get("targets") or options.get("separator") or spec.data.loader == "arff")
+    if spec.task != "multilabel":
+        return [f"'data.{k}' is for multi-label labels; set 'task: multilabel' (the task is {spec.task!r})."
+                for k in ("targets", "separator") if options.get(k)]
+    problems = []
+    if not given:
+        problems.append("'task' is 'multilabel', so give the labels: 'data.targets' (0/1 columns), 'data.target' "
+                        "with 'data.separator' (one delimited column), or the 'arff' loader.")
+    if options.get("separator") and not options.get("target"):
+        problems.append("'data.separator' splits the labels of 'data.target'; name that column in 'data.target'.")
+    if options.get("targets") and options.get("target"):
+        problems.append("give the labels as 'data.targets' or as 'data.target' with 'data.separator', not both.")
+    if spec.split.cv_folds >= 2:
+        problems.append("'split.cv_folds' is not supported for task multilabel yet; set it to 0.")
+    if spec.preprocess.resample.method not in ("none", "class_weight"):
+        problems.append(f"'preprocess.resample.method' {spec.preprocess.resample.method!r} resamples one target; "
+                        "for multi-label data use 'none' or 'class_weight' (per-label weights).")
+    return problems
 
 
 def target_problems(spec: PipelineSpec) -> list[str]:
@@ -551,8 +686,8 @@ class Tabular(Modality, stages_from=__name__):
     imbalanced-learn pipeline on the training split only."""
 
     sections = {"preprocess.impute": ImputeSpec, "preprocess.encode": EncodeSpec, "preprocess.scale": ScaleSpec,
-                "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec}
-    default_models = {"classification": "logistic_regression", "regression": "ridge"}
+                "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec, "multilabel": ML.MultilabelSpec}
+    default_models = {"classification": "logistic_regression", "regression": "ridge", "multilabel": "random_forest"}
     predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
@@ -567,7 +702,7 @@ class Tabular(Modality, stages_from=__name__):
         if spec.preprocess.resample.method == "class_weight" and model and model.extra.get("class_weight") is False:
             problems.append(f"'preprocess.resample.method' is 'class_weight', but model {spec.model.name!r} "
                             "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
-        return problems + target_problems(spec)
+        return problems + target_problems(spec) + multilabel_problems(spec)
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainflow.registry import component
 
 CLS = ("classification",)
 REG = ("regression",)
+ML = ("multilabel",)  # a 0/1 label matrix as target (tasks/tabular/multilabel.py)
 
 # Types a fitted model holds beyond the estimators it builds (see trainflow.trust), found by saving
 # every model (each multiclass option, both tasks) with skops and listing what its file names.
@@ -82,10 +83,10 @@ class ForestOptions(ClassifierOptions):
     min_samples_leaf: int = Field(1, ge=1)
 
 
-@component("model", "random_forest", ForestOptions, tasks=CLS + REG, modality="tabular", class_weight=True,
+@component("model", "random_forest", ForestOptions, tasks=CLS + REG + ML, modality="tabular", class_weight=True,
            random=True, trusted_types=LABELS + TREES)
 def random_forest(config: ForestOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
-    """A random forest of decision trees (classifier or regressor, by the pipeline's task)."""
+    """A random forest of decision trees (classifier or regressor, by the pipeline's task; natively multi-label)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     if task == "regression":
@@ -144,16 +145,109 @@ class MlpOptions(ClassifierOptions):
     early_stopping: bool = False
 
 
-@component("model", "mlp", MlpOptions, tasks=CLS, modality="tabular", class_weight=False, random=True,
+@component("model", "mlp", MlpOptions, tasks=CLS + ML, modality="tabular", class_weight=False, random=True,
            trusted_types=LABELS + MLP)
 def mlp(config: MlpOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
-    """A multi-layer perceptron (scikit-learn)."""
+    """A multi-layer perceptron (scikit-learn; natively multi-label: one sigmoid output per label)."""
     from sklearn.neural_network import MLPClassifier
 
     est = MLPClassifier(hidden_layer_sizes=tuple(config.hidden_layer_sizes), activation=config.activation,
                         solver=config.solver, alpha=config.alpha, learning_rate_init=config.learning_rate_init,
                         max_iter=config.max_iter, early_stopping=config.early_stopping, random_state=seed)
     return _multiclass(est, config.multiclass)
+
+
+class KnnOptions(ClassifierOptions):
+    n_neighbors: int = Field(10, ge=1)
+    weights: Literal["uniform", "distance"] = "uniform"
+
+
+# a fixed k-d tree (not 'auto'): the types a saved model holds are then known, and no ball tree is trusted
+KNN = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_metrics.EuclideanDistance64")
+
+
+@component("model", "knn", KnnOptions, tasks=CLS + ML, modality="tabular", class_weight=False, trusted_types=KNN)
+def knn(config: KnnOptions, seed: int = 0, class_weight: str | None = None, task: str = "classification") -> Any:
+    """k-nearest neighbours (natively multi-label: each label by its neighbours' votes)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    est = KNeighborsClassifier(n_neighbors=config.n_neighbors, weights=config.weights, algorithm="kd_tree")
+    return _multiclass(est, config.multiclass)
+
+
+# ---------------------------------------------------------------- multi-label wrappers
+
+
+class BaseModelOptions(Options):
+    base: str = Field("logistic_regression", description="A registered tabular classifier, one per label")
+    base_options: dict[str, Any] = Field({}, description="Options of the base classifier")
+
+    @field_validator("base")
+    @classmethod
+    def _classifier(cls, name: str) -> str:
+        from trainflow.registry import REGISTRY
+
+        names = [n for n in REGISTRY.names("model", "classification")
+                 if REGISTRY.get("model", n).modality == "tabular" and n not in ("binary_relevance", "classifier_chain")]
+        if name not in names:
+            raise ValueError(f"must be a tabular classifier: one of {', '.join(names)}; got {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _base_options(self) -> BaseModelOptions:
+        from trainflow.registry import REGISTRY
+
+        REGISTRY.get("model", self.base).parse(dict(self.base_options), where="model.base_options")
+        return self
+
+
+def _base(config: BaseModelOptions, seed: int, class_weight: str | None) -> Any:
+    from trainflow.registry import REGISTRY
+
+    comp = REGISTRY.get("model", config.base, task="classification")
+    # class weights are per label here: each label's classifier balances its own 0/1 rows
+    weight = class_weight if comp.extra.get("class_weight") else None
+    return comp.build(comp.parse(dict(config.base_options), where="model.base_options"),
+                      seed=seed, class_weight=weight, task="classification")
+
+
+MULTI = ("sklearn.multioutput.MultiOutputClassifier", "sklearn.multioutput.ClassifierChain",
+         "trainflow.tasks.tabular.multilabel.ChainEnsemble")
+
+
+@component("model", "binary_relevance", BaseModelOptions, tasks=ML, modality="tabular", class_weight=True,
+           trusted_types=MULTI)
+def binary_relevance(config: BaseModelOptions, seed: int = 0, class_weight: str | None = None,
+                     task: str = "multilabel") -> Any:
+    """Binary relevance: one classifier (any registered one, ``base``) per label."""
+    from sklearn.multioutput import MultiOutputClassifier
+
+    return MultiOutputClassifier(_base(config, seed, class_weight))
+
+
+class ChainOptions(BaseModelOptions):
+    order: Literal["given", "random"] | list[int] = Field(
+        "given", description="Label order along the chain: as given, random (seeded), or label positions")
+    chains: int = Field(1, ge=1, description="Chains in the ensemble (each with its own random order when > 1); "
+                                             "their probabilities are averaged")
+
+
+# not random=True: a chain in the given order of a deterministic base gives the same model whatever the seed
+@component("model", "classifier_chain", ChainOptions, tasks=ML, modality="tabular", class_weight=True,
+           trusted_types=MULTI)
+def classifier_chain(config: ChainOptions, seed: int = 0, class_weight: str | None = None,
+                     task: str = "multilabel") -> Any:
+    """Classifier chains: each label's classifier also sees the labels before it; an ensemble of chains
+    (``chains`` > 1) averages chains of random orders."""
+    from sklearn.multioutput import ClassifierChain
+
+    from trainflow.tasks.tabular.multilabel import ChainEnsemble
+
+    order = None if config.order == "given" else config.order
+    if config.chains == 1:
+        return ClassifierChain(_base(config, seed, class_weight), order=order, random_state=seed)
+    return ChainEnsemble([ClassifierChain(_base(config, seed + i, class_weight), order="random", random_state=seed + i)
+                          for i in range(config.chains)])
 
 
 # ---------------------------------------------------------------- regression

@@ -231,7 +231,7 @@ def sample_none(config: Options, seed: int = 0, categorical: list[int] | None = 
     return None
 
 
-@component("sampler", "class_weight", Options, tasks=CLS)
+@component("sampler", "class_weight", Options, tasks=CLS + ("multilabel",))
 def sample_class_weight(config: Options, seed: int = 0, categorical: list[int] | None = None) -> Any:
     """Weight classes inversely to their frequency in the loss (no resampling)."""
     return None

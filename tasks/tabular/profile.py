@@ -72,12 +72,14 @@ def guess_role(s: Any) -> tuple[str, str]:
     return "categorical", f"{distinct} categories"
 
 
-def profile_table(df: Any, target: str | None) -> list[dict[str, Any]]:
-    """One row per column: name, type, missing share, distinct count, role guess and why."""
+def profile_table(df: Any, target: str | list[str] | None) -> list[dict[str, Any]]:
+    """One row per column: name, type, missing share, distinct count, role guess and why (``target``:
+    the target column, or the label columns of multi-label data)."""
+    targets = target if isinstance(target, list) else [target]
     rows = []
     for col in df.columns:
         s = df[col]
-        role, why = ("target", "data.target") if col == target else guess_role(s)
+        role, why = ("target", "data.target") if col in targets else guess_role(s)
         rows.append({"column": str(col), "type": str(s.dtype), "missing": round(float(s.isna().mean()), 4),
                      "distinct": int(s.nunique()), "role": role, "why": why})
     return rows
@@ -161,7 +163,9 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
 def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
     df = _pd().read_parquet(ref.path)
-    rows = profile_table(df, ref.meta.get("target"))
+    from trainflow.tasks.tabular.multilabel import FOLD
+
+    rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD])
     plan = plan_features(rows, spec, source=ref.meta.get("source") or "the data")
     used = set(plan["features"]) | set(plan["dates"])
     for row in rows:

@@ -1,0 +1,253 @@
+"""Multi-label tables (``task: multilabel``): labels, split, fit, thresholds, evaluation and prediction.
+
+A row carries any number of labels, held as 0/1 label columns: given so (``data.targets``), expanded
+from one delimited column (``data.target`` + ``data.separator``) or read from an ARFF file (MULAN/MEKA).
+The tabular pipeline (preprocessing + model, :func:`trainflow.tasks.tabular.modality.build_pipeline`)
+is fitted on the label matrix; the model is binary relevance, a classifier chain or a native
+multi-output estimator (``tasks/tabular/models.py``). Thresholds (0.5, or tuned per label on a
+carve-out of the training split) are saved in the model's schema and applied at predict time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.errors import DataError
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
+
+#: column marking each row's part of a fixed split ("train"/"test"), when the loader read two files
+FOLD = "__split__"
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+class MultilabelSpec(BaseModel):
+    """Multi-label options (``multilabel``; task: multilabel)."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float | Literal["tuned"] = Field(
+        0.5, description="Probability from which a label is predicted: a number, or 'tuned' (per label, best F1 "
+                         "on a carve-out of the training split)")
+    tune_share: float = Field(0.25, gt=0, lt=1, description="Share of the training split held out to tune thresholds")
+
+
+# ---------------------------------------------------------------- labels from the loaders
+
+
+def with_labels(df: Any, labels: list[str]) -> Any:
+    """``df`` marked as multi-label: its label columns are ``labels`` (kept in ``df.attrs``)."""
+    df.attrs["labels"] = list(labels)
+    return df
+
+
+def expand_delimited(df: Any, target: str, separator: str, path: Path) -> Any:
+    """One 0/1 column per label found in the delimited ``target`` column (empty or missing: no label)."""
+    pd = __import__("pandas")
+    tags = df[target].fillna("").astype(str).map(lambda v: [t.strip() for t in v.split(separator) if t.strip()])
+    labels = sorted({t for row in tags for t in row})
+    clash = [t for t in labels if t in df.columns and t != target]
+    if clash:
+        raise DataError(f"Labels of column '{target}' in '{path}' have the names of other columns: "
+                        f"{', '.join(map(repr, clash))}; rename them or drop those columns (data.drop).")
+    if not labels:
+        raise DataError(f"The label column '{target}' of '{path}' holds no label (separator {separator!r}).")
+    matrix = pd.DataFrame({t: tags.map(lambda row, t=t: int(t in row)) for t in labels}, index=df.index)
+    return with_labels(pd.concat([df.drop(columns=[target]), matrix], axis=1), labels)
+
+
+def read_arff(path: Path, labels: list[str] | None) -> tuple[Any, list[str]]:
+    """An ARFF file as a frame and its label attributes: ``labels`` when given, else the MEKA
+    ``-C n`` relation option (n > 0: the first n attributes; n < 0: the last -n); none otherwise."""
+    import arff
+    import pandas as pd
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = arff.load(fh)
+    except (arff.ArffException, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"The ARFF file '{path}' cannot be read: {exc}.") from None
+    names = [a[0] for a in data["attributes"]]
+    df = pd.DataFrame(data["data"], columns=names)
+    if labels is None:
+        found = re.search(r"-C\s+(-?\d+)", data.get("relation") or "")
+        if found:
+            n = int(found.group(1))
+            labels = names[:n] if n > 0 else names[n:]
+    for col in labels or []:
+        if col not in names:
+            raise DataError(f"The label attribute '{col}' (data.labels) is not in '{path}'.")
+        # nominal {0,1} labels arrive as text; numbers stay as they are, other text is left for validation
+        as_number = pd.to_numeric(df[col], errors="coerce")
+        if as_number.notna().all():
+            df[col] = as_number.astype("int64") if (as_number == as_number.round()).all() else as_number
+    return df, list(labels or [])
+
+
+def label_matrix(df: Any, labels: list[str]) -> np.ndarray:
+    """The 0/1 label matrix (rows x labels) of a frame."""
+    return df[labels].to_numpy(dtype=np.int64)
+
+
+# ---------------------------------------------------------------- split
+
+
+def split_rows(df: Any, labels: list[str], spec: PipelineSpec) -> tuple[Any, Any, list[str]]:
+    """The train and test rows: the files' fixed split, or iterative stratification over the labels
+    (``split.test_size``, ``split.seed``; plain shuffling when ``split.stratify`` is false)."""
+    if FOLD in df.columns:
+        train, test = df[df[FOLD] == "train"], df[df[FOLD] == "test"]
+        note = f"fixed split from the data files: {len(train)} train / {len(test)} test rows"
+        return train.drop(columns=[FOLD]), test.drop(columns=[FOLD]), [note]
+    if spec.split.stratify:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=spec.split.test_size,
+                                                    random_state=spec.split.seed)
+        tr, te = next(splitter.split(np.zeros(len(df)), label_matrix(df, labels)))
+        note = "split by iterative stratification over the labels"
+    else:
+        rng = np.random.default_rng(spec.split.seed)
+        order = rng.permutation(len(df))
+        n_test = max(1, int(round(spec.split.test_size * len(df))))
+        te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
+        note = "split by shuffling (split.stratify is false)"
+    return df.iloc[tr], df.iloc[te], [note]
+
+
+def label_counts(train: Any, test: Any, labels: list[str]) -> dict[str, dict[str, int]]:
+    """Positive rows per label in each part."""
+    return {name: {lab: int(part[lab].sum()) for lab in labels} for name, part in (("train", train), ("test", test))}
+
+
+# ---------------------------------------------------------------- fit
+
+
+def constant_labels(Y: np.ndarray, labels: list[str], where: str) -> dict[str, int]:
+    """Labels with one value in every training row (label -> that value); no model can learn them,
+    so they are predicted as that value. DataError when every label is constant."""
+    const = {lab: int(Y[0, j]) for j, lab in enumerate(labels) if (Y[:, j] == Y[0, j]).all()}
+    if len(const) == len(labels):
+        raise DataError(f"Every label of {where} has one value in all training rows "
+                        f"({', '.join(f'{k}={v}' for k, v in const.items())}): there is nothing to learn.")
+    return const
+
+
+def positive_proba(model: Any, Xt: Any) -> np.ndarray:
+    """P(label = 1) for each row and label (rows x labels), from any multi-label estimator: those
+    returning one (n, 2) array per label (multi-output) or one (n, labels) matrix (chains)."""
+    proba = model.predict_proba(Xt)
+    if not isinstance(proba, list):
+        return np.asarray(proba, dtype=float)
+    estimators = getattr(model, "estimators_", None)
+    classes = getattr(model, "classes_", None)
+    cols = []
+    for j, p in enumerate(proba):
+        cls = classes[j] if isinstance(classes, list) else getattr(estimators[j], "classes_", [0, 1])
+        cls = list(np.asarray(cls).tolist())
+        cols.append(p[:, cls.index(1)] if 1 in cls else np.zeros(len(p)))
+    return np.column_stack(cols)
+
+
+def transform(pipe: Any, X: Any) -> Any:
+    """The pipeline's preprocessing of ``X`` (samplers act at fit time only)."""
+    Xt = X
+    for _, step in pipe.steps[:-1]:
+        if step is None or step == "passthrough" or hasattr(step, "fit_resample"):
+            continue
+        Xt = step.transform(Xt)
+    return Xt
+
+
+def full_proba(pipe: Any, X: Any, schema: dict[str, Any]) -> np.ndarray:
+    """P(label = 1) for every label of the schema, constant labels included."""
+    learned = positive_proba(pipe.steps[-1][1], transform(pipe, X))
+    out = np.zeros((len(X), len(schema["labels"])))
+    j = 0
+    for i, lab in enumerate(schema["labels"]):
+        if lab in schema["constant_labels"]:
+            out[:, i] = schema["constant_labels"][lab]
+        else:
+            out[:, i] = learned[:, j]
+            j += 1
+    return out
+
+
+def apply_thresholds(proba: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """0/1 predictions: a label is on where its probability reaches its threshold."""
+    return (proba >= np.asarray(thresholds)[None, :]).astype(np.int64)
+
+
+def tune_thresholds(make_pipeline: Any, X: Any, Y: np.ndarray, spec: PipelineSpec) -> list[float]:
+    """Per-label thresholds with the best F1 on a stratified carve-out of the training rows, the
+    pipeline fitted on the rest (the final pipeline is then fitted on all training rows)."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+    from sklearn.metrics import f1_score
+
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=spec.multilabel.tune_share,
+                                                random_state=spec.split.seed)
+    tr, va = next(splitter.split(np.zeros(len(X)), Y))
+    fit_cols = [j for j in range(Y.shape[1]) if len(np.unique(Y[tr, j])) == 2]
+    pipe = make_pipeline()
+    pipe.fit(X.iloc[tr], Y[tr][:, fit_cols])
+    proba = positive_proba(pipe.steps[-1][1], transform(pipe, X.iloc[va]))
+    thresholds = [0.5] * Y.shape[1]
+    for k, j in enumerate(fit_cols):
+        scores = [f1_score(Y[va, j], (proba[:, k] >= t).astype(int), zero_division=0) for t in THRESHOLD_GRID]
+        thresholds[j] = float(THRESHOLD_GRID[int(np.argmax(scores))])
+    return thresholds
+
+
+class ChainEnsemble:
+    """An ensemble of classifier chains (each its own label order): the mean of their label probabilities."""
+
+    def __init__(self, chains: list[Any] | None = None) -> None:
+        self.chains = chains
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"chains": self.chains}
+
+    def set_params(self, **params: Any) -> ChainEnsemble:
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def fit(self, X: Any, Y: Any) -> ChainEnsemble:
+        from sklearn.base import clone
+
+        self.chains_ = [clone(c).fit(X, Y) for c in self.chains]
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.mean([c.predict_proba(X) for c in self.chains_], axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.predict_proba(X) >= 0.5).astype(np.int64)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def details(Y: np.ndarray, pred: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-label precision, recall, F1, ROC-AUC (nan where the test part has one value) and support."""
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    p, r, f, s = precision_recall_fscore_support(Y, pred, average=None, zero_division=0)
+    out = {}
+    for j, lab in enumerate(labels):
+        auc = float(roc_auc_score(Y[:, j], proba[:, j])) if len(np.unique(Y[:, j])) == 2 else float("nan")
+        out[lab] = {"precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]), "roc_auc": auc,
+                    "support": int(s[j])}
+    return out
+
+
+def cardinality_rows(Y: np.ndarray, pred: np.ndarray) -> list[dict[str, Any]]:
+    """Label cardinality (mean labels per row) and density, true vs predicted."""
+    n = Y.shape[1]
+    return [{"": "true", "cardinality": float(Y.sum(1).mean()), "density": float(Y.sum(1).mean() / n)},
+            {"": "predicted", "cardinality": float(pred.sum(1).mean()), "density": float(pred.sum(1).mean() / n)}]
