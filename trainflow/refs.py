@@ -137,6 +137,22 @@ def read_parquet(path: str | os.PathLike, keep: bool = True) -> Any:
     return df
 
 
+def store_split_tables(cache_dir: str | os.PathLike, key: str, train: Any, test: Any, modality: str,
+                       meta: dict[str, Any]) -> dict[str, DataRef]:
+    """Write the train and test tables of a split to ``<cache>/splits/<key[:16]>/`` (atomically, since
+    concurrent runs may share a split) and remember them for the next stage; their references by name."""
+    folder = Path(cache_dir) / "splits" / key[:16]
+    refs = {}
+    for name, part in (("train", train), ("test", test)):
+        path = folder / f"{name}.parquet"
+        part = part.reset_index(drop=True)  # as it reads back from the file
+        save_parquet(path, part)
+        memo.remember(path, part)
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality=modality,
+                             meta={**meta, "rows": len(part)})
+    return refs
+
+
 def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
     """Write arrays to an ``.npz`` file atomically (readers see the old file or the new one)."""
     import numpy as np

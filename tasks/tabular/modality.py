@@ -26,7 +26,7 @@ from trainflow.errors import DataError, SpecError
 from trainflow import memo
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example, Modality
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, read_parquet, save_parquet, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import choice, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
@@ -201,16 +201,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         M.require_scorable_test(train[target], test[target], f"'{ref.meta.get('source')}' (column '{target}')")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), drop=spec.preprocess.impute.method,
                     plan=plan)
-    folder = Path(cache_dir) / "splits" / key[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    refs = {}
-    for name, part in (("train", train), ("test", test)):
-        path = folder / f"{name}.parquet"
-        part = part.reset_index(drop=True)  # as it reads back from the file
-        save_parquet(path, part)  # atomically: concurrent runs may share this split
-        memo.remember(path, part)
-        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
-                             meta={**ref.meta, "rows": len(part)})
+    refs = store_split_tables(cache_dir, key, train, test, "tabular", ref.meta)
     counts = {}
     if spec.task == "classification":
         counts = {n: {str(k): int(v) for k, v in p[target].value_counts().sort_index().items()}
@@ -235,16 +226,7 @@ def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitR
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.row_digests(train), leakage.row_digests(test),
                                                            "rows"), spec)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), plan=plan, labels=labels)
-    folder = Path(cache_dir) / "splits" / key[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    refs = {}
-    for name, part in (("train", train), ("test", test)):
-        path = folder / f"{name}.parquet"
-        part = part.reset_index(drop=True)
-        save_parquet(path, part)
-        memo.remember(path, part)
-        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="tabular",
-                             meta={**ref.meta, "rows": len(part)})
+    refs = store_split_tables(cache_dir, key, train, test, "tabular", ref.meta)
     return SplitRef(train=refs["train"], test=refs["test"],
                     meta={"label_counts": ML.label_counts(train, test, labels), "notes": notes})
 

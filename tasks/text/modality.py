@@ -22,7 +22,7 @@ from trainflow import memo, trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError
 from trainflow.modality import Example, Modality
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, read_parquet, save_parquet, store_parquet
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
@@ -160,15 +160,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     M.require_scorable_test(train[LABEL], test[LABEL], f"'{source}' (labels)")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), dedupe=spec.preprocess.text.deduplicate,
                     lowercase=spec.preprocess.text.lowercase)
-    folder = Path(cache_dir) / "splits" / key[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    refs = {}
-    for name, part in (("train", train), ("test", test)):
-        path = folder / f"{name}.parquet"
-        part = part.reset_index(drop=True)
-        save_parquet(path, part)
-        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="text",
-                             meta={**ref.meta, "rows": len(part)})
+    refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta)
     class_counts = {n: {str(k): int(v) for k, v in p[LABEL].value_counts().sort_index().items()}
                     for n, p in (("train", train), ("test", test))}
     return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": class_counts, "notes": notes})
