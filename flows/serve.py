@@ -54,7 +54,12 @@ def last_finished_run(out: str | os.PathLike, pipeline: str) -> dict[str, Any] |
                   if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
     if not runs:
         return None
-    summary = json.loads((runs[-1] / "metrics.json").read_text(encoding="utf-8"))
+    try:
+        summary = json.loads((runs[-1] / "metrics.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None  # a damaged record proves nothing is unchanged: the run trains
+    if not isinstance(summary, dict):
+        return None
     summary["run_dir"] = str(runs[-1])
     return summary
 

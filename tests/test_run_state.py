@@ -133,3 +133,36 @@ def test_eight_concurrent_runs_into_one_out_all_finish_with_a_valid_champion(tmp
     best = max(s["metrics"]["balanced_accuracy"] for s in summaries.values())
     assert champion["run_id"] in summaries and champion["value"] == best
     assert summaries[champion["run_id"]]["metrics"]["balanced_accuracy"] == best
+
+
+def _finished_run(root: Path, run_id: str, metrics_text: str) -> Path:
+    run = root / run_id
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(metrics_text)
+    return run
+
+
+def test_predict_with_a_damaged_metrics_json_exits_3_naming_it(tmp_path, capsys):
+    run = _finished_run(tmp_path / "penguins", "20260101-000000-aaaaaa", '{"pipeline": "penguins", "spe')
+    (tmp_path / "new.csv").write_text("a,b\n1,2\n")
+    code, err = run_cli("predict", run, tmp_path / "new.csv", "--out", tmp_path / "p.csv", capsys=capsys)
+    assert code == 3 and "metrics.json" in err and "damaged" in err and "Traceback" not in err, err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_champion_with_a_damaged_metrics_json_is_replaced_not_crashed_on(tmp_path):
+    from trainflow.flows.spec import PromotionSpec
+
+    root = tmp_path / "penguins"
+    old = _finished_run(root, "20260101-000000-aaaaaa", "{not json")
+    summary = {"primary_metric": "accuracy", "metrics": {"accuracy": 0.5}, "run_id": "20260102-000000-bbbbbb",
+               "validation": {"success": True}}
+    decision = promote.decide(summary, {"run_id": old.name, "run_dir": str(old)}, PromotionSpec())
+    assert decision["promoted"] and "damaged" in decision["reason"]
+
+
+def test_a_damaged_last_run_never_counts_as_unchanged(tmp_path):
+    from trainflow.flows import serve
+
+    _finished_run(tmp_path / "penguins", "20260101-000000-aaaaaa", "")
+    assert serve.last_finished_run(tmp_path, "penguins") is None

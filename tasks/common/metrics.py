@@ -80,11 +80,18 @@ def roc_auc(y_true, y_pred, proba=None, labels=None) -> float:
     """Area under the ROC curve (one-vs-rest, macro average for several classes)."""
     from sklearn.metrics import roc_auc_score
 
+    return _area(y_true, proba, roc_auc_score, lambda: roc_auc_score(
+        y_true, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
+
+
+def _area(y_true, proba, score, several) -> float:
+    """An area under a curve from class probabilities: ``score`` on the positive column for two
+    classes, ``several()`` for more; NaN without probabilities or with one class in ``y_true``."""
     if proba is None or len(np.unique(y_true)) < 2:
         return float("nan")
     if proba.shape[1] == 2:
-        return float(roc_auc_score(y_true, proba[:, 1]))
-    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
+        return float(score(y_true, proba[:, 1]))
+    return float(several())
 
 
 @component("metric", "log_loss", tasks=CLS, greater_is_better=False)
@@ -217,9 +224,5 @@ def pr_auc(y_true, y_pred, proba=None, labels=None) -> float:
     """Area under the precision-recall curve (average precision; macro over classes for several)."""
     from sklearn.metrics import average_precision_score
 
-    if proba is None or len(np.unique(y_true)) < 2:
-        return float("nan")
-    if proba.shape[1] == 2:
-        return float(average_precision_score(y_true, proba[:, 1]))
-    onehot = np.eye(proba.shape[1])[np.asarray(y_true, dtype=int)]
-    return float(average_precision_score(onehot, proba, average="macro"))
+    return _area(y_true, proba, average_precision_score, lambda: average_precision_score(
+        np.eye(proba.shape[1])[np.asarray(y_true, dtype=int)], proba, average="macro"))

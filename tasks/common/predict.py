@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from trainflow import modality as modalities
+from trainflow import trust
 from trainflow.errors import DataError, OutputError, did_you_mean
 from trainflow.files import path_problem
 
@@ -55,7 +55,7 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     if out.is_dir():
         raise OutputError(f"The predictions file '{out}' (--out) is a folder; give a file name such as "
                           f"'{out / 'predictions.csv'}'.")
-    summary = json.loads((run_dir / "metrics.json").read_text())
+    summary = trust.read_json(run_dir / "metrics.json")  # a shared run folder: damaged means exit 3
     # the modality the spec decided; runs published before it was recorded name their loader only
     name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
     mod = modalities.get(name)

@@ -135,7 +135,10 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     champion_metrics = Path(champion["run_dir"]) / "metrics.json"
     if not champion_metrics.is_file():
         return result(True, f"the champion's run folder '{champion['run_dir']}' is gone; this run replaces it.")
-    old = _value(json.loads(champion_metrics.read_text(encoding="utf-8"))["metrics"], metric)
+    try:
+        old = _value(json.loads(champion_metrics.read_text(encoding="utf-8"))["metrics"], metric)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        return result(True, f"the champion's metrics.json in '{champion['run_dir']}' is damaged; this run replaces it.")
     decision["champion_value"] = old
     if old is None:
         return result(True, f"the champion {champion['run_id']} has no '{metric}' to compare with.")
