@@ -9,11 +9,13 @@ group. :func:`discover` imports both once, and fails loudly naming any module th
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -280,8 +282,8 @@ _discovered = False
 
 
 def discover(force: bool = False) -> None:
-    """Import every built-in module of ``trainflow.tasks`` (subpackages included) and every
-    entry-point module, once."""
+    """Import every built-in module of ``trainflow.tasks`` that registers components (subpackages
+    included) and every entry-point module, once."""
     global _discovered
     if _discovered and not force:
         return
@@ -290,7 +292,8 @@ def discover(force: bool = False) -> None:
 
     # walk_packages imports each subpackage to look inside it, so a broken one is named too
     for info in pkgutil.walk_packages(builtin.__path__, prefix="trainflow.tasks.", onerror=_failed_package):
-        _import(info.name, origin="built-in module")
+        if info.ispkg or _registers(info.name):
+            _import(info.name, origin="built-in module")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
@@ -299,6 +302,19 @@ def discover(force: bool = False) -> None:
                 f"The plug-in module '{ep.value}' (entry point '{ep.name}' in group "
                 f"'{ENTRY_POINT_GROUP}') failed to import: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def _registers(module: str) -> bool:
+    """Whether the module's source uses ``@component``. Only those are imported at discovery: a module of
+    networks or helpers is imported by the component that needs it, so its heavy imports (torch, audio
+    or time-series libraries) are not paid by a run that never uses it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return True  # not a plain source file: import it and let the import say what it is
+    try:
+        return "component(" in Path(spec.origin).read_text(encoding="utf-8")
+    except OSError:
+        return True
 
 
 def _failed_package(name: str) -> None:
