@@ -78,8 +78,8 @@ def test_each_fusion_beats_each_input_alone_and_predicts(model, tmp_path):
     (tmp_path / "new.yaml").write_text("image: new.npz\nextra: new.csv\n")
     out = modality.get("multimodal").predict(run, tmp_path / "new.yaml")
     assert len(out) == 6 and {"item", "prediction", "proba_0", "proba_3"} <= set(out.columns)
-    truth = (2 * np.load(paths["images"])["y"][:6] // 2 + 0).astype(str)  # the labels as written
-    assert (out["prediction"].to_numpy() == np.load(paths["images"])["y"][:6].astype(str)).mean() >= 0.5, truth
+    truth = np.load(paths["images"])["y"][:6].astype(str)
+    assert (out["prediction"].to_numpy() == truth).sum() >= 4, (out, truth)  # each input alone: about 3 of 6
 
 
 def test_rows_missing_one_input_are_dropped_and_reported(tmp_path):

@@ -29,7 +29,7 @@ from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.multimodal import fusion as F
 from trainflow.tasks.multimodal.branches import Items, branch, supported
@@ -401,10 +401,10 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         notes.append(f"{int((~present.all(1)).sum())} test rows lack an input (masked); the branch scores count "
                      "only rows that have it")
     tables = {"Fusion vs each input alone (same split)": table}
-    history = model_ref.meta.get("history") or []
-    if history:
-        charts["Learning curves"] = plots.curves_png([{k: v for k, v in h.items() if k != "lr"} for h in history],
-                                                     Path(plots_dir) / "learning_curves.png")
+    if config.get("history"):  # intermediate fusion: the joint network's training
+        curves, history = neural.history_report(model_ref, config, plots_dir)
+        charts.update(curves)
+        tables.update(history)
     return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                       notes=notes)
 
