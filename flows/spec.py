@@ -391,9 +391,13 @@ def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = 
     data = raw.get("data")
     if isinstance(data, dict):
         base = Path(path).resolve().parent
-        for key in PATH_OPTIONS:
-            if isinstance(data.get(key), str):
-                data[key] = resolve_data_path(data[key], base)
+        # a loader that reads several inputs (multimodal) names each one's loader options in data.inputs
+        inputs = data.get("inputs")
+        nested = [v for v in inputs.values() if isinstance(v, dict)] if isinstance(inputs, dict) else []
+        for section in (data, *nested):
+            for key in PATH_OPTIONS:
+                if isinstance(section.get(key), str):
+                    section[key] = resolve_data_path(section[key], base)
     try:
         spec = spec_from_dict(raw, source=str(path))
     except SpecError as exc:

@@ -124,6 +124,10 @@ def write_example(name: str, folder) -> dict | None:
     if name == "long_csv":
         (folder / "l.csv").write_text("series_id,time,v,label\ns1,0,1,a\ns1,1,2,a\ns2,0,3,b\ns2,1,1,b\n")
         return {"path": str(folder / "l.csv")}
+    if name == "multimodal":
+        pd.DataFrame({"a": rng.normal(size=6), "t": ["p", "q"] * 3}).to_csv(folder / "m.csv", index=False)
+        return {"inputs": {"image": {"loader": "npz", **write_example("npz", folder)},
+                           "table": {"loader": "csv", "path": str(folder / "m.csv")}}}
     if name == "timeseries_csv":
         (folder / "ts.csv").write_text("date,v\n" + "".join(f"2020-{m:02d}-01,{m * 3}\n" for m in range(1, 13)))
         return {"path": str(folder / "ts.csv")}
