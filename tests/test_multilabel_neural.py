@@ -73,12 +73,12 @@ def exported(mod, model, folder: Path) -> Path:
 
 
 def test_multilabel_image_network_learns_which_quadrants_are_bright_and_predict_applies_its_thresholds(tmp_path):
-    x, Y = quadrant_images(240)
+    x, Y = quadrant_images(200)
     np.savez(tmp_path / "quads.npz", x=x, y=Y, labels=np.array(QUADRANTS))
     spec, mod, split, model, ev = stages({
         "data": {"loader": "npz", "path": str(tmp_path / "quads.npz")}, "split": {"test_size": 0.25},
         "model": {"width": 8, "dense": 16}, "multilabel": {"threshold": "tuned"},
-        "train": {"epochs": 25, "batch_size": 32, "lr": 0.01, "val_fraction": 0.25, "device": "cpu"}}, tmp_path)
+        "train": {"epochs": 12, "batch_size": 32, "lr": 0.01, "val_fraction": 0.25, "device": "cpu"}}, tmp_path)
     assert spec.model.name == "cnn" and split.meta["label_counts"]["test"].keys() == set(QUADRANTS)
     assert ev.metrics["micro_f1"] >= 0.9 > trivial_micro_f1(Y) + 0.2, ev.metrics
     assert ev.metrics["hamming_loss"] <= 0.08 and ev.metrics["subset_accuracy"] >= 0.7
@@ -115,13 +115,13 @@ def test_a_label_constant_in_training_is_reported_and_predicted_as_its_value(tmp
 
 
 def test_multilabel_sequence_network_learns_which_frequencies_are_present(tmp_path):
-    x, Y = frequency_series(240)
+    x, Y = frequency_series(200)
     np.savez(tmp_path / "waves.npz", x=x, y=Y, labels=np.array(FREQUENCIES))
     spec, mod, split, model, ev = stages({
         "data": {"loader": "npz_series", "path": str(tmp_path / "waves.npz")}, "split": {"test_size": 0.25},
         "model": {"name": "cnn1d", "filters": [16, 16], "kernels": [7, 5]},
         "preprocess": {"sequence": {"normalize": "none"}},
-        "train": {"epochs": 25, "batch_size": 32, "lr": 0.01, "device": "cpu", "imbalance": "class_weight",
+        "train": {"epochs": 12, "batch_size": 32, "lr": 0.01, "device": "cpu", "imbalance": "class_weight",
                   "pos_weight": "balanced", "val_fraction": 0.2}}, tmp_path)
     assert ev.metrics["micro_f1"] >= 0.85 > trivial_micro_f1(Y) + 0.15, ev.metrics
     assert ev.metrics["macro_roc_auc"] >= 0.9
