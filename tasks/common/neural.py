@@ -95,13 +95,11 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     result = train_model(model, prepared.inputs, None, spec.train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
                          augment=prepared.augment, progress_key=f"{artifact_key(spec.name)}-training")
-    extra, meta, notes = {}, {}, result.report_notes()
-    if multilabel:
+    extra, meta = {}, {}
+    if multilabel:  # constant labels: the evaluation's report notes name them (ML.evaluation)
         extra = {"task": "multilabel", "constant_labels": constant,
                  "thresholds": label_thresholds(model, prepared, result.validation, constant, spec)}
         meta = {"constant_labels": constant, "thresholds": dict(zip(prepared.config["labels"], extra["thresholds"]))}
-        notes += [f"label '{lab}' is {v} in every training example: predicted as {v}, not learned"
-                  for lab, v in constant.items()]
     folder = Path(cache_dir) / "models" / key[:16]
     save_network(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"),
                                  "build": prepared.build, **prepared.config, **extra, "history": result.history,
@@ -109,7 +107,7 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     steps = [*prepared.steps, f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
     return ModelRef.of_folder(folder, WEIGHTS_FILE, modality, {
         "steps": steps, "history": result.history, "device": result.device, "best_epoch": result.best_epoch,
-        "notes": notes, **prepared.meta, **meta})
+        "notes": result.report_notes(), **prepared.meta, **meta})
 
 
 def label_thresholds(model: Any, prepared: Prepared, validation: Any, constant: dict[str, int],
