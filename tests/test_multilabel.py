@@ -138,7 +138,7 @@ def test_spec_problems_of_multilabel_labels():
     for raw in ({**base, "data": {**base["data"], "targets": ["a", "b"]}},
                 {**base, "task": "multilabel"},
                 {**base, "task": "multilabel", "data": {**base["data"], "targets": ["a"]},
-                 "preprocess": {"resample": {"method": "smote"}}, "split": {"cv_folds": 3}},
+                 "preprocess": {"resample": {"method": "smote"}}},
                 {**base, "task": "multilabel", "data": {**base["data"], "targets": ["a"]},
                  "model": {"name": "binary_relevance", "base": "ridge"}}):
         with pytest.raises(SpecError) as exc:
@@ -146,7 +146,7 @@ def test_spec_problems_of_multilabel_labels():
         problems.append(str(exc.value))
     assert "set 'task: multilabel'" in problems[0]
     assert "give the labels" in problems[1]
-    assert "'smote'" in problems[2] and "class_weight" in problems[2] and "split.cv_folds" in problems[2]
+    assert "'smote'" in problems[2] and "class_weight" in problems[2]
     assert "must be a tabular classifier" in problems[3] and "'ridge'" in problems[3]
 
 

@@ -2,8 +2,9 @@
 
 Three checks, each on data the model would see, never on anything fitted on test rows:
 
-- a single feature that on its own predicts the target almost perfectly: a quick one-feature model
-  (a depth-limited decision tree) cross-validated on the *training split only*;
+- a single feature that on its own predicts the target (or, in a multi-label table, one of the
+  labels) almost perfectly: a quick one-feature model (a depth-limited decision tree)
+  cross-validated on the *training split only*;
 - a feature identical to the target up to relabeling (a one-to-one map between their values, or for
   regression an exact linear function of the target);
 - items duplicated across the train/test split: rows of a table by a hash of their values, images
@@ -119,15 +120,31 @@ def table_alarms(train: Any, test: Any, target: str, spec: PipelineSpec) -> list
     relabeled = relabelings(X, y, spec.task)
     alarms += [f"leakage: column '{c}' is the target '{target}' under other names (a one-to-one map between "
                f"their values); drop it unless it is known before the target is" for c in relabeled]
-    threshold = spec.features.leakage_score
-    metric = "balanced accuracy" if spec.task == "classification" else "R^2"
     scores = single_feature_scores(X.drop(columns=relabeled), y, spec.task, seed=spec.split.seed)
-    alarms += [f"leakage: column '{c}' alone predicts the target: cross-validated {metric} {s:.3f} on the training "
-               f"split (alarm at {threshold:g}); a full model cannot do much better, so check that it is "
-               f"known before the target is" for c, s in sorted(scores.items(), key=lambda kv: -kv[1])
-               if s >= threshold]
+    alarms += _alone_alarms(scores, "the target", spec)
     alarms += duplicate_alarm(row_digests(train), row_digests(test), "rows")
     return alarms
+
+
+def label_alarms(train: Any, labels: list[str], spec: PipelineSpec) -> list[str]:
+    """The one-feature alarm of :func:`table_alarms` for each label of a multi-label training split
+    (features plus 0/1 label columns): a column that alone predicts one label almost perfectly."""
+    X = train.drop(columns=labels)
+    alarms = []
+    for lab in labels:
+        if train[lab].nunique() == 2:  # a label constant in training is reported elsewhere
+            alarms += _alone_alarms(single_feature_scores(X, train[lab], "classification", seed=spec.split.seed),
+                                    f"the label '{lab}'", spec)
+    return alarms
+
+
+def _alone_alarms(scores: dict[str, float], what: str, spec: PipelineSpec) -> list[str]:
+    """An alarm for each column whose one-feature score reaches ``features.leakage_score``, best first."""
+    threshold = spec.features.leakage_score
+    metric = "R^2" if spec.task == "regression" else "balanced accuracy"
+    return [f"leakage: column '{c}' alone predicts {what}: cross-validated {metric} {s:.3f} on the training "
+            f"split (alarm at {threshold:g}); a full model cannot do much better, so check that it is "
+            f"known before {what} is" for c, s in sorted(scores.items(), key=lambda kv: -kv[1]) if s >= threshold]
 
 
 def raise_or_warn(alarms: list[str], spec: PipelineSpec) -> list[str]:

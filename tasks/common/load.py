@@ -108,6 +108,18 @@ class SplitFilesConfig(BaseModel):
         return self
 
 
+def label_names(names: Any, k: int, path: Path) -> list[str]:
+    """The names of the ``k`` columns of a 2-D (multi-label) label array: ``names`` (the file's array
+    'labels'), else label_0, label_1, ...; DataError naming ``path`` when they do not name each column once."""
+    if names is None:
+        return [f"label_{j}" for j in range(k)]
+    names = [str(v) for v in names.reshape(-1).tolist()]
+    if len(names) != k or len(set(names)) != k:
+        raise DataError(f"'{path}': the array 'labels' must name each of the {k} label columns of 'y' once; "
+                        f"it holds {names}.")
+    return names
+
+
 def existing_file(value: str | Path, option: str = "data.path", what: str = "data file") -> Path:
     """``value`` as a Path to a regular file; DataError naming the spec ``option`` when it is missing,
     a folder, a device, a FIFO or a link loop (checked without reading from it)."""

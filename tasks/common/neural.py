@@ -9,9 +9,17 @@ A neural modality brings its loaders, its preprocessing and its networks; this m
 - :func:`load_network`: the network rebuilt from its JSON config and weights, with a clear error
   naming the folder when the files are not there (the first predict-time input check);
 - :func:`history_report`: the training-history table and the learning-curve plot of the report;
-- :func:`prediction_frame`: one row per item, the predicted class with class probabilities or the
-  predicted value;
-- :class:`NeuralModality`: the ``train`` spec section, the device check of the spec, and export.
+- :func:`prediction_frame`: one row per item, the predicted class with class probabilities, the
+  predicted value, or (multi-label) one 0/1 column and one probability column per label;
+- :class:`NeuralModality`: the ``train`` and ``multilabel`` spec sections, the checks of the spec
+  (device, multi-label training options), and export.
+
+Multi-label (``task: multilabel``) is a spec change for every neural modality: its ``prepare`` gives
+the 0/1 label matrix as the target and the label names as ``config["labels"]``; :func:`fit` then
+trains one sigmoid output per label (shared parameters, binary cross-entropy), reports labels
+constant in training, and saves the thresholds (0.5 or tuned per label on the validation carve-out)
+in the JSON config; :func:`probabilities`, :func:`label_evaluation` and :func:`prediction_frame`
+apply them at evaluation and predict time.
 
 Torch is imported inside functions, so that importing a modality stays cheap.
 """
@@ -31,6 +39,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Modality
 from trainflow.refs import ModelRef, SplitRef
 from trainflow.tasks.common.training import TrainConfig
+from trainflow.tasks.tabular import multilabel as ML
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +61,8 @@ class Prepared:
     (preprocessing statistics, classes, loader options), saved in the JSON config; ``steps``: the
     preprocessing shown in the report; ``task``: the training loop's task (its loss);
     ``augment``: a function of a training batch, or None; ``meta``: extra facts for the ModelRef.
+    For ``task: multilabel`` the target is a 0/1 float matrix [n, labels] and ``config["labels"]``
+    names its columns.
     """
 
     inputs: tuple[Any, ...]
@@ -77,17 +88,53 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     model = comp.build(options, **prepared.build)
     key = model_key(split, spec)
+    multilabel = prepared.task == "multilabel"
+    if multilabel:  # before training: every label constant is a data error, not a wasted fit
+        Y = prepared.inputs[-1].cpu().numpy().round().astype("int64")
+        constant = ML.constant_labels(Y, prepared.config["labels"], f"'{split.train.meta.get('source')}'")
     result = train_model(model, prepared.inputs, None, spec.train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
                          augment=prepared.augment, progress_key=f"{artifact_key(spec.name)}-training")
+    extra, meta = {}, {}
+    if multilabel:  # constant labels: the evaluation's report notes name them (ML.evaluation)
+        extra = {"task": "multilabel", "constant_labels": constant,
+                 "thresholds": label_thresholds(model, prepared, result.validation, constant, spec)}
+        meta = {"constant_labels": constant, "thresholds": dict(zip(prepared.config["labels"], extra["thresholds"]))}
     folder = Path(cache_dir) / "models" / key[:16]
     save_network(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"),
-                                 "build": prepared.build, **prepared.config, "history": result.history,
+                                 "build": prepared.build, **prepared.config, **extra, "history": result.history,
                                  "best_epoch": result.best_epoch, "device": result.device})
     steps = [*prepared.steps, f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
     return ModelRef.of_folder(folder, WEIGHTS_FILE, modality, {
         "steps": steps, "history": result.history, "device": result.device, "best_epoch": result.best_epoch,
-        "notes": result.report_notes(), **prepared.meta})
+        "notes": result.report_notes(), **prepared.meta, **meta})
+
+
+def label_thresholds(model: Any, prepared: Prepared, validation: Any, constant: dict[str, int],
+                     spec: PipelineSpec) -> list[float]:
+    """Per-label thresholds: ``multilabel.threshold`` for every label, or (``tuned``) the best F1 of
+    each label on the validation carve-out of the training loop (``validation``: its indices)."""
+    labels = prepared.config["labels"]
+    if spec.multilabel.threshold != "tuned":
+        return [float(spec.multilabel.threshold)] * len(labels)
+    from trainflow.tasks.common.training import predict
+
+    inputs = tuple(t[validation.to(t.device)] for t in prepared.inputs[:-1])
+    proba = probabilities(predict(model, inputs), {"task": "multilabel", "labels": labels, "constant_labels": {}})
+    Y = prepared.inputs[-1][validation.to(prepared.inputs[-1].device)].cpu().numpy().round().astype("int64")
+    tuned = [j for j, lab in enumerate(labels) if lab not in constant]
+    return ML.best_thresholds(Y, proba[:, tuned], tuned)
+
+
+def probabilities(logits: Any, config: dict[str, Any]) -> np.ndarray:
+    """Network outputs as probabilities: a softmax over classes, or (``task: multilabel`` in the
+    model config) one sigmoid per label, labels constant in training at their value."""
+    if config.get("task") != "multilabel":
+        return logits.softmax(1).numpy()
+    proba = logits.sigmoid().numpy()
+    for lab, value in config.get("constant_labels", {}).items():
+        proba[:, config["labels"].index(lab)] = value
+    return proba
 
 
 def save_network(folder: Path, model: Any, config: dict[str, Any]) -> None:
@@ -142,12 +189,17 @@ def history_report(model: ModelRef, config: dict[str, Any], plots_dir: str) -> t
     return charts, tables
 
 
-def prediction_frame(name: str, items: list[Any], out: np.ndarray, classes: list[str] | None) -> pd.DataFrame:
+def prediction_frame(name: str, items: list[Any], out: np.ndarray, classes: list[str] | None,
+                     thresholds: list[float] | None = None) -> pd.DataFrame:
     """One row per item (column ``name``): with ``classes``, the predicted class and a ``proba_<class>``
-    column each from the probabilities ``out`` [n, k]; without, the predicted values ``out`` [n]."""
+    column each from the probabilities ``out`` [n, k]; with ``thresholds`` too (multi-label, ``classes``
+    naming the labels), one 0/1 column per label and a ``proba_<label>`` column each, as tabular
+    multi-label predictions; without, the predicted values ``out`` [n]."""
     import pandas as pd
 
     frame = pd.DataFrame({name: items})
+    if classes and thresholds is not None:
+        return pd.concat([frame, ML.label_frame(out, classes, thresholds)], axis=1)
     if classes:
         frame["prediction"] = [classes[i] for i in out.argmax(1)]
         for i, c in enumerate(classes):
@@ -155,6 +207,65 @@ def prediction_frame(name: str, items: list[Any], out: np.ndarray, classes: list
     else:
         frame["prediction"] = out
     return frame
+
+
+def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, proba: np.ndarray, split: SplitRef,
+                     spec: PipelineSpec, plots_dir: str) -> Any:
+    """The multi-label evaluation of a network (the scores, per-label table and plot tabular
+    multi-label reports) with its learning curves and training history."""
+    ev = ML.evaluation(Y, proba, config["labels"], config["thresholds"], config.get("constant_labels", {}), spec,
+                       plots_dir, split.meta.get("notes", []), split.meta.get("label_counts"))
+    charts, tables = history_report(model, config, plots_dir)
+    return ev.model_copy(update={"plots": {**ev.plots, **charts}, "tables": {**ev.tables, **tables}})
+
+
+def check_label_shape(y: np.ndarray, task: str, where: str) -> None:
+    """DataError when the labels of ``where`` do not fit the task: a 2-D label array (one 0/1 column
+    per label) is for ``task: multilabel``, which needs one."""
+    if y.ndim == 2 and task != "multilabel":
+        raise DataError(f"The labels of {where} are a 2-D array ({y.shape[1]} columns, one per label); set "
+                        f"'task: multilabel' (the task is {task!r}).")
+    if y.ndim != 2 and task == "multilabel":
+        raise DataError(f"'task' is 'multilabel' but {where} has one label per item; give a 2-D label array "
+                        "[items, labels] of 0/1 (and optionally an array 'labels' naming its columns).")
+
+
+def label_columns(Y: np.ndarray, labels: list[str]) -> dict[str, np.ndarray]:
+    """A multi-label matrix as columns of the per-item validation table: ``label <name>``, one per label."""
+    return {f"label {lab}": Y[:, j] for j, lab in enumerate(labels)}
+
+
+def label_value_checks(labels: list[str]) -> list[Any]:
+    """The Great Expectations checks that each :func:`label_columns` column holds 0 or 1 only."""
+    from trainflow.tasks.common.validate import Check
+
+    return [Check("ExpectColumnValuesToBeInSet", {"column": f"label {lab}", "value_set": [0, 1]},
+                  "a multi-label label column holds 0 or 1") for lab in labels]
+
+
+def label_positives(Y: np.ndarray, labels: list[str], train: np.ndarray, test: np.ndarray) -> dict[str, dict[str, int]]:
+    """Positive items per label in the train and test parts (index arrays) of a 0/1 label matrix."""
+    return {name: {lab: int(Y[idx, j].sum()) for j, lab in enumerate(labels)}
+            for name, idx in (("train", train), ("test", test))}
+
+
+def label_problems(spec: PipelineSpec) -> list[str]:
+    """The training options that have no meaning for the spec's task (multi-label or single-label)."""
+    t = spec.train
+    if spec.task != "multilabel":
+        return [f"'train.{k}' is for task multilabel (the task is {spec.task!r})." for k, v in
+                (("pos_weight", t.pos_weight != "none"), ("loss", t.loss == "binary_cross_entropy")) if v]
+    problems = []
+    if t.loss not in ("auto", "binary_cross_entropy"):
+        problems.append(f"'train.loss' {t.loss!r} does not fit task multilabel (one sigmoid output per label); "
+                        "use 'auto' or 'binary_cross_entropy'.")
+    if t.imbalance == "oversample":
+        problems.append("'train.imbalance' 'oversample' draws examples by their class, and a multi-label example has "
+                        "several; use 'class_weight' (per-label weights) or 'train.pos_weight: balanced'.")
+    if spec.multilabel.threshold == "tuned" and t.val_fraction <= 0:
+        problems.append("'multilabel.threshold' 'tuned' tunes each label's threshold on the validation carve-out; "
+                        "set 'train.val_fraction' (e.g. 0.2).")
+    return problems
 
 
 def export(model: ModelRef, run_dir: str) -> list[str]:
@@ -167,15 +278,17 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
 class NeuralModality(Modality):
     """A modality whose models are PyTorch networks trained by the shared loop."""
 
-    sections = {"train": TrainConfig}
+    sections = {"train": TrainConfig, "multilabel": ML.MultilabelSpec}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
-        """``train.device: cuda`` needs a CUDA device where the spec is run."""
+        """``train.device: cuda`` needs a CUDA device where the spec is run; the multi-label training
+        options fit the task (:func:`label_problems`)."""
+        problems = label_problems(spec)
         if spec.train.device == "cuda":
             import torch  # only for this check: a CPU spec does not pay for the import
 
             if not torch.cuda.is_available():
-                return ["'train.device' is 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'."]
-        return []
+                problems.append("'train.device' is 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'.")
+        return problems
 
     export = staticmethod(export)

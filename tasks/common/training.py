@@ -73,8 +73,9 @@ class TrainConfig(BaseModel):
     # Regularization is off by default so the seed's recipe is reproduced exactly.
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
     l1: float = Field(0.0, ge=0, description="L1 penalty on all parameters, added to the loss")
-    loss: Literal["auto", "cross_entropy", "mse"] = Field(
-        "auto", description="auto: cross_entropy for classification, mse for regression/forecasting")
+    loss: Literal["auto", "cross_entropy", "mse", "binary_cross_entropy"] = Field(
+        "auto", description="auto: cross_entropy for classification, binary_cross_entropy (one sigmoid output per "
+                            "label) for multilabel, mse for regression/forecasting")
     epochs: int = Field(10, ge=1, description="Maximum number of epochs")
     batch_size: int = Field(128, ge=1, description="Examples per gradient step")
     # Early stopping needs a validation split; both off by default (the test split is never used).
@@ -82,8 +83,15 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.0, ge=0, lt=1, description="Share of training data held out for validation")
     restore_best: bool = Field(True, description="With a validation split, keep the weights of the best epoch")
     # Imbalance: weight the loss by inverse class frequency, or draw examples with those weights.
+    # Multi-label: class_weight balances each label's 1s and 0s; oversample has no per-label meaning
+    # (an example carries several labels at once), so the spec refuses it there.
     imbalance: Literal["none", "class_weight", "oversample"] = Field(
-        "none", description="none | class_weight (weighted loss) | oversample (weighted sampler)")
+        "none", description="none | class_weight (weighted loss; multilabel: each label's 1s and 0s weighted "
+                            "to balance) | oversample (weighted sampler; single-label tasks only)")
+    # Off by default: weighting positives raises recall of rare labels at the cost of precision.
+    pos_weight: Literal["none", "balanced"] = Field(
+        "none", description="multilabel: balanced weights each label's positive examples by its negatives/positives "
+                            "ratio in the training split (BCEWithLogits pos_weight)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present")
     num_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
     checkpoint: bool = Field(True, description="Checkpoint every epoch and resume from it after a crash")
@@ -105,6 +113,7 @@ class TrainResult:
     setup_seconds: float = 0.0  # from the call to the first epoch (device, data placement, optimizer, checkpoint)
     checkpoint: str | None = None
     notes: list[str] = field(default_factory=list)
+    validation: Any = None  # indices of the training examples held out for validation (when carved here)
 
     def report_notes(self) -> list[str]:
         """Notes for the run report, including where training resumed."""
@@ -234,11 +243,17 @@ def autocast(device: Any, precision: str) -> Any:
 
 
 def carve_validation(n: int, y: Any, fraction: float, seed: int, stratify: bool) -> tuple[Any, Any]:
-    """Train and validation indices; stratified by ``y`` when asked and every class has 2+ rows."""
+    """Train and validation indices; stratified by ``y`` when asked and every class has 2+ rows. A
+    2-D ``y`` (a multi-label 0/1 matrix) is stratified by iterative stratification over its labels."""
     import numpy as np
     import torch
     from sklearn.model_selection import train_test_split
 
+    if stratify and y is not None and y.dim() == 2:
+        from trainflow.tasks.tabular.multilabel import holdout_indices
+
+        tr, va = holdout_indices(y.cpu().numpy().round().astype(np.int64), fraction, seed)
+        return torch.as_tensor(tr), torch.as_tensor(va)
     labels = y.cpu().numpy() if stratify and y is not None else None
     if labels is not None and np.unique(labels, return_counts=True)[1].min() < 2:
         labels = None
@@ -255,15 +270,43 @@ def balanced_weights(y: Any) -> Any:
     return torch.where(counts > 0, len(y) / (int((counts > 0).sum()) * counts.clamp(min=1)), torch.zeros_like(counts))
 
 
+def label_weights(Y: Any) -> tuple[Any, Any]:
+    """Per-label weights of the 1s and of the 0s of a 0/1 label matrix ``Y`` [n, labels], each
+    ``n / (2 * count)`` (scikit-learn's "balanced", label by label); 1 for a label constant in ``Y``."""
+    import torch
+
+    Y = torch.as_tensor(Y).float().cpu()
+    pos, n = Y.sum(0), float(len(Y))
+    neg = n - pos
+    both = (pos > 0) & (neg > 0)
+    one = torch.ones_like(pos)
+    return (torch.where(both, n / (2 * pos.clamp(min=1)), one), torch.where(both, n / (2 * neg.clamp(min=1)), one))
+
+
+def positive_weights(Y: Any) -> Any:
+    """BCEWithLogits ``pos_weight`` per label: negatives / positives of ``Y``; 1 for a constant label."""
+    import torch
+
+    Y = torch.as_tensor(Y).float().cpu()
+    pos = Y.sum(0)
+    neg = len(Y) - pos
+    return torch.where((pos > 0) & (neg > 0), neg / pos.clamp(min=1), torch.ones_like(pos))
+
+
 @dataclass
 class _Loss:
-    kind: str  # cross_entropy | mse
-    weight: Any  # class weights (cross_entropy) or None
+    kind: str  # cross_entropy | mse | binary_cross_entropy
+    weight: Any  # class weights (cross_entropy), (weights of 1s, weights of 0s) per label (bce), or None
     classify: bool  # targets are class indices
+    pos_weight: Any = None  # per label (binary_cross_entropy)
 
     def __call__(self, out: Any, y: Any) -> Any:
         import torch.nn.functional as F
 
+        if self.kind == "binary_cross_entropy":  # one sigmoid output per label, y a 0/1 matrix
+            y = y.to(out.dtype)
+            weight = None if self.weight is None else y * self.weight[0] + (1 - y) * self.weight[1]
+            return F.binary_cross_entropy_with_logits(out, y, weight=weight, pos_weight=self.pos_weight)
         if self.kind == "cross_entropy":
             return F.cross_entropy(out, y, weight=self.weight)
         if self.classify:  # mse between class probabilities and one-hot targets
@@ -433,7 +476,9 @@ def train_model(
     """Train ``model`` in place with ``config``; resume from ``checkpoint_dir`` if it holds a checkpoint.
 
     ``val`` may be None: with ``config.val_fraction > 0`` a validation part is then carved from
-    ``train`` (stratified for classification). ``class_weights`` (one per class) weight the loss;
+    ``train`` (stratified for classification, by iterative stratification for multilabel; its
+    indices are returned in ``TrainResult.validation``). ``task: multilabel`` takes a 0/1 target
+    matrix and trains one sigmoid output per label (binary cross-entropy). ``class_weights`` (one per class) weight the loss;
     ``sampler_weights`` (one per training example) draw each epoch's examples with replacement.
     ``augment(x_batch)`` transforms the inputs of training batches only (using torch's RNG).
     ``on_epoch(row)`` is called after each epoch's checkpoint is written. Raises TrainflowError for
@@ -448,14 +493,25 @@ def train_model(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     notes: list[str] = []
+    carved = None
     if val is None and config.val_fraction > 0:
         tr, va = carve_validation(_size(train), _targets(train), config.val_fraction, seed,
-                                  stratify=task == "classification")
+                                  stratify=task in ("classification", "multilabel"))
+        carved = va
         train, val = _subset(train, tr), _subset(train, va)
         if sampler_weights is not None:
             sampler_weights = torch.as_tensor(sampler_weights)[tr]
         notes.append(f"validation: {len(va)} of {len(tr) + len(va)} training examples held out for early stopping")
 
+    if task == "multilabel" and config.imbalance == "oversample":
+        raise TrainflowError("train.imbalance 'oversample' has no multi-label meaning; use 'class_weight' or "
+                             "train.pos_weight 'balanced'.")
+    label_targets = None
+    if task == "multilabel":  # the 0/1 label matrix of the training part, for per-label weights
+        label_targets = (_targets(train) if isinstance(train, tuple)
+                         else torch.stack([torch.as_tensor(train[i][-1]) for i in range(len(train))]))
+    if task == "multilabel" and config.imbalance == "class_weight" and class_weights is None:
+        class_weights = label_weights(label_targets)
     if config.imbalance != "none" and task == "classification" and class_weights is None and sampler_weights is None:
         y = _targets(train) if isinstance(train, tuple) else torch.as_tensor([train[i][-1] for i in range(len(train))])
         per_class = balanced_weights(y)
@@ -483,9 +539,17 @@ def train_model(
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
     elif config.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
-    kind = config.loss if config.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
-    weight = torch.as_tensor(class_weights, dtype=torch.float32, device=device) if class_weights is not None else None
-    loss_fn = _Loss(kind, weight, classify=task == "classification")
+    kind = config.loss if config.loss != "auto" else {"classification": "cross_entropy",
+                                                      "multilabel": "binary_cross_entropy"}.get(task, "mse")
+    if class_weights is None:
+        weight = None
+    elif kind == "binary_cross_entropy":
+        weight = tuple(torch.as_tensor(w, dtype=torch.float32, device=device) for w in class_weights)
+    else:
+        weight = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
+    pos_weight = (positive_weights(label_targets).to(device)
+                  if kind == "binary_cross_entropy" and config.pos_weight == "balanced" else None)
+    loss_fn = _Loss(kind, weight, classify=task == "classification", pos_weight=pos_weight)
 
     # Early-stopping state; the best weights are kept (on CPU) when there is a validation split.
     start, history, best_loss, best_epoch, bad, best_state = 0, [], math.inf, 0, 0, None
@@ -577,4 +641,4 @@ def train_model(
         f"(set-up {setup_seconds:.2f} s, whole call {time.perf_counter() - started:.2f} s)")
     return TrainResult(history=history, best_epoch=best_epoch, epochs_run=len(history), stopped_early=stopped,
                        device=str(device), resumed_from=resumed_from, checkpoint=str(ckpt) if ckpt else None,
-                       notes=notes, setup_seconds=setup_seconds)
+                       notes=notes, setup_seconds=setup_seconds, validation=carved)

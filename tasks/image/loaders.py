@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from trainflow.errors import DataError
 from trainflow.files import path_problem
 from trainflow.registry import NoOptions, component
+from trainflow.tasks.common.load import label_names
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -26,7 +27,8 @@ CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog"
 
 @dataclass
 class Images:
-    """Loaded images: ``x`` is ``[n, h, w, c]`` (uint8 or float32), ``y`` indexes ``classes``."""
+    """Loaded images: ``x`` is ``[n, h, w, c]`` (uint8 or float32), ``y`` indexes ``classes``, or
+    (multi-label) is an ``[n, labels]`` matrix of 0/1 whose columns ``classes`` names."""
 
     x: np.ndarray
     y: np.ndarray
@@ -246,7 +248,9 @@ def load_image_folder(config: FolderConfig) -> Images:
 
 class NpzConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(..., description="A .npz file with arrays 'x' ([n,h,w], [n,h,w,c] or [n,c,h,w]) and 'y'")
+    path: str = Field(..., description="A .npz file with arrays 'x' ([n,h,w], [n,h,w,c] or [n,c,h,w]) and 'y' "
+                                        "([n] labels, or [n, labels] of 0/1 for task multilabel, with an optional "
+                                        "array 'labels' naming its columns)")
     channels: Literal[1, 3] | None = Field(None, description="1 or 3; default: as stored")
     convert: bool = Field(True, description="Convert gray <-> RGB to reach 'channels'")
 
@@ -288,20 +292,28 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 @component("loader", "npz", NpzConfig, modality="image")
 def load_npz(config: NpzConfig) -> Images:
-    """NumPy arrays in an .npz file: images 'x' and labels 'y'."""
+    """NumPy arrays in an .npz file: images 'x' and labels 'y' ([n], or [n, labels] of 0/1: multi-label)."""
     path = Path(config.path).expanduser()
     arrays = read_npz(path)
     if "x" not in arrays or "y" not in arrays:
         raise DataError(f"'{path}' must hold arrays 'x' (images) and 'y' (labels); it holds {sorted(arrays)}.")
-    x, y = to_nhwc(arrays["x"], str(path)), arrays["y"].reshape(-1)
+    x = to_nhwc(arrays["x"], str(path))
+    if arrays["y"].ndim == 2:  # multi-label: values other than 0/1 are left for validation to report
+        if not np.issubdtype(arrays["y"].dtype, np.number):
+            raise DataError(f"'{path}': a 2-D label array 'y' must hold numbers (0/1); got dtype {arrays['y'].dtype}.")
+        y = arrays["y"].astype(np.float64)
+        names = label_names(arrays.get("labels"), y.shape[1], path)
+    else:
+        y, names = arrays["y"].reshape(-1), None
     if len(x) != len(y):
         raise DataError(f"'{path}' has {len(x)} images but {len(y)} labels.")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"'{path}': 'x' must be numeric; got dtype {x.dtype}.")
     x = match_channels(x, config.channels, config.convert, str(path))
-    classes, codes = np.unique(y.astype(str) if y.dtype.kind in "OUS" else y, return_inverse=True)
+    if names is None:
+        classes, codes = np.unique(y.astype(str) if y.dtype.kind in "OUS" else y, return_inverse=True)
+        names, y = [str(c) for c in classes], codes.astype(np.int64)
     if x.dtype != np.uint8:
         x = x.astype(np.float32)
     max_value = 255.0 if x.dtype == np.uint8 or float(x.max(initial=0)) > 1.0 else 1.0
-    return Images(x=x, y=codes.astype(np.int64), classes=[str(c) for c in classes], max_value=max_value,
-                  source=str(path))
+    return Images(x=x, y=y, classes=names, max_value=max_value, source=str(path))

@@ -1,7 +1,7 @@
 """The image modality: store, validate, split, fit, evaluate, export and predict for images.
 
 Pixels travel between tasks as ``.npz`` files in the cache (``[n, h, w, c]``, labels as class
-indices). Fitting scales pixels to [0, 1] by the loader's nominal maximum, then (by default)
+indices, or for ``task: multilabel`` an ``[n, labels]`` 0/1 matrix). Fitting scales pixels to [0, 1] by the loader's nominal maximum, then (by default)
 standardizes each channel with the mean and standard deviation of the training split; random
 crops and flips, when enabled, apply to training batches only. The network is a registered
 ``model`` component (the default ``cnn``, the seed's network, is in ``networks.py``), trained and
@@ -29,6 +29,7 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
                                            read_images, read_npz, stack, to_nhwc)
 from trainflow.tasks.image.networks import cnn_shape
+from trainflow.tasks.tabular import multilabel as ML
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
@@ -48,18 +49,22 @@ def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     notes = [f"skipped unreadable image: {s}" for s in images.skipped]
     return DataRef(path=str(path), digest=digest, modality="image", meta={
         "rows": int(n), "shape": [int(h), int(w), int(c)], "classes": images.classes, "max_value": images.max_value,
+        **({"labels": images.classes} if images.y.ndim == 2 else {}),
         "source": images.source, "predefined_test": images.is_test is not None, "notes": notes,
         "loader_options": config.model_dump(mode="json")})
 
 
 def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndarray | None = None) -> Any:
-    """One row per image: label, its class count, height, width, channels, pixel min and max."""
+    """One row per image: label and its class count (multi-label: one ``label <name>`` column per
+    label), height, width, channels, pixel min and max."""
     import pandas as pd
 
     flat = x.reshape(len(x), -1)
-    labels = np.asarray(classes, dtype=object)[y]
-    counts = np.bincount(y, minlength=len(classes))[y]
-    table = pd.DataFrame({"label": labels, "class_count": counts, "height": x.shape[1], "width": x.shape[2],
+    if y.ndim == 2:
+        labels = neural.label_columns(y, classes)
+    else:
+        labels = {"label": np.asarray(classes, dtype=object)[y], "class_count": np.bincount(y, minlength=len(classes))[y]}
+    table = pd.DataFrame({**labels, "height": x.shape[1], "width": x.shape[2],
                           "channels": x.shape[3], "min": flat.min(1).astype(float), "max": flat.max(1).astype(float)})
     if files is not None:
         table.insert(0, "file", files)
@@ -69,16 +74,22 @@ def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndar
 def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-image table: labels and counts, shape, channels, pixel range."""
     arrays = load_npz(ref.path)
-    df = image_table(arrays["x"], arrays["y"], ref.meta["classes"], arrays.get("files"))
+    y = arrays["y"]
+    neural.check_label_shape(y, spec.task, f"'{ref.meta.get('source')}'")
+    df = image_table(arrays["x"], y, ref.meta["classes"], arrays.get("files"))
     h, w, c = ref.meta["shape"]
     v = spec.validation
-    checks = [
-        Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
-        Check("ExpectColumnValuesToNotBeNull", {"column": "label"}, "every image needs a label"),
-        Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
-              "a classifier needs at least two classes"),
-        Check("ExpectColumnValuesToBeBetween", {"column": "class_count", "min_value": 2},
-              "each class needs at least two images (one to train on, one to test)"),
+    checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}")]
+    if y.ndim == 2:
+        checks += neural.label_value_checks(ref.meta["classes"])
+    else:
+        checks += [
+            Check("ExpectColumnValuesToNotBeNull", {"column": "label"}, "every image needs a label"),
+            Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
+                  "a classifier needs at least two classes"),
+            Check("ExpectColumnValuesToBeBetween", {"column": "class_count", "min_value": 2},
+                  "each class needs at least two images (one to train on, one to test)")]
+    checks += [
         Check("ExpectColumnValuesToBeInSet", {"column": "height", "value_set": [h]}, "all images share one size"),
         Check("ExpectColumnValuesToBeInSet", {"column": "width", "value_set": [w]}, "all images share one size"),
         Check("ExpectColumnValuesToBeInSet", {"column": "channels", "value_set": [1, 3]}, "gray or RGB images"),
@@ -87,12 +98,13 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
         Check("ExpectColumnValuesToBeBetween", {"column": "max", "max_value": ref.meta["max_value"]},
               f"pixel values are at most the loader's maximum {ref.meta['max_value']:g}"),
     ]
-    if v.labels:
+    if v.labels and y.ndim == 1:
         checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [str(x) for x in v.labels]},
                             "validation.labels"))
     checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
     summary = run_expectations(df, checks, docs_dir, suite=spec.name).as_dict()
-    summary["class_counts"] = {k: int(n) for k, n in df["label"].value_counts().sort_index().items()}
+    if y.ndim == 1:
+        summary["class_counts"] = {k: int(n) for k, n in df["label"].value_counts().sort_index().items()}
     return summary
 
 
@@ -100,15 +112,22 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``."""
+    """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``
+    (multi-label: by iterative stratification over the labels)."""
     from sklearn.model_selection import train_test_split
 
     arrays = load_npz(ref.path)
     x, y = arrays["x"], arrays["y"]
+    neural.check_label_shape(y, spec.task, f"'{ref.meta.get('source')}'")  # also when validation is off
     notes = list(ref.meta.get("notes", []))
     if "is_test" in arrays:
         test_mask = arrays["is_test"].astype(bool)
         notes.append("test split: the dataset's own test set")
+    elif y.ndim == 2:  # multi-label: iterative stratification over the labels
+        test_mask = np.zeros(len(y), bool)
+        _, test_idx, how = ML.split_indices(y.astype(np.int64), spec)
+        test_mask[test_idx] = True
+        notes.append(how)
     else:
         counts = np.bincount(y)
         stratify = y if spec.split.stratify and counts[counts > 0].min() >= 2 else None
@@ -120,7 +139,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
 
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(x[~test_mask]),
                                                            leakage.item_digests(x[test_mask]), "images"), spec)
-    M.require_scorable_test(y[~test_mask], y[test_mask], f"'{ref.meta.get('source')}'")
+    if y.ndim == 1:
+        M.require_scorable_test(y[~test_mask], y[test_mask], f"'{ref.meta.get('source')}'")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump())
     folder = Path(cache_dir) / "splits" / key[:16]
     refs, counts = {}, {}
@@ -131,8 +151,15 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         save_npz(path, x=x[mask], y=y[mask])
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
                              meta={**ref.meta, "rows": int(mask.sum())})
-        counts[name] = {ref.meta["classes"][i]: int(n) for i, n in enumerate(np.bincount(y[mask], minlength=len(ref.meta["classes"])))}
-    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+        if y.ndim == 1:
+            counts[name] = {ref.meta["classes"][i]: int(n)
+                            for i, n in enumerate(np.bincount(y[mask], minlength=len(ref.meta["classes"])))}
+    if y.ndim == 2:
+        part_counts = {"label_counts": neural.label_positives(y, ref.meta["classes"], np.flatnonzero(~test_mask),
+                                                              np.flatnonzero(test_mask))}
+    else:
+        part_counts = {"class_counts": counts}
+    return SplitRef(train=refs["train"], test=refs["test"], meta={**part_counts, "notes": notes})
 
 
 # ---------------------------------------------------------------- fit
@@ -222,13 +249,16 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps = [f"scale 1/{divisor:g}" if divisor != 1 else "raw pixels"]
     steps += ["standardize per channel"] if pre.normalize == "per_channel" else []
     steps += [s for s, on in ((f"random crop (pad {pre.crop_padding})", pre.crop_padding), ("horizontal flip", pre.flip)) if on]
+    multilabel = y.ndim == 2  # one sigmoid output per label; the target is the 0/1 matrix
     return neural.Prepared(
-        inputs=(to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)), torch.from_numpy(y)),
+        inputs=(to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)),
+                torch.from_numpy(y.astype(np.float32) if multilabel else y)),
         build={"in_shape": [int(x.shape[3]), int(x.shape[1]), int(x.shape[2])], "n_classes": len(meta["classes"])},
         config={"classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean,
                 "std": std, "size": meta["shape"][:2], "channels": int(x.shape[3]),
-                "convert": loader_opts.get("convert", True)},
-        steps=steps, task="classification", augment=augmenter(pre), meta={"classes": meta["classes"]})
+                "convert": loader_opts.get("convert", True), **({"labels": meta["classes"]} if multilabel else {})},
+        steps=steps, task="multilabel" if multilabel else "classification", augment=augmenter(pre),
+        meta={"classes": meta["classes"]})
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -245,15 +275,15 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 
 def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str = "auto") -> np.ndarray:
-    """Class probabilities for ``[n,h,w,c]`` pixels, preprocessed as in training, computed on
-    ``device`` (auto: the GPU when there is one)."""
+    """Class probabilities (multi-label: one per label) for ``[n,h,w,c]`` pixels, preprocessed as
+    in training, computed on ``device`` (auto: the GPU when there is one)."""
     from trainflow.tasks.common.training import predict as forward
     from trainflow.tasks.common.training import resolve_device
 
     device = resolve_device(device)
     logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"], device), batch_size=512,
                      device=device)
-    return logits.softmax(1).numpy()
+    return neural.probabilities(logits, config)
 
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
@@ -262,6 +292,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     arrays = load_npz(split_ref.test.path)
     y = arrays["y"]
     proba = probabilities(model, config, arrays["x"], spec.train.device)
+    if config.get("task") == "multilabel":
+        return neural.label_evaluation(model_ref, config, y.astype(np.int64), proba, split_ref, spec, plots_dir)
     pred = proba.argmax(1)
     classes = config["classes"]
     names = spec.evaluate.metrics or (M.DEFAULTS["classification"] + ["top_2_accuracy"]
@@ -297,6 +329,9 @@ def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, lis
         x = match_channels(x, config["channels"], config["convert"], str(path))
         if tuple(x.shape[1:3]) != (h, w):
             raise DataError(f"'{path}' holds {x.shape[1]}x{x.shape[2]} images; the model expects {h}x{w}.")
+        if "labels" in arrays and config.get("task") == "multilabel":
+            ML.warn_unseen([str(v) for v in arrays["labels"].reshape(-1).tolist()], config["labels"],
+                           f"the input file '{path}' names labels")
         return x, [str(i) for i in range(len(x))]
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
@@ -329,10 +364,12 @@ def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
-    """Predicted class and class probabilities for each new image."""
+    """Predicted class and class probabilities for each new image (multi-label: a 0/1 column and a
+    probability column per label, the saved thresholds applied)."""
     model, config = load_model(run_dir)
     x, names = read_new_images(Path(input_path), config)
-    return neural.prediction_frame("item", names, probabilities(model, config, x), config["classes"])
+    return neural.prediction_frame("item", names, probabilities(model, config, x), config["classes"],
+                                   config.get("thresholds"))
 
 
 # ---------------------------------------------------------------- the modality
@@ -340,12 +377,13 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
 @component("modality", "image")
 class Image(NeuralModality, stages_from=__name__):
-    """Images, classified by a CNN trained with the shared loop (safetensors + JSON).
+    """Images, classified (one class, or any number of labels: task multilabel) by a CNN trained with
+    the shared loop (safetensors + JSON).
 
     Per-channel normalization and augmentation are fitted on, and applied to, the training split."""
 
     sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
-    default_models = {"classification": "cnn"}
+    default_models = {"classification": "cnn", "multilabel": "cnn"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; a network that would shrink the images to nothing, where the loader's options

@@ -41,7 +41,7 @@ def cnn_shape(config: CnnConfig, h: int, w: int) -> tuple[str, list[bool], tuple
     return padding, pools, size
 
 
-@component("model", "cnn", CnnConfig, tasks=("classification",), modality="image", random=True)
+@component("model", "cnn", CnnConfig, tasks=("classification", "multilabel"), modality="image", random=True)
 def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n_classes: int = 10, **_: Any) -> Any:
     """Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> Dense 64 -> Dense n_classes (the seed's CNN)."""
     from torch import nn

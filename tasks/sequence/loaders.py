@@ -21,7 +21,7 @@ from pydantic import Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, read_csv_file
+from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 
@@ -37,6 +37,9 @@ class SeriesSet:
     fold: list[str] | None = None  # "train" / "test" per series when the files fix the split
     class_labels: list[str] | None = None  # labels declared by the file (.ts @classLabel)
     channel_names: list[str] = field(default_factory=list)
+    # multi-label: a [n, labels] 0/1 matrix and its column names (y then holds each series' labels joined by "|")
+    label_matrix: np.ndarray | None = None
+    label_names: list[str] | None = None
 
     @property
     def channels(self) -> int:
@@ -48,7 +51,9 @@ class SeriesSet:
                          None if self.y is None or other.y is None else self.y + other.y,
                          self.ids + other.ids, f"{self.source} + {other.source}",
                          (self.fold or []) + (other.fold or []) or None,
-                         self.class_labels or other.class_labels, self.channel_names or other.channel_names)
+                         self.class_labels or other.class_labels, self.channel_names or other.channel_names,
+                         None if self.label_matrix is None or other.label_matrix is None
+                         else np.concatenate([self.label_matrix, other.label_matrix]), self.label_names)
 
 
 def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +97,8 @@ class LongCsvConfig(SeriesFilesConfig):
 
 class NpzConfig(SeriesFilesConfig):
     x: str = Field("x", description="Array [n, time, channels] (or [n, time])")
-    y: str | None = Field("y", description="Array [n] of labels/targets; null for unlabelled series")
+    y: str | None = Field("y", description="Array [n] of labels/targets, or [n, labels] of 0/1 for task multilabel "
+                                           "(an optional array 'labels' names its columns); null for unlabelled series")
     lengths: str | None = Field("lengths", description="Optional array [n] of true series lengths (padding after)")
 
 
@@ -118,6 +124,9 @@ def _read_all(config: SeriesFilesConfig, reader: Any) -> SeriesSet:
                             f"{result.channels}; train and test files must have the same channels.")
         if (part.y is None) != (result.y is None):
             raise DataError(f"'{part.source}' and '{result.source}' must both have labels, or neither.")
+        if part.label_names != result.label_names:
+            raise DataError(f"'{part.source}' has the labels {part.label_names} but '{result.source}' has "
+                            f"{result.label_names}; train and test files must have the same label columns.")
         result = result.concat(part)
     return result
 
@@ -386,20 +395,26 @@ def read_npz(path: Path, config: NpzConfig) -> SeriesSet:
                                 f"holds: {', '.join(keys)}. Set data.y: null for unlabelled series.")
             y = arrays[config.y]
         lengths = arrays[config.lengths] if config.lengths and config.lengths in keys else None
+        label_array = arrays["labels"] if "labels" in keys else None
     if x.ndim == 2:
         x = x[..., None]
     if x.ndim != 3 or x.dtype.kind not in "fiu":
         raise DataError(f"'{path}': array '{config.x}' must be numeric with shape [n, time, channels] or "
                         f"[n, time]. Got dtype {x.dtype} and shape {list(x.shape)}.")
-    if y is not None and (y.ndim != 1 or len(y) != len(x)):
-        raise DataError(f"'{path}': array '{config.y}' must have shape [{len(x)}] (one label per series). "
-                        f"Got shape {list(y.shape)}.")
+    if y is not None and (y.ndim not in (1, 2) or len(y) != len(x) or (y.ndim == 2 and y.dtype.kind not in "fiub")):
+        raise DataError(f"'{path}': array '{config.y}' must have shape [{len(x)}] (one label per series) or "
+                        f"[{len(x)}, labels] (0/1 per label). Got shape {list(y.shape)} and dtype {y.dtype}.")
     if lengths is not None and (lengths.shape != (len(x),) or (lengths < 1).any() or (lengths > x.shape[1]).any()):
         raise DataError(f"'{path}': array '{config.lengths}' must hold {len(x)} lengths between 1 and {x.shape[1]}.")
     ends = lengths if lengths is not None else [x.shape[1]] * len(x)
     series = [x[i, : int(ends[i])].astype(np.float64) for i in range(len(x))]
+    ids = [f"{path.name}[{i}]" for i in range(len(x))]
+    if y is not None and y.ndim == 2:  # multi-label; values other than 0/1 are left for validation to report
+        names = label_names(label_array, y.shape[1], path)
+        ys = ["|".join(n for n, v in zip(names, row) if v == 1) for row in y.tolist()]
+        return SeriesSet(series, ys, ids, str(path), label_matrix=y.astype(np.float64), label_names=names)
     ys = [_label_text(v.item()) for v in y] if y is not None else None
-    return SeriesSet(series, ys, [f"{path.name}[{i}]" for i in range(len(x))], str(path))
+    return SeriesSet(series, ys, ids, str(path))
 
 
 @component("loader", "npz_series", NpzConfig, modality="sequence")

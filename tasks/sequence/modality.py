@@ -1,8 +1,8 @@
 """The sequence modality: classification and regression of whole series.
 
 Series travel between tasks as ``.npz`` files in the cache: values [n, T, C] (NaN where missing or
-after a series' end), ``lengths`` [n], labels/targets as text, and the fixed fold when the loader
-read separate train/test files. Fitting applies :class:`SeriesPreprocessor` (missing values,
+after a series' end), ``lengths`` [n], labels/targets as text (multi-label: also ``Y``, the [n, labels]
+0/1 matrix), and the fixed fold when the loader read separate train/test files. Fitting applies :class:`SeriesPreprocessor` (missing values,
 z-normalization; statistics from the training split only), pads each batch with a mask of real
 steps, and trains the spec's network (``lstm``, ``gru``, ``rnn``, ``cnn1d``) with the shared loop
 of :mod:`trainflow.tasks.common.training`. The model is saved as safetensors weights plus a JSON config
@@ -27,6 +27,7 @@ from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
+from trainflow.tasks.tabular import multilabel as ML
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
@@ -128,14 +129,17 @@ def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
         arrays["y"] = np.asarray(data.y, dtype=str)
     if data.fold is not None:
         arrays["fold"] = np.asarray(data.fold, dtype=str)
+    if data.label_matrix is not None:
+        arrays["Y"] = data.label_matrix
     return arrays
 
 
 def load_series(path: str | Path) -> dict[str, Any]:
-    """A stored set back as ``series`` (list of arrays), ``y``, ``ids``, ``fold``."""
+    """A stored set back as ``series`` (list of arrays), ``y``, ``ids``, ``fold`` and (multi-label) ``Y``."""
     arrays = load_npz(path)
     series = [arrays["x"][i, :n] for i, n in enumerate(arrays["lengths"])]
-    return {"series": series, "y": arrays.get("y"), "ids": arrays["ids"], "fold": arrays.get("fold")}
+    return {"series": series, "y": arrays.get("y"), "ids": arrays["ids"], "fold": arrays.get("fold"),
+            "Y": arrays.get("Y")}
 
 
 def store(data: SeriesSet, cache_dir: str, digest: str, config: Any) -> DataRef:
@@ -146,7 +150,8 @@ def store(data: SeriesSet, cache_dir: str, digest: str, config: Any) -> DataRef:
     return DataRef(path=str(path), digest=digest, modality="sequence", meta={
         "rows": len(data.series), "channels": data.channels, "min_length": min(lengths), "max_length": max(lengths),
         "class_labels": data.class_labels, "source": data.source, "fixed_split": data.fold is not None,
-        "labelled": data.y is not None, "loader_options": config.model_dump(mode="json")})
+        "labelled": data.y is not None, "loader_options": config.model_dump(mode="json"),
+        **({"labels": data.label_names} if data.label_matrix is not None else {})})
 
 
 def series_table(series: list[np.ndarray], y: Any, ids: Any) -> Any:
@@ -192,6 +197,8 @@ def checks_for(table: Any, spec: PipelineSpec, meta: dict[str, Any]) -> list[Che
         checks.append(Check("ExpectColumnValuesToMatchRegex",
                             {"column": "label", "regex": r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"},
                             "a regression target must be a number"))
+    if meta.get("labels"):
+        checks += neural.label_value_checks(meta["labels"])
     checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
     return checks
 
@@ -199,9 +206,14 @@ def checks_for(table: Any, spec: PipelineSpec, meta: dict[str, Any]) -> list[Che
 def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-series summary table; raises ValidationFailed listing failures."""
     data = load_series(ref.path)
-    if data["y"] is None and spec.task in ("classification", "regression"):
+    if data["y"] is None and spec.task in ("classification", "multilabel", "regression"):
         raise DataError(f"'{ref.meta.get('source')}' has no labels; a {spec.task} pipeline needs one per series.")
+    if data["y"] is not None:
+        neural.check_label_shape(data["Y"] if data["Y"] is not None else data["y"], spec.task,
+                                 f"'{ref.meta.get('source')}'")
     table = series_table(data["series"], data["y"], data["ids"])
+    if data["Y"] is not None:
+        table = table.assign(**neural.label_columns(data["Y"], ref.meta["labels"]))
     return run_expectations(table, checks_for(table, spec, ref.meta), docs_dir, suite=spec.name).as_dict()
 
 
@@ -209,7 +221,8 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed)."""
+    """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed;
+    multi-label: by iterative stratification over the labels)."""
     from sklearn.model_selection import train_test_split
 
     arrays = load_npz(ref.path)
@@ -217,9 +230,14 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     notes = []
     if "y" not in arrays:
         raise DataError(f"'{ref.meta.get('source')}' has no labels; a {spec.task} pipeline needs one per series.")
+    Y = arrays.get("Y")
+    neural.check_label_shape(Y if Y is not None else arrays["y"], spec.task, f"'{ref.meta.get('source')}'")
     if "fold" in arrays:
         train_idx, test_idx = np.flatnonzero(arrays["fold"] == "train"), np.flatnonzero(arrays["fold"] == "test")
         notes.append(f"fixed split from the data files: {len(train_idx)} train / {len(test_idx)} test series")
+    elif Y is not None:  # multi-label: iterative stratification over the labels
+        train_idx, test_idx, how = ML.split_indices(Y.astype(np.int64), spec)
+        notes.append(how)
     else:
         y = arrays["y"]
         stratify = None
@@ -249,6 +267,9 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="sequence",
                              meta={**ref.meta, "rows": int(len(idx))})
     counts = {}
+    if Y is not None:
+        return SplitRef(train=refs["train"], test=refs["test"], meta={
+            "label_counts": neural.label_positives(Y, ref.meta["labels"], train_idx, test_idx), "notes": notes})
     if spec.task == "classification":
         counts = {name: {str(k): int(c) for k, c in zip(*np.unique(arrays["y"][idx], return_counts=True))}
                   for name, idx in (("train", train_idx), ("test", test_idx))}
@@ -289,23 +310,28 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
 
     data = load_series(split_ref.train.path)
     meta = split_ref.train.meta
-    y, classes = targets(data["y"], spec.task, meta.get("source", ""))
+    if spec.task == "multilabel":  # one sigmoid output per label; the target is the 0/1 matrix
+        y, classes = data["Y"].astype(np.float32), meta["labels"]
+    else:
+        y, classes = targets(data["y"], spec.task, meta.get("source", ""))
     pre_cfg = spec.preprocess.sequence
     pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(data["series"])
     x, mask = pre.transform(data["series"])
     y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
     packed = pre_cfg.lengths == "packed"
-    target = torch.from_numpy(y) if spec.task == "classification" else torch.from_numpy((y - y_mean) / y_std).float()
+    target = (torch.from_numpy(y) if spec.task in ("classification", "multilabel")
+              else torch.from_numpy((y - y_mean) / y_std).float())
     steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
              f"unequal lengths: {pre_cfg.lengths}" + (" (all series have the same length)"
                                                       if meta.get("min_length") == meta.get("max_length") else "")]
     steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
     return neural.Prepared(
         inputs=(torch.from_numpy(x), torch.from_numpy(mask), target),
-        build={"in_channels": pre.out_channels, "out_features": len(classes) if spec.task == "classification" else 1,
+        build={"in_channels": pre.out_channels, "out_features": len(classes) if classes else 1,
                "task": spec.task, "packed": packed or None},
         config={"kind": "sequence", "task": spec.task, "classes": classes, "target_mean": y_mean, "target_std": y_std,
-                "preprocess": pre.state(), "loader": spec.data.loader, "loader_options": spec.data.options()},
+                "preprocess": pre.state(), "loader": spec.data.loader, "loader_options": spec.data.options(),
+                **({"labels": classes} if spec.task == "multilabel" else {})},
         steps=steps, task=spec.task, meta={"classes": classes})
 
 
@@ -329,8 +355,8 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 
 def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device: str = "auto") -> np.ndarray:
-    """Class probabilities [n, k] (classification) or predicted targets [n] (regression), computed on
-    ``device`` (auto: the GPU when there is one)."""
+    """Class probabilities [n, k] (classification; multilabel: one per label) or predicted targets [n]
+    (regression), computed on ``device`` (auto: the GPU when there is one)."""
     import torch
 
     from trainflow.tasks.common.training import predict as forward
@@ -339,8 +365,8 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device
     pre = SeriesPreprocessor.from_state(config["preprocess"])
     x, mask = pre.transform(series)
     out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
-    if config["task"] == "classification":
-        return out.softmax(1).numpy()
+    if config["task"] in ("classification", "multilabel"):
+        return neural.probabilities(out, config)
     return out.reshape(-1).numpy() * config["target_std"] + config["target_mean"]
 
 
@@ -352,6 +378,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     notes = list(split_ref.meta.get("notes", []))
     per_class, confusion, charts = {}, {}, {}
     out = outputs(model, config, data["series"], spec.train.device)
+    if config["task"] == "multilabel":
+        return neural.label_evaluation(model_ref, config, data["Y"].astype(np.int64), out, split_ref, spec, plots_dir)
     if spec.task == "classification":
         classes = config["classes"]
         y, _ = targets(data["y"], "classification", "", classes)
@@ -382,8 +410,11 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     if data.channels != config["preprocess"]["channels"]:
         raise DataError(f"'{input_path}' holds series with {data.channels} channel(s); the model was trained on "
                         f"{config['preprocess']['channels']}.")
-    classes = config["classes"] if config["task"] == "classification" else None
-    frame = neural.prediction_frame("series", data.ids, outputs(model, config, data.series), classes)
+    classes = config["classes"] if config["task"] in ("classification", "multilabel") else None
+    if data.label_names and config["task"] == "multilabel":
+        ML.warn_unseen(data.label_names, config["labels"], f"the input file '{input_path}' names labels")
+    frame = neural.prediction_frame("series", data.ids, outputs(model, config, data.series), classes,
+                                    config.get("thresholds"))
     if data.y is not None:
         frame["label"] = data.y
     return frame
@@ -400,7 +431,7 @@ class Sequence(NeuralModality, stages_from=__name__):
     model is saved as safetensors + JSON."""
 
     sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess}
-    default_models = {"classification": "gru", "regression": "gru"}
+    default_models = {"classification": "gru", "multilabel": "gru", "regression": "gru"}
 
     def example(self, folder: Path) -> Example:
         """20 univariate series of 12 steps, two classes (rising or falling)."""

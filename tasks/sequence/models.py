@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.registry import component
 
-SEQ_TASKS = ("classification", "regression", "forecasting")
+SEQ_TASKS = ("classification", "multilabel", "regression", "forecasting")
 #: the data modalities these networks accept (sequence classification/regression and forecasting)
 SEQ_MODALITIES = ("sequence", "forecast")
 

@@ -222,9 +222,9 @@ def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitR
     df = _pd().concat([df, raw[labels + ([ML.FOLD] if ML.FOLD in raw.columns else [])]], axis=1)
     train, test, notes = ML.split_rows(df, labels, spec)
     notes = profile_notes(plan or {}) + notes
-    # rows repeated across the split (one-feature alarms are per target: not run per label yet)
-    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.row_digests(train), leakage.row_digests(test),
-                                                           "rows"), spec)
+    # a column that alone predicts a label; rows repeated across the split
+    notes += leakage.raise_or_warn(leakage.label_alarms(train, labels, spec) + leakage.duplicate_alarm(
+        leakage.row_digests(train), leakage.row_digests(test), "rows"), spec)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), plan=plan, labels=labels)
     refs = store_split_tables(cache_dir, key, train, test, "tabular", ref.meta)
     return SplitRef(train=refs["train"], test=refs["test"],
@@ -326,8 +326,9 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         meta["thresholds"] = dict(zip(labels, extra["thresholds"]))
     if resampled and spec.task == "classification":
         meta["class_counts_after_resampling"] = {str(classes[int(v)]): n for v, n in sorted(resampled.items())}
-    if spec.split.cv_folds >= 2 and not labels:
-        meta["cv"] = cross_validate(spec, numeric, categorical, X, y)
+    if spec.split.cv_folds >= 2:
+        meta["cv"] = (cross_validate(spec, numeric, categorical, X, Y, extra["thresholds"]) if labels
+                      else cross_validate(spec, numeric, categorical, X, y))
 
     key = model_key(split_ref, spec)
     folder = Path(cache_dir) / "models" / key[:16]
@@ -383,18 +384,32 @@ def _recording_resampled_counts(pipe: Any):
         del sampler.fit_resample
 
 
-def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str], X: Any, y: Any) -> dict[str, Any]:
-    """k-fold CV of the whole pipeline on the training split; the primary metric per fold."""
+def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str], X: Any, y: Any,
+                   thresholds: list[float] | None = None) -> dict[str, Any]:
+    """k-fold CV of the whole pipeline on the training split; the primary metric per fold. With
+    ``thresholds`` (multi-label, ``y`` the 0/1 label matrix) the folds are iterative-stratified and
+    the thresholds applied; a label constant in a fold's training rows is predicted as its value."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     primary = spec.evaluate.primary or M.PRIMARY[spec.task]
     cls = spec.task == "classification"
-    folds = (StratifiedKFold if cls else KFold)(spec.split.cv_folds, shuffle=True, random_state=spec.split.seed)
+    if thresholds is not None:
+        folds = ML.stratified_folds(y, spec.split.cv_folds, spec.split.seed)
+    else:
+        folds = (StratifiedKFold if cls else KFold)(spec.split.cv_folds, shuffle=True,
+                                                    random_state=spec.split.seed).split(X, y)
     scores = []
-    for tr, va in folds.split(X, y):
+    for tr, va in folds:
         pipe = build_pipeline(spec, numeric, categorical, _encoded_width(X, numeric, categorical))
-        pipe.fit(X.iloc[tr], y[tr])
-        pred, proba = _predict(pipe, X.iloc[va], cls)
+        if thresholds is not None:
+            learned = [j for j in range(y.shape[1]) if len(np.unique(y[tr, j])) == 2]
+            pipe.fit(X.iloc[tr], y[tr][:, learned])
+            proba = np.tile(y[tr[0]].astype(float), (len(va), 1))  # constant labels at their value
+            proba[:, learned] = ML.positive_proba(pipe.steps[-1][1], ML.transform(pipe, X.iloc[va]))
+            pred = ML.apply_thresholds(proba, thresholds)
+        else:
+            pipe.fit(X.iloc[tr], y[tr])
+            pred, proba = _predict(pipe, X.iloc[va], cls)
         scores.append(M.score([primary], y[va], pred, proba)[primary])
     return {"metric": primary, "folds": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
 
@@ -484,36 +499,26 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
         charts["Predicted vs true"] = plots.series_png(
             {"true": (x, y[shown].tolist()), "predicted (same order)": (x, pred[shown].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", title)
-    cv = model.meta.get("cv")
-    if cv:
-        metrics[f"cv_{cv['metric']}_mean"] = cv["mean"]
-        metrics[f"cv_{cv['metric']}_std"] = cv["std"]
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+    return Evaluation(metrics=with_cv(metrics, model), per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                       notes=notes)
+
+
+def with_cv(metrics: dict[str, float], model: ModelRef) -> dict[str, float]:
+    """``metrics`` plus the mean and spread of the cross-validated primary metric, when the fit ran CV."""
+    cv = model.meta.get("cv")
+    if not cv:
+        return metrics
+    return {**metrics, f"cv_{cv['metric']}_mean": cv["mean"], f"cv_{cv['metric']}_std": cv["std"]}
 
 
 def evaluate_multilabel(pipe: Any, schema: dict[str, Any], test: Any, model: ModelRef, split_ref: SplitRef,
                         spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Multi-label scores (thresholds applied), the per-label table and plot, label cardinality."""
     labels = schema["labels"]
-    Y = ML.label_matrix(test, labels)
     proba = ML.full_proba(pipe, test.drop(columns=labels), schema)
-    pred = ML.apply_thresholds(proba, schema["thresholds"])
-    metrics = M.score(spec.evaluate.metrics or M.DEFAULTS["multilabel"], Y, pred, proba, labels)
-    per_label = ML.details(Y, pred, proba, labels)
-    for lab, t in zip(labels, schema["thresholds"]):
-        per_label[lab]["threshold"] = t
-    notes = list(split_ref.meta.get("notes", []))
-    notes += [f"label '{lab}' is {v} in every training row: predicted as {v}, not learned"
-              for lab, v in schema["constant_labels"].items()]
-    counts = split_ref.meta.get("label_counts", {})
-    tables = {"Label cardinality": ML.cardinality_rows(Y, pred)}
-    if counts:
-        tables["Positive rows per label"] = [{"label": lab, **{k: v[lab] for k, v in counts.items()}} for lab in labels]
-    chart = {k: {lab: per_label[lab][k] for lab in labels} for k in ("precision", "recall", "f1", "roc_auc")}
-    charts = {"Per-label scores": plots.bars_png(chart, Path(plots_dir) / "per_label.png",
-                                                 "Test precision, recall, F1 and ROC-AUC per label")}
-    return Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+    ev = ML.evaluation(ML.label_matrix(test, labels), proba, labels, schema["thresholds"], schema["constant_labels"],
+                       spec, plots_dir, split_ref.meta.get("notes", []), split_ref.meta.get("label_counts"))
+    return ev.model_copy(update={"metrics": with_cv(ev.metrics, model)})
 
 
 # ---------------------------------------------------------------- export & predict
@@ -590,23 +595,13 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
 def predict_labels(pipe: Any, schema: dict[str, Any], X: Any, df: Any, input_path: Any) -> Any:
     """One 0/1 column per label (thresholds applied) and ``proba_<label>``; labels in a delimited
     target column of the input that training never saw are reported (they cannot be predicted)."""
-    from trainflow.alerts import warn
-
-    pd = _pd()
     labels = schema["labels"]
     proba = ML.full_proba(pipe, X, schema)
-    pred = ML.apply_thresholds(proba, schema["thresholds"])
     sep, target = schema.get("separator"), schema.get("target_column")
     if sep and target and target in df.columns:
         seen = {t.strip() for v in df[target].dropna().astype(str) for t in v.split(sep) if t.strip()}
-        unseen = sorted(seen - set(labels))
-        if unseen:
-            warn(f"predict: the input file '{input_path}' has labels in column '{target}' never seen in training: "
-                 f"{', '.join(map(repr, unseen))}; the model cannot predict them (it knows {', '.join(labels)}).")
-    out = pd.DataFrame(pred, columns=labels)
-    for j, lab in enumerate(labels):
-        out[f"proba_{lab}"] = proba[:, j]
-    return out
+        ML.warn_unseen(seen, labels, f"the input file '{input_path}' has labels in column '{target}'")
+    return ML.label_frame(proba, labels, schema["thresholds"])
 
 
 # ---------------------------------------------------------------- the modality
@@ -640,8 +635,6 @@ def multilabel_problems(spec: PipelineSpec) -> list[str]:
         problems.append("'data.separator' splits the labels of 'data.target'; name that column in 'data.target'.")
     if options.get("targets") and options.get("target"):
         problems.append("give the labels as 'data.targets' or as 'data.target' with 'data.separator', not both.")
-    if spec.split.cv_folds >= 2:
-        problems.append("'split.cv_folds' is not supported for task multilabel yet; set it to 0.")
     if spec.preprocess.resample.method not in ("none", "class_weight"):
         problems.append(f"'preprocess.resample.method' {spec.preprocess.resample.method!r} resamples one target; "
                         "for multi-label data use 'none' or 'class_weight' (per-label weights).")

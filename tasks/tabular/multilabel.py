@@ -33,8 +33,10 @@ class MultilabelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     threshold: float | Literal["tuned"] = Field(
         0.5, description="Probability from which a label is predicted: a number, or 'tuned' (per label, best F1 "
-                         "on a carve-out of the training split)")
-    tune_share: float = Field(0.25, gt=0, lt=1, description="Share of the training split held out to tune thresholds")
+                         "on a carve-out of the training split: tune_share for tables, train.val_fraction for "
+                         "networks)")
+    tune_share: float = Field(0.25, gt=0, lt=1, description="Share of the training split held out to tune thresholds "
+                                                            "(tables; networks tune on train.val_fraction)")
 
 
 # ---------------------------------------------------------------- labels from the loaders
@@ -104,20 +106,38 @@ def split_rows(df: Any, labels: list[str], spec: PipelineSpec) -> tuple[Any, Any
         train, test = df[df[FOLD] == "train"], df[df[FOLD] == "test"]
         note = f"fixed split from the data files: {len(train)} train / {len(test)} test rows"
         return train.drop(columns=[FOLD]), test.drop(columns=[FOLD]), [note]
-    if spec.split.stratify:
-        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-
-        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=spec.split.test_size,
-                                                    random_state=spec.split.seed)
-        tr, te = next(splitter.split(np.zeros(len(df)), label_matrix(df, labels)))
-        note = "split by iterative stratification over the labels"
-    else:
-        rng = np.random.default_rng(spec.split.seed)
-        order = rng.permutation(len(df))
-        n_test = max(1, int(round(spec.split.test_size * len(df))))
-        te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
-        note = "split by shuffling (split.stratify is false)"
+    tr, te, note = split_indices(label_matrix(df, labels), spec)
     return df.iloc[tr], df.iloc[te], [note]
+
+
+def split_indices(Y: np.ndarray, spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray, str]:
+    """Train and test row indices of a label matrix ``Y`` and how they were drawn: iterative
+    stratification over the labels (``split.test_size``, ``split.seed``), or plain shuffling when
+    ``split.stratify`` is false."""
+    if spec.split.stratify:
+        tr, te = holdout_indices(Y, spec.split.test_size, spec.split.seed)
+        return tr, te, "split by iterative stratification over the labels"
+    order = np.random.default_rng(spec.split.seed).permutation(len(Y))
+    n_test = max(1, int(round(spec.split.test_size * len(Y))))
+    return np.sort(order[n_test:]), np.sort(order[:n_test]), "split by shuffling (split.stratify is false)"
+
+
+def holdout_indices(Y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kept and held-out row indices (sorted), the held-out ``share`` drawn by iterative
+    stratification over the columns of the 0/1 label matrix ``Y`` (every label keeps its share)."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=share, random_state=seed)
+    keep, held = next(splitter.split(np.zeros(len(Y)), np.asarray(Y)))
+    return np.sort(keep), np.sort(held)
+
+
+def stratified_folds(Y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` (train, validation) index pairs of iterative-stratified k-fold cross-validation over ``Y``."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    folds = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(folds.split(np.zeros(len(Y)), np.asarray(Y)))
 
 
 def label_counts(train: Any, test: Any, labels: list[str]) -> dict[str, dict[str, int]]:
@@ -186,19 +206,24 @@ def apply_thresholds(proba: np.ndarray, thresholds: list[float]) -> np.ndarray:
 def tune_thresholds(make_pipeline: Any, X: Any, Y: np.ndarray, spec: PipelineSpec) -> list[float]:
     """Per-label thresholds with the best F1 on a stratified carve-out of the training rows, the
     pipeline fitted on the rest (the final pipeline is then fitted on all training rows)."""
-    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-    from sklearn.metrics import f1_score
-
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=spec.multilabel.tune_share,
-                                                random_state=spec.split.seed)
-    tr, va = next(splitter.split(np.zeros(len(X)), Y))
+    tr, va = holdout_indices(Y, spec.multilabel.tune_share, spec.split.seed)
     fit_cols = [j for j in range(Y.shape[1]) if len(np.unique(Y[tr, j])) == 2]
     pipe = make_pipeline()
     pipe.fit(X.iloc[tr], Y[tr][:, fit_cols])
     proba = positive_proba(pipe.steps[-1][1], transform(pipe, X.iloc[va]))
+    return best_thresholds(Y[va], proba, fit_cols)
+
+
+def best_thresholds(Y: np.ndarray, proba: np.ndarray, columns: list[int] | None = None) -> list[float]:
+    """Per label, the threshold of :data:`THRESHOLD_GRID` with the best F1 of ``proba`` against the
+    held-out labels ``Y`` (rows x labels); ``proba``'s columns are the labels ``columns`` (default:
+    all). Labels not tuned keep 0.5."""
+    from sklearn.metrics import f1_score
+
+    columns = list(range(Y.shape[1])) if columns is None else columns
     thresholds = [0.5] * Y.shape[1]
-    for k, j in enumerate(fit_cols):
-        scores = [f1_score(Y[va, j], (proba[:, k] >= t).astype(int), zero_division=0) for t in THRESHOLD_GRID]
+    for k, j in enumerate(columns):
+        scores = [f1_score(Y[:, j], (proba[:, k] >= t).astype(int), zero_division=0) for t in THRESHOLD_GRID]
         thresholds[j] = float(THRESHOLD_GRID[int(np.argmax(scores))])
     return thresholds
 
@@ -251,3 +276,52 @@ def cardinality_rows(Y: np.ndarray, pred: np.ndarray) -> list[dict[str, Any]]:
     n = Y.shape[1]
     return [{"": "true", "cardinality": float(Y.sum(1).mean()), "density": float(Y.sum(1).mean() / n)},
             {"": "predicted", "cardinality": float(pred.sum(1).mean()), "density": float(pred.sum(1).mean() / n)}]
+
+
+def evaluation(Y: np.ndarray, proba: np.ndarray, labels: list[str], thresholds: list[float],
+               constant: dict[str, int], spec: PipelineSpec, plots_dir: str, notes: list[str],
+               counts: dict[str, dict[str, int]] | None = None) -> Any:
+    """The multi-label :class:`~trainflow.refs.Evaluation` of test probabilities ``proba`` against
+    ``Y`` (both rows x labels), whatever the model: scores with ``thresholds`` applied, the per-label
+    table (with each threshold) and plot, label cardinality, positives per label (``counts``: part ->
+    label -> rows) and a note for each label ``constant`` in training. Tables and neural models share it."""
+    from trainflow.refs import Evaluation
+    from trainflow.tasks.common import metrics as M
+    from trainflow.tasks.common import plots
+
+    pred = apply_thresholds(proba, thresholds)
+    metrics = M.score(spec.evaluate.metrics or M.DEFAULTS["multilabel"], Y, pred, proba, labels)
+    per_label = details(Y, pred, proba, labels)
+    for lab, t in zip(labels, thresholds):
+        per_label[lab]["threshold"] = t
+    notes = list(notes) + [f"label '{lab}' is {v} in every training row: predicted as {v}, not learned"
+                           for lab, v in constant.items()]
+    tables = {"Label cardinality": cardinality_rows(Y, pred)}
+    if counts:
+        tables["Positive rows per label"] = [{"label": lab, **{k: v[lab] for k, v in counts.items()}} for lab in labels]
+    chart = {k: {lab: per_label[lab][k] for lab in labels} for k in ("precision", "recall", "f1", "roc_auc")}
+    charts = {"Per-label scores": plots.bars_png(chart, Path(plots_dir) / "per_label.png",
+                                                 "Test precision, recall, F1 and ROC-AUC per label")}
+    return Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+
+
+def label_frame(proba: np.ndarray, labels: list[str], thresholds: list[float]) -> Any:
+    """Predictions as one 0/1 column per label (thresholds applied) followed by ``proba_<label>`` columns."""
+    import pandas as pd
+
+    out = pd.DataFrame(apply_thresholds(proba, thresholds), columns=labels)
+    for j, lab in enumerate(labels):
+        out[f"proba_{lab}"] = proba[:, j]
+    return out
+
+
+def warn_unseen(given: Any, labels: list[str], where: str) -> list[str]:
+    """Warn about the labels among ``given`` that training never saw (no model can predict them);
+    ``where`` starts the message ("the input file 'x.csv' has labels in column 'tags'"). Returns them."""
+    from trainflow.alerts import warn
+
+    unseen = sorted(set(given) - set(labels))
+    if unseen:
+        warn(f"predict: {where} never seen in training: {', '.join(map(repr, unseen))}; the model cannot "
+             f"predict them (it knows {', '.join(labels)}).")
+    return unseen
