@@ -68,7 +68,8 @@ def frames_of(samples: int, config: AudioFeatures) -> int:
 
 
 def clip_features(wave: np.ndarray, sample_rate: int, config: AudioFeatures) -> np.ndarray:
-    """One decoded clip -> ``[bins, frames]`` float32 (log-mel in dB-like natural log, or MFCCs)."""
+    """One decoded clip ``[samples]`` -> ``[bins, frames]`` float32 (natural-log mel power, or MFCCs);
+    clips of one length stacked ``[n, samples]`` -> ``[n, bins, frames]``."""
     import librosa
 
     mel = librosa.feature.melspectrogram(
@@ -87,6 +88,8 @@ def wave_features(waves: list[np.ndarray], sample_rate: int, config: AudioFeatur
     fixed = [fix_length(np.asarray(w, dtype=np.float32), samples) for w in waves]
     frames = np.array([frames_of(len(w), config) for w in fixed], dtype=np.int64)
     out = np.zeros((len(fixed), config.bins, int(frames.max()) if len(frames) else 0), dtype=np.float32)
+    if samples is not None and fixed:  # one length: one batched librosa call (several times faster)
+        return clip_features(np.stack(fixed), sample_rate, config), frames
     quiet = clip_features(np.zeros(max(config.n_fft, 1), np.float32), sample_rate, config)[:, :1]
     for i, w in enumerate(fixed):
         f = clip_features(w, sample_rate, config)
