@@ -172,7 +172,7 @@ def test_each_network_trains_and_predicts(tmp_path, model):
     x = torch.zeros(2, 16, config["frames"])
     assert net.encode(x, torch.ones(2, config["frames"])).shape[0] == 2  # the embedding before the head
     (tmp_path / "run").mkdir()
-    audio.export(ref, str(tmp_path / "run"))
+    audio.Audio().export(ref, str(tmp_path / "run"))
     frame = audio.predict(tmp_path / "run", tmp_path / "clips" / "high")
     assert (frame["prediction"] == "high").mean() >= 0.75
 
@@ -194,8 +194,9 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     (run,) = complete_runs(out, "tones")
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["metrics"]["accuracy"] == 1.0 and summary["modality"] == "audio"
-    assert any("1 silent clip(s)" in n and "low_ann_9.wav" in n for n in summary["notes"]), summary["notes"]
-    assert any("fixed split from the loader: 13 train / 4 test" in n for n in summary["notes"]), summary["notes"]
+    report = (run / "report.md").read_text()
+    assert "1 silent clip(s) (below -60 dBFS), kept: low_ann_9.wav" in report  # reported, not a crash
+    assert "fixed split from the loader: 13 train / 4 test clips" in report
     assert {"model.safetensors", "model.json"} <= {p.name for p in run.iterdir()}
     new = tmp_path / "new"
     write_tones(new, TONES, per_class=2, rate=16000, seed=5)  # another rate: resampled to the model's
@@ -248,8 +249,8 @@ def test_bad_audio_input_fails_clearly(tmp_path, capsys, case):
     if case == "all silence beyond the allowed share":
         write_tones(tmp_path / "clips", TONES, per_class=4, rate=RATE)
     root = make(tmp_path)
-    data = {"loader": "audio_folder", "path": str(root), **extra.pop("data", {})} if extra else \
-        {"loader": "audio_folder", "path": str(root)}
+    extra = dict(extra)
+    data = {"loader": "audio_folder", "path": str(root), **extra.pop("data", {})}
     spec = audio_spec(tmp_path, data, name="bad", **extra)
     assert_fails_clearly(spec, tmp_path / "runs", "bad", code, phrases, capsys)
 

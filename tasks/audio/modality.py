@@ -320,7 +320,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     model, config = load_model(model_ref.path)
     arrays = load_npz(split_ref.test.path)
     classes = config["classes"]
-    notes = list(split_ref.meta.get("notes", [])) + list(model_ref.meta.get("notes", []))
+    notes = list(split_ref.meta.get("notes", []))
     y, _ = targets(arrays["labels"], "classification", "", classes)
     keep = y >= 0
     if not keep.all():
