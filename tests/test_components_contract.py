@@ -128,6 +128,16 @@ def write_example(name: str, folder) -> dict | None:
         pd.DataFrame({"a": rng.normal(size=6), "t": ["p", "q"] * 3}).to_csv(folder / "m.csv", index=False)
         return {"inputs": {"image": {"loader": "npz", **write_example("npz", folder)},
                            "table": {"loader": "csv", "path": str(folder / "m.csv")}}}
+    if name in ("audio_folder", "audio_pattern", "audio_manifest"):
+        from trainflow.tasks.audio.modality import write_tones
+
+        files = write_tones(folder / "clips", {"lo": 300.0, "hi": 900.0}, per_class=2, seconds=0.1,
+                            flat=name != "audio_folder")
+        if name == "audio_manifest":
+            (folder / "m.csv").write_text("file,label\n" + "".join(f"clips/{f.name},{f.name[:2]}\n" for f in files))
+            return {"path": str(folder / "m.csv"), "sample_rate": 8000}
+        return {"path": str(folder / "clips"), "sample_rate": 8000,
+                **({"pattern": r"(?P<label>[a-z]+)_\d+\.wav"} if name == "audio_pattern" else {})}
     if name == "timeseries_csv":
         (folder / "ts.csv").write_text("date,v\n" + "".join(f"2020-{m:02d}-01,{m * 3}\n" for m in range(1, 13)))
         return {"path": str(folder / "ts.csv")}
@@ -162,6 +172,9 @@ def _network(comp, seed: int):
     if comp.modality == "image":
         net = comp.build(cfg, in_shape=(1, 8, 8), n_classes=3)
         inputs = (torch.linspace(0, 1, 4 * 64).reshape(4, 1, 8, 8),)
+    elif comp.modality == "audio":  # features [batch, bins, frames] and the frame mask
+        net = comp.build(cfg, bins=16, frames=20, n_classes=3)
+        inputs = (torch.linspace(-1, 1, 4 * 16 * 20).reshape(4, 16, 20), torch.ones(4, 20))
     else:
         net = comp.build(cfg, in_channels=2, out_features=3, task="classification")
         inputs = (torch.linspace(-1, 1, 4 * 20 * 2).reshape(4, 20, 2), torch.ones(4, 20))
@@ -184,7 +197,7 @@ def _run(comp, seed: int, tmp_path=None):
             return None
         loaded = comp.build(comp.parse(options, where="data"))
         return _flat(loaded)
-    if comp.kind == "model" and comp.modality in ("image", "sequence"):
+    if comp.kind == "model" and comp.modality in ("image", "sequence", "audio"):
         return _network(comp, seed)
     if comp.kind == "modality":
         return None  # tests/test_modality_contract.py runs every modality on its own tiny data

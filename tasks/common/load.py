@@ -130,8 +130,9 @@ def existing_file(value: str | Path, option: str = "data.path", what: str = "dat
     return path
 
 
-def fingerprint(config: BaseModel) -> str:
-    """Digest of a loader's options and the content of every file they name (not their paths)."""
+def fingerprint(config: BaseModel, extra_files: list[Path] | tuple[Path, ...] = ()) -> str:
+    """Digest of a loader's options and the content of every file they name (not their paths), and
+    of ``extra_files``: files the named ones point to (the clips an audio manifest lists)."""
     options = config.model_dump(mode="json")
     files = {}
     for key in ("path", "train", "test"):
@@ -139,6 +140,8 @@ def fingerprint(config: BaseModel) -> str:
         if isinstance(value, str) and Path(value).exists():
             # the content counts, not where it lies: a moved or re-cloned dataset keeps its digest
             files[key] = file_digest(options.pop(key))
+    named = [str(f) for f in extra_files]
+    files |= {f"extra:{i}": file_digest(f) for i, f in enumerate(named) if Path(f).is_file()}
     return json_digest({"options": options, "files": files})
 
 
@@ -158,6 +161,7 @@ def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
     (logic of the load task)."""
     comp, config = data_spec.resolve("data")
     refuse_special_files(config)
-    digest = fingerprint(config)
+    extra = comp.extra.get("source_files")  # a loader whose file names more files lists them
+    digest = fingerprint(config, extra(config) if extra else ())
     loaded = comp.build(config)
     return modalities.get(modality).store(loaded, cache_dir, digest, config)

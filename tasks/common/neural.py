@@ -92,6 +92,7 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     if multilabel:  # before training: every label constant is a data error, not a wasted fit
         Y = prepared.inputs[-1].cpu().numpy().round().astype("int64")
         constant = ML.constant_labels(Y, prepared.config["labels"], f"'{split.train.meta.get('source')}'")
+    notes = pretrain(model, prepared, spec, cache_dir, key)
     result = train_model(model, prepared.inputs, None, spec.train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
                          augment=prepared.augment, progress_key=f"{artifact_key(spec.name)}-training")
@@ -107,7 +108,7 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     steps = [*prepared.steps, f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
     return ModelRef.of_folder(folder, WEIGHTS_FILE, modality, {
         "steps": steps, "history": result.history, "device": result.device, "best_epoch": result.best_epoch,
-        "notes": result.report_notes(), **prepared.meta, **meta})
+        "notes": notes + result.report_notes(), **prepared.meta, **meta})
 
 
 def label_thresholds(model: Any, prepared: Prepared, validation: Any, constant: dict[str, int],
@@ -135,6 +136,27 @@ def probabilities(logits: Any, config: dict[str, Any]) -> np.ndarray:
     for lab, value in config.get("constant_labels", {}).items():
         proba[:, config["labels"].index(lab)] = value
     return proba
+
+
+def pretrain(model: Any, prepared: Prepared, spec: PipelineSpec, cache_dir: str, key: str) -> list[str]:
+    """A network with ``pretraining(inputs)`` (an autoencoder) first trains the module it returns on
+    its inputs for its epochs with the same loop (mean squared error, its own checkpoint folder, so a
+    killed run resumes either phase); ``after_pretraining()`` then runs. Returns the report's notes."""
+    phase = model.pretraining(prepared.inputs) if callable(getattr(model, "pretraining", None)) else None
+    if phase is None:
+        return []
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.training import checkpoint_dir, train_model
+
+    module, inputs, epochs = phase
+    config = spec.train.model_copy(update={"epochs": epochs, "imbalance": "none", "loss": "mse"})
+    result = train_model(module, inputs, None, config, seed=spec.seed, task="regression", augment=prepared.augment,
+                         checkpoint_dir=checkpoint_dir(cache_dir, key, "pretrain"),
+                         progress_key=f"{artifact_key(spec.name)}-pretraining")
+    getattr(model, "after_pretraining", lambda: None)()
+    last = result.history[-1]["train_loss"] if result.history else float("nan")
+    return [f"pre-training: {result.epochs_run} epochs of reconstruction, final train loss {last:.4g}",
+            *result.report_notes()]
 
 
 def save_network(folder: Path, model: Any, config: dict[str, Any]) -> None:

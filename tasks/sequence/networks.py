@@ -91,6 +91,10 @@ class RecurrentNet(nn.Module):
         self.head = nn.Linear(width, out_features)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.encode(x, mask)))
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The pooled recurrent features before the head: [batch, width] (an embedding for other heads)."""
         if self.front is not None:
             h = self.front(x.transpose(1, 2))
             mask = _downsample_mask(mask, h.shape[-1])
@@ -102,4 +106,4 @@ class RecurrentNet(nn.Module):
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         else:
             out, _ = self.rnn(x)
-        return self.head(self.drop(masked_pool(out, mask, self.pool)))
+        return masked_pool(out, mask, self.pool)

@@ -1,0 +1,1 @@
+"""The audio modality: loaders, features (log-mel, MFCC), networks (CNN, GRU/LSTM, autoencoder)."""

@@ -1,0 +1,284 @@
+"""Audio loaders: ``audio_folder`` (labels from subfolders), ``audio_pattern`` (labels from a named
+group of a filename regex, as FSDD's ``{digit}_{speaker}_{index}.wav``) and ``audio_manifest`` (a CSV
+naming each file, its label and optionally its split).
+
+Every loader returns :class:`Clips`: mono waveforms at ``data.sample_rate`` (stereo is mixed down,
+other rates resampled with soxr through librosa), the labels, the file names, what each file held
+before (rate, channels, duration) and a fixed test split where the data has one (a filename group
+and its test values, or a manifest column). Files are read with ``soundfile``; nothing is downloaded.
+A missing, zero-byte, corrupt or non-audio file is a DataError naming it (``data.unreadable: skip``
+drops it and reports it instead); a file name that does not match the pattern is one too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from trainflow.errors import DataError, did_you_mean
+from trainflow.files import path_problem
+from trainflow.registry import component
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+
+
+@dataclass
+class Clips:
+    """Decoded clips: ``waves[i]`` is float32 mono at ``sample_rate``; ``info[i]`` what the file held."""
+
+    waves: list[np.ndarray]
+    labels: list[str] | None
+    files: list[str]
+    info: list[dict[str, Any]]  # original sample_rate, channels, duration (s); readable, error
+    sample_rate: int
+    source: str
+    is_test: np.ndarray | None = None
+    groups: dict[str, list[str]] = field(default_factory=dict)  # named groups of the filename pattern
+
+
+class AudioOptions(BaseModel):
+    """Options every audio loader shares."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., description="Folder of audio files (manifest: the CSV file)")
+    # 16 kHz is the usual rate of speech models; FSDD's 8 kHz demo sets its own.
+    sample_rate: int = Field(16000, ge=1000, le=192000, description="Rate every clip is resampled to (Hz)")
+    suffixes: list[str] = Field(list(AUDIO_SUFFIXES), min_length=1, description="File name endings read as audio")
+    unreadable: Literal["error", "skip"] = Field(
+        "error", description="A file soundfile cannot decode: error (exit 3) or skip it (reported; validation "
+                             "counts it against audio_validation.max_unreadable_share)")
+
+
+class FolderOptions(AudioOptions):
+    pattern: str | None = Field(None, description="Regex with named groups matched to each file name (for test_group)")
+    test_group: str | None = Field(None, description="Named group of 'pattern' that decides the fixed test split")
+    test_values: list[str] = Field([], description="Values of test_group that make a clip a test clip")
+
+    @field_validator("test_values", mode="before")
+    @classmethod
+    def _as_text(cls, v: Any) -> Any:
+        return [str(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression: {exc}") from None
+        return v
+
+
+class PatternOptions(FolderOptions):
+    pattern: str = Field(..., description="Regex with a named group for the label, matched to each file name")
+    label_group: str = Field("label", description="The named group of 'pattern' that holds the label")
+    recursive: bool = Field(False, description="Also read files in subfolders")
+
+
+class ManifestOptions(AudioOptions):
+    path: str = Field(..., description="CSV file with one row per clip")
+    file: str = Field("file", description="Column with the audio file path (relative to 'root')")
+    label: str | None = Field("label", description="Column with the label (null: unlabelled)")
+    split: str | None = Field(None, description="Column that marks the fixed split (its test rows: 'test_value')")
+    test_value: str = Field("test", description="Value of the split column that marks a test clip")
+    root: str | None = Field(None, description="Folder the file paths are relative to; default: the CSV's folder")
+
+
+# ---------------------------------------------------------------- reading one clip
+
+
+def clip_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an audio file before decoding it (missing, not a file, zero bytes)."""
+    problem = path_problem(path)
+    if problem:
+        return problem
+    if path.stat().st_size == 0:
+        return "is empty (zero bytes)"
+    return None
+
+
+def read_clip(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """One file as float32 mono at ``sample_rate`` and what it held (rate, channels, duration).
+
+    Raises DataError naming the file when it is missing, empty, or not audio soundfile can decode."""
+    import soundfile as sf
+
+    path = Path(path)
+    problem = clip_problem(path)
+    if problem:
+        raise DataError(f"The audio file '{path}' {problem}.")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        raise DataError(f"The audio file '{path}' is not audio soundfile can decode (WAV, FLAC, OGG, AIFF): "
+                        f"{exc}.") from None
+    info = {"sample_rate": int(rate), "channels": int(data.shape[1]), "duration": len(data) / rate}
+    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]  # stereo mixed down
+    if rate != sample_rate and len(wave):
+        import librosa
+
+        wave = librosa.resample(wave, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(wave, dtype=np.float32), info
+
+
+def read_clips(paths: list[Path], root: Path, sample_rate: int, unreadable: str = "error"
+               ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """Every file decoded by :func:`read_clip`; with ``unreadable='skip'`` a bad file gives an empty
+    wave and ``readable: False`` with the reason instead of an error."""
+    waves, infos = [], []
+    for p in paths:
+        try:
+            wave, info = read_clip(p, sample_rate)
+            info |= {"readable": True, "error": ""}
+        except DataError as exc:
+            if unreadable == "error":
+                raise DataError(f"{exc} Fix or remove it, or set data.unreadable: skip.") from None
+            wave, info = np.zeros(0, np.float32), {"sample_rate": 0, "channels": 0, "duration": 0.0,
+                                                   "readable": False, "error": str(exc)}
+        waves.append(wave)
+        infos.append(info)
+    return waves, infos
+
+
+# ---------------------------------------------------------------- listing files
+
+
+def audio_root(path: str) -> Path:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        problem = path_problem(root, folder_ok=True) or "is a file; expected a folder"
+        raise DataError(f"The audio folder '{root}' {problem} (data.path).")
+    return root
+
+
+def audio_files(folder: Path, suffixes: list[str], recursive: bool = False) -> list[Path]:
+    """The audio files of ``folder`` (by suffix, sorted), optionally of its subfolders too."""
+    ends = tuple(s.lower() for s in suffixes)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.name.lower().endswith(ends))
+
+
+def pattern_groups(files: list[Path], pattern: str, root: Path, required: tuple[str, ...]) -> dict[str, list[str]]:
+    """The named groups of ``pattern`` for each file name (full match); DataError naming the first
+    file that does not match, or a required group the pattern lacks."""
+    regex = re.compile(pattern)
+    missing = [g for g in required if g not in regex.groupindex]
+    if missing:
+        raise DataError(f"data.pattern {pattern!r} has no named group '{missing[0]}'"
+                        f"{did_you_mean(missing[0], regex.groupindex)}; name it as (?P<{missing[0]}>...).")
+    groups: dict[str, list[str]] = {g: [] for g in regex.groupindex}
+    for f in files:
+        m = regex.fullmatch(f.name)
+        if m is None:
+            raise DataError(f"The file name '{f.relative_to(root)}' in '{root}' does not match data.pattern "
+                            f"{pattern!r}; rename or move the file, or change the pattern.")
+        for g in groups:
+            groups[g].append(m.group(g) or "")
+    return groups
+
+
+def test_mask(groups: dict[str, list[str]], options: FolderOptions) -> np.ndarray | None:
+    """The fixed test split from ``test_group``/``test_values`` (None without one)."""
+    if not options.test_group:
+        return None
+    if options.test_group not in groups:
+        raise DataError(f"data.test_group '{options.test_group}' is not a named group of data.pattern "
+                        f"{options.pattern!r}{did_you_mean(options.test_group, groups)}.")
+    if not options.test_values:
+        raise DataError("data.test_group is set but data.test_values is empty: list the values of test clips.")
+    return np.isin(np.asarray(groups[options.test_group], dtype=str), options.test_values)
+
+
+def _clips(files: list[Path], root: Path, labels: list[str] | None, options: AudioOptions,
+           groups: dict[str, list[str]] | None = None, is_test: np.ndarray | None = None) -> Clips:
+    if not files:
+        raise DataError(f"'{root}' holds no audio files (expected names ending in {', '.join(options.suffixes)}; "
+                        "data.path, data.suffixes).")
+    waves, info = read_clips(files, root, options.sample_rate, options.unreadable)
+    rel = [str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in files]
+    return Clips(waves=waves, labels=labels, files=rel, info=info, sample_rate=options.sample_rate,
+                 source=str(options.path), is_test=is_test, groups=groups or {})
+
+
+# ---------------------------------------------------------------- the loaders
+
+
+@component("loader", "audio_folder", FolderOptions, modality="audio")
+def load_audio_folder(config: FolderOptions) -> Clips:
+    """A folder with one subfolder of audio files per class; the subfolder names are the labels."""
+    root = audio_root(config.path)
+    files, labels = [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        found = audio_files(sub, config.suffixes, recursive=True)
+        files += found
+        labels += [sub.name] * len(found)
+    if not files:
+        raise DataError(f"The audio folder '{root}' holds no class subfolders with audio files (data.path): "
+                        f"expected {root}/<class>/<clip>{config.suffixes[0]}.")
+    groups = pattern_groups(files, config.pattern, root, ()) if config.pattern else {}
+    return _clips(files, root, labels, config, groups, test_mask(groups, config))
+
+
+@component("loader", "audio_pattern", PatternOptions, modality="audio")
+def load_audio_pattern(config: PatternOptions) -> Clips:
+    """A folder of audio files whose names give the label (a named group of a regex)."""
+    root = audio_root(config.path)
+    files = audio_files(root, config.suffixes, config.recursive)
+    if not files:
+        return _clips(files, root, None, config)  # the no-files error
+    groups = pattern_groups(files, config.pattern, root, (config.label_group,))
+    return _clips(files, root, groups[config.label_group], config, groups, test_mask(groups, config))
+
+
+def manifest_files(config: BaseModel) -> list[Path]:
+    """The audio files a manifest names (for the load task's digest: the CSV alone would not notice
+    an edited clip); folders are digested whole already."""
+    if not isinstance(config, ManifestOptions):
+        return []
+    from trainflow.tasks.common.load import read_csv_file
+
+    path = Path(config.path)
+    if path_problem(path):
+        return []
+    try:
+        df = read_csv_file(path, na_values=[""], what="manifest")
+    except DataError:
+        return []  # the loader reports it
+    root = Path(config.root).expanduser() if config.root else path.parent
+    return [root / str(f) for f in df.get(config.file, [])]
+
+
+@component("loader", "audio_manifest", ManifestOptions, modality="audio", source_files=manifest_files)
+def load_audio_manifest(config: ManifestOptions) -> Clips:
+    """A CSV listing each clip's file, its label and optionally its split."""
+    from trainflow.tasks.common.load import existing_file, read_csv_file
+    from trainflow.tasks.text.loaders import require_column
+
+    path = existing_file(config.path)
+    df = read_csv_file(path, na_values=[""], what="manifest")
+    for col, option in [(config.file, "data.file"), *([(config.label, "data.label")] if config.label else []),
+                        *([(config.split, "data.split")] if config.split else [])]:
+        require_column(df, col, path, option)
+    root = Path(config.root).expanduser() if config.root else path.parent
+    files = [root / str(f) for f in df[config.file]]
+    for row, f in enumerate(files):
+        problem = clip_problem(f)
+        if problem and config.unreadable == "error":
+            raise DataError(f"The manifest '{path}' names the audio file '{df[config.file].iloc[row]}' (row {row + 1}, "
+                            f"column '{config.file}'), which {problem} (looked for '{f}').")
+    labels = None
+    if config.label:
+        if df[config.label].isna().any():
+            row = int(np.flatnonzero(df[config.label].isna().to_numpy())[0])
+            raise DataError(f"The manifest '{path}' has no label in row {row + 1} (column '{config.label}').")
+        labels = df[config.label].astype(str).tolist()
+    is_test = (df[config.split].astype(str) == config.test_value).to_numpy() if config.split else None
+    clips = _clips(files, root, labels, config, is_test=is_test)
+    clips.files = df[config.file].astype(str).tolist()
+    return clips

@@ -1,0 +1,427 @@
+"""The audio modality: classification of clips by networks on log-mel or MFCC features.
+
+Clips travel between tasks as ``.npz`` files in the cache: every waveform (mono, at the loader's
+``sample_rate``) concatenated in ``audio`` with ``offsets``, plus file names, labels, what each file
+held (rate, channels, duration, readable) and the fixed test split when the loader gives one.
+Fitting computes the spec's features (:mod:`trainflow.tasks.audio.features`), fits the
+per-frequency normalisation on the training clips only, masks training batches (SpecAugment) and
+trains the spec's network with the shared loop; the model is safetensors weights plus a JSON config
+holding everything prediction needs (feature options, normalisation statistics, classes, rate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.alerts import warn
+from trainflow.cache_keys import cache_key
+from trainflow.errors import DataError, SpecError
+from trainflow.modality import Example
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
+from trainflow.registry import component
+from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
+                                            frames_of, spec_augmenter, wave_features)
+from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, read_clip
+from trainflow.tasks.common import metrics as M
+from trainflow.tasks.common import neural, plots
+from trainflow.tasks.common.neural import NeuralModality
+from trainflow.tasks.common.validate import Check, run_expectations
+
+if TYPE_CHECKING:
+    from trainflow.flows.spec import PipelineSpec
+
+SILENT_SHOWN = 10  # silent clips named in the report
+
+
+class AudioValidation(BaseModel):
+    """Checks of the per-clip table (``audio_validation``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_duration: float = Field(0.05, ge=0, description="Shortest clip (seconds, as stored in the file)")
+    max_duration: float | None = Field(None, gt=0, description="Longest clip (seconds)")
+    sample_rates: list[int] = Field([], description="Sample rates the files may have (empty: any; all are resampled)")
+    max_channels: int = Field(2, ge=1, description="Most channels a file may have (all are mixed to mono)")
+    # -60 dBFS RMS is far below speech at any recording level, and above dither noise.
+    silence_db: float = Field(-60.0, le=0, description="A clip whose RMS level is below this (dBFS) is silent")
+    max_silent_share: float = Field(0.05, ge=0, le=1, description="Largest share of silent clips (each is reported)")
+    max_unreadable_share: float = Field(0.0, ge=0, le=1, description="Largest share of files skipped as unreadable "
+                                                                     "(data.unreadable: skip)")
+
+
+# ---------------------------------------------------------------- store & validate
+
+
+def pack(clips: Clips) -> dict[str, np.ndarray]:
+    """The arrays of the stored ``.npz``: concatenated audio with offsets, names, labels, file facts."""
+    lengths = np.array([len(w) for w in clips.waves], dtype=np.int64)
+    arrays = {"audio": np.concatenate(clips.waves) if clips.waves else np.zeros(0, np.float32),
+              "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+              "files": np.asarray(clips.files, dtype=str),
+              "readable": np.array([i["readable"] for i in clips.info], dtype=bool),
+              "file_rate": np.array([i["sample_rate"] for i in clips.info], dtype=np.int64),
+              "channels": np.array([i["channels"] for i in clips.info], dtype=np.int64),
+              "duration": np.array([i["duration"] for i in clips.info], dtype=np.float64),
+              "error": np.asarray([i["error"] for i in clips.info], dtype=str)}
+    if clips.labels is not None:
+        arrays["labels"] = np.asarray(clips.labels, dtype=str)
+    if clips.is_test is not None:
+        arrays["is_test"] = np.asarray(clips.is_test, dtype=bool)
+    return arrays
+
+
+def waves_of(arrays: dict[str, np.ndarray], idx: Any = None) -> list[np.ndarray]:
+    """The waveforms of the stored clips ``idx`` (all by default)."""
+    off = arrays["offsets"]
+    idx = range(len(off) - 1) if idx is None else idx
+    return [arrays["audio"][off[i]: off[i + 1]] for i in idx]
+
+
+def subset(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The stored arrays of the clips ``idx`` only (same layout)."""
+    waves = waves_of(arrays, idx)
+    out = {k: v[idx] for k, v in arrays.items() if k not in ("audio", "offsets", "is_test")}
+    out["audio"] = np.concatenate(waves) if waves else np.zeros(0, np.float32)
+    out["offsets"] = np.concatenate([[0], np.cumsum([len(w) for w in waves])]).astype(np.int64)
+    return out
+
+
+def store(clips: Clips, cache_dir: str, digest: str, config: Any) -> DataRef:
+    """Save the decoded clips as ``.npz`` in the cache, named by the source's digest."""
+    path = Path(cache_dir) / "data" / f"{digest}.npz"
+    save_npz(path, **pack(clips))  # rewritten on each load: see refs.store_parquet
+    skipped = [f"skipped unreadable audio file: {i['error']}" for i in clips.info if not i["readable"]]
+    return DataRef(path=str(path), digest=digest, modality="audio", meta={
+        "rows": len(clips.waves), "sample_rate": clips.sample_rate, "source": clips.source,
+        "labelled": clips.labels is not None, "predefined_test": clips.is_test is not None, "notes": skipped,
+        "loader_options": config.model_dump(mode="json")})
+
+
+def level_db(wave: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for an all-zero or empty clip)."""
+    if not len(wave):
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
+
+
+def clip_table(arrays: dict[str, np.ndarray], silence_db: float) -> Any:
+    """One row per clip: file, label and its class count, readable, the file's sample rate, channels
+    and duration (empty for an unreadable file), RMS level and whether it is silent."""
+    import pandas as pd
+
+    ok = arrays["readable"]
+    levels = np.array([level_db(w) for w in waves_of(arrays)])
+    def known(values: Any, dtype: str) -> Any:  # empty where the file could not be read
+        return pd.Series(values).astype(dtype).where(ok)
+
+    table = pd.DataFrame({
+        "file": arrays["files"], "readable": ok,
+        "sample_rate": known(arrays["file_rate"], "Int64"), "channels": known(arrays["channels"], "Int64"),
+        "duration": known(arrays["duration"], "float64"), "level_db": known(np.maximum(levels, -200.0), "float64"),
+        "silent": known(levels < silence_db, "boolean")})
+    if "labels" in arrays:
+        table.insert(1, "label", arrays["labels"])
+        table.insert(2, "class_count", table["label"].map(table["label"].value_counts()).astype(int))
+    return table
+
+
+def silent_files(table: Any) -> list[str]:
+    return table.loc[table["silent"].fillna(False).astype(bool), "file"].tolist()
+
+
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
+    """GX checks of the per-clip table; silent clips are reported (and fail validation only beyond
+    ``audio_validation.max_silent_share``). Raises ValidationFailed listing the failures."""
+    arrays = load_npz(ref.path)
+    v, a = spec.validation, spec.audio_validation
+    table = clip_table(arrays, a.silence_db)
+    checks = [
+        Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "readable", "value_set": [True],
+                                              "mostly": 1 - a.max_unreadable_share},
+              f"files soundfile cannot decode (audio_validation.max_unreadable_share is {a.max_unreadable_share})"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "channels", "min_value": 1, "max_value": a.max_channels},
+              f"audio_validation.max_channels is {a.max_channels}"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "duration", "min_value": a.min_duration,
+                                                "max_value": a.max_duration},
+              "audio_validation.min_duration / max_duration (seconds)"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "silent", "value_set": [False], "mostly": 1 - a.max_silent_share},
+              f"clips quieter than {a.silence_db:g} dBFS (audio_validation.silence_db, max_silent_share)"),
+    ]
+    if a.sample_rates:
+        checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "sample_rate", "value_set": a.sample_rates},
+                            "audio_validation.sample_rates"))
+    if "label" in table.columns:
+        checks += [Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
+                         "a classifier needs at least two classes"),
+                   Check("ExpectColumnValuesToBeBetween", {"column": "class_count", "min_value": 2},
+                         "each class needs at least two clips (one to train on, one to test)")]
+        if v.labels:
+            checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [str(x) for x in v.labels]},
+                                "validation.labels"))
+    elif spec.task == "classification":
+        raise DataError(f"'{ref.meta.get('source')}' has no labels; a classification pipeline needs one per clip.")
+    checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
+    silent = silent_files(table)
+    if silent:
+        warn(f"validate: {len(silent)} silent clip(s) (below {a.silence_db:g} dBFS): {', '.join(silent[:SILENT_SHOWN])}")
+    summary = run_expectations(table, checks, docs_dir, suite=spec.name).as_dict()
+    summary["silent_clips"] = silent
+    if "label" in table.columns:
+        summary["class_counts"] = {k: int(n) for k, n in table["label"].value_counts().sort_index().items()}
+    return summary
+
+
+# ---------------------------------------------------------------- split
+
+
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
+    """The loader's fixed split (a filename group or a manifest column) or a stratified holdout
+    (``split.test_size``, ``split.seed``); unreadable clips are left out, silent ones named."""
+    from sklearn.model_selection import train_test_split
+
+    from trainflow.tasks.common import leakage
+
+    arrays = load_npz(ref.path)
+    source = ref.meta.get("source")
+    if "labels" not in arrays:
+        raise DataError(f"'{source}' has no labels; a classification pipeline needs one per clip.")
+    notes = list(ref.meta.get("notes", []))
+    silent = silent_files(clip_table(arrays, spec.audio_validation.silence_db))
+    if silent:
+        shown = ", ".join(silent[:SILENT_SHOWN]) + (f" and {len(silent) - SILENT_SHOWN} more" if len(silent) > SILENT_SHOWN else "")
+        notes.append(f"{len(silent)} silent clip(s) (below {spec.audio_validation.silence_db:g} dBFS), kept: {shown}")
+    usable = np.flatnonzero(arrays["readable"])
+    y = arrays["labels"]
+    if "is_test" in arrays:
+        test = arrays["is_test"][usable]
+        train_idx, test_idx = usable[~test], usable[test]
+        notes.append(f"fixed split from the loader: {len(train_idx)} train / {len(test_idx)} test clips")
+    else:
+        _, counts = np.unique(y[usable], return_counts=True)
+        stratify = y[usable] if spec.split.stratify and counts.min() >= 2 else None
+        train_idx, test_idx = train_test_split(usable, test_size=spec.split.test_size, random_state=spec.split.seed,
+                                               stratify=stratify)
+        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    for name, idx in (("train", train_idx), ("test", test_idx)):
+        if not len(idx):
+            raise DataError(f"The {name} split of '{source}' is empty; change split.test_size or the fixed split "
+                            "(data.test_values, the manifest's split column).")
+    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(waves_of(arrays, train_idx)),
+                                                           leakage.item_digests(waves_of(arrays, test_idx)), "clips"),
+                                   spec)
+    M.require_scorable_test(y[train_idx], y[test_idx], f"'{source}'")
+    key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="is_test" in arrays)
+    folder = Path(cache_dir) / "splits" / key[:16]
+    refs, counts = {}, {}
+    for name, idx in (("train", train_idx), ("test", test_idx)):
+        path = folder / f"{name}.npz"
+        save_npz(path, **subset(arrays, idx))
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="audio",
+                             meta={**ref.meta, "rows": int(len(idx))})
+        counts[name] = {str(k): int(c) for k, c in zip(*np.unique(y[idx], return_counts=True))}
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+
+
+# ---------------------------------------------------------------- fit
+
+
+def to_frames(x: np.ndarray, frames: np.ndarray, total: int, quiet: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``[n, bins, T]`` padded (with the training floor ``quiet`` [bins]) or trimmed to ``total``
+    frames, with the real frames of each clip capped at ``total``."""
+    if x.shape[2] > total:
+        x = x[:, :, :total]
+    elif x.shape[2] < total:
+        pad = np.zeros((x.shape[0], x.shape[1], total - x.shape[2]), np.float32)
+        if quiet is not None:
+            pad += np.asarray(quiet, np.float32)[None, :, None]
+        x = np.concatenate([x, pad], axis=2)
+    return x, np.minimum(frames, total)
+
+
+def features_of(waves: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised features ``[n, bins, frames]`` and the frame mask, exactly as the model was trained
+    (its JSON config: rate, feature options, training frames, normalisation)."""
+    pre = AudioFeatures.model_validate(config["features"])
+    x, frames = wave_features(waves, config["sample_rate"], pre)
+    x, frames = to_frames(x, frames, config["frames"], config.get("quiet"))
+    x = FrequencyNormalizer.from_state(config["normalization"]).transform(x)
+    return x, frame_mask(frames, config["frames"])
+
+
+def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
+    """Features of the training clips, the per-frequency normalisation fitted on them, SpecAugment
+    for training batches, the network's shape."""
+    import torch
+
+    from trainflow.tasks.sequence.modality import targets
+
+    arrays = load_npz(split_ref.train.path)
+    meta = split_ref.train.meta
+    pre = spec.preprocess.audio
+    rate = int(meta["sample_rate"])
+    x, frames = wave_features(waves_of(arrays), rate, pre)
+    quiet = x[np.argmin(frames), :, -1].tolist() if x.shape[2] > frames.min() else None
+    norm = fit_normalization(x, frames, pre)
+    x = norm.transform(x)
+    y, classes = targets(arrays["labels"], "classification", meta.get("source", ""))
+    mask = frame_mask(frames, x.shape[2])
+    length = f"pad/trim to {pre.duration:g} s" if pre.duration else "lengths kept (padded with a mask)"
+    steps = [f"mono, resampled to {rate} Hz", length,
+             f"{pre.features} ({pre.bins} bins, window {pre.n_fft}, hop {pre.hop_length}: {x.shape[2]} frames)",
+             "per-frequency normalisation (training clips)" if pre.normalize != "none" else "no normalisation"]
+    augment = spec_augmenter(pre)
+    steps += [f"SpecAugment: {pre.freq_masks} frequency x{pre.freq_mask_width}, {pre.time_masks} time "
+              f"x{pre.time_mask_width} masks (training batches)"] if augment else []
+    steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
+    return neural.Prepared(
+        inputs=(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(y)),
+        build={"bins": int(x.shape[1]), "frames": int(x.shape[2]), "n_classes": len(classes)},
+        config={"kind": "audio", "classes": classes, "sample_rate": rate, "features": pre.model_dump(mode="json"),
+                "frames": int(x.shape[2]), "quiet": quiet, "normalization": norm.state(),
+                "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES))},
+        steps=steps, task="classification", augment=augment, meta={"classes": classes})
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Features and normalisation (fitted on training clips only) and the spec's network, trained
+    with the shared loop; saved as safetensors + JSON."""
+    return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "audio")
+
+
+# ---------------------------------------------------------------- evaluate, export, predict
+
+
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
+    return neural.load_network(folder, "audio")
+
+
+def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], device: str = "auto") -> np.ndarray:
+    """Class probabilities [n, k] of decoded clips, computed on ``device`` (auto: the GPU when there is one)."""
+    import torch
+
+    from trainflow.tasks.common.training import predict as forward
+    from trainflow.tasks.common.training import resolve_device
+
+    x, mask = features_of(waves, config)
+    out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
+    return out.softmax(1).numpy()
+
+
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """Accuracy, per-class P/R/F1, confusion matrix and top-2 accuracy on the test clips; learning curves."""
+    from trainflow.tasks.sequence.modality import targets
+
+    model, config = load_model(model_ref.path)
+    arrays = load_npz(split_ref.test.path)
+    classes = config["classes"]
+    notes = list(split_ref.meta.get("notes", []))
+    y, _ = targets(arrays["labels"], "classification", "", classes)
+    keep = y >= 0
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} test clips with classes unseen in training were skipped")
+    proba = probabilities(model, config, waves_of(arrays, np.flatnonzero(keep)), spec.train.device)
+    y = y[keep]
+    pred = proba.argmax(1)
+    names = spec.evaluate.metrics or (M.DEFAULTS["classification"] + (["top_2_accuracy"] if len(classes) > 2 else []))
+    metrics = M.score(names, y, pred, proba, classes)
+    per_class, confusion = M.classification_details(y, pred, classes)
+    charts, tables = neural.history_report(model_ref, config, plots_dir)
+    charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
+              **charts}
+    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                      notes=notes)
+
+
+def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], list[str]]:
+    """Clips to predict: a folder of audio files (searched recursively) or one audio file, decoded
+    like the training clips; DataError naming a file that cannot be read."""
+    from trainflow.files import path_problem
+
+    suffixes = config.get("suffixes", list(AUDIO_SUFFIXES))
+    if path.is_dir():
+        files = audio_files(path, suffixes, recursive=True)
+        if not files:
+            raise DataError(f"The folder '{path}' holds no audio files (expected {', '.join(suffixes)} files).")
+        names = [str(f.relative_to(path)) for f in files]
+    else:
+        problem = path_problem(path)
+        if problem:
+            raise DataError(f"The input '{path}' {problem}; expected an audio file or a folder of them.")
+        if not path.name.lower().endswith(tuple(s.lower() for s in suffixes)):
+            raise DataError(f"'{path}' is neither a folder of audio files nor an audio file ({', '.join(suffixes)}).")
+        files, names = [path], [path.name]
+    return [read_clip(f, config["sample_rate"])[0] for f in files], names
+
+
+def predict(run_dir: str | Path, input_path: str | Path) -> Any:
+    """The predicted class and class probabilities of each new clip."""
+    model, config = load_model(run_dir)
+    waves, names = new_clips(Path(input_path), config)
+    return neural.prediction_frame("file", names, probabilities(model, config, waves), config["classes"])
+
+
+# ---------------------------------------------------------------- the modality
+
+
+@component("modality", "audio")
+class Audio(NeuralModality, stages_from=__name__):
+    """Audio clips (a folder per class, labels in file names, or a manifest), classified by a CNN,
+    GRU/LSTM or autoencoder-pretrained network on log-mel/MFCC features (shared loop).
+
+    Features are normalised with training statistics; SpecAugment masks training batches only."""
+
+    sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
+    default_models = {"classification": "audio_cnn"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """The device; a CNN that would shrink fixed-length spectrograms to nothing."""
+        from trainflow.tasks.image.networks import cnn_shape
+
+        problems = super().spec_problems(spec)
+        pre = spec.preprocess.audio
+        rate = spec.data.options().get("sample_rate", 16000)
+        if spec.model.name == "audio_cnn" and pre.duration and isinstance(rate, int) \
+                and not spec.model.problems("model", task=spec.task):
+            try:
+                cnn_shape(spec.model.resolve("model", task=spec.task)[1], pre.bins,
+                          frames_of(round(pre.duration * rate), pre))
+            except SpecError as exc:
+                problems += exc.problems
+        return problems
+
+    def example(self, folder: Path) -> Example:
+        """16 clips of 0.25 s at 8 kHz in two class folders (a low and a high tone, with noise), and
+        a folder of 3 new clips."""
+        write_tones(folder / "clips", {"low": 300.0, "high": 1200.0}, per_class=8)
+        write_tones(folder / "new", {"low": 300.0, "high": 1200.0}, per_class=2, flat=True)
+        return Example(spec={"data": {"loader": "audio_folder", "path": str(folder / "clips"), "sample_rate": 8000},
+                             "preprocess": {"audio": {"duration": 0.25, "n_mels": 16, "n_fft": 256, "hop_length": 64}},
+                             "model": {"name": "audio_cnn", "width": 4, "dense": 8},
+                             "train": {"epochs": 2, "batch_size": 8}},
+                       predict_input=folder / "new")
+
+
+def write_tones(folder: Path, tones: dict[str, float], per_class: int, rate: int = 8000, seconds: float = 0.25,
+                flat: bool = False, seed: int = 0) -> list[Path]:
+    """Write noisy sine clips (16-bit WAV) per class: ``folder/<class>/<class>_<i>.wav``, or all in
+    ``folder`` with ``flat``. Used by the contract example and the tests."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    written = []
+    for label, hz in tones.items():
+        sub = folder if flat else folder / label
+        sub.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            wave = 0.5 * np.sin(2 * np.pi * hz * (1 + 0.02 * i) * t) + 0.05 * rng.normal(size=len(t))
+            path = sub / f"{label}_{i}.wav"
+            sf.write(path, wave.astype(np.float32), rate, subtype="PCM_16")
+            written.append(path)
+    return written
