@@ -51,7 +51,8 @@ class Prepared:
     ...), also saved so that :func:`load_network` can rebuild it; ``config``: what prediction needs
     (preprocessing statistics, classes, loader options), saved in the JSON config; ``steps``: the
     preprocessing shown in the report; ``task``: the training loop's task (its loss);
-    ``augment``: a function of a training batch, or None; ``meta``: extra facts for the ModelRef.
+    ``augment``: a function of a training batch, or None; ``meta``: extra facts for the ModelRef;
+    ``init``: a function called on the built network before training (e.g. pretrained embeddings), or None.
     """
 
     inputs: tuple[Any, ...]
@@ -61,6 +62,7 @@ class Prepared:
     task: str
     augment: Callable[[Any], Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    init: Callable[[Any], None] | None = None
 
 
 def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str, modality: str) -> ModelRef:
@@ -76,6 +78,8 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
         torch.set_num_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     model = comp.build(options, **prepared.build)
+    if prepared.init is not None:
+        prepared.init(model)
     key = model_key(split, spec)
     result = train_model(model, prepared.inputs, None, spec.train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
