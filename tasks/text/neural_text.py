@@ -32,7 +32,7 @@ class TokenPreprocess(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tokenizer: Literal["word", "char"] = Field(
-        "word", description="word: scikit-learn's word regex; char: character n-grams inside word boundaries")
+        "word", description="word: runs of letters and digits (regex); char: character n-grams inside word boundaries")
     char_ngram: int = Field(3, ge=1, description="Length of the character n-grams (tokenizer: char)")
     max_size: int | None = Field(20000, ge=1, description="Most frequent tokens kept (besides <pad> and <oov>)")
     min_freq: int = Field(1, ge=1, description="Tokens seen fewer times in the training texts are <oov>")

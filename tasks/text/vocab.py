@@ -2,7 +2,7 @@
 
 :class:`Vocabulary` is an estimator: ``fit`` on the training texts only (already normalised, see
 :func:`trainflow.tasks.text.modality.normalise`), state in attributes ending in ``_``. Tokens come from
-scikit-learn's ``CountVectorizer`` analyzer (its word regex, or character n-grams inside word
+scikit-learn's ``CountVectorizer`` analyzer (words of one or more letters or digits, or character n-grams inside word
 boundaries); the vocabulary keeps the ``max_size`` most frequent tokens seen at least ``min_freq``
 times, after the padding (id 0) and out-of-vocabulary (id 1) tokens. ``transform`` gives token ids
 [n, T] (padded, cut at ``max_length``) and each text's length, for packed sequences. The state is
@@ -23,6 +23,7 @@ import numpy as np
 from trainflow.errors import DataError
 
 PAD, OOV = "<pad>", "<oov>"
+WORD = r"(?u)\b\w+\b"
 
 
 class Vocabulary:
@@ -43,7 +44,8 @@ class Vocabulary:
         if self.tokenizer == "char":
             return CountVectorizer(lowercase=False, analyzer="char_wb",
                                    ngram_range=(self.char_ngram, self.char_ngram)).build_analyzer()
-        return CountVectorizer(lowercase=False, analyzer="word").build_analyzer()
+        # scikit-learn's word regex, with one-letter words kept: "u", "i", "2" carry meaning in short texts
+        return CountVectorizer(lowercase=False, analyzer="word", token_pattern=WORD).build_analyzer()
 
     def fit(self, texts: list[str]) -> Vocabulary:
         """Count the tokens of the training texts; keep the most frequent (ties by token, for a stable order)."""
