@@ -180,7 +180,8 @@ def test_each_network_and_pooling_trains_and_predicts(tmp_path, msgs, model, poo
     run.mkdir()
     assert mod.export(ref, str(run)) == ["model.safetensors", "model.json"]
     new = tmp_path / "new.csv"
-    pd.DataFrame({"id": [7, 8], "message": ["claim free cash now", "see you at home for dinner"]}).to_csv(new, index=False)
+    pd.DataFrame({"id": [7, 8], "message": ["claim free cash now", "see you at home for dinner"]}
+                 ).to_csv(new, index=False)
     pred = mod.predict(run, new)
     assert pred["id"].tolist() == [7, 8] and pred["prediction"].tolist() == ["spam", "ham"]
     assert np.allclose(pred["proba_spam"] + pred["proba_ham"], 1)
@@ -199,7 +200,8 @@ def test_tfidf_oversampling_sees_only_training_texts(tmp_path, monkeypatch):
     seen = []
     real = RandomOverSampler.fit_resample
     monkeypatch.setattr(RandomOverSampler, "fit_resample",
-                        lambda self, X, y, **k: seen.append((X.shape[0], np.bincount(y).tolist())) or real(self, X, y, **k))
+                        lambda self, X, y, **k: seen.append((X.shape[0], np.bincount(y).tolist()))
+                        or real(self, X, y, **k))
     ref = mod.fit(split, spec.training_view(), cache)
     counts = split.meta["class_counts"]
     assert seen == [(split.train.meta["rows"], [counts["train"]["ham"], counts["train"]["spam"]])]

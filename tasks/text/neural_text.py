@@ -34,7 +34,7 @@ class TokenPreprocess(BaseModel):
     tokenizer: Literal["word", "char"] = Field(
         "word", description="word: runs of letters and digits (regex); char: character n-grams inside word boundaries")
     char_ngram: int = Field(3, ge=1, description="Length of the character n-grams (tokenizer: char)")
-    max_size: int | None = Field(20000, ge=1, description="Most frequent tokens kept (besides <pad> and <oov>)")
+    max_size: int | None = Field(20000, ge=1, description="Most frequent tokens kept (besides <pad>, <oov>)")
     min_freq: int = Field(1, ge=1, description="Tokens seen fewer times in the training texts are <oov>")
     # SMS messages have at most ~190 words; 100 tokens keep all but a few whole.
     max_length: int = Field(100, ge=1, description="Tokens kept per text (longer texts are cut)")

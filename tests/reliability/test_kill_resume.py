@@ -58,8 +58,8 @@ def test_killed_neural_text_training_resumes_to_the_same_weights(tmp_path, model
 
     killed_cache = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(tmp_path / "text_resume_driver.py"), str(spec_file),
-                             str(killed_cache), "1.0"], env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             str(killed_cache), "1.0"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, ckpt = time.time() + 120, None
     while time.time() < deadline and proc.poll() is None:
         found = list(killed_cache.glob(f"checkpoints/*/{CHECKPOINT}"))
