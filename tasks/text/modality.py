@@ -279,7 +279,8 @@ def scorer(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]
     [n, k], and its schema (classes, normalisation, text column, kept columns). Either kind of text
     model: a TF-IDF pipeline (skops) or a network (safetensors + JSON); both read as untrusted files."""
     folder = Path(folder)
-    if (folder / neural.CONFIG_FILE).is_file() and not (folder / MODEL_FILE).exists():
+    network_files = (folder / neural.CONFIG_FILE).exists() or (folder / neural.WEIGHTS_FILE).exists()
+    if network_files and not (folder / MODEL_FILE).exists():
         from trainflow.tasks.text import neural_text
 
         network, config, vocab = neural_text.load_model(folder)
