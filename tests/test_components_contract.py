@@ -175,6 +175,9 @@ def _network(comp, seed: int):
     elif comp.modality == "audio":  # features [batch, bins, frames] and the frame mask
         net = comp.build(cfg, bins=16, frames=20, n_classes=3)
         inputs = (torch.linspace(-1, 1, 4 * 16 * 20).reshape(4, 16, 20), torch.ones(4, 20))
+    elif comp.modality == "text":  # token ids (0 = padding) and lengths
+        net = comp.build(cfg, vocab_size=12, n_classes=3)
+        inputs = (torch.arange(4 * 9).reshape(4, 9) % 11 + 1, torch.tensor([9, 5, 1, 7]))
     else:
         net = comp.build(cfg, in_channels=2, out_features=3, task="classification")
         inputs = (torch.linspace(-1, 1, 4 * 20 * 2).reshape(4, 20, 2), torch.ones(4, 20))
@@ -197,7 +200,7 @@ def _run(comp, seed: int, tmp_path=None):
             return None
         loaded = comp.build(comp.parse(options, where="data"))
         return _flat(loaded)
-    if comp.kind == "model" and comp.modality in ("image", "sequence", "audio"):
+    if comp.kind == "model" and (comp.modality in ("image", "sequence", "audio") or comp.extra.get("neural")):
         return _network(comp, seed)
     if comp.kind == "modality":
         return None  # tests/test_modality_contract.py runs every modality on its own tiny data

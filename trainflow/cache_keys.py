@@ -16,7 +16,10 @@ model was published. The fingerprint covers:
   simple, robust choice: a helper module that a component calls can never be missed, at the cost
   of retraining after any edit to the package;
 - for every component the spec names whose module lives outside trainflow (a plug-in), every
-  module file of that module's top-level package (so helper modules of the plug-in count too).
+  module file of that module's top-level package (so helper modules of the plug-in count too);
+- the content of the local files that spec options besides the data name (fields marked
+  ``json_schema_extra={"input_file": True}``, e.g. word vectors): not code, but read by the same
+  training code, so an edited file must retrain like an edited module (:func:`input_files`).
 
 Files are read and hashed once per process and then re-hashed only when their size or
 modification time changes, so computing a key costs a few ``stat`` calls (~1 ms).
@@ -114,15 +117,36 @@ def used_modules(spec: PipelineSpec) -> set[str]:
     return modules
 
 
+def input_files(spec: Any) -> dict[str, str]:
+    """Content digests of the existing files named by spec fields marked ``input_file``, by field path."""
+    from pydantic import BaseModel
+
+    found: dict[str, str] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if not isinstance(value, BaseModel):
+            return
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("input_file") and isinstance(item, str) and Path(item).is_file():
+                found[f"{where}{name}"] = _file_digest(Path(item))
+            walk(item, f"{where}{name}.")
+
+    walk(spec, "")
+    return found
+
+
 def code_fingerprint(spec: PipelineSpec) -> str:
     """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
-    plus the packages of the plug-in components the spec uses (see the module docstring)."""
+    plus the packages of the plug-in components the spec uses and the input files its options
+    name (see the module docstring)."""
     from trainflow import __version__
 
     plugins = sorted({m.split(".")[0] for m in used_modules(spec)
                       if m and m != "trainflow" and not m.startswith("trainflow.")})
     return json_digest({"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
-                        "plugins": {p: source_digest([p]) for p in plugins}})
+                        "plugins": {p: source_digest([p]) for p in plugins}, "files": input_files(spec)})
 
 
 def cache_key(spec: PipelineSpec, /, **parts: Any) -> str:

@@ -60,7 +60,8 @@ class Prepared:
     ...), also saved so that :func:`load_network` can rebuild it; ``config``: what prediction needs
     (preprocessing statistics, classes, loader options), saved in the JSON config; ``steps``: the
     preprocessing shown in the report; ``task``: the training loop's task (its loss);
-    ``augment``: a function of a training batch, or None; ``meta``: extra facts for the ModelRef.
+    ``augment``: a function of a training batch, or None; ``meta``: extra facts for the ModelRef;
+    ``init``: a function called on the built network before training (e.g. pretrained embeddings), or None.
     For ``task: multilabel`` the target is a 0/1 float matrix [n, labels] and ``config["labels"]``
     names its columns.
     """
@@ -72,6 +73,7 @@ class Prepared:
     task: str
     augment: Callable[[Any], Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    init: Callable[[Any], None] | None = None
 
 
 def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str, modality: str) -> ModelRef:
@@ -87,6 +89,8 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
         torch.set_num_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     model = comp.build(options, **prepared.build)
+    if prepared.init is not None:
+        prepared.init(model)
     key = model_key(split, spec)
     multilabel = prepared.task == "multilabel"
     if multilabel:  # before training: every label constant is a data error, not a wasted fit

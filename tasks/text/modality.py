@@ -1,10 +1,14 @@
-"""The text modality: classification of documents with TF-IDF features and a scikit-learn model.
+"""The text modality: classification of documents with TF-IDF + scikit-learn, or a neural network.
 
 Documents travel between tasks as Parquet (``text``, ``label``, kept columns). Fitting normalises
-the texts (unicode NFKC, optional lowercase, whitespace), then fits one scikit-learn pipeline
-``TfidfVectorizer -> model`` on the training split only (word or character n-grams, vocabulary
-``max_features`` / ``min_df``). The pipeline is saved with skops and loaded back with an exact list
-of trusted types; ``schema.json`` holds what prediction needs (normalisation, classes, kept columns).
+the texts (unicode NFKC, optional lowercase, whitespace), then, for a TF-IDF model, fits one
+pipeline ``TfidfVectorizer -> [RandomOverSampler] -> model`` on the training split only (word or
+character n-grams, vocabulary ``max_features`` / ``min_df``; the sampler, when asked for, only
+ever sees training rows). The pipeline is saved with skops and loaded back with an exact list of
+trusted types; ``schema.json`` holds what prediction needs (normalisation, classes, kept columns).
+The neural models (``text_gru``, ``text_lstm``, ``text_cnn``) take the path of
+:mod:`trainflow.tasks.text.neural_text` (vocabulary, token ids, the shared training loop); evaluation
+and prediction are the same for both kinds.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow import memo, trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError
-from trainflow.modality import Example, Modality
+from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import component
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import neural, plots
+from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.text.loaders import LABEL, TEXT
+from trainflow.tasks.text.neural_text import TokenPreprocess
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
@@ -42,11 +48,13 @@ MISCLASSIFIED_SHOWN = 10  # misclassified test texts listed in the report
 PIPELINE_TYPES = frozenset({
     "sklearn.pipeline.Pipeline", "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",
+    "imblearn.pipeline.Pipeline", "imblearn.over_sampling._random_over_sampler.RandomOverSampler",
 })
 
 
 class TextPreprocess(BaseModel):
-    """How documents become features (``preprocess.text``); fitted on the training split only."""
+    """How documents are normalised (every text model) and become TF-IDF features (``preprocess.text``);
+    fitted on the training split only. The neural models' tokens are ``preprocess.tokens``."""
 
     model_config = ConfigDict(extra="forbid")
     lowercase: bool = Field(True, description="Lowercase the texts")
@@ -57,7 +65,10 @@ class TextPreprocess(BaseModel):
     max_features: int | None = Field(50000, ge=1, description="Vocabulary size: the most frequent n-grams")
     min_df: int = Field(1, ge=1, description="Drop n-grams found in fewer training documents than this")
     sublinear_tf: bool = Field(True, description="1 + log(term count) instead of the raw count")
-    class_weight: bool = Field(False, description="Weight classes inversely to their training frequency")
+    class_weight: bool = Field(False, description="Weight classes inversely to their training frequency "
+                                                  "(TF-IDF models; neural ones: train.imbalance)")
+    oversample: bool = Field(False, description="Repeat random minority-class training texts until the classes "
+                                                "are even (TF-IDF models, inside the pipeline: never test texts)")
     deduplicate: bool = Field(False, description="Drop repeated texts (first one kept) before the split, so no "
                                                  "test text is also a training text")
 
@@ -176,7 +187,7 @@ def _series(values: list[str]) -> Any:
 
 
 def build_pipeline(spec: PipelineSpec) -> Any:
-    """The unfitted ``TfidfVectorizer -> model`` pipeline of a spec."""
+    """The unfitted ``TfidfVectorizer -> [RandomOverSampler] -> model`` pipeline of a spec."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
 
@@ -186,6 +197,12 @@ def build_pipeline(spec: PipelineSpec) -> Any:
                                  dtype=np.float64)
     comp, cfg = spec.model.resolve("model", task=spec.task)
     model = comp.build(cfg, seed=spec.seed, class_weight="balanced" if p.class_weight else None, task=spec.task)
+    if p.oversample:
+        from imblearn.over_sampling import RandomOverSampler
+        from imblearn.pipeline import Pipeline as SamplingPipeline  # samplers run in fit only, never in predict
+
+        return SamplingPipeline([("tfidf", vectorizer), ("resample", RandomOverSampler(random_state=spec.seed)),
+                                 ("model", model)])
     return Pipeline([("tfidf", vectorizer), ("model", model)])
 
 
@@ -194,8 +211,19 @@ def trusted_types() -> frozenset[str]:
     return trust.trusted_types(PIPELINE_TYPES, modality="text")
 
 
+def is_neural(model_name: str | None) -> bool:
+    """Whether the registered model ``model_name`` is a neural text model (trained by the shared loop)."""
+    from trainflow.registry import REGISTRY
+
+    return bool(model_name in REGISTRY.names("model") and REGISTRY.get("model", model_name).extra.get("neural"))
+
+
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
-    """Fit vectoriser and model on the training split; save them with skops beside the schema."""
+    """Fit vectoriser and model (or vocabulary and network) on the training split only; save them."""
+    if is_neural(spec.model.name):
+        from trainflow.tasks.text import neural_text
+
+        return neural_text.fit(split_ref, spec, cache_dir)
     train = read_parquet(split_ref.train.path, keep=False)
     classes = sorted(train[LABEL].astype(str).unique().tolist())
     y = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
@@ -246,13 +274,29 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 # ---------------------------------------------------------------- evaluate
 
 
-def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
-    """Classification metrics, precision-recall AUC, per-class F1 and the misclassified texts."""
-    pipe = memo.recall(Path(model.path) / MODEL_FILE)
+def scorer(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The saved model in ``folder`` as a function of normalised texts giving class probabilities
+    [n, k], and its schema (classes, normalisation, text column, kept columns). Either kind of text
+    model: a TF-IDF pipeline (skops) or a network (safetensors + JSON); both read as untrusted files."""
+    folder = Path(folder)
+    network_files = (folder / neural.CONFIG_FILE).exists() or (folder / neural.WEIGHTS_FILE).exists()
+    if network_files and not (folder / MODEL_FILE).exists():
+        from trainflow.tasks.text import neural_text
+
+        network, config, vocab = neural_text.load_model(folder)
+        return lambda texts: neural_text.probabilities(network, config, vocab, texts, device), config
+    pipe = memo.recall(folder / MODEL_FILE)
     if pipe is None:
-        pipe, schema = load_model(model.path)
+        pipe, schema = load_model(folder)
     else:
-        schema = json.loads((Path(model.path) / SCHEMA_FILE).read_text())
+        schema = json.loads((folder / SCHEMA_FILE).read_text())
+    return pipe.predict_proba, schema
+
+
+def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """Classification metrics, precision-recall AUC, per-class F1 and the misclassified texts (and
+    the learning curves of a network)."""
+    score, schema = scorer(model.path, spec.train.device)
     test = read_parquet(split_ref.test.path, keep=False)
     classes = schema["classes"]
     notes = list(split_ref.meta.get("notes", []))
@@ -263,7 +307,7 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
         test, labels = test[seen.to_numpy()], labels[seen]
     y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy()
     texts = normalise(test[TEXT], schema["lowercase"])
-    proba = pipe.predict_proba(texts)
+    proba = score(texts)
     pred = np.argmax(proba, axis=1)
     names = spec.evaluate.metrics or [*M.DEFAULTS[spec.task], "pr_auc"]
     metrics = M.score(names, y, pred, proba, classes)
@@ -276,6 +320,9 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
         {"text": raw[i][:200], "true": classes[y[i]], "predicted": classes[pred[i]],
          "probability": round(float(proba[i, pred[i]]), 3)} for i in wrong]}
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")}
+    if model.meta.get("history"):  # a network: learning curves and the training history
+        curves, history = neural.history_report(model, schema, plots_dir)
+        charts, tables = {**charts, **curves}, {**tables, **history}
     return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                       notes=notes)
 
@@ -284,7 +331,9 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
 
 
 def export(model: ModelRef, run_dir: str) -> list[str]:
-    """Copy the model and its schema into the run folder."""
+    """Copy the model and its schema (a network: its weights and JSON config) into the run folder."""
+    if not (Path(model.path) / MODEL_FILE).exists():
+        return neural.export(model, run_dir)
     names = [MODEL_FILE, VOCABULARY_FILE, SCHEMA_FILE]
     for name in names:
         shutil.copy2(Path(model.path) / name, Path(run_dir) / name)
@@ -317,9 +366,9 @@ def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """The predicted class and class probabilities of each new document, after its kept columns."""
-    pipe, schema = load_model(run_dir)
+    score, schema = scorer(run_dir)
     docs = read_documents(input_path, schema)
-    proba = pipe.predict_proba(normalise(docs[TEXT], schema["lowercase"]))
+    proba = score(normalise(docs[TEXT], schema["lowercase"]))
     out = docs.drop(columns=[TEXT]).reset_index(drop=True)
     out["prediction"] = [schema["classes"][i] for i in np.argmax(proba, axis=1)]
     for i, c in enumerate(schema["classes"]):
@@ -331,17 +380,33 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
 
 @component("modality", "text")
-class Text(Modality, stages_from=__name__):
-    """Documents (a text column of a table, or .txt files per class): TF-IDF and a scikit-learn model."""
+class Text(NeuralModality, stages_from=__name__):
+    """Documents (a text column of a table, or .txt files per class): TF-IDF and a scikit-learn model,
+    or an embedding and a recurrent or convolutional network (shared loop)."""
 
-    sections = {"preprocess.text": TextPreprocess, "text_validation": TextValidation}
+    sections = {**NeuralModality.sections, "preprocess.text": TextPreprocess, "preprocess.tokens": TokenPreprocess,
+                "text_validation": TextValidation}
     default_models = {"classification": "tfidf_logistic"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
-        """n-gram range in order; class weights need a model that takes them."""
+        """n-gram range in order; class weights need a model that takes them; each kind of model has
+        its own imbalance option (TF-IDF: preprocess.text, neural: train.imbalance)."""
         from trainflow.registry import REGISTRY
 
         p, problems = spec.preprocess.text, []
+        if is_neural(spec.model.name):
+            problems += super().spec_problems(spec)
+            asked = [f"'preprocess.text.{k}'" for k in ("class_weight", "oversample") if getattr(p, k)]
+            if asked:
+                problems.append(f"{' and '.join(asked)} apply to the TF-IDF models; for the neural model "
+                                f"{spec.model.name!r} set 'train.imbalance' to 'class_weight' or 'oversample'.")
+            return problems
+        if spec.train.imbalance != "none":
+            problems.append(f"'train.imbalance' applies to the neural text models; for {spec.model.name!r} set "
+                            "'preprocess.text.class_weight: true' or 'preprocess.text.oversample: true'.")
+        if p.class_weight and p.oversample:
+            problems.append("'preprocess.text.class_weight' and 'preprocess.text.oversample' are both true; "
+                            "choose one way of handling imbalance.")
         if p.ngram_min > p.ngram_max:
             problems.append(f"'preprocess.text.ngram_min' ({p.ngram_min}) is above 'preprocess.text.ngram_max' "
                             f"({p.ngram_max}).")
