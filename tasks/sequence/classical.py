@@ -162,7 +162,9 @@ class _RidgeOnTransform(ClassicalClassifier):
         self.std_ = np.where(std > 1e-12, std, 1.0)
         ridge = RidgeClassifierCV(alphas=np.asarray(self.config.alphas)).fit((feats - self.mean_) / self.std_, y)
         self.classes_ = ridge.classes_.astype(np.int64)
-        self.coef_, self.intercept_ = ridge.coef_.astype(np.float64), np.atleast_1d(ridge.intercept_).astype(np.float64)
+        # binary: one decision function (scikit-learn may give its coefficients as one row or a 1-d array)
+        self.coef_ = np.atleast_2d(ridge.coef_).astype(np.float64)
+        self.intercept_ = np.atleast_1d(ridge.intercept_).astype(np.float64)
         self.alpha_, self.n_classes_ = float(ridge.alpha_), int(n_classes)
         return self
 
