@@ -188,6 +188,17 @@ def _network(comp, seed: int):
     return out.numpy()
 
 
+def _classical(comp, seed: int):
+    """A classical sequence classifier (MiniRocket, ROCKET, k-NN DTW) fitted on 12 tiny series."""
+    rng = np.random.default_rng(0)
+    y = np.arange(12) % 2
+    series = [np.column_stack([np.linspace(0, 1, 16) * (1 if c else -1), rng.normal(size=16)]) + 0.1 * rng.normal(size=(16, 2))
+              for c in y]
+    options = {"num_kernels": 84} if "num_kernels" in comp.config.model_fields else {}
+    model = comp.build(comp.config.model_validate(options), seed=seed).fit(series, y, 2)
+    return model.proba([s + 0.3 for s in series[:4]])
+
+
 def _run(comp, seed: int, tmp_path=None):
     """Run a component on tiny data; returns an array to compare, or None if not applicable."""
     X, y = tiny_xy()
@@ -200,6 +211,8 @@ def _run(comp, seed: int, tmp_path=None):
             return None
         loaded = comp.build(comp.parse(options, where="data"))
         return _flat(loaded)
+    if comp.kind == "model" and comp.extra.get("classical"):
+        return _classical(comp, seed)
     if comp.kind == "model" and (comp.modality in ("image", "sequence", "audio") or comp.extra.get("neural")):
         return _network(comp, seed)
     if comp.kind == "modality":

@@ -103,7 +103,8 @@ def test_training_view_ignores_report_only_fields():
     ({"loader": "csv", "path": "x.csv", "target": "y"}, "classification", "logistic_regression"),
     ({"loader": "csv", "path": "x.csv", "target": "y"}, "regression", "ridge"),
     ({"loader": "digits"}, "classification", "cnn"),
-    ({"loader": "ts", "path": "x.ts"}, "classification", "gru"),
+    ({"loader": "ts", "path": "x.ts"}, "classification", "minirocket"),
+    ({"loader": "ts", "path": "x.ts"}, "regression", "gru"),
     ({"loader": "timeseries_csv", "path": "x.csv"}, "forecasting", "gru"),
 ])
 def test_a_spec_without_a_model_gets_one_suited_to_its_data(data, task, model):

@@ -82,7 +82,7 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     import torch
 
     from trainflow.tasks.common.publish import artifact_key
-    from trainflow.tasks.common.training import checkpoint_dir, train_model
+    from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, train_model
 
     comp, options = spec.model.resolve("model", task=spec.task)
     if spec.train.num_threads:
@@ -97,7 +97,9 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
         Y = prepared.inputs[-1].cpu().numpy().round().astype("int64")
         constant = ML.constant_labels(Y, prepared.config["labels"], f"'{split.train.meta.get('source')}'")
     notes = pretrain(model, prepared, spec, cache_dir, key)
-    result = train_model(model, prepared.inputs, None, spec.train, seed=spec.seed,
+    n = len(prepared.inputs[-1]) if isinstance(prepared.inputs, tuple) else len(prepared.inputs)
+    train, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), n)
+    result = train_model(model, prepared.inputs, None, train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
                          augment=prepared.augment, progress_key=f"{artifact_key(spec.name)}-training")
     extra, meta = {}, {}
@@ -112,7 +114,7 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
     steps = [*prepared.steps, f"{spec.model.name} ({sum(p.numel() for p in model.parameters())} parameters)"]
     return ModelRef.of_folder(folder, WEIGHTS_FILE, modality, {
         "steps": steps, "history": result.history, "device": result.device, "best_epoch": result.best_epoch,
-        "notes": notes + result.report_notes(), **prepared.meta, **meta})
+        "notes": notes + recipe_notes + result.report_notes(), **prepared.meta, **meta})
 
 
 def label_thresholds(model: Any, prepared: Prepared, validation: Any, constant: dict[str, int],

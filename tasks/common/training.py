@@ -98,6 +98,30 @@ class TrainConfig(BaseModel):
     # Measured on an H200 with the seed's CNN: neither helps a network this small (see benchmarks/RESULTS.md).
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: bfloat16 autocast for forward passes")
     channels_last: bool = Field(False, description="NHWC memory layout for image batches and conv weights")
+    # A network may declare a recipe scaled to the data (deep conv nets underfit small sets at the
+    # defaults above); it fills only the fields a spec leaves at their defaults, and the report says so.
+    recipe: bool = Field(True, description="Let the network's training recipe (if it has one) fill the fields "
+                                           "left at their defaults: epochs, batch size, schedule, early stopping")
+
+
+#: the fields a model's training recipe may fill
+RECIPE_FIELDS = ("epochs", "batch_size", "schedule", "val_fraction", "patience")
+
+
+def apply_recipe(config: TrainConfig, recipe: Callable[[int], dict[str, Any]] | None,
+                 n: int) -> tuple[TrainConfig, list[str]]:
+    """``config`` with the fields of ``recipe(n)`` (``n``: training examples) that the spec does not set,
+    and a note saying what was filled; unchanged without a recipe or with ``recipe: false``. A field the
+    spec sets is kept even when it equals the default (``epochs: 10`` means 10)."""
+    if recipe is None or not config.recipe:
+        return config, []
+    filled = {k: v for k, v in recipe(n).items()
+              if k in RECIPE_FIELDS and k not in config.model_fields_set and v != getattr(config, k)}
+    if not filled:
+        return config, []
+    return config.model_copy(update=filled), [
+        "training recipe for " + f"{n} training examples: " + ", ".join(f"{k} {v}" for k, v in filled.items())
+        + " (fields the spec does not set; set them in 'train', or train.recipe: false, to choose)"]
 
 
 @dataclass

@@ -4,9 +4,11 @@ Series travel between tasks as ``.npz`` files in the cache: values [n, T, C] (Na
 after a series' end), ``lengths`` [n], labels/targets as text (multi-label: also ``Y``, the [n, labels]
 0/1 matrix), and the fixed fold when the loader read separate train/test files. Fitting applies :class:`SeriesPreprocessor` (missing values,
 z-normalization; statistics from the training split only), pads each batch with a mask of real
-steps, and trains the spec's network (``lstm``, ``gru``, ``rnn``, ``cnn1d``) with the shared loop
-of :mod:`trainflow.tasks.common.training`. The model is saved as safetensors weights plus a JSON config
-holding everything prediction needs (preprocessing statistics, classes, loader options).
+steps, and trains the spec's network (``lstm``, ``gru``, ``rnn``, ``cnn1d``, ``inception_time``,
+``resnet1d``) with the shared loop of :mod:`trainflow.tasks.common.training`, or fits a classical
+classifier of :mod:`trainflow.tasks.sequence.classical` (``minirocket``, the default, ``rocket``,
+``knn_dtw``). A network is saved as safetensors weights, a classical model as arrays (npz), each
+with a JSON config holding everything prediction needs (preprocessing statistics, classes, loader options).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.sequence import advice, classical
 from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
 from trainflow.tasks.tabular import multilabel as ML
 
@@ -304,6 +307,23 @@ def _label_key(v: str) -> tuple[int, Any]:
     return (0, float(v)) if _is_number(v) else (1, v)
 
 
+def preprocessing(series: list[np.ndarray], spec: PipelineSpec,
+                  classes: list[str]) -> tuple[SeriesPreprocessor, dict[str, Any]]:
+    """The preprocessor fitted on the training ``series`` and the config prediction needs (every sequence model)."""
+    pre_cfg = spec.preprocess.sequence
+    pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(series)
+    return pre, {"kind": "sequence", "task": spec.task, "classes": classes, "preprocess": pre.state(),
+                 "loader": spec.data.loader, "loader_options": spec.data.options()}
+
+
+def preprocessing_steps(pre: SeriesPreprocessor, spec: PipelineSpec, meta: dict[str, Any]) -> list[str]:
+    """The preprocessing lines of the report."""
+    steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
+             f"unequal lengths: {spec.preprocess.sequence.lengths}" + (" (all series have the same length)"
+                                                                      if meta.get("min_length") == meta.get("max_length") else "")]
+    return steps + ([f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else [])
+
+
 def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     """Targets, and missing values and z-normalization fitted on the training series; the network's shape."""
     import torch
@@ -314,29 +334,26 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         y, classes = data["Y"].astype(np.float32), meta["labels"]
     else:
         y, classes = targets(data["y"], spec.task, meta.get("source", ""))
-    pre_cfg = spec.preprocess.sequence
-    pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(data["series"])
+    pre, config = preprocessing(data["series"], spec, classes)
     x, mask = pre.transform(data["series"])
     y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
-    packed = pre_cfg.lengths == "packed"
+    packed = spec.preprocess.sequence.lengths == "packed"
     target = (torch.from_numpy(y) if spec.task in ("classification", "multilabel")
               else torch.from_numpy((y - y_mean) / y_std).float())
-    steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
-             f"unequal lengths: {pre_cfg.lengths}" + (" (all series have the same length)"
-                                                      if meta.get("min_length") == meta.get("max_length") else "")]
-    steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
     return neural.Prepared(
         inputs=(torch.from_numpy(x), torch.from_numpy(mask), target),
         build={"in_channels": pre.out_channels, "out_features": len(classes) if classes else 1,
                "task": spec.task, "packed": packed or None},
-        config={"kind": "sequence", "task": spec.task, "classes": classes, "target_mean": y_mean, "target_std": y_std,
-                "preprocess": pre.state(), "loader": spec.data.loader, "loader_options": spec.data.options(),
+        config={**config, "target_mean": y_mean, "target_std": y_std,
                 **({"labels": classes} if spec.task == "multilabel" else {})},
-        steps=steps, task=spec.task, meta={"classes": classes})
+        steps=preprocessing_steps(pre, spec, meta), task=spec.task, meta={"classes": classes})
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
-    """Preprocess (fitted on training series only) and train the spec's network; save safetensors + JSON."""
+    """Preprocess (fitted on training series only) and train the spec's network (saved as safetensors +
+    JSON) or fit its classical model (:mod:`.classical`: arrays + JSON)."""
+    if classical.is_classical(spec.model.name):
+        return classical.fit(split_ref, spec, cache_dir)
     return neural.fit(prepare(split_ref, spec), split_ref, spec, cache_dir, "sequence")
 
 
@@ -350,7 +367,10 @@ def build_args(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
+    """Rebuild the network from its JSON config and load its safetensors weights (on CPU), or the
+    classical model from its arrays (a folder with ``model.npz``)."""
+    if (Path(folder) / classical.ARRAYS_FILE).is_file():
+        return classical.load(folder)
     return neural.load_network(folder, "sequence", build_args)
 
 
@@ -363,6 +383,8 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device
     from trainflow.tasks.common.training import resolve_device
 
     pre = SeriesPreprocessor.from_state(config["preprocess"])
+    if isinstance(model, classical.ClassicalClassifier):
+        return model.proba([pre.transform_one(s) for s in series])
     x, mask = pre.transform(series)
     out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
     if config["task"] in ("classification", "multilabel"):
@@ -398,7 +420,10 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         charts["Predicted vs true"] = plots.series_png(
             {"true": (list(range(len(y))), y[order].tolist()), "predicted": (list(range(len(y))), out[order].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", "Test series sorted by true target")
-    curves, tables = neural.history_report(model_ref, config, plots_dir)
+    if spec.task == "classification":
+        notes += advice.normalization_notes(load_series(split_ref.train.path), config["preprocess"]["normalize"])
+    curves, tables = ({}, {}) if isinstance(model, classical.ClassicalClassifier) else \
+        neural.history_report(model_ref, config, plots_dir)
     return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
                       tables=tables, notes=notes)
 
@@ -420,18 +445,32 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     return frame
 
 
+def export(model: ModelRef, run_dir: str) -> list[str]:
+    """Copy the model's files into the run folder: weights or arrays, and the JSON config."""
+    import shutil
+
+    if not (Path(model.path) / classical.ARRAYS_FILE).is_file():
+        return neural.export(model, run_dir)
+    for name in (classical.ARRAYS_FILE, neural.CONFIG_FILE):
+        shutil.copy2(Path(model.path) / name, Path(run_dir) / name)
+    return [classical.ARRAYS_FILE, neural.CONFIG_FILE]
+
+
 # ---------------------------------------------------------------- the modality
 
 
 @component("modality", "sequence")
 class Sequence(NeuralModality, stages_from=__name__):
-    """Whole series, classified or regressed by a recurrent or convolutional network (shared loop).
+    """Whole series, classified or regressed by a recurrent or convolutional network (shared loop),
+    or classified by MiniRocket, ROCKET or k-NN DTW (sktime).
 
-    Missing values, z-normalization and padding or packing are fitted on the training split; the
-    model is saved as safetensors + JSON."""
+    Missing values, z-normalization and padding or packing are fitted on the training split; a
+    network is saved as safetensors + JSON, a classical model as arrays (npz) + JSON."""
 
     sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess}
-    default_models = {"classification": "gru", "multilabel": "gru", "regression": "gru"}
+    # MiniRocket: near the state of the art on the UCR/UEA archives, seconds to fit, nothing to tune
+    # (a network's accuracy depends on epochs and batch size that suit one data size but not another).
+    default_models = {"classification": "minirocket", "multilabel": "gru", "regression": "gru"}
 
     def example(self, folder: Path) -> Example:
         """20 univariate series of 12 steps, two classes (rising or falling)."""
@@ -442,5 +481,5 @@ class Sequence(NeuralModality, stages_from=__name__):
         np.savez(folder / "series.npz", x=x, y=y)
         np.savez(folder / "new.npz", x=x[:4])
         return Example(spec={"data": {"loader": "npz_series", "path": str(folder / "series.npz")},
-                             "model": {"hidden": 4, "front_channels": 4}, "train": {"epochs": 2, "batch_size": 8}},
+                             "model": {"name": "gru", "hidden": 4, "front_channels": 4}, "train": {"epochs": 2, "batch_size": 8}},
                        predict_input=folder / "new.npz")

@@ -1,0 +1,427 @@
+"""Classical sequence classifiers from sktime: ``minirocket``, ``rocket`` and ``knn_dtw``.
+
+- ``minirocket`` / ``rocket``: sktime's random convolutional kernel transforms (MiniRocket:
+  Dempster et al. 2021; ROCKET: Dempster et al. 2020), then features standardized and a ridge
+  classifier whose penalty is chosen by scikit-learn's efficient leave-one-out CV over
+  ``alphas``. MiniRocket takes unequal lengths natively (``MiniRocketMultivariateVariable``);
+  ROCKET needs one length, so every series is resampled (linear interpolation in time) to the
+  longest training length when lengths differ.
+- ``knn_dtw``: sktime's k-nearest-neighbour classifier with dynamic time warping, the warping
+  window a share of the series length (Sakoe-Chiba band); unequal lengths are resampled like ROCKET's.
+
+They take the same preprocessed series as the networks (:class:`SeriesPreprocessor`: missing
+values, normalization) and are saved as data only, never pickle: ``model.npz`` (arrays,
+read with ``allow_pickle=False``) and ``model.json`` (options, classes, preprocessing). The
+fitted transform is kept as its parameter arrays and the ridge as its coefficients; 1-NN keeps
+the training series. At load time the sktime transformer is rebuilt from those arrays.
+
+Class "probabilities" of the ridge models are the softmax of the ridge decision values (scores
+for ROC AUC and ranking, not calibrated probabilities); 1-NN gives the neighbours' vote.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.registry import component
+
+ARRAYS_FILE = "model.npz"
+#: builders of these components return a :class:`ClassicalClassifier`, not a network
+CLASSICAL = {"classical": True}
+
+
+class MiniRocketConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # 10,000 is the paper's default; MiniRocket rounds down to a multiple of 84.
+    num_kernels: int = Field(10_000, ge=84, description="Features of the transform (a multiple of 84)")
+    max_dilations_per_kernel: int = Field(32, ge=1, description="Largest number of dilations per kernel")
+    alphas: list[float] = Field([1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3], min_length=1,
+                                description="Ridge penalties tried by leave-one-out CV on the training split")
+
+
+class RocketConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_kernels: int = Field(10_000, ge=1, description="Random kernels (two features each)")
+    alphas: list[float] = Field([1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3], min_length=1,
+                                description="Ridge penalties tried by leave-one-out CV on the training split")
+
+
+class KnnDtwConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A band of 10% of the length is the usual UCR baseline; 1.0 is full (unconstrained) DTW.
+    window: float = Field(0.1, ge=0, le=1, description="Warping window as a share of the series length (1 = full DTW)")
+    n_neighbors: int = Field(1, ge=1, description="Neighbours that vote")
+
+
+# ---------------------------------------------------------------- data shapes
+
+
+def equal_length(series: list[np.ndarray]) -> bool:
+    return len({len(s) for s in series}) == 1
+
+
+def to_numpy3d(series: list[np.ndarray]) -> np.ndarray:
+    """Equal-length [time, channels] series -> sktime's numpy3D [n, channels, time] (float32: MiniRocket's type)."""
+    return np.stack([s.T for s in series]).astype(np.float32)
+
+
+def to_df_list(series: list[np.ndarray]) -> list[Any]:
+    """Series of any lengths -> sktime's df-list (one [time, channels] frame each)."""
+    import pandas as pd
+
+    return [pd.DataFrame(s.astype(np.float32)) for s in series]
+
+
+def resample(series: list[np.ndarray], length: int) -> list[np.ndarray]:
+    """Each series linearly interpolated in time to ``length`` steps (the rule for models that need one length)."""
+    out = []
+    for s in series:
+        if len(s) == length:
+            out.append(s)
+            continue
+        old, new = np.linspace(0, 1, len(s)), np.linspace(0, 1, length)
+        out.append(np.column_stack([np.interp(new, old, s[:, c]) for c in range(s.shape[1])]))
+    return out
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    z = scores - scores.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+# ---------------------------------------------------------------- the fitted models
+
+
+class ClassicalClassifier:
+    """A fitted classical classifier that is saved as arrays plus JSON (see the module docstring).
+
+    ``fit(series, y)`` on [time, channels] arrays and class indices; ``proba(series)`` [n, k];
+    ``arrays()`` and ``state()`` what is saved; ``restore(arrays, state)`` rebuilds it.
+    """
+
+    name = ""
+
+    def __init__(self, config: BaseModel, seed: int = 0):
+        self.config, self.seed = config, seed
+
+    def fit(self, series: list[np.ndarray], y: np.ndarray, n_classes: int) -> ClassicalClassifier:
+        raise NotImplementedError
+
+    def proba(self, series: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> ClassicalClassifier:
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        """One line for the report's preprocessing steps."""
+        return self.name
+
+
+class _RidgeOnTransform(ClassicalClassifier):
+    """A kernel transform, standardized features and a ridge classifier (alpha by leave-one-out CV)."""
+
+    def _transformer(self, equal: bool) -> Any:
+        raise NotImplementedError
+
+    def _params(self, transformer: Any) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError
+
+    def _set_params(self, transformer: Any, params: tuple[np.ndarray, ...], state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _input(self, series: list[np.ndarray]) -> Any:
+        return to_numpy3d(series) if self.equal_ else to_df_list(series)
+
+    def features(self, series: list[np.ndarray]) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sktime's hints about equal-length or univariate input
+            return np.asarray(self.transformer_.transform(self._input(series)), dtype=np.float64)
+
+    def fit(self, series, y, n_classes):
+        from sklearn.linear_model import RidgeClassifierCV
+
+        self.equal_ = equal_length(series)
+        self.transformer_ = self._transformer(self.equal_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.transformer_.fit(self._input(series))
+        feats = self.features(series)
+        self.mean_, std = feats.mean(0), feats.std(0)
+        self.std_ = np.where(std > 1e-12, std, 1.0)
+        ridge = RidgeClassifierCV(alphas=np.asarray(self.config.alphas)).fit((feats - self.mean_) / self.std_, y)
+        self.classes_ = ridge.classes_.astype(np.int64)
+        # binary: one decision function (scikit-learn may give its coefficients as one row or a 1-d array)
+        self.coef_ = np.atleast_2d(ridge.coef_).astype(np.float64)
+        self.intercept_ = np.atleast_1d(ridge.intercept_).astype(np.float64)
+        self.alpha_, self.n_classes_ = float(ridge.alpha_), int(n_classes)
+        return self
+
+    def proba(self, series):
+        z = (self.features(series) - self.mean_) / self.std_
+        scores = z @ self.coef_.T + self.intercept_
+        if scores.shape[1] == 1:  # binary ridge: one decision value, positive means classes_[1]
+            scores = np.column_stack([-scores[:, 0], scores[:, 0]])
+        out = np.full((len(z), self.n_classes_), -np.inf)
+        out[:, self.classes_] = scores
+        return softmax(out)
+
+    def arrays(self):
+        params = {f"param_{i}": np.asarray(p) for i, p in enumerate(self._params(self.transformer_))}
+        return {**params, "mean": self.mean_, "std": self.std_, "coef": self.coef_, "intercept": self.intercept_,
+                "classes": self.classes_}
+
+    def state(self):
+        return {"equal_length": self.equal_, "alpha": self.alpha_, "n_classes": self.n_classes_,
+                "n_params": len(self._params(self.transformer_)), **self._extra_state()}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, arrays, state):
+        self.equal_, self.alpha_, self.n_classes_ = bool(state["equal_length"]), float(state["alpha"]), int(state["n_classes"])
+        params = tuple(arrays[f"param_{i}"] for i in range(int(state["n_params"])))
+        self.transformer_ = self._transformer(self.equal_)
+        self._set_params(self.transformer_, params, state)
+        self.mean_, self.std_, self.coef_ = arrays["mean"], arrays["std"], arrays["coef"]
+        self.intercept_, self.classes_ = arrays["intercept"], arrays["classes"].astype(np.int64)
+        width = len(self.mean_)
+        if (self.std_.shape != (width,) or self.coef_.ndim != 2 or self.coef_.shape[1] != width
+                or self.intercept_.shape != (len(self.coef_),) or len(self.classes_) < 2
+                or len(self.coef_) not in (1, len(self.classes_)) or self.classes_.max() >= self.n_classes_):
+            raise ValueError("the ridge arrays (mean, std, coef, intercept, classes) do not fit together")
+        return self
+
+    def summary(self):
+        return f"{self.name}: {len(self.mean_)} features, ridge alpha {self.alpha_:g} (leave-one-out CV)"
+
+
+def _mark_fitted(transformer: Any) -> None:
+    """Set the flag sktime's ``transform`` checks, for a transformer whose fitted parameters were restored."""
+    transformer._is_fitted = True
+
+
+class MiniRocket(_RidgeOnTransform):
+    """sktime's MiniRocketMultivariate (equal lengths) or MiniRocketMultivariateVariable (unequal)."""
+
+    name = "minirocket"
+
+    def _transformer(self, equal):
+        from sktime.transformations.rocket import MiniRocketMultivariate, MiniRocketMultivariateVariable
+
+        cls = MiniRocketMultivariate if equal else MiniRocketMultivariateVariable
+        # Shorter series than MiniRocket's kernel (9 steps) are padded with zeros (the normalized mean).
+        extra = {} if equal else {"pad_value_short_series": 0.0}
+        return cls(num_kernels=self.config.num_kernels, max_dilations_per_kernel=self.config.max_dilations_per_kernel,
+                   random_state=self.seed, n_jobs=1, **extra)
+
+    def _params(self, transformer):
+        return tuple(transformer.parameters)
+
+    def _extra_state(self):
+        return {} if self.equal_ else {"reference_length": int(self.transformer_._fitted_reference_length),
+                                       "num_kernels_": int(self.transformer_.num_kernels_)}
+
+    def _set_params(self, transformer, params, state):
+        transformer.parameters = params
+        if not self.equal_:
+            transformer._fitted_reference_length = int(state["reference_length"])
+            transformer.num_kernels_ = int(state["num_kernels_"])
+        _mark_fitted(transformer)
+
+
+class Rocket(_RidgeOnTransform):
+    """sktime's Rocket; unequal lengths are resampled to the longest training length."""
+
+    name = "rocket"
+
+    def _transformer(self, equal):
+        from sktime.transformations.rocket import Rocket as SkRocket
+
+        return SkRocket(num_kernels=self.config.num_kernels, random_state=self.seed, n_jobs=1)
+
+    def _input(self, series):
+        return to_numpy3d(resample(series, self.length_))
+
+    def fit(self, series, y, n_classes):
+        self.length_ = max(len(s) for s in series)
+        return super().fit(series, y, n_classes)
+
+    def _params(self, transformer):
+        return tuple(transformer.kernels)
+
+    def _extra_state(self):
+        return {"length": self.length_}
+
+    def _set_params(self, transformer, params, state):
+        self.length_ = int(state["length"])
+        transformer.kernels = params
+        _mark_fitted(transformer)
+
+    def summary(self):
+        return super().summary() + (f"; series resampled to {self.length_} steps" if not self.equal_ else "")
+
+
+class KnnDtw(ClassicalClassifier):
+    """sktime's KNeighborsTimeSeriesClassifier with DTW; the training series are what is saved.
+    sktime's DTW k-NN needs one length: unequal series are resampled to the longest training length."""
+
+    name = "knn_dtw"
+
+    def _estimator(self) -> Any:
+        from sktime.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+        return KNeighborsTimeSeriesClassifier(n_neighbors=self.config.n_neighbors, distance="dtw",
+                                              distance_params={"window": self.config.window})
+
+    def _panel(self, series: list[np.ndarray]) -> np.ndarray:
+        return to_numpy3d(resample(series, self.length_)).astype(np.float64)
+
+    def fit(self, series, y, n_classes):
+        self.series_ = [np.asarray(s, dtype=np.float64) for s in series]
+        self.y_, self.n_classes_ = np.asarray(y, dtype=np.int64), int(n_classes)
+        self.equal_, self.length_ = equal_length(series), max(len(s) for s in series)
+        self.estimator_ = self._estimator().fit(self._panel(self.series_), self.y_)
+        return self
+
+    def proba(self, series):
+        scores = np.asarray(self.estimator_.predict_proba(self._panel(series)), dtype=np.float64)
+        out = np.zeros((len(series), self.n_classes_))
+        out[:, np.asarray(self.estimator_.classes_, dtype=np.int64)] = scores
+        return out
+
+    def arrays(self):
+        lengths = np.array([len(s) for s in self.series_], dtype=np.int64)
+        x = np.zeros((len(self.series_), int(lengths.max()), self.series_[0].shape[1]))
+        for i, s in enumerate(self.series_):
+            x[i, : len(s)] = s
+        return {"x": x, "lengths": lengths, "y": self.y_}
+
+    def state(self):
+        return {"n_classes": self.n_classes_}
+
+    def restore(self, arrays, state):
+        x, lengths = arrays["x"], arrays["lengths"]
+        return self.fit([x[i, :n] for i, n in enumerate(lengths)], arrays["y"], int(state["n_classes"]))
+
+    def summary(self):
+        return (f"knn_dtw: {self.config.n_neighbors}-NN, DTW window {self.config.window:g} of the length"
+                + ("" if self.equal_ else f"; series resampled to {self.length_} steps"))
+
+
+# ---------------------------------------------------------------- components
+
+
+@component("model", "minirocket", MiniRocketConfig, tasks=("classification",), modality="sequence", **CLASSICAL)
+def build_minirocket(config: MiniRocketConfig, *, seed: int = 0, **_: Any) -> MiniRocket:
+    """MiniRocket (sktime) features + ridge classifier with CV over alphas: fast and strong."""
+    return MiniRocket(config, seed)
+
+
+@component("model", "rocket", RocketConfig, tasks=("classification",), modality="sequence", random=True,
+           **CLASSICAL)
+def build_rocket(config: RocketConfig, *, seed: int = 0, **_: Any) -> Rocket:
+    """ROCKET (sktime) random kernels + ridge classifier with CV over alphas."""
+    return Rocket(config, seed)
+
+
+@component("model", "knn_dtw", KnnDtwConfig, tasks=("classification",), modality="sequence", **CLASSICAL)
+def build_knn_dtw(config: KnnDtwConfig, **_: Any) -> KnnDtw:
+    """k-nearest neighbours (default 1) with dynamic time warping in a warping window (sktime)."""
+    return KnnDtw(config)
+
+
+def is_classical(name: str) -> bool:
+    """Whether the registered model ``name`` is one of these (not a network)."""
+    from trainflow.registry import REGISTRY
+
+    try:
+        return bool(REGISTRY.get("model", name).extra.get("classical"))
+    except Exception:  # an unknown name is reported by the spec's own check
+        return False
+
+
+# ---------------------------------------------------------------- fit, save, load
+
+
+def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
+    """Preprocess the training series (fitted on them only), fit the spec's classical model and save
+    it (``model.npz`` + ``model.json``) in the cache under the model's key; returns the reference."""
+    import time
+    from pathlib import Path
+
+    from trainflow.cache_keys import model_key
+    from trainflow.refs import ModelRef
+    from trainflow.tasks.sequence import modality as seq
+
+    data = seq.load_series(split_ref.train.path)
+    y, classes = seq.targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
+    pre, config = seq.preprocessing(data["series"], spec, classes)
+    comp, options = spec.model.resolve("model", task=spec.task)
+    started = time.perf_counter()
+    model = comp.build(options, seed=spec.seed).fit([pre.transform_one(s) for s in data["series"]], y, len(classes))
+    seconds = time.perf_counter() - started
+    folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
+    save(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"), **config,
+                         "fitted": model.state(), "fit_seconds": round(seconds, 3)})
+    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta), model.summary()]
+    return ModelRef.of_folder(folder, ARRAYS_FILE, "sequence", {
+        "steps": steps, "classes": classes, "notes": [f"{spec.model.name} fitted in {seconds:.1f} s"]})
+
+
+def save(folder: Any, model: ClassicalClassifier, config: dict[str, Any]) -> None:
+    """Write the model's arrays (``model.npz``, no object arrays) and ``model.json`` atomically."""
+    import json
+    import shutil
+
+    from trainflow.tasks.common.neural import CONFIG_FILE
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.savez(tmp / ARRAYS_FILE, **model.arrays())
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+
+
+def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
+    """Rebuild a saved classical model from its arrays and JSON (data only: the arrays are read with
+    ``allow_pickle=False`` and the model's type comes from the registry, never from the file).
+    DataError naming the file when it is missing or damaged."""
+    from pathlib import Path
+
+    from trainflow import trust
+    from trainflow.errors import DataError
+    from trainflow.refs import load_npz
+    from trainflow.registry import REGISTRY
+    from trainflow.tasks.common.neural import CONFIG_FILE
+
+    folder = Path(folder)
+    if not (folder / ARRAYS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise DataError(f"No saved sequence model in '{folder}' (expected {ARRAYS_FILE} and {CONFIG_FILE}).")
+    config = trust.read_json(folder / CONFIG_FILE)
+    try:
+        comp = REGISTRY.get("model", config["model"])
+        if not comp.extra.get("classical"):
+            raise ValueError(f"model {config['model']!r} is not a classical sequence model")
+        model = comp.build(comp.config.model_validate(config["options"]))
+    except Exception as exc:  # valid JSON, not a classical model's config
+        raise trust.damaged(folder / CONFIG_FILE, exc) from None
+    try:
+        arrays = load_npz(folder / ARRAYS_FILE)  # object arrays (pickle) are refused here
+        model.restore(arrays, config["fitted"])
+    except Exception as exc:
+        raise trust.damaged(folder / ARRAYS_FILE, exc) from None
+    return model, config

@@ -1,0 +1,252 @@
+"""Sequence classification models beyond the recurrent nets, run through the modality's stages
+without Prefect on tiny generated data (univariate, and multivariate with unequal lengths):
+MiniRocket, ROCKET and 1-NN DTW (sktime) saved as arrays + JSON, the InceptionTime- and
+ResNet-style networks with their training recipe, every older network on the hard case, the
+default model, the normalization advice, and refusal of tampered model files.
+
+MiniRocket's numba kernels compile once per process (seconds; cached on disk by numba), so the
+MiniRocket runs share one module fixture and use the smallest kernel count.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SPECS
+from trainflow.errors import DataError
+from trainflow.flows.spec import load_spec, spec_from_dict
+from trainflow.registry import REGISTRY
+from trainflow.tasks.common import load
+from trainflow.tasks.common.training import TrainConfig, apply_recipe
+from trainflow.tasks.sequence import advice, classical
+from trainflow.tasks.sequence import modality as seq
+
+
+def shapes(n: int, rng: np.random.Generator, channels: int, unequal: bool, level: bool = False):
+    """Three classes told apart by shape (a bump early, late, or none) in channel 0; other channels noise.
+    ``level``: the classes differ by their mean level instead (and have the same shape)."""
+    x, lengths, y = [], [], []
+    for i in range(n):
+        label = i % 3
+        T = int(rng.integers(24, 40)) if unequal else 32
+        t = np.linspace(0, 1, T)
+        s = 0.2 * rng.standard_normal((T, channels))
+        if level:
+            s[:, 0] += 3.0 * label + np.sin(6 * t)
+        elif label < 2:
+            s[:, 0] += np.exp(-((t - (0.25 if label == 0 else 0.75)) ** 2) / 0.005) * 2
+        x.append(s)
+        lengths.append(T)
+        y.append(f"c{label}")
+    X = np.zeros((n, max(lengths), channels))
+    for i, s in enumerate(x):
+        X[i, : len(s)] = s
+    return X, np.array(lengths), np.array(y)
+
+
+def write_set(folder: Path, channels: int, unequal: bool, level: bool = False, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    X, L, y = shapes(48, rng, channels, unequal, level)
+    np.savez(folder / "series.npz", x=X, y=y, lengths=L)
+    np.savez(folder / "new.npz", x=X[:6], lengths=L[:6])
+    return {"loader": "npz_series", "path": str(folder / "series.npz")}
+
+
+def run_stages(tmp: Path, data: dict, model: dict, **sections) -> dict:
+    """store -> split -> fit -> evaluate -> export -> predict; returns what each gave."""
+    spec = spec_from_dict({"name": "seqcls", "task": "classification", "data": data, "model": model,
+                           "validation": {"min_rows": 10}, "split": {"test_size": 0.25}, **sections})
+    cache = str(tmp / "cache")
+    ref = load.load(spec.data, cache, spec.modality)
+    split = seq.split(ref, spec.training_view(), cache)
+    model_ref = seq.fit(split, spec.training_view(), cache)
+    evaluation = seq.evaluate(model_ref, split, spec, str(tmp / "plots"))
+    run_dir = tmp / "run"
+    run_dir.mkdir(exist_ok=True)
+    files = seq.export(model_ref, str(run_dir))
+    test = seq.load_series(split.test.path)
+    test_file = tmp / "test.npz"
+    lengths = np.array([len(s) for s in test["series"]])
+    X = np.zeros((len(lengths), lengths.max(), test["series"][0].shape[1]))
+    for i, s in enumerate(test["series"]):
+        X[i, : len(s)] = s
+    np.savez(test_file, x=X, lengths=lengths, y=test["y"])
+    frame = seq.predict(run_dir, test_file)
+    return {"spec": spec, "model": model_ref, "evaluation": evaluation, "files": files, "run_dir": run_dir,
+            "frame": frame, "test_y": test["y"]}
+
+
+def check_run(result: dict, at_least: float) -> None:
+    ev, frame = result["evaluation"], result["frame"]
+    acc = ev.metrics["accuracy"]
+    assert isinstance(acc, float) and not math.isnan(acc)
+    # predict on the exported folder gives the evaluation's accuracy on the same test series
+    assert (frame["prediction"].to_numpy() == result["test_y"]).mean() == pytest.approx(acc)
+    assert acc >= at_least, ev.metrics
+
+
+SMALL = {"num_kernels": 840}  # 84 is too few for 3 channels of which 2 are noise
+
+
+@pytest.fixture(scope="module")
+def minirocket_runs(tmp_path_factory):
+    """MiniRocket once on univariate equal-length and once on multivariate unequal-length data."""
+    out = {}
+    for name, channels, unequal in (("uni", 1, False), ("multi", 3, True)):
+        tmp = tmp_path_factory.mktemp(f"minirocket-{name}")
+        out[name] = run_stages(tmp, write_set(tmp / "data", channels, unequal), {"name": "minirocket", **SMALL})
+    return out
+
+
+@pytest.mark.parametrize("case", ["uni", "multi"])
+def test_minirocket_trains_evaluates_predicts(minirocket_runs, case):
+    result = minirocket_runs[case]
+    check_run(result, 0.9)
+    assert set(result["files"]) == {"model.npz", "model.json"}
+    assert not list(result["run_dir"].glob("*.skops")) and not list(result["run_dir"].glob("*.pkl"))
+    assert any("minirocket:" in s and "ridge alpha" in s for s in result["model"].meta["steps"])
+
+
+@pytest.mark.parametrize("model", [{"name": "rocket", "num_kernels": 200}, {"name": "knn_dtw"},
+                                   {"name": "knn_dtw", "window": 1.0, "n_neighbors": 3}])
+def test_rocket_and_knn_dtw_on_multivariate_unequal_lengths(tmp_path, model):
+    check_run(run_stages(tmp_path, write_set(tmp_path / "data", 2, True), model), 0.8)
+
+
+@pytest.mark.parametrize("name", ["inception_time", "resnet1d", "gru", "lstm", "rnn", "cnn1d"])
+def test_every_network_runs_on_multivariate_unequal_lengths(tmp_path, name):
+    small = {"inception_time": {"filters": 4, "depth": 3, "kernels": [9, 5, 3], "bottleneck": 4},
+             "resnet1d": {"filters": [8, 8], "kernels": [5, 3]}, "cnn1d": {"filters": [8, 8], "kernels": [5, 3]}}
+    options = small.get(name, {"hidden": 8, "front_channels": 8})
+    result = run_stages(tmp_path, write_set(tmp_path / "data", 2, True), {"name": name, **options},
+                        train={"epochs": 3, "batch_size": 8})
+    check_run(result, 0.0)  # a few epochs: what counts is that it runs and predict agrees with evaluate
+
+
+def test_inception_time_gets_its_recipe(tmp_path):
+    """The recipe fills the train fields left at their defaults (batch, schedule, early stopping) and says so."""
+    result = run_stages(tmp_path, write_set(tmp_path / "data", 1, False),
+                        {"name": "inception_time", "filters": 8, "depth": 3, "kernels": [9, 5, 3], "bottleneck": 8},
+                        train={"epochs": 12})  # epochs given: the recipe fills only the other fields
+    notes = " ".join(result["model"].meta["notes"])
+    assert "training recipe for 36 training examples" in notes and "batch_size 4" in notes and "epochs" not in \
+        notes.split("training recipe")[1].split("(")[0]
+    check_run(result, 0.5)  # three classes: chance is 0.33 (12 epochs; GunPoint figures in docs/sequence.md)
+
+
+def test_recipe_fills_only_fields_the_spec_does_not_set():
+    recipe = REGISTRY.get("model", "inception_time").extra["train_recipe"]
+    filled, notes = apply_recipe(TrainConfig(), recipe, 50)
+    assert (filled.batch_size, filled.schedule, filled.val_fraction, filled.patience) == (5, "cosine", 0.2, 30)
+    assert 30 <= filled.epochs <= 200 and notes
+    mine, _ = apply_recipe(TrainConfig(batch_size=32, epochs=7), recipe, 50)
+    assert (mine.batch_size, mine.epochs, mine.schedule) == (32, 7, "cosine")
+    default_but_set, _ = apply_recipe(TrainConfig(epochs=10), recipe, 50)  # 10 is the default, set on purpose
+    assert default_but_set.epochs == 10 and default_but_set.schedule == "cosine"
+    assert apply_recipe(TrainConfig(recipe=False), recipe, 50) == (TrainConfig(recipe=False), [])
+    assert apply_recipe(TrainConfig(), None, 50) == (TrainConfig(), [])
+    tiny, _ = apply_recipe(TrainConfig(), recipe, 12)
+    assert tiny.val_fraction == 0 and tiny.patience == 0  # too few series to hold some out
+
+
+@pytest.mark.parametrize("name", ["minirocket", "rocket", "knn_dtw"])
+@pytest.mark.parametrize(("unequal", "k"), [(False, 3), (True, 3), (False, 2)])
+def test_saved_arrays_give_the_fitted_models_predictions(tmp_path, name, unequal, k):
+    X, L, y = shapes(30, np.random.default_rng(1), 2, unequal)
+    series = [X[i, :n] for i, n in enumerate(L)]
+    labels = np.array([int(v[1]) for v in y]) % k  # k = 2: a binary ridge has one decision function
+    comp = REGISTRY.get("model", name)
+    options = comp.config.model_validate({"num_kernels": 84 if name == "minirocket" else 100}
+                                         if name != "knn_dtw" else {})
+    model = comp.build(options, seed=0).fit(series[:20], labels[:20], k)
+    before = model.proba(series[20:])
+    classical.save(tmp_path / "m", model, {"model": name, "options": options.model_dump(mode="json"),
+                                           "fitted": model.state()})
+    loaded, _ = classical.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.proba(series[20:]), before)
+    assert before.shape == (10, k) and np.allclose(before.sum(1), 1)
+
+
+# ---------------------------------------------------------------- trust
+
+
+def tampered_copy(minirocket_runs, tmp_path) -> Path:
+    copy = tmp_path / "received"
+    shutil.copytree(minirocket_runs["uni"]["run_dir"], copy)
+    return copy
+
+
+class Payload:
+    """Pickled into an object array, it would leave a marker when unpickled."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_object_array_in_model_npz_is_refused_and_never_runs(minirocket_runs, tmp_path):
+    run = tampered_copy(minirocket_runs, tmp_path)
+    marker = tmp_path / "PWNED"
+    arrays = dict(np.load(run / "model.npz"))
+    arrays["coef"] = np.array([Payload(str(marker))], dtype=object)
+    np.savez(run / "model.npz", **arrays)
+    with pytest.raises(DataError, match="model.npz' is damaged.*allow_pickle"):
+        seq.predict(run, minirocket_runs["uni"]["run_dir"].parent / "test.npz")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_shape"])
+def test_damaged_model_npz_is_reported(minirocket_runs, tmp_path, damage):
+    run = tampered_copy(minirocket_runs, tmp_path)
+    good = (run / "model.npz").read_bytes()
+    if damage == "wrong_shape":
+        arrays = dict(np.load(run / "model.npz"))
+        arrays["coef"] = arrays["coef"][:, :5]
+        np.savez(run / "model.npz", **arrays)
+    else:
+        (run / "model.npz").write_bytes(good[: len(good) // 2] if damage == "truncated" else b"\x00garbage" * 99)
+    with pytest.raises(DataError, match="model.npz' is damaged"):
+        seq.predict(run, minirocket_runs["uni"]["run_dir"].parent / "test.npz")
+
+
+def test_config_naming_another_model_is_refused(minirocket_runs, tmp_path):
+    import json
+
+    run = tampered_copy(minirocket_runs, tmp_path)
+    config = json.loads((run / "model.json").read_text())
+    config["model"] = "builtins.eval"
+    (run / "model.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="model.json' is damaged"):
+        seq.load_model(run)
+    config["model"] = "gru"  # a network's name: the arrays are not its weights
+    (run / "model.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="model.json' is damaged"):
+        seq.load_model(run)
+
+
+# ---------------------------------------------------------------- defaults and advice
+
+
+def test_default_sequence_classifier_is_minirocket():
+    spec = load_spec(SPECS / "gunpoint.yaml")
+    assert spec.model.name == "minirocket"
+    raw = {"name": "x", "task": "regression", "data": {"loader": "npz_series", "path": "a.npz"}}
+    assert spec_from_dict(raw).model.name == "gru"  # regression: the classical models are classifiers
+
+
+def test_normalization_advice_when_level_separates_the_classes(tmp_path):
+    X, L, y = shapes(45, np.random.default_rng(2), 1, False, level=True)
+    train = {"series": [X[i, :n] for i, n in enumerate(L)], "y": y}
+    [note] = advice.normalization_notes(train, "per_series")
+    assert "normalize=global" in note and "balanced accuracy" in note
+    assert advice.normalization_notes(train, "global") == []
+    X, L, y = shapes(45, np.random.default_rng(2), 1, False)
+    assert advice.normalization_notes({"series": [X[i, :n] for i, n in enumerate(L)], "y": y}, "per_series") == []
