@@ -124,7 +124,7 @@ def test_forecasting_flow_and_predict(tmp_path):
     spec = write_spec(tmp_path / "sales.yaml", {
         "name": "sales", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "sales.csv"},
         "validation": {"min_rows": 20},
-        "forecast": {"horizon": 6, "lookback": 12, "season": 6, "detrend": "difference"},
+        "forecast": {"horizon": 6, "lookback": 12, "season": 6, "detrend": "difference", "origins": 2, "ensemble": 2},
         "model": {"name": "gru", "hidden": 8, "front": "none"}, "train": {"epochs": 30, "batch_size": 8, "lr": 0.01}})
     out = tmp_path / "runs"
     assert run_cli("run", spec, "--out", out)[0] == 0

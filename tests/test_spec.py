@@ -104,7 +104,7 @@ def test_training_view_ignores_report_only_fields():
     ({"loader": "csv", "path": "x.csv", "target": "y"}, "regression", "ridge"),
     ({"loader": "digits"}, "classification", "cnn"),
     ({"loader": "ts", "path": "x.ts"}, "classification", "gru"),
-    ({"loader": "timeseries_csv", "path": "x.csv"}, "forecasting", "gru"),
+    ({"loader": "timeseries_csv", "path": "x.csv"}, "forecasting", "auto"),
 ])
 def test_a_spec_without_a_model_gets_one_suited_to_its_data(data, task, model):
     spec = spec_from_dict({"name": "t", "task": task, "data": data})

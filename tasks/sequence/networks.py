@@ -103,3 +103,14 @@ class RecurrentNet(nn.Module):
         else:
             out, _ = self.rnn(x)
         return self.head(self.drop(masked_pool(out, mask, self.pool)))
+
+
+class SeedEnsemble(nn.Module):
+    """The mean output of several networks of one architecture, trained from different seeds."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(*inputs) for m in self.members]).mean(0)
