@@ -88,7 +88,14 @@ def test_backtest_origins_are_inside_the_training_part():
     assert backtest.origins(100, 12, 3, 6, 20) == [76, 82, 88]
     assert backtest.origins(40, 12, 3, 12, 14) == [16, 28]  # an origin with too little history is dropped
     y = seasonal_series(60)[:, None]
-    bt = backtest.run({"naive": lambda h: np.repeat(h[-1:], 12, axis=0)}, y, [36, 48], 12)
+    fitted_on = []
+
+    def naive(past):  # fitted once, before the earliest origin; forecasts from each origin's history
+        fitted_on.append(len(past))
+        return lambda history: np.repeat(history[-1:], 12, axis=0)
+
+    bt = backtest.run({"naive": naive}, y, [36, 48], 12)
+    assert fitted_on == [36]
     assert bt.origins == [36, 48] and len(bt.errors["naive"]) == 2
     assert bt.errors["naive"][1] == pytest.approx(rmse(y[48:60, 0], np.repeat(y[47, 0], 12)))
     assert bt.mean("naive") == pytest.approx(np.mean(bt.errors["naive"]))

@@ -1,10 +1,13 @@
 """Rolling-origin backtesting inside the training part of a series.
 
-Each forecast origin cuts the training part: a candidate forecaster is fitted on the steps before
-the origin and forecasts the ``horizon`` steps after it, which are scored against the truth. The
-origins are the last ``count`` cut points, ``step`` apart (the latest leaves exactly ``horizon``
-steps after it), each with at least ``min_history`` steps before it. The test split is never
-touched: it stays for the final, untouched comparison in the report.
+The origins are the last ``count`` cut points of the training part, ``step`` apart (the latest
+leaves exactly ``horizon`` steps after it), each with at least ``min_history`` steps before it. A
+candidate forecaster is fitted once, on the steps before the earliest origin; at every origin it
+forecasts the ``horizon`` steps after it from the history up to that origin (statistical models
+re-run their filter with the fitted parameters, networks read their last ``lookback`` steps), and
+the forecast is scored against the truth. Fitting once (rolling origin with fixed parameters)
+treats every candidate alike and keeps the cost at one extra fit per candidate. The test split is
+never touched: it stays for the final comparison in the report.
 """
 
 from __future__ import annotations
@@ -60,15 +63,20 @@ class Backtest:
         return {"origins": self.origins, "horizon": self.horizon, "errors": self.errors, "failed": self.failed}
 
 
-def run(candidates: dict[str, Callable[[np.ndarray], np.ndarray]], values: np.ndarray, cuts: list[int],
+Forecast = Callable[[np.ndarray], np.ndarray]
+
+
+def run(candidates: dict[str, Callable[[np.ndarray], Forecast]], values: np.ndarray, cuts: list[int],
         horizon: int) -> Backtest:
-    """Score each candidate (a function: the history [t, C] -> the next ``horizon`` values [H, C]) at
-    each origin of ``cuts`` on ``values`` [n, C]. A candidate that raises DataError at an origin is
-    left out, with the reason in ``failed``."""
+    """Score each candidate at each origin of ``cuts`` on ``values`` [n, C]. A candidate is a function
+    that fits on a history [t, C] and returns its forecast function (a history -> the next
+    ``horizon`` values [H, C]). A candidate that raises DataError is left out, with the reason in
+    ``failed``."""
     bt = Backtest(origins=list(cuts), horizon=horizon)
-    for name, forecast in candidates.items():
+    for name, fit in candidates.items():
         errs = []
         try:
+            forecast = fit(values[:cuts[0]]) if cuts else None
             for o in cuts:
                 errs.append(rmse(values[o:o + horizon], forecast(values[:o])))
         except DataError as exc:

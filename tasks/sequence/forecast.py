@@ -280,13 +280,18 @@ def detect_season(level: np.ndarray, axis: TimeAxis) -> tuple[int, str]:
         return 1, f"no season: {len(level)} steps are too few to detect one"
     hint = axis.season()
     hint = hint if hint and len(level) >= 2 * hint else None  # two cycles to confirm one
-    r = acf(x, nlags=min(max(len(x) // 2, hint or 0), len(x) - 1), fft=True)
     band = max(1.96 / np.sqrt(len(x)), 0.2)  # the 95% band of white noise, and a floor against weak ripples
-    if hint and r[hint] > band:
-        return hint, f"season {hint} from the dates' frequency ({axis.freq}), autocorrelation {r[hint]:.2f} at lag {hint}"
-    peaks = [k for k in range(2, min(len(r) - 1, len(x) // 2 + 1)) if r[k] > band and r[k] >= r[k - 1] and r[k] >= r[k + 1]]
+    if hint:
+        # adjusted: unbiased at a long lag (a 24-step series has 11 pairs at lag 12)
+        r_hint = acf(x, nlags=min(hint, len(x) - 1), fft=True, adjusted=True)
+        if hint < len(r_hint) and r_hint[hint] > band:
+            return hint, (f"season {hint} from the dates' frequency ({axis.freq}), autocorrelation "
+                          f"{r_hint[hint]:.2f} at lag {hint}")
+    r = acf(x, nlags=len(x) // 2, fft=True)
+    peaks = [k for k in range(2, len(r) - 1) if r[k] > band and r[k] >= r[k - 1] and r[k] >= r[k + 1]]
     if peaks:
-        k = max(peaks, key=lambda i: r[i])
+        # the first peak near the highest: multiples of the season peak too
+        k = next(k for k in peaks if r[k] >= 0.8 * max(r[p] for p in peaks))
         return k, f"season {k} detected: autocorrelation peak {r[k]:.2f} at lag {k} (of the first differences)"
     return 1, "no season detected (no significant autocorrelation peak of the first differences)"
 
@@ -423,14 +428,14 @@ def candidate_config(spec: PipelineSpec, name: str) -> tuple[Any, Any]:
     return other, other.parse(given, where=f"model.options.{name}")
 
 
-def statistical_forecast(forecaster: statistical.Forecaster, fc: ForecastConfig, missing: str) -> Any:
-    """A backtest candidate: fit the statistical forecaster on a history, forecast the horizon."""
-    def run(history: np.ndarray) -> np.ndarray:
-        level = SeriesTransform(fc, missing).level(history)
-        state = statistical.fit_columns(forecaster, level, fc.season, fc.transform == "log")
-        return statistical.forecast(state, level, fc.horizon)
+def statistical_candidate(forecaster: statistical.Forecaster, fc: ForecastConfig, missing: str) -> Any:
+    """A backtest candidate: fit the statistical forecaster on a history; return its forecast function."""
+    def fit(past: np.ndarray) -> backtest.Forecast:
+        state = statistical.fit_columns(forecaster, SeriesTransform(fc, missing).level(past), fc.season,
+                                        fc.transform == "log")
+        return lambda history: statistical.forecast(state, SeriesTransform(fc, missing).level(history), fc.horizon)
 
-    return run
+    return fit
 
 
 def train_networks(past: np.ndarray, fc: ForecastConfig, spec: PipelineSpec, name: str, seeds: list[int],
@@ -481,12 +486,12 @@ def network_forecast(model: Any, tf: SeriesTransform, history: np.ndarray, sourc
 
 
 def network_candidate(spec: PipelineSpec, name: str, p: Plan) -> Any:
-    """A backtest candidate: train the seed ensemble of network ``name`` on a history, forecast the horizon."""
-    def run(history: np.ndarray) -> np.ndarray:
-        model, tf, _ = train_networks(history, p.fc, spec, name, list(range(spec.seed, spec.seed + p.ensemble)))
-        return network_forecast(model, tf, history)
+    """A backtest candidate: train the seed ensemble of network ``name`` on a history; return its forecast function."""
+    def fit(past: np.ndarray) -> backtest.Forecast:
+        model, tf, _ = train_networks(past, p.fc, spec, name, list(range(spec.seed, spec.seed + p.ensemble)))
+        return lambda history: network_forecast(model, tf, history)
 
-    return run
+    return fit
 
 
 # ---------------------------------------------------------------- fit
@@ -522,7 +527,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         notes.append(f"left out of the comparison: {', '.join(networks)} (no training window fits)")
         names = [n for n in names if n not in networks]
     runners = {n: network_candidate(spec, n, p) if is_network(n) else
-               statistical_forecast(candidate_config(spec, n)[0].build(candidate_config(spec, n)[1]), p.fc, missing)
+               statistical_candidate(candidate_config(spec, n)[0].build(candidate_config(spec, n)[1]), p.fc, missing)
                for n in names}
     bt = backtest.run(runners, past, p.origins, p.fc.horizon)
     notes += [f"{n} has no backtest score: {why}" for n, why in bt.failed.items()]
@@ -532,8 +537,11 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     baselines = {}
     for b in statistical.BASELINES:
         comp, options = candidate_config(spec, b)
-        baselines[b] = statistical.fit_columns(comp.build(options), SeriesTransform(p.fc, missing).level(past, source),
-                                               p.fc.season, log)
+        try:
+            baselines[b] = statistical.fit_columns(comp.build(options), SeriesTransform(p.fc, missing).level(
+                past, source), p.fc.season, log)
+        except DataError as exc:  # the report goes on with the baselines that fit
+            notes.append(f"baseline left out: {exc}")
     config = {"kind": "forecast", "task": "forecasting", "model": spec.model.name, "chosen": chosen,
               "forecast": p.fc.model_dump(mode="json"), "missing": missing, "time": meta["time"],
               "values": meta["values"], "loader_options": spec.data.options(), "baselines": baselines,
@@ -709,10 +717,10 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     test_rows = [{"forecaster": n + (" (chosen)" if n == config["chosen"] else ""),
                   **{k: round(v, 4) for k, v in s.items()}} for n, s in scores.items()]
     notes = [*split_ref.meta.get("notes", []), f"time: {axis.describe()}", *config.get("notes", [])]
-    if "rmse" in metrics:
+    if "rmse" in metrics and base:
         best = min(base, key=lambda b: scores[b].get("rmse", math.inf))
         notes.append(f"test RMSE {metrics['rmse']:.4g} ({config['chosen']}) vs the best baseline {best} "
-                     f"{scores[best]['rmse']:.4g}; seasonal naive {scores['seasonal_naive']['rmse']:.4g}")
+                     f"{scores[best]['rmse']:.4g}")
     tables = {"Forecast": rows, "Test: forecaster and baselines": test_rows,
               "Backtest on the training part (RMSE per origin)": bt.rows(axis.typed(train[tcol])), **history_tables}
     return Evaluation(metrics={k: float(v) for k, v in metrics.items() if not math.isnan(v)},

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError
 from trainflow.registry import component
 
+#: what statsmodels raises on a series it cannot fit (too short, constant, exactly periodic)
+FIT_ERRORS = (ValueError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError)
 BASELINES = ("naive", "seasonal_naive", "drift", "ets", "arima")
 #: every statistical forecaster, by name (also the registered model names)
 NAMES = ("naive", "seasonal_naive", "drift", "ets", "arima", "theta")
@@ -64,7 +66,11 @@ class Forecaster:
         """Fit on one column ``y`` (1-D, no NaN, already logged when ``log``); returns the state."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter of small fits; the AICc decides
-            form, params, aicc = _FIT[self.name](np.asarray(y, dtype=float), season, log, self.config)
+            try:
+                form, params, aicc = _FIT[self.name](np.asarray(y, dtype=float), season, log, self.config)
+            except FIT_ERRORS as exc:
+                raise DataError(f"{self.name} could not be fitted to a series of {len(y)} steps "
+                                f"({type(exc).__name__}: {exc}).") from None
         return {"name": self.name, "form": form, "params": [float(p) for p in params],
                 "aicc": None if aicc is None or not math.isfinite(aicc) else float(aicc)}
 
@@ -167,7 +173,7 @@ def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig) -> tu
             trend = "t" if order[1] + D == 1 else ("c" if order[1] + D == 0 else "n")
             try:
                 fitted = _fit_arima_form(y, _arima_form(order, s, trend), method="innovations_mle")
-            except (ValueError, np.linalg.LinAlgError):
+            except FIT_ERRORS:
                 continue  # an order the data cannot support; the others still count
             if best is None or _aicc(fitted[2]) < _aicc(best[2]):
                 best = fitted
@@ -226,7 +232,7 @@ def _fit_ets(y: np.ndarray, season: int, log: bool, config: EtsConfig) -> tuple[
             form = {"trend": trend, "damped": damped, "seasonal": seasonal, "season": season}
             try:
                 res = _ets(y, form).fit(disp=False)
-            except (ValueError, np.linalg.LinAlgError):
+            except FIT_ERRORS:
                 continue
             if best is None or _aicc(res.aicc) < _aicc(best[2]):
                 best = (form, np.asarray(res.params), float(res.aicc))
