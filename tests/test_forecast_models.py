@@ -166,7 +166,7 @@ def test_auto_picks_ets_where_ets_clearly_wins(tmp_path):
     means = {row["forecaster"]: row["mean RMSE"] for row in bt}
     assert means["ets"] < 0.8 * min(v for k, v in means.items() if k != "ets"), means
     assert len(bt[0]) == 2 + 3  # the forecaster, three origins, the mean
-    assert any("auto chose ets: the lowest mean backtest RMSE over 3 origin(s)" in n for n in ev.notes)
+    assert any("auto chose ets: the lowest mean backtest RMSE over 3 origin(s)" in n for n in model.meta["notes"])
     assert {"naive_rmse", "seasonal_naive_rmse", "drift_rmse", "ets_rmse", "arima_rmse"} <= set(ev.metrics)
     assert set(ev.plots) >= {"Forecast vs truth and baselines: v", "Backtest: mean RMSE per forecaster"}
 
@@ -178,7 +178,7 @@ def test_integer_years_stay_years_in_report_and_predict(tmp_path):
                                          model={"name": "theta"})
     assert [row["t"] for row in ev.tables["Forecast"]] == list(range(1952, 1960))
     assert any("time: whole numbers (step 1)" in n for n in ev.notes)
-    assert any("season 11 detected" in n for n in ev.notes), ev.notes
+    assert any("season 11 detected" in n for n in model.meta["notes"]), model.meta["notes"]
     pred = forecast.predict(run, path)
     assert pred["t"].tolist() == list(range(1960, 1968)) and pred["t"].dtype.kind == "i"
     assert not (run / "model.safetensors").exists()  # a statistical model is JSON only
@@ -191,6 +191,6 @@ def test_network_ensemble_is_saved_and_predicts(tmp_path):
         model={"name": "gru", "hidden": 4, "front": "none"}, train={"epochs": 2, "batch_size": 16})
     config = json.loads((run / "model.json").read_text())
     assert config["forecaster"] == "network" and config["ensemble"] == 5  # short series: five seeds by default
-    assert any("gru (the spec's model): mean backtest RMSE" in n for n in ev.notes)
+    assert any("gru (the spec's model): mean backtest RMSE" in n for n in model.meta["notes"])
     pred = forecast.predict(run, path)
     assert pred["t"].tolist()[:2] == ["2015-01", "2015-02"] and np.isfinite(pred["v"]).all()

@@ -716,7 +716,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         rows.append(row)
     test_rows = [{"forecaster": n + (" (chosen)" if n == config["chosen"] else ""),
                   **{k: round(v, 4) for k, v in s.items()}} for n, s in scores.items()]
-    notes = [*split_ref.meta.get("notes", []), f"time: {axis.describe()}", *config.get("notes", [])]
+    notes = [*split_ref.meta.get("notes", []), f"time: {axis.describe()}"]  # the fit's notes come with the model
     if "rmse" in metrics and base:
         best = min(base, key=lambda b: scores[b].get("rmse", math.inf))
         notes.append(f"test RMSE {metrics['rmse']:.4g} ({config['chosen']}) vs the best baseline {best} "
