@@ -55,6 +55,14 @@ CASES = {
                                  ["series.csv", "line 18", "repeats line 17"]),
     "horizon longer than the series": (lambda p: forecast_spec(p, SERIES, horizon=50), 3,
                                        ["forecast.horizon is 50", "has only 40 steps"]),
+    # the airline settings on 36 months: the sum names every part, and the fix keeps seasonal_difference off
+    "36 months with a network and the airline settings": (
+        lambda p: forecast_spec(p, "".join(SERIES.splitlines(keepends=True)[:37]), horizon=12, lookback=24,
+                                season=12, detrend="seasonal_difference"), 3,
+        ["series.csv' has 36 steps, too few for a network",
+         "12 test steps (forecast.horizon) + one training window: 12 (seasonal_difference lag) + 24 "
+         "(forecast.lookback) + 12 (the window's own horizon) = 60",
+         "detrend: difference with forecast.lookback: 11 or less", "model.name: auto"]),
 }
 
 
@@ -68,3 +76,15 @@ def test_forecast_loader_needs_the_forecasting_task(tmp_path, capsys):
     spec = forecast_spec(tmp_path, SERIES)
     rc, err = run_cli("run", spec, "--out", tmp_path / "runs", "--set", "task=classification", capsys=capsys)
     assert rc == 2 and "set 'task: forecasting'" in err
+
+
+def test_auto_with_an_unknown_candidate_is_a_spec_error(tmp_path, capsys):
+    (tmp_path / "series.csv").write_text(SERIES)
+    spec = write_spec(tmp_path / "spec.yaml", {
+        "name": "bad", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "series.csv"},
+        "model": {"name": "auto", "candidates": ["ets", "arimaa"], "options": {"gru": {"hidden": 4}}}})
+    rc, err = run_cli("run", spec, "--out", tmp_path / "runs", capsys=capsys)
+    assert rc == 2, err
+    assert "'model.candidates[1]' must be one of" in err and "(did you mean 'arima'?)" in err
+    assert "'model.options.gru': 'gru' is not among model.candidates (ets, arimaa)" in err
+    assert "Traceback" not in err

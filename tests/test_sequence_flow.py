@@ -124,7 +124,7 @@ def test_forecasting_flow_and_predict(tmp_path):
     spec = write_spec(tmp_path / "sales.yaml", {
         "name": "sales", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "sales.csv"},
         "validation": {"min_rows": 20},
-        "forecast": {"horizon": 6, "lookback": 12, "season": 6, "detrend": "difference"},
+        "forecast": {"horizon": 6, "lookback": 12, "season": 6, "detrend": "difference", "origins": 2, "ensemble": 2},
         "model": {"name": "gru", "hidden": 8, "front": "none"}, "train": {"epochs": 30, "batch_size": 8, "lr": 0.01}})
     out = tmp_path / "runs"
     assert run_cli("run", spec, "--out", out)[0] == 0
@@ -140,3 +140,40 @@ def test_forecasting_flow_and_predict(tmp_path):
     pred = pd.read_csv(pred_path)
     assert pred["month"].tolist() == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05", "2021-06"]
     assert len(pred) == 6 and pred["sales"].between(60, 120).all()
+
+
+def test_short_series_runs_with_default_settings_and_a_tampered_model_is_refused(tmp_path, capsys):
+    # 36 months, horizon 12, nothing else set: the season is detected, auto backtests and picks
+    t = np.arange(36)
+    values = 200 + 2 * t + 25 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(3).normal(0, 2, 36)
+    months = pd.date_range("2020-01-01", periods=36, freq="MS").strftime("%Y-%m")
+    pd.DataFrame({"month": months, "sales": values}).to_csv(tmp_path / "short.csv", index=False)
+    spec = write_spec(tmp_path / "short.yaml", {
+        "name": "short", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "short.csv"},
+        "validation": {"min_rows": 24}, "forecast": {"horizon": 12}})
+    out = tmp_path / "runs"
+    rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
+    assert rc == 0, err
+    [run] = complete_runs(out, "short")
+    m = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert {"rmse", "naive_rmse", "seasonal_naive_rmse", "drift_rmse", "ets_rmse", "arima_rmse"} <= set(m)
+    report = (run / "report.md").read_text()
+    assert "auto chose" in report and "season 12 from the dates' frequency" in report
+    assert "gru" in report and "no training window fits" in report  # the network is left out, and it says so
+    config = json.loads((run / "model.json").read_text())
+    assert config["forecaster"] == "statistical" and not (run / "model.safetensors").exists()
+
+    pred_path = tmp_path / "next.csv"
+    assert run_cli("predict", run, tmp_path / "short.csv", "--out", pred_path)[0] == 0
+    assert pd.read_csv(pred_path)["month"].tolist()[:2] == ["2023-01", "2023-02"]
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(run, tampered)
+    config["state"]["columns"][0]["params"] = ["__import__('os').system('echo owned')"]
+    (tampered / "model.json").write_text(json.dumps(config))
+    rc, err = run_cli("predict", tampered, tmp_path / "short.csv", "--out", tmp_path / "p.csv", capsys=capsys)
+    assert rc == 3 and f"'{tampered / 'model.json'}' is damaged" in err and "not finite numbers" in err, err
+    (tampered / "model.json").write_bytes(b"\x80\x04\x95pickle")  # a pickle in place of the JSON
+    rc, err = run_cli("predict", tampered, tmp_path / "short.csv", "--out", tmp_path / "p.csv", capsys=capsys)
+    assert rc == 3 and "is damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "p.csv").exists()

@@ -105,7 +105,7 @@ def test_training_view_ignores_report_only_fields():
     ({"loader": "digits"}, "classification", "cnn"),
     ({"loader": "ts", "path": "x.ts"}, "classification", "minirocket"),
     ({"loader": "ts", "path": "x.ts"}, "regression", "gru"),
-    ({"loader": "timeseries_csv", "path": "x.csv"}, "forecasting", "gru"),
+    ({"loader": "timeseries_csv", "path": "x.csv"}, "forecasting", "auto"),
 ])
 def test_a_spec_without_a_model_gets_one_suited_to_its_data(data, task, model):
     spec = spec_from_dict({"name": "t", "task": task, "data": data})

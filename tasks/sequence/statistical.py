@@ -1,0 +1,316 @@
+"""Statistical forecasters from statsmodels: the baselines and the selectable models.
+
+Baselines (in every forecast report): ``naive`` (the last value), ``seasonal_naive`` (the value one
+season earlier), ``drift`` (the last value plus the average step), all three as the ARIMA models
+they are (ARIMA(0,1,0), seasonal ARIMA(0,0,0)(0,1,0)s, ARIMA(0,1,0) with a linear trend). Models:
+``ets`` (exponential smoothing, the form chosen by AICc), ``arima`` (a small seasonal ARIMA order
+search by AICc, or a given order) and ``theta`` (the Theta method).
+
+A fitted forecaster is a JSON-able *state*: the model's form (orders, components, season, log) and
+its fitted parameters as plain numbers. Forecasting re-runs statsmodels' filter with those
+parameters over the history it is given (``theta``, whose two parameters are closed-form,
+re-estimates them), so a saved model holds data only: never a pickled results object.
+Each column of a multivariate series gets its own forecaster.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainflow.errors import DataError
+from trainflow.registry import component
+
+#: what statsmodels raises on a series it cannot fit (too short, constant, exactly periodic)
+FIT_ERRORS = (ValueError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError)
+BASELINES = ("naive", "seasonal_naive", "drift", "ets", "arima")
+#: every statistical forecaster, by name (also the registered model names)
+NAMES = ("naive", "seasonal_naive", "drift", "ets", "arima", "theta")
+
+
+class NoForecastOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EtsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trend: Literal["auto", "none", "add", "add_damped"] = Field(
+        "auto", description="auto: the lowest AICc of none / add / add_damped")
+    seasonal: Literal["auto", "none", "add", "mul"] = Field(
+        "auto", description="auto: the lowest AICc of none / add / mul (mul needs values > 0 and no log)")
+
+
+class ArimaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    order: tuple[int, int, int] | None = Field(None, description="(p, d, q); default: searched by AICc")
+    seasonal_order: tuple[int, int, int] | None = Field(
+        None, description="(P, D, Q) at the season; default: searched by AICc")
+
+
+class ThetaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    theta: float = Field(2.0, ge=1, description="Weight of the SES part (2 is the classic Theta method)")
+
+
+class Forecaster:
+    """A statistical forecaster by name and options: ``fit`` -> state (JSON), ``forecast(state, history)``."""
+
+    def __init__(self, name: str, config: BaseModel):
+        self.name, self.config = name, config
+
+    def fit(self, y: np.ndarray, season: int, log: bool) -> dict[str, Any]:
+        """Fit on one column ``y`` (1-D, no NaN, already logged when ``log``); returns the state."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter of small fits; the AICc decides
+            try:
+                form, params, aicc = _FIT[self.name](np.asarray(y, dtype=float), season, log, self.config)
+            except FIT_ERRORS as exc:
+                raise DataError(f"{self.name} could not be fitted to a series of {len(y)} steps "
+                                f"({type(exc).__name__}: {exc}).") from None
+        return {"name": self.name, "form": form, "params": [float(p) for p in params],
+                "aicc": None if aicc is None or not math.isfinite(aicc) else float(aicc)}
+
+
+def fit_columns(forecaster: Forecaster, level: np.ndarray, season: int, log: bool) -> dict[str, Any]:
+    """Fit ``forecaster`` to each column of ``level`` [t, C] (filled, logged): the saved state."""
+    return {"name": forecaster.name, "season": season, "log": log,
+            "columns": [forecaster.fit(level[:, c], season, log) for c in range(level.shape[1])]}
+
+
+def forecast(state: dict[str, Any], level: np.ndarray, horizon: int) -> np.ndarray:
+    """The next ``horizon`` values [H, C] after ``level`` [t, C] (filled, logged; the result is
+    exponentiated back when the state says log)."""
+    cols = state["columns"]
+    if len(cols) != level.shape[1]:
+        raise DataError(f"the saved {state['name']} forecaster has {len(cols)} column(s); the history has "
+                        f"{level.shape[1]}.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = np.column_stack([_FORECAST[c["name"]](c, level[:, i], horizon) for i, c in enumerate(cols)])
+    return np.exp(out) if state["log"] else out
+
+
+def check_state(state: Any) -> str | None:
+    """What is wrong with a saved forecaster state read from a file (None when it is usable)."""
+    if not isinstance(state, dict) or not isinstance(state.get("columns"), list) or not state["columns"]:
+        return "no 'columns' list of fitted forecasters"
+    if state.get("name") not in NAMES or not isinstance(state.get("log"), bool):
+        return f"unknown forecaster {state.get('name')!r}"
+    for c in state["columns"]:
+        if not isinstance(c, dict) or c.get("name") != state["name"]:
+            return "a column's forecaster does not match the model"
+        params = c.get("params")
+        if not isinstance(params, list) or not all(isinstance(p, (int, float)) and math.isfinite(p) for p in params):
+            return "parameters that are not finite numbers"
+        problem = _FORMS[c["name"]](c.get("form"), len(params))
+        if problem:
+            return problem
+    return None
+
+
+# ---------------------------------------------------------------- ARIMA family (baselines and arima)
+
+
+def _arima(y: np.ndarray, order: tuple[int, int, int], seasonal: tuple[int, int, int, int], trend: str) -> Any:
+    from statsmodels.tsa.arima.model import ARIMA
+
+    return ARIMA(y, order=order, seasonal_order=seasonal, trend=trend)
+
+
+def _arima_form(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -> dict[str, Any]:
+    return {"order": list(order), "seasonal_order": list(seasonal), "trend": trend}
+
+
+def _fit_arima_form(y: np.ndarray, form: dict[str, Any], method: str = "statespace") -> tuple[dict[str, Any], np.ndarray, float]:
+    res = _arima(y, tuple(form["order"]), tuple(form["seasonal_order"]), form["trend"]).fit(method=method)
+    return form, np.asarray(res.params), float(res.aicc)
+
+
+def _fit_fixed(form_of: Any) -> Any:
+    def fit(y: np.ndarray, season: int, log: bool, config: Any) -> tuple[dict[str, Any], np.ndarray, float]:
+        return _fit_arima_form(y, form_of(season))
+
+    return fit
+
+
+def _naive_form(season: int) -> dict[str, Any]:
+    return _arima_form((0, 1, 0), (0, 0, 0, 0), "n")
+
+
+def _seasonal_naive_form(season: int) -> dict[str, Any]:
+    if season < 2:
+        return _naive_form(season)  # no season: the last value
+    return _arima_form((0, 0, 0), (0, 1, 0, season), "n")
+
+
+def _drift_form(season: int) -> dict[str, Any]:
+    return _arima_form((0, 1, 0), (0, 0, 0, 0), "t")  # a trend in the levels is a constant step
+
+
+def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig) -> tuple[dict[str, Any], np.ndarray, float]:
+    """A given order, or the lowest AICc of a small search: d = 1, seasonal D = 1 when the series
+    holds three seasons, (p, q) and (P, Q) among a few low orders (the airline model is one of them).
+    The innovations MLE gives the state-space estimates (same AICc on airline) about 10x faster."""
+    seasonal = season >= 2 and len(y) >= 3 * season
+    if config.order is not None:
+        orders = [tuple(config.order)]
+    else:
+        orders = [(0, 1, 1), (1, 1, 0), (1, 1, 1)]
+    if not seasonal:
+        seasonals = [(0, 0, 0)]
+    elif config.seasonal_order is not None:
+        seasonals = [tuple(config.seasonal_order)]
+    else:
+        seasonals = [(0, 1, 1), (1, 1, 0)]
+    best = None
+    for order in orders:
+        for P, D, Q in seasonals:
+            s = (P, D, Q, season if (P, D, Q) != (0, 0, 0) else 0)
+            trend = "t" if order[1] + D == 1 else ("c" if order[1] + D == 0 else "n")
+            try:
+                fitted = _fit_arima_form(y, _arima_form(order, s, trend), method="innovations_mle")
+            except FIT_ERRORS:
+                continue  # an order the data cannot support; the others still count
+            if best is None or _aicc(fitted[2]) < _aicc(best[2]):
+                best = fitted
+    if best is None:
+        return _fit_arima_form(y, _drift_form(season))
+    return best
+
+
+def _aicc(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
+def _forecast_arima(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndarray:
+    f = col["form"]
+    model = _arima(y, tuple(f["order"]), tuple(f["seasonal_order"]), f["trend"])
+    return np.asarray(model.filter(np.asarray(col["params"])).forecast(horizon))
+
+
+def _check_arima_form(form: Any, n_params: int) -> str | None:
+    if not isinstance(form, dict) or form.get("trend") not in ("n", "c", "t"):
+        return "an ARIMA form without a valid trend"
+    for key, size in (("order", 3), ("seasonal_order", 4)):
+        v = form.get(key)
+        if not (isinstance(v, list) and len(v) == size and all(isinstance(i, int) and 0 <= i <= 400 for i in v)):
+            return f"an ARIMA '{key}' that is not {size} whole numbers"
+    p, _, q = form["order"]
+    P, _, Q, _ = form["seasonal_order"]
+    expected = p + q + P + Q + 1 + (form["trend"] != "n")
+    if n_params != expected:
+        return f"{n_params} ARIMA parameters where the order needs {expected}"
+    return None
+
+
+# ---------------------------------------------------------------- ETS
+
+
+def _ets(y: np.ndarray, form: dict[str, Any]) -> Any:
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    return ETSModel(y, error="add", trend=form["trend"], damped_trend=form["damped"], seasonal=form["seasonal"],
+                    seasonal_periods=form["season"] if form["seasonal"] else None)
+
+
+def _fit_ets(y: np.ndarray, season: int, log: bool, config: EtsConfig) -> tuple[dict[str, Any], np.ndarray, float]:
+    """The lowest AICc of the additive-error forms allowed by the options (seasonal forms need two seasons)."""
+    trends = {"none": [(None, False)], "add": [("add", False)], "add_damped": [("add", True)],
+              "auto": [(None, False), ("add", False), ("add", True)]}[config.trend]
+    can_season = season >= 2 and len(y) >= 2 * season + 2
+    seasonals = {"none": [None], "add": ["add"], "mul": ["mul"], "auto": ["add", None]}[config.seasonal]
+    if config.seasonal == "auto" and not log and (y > 0).all():
+        seasonals.append("mul")
+    seasonals = [s for s in seasonals if s is None or can_season] or [None]
+    best = None
+    for trend, damped in trends:
+        for seasonal in seasonals:
+            form = {"trend": trend, "damped": damped, "seasonal": seasonal, "season": season}
+            try:
+                res = _ets(y, form).fit(disp=False)
+            except FIT_ERRORS:
+                continue
+            if best is None or _aicc(res.aicc) < _aicc(best[2]):
+                best = (form, np.asarray(res.params), float(res.aicc))
+    if best is None:
+        raise DataError(f"ETS could not be fitted to a series of {len(y)} steps.")
+    return best
+
+
+def _forecast_ets(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndarray:
+    return np.asarray(_ets(y, col["form"]).smooth(np.asarray(col["params"])).forecast(horizon))
+
+
+def _check_ets_form(form: Any, n_params: int) -> str | None:
+    ok = (isinstance(form, dict) and form.get("trend") in (None, "add") and isinstance(form.get("damped"), bool)
+          and form.get("seasonal") in (None, "add", "mul") and isinstance(form.get("season"), int)
+          and 1 <= form["season"] <= 10_000)
+    return None if ok else "an ETS form that is not one trainflow fits"
+
+
+# ---------------------------------------------------------------- Theta
+
+
+def _theta_fit(y: np.ndarray, season: int, log: bool) -> Any:
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    deseason = season >= 2 and len(y) >= 2 * season
+    model = ThetaModel(y, period=season if deseason else 1, deseasonalize=deseason,
+                       method="additive" if log or (y <= 0).any() else "auto")
+    return model.fit(use_mle=False)
+
+
+def _fit_theta(y: np.ndarray, season: int, log: bool, config: ThetaConfig) -> tuple[dict[str, Any], np.ndarray, None]:
+    res = _theta_fit(y, season, log)
+    return {"theta": config.theta, "season": season, "log": log}, np.asarray(res.params), None
+
+
+def _forecast_theta(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndarray:
+    f = col["form"]  # two closed-form parameters: re-estimated on the history given
+    return np.asarray(_theta_fit(y, f["season"], f["log"]).forecast(horizon, theta=f["theta"]))
+
+
+def _check_theta_form(form: Any, n_params: int) -> str | None:
+    ok = (isinstance(form, dict) and isinstance(form.get("theta"), (int, float)) and form["theta"] >= 1
+          and isinstance(form.get("season"), int) and form["season"] >= 1 and isinstance(form.get("log"), bool))
+    return None if ok else "a Theta form that is not one trainflow fits"
+
+
+_FIT = {"naive": _fit_fixed(_naive_form), "seasonal_naive": _fit_fixed(_seasonal_naive_form),
+        "drift": _fit_fixed(_drift_form), "arima": _fit_arima, "ets": _fit_ets, "theta": _fit_theta}
+_FORECAST = {**{n: _forecast_arima for n in ("naive", "seasonal_naive", "drift", "arima")},
+             "ets": _forecast_ets, "theta": _forecast_theta}
+_FORMS = {**{n: _check_arima_form for n in ("naive", "seasonal_naive", "drift", "arima")},
+          "ets": _check_ets_form, "theta": _check_theta_form}
+
+
+# ---------------------------------------------------------------- components
+
+_SUMMARIES = {
+    "naive": ("Naive forecast: every future step repeats the last value (ARIMA(0,1,0)).", NoForecastOptions),
+    "seasonal_naive": ("Seasonal naive: each step repeats the value one season earlier (seasonal ARIMA "
+                       "(0,0,0)(0,1,0)).", NoForecastOptions),
+    "drift": ("Drift: the last value plus the average step of the training part (ARIMA(0,1,0) with trend).",
+              NoForecastOptions),
+    "ets": ("ETS exponential smoothing (statsmodels), error/trend/season form chosen by AICc.", EtsConfig),
+    "arima": ("Seasonal ARIMA (statsmodels), the order searched by AICc or given.", ArimaConfig),
+    "theta": ("The Theta method (statsmodels): SES with drift on the deseasonalized series.", ThetaConfig),
+}
+
+
+def _register(name: str) -> None:
+    summary, config = _SUMMARIES[name]
+
+    def build(config: BaseModel, **_: Any) -> Forecaster:
+        return Forecaster(name, config)
+
+    build.__doc__ = summary
+    component("model", name, config, tasks=("forecasting",), modality="forecast", statistical=True)(build)
+
+
+for _name in NAMES:
+    _register(_name)
