@@ -1,7 +1,7 @@
 """Branches: what one input of a multimodal pipeline is, in terms of its own modality.
 
 A branch is one named input read by a registered loader of some modality (image, tabular,
-sequence, audio, ...). Its adapter (:class:`Branch`) knows how that modality's loader output looks and
+sequence, audio). Its adapter (:class:`Branch`) knows how that modality's loader output looks and
 writes a split in the modality's own stored format, so that the modality's own ``fit`` and
 ``evaluate`` train and score the unimodal model (its preprocessing fitted on training rows only),
 and it turns the saved unimodal model back into what fusion needs:
@@ -399,3 +399,96 @@ class SequenceBranch(Branch):
         config = self._model(folder)[1]
         data = read_any(path, config["loader"], config.get("loader_options", {}))
         return Items(data.series, None, {"id": list(data.ids), "stem": [stem(i) for i in data.ids]})
+
+
+# ---------------------------------------------------------------- audio
+
+
+@register
+class AudioBranch(Branch):
+    """Clips (float32 mono waves at the loader's rate): the audio modality's features, normalisation
+    fitted on the training clips, and network; intermediate fusion uses the network's ``encode``."""
+
+    modality = "audio"
+    n_tensors = 2  # features [n, bins, frames] and the frame mask [n, frames]
+
+    def items(self, loaded: Any, options: dict[str, Any]) -> Items:
+        from trainflow.alerts import warn
+
+        ok = [i for i, info in enumerate(loaded.info) if info["readable"]]
+        if len(ok) < len(loaded.waves):  # data.unreadable: skip; such a clip has no wave to fuse
+            warn(f"{len(loaded.waves) - len(ok)} unreadable clip(s) of '{loaded.source}' left out of the join")
+        files = [loaded.files[i] for i in ok]
+        labels = None if loaded.labels is None else np.asarray([loaded.labels[i] for i in ok], dtype=str)
+        return Items([loaded.waves[i] for i in ok], labels, {"id": files, "stem": [stem(f) for f in files]},
+                     None if loaded.is_test is None else np.asarray(loaded.is_test)[ok],
+                     {"sample_rate": loaded.sample_rate, "source": loaded.source, "loader_options": options})
+
+    def take(self, data, idx):
+        return [data[int(i)] for i in idx]
+
+    def blank(self, data, n):
+        return [np.zeros_like(data[0]) for _ in range(n)]  # silence as long as a real clip
+
+    def concat(self, parts):
+        return [w for p in parts for w in p]
+
+    def save(self, data, path):
+        from trainflow.tasks.audio.modality import pack_waves
+
+        path = path.with_suffix(".npz")
+        save_npz(path, **pack_waves(data))
+        return path
+
+    def load(self, path):
+        from trainflow.tasks.audio.modality import waves_of
+
+        return waves_of(load_npz(path))
+
+    def write_split(self, data, labels, test, classes, meta, folder):
+        """The audio modality's stored clips (waves, offsets, labels) for each part."""
+        from trainflow.tasks.audio.modality import pack_waves, subset
+
+        arrays = {**pack_waves(data), "labels": np.asarray(labels, dtype=str)}
+        refs = {}
+        for part, mask in (("train", ~test), ("test", test)):
+            path = folder / f"{part}.npz"
+            save_npz(path, **subset(arrays, np.flatnonzero(mask)))
+            refs[part] = DataRef(path=str(path), digest=file_digest(path), modality="audio",
+                                 meta={**meta, "rows": int(mask.sum()), "notes": []})
+        return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": []})
+
+    def _model(self, folder):
+        from trainflow.tasks.audio.modality import load_model
+
+        return load_model(folder)
+
+    def proba(self, folder, data, classes):
+        from trainflow.tasks.audio.modality import probabilities
+
+        model, config = self._model(folder)
+        return aligned(probabilities(model, config, data, "cpu"), config["classes"], classes)
+
+    def tensors(self, folder, data):
+        import torch
+
+        from trainflow.tasks.audio.modality import features_of
+
+        x, mask = features_of(data, self._model(folder)[1])
+        return torch.from_numpy(x), torch.from_numpy(mask)
+
+    def features(self, folder, data):
+        return self.tensors(folder, data)[0].reshape(len(data), -1).numpy()  # the frame mask is implied
+
+    def encoder(self, folder, hidden, width):
+        from trainflow.tasks.audio.features import AudioFeatures
+        from trainflow.tasks.audio.networks import encoder_and_width
+
+        model, config = self._model(folder)
+        return encoder_and_width(model, AudioFeatures.model_validate(config["features"]).bins, config["frames"])
+
+    def read_new(self, path, folder, options):
+        from trainflow.tasks.audio.modality import new_clips
+
+        waves, names = new_clips(path, self._model(folder)[1])
+        return Items(waves, None, {"id": names, "stem": [stem(n) for n in names]})
