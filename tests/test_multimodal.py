@@ -21,14 +21,20 @@ from trainflow.tasks.common import load
 N = 160
 
 
-def write_data(folder: Path, n: int = N, ids: bool = False) -> dict[str, Path]:
-    rng = np.random.default_rng(0)
+def write_images(folder: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``images.npz``: n images of bit ``a``, labelled ``2*a + b``; returns ``b`` and the labels."""
     a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
     y = 2 * a + b
     x = rng.integers(0, 40, (n, 8, 8)).astype(np.uint8)
     x[a == 1, :4] += 150
     x[a == 0, 4:] += 150
     np.savez(folder / "images.npz", x=x, y=y)
+    return b, y
+
+
+def write_data(folder: Path, n: int = N, ids: bool = False) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    b, y = write_images(folder, n, rng)
     table = pd.DataFrame({"b": b + rng.normal(0, 0.1, n), "noise": rng.normal(size=n)})
     if ids:
         table.insert(0, "key", [str(i) for i in range(n)])
@@ -205,12 +211,7 @@ def write_tones_and_images(folder: Path, n: int = 96) -> dict[str, Path]:
     import soundfile as sf
 
     rng = np.random.default_rng(0)
-    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    y = 2 * a + b
-    x = rng.integers(0, 40, (n, 8, 8)).astype(np.uint8)
-    x[a == 1, :4] += 150
-    x[a == 0, 4:] += 150
-    np.savez(folder / "images.npz", x=x, y=y)
+    b, y = write_images(folder, n, rng)
     rate, t = 8000, np.arange(2000) / 8000
     (folder / "clips").mkdir()
     for i in range(n):

@@ -131,6 +131,26 @@ class Branch:
         raise NotImplementedError
 
 
+class NetworkBranch(Branch):
+    """A branch whose modality saves a network: its model is loaded with the modality module's
+    ``load_model`` and scored with its probability function (``proba_function``)."""
+
+    proba_function: ClassVar[str] = "probabilities"
+
+    def _modality_module(self) -> Any:
+        import importlib
+
+        return importlib.import_module(f"trainflow.tasks.{self.modality}.modality")
+
+    def _model(self, folder: str | Path) -> tuple[Any, dict[str, Any]]:
+        return self._modality_module().load_model(folder)
+
+    def proba(self, folder, data, classes):
+        model, config = self._model(folder)
+        scores = getattr(self._modality_module(), self.proba_function)(model, config, data, "cpu")
+        return aligned(scores, config["classes"], classes)
+
+
 def encoder_of(net: Any) -> tuple[Any, int]:
     """A copy of ``net`` without its output layer (the last layer of an ``nn.Sequential``, or a
     ``head`` attribute, which becomes the identity), and the width of its output."""
@@ -172,7 +192,7 @@ def _npz_split(folder: Path, arrays: dict[str, np.ndarray], test: np.ndarray, mo
 
 
 @register
-class ImageBranch(Branch):
+class ImageBranch(NetworkBranch):
     """Images (``[n, h, w, c]`` pixels): the image modality's scaling and CNN."""
 
     modality = "image"
@@ -189,17 +209,6 @@ class ImageBranch(Branch):
         return _npz_split(folder, {"x": data, "y": y}, test, "image",
                           {"classes": classes, "max_value": meta["max_value"], "shape": [h, w, c],
                            "source": meta["source"], "loader_options": meta["loader_options"]})
-
-    def _model(self, folder):
-        from trainflow.tasks.image.modality import load_model
-
-        return load_model(folder)
-
-    def proba(self, folder, data, classes):
-        from trainflow.tasks.image.modality import probabilities
-
-        model, config = self._model(folder)
-        return aligned(probabilities(model, config, data, "cpu"), config["classes"], classes)
 
     def tensors(self, folder, data):
         from trainflow.tasks.image.modality import to_tensor
@@ -325,11 +334,12 @@ class TabularBranch(Branch):
 
 
 @register
-class SequenceBranch(Branch):
+class SequenceBranch(NetworkBranch):
     """Series: the sequence modality's missing-value handling, z-normalization and network."""
 
     modality = "sequence"
     n_tensors = 2
+    proba_function = "outputs"
 
     def items(self, loaded: Any, options: dict[str, Any]) -> Items:
         is_test = np.asarray([f == "test" for f in loaded.fold]) if loaded.fold else None
@@ -366,17 +376,6 @@ class SequenceBranch(Branch):
         arrays = _pack(SeriesSet(data, list(labels), [str(i) for i in range(len(data))], meta.get("source", "")))
         return _npz_split(folder, arrays, test, "sequence", {"source": meta.get("source", "")})
 
-    def _model(self, folder):
-        from trainflow.tasks.sequence.modality import load_model
-
-        return load_model(folder)
-
-    def proba(self, folder, data, classes):
-        from trainflow.tasks.sequence.modality import outputs
-
-        model, config = self._model(folder)
-        return aligned(outputs(model, config, data, "cpu"), config["classes"], classes)
-
     def tensors(self, folder, data):
         import torch
 
@@ -405,7 +404,7 @@ class SequenceBranch(Branch):
 
 
 @register
-class AudioBranch(Branch):
+class AudioBranch(NetworkBranch):
     """Clips (float32 mono waves at the loader's rate): the audio modality's features, normalisation
     fitted on the training clips, and network; intermediate fusion uses the network's ``encode``."""
 
@@ -457,17 +456,6 @@ class AudioBranch(Branch):
             refs[part] = DataRef(path=str(path), digest=file_digest(path), modality="audio",
                                  meta={**meta, "rows": int(mask.sum()), "notes": []})
         return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": []})
-
-    def _model(self, folder):
-        from trainflow.tasks.audio.modality import load_model
-
-        return load_model(folder)
-
-    def proba(self, folder, data, classes):
-        from trainflow.tasks.audio.modality import probabilities
-
-        model, config = self._model(folder)
-        return aligned(probabilities(model, config, data, "cpu"), config["classes"], classes)
 
     def tensors(self, folder, data):
         import torch
