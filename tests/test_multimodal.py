@@ -21,14 +21,20 @@ from trainflow.tasks.common import load
 N = 160
 
 
-def write_data(folder: Path, n: int = N, ids: bool = False) -> dict[str, Path]:
-    rng = np.random.default_rng(0)
+def write_images(folder: Path, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``images.npz``: n images of bit ``a``, labelled ``2*a + b``; returns ``b`` and the labels."""
     a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
     y = 2 * a + b
     x = rng.integers(0, 40, (n, 8, 8)).astype(np.uint8)
     x[a == 1, :4] += 150
     x[a == 0, 4:] += 150
     np.savez(folder / "images.npz", x=x, y=y)
+    return b, y
+
+
+def write_data(folder: Path, n: int = N, ids: bool = False) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    b, y = write_images(folder, n, rng)
     table = pd.DataFrame({"b": b + rng.normal(0, 0.1, n), "noise": rng.normal(size=n)})
     if ids:
         table.insert(0, "key", [str(i) for i in range(n)])
@@ -194,3 +200,70 @@ def test_predict_needs_every_input_unless_masked(tmp_path):
     (tmp_path / "typo.yaml").write_text("imgae: images.npz\nextra: extra.csv\n")
     with pytest.raises(DataError, match="did you mean 'image'"):
         modality.get("multimodal").predict(run, tmp_path / "typo.yaml")
+
+
+# ---------------------------------------------------------------- an audio input
+
+
+def write_tones_and_images(folder: Path, n: int = 96) -> dict[str, Path]:
+    """Four classes ``2*a + b``: the 8x8 image shows bit ``a``, a 0.25 s tone (300 or 1200 Hz, with
+    noise) bit ``b``; clips listed in a manifest in row order, so ``join: position`` pairs them."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    b, y = write_images(folder, n, rng)
+    rate, t = 8000, np.arange(2000) / 8000
+    (folder / "clips").mkdir()
+    for i in range(n):
+        hz = (300.0, 1200.0)[b[i]] * rng.uniform(0.97, 1.03)
+        wave = 0.4 * np.sin(2 * np.pi * hz * t) + 0.05 * rng.normal(size=len(t))
+        sf.write(folder / "clips" / f"c{i:03d}.wav", wave.astype(np.float32), rate, subtype="PCM_16")
+    pd.DataFrame({"file": [f"clips/c{i:03d}.wav" for i in range(n)], "label": y}).to_csv(folder / "clips.csv",
+                                                                                      index=False)
+    return {"images": folder / "images.npz", "clips": folder / "clips.csv", "y": y}
+
+
+def audio_image_spec(paths: dict[str, Path], model: dict) -> dict:
+    raw = raw_spec({**paths, "extra": paths["clips"]}, model)
+    raw["data"]["inputs"] = {"image": raw["data"]["inputs"]["image"], "speech": {
+        "loader": "audio_manifest", "path": str(paths["clips"]), "sample_rate": 8000,
+        "model": {"name": "audio_cnn", "width": 4, "dense": 8, "padding": "same"},
+        "preprocess": {"audio": {"duration": 0.25, "n_mels": 16, "n_fft": 256, "hop_length": 128}}}}
+    return raw
+
+
+@pytest.mark.parametrize("model", [{"name": "intermediate_fusion", "hidden": 16}, {"name": "early_fusion"},
+                                   {"name": "late_fusion"}])
+def test_an_audio_input_is_a_branch_like_the_others(model, tmp_path):
+    paths = write_tones_and_images(tmp_path)
+    spec, data, split, ref, ev = run_stages(audio_image_spec(paths, model), tmp_path)
+    assert data.meta["inputs"]["speech"]["modality"] == "audio"
+    table = ev.tables["Fusion vs each input alone (same split)"]
+    assert table[2]["model"].startswith("speech alone (audio, audio_cnn)")
+    singles = [ev.metrics["branch_image_accuracy"], ev.metrics["branch_speech_accuracy"]]
+    assert max(singles) < 0.8  # each input alone tells one of the two bits
+    assert ev.metrics["accuracy"] >= max(singles) + 0.15, (ev.metrics, singles)
+    # the audio branch's normalisation was fitted on its training clips only
+    from trainflow import trust
+
+    config = trust.read_json(Path(ref.path) / "speech" / "model.json")
+    from trainflow.tasks.audio.modality import load_npz, waves_of
+    from trainflow.tasks.audio.features import AudioFeatures, fit_normalization, wave_features
+
+    pre = AudioFeatures.model_validate(config["features"])
+    train = split.meta["branches"]["speech"]["train"]["path"]
+    x, frames = wave_features(waves_of(load_npz(train)), 8000, pre)
+    assert np.allclose(config["normalization"]["mean"], fit_normalization(x, frames, pre).mean_, atol=1e-4)
+    # predict: new clips (a folder, read as the audio modality reads one) and new images, by position
+    run = tmp_path / "run"
+    run.mkdir()
+    modality.get("multimodal").export(ref, str(run))
+    np.savez(tmp_path / "new.npz", x=np.load(paths["images"])["x"][:8])
+    new = tmp_path / "new_clips"
+    new.mkdir()
+    for i in range(8):
+        (new / f"c{i:03d}.wav").write_bytes((tmp_path / "clips" / f"c{i:03d}.wav").read_bytes())
+    (tmp_path / "new.yaml").write_text("image: new.npz\nspeech: new_clips\n")
+    out = modality.get("multimodal").predict(run, tmp_path / "new.yaml")
+    assert len(out) == 8 and {"item", "prediction", "proba_0", "proba_3"} <= set(out.columns)
+    assert (out["prediction"].to_numpy() == paths["y"][:8].astype(str)).sum() >= 6, out

@@ -55,11 +55,16 @@ class AudioValidation(BaseModel):
 # ---------------------------------------------------------------- store & validate
 
 
+def pack_waves(waves: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Waveforms as two arrays: ``audio`` (all of them concatenated) and ``offsets`` (n + 1 bounds)."""
+    lengths = np.array([len(w) for w in waves], dtype=np.int64)
+    return {"audio": np.concatenate(waves) if len(waves) else np.zeros(0, np.float32),
+            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)}
+
+
 def pack(clips: Clips) -> dict[str, np.ndarray]:
     """The arrays of the stored ``.npz``: concatenated audio with offsets, names, labels, file facts."""
-    lengths = np.array([len(w) for w in clips.waves], dtype=np.int64)
-    arrays = {"audio": np.concatenate(clips.waves) if clips.waves else np.zeros(0, np.float32),
-              "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    arrays = {**pack_waves(clips.waves),
               "files": np.asarray(clips.files, dtype=str),
               "readable": np.array([i["readable"] for i in clips.info], dtype=bool),
               "file_rate": np.array([i["sample_rate"] for i in clips.info], dtype=np.int64),
@@ -82,11 +87,8 @@ def waves_of(arrays: dict[str, np.ndarray], idx: Any = None) -> list[np.ndarray]
 
 def subset(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     """The stored arrays of the clips ``idx`` only (same layout)."""
-    waves = waves_of(arrays, idx)
     out = {k: v[idx] for k, v in arrays.items() if k not in ("audio", "offsets", "is_test")}
-    out["audio"] = np.concatenate(waves) if waves else np.zeros(0, np.float32)
-    out["offsets"] = np.concatenate([[0], np.cumsum([len(w) for w in waves])]).astype(np.int64)
-    return out
+    return {**out, **pack_waves(waves_of(arrays, idx))}
 
 
 def store(clips: Clips, cache_dir: str, digest: str, config: Any) -> DataRef:

@@ -111,3 +111,26 @@ class ConvAutoencoderClassifier(nn.Module):
         if mode and self.freeze_encoder and not any(p.requires_grad for p in self.encoder.parameters()):
             self.encoder.eval()  # frozen: keep the pre-trained batch-norm statistics
         return self
+
+
+class Encoder(nn.Module):
+    """The ``encode(x, mask)`` path of an audio network as a module of its own: its embedding, for
+    another head (the multimodal fusion network's)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net.encode(x, mask)
+
+
+def encoder_and_width(net: nn.Module, bins: int, frames: int) -> tuple[Encoder, int]:
+    """:class:`Encoder` of ``net`` and the width of its embedding (one silent batch through it)."""
+    enc = Encoder(net)
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        width = enc(torch.zeros(1, bins, frames), torch.ones(1, frames)).shape[1]
+    net.train(was_training)
+    return enc, int(width)

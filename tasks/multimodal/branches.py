@@ -1,7 +1,7 @@
 """Branches: what one input of a multimodal pipeline is, in terms of its own modality.
 
 A branch is one named input read by a registered loader of some modality (image, tabular,
-sequence, audio, ...). Its adapter (:class:`Branch`) knows how that modality's loader output looks and
+sequence, audio). Its adapter (:class:`Branch`) knows how that modality's loader output looks and
 writes a split in the modality's own stored format, so that the modality's own ``fit`` and
 ``evaluate`` train and score the unimodal model (its preprocessing fitted on training rows only),
 and it turns the saved unimodal model back into what fusion needs:
@@ -131,6 +131,26 @@ class Branch:
         raise NotImplementedError
 
 
+class NetworkBranch(Branch):
+    """A branch whose modality saves a network: its model is loaded with the modality module's
+    ``load_model`` and scored with its probability function (``proba_function``)."""
+
+    proba_function: ClassVar[str] = "probabilities"
+
+    def _modality_module(self) -> Any:
+        import importlib
+
+        return importlib.import_module(f"trainflow.tasks.{self.modality}.modality")
+
+    def _model(self, folder: str | Path) -> tuple[Any, dict[str, Any]]:
+        return self._modality_module().load_model(folder)
+
+    def proba(self, folder, data, classes):
+        model, config = self._model(folder)
+        scores = getattr(self._modality_module(), self.proba_function)(model, config, data, "cpu")
+        return aligned(scores, config["classes"], classes)
+
+
 def encoder_of(net: Any) -> tuple[Any, int]:
     """A copy of ``net`` without its output layer (the last layer of an ``nn.Sequential``, or a
     ``head`` attribute, which becomes the identity), and the width of its output."""
@@ -172,7 +192,7 @@ def _npz_split(folder: Path, arrays: dict[str, np.ndarray], test: np.ndarray, mo
 
 
 @register
-class ImageBranch(Branch):
+class ImageBranch(NetworkBranch):
     """Images (``[n, h, w, c]`` pixels): the image modality's scaling and CNN."""
 
     modality = "image"
@@ -189,17 +209,6 @@ class ImageBranch(Branch):
         return _npz_split(folder, {"x": data, "y": y}, test, "image",
                           {"classes": classes, "max_value": meta["max_value"], "shape": [h, w, c],
                            "source": meta["source"], "loader_options": meta["loader_options"]})
-
-    def _model(self, folder):
-        from trainflow.tasks.image.modality import load_model
-
-        return load_model(folder)
-
-    def proba(self, folder, data, classes):
-        from trainflow.tasks.image.modality import probabilities
-
-        model, config = self._model(folder)
-        return aligned(probabilities(model, config, data, "cpu"), config["classes"], classes)
 
     def tensors(self, folder, data):
         from trainflow.tasks.image.modality import to_tensor
@@ -325,11 +334,12 @@ class TabularBranch(Branch):
 
 
 @register
-class SequenceBranch(Branch):
+class SequenceBranch(NetworkBranch):
     """Series: the sequence modality's missing-value handling, z-normalization and network."""
 
     modality = "sequence"
     n_tensors = 2
+    proba_function = "outputs"
 
     def items(self, loaded: Any, options: dict[str, Any]) -> Items:
         is_test = np.asarray([f == "test" for f in loaded.fold]) if loaded.fold else None
@@ -366,17 +376,6 @@ class SequenceBranch(Branch):
         arrays = _pack(SeriesSet(data, list(labels), [str(i) for i in range(len(data))], meta.get("source", "")))
         return _npz_split(folder, arrays, test, "sequence", {"source": meta.get("source", "")})
 
-    def _model(self, folder):
-        from trainflow.tasks.sequence.modality import load_model
-
-        return load_model(folder)
-
-    def proba(self, folder, data, classes):
-        from trainflow.tasks.sequence.modality import outputs
-
-        model, config = self._model(folder)
-        return aligned(outputs(model, config, data, "cpu"), config["classes"], classes)
-
     def tensors(self, folder, data):
         import torch
 
@@ -399,3 +398,85 @@ class SequenceBranch(Branch):
         config = self._model(folder)[1]
         data = read_any(path, config["loader"], config.get("loader_options", {}))
         return Items(data.series, None, {"id": list(data.ids), "stem": [stem(i) for i in data.ids]})
+
+
+# ---------------------------------------------------------------- audio
+
+
+@register
+class AudioBranch(NetworkBranch):
+    """Clips (float32 mono waves at the loader's rate): the audio modality's features, normalisation
+    fitted on the training clips, and network; intermediate fusion uses the network's ``encode``."""
+
+    modality = "audio"
+    n_tensors = 2  # features [n, bins, frames] and the frame mask [n, frames]
+
+    def items(self, loaded: Any, options: dict[str, Any]) -> Items:
+        from trainflow.alerts import warn
+
+        ok = [i for i, info in enumerate(loaded.info) if info["readable"]]
+        if len(ok) < len(loaded.waves):  # data.unreadable: skip; such a clip has no wave to fuse
+            warn(f"{len(loaded.waves) - len(ok)} unreadable clip(s) of '{loaded.source}' left out of the join")
+        files = [loaded.files[i] for i in ok]
+        labels = None if loaded.labels is None else np.asarray([loaded.labels[i] for i in ok], dtype=str)
+        return Items([loaded.waves[i] for i in ok], labels, {"id": files, "stem": [stem(f) for f in files]},
+                     None if loaded.is_test is None else np.asarray(loaded.is_test)[ok],
+                     {"sample_rate": loaded.sample_rate, "source": loaded.source, "loader_options": options})
+
+    def take(self, data, idx):
+        return [data[int(i)] for i in idx]
+
+    def blank(self, data, n):
+        return [np.zeros_like(data[0]) for _ in range(n)]  # silence as long as a real clip
+
+    def concat(self, parts):
+        return [w for p in parts for w in p]
+
+    def save(self, data, path):
+        from trainflow.tasks.audio.modality import pack_waves
+
+        path = path.with_suffix(".npz")
+        save_npz(path, **pack_waves(data))
+        return path
+
+    def load(self, path):
+        from trainflow.tasks.audio.modality import waves_of
+
+        return waves_of(load_npz(path))
+
+    def write_split(self, data, labels, test, classes, meta, folder):
+        """The audio modality's stored clips (waves, offsets, labels) for each part."""
+        from trainflow.tasks.audio.modality import pack_waves, subset
+
+        arrays = {**pack_waves(data), "labels": np.asarray(labels, dtype=str)}
+        refs = {}
+        for part, mask in (("train", ~test), ("test", test)):
+            path = folder / f"{part}.npz"
+            save_npz(path, **subset(arrays, np.flatnonzero(mask)))
+            refs[part] = DataRef(path=str(path), digest=file_digest(path), modality="audio",
+                                 meta={**meta, "rows": int(mask.sum()), "notes": []})
+        return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": []})
+
+    def tensors(self, folder, data):
+        import torch
+
+        from trainflow.tasks.audio.modality import features_of
+
+        x, mask = features_of(data, self._model(folder)[1])
+        return torch.from_numpy(x), torch.from_numpy(mask)
+
+    def features(self, folder, data):
+        return self.tensors(folder, data)[0].reshape(len(data), -1).numpy()  # the frame mask is implied
+
+    def encoder(self, folder, hidden, width):
+        from trainflow.tasks.audio.features import AudioFeatures
+        from trainflow.tasks.audio.networks import encoder_and_width
+
+        model, config = self._model(folder)
+        return encoder_and_width(model, AudioFeatures.model_validate(config["features"]).bins, config["frames"])
+
+    def read_new(self, path, folder, options):
+        from trainflow.tasks.audio.modality import new_clips
+
+        waves, names = new_clips(path, self._model(folder)[1])
+        return Items(waves, None, {"id": names, "stem": [stem(n) for n in names]})
