@@ -65,6 +65,19 @@ def test_regression_target_scaled_is_a_relabeling():
     assert leakage.relabelings(X, pd.Series(X["grams"] / 1000), "regression") == ["grams"]
 
 
+def test_relabelings_on_a_table_larger_than_the_sample_are_exact():
+    """Above leakage.MAX_ROWS rows a sample clears columns first: a relabeling is still found, and a
+    column that breaks the one-to-one map on a single row (which the sample may miss) is not named."""
+    rng = np.random.default_rng(0)
+    n = leakage.MAX_ROWS * 4
+    y = pd.Series(rng.choice(["a", "b", "c"], n))
+    X = pd.DataFrame({"code": y.map({"a": 1.0, "b": 2.0, "c": 3.0}), "noise": rng.normal(size=n)})
+    X.loc[::7, "code"] = np.nan  # missing values do not break the map
+    X["almost"] = y.map({"a": 1.0, "b": 2.0, "c": 3.0})
+    X.loc[n - 1, "almost"] = {"a": 2.0, "b": 3.0, "c": 1.0}[y.iloc[n - 1]]
+    assert leakage.relabelings(X, y, "classification") == ["code"]
+
+
 def test_error_policy_stops_with_the_alarms():
     with pytest.raises(ValidationFailed, match="(?s)features.leakage is 'error'.*'lab_code'"):
         leakage.raise_or_warn(["leakage: column 'lab_code' alone predicts the target"], spec(leakage="error"))

@@ -72,20 +72,43 @@ def single_feature_scores(X: Any, y: Any, task: str, seed: int = 0) -> dict[str,
             for col in X.columns}
 
 
-def relabelings(X: Any, y: Any, task: str) -> list[str]:
+def relabelings(X: Any, y: Any, task: str, seed: int = 0) -> list[str]:
     """Columns equal to the target up to renaming its values (regression: up to a linear map)."""
+    if task != "classification":
+        return [str(col) for col in X.columns if _linear_in(X[col], y)]
+    # A one-to-one map over all rows is one on every subset of them, so a sample that breaks it
+    # clears a column exactly; only the columns the sample cannot clear are checked on every row.
+    rows = np.random.default_rng(seed).choice(len(X), min(len(X), MAX_ROWS), replace=False)
+    return [str(col) for col in X.columns
+            if _one_to_one(X[col].iloc[rows], y.iloc[rows]) is not False and _one_to_one(X[col], y)]
+
+
+def _one_to_one(f: Any, y: Any) -> bool | None:
+    """Whether the non-missing pairs of ``f`` and ``y`` map one-to-one; None when ``f`` has under two
+    values there (no evidence either way)."""
     pd = _pd()
-    found = []
-    for col in X.columns:
-        pair = pd.DataFrame({"f": X[col].to_numpy(), "y": y.to_numpy()}).dropna()
-        if len(pair) < 2 or pair["f"].nunique() < 2:
-            continue
-        if task == "classification":
-            if (pair.groupby("f")["y"].nunique() == 1).all() and (pair.groupby("y")["f"].nunique() == 1).all():
-                found.append(str(col))
-        elif pd.api.types.is_numeric_dtype(pair["f"]) and abs(np.corrcoef(pair["f"], pair["y"])[0, 1]) > 1 - 1e-9:
-            found.append(str(col))
-    return found
+    fc, yc = pd.factorize(f, use_na_sentinel=True)[0], pd.factorize(y, use_na_sentinel=True)[0]
+    both = (fc >= 0) & (yc >= 0)
+    fc, yc = fc[both], yc[both]
+    n_f = len(np.unique(fc))
+    if n_f < 2:
+        return None
+    n_y, n_pairs = len(np.unique(yc)), len(np.unique(fc.astype(np.int64) * (int(yc.max()) + 1) + yc))
+    return n_pairs == n_f == n_y  # each value of f names one y, and each y one f
+
+
+def _linear_in(f: Any, y: Any) -> bool:
+    """Whether a numeric column is an exact linear function of a numeric target (non-missing pairs)."""
+    pd = _pd()
+    if not pd.api.types.is_numeric_dtype(f):
+        return False
+    fv, yv = f.to_numpy(dtype=float, na_value=np.nan), y.to_numpy(dtype=float, na_value=np.nan)
+    both = ~np.isnan(fv) & ~np.isnan(yv)
+    fv, yv = fv[both], yv[both]
+    if len(fv) < 2 or fv.min() == fv.max():
+        return False
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return bool(abs(np.corrcoef(fv, yv)[0, 1]) > 1 - 1e-9)
 
 
 def row_digests(df: Any) -> np.ndarray:
@@ -117,7 +140,7 @@ def table_alarms(train: Any, test: Any, target: str, spec: PipelineSpec) -> list
     """All alarms for a split table (features plus target), on the training split except the duplicate count."""
     X, y = train.drop(columns=[target]), train[target]
     alarms = []
-    relabeled = relabelings(X, y, spec.task)
+    relabeled = relabelings(X, y, spec.task, seed=spec.split.seed)
     alarms += [f"leakage: column '{c}' is the target '{target}' under other names (a one-to-one map between "
                f"their values); drop it unless it is known before the target is" for c in relabeled]
     scores = single_feature_scores(X.drop(columns=relabeled), y, spec.task, seed=spec.split.seed)
