@@ -63,7 +63,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     texts = normalise(train[TEXT], lowercase)
     labels = split_ref.train.meta.get("labels", [])
     if labels:  # multi-label: the 0/1 matrix, one sigmoid output per label (the neural base)
-        y, classes = train[labels].to_numpy(dtype=np.float32), labels
+        y, classes = np.array(train[labels], dtype=np.float32), labels  # a writable copy for torch
     else:
         y, classes = classes_and_targets(train[LABEL])
     vocab = Vocabulary(t.tokenizer, t.char_ngram, t.max_size, t.min_freq, t.max_length).fit(texts)
