@@ -132,6 +132,14 @@ def test_multilabel_metrics_and_their_direction():
     assert M.PRIMARY["multilabel"] == "micro_f1"
 
 
+def test_samples_f1_scores_a_rightly_empty_label_set_as_correct():
+    Y = np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]])
+    assert M.score(["samples_f1"], Y, Y.copy())["samples_f1"] == 1.0  # perfect predictions, empty rows included
+    P = np.array([[0, 1, 0], [1, 0, 1], [0, 0, 0]])  # a label predicted for a row that has none
+    assert M.score(["samples_f1"], Y, P)["samples_f1"] == pytest.approx(2 / 3)
+    assert M.score(["macro_f1"], Y, Y.copy())["macro_f1"] == pytest.approx(2 / 3)  # label 2 never true: 0
+
+
 def test_spec_problems_of_multilabel_labels():
     base = {"name": "x", "data": {"loader": "csv", "path": "d.csv"}}
     problems = []

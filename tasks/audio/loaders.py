@@ -39,6 +39,8 @@ class Clips:
     source: str
     is_test: np.ndarray | None = None
     groups: dict[str, list[str]] = field(default_factory=dict)  # named groups of the filename pattern
+    label_matrix: np.ndarray | None = None  # multi-label: [clips, labels] of 0/1 (then ``labels`` is None)
+    label_names: list[str] = field(default_factory=list)  # the columns of ``label_matrix``
 
 
 class AudioOptions(BaseModel):
@@ -85,6 +87,9 @@ class ManifestOptions(AudioOptions):
     path: str = Field(..., description="CSV file with one row per clip")
     file: str = Field("file", description="Column with the audio file path (relative to 'root')")
     label: str | None = Field("label", description="Column with the label (null: unlabelled)")
+    targets: list[str] | None = Field(None, description="Multi-label: the 0/1 label columns (task: multilabel); "
+                                                        "'label' is then not read")
+    separator: str | None = Field(None, description="Multi-label: 'label' holds labels joined by this, e.g. '|'")
     split: str | None = Field(None, description="Column that marks the fixed split (its test rows: 'test_value')")
     test_value: str = Field("test", description="Value of the split column that marks a test clip")
     root: str | None = Field(None, description="Folder the file paths are relative to; default: the CSV's folder")
@@ -256,13 +261,17 @@ def manifest_files(config: BaseModel) -> list[Path]:
 
 @component("loader", "audio_manifest", ManifestOptions, modality="audio", source_files=manifest_files)
 def load_audio_manifest(config: ManifestOptions) -> Clips:
-    """A CSV listing each clip's file, its label and optionally its split."""
+    """A CSV listing each clip's file, its label (multi-label: 0/1 columns or a delimited label) and
+    optionally its split."""
     from trainflow.tasks.common.load import existing_file, read_csv_file
     from trainflow.tasks.text.loaders import require_column
 
     path = existing_file(config.path)
     df = read_csv_file(path, na_values=[""], what="manifest")
-    for col, option in [(config.file, "data.file"), *([(config.label, "data.label")] if config.label else []),
+    multilabel = bool(config.targets or config.separator)
+    label = None if config.targets else config.label
+    for col, option in [(config.file, "data.file"), *([(label, "data.label")] if label else []),
+                        *((c, "data.targets") for c in config.targets or []),
                         *([(config.split, "data.split")] if config.split else [])]:
         require_column(df, col, path, option)
     root = Path(config.root).expanduser() if config.root else path.parent
@@ -272,8 +281,14 @@ def load_audio_manifest(config: ManifestOptions) -> Clips:
         if problem and config.unreadable == "error":
             raise DataError(f"The manifest '{path}' names the audio file '{df[config.file].iloc[row]}' (row {row + 1}, "
                             f"column '{config.file}'), which {problem} (looked for '{f}').")
-    labels = None
-    if config.label:
+    labels, matrix, names = None, None, []
+    if multilabel:  # the tabular parsing: 0/1 columns, or one delimited column
+        from trainflow.tasks.tabular.multilabel import labels_from_columns
+
+        marked = labels_from_columns(df.copy(), config.targets, config.label, config.separator, path)
+        names = marked.attrs["labels"]
+        matrix = marked[names].to_numpy()
+    elif config.label:
         if df[config.label].isna().any():
             row = int(np.flatnonzero(df[config.label].isna().to_numpy())[0])
             raise DataError(f"The manifest '{path}' has no label in row {row + 1} (column '{config.label}').")
@@ -281,4 +296,5 @@ def load_audio_manifest(config: ManifestOptions) -> Clips:
     is_test = (df[config.split].astype(str) == config.test_value).to_numpy() if config.split else None
     clips = _clips(files, root, labels, config, is_test=is_test)
     clips.files = df[config.file].astype(str).tolist()
+    clips.label_matrix, clips.label_names = matrix, names
     return clips

@@ -1,5 +1,8 @@
 """The audio modality: classification of clips by networks on log-mel or MFCC features.
 
+Multi-label (``task: multilabel``: a manifest's 0/1 label columns or one delimited label column) is a
+spec change: the neural base trains one sigmoid output per label and saves the thresholds.
+
 Clips travel between tasks as ``.npz`` files in the cache: every waveform (mono, at the loader's
 ``sample_rate``) concatenated in ``audio`` with ``offsets``, plus file names, labels, what each file
 held (rate, channels, duration, readable) and the fixed test split when the loader gives one.
@@ -30,6 +33,7 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.tabular import multilabel as ML
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
@@ -73,6 +77,8 @@ def pack(clips: Clips) -> dict[str, np.ndarray]:
               "error": np.asarray([i["error"] for i in clips.info], dtype=str)}
     if clips.labels is not None:
         arrays["labels"] = np.asarray(clips.labels, dtype=str)
+    if clips.label_matrix is not None:  # multi-label
+        arrays["Y"], arrays["label_names"] = clips.label_matrix, np.asarray(clips.label_names, dtype=str)
     if clips.is_test is not None:
         arrays["is_test"] = np.asarray(clips.is_test, dtype=bool)
     return arrays
@@ -87,7 +93,9 @@ def waves_of(arrays: dict[str, np.ndarray], idx: Any = None) -> list[np.ndarray]
 
 def subset(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     """The stored arrays of the clips ``idx`` only (same layout)."""
-    out = {k: v[idx] for k, v in arrays.items() if k not in ("audio", "offsets", "is_test")}
+    out = {k: v[idx] for k, v in arrays.items() if k not in ("audio", "offsets", "is_test", "label_names")}
+    if "label_names" in arrays:
+        out["label_names"] = arrays["label_names"]
     return {**out, **pack_waves(waves_of(arrays, idx))}
 
 
@@ -98,7 +106,9 @@ def store(clips: Clips, cache_dir: str, digest: str, config: Any) -> DataRef:
     skipped = [f"skipped unreadable audio file: {i['error']}" for i in clips.info if not i["readable"]]
     return DataRef(path=str(path), digest=digest, modality="audio", meta={
         "rows": len(clips.waves), "sample_rate": clips.sample_rate, "source": clips.source,
-        "labelled": clips.labels is not None, "predefined_test": clips.is_test is not None, "notes": skipped,
+        "labelled": clips.labels is not None or clips.label_matrix is not None,
+        **({"labels": clips.label_names} if clips.label_matrix is not None else {}),
+        "predefined_test": clips.is_test is not None, "notes": skipped,
         "loader_options": config.model_dump(mode="json")})
 
 
@@ -111,7 +121,8 @@ def level_db(wave: np.ndarray) -> float:
 
 
 def clip_table(arrays: dict[str, np.ndarray], silence_db: float) -> Any:
-    """One row per clip: file, label and its class count, readable, the file's sample rate, channels
+    """One row per clip: file, label and its class count (multi-label: a ``label <name>`` column per
+    label), readable, the file's sample rate, channels
     and duration (empty for an unreadable file), RMS level and whether it is silent."""
     import pandas as pd
 
@@ -128,6 +139,8 @@ def clip_table(arrays: dict[str, np.ndarray], silence_db: float) -> Any:
     if "labels" in arrays:
         table.insert(1, "label", arrays["labels"])
         table.insert(2, "class_count", table["label"].map(table["label"].value_counts()).astype(int))
+    if "Y" in arrays:
+        table = table.assign(**neural.label_columns(arrays["Y"], arrays["label_names"].tolist()))
     return table
 
 
@@ -165,8 +178,10 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
         if v.labels:
             checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": [str(x) for x in v.labels]},
                                 "validation.labels"))
-    elif spec.task == "classification":
-        raise DataError(f"'{ref.meta.get('source')}' has no labels; a classification pipeline needs one per clip.")
+    elif "Y" in arrays:
+        checks += neural.label_value_checks(ref.meta["labels"])
+    elif spec.task in ("classification", "multilabel"):
+        raise DataError(f"'{ref.meta.get('source')}' has no labels; a {spec.task} pipeline needs them for every clip.")
     checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
     silent = silent_files(table)
     if silent:
@@ -190,19 +205,24 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
 
     arrays = load_npz(ref.path)
     source = ref.meta.get("source")
-    if "labels" not in arrays:
-        raise DataError(f"'{source}' has no labels; a classification pipeline needs one per clip.")
+    multilabel = "Y" in arrays
+    if "labels" not in arrays and not multilabel:
+        raise DataError(f"'{source}' has no labels; a {spec.task} pipeline needs them for every clip.")
     notes = list(ref.meta.get("notes", []))
     silent = silent_files(clip_table(arrays, spec.audio_validation.silence_db))
     if silent:
         shown = ", ".join(silent[:SILENT_SHOWN]) + (f" and {len(silent) - SILENT_SHOWN} more" if len(silent) > SILENT_SHOWN else "")
         notes.append(f"{len(silent)} silent clip(s) (below {spec.audio_validation.silence_db:g} dBFS), kept: {shown}")
     usable = np.flatnonzero(arrays["readable"])
-    y = arrays["labels"]
+    y = arrays["Y"] if multilabel else arrays["labels"]
     if "is_test" in arrays:
         test = arrays["is_test"][usable]
         train_idx, test_idx = usable[~test], usable[test]
         notes.append(f"fixed split from the loader: {len(train_idx)} train / {len(test_idx)} test clips")
+    elif multilabel:  # iterative stratification over the labels
+        tr, te, how = ML.split_indices(y[usable].astype(np.int64), spec)
+        train_idx, test_idx = usable[tr], usable[te]
+        notes.append(how)
     else:
         _, counts = np.unique(y[usable], return_counts=True)
         stratify = y[usable] if spec.split.stratify and counts.min() >= 2 else None
@@ -216,7 +236,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(waves_of(arrays, train_idx)),
                                                            leakage.item_digests(waves_of(arrays, test_idx)), "clips"),
                                    spec)
-    M.require_scorable_test(y[train_idx], y[test_idx], f"'{source}'")
+    if not multilabel:
+        M.require_scorable_test(y[train_idx], y[test_idx], f"'{source}'")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="is_test" in arrays)
     folder = Path(cache_dir) / "splits" / key[:16]
     refs, counts = {}, {}
@@ -225,7 +246,11 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         save_npz(path, **subset(arrays, idx))
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="audio",
                              meta={**ref.meta, "rows": int(len(idx))})
-        counts[name] = {str(k): int(c) for k, c in zip(*np.unique(y[idx], return_counts=True))}
+        if not multilabel:
+            counts[name] = {str(k): int(c) for k, c in zip(*np.unique(y[idx], return_counts=True))}
+    if multilabel:
+        positives = neural.label_positives(y, ref.meta["labels"], train_idx, test_idx)
+        return SplitRef(train=refs["train"], test=refs["test"], meta={"label_counts": positives, "notes": notes})
     return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
 
 
@@ -270,7 +295,11 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     quiet = x[np.argmin(frames), :, -1].tolist() if x.shape[2] > frames.min() else None
     norm = fit_normalization(x, frames, pre)
     x = norm.transform(x)
-    y, classes = targets(arrays["labels"], "classification", meta.get("source", ""))
+    multilabel = "Y" in arrays  # one sigmoid output per label; the target is the 0/1 matrix
+    if multilabel:
+        y, classes = arrays["Y"].astype(np.float32), meta["labels"]
+    else:
+        y, classes = targets(arrays["labels"], "classification", meta.get("source", ""))
     mask = frame_mask(frames, x.shape[2])
     length = f"pad/trim to {pre.duration:g} s" if pre.duration else "lengths kept (padded with a mask)"
     steps = [f"mono, resampled to {rate} Hz", length,
@@ -285,8 +314,9 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         build={"bins": int(x.shape[1]), "frames": int(x.shape[2]), "n_classes": len(classes)},
         config={"kind": "audio", "classes": classes, "sample_rate": rate, "features": pre.model_dump(mode="json"),
                 "frames": int(x.shape[2]), "quiet": quiet, "normalization": norm.state(),
-                "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES))},
-        steps=steps, task="classification", augment=augment, meta={"classes": classes})
+                "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES)),
+                **({"labels": classes} if multilabel else {})},
+        steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes})
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -304,7 +334,8 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 
 def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], device: str = "auto") -> np.ndarray:
-    """Class probabilities [n, k] of decoded clips, computed on ``device`` (auto: the GPU when there is one)."""
+    """Class probabilities [n, k] (multi-label: per label) of decoded clips, computed on ``device``
+    (auto: the GPU when there is one)."""
     import torch
 
     from trainflow.tasks.common.training import predict as forward
@@ -312,7 +343,7 @@ def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], d
 
     x, mask = features_of(waves, config)
     out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
-    return out.softmax(1).numpy()
+    return neural.probabilities(out, config)
 
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
@@ -321,6 +352,10 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
 
     model, config = load_model(model_ref.path)
     arrays = load_npz(split_ref.test.path)
+    if config.get("task") == "multilabel":
+        proba = probabilities(model, config, waves_of(arrays), spec.train.device)
+        return neural.label_evaluation(model_ref, config, arrays["Y"].astype(np.int64), proba, split_ref, spec,
+                                       plots_dir)
     classes = config["classes"]
     notes = list(split_ref.meta.get("notes", []))
     y, _ = targets(arrays["labels"], "classification", "", classes)
@@ -362,10 +397,12 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
-    """The predicted class and class probabilities of each new clip."""
+    """The predicted class and class probabilities of each new clip (multi-label: a 0/1 column and a
+    probability column per label, the saved thresholds applied)."""
     model, config = load_model(run_dir)
     waves, names = new_clips(Path(input_path), config)
-    return neural.prediction_frame("file", names, probabilities(model, config, waves), config["classes"])
+    return neural.prediction_frame("file", names, probabilities(model, config, waves), config["classes"],
+                                   config.get("thresholds"))
 
 
 # ---------------------------------------------------------------- the modality
@@ -379,13 +416,15 @@ class Audio(NeuralModality, stages_from=__name__):
     Features are normalised with training statistics; SpecAugment masks training batches only."""
 
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
-    default_models = {"classification": "audio_cnn"}
+    default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
-        """The device; a CNN that would shrink fixed-length spectrograms to nothing."""
+        """The device; multi-label labels where the task wants them; a CNN that would shrink
+    fixed-length spectrograms to nothing."""
         from trainflow.tasks.image.networks import cnn_shape
 
-        problems = super().spec_problems(spec)
+        problems = super().spec_problems(spec) + ML.label_source_problems(
+            spec.data.options(), spec.task, target="label", hint=" of the 'audio_manifest' loader")
         pre = spec.preprocess.audio
         rate = spec.data.options().get("sample_rate", 16000)
         if spec.model.name == "audio_cnn" and pre.duration and isinstance(rate, int) \

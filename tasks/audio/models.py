@@ -16,7 +16,7 @@ from trainflow.registry import component
 from trainflow.tasks.image.networks import CnnConfig, build_cnn
 from trainflow.tasks.sequence.models import RecurrentConfig, _recurrent
 
-TASKS = ("classification",)
+TASKS = ("classification", "multilabel")  # multi-label: one sigmoid output per label
 
 
 @component("model", "audio_cnn", CnnConfig, tasks=TASKS, modality="audio", random=True)

@@ -174,10 +174,13 @@ def _f1(average: str):
     def metric(y_true, y_pred, proba=None, labels=None) -> float:
         from sklearn.metrics import f1_score
 
-        return float(f1_score(y_true, y_pred, average=average, zero_division=0))
+        # samples: a row with no true and no predicted label is predicted perfectly (F1 1, not 0);
+        # micro/macro: a label never true nor predicted scores 0, as scikit-learn's usual warning case
+        return float(f1_score(y_true, y_pred, average=average, zero_division=1 if average == "samples" else 0))
 
     metric.__doc__ = {"micro": "F1 over all label assignments pooled.", "macro": "F1 averaged over labels.",
-                      "samples": "F1 averaged over rows (each row's label set)."}[average]
+                      "samples": "F1 averaged over rows (each row's label set; an empty set predicted "
+                                 "empty scores 1)."}[average]
     return metric
 
 

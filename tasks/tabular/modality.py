@@ -623,17 +623,10 @@ ResampleSpec = choice("ResampleSpec", "sampler", "method", "none", "none | class
 def multilabel_problems(spec: PipelineSpec) -> list[str]:
     """Labels given the multi-label way exactly when the task is multilabel; no sampler for label matrices."""
     options = spec.data.options()
-    given = bool(options.get("targets") or options.get("separator") or spec.data.loader == "arff")
+    problems = ML.label_source_problems(options, spec.task, spec.data.loader == "arff", hint=", or the 'arff' loader")
     if spec.task != "multilabel":
-        return [f"'data.{k}' is for multi-label labels; set 'task: multilabel' (the task is {spec.task!r})."
-                for k in ("targets", "separator") if options.get(k)]
-    problems = []
-    if not given:
-        problems.append("'task' is 'multilabel', so give the labels: 'data.targets' (0/1 columns), 'data.target' "
-                        "with 'data.separator' (one delimited column), or the 'arff' loader.")
-    if options.get("separator") and not options.get("target"):
-        problems.append("'data.separator' splits the labels of 'data.target'; name that column in 'data.target'.")
-    if options.get("targets") and options.get("target"):
+        return problems
+    if options.get("targets") and options.get("target") and not options.get("separator"):
         problems.append("give the labels as 'data.targets' or as 'data.target' with 'data.separator', not both.")
     if spec.preprocess.resample.method not in ("none", "class_weight"):
         problems.append(f"'preprocess.resample.method' {spec.preprocess.resample.method!r} resamples one target; "

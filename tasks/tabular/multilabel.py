@@ -63,6 +63,47 @@ def expand_delimited(df: Any, target: str, separator: str, path: Path) -> Any:
     return with_labels(pd.concat([df.drop(columns=[target]), matrix], axis=1), labels)
 
 
+def labels_from_columns(df: Any, targets: list[str] | None, target: str | None, separator: str | None,
+                        path: Path, option: str = "data.target") -> Any:
+    """``df`` with its labels as 0/1 columns, marked multi-label (:func:`with_labels`): the columns
+    ``targets`` as numbers (a gap or a non-number is a DataError naming the column and row; numbers
+    other than 0/1 are left for validation), or the delimited column ``target`` split by ``separator``
+    (``option`` names that column's spec field in messages). ``df`` unchanged when neither is given."""
+    pd = __import__("pandas")
+    if separator and target:
+        return expand_delimited(df, target, separator, path)
+    if not targets:
+        return df
+    for col in targets:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"The label column '{col}' (data.targets) of '{path}' holds {df[col].iloc[row]!r} in "
+                            f"row {row + 1}; a multi-label column holds 0 or 1 in every row.")
+        df[col] = values.astype("int64") if (values == values.round()).all() else values
+    return with_labels(df, targets)
+
+
+def label_source_problems(options: dict[str, Any], task: str, builtin: bool = False, target: str = "target",
+                          hint: str = "") -> list[str]:
+    """Labels given the multi-label way (``data.targets``, or ``data.<target>`` with ``data.separator``;
+    ``builtin``: the loader gives them itself) exactly when the task is multilabel. ``target``: the
+    loader's single-label column option; ``hint``: other ways the modality takes multi-labels."""
+    if task != "multilabel":
+        return [f"'data.{k}' is for multi-label labels; set 'task: multilabel' (the task is {task!r})."
+                for k in ("targets", "separator") if options.get(k)]
+    problems = []
+    if not (options.get("targets") or options.get("separator") or builtin):
+        problems.append(f"'task' is 'multilabel', so give the labels: 'data.targets' (0/1 columns) or 'data.{target}' "
+                        f"with 'data.separator' (one delimited column){hint}.")
+    if options.get("separator") and not options.get(target):
+        problems.append(f"'data.separator' splits the labels of 'data.{target}'; name that column in 'data.{target}'.")
+    if options.get("targets") and options.get("separator"):
+        problems.append(f"give the labels as 'data.targets' or as 'data.{target}' with 'data.separator', not both.")
+    return problems
+
+
 def read_arff(path: Path, labels: list[str] | None) -> tuple[Any, list[str]]:
     """An ARFF file as a frame and its label attributes: ``labels`` when given, else the MEKA
     ``-C n`` relation option (n > 0: the first n attributes; n < 0: the last -n); none otherwise."""

@@ -26,6 +26,8 @@ class TextTableConfig(BaseModel):
     path: str = Field(..., description="CSV, TSV (.tsv/.tab) or Parquet file")
     text: str = Field("text", description="Column holding the documents")
     target: str | None = Field(None, description="Column holding the labels")
+    targets: list[str] | None = Field(None, description="Multi-label: the 0/1 label columns (task: multilabel)")
+    separator: str | None = Field(None, description="Multi-label: 'target' holds labels joined by this, e.g. '|'")
     keep: list[str] = Field([], description="Columns copied beside the predictions (e.g. an id)")
     delimiter: str | None = Field(None, description="Field delimiter; default: tab for .tsv/.tab, else ','")
     quoting: Literal["minimal", "none"] = Field(
@@ -60,14 +62,20 @@ def load_text_table(config: TextTableConfig) -> Any:
     path = existing_file(config.path)
     df = read_text_table(path, config)
     for col, option in [(config.text, "data.text"), *([(config.target, "data.target")] if config.target else []),
-                        *((c, "data.keep") for c in config.keep)]:
+                        *((c, "data.targets") for c in config.targets or []), *((c, "data.keep") for c in config.keep)]:
         require_column(df, col, path, option)
     out = df[list(config.keep)].copy()
     out.insert(0, TEXT, df[config.text].fillna("").astype(str))
-    if config.target:
-        out.insert(1, LABEL, df[config.target].where(df[config.target].notna(), None).astype(object))
     if not out[TEXT].str.strip().any():
         raise DataError(f"Every text of the column '{config.text}' of '{path}' is empty (data.text).")
+    if config.targets or config.separator:  # multi-label: one 0/1 column per label after the text
+        from trainflow.tasks.tabular.multilabel import labels_from_columns
+
+        labelled = [c for c in (config.targets or [config.target]) if c]
+        out = out.join(df[[c for c in labelled if c not in out.columns]])
+        return labels_from_columns(out, config.targets, config.target, config.separator, path)
+    if config.target:
+        out.insert(1, LABEL, df[config.target].where(df[config.target].notna(), None).astype(object))
     return out
 
 

@@ -9,6 +9,11 @@ trusted types; ``schema.json`` holds what prediction needs (normalisation, class
 The neural models (``text_gru``, ``text_lstm``, ``text_cnn``) take the path of
 :mod:`trainflow.tasks.text.neural_text` (vocabulary, token ids, the shared training loop); evaluation
 and prediction are the same for both kinds.
+
+Multi-label (``task: multilabel``, labels as 0/1 columns or one delimited column of a ``text_table``)
+is a spec change: a TF-IDF model becomes binary relevance (one classifier per label, scikit-learn's
+``OneVsRestClassifier``), a network gets one sigmoid output per label (the neural base); either way
+the thresholds are saved with the model and applied at evaluation and predict time.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.tabular import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT
 from trainflow.tasks.text.neural_text import TokenPreprocess
 
@@ -49,6 +55,7 @@ PIPELINE_TYPES = frozenset({
     "sklearn.pipeline.Pipeline", "sklearn.feature_extraction.text.TfidfVectorizer",
     "sklearn.feature_extraction.text.TfidfTransformer",
     "imblearn.pipeline.Pipeline", "imblearn.over_sampling._random_over_sampler.RandomOverSampler",
+    "sklearn.multiclass.OneVsRestClassifier", "sklearn.preprocessing._label.LabelBinarizer",  # multi-label
 })
 
 
@@ -97,19 +104,24 @@ def normalise(texts: Any, lowercase: bool = True) -> list[str]:
 
 def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save the loaded documents as Parquet in the cache, named by the source's digest."""
+    labels = df.attrs.get("labels") or []  # multi-label: its 0/1 label columns
     path = store_parquet(df, cache_dir, digest)
-    kept = [c for c in df.columns if c not in (TEXT, LABEL)]
+    kept = [c for c in df.columns if c not in (TEXT, LABEL, *labels)]
     return DataRef(path=str(path), digest=digest, modality="text",
-                   meta={"rows": len(df), "labelled": LABEL in df.columns, "source": getattr(config, "path", ""),
-                         "text_column": getattr(config, "text", TEXT), "keep": kept})
+                   meta={"rows": len(df), "labelled": LABEL in df.columns or bool(labels),
+                         "source": getattr(config, "path", ""), "text_column": getattr(config, "text", TEXT),
+                         "keep": kept, **({"labels": labels} if labels else {})})
 
 
-def document_table(df: Any, lowercase: bool = True) -> Any:
-    """One row per document: its normalised text, token (whitespace-separated) count, label and its class's share."""
+def document_table(df: Any, lowercase: bool = True, labels: list[str] = ()) -> Any:
+    """One row per document: its normalised text, token (whitespace-separated) count, label and its
+    class's share (multi-label: a ``label <name>`` column per label of ``labels``)."""
     import pandas as pd
 
     texts = normalise(df[TEXT], lowercase)
     table = pd.DataFrame({"text": texts, "tokens": [len(t.split()) for t in texts]})
+    if labels:
+        return table.assign(**neural.label_columns(df[labels].to_numpy(), labels))
     if LABEL in df.columns:
         table["label"] = df[LABEL].to_numpy()
         table["class_share"] = table["label"].map(table["label"].value_counts(normalize=True)).astype(float)
@@ -119,7 +131,8 @@ def document_table(df: Any, lowercase: bool = True) -> Any:
 def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """GX checks of the per-document table; raises ValidationFailed listing the failures."""
     v, t = spec.validation, spec.text_validation
-    table = document_table(read_parquet(ref.path), spec.preprocess.text.lowercase)
+    labels = ref.meta.get("labels", [])
+    table = document_table(read_parquet(ref.path), spec.preprocess.text.lowercase, labels)
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
               Check("ExpectColumnValuesToBeBetween", {"column": "tokens", "min_value": t.min_tokens,
                                                       "max_value": t.max_tokens},
@@ -127,6 +140,7 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
               Check("ExpectColumnProportionOfUniqueValuesToBeBetween",
                     {"column": "text", "min_value": 1 - t.max_duplicate_share},
                     f"text_validation.max_duplicate_share is {t.max_duplicate_share}")]
+    checks += neural.label_value_checks(labels)
     if "label" in table.columns:
         checks += [Check("ExpectColumnValuesToNotBeNull", {"column": "label"}, "every document needs a label"),
                    Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
@@ -149,28 +163,38 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
 
     source = ref.meta.get("source") or ref.path
     df = read_parquet(ref.path, keep=False)
-    if LABEL not in df.columns:
+    labels = ref.meta.get("labels", [])
+    if LABEL not in df.columns and not labels:
         raise DataError(f"Training needs labels: set data.target to the label column of '{source}'.")
-    df = df.assign(**{LABEL: df[LABEL].astype(str)})
+    if not labels:
+        df = df.assign(**{LABEL: df[LABEL].astype(str)})
     notes = []
     normal = normalise(df[TEXT], spec.preprocess.text.lowercase)
     if spec.preprocess.text.deduplicate:
         keep = ~_series(normal).duplicated().to_numpy()
         notes.append(f"deduplicate: {int((~keep).sum())} repeated texts dropped of {len(df)}")
         df, normal = df[keep].reset_index(drop=True), [n for n, k in zip(normal, keep) if k]
-    y = df[LABEL]
-    counts = y.value_counts()
-    stratify = y if spec.split.stratify and counts.min() >= 2 else None
-    train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
-                                   stratify=stratify, shuffle=True)
+    if labels:  # iterative stratification over the labels
+        train, test, how = ML.split_rows(df, labels, spec)
+        notes += how
+    else:
+        y = df[LABEL]
+        counts = y.value_counts()
+        stratify = y if spec.split.stratify and counts.min() >= 2 else None
+        train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
+                                       stratify=stratify, shuffle=True)
     shared = set(normalise(train[TEXT], spec.preprocess.text.lowercase))
     repeated = sum(t in shared for t in normalise(test[TEXT], spec.preprocess.text.lowercase))
     if repeated:
         notes.append(f"{repeated} of {len(test)} test texts also occur in the training split "
                      f"(preprocess.text.deduplicate: true removes repeats before the split)")
-    M.require_scorable_test(train[LABEL], test[LABEL], f"'{source}' (labels)")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), dedupe=spec.preprocess.text.deduplicate,
                     lowercase=spec.preprocess.text.lowercase)
+    if labels:
+        refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta)
+        return SplitRef(train=refs["train"], test=refs["test"],
+                        meta={"label_counts": ML.label_counts(train, test, labels), "notes": notes})
+    M.require_scorable_test(train[LABEL], test[LABEL], f"'{source}' (labels)")
     refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta)
     class_counts = {n: {str(k): int(v) for k, v in p[LABEL].value_counts().sort_index().items()}
                     for n, p in (("train", train), ("test", test))}
@@ -187,7 +211,8 @@ def _series(values: list[str]) -> Any:
 
 
 def build_pipeline(spec: PipelineSpec) -> Any:
-    """The unfitted ``TfidfVectorizer -> [RandomOverSampler] -> model`` pipeline of a spec."""
+    """The unfitted ``TfidfVectorizer -> [RandomOverSampler] -> model`` pipeline of a spec (multi-label:
+    the model is one classifier per label)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
 
@@ -225,10 +250,15 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
 
         return neural_text.fit(split_ref, spec, cache_dir)
     train = read_parquet(split_ref.train.path, keep=False)
-    classes = sorted(train[LABEL].astype(str).unique().tolist())
-    y = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+    texts = normalise(train[TEXT], spec.preprocess.text.lowercase)
+    labels = split_ref.train.meta.get("labels", [])
+    if labels:
+        y, classes, extra = fit_labels(train, labels, texts, split_ref, spec)
+    else:
+        classes = sorted(train[LABEL].astype(str).unique().tolist())
+        y, extra = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy(), {}
     pipe = build_pipeline(spec)
-    pipe.fit(normalise(train[TEXT], spec.preprocess.text.lowercase), y)
+    pipe.fit(texts, y)
     folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -237,12 +267,30 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     trust.check_skops(tmp / MODEL_FILE, trusted_types())  # a type we would refuse later fails now
     schema = {"task": spec.task, "classes": classes, "lowercase": spec.preprocess.text.lowercase,
               "text_column": split_ref.train.meta.get("text_column", TEXT), "keep": split_ref.train.meta.get("keep", []),
-              "vocabulary": len(pipe.named_steps["tfidf"].vocabulary_)}
+              "vocabulary": len(pipe.named_steps["tfidf"].vocabulary_), **extra}
     (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
     memo.remember(folder / MODEL_FILE, pipe)
-    return ModelRef.of_folder(folder, MODEL_FILE, "text", {"vocabulary": schema["vocabulary"], "classes": classes})
+    meta = {"constant_labels": extra["constant_labels"], "thresholds": dict(zip(labels, extra["thresholds"]))} \
+        if labels else {}
+    return ModelRef.of_folder(folder, MODEL_FILE, "text", {"vocabulary": schema["vocabulary"], "classes": classes,
+                                                           **meta})
+
+
+def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: SplitRef,
+               spec: PipelineSpec) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """Binary relevance targets: the 0/1 columns of the labels not constant in training, the label
+    names, and what the schema saves (labels, constant labels, thresholds: the spec's, or tuned per
+    label on a carve-out of the training texts)."""
+    Y = ML.label_matrix(train, labels)
+    constant = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
+    if spec.multilabel.threshold == "tuned":
+        thresholds = ML.tune_thresholds(lambda: build_pipeline(spec), _series(texts), Y, spec)
+    else:
+        thresholds = [float(spec.multilabel.threshold)] * len(labels)
+    learned = [j for j, lab in enumerate(labels) if lab not in constant]
+    return Y[:, learned], labels, {"labels": labels, "constant_labels": constant, "thresholds": thresholds}
 
 
 def save_pipeline(pipe: Any, folder: Path) -> None:
@@ -276,7 +324,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def scorer(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """The saved model in ``folder`` as a function of normalised texts giving class probabilities
-    [n, k], and its schema (classes, normalisation, text column, kept columns). Either kind of text
+    [n, k] (multi-label: label probabilities), and its schema (classes, normalisation, text column, kept columns). Either kind of text
     model: a TF-IDF pipeline (skops) or a network (safetensors + JSON); both read as untrusted files."""
     folder = Path(folder)
     network_files = (folder / neural.CONFIG_FILE).exists() or (folder / neural.WEIGHTS_FILE).exists()
@@ -290,6 +338,8 @@ def scorer(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]
         pipe, schema = load_model(folder)
     else:
         schema = json.loads((folder / SCHEMA_FILE).read_text())
+    if schema.get("labels"):  # P(label) per label, constant labels at their value
+        return lambda texts: ML.full_proba(pipe, texts, schema), schema
     return pipe.predict_proba, schema
 
 
@@ -298,6 +348,8 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
     the learning curves of a network)."""
     score, schema = scorer(model.path, spec.train.device)
     test = read_parquet(split_ref.test.path, keep=False)
+    if schema.get("labels"):
+        return evaluate_labels(score, schema, test, model, split_ref, spec, plots_dir)
     classes = schema["classes"]
     notes = list(split_ref.meta.get("notes", []))
     labels = test[LABEL].astype(str)
@@ -325,6 +377,20 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
         charts, tables = {**charts, **curves}, {**tables, **history}
     return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                       notes=notes)
+
+
+def evaluate_labels(score: Any, schema: dict[str, Any], test: Any, model: ModelRef, split_ref: SplitRef,
+                    spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """The multi-label evaluation (scores with the saved thresholds, per-label table and plot) and,
+    for a network, its learning curves."""
+    labels = schema["labels"]
+    proba = score(normalise(test[TEXT], schema["lowercase"]))
+    ev = ML.evaluation(ML.label_matrix(test, labels), proba, labels, schema["thresholds"], schema["constant_labels"],
+                       spec, plots_dir, split_ref.meta.get("notes", []), split_ref.meta.get("label_counts"))
+    if not model.meta.get("history"):
+        return ev
+    curves, history = neural.history_report(model, schema, plots_dir)
+    return ev.model_copy(update={"plots": {**ev.plots, **curves}, "tables": {**ev.tables, **history}})
 
 
 # ---------------------------------------------------------------- export & predict
@@ -365,11 +431,16 @@ def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
-    """The predicted class and class probabilities of each new document, after its kept columns."""
+    """The predicted class and class probabilities of each new document, after its kept columns
+    (multi-label: a 0/1 column and a probability column per label, the saved thresholds applied)."""
     score, schema = scorer(run_dir)
     docs = read_documents(input_path, schema)
     proba = score(normalise(docs[TEXT], schema["lowercase"]))
     out = docs.drop(columns=[TEXT]).reset_index(drop=True)
+    if schema.get("labels"):
+        import pandas as pd
+
+        return pd.concat([out, ML.label_frame(proba, schema["labels"], schema["thresholds"])], axis=1)
     out["prediction"] = [schema["classes"][i] for i in np.argmax(proba, axis=1)]
     for i, c in enumerate(schema["classes"]):
         out[f"proba_{c}"] = proba[:, i]
@@ -386,14 +457,20 @@ class Text(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.text": TextPreprocess, "preprocess.tokens": TokenPreprocess,
                 "text_validation": TextValidation}
-    default_models = {"classification": "tfidf_logistic"}
+    default_models = {"classification": "tfidf_logistic", "multilabel": "tfidf_logistic"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """n-gram range in order; class weights need a model that takes them; each kind of model has
         its own imbalance option (TF-IDF: preprocess.text, neural: train.imbalance)."""
         from trainflow.registry import REGISTRY
 
-        p, problems = spec.preprocess.text, []
+        p = spec.preprocess.text
+        problems = ML.label_source_problems(spec.data.options(), spec.task,
+                                            hint=" of the 'text_table' loader" if spec.data.loader == "text_table" else
+                                            " with the 'text_table' loader (a folder per class gives one label)")
+        if spec.task == "multilabel" and p.oversample:
+            problems.append("'preprocess.text.oversample' repeats texts of a class, and a multi-label text has several; "
+                            "use 'preprocess.text.class_weight: true' (per-label weights).")
         if is_neural(spec.model.name):
             problems += super().spec_problems(spec)
             asked = [f"'preprocess.text.{k}'" for k in ("class_weight", "oversample") if getattr(p, k)]

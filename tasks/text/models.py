@@ -1,7 +1,8 @@
 """Text classifiers: scikit-learn models after the TF-IDF vectoriser, and neural networks.
 
-A TF-IDF model's builder takes its config, the seed and ``class_weight`` (``"balanced"`` when the
-spec's ``preprocess.text.class_weight`` asks for it) and returns an unfitted classifier. The neural
+A TF-IDF model's builder takes its config, the seed, ``class_weight`` (``"balanced"`` when the
+spec's ``preprocess.text.class_weight`` asks for it) and the task, and returns an unfitted classifier;
+for ``task: multilabel`` that is binary relevance (:func:`per_label`: one classifier per label). The neural
 models (``text_gru``, ``text_lstm``, ``text_cnn``; marked ``neural=True``) are trained by the shared
 loop on token ids (see the end of this module).
 """
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainflow.registry import component
 
-CLS = ("classification",)
+TASKS = ("classification", "multilabel")  # multi-label: one sigmoid output / one classifier per label
 # What a fitted calibrated SVM holds beyond the estimators it builds (listed by saving one with skops).
 CALIBRATED = ("sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration",
               "sklearn.svm._classes.LinearSVC", "sklearn.preprocessing._label.LabelEncoder")
@@ -30,29 +31,40 @@ class NbOptions(BaseModel):
     alpha: float = Field(0.1, gt=0, description="Additive smoothing")
 
 
-@component("model", "tfidf_logistic", LinearOptions, tasks=CLS, modality="text")
+def per_label(model: Any, task: str) -> Any:
+    """``model`` itself, or for ``task: multilabel`` binary relevance: a copy of it per label
+    (scikit-learn's one-vs-rest wrapper, which fits a 0/1 label matrix column by column)."""
+    if task != "multilabel":
+        return model
+    from sklearn.multiclass import OneVsRestClassifier
+
+    return OneVsRestClassifier(model)
+
+
+@component("model", "tfidf_logistic", LinearOptions, tasks=TASKS, modality="text")
 def tfidf_logistic(config: LinearOptions, seed: int = 0, class_weight: Any = None, task: str = "classification") -> Any:
     """Logistic regression on TF-IDF features (the default text model)."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=config.C, class_weight=class_weight, max_iter=2000, random_state=seed)
+    return per_label(LogisticRegression(C=config.C, class_weight=class_weight, max_iter=2000, random_state=seed), task)
 
 
-@component("model", "tfidf_svm", LinearOptions, tasks=CLS, modality="text", trusted_types=CALIBRATED)
+@component("model", "tfidf_svm", LinearOptions, tasks=TASKS, modality="text", trusted_types=CALIBRATED)
 def tfidf_svm(config: LinearOptions, seed: int = 0, class_weight: Any = None, task: str = "classification") -> Any:
     """Linear SVM on TF-IDF features, with sigmoid-calibrated probabilities (3-fold)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import LinearSVC
 
-    return CalibratedClassifierCV(LinearSVC(C=config.C, class_weight=class_weight, random_state=seed), cv=3)
+    return per_label(CalibratedClassifierCV(LinearSVC(C=config.C, class_weight=class_weight, random_state=seed), cv=3),
+                     task)
 
 
-@component("model", "tfidf_nb", NbOptions, tasks=CLS, modality="text", class_weight=False)
+@component("model", "tfidf_nb", NbOptions, tasks=TASKS, modality="text", class_weight=False)
 def tfidf_nb(config: NbOptions, seed: int = 0, class_weight: Any = None, task: str = "classification") -> Any:
     """Complement naive Bayes on TF-IDF features (suited to imbalanced text classes)."""
     from sklearn.naive_bayes import ComplementNB
 
-    return ComplementNB(alpha=config.alpha)
+    return per_label(ComplementNB(alpha=config.alpha), task)
 
 
 # ---------------------------------------------------------------- neural text models (the shared training loop)
@@ -96,7 +108,7 @@ def _network(encoder: str, config: TextNetOptions, vocab_size: int, n_classes: i
                    kernels=tuple(getattr(config, "kernels", ())), pool=config.pool, dropout=config.dropout)
 
 
-NEURAL = dict(tasks=CLS, modality="text", neural=True, random=True)
+NEURAL = dict(tasks=TASKS, modality="text", neural=True, random=True)
 
 
 @component("model", "text_gru", RecurrentTextOptions, **NEURAL)

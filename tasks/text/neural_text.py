@@ -61,7 +61,11 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     train = read_parquet(split_ref.train.path, keep=False)
     t, lowercase = spec.preprocess.tokens, spec.preprocess.text.lowercase
     texts = normalise(train[TEXT], lowercase)
-    y, classes = classes_and_targets(train[LABEL])
+    labels = split_ref.train.meta.get("labels", [])
+    if labels:  # multi-label: the 0/1 matrix, one sigmoid output per label (the neural base)
+        y, classes = np.array(train[labels], dtype=np.float32), labels  # a writable copy for torch
+    else:
+        y, classes = classes_and_targets(train[LABEL])
     vocab = Vocabulary(t.tokenizer, t.char_ngram, t.max_size, t.min_freq, t.max_length).fit(texts)
     ids, lengths = vocab.transform(texts)
     cut = sum(len(vocab.analyzer()(x)) > t.max_length for x in texts)
@@ -81,8 +85,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         build={"vocab_size": len(vocab.tokens_), "n_classes": len(classes), "embedding_dim": embedding_dim},
         config={"kind": "text", "task": spec.task, "classes": classes, "lowercase": lowercase,
                 "text_column": meta.get("text_column", TEXT), "keep": meta.get("keep", []),
-                "vocabulary": vocab.state()},
-        steps=steps, task=spec.task, init=init, meta={"classes": classes, "vocabulary": len(vocab.tokens_)})
+                "vocabulary": vocab.state(), **({"labels": labels} if labels else {})},
+        steps=steps, task="multilabel" if labels else spec.task, init=init, meta={"classes": classes, "vocabulary": len(vocab.tokens_)})
 
 
 def _vector_init(path: str, vocab: Vocabulary, freeze: bool, spec: PipelineSpec) -> tuple[Any, int, str]:
@@ -128,7 +132,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any], Vocabulary]:
 
 def probabilities(model: Any, config: dict[str, Any], vocab: Vocabulary, texts: list[str],
                   device: str = "cpu") -> np.ndarray:
-    """Class probabilities [n, k] of normalised ``texts``."""
+    """Class probabilities [n, k] of normalised ``texts`` (multi-label: per label, :func:`neural.probabilities`)."""
     import torch
 
     from trainflow.tasks.common.training import predict as forward
@@ -137,4 +141,4 @@ def probabilities(model: Any, config: dict[str, Any], vocab: Vocabulary, texts: 
     ids, lengths = vocab.transform(texts)
     out = forward(model, (torch.from_numpy(ids), torch.from_numpy(lengths)), batch_size=512,
                   device=resolve_device(device))
-    return out.softmax(1).numpy()
+    return neural.probabilities(out, config)
