@@ -145,15 +145,23 @@ def prefect_server(startup_timeout: float = 240) -> Iterator[dict[str, str]]:
 
 
 def write_section(title: str, body: list[str], path: Path = RESULTS) -> None:
-    """Replace (or append) the ``## title`` section of RESULTS.md, keeping every other section."""
+    """Write ``body`` as the generated block of the ``## title`` section of RESULTS.md, between
+    ``<!-- begin generated: title -->`` and ``<!-- end generated: title -->``; everything outside the
+    block (other sections, hand-written notes under the same heading) is kept. A section without the
+    markers (written by hand, or before they existed) has its text up to its first ``###`` heading
+    taken as the generated block; a missing section is appended."""
     text = path.read_text() if path.exists() else "# Benchmark results\n\nFigures measured with the scripts in this folder.\n"
-    section = f"## {title}\n\n" + "\n".join(body).rstrip() + "\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    begin, end = f"<!-- begin generated: {title} -->", f"<!-- end generated: {title} -->"
+    block = f"{begin}\n" + "\n".join(body).rstrip() + f"\n{end}\n"
+    marked = re.compile(rf"^{re.escape(begin)}\n.*?^{re.escape(end)}\n?", re.M | re.S)
+    unmarked = re.compile(rf"^(## {re.escape(title)}\n).*?(?=^### |^## |\Z)", re.M | re.S)
+    if marked.search(text):
+        text = marked.sub(lambda _: block, text, count=1)
+    elif unmarked.search(text):
+        text = unmarked.sub(lambda m: m.group(1) + "\n" + block + "\n", text, count=1)
     else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
+        text = text.rstrip() + f"\n\n## {title}\n\n" + block
+    path.write_text(text.rstrip() + "\n")
 
 
 def fmt(x: float, digits: int = 2) -> str:

@@ -5,8 +5,8 @@
 For each size, a generated Parquet table (50 numeric features, a 5 % minority class, 10 % of
 the values missing) is trained on by ``trainflow run`` (median imputation, SMOTE, hist gradient
 boosting; a Prefect server started here, i.e. warm) and by ``tabular_plain.py``, alternately,
-each run in a fresh process. Prints and writes to RESULTS.md ("## Tabular pipeline") the median
-time and peak RSS of each stage and of the whole process, their ratios, and how time grows with
+each run in a fresh process. Prints, and writes to RESULTS.md as the generated block of
+"## Tabular pipeline" (hand-written notes under that heading are kept), the median time and peak RSS of each stage and of the whole process, their ratios, and how time grows with
 the number of rows. The 1M-row size takes minutes per run: ``--sizes 10000,100000,1000000``.
 """
 
