@@ -50,26 +50,52 @@ def _as_numbers(s: Any) -> np.ndarray:
 
 
 def single_feature_scores(X: Any, y: Any, task: str, seed: int = 0) -> dict[str, float]:
-    """Cross-validated score of a depth-limited tree on each column alone: balanced accuracy or R^2."""
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    """Cross-validated score of a depth-limited tree on each column alone: balanced accuracy or R^2.
+
+    The same folds, trees and scores as ``cross_val_score`` per column, without its per-call
+    machinery (parameter checks, a joblib pool, the scorer): that machinery cost ~15 ms a fit,
+    ~2 s of CPU for 50 columns x 3 folds, while the fits themselves take a few ms each."""
+    from sklearn import config_context
+    from sklearn.base import clone
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     if len(X) > MAX_ROWS:
         rows = X.sample(MAX_ROWS, random_state=seed).index
         X, y = X.loc[rows], y.loc[rows]
     cls = task == "classification"
-    target = y.astype(str).to_numpy() if cls else y.to_numpy(dtype=float)
     if cls:
-        smallest = int(np.unique(target, return_counts=True)[1].min())
+        # integer codes in sorted order of the labels: the trees split and predict exactly as on the labels
+        _, target = np.unique(y.astype(str).to_numpy(), return_inverse=True)
+        smallest = int(np.bincount(target).min())
         if smallest < 2:
             return {}
         folds = StratifiedKFold(min(FOLDS, smallest), shuffle=True, random_state=seed)
-        model, scoring = DecisionTreeClassifier(max_depth=4, random_state=seed), "balanced_accuracy"
+        model, score = DecisionTreeClassifier(max_depth=4, random_state=seed), _balanced_accuracy
     else:
+        target = y.to_numpy(dtype=float)
         folds = KFold(FOLDS, shuffle=True, random_state=seed)
-        model, scoring = DecisionTreeRegressor(max_depth=6, random_state=seed), "r2"
-    return {str(col): float(np.mean(cross_val_score(model, _as_numbers(X[col]), target, cv=folds, scoring=scoring)))
-            for col in X.columns}
+        model, score = DecisionTreeRegressor(max_depth=6, random_state=seed), r2_score
+    # the folds depend only on the row count and the target, so they are the same for every column
+    splits = list(folds.split(np.zeros((len(target), 1)), target))
+    scores = {}
+    with config_context(skip_parameter_validation=True):  # the arguments are ours; checking them was half the time
+        for col in X.columns:
+            values = _as_numbers(X[col])
+            per_fold = [score(target[te], clone(model).fit(values[tr], target[tr]).predict(values[te]))
+                        for tr, te in splits]
+            scores[str(col)] = float(np.mean(per_fold))
+    return scores
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """scikit-learn's ``balanced_accuracy_score`` for integer codes, the same arithmetic (recall per
+    class present in ``y_true``, in code order, then their mean) without its input checks."""
+    counts = np.bincount(y_true)
+    hits = np.bincount(y_true[y_pred == y_true], minlength=len(counts))
+    present = counts > 0
+    return float(np.mean(hits[present] / counts[present]))
 
 
 def relabelings(X: Any, y: Any, task: str, seed: int = 0) -> list[str]:
