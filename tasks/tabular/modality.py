@@ -271,8 +271,13 @@ def build_pipeline(spec: PipelineSpec, numeric: list[str], categorical: list[str
 
     sc_comp, sc_cfg = p.scale.resolve("preprocess.scale")
     en_comp, en_cfg = p.encode.resolve("preprocess.encode")
-    steps.append(("encode", ColumnTransformer([("cat", en_comp.build(en_cfg, seed=seed), cat_idx)],
-                                              remainder=sc_comp.build(sc_cfg, seed=seed), sparse_threshold=0)))
+    scaler = sc_comp.build(sc_cfg, seed=seed)
+    if not categorical and scaler == "passthrough":
+        # nothing to encode or scale: a ColumnTransformer here would only copy the whole matrix (twice)
+        steps.append(("encode", "passthrough"))
+    else:
+        steps.append(("encode", ColumnTransformer([("cat", en_comp.build(en_cfg, seed=seed), cat_idx)],
+                                                  remainder=scaler, sparse_threshold=0)))
     if sampler is not None and not on_codes:
         steps.append(("resample", sampler))
     red_comp, red_cfg = p.reduce.resolve("preprocess.reduce")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainflow.alerts import warn
 from trainflow.errors import DataError, did_you_mean
-from trainflow.refs import DataRef
+from trainflow.refs import DataRef, read_parquet
 
 if TYPE_CHECKING:
     from trainflow.flows.spec import PipelineSpec
@@ -40,11 +40,13 @@ def _pd():
     return pd
 
 
-def guess_role(s: Any) -> tuple[str, str]:
-    """The role of one column (a pandas Series) and why, e.g. ``("identifier", "344 distinct values in 344 rows")``."""
+def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
+    """The role of one column (a pandas Series) and why, e.g. ``("identifier", "344 distinct values in 344 rows")``;
+    ``distinct``: its number of distinct non-missing values, when the caller has counted them."""
     pd = _pd()
     values = s.dropna()
-    n, distinct = len(values), int(values.nunique())
+    n = len(values)
+    distinct = int(values.nunique()) if distinct is None else distinct
     if distinct <= 1:
         return "constant", f"{distinct} distinct value" + ("" if distinct == 1 else "s") + " in the non-missing rows"
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -53,10 +55,10 @@ def guess_role(s: Any) -> tuple[str, str]:
         return "categorical", "true/false values"
     unique_share = distinct / n
     if pd.api.types.is_numeric_dtype(s):
-        integral = pd.api.types.is_integer_dtype(s) or bool((values == values.round()).all())
         # A measurement can be unique per row too; an integer that is unique *and* counts through the rows
         # (a row or sample number) is an identifier.
-        if integral and unique_share >= ID_SHARE and (values.max() - values.min() + 1) <= 2 * n:
+        if unique_share >= ID_SHARE and (pd.api.types.is_integer_dtype(s) or bool((values == values.round()).all())) \
+                and (values.max() - values.min() + 1) <= 2 * n:
             return "identifier", f"{distinct} distinct whole numbers in {n} rows, a running number"
         return "numeric", "numbers"
     text = values.astype(str)
@@ -79,9 +81,10 @@ def profile_table(df: Any, target: str | list[str] | None) -> list[dict[str, Any
     rows = []
     for col in df.columns:
         s = df[col]
-        role, why = ("target", "data.target") if col in targets else guess_role(s)
+        distinct = int(s.nunique())  # counted once: the most expensive part of a profile
+        role, why = ("target", "data.target") if col in targets else guess_role(s, distinct)
         rows.append({"column": str(col), "type": str(s.dtype), "missing": round(float(s.isna().mean()), 4),
-                     "distinct": int(s.nunique()), "role": role, "why": why})
+                     "distinct": distinct, "role": role, "why": why})
     return rows
 
 
@@ -147,7 +150,7 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
     if missing:
         raise DataError(f"'{source}' lacks the feature column(s) {', '.join(map(repr, missing))}"
                         f"{did_you_mean(missing[0], df.columns)}.")
-    out = df[raw].copy()
+    out = df[raw].copy(deep=False)  # new columns go into this frame only; no second copy of the values
     for col in plan["dates"]:
         when = df[col] if pd.api.types.is_datetime64_any_dtype(df[col]) else \
             pd.to_datetime(df[col].astype("string"), errors="coerce", format="mixed")
@@ -162,9 +165,9 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
 
 def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
-    df = _pd().read_parquet(ref.path)
     from trainflow.tasks.tabular.multilabel import FOLD
 
+    df = read_parquet(ref.path)  # the frame the load stage has just stored, when it ran in this process
     rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD])
     plan = plan_features(rows, spec, source=ref.meta.get("source") or "the data")
     used = set(plan["features"]) | set(plan["dates"])
