@@ -78,6 +78,34 @@ def test_relabelings_on_a_table_larger_than_the_sample_are_exact():
     assert leakage.relabelings(X, y, "classification") == ["code"]
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_one_feature_scores_are_those_of_cross_val_score(task):
+    """The one-feature trees run without cross_val_score's machinery, but score exactly as it does:
+    uneven classes (balanced accuracy), text and missing values, a column that leaks."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    rng = np.random.default_rng(3)
+    n = 600
+    y = pd.Series(rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1])) if task == "classification" \
+        else pd.Series(rng.normal(size=n))
+    leak = y.map({"a": 0.0, "b": 1.0, "c": 2.0}) if task == "classification" else y * 2
+    X = pd.DataFrame({"noise": rng.normal(size=n), "text": rng.choice(["x", "y", None], n),
+                      "leak": leak.where(rng.random(n) > 0.05)})
+    if task == "classification":
+        folds, model, scoring = StratifiedKFold(3, shuffle=True, random_state=7), DecisionTreeClassifier(
+            max_depth=4, random_state=7), "balanced_accuracy"
+        target = y.astype(str).to_numpy()
+    else:
+        folds, model, scoring = KFold(3, shuffle=True, random_state=7), DecisionTreeRegressor(
+            max_depth=6, random_state=7), "r2"
+        target = y.to_numpy()
+    expected = {c: float(np.mean(cross_val_score(model, leakage._as_numbers(X[c]), target, cv=folds, scoring=scoring)))
+                for c in X.columns}
+    assert leakage.single_feature_scores(X, y, task, seed=7) == expected
+    assert expected["leak"] > 0.9 > expected["noise"]
+
+
 def test_error_policy_stops_with_the_alarms():
     with pytest.raises(ValidationFailed, match="(?s)features.leakage is 'error'.*'lab_code'"):
         leakage.raise_or_warn(["leakage: column 'lab_code' alone predicts the target"], spec(leakage="error"))
