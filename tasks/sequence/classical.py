@@ -130,7 +130,11 @@ class ClassicalClassifier:
 
 
 class _RidgeOnTransform(ClassicalClassifier):
-    """A kernel transform, standardized features and a ridge classifier (alpha by leave-one-out CV)."""
+    """A kernel transform, standardized features and a ridge classifier (alpha by leave-one-out CV).
+    With ``score_loo`` set before ``fit``, ``loo_accuracy_`` is the leave-one-out accuracy on the
+    training series (what ``normalize: auto`` compares)."""
+
+    score_loo = False
 
     def _transformer(self, equal: bool) -> Any:
         raise NotImplementedError
@@ -160,7 +164,10 @@ class _RidgeOnTransform(ClassicalClassifier):
         feats = self.features(series)
         self.mean_, std = feats.mean(0), feats.std(0)
         self.std_ = np.where(std > 1e-12, std, 1.0)
-        ridge = RidgeClassifierCV(alphas=np.asarray(self.config.alphas)).fit((feats - self.mean_) / self.std_, y)
+        z = (feats - self.mean_) / self.std_
+        ridge = RidgeClassifierCV(alphas=np.asarray(self.config.alphas)).fit(z, y)
+        if self.score_loo:  # the same efficient leave-one-out, scored by accuracy at the chosen alpha
+            self.loo_accuracy_ = float(RidgeClassifierCV(alphas=[ridge.alpha_], scoring="accuracy").fit(z, y).best_score_)
         self.classes_ = ridge.classes_.astype(np.int64)
         # binary: one decision function (scikit-learn may give its coefficients as one row or a 1-d array)
         self.coef_ = np.atleast_2d(ridge.coef_).astype(np.float64)
@@ -367,17 +374,32 @@ def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
 
     data = seq.load_series(split_ref.train.path)
     y, classes = seq.targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
-    pre, config = seq.preprocessing(data["series"], spec, classes)
     comp, options = spec.model.resolve("model", task=spec.task)
-    started = time.perf_counter()
-    model = comp.build(options, seed=spec.seed).fit([pre.transform_one(s) for s in data["series"]], y, len(classes))
-    seconds = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+
+    def fit_with(normalize: tuple[str, str] | None) -> tuple[Any, ClassicalClassifier, dict[str, Any]]:
+        pre, config = seq.preprocessing(data["series"], spec, classes, data["y"], normalize)
+        model = comp.build(options, seed=spec.seed)
+        model.score_loo = normalize is not None
+        return pre, model.fit([pre.transform_one(s) for s in data["series"]], y, len(classes)), config
+
+    if spec.preprocess.sequence.normalize == "auto" and isinstance(comp.build(options), _RidgeOnTransform):
+        # the ridge's leave-one-out accuracy is nearly free: fit both and keep the better (ties: per_series)
+        tried = [fit_with((norm, "")) for norm in ("per_series", "global")]
+        pre, model, config = max(tried, key=lambda t: t[1].loo_accuracy_)  # max keeps the first of equals
+        scores = ", ".join(f"{t[0].normalize} {t[1].loo_accuracy_:.3f}" for t in tried)
+        config["normalize_choice"] = (f"normalize auto -> {pre.normalize}: the better leave-one-out accuracy of "
+                                      f"the ridge on the training split ({scores}; ties keep per_series)")
+    else:
+        pre, model, config = fit_with(None)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
     save(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"), **config,
-                         "fitted": model.state(), "fit_seconds": round(seconds, 3)})
-    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta), model.summary()]
+                         "fitted": model.state(), "fit_seconds": round(seconds, 3), "fit_cpu_seconds": round(cpu, 3)})
+    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta, config.get("normalize_choice")), model.summary()]
     return ModelRef.of_folder(folder, ARRAYS_FILE, "sequence", {
-        "steps": steps, "classes": classes, "notes": [f"{spec.model.name} fitted in {seconds:.1f} s"]})
+        "steps": steps, "classes": classes,
+        "notes": [f"{spec.model.name} fitted in {seconds:.1f} s ({cpu:.1f} s CPU)"]})
 
 
 def save(folder: Any, model: ClassicalClassifier, config: dict[str, Any]) -> None:
