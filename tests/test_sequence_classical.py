@@ -58,9 +58,9 @@ def write_set(folder: Path, channels: int, unequal: bool, level: bool = False, s
     return {"loader": "npz_series", "path": str(folder / "series.npz")}
 
 
-def run_stages(tmp: Path, data: dict, model: dict, **sections) -> dict:
-    """store -> split -> fit -> evaluate -> export -> predict; returns what each gave."""
-    spec = spec_from_dict({"name": "seqcls", "task": "classification", "data": data, "model": model,
+def run_stages(tmp: Path, data: dict, model: dict | None, **sections) -> dict:
+    """store -> split -> fit -> evaluate -> export -> predict; returns what each gave (model None: the default)."""
+    spec = spec_from_dict({"name": "seqcls", "task": "classification", "data": data, **({"model": model} if model else {}),
                            "validation": {"min_rows": 10}, "split": {"test_size": 0.25}, **sections})
     cache = str(tmp / "cache")
     ref = load.load(spec.data, cache, spec.modality)
