@@ -64,7 +64,7 @@ PUBLISHED: dict[str, dict] = {
     "JapaneseVowels": {"minirocket": None, "best_source": IT_MTS, "best": {"InceptionTime": 0.992}},
 }
 SETS = ["ItalyPowerDemand", "ArrowHead", "GunPoint", "OSULeaf", "ACSF1", "PLAID", "BasicMotions", "JapaneseVowels"]
-MODELS = ["default", "minirocket", "rocket", "knn_dtw"]
+MODELS = ["default", "minirocket", "rocket", "multirocket", "knn_dtw"]
 #: sktime loader, file name, time column, value column, time format (annual: integer years)
 SERIES = {"Lynx": "load_lynx", "ShampooSales": "load_shampoo_sales", "Airline": "load_airline"}
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS), help="UCR/UEA sets (sktime's bundled files)")
     parser.add_argument("--models", default=",".join(MODELS),
-                        help="default (no model named) and model names, e.g. minirocket,rocket,knn_dtw,inception_time")
+                        help="default (no model named) and model names, e.g. minirocket,multirocket,knn_dtw,inception_time")
     parser.add_argument("--series", default=",".join(SERIES), help="forecasting series")
     parser.add_argument("--no-classify", action="store_true")
     parser.add_argument("--no-forecast", action="store_true")

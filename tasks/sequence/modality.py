@@ -43,7 +43,7 @@ class SequencePreprocess(BaseModel):
     # Per-series z-normalization is the UCR archive's convention: classes differ by shape, not level.
     # auto: per_series (the UCR convention) unless the training split says level and scale matter.
     normalize: Literal["auto", "per_series", "global", "none"] = Field(
-        "auto", description="auto: chosen on the training split (MiniRocket/ROCKET: the better leave-one-out "
+        "auto", description="auto: chosen on the training split (minirocket, rocket, multirocket: the better leave-one-out "
                             "accuracy of per_series and global; other models: global when level and scale alone "
                             "separate the classes, else per_series); per_series: each series and channel to "
                             "mean 0, std 1; global: one mean/std per channel from the training split; none")
