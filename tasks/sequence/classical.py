@@ -52,13 +52,9 @@ class RocketConfig(BaseModel):
                                 description="Ridge penalties tried by leave-one-out CV on the training split")
 
 
-class MultiRocketConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MultiRocketConfig(MiniRocketConfig):
     # 6,250 kernels x 4 pooling features x (series + first differences) = ~50,000 features (the paper's default)
     num_kernels: int = Field(6_250, ge=84, description="Kernels (rounded down to a multiple of 84); features = 8 x kernels")
-    max_dilations_per_kernel: int = Field(32, ge=1, description="Largest number of dilations per kernel")
-    alphas: list[float] = Field([1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3], min_length=1,
-                                description="Ridge penalties tried by leave-one-out CV on the training split")
 
 
 class KnnDtwConfig(BaseModel):
