@@ -58,9 +58,9 @@ def write_set(folder: Path, channels: int, unequal: bool, level: bool = False, s
     return {"loader": "npz_series", "path": str(folder / "series.npz")}
 
 
-def run_stages(tmp: Path, data: dict, model: dict, **sections) -> dict:
-    """store -> split -> fit -> evaluate -> export -> predict; returns what each gave."""
-    spec = spec_from_dict({"name": "seqcls", "task": "classification", "data": data, "model": model,
+def run_stages(tmp: Path, data: dict, model: dict | None, **sections) -> dict:
+    """store -> split -> fit -> evaluate -> export -> predict; returns what each gave (model None: the default)."""
+    spec = spec_from_dict({"name": "seqcls", "task": "classification", "data": data, **({"model": model} if model else {}),
                            "validation": {"min_rows": 10}, "split": {"test_size": 0.25}, **sections})
     cache = str(tmp / "cache")
     ref = load.load(spec.data, cache, spec.modality)
@@ -113,7 +113,8 @@ def test_minirocket_trains_evaluates_predicts(minirocket_runs, case):
     assert any("minirocket:" in s and "ridge alpha" in s for s in result["model"].meta["steps"])
 
 
-@pytest.mark.parametrize("model", [{"name": "rocket", "num_kernels": 200}, {"name": "knn_dtw"},
+@pytest.mark.parametrize("model", [{"name": "rocket", "num_kernels": 200}, {"name": "multirocket", "num_kernels": 168},
+                                   {"name": "knn_dtw"},
                                    {"name": "knn_dtw", "window": 1.0, "n_neighbors": 3}])
 def test_rocket_and_knn_dtw_on_multivariate_unequal_lengths(tmp_path, model):
     check_run(run_stages(tmp_path, write_set(tmp_path / "data", 2, True), model), 0.8)
@@ -155,14 +156,14 @@ def test_recipe_fills_only_fields_the_spec_does_not_set():
     assert tiny.val_fraction == 0 and tiny.patience == 0  # too few series to hold some out
 
 
-@pytest.mark.parametrize("name", ["minirocket", "rocket", "knn_dtw"])
+@pytest.mark.parametrize("name", ["minirocket", "rocket", "multirocket", "knn_dtw"])
 @pytest.mark.parametrize(("unequal", "k"), [(False, 3), (True, 3), (False, 2)])
 def test_saved_arrays_give_the_fitted_models_predictions(tmp_path, name, unequal, k):
     X, L, y = shapes(30, np.random.default_rng(1), 2, unequal)
     series = [X[i, :n] for i, n in enumerate(L)]
     labels = np.array([int(v[1]) for v in y]) % k  # k = 2: a binary ridge has one decision function
     comp = REGISTRY.get("model", name)
-    options = comp.config.model_validate({"num_kernels": 84 if name == "minirocket" else 100}
+    options = comp.config.model_validate({"num_kernels": 84 if "mini" in name or "multi" in name else 100}
                                          if name != "knn_dtw" else {})
     model = comp.build(options, seed=0).fit(series[:20], labels[:20], k)
     before = model.proba(series[20:])

@@ -159,7 +159,7 @@ def test_short_series_runs_with_default_settings_and_a_tampered_model_is_refused
     assert {"rmse", "naive_rmse", "seasonal_naive_rmse", "drift_rmse", "ets_rmse", "arima_rmse"} <= set(m)
     report = (run / "report.md").read_text()
     assert "auto chose" in report and "season 12 from the dates' frequency" in report
-    assert "gru" in report and "no training window fits" in report  # the network is left out, and it says so
+    assert "gru" in report and "no training window or backtest origin fits" in report  # left out, and it says so
     config = json.loads((run / "model.json").read_text())
     assert config["forecaster"] == "statistical" and not (run / "model.safetensors").exists()
 

@@ -1,4 +1,4 @@
-"""Classical sequence classifiers from sktime: ``minirocket``, ``rocket`` and ``knn_dtw``.
+"""Classical sequence classifiers from sktime: ``minirocket``, ``rocket``, ``multirocket`` and ``knn_dtw``.
 
 - ``minirocket`` / ``rocket``: sktime's random convolutional kernel transforms (MiniRocket:
   Dempster et al. 2021; ROCKET: Dempster et al. 2020), then features standardized and a ridge
@@ -6,6 +6,8 @@
   ``alphas``. MiniRocket takes unequal lengths natively (``MiniRocketMultivariateVariable``);
   ROCKET needs one length, so every series is resampled (linear interpolation in time) to the
   longest training length when lengths differ.
+- ``multirocket``: sktime's MultiRocket (Tan et al. 2022; MiniRocket's kernels on the series and
+  its first differences, four pooling operators), the same ridge; lengths resampled like ROCKET's.
 - ``knn_dtw``: sktime's k-nearest-neighbour classifier with dynamic time warping, the warping
   window a share of the series length (Sakoe-Chiba band); unequal lengths are resampled like ROCKET's.
 
@@ -48,6 +50,11 @@ class RocketConfig(BaseModel):
     num_kernels: int = Field(10_000, ge=1, description="Random kernels (two features each)")
     alphas: list[float] = Field([1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3], min_length=1,
                                 description="Ridge penalties tried by leave-one-out CV on the training split")
+
+
+class MultiRocketConfig(MiniRocketConfig):
+    # 6,250 kernels x 4 pooling features x (series + first differences) = ~50,000 features (the paper's default)
+    num_kernels: int = Field(6_250, ge=84, description="Kernels (rounded down to a multiple of 84); features = 8 x kernels")
 
 
 class KnnDtwConfig(BaseModel):
@@ -130,7 +137,11 @@ class ClassicalClassifier:
 
 
 class _RidgeOnTransform(ClassicalClassifier):
-    """A kernel transform, standardized features and a ridge classifier (alpha by leave-one-out CV)."""
+    """A kernel transform, standardized features and a ridge classifier (alpha by leave-one-out CV).
+    With ``score_loo`` set before ``fit``, ``loo_accuracy_`` is the leave-one-out accuracy on the
+    training series (what ``normalize: auto`` compares)."""
+
+    score_loo = False
 
     def _transformer(self, equal: bool) -> Any:
         raise NotImplementedError
@@ -160,7 +171,10 @@ class _RidgeOnTransform(ClassicalClassifier):
         feats = self.features(series)
         self.mean_, std = feats.mean(0), feats.std(0)
         self.std_ = np.where(std > 1e-12, std, 1.0)
-        ridge = RidgeClassifierCV(alphas=np.asarray(self.config.alphas)).fit((feats - self.mean_) / self.std_, y)
+        z = (feats - self.mean_) / self.std_
+        ridge = RidgeClassifierCV(alphas=np.asarray(self.config.alphas)).fit(z, y)
+        if self.score_loo:  # the same efficient leave-one-out, scored by accuracy at the chosen alpha
+            self.loo_accuracy_ = float(RidgeClassifierCV(alphas=[ridge.alpha_], scoring="accuracy").fit(z, y).best_score_)
         self.classes_ = ridge.classes_.astype(np.int64)
         # binary: one decision function (scikit-learn may give its coefficients as one row or a 1-d array)
         self.coef_ = np.atleast_2d(ridge.coef_).astype(np.float64)
@@ -273,6 +287,40 @@ class Rocket(_RidgeOnTransform):
         return super().summary() + (f"; series resampled to {self.length_} steps" if not self.equal_ else "")
 
 
+class MultiRocket(Rocket):
+    """sktime's MultiRocketMultivariate (Tan et al. 2022): MiniRocket's kernels on the series and its
+    first differences, four pooling features each; unequal lengths resampled to the longest training
+    length (at least 10 steps, MultiRocket's shortest input)."""
+
+    name = "multirocket"
+
+    def _transformer(self, equal):
+        from sktime.transformations.rocket import MultiRocketMultivariate
+
+        return MultiRocketMultivariate(num_kernels=self.config.num_kernels, n_jobs=1, random_state=self.seed,
+                                       max_dilations_per_kernel=self.config.max_dilations_per_kernel)
+
+    def _input(self, series):
+        return super()._input(series).astype(np.float64)  # its transform's numba kernels take float64 only
+
+    def fit(self, series, y, n_classes):
+        self.length_ = max(10, *(len(s) for s in series))
+        return _RidgeOnTransform.fit(self, series, y, n_classes)
+
+    def _params(self, transformer):
+        return (*transformer.parameter, *transformer.parameter1)
+
+    def _extra_state(self):
+        return {"length": self.length_, "n_first": len(self.transformer_.parameter),
+                "num_kernels_": int(self.transformer_.num_kernels_)}
+
+    def _set_params(self, transformer, params, state):
+        self.length_, first = int(state["length"]), int(state["n_first"])
+        transformer.parameter, transformer.parameter1 = tuple(params[:first]), tuple(params[first:])
+        transformer.num_kernels_ = int(state["num_kernels_"])
+        _mark_fitted(transformer)
+
+
 class KnnDtw(ClassicalClassifier):
     """sktime's KNeighborsTimeSeriesClassifier with DTW; the training series are what is saved.
     sktime's DTW k-NN needs one length: unequal series are resampled to the longest training length."""
@@ -336,6 +384,14 @@ def build_rocket(config: RocketConfig, *, seed: int = 0, **_: Any) -> Rocket:
     return Rocket(config, seed)
 
 
+@component("model", "multirocket", MultiRocketConfig, tasks=("classification",), modality="sequence", random=True,
+           **CLASSICAL)
+def build_multirocket(config: MultiRocketConfig, *, seed: int = 0, **_: Any) -> MultiRocket:
+    """MultiRocket (sktime): MiniRocket's kernels on the series and its differences, four pooling
+    features each, + ridge classifier with CV over alphas: stronger than MiniRocket, ~5x slower."""
+    return MultiRocket(config, seed)
+
+
 @component("model", "knn_dtw", KnnDtwConfig, tasks=("classification",), modality="sequence", **CLASSICAL)
 def build_knn_dtw(config: KnnDtwConfig, **_: Any) -> KnnDtw:
     """k-nearest neighbours (default 1) with dynamic time warping in a warping window (sktime)."""
@@ -367,17 +423,32 @@ def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
 
     data = seq.load_series(split_ref.train.path)
     y, classes = seq.targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
-    pre, config = seq.preprocessing(data["series"], spec, classes)
     comp, options = spec.model.resolve("model", task=spec.task)
-    started = time.perf_counter()
-    model = comp.build(options, seed=spec.seed).fit([pre.transform_one(s) for s in data["series"]], y, len(classes))
-    seconds = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+
+    def fit_with(normalize: tuple[str, str] | None) -> tuple[Any, ClassicalClassifier, dict[str, Any]]:
+        pre, config = seq.preprocessing(data["series"], spec, classes, data["y"], normalize)
+        model = comp.build(options, seed=spec.seed)
+        model.score_loo = normalize is not None
+        return pre, model.fit([pre.transform_one(s) for s in data["series"]], y, len(classes)), config
+
+    if spec.preprocess.sequence.normalize == "auto" and isinstance(comp.build(options), _RidgeOnTransform):
+        # the ridge's leave-one-out accuracy is nearly free: fit both and keep the better (ties: per_series)
+        tried = [fit_with((norm, "")) for norm in ("per_series", "global")]
+        pre, model, config = max(tried, key=lambda t: t[1].loo_accuracy_)  # max keeps the first of equals
+        scores = ", ".join(f"{t[0].normalize} {t[1].loo_accuracy_:.3f}" for t in tried)
+        config["normalize_choice"] = (f"normalize auto -> {pre.normalize}: the better leave-one-out accuracy of "
+                                      f"the ridge on the training split ({scores}; ties keep per_series)")
+    else:
+        pre, model, config = fit_with(None)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
     save(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"), **config,
-                         "fitted": model.state(), "fit_seconds": round(seconds, 3)})
-    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta), model.summary()]
+                         "fitted": model.state(), "fit_seconds": round(seconds, 3), "fit_cpu_seconds": round(cpu, 3)})
+    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta, config.get("normalize_choice")), model.summary()]
     return ModelRef.of_folder(folder, ARRAYS_FILE, "sequence", {
-        "steps": steps, "classes": classes, "notes": [f"{spec.model.name} fitted in {seconds:.1f} s"]})
+        "steps": steps, "classes": classes,
+        "notes": [f"{spec.model.name} fitted in {seconds:.1f} s ({cpu:.1f} s CPU)"]})
 
 
 def save(folder: Any, model: ClassicalClassifier, config: dict[str, Any]) -> None:

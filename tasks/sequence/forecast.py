@@ -308,8 +308,10 @@ class Plan:
     origins: list[int]
 
 
-def plan(fc: ForecastConfig, level: np.ndarray, axis: TimeAxis, networks: bool) -> Plan:
-    """Resolve season, lookback, ensemble size and backtest origins for a training part [n, C]."""
+def plan(fc: ForecastConfig, level: np.ndarray, axis: TimeAxis, networks: bool, optional: bool = False) -> Plan:
+    """Resolve season, lookback, ensemble size and backtest origins for a training part [n, C].
+    ``optional``: the networks are some of ``auto``'s candidates, left out (lookback 0) when they
+    would leave no backtest origin that the statistical models have."""
     n, h = len(level), fc.horizon
     season, why = (fc.season, f"season {fc.season} (forecast.season)") if fc.season else detect_season(level, axis)
     lag = _lag(fc, season)
@@ -329,10 +331,17 @@ def plan(fc: ForecastConfig, level: np.ndarray, axis: TimeAxis, networks: bool) 
     stat_history = max(season, 6)  # one season: enough for the seasonal naive
     need = max(stat_history, lag + lookback + h) if networks and lookback else stat_history
     cuts = backtest.origins(n, h, fc.origins, step, need)
+    if optional and not cuts and need > stat_history and backtest.origins(n, h, fc.origins, step, stat_history):
+        # A network that would leave no backtest origin is left out, rather than the whole comparison.
+        notes.append(f"networks left out: a backtest origin would need {need} steps before it for a network "
+                     f"(lag {lag} + lookback {lookback} + horizon {h}); the training part has {n}")
+        lookback, windows_n, need = 0, 0, stat_history
+        cuts = backtest.origins(n, h, fc.origins, step, need)
     notes.append(f"backtest: {len(cuts)} origin(s) {step} steps apart in the training part, each forecasting "
                  f"{h} steps" + ("" if len(cuts) == fc.origins else
                                  f" (forecast.origins is {fc.origins}; each origin needs {need} steps before it)"))
-    resolved = fc.model_copy(update={"season": season, "lookback": lookback or fc.lookback})
+    dropped = optional and networks and not lookback
+    resolved = fc.model_copy(update={"season": season, "lookback": None if dropped else lookback or fc.lookback})
     return Plan(resolved, notes, ensemble, windows_n, cuts)
 
 
@@ -521,10 +530,10 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     networks = [n for n in names if is_network(n)]
     missing = spec.preprocess.sequence.missing
     level = SeriesTransform(spec.forecast.model_copy(update={"season": 1}), missing).level(past, source)
-    p = plan(spec.forecast, level, TimeAxis.of(train[meta["time"]]), bool(networks))
+    p = plan(spec.forecast, level, TimeAxis.of(train[meta["time"]]), bool(networks), spec.model.name == "auto")
     notes = list(p.notes)
     if networks and not p.fc.lookback:
-        notes.append(f"left out of the comparison: {', '.join(networks)} (no training window fits)")
+        notes.append(f"left out of the comparison: {', '.join(networks)} (no training window or backtest origin fits)")
         names = [n for n in names if n not in networks]
     runners = {n: network_candidate(spec, n, p) if is_network(n) else
                statistical_candidate(candidate_config(spec, n)[0].build(candidate_config(spec, n)[1]), p.fc, missing)

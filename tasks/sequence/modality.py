@@ -41,9 +41,12 @@ class SequencePreprocess(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # Per-series z-normalization is the UCR archive's convention: classes differ by shape, not level.
-    normalize: Literal["per_series", "global", "none"] = Field(
-        "per_series", description="per_series: each series and channel to mean 0, std 1; global: one mean/std "
-                                  "per channel from the training split; none")
+    # auto: per_series (the UCR convention) unless the training split says level and scale matter.
+    normalize: Literal["auto", "per_series", "global", "none"] = Field(
+        "auto", description="auto: chosen on the training split (minirocket, rocket, multirocket: the better leave-one-out "
+                            "accuracy of per_series and global; other models: global when level and scale alone "
+                            "separate the classes, else per_series); per_series: each series and channel to "
+                            "mean 0, std 1; global: one mean/std per channel from the training split; none")
     missing: Literal["linear", "ffill", "bfill", "mask"] = Field(
         "linear", description="Missing values: interpolate in time (linear | ffill | bfill), or mask: zero them "
                               "and add a 0/1 'observed' channel per channel")
@@ -307,18 +310,27 @@ def _label_key(v: str) -> tuple[int, Any]:
     return (0, float(v)) if _is_number(v) else (1, v)
 
 
-def preprocessing(series: list[np.ndarray], spec: PipelineSpec,
-                  classes: list[str]) -> tuple[SeriesPreprocessor, dict[str, Any]]:
-    """The preprocessor fitted on the training ``series`` and the config prediction needs (every sequence model)."""
+def preprocessing(series: list[np.ndarray], spec: PipelineSpec, classes: list[str], y: Any = None,
+                  normalize: tuple[str, str] | None = None) -> tuple[SeriesPreprocessor, dict[str, Any]]:
+    """The preprocessor fitted on the training ``series`` and the config prediction needs (every sequence
+    model). ``normalize: auto`` is resolved here from the labels ``y`` (:func:`advice.choose_normalization`)
+    unless the caller gives its own ``(choice, reason)``; the reason is kept as ``normalize_choice``."""
     pre_cfg = spec.preprocess.sequence
-    pre = SeriesPreprocessor(pre_cfg.normalize, pre_cfg.missing).fit(series)
+    why = None
+    if pre_cfg.normalize == "auto":
+        choice, why = normalize or advice.choose_normalization(series, y, spec.task)
+    else:
+        choice = pre_cfg.normalize
+    pre = SeriesPreprocessor(choice, pre_cfg.missing).fit(series)
     return pre, {"kind": "sequence", "task": spec.task, "classes": classes, "preprocess": pre.state(),
-                 "loader": spec.data.loader, "loader_options": spec.data.options()}
+                 "loader": spec.data.loader, "loader_options": spec.data.options(),
+                 **({"normalize_choice": why} if why else {})}
 
 
-def preprocessing_steps(pre: SeriesPreprocessor, spec: PipelineSpec, meta: dict[str, Any]) -> list[str]:
-    """The preprocessing lines of the report."""
-    steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}",
+def preprocessing_steps(pre: SeriesPreprocessor, spec: PipelineSpec, meta: dict[str, Any],
+                        why: str | None = None) -> list[str]:
+    """The preprocessing lines of the report (``why``: how ``normalize: auto`` chose)."""
+    steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}" + (f" ({why})" if why else ""),
              f"unequal lengths: {spec.preprocess.sequence.lengths}" + (" (all series have the same length)"
                                                                       if meta.get("min_length") == meta.get("max_length") else "")]
     return steps + ([f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else [])
@@ -334,7 +346,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         y, classes = data["Y"].astype(np.float32), meta["labels"]
     else:
         y, classes = targets(data["y"], spec.task, meta.get("source", ""))
-    pre, config = preprocessing(data["series"], spec, classes)
+    pre, config = preprocessing(data["series"], spec, classes, data["y"])
     x, mask = pre.transform(data["series"])
     y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
     packed = spec.preprocess.sequence.lengths == "packed"
@@ -346,7 +358,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
                "task": spec.task, "packed": packed or None},
         config={**config, "target_mean": y_mean, "target_std": y_std,
                 **({"labels": classes} if spec.task == "multilabel" else {})},
-        steps=preprocessing_steps(pre, spec, meta), task=spec.task, meta={"classes": classes})
+        steps=preprocessing_steps(pre, spec, meta, config.get("normalize_choice")), task=spec.task, meta={"classes": classes})
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -420,7 +432,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         charts["Predicted vs true"] = plots.series_png(
             {"true": (list(range(len(y))), y[order].tolist()), "predicted": (list(range(len(y))), out[order].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", "Test series sorted by true target")
-    if spec.task == "classification":
+    if spec.task == "classification" and "normalize_choice" not in config:  # auto: the choice is in the steps
         notes += advice.normalization_notes(load_series(split_ref.train.path), config["preprocess"]["normalize"])
     curves, tables = ({}, {}) if isinstance(model, classical.ClassicalClassifier) else \
         neural.history_report(model_ref, config, plots_dir)
