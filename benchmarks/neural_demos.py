@@ -141,7 +141,8 @@ def run_once(spec, out: Path, profile: Path | None = None) -> dict[str, float]:
 
 COLUMNS = [("whole", "whole run"), ("epochs", "training (epochs)"), ("outside_training", "outside training"),
            ("load", "load"), ("validate", "validate"), ("split", "split"), ("fit", "fit"),
-           ("train_setup", "loop set-up"), ("loop_rest", "checkpoints, log, progress"), ("fit_outside_loop", "fit outside loop"), ("evaluate", "evaluate"),
+           ("train_setup", "loop set-up"), ("loop_rest", "checkpoints, log, progress"),
+           ("fit_outside_loop", "fit outside loop"), ("evaluate", "evaluate"),
            ("export", "export"), ("other", "Prefect, publish, promote"), ("cpu_whole", "CPU s whole"),
            ("cpu_training", "CPU s training"), ("cpu_outside_training", "CPU s outside training")]
 
