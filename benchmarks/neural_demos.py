@@ -1,16 +1,24 @@
 """Where the time of a neural pipeline run goes: whole run vs pure training, stage by stage.
 
     python benchmarks/neural_demos.py SPEC [SPEC ...] [--set KEY=VALUE ...] [--repeats 3] [--out DIR]
-                                      [--json FILE] [--markdown FILE]
+                                      [--variant [NAME/]LABEL:KEY=VALUE,...] [--json FILE] [--markdown FILE]
+
+    e.g. python benchmarks/neural_demos.py flows/specs/digits.yaml flows/specs/gunpoint.yaml \
+             --variant gunpoint/gru:model.name=gru --variant-repeats 2
 
 Runs each spec as a real Prefect flow run (the CLI's settings: a temporary local server unless
 PREFECT_API_URL is set), in this one process, ``--repeats`` times with fresh output folders (so no
 cached split or model is reused). The stage functions of the modality and the training loop are
 wrapped with timers, so each run reports: the whole flow call, load, validate, split, fit (and within
 it the training call's set-up and the epochs themselves), evaluate, export, and what is left (Prefect's
-task and flow machinery, publish, promote). The first run of a process also pays the imports and the
-server start ("cold"); later runs show the steady state ("warm", median). ``--variant`` adds runs
-with more overrides (e.g. ``bf16:train.precision=bf16``), all warm. Prints a Markdown table.
+task and flow machinery, publish, promote). For a classical model (GunPoint's default
+``minirocket``) the "training" is the classifier's own ``fit`` (transform + ridge), timed the same way.
+Each run also reports the CPU seconds of this process (all its threads; the Prefect server is
+another process), whole and in training, which a busy machine distorts less than wall time. The first
+run of each spec is "cold" (the process's first also pays the imports and the server start; a spec's
+first, its own lazy imports and JIT compilation); later runs show the steady state ("warm", median). ``--variant`` adds runs
+with more overrides (e.g. ``bf16:train.precision=bf16``), all warm; ``NAME/LABEL:...`` adds it to
+the spec named NAME only (e.g. ``gunpoint/gru:model.name=gru``). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from pathlib import Path
 
 STAGES = ("load", "validate", "split", "fit", "evaluate", "export")
 TIMES: dict[str, float] = defaultdict(float)
-RUNS: list[dict[str, float]] = []  # every run of this process: only the first is cold
+RUNS: list[dict[str, float]] = []  # every run of this process
+SEEN: set[str] = set()  # specs run once already: a spec's first run is cold (imports, JIT compilation)
 
 
 def _timed(name, fn):
@@ -50,36 +59,92 @@ def instrument() -> None:
 
     @functools.wraps(inner)
     def train_model(*args, **kwargs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = inner(*args, **kwargs)
         TIMES["train_call"] += time.perf_counter() - t0
+        TIMES["cpu_training"] += time.process_time() - c0
         TIMES["train_setup"] += result.setup_seconds
         TIMES["epochs"] += sum(h["seconds"] for h in result.history[result.resumed_from:])
         return result
 
     training.train_model = train_model
+    instrument_classical()
 
 
-def run_once(spec, out: Path) -> dict[str, float]:
+def instrument_classical() -> None:
+    """Time the ``fit`` of every classical sequence classifier as its training (outermost call only:
+    a subclass's fit may call its parent's)."""
+    try:
+        from trainflow.tasks.sequence import classical
+    except ImportError:  # the timeseries extra is not installed
+        return
+    depth = [0]
+
+    def wrap(fit):
+        @functools.wraps(fit)
+        def timed_fit(self, *args, **kwargs):
+            depth[0] += 1
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                return fit(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    seconds = time.perf_counter() - t0
+                    for key in ("train_call", "epochs"):
+                        TIMES[key] += seconds
+                    TIMES["cpu_training"] += time.process_time() - c0
+        return timed_fit
+
+    todo = [classical.ClassicalClassifier]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if "fit" in vars(cls):
+            cls.fit = wrap(vars(cls)["fit"])
+
+
+def run_once(spec, out: Path, profile: Path | None = None) -> dict[str, float]:
+    """One flow run; with ``profile`` (a file name), a warm run is profiled with pyinstrument into it.
+
+    The first run of each spec in the process is "cold": the first also pays the imports and the
+    server's start, and a spec's first run its own lazy imports and JIT compilation (MiniRocket's
+    numba kernels: over a minute on a busy 2-core machine)."""
     from trainflow.flows.cli import run_spec
 
     TIMES.clear()
-    t0 = time.perf_counter()
+    cold = spec.name not in SEEN
+    SEEN.add(spec.name)
+    profiler = None
+    if profile is not None and not cold:  # the cold run's profile is all imports and the server start
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.002)
+        profiler.start()
+    t0, c0 = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the flow's log lines, away from the table
         summary = run_spec(spec, str(out))
-    row = {"whole": time.perf_counter() - t0, **TIMES, "cold": float(not RUNS)}
+    if profiler is not None:
+        profiler.stop()
+        profile.write_text(profiler.output_text(unicode=True, show_all=False))
+    row = {"whole": time.perf_counter() - t0, "cpu_whole": time.process_time() - c0, **TIMES, "cold": float(cold)}
+    row["cpu_outside_training"] = row["cpu_whole"] - row.get("cpu_training", 0.0)
     RUNS.append(row)
     row["outside_training"] = row["whole"] - row.get("epochs", 0.0)
     row["other"] = row["whole"] - sum(row.get(s, 0.0) for s in STAGES)
     row["fit_outside_loop"] = row.get("fit", 0.0) - row.get("train_call", 0.0)
+    # in the training call but neither set-up nor an epoch: checkpoints, log lines, progress updates
+    row["loop_rest"] = row.get("train_call", 0.0) - row.get("train_setup", 0.0) - row.get("epochs", 0.0)
     row["primary"] = summary["metrics"].get(summary["primary_metric"], float("nan"))
     return row
 
 
 COLUMNS = [("whole", "whole run"), ("epochs", "training (epochs)"), ("outside_training", "outside training"),
            ("load", "load"), ("validate", "validate"), ("split", "split"), ("fit", "fit"),
-           ("train_setup", "loop set-up"), ("fit_outside_loop", "fit outside loop"), ("evaluate", "evaluate"),
-           ("export", "export"), ("other", "Prefect, publish, promote")]
+           ("train_setup", "loop set-up"), ("loop_rest", "checkpoints, log, progress"),
+           ("fit_outside_loop", "fit outside loop"), ("evaluate", "evaluate"),
+           ("export", "export"), ("other", "Prefect, publish, promote"), ("cpu_whole", "CPU s whole"),
+           ("cpu_training", "CPU s training"), ("cpu_outside_training", "CPU s outside training")]
 
 
 def table(results: dict[str, list[dict[str, float]]]) -> str:
@@ -87,7 +152,7 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
              "|---" * (len(COLUMNS) + 3) + "|"]
     for name, rows in results.items():
         cold, warm = [r for r in rows if r["cold"]], [r for r in rows if not r["cold"]]
-        for label, part in (("cold (1st run of the process)", cold), (f"warm (median of {len(warm)})", warm)):
+        for label, part in (("cold (1st run of the spec)", cold), (f"warm (median of {len(warm)})", warm)):
             if not part:
                 continue
             med = {k: statistics.median(r.get(k, 0.0) for r in part) for k, _ in COLUMNS}
@@ -108,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant-repeats", type=int, default=1)
     parser.add_argument("--json", default=None, help="write every run's figures here")
     parser.add_argument("--markdown", default=None, help="append the table to this file")
+    parser.add_argument("--profile", default=None, metavar="DIR",
+                        help="profile each warm run with pyinstrument (pip install pyinstrument) into DIR/NAME-i.txt")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -118,13 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(args.out or tempfile.mkdtemp(prefix="neural-demos-"))
     results: dict[str, list[dict[str, float]]] = {}
     for path in args.specs:
-        variants = [("", [], args.repeats)] + [
-            (v.partition(":")[0], [kv for kv in v.partition(":")[2].split(",") if kv], args.variant_repeats)
-            for v in args.variant]
+        own = load_spec(path, args.overrides).name
+        variants = [("", [], args.repeats)]
+        for v in args.variant:
+            label, _, kvs = v.partition(":")
+            only, _, label = label.rpartition("/")
+            if not only or only == own:
+                variants.append((label, [kv for kv in kvs.split(",") if kv], args.variant_repeats))
         for label, extra, repeats in variants:
             spec = load_spec(path, args.overrides + extra)
             name = spec.name + (f" {label}" if label else "")
-            results[name] = [run_once(spec, base / f"{spec.name}-{label or 'plain'}-{i}") for i in range(repeats)]
+            prof = Path(args.profile) if args.profile else None
+            if prof:
+                prof.mkdir(parents=True, exist_ok=True)
+            results[name] = [run_once(spec, base / f"{spec.name}-{label or 'plain'}-{i}",
+                                      prof / f"{spec.name}-{label or 'plain'}-{i}.txt" if prof else None)
+                             for i in range(repeats)]
             print(f"{name}: " + ", ".join(f"{r['whole']:.2f} s (training {r.get('epochs', 0):.2f} s)"
                                           for r in results[name]), file=sys.stderr, flush=True)
     text = table(results)

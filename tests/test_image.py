@@ -241,3 +241,17 @@ def test_predict_warns_with_the_count_when_it_resizes_or_converts(tmp_path, caps
     err = capsys.readouterr().err
     assert "trainflow: warning: predict: resized 2 of 3 image(s) to 8x8" in err
     assert "converted 1 of 3 image(s) to 1 channel(s)" in err
+
+
+@pytest.mark.parametrize("dtype,channels", [(np.uint8, 3), (np.uint8, 1), (np.float32, 1), (np.float64, 3)])
+def test_to_tensor_normalizes_in_place_on_its_own_copy(dtype, channels):
+    """The in-place normalization gives the plain formula's values and layout (strides decide how
+    the convolutions compute), and never changes the caller's pixels."""
+    x = (np.random.default_rng(0).random((5, 4, 3, channels)) * 200).astype(dtype)
+    before = x.copy()
+    mean, std = [0.2, 0.3, 0.4][:channels], [0.5, 0.6, 0.7][:channels]
+    plain = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float() / 255.0
+    plain = (plain - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    t = I.to_tensor(x, 255.0, mean, std)
+    assert torch.equal(t, plain) and t.stride() == plain.stride() and t.dtype == torch.float32
+    assert np.array_equal(x, before)

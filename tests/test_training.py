@@ -73,6 +73,25 @@ def test_same_seed_same_weights_and_other_seed_differs(tmp_path):
     assert not _same(runs[0], runs[2])
 
 
+def test_num_threads_hold_for_the_call_only():
+    """train.num_threads is not left behind for whatever the process runs next (even when training fails)."""
+    before = torch.get_num_threads()
+    other = 2 if before != 2 else 3
+    seen = []
+    data, model = _setup()
+    train_model(model, data, None, CONFIG.model_copy(update={"num_threads": other, "epochs": 1}), checkpoint_dir=None,
+                on_epoch=lambda row: seen.append(torch.get_num_threads()), log=lambda s: None)
+    assert seen == [other] and torch.get_num_threads() == before
+
+    def crash(row):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        train_model(model, data, None, CONFIG.model_copy(update={"num_threads": other}), checkpoint_dir=None,
+                    on_epoch=crash, log=lambda s: None)
+    assert torch.get_num_threads() == before
+
+
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path):
     data, model = _setup()
     train_model(model, data, None, CONFIG, seed=0, checkpoint_dir=tmp_path / "a", log=lambda s: None)

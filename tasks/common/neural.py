@@ -79,14 +79,19 @@ class Prepared:
 def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str, modality: str) -> ModelRef:
     """Build the spec's network, train it with the shared loop on ``prepared.inputs`` and save it
     (safetensors + JSON) in the cache under the model's key; returns the reference."""
+    from trainflow.tasks.common.training import torch_threads
+
+    with torch_threads(spec.train.num_threads):  # building, pre-training and training; restored after
+        return _fit(prepared, split, spec, cache_dir, modality)
+
+
+def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str, modality: str) -> ModelRef:
     import torch
 
     from trainflow.tasks.common.publish import artifact_key
     from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, train_model
 
     comp, options = spec.model.resolve("model", task=spec.task)
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)  # the initial weights depend on the training seed only
     model = comp.build(options, **prepared.build)
     if prepared.init is not None:
