@@ -78,6 +78,14 @@ class Pair:
         return Path(self.file).stem
 
 
+def digits_file(options: PairingOptions | None = None) -> list[Path]:
+    """The installed scikit-learn's digits data file, which ``load_digits`` reads: its content is in
+    the data digest (``source_files``), so a scikit-learn whose digits differ does not reuse the cache."""
+    from importlib.resources import files
+
+    return [Path(str(files("sklearn.datasets.data").joinpath("digits.csv.gz")))]
+
+
 def item_rng(seed: int, name: str, what: str) -> np.random.Generator:
     """The generator of one item's degradation: it depends on the seed and the item only."""
     return np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(what.encode())])
@@ -108,7 +116,7 @@ def pairs(options: PairingOptions) -> list[Pair]:
     return sorted(chosen, key=lambda p: p.file)
 
 
-@component("loader", "av_digits_audio", AudioPairOptions, modality="audio")
+@component("loader", "av_digits_audio", AudioPairOptions, modality="audio", source_files=digits_file)
 def load_av_digits_audio(config: AudioPairOptions) -> Clips:
     """The audio half of the audio-visual digits: FSDD clips with white noise mixed in at ``snr_db``."""
     chosen = pairs(config)
@@ -124,7 +132,8 @@ def load_av_digits_audio(config: AudioPairOptions) -> Clips:
                  is_test=np.array([p.test for p in chosen]))
 
 
-@component("loader", "av_digits_images", ImagePairOptions, modality="image", image_size=(8, 8))
+@component("loader", "av_digits_images", ImagePairOptions, modality="image", image_size=(8, 8),
+           source_files=digits_file)
 def load_av_digits_images(config: ImagePairOptions) -> Images:
     """The image half of the audio-visual digits: a scikit-learn digits image of each clip's digit,
     occluded and noisy; named by the clip's stem."""
