@@ -302,7 +302,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     if labels:
         Y = ML.label_matrix(train, labels)
         extra["labels"] = labels
-        extra |= ML.label_column(spec.data.options())
+        extra |= ML.delimited_label_column(spec.data.options())
         extra["constant_labels"] = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
         y = Y[:, [j for j, lab in enumerate(labels) if lab not in extra["constant_labels"]]]
         if spec.multilabel.threshold == "tuned":

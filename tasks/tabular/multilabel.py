@@ -356,7 +356,7 @@ def label_frame(proba: np.ndarray, labels: list[str], thresholds: list[float]) -
     return out
 
 
-def label_column(options: dict[str, Any]) -> dict[str, Any]:
+def delimited_label_column(options: dict[str, Any]) -> dict[str, Any]:
     """The saved-schema entries that let predict read a new file's delimited label column: the
     ``separator`` and the column (``target_column``), from the spec's data options."""
     return {"separator": options.get("separator"), "target_column": options.get("target")}

@@ -291,7 +291,7 @@ def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: Split
         thresholds = [float(spec.multilabel.threshold)] * len(labels)
     learned = [j for j, lab in enumerate(labels) if lab not in constant]
     return Y[:, learned], labels, {"labels": labels, "constant_labels": constant, "thresholds": thresholds,
-                                   **ML.label_column(spec.data.options())}
+                                   **ML.delimited_label_column(spec.data.options())}
 
 
 def save_pipeline(pipe: Any, folder: Path) -> None:

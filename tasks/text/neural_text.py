@@ -87,7 +87,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         config={"kind": "text", "task": spec.task, "classes": classes, "lowercase": lowercase,
                 "text_column": meta.get("text_column", TEXT), "keep": meta.get("keep", []),
                 "vocabulary": vocab.state(),
-                **({"labels": labels, **ML.label_column(spec.data.options())} if labels else {})},
+                **({"labels": labels, **ML.delimited_label_column(spec.data.options())} if labels else {})},
         steps=steps, task="multilabel" if labels else spec.task, init=init, meta={"classes": classes, "vocabulary": len(vocab.tokens_)})
 
 
