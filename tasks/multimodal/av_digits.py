@@ -9,7 +9,8 @@ time from data we ship, so nothing is downloaded or added to the repository:
 - **pairing**: scikit-learn's 8x8 digits (``load_digits``, ~180 per digit) are split per digit by a
   seeded permutation into a test pool (``image_test_share``) and a training pool, so no image is in
   both parts; the clips of one digit and part, in a seeded order, take that pool's images in turn
-  (distinct while the pool lasts, then again from its start);
+  (distinct while the pool lasts, then again from its start); the installed scikit-learn's digits
+  file is in the data digest (:func:`digits_file`), so other digits never reuse the cache;
 - **degradation** (each item from its own generator, seeded by ``seed`` and the clip's name):
   the image has a square of ``occlusion`` x ``occlusion`` pixels blanked at a random place and
   Gaussian noise of standard deviation ``image_noise`` (pixel values 0-16) added, then clipped to
