@@ -256,6 +256,32 @@ def test_bad_audio_input_fails_clearly(tmp_path, capsys, case):
 
 
 @pytest.mark.usefixtures("prefect_server")
+def test_unreadable_skip_leaves_out_a_corrupt_clip_and_says_which_and_why(tmp_path, capsys):
+    root = _folder_with(tmp_path, "cut.wav")
+    good = (root / "low" / "low_0.wav").read_bytes()
+    (root / "low" / "cut.wav").write_bytes(good[:30])  # a header cut short: soundfile cannot decode it
+    # the default (unreadable: error): exit 3 naming the file, and how to skip it
+    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root)}, name="strict")
+    assert_fails_clearly(spec, tmp_path / "runs", "strict", 3,
+                         ["cut.wav' is not audio soundfile can decode", "data.unreadable: skip"], capsys)
+    # skipped, within the allowed share: the run completes without it and says which file and why
+    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root), "unreadable": "skip"}, name="lenient",
+                      audio_validation={"max_unreadable_share": 0.2})
+    rc, err = run_cli("run", spec, "--out", tmp_path / "runs", capsys=capsys)
+    assert rc == 0, err
+    (run,) = complete_runs(tmp_path / "runs", "lenient")
+    report = (run / "report.md").read_text()
+    assert "skipped unreadable audio file:" in report and "cut.wav' is not audio soundfile can decode" in report
+    validation = json.loads((run / "metrics.json").read_text())["validation"]
+    [(name, why)] = validation["unreadable_files"].items()
+    assert name == "low/cut.wav" and "cut.wav' is not audio soundfile can decode" in why
+    assert validation["class_counts"] == {"high": 4, "low": 4}  # the clips trained and tested on
+    # skipped beyond the allowed share (the default 0): validation stops the run (exit 4), naming the share
+    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root), "unreadable": "skip"}, name="noshare")
+    assert_fails_clearly(spec, tmp_path / "runs", "noshare", 4, ["max_unreadable_share"], capsys)
+
+
+@pytest.mark.usefixtures("prefect_server")
 def test_manifest_naming_a_missing_file_fails_clearly(tmp_path, capsys):
     files = write_tones(tmp_path / "audio", TONES, per_class=3, rate=RATE, flat=True)
     manifest = tmp_path / "m.csv"

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from tests.helpers import complete_runs, run_cli
-from trainflow.tasks.multimodal.av_digits import (AudioPairOptions, ImagePairOptions, load_av_digits_audio,
-                                                  load_av_digits_images, pairs)
+from trainflow.tasks.multimodal.av_digits import (AudioPairOptions, ImagePairOptions, digits_file,
+                                                  load_av_digits_audio, load_av_digits_images, pairs)
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = str(REPO / "data" / "fsdd")
@@ -76,6 +76,42 @@ def test_clips_get_white_noise_at_the_given_snr():
     ratios = [10 * np.log10(np.mean(c.astype(np.float64) ** 2) / np.mean((n - c).astype(np.float64) ** 2))
               for c, n in zip(clean.waves, noisy.waves)]
     assert abs(np.mean(ratios) - 5.0) < 0.2, np.mean(ratios)
+
+
+def test_the_data_digest_covers_the_digits_file_scikit_learn_reads(tmp_path, monkeypatch):
+    """The images come from the installed scikit-learn's digits file, so its content is in the data
+    digest: a scikit-learn whose digits differ (here: one pixel edited) does not reuse the cache."""
+    import gzip
+    import importlib.resources
+    import shutil
+
+    from sklearn.datasets import load_digits
+
+    from trainflow.flows.spec import spec_from_dict
+    from trainflow.tasks.common import load
+
+    [real] = digits_file()
+    with gzip.open(real, "rt") as fh:  # the very file load_digits reads: pixels and target
+        assert np.array_equal(np.loadtxt(fh, delimiter=",")[:, :-1], load_digits().data)
+    inputs = {"speech": {"loader": "av_digits_audio", "path": FSDD, "train_per_digit": 1},
+              "image": {"loader": "av_digits_images", "path": FSDD, "train_per_digit": 1}}
+    spec = spec_from_dict({"name": "av", "task": "classification", "model": {"name": "late_fusion"},
+                           "data": {"loader": "multimodal", "join": "stem", "inputs": inputs}})
+    before = load.load(spec.data, str(tmp_path / "cache"), "multimodal")
+    # another scikit-learn: its data folder is this copy, with the first image's first pixel changed
+    other = tmp_path / "sklearn_data"
+    shutil.copytree(real.parent, other)
+    rows = gzip.open(real, "rt").read().splitlines()
+    first = rows[0].split(",")
+    rows[0] = ",".join(["16.0" if float(first[0]) == 0 else "0.0", *first[1:]])
+    with gzip.open(other / real.name, "wt") as fh:
+        fh.write("\n".join(rows) + "\n")
+    real_files = importlib.resources.files
+    monkeypatch.setattr(importlib.resources, "files",
+                        lambda module: other if module == "sklearn.datasets.data" else real_files(module))
+    assert load_digits().data[0, 0] != float(first[0])  # scikit-learn now reads the edited digits
+    after = load.load(spec.data, str(tmp_path / "cache"), "multimodal")
+    assert after.digest != before.digest and after.path != before.path
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -98,7 +98,7 @@ def test_tfidf_binary_relevance_learns_the_topics_and_predict_applies_its_tuned_
     assert (out[list(TOPICS)].to_numpy() == new_Y).mean() >= 0.9
 
 
-def test_a_neural_text_model_learns_topics_from_one_delimited_label_column(tmp_path):
+def test_a_neural_text_model_learns_topics_from_one_delimited_label_column(tmp_path, capsys):
     Y = write_corpus(tmp_path / "docs.csv")
     spec, mod, _, model, ev = stages(text_spec(
         tmp_path / "docs.csv", {"target": "tags", "separator": "|"},
@@ -115,6 +115,14 @@ def test_a_neural_text_model_learns_topics_from_one_delimited_label_column(tmp_p
     assert list(out.columns) == ["id", *labels, *[f"proba_{t}" for t in labels]]
     assert out[labels].to_dict("records") == [{"food": 0, "politics": 1, "sport": 1, "tech": 0},
                                               {"food": 1, "politics": 0, "sport": 0, "tech": 0}]
+    # a new file whose label column names a label training never saw: predicted all the same, and said
+    capsys.readouterr()
+    pd.DataFrame({"body": ["goal match", "rain sun"], "id": [1, 2], "tags": ["sport", "weather|food"]}).to_csv(
+        tmp_path / "labelled.csv", index=False)
+    assert mod.predict(run, tmp_path / "labelled.csv")[labels].shape == (2, 4)
+    err = capsys.readouterr().err
+    assert ("the input file" in err and "labelled.csv' has labels in column 'tags' never seen in training: 'weather'"
+            in err and "it knows food, politics, sport, tech" in err), err
 
 
 # ---------------------------------------------------------------- audio
@@ -180,9 +188,11 @@ def test_a_multilabel_text_spec_runs_and_predicts_from_the_cli_and_a_label_value
     (run,) = complete_runs(tmp_path / "out", "mltext")
     assert {"hamming_loss", "micro_f1", "samples_f1"} <= set(json.loads((run / "metrics.json").read_text())["metrics"])
     assert "Per-label scores" in (run / "report.md").read_text()
-    pd.DataFrame({"body": ["goal match", "soup bread"], "id": [1, 2]}).to_csv(tmp_path / "new.csv", index=False)
+    pd.DataFrame({"body": ["goal match", "soup bread"], "id": [1, 2], "tags": ["sport|weather", "food"]}).to_csv(
+        tmp_path / "new.csv", index=False)
     rc, err = run_cli("predict", run, tmp_path / "new.csv", "--out", tmp_path / "p.csv", capsys=capsys)
     assert rc == 0, err
+    assert "'weather'" in err and "never seen in training" in err and "new.csv" in err  # reported, not fatal
     assert list(pd.read_csv(tmp_path / "p.csv").columns) == ["id", *sorted(TOPICS),
                                                              *[f"proba_{t}" for t in sorted(TOPICS)]]
 

@@ -267,3 +267,23 @@ def test_an_audio_input_is_a_branch_like_the_others(model, tmp_path):
     out = modality.get("multimodal").predict(run, tmp_path / "new.yaml")
     assert len(out) == 8 and {"item", "prediction", "proba_0", "proba_3"} <= set(out.columns)
     assert (out["prediction"].to_numpy() == paths["y"][:8].astype(str)).sum() >= 6, out
+
+
+def test_the_data_digest_covers_the_clips_an_audio_manifest_input_names(tmp_path):
+    """An input's loader lists the files its file names (an audio manifest's clips): an edited clip
+    is new data for the multimodal pipeline too, though the manifest CSV is unchanged."""
+    import soundfile as sf
+
+    from trainflow.tasks.audio.modality import write_tones
+
+    files = write_tones(tmp_path / "audio", {"low": 300.0, "high": 1200.0}, per_class=4, flat=True)
+    pd.DataFrame({"file": [f"audio/{f.name}" for f in files],
+                  "label": [f.name.split("_")[0] for f in files]}).to_csv(tmp_path / "m.csv", index=False)
+    pd.DataFrame({"noise": np.arange(len(files), dtype=float)}).to_csv(tmp_path / "extra.csv", index=False)
+    spec = spec_from_dict({"name": "mm", "model": {"name": "late_fusion"}, "data": {"loader": "multimodal", "inputs": {
+        "speech": {"loader": "audio_manifest", "path": str(tmp_path / "m.csv"), "sample_rate": 8000},
+        "extra": {"loader": "csv", "path": str(tmp_path / "extra.csv")}}}})
+    before = load.load(spec.data, str(tmp_path / "cache"), "multimodal")
+    sf.write(files[0], np.zeros(2000, np.float32), 8000)  # the first clip re-recorded (silence)
+    after = load.load(spec.data, str(tmp_path / "cache"), "multimodal")
+    assert after.digest != before.digest

@@ -19,7 +19,12 @@ model was published. The fingerprint covers:
   module file of that module's top-level package (so helper modules of the plug-in count too);
 - the content of the local files that spec options besides the data name (fields marked
   ``json_schema_extra={"input_file": True}``, e.g. word vectors): not code, but read by the same
-  training code, so an edited file must retrain like an edited module (:func:`input_files`).
+  training code, so an edited file must retrain like an edited module (:func:`input_files`);
+- for a spec that leaves torch's CPU thread count to torch (``train.num_threads: 0``, anywhere in the
+  spec), what torch's default is decided from (:func:`default_threads`). Not code, but results
+  depend on it: torch splits a convolution's or a matrix product's sums by thread, so 1, 2 and 4
+  threads give different weights (a small CNN after 5 Adam steps differs by up to 3e-6; the same
+  count repeats bit for bit). An explicit count is already part of the spec sections keyed.
 
 Files are read and hashed once per process and then re-hashed only when their size or
 modification time changes, so computing a key costs a few ``stat`` calls (~1 ms).
@@ -28,6 +33,7 @@ modification time changes, so computing a key costs a few ``stat`` calls (~1 ms)
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,16 +143,48 @@ def input_files(spec: Any) -> dict[str, str]:
     return found
 
 
+#: environment variables that set torch's default CPU thread count (OpenMP's, and MKL's for MKL builds)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def default_threads(spec: Any) -> dict[str, Any] | None:
+    """What torch's default thread count is decided from (the CPUs this process may use, the CPU
+    count, the thread variables), when the spec's modality trains networks (has a ``train`` section)
+    and some section of ``spec`` has ``num_threads: 0``; else None. Read from the environment rather
+    than asked of torch, so a key never imports torch."""
+    from pydantic import BaseModel
+
+    from trainflow import modality as modalities
+
+    def defaulted(value: Any) -> bool:
+        if isinstance(value, BaseModel):  # its fields and its extra options (a component's, a loader's)
+            fields = type(value).model_fields
+            return ("num_threads" in fields and value.num_threads == 0) or any(
+                defaulted(getattr(value, name)) for name in fields) or defaulted(value.model_extra or {})
+        if isinstance(value, dict):  # e.g. a multimodal input's own train options
+            return value.get("num_threads") == 0 or any(defaulted(v) for v in value.values())
+        return isinstance(value, (list, tuple)) and any(defaulted(v) for v in value)
+
+    name = getattr(spec, "modality", None)
+    if not name or "train" not in modalities.get(name).sections or not defaulted(spec):
+        return None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"usable_cpus": usable, "cpus": os.cpu_count(), **{v: os.environ.get(v) for v in THREAD_VARIABLES}}
+
+
 def code_fingerprint(spec: PipelineSpec) -> str:
     """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
-    plus the packages of the plug-in components the spec uses and the input files its options
-    name (see the module docstring)."""
+    plus the packages of the plug-in components the spec uses, the input files its options name and
+    what torch's default thread count comes from when the spec leaves it to torch (see the module
+    docstring)."""
     from trainflow import __version__
 
     plugins = sorted({m.split(".")[0] for m in used_modules(spec)
                       if m and m != "trainflow" and not m.startswith("trainflow.")})
-    return json_digest({"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
-                        "plugins": {p: source_digest([p]) for p in plugins}, "files": input_files(spec)})
+    parts = {"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
+             "plugins": {p: source_digest([p]) for p in plugins}, "files": input_files(spec)}
+    threads = default_threads(spec)
+    return json_digest({**parts, "threads": threads} if threads else parts)
 
 
 def cache_key(spec: PipelineSpec, /, **parts: Any) -> str:

@@ -138,7 +138,9 @@ def clip_table(arrays: dict[str, np.ndarray], silence_db: float) -> Any:
         "silent": known(levels < silence_db, "boolean")})
     if "labels" in arrays:
         table.insert(1, "label", arrays["labels"])
-        table.insert(2, "class_count", table["label"].map(table["label"].value_counts()).astype(int))
+        # readable clips only: a skipped clip (data.unreadable: skip) is not trained or tested on
+        readable = table.loc[table["readable"], "label"].value_counts()
+        table.insert(2, "class_count", table["label"].map(readable).fillna(0).astype(int))
     if "Y" in arrays:
         table = table.assign(**neural.label_columns(arrays["Y"], arrays["label_names"].tolist()))
     return table
@@ -188,8 +190,11 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
         warn(f"validate: {len(silent)} silent clip(s) (below {a.silence_db:g} dBFS): {', '.join(silent[:SILENT_SHOWN])}")
     summary = run_expectations(table, checks, docs_dir, suite=spec.name).as_dict()
     summary["silent_clips"] = silent
+    summary["unreadable_files"] = {str(f): str(e) for f, e, ok in zip(arrays["files"], arrays["error"],
+                                                                      arrays["readable"]) if not ok}
     if "label" in table.columns:
-        summary["class_counts"] = {k: int(n) for k, n in table["label"].value_counts().sort_index().items()}
+        summary["class_counts"] = {k: int(n) for k, n in
+                                   table.loc[table["readable"], "label"].value_counts().sort_index().items()}
     return summary
 
 

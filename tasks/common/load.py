@@ -145,6 +145,13 @@ def fingerprint(config: BaseModel, extra_files: list[Path] | tuple[Path, ...] = 
     return json_digest({"options": options, "files": files})
 
 
+def loader_fingerprint(comp: Any, config: BaseModel) -> str:
+    """:func:`fingerprint` of a loader's options with the further files the loader lists by its
+    ``source_files`` (the clips a manifest names, data a loader reads from an installed package)."""
+    extra = comp.extra.get("source_files")
+    return fingerprint(config, extra(config) if extra else ())
+
+
 def refuse_special_files(config: BaseModel) -> None:
     """DataError for a data path that is a device, a FIFO or a link loop: hashing one would hang.
     A missing path is left to the loader, whose message says what it expected there."""
@@ -161,7 +168,6 @@ def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
     (logic of the load task)."""
     comp, config = data_spec.resolve("data")
     refuse_special_files(config)
-    extra = comp.extra.get("source_files")  # a loader whose file names more files lists them
-    digest = fingerprint(config, extra(config) if extra else ())
+    digest = loader_fingerprint(comp, config)
     loaded = comp.build(config)
     return modalities.get(modality).store(loaded, cache_dir, digest, config)

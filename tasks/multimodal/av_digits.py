@@ -9,7 +9,8 @@ time from data we ship, so nothing is downloaded or added to the repository:
 - **pairing**: scikit-learn's 8x8 digits (``load_digits``, ~180 per digit) are split per digit by a
   seeded permutation into a test pool (``image_test_share``) and a training pool, so no image is in
   both parts; the clips of one digit and part, in a seeded order, take that pool's images in turn
-  (distinct while the pool lasts, then again from its start);
+  (distinct while the pool lasts, then again from its start); the installed scikit-learn's digits
+  file is in the data digest (:func:`digits_file`), so other digits never reuse the cache;
 - **degradation** (each item from its own generator, seeded by ``seed`` and the clip's name):
   the image has a square of ``occlusion`` x ``occlusion`` pixels blanked at a random place and
   Gaussian noise of standard deviation ``image_noise`` (pixel values 0-16) added, then clipped to
@@ -78,6 +79,14 @@ class Pair:
         return Path(self.file).stem
 
 
+def digits_file(options: PairingOptions | None = None) -> list[Path]:
+    """The installed scikit-learn's digits data file, which ``load_digits`` reads: its content is in
+    the data digest (``source_files``), so a scikit-learn whose digits differ does not reuse the cache."""
+    from importlib.resources import files
+
+    return [Path(str(files("sklearn.datasets.data").joinpath("digits.csv.gz")))]
+
+
 def item_rng(seed: int, name: str, what: str) -> np.random.Generator:
     """The generator of one item's degradation: it depends on the seed and the item only."""
     return np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(what.encode())])
@@ -108,7 +117,7 @@ def pairs(options: PairingOptions) -> list[Pair]:
     return sorted(chosen, key=lambda p: p.file)
 
 
-@component("loader", "av_digits_audio", AudioPairOptions, modality="audio")
+@component("loader", "av_digits_audio", AudioPairOptions, modality="audio", source_files=digits_file)
 def load_av_digits_audio(config: AudioPairOptions) -> Clips:
     """The audio half of the audio-visual digits: FSDD clips with white noise mixed in at ``snr_db``."""
     chosen = pairs(config)
@@ -124,7 +133,8 @@ def load_av_digits_audio(config: AudioPairOptions) -> Clips:
                  is_test=np.array([p.test for p in chosen]))
 
 
-@component("loader", "av_digits_images", ImagePairOptions, modality="image", image_size=(8, 8))
+@component("loader", "av_digits_images", ImagePairOptions, modality="image", image_size=(8, 8),
+           source_files=digits_file)
 def load_av_digits_images(config: ImagePairOptions) -> Images:
     """The image half of the audio-visual digits: a scikit-learn digits image of each clip's digit,
     occluded and noisy; named by the clip's stem."""

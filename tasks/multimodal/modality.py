@@ -82,9 +82,10 @@ def branch_spec(spec: PipelineSpec, name: str) -> PipelineSpec:
 
 def store(joined: Joined, cache_dir: str, digest: str, config: MultimodalConfig) -> DataRef:
     """Write the aligned inputs and the index into the cache; the digest covers every input's files."""
-    from trainflow.tasks.common.load import fingerprint
+    from trainflow.tasks.common.load import loader_fingerprint
 
-    parts = {n: fingerprint(REGISTRY.get("loader", s.loader).parse(s.options(), where=f"data.inputs.{n}"))
+    parts = {n: loader_fingerprint(REGISTRY.get("loader", s.loader),
+                                   REGISTRY.get("loader", s.loader).parse(s.options(), where=f"data.inputs.{n}"))
              for n, s in config.inputs.items()}
     digest = json_digest([digest, parts])
     folder = Path(cache_dir) / "data" / digest[:32]

@@ -307,7 +307,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     if labels:
         Y = ML.label_matrix(train, labels)
         extra["labels"] = labels
-        extra["separator"], extra["target_column"] = spec.data.options().get("separator"), spec.data.options().get("target")
+        extra |= ML.delimited_label_column(spec.data.options())
         extra["constant_labels"] = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
         y = Y[:, [j for j, lab in enumerate(labels) if lab not in extra["constant_labels"]]]
         if spec.multilabel.threshold == "tuned":
@@ -602,10 +602,7 @@ def predict_labels(pipe: Any, schema: dict[str, Any], X: Any, df: Any, input_pat
     target column of the input that training never saw are reported (they cannot be predicted)."""
     labels = schema["labels"]
     proba = ML.full_proba(pipe, X, schema)
-    sep, target = schema.get("separator"), schema.get("target_column")
-    if sep and target and target in df.columns:
-        seen = {t.strip() for v in df[target].dropna().astype(str) for t in v.split(sep) if t.strip()}
-        ML.warn_unseen(seen, labels, f"the input file '{input_path}' has labels in column '{target}'")
+    ML.warn_unseen_in_column(df, schema, input_path)
     return ML.label_frame(proba, labels, schema["thresholds"])
 
 

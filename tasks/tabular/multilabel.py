@@ -356,6 +356,22 @@ def label_frame(proba: np.ndarray, labels: list[str], thresholds: list[float]) -
     return out
 
 
+def delimited_label_column(options: dict[str, Any]) -> dict[str, Any]:
+    """The saved-schema entries that let predict read a new file's delimited label column: the
+    ``separator`` and the column (``target_column``), from the spec's data options."""
+    return {"separator": options.get("separator"), "target_column": options.get("target")}
+
+
+def warn_unseen_in_column(df: Any, schema: dict[str, Any], input_path: Any) -> list[str]:
+    """:func:`warn_unseen` for the labels of the input's delimited label column (the schema's
+    ``target_column`` split by its ``separator``), when the schema has one and the input holds it."""
+    sep, target = schema.get("separator"), schema.get("target_column")
+    if not (sep and target and target in df.columns):
+        return []
+    seen = {t.strip() for v in df[target].dropna().astype(str) for t in v.split(sep) if t.strip()}
+    return warn_unseen(seen, schema["labels"], f"the input file '{input_path}' has labels in column '{target}'")
+
+
 def warn_unseen(given: Any, labels: list[str], where: str) -> list[str]:
     """Warn about the labels among ``given`` that training never saw (no model can predict them);
     ``where`` starts the message ("the input file 'x.csv' has labels in column 'tags'"). Returns them."""

@@ -290,7 +290,8 @@ def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: Split
     else:
         thresholds = [float(spec.multilabel.threshold)] * len(labels)
     learned = [j for j, lab in enumerate(labels) if lab not in constant]
-    return Y[:, learned], labels, {"labels": labels, "constant_labels": constant, "thresholds": thresholds}
+    return Y[:, learned], labels, {"labels": labels, "constant_labels": constant, "thresholds": thresholds,
+                                   **ML.delimited_label_column(spec.data.options())}
 
 
 def save_pipeline(pipe: Any, folder: Path) -> None:
@@ -424,6 +425,8 @@ def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
     df = read_text_table(path, TextTableConfig(path=str(path)), what="input file")
     column = schema["text_column"]
     require_column(df, column, path, "the training spec's data.text")
+    if schema.get("labels"):  # multi-label: labels in its delimited label column that training never saw
+        ML.warn_unseen_in_column(df, schema, path)
     kept = [c for c in schema.get("keep", []) if c in df.columns]
     out = df[kept].copy()
     out.insert(0, TEXT, df[column].fillna("").astype(str))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError
 from trainflow.refs import ModelRef, SplitRef, read_parquet
 from trainflow.tasks.common import neural
+from trainflow.tasks.tabular import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT
 from trainflow.tasks.text.vocab import Vocabulary, read_vectors
 
@@ -85,7 +86,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         build={"vocab_size": len(vocab.tokens_), "n_classes": len(classes), "embedding_dim": embedding_dim},
         config={"kind": "text", "task": spec.task, "classes": classes, "lowercase": lowercase,
                 "text_column": meta.get("text_column", TEXT), "keep": meta.get("keep", []),
-                "vocabulary": vocab.state(), **({"labels": labels} if labels else {})},
+                "vocabulary": vocab.state(),
+                **({"labels": labels, **ML.delimited_label_column(spec.data.options())} if labels else {})},
         steps=steps, task="multilabel" if labels else spec.task, init=init, meta={"classes": classes, "vocabulary": len(vocab.tokens_)})
 
 

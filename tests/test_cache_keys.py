@@ -1,0 +1,56 @@
+"""Cache keys without a server: a model trained with torch's default thread count is keyed by what
+that default comes from, so another machine or ``OMP_NUM_THREADS`` does not reuse it (torch's CPU
+sums are split by thread, so the weights differ); an explicit count is keyed as written."""
+
+from __future__ import annotations
+
+from trainflow.cache_keys import code_fingerprint, model_key
+from trainflow.flows.spec import spec_from_dict
+from trainflow.refs import DataRef, SplitRef
+
+SPLIT = SplitRef(train=DataRef(path="train", digest="t" * 64, modality="image"),
+                 test=DataRef(path="test", digest="s" * 64, modality="image"))
+
+
+def image_spec(**train):
+    return spec_from_dict({"name": "digits", "task": "classification",
+                           "data": {"loader": "image_folder", "path": "images"}, "model": {"name": "cnn"},
+                           "train": train}).training_view()
+
+
+def test_the_default_thread_count_is_keyed_by_what_decides_it(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    spec = image_spec()  # num_threads: 0, torch's default
+    before = model_key(SPLIT, spec)
+    assert model_key(SPLIT, spec) == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert model_key(SPLIT, spec) != before, "OMP_NUM_THREADS changes torch's default thread count"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, raising=False)
+    assert model_key(SPLIT, spec) != before, "a process that may use more CPUs gets more threads by default"
+
+
+def test_an_explicit_thread_count_is_keyed_as_written_and_not_by_the_machine(monkeypatch):
+    one, two = image_spec(num_threads=1), image_spec(num_threads=2)
+    assert model_key(SPLIT, one) != model_key(SPLIT, two)
+    before = model_key(SPLIT, one)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(14)), raising=False)
+    assert model_key(SPLIT, one) == before
+
+
+def test_a_default_count_in_a_multimodal_input_counts_and_a_table_has_none(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    table = spec_from_dict({"name": "p", "task": "classification", "data": {"loader": "csv", "path": "p.csv",
+                                                                             "target": "species"}})
+    fused = spec_from_dict({"name": "m", "task": "classification", "model": {"name": "late_fusion"},
+                            "train": {"num_threads": 1},
+                            "data": {"loader": "multimodal", "join": "stem", "inputs": {
+                                "speech": {"loader": "av_digits_audio", "path": "fsdd",
+                                           "train": {"num_threads": 0}},
+                                "image": {"loader": "av_digits_images", "path": "fsdd",
+                                          "train": {"num_threads": 1}}}}})
+    before = code_fingerprint(table), code_fingerprint(fused)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert code_fingerprint(table) == before[0], "a table trains no torch network: its key ignores threads"
+    assert code_fingerprint(fused) != before[1], "the speech branch trains with torch's default count"
