@@ -74,4 +74,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from trainflow.flows.cli import exit_without_teardown
+
+    exit_without_teardown(main)  # as the trainflow command exits

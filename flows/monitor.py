@@ -7,6 +7,8 @@ through the API.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,6 +21,21 @@ TRAIN_TAG = "trainflow-train"
 def run_tags(spec: PipelineSpec) -> list[str]:
     """Tags of a pipeline's flow runs: ``trainflow``, ``pipeline:<name>``, ``task:<kind>``, ``modality:<m>``."""
     return ["trainflow", f"pipeline:{spec.name}", f"task:{spec.task}", f"modality:{spec.modality}"]
+
+
+@contextlib.contextmanager
+def untagged_tasks(flow_tags: list[str]) -> Iterator[None]:
+    """Inside a flow body: the task runs started here leave out the flow run's own tags ``flow_tags``.
+
+    Prefect asks the server for concurrency slots for every task run that has tags (one API call per
+    task run; "no limit" is remembered for 5 s only), which costs 20 ms to seconds a task on a busy
+    server. The flow run keeps these tags for the UI; a task's own tags (``TRAIN_TAG`` on training) and
+    any other tags the caller set around the flow still apply to its task runs.
+    """
+    from prefect.context import TagsContext
+
+    with TagsContext(current_tags=TagsContext.get().current_tags - set(flow_tags)):
+        yield
 
 
 def data_tag(digest: str) -> str:

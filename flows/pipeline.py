@@ -21,7 +21,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
-from trainflow.flows.monitor import TRAIN_TAG
+from trainflow.flows.monitor import TRAIN_TAG, run_tags, untagged_tasks
 from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -165,7 +165,7 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
 @task(name="promote", **RETRIES)
 def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     """Make the run the pipeline's champion if it is not worse than the current one; tag the run."""
-    from trainflow.flows.monitor import add_flow_run_tags, data_tag, run_tags
+    from trainflow.flows.monitor import add_flow_run_tags, data_tag
     from trainflow.tasks.common import promote
 
     decision = promote.promote(summary, spec.promotion)
@@ -201,6 +201,11 @@ def _run_name() -> str:
 @flow(name="trainflow-pipeline", flow_run_name=_run_name, log_prints=True, validate_parameters=True)
 def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
     """Run a whole pipeline spec; returns the content of the run's metrics.json."""
+    with untagged_tasks(run_tags(spec)):  # the flow run keeps them; its task runs need none
+        return _run_stages(spec, out)
+
+
+def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model

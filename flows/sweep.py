@@ -28,6 +28,8 @@ from trainflow.refs import DataRef, SplitRef
 from trainflow.tasks.common import publish as publishing
 
 RUNNERS = ("threads", "processes", "dask", "ray")
+#: the tag of sweep flow runs, beside the pipeline's own (:func:`trainflow.flows.monitor.run_tags`)
+SWEEP_TAG = "sweep"
 
 
 def default_workers() -> int:
@@ -163,6 +165,14 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
     ``threads``: BLAS/OpenMP threads per candidate (see :func:`threads_per_candidate`).
     Returns the best run's summary with ``"sweep"``: one row per candidate.
     """
+    from trainflow.flows.monitor import run_tags, untagged_tasks
+
+    with untagged_tasks([*run_tags(spec), SWEEP_TAG]):  # the flow run keeps them; its task runs need none
+        return _sweep(spec, candidates, labels, out, threads)
+
+
+def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict[str, str]], out: str,
+           threads: int | None) -> dict[str, Any]:
     from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
     from prefect.futures import as_completed
     from threadpoolctl import threadpool_limits
@@ -245,6 +255,6 @@ def run_sweep(path: str, grid_items: list[str], overrides: list[str] | None = No
     with prefect_settings():
         from prefect import tags
 
-        with tags(*run_tags(base), "sweep"):
+        with tags(*run_tags(base), SWEEP_TAG):
             return sweep_pipeline.with_options(task_runner=task_runner)(base, specs, labels, out=out,
                                                                         threads=threads_per_candidate(runner, workers))
