@@ -136,7 +136,7 @@ def test_inception_time_gets_its_recipe(tmp_path):
                         {"name": "inception_time", "filters": 8, "depth": 3, "kernels": [9, 5, 3], "bottleneck": 8},
                         train={"epochs": 12})  # epochs given: the recipe fills only the other fields
     notes = " ".join(result["model"].meta["notes"])
-    assert "training recipe for 36 training examples" in notes and "batch_size 4" in notes and "epochs" not in \
+    assert "training recipe for 36 training examples" in notes and "batch_size 8" in notes and "epochs" not in \
         notes.split("training recipe")[1].split("(")[0]
     check_run(result, 0.5)  # three classes: chance is 0.33 (12 epochs; GunPoint figures in docs/sequence.md)
 
@@ -144,16 +144,58 @@ def test_inception_time_gets_its_recipe(tmp_path):
 def test_recipe_fills_only_fields_the_spec_does_not_set():
     recipe = REGISTRY.get("model", "inception_time").extra["train_recipe"]
     filled, notes = apply_recipe(TrainConfig(), recipe, 50)
-    assert (filled.batch_size, filled.schedule, filled.val_fraction, filled.patience) == (5, "cosine", 0.2, 30)
-    assert 30 <= filled.epochs <= 200 and notes
+    # every series trained on, the lowest training loss kept, ~700 steps of batch 8 (GunPoint's 50 series)
+    assert (filled.batch_size, filled.epochs, filled.schedule, filled.monitor) == (8, 100, "cosine", "train_loss")
+    assert (filled.val_fraction, filled.patience) == (0, 0) and "monitor train_loss" in notes[0]
     mine, _ = apply_recipe(TrainConfig(batch_size=32, epochs=7), recipe, 50)
     assert (mine.batch_size, mine.epochs, mine.schedule) == (32, 7, "cosine")
     default_but_set, _ = apply_recipe(TrainConfig(epochs=10), recipe, 50)  # 10 is the default, set on purpose
     assert default_but_set.epochs == 10 and default_but_set.schedule == "cosine"
+    # a spec asking for a validation split keeps early stopping on the validation loss
+    early, _ = apply_recipe(TrainConfig(val_fraction=0.2, patience=20), recipe, 50)
+    assert (early.monitor, early.val_fraction, early.patience, early.epochs) == ("val_loss", 0.2, 20, 100)
     assert apply_recipe(TrainConfig(recipe=False), recipe, 50) == (TrainConfig(recipe=False), [])
     assert apply_recipe(TrainConfig(), None, 50) == (TrainConfig(), [])
-    tiny, _ = apply_recipe(TrainConfig(), recipe, 12)
-    assert tiny.val_fraction == 0 and tiny.patience == 0  # too few series to hold some out
+    assert apply_recipe(TrainConfig(), recipe, 12)[0].epochs == 150  # few series: few steps per epoch, capped
+    big = apply_recipe(TrainConfig(), recipe, 1000)[0]
+    assert (big.batch_size, big.epochs) == (16, 40)  # many series: enough steps in the fewest epochs
+
+
+def waves(n: int, seed: int):
+    """Three classes told apart by frequency (2, 4 or 8 cycles in 48 steps) at a random phase and
+    amplitude, with noise: ``(x [n, 48, 1], mask, y)`` tensors."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    t = np.linspace(0, 1, 48)
+    x = [rng.uniform(0.5, 1.5) * np.sin(2 * np.pi * 2 ** (k + 1) * t + rng.uniform(0, 2 * np.pi))
+         + 0.3 * rng.standard_normal(48) for k in y]
+    X = torch.tensor(np.array(x), dtype=torch.float32).unsqueeze(-1)
+    return X, torch.ones(X.shape[:2]), torch.tensor(y)
+
+
+def test_the_recipe_learns_where_the_loop_defaults_underfit():
+    """A small ResNet on tiny generated data: the loop's defaults (10 epochs of one batch of 128) stay
+    at chance on new series; the recipe (batch 8, 117 epochs, cosine, lowest training loss) separates them."""
+    import torch
+
+    from trainflow.tasks.common.training import predict, train_model
+
+    comp = REGISTRY.get("model", "resnet1d")
+    train, test = waves(48, 0), waves(60, 1)
+
+    def accuracy(config: TrainConfig) -> float:
+        torch.manual_seed(0)
+        model = comp.build(comp.config(filters=[8, 8], kernels=[5, 3]), in_channels=1, out_features=3)
+        train_model(model, train, None, config, seed=0, log=lambda _: None)
+        return float((predict(model, test[:2]).argmax(1) == test[2]).float().mean())
+
+    loop_defaults = TrainConfig(num_threads=1, checkpoint=False)
+    recipe, notes = apply_recipe(loop_defaults, comp.extra["train_recipe"], len(train[2]))
+    assert recipe.epochs > 100 and notes
+    assert accuracy(loop_defaults) < 0.6
+    assert accuracy(recipe) >= 0.95
 
 
 @pytest.mark.parametrize("name", ["minirocket", "rocket", "multirocket", "knn_dtw"])

@@ -123,6 +123,34 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert result.history[result.best_epoch - 1]["val_loss"] == best
 
 
+def test_monitor_train_loss_keeps_the_lowest_training_loss_across_a_crash(tmp_path):
+    """No validation split: the epoch of the lowest training loss is kept (InceptionTime's rule), and a
+    run resumed after a crash ends with the same weights as an uninterrupted one."""
+    config = CONFIG.model_copy(update={"val_fraction": 0.0, "monitor": "train_loss", "epochs": 12, "lr": 0.5,
+                                       "optimizer": "sgd", "schedule": "none", "l1": 0.0})
+    data, model = _setup()
+    result = train_model(model, data, None, config, seed=0, checkpoint_dir=tmp_path / "a", log=lambda s: None)
+    losses = [h["train_loss"] for h in result.history]
+    assert result.epochs_run == 12 and result.best_epoch == losses.index(min(losses)) + 1 < 12
+    assert f"weights of the best epoch ({result.best_epoch}, train_loss" in " ".join(result.notes)
+    kept = _weights(model)
+    data, model = _setup()  # the same training stopped at the best epoch: the same weights
+    train_model(model, data, None, config.model_copy(update={"epochs": result.best_epoch}), seed=0, log=lambda s: None)
+    assert _same(_weights(model), kept)
+
+    def crash(row):
+        if row["epoch"] == result.best_epoch + 1:
+            raise RuntimeError("simulated crash")
+
+    data, model = _setup()
+    with pytest.raises(RuntimeError):
+        train_model(model, data, None, config, seed=0, checkpoint_dir=tmp_path / "b", on_epoch=crash, log=lambda s: None)
+    data, model = _setup(seed_model=99)
+    resumed = train_model(model, data, None, config, seed=0, checkpoint_dir=tmp_path / "b", log=lambda s: None)
+    assert resumed.resumed_from == result.best_epoch + 1 and resumed.best_epoch == result.best_epoch
+    assert _same(_weights(model), kept)
+
+
 def test_class_weights_and_sampler_weights_change_training():
     outs = []
     for kw in ({}, {"class_weights": [1.0, 5.0]}, {"sampler_weights": torch.linspace(0.1, 1, 120)}):

@@ -81,7 +81,12 @@ class TrainConfig(BaseModel):
     # Early stopping needs a validation split; both off by default (the test split is never used).
     patience: int = Field(0, ge=0, description="Stop after this many epochs without a better val loss; 0 = off")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="Share of training data held out for validation")
-    restore_best: bool = Field(True, description="With a validation split, keep the weights of the best epoch")
+    restore_best: bool = Field(True, description="Keep the weights of the best epoch (by 'monitor')")
+    # InceptionTime's recipe: no carve-out, keep the epoch of the lowest training loss; a 10-series
+    # carve-out of a small UCR set is too noisy to pick an epoch (and costs 20% of the data).
+    monitor: Literal["val_loss", "train_loss"] = Field(
+        "val_loss", description="The loss that picks the best epoch and drives early stopping: val_loss (needs a "
+                                "validation split; without one the last epoch is kept) or train_loss")
     # Imbalance: weight the loss by inverse class frequency, or draw examples with those weights.
     # Multi-label: class_weight balances each label's 1s and 0s; oversample has no per-label meaning
     # (an example carries several labels at once), so the spec refuses it there.
@@ -105,18 +110,24 @@ class TrainConfig(BaseModel):
 
 
 #: the fields a model's training recipe may fill
-RECIPE_FIELDS = ("epochs", "batch_size", "schedule", "val_fraction", "patience")
+RECIPE_FIELDS = ("epochs", "batch_size", "schedule", "val_fraction", "patience", "monitor")
+#: a recipe field left alone when the spec sets one of these (a spec that asks for a validation
+#: split or early stopping means the validation loss, whatever the recipe prefers)
+RECIPE_TIES = {"monitor": ("val_fraction", "patience")}
 
 
 def apply_recipe(config: TrainConfig, recipe: Callable[[int], dict[str, Any]] | None,
                  n: int) -> tuple[TrainConfig, list[str]]:
     """``config`` with the fields of ``recipe(n)`` (``n``: training examples) that the spec does not set,
     and a note saying what was filled; unchanged without a recipe or with ``recipe: false``. A field the
-    spec sets is kept even when it equals the default (``epochs: 10`` means 10)."""
+    spec sets is kept even when it equals the default (``epochs: 10`` means 10), and so is a field
+    tied to one the spec sets (:data:`RECIPE_TIES`)."""
     if recipe is None or not config.recipe:
         return config, []
+    chosen = config.model_fields_set
     filled = {k: v for k, v in recipe(n).items()
-              if k in RECIPE_FIELDS and k not in config.model_fields_set and v != getattr(config, k)}
+              if k in RECIPE_FIELDS and k not in chosen and not chosen.intersection(RECIPE_TIES.get(k, ()))
+              and v != getattr(config, k)}
     if not filled:
         return config, []
     return config.model_copy(update=filled), [
@@ -657,8 +668,9 @@ def _train_model(
         if val is not None and _size(val):
             row.update(_evaluate(model, val, loss_fn, max(config.batch_size, 256), device, val_on_device,
                                  config.precision))
-            if row["val_loss"] < best_loss:
-                best_loss, best_epoch, bad = row["val_loss"], epoch, 0
+        if config.monitor in row:
+            if row[config.monitor] < best_loss:
+                best_loss, best_epoch, bad = row[config.monitor], epoch, 0
                 if config.restore_best:
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
@@ -683,10 +695,11 @@ def _train_model(
         if on_epoch is not None:
             on_epoch(row)
     if stopped:
-        notes.append(f"early stopping after epoch {len(history)}: no better validation loss for {config.patience} epochs")
+        what = "validation" if config.monitor == "val_loss" else "training"
+        notes.append(f"early stopping after epoch {len(history)}: no better {what} loss for {config.patience} epochs")
     if best_state is not None and config.restore_best and best_epoch != len(history):
         model.load_state_dict(best_state)
-        notes.append(f"weights of the best epoch ({best_epoch}, val_loss {best_loss:.4g}) restored")
+        notes.append(f"weights of the best epoch ({best_epoch}, {config.monitor} {best_loss:.4g}) restored")
     progress.update(100.0)
     trained = sum(h["seconds"] for h in history[resumed_from:])
     log(f"training: {len(history) - resumed_from} epochs in {trained:.2f} s on {device} "
