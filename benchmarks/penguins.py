@@ -77,8 +77,8 @@ def report(runs: dict[str, list[dict]], repeats: int, threads: int | None) -> li
              "(its database already made)",
              "- Task overhead: a task call as the flow sees it minus the time of the task's own function, "
              "mean over the run's tasks",
-             "- The machine was shared with other helpers running tests while this was measured "
-             "(see the load averages).", "",
+             "- Read the load averages above: on a busy machine absolute times are noisy, the side-by-side "
+             "ratios less so.", "",
              "| side | whole process s | minus plain s | CPU s | task overhead ms | balanced accuracy |",
              "|---|---|---|---|---|---|"]
     for side in ("plain", "warm", "cold"):

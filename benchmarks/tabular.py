@@ -108,8 +108,8 @@ def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats:
              "- trainflow: `trainflow run` in a fresh process against a warm `prefect server start` on 127.0.0.1; "
              "plain: `benchmarks/tabular_plain.py` in a fresh process; alternated, medians of "
              f"{repeats} runs each; peak RSS per process and per stage (Linux VmHWM, reset between stages)",
-             "- The machine was shared with other helpers running tests while this was measured "
-             "(see the load averages): absolute times are noisy, the side-by-side ratios less so.", ""]
+             "- Read the load averages above: on a busy machine absolute times are noisy, the side-by-side "
+             "ratios less so.", ""]
     lines += ["| rows | plain s | trainflow s | time ratio | CPU s plain / trainflow | plain peak MB | trainflow peak MB "
               "| memory ratio |", "|---|---|---|---|---|---|---|---|"]
     totals = {"plain": [], "trainflow": []}
