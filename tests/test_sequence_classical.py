@@ -313,6 +313,28 @@ def test_tampered_transform_arrays_are_named_before_numba_runs(minirocket_runs, 
         seq.load_model(run)
 
 
+@pytest.mark.parametrize(("name", "array", "named"), [
+    ("rocket", "param_6", r"'param_6' \(rocket's channel indices\) differs"),
+    ("rocket", "param_4", r"'param_4' \(rocket's paddings\) differs"),
+    ("multirocket", "param_6", r"'param_6' \(multirocket's channel indices \(differences\)\) differs"),
+    ("knn_dtw", "lengths", r"not 2-channel training series")])
+def test_the_other_models_name_a_tampered_index_array(tmp_path, name, array, named):
+    X, L, y = shapes(12, np.random.default_rng(3), 2, True)
+    series, labels = [X[i, :n] for i, n in enumerate(L)], np.arange(12) % 3
+    comp = REGISTRY.get("model", name)
+    options = comp.config.model_validate({} if name == "knn_dtw" else {"num_kernels": 84})
+    model = comp.build(options, seed=0).fit(series, labels, 3)
+    arrays = model.arrays()
+    arrays[array] = arrays[array].copy()
+    arrays[array][0] += 10_000  # far beyond the series' channels or length
+    classical.save(tmp_path / "m", model, {"model": name, "options": options.model_dump(mode="json"),
+                                           "preprocess": seq.SeriesPreprocessor().fit(series).state(),
+                                           "fitted": model.state()})
+    np.savez(tmp_path / "m" / "model.npz", **arrays)
+    with pytest.raises(DataError, match=f"model.npz' is damaged .*{named}"):
+        classical.load(tmp_path / "m")
+
+
 def test_a_tampered_model_stops_predict_with_a_clear_message(minirocket_runs, tmp_path, capsys):
     from tests.helpers import run_cli
 
