@@ -272,7 +272,9 @@ def test_unreadable_skip_leaves_out_a_corrupt_clip_and_says_which_and_why(tmp_pa
     (run,) = complete_runs(tmp_path / "runs", "lenient")
     report = (run / "report.md").read_text()
     assert "skipped unreadable audio file:" in report and "cut.wav' is not audio soundfile can decode" in report
-    validation = json.loads((run / "metrics.json").read_text())["validation"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["rows"], metrics["rows_skipped"]) == (8, 1)  # the clips used; the skipped file apart
+    validation = metrics["validation"]
     [(name, why)] = validation["unreadable_files"].items()
     assert name == "low/cut.wav" and "cut.wav' is not audio soundfile can decode" in why
     assert validation["class_counts"] == {"high": 4, "low": 4}  # the clips trained and tested on

@@ -54,3 +54,31 @@ def test_a_default_count_in_a_multimodal_input_counts_and_a_table_has_none(monke
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert code_fingerprint(table) == before[0], "a table trains no torch network: its key ignores threads"
     assert code_fingerprint(fused) != before[1], "the speech branch trains with torch's default count"
+
+
+def test_device_auto_is_keyed_by_the_device_it_picks_here(monkeypatch):
+    from trainflow import cache_keys
+
+    auto, cpu = image_spec(), image_spec(device="cpu")  # device: auto is the default
+    monkeypatch.setattr(cache_keys, "auto_device", lambda: "cpu")
+    before, explicit = model_key(SPLIT, auto), model_key(SPLIT, cpu)
+    monkeypatch.setattr(cache_keys, "auto_device", lambda: "cuda")
+    assert model_key(SPLIT, auto) != before, "a model fitted on the CPU is not reused where auto picks CUDA"
+    assert model_key(SPLIT, cpu) == explicit, "an explicit device is keyed as written, not by the machine"
+
+
+def test_the_auto_device_is_what_training_resolves_and_a_cpu_torch_is_not_imported_for_it():
+    import subprocess
+    import sys
+
+    import torch
+
+    from trainflow.cache_keys import auto_device
+    from trainflow.tasks.common.training import resolve_device
+
+    assert auto_device() == resolve_device("auto").type
+    if torch.version.cuda is None and torch.version.hip is None:  # a CPU build: answered from its version file
+        code = ("import sys; from trainflow.cache_keys import auto_device; "
+                "print(auto_device(), 'torch' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["cpu", "False"]

@@ -194,3 +194,26 @@ def test_network_ensemble_is_saved_and_predicts(tmp_path):
     assert any("gru (the spec's model): mean backtest RMSE" in n for n in model.meta["notes"])
     pred = forecast.predict(run, path)
     assert pred["t"].tolist()[:2] == ["2015-01", "2015-02"] and np.isfinite(pred["v"]).all()
+
+
+def test_network_training_leaves_the_thread_count_as_it_was(tmp_path, monkeypatch):
+    import torch
+
+    from trainflow.tasks.common import training
+
+    seen, real = [], training.train_model
+
+    def recording(*args, **kwargs):  # the count while the networks are built and trained
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_model", recording)
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    spec = spec_from_dict({"name": "fc", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "x.csv"},
+                           "forecast": {"horizon": 2, "lookback": 6}, "model": {"name": "gru", "hidden": 4},
+                           "train": {"epochs": 1, "batch_size": 16, "num_threads": wanted}})
+    fc = ForecastConfig(horizon=2, lookback=6)
+    forecast.train_networks(seasonal_series(40)[:, None], fc, spec, "gru", [0, 1])
+    assert seen == [wanted, wanted]
+    assert torch.get_num_threads() == before

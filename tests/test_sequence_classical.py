@@ -210,8 +210,9 @@ def test_saved_arrays_give_the_fitted_models_predictions(tmp_path, name, unequal
     model = comp.build(options, seed=0).fit(series[:20], labels[:20], k)
     before = model.proba(series[20:])
     classical.save(tmp_path / "m", model, {"model": name, "options": options.model_dump(mode="json"),
+                                           "preprocess": seq.SeriesPreprocessor().fit(series).state(),
                                            "fitted": model.state()})
-    loaded, _ = classical.load(tmp_path / "m")
+    loaded, _ = classical.load(tmp_path / "m")  # its arrays checked against a fresh transform
     np.testing.assert_allclose(loaded.proba(series[20:]), before)
     assert before.shape == (10, k) and np.allclose(before.sum(1), 1)
 
@@ -219,9 +220,9 @@ def test_saved_arrays_give_the_fitted_models_predictions(tmp_path, name, unequal
 # ---------------------------------------------------------------- trust
 
 
-def tampered_copy(minirocket_runs, tmp_path) -> Path:
+def tampered_copy(minirocket_runs, tmp_path, case: str = "uni") -> Path:
     copy = tmp_path / "received"
-    shutil.copytree(minirocket_runs["uni"]["run_dir"], copy)
+    shutil.copytree(minirocket_runs[case]["run_dir"], copy)
     return copy
 
 
@@ -258,6 +259,118 @@ def test_damaged_model_npz_is_reported(minirocket_runs, tmp_path, damage):
         (run / "model.npz").write_bytes(good[: len(good) // 2] if damage == "truncated" else b"\x00garbage" * 99)
     with pytest.raises(DataError, match="model.npz' is damaged"):
         seq.predict(run, minirocket_runs["uni"]["run_dir"].parent / "test.npz")
+
+
+def _tamper(arrays: dict, fitted: dict, how: str) -> None:
+    """One crafted change to a saved MiniRocket (param_0..4: channels per combination, channel
+    indices, dilations, features per dilation, biases)."""
+    if how == "index_out_of_range":
+        arrays["param_1"][0] = 10_000
+    elif how == "wrong_shape":
+        arrays["param_1"] = arrays["param_1"][:-1]
+    elif how == "wrong_dtype":
+        arrays["param_2"] = arrays["param_2"].astype(np.int64)
+    elif how == "nan_bias":
+        arrays["param_4"][3] = np.nan
+    elif how == "swapped_dilation":
+        arrays["param_2"][[0, -1]] = arrays["param_2"][[-1, 0]]
+    elif how == "other_seed":  # arrays of another draw than the seed says
+        fitted["seed"] += 1
+    elif how == "longer_length":
+        fitted["series_length"] *= 4
+    elif how == "fewer_params":
+        fitted["n_params"] = 2
+    elif how == "ridge_width":
+        arrays["mean"], arrays["std"] = arrays["mean"][:-1], arrays["std"][:-1]
+        arrays["coef"] = arrays["coef"][:, :-1]
+    elif how == "negative_class":
+        arrays["classes"][0] = -1
+
+
+TAMPERING = {"index_out_of_range": r"'param_1' \(minirocket's channel indices\) differs",
+             "wrong_shape": r"'param_1' \(minirocket's channel indices\) is int32 \[\d+\]; the transform's is int32",
+             "wrong_dtype": r"'param_2' \(minirocket's dilations\) is int64",
+             "nan_bias": r"'param_4' \(minirocket's biases\) holds values that are not finite",
+             "swapped_dilation": r"'param_2' \(minirocket's dilations\) differs",
+             "other_seed": r"'param_\d' \(minirocket's [a-z ]+\) differs",
+             "longer_length": r"'param_\d' \(minirocket's [a-z ]+\) (differs|is int32)",
+             "fewer_params": r"5 parameter arrays, not 2",
+             "ridge_width": r"ridge arrays .* do not fit the transform's \d+ features",
+             "negative_class": r"ridge arrays"}
+
+
+@pytest.mark.parametrize("how", list(TAMPERING))
+def test_tampered_transform_arrays_are_named_before_numba_runs(minirocket_runs, tmp_path, how):
+    import json
+
+    # one channel: the seed draws no channel choices, so another seed shows on three channels only
+    run = tampered_copy(minirocket_runs, tmp_path, "multi" if how == "other_seed" else "uni")
+    arrays, config = dict(np.load(run / "model.npz")), json.loads((run / "model.json").read_text())
+    _tamper(arrays, config["fitted"], how)
+    np.savez(run / "model.npz", **arrays)
+    (run / "model.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match=f"model.npz' is damaged .*{TAMPERING[how]}"):
+        seq.load_model(run)
+
+
+@pytest.mark.parametrize(("name", "array", "named"), [
+    ("rocket", "param_6", r"'param_6' \(rocket's channel indices\) differs"),
+    ("rocket", "param_4", r"'param_4' \(rocket's paddings\) differs"),
+    ("multirocket", "param_6", r"'param_6' \(multirocket's channel indices \(differences\)\) differs"),
+    ("knn_dtw", "lengths", r"not 2-channel training series")])
+def test_the_other_models_name_a_tampered_index_array(tmp_path, name, array, named):
+    X, L, y = shapes(12, np.random.default_rng(3), 2, True)
+    series, labels = [X[i, :n] for i, n in enumerate(L)], np.arange(12) % 3
+    comp = REGISTRY.get("model", name)
+    options = comp.config.model_validate({} if name == "knn_dtw" else {"num_kernels": 84})
+    model = comp.build(options, seed=0).fit(series, labels, 3)
+    arrays = model.arrays()
+    arrays[array] = arrays[array].copy()
+    arrays[array][0] += 10_000  # far beyond the series' channels or length
+    classical.save(tmp_path / "m", model, {"model": name, "options": options.model_dump(mode="json"),
+                                           "preprocess": seq.SeriesPreprocessor().fit(series).state(),
+                                           "fitted": model.state()})
+    np.savez(tmp_path / "m" / "model.npz", **arrays)
+    with pytest.raises(DataError, match=f"model.npz' is damaged .*{named}"):
+        classical.load(tmp_path / "m")
+
+
+def test_a_tampered_model_stops_predict_with_a_clear_message(minirocket_runs, tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    run = tampered_copy(minirocket_runs, tmp_path)
+    arrays = dict(np.load(run / "model.npz"))
+    arrays["param_1"][:] = 1_000_000  # channel indices far out of range: an out-of-bounds read in numba
+    np.savez(run / "model.npz", **arrays)
+    (run / "metrics.json").write_text('{"modality": "sequence"}')  # what predict reads of a published run
+    rc, err = run_cli("predict", run, minirocket_runs["uni"]["run_dir"].parent / "test.npz", "--out",
+                      tmp_path / "p.csv", capsys=capsys)
+    assert rc == 3 and "model.npz' is damaged" in err and "'param_1' (minirocket's channel indices)" in err
+    assert "Traceback" not in err and not (tmp_path / "p.csv").exists()
+
+
+def test_a_model_saved_without_its_seed_is_refused(minirocket_runs, tmp_path):
+    import json
+
+    run = tampered_copy(minirocket_runs, tmp_path)
+    config = json.loads((run / "model.json").read_text())
+    del config["fitted"]["seed"]  # as an earlier trainflow saved it: nothing to check the arrays against
+    (run / "model.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match="lacks 'seed'.*re-run the pipeline"):
+        seq.load_model(run)
+
+
+def test_checking_the_arrays_keeps_the_load_cheap_and_the_global_generator_as_it_was(minirocket_runs):
+    import time
+
+    seq.load_model(minirocket_runs["multi"]["run_dir"])  # numba's compiled kernels loaded once
+    np.random.seed(7)
+    expected = np.random.random()
+    np.random.seed(7)
+    started = time.process_time()
+    seq.load_model(minirocket_runs["multi"]["run_dir"])
+    assert time.process_time() - started < 0.5
+    assert np.random.random() == expected, "the dummy fit seeds numpy's global generator: it is restored"
 
 
 def test_config_naming_another_model_is_refused(minirocket_runs, tmp_path):

@@ -24,7 +24,11 @@ model was published. The fingerprint covers:
   spec), what torch's default is decided from (:func:`default_threads`). Not code, but results
   depend on it: torch splits a convolution's or a matrix product's sums by thread, so 1, 2 and 4
   threads give different weights (a small CNN after 5 Adam steps differs by up to 3e-6; the same
-  count repeats bit for bit). An explicit count is already part of the spec sections keyed.
+  count repeats bit for bit). An explicit count is already part of the spec sections keyed;
+- likewise for a spec that leaves the training device to ``train.device: auto``, the device that
+  resolves to here (``cpu`` or ``cuda``, :func:`auto_device`): CUDA's kernels sum in another order
+  than the CPU's, so a model fitted on one is not the model the other would fit. An explicit
+  ``cpu`` or ``cuda`` is keyed as written.
 
 Files are read and hashed once per process and then re-hashed only when their size or
 modification time changes, so computing a key costs a few ``stat`` calls (~1 ms).
@@ -32,6 +36,7 @@ modification time changes, so computing a key costs a few ``stat`` calls (~1 ms)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -147,44 +152,77 @@ def input_files(spec: Any) -> dict[str, str]:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def default_threads(spec: Any) -> dict[str, Any] | None:
-    """What torch's default thread count is decided from (the CPUs this process may use, the CPU
-    count, the thread variables), when the spec's modality trains networks (has a ``train`` section)
-    and some section of ``spec`` has ``num_threads: 0``; else None. Read from the environment rather
-    than asked of torch, so a key never imports torch."""
+def _leaves_to_torch(spec: Any, field: str, value: Any) -> bool:
+    """Whether the spec's modality trains networks (has a ``train`` section) and some section of
+    ``spec`` (fields, a component's or loader's extra options, a multimodal input's own train
+    options) has ``field: value``."""
     from pydantic import BaseModel
 
     from trainflow import modality as modalities
 
-    def defaulted(value: Any) -> bool:
-        if isinstance(value, BaseModel):  # its fields and its extra options (a component's, a loader's)
-            fields = type(value).model_fields
-            return ("num_threads" in fields and value.num_threads == 0) or any(
-                defaulted(getattr(value, name)) for name in fields) or defaulted(value.model_extra or {})
-        if isinstance(value, dict):  # e.g. a multimodal input's own train options
-            return value.get("num_threads") == 0 or any(defaulted(v) for v in value.values())
-        return isinstance(value, (list, tuple)) and any(defaulted(v) for v in value)
+    def has(item: Any) -> bool:
+        if isinstance(item, BaseModel):
+            fields = type(item).model_fields
+            return (field in fields and getattr(item, field) == value) or any(
+                has(getattr(item, name)) for name in fields) or has(item.model_extra or {})
+        if isinstance(item, dict):
+            return item.get(field) == value or any(has(v) for v in item.values())
+        return isinstance(item, (list, tuple)) and any(has(v) for v in item)
 
     name = getattr(spec, "modality", None)
-    if not name or "train" not in modalities.get(name).sections or not defaulted(spec):
+    return bool(name) and "train" in modalities.get(name).sections and has(spec)
+
+
+def default_threads(spec: Any) -> dict[str, Any] | None:
+    """What torch's default thread count is decided from (the CPUs this process may use, the CPU
+    count, the thread variables), when the spec trains networks and some section of ``spec`` has
+    ``num_threads: 0``; else None. Read from the environment rather than asked of torch, so a key
+    never imports torch for this."""
+    if not _leaves_to_torch(spec, "num_threads", 0):
         return None
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"usable_cpus": usable, "cpus": os.cpu_count(), **{v: os.environ.get(v) for v in THREAD_VARIABLES}}
 
 
+@functools.cache
+def auto_device() -> str:
+    """The device ``train.device: auto`` resolves to in this process: ``cuda`` where torch sees a
+    CUDA device, else ``cpu`` (the rule of :func:`~trainflow.tasks.common.training.resolve_device`).
+    A torch built without CUDA or ROCm says so in its ``version.py``: then the answer is ``cpu``
+    without importing torch (~1 s), so keys stay cheap on CPU-only machines such as CI."""
+    import importlib.util
+    import re
+
+    found = importlib.util.find_spec("torch")
+    if found is None or not found.origin:
+        return "cpu"  # no torch: no network is trained here
+    version = Path(found.origin).with_name("version.py")
+    text = version.read_text(encoding="utf-8") if version.is_file() else ""
+    if all(re.search(rf"^{name}\s*(:[^=]*)?=\s*None\s*$", text, re.M) for name in ("cuda", "hip")):
+        return "cpu"
+    from trainflow.tasks.common.training import resolve_device
+
+    return resolve_device("auto").type
+
+
+def default_device(spec: Any) -> str | None:
+    """:func:`auto_device` when the spec trains networks and some section has ``device: auto``; else None."""
+    return auto_device() if _leaves_to_torch(spec, "device", "auto") else None
+
+
 def code_fingerprint(spec: PipelineSpec) -> str:
     """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
-    plus the packages of the plug-in components the spec uses, the input files its options name and
-    what torch's default thread count comes from when the spec leaves it to torch (see the module
-    docstring)."""
+    plus the packages of the plug-in components the spec uses, the input files its options name,
+    what torch's default thread count comes from and the device ``auto`` picks when the spec leaves
+    them to torch (see the module docstring)."""
     from trainflow import __version__
 
     plugins = sorted({m.split(".")[0] for m in used_modules(spec)
                       if m and m != "trainflow" and not m.startswith("trainflow.")})
     parts = {"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
              "plugins": {p: source_digest([p]) for p in plugins}, "files": input_files(spec)}
-    threads = default_threads(spec)
-    return json_digest({**parts, "threads": threads} if threads else parts)
+    threads, device = default_threads(spec), default_device(spec)
+    return json_digest({**parts, **({"threads": threads} if threads else {}), **({"device": device} if device else {})})
 
 
 def cache_key(spec: PipelineSpec, /, **parts: Any) -> str:

@@ -104,8 +104,9 @@ def store(clips: Clips, cache_dir: str, digest: str, config: Any) -> DataRef:
     path = Path(cache_dir) / "data" / f"{digest}.npz"
     save_npz(path, **pack(clips))  # rewritten on each load: see refs.store_parquet
     skipped = [f"skipped unreadable audio file: {i['error']}" for i in clips.info if not i["readable"]]
+    # rows: the clips that can be used; a skipped file (data.unreadable: skip) is counted apart
     return DataRef(path=str(path), digest=digest, modality="audio", meta={
-        "rows": len(clips.waves), "sample_rate": clips.sample_rate, "source": clips.source,
+        "rows": len(clips.waves) - len(skipped), "rows_skipped": len(skipped), "sample_rate": clips.sample_rate, "source": clips.source,
         "labelled": clips.labels is not None or clips.label_matrix is not None,
         **({"labels": clips.label_names} if clips.label_matrix is not None else {}),
         "predefined_test": clips.is_test is not None, "notes": skipped,

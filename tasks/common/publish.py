@@ -217,6 +217,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "code_fingerprint": code_fingerprint(spec),  # lets a scheduled run see that the code changed
         "model_files": model_files,
         "rows": data.meta.get("rows"),
+        # rows the loader left out (audio's data.unreadable: skip), where it reports them
+        **({"rows_skipped": data.meta["rows_skipped"]} if "rows_skipped" in data.meta else {}),
         "preprocessing": model.meta.get("steps", []),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),

@@ -17,6 +17,14 @@ read with ``allow_pickle=False``) and ``model.json`` (options, classes, preproce
 fitted transform is kept as its parameter arrays and the ridge as its coefficients; 1-NN keeps
 the training series. At load time the sktime transformer is rebuilt from those arrays.
 
+The transforms run in numba without bounds checks, so a model folder (something people share) is
+not trusted to hold sane arrays: at load time a fresh transformer is fitted on one dummy series of
+the saved seed, length and channels (~0.1 s), and the saved arrays must match it. Every integer
+array (dilations, channel indices, kernel lengths, paddings, counts) is drawn from the seed, the
+length and the channel count only, so it must be identical; the float arrays (biases; ROCKET's
+weights) depend on the training data, or are drawn by numba's generator, so they are checked for
+the same shape and dtype and finite values. The ridge arrays must fit the transform's width.
+
 Class "probabilities" of the ridge models are the softmax of the ridge decision values (scores
 for ROC AUC and ranking, not calibrated probabilities); 1-NN gives the neighbours' vote.
 """
@@ -128,7 +136,9 @@ class ClassicalClassifier:
     def state(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> ClassicalClassifier:
+    def restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], channels: int) -> ClassicalClassifier:
+        """Rebuild from saved ``arrays`` and ``state`` for input series of ``channels`` channels;
+        ValueError naming the array that is not what this model would have saved."""
         raise NotImplementedError
 
     def summary(self) -> str:
@@ -142,11 +152,21 @@ class _RidgeOnTransform(ClassicalClassifier):
     training series (what ``normalize: auto`` compares)."""
 
     score_loo = False
+    #: what each of the transform's parameter arrays is (for error messages)
+    param_names: tuple[str, ...] = ()
 
     def _transformer(self, equal: bool) -> Any:
         raise NotImplementedError
 
     def _params(self, transformer: Any) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError
+
+    def _n_features(self, transformer: Any) -> int:
+        """Features the fitted ``transformer`` outputs per series."""
+        raise NotImplementedError
+
+    def _input_length(self, state: dict[str, Any]) -> int:
+        """The series length the saved transform was fitted at (what its dilations are drawn from)."""
         raise NotImplementedError
 
     def _set_params(self, transformer: Any, params: tuple[np.ndarray, ...], state: dict[str, Any]) -> None:
@@ -163,7 +183,7 @@ class _RidgeOnTransform(ClassicalClassifier):
     def fit(self, series, y, n_classes):
         from sklearn.linear_model import RidgeClassifierCV
 
-        self.equal_ = equal_length(series)
+        self.equal_, self.fit_length_ = equal_length(series), len(series[0])
         self.transformer_ = self._transformer(self.equal_)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -197,28 +217,81 @@ class _RidgeOnTransform(ClassicalClassifier):
                 "classes": self.classes_}
 
     def state(self):
-        return {"equal_length": self.equal_, "alpha": self.alpha_, "n_classes": self.n_classes_,
-                "n_params": len(self._params(self.transformer_)), **self._extra_state()}
+        return {"equal_length": self.equal_, "alpha": self.alpha_, "n_classes": self.n_classes_, "seed": self.seed,
+                "n_params": len(self._params(self.transformer_)), **self._extra_state(self.transformer_)}
 
-    def _extra_state(self) -> dict[str, Any]:
+    def _extra_state(self, transformer: Any) -> dict[str, Any]:
+        """What besides its arrays the fitted ``transformer`` needs to be rebuilt."""
         return {}
 
-    def restore(self, arrays, state):
+    def restore(self, arrays, state, channels):
         self.equal_, self.alpha_, self.n_classes_ = bool(state["equal_length"]), float(state["alpha"]), int(state["n_classes"])
-        params = tuple(arrays[f"param_{i}"] for i in range(int(state["n_params"])))
+        missing = [k for k in ("seed", *self._length_keys()) if k not in state]
+        if missing:  # saved before the arrays were checked: nothing to check them against
+            raise ValueError(f"model.json's 'fitted' section lacks {', '.join(map(repr, missing))}, which the "
+                             "arrays are checked against (saved by an earlier trainflow); re-run the pipeline")
+        self.seed = int(state["seed"])
+        fresh = self._fresh(channels, self._input_length(state))
+        expected = self._params(fresh)
+        if int(state["n_params"]) != len(expected):
+            raise ValueError(f"the transform has {len(expected)} parameter arrays, not {state['n_params']}")
+        params = tuple(arrays[f"param_{i}"] for i in range(len(expected)))
+        check_params(params, expected, self.param_names, self.name)
+        extra = self._extra_state(fresh)
+        if {k: state.get(k) for k in extra} != extra:
+            raise ValueError(f"model.json's fitted {sorted(extra)} are not the transform's {extra}")
         self.transformer_ = self._transformer(self.equal_)
         self._set_params(self.transformer_, params, state)
         self.mean_, self.std_, self.coef_ = arrays["mean"], arrays["std"], arrays["coef"]
-        self.intercept_, self.classes_ = arrays["intercept"], arrays["classes"].astype(np.int64)
-        width = len(self.mean_)
-        if (self.std_.shape != (width,) or self.coef_.ndim != 2 or self.coef_.shape[1] != width
-                or self.intercept_.shape != (len(self.coef_),) or len(self.classes_) < 2
-                or len(self.coef_) not in (1, len(self.classes_)) or self.classes_.max() >= self.n_classes_):
-            raise ValueError("the ridge arrays (mean, std, coef, intercept, classes) do not fit together")
+        self.intercept_, self.classes_ = arrays["intercept"], arrays["classes"]
+        width = self._n_features(fresh)
+        for name in ("mean", "std", "coef", "intercept"):
+            if arrays[name].dtype != np.float64 or not np.isfinite(arrays[name]).all():
+                raise ValueError(f"array {name!r} must hold finite float64 values")
+        if (self.mean_.shape != (width,) or self.std_.shape != (width,) or not self.std_.all() or self.coef_.ndim != 2
+                or self.coef_.shape[1] != width or self.intercept_.shape != (len(self.coef_),)
+                or self.classes_.dtype != np.int64 or self.classes_.shape != (len(np.unique(self.classes_)),)
+                or len(self.classes_) < 2 or len(self.coef_) not in (1, len(self.classes_))
+                or self.classes_.min() < 0 or self.classes_.max() >= self.n_classes_):
+            raise ValueError(f"the ridge arrays (mean, std, coef, intercept, classes) do not fit together or do not "
+                             f"fit the transform's {width} features and {self.n_classes_} classes")
         return self
+
+    def _length_keys(self) -> tuple[str, ...]:
+        """The keys of the saved state that :meth:`_input_length` reads."""
+        return ("length",)
+
+    def _fresh(self, channels: int, length: int) -> Any:
+        """A transformer fitted as this model's was (seed, options, length, channels) on one dummy series."""
+        dummy = [np.random.default_rng(0).normal(size=(length, channels))]
+        transformer = self._transformer(self.equal_)
+        numpy_random = np.random.get_state()  # sktime seeds numpy's global generator: leave it as it was
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                transformer.fit(self._input(dummy))
+        finally:
+            np.random.set_state(numpy_random)
+        return transformer
 
     def summary(self):
         return f"{self.name}: {len(self.mean_)} features, ridge alpha {self.alpha_:g} (leave-one-out CV)"
+
+
+def check_params(saved: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...], names: tuple[str, ...],
+                 model: str) -> None:
+    """ValueError naming the first saved transform array that is not what the transform builds:
+    integer arrays must be identical, float arrays of the same shape and dtype and finite."""
+    for i, (got, want, what) in enumerate(zip(saved, expected, names)):
+        where = f"array 'param_{i}' ({model}'s {what})"
+        if got.dtype != want.dtype or got.shape != want.shape:
+            raise ValueError(f"{where} is {got.dtype} {list(got.shape)}; the transform's is {want.dtype} "
+                             f"{list(want.shape)}")
+        if np.issubdtype(want.dtype, np.integer) and not np.array_equal(got, want):
+            raise ValueError(f"{where} differs from what the transform draws from the saved seed, length and "
+                             "channels")
+        if np.issubdtype(want.dtype, np.floating) and not np.isfinite(got).all():
+            raise ValueError(f"{where} holds values that are not finite")
 
 
 def _mark_fitted(transformer: Any) -> None:
@@ -230,6 +303,7 @@ class MiniRocket(_RidgeOnTransform):
     """sktime's MiniRocketMultivariate (equal lengths) or MiniRocketMultivariateVariable (unequal)."""
 
     name = "minirocket"
+    param_names = ("channels per combination", "channel indices", "dilations", "features per dilation", "biases")
 
     def _transformer(self, equal):
         from sktime.transformations.rocket import MiniRocketMultivariate, MiniRocketMultivariateVariable
@@ -243,9 +317,21 @@ class MiniRocket(_RidgeOnTransform):
     def _params(self, transformer):
         return tuple(transformer.parameters)
 
-    def _extra_state(self):
-        return {} if self.equal_ else {"reference_length": int(self.transformer_._fitted_reference_length),
-                                       "num_kernels_": int(self.transformer_.num_kernels_)}
+    def _n_features(self, transformer):
+        return len(transformer.parameters[-1])  # one feature per bias
+
+    def _extra_state(self, transformer):
+        if self.equal_:
+            return {"series_length": int(self.fit_length_)}
+        return {"reference_length": int(transformer._fitted_reference_length),
+                "num_kernels_": int(transformer.num_kernels_)}
+
+    def _length_keys(self):
+        return ("series_length",) if self.equal_ else ("reference_length",)
+
+    def _input_length(self, state):
+        self.fit_length_ = int(state[self._length_keys()[0]])
+        return self.fit_length_
 
     def _set_params(self, transformer, params, state):
         transformer.parameters = params
@@ -259,6 +345,8 @@ class Rocket(_RidgeOnTransform):
     """sktime's Rocket; unequal lengths are resampled to the longest training length."""
 
     name = "rocket"
+    param_names = ("weights", "kernel lengths", "biases", "dilations", "paddings", "channels per kernel",
+                   "channel indices")
 
     def _transformer(self, equal):
         from sktime.transformations.rocket import Rocket as SkRocket
@@ -275,8 +363,15 @@ class Rocket(_RidgeOnTransform):
     def _params(self, transformer):
         return tuple(transformer.kernels)
 
-    def _extra_state(self):
+    def _n_features(self, transformer):
+        return 2 * len(transformer.kernels[2])  # two per kernel: the maximum and the share of positive values
+
+    def _extra_state(self, transformer):
         return {"length": self.length_}
+
+    def _input_length(self, state):
+        self.length_ = int(state["length"])
+        return self.length_
 
     def _set_params(self, transformer, params, state):
         self.length_ = int(state["length"])
@@ -293,6 +388,7 @@ class MultiRocket(Rocket):
     length (at least 10 steps, MultiRocket's shortest input)."""
 
     name = "multirocket"
+    param_names = tuple(f"{what} ({of})" for of in ("series", "differences") for what in MiniRocket.param_names)
 
     def _transformer(self, equal):
         from sktime.transformations.rocket import MultiRocketMultivariate
@@ -310,9 +406,12 @@ class MultiRocket(Rocket):
     def _params(self, transformer):
         return (*transformer.parameter, *transformer.parameter1)
 
-    def _extra_state(self):
-        return {"length": self.length_, "n_first": len(self.transformer_.parameter),
-                "num_kernels_": int(self.transformer_.num_kernels_)}
+    def _n_features(self, transformer):
+        return 4 * (len(transformer.parameter[-1]) + len(transformer.parameter1[-1]))  # four poolings per bias
+
+    def _extra_state(self, transformer):
+        return {"length": self.length_, "n_first": len(transformer.parameter),
+                "num_kernels_": int(transformer.num_kernels_)}
 
     def _set_params(self, transformer, params, state):
         self.length_, first = int(state["length"]), int(state["n_first"])
@@ -359,9 +458,15 @@ class KnnDtw(ClassicalClassifier):
     def state(self):
         return {"n_classes": self.n_classes_}
 
-    def restore(self, arrays, state):
-        x, lengths = arrays["x"], arrays["lengths"]
-        return self.fit([x[i, :n] for i, n in enumerate(lengths)], arrays["y"], int(state["n_classes"]))
+    def restore(self, arrays, state, channels):
+        x, lengths, y, n_classes = arrays["x"], arrays["lengths"], arrays["y"], int(state["n_classes"])
+        if (x.dtype != np.float64 or x.ndim != 3 or x.shape[2] != channels or not np.isfinite(x).all()
+                or lengths.dtype != np.int64 or lengths.shape != (len(x),) or y.dtype != np.int64
+                or y.shape != (len(x),) or not len(x) or lengths.min() < 1 or lengths.max() > x.shape[1]
+                or y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"the arrays x, lengths and y are not {channels}-channel training series (float64, "
+                             f"finite), their lengths and their classes below {n_classes}")
+        return self.fit([x[i, :n] for i, n in enumerate(lengths)], y, n_classes)
 
     def summary(self):
         return (f"knn_dtw: {self.config.n_neighbors}-NN, DTW window {self.config.window:g} of the length"
@@ -478,6 +583,7 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     from trainflow.refs import load_npz
     from trainflow.registry import REGISTRY
     from trainflow.tasks.common.neural import CONFIG_FILE
+    from trainflow.tasks.sequence import modality as seq
 
     folder = Path(folder)
     if not (folder / ARRAYS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
@@ -491,8 +597,15 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     except Exception as exc:  # valid JSON, not a classical model's config
         raise trust.damaged(folder / CONFIG_FILE, exc) from None
     try:
+        # the channels prediction feeds the transform: the preprocessor's output (checked against the input)
+        channels = seq.SeriesPreprocessor.from_state(config["preprocess"]).out_channels
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"'preprocess' gives {channels!r} input channels")
+    except Exception as exc:
+        raise trust.damaged(folder / CONFIG_FILE, exc) from None
+    try:
         arrays = load_npz(folder / ARRAYS_FILE)  # object arrays (pickle) are refused here
-        model.restore(arrays, config["fitted"])
+        model.restore(arrays, config["fitted"], channels)
     except Exception as exc:
         raise trust.damaged(folder / ARRAYS_FILE, exc) from None
     return model, config

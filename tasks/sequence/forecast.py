@@ -453,23 +453,23 @@ def train_networks(past: np.ndarray, fc: ForecastConfig, spec: PipelineSpec, nam
     loop; returns the ensemble (the mean of their outputs), the fitted transform and the results."""
     import torch
 
-    from trainflow.tasks.common.training import train_model
+    from trainflow.tasks.common.training import torch_threads, train_model
     from trainflow.tasks.sequence.networks import SeedEnsemble
 
     comp, options = candidate_config(spec, name)
     tf = SeriesTransform(fc, spec.preprocess.sequence.missing).fit(past, source)
     x, y = windows(tf.forward(past, source), fc.lookback, fc.horizon)
     inputs = (torch.from_numpy(x), torch.ones(x.shape[:2]), torch.from_numpy(y))
-    if spec.train.num_threads:
-        torch.set_num_threads(spec.train.num_threads)
     nets, results = [], []
-    for seed in seeds:
-        torch.manual_seed(seed)  # the initial weights depend on the seed only
-        net = comp.build(options, in_channels=past.shape[1], out_features=fc.horizon * past.shape[1], task="forecasting")
-        results.append(train_model(net, inputs, None, spec.train, seed=seed, task="forecasting",
-                                   checkpoint_dir=f"{checkpoints}-{seed}" if checkpoints else None,
-                                   progress_key=progress_key, log=print if progress_key else _quiet))
-        nets.append(net)
+    with torch_threads(spec.train.num_threads):  # building and training; the process's count restored after
+        for seed in seeds:
+            torch.manual_seed(seed)  # the initial weights depend on the seed only
+            net = comp.build(options, in_channels=past.shape[1], out_features=fc.horizon * past.shape[1],
+                             task="forecasting")
+            results.append(train_model(net, inputs, None, spec.train, seed=seed, task="forecasting",
+                                       checkpoint_dir=f"{checkpoints}-{seed}" if checkpoints else None,
+                                       progress_key=progress_key, log=print if progress_key else _quiet))
+            nets.append(net)
     return SeedEnsemble(nets).eval(), tf, results
 
 
