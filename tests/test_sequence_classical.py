@@ -278,6 +278,8 @@ def _tamper(arrays: dict, fitted: dict, how: str) -> None:
         fitted["seed"] += 1
     elif how == "longer_length":
         fitted["series_length"] *= 4
+    elif how == "huge_length":  # must be refused before the check allocates a dummy series that long
+        fitted["series_length"] = 10**12
     elif how == "fewer_params":
         fitted["n_params"] = 2
     elif how == "ridge_width":
@@ -294,6 +296,7 @@ TAMPERING = {"index_out_of_range": r"'param_1' \(minirocket's channel indices\) 
              "swapped_dilation": r"'param_2' \(minirocket's dilations\) differs",
              "other_seed": r"'param_\d' \(minirocket's [a-z ]+\) differs",
              "longer_length": r"'param_\d' \(minirocket's [a-z ]+\) (differs|is int32)",
+             "huge_length": r"series length 1000000000000 x 1 channels is outside 1\.\.50,000,000 values",
              "fewer_params": r"5 parameter arrays, not 2",
              "ridge_width": r"ridge arrays .* do not fit the transform's \d+ features",
              "negative_class": r"ridge arrays"}

@@ -75,6 +75,9 @@ class KnnDtwConfig(BaseModel):
 # ---------------------------------------------------------------- data shapes
 
 
+MAX_DUMMY_VALUES = 50_000_000
+
+
 def equal_length(series: list[np.ndarray]) -> bool:
     return len({len(s) for s in series}) == 1
 
@@ -231,7 +234,12 @@ class _RidgeOnTransform(ClassicalClassifier):
             raise ValueError(f"model.json's 'fitted' section lacks {', '.join(map(repr, missing))}, which the "
                              "arrays are checked against (saved by an earlier trainflow); re-run the pipeline")
         self.seed = int(state["seed"])
-        fresh = self._fresh(channels, self._input_length(state))
+        length = self._input_length(state)
+        # The check fits a transform on one dummy series of this size: a crafted length must not
+        # make loading allocate gigabytes (50M values is 400 MB, far beyond any series we fit).
+        if not 0 < length * channels <= MAX_DUMMY_VALUES:
+            raise ValueError(f"the saved series length {length} x {channels} channels is outside 1..{MAX_DUMMY_VALUES:,} values")
+        fresh = self._fresh(channels, length)
         expected = self._params(fresh)
         if int(state["n_params"]) != len(expected):
             raise ValueError(f"the transform has {len(expected)} parameter arrays, not {state['n_params']}")
