@@ -10,6 +10,8 @@ The cache is disposable: a cached result whose files are gone or damaged is reco
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.futures import PrefectFuture
 from prefect.tasks import Task, exponential_backoff
 
 from trainflow.cache_keys import code_fingerprint
@@ -184,6 +187,32 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     return comp.build(config, context)
 
 
+@contextmanager
+def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Iterator[PrefectFuture]:
+    """Run the ``validate`` task in a thread of this process while the block runs; yields its future.
+
+    The block (profile, split) overlaps the validation; the caller takes ``.result()`` after it,
+    before anything that needs the data to be valid (fit). The thread is always this process's,
+    whatever the flow's task runner: validation reads the frame load left in memory
+    (:mod:`trainflow.memo`) and writes the Data Docs into the local run folder. When the block
+    fails, the validation's own failure is the error raised, as if validation had run first: a run
+    on bad data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+    """
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    with ThreadPoolTaskRunner(max_workers=1) as runner:
+        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir})
+        try:
+            yield checking
+        except BaseException:
+            checking.wait()
+            if checking.state.is_failed():
+                checking.result()  # raises the validation error; the block's error is its context
+            raise
+        finally:
+            checking.wait()  # leaving the runner cancels what still runs
+
+
 def _after(spec: PipelineSpec, stage: str, context: dict[str, Any]) -> None:
     for extra in spec.stages:
         if extra.after == stage:
@@ -212,10 +241,12 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     try:
         data = load_data(spec.data, cache, spec.modality)
         _after(spec, "load", {"spec": spec, "data": data})
-        validation = validate_data(data, spec, run.docs)
+        with validating(data, spec, run.docs) as checking:
+            profiled = profile_data(data, spec)
+            split = run_cached(split_data, cache, profiled, fit_spec, cache)
+        validation = checking.result()
         _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
-        data = profile_data(data, spec)
-        split = run_cached(split_data, cache, data, fit_spec, cache)
+        data = profiled
         _after(spec, "split", {"spec": spec, "split": split})
         model = run_cached(fit_model, cache, split, fit_spec, cache)
         _after(spec, "fit", {"spec": spec, "model": model})
