@@ -51,6 +51,10 @@ class StageMeter:
         self.t0 = float(os.environ.get(T0_ENV, time.time()))
         self.seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
+        #: stages that ran beside the others (in a thread): their wall seconds, kept out of ``seconds``
+        #: so that the sequential stages still add up to the run; their memory counts in the
+        #: sequential stages they overlapped (one process, one high-water mark)
+        self.overlapped: dict[str, float] = {}
         self.extra: dict[str, object] = {}
         self._overall = 0.0
         self._last_end = time.time()
@@ -84,11 +88,16 @@ class StageMeter:
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), self._peak())
             self._last_end = time.time()
 
+    def overlap(self, name: str, seconds: float) -> None:
+        """Record a stage that ran beside the others; stages of the same name add up."""
+        self.overlapped[name] = self.overlapped.get(name, 0.0) + seconds
+
     def report(self) -> None:
         """Print the figures as one JSON line the benchmark picks out of stdout."""
         self._peak()
         self.extra.setdefault("wall_in_process_s", time.time() - self.t0)
-        print(RESULT_PREFIX + json.dumps({"seconds": self.seconds, "peak_mb": self.peak_mb,
+        print(RESULT_PREFIX + json.dumps({"seconds": self.seconds, "overlapped": self.overlapped,
+                                          "peak_mb": self.peak_mb,
                                           "process_peak_mb": max(self._overall, _maxrss_mb() if not self._per_stage else 0),
                                           "per_stage_peaks": self._per_stage, **self.extra}), flush=True)
 
