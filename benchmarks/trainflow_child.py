@@ -7,8 +7,9 @@ wall time as the flow sees it (state changes, result persistence and API calls i
 time of the task's own function; their difference is the orchestration overhead of that task.
 ``start`` is the time from process launch to the first task call. ``validate`` runs in a thread
 beside ``profile`` and ``split`` (:func:`trainflow.flows.pipeline.validating`): it is metered as an
-overlapped stage, from its submission to the end of its task run, and its memory counts in the
-stages it overlapped. Prints the figures as one JSON line (see meter.py).
+overlapped stage, from its submission to the end of its task run; its memory is that of its child
+process, counted in the process peak (``StageMeter.overlap``). Prints the figures as one JSON line
+(see meter.py).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def instrument() -> dict[str, float]:
         """The overlapped validation, from its submission to the end of its task run."""
         submitted = time.perf_counter()
         with validating(*args, **kwargs) as checking:
-            checking.add_done_callback(lambda _: meter.overlap("validate", time.perf_counter() - submitted))
+            checking.add_done_callback(lambda _: meter.overlap("validate", submitted, time.perf_counter()))
             yield checking
 
     pipeline.validating = timed_validating

@@ -25,6 +25,7 @@ from prefect.tasks import Task, exponential_backoff
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, run_tags, untagged_tasks
+from trainflow.flows.validation_process import validate_apart
 from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -102,12 +103,18 @@ def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
 
 
 @task(name="validate", **RETRIES)
-def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any] | None:
-    """Great Expectations checks; a failure stops the run before training."""
+def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None, apart: bool = False) -> dict[str, Any] | None:
+    """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
+    process (:mod:`trainflow.flows.validation_process`) where the modality allows it."""
     if not spec.validation.enabled:
         print("validate: skipped (validation.enabled is false)")
         return None
-    summary = modalities.get(spec.modality).validate(data, spec, docs_dir)
+    mod = modalities.get(spec.modality)
+    ran, summary = validate_apart(mod, data, spec, docs_dir) if apart else (False, None)
+    if not ran:
+        if apart:
+            print(f"validate: in this process ({summary})")
+        summary = mod.validate(data, spec, docs_dir)
     print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
     return summary
 
@@ -187,6 +194,11 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     return comp.build(config, context)
 
 
+#: validate beside profile and split in a child process (True) or in a thread of this one (False);
+#: see :mod:`trainflow.flows.validation_process` for the measurements behind the choice
+APART = True
+
+
 @contextmanager
 def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Iterator[PrefectFuture]:
     """Run the ``validate`` task in a thread of this process while the block runs; yields its future.
@@ -201,7 +213,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     from prefect.task_runners import ThreadPoolTaskRunner
 
     with ThreadPoolTaskRunner(max_workers=1) as runner:
-        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir})
+        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir, "apart": APART})
         try:
             yield checking
         except BaseException:

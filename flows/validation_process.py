@@ -1,0 +1,97 @@
+"""Run a modality's validation in a separate Python process, beside the flow's own stages.
+
+The pipeline flow validates while it profiles and splits (:func:`trainflow.flows.pipeline.validating`).
+In a thread of the flow's process that overlaps little on two cores: Great Expectations' import and
+checkpoint are Python code holding the GIL, and two threads importing packages for the first time
+can fail with an import ``_DeadlockError`` (seen with narwhals, which GX and scikit-learn both import).
+A child process overlaps fully; it costs a second read of the stored table and ~0.7 s CPU of imports.
+
+``python -m trainflow.flows.validation_process REQUEST RESULT``: the child rebuilds the spec and the
+data reference from the JSON request, runs the modality's ``validate`` stage, and writes the summary,
+or the error (kind, message and the fields to rebuild it), as JSON. It imports neither Prefect nor
+the parent's ``__main__``. A modality that a fresh interpreter does not find as the same class (one
+registered at run time or defined in ``__main__``) is validated in the caller's thread instead.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trainflow import errors
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None) -> tuple[bool, Any]:
+    """``(True, summary)`` from a child process, or ``(False, reason)`` when it cannot run there
+    (the caller validates in this process). Raises the child's validation, spec or data error."""
+    if type(modality).__module__ == "__main__":
+        return False, "the modality is defined in __main__"
+    with tempfile.TemporaryDirectory(prefix="trainflow-validate-") as tmp:
+        request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request.write_text(json.dumps({"spec": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
+                                       "docs_dir": docs_dir, "modality": _class_path(modality)}), encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-m", __name__, str(request), str(result)], stdin=subprocess.DEVNULL)
+        if not result.is_file():
+            raise errors.TrainflowError(f"the validation process stopped (exit code {proc.returncode}) before "
+                                        f"reporting; its output is above")
+        answer = json.loads(result.read_text(encoding="utf-8"))
+    if "fallback" in answer:
+        return False, answer["fallback"]
+    if "error" in answer:
+        raise _rebuilt(answer)
+    return True, answer["summary"]
+
+
+def _rebuilt(answer: dict[str, Any]) -> BaseException:
+    """The child's error as the same exception class (or its nearest built-in ancestor)."""
+    kind, message = answer["error"], answer["message"]
+    if kind == "OSError":
+        return OSError(message)  # transient: the task's retry condition retries it
+    cls = getattr(errors, kind, None)
+    if cls is errors.ValidationFailed:
+        return errors.ValidationFailed(answer["report"], answer["docs_path"])
+    if isinstance(cls, type) and issubclass(cls, errors.SpecError):
+        return cls(answer["problems"], answer["source"])
+    exc = cls(message) if isinstance(cls, type) and issubclass(cls, errors.TrainflowError) else errors.TrainflowError(message)
+    exc.exit_code = answer["exit_code"]  # a plug-in's own error class keeps its exit code
+    return exc
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    from trainflow import modality as modalities
+    from trainflow.flows.spec import spec_from_dict
+    from trainflow.refs import DataRef
+
+    try:  # the parent accepted this spec: a problem here is a component only the parent knows
+        spec = spec_from_dict(request["spec"])
+        mod = modalities.get(spec.modality)
+    except errors.TrainflowError as exc:
+        return {"fallback": f"a fresh process cannot rebuild the spec: {exc}"}
+    if _class_path(mod) != request["modality"]:
+        return {"fallback": f"a fresh process finds {_class_path(mod)}, not {request['modality']}"}
+    try:
+        return {"summary": mod.validate(DataRef.model_validate(request["data"]), spec, request["docs_dir"])}
+    except errors.TrainflowError as exc:
+        return {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
+                "report": getattr(exc, "report", None), "docs_path": getattr(exc, "docs_path", None),
+                "problems": getattr(exc, "problems", None), "source": getattr(exc, "source", None)}
+    except OSError as exc:
+        return {"error": "OSError", "message": str(exc)}
+
+
+def main(argv: list[str]) -> None:
+    request, result = (Path(a) for a in argv)
+    answer = _answer(json.loads(request.read_text(encoding="utf-8")))
+    result.write_text(json.dumps(answer, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
