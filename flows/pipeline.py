@@ -1,6 +1,9 @@
 """The pipeline flow: load -> validate -> split -> fit -> evaluate -> publish.
 
-Each stage is a Prefect task. Tasks exchange small references (path + digest), never DataFrames
+Each stage is a Prefect task. Validation is a pure check whose result gates training and the
+published report, so it runs beside profile and split (:func:`validating`: its own task run, the
+Great Expectations work in a child process, see :mod:`trainflow.flows.validation_process` for why
+not a thread) and ``fit`` waits for it; a failed validation stops the run before training as before. Tasks exchange small references (path + digest), never DataFrames
 or models. ``split`` and ``fit`` cache on their inputs (data digests, spec) plus the fingerprint of
 the code they run (:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so
 re-running a run that crashed after training reuses the trained model, and a code change retrains.
@@ -25,7 +28,7 @@ from prefect.tasks import Task, exponential_backoff
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, run_tags, untagged_tasks
-from trainflow.flows.validation_process import validate_apart
+from trainflow.flows import validation_process
 from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -110,7 +113,7 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None, apart
         print("validate: skipped (validation.enabled is false)")
         return None
     mod = modalities.get(spec.modality)
-    ran, summary = validate_apart(mod, data, spec, docs_dir) if apart else (False, None)
+    ran, summary = validation_process.validate_apart(mod, data, spec, docs_dir) if apart else (False, None)
     if not ran:
         if apart:
             print(f"validate: in this process ({summary})")
@@ -194,26 +197,36 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     return comp.build(config, context)
 
 
-#: validate beside profile and split in a child process (True) or in a thread of this one (False);
-#: see :mod:`trainflow.flows.validation_process` for the measurements behind the choice
+#: validate beside profile and split, in a child process (see :mod:`trainflow.flows.validation_process`
+#: for why not in a thread); False: in this process, before profile and split
 APART = True
+
+
+def validates_apart(spec: PipelineSpec) -> bool:
+    """Whether the spec's validation runs in a child process, beside profile and split."""
+    return (APART and spec.validation.enabled
+            and validation_process.can_run_apart(modalities.get(spec.modality)))
 
 
 @contextmanager
 def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Iterator[PrefectFuture]:
-    """Run the ``validate`` task in a thread of this process while the block runs; yields its future.
+    """Run the ``validate`` task while the block runs; yields its future.
 
-    The block (profile, split) overlaps the validation; the caller takes ``.result()`` after it,
-    before anything that needs the data to be valid (fit). The thread is always this process's,
-    whatever the flow's task runner: validation reads the frame load left in memory
-    (:mod:`trainflow.memo`) and writes the Data Docs into the local run folder. When the block
-    fails, the validation's own failure is the error raised, as if validation had run first: a run
-    on bad data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+    The task runs in a thread of this process, whatever the flow's task runner (the Data Docs go
+    to the local run folder), and its stage in a child process (:func:`validates_apart`), so the
+    block (profile, split) overlaps it; the caller takes ``.result()`` after the block, before
+    anything that needs the data to be valid (fit). Where the child cannot run the modality, the
+    validation finishes before the block starts, as it did before. When the block fails, the
+    validation's own failure is the error raised, as if validation had run first: a run on bad
+    data stops with exit code 4 and its report, whatever the overlapping stages made of it.
     """
     from prefect.task_runners import ThreadPoolTaskRunner
 
+    apart = validates_apart(spec)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
-        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir, "apart": APART})
+        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir, "apart": apart})
+        if not apart:  # in this process: first, as two threads importing the same packages can deadlock
+            checking.wait()
         try:
             yield checking
         except BaseException:
@@ -250,6 +263,8 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
+    if validates_apart(spec):
+        validation_process.prestart()  # its imports overlap the load
     try:
         data = load_data(spec.data, cache, spec.modality)
         _after(spec, "load", {"spec": spec, "data": data})

@@ -21,8 +21,9 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
+from trainflow.flows import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
-                                      refresh_requested, run_cached, split_data, validating)
+                                      refresh_requested, run_cached, split_data, validates_apart, validating)
 from trainflow.flows.spec import PipelineSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
@@ -184,6 +185,8 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
+    if validates_apart(spec):
+        validation_process.prestart()  # its imports overlap the load
     try:
         data: DataRef = load_data(spec.data, cache, spec.modality)
         with validating(data, spec, run.docs) as checking:  # overlaps profile and the splits

@@ -6,9 +6,11 @@ checkpoint are Python code holding the GIL, and two threads importing packages f
 can fail with an import ``_DeadlockError`` (seen with narwhals, which GX and scikit-learn both import).
 A child process overlaps fully; it costs a second read of the stored table and ~0.7 s CPU of imports.
 
-``python -m trainflow.flows.validation_process REQUEST RESULT``: the child rebuilds the spec and the
-data reference from the JSON request, runs the modality's ``validate`` stage, and writes the summary,
-or the error (kind, message and the fields to rebuild it), as JSON. It imports neither Prefect nor
+``python -m trainflow.flows.validation_process``: the child is started before the data is loaded
+(:func:`prestart`), imports what validation needs meanwhile, then reads ``[request, result]`` (two
+JSON file paths) from its input; it rebuilds the spec and the data reference from the request, runs
+the modality's ``validate`` stage, and writes the summary, or the error (kind, message and the fields
+to rebuild it), as JSON. It imports neither Prefect nor
 the parent's ``__main__``. A modality that a fresh interpreter does not find as the same class (one
 registered at run time or defined in ``__main__``) is validated in the caller's thread instead.
 """
@@ -16,9 +18,11 @@ registered at run time or defined in ``__main__``) is validated in the caller's 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +33,60 @@ def _class_path(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+_warm: list[subprocess.Popen] = []  # children started ahead (:func:`prestart`), not yet used
+_warm_lock = threading.Lock()
+
+
+def can_run_apart(modality: Any) -> bool:
+    """Whether a fresh interpreter can import the module that defines ``modality`` (it is given
+    this process's ``sys.path``): not a class of ``__main__`` or one made at run time."""
+    module = sys.modules.get(type(modality).__module__)
+    return type(modality).__module__ != "__main__" and getattr(module, "__file__", None) is not None
+
+
+def _start() -> subprocess.Popen:
+    # this process's import path, so that plug-ins found here (entry points included) are found there
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, text=True, env=env)
+
+
+def prestart() -> None:
+    """Start a child now, so that its imports (trainflow's components, pandas, Great Expectations)
+    run while this process loads the data; the next :func:`validate_apart` uses it. A child no one
+    uses ends when this process does (its input closes)."""
+    with _warm_lock:
+        if not _warm:
+            _warm.append(_start())
+
+
+def _take() -> subprocess.Popen:
+    with _warm_lock:
+        while _warm:
+            proc = _warm.pop()
+            if proc.poll() is None:
+                return proc
+    return _start()
+
+
 def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None) -> tuple[bool, Any]:
     """``(True, summary)`` from a child process, or ``(False, reason)`` when it cannot run there
     (the caller validates in this process). Raises the child's validation, spec or data error."""
-    if type(modality).__module__ == "__main__":
-        return False, "the modality is defined in __main__"
+    if not can_run_apart(modality):
+        return False, f"a fresh process cannot import {type(modality).__module__}"
     with tempfile.TemporaryDirectory(prefix="trainflow-validate-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({"spec": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
                                        "docs_dir": docs_dir, "modality": _class_path(modality)}), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", __name__, str(request), str(result)], stdin=subprocess.DEVNULL)
+        proc = _take()
+        try:
+            proc.stdin.write(json.dumps([str(request), str(result)]) + "\n")
+            proc.stdin.close()
+        except OSError:  # it died while it waited: the error is in its output; a retry starts a fresh one
+            pass
+        code = proc.wait()
         if not result.is_file():
-            raise errors.TrainflowError(f"the validation process stopped (exit code {proc.returncode}) before "
-                                        f"reporting; its output is above")
+            raise errors.TrainflowError(f"the validation process stopped (exit code {code}) before reporting; "
+                                        f"its output is above")
         answer = json.loads(result.read_text(encoding="utf-8"))
     if "fallback" in answer:
         return False, answer["fallback"]
@@ -87,11 +132,30 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": "OSError", "message": str(exc)}
 
 
-def main(argv: list[str]) -> None:
-    request, result = (Path(a) for a in argv)
+def _warm_up() -> None:
+    """Import what every validation needs before the request comes (errors here surface then)."""
+    try:
+        import pandas  # noqa: F401
+
+        from trainflow.flows.spec import spec_model
+        from trainflow.tasks.common.validate import _gx
+
+        spec_model()  # discovers the registered components
+        _gx()  # Great Expectations, imported the way validation imports it
+    except Exception:  # the request's own run reports the problem
+        pass
+
+
+def main() -> None:
+    """Warm up, then answer the one request the parent writes as ``[request, result]`` on stdin."""
+    _warm_up()
+    line = sys.stdin.readline()
+    if not line.strip():  # the parent ended without a request
+        return
+    request, result = (Path(a) for a in json.loads(line))
     answer = _answer(json.loads(request.read_text(encoding="utf-8")))
     result.write_text(json.dumps(answer, default=str), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
