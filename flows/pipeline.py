@@ -3,11 +3,11 @@
 Each stage is a Prefect task. Validation is a pure check whose result gates training and the
 published report, so it runs beside profile and split (:func:`validating`: its own task run, the
 Great Expectations work in a child process, see :mod:`trainflow.flows.validation_process` for why
-not a thread) and ``fit`` waits for it; a failed validation stops the run before training as before. Tasks exchange small references (path + digest), never DataFrames
-or models. ``split`` and ``fit`` cache on their inputs (data digests, spec) plus the fingerprint of
-the code they run (:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so
-re-running a run that crashed after training reuses the trained model, and a code change retrains.
-The cache is disposable: a cached result whose files are gone or damaged is recomputed
+not a thread) and ``fit`` waits for it; a failed validation stops the run before training as before.
+Tasks exchange small references (path + digest), never DataFrames or models. ``split`` and ``fit``
+cache on their inputs (data digests, spec) plus the fingerprint of the code they run
+(:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so re-running a run
+that crashed after training reuses the trained model, and a code change retrains. The cache is disposable: a cached result whose files are gone or damaged is recomputed
 (:func:`run_cached`). Transient errors (I/O) are retried with backoff; spec and data errors fail at once.
 """
 
@@ -227,6 +227,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir, "apart": apart})
         if not apart:  # in this process: first, as two threads importing the same packages can deadlock
             checking.wait()
+            checking.result()  # a failed validation stops the run here, before the block
         try:
             yield checking
         except BaseException:
@@ -263,9 +264,9 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
-    if validates_apart(spec):
-        validation_process.prestart()  # its imports overlap the load
     try:
+        if validates_apart(spec):
+            validation_process.prestart()  # its imports overlap the load
         data = load_data(spec.data, cache, spec.modality)
         _after(spec, "load", {"spec": spec, "data": data})
         with validating(data, spec, run.docs) as checking:
@@ -281,6 +282,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
         summary = publish_run(run, spec, data, validation, split, model, evaluation)
     except BaseException as exc:
+        validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
     summary["promotion"] = promote_run(summary, spec)

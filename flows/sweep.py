@@ -185,9 +185,9 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     cache = cache_dir(out)
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
-    if validates_apart(spec):
-        validation_process.prestart()  # its imports overlap the load
     try:
+        if validates_apart(spec):
+            validation_process.prestart()  # its imports overlap the load
         data: DataRef = load_data(spec.data, cache, spec.modality)
         with validating(data, spec, run.docs) as checking:  # overlaps profile and the splits
             data = profile_data(data, spec)
@@ -239,6 +239,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         summary = publish_run(run, candidates[best[0]], data, validation, splits[best[0]], chosen["model"],
                               evaluation)
     except BaseException as exc:
+        validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
     summary["promotion"] = promote_run(summary, candidates[best[0]])

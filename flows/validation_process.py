@@ -56,7 +56,18 @@ def prestart() -> None:
     uses ends when this process does (its input closes)."""
     with _warm_lock:
         if not _warm:
-            _warm.append(_start())
+            try:
+                _warm.append(_start())
+            except OSError:  # no process to spare now: validation starts one when it needs it
+                pass
+
+
+def discard() -> None:
+    """End the children started ahead and not used (a run that failed before validating): their
+    input closes, so each exits once its imports are done."""
+    with _warm_lock:
+        while _warm:
+            _warm.pop().stdin.close()
 
 
 def _take() -> subprocess.Popen:
