@@ -1,18 +1,23 @@
 """Run a modality's validation in a separate Python process, beside the flow's own stages.
 
 The pipeline flow validates while it profiles and splits (:func:`trainflow.flows.pipeline.validating`).
-In a thread of the flow's process that overlaps little on two cores: Great Expectations' import and
-checkpoint are Python code holding the GIL, and two threads importing packages for the first time
-can fail with an import ``_DeadlockError`` (seen with narwhals, which GX and scikit-learn both import).
-A child process overlaps fully; it costs a second read of the stored table and ~0.7 s CPU of imports.
+Why a process, measured on the 2-core development machine (tabular benchmark, 100k rows): in a
+thread of the flow's process, Great Expectations' import and checkpoint are Python code holding the
+GIL, and two of three runs failed: first-time imports racing in two threads raised an import
+``_DeadlockError`` (narwhals, which GX and scikit-learn both import) in ``split``. A child process
+cannot race the flow's imports and runs on the other core; it costs ~1 s more CPU per run (its own
+imports of trainflow and pandas, a second read of the stored table) and lowers the flow process's
+peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the stages it overlapped.
 
 ``python -m trainflow.flows.validation_process``: the child is started before the data is loaded
 (:func:`prestart`), imports what validation needs meanwhile, then reads ``[request, result]`` (two
 JSON file paths) from its input; it rebuilds the spec and the data reference from the request, runs
 the modality's ``validate`` stage, and writes the summary, or the error (kind, message and the fields
-to rebuild it), as JSON. It imports neither Prefect nor
-the parent's ``__main__``. A modality that a fresh interpreter does not find as the same class (one
-registered at run time or defined in ``__main__``) is validated in the caller's thread instead.
+to rebuild it), as JSON. It imports neither Prefect nor the parent's ``__main__``, and gets the
+parent's ``sys.path``. A modality class a fresh interpreter cannot import (defined in ``__main__``
+or made at run time) is validated in the flow's process, before profile and split, as before; so is
+one the child finds as another class, or whose spec it cannot rebuild (a component registered at
+run time), though then in the validate task's thread, beside them.
 """
 
 from __future__ import annotations
