@@ -41,7 +41,29 @@ def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
 
 
-def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, capsys):
+def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, capsys, monkeypatch):
+    import threading
+
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    split_done = threading.Event()  # validation reports only once the split has finished
+    split, validate_apart = Tabular.split, validation_process.validate_apart
+
+    def split_then_signal(*args):
+        try:
+            return split(*args)
+        finally:
+            split_done.set()
+
+    def validate_after_split(*args):
+        try:
+            return validate_apart(*args)
+        finally:
+            assert split_done.wait(120)
+
+    monkeypatch.setattr(Tabular, "split", staticmethod(split_then_signal))
+    monkeypatch.setattr(validation_process, "validate_apart", validate_after_split)
     out = tmp_path / "runs"
     code, err = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-late",
                         "--set", "validation.min_rows=100000", capsys=capsys)
@@ -49,6 +71,7 @@ def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, c
     runs = task_runs("overlap-late")
     assert runs["split"].state.is_completed() and runs["validate"].state.is_failed()
     assert runs["validate"].end_time > runs["split"].end_time  # the failure came after the split was done
+    assert split_done.is_set()
     assert "fit" not in runs and "evaluate" not in runs and "publish" not in runs
     assert_nothing_complete(out)
     [failed] = [p for p in (out / "overlap-late").iterdir() if p.name.endswith(".failed")]
