@@ -1,8 +1,8 @@
 """``trainflow sweep``: train a grid of spec variants in parallel and promote the best.
 
 The data is loaded and validated once (validation overlapping the profile and the splits, as in
-the pipeline flow, and finished before any candidate trains); every candidate (one combination of the ``--grid``
-values) is then trained and evaluated by its own Prefect task on a task runner: a thread or
+the pipeline flow, and finished before any candidate trains); every candidate (one combination of
+the ``--grid`` values) is then trained and evaluated by its own Prefect task on a task runner: a thread or
 process pool here, a Dask cluster (local, or at a scheduler address) or a Ray cluster. The
 candidates are compared in one table artifact; the best one on the spec's primary metric is
 published as a normal run folder and offered for promotion like any run.
