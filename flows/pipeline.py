@@ -7,8 +7,9 @@ not a thread) and ``fit`` waits for it; a failed validation stops the run before
 Tasks exchange small references (path + digest), never DataFrames or models. ``split`` and ``fit``
 cache on their inputs (data digests, spec) plus the fingerprint of the code they run
 (:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so re-running a run
-that crashed after training reuses the trained model, and a code change retrains. The cache is disposable: a cached result whose files are gone or damaged is recomputed
-(:func:`run_cached`). Transient errors (I/O) are retried with backoff; spec and data errors fail at once.
+that crashed after training reuses the trained model, and a code change retrains. The cache is
+disposable: a cached result whose files are gone or damaged is recomputed (:func:`run_cached`).
+Transient errors (I/O) are retried with backoff; spec and data errors fail at once.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
 
 
 @task(name="validate", **RETRIES)
-def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None, apart: bool = False) -> dict[str, Any] | None:
+def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
+                  apart: bool = False) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
     process (:mod:`trainflow.flows.validation_process`) where the modality allows it."""
     if not spec.validation.enabled:
@@ -224,7 +226,8 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
 
     apart = validates_apart(spec)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
-        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir, "apart": apart})
+        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
+                                                 "apart": apart})
         if not apart:  # in this process: first, as two threads importing the same packages can deadlock
             checking.wait()
             checking.result()  # a failed validation stops the run here, before the block

@@ -121,7 +121,8 @@ def _rebuilt(answer: dict[str, Any]) -> BaseException:
         return errors.ValidationFailed(answer["report"], answer["docs_path"])
     if isinstance(cls, type) and issubclass(cls, errors.SpecError):
         return cls(answer["problems"], answer["source"])
-    exc = cls(message) if isinstance(cls, type) and issubclass(cls, errors.TrainflowError) else errors.TrainflowError(message)
+    known = isinstance(cls, type) and issubclass(cls, errors.TrainflowError)
+    exc = cls(message) if known else errors.TrainflowError(message)
     exc.exit_code = answer["exit_code"]  # a plug-in's own error class keeps its exit code
     return exc
 
