@@ -171,20 +171,30 @@ def fmt(x: float, digits: int = 2) -> str:
 STAGES = ["start", "load", "validate", "profile", "split", "fit", "evaluate", "publish", "promote"]
 
 
+def stage_seconds(run: dict, stage: str) -> float:
+    """A stage's wall seconds in one run, whether it ran in sequence or beside the others."""
+    return run["seconds"].get(stage, run.get("overlapped", {}).get(stage, 0.0))
+
+
 def stage_table(plain: list[dict], ours: list[dict], label: str = "trainflow") -> list[str]:
     """Markdown rows: median seconds and peak MB per stage of both sides, and trainflow's task
-    overhead (the task call as the flow sees it minus the task function's own time)."""
+    overhead (the task call as the flow sees it minus the task function's own time). A stage that
+    ran beside the others (``overlapped``) shows its own duration, marked so, and no peak of its own
+    (its memory is in the rows of the stages it overlapped); "rest" counts only the sequential ones."""
     lines = [f"| stage | plain s | {label} s | task overhead ms | plain peak MB | {label} peak MB |",
              "|---|---|---|---|---|---|"]
 
     def med(runs: list[dict], key: str, stage: str) -> str:
         values = [r[key][stage] for r in runs if stage in r[key]]
+        if not values and key == "seconds":  # ran beside the sequential stages: its own duration
+            values = [r["overlapped"][stage] for r in runs if stage in r.get("overlapped", {})]
+            return f"{fmt(median(values))} overlapped" if values else "-"
         return fmt(median(values), 0 if key == "peak_mb" else 2) if values else "-"
 
     for stage in STAGES:
-        if not any(stage in r["seconds"] for r in plain + ours):
+        if not any(stage in r["seconds"] or stage in r.get("overlapped", {}) for r in plain + ours):
             continue
-        own = [r["seconds"][stage] - r["own_seconds"][stage] for r in ours if stage in r.get("own_seconds", {})]
+        own = [stage_seconds(r, stage) - r["own_seconds"][stage] for r in ours if stage in r.get("own_seconds", {})]
         lines.append(f"| {stage} | {med(plain, 'seconds', stage)} | {med(ours, 'seconds', stage)} | "
                      f"{fmt(1000 * median(own), 0) if own else '-'} | {med(plain, 'peak_mb', stage)} | "
                      f"{med(ours, 'peak_mb', stage)} |")
@@ -200,7 +210,7 @@ def task_overhead_ms(runs: list[dict]) -> float:
     for r in runs:
         own = r.get("own_seconds", {})
         if own:
-            per_run.append(1000 * sum(r["seconds"][s] - own[s] for s in own) / len(own))
+            per_run.append(1000 * sum(stage_seconds(r, s) - own[s] for s in own) / len(own))
     return median(per_run)
 
 

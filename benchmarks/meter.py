@@ -51,6 +51,10 @@ class StageMeter:
         self.t0 = float(os.environ.get(T0_ENV, time.time()))
         self.seconds: dict[str, float] = {}
         self.peak_mb: dict[str, float] = {}
+        #: stages that ran beside the others: their wall seconds, kept out of ``seconds`` so that the
+        #: sequential stages still add up to the run (see :meth:`overlap` for their memory)
+        self.overlapped: dict[str, float] = {}
+        self._spans: list[tuple[str, float, float, bool]] = []  # (stage, start, end, overlapped)
         self.extra: dict[str, object] = {}
         self._overall = 0.0
         self._last_end = time.time()
@@ -80,15 +84,46 @@ class StageMeter:
         try:
             yield
         finally:
+            self._spans.append((name, t, time.perf_counter(), False))
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), self._peak())
             self._last_end = time.time()
 
+    def overlap(self, name: str, start: float, end: float) -> None:
+        """Record a stage that ran beside the others from ``start`` to ``end`` (``time.perf_counter``).
+
+        In a thread, its memory is in the high-water marks of the stages it overlapped. In a child
+        process (the largest child this process waited for), the child's peak RSS is its peak, and
+        the process peak becomes at least that plus the highest peak of a stage it overlapped: an
+        upper bound of what the two held at once."""
+        self.overlapped[name] = self.overlapped.get(name, 0.0) + end - start
+        self._spans.append((name, start, end, True))
+
+    def _with_children(self) -> float:
+        """The process peak counting children that ran beside stages (see :meth:`overlap`)."""
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        child_mb = child / (1024 * 1024) if sys.platform == "darwin" else child / 1024
+        if not child_mb:
+            return self._overall
+        self.extra["children_peak_mb"] = child_mb
+        beside = [self.peak_mb.get(name, 0.0) for name, s, e, apart in self._spans if not apart
+                  and any(o and s < oe and os_ < e for _, os_, oe, o in self._spans)]
+        for name, *_, apart in self._spans:
+            if apart:
+                self.peak_mb[name] = child_mb
+        return max(self._overall, max(beside, default=0.0) + child_mb)
+
     def report(self) -> None:
         """Print the figures as one JSON line the benchmark picks out of stdout."""
         self._peak()
+        self._overall = self._with_children()
         self.extra.setdefault("wall_in_process_s", time.time() - self.t0)
-        print(RESULT_PREFIX + json.dumps({"seconds": self.seconds, "peak_mb": self.peak_mb,
+        first = min((s for _, s, _, _ in self._spans), default=0.0)
+        # when each stage ran, from the first one's start: shows what overlapped what
+        self.extra["spans"] = [[name, round(s - first, 3), round(e - first, 3), apart]
+                               for name, s, e, apart in sorted(self._spans, key=lambda span: span[1])]
+        print(RESULT_PREFIX + json.dumps({"seconds": self.seconds, "overlapped": self.overlapped,
+                                          "peak_mb": self.peak_mb,
                                           "process_peak_mb": max(self._overall, _maxrss_mb() if not self._per_stage else 0),
                                           "per_stage_peaks": self._per_stage, **self.extra}), flush=True)
 

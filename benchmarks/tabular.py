@@ -108,6 +108,10 @@ def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats:
              "- trainflow: `trainflow run` in a fresh process against a warm `prefect server start` on 127.0.0.1; "
              "plain: `benchmarks/tabular_plain.py` in a fresh process; alternated, medians of "
              f"{repeats} runs each; peak RSS per process and per stage (Linux VmHWM, reset between stages)",
+             "- trainflow validates in a child process beside profile and split: its `validate` row is that "
+             "stage's own duration (\"overlapped\", not part of the sum of stages; fit's wait for it counts in "
+             "\"rest\") and the child's peak RSS; "
+             "trainflow's peak adds the child's peak to the highest stage it overlapped (an upper bound).",
              "- Read the load averages above: on a busy machine absolute times are noisy, the side-by-side "
              "ratios less so.", ""]
     lines += ["| rows | plain s | trainflow s | time ratio | CPU s plain / trainflow | plain peak MB | trainflow peak MB "

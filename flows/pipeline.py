@@ -1,15 +1,21 @@
 """The pipeline flow: load -> validate -> split -> fit -> evaluate -> publish.
 
-Each stage is a Prefect task. Tasks exchange small references (path + digest), never DataFrames
-or models. ``split`` and ``fit`` cache on their inputs (data digests, spec) plus the fingerprint of
-the code they run (:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so
-re-running a run that crashed after training reuses the trained model, and a code change retrains.
-The cache is disposable: a cached result whose files are gone or damaged is recomputed
-(:func:`run_cached`). Transient errors (I/O) are retried with backoff; spec and data errors fail at once.
+Each stage is a Prefect task. Validation is a pure check whose result gates training and the
+published report, so it runs beside profile and split (:func:`validating`: its own task run, the
+Great Expectations work in a child process, see :mod:`trainflow.flows.validation_process` for why
+not a thread) and ``fit`` waits for it; a failed validation stops the run before training as before.
+Tasks exchange small references (path + digest), never DataFrames or models. ``split`` and ``fit``
+cache on their inputs (data digests, spec) plus the fingerprint of the code they run
+(:mod:`trainflow.cache_keys`), with results persisted under ``<out>/.cache``, so re-running a run
+that crashed after training reuses the trained model, and a code change retrains. The cache is
+disposable: a cached result whose files are gone or damaged is recomputed (:func:`run_cached`).
+Transient errors (I/O) are retried with backoff; spec and data errors fail at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +23,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.futures import PrefectFuture
 from prefect.tasks import Task, exponential_backoff
 
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, run_tags, untagged_tasks
+from trainflow.flows import validation_process
 from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -99,12 +107,19 @@ def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
 
 
 @task(name="validate", **RETRIES)
-def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any] | None:
-    """Great Expectations checks; a failure stops the run before training."""
+def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
+                  apart: bool = False) -> dict[str, Any] | None:
+    """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
+    process (:mod:`trainflow.flows.validation_process`) where the modality allows it."""
     if not spec.validation.enabled:
         print("validate: skipped (validation.enabled is false)")
         return None
-    summary = modalities.get(spec.modality).validate(data, spec, docs_dir)
+    mod = modalities.get(spec.modality)
+    ran, summary = validation_process.validate_apart(mod, data, spec, docs_dir) if apart else (False, None)
+    if not ran:
+        if apart:
+            print(f"validate: in this process ({summary})")
+        summary = mod.validate(data, spec, docs_dir)
     print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
     return summary
 
@@ -184,6 +199,49 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     return comp.build(config, context)
 
 
+#: validate beside profile and split, in a child process (see :mod:`trainflow.flows.validation_process`
+#: for why not in a thread); False: in this process, before profile and split
+APART = True
+
+
+def validates_apart(spec: PipelineSpec) -> bool:
+    """Whether the spec's validation runs in a child process, beside profile and split."""
+    return (APART and spec.validation.enabled
+            and validation_process.can_run_apart(modalities.get(spec.modality)))
+
+
+@contextmanager
+def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Iterator[PrefectFuture]:
+    """Run the ``validate`` task while the block runs; yields its future.
+
+    The task runs in a thread of this process, whatever the flow's task runner (the Data Docs go
+    to the local run folder), and its stage in a child process (:func:`validates_apart`), so the
+    block (profile, split) overlaps it; the caller takes ``.result()`` after the block, before
+    anything that needs the data to be valid (fit). Where the child cannot run the modality, the
+    validation finishes before the block starts, as it did before. When the block fails, the
+    validation's own failure is the error raised, as if validation had run first: a run on bad
+    data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+    """
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    apart = validates_apart(spec)
+    with ThreadPoolTaskRunner(max_workers=1) as runner:
+        checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
+                                                 "apart": apart})
+        if not apart:  # in this process: first, as two threads importing the same packages can deadlock
+            checking.wait()
+            checking.result()  # a failed validation stops the run here, before the block
+        try:
+            yield checking
+        except BaseException:
+            checking.wait()
+            if checking.state.is_failed():
+                checking.result()  # raises the validation error; the block's error is its context
+            raise
+        finally:
+            checking.wait()  # leaving the runner cancels what still runs
+
+
 def _after(spec: PipelineSpec, stage: str, context: dict[str, Any]) -> None:
     for extra in spec.stages:
         if extra.after == stage:
@@ -210,12 +268,16 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
     try:
+        if validates_apart(spec):
+            validation_process.prestart()  # its imports overlap the load
         data = load_data(spec.data, cache, spec.modality)
         _after(spec, "load", {"spec": spec, "data": data})
-        validation = validate_data(data, spec, run.docs)
+        with validating(data, spec, run.docs) as checking:
+            profiled = profile_data(data, spec)
+            split = run_cached(split_data, cache, profiled, fit_spec, cache)
+        validation = checking.result()
         _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
-        data = profile_data(data, spec)
-        split = run_cached(split_data, cache, data, fit_spec, cache)
+        data = profiled
         _after(spec, "split", {"spec": spec, "split": split})
         model = run_cached(fit_model, cache, split, fit_spec, cache)
         _after(spec, "fit", {"spec": spec, "model": model})
@@ -223,6 +285,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
         summary = publish_run(run, spec, data, validation, split, model, evaluation)
     except BaseException as exc:
+        validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
     summary["promotion"] = promote_run(summary, spec)

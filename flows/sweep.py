@@ -1,7 +1,8 @@
 """``trainflow sweep``: train a grid of spec variants in parallel and promote the best.
 
-The data is loaded and validated once; every candidate (one combination of the ``--grid``
-values) is then trained and evaluated by its own Prefect task on a task runner: a thread or
+The data is loaded and validated once (validation overlapping the profile and the splits, as in
+the pipeline flow, and finished before any candidate trains); every candidate (one combination of
+the ``--grid`` values) is then trained and evaluated by its own Prefect task on a task runner: a thread or
 process pool here, a Dask cluster (local, or at a scheduler address) or a Ray cluster. The
 candidates are compared in one table artifact; the best one on the spec's primary metric is
 published as a normal run folder and offered for promotion like any run.
@@ -20,8 +21,9 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG
+from trainflow.flows import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
-                                      refresh_requested, run_cached, split_data, validate_data)
+                                      refresh_requested, run_cached, split_data, validates_apart, validating)
 from trainflow.flows.spec import PipelineSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
@@ -184,11 +186,14 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
     try:
+        if validates_apart(spec):
+            validation_process.prestart()  # its imports overlap the load
         data: DataRef = load_data(spec.data, cache, spec.modality)
-        validation = validate_data(data, spec, run.docs)
-        data = profile_data(data, spec)
-        splits = [run_cached(split_data, cache, data, c.training_view(), cache)  # sequential: shared files
-                  for c in candidates]
+        with validating(data, spec, run.docs) as checking:  # overlaps profile and the splits
+            data = profile_data(data, spec)
+            splits = [run_cached(split_data, cache, data, c.training_view(), cache)  # sequential: shared files
+                      for c in candidates]
+        validation = checking.result()  # no candidate trains on data that failed validation
         progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",
                                             description=f"{len(candidates)} candidates")
         results: dict[int, dict[str, Any] | BaseException] = {}
@@ -234,6 +239,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         summary = publish_run(run, candidates[best[0]], data, validation, splits[best[0]], chosen["model"],
                               evaluation)
     except BaseException as exc:
+        validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
     summary["promotion"] = promote_run(summary, candidates[best[0]])

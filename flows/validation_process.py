@@ -1,0 +1,178 @@
+"""Run a modality's validation in a separate Python process, beside the flow's own stages.
+
+The pipeline flow validates while it profiles and splits (:func:`trainflow.flows.pipeline.validating`).
+Why a process, measured on the 2-core development machine (tabular benchmark, 100k rows): in a
+thread of the flow's process, Great Expectations' import and checkpoint are Python code holding the
+GIL, and two of three runs failed: first-time imports racing in two threads raised an import
+``_DeadlockError`` (narwhals, which GX and scikit-learn both import) in ``split``. A child process
+cannot race the flow's imports and runs on the other core; it costs ~1 s more CPU per run (its own
+imports of trainflow and pandas, a second read of the stored table) and lowers the flow process's
+peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the stages it overlapped.
+
+``python -m trainflow.flows.validation_process``: the child is started before the data is loaded
+(:func:`prestart`), imports what validation needs meanwhile, then reads ``[request, result]`` (two
+JSON file paths) from its input; it rebuilds the spec and the data reference from the request, runs
+the modality's ``validate`` stage, and writes the summary, or the error (kind, message and the fields
+to rebuild it), as JSON. It imports neither Prefect nor the parent's ``__main__``, and gets the
+parent's ``sys.path``. A modality class a fresh interpreter cannot import (defined in ``__main__``
+or made at run time) is validated in the flow's process, before profile and split, as before; so is
+one the child finds as another class, or whose spec it cannot rebuild (a component registered at
+run time), though then in the validate task's thread, beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from trainflow import errors
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+_warm: list[subprocess.Popen] = []  # children started ahead (:func:`prestart`), not yet used
+_warm_lock = threading.Lock()
+
+
+def can_run_apart(modality: Any) -> bool:
+    """Whether a fresh interpreter can import the module that defines ``modality`` (it is given
+    this process's ``sys.path``): not a class of ``__main__`` or one made at run time."""
+    module = sys.modules.get(type(modality).__module__)
+    return type(modality).__module__ != "__main__" and getattr(module, "__file__", None) is not None
+
+
+def _start() -> subprocess.Popen:
+    # this process's import path, so that plug-ins found here (entry points included) are found there
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, text=True, env=env)
+
+
+def prestart() -> None:
+    """Start a child now, so that its imports (trainflow's components, pandas, Great Expectations)
+    run while this process loads the data; the next :func:`validate_apart` uses it. A child no one
+    uses ends when this process does (its input closes)."""
+    with _warm_lock:
+        if not _warm:
+            try:
+                _warm.append(_start())
+            except OSError:  # no process to spare now: validation starts one when it needs it
+                pass
+
+
+def discard() -> None:
+    """End the children started ahead and not used (a run that failed before validating): their
+    input closes, so each exits once its imports are done."""
+    with _warm_lock:
+        while _warm:
+            _warm.pop().stdin.close()
+
+
+def _take() -> subprocess.Popen:
+    with _warm_lock:
+        while _warm:
+            proc = _warm.pop()
+            if proc.poll() is None:
+                return proc
+    return _start()
+
+
+def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None) -> tuple[bool, Any]:
+    """``(True, summary)`` from a child process, or ``(False, reason)`` when it cannot run there
+    (the caller validates in this process). Raises the child's validation, spec or data error."""
+    if not can_run_apart(modality):
+        return False, f"a fresh process cannot import {type(modality).__module__}"
+    with tempfile.TemporaryDirectory(prefix="trainflow-validate-") as tmp:
+        request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request.write_text(json.dumps({"spec": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
+                                       "docs_dir": docs_dir, "modality": _class_path(modality)}), encoding="utf-8")
+        proc = _take()
+        try:
+            proc.stdin.write(json.dumps([str(request), str(result)]) + "\n")
+            proc.stdin.close()
+        except OSError:  # it died while it waited: the error is in its output; a retry starts a fresh one
+            pass
+        code = proc.wait()
+        if not result.is_file():
+            raise errors.TrainflowError(f"the validation process stopped (exit code {code}) before reporting; "
+                                        f"its output is above")
+        answer = json.loads(result.read_text(encoding="utf-8"))
+    if "fallback" in answer:
+        return False, answer["fallback"]
+    if "error" in answer:
+        raise _rebuilt(answer)
+    return True, answer["summary"]
+
+
+def _rebuilt(answer: dict[str, Any]) -> BaseException:
+    """The child's error as the same exception class (or its nearest built-in ancestor)."""
+    kind, message = answer["error"], answer["message"]
+    if kind == "OSError":
+        return OSError(message)  # transient: the task's retry condition retries it
+    cls = getattr(errors, kind, None)
+    if cls is errors.ValidationFailed:
+        return errors.ValidationFailed(answer["report"], answer["docs_path"])
+    if isinstance(cls, type) and issubclass(cls, errors.SpecError):
+        return cls(answer["problems"], answer["source"])
+    known = isinstance(cls, type) and issubclass(cls, errors.TrainflowError)
+    exc = cls(message) if known else errors.TrainflowError(message)
+    exc.exit_code = answer["exit_code"]  # a plug-in's own error class keeps its exit code
+    return exc
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    from trainflow import modality as modalities
+    from trainflow.flows.spec import spec_from_dict
+    from trainflow.refs import DataRef
+
+    try:  # the parent accepted this spec: a problem here is a component only the parent knows
+        spec = spec_from_dict(request["spec"])
+        mod = modalities.get(spec.modality)
+    except errors.TrainflowError as exc:
+        return {"fallback": f"a fresh process cannot rebuild the spec: {exc}"}
+    if _class_path(mod) != request["modality"]:
+        return {"fallback": f"a fresh process finds {_class_path(mod)}, not {request['modality']}"}
+    try:
+        return {"summary": mod.validate(DataRef.model_validate(request["data"]), spec, request["docs_dir"])}
+    except errors.TrainflowError as exc:
+        return {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code,
+                "report": getattr(exc, "report", None), "docs_path": getattr(exc, "docs_path", None),
+                "problems": getattr(exc, "problems", None), "source": getattr(exc, "source", None)}
+    except OSError as exc:
+        return {"error": "OSError", "message": str(exc)}
+
+
+def _warm_up() -> None:
+    """Import what every validation needs before the request comes (errors here surface then)."""
+    try:
+        import pandas  # noqa: F401
+
+        from trainflow.flows.spec import spec_model
+        from trainflow.tasks.common.validate import _gx
+
+        spec_model()  # discovers the registered components
+        _gx()  # Great Expectations, imported the way validation imports it
+    except Exception:  # the request's own run reports the problem
+        pass
+
+
+def main() -> None:
+    """Warm up, then answer the one request the parent writes as ``[request, result]`` on stdin."""
+    _warm_up()
+    line = sys.stdin.readline()
+    if not line.strip():  # the parent ended without a request
+        return
+    request, result = (Path(a) for a in json.loads(line))
+    answer = _answer(json.loads(request.read_text(encoding="utf-8")))
+    result.write_text(json.dumps(answer, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Validation runs beside profile and split (in a child process), and training waits for it: the task
+runs' own start and end times, as the Prefect server recorded them, show both."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SPECS
+from tests.helpers import assert_nothing_complete, complete_runs, run_cli
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def task_runs(name: str) -> dict[str, object]:
+    """The task runs of the one flow run of pipeline ``name``, by task name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_=name)))
+        assert len(flow_runs) == 1, [f.name for f in flow_runs]
+        from tests.helpers import flow_run_records
+
+        runs, _ = flow_run_records(client, str(flow_runs[0].id))
+    return {r.name.rsplit("-", 1)[0]: r for r in runs}
+
+
+def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path):
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-ok")
+    assert code == 0
+    runs = task_runs("overlap-ok")
+    validate, profile, split, fit = (runs[n] for n in ("validate", "profile", "split", "fit"))
+    # validation started before the split ended and ended after profiling started: they overlapped
+    assert validate.start_time < split.end_time and profile.start_time < validate.end_time
+    assert fit.start_time >= validate.end_time
+    assert validate.state.is_completed()
+    [run] = complete_runs(out, "overlap-ok")
+    assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
+
+
+def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, capsys, monkeypatch):
+    import threading
+
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    split_done = threading.Event()  # validation reports only once the split has finished
+    split, validate_apart = Tabular.split, validation_process.validate_apart
+
+    def split_then_signal(*args):
+        try:
+            return split(*args)
+        finally:
+            split_done.set()
+
+    def validate_after_split(*args):
+        try:
+            return validate_apart(*args)
+        finally:
+            assert split_done.wait(120)
+
+    monkeypatch.setattr(Tabular, "split", staticmethod(split_then_signal))
+    monkeypatch.setattr(validation_process, "validate_apart", validate_after_split)
+    out = tmp_path / "runs"
+    code, err = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-late",
+                        "--set", "validation.min_rows=100000", capsys=capsys)
+    assert code == 4 and "Data validation failed" in err and "Traceback" not in err
+    runs = task_runs("overlap-late")
+    assert runs["split"].state.is_completed() and runs["validate"].state.is_failed()
+    assert runs["validate"].end_time > runs["split"].end_time  # the failure came after the split was done
+    assert split_done.is_set()
+    assert "fit" not in runs and "evaluate" not in runs and "publish" not in runs
+    assert_nothing_complete(out)
+    [failed] = [p for p in (out / "overlap-late").iterdir() if p.name.endswith(".failed")]
+    assert (failed / "validation" / "index.html").is_file()
+
+
+def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path, monkeypatch):
+    """The fallback: a modality class that a fresh interpreter would not find is validated in a
+    thread of the flow's process, with the same result."""
+    from trainflow import modality as modalities
+    from trainflow.flows import validation_process
+    from trainflow.flows.spec import load_spec
+    from trainflow.tasks.common import load as loading
+
+    spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-fallback"])
+    data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
+    mod = modalities.get(spec.modality)
+    ran, summary = validation_process.validate_apart(mod, data, spec, str(tmp_path / "docs"))
+    assert ran and summary["success"] and (tmp_path / "docs" / "index.html").is_file()
+
+    monkeypatch.setattr(type(mod), "__module__", "__main__")
+    ran, reason = validation_process.validate_apart(mod, data, spec, str(tmp_path / "docs2"))
+    assert not ran and "__main__" in reason
+    monkeypatch.setattr(type(mod), "__module__", "acme_only_in_this_process")
+    ran, reason = validation_process.validate_apart(mod, data, spec, str(tmp_path / "docs3"))
+    assert not ran and "acme_only_in_this_process" in reason
