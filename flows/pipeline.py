@@ -108,20 +108,28 @@ def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
 
 @task(name="validate", **RETRIES)
 def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
-                  apart: bool = False) -> dict[str, Any] | None:
+                  apart: bool = False, ticket: str | None = None) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
-    process (:mod:`trainflow.flows.validation_process`) where the modality allows it."""
-    if not spec.validation.enabled:
-        print("validate: skipped (validation.enabled is false)")
-        return None
-    mod = modalities.get(spec.modality)
-    ran, summary = validation_process.validate_apart(mod, data, spec, docs_dir) if apart else (False, None)
-    if not ran:
-        if apart:
-            print(f"validate: in this process ({summary})")
-        summary = mod.validate(data, spec, docs_dir)
-    print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
-    return summary
+    process (:mod:`trainflow.flows.validation_process`) where the modality allows it; ``ticket``
+    names the gate (:func:`~trainflow.flows.validation_process.gate`) the flow waits at before
+    running stages beside it."""
+    gate = validation_process.gate(ticket) if ticket else None
+    try:
+        if not spec.validation.enabled:
+            print("validate: skipped (validation.enabled is false)")
+            return None
+        mod = modalities.get(spec.modality)
+        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate) if apart
+                        else (False, None))
+        if not ran:
+            if apart:
+                print(f"validate: in this process ({summary})")
+            summary = mod.validate(data, spec, docs_dir)
+        print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
+        return summary
+    finally:
+        if gate is not None:
+            gate.set()  # done in this process (or failed): nothing is left to race
 
 
 @task(name="profile", **RETRIES)
@@ -222,15 +230,23 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     validation's own failure is the error raised, as if validation had run first: a run on bad
     data stops with exit code 4 and its report, whatever the overlapping stages made of it.
     """
+    from uuid import uuid4
+
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    apart = validates_apart(spec)
+    apart, ticket = validates_apart(spec), uuid4().hex
+    gate = validation_process.gate(ticket)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
-                                                 "apart": apart})
-        if not apart:  # in this process: first, as two threads importing the same packages can deadlock
+                                                 "apart": apart, "ticket": ticket})
+        # In this process (not apart, or the child could not take it) the validation runs first:
+        # two threads importing the same packages for the first time can deadlock.
+        while not gate.wait(0.02) and not checking.wrapped_future.done():
+            pass
+        if not apart or checking.wrapped_future.done():
             checking.wait()
-            checking.result()  # a failed validation stops the run here, before the block
+            if checking.state.is_failed():
+                checking.result()  # a failed validation stops the run here, before the block
         try:
             yield checking
         except BaseException:
@@ -240,6 +256,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
             raise
         finally:
             checking.wait()  # leaving the runner cancels what still runs
+            validation_process.close_gate(ticket)
 
 
 def _after(spec: PipelineSpec, stage: str, context: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ to rebuild it), as JSON. It imports neither Prefect nor the parent's ``__main__`
 parent's ``sys.path``. A modality class a fresh interpreter cannot import (defined in ``__main__``
 or made at run time) is validated in the flow's process, before profile and split, as before; so is
 one the child finds as another class, or whose spec it cannot rebuild (a component registered at
-run time), though then in the validate task's thread, beside them.
+run time): the child says so before validating, and the flow waits for the in-process validation
+before profile and split start (:func:`gate`), so two threads never race their first imports.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,22 @@ from trainflow import errors
 
 def _class_path(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+_gates: dict[str, threading.Event] = {}  # per validation: set once profile and split may run beside it
+_gates_lock = threading.Lock()
+
+
+def gate(ticket: str) -> threading.Event:
+    """The event for validation ``ticket``: set when the child has accepted the request (the flow's
+    stages may run beside it) or when an in-process validation is over. Made on first use."""
+    with _gates_lock:
+        return _gates.setdefault(ticket, threading.Event())
+
+
+def close_gate(ticket: str) -> None:
+    with _gates_lock:
+        _gates.pop(ticket, None)
 
 
 _warm: list[subprocess.Popen] = []  # children started ahead (:func:`prestart`), not yet used
@@ -84,21 +102,29 @@ def _take() -> subprocess.Popen:
     return _start()
 
 
-def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None) -> tuple[bool, Any]:
+def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
+                   accepted: threading.Event | None = None) -> tuple[bool, Any]:
     """``(True, summary)`` from a child process, or ``(False, reason)`` when it cannot run there
-    (the caller validates in this process). Raises the child's validation, spec or data error."""
+    (the caller validates in this process). Raises the child's validation, spec or data error.
+    ``accepted`` is set once the child has rebuilt the request and started validating."""
     if not can_run_apart(modality):
         return False, f"a fresh process cannot import {type(modality).__module__}"
     with tempfile.TemporaryDirectory(prefix="trainflow-validate-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        started = Path(tmp) / "started"
         request.write_text(json.dumps({"spec": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
                                        "docs_dir": docs_dir, "modality": _class_path(modality)}), encoding="utf-8")
         proc = _take()
         try:
-            proc.stdin.write(json.dumps([str(request), str(result)]) + "\n")
+            proc.stdin.write(json.dumps([str(request), str(result), str(started)]) + "\n")
             proc.stdin.close()
         except OSError:  # it died while it waited: the error is in its output; a retry starts a fresh one
             pass
+        if accepted is not None:
+            while proc.poll() is None and not started.exists():
+                time.sleep(0.01)  # the child's rebuild of the spec takes a few ms
+            if started.exists():
+                accepted.set()
         code = proc.wait()
         if not result.is_file():
             raise errors.TrainflowError(f"the validation process stopped (exit code {code}) before reporting; "
@@ -127,7 +153,7 @@ def _rebuilt(answer: dict[str, Any]) -> BaseException:
     return exc
 
 
-def _answer(request: dict[str, Any]) -> dict[str, Any]:
+def _answer(request: dict[str, Any], started: str) -> dict[str, Any]:
     from trainflow import modality as modalities
     from trainflow.flows.spec import spec_from_dict
     from trainflow.refs import DataRef
@@ -139,6 +165,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"fallback": f"a fresh process cannot rebuild the spec: {exc}"}
     if _class_path(mod) != request["modality"]:
         return {"fallback": f"a fresh process finds {_class_path(mod)}, not {request['modality']}"}
+    Path(started).touch()  # the parent's stages may now run beside this validation
     try:
         return {"summary": mod.validate(DataRef.model_validate(request["data"]), spec, request["docs_dir"])}
     except errors.TrainflowError as exc:
@@ -169,8 +196,9 @@ def main() -> None:
     line = sys.stdin.readline()
     if not line.strip():  # the parent ended without a request
         return
-    request, result = (Path(a) for a in json.loads(line))
-    answer = _answer(json.loads(request.read_text(encoding="utf-8")))
+    request, result, started = json.loads(line)
+    answer = _answer(json.loads(Path(request).read_text(encoding="utf-8")), started)
+    result = Path(result)
     result.write_text(json.dumps(answer, default=str), encoding="utf-8")
 
 

@@ -98,3 +98,36 @@ def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path,
     monkeypatch.setattr(type(mod), "__module__", "acme_only_in_this_process")
     ran, reason = validation_process.validate_apart(mod, data, spec, str(tmp_path / "docs3"))
     assert not ran and "acme_only_in_this_process" in reason
+
+
+def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_path, monkeypatch):
+    """The child's fallback (it finds another modality class, as for a component registered at run
+    time): the flow validates in its own process first, so no two threads race their first imports."""
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    order: list[str] = []
+    validate, profile = Tabular.validate, Tabular.profile
+
+    def recorded_validate(*args):
+        order.append("validate starts")
+        try:
+            return validate(*args)
+        finally:
+            order.append("validate ends")
+
+    def recorded_profile(*args):
+        order.append("profile starts")
+        return profile(*args)
+
+    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
+    monkeypatch.setattr(Tabular, "profile", staticmethod(recorded_profile))
+    monkeypatch.setattr(validation_process, "_class_path", lambda obj: "acme_only_here.Modality")
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-handback")
+    assert code == 0
+    # the child handed it back, so validation ran here (recorded), and wholly before profile
+    assert order == ["validate starts", "validate ends", "profile starts"]
+    assert task_runs("overlap-handback")["validate"].state.is_completed()
+    [run] = complete_runs(out, "overlap-handback")
+    assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
