@@ -62,8 +62,10 @@ _USERS = 0
 @contextmanager
 def leaving_out(names: Iterable[str]) -> Iterator[None]:
     """While the block runs, importing any of ``names`` (or a submodule of one) in this thread raises
-    ModuleNotFoundError. A name already imported is left alone; ``sys.modules`` is never written, so
-    nothing is left behind, and an import of the same name in another thread is not affected."""
+    ModuleNotFoundError (so does ``importlib.util.find_spec`` of one). A name already imported is left
+    alone; ``sys.modules`` is never written, so nothing is left behind (unlike a ``None`` entry there),
+    and an import of the same name in another thread, e.g. a task running beside validation, is not
+    affected."""
     global _USERS
     names = tuple(n for n in names if n not in sys.modules)
     before = getattr(_FINDER.local, "names", ())
