@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trainflow.errors import ComponentError, DataError
+from trainflow.imports import skops_io  # the modalities save with trust.skops_io() too
 
 #: Plain values inside a fitted pipeline: containers, scalars, NumPy/SciPy arrays, random states.
 VALUE_TYPES = frozenset({
@@ -171,7 +172,7 @@ def _walk_schema(node: Any, found: set[str]) -> None:
 
 def skops_types(path: Path) -> set[str]:
     """Every type and function a skops file names (read from its schema; nothing is imported)."""
-    import skops.io as sio
+    sio = skops_io()
 
     with zipfile.ZipFile(path) as archive:
         schema = json.loads(archive.read("schema.json"))
@@ -202,7 +203,7 @@ def check_skops(path: Path | str, trusted: frozenset[str]) -> set[str]:
 
 def load_skops(path: Path | str, trusted: frozenset[str]) -> Any:
     """Load a skops file whose every type is in ``trusted``; refuse it (DataError) otherwise."""
-    import skops.io as sio
+    sio = skops_io()
 
     found = check_skops(path, trusted)
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainflow.errors import SpecError, ValidationFailed, did_you_mean
+from trainflow.imports import great_expectations
 from trainflow.refs import atomic_write_text
 
 MAX_EXAMPLES = 5
@@ -53,8 +54,7 @@ def camel_name(name: str) -> str:
 
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from a pipeline run
-    import great_expectations as gx
-
+    gx = great_expectations()  # without its SQL and cloud integrations: 150+ modules we never use
     _skip_frame_fingerprint()
     return gx
 

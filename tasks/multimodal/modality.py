@@ -260,7 +260,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         config["weights"] = weights.tolist()
         steps.append("late fusion: " + ", ".join(f"{n} x {w:.2f}" for n, w in zip(names, weights)))
     elif comp.name == "early_fusion":
-        import skops.io as sio
+        sio = trust.skops_io()
 
         from trainflow.tasks.tabular.modality import trusted_types
 

@@ -292,7 +292,7 @@ def build_pipeline(spec: PipelineSpec, numeric: list[str], categorical: list[str
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     """Fit the pipeline on the training split; save it with skops beside its input schema."""
-    import skops.io as sio
+    sio = trust.skops_io()
 
     target = split_ref.train.meta["target"]
     train = read_parquet(split_ref.train.path, keep=False)

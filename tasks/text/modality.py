@@ -297,7 +297,7 @@ def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: Split
 def save_pipeline(pipe: Any, folder: Path) -> None:
     """The pipeline with skops, its vectoriser's vocabulary as JSON (terms in column order): skops
     writes a dict entry by entry, 37 MB and 25 s for the 41,000 n-grams of the SMS demo."""
-    import skops.io as sio
+    sio = trust.skops_io()
 
     vectorizer = pipe.named_steps["tfidf"]
     vocabulary = vectorizer.vocabulary_
