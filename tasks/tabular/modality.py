@@ -64,8 +64,11 @@ def _pd():
 
 
 def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
-    """Save a loaded DataFrame as Parquet in the cache, named by the source's digest."""
-    path = store_parquet(df, cache_dir, digest)
+    """Save a loaded DataFrame as Parquet in the cache, named by the source's digest (a copy of the
+    source when that reads back as the same frame)."""
+    from trainflow.tasks.tabular.loaders import unchanged_parquet
+
+    path = store_parquet(df, cache_dir, digest, copy_of=unchanged_parquet(df, config))
     labels = df.attrs.get("labels") or []
     target = None if labels else getattr(config, "target", None)
     out = set(labels) | {target, ML.FOLD}
