@@ -133,7 +133,7 @@ def copy_unchanged(source: str | os.PathLike, target: str | os.PathLike) -> bool
         if max(before.st_ctime_ns, before.st_mtime_ns) >= _SETTLED_BEFORE_NS:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+        tmp = _beside(path)
         try:
             with open(tmp, "wb") as dst:
                 copied = 0
@@ -214,13 +214,18 @@ def load_npz(path: str | os.PathLike) -> dict[str, Any]:
         return {k: z[k] for k in z.files}
 
 
+def _beside(path: Path) -> Path:
+    """A temporary name beside ``path`` (same suffix), unique to this process and thread."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, unique to this process and thread) to write
     to; it replaces ``path`` when the block succeeds and is removed when it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    tmp = _beside(path)
     try:
         yield tmp
         os.replace(tmp, path)
