@@ -37,6 +37,34 @@ def test_roles():
                      "count": "numeric", "color": "categorical", "label": "categorical"}
 
 
+def test_long_float_columns_are_sampled_only_where_the_sample_settles_the_role(monkeypatch):
+    """A float column whose sample shows two values, one not whole, is numeric whatever the other rows
+    hold: its distinct count is reported as the sample's lower bound; every other column is counted
+    exactly, and the roles are those of counting every column."""
+    from trainflow.tasks.tabular import profile
+
+    monkeypatch.setattr(profile, "SAMPLE_ROWS", 50)
+    rng = np.random.default_rng(1)
+    n = 400
+    whole_head = np.arange(n, dtype=float)
+    whole_head[-1] = 0.5  # a running number in the sample, a fraction only in a row it skips
+    df = pd.DataFrame({
+        "size": rng.normal(size=n),                       # settled by the sample
+        "rownum": np.arange(n, dtype=float),              # whole floats counting through the rows: an identifier
+        "whole_head": whole_head,                         # whole in the sample: counted on every row
+        "const": np.full(n, 2.5),                         # one value: constant, counted
+        "mostly_const": np.where(np.arange(n) == 3, 1.5, 2.5),  # a second value outside the sample
+        "ints": rng.integers(0, 5, n),                    # not floats: counted
+        "label": rng.choice(["p", "q"], n),
+    })
+    rows = {r["column"]: r for r in profile.profile_table(df, "label")}
+    assert rows["size"]["distinct"] == ">= 50" and rows["size"]["role"] == "numeric"
+    for col in ("rownum", "whole_head", "const", "mostly_const", "ints"):
+        assert rows[col]["distinct"] == df[col].nunique(), col
+        assert (rows[col]["role"], rows[col]["why"]) == guess_role(df[col]), col
+    assert [rows[c]["role"] for c in ("rownum", "const", "mostly_const")] == ["identifier", "constant", "numeric"]
+
+
 def spec(data=None, **features):
     return spec_from_dict({"name": "t", "data": {"loader": "csv", "path": "x.csv", "target": "label", **(data or {})},
                            "features": features})

@@ -79,3 +79,43 @@ def test_configured_server_settings_are_left_alone():
     with temporary_settings(updates={"flows.heartbeat_frequency": 60}):
         with prefect_settings():
             assert get_current_settings().flows.heartbeat_frequency == 60
+
+
+def test_the_cache_copies_an_unchanged_parquet_source_and_writes_anything_else(tmp_path, monkeypatch):
+    """The load stage's cache file is a real copy of a Parquet source that reads back as the loaded
+    frame and has not changed since before the process started; otherwise the frame is written out."""
+    import os
+    import time
+
+    from trainflow import refs
+    from trainflow.tasks.common.load import load
+    from trainflow.flows.spec import spec_from_dict
+
+    path = tmp_path / "d.parquet"
+    pd.DataFrame({"a": [1.5, 2.5, 3.5], "junk": [0, 0, 1], "y": ["p", "q", "p"]}).to_parquet(path)
+
+    def stored(settled: bool, **data) -> tuple[pd.DataFrame, bytes]:
+        monkeypatch.setattr(refs, "_SETTLED_BEFORE_NS", time.time_ns() + (10**9 if settled else -10**9))
+        spec = spec_from_dict({"name": "t", "data": {"loader": "parquet", "path": str(path), "target": "y", **data}})
+        ref = load(spec.data, str(tmp_path / f"cache-{settled}-{len(data)}"), "tabular")
+        return pd.read_parquet(ref.path), open(ref.path, "rb").read()
+
+    back, raw = stored(settled=True)
+    assert raw == path.read_bytes(), "an unchanged source was not copied byte for byte"
+    pd.testing.assert_frame_equal(back, pd.read_parquet(path))
+    back, raw = stored(settled=False)  # changed while this process ran: written from the frame
+    assert raw != path.read_bytes()
+    pd.testing.assert_frame_equal(back, pd.read_parquet(path))
+    back, raw = stored(settled=True, drop=["junk"])  # not the whole file: written from the frame
+    assert list(back.columns) == ["a", "y"] and raw != path.read_bytes()
+
+    # a copy, not a link: a later edit of the source does not show through the cache
+    cache_file = next((tmp_path / "cache-True-0" / "data").glob("*.parquet"))
+    before = cache_file.read_bytes()
+    monkeypatch.setattr(refs, "_SETTLED_BEFORE_NS", time.time_ns())
+    time.sleep(0.05)  # past the file system clock's coarseness
+    with open(path, "r+b") as fh:
+        fh.write(b"XXXX")
+    assert cache_file.read_bytes() == before and os.stat(cache_file).st_ino != os.stat(path).st_ino
+    # edited in place after the process started: not copied
+    assert not refs.copy_unchanged(path, tmp_path / "again.parquet") and not (tmp_path / "again.parquet").exists()

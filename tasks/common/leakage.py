@@ -149,8 +149,14 @@ def item_digests(items: Any) -> list[str]:
 
 def duplicates_across(train: Any, test: Any) -> int:
     """How many test items have a digest that also occurs in the training split."""
-    seen = set(np.asarray(train).tolist())
-    return int(sum(d in seen for d in np.asarray(test).tolist()))
+    train, test = np.asarray(train), np.asarray(test)
+    if train.dtype.kind in "iu" and test.dtype.kind in "iu" and len(train):
+        # row hashes: a binary search in the sorted training hashes, half the time of a Python set
+        known = np.sort(train)
+        at = np.minimum(np.searchsorted(known, test), len(known) - 1)
+        return int((known[at] == test).sum())
+    seen = set(train.tolist())
+    return int(sum(d in seen for d in test.tolist()))
 
 
 def duplicate_alarm(train_digests: Any, test_digests: Any, what: str) -> list[str]:

@@ -57,6 +57,34 @@ def load_parquet(config: TableConfig) -> Any:
     return _select(read_parquet_file(existing_file(config.path)), config, Path(config.path))
 
 
+def unchanged_parquet(df: Any, config: Any) -> Path | None:
+    """The file the ``parquet`` loader read ``df`` from, when it reads back as exactly ``df``: every
+    column in the file's order under its own name, the default row index and no labels; else None.
+    The cache can then copy the file instead of encoding the table again (``refs.store_parquet``)."""
+    import pyarrow.parquet as pq
+
+    if type(config) is not TableConfig or df.attrs:
+        return None
+    if not (df.index.equals(_default_index(len(df))) and df.index.name is None):
+        return None
+    try:
+        schema = pq.read_schema(config.path)
+    except Exception:  # not readable as Parquet now: let the table be written out
+        return None
+    pandas_meta = schema.pandas_metadata or {}
+    stored_index = [i for i in pandas_meta.get("index_columns", []) if not isinstance(i, dict)]
+    names = [n for n in schema.names if n not in stored_index]
+    if stored_index or names != list(df.columns) or any(c.get("name") for c in pandas_meta.get("column_indexes", [])):
+        return None
+    return Path(config.path)
+
+
+def _default_index(n: int) -> Any:
+    import pandas as pd
+
+    return pd.RangeIndex(n)
+
+
 def _select(df: Any, config: TableConfig, path: Path) -> Any:
     """Check the named columns exist and keep the features and the target."""
     columns = list(df.columns)
