@@ -121,8 +121,12 @@ def run_spec(spec, out: str, refresh: bool = False) -> dict:
     """Run one spec as a flow, with the CLI's Prefect settings; ``refresh`` recomputes cached stages."""
     import contextlib
 
+    from trainflow.flows import validation_process
     from trainflow.flows.runtime import prefect_settings
 
+    if validation_process.runs_apart(spec):
+        # the validation child's imports (~2.7 s CPU) then overlap Prefect's start-up and the load
+        validation_process.prestart()
     with prefect_settings():
         make_pipeline_folder(out, spec.name)
         from prefect import tags

@@ -214,8 +214,7 @@ APART = True
 
 def validates_apart(spec: PipelineSpec) -> bool:
     """Whether the spec's validation runs in a child process, beside profile and split."""
-    return (APART and spec.validation.enabled
-            and validation_process.can_run_apart(modalities.get(spec.modality)))
+    return APART and validation_process.runs_apart(spec)
 
 
 @contextmanager

@@ -67,6 +67,14 @@ def can_run_apart(modality: Any) -> bool:
     return type(modality).__module__ != "__main__" and getattr(module, "__file__", None) is not None
 
 
+def runs_apart(spec: Any) -> bool:
+    """Whether ``spec``'s validation goes to a child process (enabled, and a modality a fresh
+    interpreter can import)."""
+    from trainflow import modality as modalities
+
+    return bool(spec.validation.enabled) and can_run_apart(modalities.get(spec.modality))
+
+
 def _start() -> subprocess.Popen:
     # this process's import path, so that plug-ins found here (entry points included) are found there
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
