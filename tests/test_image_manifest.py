@@ -190,7 +190,7 @@ def _bad(t: Path, case: str) -> dict:
     elif case == "header only":
         manifest.write_text("file,label\n")
     elif case == "not a 0/1 column":
-        df["a"], df["b"] = 1, 0
+        df["a"], df["b"] = ["1"] * len(df), 0
         df.loc[5, "a"] = "yes"
         df.to_csv(manifest, index=False)
         return {"path": str(manifest), "targets": ["a", "b"]}
