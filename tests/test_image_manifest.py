@@ -126,13 +126,14 @@ def test_an_edited_image_changes_the_load_digest(tmp_path):
 
 @pytest.mark.usefixtures("prefect_server")
 def test_a_single_label_manifest_runs_and_predicts_on_a_manifest_and_a_folder(tmp_path, capsys):
-    manifest = single_label_manifest(tmp_path, n=40)
-    rc, err = run_cli("run", spec(tmp_path, {"path": str(manifest)}, split={"test_size": 0.25, "seed": 0}),
-                      "--out", tmp_path / "out", capsys=capsys)
+    manifest = single_label_manifest(tmp_path, n=40, fold=["test" if i % 5 == 0 else "train" for i in range(40)])
+    rc, err = run_cli("run", spec(tmp_path, {"path": str(manifest), "split": "fold"}), "--out", tmp_path / "out",
+                      capsys=capsys)
     assert rc == 0, err
     (run,) = complete_runs(tmp_path / "out", "imgman")
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["per_class"]) == {"bright", "dark"} and "accuracy" in metrics["metrics"]
+    assert sum(metrics["per_class"][c]["support"] for c in ("bright", "dark")) == 8  # the fold column's test rows
     new = tmp_path / "new"
     names, Y = write_images(new, 6, seed=3)
     pd.DataFrame({"file": names}).to_csv(new / "new.csv", index=False)
@@ -194,6 +195,10 @@ def _bad(t: Path, case: str) -> dict:
         df.loc[5, "a"] = "yes"
         df.to_csv(manifest, index=False)
         return {"path": str(manifest), "targets": ["a", "b"]}
+    elif case == "no test rows":
+        df["fold"] = "train"
+        df.to_csv(manifest, index=False)
+        return {"path": str(manifest), "split": "fold", "test_value": "holdout"}
     return {"path": str(manifest)}
 
 
@@ -206,6 +211,7 @@ BAD = {
     "no file name": (3, ["images.csv", "has no file name in row 3 (column 'file')"]),
     "empty manifest": (3, ["manifest", "images.csv", "is empty"]),
     "header only": (3, ["manifest", "images.csv", "has a header but no data rows"]),
+    "no test rows": (3, ["images.csv", "marks no image as a test image", "data.split, data.test_value"]),
     "not a 0/1 column": (3, ["label column 'a' (data.targets)", "images.csv", "'yes' in row 6"]),
 }
 

@@ -123,6 +123,11 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     notes = list(ref.meta.get("notes", []))
     if "is_test" in arrays:
         test_mask = arrays["is_test"].astype(bool)
+        if test_mask.all() or not test_mask.any():  # a manifest's split column can mark every row or none
+            raise DataError(f"The dataset's own test split of '{ref.meta.get('source')}' marks "
+                            f"{'every' if test_mask.all() else 'no'} image as a test image, leaving the "
+                            f"{'train' if test_mask.all() else 'test'} split empty (image_manifest: data.split, "
+                            "data.test_value).")
         notes.append("test split: the dataset's own test set")
     elif y.ndim == 2:  # multi-label: iterative stratification over the labels
         test_mask = np.zeros(len(y), bool)
