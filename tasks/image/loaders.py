@@ -267,9 +267,9 @@ def load_image_manifest(config: ManifestConfig) -> Images:
     if bad_rows and not config.skip_unreadable:
         row = bad_rows[0]
         more = f" ({len(bad_rows) - 1} more such row(s))" if len(bad_rows) > 1 else ""
-        raise DataError(f"The manifest '{m.path}' names the image file '{m.names[row]}' {m.row_text(row, config.file)}, "
-                        f"which Pillow cannot read as an image: {reasons[0]}{more}. Fix or remove it, "
-                        "or set data.skip_unreadable: true.")
+        raise DataError(f"The manifest '{m.path}' names the image file '{m.names[row]}' "
+                        f"{m.row_text(row, config.file)}, which Pillow cannot read as an image: {reasons[0]}{more}. "
+                        "Fix or remove it, or set data.skip_unreadable: true.")
     rows = [tried[i] for i in kept]
     skipped = [f"{m.names[i]}: {p}" for i, p in enumerate(m.problems) if p] + \
               [f"{m.names[i]}: {why}" for i, why in zip(bad_rows, reasons)]
