@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from trainflow.errors import DataError, did_you_mean
 from trainflow.files import path_problem
 from trainflow.registry import component
+from trainflow.tasks.common.manifest import ManifestColumns, manifest_files, manifest_root, read_manifest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 
@@ -83,16 +84,8 @@ class PatternOptions(FolderOptions):
     recursive: bool = Field(False, description="Also read files in subfolders")
 
 
-class ManifestOptions(AudioOptions):
+class ManifestOptions(ManifestColumns, AudioOptions):
     path: str = Field(..., description="CSV file with one row per clip")
-    file: str = Field("file", description="Column with the audio file path (relative to 'root')")
-    label: str | None = Field("label", description="Column with the label (null: unlabelled)")
-    targets: list[str] | None = Field(None, description="Multi-label: the 0/1 label columns (task: multilabel); "
-                                                        "'label' is then not read")
-    separator: str | None = Field(None, description="Multi-label: 'label' holds labels joined by this, e.g. '|'")
-    split: str | None = Field(None, description="Column that marks the fixed split (its test rows: 'test_value')")
-    test_value: str = Field("test", description="Value of the split column that marks a test clip")
-    root: str | None = Field(None, description="Folder the file paths are relative to; default: the CSV's folder")
 
 
 # ---------------------------------------------------------------- reading one clip
@@ -241,60 +234,13 @@ def load_audio_pattern(config: PatternOptions) -> Clips:
     return _clips(files, root, groups[config.label_group], config, groups, test_mask(groups, config))
 
 
-def manifest_files(config: BaseModel) -> list[Path]:
-    """The audio files a manifest names (for the load task's digest: the CSV alone would not notice
-    an edited clip); folders are digested whole already."""
-    if not isinstance(config, ManifestOptions):
-        return []
-    from trainflow.tasks.common.load import read_csv_file
-
-    path = Path(config.path)
-    if path_problem(path):
-        return []
-    try:
-        df = read_csv_file(path, na_values=[""], what="manifest")
-    except DataError:
-        return []  # the loader reports it
-    root = Path(config.root).expanduser() if config.root else path.parent
-    return [root / str(f) for f in df.get(config.file, [])]
-
-
 @component("loader", "audio_manifest", ManifestOptions, modality="audio", source_files=manifest_files)
 def load_audio_manifest(config: ManifestOptions) -> Clips:
     """A CSV listing each clip's file, its label (multi-label: 0/1 columns or a delimited label) and
     optionally its split."""
-    from trainflow.tasks.common.load import existing_file, read_csv_file
-    from trainflow.tasks.text.loaders import require_column
-
-    path = existing_file(config.path)
-    df = read_csv_file(path, na_values=[""], what="manifest")
-    multilabel = bool(config.targets or config.separator)
-    label = None if config.targets else config.label
-    for col, option in [(config.file, "data.file"), *([(label, "data.label")] if label else []),
-                        *((c, "data.targets") for c in config.targets or []),
-                        *([(config.split, "data.split")] if config.split else [])]:
-        require_column(df, col, path, option)
-    root = Path(config.root).expanduser() if config.root else path.parent
-    files = [root / str(f) for f in df[config.file]]
-    for row, f in enumerate(files):
-        problem = clip_problem(f)
-        if problem and config.unreadable == "error":
-            raise DataError(f"The manifest '{path}' names the audio file '{df[config.file].iloc[row]}' (row {row + 1}, "
-                            f"column '{config.file}'), which {problem} (looked for '{f}').")
-    labels, matrix, names = None, None, []
-    if multilabel:  # the tabular parsing: 0/1 columns, or one delimited column
-        from trainflow.tasks.tabular.multilabel import labels_from_columns
-
-        marked = labels_from_columns(df.copy(), config.targets, config.label, config.separator, path)
-        names = marked.attrs["labels"]
-        matrix = marked[names].to_numpy()
-    elif config.label:
-        if df[config.label].isna().any():
-            row = int(np.flatnonzero(df[config.label].isna().to_numpy())[0])
-            raise DataError(f"The manifest '{path}' has no label in row {row + 1} (column '{config.label}').")
-        labels = df[config.label].astype(str).tolist()
-    is_test = (df[config.split].astype(str) == config.test_value).to_numpy() if config.split else None
-    clips = _clips(files, root, labels, config, is_test=is_test)
-    clips.files = df[config.file].astype(str).tolist()
-    clips.label_matrix, clips.label_names = matrix, names
+    m = read_manifest(config, "audio file", clip_problem, strict=config.unreadable == "error")
+    root = manifest_root(config, m.path)
+    clips = _clips(m.files, root, m.labels, config, is_test=m.is_test)
+    clips.files = m.names
+    clips.label_matrix, clips.label_names = m.label_matrix, m.label_names
     return clips

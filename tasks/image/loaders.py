@@ -1,4 +1,5 @@
-"""Image loaders: ``digits``, ``cifar10``, ``image_folder`` and ``npz``.
+"""Image loaders: ``digits``, ``cifar10``, ``image_folder``, ``image_manifest`` (a CSV naming each
+image file, its label or labels and optionally its split) and ``npz``.
 
 Every loader returns :class:`Images`: pixels as an ``[n, height, width, channels]`` array, labels,
 class names, and facts the later stages need (the pixel maximum, a predefined test split,
@@ -20,6 +21,7 @@ from trainflow.errors import DataError
 from trainflow.files import path_problem
 from trainflow.registry import NoOptions, component
 from trainflow.tasks.common.load import label_names
+from trainflow.tasks.common.manifest import ManifestColumns, manifest_files, read_manifest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -241,6 +243,46 @@ def load_image_folder(config: FolderConfig) -> Images:
     y = np.asarray([labels[i] for i in kept], dtype=np.int64)
     return Images(x=stack(arrays, kept_files, str(root)), y=y, classes=[d.name for d in class_dirs],
                   max_value=255.0, source=str(root), files=[str(f.relative_to(root)) for f in kept_files], skipped=bad)
+
+
+# ---------------------------------------------------------------- image manifests
+
+
+class ManifestConfig(ManifestColumns, FolderConfig):
+    path: str = Field(..., description="CSV file with one row per image")
+
+
+@component("loader", "image_manifest", ManifestConfig, modality="image", source_files=manifest_files)
+def load_image_manifest(config: ManifestConfig) -> Images:
+    """A CSV listing each image's file, its label (multi-label: 0/1 columns or a delimited label) and
+    optionally its split; the images are read as ``image_folder`` reads them."""
+    m = read_manifest(config, "image file", strict=not config.skip_unreadable)
+    if m.labels is None and m.label_matrix is None:
+        raise DataError(f"The manifest '{m.path}' gives no labels: set data.label to its label column "
+                        "(or, for task multilabel, data.targets or data.separator).")
+    tried = [i for i, problem in enumerate(m.problems) if problem is None]
+    arrays, kept, bad = read_images([m.files[i] for i in tried], config, skip=True)
+    bad_rows = [tried[i] for i in sorted(set(range(len(tried))) - set(kept))]
+    reasons = [b.removeprefix(f"{m.files[i]}: ") for i, b in zip(bad_rows, bad)]  # read_images says "file: why"
+    if bad_rows and not config.skip_unreadable:
+        row = bad_rows[0]
+        more = f" ({len(bad_rows) - 1} more such row(s))" if len(bad_rows) > 1 else ""
+        raise DataError(f"The manifest '{m.path}' names the image file '{m.names[row]}' "
+                        f"{m.row_text(row, config.file)}, which Pillow cannot read as an image: {reasons[0]}{more}. "
+                        "Fix or remove it, or set data.skip_unreadable: true.")
+    rows = [tried[i] for i in kept]
+    skipped = [f"{m.names[i]}: {p}" for i, p in enumerate(m.problems) if p] + \
+              [f"{m.names[i]}: {why}" for i, why in zip(bad_rows, reasons)]
+    if not rows:
+        raise DataError(f"No image the manifest '{m.path}' names could be read ({len(skipped)} skipped).")
+    if m.label_matrix is not None:  # 0/1 values other than 0 and 1 are left for validation to report
+        y, classes = m.label_matrix[rows].astype(np.float64), list(m.label_names)
+    else:
+        classes, codes = np.unique(np.asarray(m.labels, dtype=str)[rows], return_inverse=True)
+        y, classes = codes.astype(np.int64), [str(c) for c in classes]
+    return Images(x=stack(arrays, [m.names[i] for i in rows], str(m.path)), y=y, classes=classes, max_value=255.0,
+                  source=str(m.path), is_test=None if m.is_test is None else m.is_test[rows],
+                  files=[m.names[i] for i in rows], skipped=skipped)
 
 
 # ---------------------------------------------------------------- npz

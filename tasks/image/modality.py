@@ -26,7 +26,8 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels,
+from trainflow.tasks.common.manifest import read_manifest
+from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, ManifestConfig, match_channels,
                                            read_images, read_npz, stack, to_nhwc)
 from trainflow.tasks.image.networks import cnn_shape
 from trainflow.tasks.tabular import multilabel as ML
@@ -122,6 +123,11 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     notes = list(ref.meta.get("notes", []))
     if "is_test" in arrays:
         test_mask = arrays["is_test"].astype(bool)
+        if test_mask.all() or not test_mask.any():  # a manifest's split column can mark every row or none
+            raise DataError(f"The dataset's own test split of '{ref.meta.get('source')}' marks "
+                            f"{'every' if test_mask.all() else 'no'} image as a test image, leaving the "
+                            f"{'train' if test_mask.all() else 'test'} split empty (image_manifest: data.split, "
+                            "data.test_value).")
         notes.append("test split: the dataset's own test set")
     elif y.ndim == 2:  # multi-label: iterative stratification over the labels
         test_mask = np.zeros(len(y), bool)
@@ -312,8 +318,15 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
 
 
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
-    """Images to predict: a folder of image files (searched recursively) or an .npz with 'x'."""
+    """Images to predict: a folder of image files (searched recursively), a CSV manifest whose
+    'file' column names image files (relative to its folder), one image file, or an .npz with 'x'."""
     h, w = config["size"]
+    if path.is_file() and path.suffix.lower() == ".csv":
+        m = read_manifest(ManifestConfig(path=str(path), label=None), "image file")
+        opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
+        warn_adapted(m.files, config)
+        arrays, _, _ = read_images(m.files, opts, skip=False)
+        return stack(arrays, m.files, str(path)), m.names
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -342,7 +355,8 @@ def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, lis
         warn_adapted([path], config)
         arrays, _, _ = read_images([path], opts, skip=False)
         return np.stack(arrays), [path.name]
-    raise DataError(f"'{path}' is neither a folder of images, an image file nor an .npz file.")
+    raise DataError(f"'{path}' is neither a folder of images, a CSV manifest of image files, an image file nor "
+                    "an .npz file.")
 
 
 def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
@@ -392,7 +406,9 @@ class Image(NeuralModality, stages_from=__name__):
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; a network that would shrink the images to nothing, where the loader's options
         (``size``) or the loader itself (digits 8x8, CIFAR 32x32) tell the image size."""
-        problems = super().spec_problems(spec)
+        problems = super().spec_problems(spec) + ML.label_source_problems(
+            spec.data.options(), spec.task, builtin=spec.data.loader != "image_manifest", target="label",
+            hint=" of the 'image_manifest' loader, or an .npz with a 2-D 'y'")
         size = spec.data.options().get("size") or REGISTRY.get("loader", spec.data.loader).extra.get("image_size")
         if spec.model.name == "cnn" and size and not spec.model.problems("model", task=spec.task):
             try:
