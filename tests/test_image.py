@@ -89,6 +89,15 @@ def test_image_folder_resizes_converts_and_skips_unreadable(tmp_path):
     assert images.x[images.y == 1].mean() > images.x[images.y == 0].mean()
 
 
+def test_an_image_beyond_pillows_pixel_limit_is_a_data_error_naming_it(tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs", mode="L")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # the 8x8 images are then "decompression bombs"
+    with pytest.raises(DataError, match=r"could not be read:\n  - .*\.png: too large to decode safely"):
+        IL.load_image_folder(IL.FolderConfig(path=str(root)))
+
+
 def test_npz_loader_accepts_channels_first(tmp_path):
     x = np.random.default_rng(0).random((10, 3, 6, 6)).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=np.array(["a", "b"] * 5))

@@ -180,6 +180,8 @@ def read_image(path: Path, opts: ImageOptions) -> np.ndarray:
             arr = np.asarray(im, dtype=np.uint8)
     except DataError:
         raise
+    except Image.DecompressionBombError as exc:  # not an OSError: Pillow's guard against huge pixel counts
+        raise _Unreadable(f"{path}: too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _Unreadable(f"{path}: {exc}") from None
     return arr[..., None] if arr.ndim == 2 else arr
