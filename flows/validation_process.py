@@ -120,7 +120,10 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
     with tempfile.TemporaryDirectory(prefix="trainflow-validate-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         started = Path(tmp) / "started"
-        request.write_text(json.dumps({"spec": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
+        # What the spec set, not every section's defaults: sections of components registered only in
+        # this process (at their defaults) would stop the child's rebuild; the full dump checks it.
+        request.write_text(json.dumps({"spec": spec.model_dump(mode="json", exclude_unset=True),
+                                       "spec_full": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
                                        "docs_dir": docs_dir, "modality": _class_path(modality)}), encoding="utf-8")
         proc = _take()
         try:
@@ -171,6 +174,8 @@ def _answer(request: dict[str, Any], started: str) -> dict[str, Any]:
         mod = modalities.get(spec.modality)
     except errors.TrainflowError as exc:
         return {"fallback": f"a fresh process cannot rebuild the spec: {exc}"}
+    if not _within(spec.model_dump(mode="json"), request["spec_full"]):
+        return {"fallback": "a fresh process rebuilds the spec with other values"}
     if _class_path(mod) != request["modality"]:
         return {"fallback": f"a fresh process finds {_class_path(mod)}, not {request['modality']}"}
     Path(started).touch()  # the parent's stages may now run beside this validation
@@ -182,6 +187,13 @@ def _answer(request: dict[str, Any], started: str) -> dict[str, Any]:
                 "problems": getattr(exc, "problems", None), "source": getattr(exc, "source", None)}
     except OSError as exc:
         return {"error": "OSError", "message": str(exc)}
+
+
+def _within(mine: Any, theirs: Any) -> bool:
+    """Whether every value of ``mine`` is the same in ``theirs`` (which may hold more keys)."""
+    if isinstance(mine, dict):
+        return isinstance(theirs, dict) and all(k in theirs and _within(v, theirs[k]) for k, v in mine.items())
+    return mine == theirs
 
 
 def _warm_up() -> None:

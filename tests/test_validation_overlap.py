@@ -131,3 +131,25 @@ def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_p
     assert task_runs("overlap-handback")["validate"].state.is_completed()
     [run] = complete_runs(out, "overlap-handback")
     assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
+
+
+def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_path, monkeypatch):
+    """A modality registered in this process only (its package not on the child's path) adds a spec
+    section at its defaults to every spec; the child rebuilds what the spec set and still validates."""
+    import sys
+
+    from tests.helpers import install_plugin
+    from tests.test_plugin_modality import PLUGIN
+    from trainflow import modality as modalities
+    from trainflow.flows import validation_process
+    from trainflow.flows.spec import load_spec
+    from trainflow.tasks.common import load as loading
+
+    site = install_plugin(tmp_path / "site", "points_only_here", PLUGIN, monkeypatch)
+    sys.path.remove(str(site))  # registered here; a fresh process cannot find it
+    spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-local-plugin"])
+    assert "points" in spec.model_dump()["preprocess"]
+    data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
+    ran, summary = validation_process.validate_apart(modalities.get(spec.modality), data, spec, str(tmp_path / "docs"))
+    assert ran, summary
+    assert summary["success"] and (tmp_path / "docs" / "index.html").is_file()
