@@ -55,6 +55,7 @@ class StageMeter:
         #: sequential stages still add up to the run (see :meth:`overlap` for their memory)
         self.overlapped: dict[str, float] = {}
         self._spans: list[tuple[str, float, float, bool]] = []  # (stage, start, end, overlapped)
+        self._child_peaks: list[float] = []  # what overlapped children reported as their peak (MB)
         self.extra: dict[str, object] = {}
         self._overall = 0.0
         self._last_end = time.time()
@@ -89,7 +90,7 @@ class StageMeter:
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), self._peak())
             self._last_end = time.time()
 
-    def overlap(self, name: str, start: float, end: float) -> None:
+    def overlap(self, name: str, start: float, end: float, child_peak_mb: float | None = None) -> None:
         """Record a stage that ran beside the others from ``start`` to ``end`` (``time.perf_counter``).
 
         In a thread, its memory is in the high-water marks of the stages it overlapped. In a child
@@ -98,11 +99,16 @@ class StageMeter:
         upper bound of what the two held at once."""
         self.overlapped[name] = self.overlapped.get(name, 0.0) + end - start
         self._spans.append((name, start, end, True))
+        if child_peak_mb is not None:  # the child's own figure (its VmHWM), not RUSAGE_CHILDREN's
+            self._child_peaks.append(child_peak_mb)
 
     def _with_children(self) -> float:
         """The process peak counting children that ran beside stages (see :meth:`overlap`)."""
+        # A child's own report where there is one: RUSAGE_CHILDREN takes any child's high-water mark,
+        # and a child spawned with vfork (subprocess on Linux) starts with the parent's.
         child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        child_mb = child / (1024 * 1024) if sys.platform == "darwin" else child / 1024
+        child_mb = max(self._child_peaks) if self._child_peaks else (
+            child / (1024 * 1024) if sys.platform == "darwin" else child / 1024)
         if not child_mb:
             return self._overall
         self.extra["children_peak_mb"] = child_mb

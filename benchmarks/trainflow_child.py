@@ -64,6 +64,8 @@ def instrument() -> dict[str, float]:
         if name not in OVERLAPPED:
             setattr(pipeline, attr, Timed(name, task))
 
+    from trainflow.flows import validation_process
+
     validating = pipeline.validating
 
     @contextmanager
@@ -71,7 +73,8 @@ def instrument() -> dict[str, float]:
         """The overlapped validation, from its submission to the end of its task run."""
         submitted = time.perf_counter()
         with validating(*args, **kwargs) as checking:
-            checking.add_done_callback(lambda _: meter.overlap("validate", submitted, time.perf_counter()))
+            checking.add_done_callback(lambda _: meter.overlap("validate", submitted, time.perf_counter(),
+                                                               validation_process.last_peak_mb))
             yield checking
 
     pipeline.validating = timed_validating

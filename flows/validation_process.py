@@ -56,6 +56,10 @@ def close_gate(ticket: str) -> None:
         _gates.pop(ticket, None)
 
 
+#: peak memory (MB) of the last child that answered, read by the benchmarks: a parent's
+#: ``RUSAGE_CHILDREN`` is no measure of it (a child spawned with vfork inherits the parent's peak)
+last_peak_mb: float | None = None
+
 _warm: list[subprocess.Popen] = []  # children started ahead (:func:`prestart`), not yet used
 _warm_lock = threading.Lock()
 
@@ -141,6 +145,8 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
             raise errors.TrainflowError(f"the validation process stopped (exit code {code}) before reporting; "
                                         f"its output is above")
         answer = json.loads(result.read_text(encoding="utf-8"))
+    global last_peak_mb
+    last_peak_mb = answer.get("peak_mb")
     if "fallback" in answer:
         return False, answer["fallback"]
     if "error" in answer:
@@ -196,6 +202,17 @@ def _within(mine: Any, theirs: Any) -> bool:
     return mine == theirs
 
 
+def _peak_mb() -> float | None:
+    """This process's peak resident memory in MB (Linux: ``VmHWM``), None where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _warm_up() -> None:
     """Import what every validation needs before the request comes (errors here surface then)."""
     try:
@@ -218,6 +235,7 @@ def main() -> None:
         return
     request, result, started = json.loads(line)
     answer = _answer(json.loads(Path(request).read_text(encoding="utf-8")), started)
+    answer["peak_mb"] = _peak_mb()
     result = Path(result)
     result.write_text(json.dumps(answer, default=str), encoding="utf-8")
 
