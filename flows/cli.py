@@ -139,11 +139,8 @@ def run_spec(spec, out: str, refresh: bool = False) -> dict:
         from trainflow.flows.monitor import run_tags
         from trainflow.flows.pipeline import run_pipeline
 
-        try:
-            with refreshing, tags(*run_tags(spec)):  # tags on the flow run from its start: failed runs are found too
-                return run_pipeline(spec, out=out)
-        finally:
-            validation_process.discard()  # a child the run did not get to use (it failed before validating)
+        with refreshing, tags(*run_tags(spec)):  # tags on the flow run from its start: failed runs are found too
+            return run_pipeline(spec, out=out)
 
 
 def make_pipeline_folder(out: str | os.PathLike, pipeline: str) -> Path:

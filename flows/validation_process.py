@@ -10,8 +10,9 @@ imports of trainflow and pandas, a second read of the stored table) and lowers t
 peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the stages it overlapped.
 
 ``python -m trainflow.flows.validation_process``: the child is started before the data is loaded
-(:func:`prestart`), imports what validation needs meanwhile, then reads ``[request, result]`` (two
-JSON file paths) from its input; it rebuilds the spec and the data reference from the request, runs
+(:func:`prestart`), imports what validation needs meanwhile, then reads ``[request, result, started]``
+(file paths) from its input, one line per validation (a process that runs many flows keeps it: the
+next validation pays no imports); it rebuilds the spec and the data reference from the request, runs
 the modality's ``validate`` stage, and writes the summary, or the error (kind, message and the fields
 to rebuild it), as JSON. It imports neither Prefect nor the parent's ``__main__``, and gets the
 parent's ``sys.path``. A modality class a fresh interpreter cannot import (defined in ``__main__``
@@ -98,11 +99,17 @@ def prestart() -> None:
 
 
 def discard() -> None:
-    """End the children started ahead and not used (a run that failed before validating): their
-    input closes, so each exits once its imports are done."""
+    """End the waiting children (a run that failed: the next starts afresh): their input closes,
+    so each exits once its imports are done."""
     with _warm_lock:
         while _warm:
             _warm.pop().stdin.close()
+
+
+def _wait_for(proc: subprocess.Popen, *paths: Path) -> None:
+    """Until the child has written one of ``paths`` (whole files: it renames them) or has ended."""
+    while not any(p.exists() for p in paths) and proc.poll() is None:
+        time.sleep(0.005)
 
 
 def _take() -> subprocess.Popen:
@@ -132,19 +139,20 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
         proc = _take()
         try:
             proc.stdin.write(json.dumps([str(request), str(result), str(started)]) + "\n")
-            proc.stdin.close()
+            proc.stdin.flush()
         except OSError:  # it died while it waited: the error is in its output; a retry starts a fresh one
             pass
         if accepted is not None:
-            while proc.poll() is None and not started.exists():
-                time.sleep(0.01)  # the child's rebuild of the spec takes a few ms
+            _wait_for(proc, started, result)  # the child's rebuild of the spec takes a few ms
             if started.exists():
                 accepted.set()
-        code = proc.wait()
+        _wait_for(proc, result)
         if not result.is_file():
-            raise errors.TrainflowError(f"the validation process stopped (exit code {code}) before reporting; "
-                                        f"its output is above")
+            raise errors.TrainflowError(f"the validation process stopped (exit code {proc.wait()}) before "
+                                        "reporting; its output is above")
         answer = json.loads(result.read_text(encoding="utf-8"))
+        with _warm_lock:  # kept for the next validation in this process: its imports are done
+            _warm.append(proc)
     global last_peak_mb
     last_peak_mb = answer.get("peak_mb")
     if "fallback" in answer:
@@ -228,16 +236,18 @@ def _warm_up() -> None:
 
 
 def main() -> None:
-    """Warm up, then answer the one request the parent writes as ``[request, result]`` on stdin."""
+    """Warm up, then answer each request the parent writes as ``[request, result, started]`` on
+    stdin, until its input closes (the parent discarded it or ended)."""
     _warm_up()
-    line = sys.stdin.readline()
-    if not line.strip():  # the parent ended without a request
-        return
-    request, result, started = json.loads(line)
-    answer = _answer(json.loads(Path(request).read_text(encoding="utf-8")), started)
-    answer["peak_mb"] = _peak_mb()
-    result = Path(result)
-    result.write_text(json.dumps(answer, default=str), encoding="utf-8")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request, result, started = json.loads(line)
+        answer = _answer(json.loads(Path(request).read_text(encoding="utf-8")), started)
+        answer["peak_mb"] = _peak_mb()
+        partial = Path(f"{result}.partial")
+        partial.write_text(json.dumps(answer, default=str), encoding="utf-8")
+        os.replace(partial, result)  # the parent reads a whole answer or none
 
 
 if __name__ == "__main__":

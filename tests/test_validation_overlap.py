@@ -138,18 +138,43 @@ def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_pa
     section at its defaults to every spec; the child rebuilds what the spec set and still validates."""
     import sys
 
-    from tests.helpers import install_plugin
+    from tests.helpers import plugin_installed
     from tests.test_plugin_modality import PLUGIN
     from trainflow import modality as modalities
     from trainflow.flows import validation_process
     from trainflow.flows.spec import load_spec
     from trainflow.tasks.common import load as loading
 
-    site = install_plugin(tmp_path / "site", "points_only_here", PLUGIN, monkeypatch)
-    sys.path.remove(str(site))  # registered here; a fresh process cannot find it
-    spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-local-plugin"])
-    assert "points" in spec.model_dump()["preprocess"]
-    data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
-    ran, summary = validation_process.validate_apart(modalities.get(spec.modality), data, spec, str(tmp_path / "docs"))
+    # the plug-in tests' module name: registering it again later is no clash
+    with plugin_installed(tmp_path / "site", monkeypatch, "points_trainflow", PLUGIN) as site:
+        sys.path.remove(str(site))  # registered here; a fresh process cannot find it
+        validation_process.discard()  # a child started earlier might know it
+        spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-local-plugin"])
+        assert "points" in spec.model_dump()["preprocess"]
+        data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
+        ran, summary = validation_process.validate_apart(modalities.get(spec.modality), data, spec,
+                                                         str(tmp_path / "docs"))
     assert ran, summary
     assert summary["success"] and (tmp_path / "docs" / "index.html").is_file()
+
+
+def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(tmp_path):
+    """A process that runs many flows (a demo, serve, a notebook) pays the child's imports once."""
+    from trainflow import modality as modalities
+    from trainflow.flows import validation_process
+    from trainflow.flows.spec import load_spec
+    from trainflow.tasks.common import load as loading
+
+    spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-reuse"])
+    data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
+    mod = modalities.get(spec.modality)
+    validation_process.discard()
+    children = []
+    for i in range(2):
+        ran, summary = validation_process.validate_apart(mod, data, spec, str(tmp_path / f"docs{i}"))
+        assert ran and summary["success"] and (tmp_path / f"docs{i}" / "index.html").is_file()
+        [child] = validation_process._warm  # the child waits for the next request
+        children.append(child)
+    assert children[0] is children[1] and children[0].poll() is None
+    validation_process.discard()
+    assert children[0].wait(timeout=60) == 0  # its input closed: it ends
