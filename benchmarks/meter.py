@@ -22,13 +22,10 @@ RESULT_PREFIX = "BENCH_RESULT "
 
 
 def _hwm_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    """The peak resident memory since the last reset (VmHWM), None off Linux."""
+    from trainflow.flows.validation_process import peak_mb
+
+    return peak_mb()
 
 
 def _reset_hwm() -> bool:

@@ -210,7 +210,7 @@ def _within(mine: Any, theirs: Any) -> bool:
     return mine == theirs
 
 
-def _peak_mb() -> float | None:
+def peak_mb() -> float | None:
     """This process's peak resident memory in MB (Linux: ``VmHWM``), None where unknown."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -244,7 +244,7 @@ def main() -> None:
             continue
         request, result, started = json.loads(line)
         answer = _answer(json.loads(Path(request).read_text(encoding="utf-8")), started)
-        answer["peak_mb"] = _peak_mb()
+        answer["peak_mb"] = peak_mb()
         partial = Path(f"{result}.partial")
         partial.write_text(json.dumps(answer, default=str), encoding="utf-8")
         os.replace(partial, result)  # the parent reads a whole answer or none
