@@ -252,6 +252,22 @@ def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, pro
     return ev.model_copy(update={"plots": {**ev.plots, **charts}, "tables": {**ev.tables, **tables}})
 
 
+def warn_unseen_labels(config: dict[str, Any], source: Any, names: list[str] | None = None, table: Any = None) -> list[str]:
+    """Multi-label predict: warn about the labels new items name that the model never saw (it cannot
+    predict them), in one wording for every input: ``names`` (an .npz's array 'labels'), or the
+    training manifest's delimited label column (``config["manifest"]``) in ``table``, a CSV of new
+    items. Returns those labels; [] for a single-label model or an input that names none."""
+    if config.get("task") != "multilabel":
+        return []
+    if names is not None:
+        return ML.warn_unseen(names, config["labels"], f"the input file '{source}' names labels")
+    if table is None:
+        return []
+    saved = config.get("manifest") or {}
+    return ML.warn_unseen_in_column(table, {"separator": saved.get("separator"), "target_column": saved.get("label"),
+                                            "labels": config["labels"]}, source)
+
+
 def check_label_shape(y: np.ndarray, task: str, where: str) -> None:
     """DataError when the labels of ``where`` do not fit the task: a 2-D label array (one 0/1 column
     per label) is for ``task: multilabel``, which needs one."""
