@@ -415,10 +415,7 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """The predicted class and class probabilities of each new clip (multi-label: a 0/1 column and a
     probability column per label, the saved thresholds applied)."""
-    model, config = load_model(run_dir)
-    waves, names = new_clips(Path(input_path), config)
-    return neural.prediction_frame("file", names, probabilities(model, config, waves), config["classes"],
-                                   config.get("thresholds"))
+    return neural.predict_new(run_dir, input_path, load_model, new_clips, probabilities, "file")
 
 
 # ---------------------------------------------------------------- the modality

@@ -11,6 +11,7 @@ A neural modality brings its loaders, its preprocessing and its networks; this m
 - :func:`history_report`: the training-history table and the learning-curve plot of the report;
 - :func:`prediction_frame`: one row per item, the predicted class with class probabilities, the
   predicted value, or (multi-label) one 0/1 column and one probability column per label;
+  :func:`predict_new`: a classifier's whole ``predict`` stage around it (image, audio);
 - :class:`NeuralModality`: the ``train`` and ``multilabel`` spec sections, the checks of the spec
   (device, multi-label training options), and export.
 
@@ -240,6 +241,18 @@ def prediction_frame(name: str, items: list[Any], out: np.ndarray, classes: list
     else:
         frame["prediction"] = out
     return frame
+
+
+def predict_new(run_dir: str | Path, input_path: str | Path, load_model: Callable[[Path], tuple[Any, dict[str, Any]]],
+                read_new: Callable[[Path, dict[str, Any]], tuple[Any, list[str]]],
+                probabilities: Callable[[Any, dict[str, Any], Any], np.ndarray], name: str) -> pd.DataFrame:
+    """A classifier's ``predict`` stage: the saved network (``load_model``), the new items read as in
+    training (``read_new(path, config)``: the items and their names), their probabilities, and one
+    :func:`prediction_frame` row per item named in column ``name`` (multi-label: the saved thresholds)."""
+    model, config = load_model(Path(run_dir))
+    items, names = read_new(Path(input_path), config)
+    return prediction_frame(name, names, probabilities(model, config, items), config["classes"],
+                            config.get("thresholds"))
 
 
 def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, proba: np.ndarray, split: SplitRef,

@@ -387,10 +387,18 @@ def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predicted class and class probabilities for each new image (multi-label: a 0/1 column and a
     probability column per label, the saved thresholds applied)."""
-    model, config = load_model(run_dir)
-    x, names = read_new_images(Path(input_path), config)
-    return neural.prediction_frame("item", names, probabilities(model, config, x), config["classes"],
-                                   config.get("thresholds"))
+    return neural.predict_new(run_dir, input_path, load_model, read_new_images, probabilities, "item")
+
+
+def two_class_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` noisy gray 8x8 images (uint8 ``[n, 8, 8]``) of two alternating classes ``y``: 0 has a bright
+    top half, 1 a bright bottom half. The tiny data of the contract examples (image, multimodal)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.integers(0, 60, (n, 8, 8)).astype(np.uint8)
+    x[y == 0, :4] += 180
+    x[y == 1, 4:] += 180
+    return x, y
 
 
 # ---------------------------------------------------------------- the modality
@@ -421,12 +429,8 @@ class Image(NeuralModality, stages_from=__name__):
         return problems
 
     def example(self, folder: Path) -> Example:
-        """24 gray 8x8 images of two classes (bright top half or bright bottom half)."""
-        rng = np.random.default_rng(0)
-        y = np.array([0, 1] * 12)
-        x = rng.integers(0, 60, (24, 8, 8)).astype(np.uint8)
-        x[y == 0, :4] += 180
-        x[y == 1, 4:] += 180
+        """24 gray 8x8 images of two classes (:func:`two_class_images`)."""
+        x, y = two_class_images(24)
         np.savez(folder / "images.npz", x=x, y=y)
         np.savez(folder / "new.npz", x=x[:4])
         return Example(spec={"data": {"loader": "npz", "path": str(folder / "images.npz")},
