@@ -74,8 +74,8 @@ def test_audio_predict_takes_a_manifest_in_the_file_column_the_model_was_trained
     files = audio.write_tones(tmp_path / "clips", TONES, per_class=6, rate=RATE, flat=True)
     pd.DataFrame({"clip": [f"clips/{f.name}" for f in files],
                   "label": [f.name.split("_")[0] for f in files]}).to_csv(tmp_path / "train.csv", index=False)
-    run = trained(tmp_path, audio, "audio", {"loader": "audio_manifest", "path": str(tmp_path / "train.csv"), "file": "clip",
-                                    "sample_rate": RATE},
+    run = trained(tmp_path, audio, "audio", {"loader": "audio_manifest", "path": str(tmp_path / "train.csv"),
+                                             "file": "clip", "sample_rate": RATE},
                   {"preprocess": {"audio": {"duration": 0.25, "n_mels": 16, "n_fft": 256, "hop_length": 64}},
                    "model": {"name": "audio_cnn", "width": 4, "dense": 8}, "split": {"test_size": 0.25}})
     new = audio.write_tones(tmp_path / "new", TONES, per_class=1, rate=RATE, flat=True, seed=3)

@@ -265,7 +265,8 @@ def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, pro
     return ev.model_copy(update={"plots": {**ev.plots, **charts}, "tables": {**ev.tables, **tables}})
 
 
-def warn_unseen_labels(config: dict[str, Any], source: Any, names: list[str] | None = None, table: Any = None) -> list[str]:
+def warn_unseen_labels(config: dict[str, Any], source: Any, names: list[str] | None = None,
+                       table: Any = None) -> list[str]:
     """Multi-label predict: warn about the labels new items name that the model never saw (it cannot
     predict them), in one wording for every input: ``names`` (an .npz's array 'labels'), or the
     training manifest's delimited label column (``config["manifest"]``) in ``table``, a CSV of new

@@ -81,10 +81,11 @@ RECIPE_STEPS, RECIPE_EPOCHS = 700, (40, 150)
 
 def small_data_recipe(n: int) -> dict[str, Any]:
     """Training defaults for the conv nets (FCN, ResNet, InceptionTime), scaled to ``n`` training
-    series: InceptionTime's recipe (Ismail Fawaz et al. 2020) shortened for a CPU. Every training series is trained on (a
-    20% carve-out of a 50-series set is too few to pick an epoch by, and costs a fifth of the
-    data); the weights of the epoch with the lowest training loss are kept; batch ``n/10`` within
-    8..16; about 700 gradient steps (40 to 150 epochs) under a cosine learning-rate schedule."""
+    series: InceptionTime's recipe (Ismail Fawaz et al. 2020) shortened for a CPU. Every training
+    series is trained on (a 20% carve-out of a 50-series set is too few to pick an epoch by, and
+    costs a fifth of the data); the weights of the epoch with the lowest training loss are kept;
+    batch ``n/10`` within 8..16; about 700 gradient steps (40 to 150 epochs) under a cosine
+    learning-rate schedule."""
     batch = int(min(16, max(8, n // 10)))
     steps = max(1, math.ceil(n / batch))
     lo, hi = RECIPE_EPOCHS
