@@ -161,6 +161,32 @@ def test_recipe_fills_only_fields_the_spec_does_not_set():
     assert (big.batch_size, big.epochs) == (16, 40)  # many series: enough steps in the fewest epochs
 
 
+CONV = {"epochs": 100, "batch_size": 8, "lr": 0.001, "schedule": "cosine", "monitor": "train_loss"}
+RECURRENT = {"epochs": 60, "batch_size": 16, "lr": 0.001, "schedule": "none", "monitor": "val_loss"}
+
+
+@pytest.mark.parametrize(("name", "expected"), [("gru", RECURRENT), ("lstm", RECURRENT), ("rnn", RECURRENT),
+                                                ("cnn1d", CONV), ("resnet1d", CONV), ("inception_time", CONV)])
+def test_the_gunpoint_spec_gives_each_network_its_recipe_and_a_set_field_wins(name, expected):
+    """``gunpoint.yaml --set model.name=<network>``: the network's recipe for 50 series, not another
+    family's tuning; a field the user sets (``--set train.epochs=30``) wins over the recipe."""
+    def trained_with(*overrides: str) -> dict:
+        spec = load_spec(SPECS / "gunpoint.yaml", [f"model.name={name}", *overrides])
+        train, _ = apply_recipe(spec.train, REGISTRY.get("model", name).extra.get("train_recipe"), 50)
+        return {k: getattr(train, k) for k in expected}
+
+    assert trained_with() == expected
+    assert trained_with("train.epochs=30") == {**expected, "epochs": 30}
+    assert trained_with("train.recipe=false")["epochs"] == 10  # recipes off: the loop's defaults
+
+
+def test_the_recurrent_recipe_scales_with_the_training_series():
+    recipe = REGISTRY.get("model", "gru").extra["train_recipe"]
+    assert recipe(50) == {"batch_size": 16, "epochs": 60}  # GunPoint: 4 steps per epoch
+    assert recipe(1000) == {"batch_size": 128, "epochs": 30}  # the loop's batch; ~240 steps
+    assert recipe(100_000)["epochs"] == 10
+
+
 def waves(n: int, seed: int):
     """Three classes told apart by frequency (2, 4 or 8 cycles in 48 steps) at a random phase and
     amplitude, with noise: ``(x [n, 48, 1], mask, y)`` tensors."""

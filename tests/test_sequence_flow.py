@@ -116,13 +116,20 @@ def test_damaged_model_file_is_named_and_said_to_be_damaged(classification_run, 
     assert not (tmp_path / "p.csv").exists()
 
 
+def monthly_sales(folder, name: str, start: str, values: np.ndarray, sections: dict):
+    """Write ``<name>.csv`` (columns month, sales: ``values`` monthly from ``start``) and a forecasting
+    spec ``<name>.yaml`` reading it, with ``sections``; returns the spec's path."""
+    months = pd.date_range(start, periods=len(values), freq="MS").strftime("%Y-%m")
+    pd.DataFrame({"month": months, "sales": values}).to_csv(folder / f"{name}.csv", index=False)
+    return write_spec(folder / f"{name}.yaml", {
+        "name": name, "task": "forecasting", "data": {"loader": "timeseries_csv", "path": f"{name}.csv"},
+        **sections})
+
+
 def test_forecasting_flow_and_predict(tmp_path):
     t = np.arange(72)
     values = 50 + 0.5 * t + 8 * np.sin(2 * np.pi * t / 6) + np.random.default_rng(1).normal(0, 0.3, 72)
-    dates = pd.date_range("2015-01-01", periods=72, freq="MS").strftime("%Y-%m")
-    pd.DataFrame({"month": dates, "sales": values}).to_csv(tmp_path / "sales.csv", index=False)
-    spec = write_spec(tmp_path / "sales.yaml", {
-        "name": "sales", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "sales.csv"},
+    spec = monthly_sales(tmp_path, "sales", "2015-01-01", values, {
         "validation": {"min_rows": 20},
         "forecast": {"horizon": 6, "lookback": 12, "season": 6, "detrend": "difference", "origins": 2, "ensemble": 2},
         "model": {"name": "gru", "hidden": 8, "front": "none"}, "train": {"epochs": 30, "batch_size": 8, "lr": 0.01}})
@@ -146,11 +153,8 @@ def test_short_series_runs_with_default_settings_and_a_tampered_model_is_refused
     # 36 months, horizon 12, nothing else set: the season is detected, auto backtests and picks
     t = np.arange(36)
     values = 200 + 2 * t + 25 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(3).normal(0, 2, 36)
-    months = pd.date_range("2020-01-01", periods=36, freq="MS").strftime("%Y-%m")
-    pd.DataFrame({"month": months, "sales": values}).to_csv(tmp_path / "short.csv", index=False)
-    spec = write_spec(tmp_path / "short.yaml", {
-        "name": "short", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "short.csv"},
-        "validation": {"min_rows": 24}, "forecast": {"horizon": 12}})
+    spec = monthly_sales(tmp_path, "short", "2020-01-01", values,
+                         {"validation": {"min_rows": 24}, "forecast": {"horizon": 12}})
     out = tmp_path / "runs"
     rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
     assert rc == 0, err

@@ -28,9 +28,10 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest,
 from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
                                             frames_of, spec_augmenter, wave_features)
-from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, read_clip
+from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
+from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.tabular import multilabel as ML
@@ -321,6 +322,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         config={"kind": "audio", "classes": classes, "sample_rate": rate, "features": pre.model_dump(mode="json"),
                 "frames": int(x.shape[2]), "quiet": quiet, "normalization": norm.state(),
                 "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES)),
+                "manifest": saved_columns(meta.get("loader_options", {})),
                 **({"labels": classes} if multilabel else {})},
         steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes})
 
@@ -382,8 +384,10 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
 
 
 def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], list[str]]:
-    """Clips to predict: a folder of audio files (searched recursively) or one audio file, decoded
-    like the training clips; DataError naming a file that cannot be read."""
+    """Clips to predict: a folder of audio files (searched recursively), a CSV manifest naming audio
+    files (relative to its folder) in the file column of the training manifest ('file' by default),
+    or one audio file, decoded like the training clips; DataError naming a file that cannot be read.
+    Multi-label: labels a manifest names that training never saw are warned about."""
     from trainflow.files import path_problem
 
     suffixes = config.get("suffixes", list(AUDIO_SUFFIXES))
@@ -392,12 +396,18 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
         if not files:
             raise DataError(f"The folder '{path}' holds no audio files (expected {', '.join(suffixes)} files).")
         names = [str(f.relative_to(path)) for f in files]
+    elif path.is_file() and path.suffix.lower() == ".csv":
+        m = read_new_manifest(path, config.get("manifest"), "audio file", clip_problem)
+        neural.warn_unseen_labels(config, path, table=m.table)
+        files, names = m.files, m.names
     else:
         problem = path_problem(path)
         if problem:
-            raise DataError(f"The input '{path}' {problem}; expected an audio file or a folder of them.")
+            raise DataError(f"The input '{path}' {problem}; expected an audio file, a CSV manifest or a folder of "
+                            "audio files.")
         if not path.name.lower().endswith(tuple(s.lower() for s in suffixes)):
-            raise DataError(f"'{path}' is neither a folder of audio files nor an audio file ({', '.join(suffixes)}).")
+            raise DataError(f"'{path}' is neither a folder of audio files, a CSV manifest of them nor an audio file "
+                            f"({', '.join(suffixes)}).")
         files, names = [path], [path.name]
     return [read_clip(f, config["sample_rate"])[0] for f in files], names
 
@@ -405,10 +415,7 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """The predicted class and class probabilities of each new clip (multi-label: a 0/1 column and a
     probability column per label, the saved thresholds applied)."""
-    model, config = load_model(run_dir)
-    waves, names = new_clips(Path(input_path), config)
-    return neural.prediction_frame("file", names, probabilities(model, config, waves), config["classes"],
-                                   config.get("thresholds"))
+    return neural.predict_new(run_dir, input_path, load_model, new_clips, probabilities, "file")
 
 
 # ---------------------------------------------------------------- the modality

@@ -4,7 +4,9 @@ The ``audio_manifest`` and ``image_manifest`` loaders share this: the columns th
 (:class:`ManifestColumns`), reading and checking the CSV (:func:`read_manifest`: a missing column,
 label or file is a DataError naming the CSV, the row and the column), and the files a manifest
 names for the load digest (:func:`manifest_files`: an edited image or clip is new data though the
-CSV is unchanged). Decoding the files is the loader's own business.
+CSV is unchanged), and predict's side: the columns a model keeps (:func:`saved_columns`) so that
+:func:`read_new_manifest` reads a CSV of new items as the training manifest was read. Decoding the
+files is the loader's own business.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Manifest:
     label_matrix: np.ndarray | None = None
     label_names: list[str] = field(default_factory=list)
     is_test: np.ndarray | None = None
+    table: Any = None  # the CSV as read (a DataFrame)
 
     def row_text(self, row: int, column: str) -> str:
         """``(row 3, column 'file')`` for messages; rows count from 1 as in a spreadsheet's data rows."""
@@ -61,25 +64,25 @@ def manifest_root(config: Any, path: Path) -> Path:
 
 
 def read_manifest(config: Any, what: str, file_problem: Callable[[Path], str | None] = path_problem,
-                  strict: bool = True) -> Manifest:
+                  strict: bool = True, file_option: str = "data.file") -> Manifest:
     """The manifest ``config.path`` read and checked against ``config`` (:class:`ManifestColumns`).
 
     DataError naming the CSV when it is missing or empty, a column it lacks, or (naming the row and
     column) a row without a file name or without a label. ``what`` names the files in messages
     ("audio file"); ``file_problem`` says why a file cannot be read before decoding it: with
     ``strict`` the first such file is a DataError, else it is left in ``problems`` for the loader to
-    skip and report."""
+    skip and report. ``file_option`` names the file column's setting in messages."""
     from trainflow.tasks.common.load import existing_file, read_csv_file
     from trainflow.tasks.text.loaders import require_column
 
     path = existing_file(config.path)
     df = read_csv_file(path, na_values=[""], what="manifest")
     label = None if config.targets else config.label
-    for col, option in [(config.file, "data.file"), *([(label, "data.label")] if label else []),
+    for col, option in [(config.file, file_option), *([(label, "data.label")] if label else []),
                         *((c, "data.targets") for c in config.targets or []),
                         *([(config.split, "data.split")] if config.split else [])]:
         require_column(df, col, path, option)
-    m = Manifest(path=path, names=[], files=[], problems=[])
+    m = Manifest(path=path, names=[], files=[], problems=[], table=df)
     root = manifest_root(config, path)
     for row, name in enumerate(df[config.file]):
         if isinstance(name, float) and np.isnan(name):
@@ -123,3 +126,31 @@ def manifest_files(config: BaseModel) -> list[Path]:
         return []  # the loader reports it
     root = manifest_root(config, path)
     return [root / str(f) for f in df.get(config.file, [])]
+
+
+class NewItems(ManifestColumns):
+    """A CSV of new items to predict: the files only (labels, if any, are not needed)."""
+
+    path: str
+    label: str | None = None
+
+
+def saved_columns(loader_options: dict[str, Any]) -> dict[str, Any]:
+    """What predict needs of the training manifest's columns (saved in the model's config): the file
+    column, and the delimited label column with its separator (multi-label); {} when the model was
+    not trained on a manifest."""
+    if "file" not in loader_options:
+        return {}
+    return {k: loader_options.get(k) for k in ("file", "label", "separator")}
+
+
+def read_new_manifest(path: Path, saved: dict[str, Any] | None, what: str,
+                      file_problem: Callable[[Path], str | None] = path_problem) -> Manifest:
+    """The manifest of new items to predict: each row's file in the column the model was trained with
+    (``saved``: :func:`saved_columns`; column 'file' for a model trained on another loader or saved
+    before the column was recorded), relative to the CSV's folder. DataError naming the CSV, and its
+    columns, when it lacks that column; naming the row when a file is missing (as :func:`read_manifest`)."""
+    column = (saved or {}).get("file") or "file"
+    option = ("the file column of the model's training manifest, data.file" if saved
+              else "the file column predict reads")
+    return read_manifest(NewItems(path=str(path), file=column), what, file_problem, file_option=option)

@@ -11,6 +11,7 @@ A neural modality brings its loaders, its preprocessing and its networks; this m
 - :func:`history_report`: the training-history table and the learning-curve plot of the report;
 - :func:`prediction_frame`: one row per item, the predicted class with class probabilities, the
   predicted value, or (multi-label) one 0/1 column and one probability column per label;
+  :func:`predict_new`: a classifier's whole ``predict`` stage around it (image, audio);
 - :class:`NeuralModality`: the ``train`` and ``multilabel`` spec sections, the checks of the spec
   (device, multi-label training options), and export.
 
@@ -242,6 +243,18 @@ def prediction_frame(name: str, items: list[Any], out: np.ndarray, classes: list
     return frame
 
 
+def predict_new(run_dir: str | Path, input_path: str | Path, load_model: Callable[[Path], tuple[Any, dict[str, Any]]],
+                read_new: Callable[[Path, dict[str, Any]], tuple[Any, list[str]]],
+                probabilities: Callable[[Any, dict[str, Any], Any], np.ndarray], name: str) -> pd.DataFrame:
+    """A classifier's ``predict`` stage: the saved network (``load_model``), the new items read as in
+    training (``read_new(path, config)``: the items and their names), their probabilities, and one
+    :func:`prediction_frame` row per item named in column ``name`` (multi-label: the saved thresholds)."""
+    model, config = load_model(Path(run_dir))
+    items, names = read_new(Path(input_path), config)
+    return prediction_frame(name, names, probabilities(model, config, items), config["classes"],
+                            config.get("thresholds"))
+
+
 def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, proba: np.ndarray, split: SplitRef,
                      spec: PipelineSpec, plots_dir: str) -> Any:
     """The multi-label evaluation of a network (the scores, per-label table and plot tabular
@@ -250,6 +263,23 @@ def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, pro
                        plots_dir, split.meta.get("notes", []), split.meta.get("label_counts"))
     charts, tables = history_report(model, config, plots_dir)
     return ev.model_copy(update={"plots": {**ev.plots, **charts}, "tables": {**ev.tables, **tables}})
+
+
+def warn_unseen_labels(config: dict[str, Any], source: Any, names: list[str] | None = None,
+                       table: Any = None) -> list[str]:
+    """Multi-label predict: warn about the labels new items name that the model never saw (it cannot
+    predict them), in one wording for every input: ``names`` (an .npz's array 'labels'), or the
+    training manifest's delimited label column (``config["manifest"]``) in ``table``, a CSV of new
+    items. Returns those labels; [] for a single-label model or an input that names none."""
+    if config.get("task") != "multilabel":
+        return []
+    if names is not None:
+        return ML.warn_unseen(names, config["labels"], f"the input file '{source}' names labels")
+    if table is None:
+        return []
+    saved = config.get("manifest") or {}
+    return ML.warn_unseen_in_column(table, {"separator": saved.get("separator"), "target_column": saved.get("label"),
+                                            "labels": config["labels"]}, source)
 
 
 def check_label_shape(y: np.ndarray, task: str, where: str) -> None:

@@ -26,9 +26,9 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.common.manifest import read_manifest
-from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, ManifestConfig, match_channels,
-                                           read_images, read_npz, stack, to_nhwc)
+from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
+from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_images, read_npz,
+                                           stack, to_nhwc)
 from trainflow.tasks.image.networks import cnn_shape
 from trainflow.tasks.tabular import multilabel as ML
 
@@ -266,7 +266,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         build={"in_shape": [int(x.shape[3]), int(x.shape[1]), int(x.shape[2])], "n_classes": len(meta["classes"])},
         config={"classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean,
                 "std": std, "size": meta["shape"][:2], "channels": int(x.shape[3]),
-                "convert": loader_opts.get("convert", True), **({"labels": meta["classes"]} if multilabel else {})},
+                "convert": loader_opts.get("convert", True), "manifest": saved_columns(loader_opts),
+                **({"labels": meta["classes"]} if multilabel else {})},
         steps=steps, task="multilabel" if multilabel else "classification", augment=augmenter(pre),
         meta={"classes": meta["classes"]})
 
@@ -318,11 +319,14 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
 
 
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
-    """Images to predict: a folder of image files (searched recursively), a CSV manifest whose
-    'file' column names image files (relative to its folder), one image file, or an .npz with 'x'."""
+    """Images to predict: a folder of image files (searched recursively), a CSV manifest naming image
+    files (relative to its folder) in the file column of the training manifest ('file' by default),
+    one image file, or an .npz with 'x'. Multi-label: labels the input names that training never saw
+    are warned about (:func:`neural.warn_unseen_labels`)."""
     h, w = config["size"]
     if path.is_file() and path.suffix.lower() == ".csv":
-        m = read_manifest(ManifestConfig(path=str(path), label=None), "image file")
+        m = read_new_manifest(path, config.get("manifest"), "image file")
+        neural.warn_unseen_labels(config, path, table=m.table)
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
         warn_adapted(m.files, config)
         arrays, _, _ = read_images(m.files, opts, skip=False)
@@ -346,9 +350,8 @@ def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, lis
         x = match_channels(x, config["channels"], config["convert"], str(path))
         if tuple(x.shape[1:3]) != (h, w):
             raise DataError(f"'{path}' holds {x.shape[1]}x{x.shape[2]} images; the model expects {h}x{w}.")
-        if "labels" in arrays and config.get("task") == "multilabel":
-            ML.warn_unseen([str(v) for v in arrays["labels"].reshape(-1).tolist()], config["labels"],
-                           f"the input file '{path}' names labels")
+        if "labels" in arrays:
+            neural.warn_unseen_labels(config, path, names=[str(v) for v in arrays["labels"].reshape(-1).tolist()])
         return x, [str(i) for i in range(len(x))]
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
@@ -384,10 +387,18 @@ def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predicted class and class probabilities for each new image (multi-label: a 0/1 column and a
     probability column per label, the saved thresholds applied)."""
-    model, config = load_model(run_dir)
-    x, names = read_new_images(Path(input_path), config)
-    return neural.prediction_frame("item", names, probabilities(model, config, x), config["classes"],
-                                   config.get("thresholds"))
+    return neural.predict_new(run_dir, input_path, load_model, read_new_images, probabilities, "item")
+
+
+def two_class_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` noisy gray 8x8 images (uint8 ``[n, 8, 8]``) of two alternating classes ``y``: 0 has a bright
+    top half, 1 a bright bottom half. The tiny data of the contract examples (image, multimodal)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.integers(0, 60, (n, 8, 8)).astype(np.uint8)
+    x[y == 0, :4] += 180
+    x[y == 1, 4:] += 180
+    return x, y
 
 
 # ---------------------------------------------------------------- the modality
@@ -418,12 +429,8 @@ class Image(NeuralModality, stages_from=__name__):
         return problems
 
     def example(self, folder: Path) -> Example:
-        """24 gray 8x8 images of two classes (bright top half or bright bottom half)."""
-        rng = np.random.default_rng(0)
-        y = np.array([0, 1] * 12)
-        x = rng.integers(0, 60, (24, 8, 8)).astype(np.uint8)
-        x[y == 0, :4] += 180
-        x[y == 1, 4:] += 180
+        """24 gray 8x8 images of two classes (:func:`two_class_images`)."""
+        x, y = two_class_images(24)
         np.savez(folder / "images.npz", x=x, y=y)
         np.savez(folder / "new.npz", x=x[:4])
         return Example(spec={"data": {"loader": "npz", "path": str(folder / "images.npz")},

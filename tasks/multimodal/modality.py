@@ -533,13 +533,13 @@ class Multimodal(NeuralModality, stages_from=__name__):
         return problems
 
     def example(self, folder: Path) -> Example:
-        """40 rows: an 8x8 image (its top half tells the class) and a table of two columns."""
+        """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""
         import pandas as pd
 
+        from trainflow.tasks.image.modality import two_class_images
+
         rng = np.random.default_rng(0)
-        y = np.array([0, 1] * 20)
-        x = rng.integers(0, 60, (40, 8, 8)).astype(np.uint8)
-        x[y == 1, :4] += 150
+        x, y = two_class_images(40)
         np.savez(folder / "images.npz", x=x, y=y)
         pd.DataFrame({"a": rng.normal(size=40) + y, "b": rng.normal(size=40)}).to_csv(folder / "extra.csv", index=False)
         np.savez(folder / "new.npz", x=x[:4])

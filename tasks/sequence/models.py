@@ -74,36 +74,52 @@ def _recurrent(cell: str):
     return build
 
 
-for _cell in ("lstm", "gru", "rnn"):
-    component("model", _cell, RecurrentConfig, tasks=SEQ_TASKS, modality="sequence",
-              modalities=SEQ_MODALITIES, random=True)(_recurrent(_cell))
-
-
-@component("model", "cnn1d", FcnConfig, tasks=SEQ_TASKS, modality="sequence", modalities=SEQ_MODALITIES,
-           random=True)
-def build_cnn1d(config: FcnConfig, *, in_channels: int, out_features: int, **_: Any) -> Any:
-    """Fully convolutional network (FCN): conv blocks, global average pooling, linear head."""
-    from trainflow.tasks.sequence.networks import FCN
-
-    return FCN(in_channels, out_features, config.filters, config.kernels, config.dropout)
-
-
 #: gradient steps the recipe aims for, and the bounds on its epochs (measured on GunPoint,
 #: ArrowHead and ItalyPowerDemand: see docs/sequence.md)
 RECIPE_STEPS, RECIPE_EPOCHS = 700, (40, 150)
 
 
 def small_data_recipe(n: int) -> dict[str, Any]:
-    """Training defaults for the deeper conv nets, scaled to ``n`` training series: InceptionTime's
-    recipe (Ismail Fawaz et al. 2020) shortened for a CPU. Every training series is trained on (a
-    20% carve-out of a 50-series set is too few to pick an epoch by, and costs a fifth of the
-    data); the weights of the epoch with the lowest training loss are kept; batch ``n/10`` within
-    8..16; about 700 gradient steps (40 to 150 epochs) under a cosine learning-rate schedule."""
+    """Training defaults for the conv nets (FCN, ResNet, InceptionTime), scaled to ``n`` training
+    series: InceptionTime's recipe (Ismail Fawaz et al. 2020) shortened for a CPU. Every training
+    series is trained on (a 20% carve-out of a 50-series set is too few to pick an epoch by, and
+    costs a fifth of the data); the weights of the epoch with the lowest training loss are kept;
+    batch ``n/10`` within 8..16; about 700 gradient steps (40 to 150 epochs) under a cosine
+    learning-rate schedule."""
     batch = int(min(16, max(8, n // 10)))
     steps = max(1, math.ceil(n / batch))
     lo, hi = RECIPE_EPOCHS
     return {"batch_size": batch, "epochs": int(min(hi, max(lo, math.ceil(RECIPE_STEPS / steps)))),
             "schedule": "cosine", "val_fraction": 0.0, "patience": 0, "monitor": "train_loss"}
+
+
+#: gradient steps the recurrent nets' recipe aims for, and the bounds on its epochs (GunPoint's
+#: 50 series: batch 16 for 60 epochs, measured in docs/sequence.md)
+RECURRENT_STEPS, RECURRENT_EPOCHS = 240, (10, 60)
+
+
+def recurrent_recipe(n: int) -> dict[str, Any]:
+    """Training defaults for the recurrent nets, scaled to ``n`` training series: batch ``n/4`` within
+    16..128 (the loop's default 128 is one step per epoch on a small set) and about 240 gradient
+    steps (10 to 60 epochs), at a constant learning rate, the last epoch kept."""
+    batch = int(min(128, max(16, n // 4)))
+    steps = max(1, math.ceil(n / batch))
+    lo, hi = RECURRENT_EPOCHS
+    return {"batch_size": batch, "epochs": int(min(hi, max(lo, math.ceil(RECURRENT_STEPS / steps))))}
+
+
+for _cell in ("lstm", "gru", "rnn"):
+    component("model", _cell, RecurrentConfig, tasks=SEQ_TASKS, modality="sequence",
+              modalities=SEQ_MODALITIES, random=True, train_recipe=recurrent_recipe)(_recurrent(_cell))
+
+
+@component("model", "cnn1d", FcnConfig, tasks=SEQ_TASKS, modality="sequence", modalities=SEQ_MODALITIES,
+           random=True, train_recipe=small_data_recipe)
+def build_cnn1d(config: FcnConfig, *, in_channels: int, out_features: int, **_: Any) -> Any:
+    """Fully convolutional network (FCN): conv blocks, global average pooling, linear head."""
+    from trainflow.tasks.sequence.networks import FCN
+
+    return FCN(in_channels, out_features, config.filters, config.kernels, config.dropout)
 
 
 class InceptionConfig(BaseModel):
