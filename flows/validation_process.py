@@ -99,11 +99,21 @@ def prestart() -> None:
 
 
 def discard() -> None:
-    """End the waiting children (a run that failed: the next starts afresh): their input closes,
-    so each exits once its imports are done."""
+    """End the waiting children now (a run that failed, or a spec validated in this process: the
+    next validation starts afresh) and reap them. They hold no request, so none is cut short; one
+    still importing is stopped rather than left to run its imports for nothing."""
     with _warm_lock:
-        while _warm:
-            _warm.pop().stdin.close()
+        procs = _warm[:]
+        _warm.clear()
+    for proc in procs:
+        proc.stdin.close()
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_for(proc: subprocess.Popen, *paths: Path) -> None:

@@ -4,6 +4,7 @@ runs' own start and end times, as the Prefect server recorded them, show both.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -177,4 +178,75 @@ def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(
         children.append(child)
     assert children[0] is children[1] and children[0].poll() is None
     validation_process.discard()
-    assert children[0].wait(timeout=60) == 0  # its input closed: it ends
+    assert children[0].poll() is not None  # ended and reaped
+
+
+@pytest.fixture
+def started_children(monkeypatch):
+    """Every validation child this process starts during the test."""
+    from trainflow.flows import validation_process
+
+    validation_process.discard()
+    started, start = [], validation_process._start
+
+    def recorded():
+        started.append(start())
+        return started[-1]
+
+    monkeypatch.setattr(validation_process, "_start", recorded)
+    return started
+
+
+def test_the_run_command_starts_the_child_first_and_a_bad_spec_leaves_none_behind(tmp_path, capsys, started_children):
+    from trainflow.flows import validation_process
+
+    code, err = run_cli("run", SPECS / "penguins.yaml", "--out", tmp_path / "runs", "--set", "model.name=no_such_model",
+                        capsys=capsys)
+    assert code == 2 and "no_such_model" in err and "Traceback" not in err
+    [child] = started_children  # started before the spec was read
+    assert child.poll() is not None and not validation_process._warm  # ended and reaped, not left to its imports
+
+
+def test_a_spec_that_validates_in_this_process_ends_the_child_before_the_flow(tmp_path, monkeypatch, started_children):
+    from trainflow.flows import cli
+
+    alive_at_flow = []
+
+    def run_spec(spec, out, refresh=False):
+        alive_at_flow.extend(p.poll() is None for p in started_children)
+        return {"pipeline": spec.name, "primary_metric": "accuracy", "metrics": {}, "run_dir": out}
+
+    monkeypatch.setattr(cli, "run_spec", run_spec)
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", tmp_path / "runs", "--set", "validation.enabled=false")
+    assert code == 0 and alive_at_flow == [False]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="reads the environments in /proc")
+def test_the_console_script_leaves_no_process_behind_on_a_bad_spec(tmp_path):
+    """Through the real console script (which exits without the interpreter's teardown): no child
+    of it, by an environment mark only it and its children carry, outlives it."""
+    import os
+    import subprocess
+    import sys
+    from uuid import uuid4
+
+    mark = uuid4().hex
+    with open(tmp_path / "stderr.txt", "w") as err:  # not a pipe: waiting for its end would wait for the child's
+        code = subprocess.call([sys.executable, "-m", "trainflow.flows.cli", "run", str(SPECS / "penguins.yaml"),
+                                "--out", str(tmp_path / "runs"), "--set", "model.name=no_such_model"],
+                               env={**os.environ, "TRAINFLOW_TEST_MARK": mark}, stdout=subprocess.DEVNULL, stderr=err,
+                               timeout=300)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 2 and "no_such_model" in stderr and "Traceback" not in stderr
+    assert _processes_marked(mark) == []
+
+
+def _processes_marked(mark: str) -> list[str]:
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"TRAINFLOW_TEST_MARK={mark}".encode() in environ.read_bytes():
+                found.append(environ.parent.name)
+        except OSError:  # ended meanwhile, or not ours to read
+            pass
+    return found
