@@ -240,7 +240,7 @@ def _warm_up() -> None:
         from trainflow.tasks.common.validate import _gx
 
         spec_model()  # discovers the registered components
-        _gx()  # Great Expectations, imported the way validation imports it
+        _gx(defer=True)  # Great Expectations, its distribution tests' modules left until used
     except Exception:  # the request's own run reports the problem
         pass
 

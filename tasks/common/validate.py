@@ -52,9 +52,11 @@ def camel_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _gx():
+def _gx(defer: bool = False):
+    """Great Expectations, imported for validation; ``defer``: its distribution-test modules load at
+    first use (:func:`trainflow.imports.great_expectations`: for a process of one thread)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from a pipeline run
-    gx = great_expectations()  # without its SQL and cloud integrations: 150+ modules we never use
+    gx = great_expectations(defer)  # without its SQL and cloud integrations: 150+ modules we never use
     _skip_frame_fingerprint()
     return gx
 
