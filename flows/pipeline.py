@@ -119,8 +119,10 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
             print("validate: skipped (validation.enabled is false)")
             return None
         mod = modalities.get(spec.modality)
-        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate) if apart
-                        else (False, None))
+        # the child answers before writing the Data Docs (fit needs only the verdict) and the run waits
+        # for them before publishing; not with extra stages, which might read them at any point
+        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate, docs_later=not spec.stages)
+                        if apart else (False, None))
         if not ran:
             if apart:
                 print(f"validate: in this process ({summary})")
@@ -299,8 +301,10 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         _after(spec, "fit", {"spec": spec, "model": model})
         evaluation = evaluate_model(model, split, spec, run.plots)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
+        validation_process.wait_for_docs(run.docs)  # written by the validation child meanwhile
         summary = publish_run(run, spec, data, validation, split, model, evaluation)
     except BaseException as exc:
+        validation_process.wait_for_docs(run.docs, strict=False)  # kept in the .failed folder
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise

@@ -40,6 +40,8 @@ def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path):
     assert validate.state.is_completed()
     [run] = complete_runs(out, "overlap-ok")
     assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
+    # the child answered before writing the Data Docs; the run waited for them before publishing
+    assert (run / "validation" / "index.html").is_file() and (run / "validation" / "summary.json").is_file()
 
 
 def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, capsys, monkeypatch):
@@ -57,9 +59,9 @@ def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, c
         finally:
             split_done.set()
 
-    def validate_after_split(*args):
+    def validate_after_split(*args, **kwargs):
         try:
-            return validate_apart(*args)
+            return validate_apart(*args, **kwargs)
         finally:
             assert split_done.wait(120)
 
@@ -250,3 +252,44 @@ def _processes_marked(mark: str) -> list[str]:
         except OSError:  # ended meanwhile, or not ours to read
             pass
     return found
+
+
+def test_a_passing_validation_is_answered_before_its_docs_and_a_failing_one_after(tmp_path):
+    from trainflow import modality as modalities
+    from trainflow.errors import ValidationFailed
+    from trainflow.flows import validation_process
+    from trainflow.flows.spec import load_spec
+    from trainflow.tasks.common import load as loading
+
+    spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-docs-later"])
+    data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
+    mod, docs = modalities.get(spec.modality), str(tmp_path / "docs")
+    ran, summary = validation_process.validate_apart(mod, data, spec, docs, docs_later=True)
+    assert ran and summary["success"] and summary["docs_path"] == str(tmp_path / "docs" / "index.html")
+    [(child, *_)] = validation_process._docs_pending.values()  # the answer said: docs to follow
+    assert child not in validation_process._warm  # busy with them
+    validation_process.wait_for_docs(docs)
+    assert (tmp_path / "docs" / "index.html").is_file() and (tmp_path / "docs" / "summary.json").is_file()
+    assert not validation_process._docs_pending and validation_process._warm == [child]
+
+    bad = load_spec(SPECS / "penguins.yaml", ["name=overlap-docs-later", "validation.min_rows=100000"])
+    with pytest.raises(ValidationFailed) as failed:
+        validation_process.validate_apart(mod, data, bad, str(tmp_path / "bad"), docs_later=True)
+    assert failed.value.docs_path and Path(failed.value.docs_path).is_file()  # written before the verdict
+    assert not validation_process._docs_pending and validation_process._warm == [child]
+
+
+def test_a_run_failing_after_a_passing_validation_keeps_its_docs(tmp_path, monkeypatch):
+    from trainflow.errors import DataError
+    from trainflow.tasks.tabular.modality import Tabular
+
+    def split_fails(*args):  # beside the validation: the run fails as soon as the child has answered
+        raise DataError("the split broke (test)")
+
+    monkeypatch.setattr(Tabular, "split", staticmethod(split_fails))
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-docs-failed")
+    assert code == 3
+    assert_nothing_complete(out)
+    [failed] = [p for p in (out / "overlap-docs-failed").iterdir() if p.name.endswith(".failed")]
+    assert (failed / "validation" / "index.html").is_file() and (failed / "validation" / "summary.json").is_file()
