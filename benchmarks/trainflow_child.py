@@ -82,8 +82,9 @@ def instrument() -> dict[str, float]:
 
 
 def main() -> int:
-    from trainflow.flows import cli
+    from trainflow.flows import cli, validation_process
 
+    validation_process.prestart()  # first thing, as `trainflow run` does (cli.cmd_run)
     own = instrument()
     args = cli.build_parser().parse_args(["run", *sys.argv[1:]])
     from trainflow.flows.spec import load_spec
