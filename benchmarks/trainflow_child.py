@@ -90,6 +90,7 @@ def main() -> int:
     from trainflow.flows.spec import load_spec
 
     summary = cli.run_spec(load_spec(args.spec, args.overrides), args.out)
+    meter.child_peak(validation_process.last_peak_mb)  # with the Data Docs it wrote after answering
     meter.extra["own_seconds"] = own
     meter.extra["metrics"] = summary["metrics"]
     meter.report()

@@ -11,17 +11,18 @@ peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the s
 
 ``python -m trainflow.flows.validation_process``: the child is started first thing by ``trainflow run``
 (:func:`prestart`, before the spec loads and Prefect imports), imports what validation needs meanwhile,
-then reads ``[request, result, started, docs]`` (file paths) from its input, one line per validation (a process that runs many flows keeps it: the
-next validation pays no imports); it rebuilds the spec and the data reference from the request, runs
-the modality's ``validate`` stage, and writes the summary, or the error (kind, message and the fields
-to rebuild it), as JSON; a passing validation can be answered before its Data Docs are written
-(``docs_later``: they take ~0.2-0.3 s of the child's CPU that fit need not wait for), and the flow
-waits for them before publishing (:func:`wait_for_docs`). It imports neither Prefect nor the parent's ``__main__``, and gets the
-parent's ``sys.path``. A modality class a fresh interpreter cannot import (defined in ``__main__``
-or made at run time) is validated in the flow's process, before profile and split, as before; so is
-one the child finds as another class, or whose spec it cannot rebuild (a component registered at
-run time): the child says so before validating, and the flow waits for the in-process validation
-before profile and split start (:func:`gate`), so two threads never race their first imports.
+then reads ``[request, result, started, docs]`` (file paths) from its input, one line per validation (a
+process that runs many flows keeps it: the next validation pays no imports); it rebuilds the spec and
+the data reference from the request, runs the modality's ``validate`` stage, and writes the summary, or
+the error (kind, message and the fields to rebuild it), as JSON; a passing validation can be answered
+before its Data Docs are written (``docs_later``: they take ~0.2-0.3 s of the child's CPU that fit need
+not wait for), and the flow waits for them before publishing (:func:`wait_for_docs`). It imports neither
+Prefect nor the parent's ``__main__``, and gets the parent's ``sys.path``. A modality class a fresh
+interpreter cannot import (defined in ``__main__`` or made at run time) is validated in the flow's
+process, before profile and split, as before; so is one the child finds as another class, or whose spec
+it cannot rebuild (a component registered at run time): the child says so before validating, and the
+flow waits for the in-process validation before profile and split start (:func:`gate`), so two threads
+never race their first imports.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ def _start() -> subprocess.Popen:
 
 def prestart() -> None:
     """Start a child now, so that its imports (trainflow's components, pandas, Great Expectations)
-    run while this process loads the data; the next :func:`validate_apart` uses it. A child no one
-    uses ends when this process does (its input closes)."""
+    run while this process reads the spec, imports Prefect and loads the data; the next
+    :func:`validate_apart` uses it. A child no one uses ends when this process does (its input
+    closes), or at once on :func:`discard`."""
     with _warm_lock:
         if not _warm:
             try:

@@ -2,8 +2,9 @@
 
 :func:`run_expectations` is the one place that talks to GX: it checks a DataFrame (the data itself,
 or a per-image / per-series summary table) against a list of expectations, writes the HTML Data
-Docs (after the verdict within :func:`docs_deferred`), and raises :class:`~trainflow.errors.ValidationFailed` with a readable report when any
-expectation fails. GX is imported here only when validation runs (it costs seconds).
+Docs (after the verdict within :func:`docs_deferred`), and raises
+:class:`~trainflow.errors.ValidationFailed` with a readable report when any expectation fails.
+GX is imported here only when validation runs (it costs seconds).
 """
 
 from __future__ import annotations
