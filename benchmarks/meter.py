@@ -99,6 +99,12 @@ class StageMeter:
         if child_peak_mb is not None:  # the child's own figure (its VmHWM), not RUSAGE_CHILDREN's
             self._child_peaks.append(child_peak_mb)
 
+    def child_peak(self, mb: float | None) -> None:
+        """A later figure of an overlapped child's peak (the validation child's, once it has also
+        written the Data Docs after answering)."""
+        if mb is not None:
+            self._child_peaks.append(mb)
+
     def _with_children(self) -> float:
         """The process peak counting children that ran beside stages (see :meth:`overlap`)."""
         # A child's own report where there is one: RUSAGE_CHILDREN takes any child's high-water mark,

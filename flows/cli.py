@@ -109,10 +109,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainflow.flows.spec import load_spec
+    from trainflow.flows import validation_process
 
-    spec = load_spec(args.spec, args.overrides)
-    summary = run_spec(spec, args.out, refresh=getattr(args, "refresh_cache", False))
+    # First thing, before the spec loads and Prefect imports: the validation child's imports (~2.5 s
+    # CPU) overlap both as well as the load.
+    validation_process.prestart()
+    try:
+        from trainflow.flows.spec import load_spec
+
+        spec = load_spec(args.spec, args.overrides)
+        if not validation_process.runs_apart(spec):
+            validation_process.discard()  # validated in this process (or not at all): not needed
+        summary = run_spec(spec, args.out, refresh=getattr(args, "refresh_cache", False))
+    except BaseException:
+        validation_process.discard()  # a bad spec (exit 2) leaves no process behind
+        raise
     _print_summary(summary)
     return 0
 

@@ -108,19 +108,20 @@ def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
 
 @task(name="validate", **RETRIES)
 def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
-                  apart: bool = False, ticket: str | None = None) -> dict[str, Any] | None:
+                  apart: bool = False, ticket: str | None = None, docs_later: bool = False) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
     process (:mod:`trainflow.flows.validation_process`) where the modality allows it; ``ticket``
     names the gate (:func:`~trainflow.flows.validation_process.gate`) the flow waits at before
-    running stages beside it."""
+    running stages beside it; ``docs_later``: the child answers before writing the Data Docs, and
+    the flow calls :func:`~trainflow.flows.validation_process.wait_for_docs` before it needs them."""
     gate = validation_process.gate(ticket) if ticket else None
     try:
         if not spec.validation.enabled:
             print("validate: skipped (validation.enabled is false)")
             return None
         mod = modalities.get(spec.modality)
-        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate) if apart
-                        else (False, None))
+        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate, docs_later=docs_later)
+                        if apart else (False, None))
         if not ran:
             if apart:
                 print(f"validate: in this process ({summary})")
@@ -218,7 +219,8 @@ def validates_apart(spec: PipelineSpec) -> bool:
 
 
 @contextmanager
-def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Iterator[PrefectFuture]:
+def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
+               docs_later: bool = False) -> Iterator[PrefectFuture]:
     """Run the ``validate`` task while the block runs; yields its future.
 
     The task runs in a thread of this process, whatever the flow's task runner (the Data Docs go
@@ -228,6 +230,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     validation finishes before the block starts, as it did before. When the block fails, the
     validation's own failure is the error raised, as if validation had run first: a run on bad
     data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+    ``docs_later``: see :func:`validate_data` (the caller then waits for the docs).
     """
     from uuid import uuid4
 
@@ -237,7 +240,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     gate = validation_process.gate(ticket)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
-                                                 "apart": apart, "ticket": ticket})
+                                                 "apart": apart, "ticket": ticket, "docs_later": docs_later})
         # In this process (not apart, or the child could not take it) the validation runs first:
         # two threads importing the same packages for the first time can deadlock.
         while not gate.wait(0.02) and not checking.wrapped_future.done():
@@ -288,7 +291,9 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
             validation_process.prestart()  # its imports overlap the load
         data = load_data(spec.data, cache, spec.modality)
         _after(spec, "load", {"spec": spec, "data": data})
-        with validating(data, spec, run.docs) as checking:
+        # the Data Docs may follow the verdict (fit needs only that): waited for before publishing;
+        # not with extra stages, which might read them at any point
+        with validating(data, spec, run.docs, docs_later=not spec.stages) as checking:
             profiled = profile_data(data, spec)
             split = run_cached(split_data, cache, profiled, fit_spec, cache)
         validation = checking.result()
@@ -299,8 +304,10 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         _after(spec, "fit", {"spec": spec, "model": model})
         evaluation = evaluate_model(model, split, spec, run.plots)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
+        validation_process.wait_for_docs(run.docs)  # written by the validation child meanwhile
         summary = publish_run(run, spec, data, validation, split, model, evaluation)
     except BaseException as exc:
+        validation_process.wait_for_docs(run.docs, strict=False)  # kept in the .failed folder
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise

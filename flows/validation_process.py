@@ -9,23 +9,28 @@ cannot race the flow's imports and runs on the other core; it costs ~1 s more CP
 imports of trainflow and pandas, a second read of the stored table) and lowers the flow process's
 peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the stages it overlapped.
 
-``python -m trainflow.flows.validation_process``: the child is started before the data is loaded
-(:func:`prestart`), imports what validation needs meanwhile, then reads ``[request, result, started]``
-(file paths) from its input, one line per validation (a process that runs many flows keeps it: the
-next validation pays no imports); it rebuilds the spec and the data reference from the request, runs
-the modality's ``validate`` stage, and writes the summary, or the error (kind, message and the fields
-to rebuild it), as JSON. It imports neither Prefect nor the parent's ``__main__``, and gets the
-parent's ``sys.path``. A modality class a fresh interpreter cannot import (defined in ``__main__``
-or made at run time) is validated in the flow's process, before profile and split, as before; so is
-one the child finds as another class, or whose spec it cannot rebuild (a component registered at
-run time): the child says so before validating, and the flow waits for the in-process validation
-before profile and split start (:func:`gate`), so two threads never race their first imports.
+``python -m trainflow.flows.validation_process``: the child is started first thing by ``trainflow run``
+(:func:`prestart`, before the spec loads and Prefect imports), imports what validation needs meanwhile,
+then reads ``[request, result, started, docs]`` (file paths) from its input, one line per validation (a
+process that runs many flows keeps it: the next validation pays no imports); it rebuilds the spec and
+the data reference from the request, runs the modality's ``validate`` stage, and writes the summary, or
+the error (kind, message and the fields to rebuild it), as JSON; a passing validation can be answered
+before its Data Docs are written (``docs_later``: they take ~0.2-0.3 s of the child's CPU that fit need
+not wait for), and the flow waits for them before publishing (:func:`wait_for_docs`). It imports neither
+Prefect nor the parent's ``__main__``, and gets the parent's ``sys.path``. A modality class a fresh
+interpreter cannot import (defined in ``__main__`` or made at run time) is validated in the flow's
+process, before profile and split, as before; so is one the child finds as another class, or whose spec
+it cannot rebuild (a component registered at run time): the child says so before validating, and the
+flow waits for the in-process validation before profile and split start (:func:`gate`), so two threads
+never race their first imports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,8 +93,9 @@ def _start() -> subprocess.Popen:
 
 def prestart() -> None:
     """Start a child now, so that its imports (trainflow's components, pandas, Great Expectations)
-    run while this process loads the data; the next :func:`validate_apart` uses it. A child no one
-    uses ends when this process does (its input closes)."""
+    run while this process reads the spec, imports Prefect and loads the data; the next
+    :func:`validate_apart` uses it. A child no one uses ends when this process does (its input
+    closes), or at once on :func:`discard`."""
     with _warm_lock:
         if not _warm:
             try:
@@ -99,11 +105,21 @@ def prestart() -> None:
 
 
 def discard() -> None:
-    """End the waiting children (a run that failed: the next starts afresh): their input closes,
-    so each exits once its imports are done."""
+    """End the waiting children now (a run that failed, or a spec validated in this process: the
+    next validation starts afresh) and reap them. They hold no request, so none is cut short; one
+    still importing is stopped rather than left to run its imports for nothing."""
     with _warm_lock:
-        while _warm:
-            _warm.pop().stdin.close()
+        procs = _warm[:]
+        _warm.clear()
+    for proc in procs:
+        proc.stdin.close()
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_for(proc: subprocess.Popen, *paths: Path) -> None:
@@ -122,23 +138,27 @@ def _take() -> subprocess.Popen:
 
 
 def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
-                   accepted: threading.Event | None = None) -> tuple[bool, Any]:
+                   accepted: threading.Event | None = None, docs_later: bool = False) -> tuple[bool, Any]:
     """``(True, summary)`` from a child process, or ``(False, reason)`` when it cannot run there
     (the caller validates in this process). Raises the child's validation, spec or data error.
-    ``accepted`` is set once the child has rebuilt the request and started validating."""
+    ``accepted`` is set once the child has rebuilt the request and started validating.
+    ``docs_later``: a passing validation is answered before its Data Docs are written (the docs
+    of a failing one are written first); :func:`wait_for_docs` waits for them."""
     if not can_run_apart(modality):
         return False, f"a fresh process cannot import {type(modality).__module__}"
-    with tempfile.TemporaryDirectory(prefix="trainflow-validate-") as tmp:
-        request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        started = Path(tmp) / "started"
+    tmp = Path(tempfile.mkdtemp(prefix="trainflow-validate-"))
+    request, result, started, docs = (tmp / name for name in ("request.json", "result.json", "started", "docs.json"))
+    docs_pending = False
+    try:
         # What the spec set, not every section's defaults: sections of components registered only in
         # this process (at their defaults) would stop the child's rebuild; the full dump checks it.
         request.write_text(json.dumps({"spec": spec.model_dump(mode="json", exclude_unset=True),
                                        "spec_full": spec.model_dump(mode="json"), "data": data.model_dump(mode="json"),
-                                       "docs_dir": docs_dir, "modality": _class_path(modality)}), encoding="utf-8")
+                                       "docs_dir": docs_dir, "modality": _class_path(modality),
+                                       "docs_later": docs_later}), encoding="utf-8")
         proc = _take()
         try:
-            proc.stdin.write(json.dumps([str(request), str(result), str(started)]) + "\n")
+            proc.stdin.write(json.dumps([str(request), str(result), str(started), str(docs)]) + "\n")
             proc.stdin.flush()
         except OSError:  # it died while it waited: the error is in its output; a retry starts a fresh one
             pass
@@ -151,8 +171,15 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
             raise errors.TrainflowError(f"the validation process stopped (exit code {proc.wait()}) before "
                                         "reporting; its output is above")
         answer = json.loads(result.read_text(encoding="utf-8"))
-        with _warm_lock:  # kept for the next validation in this process: its imports are done
-            _warm.append(proc)
+        docs_pending = bool(answer.get("docs_pending"))
+        with _warm_lock:
+            if docs_pending:  # the child writes them now; it is free again once they are written
+                _docs_pending[str(docs_dir)] = (proc, docs, tmp)
+            else:  # kept for the next validation in this process: its imports are done
+                _warm.append(proc)
+    finally:
+        if not docs_pending:
+            shutil.rmtree(tmp, ignore_errors=True)
     global last_peak_mb
     last_peak_mb = answer.get("peak_mb")
     if "fallback" in answer:
@@ -160,6 +187,36 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
     if "error" in answer:
         raise _rebuilt(answer)
     return True, answer["summary"]
+
+
+#: docs folder -> (the child writing its Data Docs after answering, the note it writes when done,
+#: the request's temporary folder)
+_docs_pending: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
+
+
+def wait_for_docs(docs_dir: str | None, strict: bool = True) -> None:
+    """Until the Data Docs of the validation of ``docs_dir`` are written, where a child answered
+    before writing them (``validate_apart(docs_later=True)``); at once otherwise. ``strict``: raise
+    when they could not be written (a run that already failed passes False: it keeps what there is)."""
+    with _warm_lock:
+        pending = _docs_pending.pop(str(docs_dir), None)
+    if pending is None:
+        return
+    proc, note_path, tmp = pending
+    try:
+        _wait_for(proc, note_path)
+        note = (json.loads(note_path.read_text(encoding="utf-8")) if note_path.is_file() else
+                {"error": f"the validation process stopped (exit code {proc.wait()}); its output is above"})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if proc.poll() is None:
+        with _warm_lock:
+            _warm.append(proc)
+    global last_peak_mb
+    last_peak_mb = max(last_peak_mb or 0.0, note.get("peak_mb") or 0.0) or None
+    if strict and "error" in note:
+        raise errors.TrainflowError(f"The data passed validation, but its Data Docs could not be written to "
+                                    f"'{docs_dir}': {note['error']}")
 
 
 def _rebuilt(answer: dict[str, Any]) -> BaseException:
@@ -230,24 +287,42 @@ def _warm_up() -> None:
         from trainflow.tasks.common.validate import _gx
 
         spec_model()  # discovers the registered components
-        _gx()  # Great Expectations, imported the way validation imports it
+        _gx(defer=True)  # Great Expectations, its distribution tests' modules left until used
     except Exception:  # the request's own run reports the problem
         pass
 
 
 def main() -> None:
-    """Warm up, then answer each request the parent writes as ``[request, result, started]`` on
-    stdin, until its input closes (the parent discarded it or ended)."""
+    """Warm up, then answer each request the parent writes as ``[request, result, started, docs]``
+    on stdin, until its input closes (the parent discarded it or ended)."""
     _warm_up()
+    from trainflow.tasks.common.validate import docs_deferred
+
     for line in sys.stdin:
         if not line.strip():
             continue
-        request, result, started = json.loads(line)
-        answer = _answer(json.loads(Path(request).read_text(encoding="utf-8")), started)
+        request_path, result, started, docs = json.loads(line)
+        request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+        with docs_deferred() if request.get("docs_later") else contextlib.nullcontext([]) as later:
+            answer = _answer(request, started)
+        answer["docs_pending"] = bool(later)
         answer["peak_mb"] = peak_mb()
-        partial = Path(f"{result}.partial")
-        partial.write_text(json.dumps(answer, default=str), encoding="utf-8")
-        os.replace(partial, result)  # the parent reads a whole answer or none
+        _write_whole(result, answer)
+        if later:  # the parent goes on with the verdict; the docs follow, and it waits for them at publishing
+            note: dict[str, Any] = {}
+            try:
+                for write_docs in later:
+                    write_docs()
+            except Exception as exc:  # told to the parent, which decides what a run without docs is
+                note["error"] = f"{type(exc).__name__}: {exc}"
+            note["peak_mb"] = peak_mb()
+            _write_whole(docs, note)
+
+
+def _write_whole(path: str, content: dict[str, Any]) -> None:
+    partial = Path(f"{path}.partial")
+    partial.write_text(json.dumps(content, default=str), encoding="utf-8")
+    os.replace(partial, path)  # the parent reads a whole file or none
 
 
 if __name__ == "__main__":

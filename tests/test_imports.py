@@ -96,3 +96,32 @@ def test_leaving_out_is_per_thread_and_leaves_nothing_behind(tmp_path, monkeypat
     finally:
         for name in ("tf_probe_left_out", "tf_probe_other_thread"):
             sys.modules.pop(name, None)
+
+
+def test_deferred_distribution_modules_load_only_for_the_expectations_that_use_them(tmp_path):
+    """The validation child's import (``defer``): a common validation and its Data Docs never load
+    scipy.stats or Altair; a KL divergence expectation loads them at its first use and passes."""
+    code = f"""
+import json, sys
+from pathlib import Path
+import pandas as pd
+from trainflow.tasks.common.validate import Check, _gx, run_expectations
+_gx(defer=True)
+loaded = lambda: [m for m in ("scipy.stats._stats_py", "altair.vegalite") if m in sys.modules]
+after_import = loaded()
+df = pd.DataFrame({{"x": [1.0, 2.0, 3.0, 4.0] * 25, "y": ["a", "b"] * 50}})
+ok = run_expectations(df, [Check("expect_column_values_to_be_between", {{"column": "x", "min_value": 0, "max_value": 5}}),
+                           Check("expect_column_values_to_be_in_set", {{"column": "y", "value_set": ["a", "b"]}})],
+                      Path({str(tmp_path)!r}) / "ok", "ok")
+after_validation = loaded()
+kl = run_expectations(df, [Check("ExpectColumnKLDivergenceToBeLessThan", {{"column": "y", "threshold": 0.1,
+                           "partition_object": {{"values": ["a", "b"], "weights": [0.5, 0.5]}}}})],
+                      Path({str(tmp_path)!r}) / "kl", "kl")
+print(json.dumps({{"after_import": after_import, "after_validation": after_validation, "ok": ok.success,
+                  "kl": kl.success, "after_kl": loaded(), "finders": [type(f).__name__ for f in sys.meta_path]}}))
+"""
+    res = _child(code)
+    assert res["after_import"] == [] and res["after_validation"] == [] and res["ok"] is True
+    assert res["kl"] is True and res["after_kl"] == ["scipy.stats._stats_py", "altair.vegalite"]
+    assert "_Defer" not in res["finders"] and "_LeaveOut" not in res["finders"]
+    assert (tmp_path / "ok" / "index.html").is_file() and (tmp_path / "kl" / "index.html").is_file()

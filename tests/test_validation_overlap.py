@@ -4,6 +4,7 @@ runs' own start and end times, as the Prefect server recorded them, show both.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,8 @@ def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path):
     assert validate.state.is_completed()
     [run] = complete_runs(out, "overlap-ok")
     assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
+    # the child answered before writing the Data Docs; the run waited for them before publishing
+    assert (run / "validation" / "index.html").is_file() and (run / "validation" / "summary.json").is_file()
 
 
 def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, capsys, monkeypatch):
@@ -56,9 +59,9 @@ def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, c
         finally:
             split_done.set()
 
-    def validate_after_split(*args):
+    def validate_after_split(*args, **kwargs):
         try:
-            return validate_apart(*args)
+            return validate_apart(*args, **kwargs)
         finally:
             assert split_done.wait(120)
 
@@ -177,4 +180,116 @@ def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(
         children.append(child)
     assert children[0] is children[1] and children[0].poll() is None
     validation_process.discard()
-    assert children[0].wait(timeout=60) == 0  # its input closed: it ends
+    assert children[0].poll() is not None  # ended and reaped
+
+
+@pytest.fixture
+def started_children(monkeypatch):
+    """Every validation child this process starts during the test."""
+    from trainflow.flows import validation_process
+
+    validation_process.discard()
+    started, start = [], validation_process._start
+
+    def recorded():
+        started.append(start())
+        return started[-1]
+
+    monkeypatch.setattr(validation_process, "_start", recorded)
+    return started
+
+
+def test_the_run_command_starts_the_child_first_and_a_bad_spec_leaves_none_behind(tmp_path, capsys, started_children):
+    from trainflow.flows import validation_process
+
+    code, err = run_cli("run", SPECS / "penguins.yaml", "--out", tmp_path / "runs", "--set", "model.name=no_such_model",
+                        capsys=capsys)
+    assert code == 2 and "no_such_model" in err and "Traceback" not in err
+    [child] = started_children  # started before the spec was read
+    assert child.poll() is not None and not validation_process._warm  # ended and reaped, not left to its imports
+
+
+def test_a_spec_that_validates_in_this_process_ends_the_child_before_the_flow(tmp_path, monkeypatch, started_children):
+    from trainflow.flows import cli
+
+    alive_at_flow = []
+
+    def run_spec(spec, out, refresh=False):
+        alive_at_flow.extend(p.poll() is None for p in started_children)
+        return {"pipeline": spec.name, "primary_metric": "accuracy", "metrics": {}, "run_dir": out}
+
+    monkeypatch.setattr(cli, "run_spec", run_spec)
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", tmp_path / "runs", "--set", "validation.enabled=false")
+    assert code == 0 and alive_at_flow == [False]
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="reads the environments in /proc")
+def test_the_console_script_leaves_no_process_behind_on_a_bad_spec(tmp_path):
+    """Through the real console script (which exits without the interpreter's teardown): no child
+    of it, by an environment mark only it and its children carry, outlives it."""
+    import os
+    import subprocess
+    import sys
+    from uuid import uuid4
+
+    mark = uuid4().hex
+    with open(tmp_path / "stderr.txt", "w") as err:  # not a pipe: waiting for its end would wait for the child's
+        code = subprocess.call([sys.executable, "-m", "trainflow.flows.cli", "run", str(SPECS / "penguins.yaml"),
+                                "--out", str(tmp_path / "runs"), "--set", "model.name=no_such_model"],
+                               env={**os.environ, "TRAINFLOW_TEST_MARK": mark}, stdout=subprocess.DEVNULL, stderr=err,
+                               timeout=300)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 2 and "no_such_model" in stderr and "Traceback" not in stderr
+    assert _processes_marked(mark) == []
+
+
+def _processes_marked(mark: str) -> list[str]:
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"TRAINFLOW_TEST_MARK={mark}".encode() in environ.read_bytes():
+                found.append(environ.parent.name)
+        except OSError:  # ended meanwhile, or not ours to read
+            pass
+    return found
+
+
+def test_a_passing_validation_is_answered_before_its_docs_and_a_failing_one_after(tmp_path):
+    from trainflow import modality as modalities
+    from trainflow.errors import ValidationFailed
+    from trainflow.flows import validation_process
+    from trainflow.flows.spec import load_spec
+    from trainflow.tasks.common import load as loading
+
+    spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-docs-later"])
+    data = loading.load(spec.data, str(tmp_path / "cache"), spec.modality)
+    mod, docs = modalities.get(spec.modality), str(tmp_path / "docs")
+    ran, summary = validation_process.validate_apart(mod, data, spec, docs, docs_later=True)
+    assert ran and summary["success"] and summary["docs_path"] == str(tmp_path / "docs" / "index.html")
+    [(child, *_)] = validation_process._docs_pending.values()  # the answer said: docs to follow
+    assert child not in validation_process._warm  # busy with them
+    validation_process.wait_for_docs(docs)
+    assert (tmp_path / "docs" / "index.html").is_file() and (tmp_path / "docs" / "summary.json").is_file()
+    assert not validation_process._docs_pending and validation_process._warm == [child]
+
+    bad = load_spec(SPECS / "penguins.yaml", ["name=overlap-docs-later", "validation.min_rows=100000"])
+    with pytest.raises(ValidationFailed) as failed:
+        validation_process.validate_apart(mod, data, bad, str(tmp_path / "bad"), docs_later=True)
+    assert failed.value.docs_path and Path(failed.value.docs_path).is_file()  # written before the verdict
+    assert not validation_process._docs_pending and validation_process._warm == [child]
+
+
+def test_a_run_failing_after_a_passing_validation_keeps_its_docs(tmp_path, monkeypatch):
+    from trainflow.errors import DataError
+    from trainflow.tasks.tabular.modality import Tabular
+
+    def split_fails(*args):  # beside the validation: the run fails as soon as the child has answered
+        raise DataError("the split broke (test)")
+
+    monkeypatch.setattr(Tabular, "split", staticmethod(split_fails))
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-docs-failed")
+    assert code == 3
+    assert_nothing_complete(out)
+    [failed] = [p for p in (out / "overlap-docs-failed").iterdir() if p.name.endswith(".failed")]
+    assert (failed / "validation" / "index.html").is_file() and (failed / "validation" / "summary.json").is_file()

@@ -2,8 +2,9 @@
 
 :func:`run_expectations` is the one place that talks to GX: it checks a DataFrame (the data itself,
 or a per-image / per-series summary table) against a list of expectations, writes the HTML Data
-Docs, and raises :class:`~trainflow.errors.ValidationFailed` with a readable report when any
-expectation fails. GX is imported here only when validation runs (it costs seconds).
+Docs (after the verdict within :func:`docs_deferred`), and raises
+:class:`~trainflow.errors.ValidationFailed` with a readable report when any expectation fails.
+GX is imported here only when validation runs (it costs seconds).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,9 +56,11 @@ def camel_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def _gx():
+def _gx(defer: bool = False):
+    """Great Expectations, imported for validation; ``defer``: its distribution-test modules load at
+    first use (:func:`trainflow.imports.great_expectations`: for a process of one thread)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no network calls from a pipeline run
-    gx = great_expectations()  # without its SQL and cloud integrations: 150+ modules we never use
+    gx = great_expectations(defer)  # without its SQL and cloud integrations: 150+ modules we never use
     _skip_frame_fingerprint()
     return gx
 
@@ -98,7 +104,8 @@ def run_expectations(df: Any, checks: list[Check], docs_dir: str | os.PathLike |
     if problems:
         raise SpecError(problems)
 
-    with tempfile.TemporaryDirectory(prefix="trainflow-gx-") as tmp:
+    tmp = tempfile.mkdtemp(prefix="trainflow-gx-")  # the Data Docs site, until copied to docs_dir
+    try:
         ctx = gx.get_context(mode="ephemeral")
         _quiet(ctx)
         ctx.add_data_docs_site(site_name="run", site_config={
@@ -109,18 +116,14 @@ def run_expectations(df: Any, checks: list[Check], docs_dir: str | os.PathLike |
         batch = ctx.data_sources.add_pandas("pandas").add_dataframe_asset("data").add_batch_definition_whole_dataframe("all")
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=suite, expectations=expectations))
         vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite, data=batch, suite=gx_suite))
-        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-            name=suite, validation_definitions=[vd], result_format="SUMMARY",
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["run"])],
-        ))
+        # no actions: the docs are built from the context's stores by write_docs, now or later
+        checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=suite, validation_definitions=[vd],
+                                                       result_format="SUMMARY"))
         result = checkpoint.run(batch_parameters={"dataframe": df})
-        docs = None
-        if docs_dir is not None:
-            docs = Path(docs_dir)
-            if docs.exists():
-                shutil.rmtree(docs)
-            shutil.copytree(tmp, docs)
-            docs = docs / "index.html"
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    docs = Path(docs_dir) / "index.html" if docs_dir is not None else None
 
     failed = []
     evaluated = 0
@@ -145,13 +148,47 @@ def run_expectations(df: Any, checks: list[Check], docs_dir: str | os.PathLike |
                 "error": (res.exception_info or {}).get("exception_message") if not r else None,
             })
     summary = ValidationSummary(result.success, evaluated, failed, str(docs) if docs else None, len(df))
-    if docs_dir is not None:
-        import json
 
-        atomic_write_text(Path(docs_dir) / "summary.json", json.dumps(summary.as_dict(), indent=2, default=str))
+    def write_docs() -> None:
+        """The HTML Data Docs and summary.json into ``docs_dir``."""
+        try:
+            if docs_dir is None:
+                return
+            ctx.build_data_docs(site_names=["run"])
+            if Path(docs_dir).exists():
+                shutil.rmtree(docs_dir)
+            shutil.copytree(tmp, docs_dir)
+            import json
+
+            atomic_write_text(Path(docs_dir) / "summary.json", json.dumps(summary.as_dict(), indent=2, default=str))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    later = _DOCS_LATER.get()
+    if later is not None and result.success and docs_dir is not None:
+        later.append(write_docs)
+    else:  # a failure's report points at its docs: they are written before it is raised
+        write_docs()
     if not result.success:
         raise ValidationFailed(format_failures(summary), summary.docs_path)
     return summary
+
+
+_DOCS_LATER: ContextVar[list[Callable[[], None]] | None] = ContextVar("trainflow_docs_later", default=None)
+
+
+@contextmanager
+def docs_deferred() -> Iterator[list[Callable[[], None]]]:
+    """Within the block, a passing :func:`run_expectations` returns before writing its Data Docs: it
+    appends the writer to the yielded list instead, for the caller to run once it has passed the
+    result on (the validation child answers first: training needs only the verdict). A failing one
+    writes its docs before raising, as its report points at them."""
+    later: list[Callable[[], None]] = []
+    token = _DOCS_LATER.set(later)
+    try:
+        yield later
+    finally:
+        _DOCS_LATER.reset(token)
 
 
 def format_failures(summary: ValidationSummary) -> str:
