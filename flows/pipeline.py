@@ -113,25 +113,22 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
                   apart: bool = False, ticket: str | None = None) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
     process (:mod:`trainflow.flows.validation_process`) where the modality allows it; ``ticket``
-    names the gate (:func:`~trainflow.flows.validation_process.gate`) the flow waits at before
-    running stages beside it."""
-    gate = validation_process.gate(ticket) if ticket else None
-    try:
-        if not spec.validation.enabled:
-            print("validate: skipped (validation.enabled is false)")
-            return None
-        mod = modalities.get(spec.modality)
-        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate) if apart
-                        else (False, None))
-        if not ran:
-            if apart:
-                print(f"validate: in this process ({summary})")
-            summary = mod.validate(data, spec, docs_dir)
-        print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
-        return summary
-    finally:
-        if gate is not None:
-            gate.set()  # done in this process (or failed): nothing is left to race
+    names the gate (:func:`~trainflow.flows.validation_process.gate`) that the flow opens when the
+    stages it runs beside this task are done: a validation the child hands back waits there before
+    it runs in this process, so that two threads never race their first imports."""
+    if not spec.validation.enabled:
+        print("validate: skipped (validation.enabled is false)")
+        return None
+    mod = modalities.get(spec.modality)
+    ran, summary = validation_process.validate_apart(mod, data, spec, docs_dir) if apart else (False, None)
+    if not ran:
+        if apart:
+            print(f"validate: in this process, after the stages beside it ({summary})")
+        if ticket:
+            validation_process.gate(ticket).wait()
+        summary = mod.validate(data, spec, docs_dir)
+    print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
+    return summary
 
 
 @task(name="profile", **RETRIES)
@@ -226,36 +223,37 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     The task runs in a thread of this process, whatever the flow's task runner (the Data Docs go
     to the local run folder), and its stage in a child process (:func:`validates_apart`), so the
     block (profile, split) overlaps it; the caller takes ``.result()`` after the block, before
-    anything that needs the data to be valid (fit). Where the child cannot run the modality, the
-    validation finishes before the block starts, as it did before. When the block fails, the
-    validation's own failure is the error raised, as if validation had run first: a run on bad
-    data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+    anything that needs the data to be valid (fit). The block starts at once: it does not wait for
+    the child, whose imports (Great Expectations, ~3 s) may still run. Where the child cannot run
+    the modality (it says so, or the modality is not apart), the validation runs in this process
+    once the block is done (or, not apart, before it starts): two threads importing the same
+    packages for the first time can deadlock. When the block fails, the validation's own failure
+    is the error raised, as if validation had run first: a run on bad data stops with exit code 4
+    and its report, whatever the overlapping stages made of it.
     """
     from uuid import uuid4
 
     from prefect.task_runners import ThreadPoolTaskRunner
 
     apart, ticket = validates_apart(spec), uuid4().hex
-    gate = validation_process.gate(ticket)
+    block_done = validation_process.gate(ticket)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
                                                  "apart": apart, "ticket": ticket})
-        # In this process (not apart, or the child could not take it) the validation runs first:
-        # two threads importing the same packages for the first time can deadlock.
-        while not gate.wait(0.02) and not checking.wrapped_future.done():
-            pass
-        if not apart or checking.wrapped_future.done():
+        if not apart:
             checking.wait()
             if checking.state.is_failed():
                 checking.result()  # a failed validation stops the run here, before the block
         try:
             yield checking
         except BaseException:
+            block_done.set()
             checking.wait()
             if checking.state.is_failed():
                 checking.result()  # raises the validation error; the block's error is its context
             raise
         finally:
+            block_done.set()
             checking.wait()  # leaving the runner cancels what still runs
             validation_process.close_gate(ticket)
 

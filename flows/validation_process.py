@@ -46,8 +46,8 @@ _gates_lock = threading.Lock()
 
 
 def gate(ticket: str) -> threading.Event:
-    """The event for validation ``ticket``: set when the child has accepted the request (the flow's
-    stages may run beside it) or when an in-process validation is over. Made on first use."""
+    """The event for validation ``ticket``, made on first use; the pipeline sets it when the stages
+    beside the validation are done (:func:`trainflow.flows.pipeline.validating`)."""
     with _gates_lock:
         return _gates.setdefault(ticket, threading.Event())
 
