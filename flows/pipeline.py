@@ -238,8 +238,9 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     apart, ticket = validates_apart(spec), uuid4().hex
     block_done = validation_process.gate(ticket)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
+        # not apart, the flow waits for the validation before the block: no gate to wait at
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
-                                                 "apart": apart, "ticket": ticket})
+                                                 "apart": apart, "ticket": ticket if apart else None})
         if not apart:
             checking.wait()
             if checking.state.is_failed():

@@ -141,6 +141,20 @@ def test_a_request_the_child_hands_back_is_validated_after_profile_and_split(tmp
     assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
 
 
+def test_validation_not_apart_runs_before_profile(tmp_path, monkeypatch):
+    """With validation in this process (``APART`` off, or a modality no fresh process can import) it
+    runs wholly before profile, and the run completes."""
+    from trainflow.flows import pipeline
+
+    monkeypatch.setattr(pipeline, "APART", False)
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-inprocess",
+                      "--set", "preprocess.resample.method=none")
+    assert code == 0
+    runs = task_runs("overlap-inprocess")
+    assert runs["validate"].state.is_completed() and runs["validate"].end_time <= runs["profile"].start_time
+
+
 def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_path, monkeypatch):
     """A modality registered in this process only (its package not on the child's path) adds a spec
     section at its defaults to every spec; the child rebuilds what the spec set and still validates."""
