@@ -13,13 +13,14 @@ the number of rows. The 1M-row size takes minutes per run: ``--sizes 10000,10000
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (HERE, fmt, growth_exponent, load, machine, machine_lines, median, prefect_server,  # noqa: E402
-                    run_metered, stage_table, thread_env, write_section)
+                    run_metered, stage_seconds, stage_table, thread_env, write_section)
 
 SPEC = """\
 name: bench-tabular
@@ -83,6 +84,8 @@ def main() -> None:
                 order = ["plain", "trainflow"] if r % 2 == 0 else ["trainflow", "plain"]
                 for side in order:
                     out = work / "runs" / f"{rows}-{r}-{side}"
+                    # a reused --workdir holds the last run's cache: trainflow would reuse its split and model
+                    shutil.rmtree(out, ignore_errors=True)
                     if side == "plain":
                         cmd = [sys.executable, str(HERE / "tabular_plain.py"), str(data), str(out)]
                     else:
@@ -90,7 +93,7 @@ def main() -> None:
                     res = run_metered(cmd, env=env)
                     runs[side].append(res)
                     print(f"{rows:>8} rows  {side:<9} run {r + 1}: {res['wall_s']:7.2f} s, "
-                          f"peak {res['process_peak_mb']:7.0f} MB", flush=True)
+                          f"peak {res['process_peak_mb']:7.0f} MB{largest_overhead(res)}", flush=True)
 
     body = report(results, sizes, args.repeats, args.threads)
     body[:0] = machine_lines(m, load())
@@ -98,6 +101,16 @@ def main() -> None:
     if not args.no_write:
         write_section("Tabular pipeline", body)
         print(f"\nwritten to {HERE / 'RESULTS.md'}")
+
+
+def largest_overhead(run: dict) -> str:
+    """``, most overhead: fit 2031 ms`` for a trainflow run: a median of few runs hides one slow task
+    (a retried server call waits ~2 s), the per-run line shows which it was."""
+    own = run.get("own_seconds", {})
+    if not own:
+        return ""
+    stage = max(own, key=lambda s: stage_seconds(run, s) - own[s])
+    return f", most overhead: {stage} {1000 * (stage_seconds(run, stage) - own[stage]):.0f} ms"
 
 
 def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int, threads: int | None) -> list[str]:

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from trainflow.flows.spec import PipelineSpec
 
 #: the tag on training tasks; ``prefect concurrency-limit create trainflow-train 1`` lets one train at a time
+#: (the pipeline's ``fit`` carries it while such a limit exists, see :func:`looking_up_limit`)
 TRAIN_TAG = "trainflow-train"
 
 
@@ -36,6 +39,42 @@ def untagged_tasks(flow_tags: list[str]) -> Iterator[None]:
 
     with TagsContext(current_tags=TagsContext.get().current_tags - set(flow_tags)):
         yield
+
+
+def has_limit(tag: str) -> bool:
+    """Whether the server holds a concurrency limit on the task tag ``tag`` (the global limit
+    ``tag:<tag>`` that ``prefect concurrency-limit create <tag> N`` makes and the task engine asks
+    for). A read; when it fails for any other reason than "no such limit", True: then the engine
+    asks for slots as it always does."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(f"tag:{tag}")
+    except ObjectNotFound:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def looking_up_limit(tag: str = TRAIN_TAG) -> Future[bool]:
+    """:func:`has_limit` in a thread (with the caller's Prefect settings), so that a flow learns
+    before its training task whether the tag is limited without waiting for the answer.
+
+    Why: the task engine asks the server for slots for every tag of a task run, and that request
+    takes the database's write lock even when no limit exists; on a server busy writing the run's
+    events, SQLite answers "locked", and the client retries after ~2 s (seen as a 1-2 s gap before
+    ``fit`` at 100k rows). A flow that knows there is no limit runs the task without the tag."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainflow-limit")
+    try:
+        return executor.submit(contextvars.copy_context().run, has_limit, tag)
+    finally:
+        executor.shutdown(wait=False)
 
 
 def data_tag(digest: str) -> str:

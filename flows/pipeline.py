@@ -28,7 +28,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
-from trainflow.flows.monitor import TRAIN_TAG, run_tags, untagged_tasks
+from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.flows import validation_process
 from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
@@ -85,13 +85,15 @@ def refresh_requested() -> bool:
 def run_cached(stage: Task, cache: str, *args: Any) -> Any:
     """Call a cached task (split or fit) with its result persisted in ``<cache>/results``.
 
-    Prefect returns a cached result without calling the task, so the files its reference points to
-    are checked here: when one is missing or does not match its digest, the task runs again with
-    ``refresh_cache`` and a warning says why.
+    Prefect returns a cached result without calling the task, so the files a cached reference points
+    to are checked here: when one is missing or does not match its digest, the task runs again with
+    ``refresh_cache`` and a warning says why. A result the task has just made is not read again (its
+    files were digested as they were written; re-reading the split costs 0.25 s at 1M rows).
     """
     stored = stage.with_options(result_storage=Path(cache) / "results")
-    ref = stored(*args)
-    problem = damage(ref)
+    state = stored(*args, return_state=True)
+    ref = state.result()  # raises the task's error as a plain call would
+    problem = damage(ref) if state.name == "Cached" else None
     if problem:
         get_run_logger().warning(f"{stage.name}: recomputing, the cached result cannot be used: {problem}")
         ref = stored.with_options(refresh_cache=True)(*args)
@@ -111,26 +113,25 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
                   apart: bool = False, ticket: str | None = None, docs_later: bool = False) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
     process (:mod:`trainflow.flows.validation_process`) where the modality allows it; ``ticket``
-    names the gate (:func:`~trainflow.flows.validation_process.gate`) the flow waits at before
-    running stages beside it; ``docs_later``: the child answers before writing the Data Docs, and
-    the flow calls :func:`~trainflow.flows.validation_process.wait_for_docs` before it needs them."""
-    gate = validation_process.gate(ticket) if ticket else None
-    try:
-        if not spec.validation.enabled:
-            print("validate: skipped (validation.enabled is false)")
-            return None
-        mod = modalities.get(spec.modality)
-        ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, gate, docs_later=docs_later)
-                        if apart else (False, None))
-        if not ran:
-            if apart:
-                print(f"validate: in this process ({summary})")
-            summary = mod.validate(data, spec, docs_dir)
-        print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
-        return summary
-    finally:
-        if gate is not None:
-            gate.set()  # done in this process (or failed): nothing is left to race
+    names the gate (:func:`~trainflow.flows.validation_process.gate`) that the flow opens when the
+    stages it runs beside this task are done: a validation the child hands back waits there before
+    it runs in this process, so that two threads never race their first imports; ``docs_later``: the
+    child answers before writing the Data Docs, and the flow calls
+    :func:`~trainflow.flows.validation_process.wait_for_docs` before it needs them."""
+    if not spec.validation.enabled:
+        print("validate: skipped (validation.enabled is false)")
+        return None
+    mod = modalities.get(spec.modality)
+    ran, summary = (validation_process.validate_apart(mod, data, spec, docs_dir, docs_later=docs_later)
+                    if apart else (False, None))
+    if not ran:
+        if apart:
+            print(f"validate: in this process, after the stages beside it ({summary})")
+        if ticket:
+            validation_process.gate(ticket).wait()
+        summary = mod.validate(data, spec, docs_dir)
+    print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
+    return summary
 
 
 @task(name="profile", **RETRIES)
@@ -226,10 +227,13 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
     The task runs in a thread of this process, whatever the flow's task runner (the Data Docs go
     to the local run folder), and its stage in a child process (:func:`validates_apart`), so the
     block (profile, split) overlaps it; the caller takes ``.result()`` after the block, before
-    anything that needs the data to be valid (fit). Where the child cannot run the modality, the
-    validation finishes before the block starts, as it did before. When the block fails, the
-    validation's own failure is the error raised, as if validation had run first: a run on bad
-    data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+    anything that needs the data to be valid (fit). The block starts at once: it does not wait for
+    the child, whose imports (Great Expectations, ~3 s) may still run. Where the child cannot run
+    the modality (it says so, or the modality is not apart), the validation runs in this process
+    once the block is done (or, not apart, before it starts): two threads importing the same
+    packages for the first time can deadlock. When the block fails, the validation's own failure
+    is the error raised, as if validation had run first: a run on bad data stops with exit code 4
+    and its report, whatever the overlapping stages made of it.
     ``docs_later``: see :func:`validate_data` (the caller then waits for the docs).
     """
     from uuid import uuid4
@@ -237,26 +241,26 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
     from prefect.task_runners import ThreadPoolTaskRunner
 
     apart, ticket = validates_apart(spec), uuid4().hex
-    gate = validation_process.gate(ticket)
+    block_done = validation_process.gate(ticket)
     with ThreadPoolTaskRunner(max_workers=1) as runner:
+        # not apart, the flow waits for the validation before the block: no gate to wait at
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
-                                                 "apart": apart, "ticket": ticket, "docs_later": docs_later})
-        # In this process (not apart, or the child could not take it) the validation runs first:
-        # two threads importing the same packages for the first time can deadlock.
-        while not gate.wait(0.02) and not checking.wrapped_future.done():
-            pass
-        if not apart or checking.wrapped_future.done():
+                                                 "apart": apart, "ticket": ticket if apart else None,
+                                                 "docs_later": docs_later})
+        if not apart:
             checking.wait()
             if checking.state.is_failed():
                 checking.result()  # a failed validation stops the run here, before the block
         try:
             yield checking
         except BaseException:
+            block_done.set()
             checking.wait()
             if checking.state.is_failed():
                 checking.result()  # raises the validation error; the block's error is its context
             raise
         finally:
+            block_done.set()
             checking.wait()  # leaving the runner cancels what still runs
             validation_process.close_gate(ticket)
 
@@ -284,6 +288,7 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
 
 def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     cache = cache_dir(out)
+    train_limited = looking_up_limit(TRAIN_TAG)  # answered by the time fit starts
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
     try:
@@ -300,7 +305,10 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         _after(spec, "validate", {"spec": spec, "data": data, "validation": validation})
         data = profiled
         _after(spec, "split", {"spec": spec, "split": split})
-        model = run_cached(fit_model, cache, split, fit_spec, cache)
+        # Without a limit on its tag, the tag would only cost a server call that can wait seconds
+        # (see monitor.looking_up_limit); with one, the engine takes a slot as documented.
+        training = fit_model if train_limited.result() else fit_model.with_options(tags=[])
+        model = run_cached(training, cache, split, fit_spec, cache)
         _after(spec, "fit", {"spec": spec, "model": model})
         evaluation = evaluate_model(model, split, spec, run.plots)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})

@@ -11,7 +11,7 @@ peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the s
 
 ``python -m trainflow.flows.validation_process``: the child is started first thing by ``trainflow run``
 (:func:`prestart`, before the spec loads and Prefect imports), imports what validation needs meanwhile,
-then reads ``[request, result, started, docs]`` (file paths) from its input, one line per validation (a
+then reads ``[request, result, docs]`` (file paths) from its input, one line per validation (a
 process that runs many flows keeps it: the next validation pays no imports); it rebuilds the spec and
 the data reference from the request, runs the modality's ``validate`` stage, and writes the summary, or
 the error (kind, message and the fields to rebuild it), as JSON; a passing validation can be answered
@@ -46,13 +46,13 @@ def _class_path(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
-_gates: dict[str, threading.Event] = {}  # per validation: set once profile and split may run beside it
+_gates: dict[str, threading.Event] = {}  # per validation: set once the stages beside it (profile, split) are done
 _gates_lock = threading.Lock()
 
 
 def gate(ticket: str) -> threading.Event:
-    """The event for validation ``ticket``: set when the child has accepted the request (the flow's
-    stages may run beside it) or when an in-process validation is over. Made on first use."""
+    """The event for validation ``ticket``, made on first use; the pipeline sets it when the stages
+    beside the validation are done (:func:`trainflow.flows.pipeline.validating`)."""
     with _gates_lock:
         return _gates.setdefault(ticket, threading.Event())
 
@@ -138,16 +138,15 @@ def _take() -> subprocess.Popen:
 
 
 def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
-                   accepted: threading.Event | None = None, docs_later: bool = False) -> tuple[bool, Any]:
+                   docs_later: bool = False) -> tuple[bool, Any]:
     """``(True, summary)`` from a child process, or ``(False, reason)`` when it cannot run there
     (the caller validates in this process). Raises the child's validation, spec or data error.
-    ``accepted`` is set once the child has rebuilt the request and started validating.
     ``docs_later``: a passing validation is answered before its Data Docs are written (the docs
     of a failing one are written first); :func:`wait_for_docs` waits for them."""
     if not can_run_apart(modality):
         return False, f"a fresh process cannot import {type(modality).__module__}"
     tmp = Path(tempfile.mkdtemp(prefix="trainflow-validate-"))
-    request, result, started, docs = (tmp / name for name in ("request.json", "result.json", "started", "docs.json"))
+    request, result, docs = (tmp / name for name in ("request.json", "result.json", "docs.json"))
     docs_pending = False
     try:
         # What the spec set, not every section's defaults: sections of components registered only in
@@ -158,14 +157,10 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
                                        "docs_later": docs_later}), encoding="utf-8")
         proc = _take()
         try:
-            proc.stdin.write(json.dumps([str(request), str(result), str(started), str(docs)]) + "\n")
+            proc.stdin.write(json.dumps([str(request), str(result), str(docs)]) + "\n")
             proc.stdin.flush()
         except OSError:  # it died while it waited: the error is in its output; a retry starts a fresh one
             pass
-        if accepted is not None:
-            _wait_for(proc, started, result)  # the child's rebuild of the spec takes a few ms
-            if started.exists():
-                accepted.set()
         _wait_for(proc, result)
         if not result.is_file():
             raise errors.TrainflowError(f"the validation process stopped (exit code {proc.wait()}) before "
@@ -235,7 +230,7 @@ def _rebuilt(answer: dict[str, Any]) -> BaseException:
     return exc
 
 
-def _answer(request: dict[str, Any], started: str) -> dict[str, Any]:
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
     from trainflow import modality as modalities
     from trainflow.flows.spec import spec_from_dict
     from trainflow.refs import DataRef
@@ -249,7 +244,6 @@ def _answer(request: dict[str, Any], started: str) -> dict[str, Any]:
         return {"fallback": "a fresh process rebuilds the spec with other values"}
     if _class_path(mod) != request["modality"]:
         return {"fallback": f"a fresh process finds {_class_path(mod)}, not {request['modality']}"}
-    Path(started).touch()  # the parent's stages may now run beside this validation
     try:
         return {"summary": mod.validate(DataRef.model_validate(request["data"]), spec, request["docs_dir"])}
     except errors.TrainflowError as exc:
@@ -293,7 +287,7 @@ def _warm_up() -> None:
 
 
 def main() -> None:
-    """Warm up, then answer each request the parent writes as ``[request, result, started, docs]``
+    """Warm up, then answer each request the parent writes as ``[request, result, docs]``
     on stdin, until its input closes (the parent discarded it or ended)."""
     _warm_up()
     from trainflow.tasks.common.validate import docs_deferred
@@ -301,10 +295,10 @@ def main() -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        request_path, result, started, docs = json.loads(line)
+        request_path, result, docs = json.loads(line)
         request = json.loads(Path(request_path).read_text(encoding="utf-8"))
         with docs_deferred() if request.get("docs_later") else contextlib.nullcontext([]) as later:
-            answer = _answer(request, started)
+            answer = _answer(request)
         answer["docs_pending"] = bool(later)
         answer["peak_mb"] = peak_mb()
         _write_whole(result, answer)

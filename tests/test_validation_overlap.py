@@ -103,14 +103,15 @@ def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path,
     assert not ran and "acme_only_in_this_process" in reason
 
 
-def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_path, monkeypatch):
+def test_a_request_the_child_hands_back_is_validated_after_profile_and_split(tmp_path, monkeypatch):
     """The child's fallback (it finds another modality class, as for a component registered at run
-    time): the flow validates in its own process first, so no two threads race their first imports."""
+    time): the flow validates in its own process once profile and split are done, before fit, so no
+    two threads race their first imports."""
     from trainflow.flows import validation_process
     from trainflow.tasks.tabular.modality import Tabular
 
     order: list[str] = []
-    validate, profile = Tabular.validate, Tabular.profile
+    validate, profile, split, fit = Tabular.validate, Tabular.profile, Tabular.split, Tabular.fit
 
     def recorded_validate(*args):
         order.append("validate starts")
@@ -119,21 +120,42 @@ def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_p
         finally:
             order.append("validate ends")
 
-    def recorded_profile(*args):
-        order.append("profile starts")
-        return profile(*args)
+    def recorded(name, stage):
+        def run(*args):
+            order.append(f"{name} starts")
+            try:
+                return stage(*args)
+            finally:
+                order.append(f"{name} ends")
+        return staticmethod(run)
 
     monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
-    monkeypatch.setattr(Tabular, "profile", staticmethod(recorded_profile))
+    for name, stage in (("profile", profile), ("split", split), ("fit", fit)):
+        monkeypatch.setattr(Tabular, name, recorded(name, stage))
     monkeypatch.setattr(validation_process, "_class_path", lambda obj: "acme_only_here.Modality")
     out = tmp_path / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-handback")
     assert code == 0
-    # the child handed it back, so validation ran here (recorded), and wholly before profile
-    assert order == ["validate starts", "validate ends", "profile starts"]
+    # the child handed it back, so validation ran here (recorded), after split and wholly before fit
+    assert order == ["profile starts", "profile ends", "split starts", "split ends",
+                     "validate starts", "validate ends", "fit starts", "fit ends"]
     assert task_runs("overlap-handback")["validate"].state.is_completed()
     [run] = complete_runs(out, "overlap-handback")
     assert json.loads((run / "metrics.json").read_text())["validation"]["success"] is True
+
+
+def test_validation_not_apart_runs_before_profile(tmp_path, monkeypatch):
+    """With validation in this process (``APART`` off, or a modality no fresh process can import) it
+    runs wholly before profile, and the run completes."""
+    from trainflow.flows import pipeline
+
+    monkeypatch.setattr(pipeline, "APART", False)
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-inprocess",
+                      "--set", "preprocess.resample.method=none")
+    assert code == 0
+    runs = task_runs("overlap-inprocess")
+    assert runs["validate"].state.is_completed() and runs["validate"].end_time <= runs["profile"].start_time
 
 
 def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_path, monkeypatch):
