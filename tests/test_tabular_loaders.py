@@ -81,6 +81,37 @@ def test_configured_server_settings_are_left_alone():
             assert get_current_settings().flows.heartbeat_frequency == 60
 
 
+@pytest.mark.usefixtures("prefect_server")
+def test_configured_server_runs_have_no_heartbeat_unless_the_user_set_one(tmp_path):
+    """Prefect's default heartbeat (180 s) costs a CLI run 0-1 s at the flow's end (its thread sleeps in
+    1 s steps); one the user set, in the environment or the profile, stays."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import get_current_settings
+
+    code = ("import json; from prefect.settings import get_current_settings as g; "
+            "from trainflow.flows.runtime import prefect_settings\n"
+            "before = g().flows.heartbeat_frequency\n"
+            "with prefect_settings():\n"
+            "    print(json.dumps([before, g().flows.heartbeat_frequency]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path), PREFECT_API_URL=str(get_current_settings().api.url))
+
+    def heartbeats(**extra: str) -> list:
+        out = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert heartbeats() == [180, None]  # Prefect's default, turned off
+    assert heartbeats(PREFECT_FLOWS_HEARTBEAT_FREQUENCY="45") == [45, 45]
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "p"\n[profiles.p]\nPREFECT_FLOWS_HEARTBEAT_FREQUENCY = "90"\n')
+    assert heartbeats(PREFECT_PROFILES_PATH=str(profiles)) == [90, 90]
+
+
 def test_the_cache_copies_an_unchanged_parquet_source_and_writes_anything_else(tmp_path, monkeypatch):
     """The load stage's cache file is a real copy of a Parquet source that reads back as the loaded
     frame and has not changed since before the process started; otherwise the frame is written out."""
