@@ -14,7 +14,8 @@ Transient errors (I/O) are retried with backoff; spec and data errors fail at on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,7 +125,8 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
         if not ran:
             if apart:
                 print(f"validate: in this process ({summary})")
-            summary = mod.validate(data, spec, docs_dir)
+            with WARMING:  # never beside the flow's warm-up imports (see validating)
+                summary = mod.validate(data, spec, docs_dir)
         print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
         return summary
     finally:
@@ -210,6 +212,9 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
 #: validate beside profile and split, in a child process (see :mod:`trainflow.flows.validation_process`
 #: for why not in a thread); False: in this process, before profile and split
 APART = True
+#: held by the flow's thread for each warm-up import and by an in-process validation for its whole
+#: run: two threads' first imports of the same packages can deadlock (``_DeadlockError``)
+WARMING = threading.Lock()
 
 
 def validates_apart(spec: PipelineSpec) -> bool:
@@ -228,6 +233,10 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
     validation finishes before the block starts, as it did before. When the block fails, the
     validation's own failure is the error raised, as if validation had run first: a run on bad
     data stops with exit code 4 and its report, whatever the overlapping stages made of it.
+
+    While this thread waits for the child (its imports take ~3 s from the start; after the block, the
+    rest of the validation), it runs the modality's warm-up imports (:meth:`~trainflow.modality.Modality.warm_ups`),
+    one at a time, under :data:`WARMING`, which an in-process validation holds too.
     """
     from uuid import uuid4
 
@@ -235,19 +244,23 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
 
     apart, ticket = validates_apart(spec), uuid4().hex
     gate = validation_process.gate(ticket)
+    # what split, fit and evaluate will import, done while this thread would only wait for the child
+    warm_ups = iter(modalities.get(spec.modality).warm_ups(spec) if apart else ())
     with ThreadPoolTaskRunner(max_workers=1) as runner:
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
                                                  "apart": apart, "ticket": ticket})
         # In this process (not apart, or the child could not take it) the validation runs first:
         # two threads importing the same packages for the first time can deadlock.
-        while not gate.wait(0.02) and not checking.wrapped_future.done():
-            pass
+        while not gate.is_set() and not checking.wrapped_future.done():
+            _warm_up(warm_ups) or gate.wait(0.02)
         if not apart or checking.wrapped_future.done():
             checking.wait()
             if checking.state.is_failed():
                 checking.result()  # a failed validation stops the run here, before the block
         try:
             yield checking
+            while not checking.wrapped_future.done() and _warm_up(warm_ups):
+                pass  # the validation still runs in its child: use the wait
         except BaseException:
             checking.wait()
             if checking.state.is_failed():
@@ -256,6 +269,20 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None) -> Itera
         finally:
             checking.wait()  # leaving the runner cancels what still runs
             validation_process.close_gate(ticket)
+
+
+def _warm_up(steps: Iterator[Callable[[], Any]]) -> bool:
+    """Run the next warm-up import of ``steps`` (:meth:`~trainflow.modality.Modality.warm_ups`); False
+    when none is left. A failure is left to the stage that needs the library to report."""
+    step = next(steps, None)
+    if step is None:
+        return False
+    with WARMING:
+        try:
+            step()
+        except Exception:
+            pass
+    return True
 
 
 def _after(spec: PipelineSpec, stage: str, context: dict[str, Any]) -> None:

@@ -178,3 +178,91 @@ def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(
     assert children[0] is children[1] and children[0].poll() is None
     validation_process.discard()
     assert children[0].wait(timeout=60) == 0  # its input closed: it ends
+
+
+def _recorded_warm_ups(monkeypatch, order: list[str], steps: int, seconds: float) -> None:
+    """Tabular's warm-up steps replaced by ``steps`` sleeps that record their start and end."""
+    import time
+
+    from trainflow.tasks.tabular.modality import Tabular
+
+    def step(i: int):
+        def run() -> None:
+            order.append(f"warm {i} starts")
+            time.sleep(seconds)
+            order.append(f"warm {i} ends")
+        return run
+
+    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [step(i) for i in range(steps)])
+
+
+def test_warm_up_imports_use_the_wait_for_the_validation_child(tmp_path, monkeypatch):
+    """The child takes the request at once and its validation outlasts profile and split: the flow's
+    thread runs the modality's remaining warm-up steps (fit's and evaluate's imports) after the split,
+    while it waits for the validation, all before fit starts."""
+    import threading
+    import time
+
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    order: list[str] = []
+    _recorded_warm_ups(monkeypatch, order, steps=3, seconds=0.2)
+    split_done = threading.Event()
+    split, fit, validate_apart = Tabular.split, Tabular.fit, validation_process.validate_apart
+
+    def split_then_signal(*args):
+        try:
+            return split(*args)
+        finally:
+            order.append("split ends")
+            split_done.set()
+
+    def validate_after_split(mod, data, spec, docs_dir, accepted=None):
+        accepted.set()  # taken at once: profile and split start
+        try:
+            return validate_apart(mod, data, spec, docs_dir)
+        finally:
+            assert split_done.wait(120)
+            time.sleep(1.0)  # the validation outlasts the split by a second
+
+    def recorded_fit(*args):
+        order.append("fit starts")
+        return fit(*args)
+
+    monkeypatch.setattr(Tabular, "split", staticmethod(split_then_signal))
+    monkeypatch.setattr(Tabular, "fit", staticmethod(recorded_fit))
+    monkeypatch.setattr(validation_process, "validate_apart", validate_after_split)
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-warm")
+    assert code == 0
+    warm = [e for e in order if e.startswith("warm")]
+    assert warm == [f"warm {i} {what}" for i in range(3) for what in ("starts", "ends")], order
+    assert order.index("split ends") < order.index("warm 2 starts") < order.index("fit starts"), order
+
+
+def test_an_in_process_validation_never_runs_beside_a_warm_up_import(tmp_path, monkeypatch):
+    """The child hands the request back while the flow's thread is in a warm-up step: the validation
+    in this process waits for that step, and the next step waits for the validation (one lock)."""
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    order: list[str] = []
+    _recorded_warm_ups(monkeypatch, order, steps=2, seconds=0.5)
+    validate = Tabular.validate
+
+    def recorded_validate(*args):
+        order.append("validate starts")
+        try:
+            return validate(*args)
+        finally:
+            order.append("validate ends")
+
+    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
+    monkeypatch.setattr(validation_process, "validate_apart", lambda *args: (False, "handed back (test)"))
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-warm-back")
+    assert code == 0
+    start, end = order.index("validate starts"), order.index("validate ends")
+    assert end == start + 1, order  # no warm-up step started or ended while it validated
+    assert order[0] == "warm 0 starts" and "warm 0 ends" in order[:start], order  # the handback came mid-step

@@ -683,6 +683,10 @@ class Tabular(Modality, stages_from=__name__):
                             "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
         return problems + target_problems(spec) + multilabel_problems(spec)
 
+    def warm_ups(self, spec: PipelineSpec) -> list[Any]:
+        """skops, whose import brings scikit-learn's estimators (split's and fit's), then the plots'."""
+        return [trust.skops_io, *super().warm_ups(spec)]
+
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""
         rng = np.random.default_rng(0)
