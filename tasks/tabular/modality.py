@@ -657,6 +657,11 @@ def target_problems(spec: PipelineSpec) -> list[str]:
             for where, columns in named.items() if target in columns]
 
 
+def _split_imports() -> None:
+    import sklearn.model_selection  # noqa: F401  (the split)
+    import sklearn.tree  # noqa: F401  (the leakage alarms' one-feature trees)
+
+
 @component("modality", "tabular")
 class Tabular(Modality, stages_from=__name__):
     """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
@@ -684,8 +689,9 @@ class Tabular(Modality, stages_from=__name__):
         return problems + target_problems(spec) + multilabel_problems(spec)
 
     def warm_ups(self, spec: PipelineSpec) -> list[Any]:
-        """skops, whose import brings scikit-learn's estimators (split's and fit's), then the plots'."""
-        return [trust.skops_io, *super().warm_ups(spec)]
+        """scikit-learn's modules that split and the leakage alarms use, skops (fit saves with it; its
+        import brings every scikit-learn estimator), then the plots'."""
+        return [_split_imports, trust.skops_io, *super().warm_ups(spec)]
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""
