@@ -104,14 +104,11 @@ def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path,
     assert not ran and "acme_only_in_this_process" in reason
 
 
-def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_path, monkeypatch):
-    """The child's fallback (it finds another modality class, as for a component registered at run
-    time): the flow validates in its own process first, so no two threads race their first imports."""
-    from trainflow.flows import validation_process
+def _recorded_validate(monkeypatch, order: list[str]) -> None:
+    """Tabular's in-process validation, recording its start and end in ``order``."""
     from trainflow.tasks.tabular.modality import Tabular
 
-    order: list[str] = []
-    validate, profile = Tabular.validate, Tabular.profile
+    validate = Tabular.validate
 
     def recorded_validate(*args):
         order.append("validate starts")
@@ -120,11 +117,23 @@ def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_p
         finally:
             order.append("validate ends")
 
+    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
+
+
+def test_a_request_the_child_hands_back_is_validated_before_profile_starts(tmp_path, monkeypatch):
+    """The child's fallback (it finds another modality class, as for a component registered at run
+    time): the flow validates in its own process first, so no two threads race their first imports."""
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    order: list[str] = []
+    _recorded_validate(monkeypatch, order)
+    profile = Tabular.profile
+
     def recorded_profile(*args):
         order.append("profile starts")
         return profile(*args)
 
-    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
     monkeypatch.setattr(Tabular, "profile", staticmethod(recorded_profile))
     monkeypatch.setattr(validation_process, "_class_path", lambda obj: "acme_only_here.Modality")
     out = tmp_path / "runs"
@@ -249,20 +258,10 @@ def test_an_in_process_validation_never_runs_beside_a_warm_up_import(tmp_path, m
     """The child hands the request back while the flow's thread is in a warm-up step: the validation
     in this process waits for that step, and the next step waits for the validation (one lock)."""
     from trainflow.flows import validation_process
-    from trainflow.tasks.tabular.modality import Tabular
 
     order: list[str] = []
     _recorded_warm_ups(monkeypatch, order, steps=2, seconds=0.5)
-    validate = Tabular.validate
-
-    def recorded_validate(*args):
-        order.append("validate starts")
-        try:
-            return validate(*args)
-        finally:
-            order.append("validate ends")
-
-    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
+    _recorded_validate(monkeypatch, order)
     monkeypatch.setattr(validation_process, "validate_apart", lambda *args: (False, "handed back (test)"))
     out = tmp_path / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-warm-back")
