@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.flows import Flow
 from prefect.futures import PrefectFuture
 from prefect.tasks import Task, exponential_backoff
 
@@ -299,7 +301,22 @@ def _run_name() -> str:
     return f"{name}-{datetime.now():%Y-%m-%d-%H%M%S}"
 
 
-@flow(name="trainflow-pipeline", flow_run_name=_run_name, log_prints=True, validate_parameters=True)
+class SpecFlow(Flow):
+    """A flow that sends a pydantic model parameter (the spec) and plain values to the server as
+    pydantic's JSON of them, the same JSON as Prefect's own ``jsonable_encoder`` gives, without importing
+    FastAPI for it (0.09 s CPU of every run's start); any other parameter goes Prefect's way."""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        from pydantic import BaseModel
+        from pydantic_core import to_jsonable_python
+
+        ours = {k for k, v in parameters.items() if isinstance(v, (BaseModel, str, int, float, bool, type(None)))}
+        theirs = super().serialize_parameters({k: v for k, v in parameters.items() if k not in ours})
+        return {k: to_jsonable_python(v, by_alias=True) if k in ours else theirs[k] for k, v in parameters.items()
+                if k in ours or k in theirs}
+
+
+@partial(SpecFlow, name="trainflow-pipeline", flow_run_name=_run_name, log_prints=True, validate_parameters=True)
 def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
     """Run a whole pipeline spec; returns the content of the run's metrics.json."""
     with untagged_tasks(run_tags(spec)):  # the flow run keeps them; its task runs need none
