@@ -168,7 +168,7 @@ def fmt(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-STAGES = ["start", "load", "validate", "profile", "split", "fit", "evaluate", "publish", "promote"]
+STAGES = ["start", "load", "warm-up", "validate", "profile", "split", "fit", "evaluate", "publish", "promote"]
 
 
 def stage_seconds(run: dict, stage: str) -> float:

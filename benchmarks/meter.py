@@ -87,6 +87,11 @@ class StageMeter:
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), self._peak())
             self._last_end = time.time()
 
+    def add(self, name: str, start: float, end: float) -> None:
+        """Record a sequential stage timed by the caller (``time.perf_counter``); no peak of its own."""
+        self._spans.append((name, start, end, False))
+        self.seconds[name] = self.seconds.get(name, 0.0) + end - start
+
     def overlap(self, name: str, start: float, end: float, child_peak_mb: float | None = None) -> None:
         """Record a stage that ran beside the others from ``start`` to ``end`` (``time.perf_counter``).
 

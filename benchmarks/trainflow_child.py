@@ -8,8 +8,9 @@ time of the task's own function; their difference is the orchestration overhead 
 ``start`` is the time from process launch to the first task call. ``validate`` runs in a thread
 beside ``profile`` and ``split`` (:func:`trainflow.flows.pipeline.validating`): it is metered as an
 overlapped stage, from its submission to the end of its task run; its memory is that of its child
-process, counted in the process peak (``StageMeter.overlap``). Prints the figures as one JSON line
-(see meter.py).
+process, counted in the process peak (``StageMeter.overlap``). ``warm-up``: the imports of split, fit
+and evaluate that the flow's thread runs while it waits for the validation child
+(:meth:`trainflow.modality.Modality.warm_ups`). Prints the figures as one JSON line (see meter.py).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def instrument() -> dict[str, float]:
             yield checking
 
     pipeline.validating = timed_validating
+
+    warm_up = pipeline._warm_up
+
+    def timed_warm_up(steps):
+        """The flow thread's warm-up imports while it waits for the validation child: one stage."""
+        started = time.perf_counter()
+        ran = warm_up(steps)
+        if ran:  # a step ran (else the flow only waits)
+            meter.add("warm-up", started, time.perf_counter())
+        return ran
+
+    pipeline._warm_up = timed_warm_up
     return own
 
 

@@ -3,8 +3,12 @@
 Without ``PREFECT_API_URL`` a run uses a temporary local server. On a fresh ``PREFECT_HOME`` that
 server can take over 20 s to start (its database is created and migrated), longer than Prefect's
 default start-up timeout, so a new user's first demo would fail: we allow it 180 s. The per-flow
-heartbeat only helps a server detect crashed runs of deployments; locally it costs ~1 s a flow,
-so it is off. With ``PREFECT_API_URL`` set, the user's server and settings are used as they are, once a
+heartbeat only helps a server detect crashed runs of deployments (an automation marks a run that stops
+beating as crashed); at a flow's end Prefect joins its thread, which sleeps in 1 s steps, so it costs
+0-1 s a run: it is off on the temporary server, and for command-line runs against a configured server
+unless the user set ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (environment, profile or ``prefect.toml``;
+Prefect's default is 180 s). Deployment runs (``trainflow serve``, workers) keep Prefect's
+setting. With ``PREFECT_API_URL`` set, the user's server and other settings are used as they are, once a
 quick health check shows the server answers (Prefect alone would retry for minutes).
 """
 
@@ -77,21 +81,27 @@ def hide_user_error_tracebacks() -> None:
             logger.addFilter(HideUserErrorTracebacks())
 
 
+def heartbeat_chosen() -> bool:
+    """True when the user set the flow-run heartbeat (environment, profile, ``prefect.toml``), rather
+    than leaving Prefect's default."""
+    from prefect.settings import get_current_settings
+
+    return "heartbeat_frequency" in get_current_settings().flows.model_fields_set
+
+
 @contextlib.contextmanager
 def prefect_settings() -> Iterator[None]:
-    """Settings for a CLI run: local-run tuning unless a server is configured."""
+    """Settings for a CLI run: local-run tuning unless a server is configured; no flow-run heartbeat
+    unless the user asked for one."""
     quiet_libraries()
     hide_user_error_tracebacks()
-    from prefect.settings import temporary_settings
+    from prefect.settings import get_current_settings, temporary_settings
 
     if uses_remote_server():
-        from prefect.settings import get_current_settings
-
         check_server(str(get_current_settings().api.url))
-        yield
-        return
-    with temporary_settings(updates={
-        "flows.heartbeat_frequency": None,
-        "server.ephemeral.startup_timeout_seconds": EPHEMERAL_STARTUP_TIMEOUT_S,
-    }):
+        updates: dict[str, object] = {} if heartbeat_chosen() else {"flows.heartbeat_frequency": None}
+    else:  # a temporary server ends with the process: nothing would read a heartbeat
+        updates = {"flows.heartbeat_frequency": None,
+                   "server.ephemeral.startup_timeout_seconds": EPHEMERAL_STARTUP_TIMEOUT_S}
+    with temporary_settings(updates=updates) if updates else contextlib.nullcontext():
         yield

@@ -50,23 +50,32 @@ def test_fingerprint_follows_file_content_and_options(tmp_path):
 
 def test_local_runs_get_a_long_server_startup_and_no_heartbeat(tmp_path):
     """In a fresh process without PREFECT_API_URL (the test session has a server, so not here)."""
-    import json
     import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path)
+    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
+    from trainflow.flows.runtime import EPHEMERAL_STARTUP_TIMEOUT_S
+
+    assert settings_in_a_fresh_process(
+        "[s.api.url, s.server.ephemeral.startup_timeout_seconds, s.flows.heartbeat_frequency]",
+        env) == [None, EPHEMERAL_STARTUP_TIMEOUT_S, None]
+
+
+def settings_in_a_fresh_process(expression: str, env: dict[str, str]) -> object:
+    """The JSON value of ``expression`` (``s``: the current settings; ``before``: those before) inside
+    ``prefect_settings()``, in a fresh process with environment ``env``."""
+    import json
     import subprocess
     import sys
 
     code = ("import json; from prefect.settings import get_current_settings as g; "
             "from trainflow.flows.runtime import prefect_settings\n"
+            "before = g()\n"
             "with prefect_settings():\n"
-            "    s = g(); print(json.dumps([s.api.url, s.server.ephemeral.startup_timeout_seconds, "
-            "s.flows.heartbeat_frequency]))")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env["PREFECT_HOME"] = str(tmp_path)
-    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
+            f"    s = g(); print(json.dumps({expression}))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
-    from trainflow.flows.runtime import EPHEMERAL_STARTUP_TIMEOUT_S
-
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [None, EPHEMERAL_STARTUP_TIMEOUT_S, None]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.usefixtures("prefect_server")  # a configured server that answers (PREFECT_API_URL is its URL)
@@ -79,6 +88,28 @@ def test_configured_server_settings_are_left_alone():
     with temporary_settings(updates={"flows.heartbeat_frequency": 60}):
         with prefect_settings():
             assert get_current_settings().flows.heartbeat_frequency == 60
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_configured_server_runs_have_no_heartbeat_unless_the_user_set_one(tmp_path):
+    """Prefect's default heartbeat (180 s) costs a CLI run 0-1 s at the flow's end (its thread sleeps in
+    1 s steps); one the user set, in the environment or the profile, stays."""
+    import os
+
+    from prefect.settings import get_current_settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path), PREFECT_API_URL=str(get_current_settings().api.url))
+
+    def heartbeats(**extra: str) -> object:
+        return settings_in_a_fresh_process("[before.flows.heartbeat_frequency, s.flows.heartbeat_frequency]",
+                                           {**env, **extra})
+
+    assert heartbeats() == [180, None]  # Prefect's default, turned off
+    assert heartbeats(PREFECT_FLOWS_HEARTBEAT_FREQUENCY="45") == [45, 45]
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "p"\n[profiles.p]\nPREFECT_FLOWS_HEARTBEAT_FREQUENCY = "90"\n')
+    assert heartbeats(PREFECT_PROFILES_PATH=str(profiles)) == [90, 90]
 
 
 def test_the_cache_copies_an_unchanged_parquet_source_and_writes_anything_else(tmp_path, monkeypatch):

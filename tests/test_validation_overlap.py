@@ -28,7 +28,11 @@ def task_runs(name: str) -> dict[str, object]:
     return {r.name.rsplit("-", 1)[0]: r for r in runs}
 
 
-def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path):
+def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path, monkeypatch):
+    from trainflow.tasks.tabular.modality import Tabular
+
+    # no warm-up imports before profile (on a loaded machine they can outlast the validation; tested below)
+    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [])
     out = tmp_path / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-ok")
     assert code == 0
@@ -103,6 +107,22 @@ def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path,
     assert not ran and "acme_only_in_this_process" in reason
 
 
+def _recorded_validate(monkeypatch, order: list[str]) -> None:
+    """Tabular's in-process validation, recording its start and end in ``order``."""
+    from trainflow.tasks.tabular.modality import Tabular
+
+    validate = Tabular.validate
+
+    def recorded_validate(*args):
+        order.append("validate starts")
+        try:
+            return validate(*args)
+        finally:
+            order.append("validate ends")
+
+    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
+
+
 def test_a_request_the_child_hands_back_is_validated_after_profile_and_split(tmp_path, monkeypatch):
     """The child's fallback (it finds another modality class, as for a component registered at run
     time): the flow validates in its own process once profile and split are done, before fit, so no
@@ -111,14 +131,8 @@ def test_a_request_the_child_hands_back_is_validated_after_profile_and_split(tmp
     from trainflow.tasks.tabular.modality import Tabular
 
     order: list[str] = []
-    validate, profile, split, fit = Tabular.validate, Tabular.profile, Tabular.split, Tabular.fit
-
-    def recorded_validate(*args):
-        order.append("validate starts")
-        try:
-            return validate(*args)
-        finally:
-            order.append("validate ends")
+    _recorded_validate(monkeypatch, order)
+    profile, split, fit = Tabular.profile, Tabular.split, Tabular.fit
 
     def recorded(name, stage):
         def run(*args):
@@ -129,7 +143,6 @@ def test_a_request_the_child_hands_back_is_validated_after_profile_and_split(tmp
                 order.append(f"{name} ends")
         return staticmethod(run)
 
-    monkeypatch.setattr(Tabular, "validate", staticmethod(recorded_validate))
     for name, stage in (("profile", profile), ("split", split), ("fit", fit)):
         monkeypatch.setattr(Tabular, name, recorded(name, stage))
     monkeypatch.setattr(validation_process, "_class_path", lambda obj: "acme_only_here.Modality")
@@ -315,3 +328,81 @@ def test_a_run_failing_after_a_passing_validation_keeps_its_docs(tmp_path, monke
     assert_nothing_complete(out)
     [failed] = [p for p in (out / "overlap-docs-failed").iterdir() if p.name.endswith(".failed")]
     assert (failed / "validation" / "index.html").is_file() and (failed / "validation" / "summary.json").is_file()
+
+
+def _recorded_warm_ups(monkeypatch, order: list[str], steps: int, seconds: float) -> None:
+    """Tabular's warm-up steps replaced by ``steps`` sleeps that record their start and end."""
+    import time
+
+    from trainflow.tasks.tabular.modality import Tabular
+
+    def step(i: int):
+        def run() -> None:
+            order.append(f"warm {i} starts")
+            time.sleep(seconds)
+            order.append(f"warm {i} ends")
+        return run
+
+    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [step(i) for i in range(steps)])
+
+
+def test_warm_up_imports_use_the_wait_for_the_validation_child(tmp_path, monkeypatch):
+    """The validation in the child outlasts profile and split: the flow's thread runs the modality's
+    warm-up steps (fit's and evaluate's imports) after the split, while it waits for the validation,
+    all before fit starts."""
+    import threading
+    import time
+
+    from trainflow.flows import validation_process
+    from trainflow.tasks.tabular.modality import Tabular
+
+    order: list[str] = []
+    _recorded_warm_ups(monkeypatch, order, steps=3, seconds=0.2)
+    split_done = threading.Event()
+    split, fit, validate_apart = Tabular.split, Tabular.fit, validation_process.validate_apart
+
+    def split_then_signal(*args):
+        try:
+            return split(*args)
+        finally:
+            order.append("split ends")
+            split_done.set()
+
+    def validate_after_split(mod, data, spec, docs_dir, docs_later=False):
+        try:
+            return validate_apart(mod, data, spec, docs_dir, docs_later=docs_later)
+        finally:
+            assert split_done.wait(120)
+            time.sleep(1.0)  # the validation outlasts the split by a second
+
+    def recorded_fit(*args):
+        order.append("fit starts")
+        return fit(*args)
+
+    monkeypatch.setattr(Tabular, "split", staticmethod(split_then_signal))
+    monkeypatch.setattr(Tabular, "fit", staticmethod(recorded_fit))
+    monkeypatch.setattr(validation_process, "validate_apart", validate_after_split)
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-warm")
+    assert code == 0
+    warm = [e for e in order if e.startswith("warm")]
+    assert warm == [f"warm {i} {what}" for i in range(3) for what in ("starts", "ends")], order
+    assert order.index("split ends") < order.index("warm 0 starts"), order
+    assert order.index("warm 2 ends") < order.index("fit starts"), order
+
+
+def test_an_in_process_validation_never_runs_beside_a_warm_up_import(tmp_path, monkeypatch):
+    """The child hands the request back: the validation in this process runs after the split, beside
+    the flow's warm-up steps but never during one (one lock), whichever takes the lock first."""
+    from trainflow.flows import validation_process
+
+    order: list[str] = []
+    _recorded_warm_ups(monkeypatch, order, steps=2, seconds=0.5)
+    _recorded_validate(monkeypatch, order)
+    monkeypatch.setattr(validation_process, "validate_apart", lambda *args, **kwargs: (False, "handed back (test)"))
+    out = tmp_path / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-warm-back")
+    assert code == 0
+    start, end = order.index("validate starts"), order.index("validate ends")
+    assert end == start + 1, order  # no warm-up step started or ended while it validated
+    assert "warm 0 starts" in order, order

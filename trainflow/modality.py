@@ -24,6 +24,7 @@ A modality declares:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,6 +104,15 @@ class Modality:
     def evaluate(self, model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
         """Score the model on the test part; plots are written to ``plots_dir``."""
         raise NotImplementedError
+
+    def warm_ups(self, spec: PipelineSpec) -> list[Callable[[], Any]]:
+        """Imports that ``split``, ``fit`` and ``evaluate`` will need, as steps in the order the stages
+        need them. While the validation's child process is still importing, the flow's thread would
+        only wait for it: it runs these steps meanwhile, one by one, until the validation is under way.
+        By default: the report's plotting library."""
+        from trainflow.tasks.common import plots
+
+        return [plots.warm_up]
 
     def export(self, model: ModelRef, run_dir: str) -> list[str]:
         """Copy the model's files into the run folder; return their names."""
