@@ -8,7 +8,7 @@ time of the task's own function; their difference is the orchestration overhead 
 ``start`` is the time from process launch to the first task call. ``validate`` runs in a thread
 beside ``profile`` and ``split`` (:func:`trainflow.flows.pipeline.validating`): it is metered as an
 overlapped stage, from its submission to the end of its task run; its memory is that of its child
-process, counted in the process peak (``StageMeter.overlap``). ``warm-up``: the imports of split, fit
+process, counted in the process peak (``StageMeter.overlap``). ``warm-up``: the imports of fit
 and evaluate that the flow's thread runs while it waits for the validation child
 (:meth:`trainflow.modality.Modality.warm_ups`). Prints the figures as one JSON line (see meter.py).
 """

@@ -31,7 +31,7 @@ def task_runs(name: str) -> dict[str, object]:
 def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path, monkeypatch):
     from trainflow.tasks.tabular.modality import Tabular
 
-    # no warm-up imports before profile (on a loaded machine they can outlast the validation; tested below)
+    # no warm-up imports after split (on a loaded machine they can outlast the validation; tested below)
     monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [])
     out = tmp_path / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-ok")

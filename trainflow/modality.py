@@ -106,10 +106,10 @@ class Modality:
         raise NotImplementedError
 
     def warm_ups(self, spec: PipelineSpec) -> list[Callable[[], Any]]:
-        """Imports that ``split``, ``fit`` and ``evaluate`` will need, as steps in the order the stages
-        need them. While the validation's child process is still importing, the flow's thread would
-        only wait for it: it runs these steps meanwhile, one by one, until the validation is under way.
-        By default: the report's plotting library."""
+        """Imports that ``fit`` and ``evaluate`` will need, as steps in the order the stages need them.
+        Where the validation (in its child process) outlasts profile and split, the flow's thread would
+        only wait for it before fit: it runs these steps meanwhile, one by one, until the validation is
+        done. By default: the report's plotting library."""
         from trainflow.tasks.common import plots
 
         return [plots.warm_up]

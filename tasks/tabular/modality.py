@@ -657,11 +657,6 @@ def target_problems(spec: PipelineSpec) -> list[str]:
             for where, columns in named.items() if target in columns]
 
 
-def _split_imports() -> None:
-    import sklearn.model_selection  # noqa: F401  (the split)
-    import sklearn.tree  # noqa: F401  (the leakage alarms' one-feature trees)
-
-
 @component("modality", "tabular")
 class Tabular(Modality, stages_from=__name__):
     """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
@@ -689,9 +684,8 @@ class Tabular(Modality, stages_from=__name__):
         return problems + target_problems(spec) + multilabel_problems(spec)
 
     def warm_ups(self, spec: PipelineSpec) -> list[Any]:
-        """scikit-learn's modules that split and the leakage alarms use, skops (fit saves with it; its
-        import brings every scikit-learn estimator), then the plots'."""
-        return [_split_imports, trust.skops_io, *super().warm_ups(spec)]
+        """skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'."""
+        return [trust.skops_io, *super().warm_ups(spec)]
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""
