@@ -20,7 +20,7 @@ from typing import Any
 from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
-from trainflow.flows.monitor import TRAIN_TAG
+from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.flows import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
                                       refresh_requested, run_cached, split_data, validates_apart, validating)
@@ -183,6 +183,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     from trainflow.tasks.common.publish import artifact_key
 
     cache = cache_dir(out)
+    train_limited = looking_up_limit(TRAIN_TAG)  # answered by the time the candidates start
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
     try:
@@ -198,9 +199,11 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
                                             description=f"{len(candidates)} candidates")
         results: dict[int, dict[str, Any] | BaseException] = {}
         # BLAS pools are process-wide: hold the cap here too, so that no candidate finishing lifts it for the rest
+        # as in the pipeline's fit: the tag costs a server call per candidate, worth it only with a limit
+        training = train_candidate if train_limited.result() else train_candidate.with_options(tags=[])
         with threadpool_limits(limits=threads, user_api="blas"):
-            futures = {train_candidate.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots"),
-                                              threads): i
+            futures = {training.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots"),
+                                       threads): i
                        for i, (c, s) in enumerate(zip(candidates, splits))}
             for done in as_completed(list(futures)):
                 i = futures[done]
