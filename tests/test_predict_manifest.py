@@ -131,3 +131,13 @@ def test_unseen_labels_are_warned_alike_from_an_npz_and_from_image_and_audio_man
     image.read_new_images(tmp_path / "plain.csv", config)
     image.read_new_images(tmp_path / "img.csv", {**config, "task": "classification"})  # single-label: no check
     assert "never seen" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("saved", [{"file": ["x"]}, {"file": 5}, "file", {"file": " "}])
+def test_a_crafted_file_column_in_a_model_config_is_refused_by_name(tmp_path, saved):
+    from trainflow.errors import DataError
+    from trainflow.tasks.common.manifest import read_new_manifest
+
+    (tmp_path / "new.csv").write_text("file\na.png\n")
+    with pytest.raises(DataError, match="training manifest's file column"):
+        read_new_manifest(tmp_path / "new.csv", saved, "image")

@@ -150,7 +150,12 @@ def read_new_manifest(path: Path, saved: dict[str, Any] | None, what: str,
     (``saved``: :func:`saved_columns`; column 'file' for a model trained on another loader or saved
     before the column was recorded), relative to the CSV's folder. DataError naming the CSV, and its
     columns, when it lacks that column; naming the row when a file is missing (as :func:`read_manifest`)."""
-    column = (saved or {}).get("file") or "file"
+    column = (saved or {}).get("file") if isinstance(saved, dict) or not saved else saved
+    if column is not None and (not isinstance(saved, dict) or not isinstance(column, str) or not column.strip()):
+        # a model folder is shared: a hand-edited config is refused by name, not met with a type error
+        raise DataError(f"The model's config names its training manifest's file column as {column!r}; expected "
+                        "a column name. Re-run the pipeline to save the model again.")
+    column = column or "file"
     option = ("the file column of the model's training manifest, data.file" if saved
               else "the file column predict reads")
     return read_manifest(NewItems(path=str(path), file=column), what, file_problem, file_option=option)
