@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     instrument()
     base = Path(args.out or tempfile.mkdtemp(prefix="neural-demos-"))

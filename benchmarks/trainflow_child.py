@@ -100,7 +100,7 @@ def main() -> int:
     validation_process.prestart()  # first thing, as `trainflow run` does (cli.cmd_run)
     own = instrument()
     args = cli.build_parser().parse_args(["run", *sys.argv[1:]])
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     summary = cli.run_spec(load_spec(args.spec, args.overrides), args.out)
     meter.child_peak(validation_process.last_peak_mb)  # with the Data Docs it wrote after answering

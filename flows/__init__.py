@@ -1,1 +1,1 @@
-"""Flow wiring, the pipeline spec and the command line (installed as ``trainflow.flows``)."""
+"""Flow wiring and the command line (installed as ``trainflow.flows``); the spec lives in ``trainflow.spec``."""

@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # CPU) overlap both as well as the load.
     validation_process.prestart()
     try:
-        from trainflow.flows.spec import load_spec
+        from trainflow.spec import load_spec
 
         spec = load_spec(args.spec, args.overrides)
         if not validation_process.runs_apart(spec):
@@ -178,7 +178,7 @@ def _print_summary(summary: dict) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from trainflow.flows.runtime import prefect_settings
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
     with prefect_settings():
@@ -194,7 +194,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     listed = demos()
     specs = [load_spec(SPECS_DIR / f, args.overrides) for n in listed if args.which in ("all", n) for f in listed[n]]
@@ -272,7 +272,7 @@ def cmd_components(args: argparse.Namespace) -> int:
 def _print_modality(name: str) -> None:
     """The tasks, loaders, models and spec sections of a modality (for ``trainflow components``)."""
     from trainflow import modality
-    from trainflow.flows.spec import fits
+    from trainflow.spec import fits
     from trainflow.registry import REGISTRY
 
     mod = modality.get(name)

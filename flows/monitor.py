@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 #: the tag on training tasks; ``prefect concurrency-limit create trainflow-train 1`` lets one train at a time
 #: (the pipeline's ``fit`` carries it while such a limit exists, see :func:`looking_up_limit`)

@@ -33,7 +33,7 @@ from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.flows import validation_process
-from trainflow.flows.spec import DataSpec, PipelineSpec, StageSpec
+from trainflow.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading

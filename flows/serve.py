@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 #: the project root of a source checkout (deploy/prefect.yaml names specs relative to it)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def _run_name() -> str:
     from prefect.runtime import flow_run
 
     try:
-        from trainflow.flows.spec import read_raw_spec
+        from trainflow.spec import read_raw_spec
 
         name = read_raw_spec(resolve_spec_path(flow_run.parameters.get("spec_path", ""))).get("name")
     except Exception:
@@ -110,7 +110,7 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
     from trainflow.flows.monitor import add_flow_run_tags, data_tag, run_tags
     from trainflow.flows.pipeline import run_pipeline
     from trainflow.flows.runtime import quiet_libraries
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     quiet_libraries()
     spec = load_spec(resolve_spec_path(spec_path), list(overrides or []))

@@ -24,7 +24,7 @@ from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.flows import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
                                       refresh_requested, run_cached, split_data, validates_apart, validating)
-from trainflow.flows.spec import PipelineSpec
+from trainflow.spec import PipelineSpec
 from trainflow import modality as modalities
 from trainflow.refs import DataRef, SplitRef
 from trainflow.tasks.common import publish as publishing
@@ -62,7 +62,7 @@ def combinations(grid: dict[str, list[str]]) -> list[dict[str, str]]:
 
 def candidate_specs(path: str, overrides: list[str], grid: dict[str, list[str]]) -> tuple[list[PipelineSpec], list[dict[str, str]]]:
     """The spec of every grid combination (``--set`` overrides first); all are validated before any run."""
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     combos = combinations(grid)
     specs, problems = [], []
@@ -256,7 +256,7 @@ def run_sweep(path: str, grid_items: list[str], overrides: list[str] | None = No
     """Build the candidates of a spec file and a grid, and run the sweep flow on the chosen runner."""
     from trainflow.flows.monitor import run_tags
     from trainflow.flows.runtime import prefect_settings
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     base = load_spec(path, list(overrides or []))
     specs, labels = candidate_specs(path, list(overrides or []), parse_grid(grid_items))

@@ -232,7 +232,7 @@ def _rebuilt(answer: dict[str, Any]) -> BaseException:
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
     from trainflow import modality as modalities
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
     from trainflow.refs import DataRef
 
     try:  # the parent accepted this spec: a problem here is a component only the parent knows
@@ -277,7 +277,7 @@ def _warm_up() -> None:
     try:
         import pandas  # noqa: F401
 
-        from trainflow.flows.spec import spec_model
+        from trainflow.spec import spec_model
         from trainflow.tasks.common.validate import _gx
 
         spec_model()  # discovers the registered components

@@ -109,7 +109,7 @@ def test_features_have_the_configured_shape_and_read_files(tmp_path):
 
 def test_normalisation_is_fitted_on_training_clips_only(tmp_path):
     """Test clips ten times louder must not move the per-frequency statistics saved with the model."""
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
     from trainflow.tasks.audio import modality as audio
     from trainflow.tasks.audio.features import fit_normalization
     from trainflow.tasks.common import load
@@ -147,7 +147,7 @@ def yaml_of(path: Path) -> dict:
                                    {"name": "audio_lstm", "hidden": 8, "front": "none"},
                                    {"name": "audio_autoencoder", "width": 4, "dense": 8, "pretrain_epochs": 2}])
 def test_each_network_trains_and_predicts(tmp_path, model):
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
     from trainflow.tasks.audio import modality as audio
     from trainflow.tasks.common import load
 
@@ -299,7 +299,7 @@ def test_manifest_naming_a_missing_file_fails_clearly(tmp_path, capsys):
 
 RESUME_SCRIPT = """
 import sys, time
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.audio import modality as audio
 from trainflow.tasks.common import load
 from trainflow.tasks.common import training

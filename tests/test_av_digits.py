@@ -87,7 +87,7 @@ def test_the_data_digest_covers_the_digits_file_scikit_learn_reads(tmp_path, mon
 
     from sklearn.datasets import load_digits
 
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
     from trainflow.tasks.common import load
 
     [real] = digits_file()

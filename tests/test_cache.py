@@ -19,7 +19,7 @@ from tests.test_plugin_components import plugin  # noqa: F401  (the throw-away p
 from tests.test_sequence_flow import toy_series, ts_text
 from trainflow import cache_keys, registry
 from trainflow.flows import serve
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

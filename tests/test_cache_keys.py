@@ -5,7 +5,7 @@ sums are split by thread, so the weights differ); an explicit count is keyed as 
 from __future__ import annotations
 
 from trainflow.cache_keys import code_fingerprint, model_key
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.refs import DataRef, SplitRef
 
 SPLIT = SplitRef(train=DataRef(path="train", digest="t" * 64, modality="image"),

@@ -238,7 +238,7 @@ def _run(comp, seed: int, tmp_path=None):
         Xr, yr = est.fit_resample(X, y)
         return np.column_stack([Xr, yr])
     if comp.kind == "model" and comp.modality == "tabular" and comp.tasks == ("multilabel",):
-        from trainflow.tasks.tabular.multilabel import positive_proba
+        from trainflow.tasks.common.multilabel import positive_proba
 
         est = comp.build(cfg, seed=seed, task="multilabel")
         est.fit(X, np.column_stack([y, (X[:, 0] > 0).astype(int), (X[:, 1] > 0).astype(int)]))

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from tests.conftest import REPO
 from trainflow.errors import SpecError
-from trainflow.flows.spec import Choice, PipelineSpec, spec_from_dict
+from trainflow.spec import Choice, PipelineSpec, spec_from_dict
 from trainflow.registry import REGISTRY
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

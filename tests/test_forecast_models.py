@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from trainflow.errors import DataError
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.registry import REGISTRY
 from trainflow.tasks.sequence import backtest, forecast, statistical
 from trainflow.tasks.sequence.forecast import ForecastConfig, check_length, detect_season

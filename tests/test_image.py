@@ -228,7 +228,7 @@ def test_digits_pipeline_end_to_end_and_predict(tmp_path, capsys):
 
 
 def test_cifar10_spec_is_the_seed_recipe(tmp_path):
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     folder = write_cifar(tmp_path / "c")
     spec = load_spec(Path(__file__).resolve().parents[1] / "flows" / "specs" / "cifar10.yaml",

@@ -16,7 +16,7 @@ Image = pytest.importorskip("PIL.Image")
 
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
 from trainflow.errors import DataError  # noqa: E402
-from trainflow.flows.spec import spec_from_dict  # noqa: E402
+from trainflow.spec import spec_from_dict  # noqa: E402
 from trainflow.tasks.common import load as loading  # noqa: E402
 from trainflow.tasks.image.loaders import ManifestConfig, load_image_manifest  # noqa: E402
 

@@ -11,7 +11,7 @@ import sys
 from trainflow.registry import REGISTRY, discover
 discover()
 import trainflow.flows.pipeline
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 assert REGISTRY.names("modality"), "no modality registered"
 print(",".join(m for m in {HEAVY!r} if m in sys.modules))
 """
@@ -27,7 +27,7 @@ def test_discovery_and_flow_import_leave_heavy_libraries_unimported():
 SERIALIZE = """
 import json, sys
 from trainflow.flows.pipeline import run_pipeline
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 spec = load_spec(sys.argv[1], [])
 print(json.dumps(["fastapi" in sys.modules, run_pipeline.serialize_parameters({"spec": spec, "out": "runs"}),
                   "fastapi" in sys.modules]))
@@ -43,7 +43,7 @@ def test_the_pipeline_flow_sends_its_parameters_as_prefect_would_without_importi
     from prefect.flows import Flow
 
     from trainflow.flows.pipeline import run_pipeline
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
 
     specs = sorted(p for p in (Path(__file__).resolve().parents[1] / "flows" / "specs").glob("*.yaml")
                    if p.name != "demos.yaml")

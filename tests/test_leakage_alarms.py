@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import DATA, SPECS
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec
 from trainflow.errors import ValidationFailed
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.refs import DataRef
 from trainflow.tasks.common import leakage
 from trainflow.tasks.image import modality as image

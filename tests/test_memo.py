@@ -9,7 +9,7 @@ import pandas as pd
 
 from tests.conftest import DATA, SPECS
 from trainflow import memo
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 from trainflow.refs import read_parquet, write_parquet
 from trainflow.tasks.tabular import modality as tabular
 

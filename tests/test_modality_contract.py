@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from trainflow import modality
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.refs import file_digest
 from trainflow.registry import REGISTRY
 from trainflow.tasks.common import load, metrics

@@ -24,7 +24,7 @@ from tests.conftest import DATA, SPECS
 from tests.helpers import complete_runs, install_plugin, run_cli
 from trainflow import trust
 from trainflow.errors import ComponentError
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 from trainflow.tasks.tabular import modality as tabular
 
 

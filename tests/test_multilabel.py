@@ -13,10 +13,10 @@ from tests.conftest import REPO
 from tests.helpers import assert_fails_clearly, run_cli, write_spec
 from trainflow import modality
 from trainflow.errors import DataError, SpecError
-from trainflow.flows.spec import load_spec, spec_from_dict
+from trainflow.spec import load_spec, spec_from_dict
 from trainflow.tasks.common import load as loading
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 
 LABELS = ["l1", "l2", "l3"]
 

@@ -16,7 +16,7 @@ from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
 from trainflow import modality  # noqa: E402
 from trainflow.errors import SpecError  # noqa: E402
-from trainflow.flows.spec import spec_from_dict  # noqa: E402
+from trainflow.spec import spec_from_dict  # noqa: E402
 from trainflow.tasks.common import load as loading  # noqa: E402
 from trainflow.tasks.common.training import (TrainConfig, carve_validation, label_weights, positive_weights,  # noqa: E402
                                              train_model)

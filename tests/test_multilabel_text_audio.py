@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
 from tests.test_multilabel_neural import exported, stages, trivial_micro_f1  # noqa: E402
 from trainflow.errors import DataError, SpecError  # noqa: E402
-from trainflow.flows.spec import spec_from_dict  # noqa: E402
+from trainflow.spec import spec_from_dict  # noqa: E402
 
 TOPICS = {"sport": ["goal", "match", "team", "score", "league"],
           "politics": ["vote", "party", "minister", "law", "election"],

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import assert_fails_clearly, run_cli, write_spec
 from trainflow import modality
 from trainflow.errors import DataError
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load
 
 N = 160

@@ -143,7 +143,7 @@ def points_plugin(tmp_path, monkeypatch):
 
 
 def test_plugin_modality_section_is_checked_by_the_spec(points_plugin, tmp_path, capsys):
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
 
     raw = {"name": "pts", "data": {"loader": "points_csv", "path": "p.csv"}}
     spec = spec_from_dict(raw)

@@ -17,7 +17,7 @@ Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("soundfile")
 
 from trainflow.errors import DataError  # noqa: E402
-from trainflow.flows.spec import spec_from_dict  # noqa: E402
+from trainflow.spec import spec_from_dict  # noqa: E402
 from trainflow.tasks.audio import modality as audio  # noqa: E402
 from trainflow.tasks.common import load, neural  # noqa: E402
 from trainflow.tasks.image import modality as image  # noqa: E402

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from trainflow.errors import DataError
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.tabular.profile import apply_plan, guess_role, plan_features, profile_table
 
 N = 120

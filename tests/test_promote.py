@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import DATA, SPECS
 from tests.helpers import complete_runs, flow_run_records, run_cli
-from trainflow.flows.spec import PromotionSpec
+from trainflow.spec import PromotionSpec
 from trainflow.tasks.common import promote
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import REPO, SPECS
 from tests.helpers import complete_runs, run_cli, write_spec
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
 from trainflow.tasks.common import promote
 from trainflow.tasks.common import publish as publishing
@@ -151,7 +151,7 @@ def test_predict_with_a_damaged_metrics_json_exits_3_naming_it(tmp_path, capsys)
 
 
 def test_a_champion_with_a_damaged_metrics_json_is_replaced_not_crashed_on(tmp_path):
-    from trainflow.flows.spec import PromotionSpec
+    from trainflow.spec import PromotionSpec
 
     root = tmp_path / "penguins"
     old = _finished_run(root, "20260101-000000-aaaaaa", "{not json")

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import SPECS
 from trainflow.errors import DataError
-from trainflow.flows.spec import load_spec, spec_from_dict
+from trainflow.spec import load_spec, spec_from_dict
 from trainflow.registry import REGISTRY
 from trainflow.tasks.common import load
 from trainflow.tasks.common.training import TrainConfig, apply_recipe

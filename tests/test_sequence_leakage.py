@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.sequence import forecast
 from trainflow.tasks.sequence import modality as sequence
 from trainflow.tasks.sequence.loaders import SeriesSet

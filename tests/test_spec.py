@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import SPECS
 from trainflow.errors import SpecError
-from trainflow.flows.spec import PipelineSpec, apply_override, load_spec, spec_from_dict
+from trainflow.spec import PipelineSpec, apply_override, load_spec, spec_from_dict
 
 
 def base(**extra) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import run_cli, write_spec
 from trainflow.errors import SpecError
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 
 
 def problems(raw: dict) -> list[str]:
@@ -66,8 +66,8 @@ def test_cuda_without_a_cuda_device_is_a_spec_problem(tmp_path, capsys):
 def test_a_modality_cannot_replace_a_core_section(monkeypatch):
     from trainflow import modality
     from trainflow.errors import ComponentError
-    from trainflow.flows import spec as spec_module
-    from trainflow.flows.spec import SplitSpec
+    from trainflow import spec as spec_module
+    from trainflow.spec import SplitSpec
 
     image = type(modality.get("image"))
     monkeypatch.setattr(image, "sections", {**image.sections, "split": SplitSpec})

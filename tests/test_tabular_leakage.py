@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA, SPECS
-from trainflow.flows.spec import load_spec
+from trainflow.spec import load_spec
 from trainflow.tasks.tabular import modality as tabular
 
 

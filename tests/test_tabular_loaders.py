@@ -120,7 +120,7 @@ def test_the_cache_copies_an_unchanged_parquet_source_and_writes_anything_else(t
 
     from trainflow import refs
     from trainflow.tasks.common.load import load
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
 
     path = tmp_path / "d.parquet"
     pd.DataFrame({"a": [1.5, 2.5, 3.5], "junk": [0, 0, 1], "y": ["p", "q", "p"]}).to_parquet(path)

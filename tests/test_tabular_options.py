@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.tabular import modality as tabular
 
 

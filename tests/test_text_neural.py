@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec
 from trainflow import modality
 from trainflow.errors import DataError
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load
 from trainflow.tasks.text.vocab import OOV, PAD, Vocabulary, read_vectors
 

@@ -20,7 +20,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "train_script.py"
 
 
 def _problem(raw: dict) -> str:
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
 
     with pytest.raises(SpecError) as info:
         spec_from_dict({"name": "t", **raw})

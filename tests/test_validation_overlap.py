@@ -90,7 +90,7 @@ def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path,
     thread of the flow's process, with the same result."""
     from trainflow import modality as modalities
     from trainflow.flows import validation_process
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
     spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-fallback"])
@@ -180,7 +180,7 @@ def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_pa
     from tests.test_plugin_modality import PLUGIN
     from trainflow import modality as modalities
     from trainflow.flows import validation_process
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
     # the plug-in tests' module name: registering it again later is no clash
@@ -200,7 +200,7 @@ def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(
     """A process that runs many flows (a demo, serve, a notebook) pays the child's imports once."""
     from trainflow import modality as modalities
     from trainflow.flows import validation_process
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
     spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-reuse"])
@@ -293,7 +293,7 @@ def test_a_passing_validation_is_answered_before_its_docs_and_a_failing_one_afte
     from trainflow import modality as modalities
     from trainflow.errors import ValidationFailed
     from trainflow.flows import validation_process
-    from trainflow.flows.spec import load_spec
+    from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
     spec = load_spec(SPECS / "penguins.yaml", ["name=overlap-docs-later"])

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from trainflow.refs import SplitRef, json_digest
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 #: the packages whose every module file counts as "trainflow's code"
 OWN_PACKAGES = ("trainflow", "trainflow.flows", "trainflow.tasks")

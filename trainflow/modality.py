@@ -12,7 +12,7 @@ A modality declares:
 - ``sections``: the spec sections it adds, as pydantic models keyed by their path in the spec
   (``{"preprocess.text": TextPreprocess}`` for a subsection, ``{"horizon": HorizonConfig}`` for a
   top-level one); the spec model
-  gains them as typed, strict fields (see :mod:`trainflow.flows.spec`);
+  gains them as typed, strict fields (see :mod:`trainflow.spec`);
 - ``default_models``: the model a spec gets for each task it serves when it names none (its keys
   are the tasks the modality serves);
 - :meth:`Modality.spec_problems`: cross-field checks of a spec, run with the spec's validation,
@@ -38,7 +38,7 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
 if TYPE_CHECKING:
     import pandas as pd
 
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 STAGES = ("store", "validate", "split", "fit", "evaluate", "export", "predict")
 

@@ -34,10 +34,10 @@ from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 SILENT_SHOWN = 10  # silent clips named in the report
 

@@ -25,7 +25,7 @@ from trainflow.alerts import warn
 from trainflow.errors import ValidationFailed
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 FOLDS = 3
 MAX_ROWS = 5000  # rows the one-feature models see; enough to tell a near-perfect feature, cheap on wide tables

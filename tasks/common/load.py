@@ -20,7 +20,7 @@ from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import DataSpec
+    from trainflow.spec import DataSpec
 
 
 #: the markers read as a missing value by default

@@ -95,7 +95,7 @@ def read_manifest(config: Any, what: str, file_problem: Callable[[Path], str | N
                             f"which {problem} (looked for '{m.files[-1]}').")
         m.problems.append(problem)
     if config.targets or config.separator:  # the tabular parsing: 0/1 columns, or one delimited column
-        from trainflow.tasks.tabular.multilabel import labels_from_columns
+        from trainflow.tasks.common.multilabel import labels_from_columns
 
         marked = labels_from_columns(df.copy(), config.targets, config.label, config.separator, path)
         m.label_names = marked.attrs["labels"]

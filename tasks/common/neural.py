@@ -40,13 +40,13 @@ from trainflow.errors import DataError
 from trainflow.modality import Modality
 from trainflow.refs import ModelRef, SplitRef
 from trainflow.tasks.common.training import TrainConfig
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"

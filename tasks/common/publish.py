@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, atomic_write_text
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 
 class RunFolder(BaseModel):
@@ -232,7 +232,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         if Path(path).resolve() != target.resolve():
             shutil.copy2(path, target)
     evaluation = evaluation.model_copy(update={"plots": local_plots})
-    # the spec as run, defaults filled in (the same text as trainflow.flows.spec.spec_to_yaml)
+    # the spec as run, defaults filled in (the same text as trainflow.spec.spec_to_yaml)
     atomic_write_text(staging / "spec.yaml", yaml.safe_dump(summary["spec"], sort_keys=False))
     markdown = report.render(summary, evaluation, staging, embed_images=False)
     atomic_write_text(staging / "report.md", markdown)

@@ -303,7 +303,7 @@ def carve_validation(n: int, y: Any, fraction: float, seed: int, stratify: bool)
     from sklearn.model_selection import train_test_split
 
     if stratify and y is not None and y.dim() == 2:
-        from trainflow.tasks.tabular.multilabel import holdout_indices
+        from trainflow.tasks.common.multilabel import holdout_indices
 
         tr, va = holdout_indices(y.cpu().numpy().round().astype(np.int64), fraction, seed)
         return torch.as_tensor(tr), torch.as_tensor(va)

@@ -30,10 +30,10 @@ from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_images, read_npz,
                                            stack, to_nhwc)
 from trainflow.tasks.image.networks import cnn_shape
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 
 # ---------------------------------------------------------------- store & validate

@@ -36,7 +36,7 @@ from trainflow.tasks.multimodal.branches import Items, branch, supported
 from trainflow.tasks.multimodal.loaders import Joined, MultimodalConfig, align, input_modality
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 CONFIG_FILE = "model.json"
 INDEX = "index.npz"
@@ -61,7 +61,7 @@ def class_order(labels: Any) -> list[str]:
 def branch_spec(spec: PipelineSpec, name: str) -> PipelineSpec:
     """The unimodal spec of input ``name``: its loader and model, the pipeline's sections with the
     input's ``preprocess`` and ``train`` overrides (SpecError naming the input)."""
-    from trainflow.flows.spec import spec_from_dict
+    from trainflow.spec import spec_from_dict
 
     inp = config_of(spec).inputs[name]
     preprocess = spec.preprocess.model_dump(mode="json")
@@ -526,7 +526,7 @@ class Multimodal(NeuralModality, stages_from=__name__):
             inner = spec.model.resolve("model", task=spec.task)[1].model
             comp = REGISTRY.get("model", inner) if inner in REGISTRY.names("model") else None
             if comp is None or comp.modality != "tabular" or "classification" not in comp.tasks:
-                from trainflow.flows.spec import models_for
+                from trainflow.spec import models_for
 
                 problems.append(f"'model.model' {inner!r} must be a tabular classifier: "
                                 f"{', '.join(models_for('tabular', 'classification'))}.")

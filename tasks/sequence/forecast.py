@@ -44,7 +44,7 @@ from trainflow.tasks.sequence.modality import SequencePreprocess
 from trainflow.tasks.sequence.timeaxis import TimeAxis
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 
 class ForecastConfig(BaseModel):
@@ -795,7 +795,7 @@ class Forecast(NeuralModality, stages_from=__name__):
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates."""
         from trainflow.errors import SpecError
-        from trainflow.flows.spec import models_for
+        from trainflow.spec import models_for
 
         problems = super().spec_problems(spec)
         if spec.preprocess.sequence.missing == "mask":

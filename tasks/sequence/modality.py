@@ -30,10 +30,10 @@ from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.sequence import advice, classical
 from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 
 class SequencePreprocess(BaseModel):

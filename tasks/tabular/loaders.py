@@ -99,7 +99,7 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
                 f"The {role} column '{col}' is not in '{path}'{did_you_mean(col, columns)}. "
                 f"Its columns are: {', '.join(columns)}."
             )
-    from trainflow.tasks.tabular import multilabel
+    from trainflow.tasks.common import multilabel
 
     for col in config.targets or []:
         if col not in columns:
@@ -132,7 +132,7 @@ def load_arff(config: ArffConfig) -> Any:
     'train' + 'test' keep a fixed split."""
     import pandas as pd
 
-    from trainflow.tasks.tabular import multilabel
+    from trainflow.tasks.common import multilabel
 
     parts, labels = [], None
     for fold, name in (("all", config.path), ("train", config.train), ("test", config.test)):

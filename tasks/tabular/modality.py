@@ -31,11 +31,11 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet
 from trainflow.registry import choice, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.common.validate import Check, run_expectations
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 MODEL_FILE = "model.skops"
 PLOT_POINTS = 2000  # most points a line plot of test rows draws
@@ -219,7 +219,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
 
 
 def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """The multi-label split (``tasks/tabular/multilabel.py``): the files' fixed one, or iterative
+    """The multi-label split (``tasks/common/multilabel.py``): the files' fixed one, or iterative
     stratification; the label columns travel beside the plan's features."""
     from trainflow.tasks.common import leakage
     from trainflow.tasks.tabular.profile import apply_plan, profile_notes

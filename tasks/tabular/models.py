@@ -14,7 +14,7 @@ from trainflow.registry import component
 
 CLS = ("classification",)
 REG = ("regression",)
-ML = ("multilabel",)  # a 0/1 label matrix as target (tasks/tabular/multilabel.py)
+ML = ("multilabel",)  # a 0/1 label matrix as target (tasks/common/multilabel.py)
 
 # Types a fitted model holds beyond the estimators it builds (see trainflow.trust), found by saving
 # every model (each multiclass option, both tasks) with skops and listing what its file names.
@@ -212,7 +212,7 @@ def _base(config: BaseModelOptions, seed: int, class_weight: str | None) -> Any:
 
 
 MULTI = ("sklearn.multioutput.MultiOutputClassifier", "sklearn.multioutput.ClassifierChain",
-         "trainflow.tasks.tabular.multilabel.ChainEnsemble")
+         "trainflow.tasks.common.multilabel.ChainEnsemble")
 
 
 @component("model", "binary_relevance", BaseModelOptions, tasks=ML, modality="tabular", class_weight=True,
@@ -241,7 +241,7 @@ def classifier_chain(config: ChainOptions, seed: int = 0, class_weight: str | No
     (``chains`` > 1) averages chains of random orders."""
     from sklearn.multioutput import ClassifierChain
 
-    from trainflow.tasks.tabular.multilabel import ChainEnsemble
+    from trainflow.tasks.common.multilabel import ChainEnsemble
 
     order = None if config.order == "given" else config.order
     if config.chains == 1:

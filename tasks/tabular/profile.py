@@ -24,7 +24,7 @@ from trainflow.errors import DataError, did_you_mean
 from trainflow.refs import DataRef, read_parquet
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 #: roles that are not used as features unless listed in data.features or features.keep
 AUTO_EXCLUDED = ("identifier", "constant", "free text")
@@ -188,7 +188,7 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
 
 def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
-    from trainflow.tasks.tabular.multilabel import FOLD
+    from trainflow.tasks.common.multilabel import FOLD
 
     df = read_parquet(ref.path)  # the frame the load stage has just stored, when it ran in this process
     rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD])

@@ -69,7 +69,7 @@ def load_text_table(config: TextTableConfig) -> Any:
     if not out[TEXT].str.strip().any():
         raise DataError(f"Every text of the column '{config.text}' of '{path}' is empty (data.text).")
     if config.targets or config.separator:  # multi-label: one 0/1 column per label after the text
-        from trainflow.tasks.tabular.multilabel import labels_from_columns
+        from trainflow.tasks.common.multilabel import labels_from_columns
 
         labelled = [c for c in (config.targets or [config.target]) if c]
         out = out.join(df[[c for c in labelled if c not in out.columns]])

@@ -37,12 +37,12 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT
 from trainflow.tasks.text.neural_text import TokenPreprocess
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"

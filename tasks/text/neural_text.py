@@ -19,12 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError
 from trainflow.refs import ModelRef, SplitRef, read_parquet
 from trainflow.tasks.common import neural
-from trainflow.tasks.tabular import multilabel as ML
+from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT
 from trainflow.tasks.text.vocab import Vocabulary, read_vectors
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 
 class TokenPreprocess(BaseModel):

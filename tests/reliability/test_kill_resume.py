@@ -22,7 +22,7 @@ from trainflow.tasks.common.training import CHECKPOINT, load_checkpoint
 DRIVER = """
 import sys, time, yaml
 from trainflow import modality
-from trainflow.flows.spec import spec_from_dict
+from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load, training
 
 def fit(spec_file, cache, pause=0.0):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError
 
 if TYPE_CHECKING:
-    from trainflow.flows.spec import PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 #: column marking each row's part of a fixed split ("train"/"test"), when the loader read two files
 FOLD = "__split__"
