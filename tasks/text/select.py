@@ -157,7 +157,7 @@ def _columns(decision: Any, seen: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _proba(decision: np.ndarray, k: int) -> np.ndarray:
+def _proba(decision: np.ndarray) -> np.ndarray:
     """Decision values as [n, k] scores in (0, 1) that rank like them (for AUC-type metrics)."""
     if decision.ndim == 1:
         p = 1 / (1 + np.exp(-decision))
@@ -200,7 +200,7 @@ def choose(texts: list[str], y: np.ndarray, classes: list[str], spec: Any) -> di
     table = []
     for j, c in enumerate(grid):
         decision = np.concatenate([r[j] for r in results])
-        proba = _proba(decision, len(classes))
+        proba = _proba(decision)
         value = M.score([primary], y_held, proba.argmax(axis=1), proba, list(range(len(classes))))[primary]
         table.append({**c, primary: round(float(value), 4)})
     values = np.array([row[primary] for row in table], dtype=float)
