@@ -67,9 +67,16 @@ def assign(n: int, spec: PipelineSpec, source: str, *, y: Any = None, Y: np.ndar
             raise DataError(f"'split.{'column' if s.column else 'group'}' is {s.key!r}, but the loader carried "
                             f"no such values for '{source}'.")
         keys = np.asarray(keys).astype(str)
-        parts = _by_column(rows, keys, s, source) if s.column else _by_group(rows, keys, y, spec, source)
+        if s.column:  # a validation share is drawn from the column's training rows
+            parts = _validation_share(_by_column(rows, keys, s, source), y, Y, spec)
+        else:
+            parts = _by_group(rows, keys, y, spec, source)
     elif fixed_test is not None:
         test = np.asarray(fixed_test, bool)[rows]
+        if test.all() or not test.any():  # a split column or a test file can mark every row or none
+            raise DataError(f"The fixed split of '{source}' marks {'every' if test.all() else 'no'} row as a test "
+                            f"row, leaving the {'train' if test.all() else 'test'} part empty (the loader's test "
+                            "file or split column).")
         parts = Parts(rows[~test], rows[test], notes=[f"fixed split from the data files: {int((~test).sum())} "
                                                       f"train / {int(test.sum())} test rows"])
         parts = _validation_share(parts, y, Y, spec)
