@@ -153,7 +153,8 @@ def profile_data(data: DataRef, spec: PipelineSpec) -> DataRef:
 def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     """Hold out the test split (fixed by split.seed)."""
     ref = modalities.get(spec.modality).split(data, spec, cache)
-    print(f"split: {ref.train.meta.get('rows')} train / {ref.test.meta.get('rows')} test rows")
+    val = f"{ref.validation.meta.get('rows')} validation / " if ref.validation is not None else ""
+    print(f"split: {ref.train.meta.get('rows')} train / {val}{ref.test.meta.get('rows')} test rows")
     return ref
 
 
