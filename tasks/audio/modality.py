@@ -226,7 +226,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     y = arrays["Y"] if multilabel else arrays["labels"]
     parts = holdout.assign(len(arrays["readable"]), spec, str(source), y=None if multilabel else y,
                            Y=y if multilabel else None, keys=arrays.get("keys"), fixed_test=arrays.get("is_test"),
-                           usable=np.flatnonzero(arrays["readable"]))
+                           usable=np.flatnonzero(arrays["readable"]), what="clips")
     notes += parts.notes
     notes += holdout.leakage_notes(lambda idx: leakage.item_digests(waves_of(arrays, idx)), parts, "clips", spec)
     if not multilabel:

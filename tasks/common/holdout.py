@@ -50,7 +50,8 @@ class Parts:
 
 
 def assign(n: int, spec: PipelineSpec, source: str, *, y: Any = None, Y: np.ndarray | None = None,
-           keys: Any = None, fixed_test: Any = None, usable: np.ndarray | None = None, sort: bool = True) -> Parts:
+           keys: Any = None, fixed_test: Any = None, usable: np.ndarray | None = None, sort: bool = True,
+           what: str = "rows") -> Parts:
     """The parts of ``n`` rows under ``spec.split``.
 
     ``y``: class labels (stratification; None or a regression target when ``spec.task`` is not
@@ -58,7 +59,8 @@ def assign(n: int, spec: PipelineSpec, source: str, *, y: Any = None, Y: np.ndar
     of ``split.column``/``split.group`` per row, ``fixed_test``: the loader's own test rows (files),
     ``usable``: the rows that may be used at all (default: every row). ``sort``: indices in row order
     (else in the order the random split draws them, as a table's split has always kept them).
-    Raises DataError when the spec names a value no row has, or a part comes out empty.
+    ``what`` names the rows in the notes (clips, images, series). Raises DataError when the spec
+    names a value no row has, or a part comes out empty.
     """
     s = spec.split
     rows = np.arange(n) if usable is None else np.asarray(usable)
@@ -68,17 +70,17 @@ def assign(n: int, spec: PipelineSpec, source: str, *, y: Any = None, Y: np.ndar
                             f"no such values for '{source}'.")
         keys = np.asarray(keys).astype(str)
         if s.column:  # a validation share is drawn from the column's training rows
-            parts = _validation_share(_by_column(rows, keys, s, source), y, Y, spec)
+            parts = _validation_share(_by_column(rows, keys, s, source, what), y, Y, spec)
         else:
-            parts = _by_group(rows, keys, y, spec, source)
+            parts = _by_group(rows, keys, spec, source, what)
     elif fixed_test is not None:
         test = np.asarray(fixed_test, bool)[rows]
         if test.all() or not test.any():  # a split column or a test file can mark every row or none
             raise DataError(f"The fixed split of '{source}' marks {'every' if test.all() else 'no'} row as a test "
                             f"row, leaving the {'train' if test.all() else 'test'} part empty (the loader's test "
                             "file or split column).")
-        parts = Parts(rows[~test], rows[test], notes=[f"fixed split from the data files: {int((~test).sum())} "
-                                                      f"train / {int(test.sum())} test rows"])
+        parts = Parts(rows[~test], rows[test], notes=[f"fixed split from the loader: {int((~test).sum())} "
+                                                      f"train / {int(test.sum())} test {what}"])
         parts = _validation_share(parts, y, Y, spec)
     else:
         tr, te, note = _random(rows, y, Y, spec, s.test_size)
@@ -110,7 +112,7 @@ def key_values(table: Any, split: Any, path: Any) -> np.ndarray:
     return table[split.key].astype(object).where(table[split.key].notna(), "").astype(str).to_numpy()
 
 
-def _by_column(rows: np.ndarray, keys: np.ndarray, s: Any, source: str) -> Parts:
+def _by_column(rows: np.ndarray, keys: np.ndarray, s: Any, source: str, what: str) -> Parts:
     """Each row's part from its value in ``split.column``."""
     values = keys[rows]
     validation = s.validation if isinstance(s.validation, list) else []
@@ -119,11 +121,11 @@ def _by_column(rows: np.ndarray, keys: np.ndarray, s: Any, source: str) -> Parts
     test, val = np.isin(values, s.test), np.isin(values, validation)
     parts = Parts(rows[~test & ~val], rows[test], rows[val],
                   [f"fixed split by column '{s.column}': {int((~test & ~val).sum())} train / "
-                   + (f"{int(val.sum())} validation / " if val.any() else "") + f"{int(test.sum())} test rows"])
+                   + (f"{int(val.sum())} validation / " if val.any() else "") + f"{int(test.sum())} test {what}"])
     return parts
 
 
-def _by_group(rows: np.ndarray, keys: np.ndarray, y: Any, spec: PipelineSpec, source: str) -> Parts:
+def _by_group(rows: np.ndarray, keys: np.ndarray, spec: PipelineSpec, source: str, what: str) -> Parts:
     """Whole groups of ``split.group`` to each part: the named ones, else a share ``test_size`` of them."""
     s = spec.split
     groups = keys[rows]
@@ -147,10 +149,10 @@ def _by_group(rows: np.ndarray, keys: np.ndarray, y: Any, spec: PipelineSpec, so
     test, val = np.isin(groups, test_groups), np.isin(groups, val_groups)
     parts = Parts(rows[~test & ~val], rows[test], rows[val])
     require_disjoint_groups(keys, parts, s.group)
+    val_text = f"{len(val_groups)} groups ({len(parts.validation)} {what}) validation / " if val_groups else ""
     parts.notes.append(f"split by group '{s.group}': {len(names) - len(test_groups) - len(val_groups)} groups "
-                       f"({len(parts.train)} rows) train / " + (f"{len(val_groups)} groups ({len(parts.validation)}"
-                                                               " rows) validation / " if len(val_groups) else "")
-                       + f"{len(test_groups)} groups ({len(parts.test)} rows) test: {', '.join(sorted(test_groups))}")
+                       f"({len(parts.train)} {what}) train / {val_text}{len(test_groups)} groups "
+                       f"({len(parts.test)} {what}) test: {', '.join(sorted(test_groups))}")
     return parts
 
 

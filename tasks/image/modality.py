@@ -128,7 +128,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     multilabel = y.ndim == 2
     parts = holdout.assign(len(y), spec, str(ref.meta.get("source")), y=None if multilabel else y,
                            Y=y if multilabel else None, keys=arrays.get("keys"),
-                           fixed_test=arrays["is_test"].astype(bool) if "is_test" in arrays else None)
+                           fixed_test=arrays["is_test"].astype(bool) if "is_test" in arrays else None,
+                           what="images")
     notes = list(ref.meta.get("notes", []))
     notes += ["test split: the dataset's own test set"] if "is_test" in arrays and not spec.split.key else parts.notes
     notes += holdout.leakage_notes(lambda idx: leakage.item_digests(x[idx]), parts, "images", spec)

@@ -242,7 +242,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     Y = arrays.get("Y")
     neural.check_label_shape(Y if Y is not None else arrays["y"], spec.task, source)
     parts = holdout.assign(len(arrays["lengths"]), spec, str(ref.meta.get("source")), y=arrays["y"], Y=Y,
-                           keys=arrays.get("keys"), fixed_test=arrays["fold"] == "test" if "fold" in arrays else None)
+                           keys=arrays.get("keys"), fixed_test=arrays["fold"] == "test" if "fold" in arrays else None,
+                           what="series")
     notes = list(parts.notes)
 
     def digests(idx: np.ndarray) -> list[str]:

@@ -176,7 +176,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         df, normal = df[keep].reset_index(drop=True), [n for n, k in zip(normal, keep) if k]
     keys = df.pop(holdout.KEY).to_numpy() if holdout.KEY in df.columns else None
     parts = holdout.assign(len(df), spec, str(source), y=None if labels else df[LABEL].to_numpy(),
-                           Y=ML.label_matrix(df, labels) if labels else None, keys=keys, sort=bool(labels))
+                           Y=ML.label_matrix(df, labels) if labels else None, keys=keys, sort=bool(labels),
+                           what="texts")
     notes += parts.notes
     train, test = df.iloc[parts.train], df.iloc[parts.test]
     validation = df.iloc[parts.validation] if len(parts.validation) else None
