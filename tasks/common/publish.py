@@ -222,6 +222,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "preprocessing": model.meta.get("steps", []),
         # how a model chose among candidates on training data (text's tfidf_auto: {method: cv, metric, value})
         **({"selection": model.meta["selection"]} if "selection" in model.meta else {}),
+        # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
+        "threads": model.meta.get("threads"),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),

@@ -4,8 +4,8 @@ Candidates: word 1-2-grams, character 2-5-grams within word boundaries (``char_w
 side (a ``FeatureUnion``), each with a linear SVM and with logistic regression over a small grid of
 ``C``. Stratified k-fold on the training texts only (the test split is never seen); in each fold the
 two vectorisers are fitted once and every classifier reuses their matrices, and the folds run in
-parallel (joblib, one job per core). The score is the spec's primary metric on the held-out folds,
-pooled over the folds. Balanced class weights are used when the primary metric averages over
+parallel (joblib processes, one per thread of ``resources.threads``). The score is the spec's primary
+metric on the held-out folds, pooled over the folds. Balanced class weights are used when the primary metric averages over
 classes (``*_macro``, ``balanced_accuracy``) or the rarest class has under a third of the commonest
 one's training texts. The winner is refitted on the whole training split by the regular TF-IDF
 models (``tfidf_svm``, ``tfidf_logistic``), so prediction and the trusted types are theirs.
@@ -13,7 +13,6 @@ models (``tfidf_svm``, ``tfidf_logistic``), so prediction and the trusted types 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 import numpy as np
@@ -168,12 +167,10 @@ def _proba(decision: np.ndarray) -> np.ndarray:
 
 
 def jobs(folds: int) -> int:
-    """Parallel folds: one per core the process may use, at most one per fold."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(folds, cores))
+    """Parallel folds: one per thread the run may use (``resources.threads``), at most one per fold."""
+    from trainflow import resources
+
+    return max(1, min(folds, resources.current()))
 
 
 def choose(texts: list[str], y: np.ndarray, classes: list[str], spec: Any) -> dict[str, Any]:
@@ -194,7 +191,8 @@ def choose(texts: list[str], y: np.ndarray, classes: list[str], spec: Any) -> di
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=spec.seed)
     parts = list(splitter.split(np.zeros(len(y)), y))
     grid = candidates(options)
-    results = Parallel(n_jobs=jobs(folds))(
+    # processes, not the run's default threading backend: tokenising holds the GIL
+    results = Parallel(n_jobs=jobs(folds), backend="loky")(
         delayed(_fold)(texts, y, tr, te, grid, spec.preprocess.text, balanced, spec.seed, len(classes)) for tr, te in parts)
     order = np.concatenate([te for _, te in parts])
     y_held = y[order]
