@@ -28,6 +28,7 @@ from trainflow.errors import DataError, SpecError, TrainflowError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
@@ -406,8 +407,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         curves, history = neural.history_report(model_ref, config, plots_dir)
         charts.update(curves)
         tables.update(history)
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 # ---------------------------------------------------------------- export & predict

@@ -24,6 +24,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
@@ -436,8 +437,11 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         notes += advice.normalization_notes(load_series(split_ref.train.path), config["preprocess"]["normalize"])
     curves, tables = ({}, {}) if isinstance(model, classical.ClassicalClassifier) else \
         neural.history_report(model_ref, config, plots_dir)
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
-                      tables=tables, notes=notes)
+    ev = Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
+                    tables=tables, notes=notes)
+    if spec.task == "classification":
+        return assess(ev, spec, y, pred, proba, classes, plots_dir)
+    return assess(ev, spec, y, out)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
