@@ -118,7 +118,8 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     metric = summary["primary_metric"]
     value = _value(summary["metrics"], metric)
     rule = getattr(policy, "rule", "point")
-    decision: dict[str, Any] = {"promoted": False, "rule": rule, "metric": metric, "value": value,
+    decision: dict[str, Any] = {"promoted": False, "rule": rule, "run_id": summary["run_id"], "metric": metric,
+                                "value": value,
                                 "champion_run_id": champion["run_id"] if champion else None,
                                 "champion_value": None, "tolerance": policy.tolerance}
 
