@@ -275,3 +275,24 @@ def test_paired_promotion_flow_calibration_and_importance(tmp_path):
     decision = json.loads((third / "metrics.json").read_text())["promotion"]
     assert decision["rule"] == "point (fallback)" and "cannot score the new test rows" in decision["fallback"]
     assert "could not be scored" in (third / "report.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_a_calibrated_pipeline_saves_and_loads_through_the_trust_checks(method, tmp_path):
+    """The calibrated model is one more step of the saved skops pipeline; every type in it is trusted."""
+    from trainflow import trust
+    from trainflow.spec import load_spec
+    from trainflow.tasks.tabular import calibrate
+    from trainflow.tasks.tabular.modality import build_pipeline, trusted_types
+
+    d = pd.read_csv(DATA / "penguins.csv").dropna()
+    X, y = d[FULL + ["island"]], d.species.astype("category").cat.codes.to_numpy()
+    spec = load_spec(SPECS / "penguins.yaml", [f"evaluate.calibrate={method}"])
+    pipe = build_pipeline(spec, FULL, ["island"], 7)
+    tr, va = calibrate.validation_part(y, 0)
+    pipe.fit(X.iloc[tr], y[tr])
+    note = calibrate.calibrate(pipe, X.iloc[va], y[va], method)
+    assert f"calibration: {method}" in note and type(pipe.steps[-1][1]).__name__ == "CalibratedClassifierCV"
+    trust.skops_io().dump(pipe, tmp_path / "model.skops")
+    loaded = trust.load_skops(tmp_path / "model.skops", trusted_types())
+    assert np.allclose(loaded.predict_proba(X.head(20)), pipe.predict_proba(X.head(20)))

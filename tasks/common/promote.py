@@ -145,6 +145,9 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     if rule == "paired":
         comparison = paired() if paired is not None else {"error": "no test rows were given to compare on"}
         decision["paired"] = comparison
+        if "error" not in comparison and comparison.get("interval") is None:
+            comparison = {**comparison, "error": f"no interval of the difference ({comparison.get('method')})"}
+            decision["paired"] = comparison
         if "error" not in comparison:
             return result(*_paired_reason(comparison, champion["run_id"], policy.tolerance))
         decision["rule"] = "point (fallback)"

@@ -195,13 +195,16 @@ def paired_difference(name: str, y_true: Any, new: tuple[Any, Any], old: tuple[A
             draws = confusion_metric(name, joint.sum(axis=3)) - confusion_metric(name, joint.sum(axis=2))
             out["method"] = "stratified paired bootstrap (multinomial counts of the joint confusion cells)"
     if draws is None and name in MEAN_METRICS and not cls and len(y_true) > MAX_ROWS:
-        # a difference of RMSEs is not a mean; the difference of the per-row losses' means is, for MAE
+        # the two models' mean losses on the same rows are jointly normal for a large test split
         loss = MEAN_METRICS[name]
         y = np.asarray(y_true, dtype=float)
-        if name == "mae":
-            draws = _normal_mean((loss(y - pa.astype(float)) - loss(y - pb.astype(float))).ravel(),
-                                 lambda m: m, resamples, seed)
-            out["method"] = "normal approximation of the mean paired difference (large test split)"
+        both = np.column_stack([loss(y - pa.astype(float)).ravel(), loss(y - pb.astype(float)).ravel()])
+        means = np.random.default_rng(seed).multivariate_normal(
+            both.mean(axis=0), np.cov(both, rowvar=False) / len(both), resamples)
+        finish = np.sqrt if name == "rmse" else (lambda m: m)
+        means = np.maximum(means, 0)
+        draws = finish(means[:, 0]) - finish(means[:, 1])
+        out["method"] = "normal approximation of the two models' mean losses on the same rows (large test split)"
     if draws is None and len(y_true) <= MAX_ROWS:
         qa = None if qa is None else np.asarray(qa)
         qb = None if qb is None else np.asarray(qb)

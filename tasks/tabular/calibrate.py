@@ -48,6 +48,10 @@ def calibrate(pipe: Any, X_val: Any, y_val: np.ndarray, method: str) -> str:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
+    missing = sorted(set(np.unique(pipe.steps[-1][1].classes_).tolist()) - set(np.unique(y_val).tolist()))
+    if missing:  # a class too rare to reach the validation part: its probabilities cannot be mapped
+        return (f"calibration skipped: the validation part of {len(y_val)} training rows has no row of "
+                f"class code(s) {missing}; the model was fitted on the other training rows")
     calibrated = CalibratedClassifierCV(FrozenEstimator(pipe.steps[-1][1]), method=method)
     calibrated.fit(transform(pipe, X_val), y_val)
     pipe.steps[-1] = (pipe.steps[-1][0], calibrated)
