@@ -207,6 +207,11 @@ def test_calibrate_is_checked_against_the_modality_and_task(tmp_path):
 
     with pytest.raises(SpecError, match="'evaluate.calibrate' of tabular models must be one of none .*temperature"):
         load_spec(SPECS / "penguins.yaml", ["evaluate.calibrate=temperature"])
+    with pytest.raises(SpecError, match="'tfidf_logistic' is a TF-IDF model"):
+        load_spec(SPECS / "sms_spam.yaml", ["evaluate.calibrate=temperature", "model.name=tfidf_logistic"])
+    with pytest.raises(SpecError, match="'minirocket' is a classical model"):
+        load_spec(SPECS / "gunpoint.yaml", ["evaluate.calibrate=temperature", "model.name=minirocket"])
+    assert load_spec(SPECS / "digits.yaml", ["evaluate.calibrate=temperature"]).evaluate.calibrate == "temperature"
     with pytest.raises(SpecError, match="calibration is for classifiers"):
         load_spec(SPECS / "penguins.yaml", ["task=regression", "data.target=body_mass_g",
                                             "evaluate.calibrate=sigmoid", "evaluate.primary=rmse",

@@ -517,6 +517,8 @@ class Multimodal(NeuralModality, stages_from=__name__):
     of its own modality, fused early, intermediately (end to end) or late; every branch's score is
     reported beside the fused one."""
 
+    calibrations = ()  # the fusion is not trained by the shared loop: no temperature to fit
+
     default_models = {"classification": "intermediate_fusion"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:

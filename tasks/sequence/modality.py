@@ -488,6 +488,18 @@ class Sequence(NeuralModality, stages_from=__name__):
     # (a network's accuracy depends on epochs and batch size that suit one data size but not another).
     default_models = {"classification": "minirocket", "multilabel": "gru", "regression": "gru"}
 
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """Temperature scaling divides a network's logits: not for a classical model."""
+        from trainflow.registry import REGISTRY
+
+        problems = super().spec_problems(spec)
+        name = spec.model.name
+        if (spec.evaluate.calibrate == "temperature" and name in REGISTRY.names("model")
+                and REGISTRY.get("model", name).extra.get("classical")):
+            problems.append(f"'evaluate.calibrate: temperature' divides a network's logits; {name!r} is a classical "
+                            "model: use 'none' or a network such as 'gru'.")
+        return problems
+
     def example(self, folder: Path) -> Example:
         """20 univariate series of 12 steps, two classes (rising or falling)."""
         rng = np.random.default_rng(0)

@@ -335,12 +335,14 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         y = y_raw.to_numpy(dtype=float)
     pipe = build_pipeline(spec, numeric, categorical, n_features_hint=_encoded_width(X, numeric, categorical))
     method = spec.evaluate.calibrate if spec.task == "classification" and not labels else "none"
-    fit_rows = calibration.validation_part(y, spec.split.seed)[0] if method != "none" else slice(None)
-    with _recording_resampled_counts(pipe) as resampled:
-        pipe.fit(X.iloc[fit_rows], y[fit_rows])
     notes = []
-    if method != "none":  # the calibration learns on the rows the model's fit left out
-        val_rows = calibration.validation_part(y, spec.split.seed)[1]
+    if method == "none":
+        with _recording_resampled_counts(pipe) as resampled:
+            pipe.fit(X, y)
+    else:  # the calibration learns on rows the model's fit leaves out
+        fit_rows, val_rows = calibration.validation_part(y, spec.split.seed)
+        with _recording_resampled_counts(pipe) as resampled:
+            pipe.fit(X.iloc[fit_rows], y[fit_rows])
         notes.append(calibration.calibrate(pipe, X.iloc[val_rows], y[val_rows], method))
 
     meta: dict[str, Any] = {"steps": [name for name, _ in pipe.steps], "classes": [str(c) for c in classes],

@@ -482,6 +482,9 @@ class Text(NeuralModality, stages_from=__name__):
                 problems.append(f"{' and '.join(asked)} apply to the TF-IDF models; for the neural model "
                                 f"{spec.model.name!r} set 'train.imbalance' to 'class_weight' or 'oversample'.")
             return problems
+        if spec.evaluate.calibrate == "temperature":
+            problems.append(f"'evaluate.calibrate: temperature' applies to the neural text models (it divides a "
+                            f"network's logits); {spec.model.name!r} is a TF-IDF model: use 'none'.")
         if spec.train.imbalance != "none":
             problems.append(f"'train.imbalance' applies to the neural text models; for {spec.model.name!r} set "
                             "'preprocess.text.class_weight: true' or 'preprocess.text.oversample: true'.")
