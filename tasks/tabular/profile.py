@@ -101,7 +101,8 @@ def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
     # penguins export: 10 distinct, 84% missing).
     missing = 1 - n / len(s)
     if words >= FREE_TEXT_WORDS and missing >= 0.5 and distinct >= 5:
-        return "free text", f"{distinct} distinct texts of {words:.0f} words on average, on {1 - missing:.0%} of the rows"
+        return "free text", (f"{distinct} distinct texts of {words:.0f} words on average, "
+                             f"on {1 - missing:.0%} of the rows")
     if words_in_name & NOTE_WORDS and words >= 2:
         return "free text", f"{distinct} distinct texts of {words:.0f} words on average, named like notes"
     if unique_share >= ID_SHARE:

@@ -104,6 +104,14 @@ def test_one_question_mark_in_an_arff_label_is_a_reported_gap(tmp_path, capsys):
     assert re.search(r"x\.arff': the label attribute 'l1' is missing \('\?'\) in 1 row\(s\) \(data row\(s\) 6\)", err)
 
 
+def test_arff_minus_c_0_through_the_cli(tmp_path, capsys, prefect_server):
+    path = arff(tmp_path / "x.arff", "x: -C 0", ARFF_ROWS)
+    spec = write_spec(tmp_path / "arff.yaml", {"name": "arff", "task": "multilabel",
+                                                "data": {"loader": "arff", "path": str(path)}})
+    fails(["run", spec, "--out", tmp_path / "runs"], 3, r"'-C 0' of the ARFF file '.*x\.arff' names no label attribute",
+          capsys, tmp_path / "runs")
+
+
 # ---------------------------------------------------------------- predict with damaged run folders
 
 

@@ -48,11 +48,13 @@ def test_kill_9_of_a_run_leaves_no_server(tmp_path):
                                                                           "path": str(DATA / "penguins.csv")}})
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own temporary server
     env["PREFECT_HOME"] = str(tmp_path / "home")
+    log = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 - the child writes it until it is killed
     run = subprocess.Popen([str(Path(sys.executable).parent / "trainflow"), "run", str(spec), "--out",
-                            str(tmp_path / "runs")], env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.txt", "w"))
+                            str(tmp_path / "runs")], env=env, stdout=subprocess.DEVNULL, stderr=log)
     server = port = None
     try:
-        deadline = time.monotonic() + 400  # a fresh PREFECT_HOME: the server creates and migrates its database (~10 s idle, minutes on a loaded machine)
+        # a fresh PREFECT_HOME: the server creates and migrates its database (~10 s idle, minutes under load)
+        deadline = time.monotonic() + 400
         while time.monotonic() < deadline and run.poll() is None and port is None:
             for child in children(run.pid):
                 found = re.search(r"uvicorn .*--port (\d+)", cmdline(child))
@@ -85,3 +87,4 @@ def test_kill_9_of_a_run_leaves_no_server(tmp_path):
             run.kill()
         if server and running(server):  # keep the machine clean whatever the test found
             os.kill(server, signal.SIGKILL)
+        log.close()
