@@ -202,6 +202,8 @@ def paired_with(summary: dict[str, Any], champion: dict[str, Any], split: Any, p
                                   resamples=getattr(policy, "resamples", 1000))
         except paired.CannotCompare as exc:
             return {"error": str(exc)}
+        except Exception as exc:  # whatever stops the comparison, the point rule still decides
+            return {"error": f"the comparison failed ({type(exc).__name__}: {str(exc)[:300]})"}
 
     return compare
 
