@@ -20,7 +20,7 @@ from trainflow.alerts import warn
 from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError, SpecError
 from trainflow.modality import Example
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, remember_npz, save_npz
 from trainflow.registry import REGISTRY, component
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -46,6 +46,7 @@ def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     if images.files is not None:
         extra["files"] = np.asarray(images.files)
     save_npz(path, x=images.x, y=images.y, **extra)  # rewritten on each load: see refs.store_parquet
+    remember_npz(path, {"x": images.x, "y": images.y, **extra})  # split, next in this process, need not read it
     n, h, w, c = images.x.shape
     notes = [f"skipped unreadable image: {s}" for s in images.skipped]
     return DataRef(path=str(path), digest=digest, modality="image", meta={
@@ -117,7 +118,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     (multi-label: by iterative stratification over the labels)."""
     from sklearn.model_selection import train_test_split
 
-    arrays = load_npz(ref.path)
+    arrays = load_npz(ref.path, keep=False)  # the validation child reads the file itself
     x, y = arrays["x"], arrays["y"]
     neural.check_label_shape(y, spec.task, f"'{ref.meta.get('source')}'")  # also when validation is off
     notes = list(ref.meta.get("notes", []))
@@ -154,7 +155,9 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         if mask.sum() == 0:
             raise DataError(f"The {name} split of '{ref.meta.get('source')}' is empty; change split.test_size.")
         path = folder / f"{name}.npz"
-        save_npz(path, x=x[mask], y=y[mask])
+        part = {"x": x[mask], "y": y[mask]}
+        save_npz(path, **part)
+        remember_npz(path, part)  # fit and evaluate, next in this process, need not read them back
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
                              meta={**ref.meta, "rows": int(mask.sum())})
         if y.ndim == 1:
@@ -214,8 +217,13 @@ def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float]
     # in place on that copy: one float array in memory instead of three (CIFAR's 50,000 images: 600 MB each)
     # (the layout is kept as well: a gray image's "contiguous" NCHW view keeps NHWC strides, and the
     # convolutions compute differently for another layout: digits trains to other weights)
-    t.div_(divisor).sub_(torch.tensor(mean, device=t.device).view(1, -1, 1, 1))
-    return t.div_(torch.tensor(std, device=t.device).view(1, -1, 1, 1))
+    t.div_(divisor)
+    # a pass over the whole array each (CIFAR: 600 MB); subtracting 0 and dividing by 1 change no value
+    if any(m != 0 for m in mean):
+        t.sub_(torch.tensor(mean, device=t.device).view(1, -1, 1, 1))
+    if any(d != 1 for d in std):
+        t.div_(torch.tensor(std, device=t.device).view(1, -1, 1, 1))
+    return t
 
 
 def augmenter(pre: ImagePreprocess) -> Any:
@@ -250,7 +258,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
 
     from trainflow.tasks.common.training import resolve_device
 
-    arrays = load_npz(split_ref.train.path)
+    arrays = load_npz(split_ref.train.path, keep=False)
     x, y = arrays["x"], arrays["y"]
     meta = split_ref.train.meta
     pre = spec.preprocess.image
@@ -300,7 +308,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
     model, config = load_model(model_ref.path)
-    arrays = load_npz(split_ref.test.path)
+    arrays = load_npz(split_ref.test.path, keep=False)
     y = arrays["y"]
     proba = probabilities(model, config, arrays["x"], spec.train.device)
     if config.get("task") == "multilabel":
