@@ -206,6 +206,7 @@ def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     from trainflow.flows.monitor import add_flow_run_tags, data_tag
     from trainflow.tasks.common import promote
 
+    publishing.check_champion_file(Path(summary["run_dir"]).parent)  # a folder there: named, not IsADirectoryError
     decision = promote.promote(summary, spec.promotion)
     # The report artifact is made here, not at publish, so that it says whether the run became champion.
     publishing.publish_artifacts(summary, appendix=promote.report_section(decision))
@@ -376,7 +377,11 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, spec)
+    try:
+        summary["promotion"] = promote_run(summary, spec)
+    except BaseException as exc:  # published, then failed: it must not look finished
+        publishing.fail_published(run, exc)
+        raise
     _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
     return summary
 

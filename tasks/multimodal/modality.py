@@ -363,7 +363,29 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     config = trust.read_json(path)
     if not isinstance(config, dict) or not {"fusion", "inputs", "classes"} <= set(config):
         raise trust.damaged(path, ValueError("not a multimodal model config"))
+    problem = config_problem(config)
+    if problem:
+        raise trust.damaged(path, problem)
     return config
+
+
+def config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a saved fusion config (each input a mapping with its modality,
+    loader options and blank item; classes a list; ``missing`` and ``join`` as the spec allows), or None."""
+    inputs = config["inputs"]
+    if not isinstance(inputs, dict) or not inputs:
+        return "'inputs' is not a mapping of input names"
+    for n, info in inputs.items():
+        if not isinstance(info, dict) or not isinstance(info.get("modality"), str) \
+                or not isinstance(info.get("options"), dict) or not isinstance(info.get("blank"), str):
+            return f"input {str(n)[:40]!r} lacks its modality, options or blank item"
+        if info["modality"] not in supported():
+            return f"input {str(n)[:40]!r} names the modality {info['modality'][:40]!r}, which cannot be an input"
+    if not isinstance(config["classes"], list) or len(config["classes"]) < 2:
+        return "'classes' is not a list of two or more classes"
+    if config.get("missing") not in ("mask", "drop") or not isinstance(config.get("join"), str):
+        return "'missing' or 'join' is not a value the spec allows"
+    return None
 
 
 # ---------------------------------------------------------------- evaluate
