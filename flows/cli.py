@@ -271,11 +271,11 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 def _print_modality(name: str) -> None:
     """The tasks, loaders, models and spec sections of a modality (for ``trainflow components``)."""
-    from trainflow import modality
+    from trainflow import modalities
     from trainflow.spec import fits
     from trainflow.registry import REGISTRY
 
-    mod = modality.get(name)
+    mod = modalities.get(name)
     tasks = ", ".join(f"{t} (default model {m})" for t, m in mod.default_models.items())
     print(f"      tasks: {tasks}")
     print(f"      loaders: {', '.join(c.name for c in REGISTRY.all() if c.kind == 'loader' and c.modality == name)}")

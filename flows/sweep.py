@@ -25,7 +25,7 @@ from trainflow.flows import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
                                       refresh_requested, run_cached, split_data, validates_apart, validating)
 from trainflow.spec import PipelineSpec
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow.refs import DataRef, SplitRef
 from trainflow.tasks.common import publish as publishing
 

@@ -80,7 +80,7 @@ def can_run_apart(modality: Any) -> bool:
 def runs_apart(spec: Any) -> bool:
     """Whether ``spec``'s validation goes to a child process (enabled, and a modality a fresh
     interpreter can import)."""
-    from trainflow import modality as modalities
+    from trainflow import modalities
 
     return bool(spec.validation.enabled) and can_run_apart(modalities.get(spec.modality))
 
@@ -231,7 +231,7 @@ def _rebuilt(answer: dict[str, Any]) -> BaseException:
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.spec import spec_from_dict
     from trainflow.refs import DataRef
 

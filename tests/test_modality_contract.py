@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainflow import modality
+from trainflow import modalities, modality
 from trainflow.spec import spec_from_dict
 from trainflow.refs import file_digest
 from trainflow.registry import REGISTRY
@@ -29,7 +29,7 @@ def test_the_builtin_modalities_are_registered():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_interface_is_complete(name):
-    mod = modality.get(name)
+    mod = modalities.get(name)
     assert isinstance(mod, modality.Modality) and mod.name == name
     assert mod.tasks, f"modality '{name}' declares no default model per task"
     for stage in (*modality.STAGES, "example"):
@@ -38,12 +38,12 @@ def test_interface_is_complete(name):
         comp = REGISTRY.get("model", model, task=task)
         assert comp.modality in (None, name) or name in comp.extra.get("modalities", ())
     for loader in [c for c in REGISTRY.all() if c.kind == "loader" and c.modality == name]:
-        assert modality.modality_of_loader(loader.name) == name
+        assert modalities.modality_of_loader(loader.name) == name
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_round_trip_on_tiny_data(name, tmp_path):
-    mod = modality.get(name)
+    mod = modalities.get(name)
     example = mod.example(tmp_path)
     spec = spec_from_dict({"name": f"contract-{name}", **example.spec})
     assert spec.modality == name

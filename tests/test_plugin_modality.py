@@ -166,7 +166,7 @@ def test_plugin_modality_is_listed_with_its_loaders_and_models(points_plugin, ca
 
 @pytest.mark.usefixtures("prefect_server")
 def test_plugin_modality_runs_end_to_end(points_plugin, tmp_path):
-    from trainflow.modality import get
+    from trainflow.modalities import get
 
     example = get("points").example(tmp_path)
     raw = {"name": "points", **example.spec, "preprocess": {"points": {"scale": 2.0}}}

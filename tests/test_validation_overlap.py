@@ -29,10 +29,10 @@ def task_runs(name: str) -> dict[str, object]:
 
 
 def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path, monkeypatch):
-    from trainflow.tasks.tabular.modality import Tabular
+    from trainflow.tasks.common import warmup
 
     # no warm-up imports after split (on a loaded machine they can outlast the validation; tested below)
-    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [])
+    monkeypatch.setattr(warmup, "steps", lambda modality: [])
     out = tmp_path / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-ok")
     assert code == 0
@@ -88,7 +88,7 @@ def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, c
 def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path, monkeypatch):
     """The fallback: a modality class that a fresh interpreter would not find is validated in a
     thread of the flow's process, with the same result."""
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.flows import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
@@ -178,7 +178,7 @@ def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_pa
 
     from tests.helpers import plugin_installed
     from tests.test_plugin_modality import PLUGIN
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.flows import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
@@ -198,7 +198,7 @@ def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_pa
 
 def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(tmp_path):
     """A process that runs many flows (a demo, serve, a notebook) pays the child's imports once."""
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.flows import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
@@ -290,7 +290,7 @@ def _processes_marked(mark: str) -> list[str]:
 
 
 def test_a_passing_validation_is_answered_before_its_docs_and_a_failing_one_after(tmp_path):
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.errors import ValidationFailed
     from trainflow.flows import validation_process
     from trainflow.spec import load_spec
@@ -331,10 +331,10 @@ def test_a_run_failing_after_a_passing_validation_keeps_its_docs(tmp_path, monke
 
 
 def _recorded_warm_ups(monkeypatch, order: list[str], steps: int, seconds: float) -> None:
-    """Tabular's warm-up steps replaced by ``steps`` sleeps that record their start and end."""
+    """The warm-up steps replaced by ``steps`` sleeps that record their start and end."""
     import time
 
-    from trainflow.tasks.tabular.modality import Tabular
+    from trainflow.tasks.common import warmup
 
     def step(i: int):
         def run() -> None:
@@ -343,7 +343,7 @@ def _recorded_warm_ups(monkeypatch, order: list[str], steps: int, seconds: float
             order.append(f"warm {i} ends")
         return run
 
-    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [step(i) for i in range(steps)])
+    monkeypatch.setattr(warmup, "steps", lambda modality: [step(i) for i in range(steps)])
 
 
 def test_warm_up_imports_use_the_wait_for_the_validation_child(tmp_path, monkeypatch):

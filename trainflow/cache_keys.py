@@ -158,7 +158,7 @@ def _leaves_to_torch(spec: Any, field: str, value: Any) -> bool:
     options) has ``field: value``."""
     from pydantic import BaseModel
 
-    from trainflow import modality as modalities
+    from trainflow import modalities
 
     def has(item: Any) -> bool:
         if isinstance(item, BaseModel):
@@ -187,7 +187,7 @@ def default_threads(spec: Any) -> dict[str, Any] | None:
 @functools.cache
 def auto_device() -> str:
     """The device ``train.device: auto`` resolves to in this process: ``cuda`` where torch sees a
-    CUDA device, else ``cpu`` (the rule of :func:`~trainflow.tasks.common.training.resolve_device`).
+    CUDA device, else ``cpu`` (the rule of :func:`~trainflow.devices.resolve_device`).
     A torch built without CUDA or ROCm says so in its ``version.py``: then the answer is ``cpu``
     without importing torch (~1 s), so keys stay cheap on CPU-only machines such as CI."""
     import importlib.util
@@ -200,7 +200,7 @@ def auto_device() -> str:
     text = version.read_text(encoding="utf-8") if version.is_file() else ""
     if all(re.search(rf"^{name}\s*(:[^=]*)?=\s*None\s*$", text, re.M) for name in ("cuda", "hip")):
         return "cpu"
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     return resolve_device("auto").type
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow.errors import ComponentError, SpecError, expected
 from trainflow.files import path_problem
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems

@@ -2,8 +2,8 @@
 
 A builder is called as ``build(config, bins=..., frames=..., n_classes=...)`` and returns a
 ``torch.nn.Module`` taking ``(x [batch, bins, frames], mask [batch, frames])`` with an ``encode``
-method (see :mod:`trainflow.tasks.audio.networks`). The CNN and the recurrent nets are the image and
-sequence families' own builders and options; torch is imported only when a model is built.
+method (see :mod:`trainflow.tasks.audio.networks`). The CNN and the recurrent nets are the builders and
+options the image and sequence families use too (:mod:`trainflow.tasks.common.networks`); torch is imported only when a model is built.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.registry import component
-from trainflow.tasks.image.networks import CnnConfig, build_cnn
-from trainflow.tasks.sequence.models import RecurrentConfig, _recurrent
+from trainflow.tasks.common.networks import CnnConfig, RecurrentConfig, cnn, recurrent
 
 TASKS = ("classification", "multilabel")  # multi-label: one sigmoid output per label
 
@@ -24,14 +23,14 @@ def build_audio_cnn(config: CnnConfig, *, bins: int, frames: int, n_classes: int
     """The image CNN (conv blocks -> dense -> output) on the spectrogram as a one-channel image."""
     from trainflow.tasks.audio.networks import SpectrogramCNN
 
-    return SpectrogramCNN(build_cnn(config, in_shape=(1, bins, frames), n_classes=n_classes))
+    return SpectrogramCNN(cnn(config, in_shape=(1, bins, frames), n_classes=n_classes))
 
 
 def _frame_rnn(cell: str):
     def build(config: RecurrentConfig, *, bins: int, n_classes: int, **_: Any) -> Any:
         from trainflow.tasks.audio.networks import FrameRNN
 
-        return FrameRNN(_recurrent(cell)(config, in_channels=bins, out_features=n_classes, task="classification"))
+        return FrameRNN(recurrent(cell)(config, in_channels=bins, out_features=n_classes, task="classification"))
 
     build.__doc__ = f"The sequence {cell.upper()} (conv front end, pooling over real frames) over spectrogram frames."
     return build

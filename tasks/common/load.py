@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trainflow import modality as modalities
-from trainflow.errors import DataError
+from trainflow import modalities
+from trainflow.errors import DataError, did_you_mean
 from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 #: the markers read as a missing value by default
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
+
+
+def require_column(df: Any, column: str, path: Path, option: str) -> None:
+    """DataError naming the file, the option and the columns it has, when ``df`` lacks ``column``."""
+    if column not in df.columns:
+        raise DataError(f"The file '{path}' has no column '{column}' ({option}){did_you_mean(column, df.columns)}. "
+                        f"Its columns are: {', '.join(map(str, df.columns))}.")
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,

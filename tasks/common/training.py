@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.devices import resolve_device
 from trainflow.errors import TrainflowError
 from trainflow.refs import json_digest
 
@@ -154,15 +155,6 @@ class TrainResult:
         """Notes for the run report, including where training resumed."""
         resumed = [f"resumed from the checkpoint of epoch {self.resumed_from}"] if self.resumed_from else []
         return self.notes + resumed
-
-
-def resolve_device(name: str) -> Any:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainflowError("train.device is 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'.")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_images, read_npz,
                                            stack, to_nhwc)
-from trainflow.tasks.image.networks import cnn_shape
+from trainflow.tasks.common.networks import cnn_shape
 from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     """Pixel scaling and standardization from the training images, the augmenter, the CNN's shape."""
     import torch
 
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     arrays = load_npz(split_ref.train.path)
     x, y = arrays["x"], arrays["y"]
@@ -289,7 +289,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
     """Class probabilities (multi-label: one per label) for ``[n,h,w,c]`` pixels, preprocessed as
     in training, computed on ``device`` (auto: the GPU when there is one)."""
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     device = resolve_device(device)
     logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"], device), batch_size=512,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow import trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError, SpecError, TrainflowError

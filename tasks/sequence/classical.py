@@ -531,11 +531,12 @@ def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
     from pathlib import Path
 
     from trainflow.cache_keys import model_key
+    from trainflow.tasks.common.labels import targets
     from trainflow.refs import ModelRef
-    from trainflow.tasks.sequence import modality as seq
+    from trainflow.tasks.sequence import preprocess as seq
 
     data = seq.load_series(split_ref.train.path)
-    y, classes = seq.targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
+    y, classes = targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
     comp, options = spec.model.resolve("model", task=spec.task)
     started, cpu = time.perf_counter(), time.process_time()
 
@@ -591,7 +592,7 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     from trainflow.refs import load_npz
     from trainflow.registry import REGISTRY
     from trainflow.tasks.common.neural import CONFIG_FILE
-    from trainflow.tasks.sequence import modality as seq
+    from trainflow.tasks.sequence import preprocess as seq
 
     folder = Path(folder)
     if not (folder / ARRAYS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():

@@ -30,7 +30,7 @@ from trainflow.modality import Example, Modality
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import choice, component
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import plots, warmup
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.common.validate import Check, run_expectations
 
@@ -657,6 +657,10 @@ def target_problems(spec: PipelineSpec) -> list[str]:
             for where, columns in named.items() if target in columns]
 
 
+# skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'
+warmup.add("tabular", trust.skops_io)
+
+
 @component("modality", "tabular")
 class Tabular(Modality, stages_from=__name__):
     """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
@@ -682,10 +686,6 @@ class Tabular(Modality, stages_from=__name__):
             problems.append(f"'preprocess.resample.method' is 'class_weight', but model {spec.model.name!r} "
                             "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
         return problems + target_problems(spec) + multilabel_problems(spec)
-
-    def warm_ups(self, spec: PipelineSpec) -> list[Any]:
-        """skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'."""
-        return [trust.skops_io, *super().warm_ups(spec)]
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""
