@@ -32,13 +32,16 @@ from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.flows import validation_process
-from trainflow.spec import DataSpec, PipelineSpec, StageSpec
+from trainflow.spec import DataSpec, PipelineSpec, StageSpec, spec_model
 from trainflow import modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading
 from trainflow.tasks.common import metrics
 from trainflow.tasks.common import publish as publishing
 from trainflow.tasks.common import warmup
+
+# Prefect reads the flows' parameter forms when they are defined: the spec needs its modality sections by then
+spec_model()
 from trainflow.tasks.common.publish import RunFolder
 
 
