@@ -107,31 +107,11 @@ def test_the_layout_is_read():
     assert any(target == "trainflow.errors" for target, _, _ in GRAPH["trainflow.tasks.common.training"])
 
 
-# Crossings still being removed (issue 21): multimodal's branch adapters and the AV-digits loaders reach
-# into other modalities' modules. The list may only shrink: a stale entry fails the test below.
-PENDING = {
-    ("trainflow.tasks.multimodal.av_digits", "trainflow.tasks.audio.loaders"),
-    ("trainflow.tasks.multimodal.av_digits", "trainflow.tasks.image.loaders"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.image.modality"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.tabular.modality"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.sequence.loaders"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.sequence.modality"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.audio.modality"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.audio.features"),
-    ("trainflow.tasks.multimodal.branches", "trainflow.tasks.audio.networks"),
-    ("trainflow.tasks.multimodal.modality", "trainflow.tasks.tabular.modality"),
-    ("trainflow.tasks.multimodal.modality", "trainflow.tasks.image.modality"),
-}
-
-
 def test_imports_point_down_or_sideways_within_a_folder():
-    found = {(source, target, line, why) for source, edges in GRAPH.items() for target, line, _ in edges
-             if (why := _why_not(source, target))}
-    wrong = sorted(f"{MODULES[s].relative_to(ROOT)}:{line} imports {t}: {why}"
-                   for s, t, line, why in found if (s, t) not in PENDING)
+    wrong = sorted({f"{MODULES[source].relative_to(ROOT)}:{line} imports {target}: {why}"
+                    for source, edges in GRAPH.items() for target, line, _ in edges
+                    if (why := _why_not(source, target))})
     assert not wrong, "\n".join(wrong)
-    stale = PENDING - {(s, t) for s, t, _, _ in found}
-    assert not stale, f"no longer imported, drop from PENDING: {sorted(stale)}"
 
 
 def test_no_import_cycles():

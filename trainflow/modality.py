@@ -115,6 +115,11 @@ class Modality:
         raise NotImplementedError
 
 
+    def branch(self) -> Any:
+        """This modality as one input of a multimodal pipeline: its adapter (a
+        :class:`trainflow.tasks.common.branch.Branch`), or None where its data cannot be one (the default)."""
+        return None
+
     def example(self, folder: Path) -> Example:
         """Write a tiny dataset of this modality into ``folder``; return the spec (a raw dict, without
         ``name``) that trains on it in seconds and an input to predict for. The modality contract test

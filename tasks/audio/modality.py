@@ -431,6 +431,14 @@ class Audio(NeuralModality, stages_from=__name__):
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
     default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
 
+    def branch(self) -> Any:
+        """The adapter that makes audio data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.audio.branch import AudioBranch
+
+        return AudioBranch(sys.modules[__name__])
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; multi-label labels where the task wants them; a CNN that would shrink
     fixed-length spectrograms to nothing."""

@@ -9,6 +9,7 @@ returning a :class:`~trainflow.refs.DataRef`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,3 +193,38 @@ def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
         loaded = comp.build(config)
         digest = digesting.result()
     return modalities.get(modality).store(loaded, cache_dir, digest, config)
+
+
+def existing_folder(path: str, what: str = "data folder") -> Path:
+    """The folder ``data.path`` names (``what`` says which kind); DataError when it is not one."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        problem = path_problem(root, folder_ok=True) or "is a file; expected a folder"
+        raise DataError(f"The {what} '{root}' {problem} (data.path).")
+    return root
+
+
+def files_with_suffix(folder: Path, suffixes: list[str] | tuple[str, ...], recursive: bool = False) -> list[Path]:
+    """The files of ``folder`` with one of ``suffixes`` (any case; sorted), optionally of its subfolders too."""
+    ends = tuple(s.lower() for s in suffixes)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.name.lower().endswith(ends))
+
+
+def pattern_groups(files: list[Path], pattern: str, root: Path, required: tuple[str, ...]) -> dict[str, list[str]]:
+    """The named groups of ``pattern`` for each file name (full match); DataError naming the first
+    file that does not match, or a required group the pattern lacks."""
+    regex = re.compile(pattern)
+    missing = [g for g in required if g not in regex.groupindex]
+    if missing:
+        raise DataError(f"data.pattern {pattern!r} has no named group '{missing[0]}'"
+                        f"{did_you_mean(missing[0], regex.groupindex)}; name it as (?P<{missing[0]}>...).")
+    groups: dict[str, list[str]] = {g: [] for g in regex.groupindex}
+    for f in files:
+        m = regex.fullmatch(f.name)
+        if m is None:
+            raise DataError(f"The file name '{f.relative_to(root)}' in '{root}' does not match data.pattern "
+                            f"{pattern!r}; rename or move the file, or change the pattern.")
+        for g in groups:
+            groups[g].append(m.group(g) or "")
+    return groups

@@ -326,6 +326,14 @@ class Sequence(NeuralModality, stages_from=__name__):
     # (a network's accuracy depends on epochs and batch size that suit one data size but not another).
     default_models = {"classification": "minirocket", "multilabel": "gru", "regression": "gru"}
 
+    def branch(self) -> Any:
+        """The adapter that makes sequence data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.sequence.branch import SequenceBranch
+
+        return SequenceBranch(sys.modules[__name__])
+
     def example(self, folder: Path) -> Example:
         """20 univariate series of 12 steps, two classes (rising or falling)."""
         rng = np.random.default_rng(0)

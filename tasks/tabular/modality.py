@@ -673,6 +673,14 @@ class Tabular(Modality, stages_from=__name__):
     default_models = {"classification": "logistic_regression", "regression": "ridge", "multilabel": "random_forest"}
     predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
 
+    def branch(self) -> Any:
+        """The adapter that makes tabular data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.tabular.branch import TabularBranch
+
+        return TabularBranch(sys.modules[__name__])
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The preprocessing components and their options; class weights need a model that takes them;
         the target is not also a feature, a kept column or the id."""
