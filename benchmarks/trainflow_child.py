@@ -65,7 +65,7 @@ def instrument() -> dict[str, float]:
         if name not in OVERLAPPED:
             setattr(pipeline, attr, Timed(name, task))
 
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
 
     validating = pipeline.validating
 
@@ -111,6 +111,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from trainflow.flows.cli import exit_without_teardown
+    from trainflow.fast_exit import exit_without_teardown
 
     exit_without_teardown(main)  # as the trainflow command exits

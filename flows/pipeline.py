@@ -2,7 +2,7 @@
 
 Each stage is a Prefect task. Validation is a pure check whose result gates training and the
 published report, so it runs beside profile and split (:func:`validating`: its own task run, the
-Great Expectations work in a child process, see :mod:`trainflow.flows.validation_process` for why
+Great Expectations work in a child process, see :mod:`trainflow.tasks.common.validation_process` for why
 not a thread) and ``fit`` waits for it; a failed validation stops the run before training as before.
 Tasks exchange small references (path + digest), never DataFrames or models. ``split`` and ``fit``
 cache on their inputs (data digests, spec) plus the fingerprint of the code they run
@@ -31,7 +31,7 @@ from prefect.tasks import Task, exponential_backoff
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
-from trainflow.flows import validation_process
+from trainflow.tasks.common import validation_process
 from trainflow.spec import DataSpec, PipelineSpec, StageSpec, spec_model
 from trainflow import modalities
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -118,12 +118,12 @@ def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
 def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
                   apart: bool = False, ticket: str | None = None, docs_later: bool = False) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
-    process (:mod:`trainflow.flows.validation_process`) where the modality allows it; ``ticket``
-    names the gate (:func:`~trainflow.flows.validation_process.gate`) that the flow opens when the
+    process (:mod:`trainflow.tasks.common.validation_process`) where the modality allows it; ``ticket``
+    names the gate (:func:`~trainflow.tasks.common.validation_process.gate`) that the flow opens when the
     stages it runs beside this task are done: a validation the child hands back waits there before
     it runs in this process, so that two threads never race their first imports; ``docs_later``: the
     child answers before writing the Data Docs, and the flow calls
-    :func:`~trainflow.flows.validation_process.wait_for_docs` before it needs them."""
+    :func:`~trainflow.tasks.common.validation_process.wait_for_docs` before it needs them."""
     if not spec.validation.enabled:
         print("validate: skipped (validation.enabled is false)")
         return None
@@ -216,7 +216,7 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     return comp.build(config, context)
 
 
-#: validate beside profile and split, in a child process (see :mod:`trainflow.flows.validation_process`
+#: validate beside profile and split, in a child process (see :mod:`trainflow.tasks.common.validation_process`
 #: for why not in a thread); False: in this process, before profile and split
 APART = True
 

@@ -21,7 +21,7 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
-from trainflow.flows import validation_process
+from trainflow.tasks.common import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
                                       refresh_requested, run_cached, split_data, validates_apart, validating)
 from trainflow.spec import PipelineSpec, spec_model

@@ -9,7 +9,7 @@ cannot race the flow's imports and runs on the other core; it costs ~1 s more CP
 imports of trainflow and pandas, a second read of the stored table) and lowers the flow process's
 peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the stages it overlapped.
 
-``python -m trainflow.flows.validation_process``: the child is started first thing by ``trainflow run``
+``python -m trainflow.tasks.common.validation_process``: the child is started first thing by ``trainflow run``
 (:func:`prestart`, before the spec loads and Prefect imports), imports what validation needs meanwhile,
 then reads ``[request, result, docs]`` (file paths) from its input, one line per validation (a
 process that runs many flows keeps it: the next validation pays no imports); it rebuilds the spec and
