@@ -37,6 +37,7 @@ from trainflow import modalities
 from trainflow.errors import ComponentError, SpecError, expected
 from trainflow.files import path_problem
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
+from trainflow.resources import ResourcesSpec
 
 #: NAME_MAX of common file systems (ext4, XFS, APFS, NTFS) is 255 bytes; the name is a folder name and
 #: others add to it (Great Expectations' '<name>.json', artifact keys '<name>-sweep-progress'), so keep room.
@@ -154,6 +155,8 @@ class PipelineSpec(Strict):
     promotion: PromotionSpec = PromotionSpec()
     features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="CPU threads of the fit, evaluation and "
+                                                                  "prediction (trainflow/resources.py)")
 
     _modality: str | None = PrivateAttr(None)
 
@@ -208,10 +211,12 @@ class PipelineSpec(Strict):
         return self._modality
 
     def training_view(self) -> PipelineSpec:
-        """The spec without the parts that cannot change a trained model (cache-key input)."""
+        """The spec without the parts that cannot change a trained model (cache-key input).
+        ``resources`` goes too: where the thread count changes a model (torch's sums), the key
+        holds the count itself (:func:`trainflow.cache_keys.default_threads`)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
                                        "evaluate": EvaluateSpec(), "stages": [],
-                                       "promotion": PromotionSpec()})
+                                       "promotion": PromotionSpec(), "resources": ResourcesSpec()})
 
 
 def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:

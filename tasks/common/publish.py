@@ -220,6 +220,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         # rows the loader left out (audio's data.unreadable: skip), where it reports them
         **({"rows_skipped": data.meta["rows_skipped"]} if "rows_skipped" in data.meta else {}),
         "preprocessing": model.meta.get("steps", []),
+        # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
+        "threads": model.meta.get("threads"),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),
