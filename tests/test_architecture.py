@@ -1,6 +1,7 @@
 """The import rules of the layers, read from the source with ``ast`` (README, "Architecture").
 
-Layers, bottom up: ``trainflow/`` (core) -> ``tasks/common/`` -> ``tasks/<modality>/`` -> ``flows/``.
+Layers, bottom up: ``trainflow/`` (core) -> ``tasks/common/`` -> ``tasks/<modality>/`` -> ``flows/`` (and
+``trainflow/testing.py``, the packaged contract checks, which exercise every layer beside the flows).
 An import points down, or sideways within one folder; a modality never imports another modality's
 module; and the module graph has no cycle. Imports inside functions count as much as those at the
 top: a lazy import is still a dependency. The one exception is an import under ``if TYPE_CHECKING:``,
@@ -40,6 +41,8 @@ def place(module: str) -> tuple[str, str]:
     """(layer, room) of a module; the room tells modalities apart."""
     if module == "trainflow.flows" or module.startswith("trainflow.flows."):
         return "top", "flows"
+    if module == "trainflow.testing":  # the contract checks feed every layer tiny data; only tests import it
+        return "top", "testing"
     if module == "trainflow.tasks" or module.startswith("trainflow.tasks.common"):
         return "common", "common"
     if module.startswith("trainflow.tasks."):
