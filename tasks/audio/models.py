@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from trainflow.registry import component
-from trainflow.tasks.common.networks import CnnConfig, RecurrentConfig, cnn, recurrent
+from trainflow.tasks.common.networks import CnnConfig, DenseHead, RecurrentConfig, cnn, recurrent
 
 TASKS = ("classification", "multilabel")  # multi-label: one sigmoid output per label
 
@@ -40,12 +40,9 @@ for _cell in ("gru", "lstm"):
     component("model", f"audio_{_cell}", RecurrentConfig, tasks=TASKS, modality="audio", random=True)(_frame_rnn(_cell))
 
 
-class AutoencoderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AutoencoderConfig(DenseHead):
     width: int = Field(16, ge=1, description="Filters of the first encoder block (doubling per block)")
     depth: int = Field(2, ge=1, le=5, description="Encoder blocks (conv 3x3 stride 2 -> batch norm -> ReLU)")
-    dense: int = Field(64, ge=1, description="Units of the embedding layer on the flattened encoder features")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
     # A few epochs of reconstruction give the encoder general spectral features before labels are used.
     pretrain_epochs: int = Field(5, ge=0, description="Epochs of reconstruction pre-training (0: none)")
     freeze_encoder: bool = Field(False, description="Keep the pre-trained encoder fixed while the classifier trains")

@@ -12,14 +12,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import SpecError
 
 
-class CnnConfig(BaseModel):
-    """Options of the ``cnn`` model; the defaults are the seed's network."""
+class DenseHead(BaseModel):
+    """The options of a network's last layers: a dense layer (the embedding), dropout, the output."""
 
     model_config = ConfigDict(extra="forbid")
+    dense: int = Field(64, ge=1, description="Units of the dense layer before the output (the embedding)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
+
+
+class CnnConfig(DenseHead):
+    """Options of the ``cnn`` model; the defaults are the seed's network."""
+
     width: int = Field(32, ge=1, description="Filters of the first conv layer (doubling per block: 32, 64)")
     depth: int = Field(2, ge=1, le=6, description="Conv blocks (conv 3x3 -> activation -> max-pool 2)")
-    dense: int = Field(64, ge=1, description="Units of the hidden dense layer")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
     batch_norm: bool = Field(False, description="Batch normalization after each conv layer")
     activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
     # The seed uses unpadded ("valid") convs on 32x32 images; small images would shrink to nothing.

@@ -587,19 +587,13 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     """Rebuild a saved classical model from its arrays and JSON (data only: the arrays are read with
     ``allow_pickle=False`` and the model's type comes from the registry, never from the file).
     DataError naming the file when it is missing or damaged."""
-    from pathlib import Path
-
     from trainflow import trust
-    from trainflow.errors import DataError
     from trainflow.refs import load_npz
     from trainflow.registry import REGISTRY
-    from trainflow.tasks.common.neural import CONFIG_FILE
+    from trainflow.tasks.common.neural import CONFIG_FILE, saved_config
     from trainflow.tasks.sequence import preprocess as seq
 
-    folder = Path(folder)
-    if not (folder / ARRAYS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved sequence model in '{folder}' (expected {ARRAYS_FILE} and {CONFIG_FILE}).")
-    config = trust.read_json(folder / CONFIG_FILE)
+    folder, config = saved_config(folder, ARRAYS_FILE, "sequence")
     try:
         comp = REGISTRY.get("model", config["model"])
         if not comp.extra.get("classical"):
