@@ -32,7 +32,7 @@ from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.tasks.common import validation_process
-from trainflow.spec import DataSpec, PipelineSpec, StageSpec, spec_model
+from trainflow.spec import DataSpec, PipelineSpec, SplitSpec, StageSpec, spec_model
 from trainflow import modalities
 from trainflow import resources
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -110,9 +110,10 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
 
 
 @task(name="load", **RETRIES)
-def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
-    """Read the dataset with the spec's loader; the spec's modality stores it in the cache."""
-    ref = loading.load(data, cache, modality)
+def load_data(data: DataSpec, cache: str, modality: str, split: SplitSpec | None = None) -> DataRef:
+    """Read the dataset with the spec's loader (carrying the split's column or group when the spec
+    names one); the spec's modality stores it in the cache."""
+    ref = loading.load(data, cache, modality, split if split is not None and split.key else None)
     print(f"load: {ref.meta.get('rows', '?')} rows from {ref.meta.get('source', data.loader)} (digest {ref.digest[:12]})")
     return ref
 
@@ -158,7 +159,8 @@ def profile_data(data: DataRef, spec: PipelineSpec) -> DataRef:
 def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     """Hold out the test split (fixed by split.seed)."""
     ref = modalities.get(spec.modality).split(data, spec, cache)
-    print(f"split: {ref.train.meta.get('rows')} train / {ref.test.meta.get('rows')} test rows")
+    val = f"{ref.validation.meta.get('rows')} validation / " if ref.validation is not None else ""
+    print(f"split: {ref.train.meta.get('rows')} train / {val}{ref.test.meta.get('rows')} test rows")
     return ref
 
 
@@ -333,7 +335,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     try:
         if validates_apart(spec):
             validation_process.prestart()  # its imports overlap the load
-        data = load_data(spec.data, cache, spec.modality)
+        data = load_data(spec.data, cache, spec.modality, spec.split)
         _after(spec, "load", {"spec": spec, "data": data})
         # the Data Docs may follow the verdict (fit needs only that): waited for before publishing;
         # not with extra stages, which might read them at any point
@@ -369,7 +371,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
 def validate_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any] | None:
     """Load and validate only; the Data Docs go to ``<out>/<pipeline>/validation-<time>/``."""
     docs = Path(out).resolve() / spec.name / f"validation-{publishing.new_run_id()}"
-    data = load_data(spec.data, cache_dir(out), spec.modality)
+    data = load_data(spec.data, cache_dir(out), spec.modality, spec.split)
     summary = validate_data(data, spec, str(docs))
     profile_data(data, spec)  # reports the columns that a run would exclude
     return summary

@@ -28,7 +28,8 @@ class AudioBranch(NetworkBranch):
         labels = None if loaded.labels is None else np.asarray([loaded.labels[i] for i in ok], dtype=str)
         return Items([loaded.waves[i] for i in ok], labels, {"id": files, "stem": [stem(f) for f in files]},
                      None if loaded.is_test is None else np.asarray(loaded.is_test)[ok],
-                     {"sample_rate": loaded.sample_rate, "source": loaded.source, "loader_options": options})
+                     {"sample_rate": loaded.sample_rate, "source": loaded.source, "loader_options": options},
+                     None if loaded.keys is None else np.asarray(loaded.keys)[ok])
 
     def take(self, data, idx):
         return [data[int(i)] for i in idx]

@@ -38,6 +38,7 @@ class Items:
     keys: dict[str, list[str]] = field(default_factory=dict)
     is_test: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    split_keys: np.ndarray | None = None  # the values of the spec's split column or group (holdout.KEY)
 
     def __len__(self) -> int:
         return len(self.labels) if self.labels is not None else self.size

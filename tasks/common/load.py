@@ -21,7 +21,7 @@ from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 
 if TYPE_CHECKING:
-    from trainflow.spec import DataSpec
+    from trainflow.spec import DataSpec, SplitSpec
 
 
 #: the markers read as a missing value by default
@@ -176,9 +176,10 @@ def refuse_special_files(config: BaseModel) -> None:
                 raise DataError(f"The data path '{value}' {problem} (data.{key}).")
 
 
-def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
+def load(data_spec: DataSpec, cache_dir: str, modality: str, split: SplitSpec | None = None) -> DataRef:
     """Run the spec's loader and let the spec's ``modality`` store what it read in ``cache_dir``
-    (logic of the load task)."""
+    (logic of the load task). ``split``: the spec's split section; when it names a column or group
+    (``split.key``) the loader carries its values (``tasks/common/holdout.py``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     comp, config = data_spec.resolve("data")
@@ -190,8 +191,11 @@ def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
     listed = source_files(comp, config)
     with ThreadPoolExecutor(1, thread_name_prefix="load-digest") as pool:
         digesting = pool.submit(fingerprint, config, listed)
-        loaded = comp.build(config)
+        key = split.key if split is not None else None
+        loaded = comp.build(config, split=split) if key else comp.build(config)
         digest = digesting.result()
+    if key:  # the stored data carries the key's values: another split key is other stored data
+        digest = json_digest([digest, {"split_key": key}])
     return modalities.get(modality).store(loaded, cache_dir, digest, config)
 
 

@@ -140,29 +140,6 @@ def label_matrix(df: Any, labels: list[str]) -> np.ndarray:
 # ---------------------------------------------------------------- split
 
 
-def split_rows(df: Any, labels: list[str], spec: PipelineSpec) -> tuple[Any, Any, list[str]]:
-    """The train and test rows: the files' fixed split, or iterative stratification over the labels
-    (``split.test_size``, ``split.seed``; plain shuffling when ``split.stratify`` is false)."""
-    if FOLD in df.columns:
-        train, test = df[df[FOLD] == "train"], df[df[FOLD] == "test"]
-        note = f"fixed split from the data files: {len(train)} train / {len(test)} test rows"
-        return train.drop(columns=[FOLD]), test.drop(columns=[FOLD]), [note]
-    tr, te, note = split_indices(label_matrix(df, labels), spec)
-    return df.iloc[tr], df.iloc[te], [note]
-
-
-def split_indices(Y: np.ndarray, spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray, str]:
-    """Train and test row indices of a label matrix ``Y`` and how they were drawn: iterative
-    stratification over the labels (``split.test_size``, ``split.seed``), or plain shuffling when
-    ``split.stratify`` is false."""
-    if spec.split.stratify:
-        tr, te = holdout_indices(Y, spec.split.test_size, spec.split.seed)
-        return tr, te, "split by iterative stratification over the labels"
-    order = np.random.default_rng(spec.split.seed).permutation(len(Y))
-    n_test = max(1, int(round(spec.split.test_size * len(Y))))
-    return np.sort(order[n_test:]), np.sort(order[:n_test]), "split by shuffling (split.stratify is false)"
-
-
 def holdout_indices(Y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Kept and held-out row indices (sorted), the held-out ``share`` drawn by iterative
     stratification over the columns of the 0/1 label matrix ``Y`` (every label keeps its share)."""
@@ -179,11 +156,6 @@ def stratified_folds(Y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray,
 
     folds = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(folds.split(np.zeros(len(Y)), np.asarray(Y)))
-
-
-def label_counts(train: Any, test: Any, labels: list[str]) -> dict[str, dict[str, int]]:
-    """Positive rows per label in each part."""
-    return {name: {lab: int(part[lab].sum()) for lab in labels} for name, part in (("train", train), ("test", test))}
 
 
 # ---------------------------------------------------------------- fit

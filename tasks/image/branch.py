@@ -17,7 +17,8 @@ class ImageBranch(NetworkBranch):
     def items(self, loaded: Any, options: dict[str, Any]) -> Items:
         keys = {"id": list(loaded.files), "stem": [stem(f) for f in loaded.files]} if loaded.files else {}
         return Items(loaded.x, np.asarray(loaded.classes, dtype=object)[loaded.y].astype(str), keys, loaded.is_test,
-                     {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options})
+                     {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options},
+                     loaded.keys)
 
     def write_split(self, data, labels, test, classes, meta, folder):
         index = {c: i for i, c in enumerate(classes)}

@@ -23,7 +23,8 @@ class SequenceBranch(NetworkBranch):
         is_test = np.asarray([f == "test" for f in loaded.fold]) if loaded.fold else None
         labels = np.asarray(loaded.y, dtype=str) if loaded.y is not None else None
         return Items(list(loaded.series), labels, {"id": list(loaded.ids), "stem": [stem(i) for i in loaded.ids]},
-                     is_test, {"source": loaded.source, "loader": options.get("loader"), "loader_options": options})
+                     is_test, {"source": loaded.source, "loader": options.get("loader"), "loader_options": options},
+                     None if loaded.keys is None else np.asarray(loaded.keys, dtype=str))
 
     def take(self, data, idx):
         return [data[int(i)] for i in idx]

@@ -117,6 +117,8 @@ def pack(data: SeriesSet) -> dict[str, np.ndarray]:
         arrays["y"] = np.asarray(data.y, dtype=str)
     if data.fold is not None:
         arrays["fold"] = np.asarray(data.fold, dtype=str)
+    if data.keys is not None:
+        arrays["keys"] = np.asarray(data.keys, dtype=str)
     if data.label_matrix is not None:
         arrays["Y"] = data.label_matrix
     return arrays

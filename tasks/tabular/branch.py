@@ -24,9 +24,13 @@ class TabularBranch(Branch):
         keys = {}
         if id_col:
             keys = {"id": loaded[id_col].astype(str).tolist(), "stem": [stem(v) for v in loaded[id_col].astype(str)]}
+        from trainflow.tasks.common.holdout import KEY
+
         labels = loaded[target].astype(str).to_numpy() if target else None
-        features = loaded.drop(columns=[c for c in (id_col, target) if c]).reset_index(drop=True)
-        return Items(features, labels, keys, None, {"source": options.get("path")})
+        split_keys = loaded[KEY].to_numpy() if KEY in loaded.columns else None
+        features = loaded.drop(columns=[c for c in (id_col, target, KEY) if c and c in loaded.columns])
+        return Items(features.reset_index(drop=True), labels, keys, None, {"source": options.get("path")},
+                     split_keys)
 
     def take(self, data, idx):
         return data.iloc[idx].reset_index(drop=True)

@@ -188,10 +188,11 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
 
 def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
+    from trainflow.tasks.common.holdout import KEY
     from trainflow.tasks.common.multilabel import FOLD
 
     df = read_parquet(ref.path)  # the frame the load stage has just stored, when it ran in this process
-    rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD])
+    rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD, KEY])
     plan = plan_features(rows, spec, source=ref.meta.get("source") or "the data")
     used = set(plan["features"]) | set(plan["dates"])
     for row in rows:

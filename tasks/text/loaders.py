@@ -50,11 +50,15 @@ def read_text_table(path: Path, config: TextTableConfig, what: str = "data file"
     return read_csv_file(path, delimiter, config.encoding, na_values=[""], what=what, quoting=quoting)
 
 
-@component("loader", "text_table", TextTableConfig, modality="text")
-def load_text_table(config: TextTableConfig) -> Any:
-    """Documents in a column of a CSV/TSV/Parquet table, a label column, and kept columns."""
+@component("loader", "text_table", TextTableConfig, modality="text", split_key=True)
+def load_text_table(config: TextTableConfig, split: Any = None) -> Any:
+    """Documents in a column of a CSV/TSV/Parquet table, a label column, and kept columns (and the
+    column of ``split`` when it names one, under ``holdout.KEY``)."""
+    from trainflow.tasks.common import holdout
+
     path = existing_file(config.path)
     df = read_text_table(path, config)
+    key = holdout.key_values(df, split, path) if split is not None and split.key else None
     for col, option in [(config.text, "data.text"), *([(config.target, "data.target")] if config.target else []),
                         *((c, "data.targets") for c in config.targets or []), *((c, "data.keep") for c in config.keep)]:
         require_column(df, col, path, option)
@@ -62,6 +66,8 @@ def load_text_table(config: TextTableConfig) -> Any:
     out.insert(0, TEXT, df[config.text].fillna("").astype(str))
     if not out[TEXT].str.strip().any():
         raise DataError(f"Every text of the column '{config.text}' of '{path}' is empty (data.text).")
+    if key is not None:
+        out[holdout.KEY] = key
     if config.targets or config.separator:  # multi-label: one 0/1 column per label after the text
         from trainflow.tasks.common.multilabel import labels_from_columns
 
