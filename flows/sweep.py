@@ -254,7 +254,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, candidates[best[0]])
+    summary["promotion"] = promote_run(summary, candidates[best[0]], splits[best[0]])
     summary["sweep"] = rows
     return summary
 

@@ -69,6 +69,7 @@ class Evaluation(Ref):
     plots: dict[str, str] = {}  # title -> PNG path
     tables: dict[str, list[dict[str, Any]]] = {}  # title -> rows
     notes: list[str] = []
+    intervals: dict[str, list[float]] = {}  # metric -> bootstrap 95% interval [low, high]
 
 
 def file_digest(path: str | os.PathLike, h: Any = None) -> str:
@@ -261,5 +262,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # never leave a half-written temporary file beside the real one
+        if exc.filename is None:  # a write that found no room names no file: name it
+            exc.filename = str(path)
+        raise

@@ -121,6 +121,10 @@ def read_clip(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str,
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(f"The audio file '{path}' is not audio soundfile can decode (WAV, FLAC, OGG, AIFF): "
                         f"{exc}.") from None
+    bad = ~np.isfinite(data)
+    if bad.any():  # a float WAV can store NaN or inf; features and training would turn them into NaN losses
+        raise DataError(f"The audio file '{path}' holds {int(bad.sum())} sample(s) that are not finite numbers "
+                        f"(NaN or infinite; the first at sample {int(np.flatnonzero(bad.any(axis=1))[0])}).")
     info = {"sample_rate": int(rate), "channels": int(data.shape[1]), "duration": len(data) / rate}
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]  # stereo mixed down
     if rate != sample_rate and len(wave):

@@ -8,12 +8,13 @@ returning a :class:`~trainflow.refs.DataRef`.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from trainflow import modalities
 from trainflow.errors import DataError, did_you_mean
@@ -33,6 +34,22 @@ def require_column(df: Any, column: str, path: Path, option: str) -> None:
     if column not in df.columns:
         raise DataError(f"The file '{path}' has no column '{column}' ({option}){did_you_mean(column, df.columns)}. "
                         f"Its columns are: {', '.join(map(str, df.columns))}.")
+
+
+def text_encoding(name: str) -> str:
+    """``name`` when Python knows it as a text encoding; ValueError otherwise (a spec error naming the
+    field, not a LookupError deep in the reader; ``rot13`` or ``base64`` are codecs but not text)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ValueError("must be a text encoding Python knows, such as 'utf-8', 'latin-1' or 'cp1252'")
+    return name
+
+
+#: a loader option naming a text encoding, checked when the spec is read
+Encoding = Annotated[str, AfterValidator(text_encoding)]
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.alerts import warn
 from trainflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -121,14 +122,37 @@ def read_arff(path: Path, labels: list[str] | None) -> tuple[Any, list[str]]:
         found = re.search(r"-C\s+(-?\d+)", data.get("relation") or "")
         if found:
             n = int(found.group(1))
+            if n == 0 or abs(n) >= len(names):  # no label, or no feature left (names[0:] would be every one)
+                raise DataError(f"The relation option '-C {n}' of the ARFF file '{path}' names "
+                                f"{'no label attribute' if n == 0 else 'every attribute as a label'}: MEKA's -C n "
+                                f"makes the first n attributes the labels (n < 0: the last -n) of its {len(names)}. "
+                                f"Correct it, or name the labels in data.labels.")
             labels = names[:n] if n > 0 else names[n:]
+    gaps = np.zeros(len(df), dtype=bool)
     for col in labels or []:
         if col not in names:
             raise DataError(f"The label attribute '{col}' (data.labels) is not in '{path}'.")
-        # nominal {0,1} labels arrive as text; numbers stay as they are, other text is left for validation
+        # nominal {0,1} labels arrive as text; numbers stay as they are, other text is left for validation;
+        # a '?' (missing) is a gap in one row, not a reason to read the whole column as text
+        missing = df[col].isna().to_numpy()
         as_number = pd.to_numeric(df[col], errors="coerce")
-        if as_number.notna().all():
-            df[col] = as_number.astype("int64") if (as_number == as_number.round()).all() else as_number
+        if (as_number.notna().to_numpy() | missing).all() and not missing.all():
+            known = as_number[~missing]
+            whole = bool((known == known.round()).all())
+            df[col] = as_number.astype("Int64" if missing.any() else "int64") if whole else as_number
+            if missing.any():
+                rows = np.flatnonzero(missing)
+                warn(f"'{path}': the label attribute '{col}' is missing ('?') in {len(rows)} row(s) (data row(s) "
+                     f"{', '.join(str(r + 1) for r in rows[:5])}{', ...' if len(rows) > 5 else ''}); those rows are "
+                     f"left out, as a label that is not known can be neither learnt nor scored.")
+            gaps |= missing
+    if gaps.any():
+        if gaps.all():
+            raise DataError(f"Every row of the ARFF file '{path}' lacks a label ('?'); nothing is left to learn from.")
+        df = df[~gaps].reset_index(drop=True)
+        for col in labels or []:
+            if str(df[col].dtype) == "Int64":
+                df[col] = df[col].astype("int64")
     return df, list(labels or [])
 
 
@@ -315,7 +339,10 @@ def evaluation(Y: np.ndarray, proba: np.ndarray, labels: list[str], thresholds: 
     chart = {k: {lab: per_label[lab][k] for lab in labels} for k in ("precision", "recall", "f1", "roc_auc")}
     charts = {"Per-label scores": plots.bars_png(chart, Path(plots_dir) / "per_label.png",
                                                  "Test precision, recall, F1 and ROC-AUC per label")}
-    return Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+    from trainflow.tasks.common.assess import assess
+
+    ev = Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+    return assess(ev, spec, Y, pred, proba, labels, plots_dir)
 
 
 def label_frame(proba: np.ndarray, labels: list[str], thresholds: list[float]) -> Any:

@@ -28,6 +28,7 @@ from trainflow.errors import DataError, SpecError, TrainflowError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -330,6 +331,25 @@ def _classifier_types() -> frozenset[str]:
     return branch("tabular", "model.model").trusted_types()
 
 
+def masking_rows(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray, y: np.ndarray,
+                 pred: np.ndarray) -> list[dict[str, Any]]:
+    """Per input: the fused model's test accuracy when that input is masked (marked absent, as a
+    missing input is at predict time) on the rows that keep another input, beside its accuracy there
+    with every input; the drop is what the model relies on that input for."""
+    rows = []
+    for j, name in enumerate(config["inputs"]):
+        masked = present.copy()
+        masked[:, j] = False
+        keep = masked.any(axis=1)
+        if not keep.any():
+            continue
+        proba = fused_proba(folder, config, data, masked)
+        full, without = float(np.mean(pred[keep] == y[keep])), float(np.mean(proba.argmax(1)[keep] == y[keep]))
+        rows.append({"input masked": name, "rows": int(keep.sum()), "accuracy, all inputs": round(full, 4),
+                     "accuracy, masked": round(without, 4), "drop": round(full - without, 4)})
+    return rows
+
+
 def fused_proba(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray) -> np.ndarray:
     """Class probabilities of the fused model for aligned inputs ``data`` and presence flags [n, inputs]."""
     names, classes = list(config["inputs"]), config["classes"]
@@ -363,7 +383,29 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     config = trust.read_json(path)
     if not isinstance(config, dict) or not {"fusion", "inputs", "classes"} <= set(config):
         raise trust.damaged(path, ValueError("not a multimodal model config"))
+    problem = config_problem(config)
+    if problem:
+        raise trust.damaged(path, problem)
     return config
+
+
+def config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a saved fusion config (each input a mapping with its modality,
+    loader options and blank item; classes a list; ``missing`` and ``join`` as the spec allows), or None."""
+    inputs = config["inputs"]
+    if not isinstance(inputs, dict) or not inputs:
+        return "'inputs' is not a mapping of input names"
+    for n, info in inputs.items():
+        if not isinstance(info, dict) or not isinstance(info.get("modality"), str) \
+                or not isinstance(info.get("options"), dict) or not isinstance(info.get("blank"), str):
+            return f"input {str(n)[:40]!r} lacks its modality, options or blank item"
+        if info["modality"] not in supported():
+            return f"input {str(n)[:40]!r} names the modality {info['modality'][:40]!r}, which cannot be an input"
+    if not isinstance(config["classes"], list) or len(config["classes"]) < 2:
+        return "'classes' is not a list of two or more classes"
+    if config.get("missing") not in ("mask", "drop") or not isinstance(config.get("join"), str):
+        return "'missing' or 'join' is not a value the spec allows"
+    return None
 
 
 # ---------------------------------------------------------------- evaluate
@@ -378,7 +420,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     index = {c: i for i, c in enumerate(classes)}
     y = np.asarray([index[v] for v in rows["labels"]])
     present = rows["present"].astype(bool)
-    proba = fused_proba(folder, config, _inputs(split_ref, rows["rows"]), present)
+    inputs = _inputs(split_ref, rows["rows"])
+    proba = fused_proba(folder, config, inputs, present)
     proba = proba / proba.sum(1, keepdims=True)  # float32 branch outputs sum to 1 only within ~1e-7
     pred = proba.argmax(1)
     names = spec.evaluate.metrics or M.DEFAULTS["classification"]
@@ -407,13 +450,14 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     if not present.all():
         notes.append(f"{int((~present.all(1)).sum())} test rows lack an input (masked); the branch scores count "
                      "only rows that have it")
-    tables = {"Fusion vs each input alone (same split)": table}
+    tables = {"Fusion vs each input alone (same split)": table,
+              "Masking each input (test split)": masking_rows(folder, config, inputs, present, y, pred)}
     if config.get("history"):  # intermediate fusion: the joint network's training
         curves, history = neural.history_report(model_ref, config, plots_dir)
         charts.update(curves)
         tables.update(history)
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 # ---------------------------------------------------------------- export & predict
@@ -500,6 +544,8 @@ class Multimodal(NeuralModality, stages_from=__name__):
     """Several inputs (image, table, series, ...) joined by id, position or file stem, each a branch
     of its own modality, fused early, intermediately (end to end) or late; every branch's score is
     reported beside the fused one."""
+
+    calibrations = ()  # the fusion is not trained by the shared loop: no temperature to fit
 
     default_models = {"classification": "intermediate_fusion"}
 

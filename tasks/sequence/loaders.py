@@ -22,6 +22,7 @@ from pydantic import Field
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
+from trainflow.tasks.sequence.timeaxis import file_dates
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 
@@ -330,7 +331,7 @@ def _sortable_time(col: Any, path: Path, name: str) -> Any:
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().all():
         return numeric
-    dates = pd.to_datetime(col, errors="coerce")
+    dates = file_dates(col, path, name)
     if dates.notna().all():
         return dates
     bad = col[dates.isna()]

@@ -38,7 +38,12 @@ class TabularBranch(Branch):
     def blank(self, data, n):
         import pandas as pd
 
-        return pd.DataFrame({c: pd.Series([None] * n, dtype=data[c].dtype) for c in data.columns})
+        def missing(dtype: Any) -> Any:  # numpy integers and booleans cannot hold a gap: missing numbers are NaN
+            if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                return pd.Series([float("nan")] * n, dtype="float64")
+            return pd.Series([None] * n, dtype=dtype)
+
+        return pd.DataFrame({c: missing(data[c].dtype) for c in data.columns})
 
     def concat(self, parts):
         import pandas as pd

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, read_csv_file, read_parquet_file
+from trainflow.tasks.common.load import (NA_VALUES, Encoding, SplitFilesConfig, existing_file, read_csv_file,
+                                        read_parquet_file)
 
 
 class TableConfig(BaseModel):
@@ -31,7 +32,7 @@ class TableConfig(BaseModel):
 
 class CsvConfig(TableConfig):
     delimiter: str = ","
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     na_values: list[str] = Field(NA_VALUES, description="Markers read as missing")
 
 

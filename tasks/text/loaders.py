@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError
 from trainflow.registry import component
-from trainflow.tasks.common.load import existing_file, read_csv_file, read_parquet_file, require_column
+from trainflow.tasks.common.load import Encoding, existing_file, read_csv_file, read_parquet_file, require_column
 
 TEXT, LABEL = "text", "label"
 
@@ -32,13 +32,13 @@ class TextTableConfig(BaseModel):
     delimiter: str | None = Field(None, description="Field delimiter; default: tab for .tsv/.tab, else ','")
     quoting: Literal["minimal", "none"] = Field(
         "minimal", description="minimal: fields may be quoted; none: quote marks are text (unquoted TSV)")
-    encoding: str = Field("utf-8", description="Text encoding of a CSV/TSV file")
+    encoding: Encoding = Field("utf-8", description="Text encoding of a CSV/TSV file")
 
 
 class TextFolderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(..., description="Folder with one subfolder of .txt files per class")
-    encoding: str = Field("utf-8", description="Text encoding of the .txt files")
+    encoding: Encoding = Field("utf-8", description="Text encoding of the .txt files")
 
 
 def read_text_table(path: Path, config: TextTableConfig, what: str = "data file") -> Any:
