@@ -94,7 +94,8 @@ class Modality:
         return ref
 
     def split(self, ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-        """Hold out the test part (``spec.split``); the parts are stored in the cache."""
+        """Hold out the test part, and the validation part when the spec gives one (``spec.split``; built-in
+        modalities use ``tasks/common/holdout.py``); the parts are stored in the cache."""
         raise NotImplementedError
 
     def fit(self, split: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:

@@ -20,7 +20,7 @@ from trainflow.alerts import warn
 from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError, SpecError
 from trainflow.modality import Example
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, remember_npz, save_npz
 from trainflow.registry import REGISTRY, component
 from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
@@ -51,6 +51,7 @@ def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     if images.files is not None:
         extra["files"] = np.asarray(images.files)
     save_npz(path, x=images.x, y=images.y, **extra)  # rewritten on each load: see refs.store_parquet
+    remember_npz(path, {"x": images.x, "y": images.y, **extra})  # split, next in this process, need not read it
     n, h, w, c = images.x.shape
     notes = [f"skipped unreadable image: {s}" for s in images.skipped]
     return DataRef(path=str(path), digest=digest, modality="image", meta={
@@ -123,7 +124,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     (multi-label: iterative stratification over the labels); one ``.npz`` per part."""
     from trainflow.tasks.common import leakage
 
-    arrays = load_npz(ref.path)
+    arrays = load_npz(ref.path, keep=False)  # the validation child reads the file itself
     x, y = arrays["x"], arrays["y"]
     source = f"'{ref.meta.get('source')}'"
     neural.check_label_shape(y, spec.task, source)  # also when validation is off
@@ -142,7 +143,10 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     refs = {}
     for name, idx in parts.items():
         path = folder / f"{name}.npz"
-        save_npz(path, x=x[idx], y=y[idx])
+        part = {"x": x[idx], "y": y[idx]}
+        save_npz(path, **part)
+        if name in ("train", "test"):  # fit and evaluate, next in this process, need not read them back
+            remember_npz(path, part)
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
                              meta={**ref.meta, "rows": int(len(idx))})
     counts = ({"label_counts": holdout.label_counts(y, ref.meta["classes"], parts)} if multilabel
@@ -196,8 +200,13 @@ def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float]
     # in place on that copy: one float array in memory instead of three (CIFAR's 50,000 images: 600 MB each)
     # (the layout is kept as well: a gray image's "contiguous" NCHW view keeps NHWC strides, and the
     # convolutions compute differently for another layout: digits trains to other weights)
-    t.div_(divisor).sub_(torch.tensor(mean, device=t.device).view(1, -1, 1, 1))
-    return t.div_(torch.tensor(std, device=t.device).view(1, -1, 1, 1))
+    t.div_(divisor)
+    # a pass over the whole array each (CIFAR: 600 MB); subtracting 0 and dividing by 1 change no value
+    if any(m != 0 for m in mean):
+        t.sub_(torch.tensor(mean, device=t.device).view(1, -1, 1, 1))
+    if any(d != 1 for d in std):
+        t.div_(torch.tensor(std, device=t.device).view(1, -1, 1, 1))
+    return t
 
 
 def augmenter(pre: ImagePreprocess) -> Any:
@@ -232,7 +241,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
 
     from trainflow.devices import resolve_device
 
-    arrays = load_npz(split_ref.train.path)
+    arrays = load_npz(split_ref.train.path, keep=False)
     x, y = arrays["x"], arrays["y"]
     meta = split_ref.train.meta
     pre = spec.preprocess.image
@@ -282,7 +291,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
     model, config = load_model(model_ref.path)
-    arrays = load_npz(split_ref.test.path)
+    arrays = load_npz(split_ref.test.path, keep=False)
     y = arrays["y"]
     proba = probabilities(model, config, arrays["x"], spec.train.device)
     if config.get("task") == "multilabel":
