@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,6 +41,7 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT
 from trainflow.tasks.text.neural_text import TokenPreprocess
+from trainflow.tasks.text.normalise import normalise
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -102,15 +102,6 @@ class TextValidation(BaseModel):
     def required_share(self) -> float:
         """The share of documents the length checks require (1 when strict)."""
         return 1.0 if self.strict else self.mostly
-
-
-def normalise(texts: Any, lowercase: bool = True) -> list[str]:
-    """Unicode NFKC, optional lowercase, runs of whitespace as one space, trimmed."""
-    out = []
-    for t in texts:
-        t = " ".join(unicodedata.normalize("NFKC", str(t)).split())
-        out.append(t.lower() if lowercase else t)
-    return out
 
 
 # ---------------------------------------------------------------- store & validate
@@ -500,7 +491,8 @@ def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
     import pandas as pd
 
     from trainflow.tasks.common.load import existing_file
-    from trainflow.tasks.text.loaders import TextTableConfig, read_text_file, read_text_table, require_column
+    from trainflow.tasks.common.load import require_column
+    from trainflow.tasks.text.loaders import TextTableConfig, read_text_file, read_text_table
 
     path = Path(input_path)
     if path.is_dir():
