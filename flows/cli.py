@@ -220,12 +220,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summary = run_sweep(args.spec, args.grid, args.overrides, out=args.out, runner=args.runner,
                         address=args.address, workers=args.workers)
     primary = summary["primary_metric"]
+    shown_apart = ("candidate", "status", "best", "ran_on", "selection_metric", "selection_score", f"test_{primary}")
     for row in summary["sweep"]:
-        value = row.get(primary)
-        shown = f"{value:.4f}" if isinstance(value, float) else row["status"]
-        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in (primary, "candidate", "status", "best", "ran_on")
-                          and not isinstance(v, float))
-        print(f"  {'*' if row['best'] else ' '} {row['candidate']:>3} {labels:<50} {primary} = {shown}")
+        value = row.get("selection_score")
+        shown = f"{row['selection_metric']} = {value:.4f}" if isinstance(value, float) else row["status"]
+        if row.get(f"test_{primary}") is not None:  # the chosen candidate only: the test split is scored once
+            shown += f"  (test {primary} = {row[f'test_{primary}']:.4f})"
+        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in shown_apart)
+        print(f"  {'*' if row['best'] else ' '} {row['candidate']:>3} {labels:<50} {shown}")
     _print_summary(summary)
     print(f"promotion: {summary['promotion']['reason']}")
     return 0

@@ -197,9 +197,10 @@ class PipelineSpecBase(Strict):
         return self._modality
 
     def training_view(self) -> PipelineSpecBase:
-        """The spec without the parts that cannot change a trained model (cache-key input)."""
+        """The spec without the parts that cannot change a trained model (cache-key input). The primary
+        metric stays: the fit measures its selection score (cross-validation) in it."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
-                                       "evaluate": EvaluateSpec(), "stages": [],
+                                       "evaluate": EvaluateSpec(primary=self.evaluate.primary), "stages": [],
                                        "promotion": PromotionSpec()})
 
 

@@ -193,7 +193,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
     import yaml
 
     from trainflow.cache_keys import code_fingerprint
-    from trainflow.tasks.common import report
+    from trainflow.tasks.common import report, selection
 
     staging = run.staging
     plots_dir = staging / "plots"
@@ -220,6 +220,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         # rows the loader left out (audio's data.unreadable: skip), where it reports them
         **({"rows_skipped": data.meta["rows_skipped"]} if "rows_skipped" in data.meta else {}),
         "preprocessing": model.meta.get("steps", []),
+        # what chose this model, never the test split (trainflow.tasks.common.selection)
+        "selection": selection.selection_of(model, spec) or selection.none_record(spec),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import TrainflowError
 from trainflow.refs import json_digest
+from trainflow.tasks.common.selection import report
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -694,6 +695,7 @@ def _train_model(
         progress.update(100.0 * (config.epochs if stopped else epoch) / config.epochs)
         if on_epoch is not None:
             on_epoch(row)
+        report(epoch, row)  # a tuner's pruner listens here (it may stop the fit by raising)
     if stopped:
         what = "validation" if config.monitor == "val_loss" else "training"
         notes.append(f"early stopping after epoch {len(history)}: no better {what} loss for {config.patience} epochs")
