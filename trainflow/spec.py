@@ -129,6 +129,19 @@ class FeaturesSpec(Strict):
                                                                "(balanced accuracy or R^2) that raises the alarm")
 
 
+class TuneSpec(Strict):
+    """What ``trainflow tune`` searches (its ``--space`` and ``--trials`` add to or replace these)."""
+
+    space: dict[str, str] = Field({}, description="Spec field -> distribution: 'loguniform:1e-3:1e2', "
+                                                  "'float:0:1', 'int:1:8', 'choice:svm,logistic_regression'")
+    trials: int = Field(20, ge=1, description="Trials in all (a resumed study counts the finished ones)")
+    # Optuna's defaults: the median of earlier trials at the same step, after 5 unpruned trials
+    pruner: Literal["median", "none"] = Field("median", description="Stop a trial whose intermediate score "
+                                              "(validation metric per epoch, CV mean per fold) is below the median")
+    startup_trials: int = Field(5, ge=0, description="Trials never pruned (the median needs them)")
+    warmup_steps: int = Field(0, ge=0, description="Epochs (or folds) of a trial never pruned")
+
+
 class PipelineSpecBase(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report (the core sections)."""
 
@@ -146,6 +159,7 @@ class PipelineSpecBase(Strict):
     promotion: PromotionSpec = PromotionSpec()
     features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
+    tune: TuneSpec = Field(TuneSpec(), description="The search of 'trainflow tune'")
 
     _modality: str | None = PrivateAttr(None)
 
@@ -201,6 +215,7 @@ class PipelineSpecBase(Strict):
         metric stays: the fit measures its selection score (cross-validation) in it."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
                                        "evaluate": EvaluateSpec(primary=self.evaluate.primary), "stages": [],
+                                       "tune": TuneSpec(),
                                        "promotion": PromotionSpec()})
 
 
