@@ -98,6 +98,7 @@ def test_a_plain_run_records_what_chose_its_model(tmp_path):
                                      {"epoch": 2, "val_loss": 0.3, "val_accuracy": 0.9},
                                      {"epoch": 3, "val_loss": 0.4, "val_accuracy": 0.95}]})
     record = selection.selection_of(net, digits)  # the kept epoch (2), not the last one
-    assert record["metric"] == "val_accuracy" and record["value"] == 0.9 and "epoch 2" in record["method"]
+    assert record["metric"] == "val_loss" and record["value"] == 0.3 and "epoch 2" in record["method"]
+    assert record["greater_is_better"] is False
     assert selection.selection_overrides(digits) == ["split.cv_folds=5", "train.val_fraction=0.2"]
     assert selection.selection_overrides(penguins) == ["split.cv_folds=5"]

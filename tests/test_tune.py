@@ -84,7 +84,7 @@ def test_a_hopeless_network_trial_is_pruned_by_epoch(tmp_path):
     [run] = complete_runs(out, "tiny")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["spec"]["train"]["lr"] == 0.01
-    assert metrics["selection"]["metric"] == "val_accuracy" and "validation part" in metrics["selection"]["method"]
+    assert metrics["selection"]["metric"] == "val_loss" and "validation part" in metrics["selection"]["method"]
     report = (run / "report.md").read_text()
     assert "Tune trials" in report and "pruned" in report
     assert promote.read_champion(out, "tiny")["run_id"] == run.name
@@ -92,12 +92,23 @@ def test_a_hopeless_network_trial_is_pruned_by_epoch(tmp_path):
 
 def _finished(storage: str) -> list:
     S = optuna.trial.TrialState
-    try:
-        [summary] = optuna.get_all_study_summaries(storage)
-    except (ValueError, Exception):
-        return []
+    [summary] = optuna.get_all_study_summaries(storage)
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     return study.get_trials(deepcopy=False, states=(S.COMPLETE, S.PRUNED))
+
+
+def _finished_count(db: Path) -> int:
+    """Finished trials in the study file, read-only (opening it with Optuna would race the tune's own
+    creation of the tables)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are not there yet, or the file is locked
+        return 0
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -115,12 +126,13 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(tmp_path):
     first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while len(_finished(storage) if (out / ".cache" / "tune" / "penguins.sqlite3").exists() else []) < 3:
+        while _finished_count(out / ".cache" / "tune" / "penguins.sqlite3") < 3:
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "3 trials did not finish in time"
             time.sleep(0.2)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     before = {t.number: (t.params, t.datetime_complete) for t in _finished(storage)}
     assert 3 <= len(before) < 6 and not complete_runs(out, "penguins")
@@ -132,6 +144,5 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(tmp_path):
     assert {t.number: (t.params, t.datetime_complete) for t in after if t.number in before} == before
     values = [t.params["model.C"] for t in after]
     assert len(set(values)) == 6  # the resumed sampler does not draw the first run's points again
-    assert f"{len(before)} of 6 trials finished before" in second.stdout + second.stderr
     [run] = complete_runs(out, "penguins")
     assert json.loads((run / "metrics.json").read_text())["selection"]["candidates"] == 6
