@@ -35,6 +35,7 @@ from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untag
 from trainflow.flows import validation_process
 from trainflow.spec import DataSpec, PipelineSpec, StageSpec
 from trainflow import modality as modalities
+from trainflow import resources
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading
 from trainflow.tasks.common import metrics
@@ -65,11 +66,13 @@ class CodeFingerprint(CachePolicy):
     def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str | None:
         spec = inputs.get("spec")
-        return code_fingerprint(spec) if spec is not None else None
+        return code_fingerprint(spec, inputs.get("threads")) if spec is not None else None
 
 
 RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_transient)
-CACHED = dict(cache_policy=INPUTS + TASK_SOURCE + CodeFingerprint(), persist_result=True, result_serializer="json")
+# a task's ``threads`` input is keyed only where results depend on it (CodeFingerprint, see trainflow.cache_keys)
+CACHED = dict(cache_policy=INPUTS - "threads" + TASK_SOURCE + CodeFingerprint(), persist_result=True,
+              result_serializer="json")
 
 
 def cache_dir(out: str) -> str:
@@ -157,20 +160,24 @@ def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
 
 
 @task(name="fit", tags=[TRAIN_TAG], **RETRIES, **CACHED)
-def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
-    """Fit preprocessing and model on the training split only (from scratch on a refresh)."""
+def fit_model(split: SplitRef, spec: PipelineSpec, cache: str, threads: int | None = None) -> ModelRef:
+    """Fit preprocessing and model on the training split only (from scratch on a refresh), on
+    ``threads`` CPU threads (None: every usable core; :mod:`trainflow.resources`)."""
     from trainflow.tasks.common.training import fresh_start
 
-    with fresh_start(refresh_requested()):
+    threads = resources.resolve(threads)
+    with fresh_start(refresh_requested()), resources.using(threads):
         ref = modalities.get(spec.modality).fit(split, spec, cache)
-    print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))}")
+    ref = ref.model_copy(update={"meta": {**ref.meta, "threads": threads}})
+    print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))} on {threads} threads")
     return ref
 
 
 @task(name="evaluate", **RETRIES)
 def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
-    """Score the model on the held-out split."""
-    ev = modalities.get(spec.modality).evaluate(model, split, spec, plots_dir)
+    """Score the model on the held-out split, on the spec's ``resources.threads``."""
+    with resources.using(resources.resolve(spec.resources.threads)):
+        ev = modalities.get(spec.modality).evaluate(model, split, spec, plots_dir)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(ev.metrics.items())[:4])
     print(f"evaluate: {shown}")
     return ev
@@ -354,11 +361,13 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         # Without a limit on its tag, the tag would only cost a server call that can wait seconds
         # (see monitor.looking_up_limit); with one, the engine takes a slot as documented.
         training = fit_model if train_limited.result() else fit_model.with_options(tags=[])
-        model = run_cached(training, cache, split, fit_spec, cache)
+        model = run_cached(training, cache, split, fit_spec, cache, resources.resolve(spec.resources.threads))
+        # the validation child holds the Data Docs until now: beside the fit they would take a core from its pool
+        validation_process.release_docs(run.docs)
         _after(spec, "fit", {"spec": spec, "model": model})
         evaluation = evaluate_model(model, split, spec, run.plots)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
-        validation_process.wait_for_docs(run.docs)  # written by the validation child meanwhile
+        validation_process.wait_for_docs(run.docs)  # written by the validation child beside evaluate
         summary = publish_run(run, spec, data, validation, split, model, evaluation)
     except BaseException as exc:
         validation_process.wait_for_docs(run.docs, strict=False)  # kept in the .failed folder

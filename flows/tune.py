@@ -13,12 +13,14 @@ optimisation history and the parameter importance are artifacts of the flow run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime
 from typing import Any
 
 from prefect import flow, task
 
+from trainflow import resources
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows import validation_process
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
@@ -111,6 +113,9 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
                                             description=f"{trials} trials")
         training = tune_trial if train_limited.result() else tune_trial.with_options(tags=[])
         failures = 0
+        held = contextlib.ExitStack()
+        if threads:  # the pools' sizes are process-wide: held here so that no trial finishing lifts them
+            held.enter_context(resources.using(threads))
         while done < trials:
             futures = {}
             for _ in range(min(workers, trials - done)):
@@ -141,6 +146,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
             if failures > max(3, trials):
                 raise TrainflowError(f"tune: {failures} trials failed; see the log of the trial task runs.")
 
+        held.close()
         rows = tuning.trials_table(study, space)
         complete = [t for t in tuning.finished(study) if t.state.name == "COMPLETE"]
         if not complete:
@@ -208,4 +214,4 @@ def run_tune(path: str, space_items: list[str], trials: int | None = None, overr
         with tags(*run_tags(base), TUNE_TAG):
             return tune_pipeline.with_options(task_runner=task_runner)(
                 base, os.path.abspath(path), overrides, list(space_items), trials or base.tune.trials, out=out,
-                workers=workers, threads=threads_per_candidate(runner, workers))
+                workers=workers, threads=threads_per_candidate(runner, workers, base.resources.threads))

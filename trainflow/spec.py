@@ -32,6 +32,7 @@ from trainflow import modality as modalities
 from trainflow.errors import ComponentError, SpecError, expected
 from trainflow.files import path_problem
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
+from trainflow.resources import ResourcesSpec
 
 #: NAME_MAX of common file systems (ext4, XFS, APFS, NTFS) is 255 bytes; the name is a folder name and
 #: others add to it (Great Expectations' '<name>.json', artifact keys '<name>-sweep-progress'), so keep room.
@@ -160,6 +161,8 @@ class PipelineSpecBase(Strict):
     features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
     tune: TuneSpec = Field(TuneSpec(), description="The search of 'trainflow tune'")
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="CPU threads of the fit, evaluation and "
+                                                                  "prediction (trainflow/resources.py)")
 
     _modality: str | None = PrivateAttr(None)
 
@@ -212,11 +215,13 @@ class PipelineSpecBase(Strict):
 
     def training_view(self) -> PipelineSpecBase:
         """The spec without the parts that cannot change a trained model (cache-key input). The primary
-        metric stays: the fit measures its selection score (cross-validation) in it."""
+        metric stays: the fit measures its selection score (cross-validation) in it. ``resources`` goes
+        too: where the thread count changes a model (torch's sums), the key holds the count itself
+        (:func:`trainflow.cache_keys.default_threads`)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
                                        "evaluate": EvaluateSpec(primary=self.evaluate.primary), "stages": [],
-                                       "tune": TuneSpec(),
-                                       "promotion": PromotionSpec()})
+                                       "tune": TuneSpec(), "promotion": PromotionSpec(),
+                                       "resources": ResourcesSpec()})
 
 
 def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:

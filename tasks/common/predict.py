@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trainflow import modality as modalities
-from trainflow import trust
+from trainflow import resources, trust
 from trainflow.errors import DataError, OutputError, did_you_mean
 from trainflow.files import path_problem
 
@@ -59,13 +59,12 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     # the modality the spec decided; runs published before it was recorded name their loader only
     name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
     mod = modalities.get(name)
-    if id_column or keep:
-        if not mod.predict_passes_columns:
-            raise DataError(f"--id and --keep apply to tables; the model of '{run_dir}' reads {name} data, whose "
-                            "predictions already name each item (file or series).")
-        frame = mod.predict(run_dir, input_path, id_column=id_column, keep=keep)
-    else:
-        frame = mod.predict(run_dir, input_path)
+    if (id_column or keep) and not mod.predict_passes_columns:
+        raise DataError(f"--id and --keep apply to tables; the model of '{run_dir}' reads {name} data, whose "
+                        "predictions already name each item (file or series).")
+    columns = {"id_column": id_column, "keep": keep} if id_column or keep else {}
+    with resources.using(resources.available()):  # this machine's cores, not the training run's count
+        frame = mod.predict(run_dir, input_path, **columns)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

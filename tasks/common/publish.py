@@ -222,6 +222,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "preprocessing": model.meta.get("steps", []),
         # what chose this model, never the test split (trainflow.tasks.common.selection)
         "selection": selection.selection_of(model, spec) or selection.none_record(spec),
+        # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
+        "threads": model.meta.get("threads"),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),

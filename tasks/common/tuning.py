@@ -216,7 +216,8 @@ def finished(study: Any) -> list[Any]:
 
 def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, name: str, trial_id: int,
               threads: int | None = None) -> dict[str, Any]:
-    """Fit one trial's ``spec`` on the training part, reporting its intermediate scores to the study
+    """Fit one trial's ``spec`` on the training part (``threads``: its CPU threads, None: the spec's
+    ``resources.threads``), reporting its intermediate scores to the study
     and stopping when the pruner says so; the result is told to the study here (so that a tune killed
     after this returns keeps it). Returns ``state`` (complete | pruned), ``value`` (the selection score),
     ``selection``, ``steps`` (scores reported: epochs or folds run), ``model`` (complete trials) and
@@ -224,9 +225,9 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
     import socket
 
     import optuna
-    from threadpoolctl import threadpool_limits
 
     from trainflow import modality as modalities
+    from trainflow import resources
     from trainflow.tasks.common.metrics import PRIMARY
     from trainflow.tasks.common.selection import network_metric, reporting, selection_of
 
@@ -259,8 +260,10 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
         return out
 
     try:
-        with threadpool_limits(limits=threads), reporting(prune):
+        threads = threads or resources.resolve(spec.resources.threads)
+        with resources.using(threads), reporting(prune):
             model = mod.fit(split, spec.training_view(), cache)
+        model = model.model_copy(update={"meta": {**model.meta, "threads": threads}})
     except optuna.TrialPruned as exc:
         out = attrs(why=str(exc))
         study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
