@@ -33,7 +33,7 @@ from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.flows import validation_process
-from trainflow.spec import DataSpec, PipelineSpec, StageSpec
+from trainflow.spec import DataSpec, PipelineSpec, SplitSpec, StageSpec
 from trainflow import modality as modalities
 from trainflow import resources
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
@@ -107,9 +107,10 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
 
 
 @task(name="load", **RETRIES)
-def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
-    """Read the dataset with the spec's loader; the spec's modality stores it in the cache."""
-    ref = loading.load(data, cache, modality)
+def load_data(data: DataSpec, cache: str, modality: str, split: SplitSpec | None = None) -> DataRef:
+    """Read the dataset with the spec's loader (carrying the split's column or group when the spec
+    names one); the spec's modality stores it in the cache."""
+    ref = loading.load(data, cache, modality, split if split is not None and split.key else None)
     print(f"load: {ref.meta.get('rows', '?')} rows from {ref.meta.get('source', data.loader)} (digest {ref.digest[:12]})")
     return ref
 
@@ -155,7 +156,8 @@ def profile_data(data: DataRef, spec: PipelineSpec) -> DataRef:
 def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     """Hold out the test split (fixed by split.seed)."""
     ref = modalities.get(spec.modality).split(data, spec, cache)
-    print(f"split: {ref.train.meta.get('rows')} train / {ref.test.meta.get('rows')} test rows")
+    val = f"{ref.validation.meta.get('rows')} validation / " if ref.validation is not None else ""
+    print(f"split: {ref.train.meta.get('rows')} train / {val}{ref.test.meta.get('rows')} test rows")
     return ref
 
 
@@ -204,6 +206,7 @@ def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     from trainflow.flows.monitor import add_flow_run_tags, data_tag
     from trainflow.tasks.common import promote
 
+    publishing.check_champion_file(Path(summary["run_dir"]).parent)  # a folder there: named, not IsADirectoryError
     decision = promote.promote(summary, spec.promotion)
     # The report artifact is made here, not at publish, so that it says whether the run became champion.
     publishing.publish_artifacts(summary, appendix=promote.report_section(decision))
@@ -347,7 +350,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     try:
         if validates_apart(spec):
             validation_process.prestart()  # its imports overlap the load
-        data = load_data(spec.data, cache, spec.modality)
+        data = load_data(spec.data, cache, spec.modality, spec.split)
         _after(spec, "load", {"spec": spec, "data": data})
         # the Data Docs may follow the verdict (fit needs only that): waited for before publishing;
         # not with extra stages, which might read them at any point
@@ -374,7 +377,11 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, spec)
+    try:
+        summary["promotion"] = promote_run(summary, spec)
+    except BaseException as exc:  # published, then failed: it must not look finished
+        publishing.fail_published(run, exc)
+        raise
     _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
     return summary
 
@@ -383,7 +390,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
 def validate_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any] | None:
     """Load and validate only; the Data Docs go to ``<out>/<pipeline>/validation-<time>/``."""
     docs = Path(out).resolve() / spec.name / f"validation-{publishing.new_run_id()}"
-    data = load_data(spec.data, cache_dir(out), spec.modality)
+    data = load_data(spec.data, cache_dir(out), spec.modality, spec.split)
     summary = validate_data(data, spec, str(docs))
     profile_data(data, spec)  # reports the columns that a run would exclude
     return summary

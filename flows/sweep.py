@@ -235,7 +235,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     try:
         if validates_apart(spec):
             validation_process.prestart()  # its imports overlap the load
-        data: DataRef = load_data(spec.data, cache, spec.modality)
+        data: DataRef = load_data(spec.data, cache, spec.modality, spec.split)
         with validating(data, spec, run.docs) as checking:  # overlaps profile and the splits
             data = profile_data(data, spec)
             splits = [run_cached(split_data, cache, data, c.training_view(), cache)  # sequential: shared files

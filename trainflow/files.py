@@ -11,6 +11,9 @@ import errno
 import os
 import stat
 
+#: errors of a write that found no room: a full disk, a used-up quota, a file over the size limit
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def path_problem(path: str | os.PathLike, folder_ok: bool = False) -> str | None:
     """Why ``path`` cannot be read as a regular file (or as a folder, with ``folder_ok``).
