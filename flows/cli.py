@@ -213,7 +213,10 @@ def _print_summary(summary: dict) -> None:
     primary = summary["primary_metric"]
     print(f"\n{summary['pipeline']}: {primary} = {summary['metrics'].get(primary, float('nan')):.4f}")
     for k, v in summary["metrics"].items():
-        print(f"  {k:<24} {v:.4f}")
+        if isinstance(v, list):  # <metric>_ci: [low, high]
+            print(f"  {k:<24} [{v[0]:.4f}, {v[1]:.4f}]")
+        else:
+            print(f"  {k:<24} {v:.4f}")
     print(f"run folder: {summary['run_dir']}")
 
 

@@ -201,13 +201,14 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
 
 
 @task(name="promote", **RETRIES)
-def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
-    """Make the run the pipeline's champion if it is not worse than the current one; tag the run."""
+def promote_run(summary: dict[str, Any], spec: PipelineSpec, split: SplitRef | None = None) -> dict[str, Any]:
+    """Make the run the pipeline's champion if it beats the current one (scored on ``split``'s test
+    rows under the paired rule); tag the run."""
     from trainflow.flows.monitor import add_flow_run_tags, data_tag
     from trainflow.tasks.common import promote
 
     publishing.check_champion_file(Path(summary["run_dir"]).parent)  # a folder there: named, not IsADirectoryError
-    decision = promote.promote(summary, spec.promotion)
+    decision = promote.promote(summary, spec.promotion, split=split, seed=spec.seed)
     # The report artifact is made here, not at publish, so that it says whether the run became champion.
     publishing.publish_artifacts(summary, appendix=promote.report_section(decision))
     promote.promotion_artifact(summary, decision)
@@ -378,7 +379,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         publishing.fail_run(run, exc)
         raise
     try:
-        summary["promotion"] = promote_run(summary, spec)
+        summary["promotion"] = promote_run(summary, spec, split)
     except BaseException as exc:  # published, then failed: it must not look finished
         publishing.fail_published(run, exc)
         raise

@@ -281,7 +281,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, candidates[best])
+    summary["promotion"] = promote_run(summary, candidates[best], splits[best])
     summary["sweep"] = rows
     return summary
 

@@ -183,7 +183,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
         validation_process.discard()
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, winner)
+    summary["promotion"] = promote_run(summary, winner, split)
     summary["tune"] = {"trials": rows, "best_trial": best.number, "best_params": best.params,
                        "pruned_steps": saved, "steps": most, "study": str(tuning.study_path(cache, spec.name)),
                        "importance": importance}

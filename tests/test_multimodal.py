@@ -74,6 +74,10 @@ def test_each_fusion_beats_each_input_alone_and_predicts(model, tmp_path):
     singles = [ev.metrics["branch_image_accuracy"], ev.metrics["branch_extra_accuracy"]]
     assert max(singles) < 0.75  # each input alone knows one of the two bits
     assert ev.metrics["accuracy"] >= max(singles) + 0.15, (ev.metrics, singles)
+    # each input carries one of the two bits: masking either costs the fused model accuracy
+    masked = {r["input masked"]: r for r in ev.tables["Masking each input (test split)"]}
+    assert set(masked) == {"image", "extra"} and all(r["drop"] >= 0.1 for r in masked.values()), masked
+    assert "ece" in ev.metrics and "accuracy" in ev.intervals
     run = tmp_path / "run"
     run.mkdir()
     files = modality.get("multimodal").export(ref, str(run))

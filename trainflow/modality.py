@@ -52,6 +52,8 @@ class Modality:
     sections: ClassVar[dict[str, type[BaseModel]]] = {}
     #: task -> the model a spec gets when it names none; its keys are the tasks this modality serves
     default_models: ClassVar[dict[str, str]] = {}
+    #: the ``evaluate.calibrate`` methods this modality's classifiers take (fitted on the validation part)
+    calibrations: ClassVar[tuple[str, ...]] = ()
     #: whether :meth:`predict` copies input columns (``--id``, ``--keep``) beside the predictions
     predict_passes_columns: ClassVar[bool] = False
 
@@ -125,6 +127,14 @@ class Modality:
         :attr:`predict_passes_columns` is true."""
         raise NotImplementedError
 
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any] | None:
+        """The test rows of ``split`` as an input :meth:`predict` reads, and their true values (a
+        sequence of classes or numbers; multi-label: a frame of 0/1 label columns), so that a saved
+        model (the pipeline's champion) can be scored on a new run's test rows through the same
+        path as ``trainflow predict``; None where the modality cannot hand them over (promotion
+        then compares the stored numbers). None by default."""
+        return None
 
     def example(self, folder: Path) -> Example:
         """Write a tiny dataset of this modality into ``folder``; return the spec (a raw dict, without

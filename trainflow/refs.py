@@ -69,6 +69,7 @@ class Evaluation(Ref):
     plots: dict[str, str] = {}  # title -> PNG path
     tables: dict[str, list[dict[str, Any]]] = {}  # title -> rows
     notes: list[str] = []
+    intervals: dict[str, list[float]] = {}  # metric -> bootstrap 95% interval [low, high]
 
 
 def file_digest(path: str | os.PathLike, h: Any = None) -> str:

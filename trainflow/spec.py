@@ -159,6 +159,9 @@ class SplitSpec(Strict):
 class EvaluateSpec(Strict):
     metrics: list[str] | None = Field(None, description="Metric components; default: all for the task")
     primary: str | None = Field(None, description="Metric that ranks runs; default per task")
+    calibrate: Literal["none", "temperature", "sigmoid", "isotonic"] = Field(
+        "none", description="Post-hoc calibration of a classifier's probabilities, fitted on the validation "
+                            "part: temperature (networks) | sigmoid | isotonic (scikit-learn models)")
 
 
 class PromotionSpec(Strict):
@@ -168,6 +171,11 @@ class PromotionSpec(Strict):
     tolerance: float = Field(0.0, ge=0, description="A run this much worse on the primary metric still becomes "
                              "champion (0: it must be at least as good)")
     require_validation: bool = True  # a run whose data was not checked never becomes champion
+    rule: Literal["paired", "point"] = Field(
+        "paired", description="paired: score the champion on this run's test rows and promote when the "
+                              "bootstrap 95% interval of the difference is above -tolerance | point: compare "
+                              "the two stored test values (each on its own test rows)")
+    resamples: int = Field(1000, ge=1000, le=100_000, description="Bootstrap resamples of the paired rule")
 
 
 class FeaturesSpec(Strict):
@@ -237,11 +245,24 @@ class PipelineSpecBase(Strict):
             self.model.name = mod.default_models[self.task]
         problems += self.component_problems(mod)
         if mod is not None:
-            problems += mod.spec_problems(self)
+            problems += mod.spec_problems(self) + self.calibration_problems(mod)
             problems += self.split_problems()
         if problems:
             raise SpecError(problems)
         return self
+
+    def calibration_problems(self, mod: modalities.Modality) -> list[str]:
+        """``evaluate.calibrate`` is for classifiers, with a method the modality's models take."""
+        method = self.evaluate.calibrate
+        if method == "none":
+            return []
+        if self.task != "classification":
+            return [f"'evaluate.calibrate' is {method!r}, but calibration is for classifiers; the task is "
+                    f"{self.task!r}: remove it or set 'none'."]
+        if method not in mod.calibrations:
+            offered = " | ".join(("none", *mod.calibrations))
+            return [f"'evaluate.calibrate' of {mod.name} models must be one of {offered}. Got {method!r}."]
+        return []
 
     def component_problems(self, mod: modalities.Modality | None) -> list[str]:
         """Every problem with the chosen components and their options (``mod``: the spec's modality,
@@ -286,7 +307,10 @@ class PipelineSpecBase(Strict):
         too: where the thread count changes a model (torch's sums), the key holds the count itself
         (:func:`trainflow.cache_keys.default_threads`)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
-                                       "evaluate": EvaluateSpec(primary=self.evaluate.primary), "stages": [],
+                                       # calibration is fitted with the model; the fit measures its
+                                       # selection score (cross-validation) in the primary metric
+                                       "evaluate": EvaluateSpec(primary=self.evaluate.primary,
+                                                                calibrate=self.evaluate.calibrate), "stages": [],
                                        "tune": TuneSpec(), "promotion": PromotionSpec(),
                                        "resources": ResourcesSpec()})
 

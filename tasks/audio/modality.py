@@ -29,6 +29,7 @@ from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
                                             frames_of, spec_augmenter, wave_features)
 from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -363,8 +364,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     charts, tables = neural.history_report(model_ref, config, plots_dir)
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
               **charts}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], list[str]]:

@@ -266,7 +266,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "flow_run_id": flow_run_id,
         "primary_metric": primary_metric,
-        "metrics": evaluation.metrics,
+        # each interval beside its metric, as <metric>_ci: [low, high]
+        "metrics": {**evaluation.metrics, **{f"{k}_ci": v for k, v in evaluation.intervals.items()}},
         "per_class": evaluation.per_class,
         "confusion": evaluation.confusion,
         "data_digest": data.digest,

@@ -22,6 +22,7 @@ from trainflow.errors import DataError, SpecError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -294,8 +295,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     charts, tables = neural.history_report(model_ref, config, plots_dir)
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
               **charts}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=list(split_ref.meta.get("notes", [])))
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=list(split_ref.meta.get("notes", []))), spec, y, pred, proba, classes, plots_dir)
 
 
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:

@@ -28,6 +28,7 @@ from trainflow.errors import DataError, SpecError, TrainflowError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -328,6 +329,25 @@ def _fit_intermediate(tmp: Path, names: list[str], mods: dict[str, str], data: d
 # ---------------------------------------------------------------- fused probabilities (evaluate and predict)
 
 
+def masking_rows(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray, y: np.ndarray,
+                 pred: np.ndarray) -> list[dict[str, Any]]:
+    """Per input: the fused model's test accuracy when that input is masked (marked absent, as a
+    missing input is at predict time) on the rows that keep another input, beside its accuracy there
+    with every input; the drop is what the model relies on that input for."""
+    rows = []
+    for j, name in enumerate(config["inputs"]):
+        masked = present.copy()
+        masked[:, j] = False
+        keep = masked.any(axis=1)
+        if not keep.any():
+            continue
+        proba = fused_proba(folder, config, data, masked)
+        full, without = float(np.mean(pred[keep] == y[keep])), float(np.mean(proba.argmax(1)[keep] == y[keep]))
+        rows.append({"input masked": name, "rows": int(keep.sum()), "accuracy, all inputs": round(full, 4),
+                     "accuracy, masked": round(without, 4), "drop": round(full - without, 4)})
+    return rows
+
+
 def fused_proba(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray) -> np.ndarray:
     """Class probabilities of the fused model for aligned inputs ``data`` and presence flags [n, inputs]."""
     names, classes = list(config["inputs"]), config["classes"]
@@ -400,7 +420,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     index = {c: i for i, c in enumerate(classes)}
     y = np.asarray([index[v] for v in rows["labels"]])
     present = rows["present"].astype(bool)
-    proba = fused_proba(folder, config, _inputs(split_ref, rows["rows"]), present)
+    inputs = _inputs(split_ref, rows["rows"])
+    proba = fused_proba(folder, config, inputs, present)
     proba = proba / proba.sum(1, keepdims=True)  # float32 branch outputs sum to 1 only within ~1e-7
     pred = proba.argmax(1)
     names = spec.evaluate.metrics or M.DEFAULTS["classification"]
@@ -429,13 +450,14 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     if not present.all():
         notes.append(f"{int((~present.all(1)).sum())} test rows lack an input (masked); the branch scores count "
                      "only rows that have it")
-    tables = {"Fusion vs each input alone (same split)": table}
+    tables = {"Fusion vs each input alone (same split)": table,
+              "Masking each input (test split)": masking_rows(folder, config, inputs, present, y, pred)}
     if config.get("history"):  # intermediate fusion: the joint network's training
         curves, history = neural.history_report(model_ref, config, plots_dir)
         charts.update(curves)
         tables.update(history)
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 # ---------------------------------------------------------------- export & predict
@@ -522,6 +544,8 @@ class Multimodal(NeuralModality, stages_from=__name__):
     """Several inputs (image, table, series, ...) joined by id, position or file stem, each a branch
     of its own modality, fused early, intermediately (end to end) or late; every branch's score is
     reported beside the fused one."""
+
+    calibrations = ()  # the fusion is not trained by the shared loop: no temperature to fit
 
     default_models = {"classification": "intermediate_fusion"}
 

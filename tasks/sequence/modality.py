@@ -24,6 +24,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -424,8 +425,11 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         notes += advice.normalization_notes(load_series(split_ref.train.path), config["preprocess"]["normalize"])
     curves, tables = ({}, {}) if isinstance(model, classical.ClassicalClassifier) else \
         neural.history_report(model_ref, config, plots_dir)
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
-                      tables=tables, notes=notes)
+    ev = Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots={**charts, **curves},
+                    tables=tables, notes=notes)
+    if spec.task == "classification":
+        return assess(ev, spec, y, pred, proba, classes, plots_dir)
+    return assess(ev, spec, y, out)
 
 
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
@@ -471,6 +475,18 @@ class Sequence(NeuralModality, stages_from=__name__):
     # MiniRocket: near the state of the art on the UCR/UEA archives, seconds to fit, nothing to tune
     # (a network's accuracy depends on epochs and batch size that suit one data size but not another).
     default_models = {"classification": "minirocket", "multilabel": "gru", "regression": "gru"}
+
+    def spec_problems(self, spec: PipelineSpec) -> list[str]:
+        """Temperature scaling divides a network's logits: not for a classical model."""
+        from trainflow.registry import REGISTRY
+
+        problems = super().spec_problems(spec)
+        name = spec.model.name
+        if (spec.evaluate.calibrate == "temperature" and name in REGISTRY.names("model")
+                and REGISTRY.get("model", name).extra.get("classical")):
+            problems.append(f"'evaluate.calibrate: temperature' divides a network's logits; {name!r} is a classical "
+                            "model: use 'none' or a network such as 'gru'.")
+        return problems
 
     def example(self, folder: Path) -> Example:
         """20 univariate series of 12 steps, two classes (rising or falling)."""

@@ -33,6 +33,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -393,8 +394,8 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
     if model.meta.get("history"):  # a network: learning curves and the training history
         curves, history = neural.history_report(model, schema, plots_dir)
         charts, tables = {**charts, **curves}, {**tables, **history}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 def evaluate_labels(score: Any, schema: dict[str, Any], test: Any, model: ModelRef, split_ref: SplitRef,
@@ -498,6 +499,9 @@ class Text(NeuralModality, stages_from=__name__):
                 problems.append(f"{' and '.join(asked)} apply to the TF-IDF models; for the neural model "
                                 f"{spec.model.name!r} set 'train.imbalance' to 'class_weight' or 'oversample'.")
             return problems
+        if spec.evaluate.calibrate == "temperature":
+            problems.append(f"'evaluate.calibrate: temperature' applies to the neural text models (it divides a "
+                            f"network's logits); {spec.model.name!r} is a TF-IDF model: use 'none'.")
         if spec.train.imbalance != "none":
             problems.append(f"'train.imbalance' applies to the neural text models; for {spec.model.name!r} set "
                             "'preprocess.text.class_weight: true' or 'preprocess.text.oversample: true'.")
