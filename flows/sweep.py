@@ -24,12 +24,12 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
-from trainflow.flows import validation_process
+from trainflow.tasks.common import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, load_data, profile_data, promote_run,
                                       publish_run, refresh_requested, run_cached, split_data, validates_apart,
                                       validating)
-from trainflow.spec import PipelineSpec
-from trainflow import modality as modalities
+from trainflow.spec import PipelineSpec, spec_model
+from trainflow import modalities
 from trainflow import resources
 from trainflow.refs import DataRef, SplitRef
 from trainflow.tasks.common import publish as publishing
@@ -204,6 +204,10 @@ def _run_name() -> str:
     spec = flow_run.parameters.get("spec")
     name = spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", "pipeline")
     return f"sweep-{name}-{datetime.now():%Y-%m-%d-%H%M%S}"
+
+
+
+spec_model()  # the modality sections, before Prefect reads the flow's parameter form
 
 
 @flow(name="trainflow-sweep", flow_run_name=_run_name, log_prints=True)

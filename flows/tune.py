@@ -22,7 +22,7 @@ from prefect import flow, task
 
 from trainflow import resources
 from trainflow.errors import SpecError, TrainflowError
-from trainflow.flows import validation_process
+from trainflow.tasks.common import validation_process
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, fit_model, load_data, profile_data,
                                       promote_run, publish_run, run_cached, split_data, validates_apart, validating)

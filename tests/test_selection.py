@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import complete_runs, write_spec
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow.flows import sweep
 from trainflow.refs import read_parquet
 from trainflow.tasks.common import load as loading

@@ -57,7 +57,7 @@ def selection_overrides(spec: PipelineSpec) -> list[str]:
     extra = []
     if spec.split.cv_folds < 2:
         extra.append(f"split.cv_folds={DEFAULT_FOLDS}")
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.tasks.common.neural import NeuralModality
 
     train = getattr(spec, "train", None)

@@ -226,7 +226,7 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
 
     import optuna
 
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow import resources
     from trainflow.tasks.common.metrics import PRIMARY
     from trainflow.tasks.common.selection import network_metric, reporting, selection_of

@@ -31,7 +31,7 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet
 from trainflow.registry import choice, component
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import plots, warmup
 from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.common.selection import report
@@ -701,6 +701,10 @@ def target_problems(spec: PipelineSpec) -> list[str]:
             for where, columns in named.items() if target in columns]
 
 
+# skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'
+warmup.add("tabular", trust.skops_io)
+
+
 @component("modality", "tabular")
 class Tabular(Modality, stages_from=__name__):
     """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
@@ -713,6 +717,14 @@ class Tabular(Modality, stages_from=__name__):
     default_models = {"classification": "logistic_regression", "regression": "ridge", "multilabel": "random_forest"}
     predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
     calibrations = ("sigmoid", "isotonic")
+
+    def branch(self) -> Any:
+        """The adapter that makes tabular data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.tabular.branch import TabularBranch
+
+        return TabularBranch(sys.modules[__name__])
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The preprocessing components and their options; class weights need a model that takes them;
@@ -734,10 +746,6 @@ class Tabular(Modality, stages_from=__name__):
         labels = split.test.meta.get("labels") or []
         test = read_parquet(split.test.path, keep=False)
         return Path(split.test.path), (test[labels] if labels else test[split.test.meta["target"]])
-
-    def warm_ups(self, spec: PipelineSpec) -> list[Any]:
-        """skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'."""
-        return [trust.skops_io, *super().warm_ups(spec)]
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""
