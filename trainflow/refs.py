@@ -209,12 +209,23 @@ def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
         np.savez(tmp, **arrays)
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, Any]:
-    """Every array of an ``.npz`` file (object arrays refused: they would need pickle)."""
+def load_npz(path: str | os.PathLike, keep: bool = True) -> dict[str, Any]:
+    """Every array of an ``.npz`` file (object arrays refused: they would need pickle): the arrays this
+    process remembered for it (:func:`remember_npz`) while the file is unchanged, else read from disk.
+    ``keep=False`` forgets them, for the last stage that needs them. Callers must not modify them."""
     import numpy as np
 
+    arrays = memo.recall(path, keep=keep)
+    if arrays is not None:
+        return dict(arrays)
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def remember_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> None:
+    """Keep ``arrays``, just written to ``path`` by :func:`save_npz`, for the next stage of this process
+    (:mod:`trainflow.memo`): a 50,000-image training split is ~150 MB not read back."""
+    memo.remember(path, dict(arrays))
 
 
 def _beside(path: Path) -> Path:
