@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {rows[-1][0]} | {rows[-1][1]:.3f} |", flush=True)
     held = []
     for speaker in args.speakers:
-        acc = score(Path(args.spec), [*args.overrides, "split.group=speaker", f"split.test=[{speaker}]"])
+        acc = score(Path(args.spec), [*args.overrides, "split.column=null", "split.group=speaker",
+                                      f"split.test=[{speaker}]"])
         held.append(acc)
         print(f"| {speaker} held out | {acc:.3f} |", flush=True)
     if held:
