@@ -30,6 +30,7 @@ from prefect.futures import PrefectFuture
 from prefect.tasks import Task, exponential_backoff
 
 from trainflow.cache_keys import code_fingerprint
+from trainflow.cache_records import CheckedResults
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.flows import validation_process
@@ -94,6 +95,10 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
     files were digested as they were written; re-reading the split costs 0.25 s at 1M rows).
     """
     stored = stage.with_options(result_storage=Path(cache) / "results")
+    # Records are checked before Prefect reads them, so a poisoned one is a cache miss (cache_records).
+    # Set after construction: Task() accepts only saved blocks, for workers that read results remotely,
+    # which these local records never are (a Path is turned into an unsaved LocalFileSystem the same way).
+    stored.result_storage = CheckedResults(basepath=str(Path(cache) / "results"))
     state = stored(*args, return_state=True)
     ref = state.result()  # raises the task's error as a plain call would
     problem = damage(ref) if state.name == "Cached" else None
