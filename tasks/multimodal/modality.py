@@ -25,6 +25,7 @@ from trainflow import modality as modalities
 from trainflow import trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError, SpecError, TrainflowError
+from trainflow.files import folder_member
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
@@ -357,6 +358,12 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     config = trust.read_json(path)
     if not isinstance(config, dict) or not {"fusion", "inputs", "classes"} <= set(config):
         raise trust.damaged(path, ValueError("not a multimodal model config"))
+    if not isinstance(config["inputs"], dict) or not all(isinstance(v, dict) for v in config["inputs"].values()):
+        raise trust.damaged(path, ValueError("'inputs' is not a mapping of input names to their settings"))
+    for n, info in config["inputs"].items():  # every name it gives stays in the folder (files.folder_member)
+        folder_member(folder, n, "multimodal model folder", folder_ok=True)
+        if "blank" in info:
+            folder_member(Path(folder) / n, info["blank"], "multimodal model folder")
     return config
 
 
@@ -426,12 +433,14 @@ def read_inputs_file(path: Path, names: list[str]) -> dict[str, Path]:
     import yaml
 
     from trainflow.errors import did_you_mean
+    from trainflow.files import read_text_capped
+    from trainflow.yamlfile import load_yaml
 
     if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml", ".json"):
         raise DataError(f"The input '{path}' must be a YAML file naming a file for each input "
                         f"({', '.join(f'{n}: ...' for n in names)}).")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(read_text_capped(path, "input list", limit=1 << 20))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DataError(f"The input '{path}' is not a readable YAML file: {exc}") from None
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):

@@ -588,6 +588,7 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
 
     from trainflow import trust
     from trainflow.errors import DataError
+    from trainflow.archives import MODEL_ZIP_BYTES
     from trainflow.refs import load_npz
     from trainflow.registry import REGISTRY
     from trainflow.tasks.common.neural import CONFIG_FILE
@@ -612,8 +613,10 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     except Exception as exc:
         raise trust.damaged(folder / CONFIG_FILE, exc) from None
     try:
-        arrays = load_npz(folder / ARRAYS_FILE)  # object arrays (pickle) are refused here
+        arrays = load_npz(folder / ARRAYS_FILE, limit=MODEL_ZIP_BYTES)  # object arrays (pickle) are refused here
         model.restore(arrays, config["fitted"], channels)
+    except DataError:
+        raise
     except Exception as exc:
         raise trust.damaged(folder / ARRAYS_FILE, exc) from None
     return model, config

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from trainflow.archives import DATA_ZIP_BYTES, check_zip
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
@@ -163,7 +164,7 @@ def read_ts(path: str | Path) -> SeriesSet:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text_capped(path, ".ts file").splitlines()
     except UnicodeDecodeError as exc:
         raise DataError(f"'{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); is it a .ts file?") from None
     header: dict[str, str] = {}
@@ -379,7 +380,10 @@ def load_long_csv(config: LongCsvConfig) -> SeriesSet:
 def read_npz(path: Path, config: NpzConfig) -> SeriesSet:
     """Arrays ``x`` [n, time, channels] (or [n, time]), ``y`` [n], optional ``lengths`` [n]."""
     try:
+        check_zip(path, DATA_ZIP_BYTES, ".npz file")  # declared sizes, before NumPy allocates them
         arrays = np.load(path, allow_pickle=False)
+    except DataError:
+        raise
     except Exception as exc:  # numpy raises several types for a file that is not an .npz
         raise DataError(f"'{path}' is not a readable .npz file: {exc}") from None
     with arrays:
