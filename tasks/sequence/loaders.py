@@ -57,11 +57,25 @@ class SeriesSet:
                          else np.concatenate([self.label_matrix, other.label_matrix]), self.label_names)
 
 
+#: bytes the padded [n, T, C] array and its mask may take: one outlier length pads every series to it
+PAD_BUDGET = 512 << 20
+
+
 def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stack series into [n, T, C] (zeros after each series' end) and a mask [n, T] of real steps."""
+    """Stack series into [n, T, C] (zeros after each series' end) and a mask [n, T] of real steps.
+
+    DataError when that needs more than :data:`PAD_BUDGET` bytes, naming the longest series and the
+    median length (checked before allocating)."""
     n = len(series)
     channels = series[0].shape[1] if n else 0
     T = length or max((len(s) for s in series), default=0)
+    if n * T * (channels + 1) * 4 > PAD_BUDGET:
+        lengths = [len(s) for s in series]
+        longest = int(np.argmax(lengths))
+        raise DataError(f"Padding {n:,} series to {T:,} steps needs {n * T * (channels + 1) * 4 / 2**30:.1f} GiB, more "
+                        f"than the {PAD_BUDGET / 2**30:.1f} GiB budget: series #{longest + 1} has {lengths[longest]:,} "
+                        f"steps where the median is {int(np.median(lengths)):,}. Cut or drop the outlier series, or "
+                        f"split long recordings into windows before training.")
     x = np.zeros((n, T, channels), dtype=np.float32)
     mask = np.zeros((n, T), dtype=np.float32)
     for i, s in enumerate(series):

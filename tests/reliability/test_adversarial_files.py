@@ -356,3 +356,25 @@ def test_whole_file_reads_are_capped(tmp_path, monkeypatch):
         trust.read_json(big, limit=1000)
     with pytest.raises(DataError, match="not a regular file"):
         files.read_capped("/dev/zero")
+
+
+def test_audio_frames_and_padding_are_checked_before_allocation(tmp_path):
+    import soundfile as sf
+
+    from trainflow.tasks.audio.loaders import read_clip
+    from trainflow.tasks.sequence.loaders import pad
+
+    # a FLAC whose STREAMINFO declares 2^36 - 1 samples (the file holds 1000)
+    sf.write(tmp_path / "ok.flac", np.zeros(1000, dtype=np.float32), 8000)
+    raw = bytearray((tmp_path / "ok.flac").read_bytes())
+    fields = int.from_bytes(raw[18:26], "big")  # rate(20) channels(3) bits(5) samples(36)
+    raw[18:26] = (fields | ((1 << 36) - 1)).to_bytes(8, "big")
+    (tmp_path / "bomb.flac").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"bomb.flac' declares 68,719,476,735 frames"):
+        read_clip(tmp_path / "bomb.flac", 8000)
+
+    # one 2-million-step series among short ones: reported, not padded
+    with pytest.raises(DataError, match=r"series #51 has 2,000,000 steps where the median is 10"):
+        pad([np.zeros((10, 1))] * 50 + [np.zeros((2_000_000, 1))])
+    x, mask = pad([np.zeros((10, 1)), np.ones((4, 1))])
+    assert x.shape == (2, 10, 1) and mask.sum() == 14
