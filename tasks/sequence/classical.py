@@ -345,8 +345,17 @@ class MiniRocket(_RidgeOnTransform):
         transformer.parameters = params
         if not self.equal_:
             transformer._fitted_reference_length = int(state["reference_length"])
-            transformer.num_kernels_ = int(state["num_kernels_"])
+            transformer.num_kernels_ = _kernels(state, self._n_features(transformer))
         _mark_fitted(transformer)
+
+
+def _kernels(state: dict[str, Any], features: int) -> int:
+    """The saved ``num_kernels_``, which the saved arrays bound: never more kernels than features
+    (a config claiming 2e9 kernels would make the transform allocate for them)."""
+    kernels = int(state["num_kernels_"])
+    if not 1 <= kernels <= features:
+        raise ValueError(f"'num_kernels_' is {kernels}, but the saved arrays hold {features} features")
+    return kernels
 
 
 class Rocket(_RidgeOnTransform):
@@ -424,7 +433,7 @@ class MultiRocket(Rocket):
     def _set_params(self, transformer, params, state):
         self.length_, first = int(state["length"]), int(state["n_first"])
         transformer.parameter, transformer.parameter1 = tuple(params[:first]), tuple(params[first:])
-        transformer.num_kernels_ = int(state["num_kernels_"])
+        transformer.num_kernels_ = _kernels(state, self._n_features(transformer))
         _mark_fitted(transformer)
 
 
