@@ -1,6 +1,8 @@
 """trainflow's tabular pipeline vs a plain script doing the same work, side by side.
 
     python benchmarks/tabular.py [--sizes 10000,100000] [--repeats 3] [--no-write]
+    python benchmarks/tabular.py --sizes 20000 --model random_forest --section "Random forest"
+    python benchmarks/tabular.py --sizes 100000 --busy 1 --section "One core busy"
 
 For each size, a generated Parquet table (50 numeric features, a 5 % minority class, 10 % of
 the values missing) is trained on by ``trainflow run`` (median imputation, SMOTE, hist gradient
@@ -8,12 +10,17 @@ boosting; a Prefect server started here, i.e. warm) and by ``tabular_plain.py``,
 each run in a fresh process. Prints, and writes to RESULTS.md as the generated block of
 "## Tabular pipeline" (hand-written notes under that heading are kept), the median time and peak RSS of each stage and of the whole process, their ratios, and how time grows with
 the number of rows. The 1M-row size takes minutes per run: ``--sizes 10000,100000,1000000``.
+``--model random_forest``: a 200-tree forest on both sides (plain: ``n_jobs=-1``; trainflow: its
+default ``resources.threads``). ``--busy N``: N processes each keep one core busy (a Python spin
+loop) for the whole benchmark, so that both sides run under the same synthetic load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,7 +40,7 @@ preprocess:
   impute: {{method: median, add_indicator: false}}
   scale: {{method: none}}
   resample: {{method: smote}}
-model: {{name: hist_gradient_boosting}}
+model: {{name: {model}}}
 """
 
 
@@ -63,6 +70,10 @@ def main() -> None:
     parser.add_argument("--workdir", help="where data and runs go (default: a temporary folder)")
     parser.add_argument("--threads", type=int, help="OMP/BLAS threads of both sides (default: the libraries' own); "
                                                     "1 keeps a busy machine's contention out of the comparison")
+    parser.add_argument("--model", default="hist_gradient_boosting", choices=["hist_gradient_boosting", "random_forest"],
+                        help="the model of both sides (trainflow's defaults; the plain forest has n_jobs=-1)")
+    parser.add_argument("--busy", type=int, default=0, help="cores kept busy by a synthetic load during every run")
+    parser.add_argument("--section", default="Tabular pipeline", help="RESULTS.md section to write")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -71,13 +82,13 @@ def main() -> None:
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']}; load {m['load']}", flush=True)
 
     results: dict[int, dict[str, list[dict]]] = {}
-    with prefect_server() as env:
+    with prefect_server() as env, busy_cores(args.busy):
         if args.threads:
             env = {**env, **thread_env(args.threads)}
         for rows in sizes:
             data = make_table(rows, work / "data" / f"table-{rows}.parquet")
             spec = work / f"spec-{rows}.yaml"
-            spec.write_text(SPEC.format(path=data))
+            spec.write_text(SPEC.format(path=data, model=args.model))
             runs = results[rows] = {"trainflow": [], "plain": []}
             for r in range(args.repeats):
                 # alternate which side goes first, so a load spike or a warm page cache favours neither
@@ -87,7 +98,7 @@ def main() -> None:
                     # a reused --workdir holds the last run's cache: trainflow would reuse its split and model
                     shutil.rmtree(out, ignore_errors=True)
                     if side == "plain":
-                        cmd = [sys.executable, str(HERE / "tabular_plain.py"), str(data), str(out)]
+                        cmd = [sys.executable, str(HERE / "tabular_plain.py"), str(data), str(out), "--model", args.model]
                     else:
                         cmd = [sys.executable, str(HERE / "trainflow_child.py"), str(spec), "--out", str(out)]
                     res = run_metered(cmd, env=env)
@@ -95,12 +106,24 @@ def main() -> None:
                     print(f"{rows:>8} rows  {side:<9} run {r + 1}: {res['wall_s']:7.2f} s, "
                           f"peak {res['process_peak_mb']:7.0f} MB{largest_overhead(res)}", flush=True)
 
-    body = report(results, sizes, args.repeats, args.threads)
+    body = report(results, sizes, args.repeats, args.threads, args.model, args.busy, args.section)
     body[:0] = machine_lines(m, load())
     print("\n".join(body))
     if not args.no_write:
-        write_section("Tabular pipeline", body)
+        write_section(args.section, body)
         print(f"\nwritten to {HERE / 'RESULTS.md'}")
+
+
+@contextlib.contextmanager
+def busy_cores(n: int):
+    """``n`` processes that each keep one core busy until the block ends (a synthetic load)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def largest_overhead(run: dict) -> str:
@@ -113,11 +136,19 @@ def largest_overhead(run: dict) -> str:
     return f", most overhead: {stage} {1000 * (stage_seconds(run, stage) - own[stage]):.0f} ms"
 
 
-def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int, threads: int | None) -> list[str]:
+def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int, threads: int | None,
+           model: str = "hist_gradient_boosting", busy: int = 0, section: str = "Tabular pipeline") -> list[str]:
     flag = f" --threads {threads}" if threads else ""
+    flag += f" --model {model}" if model != "hist_gradient_boosting" else ""
+    flag += f" --busy {busy}" if busy else ""
+    flag += f' --section "{section}"' if section != "Tabular pipeline" else ""
+    what = ("a 200-tree random forest (plain: `RandomForestClassifier(n_estimators=200, n_jobs=-1)`; trainflow: "
+            "`random_forest` with its default `resources.threads`, every core; trainflow's other defaults)"
+            if model == "random_forest" else "hist gradient boosting (trainflow's defaults)")
     lines = [f"- Command: `python benchmarks/tabular.py --sizes {','.join(map(str, sizes))} --repeats {repeats}{flag}`",
              "- Data: 50 numeric features, 5 % minority class, 10 % missing values, Parquet; "
-             "median imputation, SMOTE, hist gradient boosting (trainflow's defaults) on both sides",
+             f"median imputation, SMOTE, {what} on both sides",
+             *([f"- Load: {busy} core(s) kept busy by a Python spin loop during every run of both sides"] if busy else []),
              "- trainflow: `trainflow run` in a fresh process against a warm `prefect server start` on 127.0.0.1; "
              "plain: `benchmarks/tabular_plain.py` in a fresh process; alternated, medians of "
              f"{repeats} runs each; peak RSS per process and per stage (Linux VmHWM, reset between stages)",

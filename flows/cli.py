@@ -103,9 +103,32 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a crash: the Prefect log above has the traceback
         if os.environ.get("TRAINFLOW_DEBUG"):
             raise
+        full = disk_full(exc, getattr(args, "out", None))
+        if full:
+            print(f"trainflow: error: {full}", file=sys.stderr)
+            return full.exit_code
         print(f"trainflow: failed: {type(exc).__name__}: {exc} (set TRAINFLOW_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
+
+
+def disk_full(exc: BaseException, out: str | None) -> Exception | None:
+    """An OutputError naming the file (or else the ``--out`` folder) when ``exc`` is a full disk or
+    quota met while writing; None for any other exception. Libraries that write themselves (Arrow,
+    zip files, Prefect's results) report it as an OSError without a file name, or only in the text."""
+    from trainflow.errors import OutputError
+    from trainflow.files import NO_SPACE
+
+    error = exc
+    while error is not None and not (isinstance(error, OSError) and error.errno in NO_SPACE) \
+            and "No space left on device" not in str(error) and "Disk quota exceeded" not in str(error):
+        error = error.__cause__ or error.__context__
+    if error is None:
+        return None
+    where = f"'{error.filename}'" if isinstance(error, OSError) and error.filename else \
+        (f"a file under '{out}' (--out)" if out else "a file")
+    return OutputError(f"No space left on the device (or the quota is used up) while writing {where}: free some "
+                       f"space or choose another --out, and run again. The run was not published.")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -159,12 +182,16 @@ def make_pipeline_folder(out: str | os.PathLike, pipeline: str) -> Path:
     (a name too long, ``--out`` naming a file, no permission, a full disk)."""
     from trainflow.errors import OutputError
 
+    from trainflow.tasks.common.publish import check_champion_file, check_cache_folder
+
     folder = Path(out) / pipeline
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create the run folder '{folder}' (--out {out}, pipeline name of "
                           f"{len(pipeline)} characters): {exc.strerror or exc}.") from None
+    check_cache_folder(Path(out) / ".cache")  # found now, not as a crash in the middle of the run
+    check_champion_file(folder)
     return folder
 
 

@@ -34,8 +34,9 @@ from trainflow.cache_records import CheckedResults
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.flows import validation_process
-from trainflow.spec import DataSpec, PipelineSpec, StageSpec
+from trainflow.spec import DataSpec, PipelineSpec, SplitSpec, StageSpec
 from trainflow import modality as modalities
+from trainflow import resources
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading
 from trainflow.tasks.common import metrics
@@ -66,11 +67,13 @@ class CodeFingerprint(CachePolicy):
     def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str | None:
         spec = inputs.get("spec")
-        return code_fingerprint(spec) if spec is not None else None
+        return code_fingerprint(spec, inputs.get("threads")) if spec is not None else None
 
 
 RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_transient)
-CACHED = dict(cache_policy=INPUTS + TASK_SOURCE + CodeFingerprint(), persist_result=True, result_serializer="json")
+# a task's ``threads`` input is keyed only where results depend on it (CodeFingerprint, see trainflow.cache_keys)
+CACHED = dict(cache_policy=INPUTS - "threads" + TASK_SOURCE + CodeFingerprint(), persist_result=True,
+              result_serializer="json")
 
 
 def cache_dir(out: str) -> str:
@@ -109,9 +112,10 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
 
 
 @task(name="load", **RETRIES)
-def load_data(data: DataSpec, cache: str, modality: str) -> DataRef:
-    """Read the dataset with the spec's loader; the spec's modality stores it in the cache."""
-    ref = loading.load(data, cache, modality)
+def load_data(data: DataSpec, cache: str, modality: str, split: SplitSpec | None = None) -> DataRef:
+    """Read the dataset with the spec's loader (carrying the split's column or group when the spec
+    names one); the spec's modality stores it in the cache."""
+    ref = loading.load(data, cache, modality, split if split is not None and split.key else None)
     print(f"load: {ref.meta.get('rows', '?')} rows from {ref.meta.get('source', data.loader)} (digest {ref.digest[:12]})")
     return ref
 
@@ -157,25 +161,30 @@ def profile_data(data: DataRef, spec: PipelineSpec) -> DataRef:
 def split_data(data: DataRef, spec: PipelineSpec, cache: str) -> SplitRef:
     """Hold out the test split (fixed by split.seed)."""
     ref = modalities.get(spec.modality).split(data, spec, cache)
-    print(f"split: {ref.train.meta.get('rows')} train / {ref.test.meta.get('rows')} test rows")
+    val = f"{ref.validation.meta.get('rows')} validation / " if ref.validation is not None else ""
+    print(f"split: {ref.train.meta.get('rows')} train / {val}{ref.test.meta.get('rows')} test rows")
     return ref
 
 
 @task(name="fit", tags=[TRAIN_TAG], **RETRIES, **CACHED)
-def fit_model(split: SplitRef, spec: PipelineSpec, cache: str) -> ModelRef:
-    """Fit preprocessing and model on the training split only (from scratch on a refresh)."""
+def fit_model(split: SplitRef, spec: PipelineSpec, cache: str, threads: int | None = None) -> ModelRef:
+    """Fit preprocessing and model on the training split only (from scratch on a refresh), on
+    ``threads`` CPU threads (None: every usable core; :mod:`trainflow.resources`)."""
     from trainflow.tasks.common.training import fresh_start
 
-    with fresh_start(refresh_requested()):
+    threads = resources.resolve(threads)
+    with fresh_start(refresh_requested()), resources.using(threads):
         ref = modalities.get(spec.modality).fit(split, spec, cache)
-    print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))}")
+    ref = ref.model_copy(update={"meta": {**ref.meta, "threads": threads}})
+    print(f"fit: {spec.model.name} with steps {' -> '.join(ref.meta.get('steps', []))} on {threads} threads")
     return ref
 
 
 @task(name="evaluate", **RETRIES)
 def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
-    """Score the model on the held-out split."""
-    ev = modalities.get(spec.modality).evaluate(model, split, spec, plots_dir)
+    """Score the model on the held-out split, on the spec's ``resources.threads``."""
+    with resources.using(resources.resolve(spec.resources.threads)):
+        ev = modalities.get(spec.modality).evaluate(model, split, spec, plots_dir)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(ev.metrics.items())[:4])
     print(f"evaluate: {shown}")
     return ev
@@ -202,6 +211,7 @@ def promote_run(summary: dict[str, Any], spec: PipelineSpec) -> dict[str, Any]:
     from trainflow.flows.monitor import add_flow_run_tags, data_tag
     from trainflow.tasks.common import promote
 
+    publishing.check_champion_file(Path(summary["run_dir"]).parent)  # a folder there: named, not IsADirectoryError
     decision = promote.promote(summary, spec.promotion)
     # The report artifact is made here, not at publish, so that it says whether the run became champion.
     publishing.publish_artifacts(summary, appendix=promote.report_section(decision))
@@ -345,7 +355,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     try:
         if validates_apart(spec):
             validation_process.prestart()  # its imports overlap the load
-        data = load_data(spec.data, cache, spec.modality)
+        data = load_data(spec.data, cache, spec.modality, spec.split)
         _after(spec, "load", {"spec": spec, "data": data})
         # the Data Docs may follow the verdict (fit needs only that): waited for before publishing;
         # not with extra stages, which might read them at any point
@@ -359,18 +369,24 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         # Without a limit on its tag, the tag would only cost a server call that can wait seconds
         # (see monitor.looking_up_limit); with one, the engine takes a slot as documented.
         training = fit_model if train_limited.result() else fit_model.with_options(tags=[])
-        model = run_cached(training, cache, split, fit_spec, cache)
+        model = run_cached(training, cache, split, fit_spec, cache, resources.resolve(spec.resources.threads))
+        # the validation child holds the Data Docs until now: beside the fit they would take a core from its pool
+        validation_process.release_docs(run.docs)
         _after(spec, "fit", {"spec": spec, "model": model})
         evaluation = evaluate_model(model, split, spec, run.plots)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
-        validation_process.wait_for_docs(run.docs)  # written by the validation child meanwhile
+        validation_process.wait_for_docs(run.docs)  # written by the validation child beside evaluate
         summary = publish_run(run, spec, data, validation, split, model, evaluation)
     except BaseException as exc:
         validation_process.wait_for_docs(run.docs, strict=False)  # kept in the .failed folder
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, spec)
+    try:
+        summary["promotion"] = promote_run(summary, spec)
+    except BaseException as exc:  # published, then failed: it must not look finished
+        publishing.fail_published(run, exc)
+        raise
     _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
     return summary
 
@@ -379,7 +395,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
 def validate_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any] | None:
     """Load and validate only; the Data Docs go to ``<out>/<pipeline>/validation-<time>/``."""
     docs = Path(out).resolve() / spec.name / f"validation-{publishing.new_run_id()}"
-    data = load_data(spec.data, cache_dir(out), spec.modality)
+    data = load_data(spec.data, cache_dir(out), spec.modality, spec.split)
     summary = validate_data(data, spec, str(docs))
     profile_data(data, spec)  # reports the columns that a run would exclude
     return summary

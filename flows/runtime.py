@@ -9,7 +9,8 @@ beating as crashed); at a flow's end Prefect joins its thread, which sleeps in 1
 unless the user set ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (environment, profile or ``prefect.toml``;
 Prefect's default is 180 s). Deployment runs (``trainflow serve``, workers) keep Prefect's
 setting. With ``PREFECT_API_URL`` set, the user's server and other settings are used as they are, once a
-quick health check shows the server answers (Prefect alone would retry for minutes).
+quick health check shows the server answers (Prefect alone would retry for minutes). The temporary
+server gets a watchdog that stops it when the run is killed (``server_watchdog``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ def prefect_settings() -> Iterator[None]:
         check_server(str(get_current_settings().api.url))
         updates: dict[str, object] = {} if heartbeat_chosen() else {"flows.heartbeat_frequency": None}
     else:  # a temporary server ends with the process: nothing would read a heartbeat
+        from trainflow.flows import server_watchdog
+
+        server_watchdog.install()  # ... even when the process is killed outright
         updates = {"flows.heartbeat_frequency": None,
                    "server.ephemeral.startup_timeout_seconds": EPHEMERAL_STARTUP_TIMEOUT_S}
     with temporary_settings(updates=updates) if updates else contextlib.nullcontext():

@@ -10,6 +10,7 @@ published as a normal run folder and offered for promotion like any run.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -26,6 +27,7 @@ from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_dat
                                       refresh_requested, run_cached, split_data, validates_apart, validating)
 from trainflow.spec import PipelineSpec
 from trainflow import modality as modalities
+from trainflow import resources
 from trainflow.refs import DataRef, SplitRef
 from trainflow.tasks.common import publish as publishing
 
@@ -35,8 +37,8 @@ SWEEP_TAG = "sweep"
 
 
 def default_workers() -> int:
-    """Parallel candidates when ``--workers`` is not given: the CPUs, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Parallel candidates when ``--workers`` is not given: the usable cores, at most 4."""
+    return max(1, min(4, resources.available()))
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -123,27 +125,30 @@ def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: 
     """Fit and evaluate one candidate on the shared split; returns its model, its evaluation and
     ``ran_on`` (``host:pid`` of the process that trained it: on a cluster, which worker).
 
-    ``threads`` caps the BLAS and OpenMP threads of this candidate (None: the libraries' default).
+    ``threads``: this candidate's CPU threads (joblib, BLAS, OpenMP, torch; :mod:`trainflow.resources`),
+    None: the spec's ``resources.threads``.
     """
-    from threadpoolctl import threadpool_limits
-
     from trainflow.tasks.common.training import fresh_start
 
     mod = modalities.get(spec.modality)
-    with threadpool_limits(limits=threads):
+    threads = threads or resources.resolve(spec.resources.threads)
+    with resources.using(threads):
         with fresh_start(refresh_requested()):
             model = mod.fit(split, spec.training_view(), cache)
+        model = model.model_copy(update={"meta": {**model.meta, "threads": threads}})
         evaluation = mod.evaluate(model, split, spec, plots_dir)
     return {"model": model, "evaluation": evaluation, "ran_on": f"{socket.gethostname()}:{os.getpid()}"}
 
 
-def threads_per_candidate(runner: str, workers: int | None) -> int | None:
-    """BLAS/OpenMP threads for each of ``workers`` candidates trained at once on this machine, so
-    that together they use the cores once (each library would otherwise start one thread per core
-    in every candidate). None for clusters: their workers are set up there."""
+def threads_per_candidate(runner: str, workers: int | None, threads: int = 0) -> int | None:
+    """CPU threads for each of ``workers`` candidates trained at once on this machine: the run's
+    ``threads`` (``resources.threads``; 0: every usable core) shared out, so that together they use
+    the cores once (each library would otherwise start one thread per core in every candidate).
+    None for clusters: their workers are set up there (each candidate then uses its spec's
+    ``resources.threads``, resolved on the worker)."""
     if runner not in ("threads", "processes"):
         return None
-    return max(1, (os.cpu_count() or 1) // (workers or default_workers()))
+    return resources.share(resources.resolve(threads), workers or default_workers())
 
 
 def _score(metrics: dict[str, Any], name: str) -> float | None:
@@ -164,7 +169,7 @@ def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: l
                    out: str = "runs", threads: int | None = None) -> dict[str, Any]:
     """Train ``candidates`` (variants of ``spec``) in parallel; publish and offer the best for promotion.
 
-    ``threads``: BLAS/OpenMP threads per candidate (see :func:`threads_per_candidate`).
+    ``threads``: CPU threads per candidate (see :func:`threads_per_candidate`).
     Returns the best run's summary with ``"sweep"``: one row per candidate.
     """
     from trainflow.flows.monitor import run_tags, untagged_tasks
@@ -177,7 +182,6 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
            threads: int | None) -> dict[str, Any]:
     from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
     from prefect.futures import as_completed
-    from threadpoolctl import threadpool_limits
 
     from trainflow.tasks.common.metrics import PRIMARY, greater_is_better
     from trainflow.tasks.common.publish import artifact_key
@@ -189,7 +193,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     try:
         if validates_apart(spec):
             validation_process.prestart()  # its imports overlap the load
-        data: DataRef = load_data(spec.data, cache, spec.modality)
+        data: DataRef = load_data(spec.data, cache, spec.modality, spec.split)
         with validating(data, spec, run.docs) as checking:  # overlaps profile and the splits
             data = profile_data(data, spec)
             splits = [run_cached(split_data, cache, data, c.training_view(), cache)  # sequential: shared files
@@ -198,10 +202,11 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         progress = create_progress_artifact(0.0, key=f"{artifact_key(spec.name)}-sweep-progress",
                                             description=f"{len(candidates)} candidates")
         results: dict[int, dict[str, Any] | BaseException] = {}
-        # BLAS pools are process-wide: hold the cap here too, so that no candidate finishing lifts it for the rest
+        # the pools' sizes are process-wide: hold the share here too, so that no candidate finishing lifts it
+        # for the rest (it restores what was set before it: this)
         # as in the pipeline's fit: the tag costs a server call per candidate, worth it only with a limit
         training = train_candidate if train_limited.result() else train_candidate.with_options(tags=[])
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with resources.using(threads) if threads else contextlib.nullcontext():
             futures = {training.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots"),
                                        threads): i
                        for i, (c, s) in enumerate(zip(candidates, splits))}
@@ -265,5 +270,5 @@ def run_sweep(path: str, grid_items: list[str], overrides: list[str] | None = No
         from prefect import tags
 
         with tags(*run_tags(base), SWEEP_TAG):
-            return sweep_pipeline.with_options(task_runner=task_runner)(base, specs, labels, out=out,
-                                                                        threads=threads_per_candidate(runner, workers))
+            threads = threads_per_candidate(runner, workers, base.resources.threads)
+            return sweep_pipeline.with_options(task_runner=task_runner)(base, specs, labels, out=out, threads=threads)

@@ -16,7 +16,9 @@ process that runs many flows keeps it: the next validation pays no imports); it 
 the data reference from the request, runs the modality's ``validate`` stage, and writes the summary, or
 the error (kind, message and the fields to rebuild it), as JSON; a passing validation can be answered
 before its Data Docs are written (``docs_later``: they take ~0.2-0.3 s of the child's CPU that fit need
-not wait for), and the flow waits for them before publishing (:func:`wait_for_docs`). It imports neither
+not wait for). The child then writes them only when the flow says so (:func:`release_docs`, after the
+fit: a core taken beside a fit's thread pool costs the fit more than its own CPU time, see issue 25),
+and the flow waits for them before publishing (:func:`wait_for_docs`). It imports neither
 Prefect nor the parent's ``__main__``, and gets the parent's ``sys.path``. A modality class a fresh
 interpreter cannot import (defined in ``__main__`` or made at run time) is validated in the flow's
 process, before profile and split, as before; so is one the child finds as another class, or whose spec
@@ -184,17 +186,35 @@ def validate_apart(modality: Any, data: Any, spec: Any, docs_dir: str | None,
     return True, answer["summary"]
 
 
-#: docs folder -> (the child writing its Data Docs after answering, the note it writes when done,
+#: docs folder -> (the child holding its Data Docs after answering, the note it writes when done,
 #: the request's temporary folder)
 _docs_pending: dict[str, tuple[subprocess.Popen, Path, Path]] = {}
+_docs_released: set[str] = set()  # docs folders whose child was told to write them
+
+
+def release_docs(docs_dir: str | None) -> None:
+    """Let the child write the Data Docs of ``docs_dir`` now (it holds them until told, so that they
+    never run beside a fit); at once where none are pending or they were released already."""
+    with _warm_lock:
+        pending = _docs_pending.get(str(docs_dir))
+        if pending is None or str(docs_dir) in _docs_released:
+            return
+        _docs_released.add(str(docs_dir))
+    try:
+        pending[0].stdin.write(DOCS_NOW + "\n")
+        pending[0].stdin.flush()
+    except OSError:  # it ended: wait_for_docs reports it
+        pass
 
 
 def wait_for_docs(docs_dir: str | None, strict: bool = True) -> None:
     """Until the Data Docs of the validation of ``docs_dir`` are written, where a child answered
     before writing them (``validate_apart(docs_later=True)``); at once otherwise. ``strict``: raise
     when they could not be written (a run that already failed passes False: it keeps what there is)."""
+    release_docs(docs_dir)
     with _warm_lock:
         pending = _docs_pending.pop(str(docs_dir), None)
+        _docs_released.discard(str(docs_dir))
     if pending is None:
         return
     proc, note_path, tmp = pending
@@ -302,7 +322,9 @@ def main() -> None:
         answer["docs_pending"] = bool(later)
         answer["peak_mb"] = peak_mb()
         _write_whole(result, answer)
-        if later:  # the parent goes on with the verdict; the docs follow, and it waits for them at publishing
+        if later:  # the parent goes on with the verdict; the docs follow when it says (release_docs)
+            if sys.stdin.readline().strip() != DOCS_NOW:
+                break  # its input closed: the parent ended or discarded this child
             note: dict[str, Any] = {}
             try:
                 for write_docs in later:
@@ -311,6 +333,10 @@ def main() -> None:
                 note["error"] = f"{type(exc).__name__}: {exc}"
             note["peak_mb"] = peak_mb()
             _write_whole(docs, note)
+
+
+#: the line that tells the child to write the Data Docs it holds (:func:`release_docs`)
+DOCS_NOW = "docs"
 
 
 def _write_whole(path: str, content: dict[str, Any]) -> None:

@@ -119,10 +119,10 @@ def test_normalisation_is_fitted_on_training_clips_only(tmp_path):
         wave, rate = sf.read(f)
         sf.write(f, np.clip(wave * 1.9, -1, 1), rate)
     spec = spec_from_dict(yaml_of(audio_spec(tmp_path, {
-        "loader": "audio_pattern", "path": str(root), "pattern": r"(?P<label>[a-z]+)_\w+_(?P<index>\d+)\.wav",
-        "test_group": "index", "test_values": [0, 1]})))
+        "loader": "audio_pattern", "path": str(root), "pattern": r"(?P<label>[a-z]+)_\w+_(?P<index>\d+)\.wav"},
+        split={"column": "index", "test": [0, 1]})))
     cache = str(tmp_path / "cache")
-    split = audio.split(load.load(spec.data, cache, "audio"), spec, cache)
+    split = audio.split(load.load(spec.data, cache, "audio", spec.split), spec, cache)
     prepared = audio.prepare(split, spec)
     train_files = sorted(f for f in root.glob("*.wav") if not f.stem.endswith(("_0", "_1")))
     x, frames = file_features(train_files, RATE, spec.preprocess.audio)
@@ -185,9 +185,9 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     root = pattern_folder(tmp_path / "clips", per_class=8)
     sf.write(root / "low_ann_9.wav", np.zeros(RATE // 4, np.float32), RATE)  # a silent clip: reported
     spec = audio_spec(tmp_path, {"loader": "audio_pattern", "path": str(root),
-                                 "pattern": r"(?P<label>[a-z]+)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav",
-                                 "test_group": "index", "test_values": [0, 1]},
-                      audio_validation={"max_silent_share": 0.1}, train={"epochs": 8, "batch_size": 4, "lr": 0.01})
+                                 "pattern": r"(?P<label>[a-z]+)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav"},
+                      audio_validation={"max_silent_share": 0.1}, train={"epochs": 8, "batch_size": 4, "lr": 0.01},
+                      split={"column": "index", "test": [0, 1]})
     out = tmp_path / "runs"
     rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
     assert rc == 0, err
@@ -196,7 +196,7 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     assert summary["metrics"]["accuracy"] == 1.0 and summary["modality"] == "audio"
     report = (run / "report.md").read_text()
     assert "1 silent clip(s) (below -60 dBFS), kept: low_ann_9.wav" in report  # reported, not a crash
-    assert "fixed split from the loader: 13 train / 4 test clips" in report
+    assert "fixed split by column 'index': 13 train / 4 test clips" in report
     assert {"model.safetensors", "model.json"} <= {p.name for p in run.iterdir()}
     new = tmp_path / "new"
     write_tones(new, TONES, per_class=2, rate=16000, seed=5)  # another rate: resampled to the model's

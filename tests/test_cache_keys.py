@@ -1,6 +1,7 @@
-"""Cache keys without a server: a model trained with torch's default thread count is keyed by what
-that default comes from, so another machine or ``OMP_NUM_THREADS`` does not reuse it (torch's CPU
-sums are split by thread, so the weights differ); an explicit count is keyed as written."""
+"""Cache keys without a server: a model trained with the run's thread count (``train.num_threads: 0``:
+``resources.threads``, by default every usable core) is keyed by that count, so another machine does
+not reuse it (torch's CPU sums are split by thread, so the weights differ); an explicit count is keyed
+as written."""
 
 from __future__ import annotations
 
@@ -19,13 +20,11 @@ def image_spec(**train):
 
 
 def test_the_default_thread_count_is_keyed_by_what_decides_it(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    spec = image_spec()  # num_threads: 0, torch's default
+    spec = image_spec()  # num_threads: 0, the run's threads
     before = model_key(SPLIT, spec)
     assert model_key(SPLIT, spec) == before
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert model_key(SPLIT, spec) != before, "OMP_NUM_THREADS changes torch's default thread count"
-    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert model_key(SPLIT, spec) == before, "torch's count is set from resources.threads, whatever OMP says"
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, raising=False)
     assert model_key(SPLIT, spec) != before, "a process that may use more CPUs gets more threads by default"
 
@@ -51,9 +50,9 @@ def test_a_default_count_in_a_multimodal_input_counts_and_a_table_has_none(monke
                                 "image": {"loader": "av_digits_images", "path": "fsdd",
                                           "train": {"num_threads": 1}}}}})
     before = code_fingerprint(table), code_fingerprint(fused)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(14)), raising=False)
     assert code_fingerprint(table) == before[0], "a table trains no torch network: its key ignores threads"
-    assert code_fingerprint(fused) != before[1], "the speech branch trains with torch's default count"
+    assert code_fingerprint(fused) != before[1], "the speech branch trains with the run's count"
 
 
 def test_device_auto_is_keyed_by_the_device_it_picks_here(monkeypatch):

@@ -211,7 +211,7 @@ BAD = {
     "no file name": (3, ["images.csv", "has no file name in row 3 (column 'file')"]),
     "empty manifest": (3, ["manifest", "images.csv", "is empty"]),
     "header only": (3, ["manifest", "images.csv", "has a header but no data rows"]),
-    "no test rows": (3, ["images.csv", "marks no image as a test image", "data.split, data.test_value"]),
+    "no test rows": (3, ["images.csv", "marks no row as a test row", "test part empty"]),
     "not a 0/1 column": (3, ["label column 'a' (data.targets)", "images.csv", "'yes' in row 6"]),
 }
 

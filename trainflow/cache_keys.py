@@ -20,11 +20,14 @@ model was published. The fingerprint covers:
 - the content of the local files that spec options besides the data name (fields marked
   ``json_schema_extra={"input_file": True}``, e.g. word vectors): not code, but read by the same
   training code, so an edited file must retrain like an edited module (:func:`input_files`);
-- for a spec that leaves torch's CPU thread count to torch (``train.num_threads: 0``, anywhere in the
-  spec), what torch's default is decided from (:func:`default_threads`). Not code, but results
-  depend on it: torch splits a convolution's or a matrix product's sums by thread, so 1, 2 and 4
-  threads give different weights (a small CNN after 5 Adam steps differs by up to 3e-6; the same
-  count repeats bit for bit). An explicit count is already part of the spec sections keyed;
+- for a spec that leaves torch's CPU thread count to the run (``train.num_threads: 0``, anywhere in
+  the spec), the count torch then runs at: ``resources.threads``, or every core the process may use
+  (:func:`default_threads`). Not code, but results depend on it: torch splits a convolution's or a
+  matrix product's sums by thread, so 1, 2 and 4 threads give different weights (a small CNN after 5
+  Adam steps differs by up to 3e-6; the same count repeats bit for bit). An explicit count is already
+  part of the spec sections keyed. scikit-learn's models give the same model whatever their n_jobs
+  or BLAS threads (forests seed each tree ahead; tests/test_resources.py checks it), so
+  ``resources`` is no part of a key otherwise (:meth:`~trainflow.spec.PipelineSpecBase.training_view`);
 - likewise for a spec that leaves the training device to ``train.device: auto``, the device that
   resolves to here (``cpu`` or ``cuda``, :func:`auto_device`): CUDA's kernels sum in another order
   than the CPU's, so a model fitted on one is not the model the other would fit. An explicit
@@ -38,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,10 +150,6 @@ def input_files(spec: Any) -> dict[str, str]:
     return found
 
 
-#: environment variables that set torch's default CPU thread count (OpenMP's, and MKL's for MKL builds)
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def _leaves_to_torch(spec: Any, field: str, value: Any) -> bool:
     """Whether the spec's modality trains networks (has a ``train`` section) and some section of
     ``spec`` (fields, a component's or loader's extra options, a multimodal input's own train
@@ -173,15 +171,18 @@ def _leaves_to_torch(spec: Any, field: str, value: Any) -> bool:
     return bool(name) and "train" in modalities.get(name).sections and has(spec)
 
 
-def default_threads(spec: Any) -> dict[str, Any] | None:
-    """What torch's default thread count is decided from (the CPUs this process may use, the CPU
-    count, the thread variables), when the spec trains networks and some section of ``spec`` has
-    ``num_threads: 0``; else None. Read from the environment rather than asked of torch, so a key
-    never imports torch for this."""
+def default_threads(spec: Any, threads: int | None = None) -> dict[str, Any] | None:
+    """``{"threads": n}``, the count torch runs at, when the spec trains networks and some section of
+    ``spec`` has ``num_threads: 0`` (torch then follows the run's threads); else None. ``threads``:
+    the run's count where the caller knows it (the fit task's input), else the spec's
+    ``resources.threads``, else the count of the enclosing :func:`trainflow.resources.using` block
+    (the fit itself: its spec is the training view, without ``resources``) or every usable core."""
+    from trainflow import resources
+
     if not _leaves_to_torch(spec, "num_threads", 0):
         return None
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"usable_cpus": usable, "cpus": os.cpu_count(), **{v: os.environ.get(v) for v in THREAD_VARIABLES}}
+    own = getattr(getattr(spec, "resources", None), "threads", 0)
+    return {"threads": threads or own or resources.current()}
 
 
 @functools.cache
@@ -210,18 +211,18 @@ def default_device(spec: Any) -> str | None:
     return auto_device() if _leaves_to_torch(spec, "device", "auto") else None
 
 
-def code_fingerprint(spec: PipelineSpec) -> str:
+def code_fingerprint(spec: PipelineSpec, threads: int | None = None) -> str:
     """Digest of the code that turns ``spec`` into results: trainflow's version and module files,
     plus the packages of the plug-in components the spec uses, the input files its options name,
-    what torch's default thread count comes from and the device ``auto`` picks when the spec leaves
-    them to torch (see the module docstring)."""
+    the thread count (``threads``, see :func:`default_threads`) and the device ``auto`` picks when the
+    spec leaves them to the run (see the module docstring)."""
     from trainflow import __version__
 
     plugins = sorted({m.split(".")[0] for m in used_modules(spec)
                       if m and m != "trainflow" and not m.startswith("trainflow.")})
     parts = {"trainflow": __version__, "own": source_digest(OWN_PACKAGES),
              "plugins": {p: source_digest([p]) for p in plugins}, "files": input_files(spec)}
-    threads, device = default_threads(spec), default_device(spec)
+    threads, device = default_threads(spec, threads), default_device(spec)
     return json_digest({**parts, **({"threads": threads} if threads else {}), **({"device": device} if device else {})})
 
 

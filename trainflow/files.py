@@ -30,6 +30,9 @@ def _system_file(path: str | os.PathLike) -> str | None:
             return f"is under {root} (a system file that may block or never end), not a data file"
     return None
 
+#: errors of a write that found no room: a full disk, a used-up quota, a file over the size limit
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def path_problem(path: str | os.PathLike, folder_ok: bool = False) -> str | None:
     """Why ``path`` cannot be read as a regular file (or as a folder, with ``folder_ok``).

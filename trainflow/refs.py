@@ -36,10 +36,11 @@ class DataRef(Ref):
 
 
 class SplitRef(Ref):
-    """Train and test parts of a dataset."""
+    """Train and test parts of a dataset, and the validation part when the spec gives one."""
 
     train: DataRef
     test: DataRef
+    validation: DataRef | None = None
     meta: dict[str, Any] = {}
 
 
@@ -184,12 +185,13 @@ def read_parquet(path: str | os.PathLike, keep: bool = True) -> Any:
 
 
 def store_split_tables(cache_dir: str | os.PathLike, key: str, train: Any, test: Any, modality: str,
-                       meta: dict[str, Any]) -> dict[str, DataRef]:
+                       meta: dict[str, Any], validation: Any = None) -> dict[str, DataRef]:
     """Write the train and test tables of a split to ``<cache>/splits/<key[:16]>/`` (atomically, since
     concurrent runs may share a split) and remember them for the next stage; their references by name."""
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}
-    for name, part in (("train", train), ("test", test)):
+    parts = [("train", train), ("test", test)] + ([("validation", validation)] if validation is not None else [])
+    for name, part in parts:
         path = folder / f"{name}.parquet"
         part = part.reset_index(drop=True)  # as it reads back from the file
         save_parquet(path, part)
@@ -246,7 +248,7 @@ def damage(ref: Ref) -> str | None:
     their recorded digest), or None when they are whole. (A DataRef fresh from ``load`` carries the
     digest of its source, not of the stored file, so it is not checked this way.)"""
     if isinstance(ref, SplitRef):
-        return damage(ref.train) or damage(ref.test)
+        return damage(ref.train) or damage(ref.test) or (damage(ref.validation) if ref.validation else None)
     if isinstance(ref, ModelRef):
         expected = {name: Path(ref.path) / name for name in ref.meta.get("files", {})}
         digests = ref.meta.get("files", {})
@@ -267,5 +269,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # never leave a half-written temporary file beside the real one
+        if exc.filename is None:  # a write that found no room names no file: name it
+            exc.filename = str(path)
+        raise

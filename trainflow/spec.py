@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from trainflow import modality as modalities
 from trainflow.errors import ComponentError, DataError, SpecError, expected
 from trainflow.files import path_problem, read_text_capped
 from trainflow.yamlfile import load_yaml
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
+from trainflow.resources import ResourcesSpec
 
 #: NAME_MAX of common file systems (ext4, XFS, APFS, NTFS) is 255 bytes; the name is a folder name and
 #: others add to it (Great Expectations' '<name>.json', artifact keys '<name>-sweep-progress'), so keep room.
@@ -94,10 +96,65 @@ class ValidationSpec(Strict):
 
 
 class SplitSpec(Strict):
-    test_size: float = Field(0.2, gt=0, lt=1, description="Share of rows held out for the test")
+    """How the rows are held out (``tasks/common/holdout.py``): at random (stratified; iterative for
+    multi-label), by the loader's files (``data.train``/``data.test``), fixed by a ``column``'s values,
+    or by ``group`` (each group on one side); optionally a ``validation`` part beside train and test."""
+
+    test_size: float = Field(0.2, gt=0, lt=1, description="Share of rows (of groups, with 'group') held out "
+                                                         "for the test when no test values are named")
     stratify: bool = True  # keeps class shares equal in train and test (classification only)
     seed: int = 42  # fixed so that the held-out split does not move when the training seed does
     cv_folds: int = Field(0, ge=0, description="k-fold cross-validation on the training split; 0 = off")
+    column: str | None = Field(None, description="Column whose values fix each row's part (with 'test', "
+                                                 "optionally 'validation' values)")
+    group: str | None = Field(None, description="Column (or named group of an audio pattern) whose groups stay "
+                                                "on one side: speakers, patients, sites")
+    test: list[str] = Field([], description="Values of 'column' (or groups) that make a row a test row")
+    validation: float | list[str] | None = Field(
+        None, description="Validation part: values of 'column' (or groups), or a share of the training rows; "
+                          "early stopping, threshold tuning and model selection use it")
+
+    @field_validator("test", mode="before")
+    @classmethod
+    def _as_texts(cls, v: Any) -> Any:
+        return [str(x) for x in (v if isinstance(v, list | tuple) else [v])] if v is not None else []
+
+    @field_validator("validation", mode="before")
+    @classmethod
+    def _validation_texts(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple | str):
+            return [str(x) for x in (v if isinstance(v, list | tuple) else [v])]
+        return v
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SplitSpec:
+        problems = []
+        if self.column and self.group:
+            problems.append(f"'split.column' ({self.column!r}) and 'split.group' ({self.group!r}) are both given; "
+                            "give one: column fixes each row's part by its value, group keeps each group on one side.")
+        if self.column and not self.test:
+            problems.append(f"'split.column' is {self.column!r} but 'split.test' names no value: expected the "
+                            f"values of {self.column!r} that mark test rows, e.g. 'split: {{column: {self.column}, "
+                            "test: [test]}'.")
+        if self.test and not (self.column or self.group):
+            problems.append(f"'split.test' ({self.test}) names test values but neither 'split.column' nor "
+                            "'split.group' says which column holds them.")
+        if isinstance(self.validation, list) and not (self.column or self.group):
+            problems.append(f"'split.validation' ({self.validation}) names values but neither 'split.column' nor "
+                            "'split.group' says which column holds them; or give a share, e.g. 0.1.")
+        if isinstance(self.validation, float | int) and not 0 < self.validation < 1:
+            problems.append(f"'split.validation' as a share must be between 0 and 1 (exclusive); got {self.validation}.")
+        overlap = sorted(set(self.test) & set(self.validation if isinstance(self.validation, list) else []))
+        if overlap:
+            problems.append(f"'split.test' and 'split.validation' both name {overlap}; a row is in one part only.")
+        if problems:
+            raise ValueError(" ".join(problems))
+        return self
+
+    @property
+    def key(self) -> str | None:
+        """The column (or group) the loader must carry for this split; None for a random split."""
+        return self.column or self.group
 
 
 class EvaluateSpec(Strict):
@@ -147,6 +204,8 @@ class PipelineSpecBase(Strict):
     promotion: PromotionSpec = PromotionSpec()
     features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="CPU threads of the fit, evaluation and "
+                                                                  "prediction (trainflow/resources.py)")
 
     _modality: str | None = PrivateAttr(None)
 
@@ -166,6 +225,7 @@ class PipelineSpecBase(Strict):
         problems += self.component_problems(mod)
         if mod is not None:
             problems += mod.spec_problems(self)
+            problems += self.split_problems()
         if problems:
             raise SpecError(problems)
         return self
@@ -192,16 +252,28 @@ class PipelineSpecBase(Strict):
             problems += _lookup("metric", self.evaluate.primary, "evaluate.primary", self.task)
         return problems
 
+    def split_problems(self) -> list[str]:
+        """A split by column or group needs a loader that carries the column's values."""
+        key = self.split.key
+        if not key or REGISTRY.get("loader", self.data.loader).extra.get("split_key"):
+            return []
+        able = sorted(c.name for c in REGISTRY.all() if c.kind == "loader" and c.extra.get("split_key"))
+        which = "column" if self.split.column else "group"
+        return [f"'split.{which}' is {key!r}, but the loader {self.data.loader!r} carries no column for the "
+                f"split; use a loader that does ({', '.join(able)}), or its own files (data.train/data.test)."]
+
     @property
     def modality(self) -> str:
         """The kind of data the loader gives (decided once, when the spec was validated)."""
         return self._modality
 
     def training_view(self) -> PipelineSpecBase:
-        """The spec without the parts that cannot change a trained model (cache-key input)."""
+        """The spec without the parts that cannot change a trained model (cache-key input).
+        ``resources`` goes too: where the thread count changes a model (torch's sums), the key
+        holds the count itself (:func:`trainflow.cache_keys.default_threads`)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
                                        "evaluate": EvaluateSpec(), "stages": [],
-                                       "promotion": PromotionSpec()})
+                                       "promotion": PromotionSpec(), "resources": ResourcesSpec()})
 
 
 def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:

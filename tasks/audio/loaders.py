@@ -39,6 +39,7 @@ class Clips:
     sample_rate: int
     source: str
     is_test: np.ndarray | None = None
+    keys: np.ndarray | None = None  # the values of the spec's split column or group (tasks/common/holdout.py)
     groups: dict[str, list[str]] = field(default_factory=dict)  # named groups of the filename pattern
     label_matrix: np.ndarray | None = None  # multi-label: [clips, labels] of 0/1 (then ``labels`` is None)
     label_names: list[str] = field(default_factory=list)  # the columns of ``label_matrix``
@@ -58,9 +59,11 @@ class AudioOptions(BaseModel):
 
 
 class FolderOptions(AudioOptions):
-    pattern: str | None = Field(None, description="Regex with named groups matched to each file name (for test_group)")
-    test_group: str | None = Field(None, description="Named group of 'pattern' that decides the fixed test split")
-    test_values: list[str] = Field([], description="Values of test_group that make a clip a test clip")
+    pattern: str | None = Field(None, description="Regex with named groups matched to each file name (the spec's "
+                                                  "split.column / split.group may name one)")
+    test_group: str | None = Field(None, description="Deprecated: use 'split: {column: <group>, test: [...]}'. "
+                                                     "Named group of 'pattern' that decides the fixed test split")
+    test_values: list[str] = Field([], description="Deprecated with test_group: values that make a clip a test clip")
 
     @field_validator("test_values", mode="before")
     @classmethod
@@ -125,6 +128,10 @@ def read_clip(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str,
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(f"The audio file '{path}' is not audio soundfile can decode (WAV, FLAC, OGG, AIFF): "
                         f"{exc}.") from None
+    bad = ~np.isfinite(data)
+    if bad.any():  # a float WAV can store NaN or inf; features and training would turn them into NaN losses
+        raise DataError(f"The audio file '{path}' holds {int(bad.sum())} sample(s) that are not finite numbers "
+                        f"(NaN or infinite; the first at sample {int(np.flatnonzero(bad.any(axis=1))[0])}).")
     info = {"sample_rate": int(rate), "channels": int(data.shape[1]), "duration": len(data) / rate}
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]  # stereo mixed down
     if rate != sample_rate and len(wave):
@@ -190,10 +197,28 @@ def pattern_groups(files: list[Path], pattern: str, root: Path, required: tuple[
     return groups
 
 
+def split_keys(groups: dict[str, list[str]], split: Any, options: FolderOptions) -> np.ndarray | None:
+    """The values of the named group of ``data.pattern`` that the spec's split names (None without one)."""
+    if split is None or not split.key:
+        return None
+    from trainflow.tasks.common import holdout
+
+    if split.key not in groups:
+        raise DataError(f"'{holdout.option(split)}' is {split.key!r}, which is not a named group of data.pattern "
+                        f"{options.pattern!r}{did_you_mean(split.key, groups)}; its groups are: "
+                        f"{', '.join(groups) or 'none (data.pattern not set)'}.")
+    return np.asarray(groups[split.key], dtype=str)
+
+
 def test_mask(groups: dict[str, list[str]], options: FolderOptions) -> np.ndarray | None:
-    """The fixed test split from ``test_group``/``test_values`` (None without one)."""
+    """The fixed test split from ``test_group``/``test_values`` (None without one; deprecated)."""
     if not options.test_group:
         return None
+    from trainflow.alerts import warn
+
+    values = ", ".join(options.test_values)
+    warn(f"data.test_group / data.test_values are deprecated and go in the next release: write "
+         f"'split: {{column: {options.test_group}, test: [{values}]}}' in the spec instead.")
     if options.test_group not in groups:
         raise DataError(f"data.test_group '{options.test_group}' is not a named group of data.pattern "
                         f"{options.pattern!r}{did_you_mean(options.test_group, groups)}.")
@@ -216,8 +241,8 @@ def _clips(files: list[Path], root: Path, labels: list[str] | None, options: Aud
 # ---------------------------------------------------------------- the loaders
 
 
-@component("loader", "audio_folder", FolderOptions, modality="audio")
-def load_audio_folder(config: FolderOptions) -> Clips:
+@component("loader", "audio_folder", FolderOptions, modality="audio", split_key=True)
+def load_audio_folder(config: FolderOptions, split: Any = None) -> Clips:
     """A folder with one subfolder of audio files per class; the subfolder names are the labels."""
     root = audio_root(config.path)
     files, labels = [], []
@@ -229,27 +254,33 @@ def load_audio_folder(config: FolderOptions) -> Clips:
         raise DataError(f"The audio folder '{root}' holds no class subfolders with audio files (data.path): "
                         f"expected {root}/<class>/<clip>{config.suffixes[0]}.")
     groups = pattern_groups(files, config.pattern, root, ()) if config.pattern else {}
-    return _clips(files, root, labels, config, groups, test_mask(groups, config))
+    clips = _clips(files, root, labels, config, groups, test_mask(groups, config))
+    clips.keys = split_keys(groups, split, config)
+    return clips
 
 
-@component("loader", "audio_pattern", PatternOptions, modality="audio")
-def load_audio_pattern(config: PatternOptions) -> Clips:
+@component("loader", "audio_pattern", PatternOptions, modality="audio", split_key=True)
+def load_audio_pattern(config: PatternOptions, split: Any = None) -> Clips:
     """A folder of audio files whose names give the label (a named group of a regex)."""
     root = audio_root(config.path)
     files = audio_files(root, config.suffixes, config.recursive)
     if not files:
         return _clips(files, root, None, config)  # the no-files error
     groups = pattern_groups(files, config.pattern, root, (config.label_group,))
-    return _clips(files, root, groups[config.label_group], config, groups, test_mask(groups, config))
+    clips = _clips(files, root, groups[config.label_group], config, groups, test_mask(groups, config))
+    clips.keys = split_keys(groups, split, config)
+    return clips
 
 
-@component("loader", "audio_manifest", ManifestOptions, modality="audio", source_files=manifest_files)
-def load_audio_manifest(config: ManifestOptions) -> Clips:
+@component("loader", "audio_manifest", ManifestOptions, modality="audio", source_files=manifest_files,
+           split_key=True)
+def load_audio_manifest(config: ManifestOptions, split: Any = None) -> Clips:
     """A CSV listing each clip's file, its label (multi-label: 0/1 columns or a delimited label) and
-    optionally its split."""
-    m = read_manifest(config, "audio file", clip_problem, strict=config.unreadable == "error")
+    optionally the spec's split column or group."""
+    m = read_manifest(config, "audio file", clip_problem, strict=config.unreadable == "error", split=split)
     root = manifest_root(config, m.path)
     clips = _clips(m.files, root, m.labels, config, is_test=m.is_test)
+    clips.keys = m.keys
     clips.files = m.names
     clips.label_matrix, clips.label_names = m.label_matrix, m.label_names
     return clips

@@ -29,6 +29,7 @@ from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
                                             frames_of, spec_augmenter, wave_features)
 from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
+from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
@@ -82,6 +83,8 @@ def pack(clips: Clips) -> dict[str, np.ndarray]:
         arrays["Y"], arrays["label_names"] = clips.label_matrix, np.asarray(clips.label_names, dtype=str)
     if clips.is_test is not None:
         arrays["is_test"] = np.asarray(clips.is_test, dtype=bool)
+    if clips.keys is not None:
+        arrays["keys"] = np.asarray(clips.keys, dtype=str)
     return arrays
 
 
@@ -94,7 +97,7 @@ def waves_of(arrays: dict[str, np.ndarray], idx: Any = None) -> list[np.ndarray]
 
 def subset(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     """The stored arrays of the clips ``idx`` only (same layout)."""
-    out = {k: v[idx] for k, v in arrays.items() if k not in ("audio", "offsets", "is_test", "label_names")}
+    out = {k: v[idx] for k, v in arrays.items() if k not in ("audio", "offsets", "is_test", "keys", "label_names")}
     if "label_names" in arrays:
         out["label_names"] = arrays["label_names"]
     return {**out, **pack_waves(waves_of(arrays, idx))}
@@ -204,10 +207,10 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """The loader's fixed split (a filename group or a manifest column) or a stratified holdout
-    (``split.test_size``, ``split.seed``); unreadable clips are left out, silent ones named."""
-    from sklearn.model_selection import train_test_split
-
+    """The hold-out split (``tasks/common/holdout.py``): the spec's column or groups (a named group of
+    the file pattern, a manifest column: speakers stay on one side with ``split.group``), the loader's
+    fixed split, or a stratified holdout (``split.test_size``, ``split.seed``); unreadable clips are
+    left out, silent ones named; one ``.npz`` per part."""
     from trainflow.tasks.common import leakage
 
     arrays = load_npz(ref.path)
@@ -220,45 +223,26 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     if silent:
         shown = ", ".join(silent[:SILENT_SHOWN]) + (f" and {len(silent) - SILENT_SHOWN} more" if len(silent) > SILENT_SHOWN else "")
         notes.append(f"{len(silent)} silent clip(s) (below {spec.audio_validation.silence_db:g} dBFS), kept: {shown}")
-    usable = np.flatnonzero(arrays["readable"])
     y = arrays["Y"] if multilabel else arrays["labels"]
-    if "is_test" in arrays:
-        test = arrays["is_test"][usable]
-        train_idx, test_idx = usable[~test], usable[test]
-        notes.append(f"fixed split from the loader: {len(train_idx)} train / {len(test_idx)} test clips")
-    elif multilabel:  # iterative stratification over the labels
-        tr, te, how = ML.split_indices(y[usable].astype(np.int64), spec)
-        train_idx, test_idx = usable[tr], usable[te]
-        notes.append(how)
-    else:
-        _, counts = np.unique(y[usable], return_counts=True)
-        stratify = y[usable] if spec.split.stratify and counts.min() >= 2 else None
-        train_idx, test_idx = train_test_split(usable, test_size=spec.split.test_size, random_state=spec.split.seed,
-                                               stratify=stratify)
-        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    for name, idx in (("train", train_idx), ("test", test_idx)):
-        if not len(idx):
-            raise DataError(f"The {name} split of '{source}' is empty; change split.test_size or the fixed split "
-                            "(data.test_values, the manifest's split column).")
-    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(waves_of(arrays, train_idx)),
-                                                           leakage.item_digests(waves_of(arrays, test_idx)), "clips"),
-                                   spec)
+    parts = holdout.assign(len(arrays["readable"]), spec, str(source), y=None if multilabel else y,
+                           Y=y if multilabel else None, keys=arrays.get("keys"), fixed_test=arrays.get("is_test"),
+                           usable=np.flatnonzero(arrays["readable"]), what="clips")
+    notes += parts.notes
+    notes += holdout.leakage_notes(lambda idx: leakage.item_digests(waves_of(arrays, idx)), parts, "clips", spec)
     if not multilabel:
-        M.require_scorable_test(y[train_idx], y[test_idx], f"'{source}'")
+        holdout.require_scorable(y, parts, f"'{source}'")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="is_test" in arrays)
     folder = Path(cache_dir) / "splits" / key[:16]
-    refs, counts = {}, {}
-    for name, idx in (("train", train_idx), ("test", test_idx)):
+    refs = {}
+    for name, idx in parts.items():
         path = folder / f"{name}.npz"
         save_npz(path, **subset(arrays, idx))
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="audio",
                              meta={**ref.meta, "rows": int(len(idx))})
-        if not multilabel:
-            counts[name] = {str(k): int(c) for k, c in zip(*np.unique(y[idx], return_counts=True))}
     if multilabel:
-        positives = neural.label_positives(y, ref.meta["labels"], train_idx, test_idx)
-        return SplitRef(train=refs["train"], test=refs["test"], meta={"label_counts": positives, "notes": notes})
-    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+        return holdout.split_ref(refs, {"label_counts": holdout.label_counts(y, ref.meta["labels"], parts),
+                                        "notes": notes})
+    return holdout.split_ref(refs, {"class_counts": holdout.class_counts(y, parts), "notes": notes})
 
 
 # ---------------------------------------------------------------- fit

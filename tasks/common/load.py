@@ -8,11 +8,12 @@ returning a :class:`~trainflow.refs.DataRef`.
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from trainflow import modality as modalities
 from trainflow.errors import DataError
@@ -20,11 +21,27 @@ from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 
 if TYPE_CHECKING:
-    from trainflow.spec import DataSpec
+    from trainflow.spec import DataSpec, SplitSpec
 
 
 #: the markers read as a missing value by default
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
+
+
+def text_encoding(name: str) -> str:
+    """``name`` when Python knows it as a text encoding; ValueError otherwise (a spec error naming the
+    field, not a LookupError deep in the reader; ``rot13`` or ``base64`` are codecs but not text)."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ValueError("must be a text encoding Python knows, such as 'utf-8', 'latin-1' or 'cp1252'")
+    return name
+
+
+#: a loader option naming a text encoding, checked when the spec is read
+Encoding = Annotated[str, AfterValidator(text_encoding)]
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,
@@ -168,9 +185,10 @@ def refuse_special_files(config: BaseModel) -> None:
                 raise DataError(f"The data path '{value}' {problem} (data.{key}).")
 
 
-def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
+def load(data_spec: DataSpec, cache_dir: str, modality: str, split: SplitSpec | None = None) -> DataRef:
     """Run the spec's loader and let the spec's ``modality`` store what it read in ``cache_dir``
-    (logic of the load task)."""
+    (logic of the load task). ``split``: the spec's split section; when it names a column or group
+    (``split.key``) the loader carries its values (``tasks/common/holdout.py``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     comp, config = data_spec.resolve("data")
@@ -182,6 +200,9 @@ def load(data_spec: DataSpec, cache_dir: str, modality: str) -> DataRef:
     listed = source_files(comp, config)
     with ThreadPoolExecutor(1, thread_name_prefix="load-digest") as pool:
         digesting = pool.submit(fingerprint, config, listed)
-        loaded = comp.build(config)
+        key = split.key if split is not None else None
+        loaded = comp.build(config, split=split) if key else comp.build(config)
         digest = digesting.result()
+    if key:  # the stored data carries the key's values: another split key is other stored data
+        digest = json_digest([digest, {"split_key": key}])
     return modalities.get(modality).store(loaded, cache_dir, digest, config)

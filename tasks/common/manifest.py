@@ -32,8 +32,10 @@ class ManifestColumns(BaseModel):
     targets: list[str] | None = Field(None, description="Multi-label: the 0/1 label columns (task: multilabel); "
                                                         "'label' is then not read")
     separator: str | None = Field(None, description="Multi-label: 'label' holds labels joined by this, e.g. '|'")
-    split: str | None = Field(None, description="Column that marks the fixed split (its test rows: 'test_value')")
-    test_value: str = Field("test", description="Value of the split column that marks a test item")
+    split: str | None = Field(None, description="Deprecated: use the spec's 'split: {column: ..., test: [...]}'. "
+                                                "Column that marks the fixed split (its test rows: 'test_value')")
+    test_value: str = Field("test", description="Deprecated with 'split': value of the split column that marks a "
+                                                "test item")
     root: str | None = Field(None, description="Folder the file paths are relative to; default: the CSV's folder")
 
 
@@ -51,6 +53,7 @@ class Manifest:
     label_matrix: np.ndarray | None = None
     label_names: list[str] = field(default_factory=list)
     is_test: np.ndarray | None = None
+    keys: np.ndarray | None = None  # the values of the spec's split column or group (tasks/common/holdout.py)
     table: Any = None  # the CSV as read (a DataFrame)
 
     def row_text(self, row: int, column: str) -> str:
@@ -64,7 +67,7 @@ def manifest_root(config: Any, path: Path) -> Path:
 
 
 def read_manifest(config: Any, what: str, file_problem: Callable[[Path], str | None] = path_problem,
-                  strict: bool = True, file_option: str = "data.file") -> Manifest:
+                  strict: bool = True, file_option: str = "data.file", split: Any = None) -> Manifest:
     """The manifest ``config.path`` read and checked against ``config`` (:class:`ManifestColumns`).
 
     DataError naming the CSV when it is missing or empty, a column it lacks, or (naming the row and
@@ -105,7 +108,15 @@ def read_manifest(config: Any, what: str, file_problem: Callable[[Path], str | N
             row = int(np.flatnonzero(df[config.label].isna().to_numpy())[0])
             raise DataError(f"The manifest '{path}' has no label in row {row + 1} (column '{config.label}').")
         m.labels = df[config.label].astype(str).tolist()
-    if config.split:
+    if split is not None and split.key:
+        from trainflow.tasks.common import holdout
+
+        m.keys = holdout.key_values(df, split, path)
+    if getattr(config, "split", None):
+        from trainflow.alerts import warn
+
+        warn(f"data.split / data.test_value are deprecated and go in the next release: write "
+             f"'split: {{column: {config.split}, test: [{config.test_value}]}}' in the spec instead.")
         m.is_test = (df[config.split].astype(str) == config.test_value).to_numpy()
     return m
 

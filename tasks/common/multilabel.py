@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.alerts import warn
 from trainflow.errors import DataError
 
 if TYPE_CHECKING:
@@ -121,14 +122,37 @@ def read_arff(path: Path, labels: list[str] | None) -> tuple[Any, list[str]]:
         found = re.search(r"-C\s+(-?\d+)", data.get("relation") or "")
         if found:
             n = int(found.group(1))
+            if n == 0 or abs(n) >= len(names):  # no label, or no feature left (names[0:] would be every one)
+                raise DataError(f"The relation option '-C {n}' of the ARFF file '{path}' names "
+                                f"{'no label attribute' if n == 0 else 'every attribute as a label'}: MEKA's -C n "
+                                f"makes the first n attributes the labels (n < 0: the last -n) of its {len(names)}. "
+                                f"Correct it, or name the labels in data.labels.")
             labels = names[:n] if n > 0 else names[n:]
+    gaps = np.zeros(len(df), dtype=bool)
     for col in labels or []:
         if col not in names:
             raise DataError(f"The label attribute '{col}' (data.labels) is not in '{path}'.")
-        # nominal {0,1} labels arrive as text; numbers stay as they are, other text is left for validation
+        # nominal {0,1} labels arrive as text; numbers stay as they are, other text is left for validation;
+        # a '?' (missing) is a gap in one row, not a reason to read the whole column as text
+        missing = df[col].isna().to_numpy()
         as_number = pd.to_numeric(df[col], errors="coerce")
-        if as_number.notna().all():
-            df[col] = as_number.astype("int64") if (as_number == as_number.round()).all() else as_number
+        if (as_number.notna().to_numpy() | missing).all() and not missing.all():
+            known = as_number[~missing]
+            whole = bool((known == known.round()).all())
+            df[col] = as_number.astype("Int64" if missing.any() else "int64") if whole else as_number
+            if missing.any():
+                rows = np.flatnonzero(missing)
+                warn(f"'{path}': the label attribute '{col}' is missing ('?') in {len(rows)} row(s) (data row(s) "
+                     f"{', '.join(str(r + 1) for r in rows[:5])}{', ...' if len(rows) > 5 else ''}); those rows are "
+                     f"left out, as a label that is not known can be neither learnt nor scored.")
+            gaps |= missing
+    if gaps.any():
+        if gaps.all():
+            raise DataError(f"Every row of the ARFF file '{path}' lacks a label ('?'); nothing is left to learn from.")
+        df = df[~gaps].reset_index(drop=True)
+        for col in labels or []:
+            if str(df[col].dtype) == "Int64":
+                df[col] = df[col].astype("int64")
     return df, list(labels or [])
 
 
@@ -138,29 +162,6 @@ def label_matrix(df: Any, labels: list[str]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- split
-
-
-def split_rows(df: Any, labels: list[str], spec: PipelineSpec) -> tuple[Any, Any, list[str]]:
-    """The train and test rows: the files' fixed split, or iterative stratification over the labels
-    (``split.test_size``, ``split.seed``; plain shuffling when ``split.stratify`` is false)."""
-    if FOLD in df.columns:
-        train, test = df[df[FOLD] == "train"], df[df[FOLD] == "test"]
-        note = f"fixed split from the data files: {len(train)} train / {len(test)} test rows"
-        return train.drop(columns=[FOLD]), test.drop(columns=[FOLD]), [note]
-    tr, te, note = split_indices(label_matrix(df, labels), spec)
-    return df.iloc[tr], df.iloc[te], [note]
-
-
-def split_indices(Y: np.ndarray, spec: PipelineSpec) -> tuple[np.ndarray, np.ndarray, str]:
-    """Train and test row indices of a label matrix ``Y`` and how they were drawn: iterative
-    stratification over the labels (``split.test_size``, ``split.seed``), or plain shuffling when
-    ``split.stratify`` is false."""
-    if spec.split.stratify:
-        tr, te = holdout_indices(Y, spec.split.test_size, spec.split.seed)
-        return tr, te, "split by iterative stratification over the labels"
-    order = np.random.default_rng(spec.split.seed).permutation(len(Y))
-    n_test = max(1, int(round(spec.split.test_size * len(Y))))
-    return np.sort(order[n_test:]), np.sort(order[:n_test]), "split by shuffling (split.stratify is false)"
 
 
 def holdout_indices(Y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,11 +180,6 @@ def stratified_folds(Y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray,
 
     folds = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(folds.split(np.zeros(len(Y)), np.asarray(Y)))
-
-
-def label_counts(train: Any, test: Any, labels: list[str]) -> dict[str, dict[str, int]]:
-    """Positive rows per label in each part."""
-    return {name: {lab: int(part[lab].sum()) for lab in labels} for name, part in (("train", train), ("test", test))}
 
 
 # ---------------------------------------------------------------- fit

@@ -307,12 +307,6 @@ def label_value_checks(labels: list[str]) -> list[Any]:
                   "a multi-label label column holds 0 or 1") for lab in labels]
 
 
-def label_positives(Y: np.ndarray, labels: list[str], train: np.ndarray, test: np.ndarray) -> dict[str, dict[str, int]]:
-    """Positive items per label in the train and test parts (index arrays) of a 0/1 label matrix."""
-    return {name: {lab: int(Y[idx, j].sum()) for j, lab in enumerate(labels)}
-            for name, idx in (("train", train), ("test", test))}
-
-
 def label_problems(spec: PipelineSpec) -> list[str]:
     """The training options that have no meaning for the spec's task (multi-label or single-label)."""
     t = spec.train

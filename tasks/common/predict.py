@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trainflow import modality as modalities
-from trainflow import trust
+from trainflow import resources, trust
 from trainflow.errors import DataError, OutputError, did_you_mean
 from trainflow.files import path_problem
 
@@ -55,17 +55,14 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     if out.is_dir():
         raise OutputError(f"The predictions file '{out}' (--out) is a folder; give a file name such as "
                           f"'{out / 'predictions.csv'}'.")
-    summary = trust.read_json(run_dir / "metrics.json")  # a shared run folder: damaged means exit 3
-    # the modality the spec decided; runs published before it was recorded name their loader only
-    name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
-    mod = modalities.get(name)
-    if id_column or keep:
-        if not mod.predict_passes_columns:
-            raise DataError(f"--id and --keep apply to tables; the model of '{run_dir}' reads {name} data, whose "
-                            "predictions already name each item (file or series).")
-        frame = mod.predict(run_dir, input_path, id_column=id_column, keep=keep)
-    else:
-        frame = mod.predict(run_dir, input_path)
+    mod = saved_modality(run_dir / "metrics.json")
+    name = mod.name
+    if (id_column or keep) and not mod.predict_passes_columns:
+        raise DataError(f"--id and --keep apply to tables; the model of '{run_dir}' reads {name} data, whose "
+                        "predictions already name each item (file or series).")
+    columns = {"id_column": id_column, "keep": keep} if id_column or keep else {}
+    with resources.using(resources.available()):  # this machine's cores, not the training run's count
+        frame = mod.predict(run_dir, input_path, **columns)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,3 +77,23 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
         with contextlib.suppress(OSError):  # gone once replaced; never leave a half-written file behind
             tmp.unlink()
     return out
+
+
+def saved_modality(metrics: Path) -> Any:
+    """The modality a run folder's ``metrics.json`` names: the one the spec decided, or, for runs published
+    before it was recorded, its loader's. A damaged file (not JSON, the wrong shape, an unknown modality)
+    is a DataError naming it (exit 3): it comes from a shared folder, not from the user's spec."""
+    from trainflow.errors import SpecError
+
+    summary = trust.read_json(metrics)
+    try:
+        if not isinstance(summary, dict):
+            raise TypeError(f"a JSON {type(summary).__name__}, not an object")
+        name = summary.get("modality") or modalities.modality_of_loader(summary["spec"]["data"]["loader"])
+        if not isinstance(name, str):
+            raise TypeError(f"'modality' is {name!r}")
+        return modalities.get(name)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise trust.damaged(metrics, exc) from None
+    except SpecError as exc:
+        raise trust.damaged(metrics, "; ".join(exc.problems)) from None

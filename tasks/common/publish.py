@@ -156,7 +156,8 @@ def fail_run(run: RunFolder, exc: BaseException) -> Path | None:
         if not run.staging.exists():
             return None
         text = "".join(traceback.format_exception_only(type(exc), exc))
-        (run.staging / "error.txt").write_text(text, encoding="utf-8")
+        with contextlib.suppress(OSError):  # a full disk may refuse error.txt: the rename still marks it
+            (run.staging / "error.txt").write_text(text, encoding="utf-8")
         os.replace(run.staging, run.failed)
     finally:
         release(run)
@@ -165,6 +166,62 @@ def fail_run(run: RunFolder, exc: BaseException) -> Path | None:
     if isinstance(exc, ValidationFailed):
         exc.moved(str(run.staging), str(run.failed))
     return run.failed
+
+
+def fail_published(run: RunFolder, exc: BaseException) -> Path | None:
+    """Mark a run that failed after publishing (its promotion) as failed: ``<run-id>`` is renamed to
+    ``<run-id>.failed`` with ``error.txt``, as a run failing earlier is, so it never looks finished;
+    its metrics stay, as ``metrics.unpublished.json`` (a failed run holds no ``metrics.json``)."""
+    if not run.final.is_dir():
+        return None
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    with contextlib.suppress(OSError):
+        (run.final / "error.txt").write_text(f"The run was published, then its promotion failed:\n{text}",
+                                             encoding="utf-8")
+    with contextlib.suppress(OSError):
+        os.replace(run.final / "metrics.json", run.final / "metrics.unpublished.json")
+    os.replace(run.final, run.failed)
+    return run.failed
+
+
+def check_champion_file(root: Path) -> None:
+    """OutputError unless the pipeline folder's ``champion.json`` is a regular file or absent: a folder or a
+    special file there would make the promotion fail after the run is published."""
+    from trainflow.errors import OutputError
+    from trainflow.files import path_problem
+
+    path = root / "champion.json"
+    if not (path.exists() or path.is_symlink()):
+        return
+    problem = path_problem(path)
+    if problem:
+        raise OutputError(f"The champion pointer '{path}' {problem}; trainflow writes the pipeline's champion there "
+                          f"(a JSON file). Move it away or delete it.")
+
+
+def check_cache_folder(cache: Path) -> None:
+    """OutputError naming the path when ``<out>/.cache`` is not a folder, or it or one of its folders holds
+    a symbolic-link loop, a broken link or a special file (the cache holds only trainflow's own files)."""
+    from trainflow.errors import OutputError
+    from trainflow.files import path_problem
+
+    fix = "the cache is trainflow's and safe to delete: delete it, or move it away"
+    if not (cache.exists() or cache.is_symlink()):
+        return
+    problem = path_problem(cache, folder_ok=True)
+    if problem or not cache.is_dir():
+        raise OutputError(f"The cache folder '{cache}' {problem or 'is a file; expected a folder'}; {fix}.")
+    for top in os.scandir(cache):
+        found = path_problem(top.path, folder_ok=True)
+        if found:
+            raise OutputError(f"The cache entry '{top.path}' {found}; {fix}.")
+        if not top.is_dir():
+            continue
+        for entry in os.scandir(top.path):
+            if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+                found = path_problem(entry.path, folder_ok=True)
+                if found:
+                    raise OutputError(f"The cache entry '{entry.path}' {found}; {fix}.")
 
 
 def is_published(run: RunFolder) -> bool:
@@ -220,6 +277,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         # rows the loader left out (audio's data.unreadable: skip), where it reports them
         **({"rows_skipped": data.meta["rows_skipped"]} if "rows_skipped" in data.meta else {}),
         "preprocessing": model.meta.get("steps", []),
+        # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
+        "threads": model.meta.get("threads"),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),

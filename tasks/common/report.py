@@ -60,6 +60,9 @@ def render(summary: dict[str, Any], evaluation: Evaluation, run_dir: str | Path,
     pre = summary.get("preprocessing") or []
     if pre:
         lines += ["", "## Preprocessing (fitted on the training split)", "", " -> ".join(f"`{s}`" for s in pre)]
+    if summary.get("threads"):
+        lines += ["", "## Resources", "", f"Fitted on {summary['threads']} CPU threads (`resources.threads`: joblib "
+                  "n_jobs, BLAS/OpenMP pools, torch)."]
     notes = list(evaluation.notes) + list(summary.get("notes", []))
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -98,7 +98,7 @@ class TrainConfig(BaseModel):
         "none", description="multilabel: balanced weights each label's positive examples by its negatives/positives "
                             "ratio in the training split (BCEWithLogits pos_weight)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present")
-    num_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
+    num_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = the run's resources.threads")
     checkpoint: bool = Field(True, description="Checkpoint every epoch and resume from it after a crash")
     # Measured on an H200 with the seed's CNN: neither helps a network this small (see benchmarks/RESULTS.md).
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: bfloat16 autocast for forward passes")
@@ -167,13 +167,14 @@ def resolve_device(name: str) -> Any:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Within this block torch uses ``n`` CPU threads (0: leave it as it is); the previous count is
-    restored after, so a spec's ``train.num_threads`` does not leak into later runs of the process
-    (a sweep, the next demo, a notebook)."""
-    if not n:
-        yield
-        return
+    """Within this block torch uses ``n`` CPU threads (0: the run's, :func:`trainflow.resources.current`);
+    the previous count is restored after, so a spec's ``train.num_threads`` does not leak into later
+    runs of the process (a sweep, the next demo, a notebook)."""
     import torch
+
+    from trainflow import resources
+
+    n = n or resources.current()
 
     previous = torch.get_num_threads()
     torch.set_num_threads(n)

@@ -39,6 +39,7 @@ class Images:
     max_value: float  # the nominal pixel maximum (255 for 8-bit images, 16 for digits)
     source: str
     is_test: np.ndarray | None = None  # a predefined test split (CIFAR's test_batch), else None
+    keys: np.ndarray | None = None  # the values of the spec's split column or group (image_manifest)
     files: list[str] | None = None
     skipped: list[str] = field(default_factory=list)  # "file: reason" for unreadable files that were skipped
 
@@ -262,11 +263,12 @@ class ManifestConfig(ManifestColumns, FolderConfig):
     path: str = Field(..., description="CSV file with one row per image")
 
 
-@component("loader", "image_manifest", ManifestConfig, modality="image", source_files=manifest_files)
-def load_image_manifest(config: ManifestConfig) -> Images:
+@component("loader", "image_manifest", ManifestConfig, modality="image", source_files=manifest_files,
+           split_key=True)
+def load_image_manifest(config: ManifestConfig, split: Any = None) -> Images:
     """A CSV listing each image's file, its label (multi-label: 0/1 columns or a delimited label) and
-    optionally its split; the images are read as ``image_folder`` reads them."""
-    m = read_manifest(config, "image file", strict=not config.skip_unreadable)
+    optionally the spec's split column or group; the images are read as ``image_folder`` reads them."""
+    m = read_manifest(config, "image file", strict=not config.skip_unreadable, split=split)
     if m.labels is None and m.label_matrix is None:
         raise DataError(f"The manifest '{m.path}' gives no labels: set data.label to its label column "
                         "(or, for task multilabel, data.targets or data.separator).")
@@ -292,7 +294,7 @@ def load_image_manifest(config: ManifestConfig) -> Images:
         y, classes = codes.astype(np.int64), [str(c) for c in classes]
     return Images(x=stack(arrays, [m.names[i] for i in rows], str(m.path)), y=y, classes=classes, max_value=255.0,
                   source=str(m.path), is_test=None if m.is_test is None else m.is_test[rows],
-                  files=[m.names[i] for i in rows], skipped=skipped)
+                  keys=None if m.keys is None else m.keys[rows], files=[m.names[i] for i in rows], skipped=skipped)
 
 
 # ---------------------------------------------------------------- npz

@@ -22,6 +22,7 @@ from trainflow.errors import DataError, SpecError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
@@ -43,6 +44,8 @@ def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save loaded images as ``.npz`` in the cache, named by the source's digest."""
     path = Path(cache_dir) / "data" / f"{digest}.npz"
     extra = {"is_test": images.is_test} if images.is_test is not None else {}
+    if images.keys is not None:
+        extra["keys"] = np.asarray(images.keys, dtype=str)
     if images.files is not None:
         extra["files"] = np.asarray(images.files)
     save_npz(path, x=images.x, y=images.y, **extra)  # rewritten on each load: see refs.store_parquet
@@ -113,59 +116,36 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """The loader's own test split (CIFAR's test_batch) or a stratified holdout by ``split.seed``
-    (multi-label: by iterative stratification over the labels)."""
-    from sklearn.model_selection import train_test_split
+    """The hold-out split (``tasks/common/holdout.py``): the loader's own test set (CIFAR's
+    test_batch), the spec's column or groups (manifests), or a stratified holdout by ``split.seed``
+    (multi-label: iterative stratification over the labels); one ``.npz`` per part."""
+    from trainflow.tasks.common import leakage
 
     arrays = load_npz(ref.path)
     x, y = arrays["x"], arrays["y"]
-    neural.check_label_shape(y, spec.task, f"'{ref.meta.get('source')}'")  # also when validation is off
+    source = f"'{ref.meta.get('source')}'"
+    neural.check_label_shape(y, spec.task, source)  # also when validation is off
+    multilabel = y.ndim == 2
+    parts = holdout.assign(len(y), spec, str(ref.meta.get("source")), y=None if multilabel else y,
+                           Y=y if multilabel else None, keys=arrays.get("keys"),
+                           fixed_test=arrays["is_test"].astype(bool) if "is_test" in arrays else None,
+                           what="images")
     notes = list(ref.meta.get("notes", []))
-    if "is_test" in arrays:
-        test_mask = arrays["is_test"].astype(bool)
-        if test_mask.all() or not test_mask.any():  # a manifest's split column can mark every row or none
-            raise DataError(f"The dataset's own test split of '{ref.meta.get('source')}' marks "
-                            f"{'every' if test_mask.all() else 'no'} image as a test image, leaving the "
-                            f"{'train' if test_mask.all() else 'test'} split empty (image_manifest: data.split, "
-                            "data.test_value).")
-        notes.append("test split: the dataset's own test set")
-    elif y.ndim == 2:  # multi-label: iterative stratification over the labels
-        test_mask = np.zeros(len(y), bool)
-        _, test_idx, how = ML.split_indices(y.astype(np.int64), spec)
-        test_mask[test_idx] = True
-        notes.append(how)
-    else:
-        counts = np.bincount(y)
-        stratify = y if spec.split.stratify and counts[counts > 0].min() >= 2 else None
-        _, test_idx = train_test_split(np.arange(len(y)), test_size=spec.split.test_size, random_state=spec.split.seed,
-                                       stratify=stratify)
-        test_mask = np.zeros(len(y), bool)
-        test_mask[test_idx] = True
-    from trainflow.tasks.common import leakage
-
-    notes += leakage.raise_or_warn(leakage.duplicate_alarm(leakage.item_digests(x[~test_mask]),
-                                                           leakage.item_digests(x[test_mask]), "images"), spec)
-    if y.ndim == 1:
-        M.require_scorable_test(y[~test_mask], y[test_mask], f"'{ref.meta.get('source')}'")
+    notes += ["test split: the dataset's own test set"] if "is_test" in arrays and not spec.split.key else parts.notes
+    notes += holdout.leakage_notes(lambda idx: leakage.item_digests(x[idx]), parts, "images", spec)
+    if not multilabel:
+        holdout.require_scorable(y, parts, source)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump())
     folder = Path(cache_dir) / "splits" / key[:16]
-    refs, counts = {}, {}
-    for name, mask in (("train", ~test_mask), ("test", test_mask)):
-        if mask.sum() == 0:
-            raise DataError(f"The {name} split of '{ref.meta.get('source')}' is empty; change split.test_size.")
+    refs = {}
+    for name, idx in parts.items():
         path = folder / f"{name}.npz"
-        save_npz(path, x=x[mask], y=y[mask])
+        save_npz(path, x=x[idx], y=y[idx])
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
-                             meta={**ref.meta, "rows": int(mask.sum())})
-        if y.ndim == 1:
-            counts[name] = {ref.meta["classes"][i]: int(n)
-                            for i, n in enumerate(np.bincount(y[mask], minlength=len(ref.meta["classes"])))}
-    if y.ndim == 2:
-        part_counts = {"label_counts": neural.label_positives(y, ref.meta["classes"], np.flatnonzero(~test_mask),
-                                                              np.flatnonzero(test_mask))}
-    else:
-        part_counts = {"class_counts": counts}
-    return SplitRef(train=refs["train"], test=refs["test"], meta={**part_counts, "notes": notes})
+                             meta={**ref.meta, "rows": int(len(idx))})
+    counts = ({"label_counts": holdout.label_counts(y, ref.meta["classes"], parts)} if multilabel
+              else {"class_counts": holdout.class_counts(y, parts, ref.meta["classes"])})
+    return holdout.split_ref(refs, {**counts, "notes": notes})
 
 
 # ---------------------------------------------------------------- fit

@@ -38,6 +38,7 @@ class Items:
     keys: dict[str, list[str]] = field(default_factory=dict)
     is_test: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    split_keys: np.ndarray | None = None  # the values of the spec's split column or group (holdout.KEY)
 
     def __len__(self) -> int:
         return len(self.labels) if self.labels is not None else self.size
@@ -200,7 +201,8 @@ class ImageBranch(NetworkBranch):
     def items(self, loaded: Any, options: dict[str, Any]) -> Items:
         keys = {"id": list(loaded.files), "stem": [stem(f) for f in loaded.files]} if loaded.files else {}
         return Items(loaded.x, np.asarray(loaded.classes, dtype=object)[loaded.y].astype(str), keys, loaded.is_test,
-                     {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options})
+                     {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options},
+                     loaded.keys)
 
     def write_split(self, data, labels, test, classes, meta, folder):
         index = {c: i for i, c in enumerate(classes)}
@@ -241,9 +243,13 @@ class TabularBranch(Branch):
         keys = {}
         if id_col:
             keys = {"id": loaded[id_col].astype(str).tolist(), "stem": [stem(v) for v in loaded[id_col].astype(str)]}
+        from trainflow.tasks.common.holdout import KEY
+
         labels = loaded[target].astype(str).to_numpy() if target else None
-        features = loaded.drop(columns=[c for c in (id_col, target) if c]).reset_index(drop=True)
-        return Items(features, labels, keys, None, {"source": options.get("path")})
+        split_keys = loaded[KEY].to_numpy() if KEY in loaded.columns else None
+        features = loaded.drop(columns=[c for c in (id_col, target, KEY) if c and c in loaded.columns])
+        return Items(features.reset_index(drop=True), labels, keys, None, {"source": options.get("path")},
+                     split_keys)
 
     def take(self, data, idx):
         return data.iloc[idx].reset_index(drop=True)
@@ -251,7 +257,12 @@ class TabularBranch(Branch):
     def blank(self, data, n):
         import pandas as pd
 
-        return pd.DataFrame({c: pd.Series([None] * n, dtype=data[c].dtype) for c in data.columns})
+        def missing(dtype: Any) -> Any:  # numpy integers and booleans cannot hold a gap: missing numbers are NaN
+            if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                return pd.Series([float("nan")] * n, dtype="float64")
+            return pd.Series([None] * n, dtype=dtype)
+
+        return pd.DataFrame({c: missing(data[c].dtype) for c in data.columns})
 
     def concat(self, parts):
         import pandas as pd
@@ -345,7 +356,8 @@ class SequenceBranch(NetworkBranch):
         is_test = np.asarray([f == "test" for f in loaded.fold]) if loaded.fold else None
         labels = np.asarray(loaded.y, dtype=str) if loaded.y is not None else None
         return Items(list(loaded.series), labels, {"id": list(loaded.ids), "stem": [stem(i) for i in loaded.ids]},
-                     is_test, {"source": loaded.source, "loader": options.get("loader"), "loader_options": options})
+                     is_test, {"source": loaded.source, "loader": options.get("loader"), "loader_options": options},
+                     None if loaded.keys is None else np.asarray(loaded.keys, dtype=str))
 
     def take(self, data, idx):
         return [data[int(i)] for i in idx]
@@ -421,7 +433,8 @@ class AudioBranch(NetworkBranch):
         labels = None if loaded.labels is None else np.asarray([loaded.labels[i] for i in ok], dtype=str)
         return Items([loaded.waves[i] for i in ok], labels, {"id": files, "stem": [stem(f) for f in files]},
                      None if loaded.is_test is None else np.asarray(loaded.is_test)[ok],
-                     {"sample_rate": loaded.sample_rate, "source": loaded.source, "loader_options": options})
+                     {"sample_rate": loaded.sample_rate, "source": loaded.source, "loader_options": options},
+                     None if loaded.keys is None else np.asarray(loaded.keys)[ok])
 
     def take(self, data, idx):
         return [data[int(i)] for i in idx]

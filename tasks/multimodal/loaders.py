@@ -57,6 +57,7 @@ class Joined:
     keys: list[str]
     is_test: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    split_keys: np.ndarray | None = None  # the values of the spec's split column or group per row
 
 
 def input_modality(name: str, spec: InputSpec) -> str:
@@ -67,8 +68,9 @@ def input_modality(name: str, spec: InputSpec) -> str:
         raise DataError(f"input '{name}': {exc}") from None
 
 
-def read_input(name: str, spec: InputSpec) -> tuple[Items, str]:
-    """Read one input with its loader; any error names the input."""
+def read_input(name: str, spec: InputSpec, split: Any = None) -> tuple[Items, str]:
+    """Read one input with its loader (carrying the spec's split column or group where the loader
+    can: ``split``); any error names the input."""
     from trainflow.tasks.common.load import refuse_special_files
 
     modality = input_modality(name, spec)
@@ -76,7 +78,8 @@ def read_input(name: str, spec: InputSpec) -> tuple[Items, str]:
         comp = REGISTRY.get("loader", spec.loader)
         config = comp.parse(spec.options(), where=f"data.inputs.{name}")
         refuse_special_files(config)
-        loaded = comp.build(config)
+        carries = split is not None and split.key and comp.extra.get("split_key")
+        loaded = comp.build(config, split=split) if carries else comp.build(config)
         return branch(modality, f"input '{name}'").items(loaded, config.model_dump(mode="json")), modality
     except TrainflowError as exc:
         raise DataError(f"input '{name}' (loader '{spec.loader}'): {exc}") from None
@@ -137,8 +140,10 @@ def align(items: dict[str, Items], modalities: dict[str, str], how: str,
             data = adapter.take(adapter.concat([data, adapter.blank(data, int((~have).sum()))]), np.argsort(order))
         present[n] = have
         labels = items[n].labels
+        split_keys = items[n].split_keys
         aligned[n] = Items(data, None if labels is None else _spread(labels[idx], have), meta=items[n].meta,
-                           is_test=None if items[n].is_test is None else _spread(items[n].is_test[idx], have))
+                           is_test=None if items[n].is_test is None else _spread(items[n].is_test[idx], have),
+                           split_keys=None if split_keys is None else _spread(np.asarray(split_keys)[idx], have))
     return rows, aligned, present, notes
 
 
@@ -149,7 +154,23 @@ def join(items: dict[str, Items], modalities: dict[str, str], config: Multimodal
     is_test = next((it.is_test for it in aligned.values() if it.is_test is not None), None)
     if is_test is not None:
         is_test = np.asarray([bool(v) for v in is_test])
-    return Joined(aligned, modalities, present, labels, rows, is_test, notes)
+    return Joined(aligned, modalities, present, labels, rows, is_test, notes, _split_keys(aligned, rows))
+
+
+def _split_keys(items: dict[str, Items], rows: list[str]) -> np.ndarray | None:
+    """Each row's split key from the inputs that carry one (the first that has the row); a row none of
+    them has is a DataError."""
+    carrying = [it.split_keys for it in items.values() if it.split_keys is not None]
+    if not carrying:
+        return None
+    keys = np.full(len(rows), None, dtype=object)
+    for values in carrying:
+        keys = np.where(np.asarray([k is None for k in keys]), values, keys)
+    lacking = [rows[i] for i, k in enumerate(keys) if k is None]
+    if lacking:
+        raise DataError(f"{len(lacking)} row(s) (e.g. {lacking[0]!r}) lack the split column: no input that carries "
+                        "it has them; use data.missing: drop.")
+    return keys.astype(str)
 
 
 def _spread(values: np.ndarray, have: np.ndarray) -> np.ndarray:
@@ -184,10 +205,16 @@ def _labels(items: dict[str, Items], present: dict[str, np.ndarray], config: Mul
     return labels.astype(str)
 
 
-@component("loader", "multimodal", MultimodalConfig, modality="multimodal")
-def load_multimodal(config: MultimodalConfig) -> Joined:
-    """Several named inputs, each read by its own loader, joined by position, id or file stem."""
+@component("loader", "multimodal", MultimodalConfig, modality="multimodal", split_key=True)
+def load_multimodal(config: MultimodalConfig, split: Any = None) -> Joined:
+    """Several named inputs, each read by its own loader, joined by position, id or file stem; the
+    spec's split column or group comes from the inputs whose loaders carry it."""
     items, modalities = {}, {}
     for name, spec in config.inputs.items():
-        items[name], modalities[name] = read_input(name, spec)
+        items[name], modalities[name] = read_input(name, spec, split)
+    if split is not None and split.key and all(it.split_keys is None for it in items.values()):
+        from trainflow.tasks.common import holdout
+
+        raise DataError(f"'{holdout.option(split)}' is {split.key!r}, but no input's loader carries it (loaders "
+                        f"that can: table, text, manifest and pattern loaders); name it in an input of those.")
     return join(items, modalities, config)

@@ -29,6 +29,7 @@ from trainflow.files import folder_member
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
@@ -96,6 +97,8 @@ def store(joined: Joined, cache_dir: str, digest: str, config: MultimodalConfig)
     index = {"keys": np.asarray(joined.keys, dtype=str), "labels": joined.labels, "present": present}
     if joined.is_test is not None:
         index["is_test"] = joined.is_test
+    if joined.split_keys is not None:
+        index["split_keys"] = joined.split_keys
     save_npz(folder / INDEX, **index)
     inputs = {}
     for n in names:
@@ -150,29 +153,29 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """One holdout for every branch (an input's predefined test split, else stratified by
-    ``split.seed``); late fusion with learned weights also holds ``tune_share`` of the training rows
-    out of the branches. Each branch's parts are written in its own modality's format."""
+    """One holdout for every branch (``tasks/common/holdout.py``: an input's predefined test split, the
+    spec's column or groups, else stratified by ``split.seed``). Late fusion with learned weights
+    learns them on the validation part when the spec gives one, else holds ``tune_share`` of the
+    training rows out of the branches; a validation part is never trained on by the branches.
+    Each branch's parts are written in its own modality's format."""
     from sklearn.model_selection import train_test_split
 
     index = load_npz(Path(ref.path) / INDEX)
     labels, present = index["labels"], index["present"]
     n = len(labels)
     notes = list(ref.meta.get("notes", []))
-    if "is_test" in index:
-        test = index["is_test"].astype(bool)
-        notes.append("test split: an input's own test set")
-    else:
-        counts = np.unique(labels, return_counts=True)[1]
-        strat = labels if spec.split.stratify and counts.min() >= 2 else None
-        _, te = train_test_split(np.arange(n), test_size=spec.split.test_size, random_state=spec.split.seed,
-                                 stratify=strat)
-        test = np.zeros(n, bool)
-        test[te] = True
+    parts = holdout.assign(n, spec, str(ref.meta.get("source")), y=labels, keys=index.get("split_keys"),
+                           fixed_test=index["is_test"].astype(bool) if "is_test" in index else None)
+    notes += ["test split: an input's own test set"] if "is_test" in index and not spec.split.key else parts.notes
+    test = np.zeros(n, bool)
+    test[parts.test] = True
     tune = np.zeros(n, bool)
+    tune[parts.validation] = True  # the validation part: never in a branch's training rows
     comp, options = spec.model.resolve("model", task=spec.task)
-    if comp.name == "late_fusion" and options.weighting == "learned":
-        train_idx = np.flatnonzero(~test)
+    if comp.name == "late_fusion" and options.weighting == "learned" and len(parts.validation):
+        notes.append(f"late fusion: the {len(parts.validation)} rows of the validation part learn the branches' weights")
+    elif comp.name == "late_fusion" and options.weighting == "learned":
+        train_idx = parts.train
         counts = np.unique(labels[train_idx], return_counts=True)[1]
         _, tu = train_test_split(train_idx, test_size=options.tune_share, random_state=spec.split.seed,
                                  stratify=labels[train_idx] if counts.min() >= 2 else None)
@@ -183,7 +186,9 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     folder = Path(cache_dir) / "splits" / key[:16]
     classes = ref.meta["classes"]
     refs = {}
-    for part, rows in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test))):
+    # the validation rows travel in the training part (their tune flag keeps them out of the branches)
+    for part, rows in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test)),
+                       *((("validation", parts.validation),) if len(parts.validation) else ())):
         path = folder / f"{part}.npz"
         save_npz(path, rows=rows, labels=labels[rows], present=present[rows], tune=tune[rows])
         refs[part] = DataRef(path=str(path), digest=file_digest(path), modality="multimodal",
@@ -199,8 +204,9 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
                                      info["meta"], folder / name)
         branches[name] = bsplit.model_dump(mode="json")
     counts = {p: {c: int((labels[m] == c).sum()) for c in classes} for p, m in (("train", ~test), ("test", test))}
-    return SplitRef(train=refs["train"], test=refs["test"],
-                    meta={"class_counts": counts, "notes": notes, "branches": branches})
+    if len(parts.validation):
+        counts["validation"] = {c: int((labels[parts.validation] == c).sum()) for c in classes}
+    return holdout.split_ref(refs, {"class_counts": counts, "notes": notes, "branches": branches})
 
 
 # ---------------------------------------------------------------- fit
@@ -358,13 +364,32 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     config = trust.read_json(path)
     if not isinstance(config, dict) or not {"fusion", "inputs", "classes"} <= set(config):
         raise trust.damaged(path, ValueError("not a multimodal model config"))
-    if not isinstance(config["inputs"], dict) or not all(isinstance(v, dict) for v in config["inputs"].values()):
-        raise trust.damaged(path, ValueError("'inputs' is not a mapping of input names to their settings"))
+    problem = config_problem(config)
+    if problem:
+        raise trust.damaged(path, problem)
     for n, info in config["inputs"].items():  # every name it gives stays in the folder (files.folder_member)
         folder_member(folder, n, "multimodal model folder", folder_ok=True)
-        if "blank" in info:
-            folder_member(Path(folder) / n, info["blank"], "multimodal model folder")
+        folder_member(Path(folder) / n, info["blank"], "multimodal model folder")
     return config
+
+
+def config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a saved fusion config (each input a mapping with its modality,
+    loader options and blank item; classes a list; ``missing`` and ``join`` as the spec allows), or None."""
+    inputs = config["inputs"]
+    if not isinstance(inputs, dict) or not inputs:
+        return "'inputs' is not a mapping of input names"
+    for n, info in inputs.items():
+        if not isinstance(info, dict) or not isinstance(info.get("modality"), str) \
+                or not isinstance(info.get("options"), dict) or not isinstance(info.get("blank"), str):
+            return f"input {str(n)[:40]!r} lacks its modality, options or blank item"
+        if info["modality"] not in supported():
+            return f"input {str(n)[:40]!r} names the modality {info['modality'][:40]!r}, which cannot be an input"
+    if not isinstance(config["classes"], list) or len(config["classes"]) < 2:
+        return "'classes' is not a list of two or more classes"
+    if config.get("missing") not in ("mask", "drop") or not isinstance(config.get("join"), str):
+        return "'missing' or 'join' is not a value the spec allows"
+    return None
 
 
 # ---------------------------------------------------------------- evaluate

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow import resources
 from trainflow.registry import component
 
 ARRAYS_FILE = "model.npz"
@@ -317,10 +318,11 @@ class MiniRocket(_RidgeOnTransform):
         from sktime.transformations.rocket import MiniRocketMultivariate, MiniRocketMultivariateVariable
 
         cls = MiniRocketMultivariate if equal else MiniRocketMultivariateVariable
+        # n_jobs: numba threads over the series, each series' features its own (the same whatever the count)
         # Shorter series than MiniRocket's kernel (9 steps) are padded with zeros (the normalized mean).
         extra = {} if equal else {"pad_value_short_series": 0.0}
         return cls(num_kernels=self.config.num_kernels, max_dilations_per_kernel=self.config.max_dilations_per_kernel,
-                   random_state=self.seed, n_jobs=1, **extra)
+                   random_state=self.seed, n_jobs=resources.current(), **extra)
 
     def _params(self, transformer):
         return tuple(transformer.parameters)
@@ -368,7 +370,7 @@ class Rocket(_RidgeOnTransform):
     def _transformer(self, equal):
         from sktime.transformations.rocket import Rocket as SkRocket
 
-        return SkRocket(num_kernels=self.config.num_kernels, random_state=self.seed, n_jobs=1)
+        return SkRocket(num_kernels=self.config.num_kernels, random_state=self.seed, n_jobs=resources.current())
 
     def _input(self, series):
         return to_numpy3d(resample(series, self.length_))
@@ -410,7 +412,7 @@ class MultiRocket(Rocket):
     def _transformer(self, equal):
         from sktime.transformations.rocket import MultiRocketMultivariate
 
-        return MultiRocketMultivariate(num_kernels=self.config.num_kernels, n_jobs=1, random_state=self.seed,
+        return MultiRocketMultivariate(num_kernels=self.config.num_kernels, n_jobs=resources.current(), random_state=self.seed,
                                        max_dilations_per_kernel=self.config.max_dilations_per_kernel)
 
     def _input(self, series):

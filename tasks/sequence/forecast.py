@@ -41,7 +41,7 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.sequence import backtest, statistical
 from trainflow.tasks.sequence.loaders import read_csv_frame
 from trainflow.tasks.sequence.modality import SequencePreprocess
-from trainflow.tasks.sequence.timeaxis import TimeAxis
+from trainflow.tasks.sequence.timeaxis import TimeAxis, file_dates
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -120,7 +120,7 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
     raw = df[time]
     if df[time].isna().any():
         raise DataError(f"'{path}', line {_line(np.flatnonzero(raw.isna())[0])}: the time column '{time}' is empty.")
-    t = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_datetime(raw.astype(str), errors="coerce")
+    t = raw if pd.api.types.is_numeric_dtype(raw) else file_dates(raw.astype(str), path, time)
     if t.isna().any():
         i = int(np.flatnonzero(t.isna())[0])
         raise DataError(f"'{path}', line {_line(i)}: the time column '{time}' holds {raw.iloc[i]!r}, "

@@ -23,6 +23,7 @@ from trainflow.archives import DATA_ZIP_BYTES, check_zip
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
+from trainflow.tasks.sequence.timeaxis import file_dates
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 
@@ -41,6 +42,7 @@ class SeriesSet:
     # multi-label: a [n, labels] 0/1 matrix and its column names (y then holds each series' labels joined by "|")
     label_matrix: np.ndarray | None = None
     label_names: list[str] | None = None
+    keys: list[str] | None = None  # the values of the spec's split column or group per series
 
     @property
     def channels(self) -> int:
@@ -54,7 +56,8 @@ class SeriesSet:
                          (self.fold or []) + (other.fold or []) or None,
                          self.class_labels or other.class_labels, self.channel_names or other.channel_names,
                          None if self.label_matrix is None or other.label_matrix is None
-                         else np.concatenate([self.label_matrix, other.label_matrix]), self.label_names)
+                         else np.concatenate([self.label_matrix, other.label_matrix]), self.label_names,
+                         None if self.keys is None or other.keys is None else self.keys + other.keys)
 
 
 #: bytes the padded [n, T, C] array and its mask may take: one outlier length pads every series to it
@@ -297,14 +300,19 @@ def _label_text(value: Any) -> str:
     return str(value)
 
 
-def read_wide_csv(path: Path, config: WideCsvConfig) -> SeriesSet:
-    """One row per series: optional id and label columns, every other column one time step.
-    Empty cells at the end of a row shorten that series (unequal lengths); empty cells inside are missing."""
+def read_wide_csv(path: Path, config: WideCsvConfig, split: Any = None) -> SeriesSet:
+    """One row per series: optional id and label columns (and the spec's split column or group), every
+    other column one time step. Empty cells at the end of a row shorten that series (unequal
+    lengths); empty cells inside are missing."""
+    from trainflow.tasks.common import holdout
+
     df = read_csv_frame(path, config.delimiter)
     for col, option in ((config.label, "data.label"), (config.id, "data.id")):
         if col:
             _need(df, col, path, option)
-    steps = [c for c in df.columns if c not in (config.label, config.id)]
+    key = split.key if split is not None and split.key else None
+    keys = holdout.key_values(df, split, path).tolist() if key else None
+    steps = [c for c in df.columns if c not in (config.label, config.id, key)]
     if not steps:
         raise DataError(f"'{path}' has no time-step columns besides the label/id.")
     _numeric(df, steps, path)
@@ -321,13 +329,13 @@ def read_wide_csv(path: Path, config: WideCsvConfig) -> SeriesSet:
             raise DataError(f"'{path}', line {line}: the label column '{config.label}' is empty.")
         ys = [_label_text(v) for v in df[config.label]]
     ids = [str(v) for v in df[config.id]] if config.id else [f"{path.name}:{i + 2}" for i in range(len(df))]
-    return SeriesSet(series, ys, ids, str(path), channel_names=["value"])
+    return SeriesSet(series, ys, ids, str(path), channel_names=["value"], keys=keys)
 
 
-@component("loader", "wide_csv", WideCsvConfig, modality="sequence")
-def load_wide_csv(config: WideCsvConfig) -> SeriesSet:
+@component("loader", "wide_csv", WideCsvConfig, modality="sequence", split_key=True)
+def load_wide_csv(config: WideCsvConfig, split: Any = None) -> SeriesSet:
     """CSV with one row per univariate series: a label column and one column per time step."""
-    return _read_all(config, lambda p: read_wide_csv(p, config))
+    return _read_all(config, lambda p: read_wide_csv(p, config, split))
 
 
 def _sortable_time(col: Any, path: Path, name: str) -> Any:
@@ -338,7 +346,7 @@ def _sortable_time(col: Any, path: Path, name: str) -> Any:
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().all():
         return numeric
-    dates = pd.to_datetime(col, errors="coerce")
+    dates = file_dates(col, path, name)
     if dates.notna().all():
         return dates
     bad = col[dates.isna()]
@@ -346,14 +354,21 @@ def _sortable_time(col: Any, path: Path, name: str) -> Any:
                     f"which is neither a number nor a date.")
 
 
-def read_long_csv(path: Path, config: LongCsvConfig) -> SeriesSet:
-    """One row per (series, time step): id, time, value column(s), and a label constant per series.
-    Duplicate (series, time) pairs and labels that change within a series are errors."""
+def read_long_csv(path: Path, config: LongCsvConfig, split: Any = None) -> SeriesSet:
+    """One row per (series, time step): id, time, value column(s), and a label constant per series
+    (and the spec's split column or group, constant per series too). Duplicate (series, time) pairs
+    and labels that change within a series are errors."""
+    from trainflow.tasks.common import holdout
+
     df = read_csv_frame(path, config.delimiter)
     for col, option in ((config.id, "data.id"), (config.time, "data.time"), (config.label, "data.label")):
         if col:
             _need(df, col, path, option)
-    values = config.values or [c for c in df.columns if c not in (config.id, config.time, config.label)]
+    key = split.key if split is not None and split.key else None
+    if key:
+        df[holdout.KEY] = holdout.key_values(df, split, path)
+    values = config.values or [c for c in df.columns if c not in (config.id, config.time, config.label, key,
+                                                                    holdout.KEY)]
     for col in values:
         _need(df, col, path, "data.values")
     if not values:
@@ -368,10 +383,17 @@ def read_long_csv(path: Path, config: LongCsvConfig) -> SeriesSet:
         raise DataError(f"'{path}': series '{first[config.id]}' has more than one row for time "
                         f"'{first[config.time]}' (lines {', '.join(map(str, lines))}); each (series, time) pair "
                         f"must appear once ({int(dup.sum())} duplicated rows in all).")
-    series, ys, ids = [], [], []
+    series, ys, ids, keys = [], [], [], []
     for sid, part in df.sort_values("_t", kind="stable").groupby(config.id, sort=False):
         series.append(part[values].to_numpy(dtype=np.float64))
         ids.append(str(sid))
+        if key:
+            found = part[holdout.KEY].unique()
+            if len(found) != 1:
+                raise DataError(f"'{path}': series '{sid}' has {len(found)} values of '{key}' "
+                                f"({holdout.option(split)}: {', '.join(repr(v) for v in found[:5])}); a series "
+                                f"lies in one part, so the column must be constant per series.")
+            keys.append(str(found[0]))
         if config.label:
             labels = part[config.label].dropna().unique()
             if len(labels) != 1:
@@ -379,13 +401,14 @@ def read_long_csv(path: Path, config: LongCsvConfig) -> SeriesSet:
                                 f"({', '.join(repr(str(v)) for v in labels[:5])}); a series has exactly one label "
                                 f"(first row: line {int(part['_line'].min())}).")
             ys.append(_label_text(labels[0]))
-    return SeriesSet(series, ys if config.label else None, ids, str(path), channel_names=values)
+    return SeriesSet(series, ys if config.label else None, ids, str(path), channel_names=values,
+                     keys=keys if key else None)
 
 
-@component("loader", "long_csv", LongCsvConfig, modality="sequence")
-def load_long_csv(config: LongCsvConfig) -> SeriesSet:
+@component("loader", "long_csv", LongCsvConfig, modality="sequence", split_key=True)
+def load_long_csv(config: LongCsvConfig, split: Any = None) -> SeriesSet:
     """CSV with one row per time step: series_id, time, value column(s), label."""
-    return _read_all(config, lambda p: read_long_csv(p, config))
+    return _read_all(config, lambda p: read_long_csv(p, config, split))
 
 
 # ---------------------------------------------------------------- .npz

@@ -24,6 +24,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
+from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
@@ -135,6 +136,8 @@ def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
         arrays["y"] = np.asarray(data.y, dtype=str)
     if data.fold is not None:
         arrays["fold"] = np.asarray(data.fold, dtype=str)
+    if data.keys is not None:
+        arrays["keys"] = np.asarray(data.keys, dtype=str)
     if data.label_matrix is not None:
         arrays["Y"] = data.label_matrix
     return arrays
@@ -227,59 +230,44 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """Keep the files' fixed train/test split, or make a stratified holdout split (split.test_size, seed;
-    multi-label: by iterative stratification over the labels)."""
-    from sklearn.model_selection import train_test_split
+    """The hold-out split (``tasks/common/holdout.py``): the files' fixed train/test split, the spec's
+    column or groups, or a stratified holdout (split.test_size, seed; multi-label: iterative
+    stratification over the labels); one ``.npz`` per part."""
+    from trainflow.tasks.common import leakage
 
     arrays = load_npz(ref.path)
-    n = len(arrays["lengths"])
-    notes = []
+    source = f"'{ref.meta.get('source')}'"
     if "y" not in arrays:
-        raise DataError(f"'{ref.meta.get('source')}' has no labels; a {spec.task} pipeline needs one per series.")
+        raise DataError(f"{source} has no labels; a {spec.task} pipeline needs one per series.")
     Y = arrays.get("Y")
-    neural.check_label_shape(Y if Y is not None else arrays["y"], spec.task, f"'{ref.meta.get('source')}'")
-    if "fold" in arrays:
-        train_idx, test_idx = np.flatnonzero(arrays["fold"] == "train"), np.flatnonzero(arrays["fold"] == "test")
-        notes.append(f"fixed split from the data files: {len(train_idx)} train / {len(test_idx)} test series")
-    elif Y is not None:  # multi-label: iterative stratification over the labels
-        train_idx, test_idx, how = ML.split_indices(Y.astype(np.int64), spec)
-        notes.append(how)
-    else:
-        y = arrays["y"]
-        stratify = None
-        if spec.task == "classification" and spec.split.stratify:
-            _, counts = np.unique(y, return_counts=True)
-            stratify = y if counts.min() >= 2 else None
-        train_idx, test_idx = train_test_split(np.arange(n), test_size=spec.split.test_size,
-                                               random_state=spec.split.seed, stratify=stratify)
-        train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
-    from trainflow.tasks.common import leakage
+    neural.check_label_shape(Y if Y is not None else arrays["y"], spec.task, source)
+    parts = holdout.assign(len(arrays["lengths"]), spec, str(ref.meta.get("source")), y=arrays["y"], Y=Y,
+                           keys=arrays.get("keys"), fixed_test=arrays["fold"] == "test" if "fold" in arrays else None,
+                           what="series")
+    notes = list(parts.notes)
 
     def digests(idx: np.ndarray) -> list[str]:
         return leakage.item_digests(arrays["x"][i, : arrays["lengths"][i]] for i in idx)
 
-    notes += leakage.raise_or_warn(leakage.duplicate_alarm(digests(train_idx), digests(test_idx), "series"), spec)
+    notes += holdout.leakage_notes(digests, parts, "series", spec)
     if spec.task == "classification":
-        M.require_scorable_test(arrays["y"][train_idx], arrays["y"][test_idx], f"'{ref.meta.get('source')}'")
+        holdout.require_scorable(arrays["y"], parts, source)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="fold" in arrays)
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}
-    for name, idx in (("train", train_idx), ("test", test_idx)):
+    for name, idx in parts.items():
         path = folder / f"{name}.npz"
-        part = {k: v[idx] for k, v in arrays.items() if k != "fold"}
+        part = {k: v[idx] for k, v in arrays.items() if k not in ("fold", "keys")}
         T = int(part["lengths"].max()) if len(idx) else 0
         part["x"] = part["x"][:, :T]
         save_npz(path, **part)
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="sequence",
                              meta={**ref.meta, "rows": int(len(idx))})
-    counts = {}
     if Y is not None:
-        return SplitRef(train=refs["train"], test=refs["test"], meta={
-            "label_counts": neural.label_positives(Y, ref.meta["labels"], train_idx, test_idx), "notes": notes})
-    if spec.task == "classification":
-        counts = {name: {str(k): int(c) for k, c in zip(*np.unique(arrays["y"][idx], return_counts=True))}
-                  for name, idx in (("train", train_idx), ("test", test_idx))}
-    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+        return holdout.split_ref(refs, {"label_counts": holdout.label_counts(Y, ref.meta["labels"], parts),
+                                        "notes": notes})
+    counts = holdout.class_counts(arrays["y"], parts) if spec.task == "classification" else {}
+    return holdout.split_ref(refs, {"class_counts": counts, "notes": notes})
 
 
 # ---------------------------------------------------------------- fit

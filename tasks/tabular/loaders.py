@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError, did_you_mean
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, read_csv_file, read_parquet_file
+from trainflow.tasks.common.load import (NA_VALUES, Encoding, SplitFilesConfig, existing_file, read_csv_file,
+                                        read_parquet_file)
 
 
 class TableConfig(BaseModel):
@@ -31,12 +32,12 @@ class TableConfig(BaseModel):
 
 class CsvConfig(TableConfig):
     delimiter: str = ","
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     na_values: list[str] = Field(NA_VALUES, description="Markers read as missing")
 
 
-@component("loader", "csv", CsvConfig, modality="tabular")
-def load_csv(config: CsvConfig) -> Any:
+@component("loader", "csv", CsvConfig, modality="tabular", split_key=True)
+def load_csv(config: CsvConfig, split: Any = None) -> Any:
     """A delimited text file with a header line (delimiter, encoding and NA markers configurable)."""
     path = existing_file(config.path)
     df = read_csv_file(path, config.delimiter, config.encoding, config.na_values)
@@ -48,13 +49,13 @@ def load_csv(config: CsvConfig) -> Any:
                     f"The data file '{path}' has a single column with delimiter {config.delimiter!r}, but "
                     f"its header {header[:60]!r} contains {other!r}: set data.delimiter: {other!r}."
                 )
-    return _select(df, config, path)
+    return _select(df, config, path, split)
 
 
-@component("loader", "parquet", TableConfig, modality="tabular")
-def load_parquet(config: TableConfig) -> Any:
+@component("loader", "parquet", TableConfig, modality="tabular", split_key=True)
+def load_parquet(config: TableConfig, split: Any = None) -> Any:
     """An Apache Parquet file."""
-    return _select(read_parquet_file(existing_file(config.path)), config, Path(config.path))
+    return _select(read_parquet_file(existing_file(config.path)), config, Path(config.path), split)
 
 
 def unchanged_parquet(df: Any, config: Any) -> Path | None:
@@ -85,11 +86,15 @@ def _default_index(n: int) -> Any:
     return pd.RangeIndex(n)
 
 
-def _select(df: Any, config: TableConfig, path: Path) -> Any:
-    """Check the named columns exist and keep the features and the target."""
+def _select(df: Any, config: TableConfig, path: Path, split: Any = None) -> Any:
+    """Check the named columns exist and keep the features and the target (and, under
+    ``holdout.KEY``, the column of ``split`` when it names one: not a feature unless listed)."""
+    from trainflow.tasks.common import holdout
+
     columns = list(df.columns)
     if len(df) == 0:
         raise DataError(f"The data file '{path}' has a header but no data rows.")
+    key = holdout.key_values(df, split, path) if split is not None and split.key else None
     named = ([config.target] if config.target else []) + list(config.features or []) + list(config.drop) \
         + ([config.id] if config.id else [])
     for col in named:
@@ -107,9 +112,11 @@ def _select(df: Any, config: TableConfig, path: Path) -> Any:
                             f"{did_you_mean(col, columns)}. Its columns are: {', '.join(columns)}.")
     labels = set(config.targets or [])
     features = config.features or [c for c in columns if c != config.target and c not in config.drop
-                                    and c not in labels]
+                                    and c not in labels and (key is None or c != split.key)]
     keep = features + [c for c in (config.id, config.target, *(config.targets or [])) if c and c not in features]
     df = df[keep]
+    if key is not None:
+        df = df.assign(**{holdout.KEY: key})
     if config.separator and config.target:
         return multilabel.expand_delimited(df, config.target, config.separator, path)
     if config.targets:

@@ -29,6 +29,7 @@ from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example, Modality
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import choice, component
+from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots
 from trainflow.tasks.common import multilabel as ML
@@ -71,7 +72,7 @@ def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     path = store_parquet(df, cache_dir, digest, copy_of=unchanged_parquet(df, config))
     labels = df.attrs.get("labels") or []
     target = None if labels else getattr(config, "target", None)
-    out = set(labels) | {target, ML.FOLD}
+    out = set(labels) | {target, ML.FOLD, holdout.KEY}
     meta = {"rows": len(df), "target": target, "source": getattr(config, "path", None) or getattr(config, "train", ""),
             "features": [c for c in df.columns if c not in out]}
     return DataRef(path=str(path), digest=digest, modality="tabular", meta=meta | ({"labels": labels} if labels else {}))
@@ -106,7 +107,7 @@ def derived_checks(df: Any, spec: PipelineSpec, target: str | None, labels: list
         checks.append(Check("ExpectColumnProportionOfNonNullValuesToBeBetween",
                             {"column": col, "min_value": 0, "strict_min": True},
                             "the column has no values at all; list it in data.drop"))
-        if col in labels or col == ML.FOLD:
+        if col in labels or col in (ML.FOLD, holdout.KEY):
             continue
         if looks_numeric(df[col]):
             checks.append(Check("ExpectColumnValuesToMatchRegex", {"column": col, "regex": NUMBER_REGEX},
@@ -169,9 +170,8 @@ def _xy(df: Any, target: str) -> tuple[Any, Any]:
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """Stratified (classification) holdout split, written as two Parquet files in the cache."""
-    from sklearn.model_selection import train_test_split
-
+    """The hold-out split (``tasks/common/holdout.py``: random and stratified, by column, by group or
+    by the files), written as one Parquet file per part in the cache."""
     if ref.meta.get("labels"):
         return split_multilabel(ref, spec, cache_dir)
     target = ref.meta.get("target")
@@ -181,63 +181,76 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     from trainflow.tasks.tabular.profile import apply_plan, profile_notes
 
     plan = ref.meta.get("plan")
-    df = apply_plan(read_parquet(ref.path, keep=False), plan, target, source=ref.meta.get("source") or ref.path)
+    source = ref.meta.get("source") or ref.path
+    raw = read_parquet(ref.path, keep=False)
+    keys, fixed = _split_columns(raw)
+    df = apply_plan(raw.drop(columns=[c for c in (holdout.KEY, ML.FOLD) if c in raw.columns]), plan, target,
+                    source=source)
     notes = profile_notes(plan or {})
     if spec.preprocess.impute.method == "drop_rows":
         before = len(df)
-        df = df.dropna().reset_index(drop=True)
+        whole = df.notna().all(axis=1).to_numpy()
+        df = df[whole].reset_index(drop=True)
+        keys, fixed = (None if keys is None else keys[whole]), (None if fixed is None else fixed[whole])
         notes.append(f"drop_rows removed {before - len(df)} of {before} rows with missing values")
         if len(df) < 2:
             raise DataError(f"After dropping rows with missing values, {len(df)} rows are left in "
                             f"'{ref.meta.get('source')}'; choose another preprocess.impute.method.")
-    y = df[target]
-    stratify = None
-    if spec.task == "classification" and spec.split.stratify:
-        counts = y.value_counts()
-        if counts.min() >= 2:
-            stratify = y
-        else:
-            notes.append(f"not stratified: class {counts.idxmin()!r} has a single row")
-    train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
-                                   stratify=stratify, shuffle=True)
+    parts = holdout.assign(len(df), spec, str(source), y=df[target].to_numpy(), keys=keys, fixed_test=fixed,
+                           sort=False)
+    notes += parts.notes
+    train, test = df.iloc[parts.train], df.iloc[parts.test]
+    validation = df.iloc[parts.validation] if len(parts.validation) else None
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), drop=spec.preprocess.impute.method,
                     plan=plan)
-    # The two files are written and digested (pyarrow and hashlib release the GIL) while the checks
+    # The files are written and digested (pyarrow and hashlib release the GIL) while the checks
     # run: ~1.5 s of a 1M-row split. The pool waits for the writes even when a check stops the run;
     # the files are written atomically, and a split whose task failed is never a cached result.
     with ThreadPoolExecutor(1, thread_name_prefix="split-writer") as pool:
-        stored = pool.submit(store_split_tables, cache_dir, key, train, test, "tabular", ref.meta)
+        stored = pool.submit(store_split_tables, cache_dir, key, train, test, "tabular", ref.meta, validation)
         notes += leakage.raise_or_warn(leakage.table_alarms(train, test, target, spec), spec)
         if spec.task == "classification":
-            M.require_scorable_test(train[target], test[target], f"'{ref.meta.get('source')}' (column '{target}')")
+            holdout.require_scorable(df[target].to_numpy(), parts, f"'{ref.meta.get('source')}' (column '{target}')")
     refs = stored.result()
     counts = {}
     if spec.task == "classification":
-        counts = {n: {str(k): int(v) for k, v in p[target].value_counts().sort_index().items()}
-                  for n, p in (("train", train), ("test", test))}
-    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": counts, "notes": notes})
+        counts = {n: {str(k): int(v) for k, v in df[target].iloc[idx].value_counts().sort_index().items()}
+                  for n, idx in parts.items()}
+    return holdout.split_ref(refs, {"class_counts": counts, "notes": notes})
+
+
+def _split_columns(raw: Any) -> tuple[Any, Any]:
+    """The split key the loader carried (``holdout.KEY``) and the files' test rows (``ML.FOLD``), or None."""
+    keys = raw[holdout.KEY].to_numpy() if holdout.KEY in raw.columns else None
+    fixed = (raw[ML.FOLD] == "test").to_numpy() if ML.FOLD in raw.columns else None
+    return keys, fixed
 
 
 def split_multilabel(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """The multi-label split (``tasks/common/multilabel.py``): the files' fixed one, or iterative
-    stratification; the label columns travel beside the plan's features."""
+    """The multi-label split (``tasks/common/holdout.py``: the files' fixed one, a column or groups, or
+    iterative stratification); the label columns travel beside the plan's features."""
     from trainflow.tasks.common import leakage
     from trainflow.tasks.tabular.profile import apply_plan, profile_notes
 
     labels = ref.meta["labels"]
     plan = ref.meta.get("plan")
     raw = read_parquet(ref.path, keep=False)
-    df = apply_plan(raw, plan, source=ref.meta.get("source") or ref.path)
-    df = _pd().concat([df, raw[labels + ([ML.FOLD] if ML.FOLD in raw.columns else [])]], axis=1)
-    train, test, notes = ML.split_rows(df, labels, spec)
-    notes = profile_notes(plan or {}) + notes
+    keys, fixed = _split_columns(raw)
+    df = apply_plan(raw.drop(columns=[c for c in (holdout.KEY, ML.FOLD) if c in raw.columns]), plan,
+                    source=ref.meta.get("source") or ref.path)
+    df = _pd().concat([df.drop(columns=[c for c in labels if c in df.columns]), raw[labels]], axis=1)
+    parts = holdout.assign(len(df), spec, str(ref.meta.get("source") or ref.path), Y=ML.label_matrix(df, labels),
+                           keys=keys, fixed_test=fixed)
+    train, test = df.iloc[parts.train], df.iloc[parts.test]
+    validation = df.iloc[parts.validation] if len(parts.validation) else None
+    notes = profile_notes(plan or {}) + parts.notes
     # a column that alone predicts a label; rows repeated across the split
     notes += leakage.raise_or_warn(leakage.label_alarms(train, labels, spec) + leakage.duplicate_alarm(
         leakage.row_digests(train), leakage.row_digests(test), "rows"), spec)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), plan=plan, labels=labels)
-    refs = store_split_tables(cache_dir, key, train, test, "tabular", ref.meta)
-    return SplitRef(train=refs["train"], test=refs["test"],
-                    meta={"label_counts": ML.label_counts(train, test, labels), "notes": notes})
+    refs = store_split_tables(cache_dir, key, train, test, "tabular", ref.meta, validation)
+    return holdout.split_ref(refs, {"label_counts": holdout.label_counts(ML.label_matrix(df, labels), labels, parts),
+                                    "notes": notes})
 
 
 # ---------------------------------------------------------------- fit

@@ -89,12 +89,15 @@ def random_forest(config: ForestOptions, seed: int = 0, class_weight: str | None
     """A random forest of decision trees (classifier or regressor, by the pipeline's task; natively multi-label)."""
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
+    # n_jobs unset: the run's resources.threads decides (trainflow.resources.using), for the fit and for
+    # every later prediction, and the saved model holds no count of its own; the trees are the same
+    # whatever the count (each tree's seed is drawn before they are fitted)
     if task == "regression":
         return RandomForestRegressor(n_estimators=config.n_estimators, max_depth=config.max_depth,
-                                     min_samples_leaf=config.min_samples_leaf, random_state=seed, n_jobs=1)
+                                     min_samples_leaf=config.min_samples_leaf, random_state=seed, n_jobs=None)
     est = RandomForestClassifier(n_estimators=config.n_estimators, max_depth=config.max_depth,
                                  min_samples_leaf=config.min_samples_leaf, class_weight=class_weight,
-                                 random_state=seed, n_jobs=1)
+                                 random_state=seed, n_jobs=None)
     return _multiclass(est, config.multiclass)
 
 
@@ -171,6 +174,7 @@ def knn(config: KnnOptions, seed: int = 0, class_weight: str | None = None, task
     """k-nearest neighbours (natively multi-label: each label by its neighbours' votes)."""
     from sklearn.neighbors import KNeighborsClassifier
 
+    # n_jobs unset: the neighbour queries run on resources.threads (trainflow.resources.using)
     est = KNeighborsClassifier(n_neighbors=config.n_neighbors, weights=config.weights, algorithm="kd_tree")
     return _multiclass(est, config.multiclass)
 

@@ -15,6 +15,7 @@ training split only (``tasks/leakage.py``).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,18 @@ FREE_TEXT_WORDS = 4  # mean words per value from which text is free text (a name
 HIGH_CARDINALITY = 50  # distinct categories above which one-hot encoding gets wide
 #: rows of a float column looked at before counting all its distinct values (see :func:`sampled_measurement`)
 SAMPLE_ROWS = 10_000
+#: words of a column name that mark an identifier or a record label, when its values agree
+ID_WORDS = frozenset({"id", "no", "number", "sample", "study"})
+#: words of a column name that mark notes typed by people
+NOTE_WORDS = frozenset({"comment", "note", "remark"})
+#: a code: one token of letters and digits with at least one of each (``N1A1``, ``PAL0708``)
+CODE_REGEX = r"(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-./:#]+"
+#: distinct values from which a column unique within groups is an identifier (fewer: a small category)
+GROUP_ID_DISTINCT = 20
+#: distinct values up to which a column can be a group for :func:`unique_within_groups`
+GROUP_MAX = 20
+#: rows looked at first to reject an ordinary column in :func:`unique_within_groups`
+GROUP_HEAD = 5_000
 
 
 def _pd():
@@ -44,9 +57,18 @@ def _pd():
     return pd
 
 
+def name_words(name: object) -> set[str]:
+    """The lower-case words of a column name, split at non-letters and camelCase (``studyName`` ->
+    {"study", "name"}), each also without a plural ``s`` (``Comments`` -> "comment")."""
+    words = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", str(name))
+    lower = {w.lower() for w in words}
+    return lower | {w[:-1] for w in lower if w.endswith("s") and len(w) > 3}
+
+
 def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
     """The role of one column (a pandas Series) and why, e.g. ``("identifier", "344 distinct values in 344 rows")``;
-    ``distinct``: its number of distinct non-missing values, when the caller has counted them."""
+    ``distinct``: its number of distinct non-missing values, when the caller has counted them. The
+    column's name is a hint where its values alone are ambiguous (see :data:`ID_WORDS`, :data:`NOTE_WORDS`)."""
     pd = _pd()
     values = s.dropna()
     n = len(values)
@@ -58,12 +80,15 @@ def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
     if pd.api.types.is_bool_dtype(s):
         return "categorical", "true/false values"
     unique_share = distinct / n
+    words_in_name = name_words(s.name)
     if pd.api.types.is_numeric_dtype(s):
         # A measurement can be unique per row too; an integer that is unique *and* counts through the rows
         # (a row or sample number) is an identifier.
-        if unique_share >= ID_SHARE and (pd.api.types.is_integer_dtype(s) or bool((values == values.round()).all())) \
-                and (values.max() - values.min() + 1) <= 2 * n:
+        whole = pd.api.types.is_integer_dtype(s) or bool((values == values.round()).all())
+        if unique_share >= ID_SHARE and whole and (values.max() - values.min() + 1) <= 2 * n:
             return "identifier", f"{distinct} distinct whole numbers in {n} rows, a running number"
+        if whole and words_in_name & ID_WORDS and unique_share >= 0.5:
+            return "identifier", f"{distinct} distinct whole numbers in {n} rows, named like an identifier"
         return "numeric", "numbers"
     text = values.astype(str)
     if text.str.match(DATE_REGEX).mean() >= 0.9:
@@ -71,11 +96,48 @@ def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
     words = float(text.str.split().str.len().mean())
     if words >= FREE_TEXT_WORDS and unique_share >= 0.5:
         return "free text", f"{distinct} distinct texts of {words:.0f} words on average"
+    # Notes are written on the few rows that need one, a category is filled in on every row: long
+    # texts on a minority of rows are notes even when a handful of phrases repeat (`Comments` of the raw
+    # penguins export: 10 distinct, 84% missing).
+    missing = 1 - n / len(s)
+    if words >= FREE_TEXT_WORDS and missing >= 0.5 and distinct >= 5:
+        return "free text", (f"{distinct} distinct texts of {words:.0f} words on average, "
+                             f"on {1 - missing:.0%} of the rows")
+    if words_in_name & NOTE_WORDS and words >= 2:
+        return "free text", f"{distinct} distinct texts of {words:.0f} words on average, named like notes"
     if unique_share >= ID_SHARE:
         return "identifier", f"{distinct} distinct values in {n} rows"
+    if words_in_name & ID_WORDS and text.str.fullmatch(CODE_REGEX).mean() >= 0.9:
+        return "identifier", f"codes such as {text.iloc[0]!r} ({distinct} distinct), named like an identifier"
     if distinct > HIGH_CARDINALITY:
         return "high-cardinality categorical", f"{distinct} distinct categories"
     return "categorical", f"{distinct} categories"
+
+
+def unique_within_groups(df: Any, col: str, groups: list[str]) -> str | None:
+    """The first column of ``groups`` within each of whose values ``col`` never repeats, when ``col``
+    is whole numbers counting up within each group (``Sample Number`` restarts per species) or text
+    (``Individual ID``: N1A1 in every study); None when there is none. Such a column numbers the rows
+    of each group: an identifier that repeats across groups."""
+    pd = _pd()
+    s = df[col]
+    integer = pd.api.types.is_integer_dtype(s) or (pd.api.types.is_float_dtype(s)
+                                                   and bool((s.dropna() == s.dropna().round()).all()))
+    if not (integer or pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s)):
+        return None
+    for g in groups:
+        head = df[[g, col]].iloc[:GROUP_HEAD].dropna()
+        if head.duplicated().any():  # cheap rejection of an ordinary column on a long table
+            continue
+        pairs = df[[g, col]].dropna()
+        if len(pairs) < 2 or pairs.duplicated().any():
+            continue
+        if integer:
+            by = pairs.groupby(g, observed=True)[col]
+            if ((by.max() - by.min() + 1) > 2 * by.size()).any():
+                continue
+        return g
+    return None
 
 
 def profile_table(df: Any, target: str | list[str] | None) -> list[dict[str, Any]]:
@@ -93,6 +155,17 @@ def profile_table(df: Any, target: str | list[str] | None) -> list[dict[str, Any
             role, why = ("target", "data.target") if col in targets else guess_role(s, distinct)
         rows.append({"column": str(col), "type": str(s.dtype), "missing": round(float(s.isna().mean()), 4),
                      "distinct": distinct, "role": role, "why": why})
+    # Identifiers that restart per group: the groups are the columns of few values, the target included.
+    groups = [r["column"] for r in rows if isinstance(r["distinct"], int) and 2 <= r["distinct"] <= GROUP_MAX]
+    names = {str(c): c for c in df.columns}
+    for r in rows:
+        if r["role"] in ("numeric", "categorical", "high-cardinality categorical") \
+                and isinstance(r["distinct"], int) and r["distinct"] >= GROUP_ID_DISTINCT:
+            g = unique_within_groups(df, names[r["column"]], [names[c] for c in groups if c != r["column"]])
+            if g is not None:
+                r["role"] = "identifier"
+                r["why"] = (f"{r['distinct']} distinct values in {int(df[names[r['column']]].notna().sum())} rows, "
+                            f"unique within each '{g}' and repeated across them, a running number or code per group")
     return rows
 
 
@@ -188,10 +261,11 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
 
 def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
     """Profile a stored table and plan its features; both go into the returned reference's ``meta``."""
+    from trainflow.tasks.common.holdout import KEY
     from trainflow.tasks.common.multilabel import FOLD
 
     df = read_parquet(ref.path)  # the frame the load stage has just stored, when it ran in this process
-    rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD])
+    rows = profile_table(df, [ref.meta.get("target"), *ref.meta.get("labels", []), FOLD, KEY])
     plan = plan_features(rows, spec, source=ref.meta.get("source") or "the data")
     used = set(plan["features"]) | set(plan["dates"])
     for row in rows:

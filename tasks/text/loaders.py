@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError, did_you_mean
 from trainflow.files import read_text_capped
 from trainflow.registry import component
-from trainflow.tasks.common.load import existing_file, read_csv_file, read_parquet_file
+from trainflow.tasks.common.load import Encoding, existing_file, read_csv_file, read_parquet_file
 
 TEXT, LABEL = "text", "label"
 
@@ -33,13 +33,13 @@ class TextTableConfig(BaseModel):
     delimiter: str | None = Field(None, description="Field delimiter; default: tab for .tsv/.tab, else ','")
     quoting: Literal["minimal", "none"] = Field(
         "minimal", description="minimal: fields may be quoted; none: quote marks are text (unquoted TSV)")
-    encoding: str = Field("utf-8", description="Text encoding of a CSV/TSV file")
+    encoding: Encoding = Field("utf-8", description="Text encoding of a CSV/TSV file")
 
 
 class TextFolderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(..., description="Folder with one subfolder of .txt files per class")
-    encoding: str = Field("utf-8", description="Text encoding of the .txt files")
+    encoding: Encoding = Field("utf-8", description="Text encoding of the .txt files")
 
 
 def read_text_table(path: Path, config: TextTableConfig, what: str = "data file") -> Any:
@@ -57,11 +57,15 @@ def require_column(df: Any, column: str, path: Path, option: str) -> None:
                         f"Its columns are: {', '.join(map(str, df.columns))}.")
 
 
-@component("loader", "text_table", TextTableConfig, modality="text")
-def load_text_table(config: TextTableConfig) -> Any:
-    """Documents in a column of a CSV/TSV/Parquet table, a label column, and kept columns."""
+@component("loader", "text_table", TextTableConfig, modality="text", split_key=True)
+def load_text_table(config: TextTableConfig, split: Any = None) -> Any:
+    """Documents in a column of a CSV/TSV/Parquet table, a label column, and kept columns (and the
+    column of ``split`` when it names one, under ``holdout.KEY``)."""
+    from trainflow.tasks.common import holdout
+
     path = existing_file(config.path)
     df = read_text_table(path, config)
+    key = holdout.key_values(df, split, path) if split is not None and split.key else None
     for col, option in [(config.text, "data.text"), *([(config.target, "data.target")] if config.target else []),
                         *((c, "data.targets") for c in config.targets or []), *((c, "data.keep") for c in config.keep)]:
         require_column(df, col, path, option)
@@ -69,6 +73,8 @@ def load_text_table(config: TextTableConfig) -> Any:
     out.insert(0, TEXT, df[config.text].fillna("").astype(str))
     if not out[TEXT].str.strip().any():
         raise DataError(f"Every text of the column '{config.text}' of '{path}' is empty (data.text).")
+    if key is not None:
+        out[holdout.KEY] = key
     if config.targets or config.separator:  # multi-label: one 0/1 column per label after the text
         from trainflow.tasks.common.multilabel import labels_from_columns
 

@@ -33,6 +33,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import component
+from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
@@ -106,7 +107,7 @@ def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save the loaded documents as Parquet in the cache, named by the source's digest."""
     labels = df.attrs.get("labels") or []  # multi-label: its 0/1 label columns
     path = store_parquet(df, cache_dir, digest)
-    kept = [c for c in df.columns if c not in (TEXT, LABEL, *labels)]
+    kept = [c for c in df.columns if c not in (TEXT, LABEL, holdout.KEY, *labels)]
     return DataRef(path=str(path), digest=digest, modality="text",
                    meta={"rows": len(df), "labelled": LABEL in df.columns or bool(labels),
                          "source": getattr(config, "path", ""), "text_column": getattr(config, "text", TEXT),
@@ -158,9 +159,8 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
 
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-    """Stratified holdout split of the documents, written as two Parquet files in the cache."""
-    from sklearn.model_selection import train_test_split
-
+    """The hold-out split of the documents (``tasks/common/holdout.py``: random and stratified, by a
+    column such as a benchmark's official split, or by group), one Parquet file per part."""
     source = ref.meta.get("source") or ref.path
     df = read_parquet(ref.path, keep=False)
     labels = ref.meta.get("labels", [])
@@ -174,31 +174,29 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         keep = ~_series(normal).duplicated().to_numpy()
         notes.append(f"deduplicate: {int((~keep).sum())} repeated texts dropped of {len(df)}")
         df, normal = df[keep].reset_index(drop=True), [n for n, k in zip(normal, keep) if k]
-    if labels:  # iterative stratification over the labels
-        train, test, how = ML.split_rows(df, labels, spec)
-        notes += how
-    else:
-        y = df[LABEL]
-        counts = y.value_counts()
-        stratify = y if spec.split.stratify and counts.min() >= 2 else None
-        train, test = train_test_split(df, test_size=spec.split.test_size, random_state=spec.split.seed,
-                                       stratify=stratify, shuffle=True)
+    keys = df.pop(holdout.KEY).to_numpy() if holdout.KEY in df.columns else None
+    parts = holdout.assign(len(df), spec, str(source), y=None if labels else df[LABEL].to_numpy(),
+                           Y=ML.label_matrix(df, labels) if labels else None, keys=keys, sort=bool(labels),
+                           what="texts")
+    notes += parts.notes
+    train, test = df.iloc[parts.train], df.iloc[parts.test]
+    validation = df.iloc[parts.validation] if len(parts.validation) else None
     shared = set(normalise(train[TEXT], spec.preprocess.text.lowercase))
-    repeated = sum(t in shared for t in normalise(test[TEXT], spec.preprocess.text.lowercase))
-    if repeated:
-        notes.append(f"{repeated} of {len(test)} test texts also occur in the training split "
-                     f"(preprocess.text.deduplicate: true removes repeats before the split)")
+    for name, idx in parts.items()[1:]:
+        repeated = sum(t in shared for t in normalise(df[TEXT].iloc[idx], spec.preprocess.text.lowercase))
+        if repeated:
+            notes.append(f"{repeated} of {len(idx)} {name} texts also occur in the training split "
+                         f"(preprocess.text.deduplicate: true removes repeats before the split)")
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), dedupe=spec.preprocess.text.deduplicate,
                     lowercase=spec.preprocess.text.lowercase)
     if labels:
-        refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta)
-        return SplitRef(train=refs["train"], test=refs["test"],
-                        meta={"label_counts": ML.label_counts(train, test, labels), "notes": notes})
-    M.require_scorable_test(train[LABEL], test[LABEL], f"'{source}' (labels)")
-    refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta)
-    class_counts = {n: {str(k): int(v) for k, v in p[LABEL].value_counts().sort_index().items()}
-                    for n, p in (("train", train), ("test", test))}
-    return SplitRef(train=refs["train"], test=refs["test"], meta={"class_counts": class_counts, "notes": notes})
+        refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta, validation)
+        return holdout.split_ref(refs, {"label_counts": holdout.label_counts(ML.label_matrix(df, labels), labels,
+                                                                             parts), "notes": notes})
+    holdout.require_scorable(df[LABEL].to_numpy(), parts, f"'{source}' (labels)")
+    refs = store_split_tables(cache_dir, key, train, test, "text", ref.meta, validation)
+    return holdout.split_ref(refs, {"class_counts": holdout.class_counts(df[LABEL].to_numpy(), parts),
+                                    "notes": notes})
 
 
 def _series(values: list[str]) -> Any:

@@ -229,7 +229,9 @@ def _multimodal_folder(tmp: Path, inputs: dict) -> Path:
     run = tmp / "runs" / "mm" / "20260101-000000-000000"
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps({"modality": "multimodal", "metrics": {}}))
-    (run / "model.json").write_text(json.dumps({"fusion": "late", "inputs": inputs, "classes": ["a", "b"]}))
+    inputs = {n: {"modality": "tabular", "options": {}, "blank": "blank.npz", **info} for n, info in inputs.items()}
+    (run / "model.json").write_text(json.dumps({"fusion": "late", "inputs": inputs, "classes": ["a", "b"],
+                                                "missing": "drop", "join": "inner"}))
     (tmp / "new.yaml").write_text("x: new.npz\n")
     return run
 
@@ -240,10 +242,10 @@ def test_multimodal_names_outside_the_folder_are_refused(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     cases = {
-        "dots": ({"../../../../outside": {"modality": "tabular"}}, "'../../../../outside'"),
-        "absolute": ({"x": {"modality": "tabular", "blank": "/etc/passwd"}}, "'/etc/passwd'"),
-        "fifo": ({"x": {"modality": "tabular", "blank": "blank.npz"}}, "FIFO"),
-        "link": ({"x": {"modality": "tabular", "blank": "blank.npz"}}, "symbolic link"),
+        "dots": ({"../../../../outside": {}}, "'../../../../outside'"),
+        "absolute": ({"x": {"blank": "/etc/passwd"}}, "'/etc/passwd'"),
+        "fifo": ({"x": {}}, "FIFO"),
+        "link": ({"x": {}}, "symbolic link"),
     }
     for name, (inputs, named) in cases.items():
         t = tmp_path / name
