@@ -7,12 +7,10 @@ Errors the user can fix print one clear message (no traceback) and exit non-zero
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 
@@ -132,7 +130,7 @@ def disk_full(exc: BaseException, out: str | None) -> Exception | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
 
     # First thing, before the spec loads and Prefect imports: the validation child's imports (~2.5 s
     # CPU) overlap both as well as the load.
@@ -155,7 +153,7 @@ def run_spec(spec, out: str, refresh: bool = False) -> dict:
     """Run one spec as a flow, with the CLI's Prefect settings; ``refresh`` recomputes cached stages."""
     import contextlib
 
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
     from trainflow.flows.runtime import prefect_settings
 
     if validation_process.runs_apart(spec):
@@ -199,7 +197,10 @@ def _print_summary(summary: dict) -> None:
     primary = summary["primary_metric"]
     print(f"\n{summary['pipeline']}: {primary} = {summary['metrics'].get(primary, float('nan')):.4f}")
     for k, v in summary["metrics"].items():
-        print(f"  {k:<24} {v:.4f}")
+        if isinstance(v, list):  # <metric>_ci: [low, high]
+            print(f"  {k:<24} [{v[0]:.4f}, {v[1]:.4f}]")
+        else:
+            print(f"  {k:<24} {v:.4f}")
     print(f"run folder: {summary['run_dir']}")
 
 
@@ -298,11 +299,11 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 def _print_modality(name: str) -> None:
     """The tasks, loaders, models and spec sections of a modality (for ``trainflow components``)."""
-    from trainflow import modality
+    from trainflow import modalities
     from trainflow.spec import fits
     from trainflow.registry import REGISTRY
 
-    mod = modality.get(name)
+    mod = modalities.get(name)
     tasks = ", ".join(f"{t} (default model {m})" for t, m in mod.default_models.items())
     print(f"      tasks: {tasks}")
     print(f"      loaders: {', '.join(c.name for c in REGISTRY.all() if c.kind == 'loader' and c.modality == name)}")
@@ -324,40 +325,10 @@ COMMANDS = {
 
 
 def entry() -> NoReturn:
-    """The ``trainflow`` console script: :func:`main`, then :func:`exit_without_teardown`."""
+    """The ``trainflow`` console script: :func:`main`, then :func:`~trainflow.fast_exit.exit_without_teardown`."""
+    from trainflow.fast_exit import exit_without_teardown
+
     exit_without_teardown(main)
-
-
-def exit_without_teardown(run: Callable[[], int | None]) -> NoReturn:
-    """Call ``run`` and exit with its status, skipping the interpreter's teardown.
-
-    Once a run has imported Prefect, Great Expectations, scikit-learn and torch, Python's teardown
-    (freeing every module's objects one by one) costs 0.5-2 s of CPU for nothing. The exit
-    handlers registered after this call (Prefect's log and event flushes, temporary folders, the
-    temporary server's shutdown) still run first: this one, registered first, runs last.
-    """
-    status: list[Any] = [1]  # an uncaught exception exits with 1, as Python does
-    atexit.register(_exit_now, status)
-    try:
-        status[0] = run()
-    except SystemExit as exc:  # argparse's errors and --help
-        status[0] = exc.code
-        raise
-    sys.exit(status[0])
-
-
-def _exit_now(status: list[Any]) -> NoReturn:
-    code = status[0]
-    if "logging" in sys.modules:  # handlers left open by libraries: flush them as the teardown would
-        import logging
-
-        logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):  # closed or replaced streams
-            pass
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":

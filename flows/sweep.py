@@ -22,11 +22,11 @@ from prefect import flow, task
 
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
-from trainflow.flows import validation_process
+from trainflow.tasks.common import validation_process
 from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
                                       refresh_requested, run_cached, split_data, validates_apart, validating)
-from trainflow.spec import PipelineSpec
-from trainflow import modality as modalities
+from trainflow.spec import PipelineSpec, spec_model
+from trainflow import modalities
 from trainflow import resources
 from trainflow.refs import DataRef, SplitRef
 from trainflow.tasks.common import publish as publishing
@@ -164,6 +164,10 @@ def _run_name() -> str:
     return f"sweep-{name}-{datetime.now():%Y-%m-%d-%H%M%S}"
 
 
+
+spec_model()  # the modality sections, before Prefect reads the flow's parameter form
+
+
 @flow(name="trainflow-sweep", flow_run_name=_run_name, log_prints=True)
 def sweep_pipeline(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict[str, str]],
                    out: str = "runs", threads: int | None = None) -> dict[str, Any]:
@@ -250,7 +254,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, candidates[best[0]])
+    summary["promotion"] = promote_run(summary, candidates[best[0]], splits[best[0]])
     summary["sweep"] = rows
     return summary
 

@@ -278,7 +278,7 @@ def test_unreadable_skip_leaves_out_a_corrupt_clip_and_says_which_and_why(tmp_pa
     [(name, why)] = validation["unreadable_files"].items()
     assert name == "low/cut.wav" and "cut.wav' is not audio soundfile can decode" in why
     assert validation["class_counts"] == {"high": 4, "low": 4}  # the clips trained and tested on
-    # skipped beyond the allowed share (the default 0): validation stops the run (exit 4), naming the share
+    # skipped beyond the allowed share (the default 0.5%; here 1 of 9): validation stops the run (exit 4), naming the share
     spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root), "unreadable": "skip"}, name="noshare")
     assert_fails_clearly(spec, tmp_path / "runs", "noshare", 4, ["max_unreadable_share"], capsys)
 

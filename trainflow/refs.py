@@ -70,6 +70,7 @@ class Evaluation(Ref):
     plots: dict[str, str] = {}  # title -> PNG path
     tables: dict[str, list[dict[str, Any]]] = {}  # title -> rows
     notes: list[str] = []
+    intervals: dict[str, list[float]] = {}  # metric -> bootstrap 95% interval [low, high]
 
 
 def file_digest(path: str | os.PathLike, h: Any = None) -> str:
@@ -209,19 +210,29 @@ def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
         np.savez(tmp, **arrays)
 
 
-def load_npz(path: str | os.PathLike, limit: int | None = None) -> dict[str, Any]:
-    """Every array of an ``.npz`` file (object arrays refused: they would need pickle); with
-    ``limit`` (a file from outside, such as a model folder's) its declared sizes are checked first
-    (:func:`trainflow.archives.check_zip`)."""
+def load_npz(path: str | os.PathLike, keep: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Every array of an ``.npz`` file (object arrays refused: they would need pickle): the arrays this
+    process remembered for it (:func:`remember_npz`) while the file is unchanged, else read from disk.
+    ``keep=False`` forgets them, for the last stage that needs them. Callers must not modify them.
+    With ``limit`` (a file from outside, such as a model folder's) its declared sizes are checked
+    first (:func:`trainflow.archives.check_zip`)."""
     import numpy as np
 
     if limit is not None:
         from trainflow.archives import check_zip
 
         check_zip(path, limit, "saved file")
-
+    arrays = memo.recall(path, keep=keep)
+    if arrays is not None:
+        return dict(arrays)
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def remember_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> None:
+    """Keep ``arrays``, just written to ``path`` by :func:`save_npz`, for the next stage of this process
+    (:mod:`trainflow.memo`): a 50,000-image training split is ~150 MB not read back."""
+    memo.remember(path, dict(arrays))
 
 
 def _beside(path: Path) -> Path:

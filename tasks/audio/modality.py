@@ -27,8 +27,9 @@ from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
-                                            frames_of, spec_augmenter, wave_features)
+                                            frames_of, normalized, per_clip, spec_augmenter, wave_features)
 from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
 
 SILENT_SHOWN = 10  # silent clips named in the report
+NORMALIZATION_STEPS = {"per_clip": "per-clip normalisation of each bin (voiced frames), then per-frequency "
+                                   "normalisation (training clips)",
+                       "per_frequency": "per-frequency normalisation (training clips)", "none": "no normalisation"}
 
 
 class AudioValidation(BaseModel):
@@ -54,8 +58,9 @@ class AudioValidation(BaseModel):
     # -60 dBFS RMS is far below speech at any recording level, and above dither noise.
     silence_db: float = Field(-60.0, le=0, description="A clip whose RMS level is below this (dBFS) is silent")
     max_silent_share: float = Field(0.05, ge=0, le=1, description="Largest share of silent clips (each is reported)")
-    max_unreadable_share: float = Field(0.0, ge=0, le=1, description="Largest share of files skipped as unreadable "
-                                                                     "(data.unreadable: skip)")
+    # a few broken files in a real corpus should not block it (text's length checks allow the same share)
+    max_unreadable_share: float = Field(0.005, ge=0, le=1, description="Largest share of files skipped as unreadable "
+                                                                       "(data.unreadable: skip)")
 
 
 # ---------------------------------------------------------------- store & validate
@@ -267,7 +272,7 @@ def features_of(waves: list[np.ndarray], config: dict[str, Any]) -> tuple[np.nda
     pre = AudioFeatures.model_validate(config["features"])
     x, frames = wave_features(waves, config["sample_rate"], pre)
     x, frames = to_frames(x, frames, config["frames"], config.get("quiet"))
-    x = FrequencyNormalizer.from_state(config["normalization"]).transform(x)
+    x = normalized(x, frames, FrequencyNormalizer.from_state(config["normalization"]))
     return x, frame_mask(frames, config["frames"])
 
 
@@ -276,7 +281,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     for training batches, the network's shape."""
     import torch
 
-    from trainflow.tasks.sequence.modality import targets
+    from trainflow.tasks.common.labels import targets
 
     arrays = load_npz(split_ref.train.path)
     meta = split_ref.train.meta
@@ -284,6 +289,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     rate = int(meta["sample_rate"])
     x, frames = wave_features(waves_of(arrays), rate, pre)
     quiet = x[np.argmin(frames), :, -1].tolist() if x.shape[2] > frames.min() else None
+    if pre.normalize == "per_clip":
+        x = per_clip(x, frames)
     norm = fit_normalization(x, frames, pre)
     x = norm.transform(x)
     multilabel = "Y" in arrays  # one sigmoid output per label; the target is the 0/1 matrix
@@ -295,10 +302,12 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     length = f"pad/trim to {pre.duration:g} s" if pre.duration else "lengths kept (padded with a mask)"
     steps = [f"mono, resampled to {rate} Hz", length,
              f"{pre.features} ({pre.bins} bins, window {pre.n_fft}, hop {pre.hop_length}: {x.shape[2]} frames)",
-             "per-frequency normalisation (training clips)" if pre.normalize != "none" else "no normalisation"]
+             NORMALIZATION_STEPS[pre.normalize]]
     augment = spec_augmenter(pre)
     steps += [f"SpecAugment: {pre.freq_masks} frequency x{pre.freq_mask_width}, {pre.time_masks} time "
-              f"x{pre.time_mask_width} masks (training batches)"] if augment else []
+              f"x{pre.time_mask_width} masks (training batches)"] if pre.freq_masks or pre.time_masks else []
+    steps += [f"warping of training batches: frequency warp +-{pre.freq_warp:g}, time stretch +-{pre.time_stretch:g}, "
+              f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
     steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
     return neural.Prepared(
         inputs=(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(y)),
@@ -331,7 +340,7 @@ def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], d
     import torch
 
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     x, mask = features_of(waves, config)
     out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
@@ -340,7 +349,7 @@ def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], d
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-2 accuracy on the test clips; learning curves."""
-    from trainflow.tasks.sequence.modality import targets
+    from trainflow.tasks.common.labels import targets
 
     model, config = load_model(model_ref.path)
     arrays = load_npz(split_ref.test.path)
@@ -363,8 +372,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     charts, tables = neural.history_report(model_ref, config, plots_dir)
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
               **charts}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], list[str]]:
@@ -415,10 +424,18 @@ class Audio(NeuralModality, stages_from=__name__):
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
     default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
 
+    def branch(self) -> Any:
+        """The adapter that makes audio data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.audio.branch import AudioBranch
+
+        return AudioBranch(sys.modules[__name__])
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; multi-label labels where the task wants them; a CNN that would shrink
     fixed-length spectrograms to nothing."""
-        from trainflow.tasks.image.networks import cnn_shape
+        from trainflow.tasks.common.networks import cnn_shape
 
         problems = super().spec_problems(spec) + ML.label_source_problems(
             spec.data.options(), spec.task, target="label", hint=" of the 'audio_manifest' loader")

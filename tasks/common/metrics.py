@@ -229,3 +229,19 @@ def pr_auc(y_true, y_pred, proba=None, labels=None) -> float:
 
     return _area(y_true, proba, average_precision_score, lambda: average_precision_score(
         np.eye(proba.shape[1])[np.asarray(y_true, dtype=int)], proba, average="macro"))
+
+
+@component("metric", "brier", tasks=CLS, greater_is_better=False)
+def brier(y_true, y_pred, proba=None, labels=None) -> float:
+    """Brier score: mean squared error of the class probabilities (nan without probabilities)."""
+    from trainflow.tasks.common.calibration import brier as score_brier
+
+    return float("nan") if proba is None else score_brier(y_true, proba)
+
+
+@component("metric", "ece", tasks=CLS, greater_is_better=False)
+def ece(y_true, y_pred, proba=None, labels=None) -> float:
+    """Expected calibration error of the predicted class's probability, 15 bins (nan without probabilities)."""
+    from trainflow.tasks.common.calibration import ece as score_ece
+
+    return float("nan") if proba is None else score_ece(y_true, proba)

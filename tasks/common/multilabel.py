@@ -339,7 +339,10 @@ def evaluation(Y: np.ndarray, proba: np.ndarray, labels: list[str], thresholds: 
     chart = {k: {lab: per_label[lab][k] for lab in labels} for k in ("precision", "recall", "f1", "roc_auc")}
     charts = {"Per-label scores": plots.bars_png(chart, Path(plots_dir) / "per_label.png",
                                                  "Test precision, recall, F1 and ROC-AUC per label")}
-    return Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+    from trainflow.tasks.common.assess import assess
+
+    ev = Evaluation(metrics=metrics, per_class=per_label, plots=charts, tables=tables, notes=notes)
+    return assess(ev, spec, Y, pred, proba, labels, plots_dir)
 
 
 def label_frame(proba: np.ndarray, labels: list[str], thresholds: list[float]) -> Any:

@@ -105,6 +105,10 @@ def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str
     notes = pretrain(model, prepared, spec, cache_dir, key)
     n = len(prepared.inputs[-1]) if isinstance(prepared.inputs, tuple) else len(prepared.inputs)
     train, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), n)
+    if spec.evaluate.calibrate == "temperature" and train.val_fraction == 0 and prepared.task == "classification":
+        train = train.model_copy(update={"val_fraction": CALIBRATION_FRACTION})
+        recipe_notes = [*recipe_notes, f"evaluate.calibrate: temperature holds out {CALIBRATION_FRACTION:.0%} of the "
+                                       "training examples (train.val_fraction was 0) to fit the temperature on"]
     result = train_model(model, prepared.inputs, None, train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
                          augment=prepared.augment, progress_key=f"{artifact_key(spec.name)}-training")
@@ -113,6 +117,9 @@ def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str
         extra = {"task": "multilabel", "constant_labels": constant,
                  "thresholds": label_thresholds(model, prepared, result.validation, constant, spec)}
         meta = {"constant_labels": constant, "thresholds": dict(zip(prepared.config["labels"], extra["thresholds"]))}
+    if spec.evaluate.calibrate == "temperature":
+        extra["temperature"], note = temperature(model, prepared, result.validation)
+        notes = [*notes, note]
     folder = Path(cache_dir) / "models" / key[:16]
     save_network(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"),
                                  "build": prepared.build, **prepared.config, **extra, "history": result.history,
@@ -139,10 +146,34 @@ def label_thresholds(model: Any, prepared: Prepared, validation: Any, constant: 
     return ML.best_thresholds(Y, proba[:, tuned], tuned)
 
 
+#: the validation share carved for temperature scaling when the spec's ``train.val_fraction`` is 0
+CALIBRATION_FRACTION = 0.1
+
+
+def temperature(model: Any, prepared: Prepared, validation: Any) -> tuple[float | None, str]:
+    """Temperature scaling (``evaluate.calibrate: temperature``): the scalar that divides the logits,
+    fitted on the validation carve-out of the training loop (``validation``: its indices), and the
+    report's note; None (no scaling) without a validation part or for multi-label networks."""
+    if prepared.task != "classification" or validation is None or len(validation) < 2:
+        return None, ("temperature scaling skipped: it is for single-label classifiers")
+    from trainflow.tasks.common.calibration import fit_temperature
+    from trainflow.tasks.common.training import predict
+
+    target = prepared.inputs[-1]
+    inputs = tuple(t[validation.to(t.device)] for t in prepared.inputs[:-1])
+    logits = predict(model, inputs).float().cpu().numpy()
+    value = fit_temperature(logits, target[validation.to(target.device)].cpu().numpy())
+    return value, f"temperature scaling: T = {value:.3f}, fitted on the {len(validation)} validation rows"
+
+
 def probabilities(logits: Any, config: dict[str, Any]) -> np.ndarray:
-    """Network outputs as probabilities: a softmax over classes, or (``task: multilabel`` in the
-    model config) one sigmoid per label, labels constant in training at their value."""
+    """Network outputs as probabilities: a softmax over classes (divided first by the saved
+    ``temperature`` where calibrated), or (``task: multilabel`` in the model config) one sigmoid per
+    label, labels constant in training at their value."""
     if config.get("task") != "multilabel":
+        scale = config.get("temperature")
+        if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0:  # a JSON scalar, untrusted
+            logits = logits / float(scale)
         return logits.softmax(1).numpy()
     proba = logits.sigmoid().numpy()
     for lab, value in config.get("constant_labels", {}).items():
@@ -184,6 +215,15 @@ def save_network(folder: Path, model: Any, config: dict[str, Any]) -> None:
     tmp.replace(folder)
 
 
+def saved_config(folder: str | Path, model_file: str, modality: str) -> tuple[Path, dict[str, Any]]:
+    """The folder and the JSON config of a model saved there beside ``model_file``; DataError naming
+    the folder when either file is missing (the config is read as data: :func:`trainflow.trust.read_json`)."""
+    folder = Path(folder)
+    if not (folder / model_file).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise DataError(f"No saved {modality} model in '{folder}' (expected {model_file} and {CONFIG_FILE}).")
+    return folder, trust.read_json(folder / CONFIG_FILE)
+
+
 def load_network(folder: str | Path, modality: str,
                  build_args: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU).
@@ -194,10 +234,7 @@ def load_network(folder: str | Path, modality: str,
     """
     from trainflow.registry import REGISTRY
 
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved {modality} model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = trust.read_json(folder / CONFIG_FILE)
+    folder, config = saved_config(folder, WEIGHTS_FILE, modality)
     try:
         comp = REGISTRY.get("model", config["model"])
         build = config.get("build") or (build_args(config) if build_args else {})
@@ -337,6 +374,7 @@ class NeuralModality(Modality):
     """A modality whose models are PyTorch networks trained by the shared loop."""
 
     sections = {"train": TrainConfig, "multilabel": ML.MultilabelSpec}
+    calibrations = ("temperature",)
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """``train.device: cuda`` needs a CUDA device where the spec is run; the multi-label training

@@ -1,8 +1,12 @@
 """Model promotion: each pipeline has one champion run, named by ``<out>/<pipeline>/champion.json``.
 
-A finished run replaces the champion only when it passed validation and is not worse than the
-champion on the spec's primary metric (within ``promotion.tolerance``); otherwise the champion
-stays and the run's report says why. The pointer is written to a temporary file and switched
+A finished run replaces the champion only when it passed validation and is better than the
+champion on the spec's primary metric; otherwise the champion stays and the run's report says why.
+``promotion.rule: paired`` (the default) scores the champion's saved model on this run's test rows
+(:mod:`trainflow.tasks.common.paired`) and promotes when the paired bootstrap 95% interval of the
+difference lies above ``-tolerance`` (lower-is-better metrics: below ``+tolerance``); when the
+champion cannot score those rows the decision falls back, with a warning, to ``point``: the two
+stored values, each from its own test rows, within ``tolerance``. The pointer is written to a temporary file and switched
 with ``os.replace``, so a reader sees the old champion or the new one, never half a file; a lock
 on the pipeline folder serialises two runs of the same pipeline that finish at the same moment.
 
@@ -18,7 +22,7 @@ import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from trainflow.alerts import warn
 from trainflow.errors import DataError
@@ -99,17 +103,23 @@ def _value(metrics: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any) -> dict[str, Any]:
+def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any,
+           paired: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Whether the run in ``summary`` (its metrics.json) should replace ``champion``.
 
-    ``policy`` is the spec's ``promotion`` section. Returns ``{"promoted": bool, "reason": str,
-    "metric", "value", "champion_run_id", "champion_value"}``; ``reason`` is one readable sentence.
+    ``policy`` is the spec's ``promotion`` section; ``paired`` (rule ``paired``) compares the two
+    models on this run's test rows when called: a :func:`paired.compare` result, or ``{"error":
+    reason}``. Returns ``{"promoted": bool, "reason": str, "rule", "metric", "value",
+    "champion_run_id", "champion_value", ...}`` (``paired`` with the comparison, ``fallback`` with
+    why the point rule decided instead); ``reason`` is one readable sentence.
     """
     from trainflow.tasks.common.metrics import greater_is_better
 
     metric = summary["primary_metric"]
     value = _value(summary["metrics"], metric)
-    decision: dict[str, Any] = {"promoted": False, "metric": metric, "value": value,
+    rule = getattr(policy, "rule", "point")
+    decision: dict[str, Any] = {"promoted": False, "rule": rule, "run_id": summary["run_id"], "metric": metric,
+                                "value": value,
                                 "champion_run_id": champion["run_id"] if champion else None,
                                 "champion_value": None, "tolerance": policy.tolerance}
 
@@ -132,6 +142,18 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
                 "champion_run_id": champion.get("previous")}
     if champion is None:
         return result(True, f"first champion of the pipeline ({metric} = {value:.4f}).")
+    if rule == "paired":
+        comparison = paired() if paired is not None else {"error": "no test rows were given to compare on"}
+        decision["paired"] = comparison
+        if "error" not in comparison and comparison.get("interval") is None:
+            comparison = {**comparison, "error": f"no interval of the difference ({comparison.get('method')})"}
+            decision["paired"] = comparison
+        if "error" not in comparison:
+            return result(*_paired_reason(comparison, champion["run_id"], policy.tolerance))
+        decision["rule"] = "point (fallback)"
+        decision["fallback"] = comparison["error"]
+        warn(f"promotion of run {summary['run_id']}: the paired comparison with the champion {champion['run_id']} "
+             f"is not possible: {comparison['error']}; deciding on the stored values (rule 'point') instead.")
     champion_metrics = Path(champion["run_dir"]) / "metrics.json"
     if not champion_metrics.is_file():
         return result(True, f"the champion's run folder '{champion['run_dir']}' is gone; this run replaces it.")
@@ -153,8 +175,42 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
                          f"the champion stays.")
 
 
-def promote(summary: dict[str, Any], policy: Any) -> dict[str, Any]:
-    """Decide on the published run in ``summary`` and switch the champion pointer if it wins.
+def _paired_reason(c: dict[str, Any], champion_id: str, tolerance: float) -> tuple[bool, str]:
+    from trainflow.tasks.common.metrics import greater_is_better
+    from trainflow.tasks.common.paired import verdict
+
+    higher = greater_is_better(c["metric"])
+    promoted = verdict(c, higher, tolerance)
+    low, high = c["interval"]
+    said = (f"on this run's {c['rows']} test rows {c['metric']} = {c['new']:.4f}, the champion {champion_id} "
+            f"{c['old']:.4f}: difference {c['difference']:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] "
+            f"({c['resamples']} paired resamples; {'higher' if higher else 'lower'} is better, tolerance {tolerance:g})")
+    if promoted:
+        return True, f"{said}: better beyond the noise of the test rows."
+    return False, f"{said}: not better beyond the noise of the test rows; the champion stays."
+
+
+def paired_with(summary: dict[str, Any], champion: dict[str, Any], split: Any, policy: Any,
+                seed: int) -> Callable[[], dict[str, Any]]:
+    """The ``paired`` argument of :func:`decide`: score both saved models on ``split``'s test rows."""
+    from trainflow.tasks.common import paired
+
+    def compare() -> dict[str, Any]:
+        try:
+            truth, new, old = paired.score_both(summary["run_dir"], champion["run_dir"], split, summary["modality"])
+            return paired.compare(summary["primary_metric"], summary["task"], truth, new, old, seed=seed,
+                                  resamples=getattr(policy, "resamples", 1000))
+        except paired.CannotCompare as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # whatever stops the comparison, the point rule still decides
+            return {"error": f"the comparison failed ({type(exc).__name__}: {str(exc)[:300]})"}
+
+    return compare
+
+
+def promote(summary: dict[str, Any], policy: Any, split: Any = None, seed: int = 0) -> dict[str, Any]:
+    """Decide on the published run in ``summary`` and switch the champion pointer if it wins;
+    ``split`` (the run's SplitRef) gives the test rows of the paired rule, ``seed`` its resamples.
 
     The decision is also written into the run's ``metrics.json`` (key ``promotion``) and appended
     to its ``report.md``. Returns the decision (see :func:`decide`).
@@ -163,7 +219,8 @@ def promote(summary: dict[str, Any], policy: Any) -> dict[str, Any]:
     folder = run_dir.parent
     with folder_lock(folder):
         champion = read_champion(folder.parent, summary["pipeline"])
-        decision = decide(summary, champion, policy)
+        compare = paired_with(summary, champion, split, policy, seed) if champion and split is not None else None
+        decision = decide(summary, champion, policy, compare)
         again = champion is not None and champion["run_id"] == summary["run_id"]
         decision["decided"] = champion["promoted"] if again else datetime.now(timezone.utc).isoformat(timespec="seconds")
         if decision["promoted"] and not again:
@@ -178,7 +235,23 @@ PROMOTION_HEADING = "\n## Promotion\n"
 def report_section(decision: dict[str, Any]) -> str:
     """The ``## Promotion`` section of a run's report."""
     verdict = "**promoted to champion**" if decision["promoted"] else "**not promoted**"
-    return f"{PROMOTION_HEADING}\nThis run was {verdict}: {decision['reason']}\n"
+    text = f"{PROMOTION_HEADING}\nThis run was {verdict} (rule {decision.get('rule', 'point')}): {decision['reason']}\n"
+    c = decision.get("paired") or {}
+    if "error" in c:
+        text += f"\nThe champion could not be scored on this run's test rows: {c['error']}.\n"
+    elif c:
+        from trainflow.tasks.common.report import table
+
+        interval = c.get("interval") or [float("nan")] * 2
+        text += "\n" + table([
+            {"model": f"this run {decision.get('run_id', '')}".strip(), c["metric"]: c["new"]},
+            {"model": f"champion {decision['champion_run_id']}", c["metric"]: c["old"]},
+            {"model": "difference (this run - champion)", c["metric"]: c["difference"]},
+            {"model": "95% interval, low", c["metric"]: interval[0]},
+            {"model": "95% interval, high", c["metric"]: interval[1]}]) + (
+            f"\n\nBoth models scored on the same {c['rows']} test rows of this run; {c.get('method', '')}, "
+            f"{c['resamples']} resamples.\n")
+    return text
 
 
 def record(run_dir: Path, decision: dict[str, Any]) -> None:

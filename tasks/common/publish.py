@@ -266,7 +266,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "flow_run_id": flow_run_id,
         "primary_metric": primary_metric,
-        "metrics": evaluation.metrics,
+        # each interval beside its metric, as <metric>_ci: [low, high]
+        "metrics": {**evaluation.metrics, **{f"{k}_ci": v for k, v in evaluation.intervals.items()}},
         "per_class": evaluation.per_class,
         "confusion": evaluation.confusion,
         "data_digest": data.digest,
@@ -277,6 +278,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         # rows the loader left out (audio's data.unreadable: skip), where it reports them
         **({"rows_skipped": data.meta["rows_skipped"]} if "rows_skipped" in data.meta else {}),
         "preprocessing": model.meta.get("steps", []),
+        # how a model chose among candidates on training data (text's tfidf_auto: {method: cv, metric, value})
+        **({"selection": model.meta["selection"]} if "selection" in model.meta else {}),
         # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
         "threads": model.meta.get("threads"),
         "validation": _final_paths(validation, run),

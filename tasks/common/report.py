@@ -20,6 +20,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _interval(interval: list[float] | None) -> str:
+    return f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """A markdown table from a list of dicts (columns from the first row)."""
     if not rows:
@@ -42,7 +46,9 @@ def render(summary: dict[str, Any], evaluation: Evaluation, run_dir: str | Path,
         "",
         "## Metrics (test split)",
         "",
-        table([{"metric": k, "value": v} for k, v in evaluation.metrics.items()]),
+        table([{"metric": k, "value": v, **({"95% interval": _interval(evaluation.intervals.get(k))}
+                                            if evaluation.intervals else {})}
+               for k, v in evaluation.metrics.items()]),
     ]
     if evaluation.per_class:
         lines += ["", "## Per class", "",

@@ -20,8 +20,9 @@ from trainflow.alerts import warn
 from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError, SpecError
 from trainflow.modality import Example
-from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, remember_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -30,7 +31,8 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_images, read_npz,
                                            stack, to_nhwc)
-from trainflow.tasks.image.networks import cnn_shape
+from trainflow.tasks.common.examples import two_class_images
+from trainflow.tasks.common.networks import cnn_shape
 from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     if images.files is not None:
         extra["files"] = np.asarray(images.files)
     save_npz(path, x=images.x, y=images.y, **extra)  # rewritten on each load: see refs.store_parquet
+    remember_npz(path, {"x": images.x, "y": images.y, **extra})  # split, next in this process, need not read it
     n, h, w, c = images.x.shape
     notes = [f"skipped unreadable image: {s}" for s in images.skipped]
     return DataRef(path=str(path), digest=digest, modality="image", meta={
@@ -121,7 +124,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     (multi-label: iterative stratification over the labels); one ``.npz`` per part."""
     from trainflow.tasks.common import leakage
 
-    arrays = load_npz(ref.path)
+    arrays = load_npz(ref.path, keep=False)  # the validation child reads the file itself
     x, y = arrays["x"], arrays["y"]
     source = f"'{ref.meta.get('source')}'"
     neural.check_label_shape(y, spec.task, source)  # also when validation is off
@@ -140,7 +143,10 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     refs = {}
     for name, idx in parts.items():
         path = folder / f"{name}.npz"
-        save_npz(path, x=x[idx], y=y[idx])
+        part = {"x": x[idx], "y": y[idx]}
+        save_npz(path, **part)
+        if name in ("train", "test"):  # fit and evaluate, next in this process, need not read them back
+            remember_npz(path, part)
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="image",
                              meta={**ref.meta, "rows": int(len(idx))})
     counts = ({"label_counts": holdout.label_counts(y, ref.meta["classes"], parts)} if multilabel
@@ -194,8 +200,13 @@ def to_tensor(x: np.ndarray, divisor: float, mean: list[float], std: list[float]
     # in place on that copy: one float array in memory instead of three (CIFAR's 50,000 images: 600 MB each)
     # (the layout is kept as well: a gray image's "contiguous" NCHW view keeps NHWC strides, and the
     # convolutions compute differently for another layout: digits trains to other weights)
-    t.div_(divisor).sub_(torch.tensor(mean, device=t.device).view(1, -1, 1, 1))
-    return t.div_(torch.tensor(std, device=t.device).view(1, -1, 1, 1))
+    t.div_(divisor)
+    # a pass over the whole array each (CIFAR: 600 MB); subtracting 0 and dividing by 1 change no value
+    if any(m != 0 for m in mean):
+        t.sub_(torch.tensor(mean, device=t.device).view(1, -1, 1, 1))
+    if any(d != 1 for d in std):
+        t.div_(torch.tensor(std, device=t.device).view(1, -1, 1, 1))
+    return t
 
 
 def augmenter(pre: ImagePreprocess) -> Any:
@@ -228,9 +239,9 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     """Pixel scaling and standardization from the training images, the augmenter, the CNN's shape."""
     import torch
 
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
-    arrays = load_npz(split_ref.train.path)
+    arrays = load_npz(split_ref.train.path, keep=False)
     x, y = arrays["x"], arrays["y"]
     meta = split_ref.train.meta
     pre = spec.preprocess.image
@@ -269,7 +280,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
     """Class probabilities (multi-label: one per label) for ``[n,h,w,c]`` pixels, preprocessed as
     in training, computed on ``device`` (auto: the GPU when there is one)."""
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     device = resolve_device(device)
     logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"], device), batch_size=512,
@@ -280,7 +291,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-k on the test split; learning curves."""
     model, config = load_model(model_ref.path)
-    arrays = load_npz(split_ref.test.path)
+    arrays = load_npz(split_ref.test.path, keep=False)
     y = arrays["y"]
     proba = probabilities(model, config, arrays["x"], spec.train.device)
     if config.get("task") == "multilabel":
@@ -294,8 +305,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     charts, tables = neural.history_report(model_ref, config, plots_dir)
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
               **charts}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=list(split_ref.meta.get("notes", [])))
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=list(split_ref.meta.get("notes", []))), spec, y, pred, proba, classes, plots_dir)
 
 
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
@@ -370,17 +381,6 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     return neural.predict_new(run_dir, input_path, load_model, read_new_images, probabilities, "item")
 
 
-def two_class_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` noisy gray 8x8 images (uint8 ``[n, 8, 8]``) of two alternating classes ``y``: 0 has a bright
-    top half, 1 a bright bottom half. The tiny data of the contract examples (image, multimodal)."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    x = rng.integers(0, 60, (n, 8, 8)).astype(np.uint8)
-    x[y == 0, :4] += 180
-    x[y == 1, 4:] += 180
-    return x, y
-
-
 # ---------------------------------------------------------------- the modality
 
 
@@ -393,6 +393,14 @@ class Image(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
     default_models = {"classification": "cnn", "multilabel": "cnn"}
+
+    def branch(self) -> Any:
+        """The adapter that makes image data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.image.branch import ImageBranch
+
+        return ImageBranch(sys.modules[__name__])
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; a network that would shrink the images to nothing, where the loader's options

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow import trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError, SpecError, TrainflowError
@@ -29,6 +29,7 @@ from trainflow.files import folder_member
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -268,16 +269,13 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         steps.append("late fusion: " + ", ".join(f"{n} x {w:.2f}" for n, w in zip(names, weights)))
     elif comp.name == "early_fusion":
         sio = trust.skops_io()
-
-        from trainflow.tasks.tabular.modality import trusted_types
-
         parts = [branch(mods[n]).features(tmp / n, data[n]) for n in names]
         config["widths"] = [int(p.shape[1]) for p in parts]
         est = comp.build(options, seed=spec.seed)
         est.fit(F.early_matrix(parts, present), y)
         config["fitted_classes"] = [int(c) for c in est.classes_]
         sio.dump(est, tmp / "fusion.skops")
-        trust.check_skops(tmp / "fusion.skops", trusted_types())  # predict must be able to load it
+        trust.check_skops(tmp / "fusion.skops", _classifier_types())  # predict must be able to load it
         steps.append(f"early fusion: {sum(config['widths'])} features -> {options.model}")
     else:
         history = _fit_intermediate(tmp, names, mods, data, present, y, classes, options, spec, split_ref, cache_dir,
@@ -329,6 +327,30 @@ def _fit_intermediate(tmp: Path, names: list[str], mods: dict[str, str], data: d
 # ---------------------------------------------------------------- fused probabilities (evaluate and predict)
 
 
+def _classifier_types() -> frozenset[str]:
+    """The types a saved early-fusion classifier (a tabular model) may hold: the tabular modality's."""
+    return branch("tabular", "model.model").trusted_types()
+
+
+def masking_rows(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray, y: np.ndarray,
+                 pred: np.ndarray) -> list[dict[str, Any]]:
+    """Per input: the fused model's test accuracy when that input is masked (marked absent, as a
+    missing input is at predict time) on the rows that keep another input, beside its accuracy there
+    with every input; the drop is what the model relies on that input for."""
+    rows = []
+    for j, name in enumerate(config["inputs"]):
+        masked = present.copy()
+        masked[:, j] = False
+        keep = masked.any(axis=1)
+        if not keep.any():
+            continue
+        proba = fused_proba(folder, config, data, masked)
+        full, without = float(np.mean(pred[keep] == y[keep])), float(np.mean(proba.argmax(1)[keep] == y[keep]))
+        rows.append({"input masked": name, "rows": int(keep.sum()), "accuracy, all inputs": round(full, 4),
+                     "accuracy, masked": round(without, 4), "drop": round(full - without, 4)})
+    return rows
+
+
 def fused_proba(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray) -> np.ndarray:
     """Class probabilities of the fused model for aligned inputs ``data`` and presence flags [n, inputs]."""
     names, classes = list(config["inputs"]), config["classes"]
@@ -338,10 +360,8 @@ def fused_proba(folder: Path, config: dict[str, Any], data: dict[str, Any], pres
         pool = F.log_pool if config["options"]["weighting"] == "learned" else F.late_average
         return pool(probas, present, np.asarray(config["weights"]))
     if config["fusion"] == "early_fusion":
-        from trainflow.tasks.tabular.modality import trusted_types
-
         parts = [F.fit_width(a.features(folder / n, data[n]), w) for a, n, w in zip(adapters, names, config["widths"])]
-        est = trust.load_skops(folder / "fusion.skops", trusted_types())
+        est = trust.load_skops(folder / "fusion.skops", _classifier_types())
         out = np.zeros((len(present), len(classes)))
         out[:, config["fitted_classes"]] = est.predict_proba(F.early_matrix(parts, present))
         return out
@@ -404,7 +424,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     index = {c: i for i, c in enumerate(classes)}
     y = np.asarray([index[v] for v in rows["labels"]])
     present = rows["present"].astype(bool)
-    proba = fused_proba(folder, config, _inputs(split_ref, rows["rows"]), present)
+    inputs = _inputs(split_ref, rows["rows"])
+    proba = fused_proba(folder, config, inputs, present)
     proba = proba / proba.sum(1, keepdims=True)  # float32 branch outputs sum to 1 only within ~1e-7
     pred = proba.argmax(1)
     names = spec.evaluate.metrics or M.DEFAULTS["classification"]
@@ -433,13 +454,14 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     if not present.all():
         notes.append(f"{int((~present.all(1)).sum())} test rows lack an input (masked); the branch scores count "
                      "only rows that have it")
-    tables = {"Fusion vs each input alone (same split)": table}
+    tables = {"Fusion vs each input alone (same split)": table,
+              "Masking each input (test split)": masking_rows(folder, config, inputs, present, y, pred)}
     if config.get("history"):  # intermediate fusion: the joint network's training
         curves, history = neural.history_report(model_ref, config, plots_dir)
         charts.update(curves)
         tables.update(history)
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 # ---------------------------------------------------------------- export & predict
@@ -529,6 +551,8 @@ class Multimodal(NeuralModality, stages_from=__name__):
     of its own modality, fused early, intermediately (end to end) or late; every branch's score is
     reported beside the fused one."""
 
+    calibrations = ()  # the fusion is not trained by the shared loop: no temperature to fit
+
     default_models = {"classification": "intermediate_fusion"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
@@ -570,7 +594,7 @@ class Multimodal(NeuralModality, stages_from=__name__):
         """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""
         import pandas as pd
 
-        from trainflow.tasks.image.modality import two_class_images
+        from trainflow.tasks.common.examples import two_class_images
 
         rng = np.random.default_rng(0)
         x, y = two_class_images(40)

@@ -33,6 +33,7 @@ from trainflow.errors import DataError, did_you_mean
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet, store_parquet
 from trainflow.registry import component
+from trainflow.tasks.common import uncertainty as U
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.load import existing_file
@@ -741,8 +742,17 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
                      f"{scores[best]['rmse']:.4g}")
     tables = {"Forecast": rows, "Test: forecaster and baselines": test_rows,
               "Backtest on the training part (RMSE per origin)": bt.rows(axis.typed(train[tcol])), **history_tables}
+    intervals = {}
+    origin_errors = np.asarray(bt.errors.get(config["chosen"], []), dtype=float)
+    if len(origin_errors) >= 2:  # one test window cannot be resampled: the spread over backtest origins
+        draws = np.random.default_rng(spec.seed).choice(origin_errors, (U.RESAMPLES, len(origin_errors))).mean(1)
+        metrics["backtest_rmse"] = float(origin_errors.mean())
+        intervals["backtest_rmse"] = U.percentile_interval(draws)
+        notes.append(f"95% interval of the mean backtest RMSE of {config['chosen']}: bootstrap of its "
+                     f"{len(origin_errors)} rolling origins ({U.RESAMPLES} resamples); the test horizon is one "
+                     "window, which cannot be resampled")
     return Evaluation(metrics={k: float(v) for k, v in metrics.items() if not math.isnan(v)},
-                      plots={**charts, **curves}, tables=tables, notes=notes)
+                      plots={**charts, **curves}, tables=tables, notes=notes, intervals=intervals)
 
 
 def export(model: ModelRef, run_dir: str) -> list[str]:

@@ -31,9 +31,12 @@ from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet
 from trainflow.registry import choice, component
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
-from trainflow.tasks.common import plots
+from trainflow.tasks.common import plots, warmup
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.tabular import calibrate as calibration
+from trainflow.tasks.tabular import importance
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -344,10 +347,25 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     else:
         y = y_raw.to_numpy(dtype=float)
     pipe = build_pipeline(spec, numeric, categorical, n_features_hint=_encoded_width(X, numeric, categorical))
-    with _recording_resampled_counts(pipe) as resampled:
-        pipe.fit(X, y)
+    method = spec.evaluate.calibrate if spec.task == "classification" and not labels else "none"
+    given = holdout.validation_part(split_ref) if method != "none" else None
+    notes = []
+    if method == "none" or given is not None:
+        with _recording_resampled_counts(pipe) as resampled:
+            pipe.fit(X, y)
+    if given is not None:  # the spec's validation part: the model never saw it
+        X_val, y_val = _xy(read_parquet(given.path, keep=False), target)
+        seen = y_val.isin(classes).to_numpy()
+        notes.append(calibration.calibrate(pipe, X_val[seen], y_val[seen].map(
+            {c: i for i, c in enumerate(classes)}).to_numpy(), method) + " (the spec's split.validation)")
+    elif method != "none":  # no validation part: a seeded carve-out of the training rows
+        fit_rows, val_rows = calibration.validation_part(y, spec.split.seed)
+        with _recording_resampled_counts(pipe) as resampled:
+            pipe.fit(X.iloc[fit_rows], y[fit_rows])
+        notes.append(calibration.calibrate(pipe, X.iloc[val_rows], y[val_rows], method))
 
-    meta: dict[str, Any] = {"steps": [name for name, _ in pipe.steps], "classes": [str(c) for c in classes]}
+    meta: dict[str, Any] = {"steps": [name for name, _ in pipe.steps], "classes": [str(c) for c in classes],
+                            **({"notes": notes} if notes else {})}
     if labels:
         meta["constant_labels"] = extra["constant_labels"]
         meta["thresholds"] = dict(zip(labels, extra["thresholds"]))
@@ -442,7 +460,7 @@ def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str
 
 
 #: classifiers whose ``predict`` is by definition the most probable class of ``predict_proba``
-PREDICT_IS_ARGMAX_PROBA = ("HistGradientBoostingClassifier", "RandomForestClassifier")
+PREDICT_IS_ARGMAX_PROBA = ("HistGradientBoostingClassifier", "RandomForestClassifier", "CalibratedClassifierCV")
 
 
 def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
@@ -467,7 +485,7 @@ def _predict(pipe: Any, X: Any, classification: bool) -> tuple[Any, Any]:
 
 def trusted_types() -> frozenset[str]:
     """The exact types a saved tabular model may hold (:func:`trainflow.trust.trusted_types`)."""
-    return trust.trusted_types(PIPELINE_TYPES, modality="tabular")
+    return trust.trusted_types(PIPELINE_TYPES | calibration.TYPES, modality="tabular")
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -526,8 +544,15 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
         charts["Predicted vs true"] = plots.series_png(
             {"true": (x, y[shown].tolist()), "predicted (same order)": (x, pred[shown].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", title)
-    return Evaluation(metrics=with_cv(metrics, model), per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    primary = spec.evaluate.primary or M.PRIMARY[spec.task]
+    ranked, note = importance.permutation_table(pipe, X, y, primary, lambda est, X_: _predict(est, X_, cls), spec.seed)
+    tables["Permutation importance (test split)"] = [{k: round(v, 4) if isinstance(v, float) else v
+                                                      for k, v in r.items()} for r in ranked]
+    charts["Permutation importance"] = importance.importance_png(ranked, Path(plots_dir) / "importance.png", primary)
+    notes.append(note)
+    ev = Evaluation(metrics=with_cv(metrics, model), per_class=per_class, confusion=confusion, plots=charts,
+                    tables=tables, notes=notes)
+    return assess(ev, spec, y, pred, proba if cls else None, classes if cls else None, plots_dir)
 
 
 def with_cv(metrics: dict[str, float], model: ModelRef) -> dict[str, float]:
@@ -670,6 +695,10 @@ def target_problems(spec: PipelineSpec) -> list[str]:
             for where, columns in named.items() if target in columns]
 
 
+# skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'
+warmup.add("tabular", trust.skops_io)
+
+
 @component("modality", "tabular")
 class Tabular(Modality, stages_from=__name__):
     """Tables (CSV, Parquet): preprocessing and a scikit-learn model in one pipeline, saved with skops.
@@ -681,6 +710,15 @@ class Tabular(Modality, stages_from=__name__):
                 "preprocess.reduce": ReduceSpec, "preprocess.resample": ResampleSpec, "multilabel": ML.MultilabelSpec}
     default_models = {"classification": "logistic_regression", "regression": "ridge", "multilabel": "random_forest"}
     predict_passes_columns = True  # --id and --keep: input columns copied beside the predictions
+    calibrations = ("sigmoid", "isotonic")
+
+    def branch(self) -> Any:
+        """The adapter that makes tabular data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.tabular.branch import TabularBranch
+
+        return TabularBranch(sys.modules[__name__])
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The preprocessing components and their options; class weights need a model that takes them;
@@ -696,9 +734,12 @@ class Tabular(Modality, stages_from=__name__):
                             "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
         return problems + target_problems(spec) + multilabel_problems(spec)
 
-    def warm_ups(self, spec: PipelineSpec) -> list[Any]:
-        """skops (fit saves with it; its import brings every scikit-learn estimator), then the plots'."""
-        return [trust.skops_io, *super().warm_ups(spec)]
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test split's Parquet file (the plan's features beside the target, which ``predict``
+        reads as new rows) and its true targets (multi-label: the label columns)."""
+        labels = split.test.meta.get("labels") or []
+        test = read_parquet(split.test.path, keep=False)
+        return Path(split.test.path), (test[labels] if labels else test[split.test.meta["target"]])
 
     def example(self, folder: Path) -> Example:
         """40 rows: two numeric features (one with gaps), a category, two classes."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +32,7 @@ from trainflow.errors import DataError
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, read_parquet, store_parquet, store_split_tables
 from trainflow.registry import component
+from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
@@ -41,6 +41,7 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT
 from trainflow.tasks.text.neural_text import TokenPreprocess
+from trainflow.tasks.text.normalise import normalise
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -49,6 +50,7 @@ MODEL_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
 VOCABULARY_FILE = "vocabulary.json"
 MISCLASSIFIED_SHOWN = 10  # misclassified test texts listed in the report
+LENGTH_SHOWN = 20  # training texts left out for their length named in the warning
 
 #: The fixed pieces of every saved text pipeline; with the registered text models' types and plain
 #: values they are all a model file may contain (trainflow.trust).
@@ -57,6 +59,7 @@ PIPELINE_TYPES = frozenset({
     "sklearn.feature_extraction.text.TfidfTransformer",
     "imblearn.pipeline.Pipeline", "imblearn.over_sampling._random_over_sampler.RandomOverSampler",
     "sklearn.multiclass.OneVsRestClassifier", "sklearn.preprocessing._label.LabelBinarizer",  # multi-label
+    "sklearn.pipeline.FeatureUnion",  # tfidf_auto's word + character n-grams
 })
 
 
@@ -89,15 +92,16 @@ class TextValidation(BaseModel):
     max_tokens: int | None = Field(None, ge=1, description="Most words a document may have")
     max_duplicate_share: float = Field(0.2, ge=0, le=1, description="Largest share of repeated texts")
     min_class_share: float = Field(0.01, ge=0, le=1, description="Smallest share of a class in the data")
+    # Real corpora hold a few empty or runaway documents (8 empty tweets in 10,000): they should not
+    # block a run, and should not be trained on either.
+    mostly: float = Field(0.995, gt=0, le=1, description="Share of documents that must pass min_tokens / max_tokens; "
+                                                        "the others are named and left out of training")
+    strict: bool = Field(False, description="Every document must pass min_tokens / max_tokens (mostly: 1)")
 
-
-def normalise(texts: Any, lowercase: bool = True) -> list[str]:
-    """Unicode NFKC, optional lowercase, runs of whitespace as one space, trimmed."""
-    out = []
-    for t in texts:
-        t = " ".join(unicodedata.normalize("NFKC", str(t)).split())
-        out.append(t.lower() if lowercase else t)
-    return out
+    @property
+    def required_share(self) -> float:
+        """The share of documents the length checks require (1 when strict)."""
+        return 1.0 if self.strict else self.mostly
 
 
 # ---------------------------------------------------------------- store & validate
@@ -136,8 +140,9 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
     table = document_table(read_parquet(ref.path), spec.preprocess.text.lowercase, labels)
     checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
               Check("ExpectColumnValuesToBeBetween", {"column": "tokens", "min_value": t.min_tokens,
-                                                      "max_value": t.max_tokens},
-                    "text_validation.min_tokens / max_tokens (a text empty after normalisation has 0 words)"),
+                                                      "max_value": t.max_tokens, "mostly": t.required_share},
+                    f"text_validation.min_tokens / max_tokens (a text empty after normalisation has 0 words), on "
+                    f"at least {t.required_share:.1%} of the texts (text_validation.mostly, strict)"),
               Check("ExpectColumnProportionOfUniqueValuesToBeBetween",
                     {"column": "text", "min_value": 1 - t.max_duplicate_share},
                     f"text_validation.max_duplicate_share is {t.max_duplicate_share}")]
@@ -173,13 +178,15 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     if spec.preprocess.text.deduplicate:
         keep = ~_series(normal).duplicated().to_numpy()
         notes.append(f"deduplicate: {int((~keep).sum())} repeated texts dropped of {len(df)}")
-        df, normal = df[keep].reset_index(drop=True), [n for n, k in zip(normal, keep) if k]
+        df, normal = df[keep], [n for n, k in zip(normal, keep) if k]  # the index keeps the file's row numbers
     keys = df.pop(holdout.KEY).to_numpy() if holdout.KEY in df.columns else None
     parts = holdout.assign(len(df), spec, str(source), y=None if labels else df[LABEL].to_numpy(),
                            Y=ML.label_matrix(df, labels) if labels else None, keys=keys, sort=bool(labels),
                            what="texts")
     notes += parts.notes
     train, test = df.iloc[parts.train], df.iloc[parts.test]
+    train, dropped = drop_off_length(train, spec, source)
+    notes += dropped
     validation = df.iloc[parts.validation] if len(parts.validation) else None
     shared = set(normalise(train[TEXT], spec.preprocess.text.lowercase))
     for name, idx in parts.items()[1:]:
@@ -199,6 +206,37 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
                                     "notes": notes})
 
 
+def drop_off_length(train: Any, spec: PipelineSpec, source: str) -> tuple[Any, list[str]]:
+    """The training documents without those outside ``text_validation.min_tokens`` / ``max_tokens``
+    (validation tolerated them up to its share), and a note naming them (a warning too). Test
+    documents are kept: a model meets such texts in use, and its score should say how it copes."""
+    t = spec.text_validation
+    tokens = np.array([len(x.split()) for x in normalise(train[TEXT], spec.preprocess.text.lowercase)])
+    off = (tokens < t.min_tokens) | ((tokens > t.max_tokens) if t.max_tokens is not None else False)
+    if not off.any():
+        return train, []
+    rows = train[off]
+    named = (rows["file"].astype(str).tolist() if "file" in rows.columns
+             else [f"row {i + 1}" for i in rows.index])  # 1-based data rows of the table (line n+1 under a header)
+    shown = ", ".join(sorted(named, key=_natural)[:LENGTH_SHOWN]) + (
+        f" and {len(named) - LENGTH_SHOWN} more" if len(named) > LENGTH_SHOWN else "")
+    examples = "; ".join(repr(str(x)[:60]) for x in rows[TEXT].head(3))
+    bounds = f"min_tokens {t.min_tokens}" + (f", max_tokens {t.max_tokens}" if t.max_tokens is not None else "")
+    note = (f"{int(off.sum())} of {len(train)} training texts of '{source}' left out of training: outside "
+            f"text_validation {bounds} after normalisation: {shown} (e.g. {examples})")
+    from trainflow.alerts import warn
+
+    warn(f"split: {note}")
+    return train[~off], [note]
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    """Sort key: 'row 9' before 'row 10'."""
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
 def _series(values: list[str]) -> Any:
     import pandas as pd
 
@@ -208,18 +246,28 @@ def _series(values: list[str]) -> Any:
 # ---------------------------------------------------------------- fit
 
 
-def build_pipeline(spec: PipelineSpec) -> Any:
+def build_pipeline(spec: PipelineSpec, choice: dict[str, Any] | None = None) -> Any:
     """The unfitted ``TfidfVectorizer -> [RandomOverSampler] -> model`` pipeline of a spec (multi-label:
-    the model is one classifier per label)."""
+    the model is one classifier per label); ``choice``: what ``tfidf_auto`` chose
+    (:func:`trainflow.tasks.text.select.choose`), built with the regular TF-IDF models."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
 
     p = spec.preprocess.text
-    vectorizer = TfidfVectorizer(lowercase=False, analyzer=p.analyzer, ngram_range=(p.ngram_min, p.ngram_max),
-                                 max_features=p.max_features, min_df=p.min_df, sublinear_tf=p.sublinear_tf,
-                                 dtype=np.float64)
-    comp, cfg = spec.model.resolve("model", task=spec.task)
-    model = comp.build(cfg, seed=spec.seed, class_weight="balanced" if p.class_weight else None, task=spec.task)
+    if choice is not None:
+        from trainflow.registry import REGISTRY
+        from trainflow.tasks.text import select
+
+        vectorizer = select.vectorizer(choice["features"], p)
+        comp = REGISTRY.get("model", select.MODELS[choice["model"]])
+        cfg, weight = comp.config(C=choice["C"]), "balanced" if choice["class_weight"] else None
+    else:
+        vectorizer = TfidfVectorizer(lowercase=False, analyzer=p.analyzer, ngram_range=(p.ngram_min, p.ngram_max),
+                                     max_features=p.max_features, min_df=p.min_df, sublinear_tf=p.sublinear_tf,
+                                     dtype=np.float64)
+        comp, cfg = spec.model.resolve("model", task=spec.task)
+        weight = "balanced" if p.class_weight else None
+    model = comp.build(cfg, seed=spec.seed, class_weight=weight, task=spec.task)
     if p.oversample:
         from imblearn.over_sampling import RandomOverSampler
         from imblearn.pipeline import Pipeline as SamplingPipeline  # samplers run in fit only, never in predict
@@ -227,6 +275,13 @@ def build_pipeline(spec: PipelineSpec) -> Any:
         return SamplingPipeline([("tfidf", vectorizer), ("resample", RandomOverSampler(random_state=spec.seed)),
                                  ("model", model)])
     return Pipeline([("tfidf", vectorizer), ("model", model)])
+
+
+def vectorizers(pipe: Any) -> dict[str, Any]:
+    """The fitted TF-IDF vectorisers of a pipeline by name: ``{"": v}`` for one, ``{"word": v, "char": v}``
+    for ``tfidf_auto``'s word + character union."""
+    step = pipe.named_steps["tfidf"]
+    return dict(step.transformer_list) if hasattr(step, "transformer_list") else {"": step}
 
 
 def trusted_types() -> frozenset[str]:
@@ -255,7 +310,14 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     else:
         classes = sorted(train[LABEL].astype(str).unique().tolist())
         y, extra = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy(), {}
-    pipe = build_pipeline(spec)
+    choice, steps = None, []
+    if spec.model.name == "tfidf_auto":
+        from trainflow.tasks.text import select
+
+        choice = select.choose(texts, y, classes, spec)
+        extra["selection"] = choice
+        steps.append(select.describe(choice))
+    pipe = build_pipeline(spec, choice)
     pipe.fit(texts, y)
     folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
     tmp = folder.with_name(folder.name + ".tmp")
@@ -265,13 +327,17 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     trust.check_skops(tmp / MODEL_FILE, trusted_types())  # a type we would refuse later fails now
     schema = {"task": spec.task, "classes": classes, "lowercase": spec.preprocess.text.lowercase,
               "text_column": split_ref.train.meta.get("text_column", TEXT), "keep": split_ref.train.meta.get("keep", []),
-              "vocabulary": len(pipe.named_steps["tfidf"].vocabulary_), **extra}
+              "vocabulary": sum(len(v.vocabulary_) for v in vectorizers(pipe).values()), **extra}
     (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
     memo.remember(folder / MODEL_FILE, pipe)
     meta = {"constant_labels": extra["constant_labels"], "thresholds": dict(zip(labels, extra["thresholds"]))} \
         if labels else {}
+    if choice is not None:
+        meta |= {"steps": steps, "selection": {"method": "cv", "metric": choice["metric"], "value": choice["value"],
+                                                "folds": choice["folds"], "chosen": {k: choice[k] for k in (
+                                                    "features", "model", "C", "class_weight")}}}
     return ModelRef.of_folder(folder, MODEL_FILE, "text", {"vocabulary": schema["vocabulary"], "classes": classes,
                                                            **meta})
 
@@ -293,18 +359,22 @@ def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: Split
 
 
 def save_pipeline(pipe: Any, folder: Path) -> None:
-    """The pipeline with skops, its vectoriser's vocabulary as JSON (terms in column order): skops
-    writes a dict entry by entry, 37 MB and 25 s for the 41,000 n-grams of the SMS demo."""
+    """The pipeline with skops, its vectorisers' vocabularies as JSON (terms in column order: a list,
+    or for a word + character union an object of such lists): skops writes a dict entry by entry,
+    37 MB and 25 s for the 41,000 n-grams of the SMS demo."""
     sio = trust.skops_io()
 
-    vectorizer = pipe.named_steps["tfidf"]
-    vocabulary = vectorizer.vocabulary_
-    (folder / VOCABULARY_FILE).write_text(json.dumps(sorted(vocabulary, key=vocabulary.get), ensure_ascii=False))
-    del vectorizer.vocabulary_
+    vecs = vectorizers(pipe)
+    vocabularies = {name: v.vocabulary_ for name, v in vecs.items()}
+    terms = {name: sorted(voc, key=voc.get) for name, voc in vocabularies.items()}
+    (folder / VOCABULARY_FILE).write_text(json.dumps(terms[""] if "" in terms else terms, ensure_ascii=False))
+    for v in vecs.values():
+        del v.vocabulary_
     try:
         sio.dump(pipe, folder / MODEL_FILE)
     finally:
-        vectorizer.vocabulary_ = vocabulary
+        for name, v in vecs.items():
+            v.vocabulary_ = vocabularies[name]
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
@@ -312,9 +382,14 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     folder = Path(folder)
     pipe = trust.load_skops(folder / MODEL_FILE, trusted_types())
     terms = trust.read_json(folder / VOCABULARY_FILE)
-    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-        raise trust.damaged(folder / VOCABULARY_FILE, "expected a JSON list of terms")
-    pipe.named_steps["tfidf"].vocabulary_ = {t: i for i, t in enumerate(terms)}
+    vecs = vectorizers(pipe)
+    saved = {"": terms} if isinstance(terms, list) else terms
+    if not isinstance(saved, dict) or set(saved) != set(vecs) or not all(
+            isinstance(t, list) and all(isinstance(w, str) for w in t) for t in saved.values()):
+        raise trust.damaged(folder / VOCABULARY_FILE, "expected a JSON list of terms per vectoriser of the model "
+                                                      f"({', '.join(repr(n) for n in vecs if n) or 'one list'})")
+    for name, v in vecs.items():
+        v.vocabulary_ = {t: i for i, t in enumerate(saved[name])}
     return pipe, trust.read_json(folder / SCHEMA_FILE)
 
 
@@ -370,12 +445,18 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
     tables = {"Misclassified texts (most confident first)": [
         {"text": raw[i][:200], "true": classes[y[i]], "predicted": classes[pred[i]],
          "probability": round(float(proba[i, pred[i]]), 3)} for i in wrong]}
+    if schema.get("selection"):  # tfidf_auto: every candidate's cross-validated score
+        from trainflow.tasks.text import select
+
+        notes.append(select.describe(schema["selection"]))
+        tables[f"Model selection: {schema['selection']['folds']}-fold cross-validation on the training split"] = \
+            schema["selection"]["table"]
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png")}
     if model.meta.get("history"):  # a network: learning curves and the training history
         curves, history = neural.history_report(model, schema, plots_dir)
         charts, tables = {**charts, **curves}, {**tables, **history}
-    return Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
-                      notes=notes)
+    return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
+                             notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
 def evaluate_labels(score: Any, schema: dict[str, Any], test: Any, model: ModelRef, split_ref: SplitRef,
@@ -410,7 +491,8 @@ def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
     import pandas as pd
 
     from trainflow.tasks.common.load import existing_file
-    from trainflow.tasks.text.loaders import TextTableConfig, read_text_file, read_text_table, require_column
+    from trainflow.tasks.common.load import require_column
+    from trainflow.tasks.text.loaders import TextTableConfig, read_text_file, read_text_table
 
     path = Path(input_path)
     if path.is_dir():
@@ -458,7 +540,7 @@ class Text(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.text": TextPreprocess, "preprocess.tokens": TokenPreprocess,
                 "text_validation": TextValidation}
-    default_models = {"classification": "tfidf_logistic", "multilabel": "tfidf_logistic"}
+    default_models = {"classification": "tfidf_auto", "multilabel": "tfidf_logistic"}
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """n-gram range in order; class weights need a model that takes them; each kind of model has
@@ -479,9 +561,20 @@ class Text(NeuralModality, stages_from=__name__):
                 problems.append(f"{' and '.join(asked)} apply to the TF-IDF models; for the neural model "
                                 f"{spec.model.name!r} set 'train.imbalance' to 'class_weight' or 'oversample'.")
             return problems
+        if spec.evaluate.calibrate == "temperature":
+            problems.append(f"'evaluate.calibrate: temperature' applies to the neural text models (it divides a "
+                            f"network's logits); {spec.model.name!r} is a TF-IDF model: use 'none'.")
         if spec.train.imbalance != "none":
             problems.append(f"'train.imbalance' applies to the neural text models; for {spec.model.name!r} set "
                             "'preprocess.text.class_weight: true' or 'preprocess.text.oversample: true'.")
+        if spec.model.name == "tfidf_auto":
+            from trainflow.tasks.text import select
+
+            problems += select.metric_problems(spec)
+        if spec.model.name == "tfidf_auto" and (p.class_weight or p.oversample):
+            asked = " and ".join(f"'preprocess.text.{k}'" for k in ("class_weight", "oversample") if getattr(p, k))
+            problems.append(f"{asked} set with model 'tfidf_auto', which weighs classes itself; use its option "
+                            "'model.class_weight' (auto | balanced | none), or a fixed model such as tfidf_svm.")
         if p.class_weight and p.oversample:
             problems.append("'preprocess.text.class_weight' and 'preprocess.text.oversample' are both true; "
                             "choose one way of handling imbalance.")
