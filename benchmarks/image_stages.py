@@ -36,7 +36,7 @@ def main() -> None:
 
     import torch  # noqa: F401  (imports first: the stages' own work is what is measured)
 
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
     from trainflow.tasks.common import neural, training

@@ -23,7 +23,7 @@ RESULT_PREFIX = "BENCH_RESULT "
 
 def _hwm_mb() -> float | None:
     """The peak resident memory since the last reset (VmHWM), None off Linux."""
-    from trainflow.flows.validation_process import peak_mb
+    from trainflow.tasks.common.validation_process import peak_mb
 
     return peak_mb()
 

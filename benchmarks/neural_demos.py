@@ -47,12 +47,12 @@ def _timed(name, fn):
 
 def instrument() -> None:
     """Wrap the stage functions of every modality and the training loop with timers."""
-    from trainflow import modality
+    from trainflow import modalities
     from trainflow.tasks.common import load as loading
     from trainflow.tasks.common import training
 
     loading.load = _timed("load", loading.load)
-    for mod in modality.all_modalities():
+    for mod in modalities.all_modalities():
         for stage in STAGES[1:]:
             setattr(type(mod), stage, staticmethod(_timed(stage, getattr(type(mod), stage))))
     inner = training.train_model

@@ -10,7 +10,7 @@ beside ``profile`` and ``split`` (:func:`trainflow.flows.pipeline.validating`): 
 overlapped stage, from its submission to the end of its task run; its memory is that of its child
 process, counted in the process peak (``StageMeter.overlap``). ``warm-up``: the imports of fit
 and evaluate that the flow's thread runs while it waits for the validation child
-(:meth:`trainflow.modality.Modality.warm_ups`). Prints the figures as one JSON line (see meter.py).
+(:mod:`trainflow.tasks.common.warmup`). Prints the figures as one JSON line (see meter.py).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def instrument() -> dict[str, float]:
         if name not in OVERLAPPED:
             setattr(pipeline, attr, Timed(name, task))
 
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
 
     validating = pipeline.validating
 
@@ -111,6 +111,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from trainflow.flows.cli import exit_without_teardown
+    from trainflow.fast_exit import exit_without_teardown
 
     exit_without_teardown(main)  # as the trainflow command exits

@@ -2,7 +2,7 @@
 
 Each stage is a Prefect task. Validation is a pure check whose result gates training and the
 published report, so it runs beside profile and split (:func:`validating`: its own task run, the
-Great Expectations work in a child process, see :mod:`trainflow.flows.validation_process` for why
+Great Expectations work in a child process, see :mod:`trainflow.tasks.common.validation_process` for why
 not a thread) and ``fit`` waits for it; a failed validation stops the run before training as before.
 Tasks exchange small references (path + digest), never DataFrames or models. ``split`` and ``fit``
 cache on their inputs (data digests, spec) plus the fingerprint of the code they run
@@ -14,8 +14,7 @@ Transient errors (I/O) are retried with backoff; spec and data errors fail at on
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,14 +31,18 @@ from prefect.tasks import Task, exponential_backoff
 from trainflow.cache_keys import code_fingerprint
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
-from trainflow.flows import validation_process
-from trainflow.spec import DataSpec, PipelineSpec, SplitSpec, StageSpec
-from trainflow import modality as modalities
+from trainflow.tasks.common import validation_process
+from trainflow.spec import DataSpec, PipelineSpec, SplitSpec, StageSpec, spec_model
+from trainflow import modalities
 from trainflow import resources
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, damage
 from trainflow.tasks.common import load as loading
 from trainflow.tasks.common import metrics
 from trainflow.tasks.common import publish as publishing
+from trainflow.tasks.common import warmup
+
+# Prefect reads the flows' parameter forms when they are defined: the spec needs its modality sections by then
+spec_model()
 from trainflow.tasks.common.publish import RunFolder
 
 
@@ -119,12 +122,12 @@ def load_data(data: DataSpec, cache: str, modality: str, split: SplitSpec | None
 def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
                   apart: bool = False, ticket: str | None = None, docs_later: bool = False) -> dict[str, Any] | None:
     """Great Expectations checks; a failure stops the run before training. ``apart``: in a child
-    process (:mod:`trainflow.flows.validation_process`) where the modality allows it; ``ticket``
-    names the gate (:func:`~trainflow.flows.validation_process.gate`) that the flow opens when the
+    process (:mod:`trainflow.tasks.common.validation_process`) where the modality allows it; ``ticket``
+    names the gate (:func:`~trainflow.tasks.common.validation_process.gate`) that the flow opens when the
     stages it runs beside this task are done: a validation the child hands back waits there before
     it runs in this process, so that two threads never race their first imports; ``docs_later``: the
     child answers before writing the Data Docs, and the flow calls
-    :func:`~trainflow.flows.validation_process.wait_for_docs` before it needs them."""
+    :func:`~trainflow.tasks.common.validation_process.wait_for_docs` before it needs them."""
     if not spec.validation.enabled:
         print("validate: skipped (validation.enabled is false)")
         return None
@@ -136,7 +139,7 @@ def validate_data(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
             print(f"validate: in this process, after the stages beside it ({summary})")
         if ticket:
             validation_process.gate(ticket).wait()
-        with WARMING:  # never beside the flow's warm-up imports (see validating)
+        with warmup.WARMING:  # never beside the flow's warm-up imports (see validating)
             summary = mod.validate(data, spec, docs_dir)
     print(f"validate: {summary['evaluated']} expectations passed on {summary['rows']} rows")
     return summary
@@ -224,12 +227,9 @@ def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     return comp.build(config, context)
 
 
-#: validate beside profile and split, in a child process (see :mod:`trainflow.flows.validation_process`
+#: validate beside profile and split, in a child process (see :mod:`trainflow.tasks.common.validation_process`
 #: for why not in a thread); False: in this process, before profile and split
 APART = True
-#: held by the flow's thread for each warm-up import and by an in-process validation for its whole
-#: run: two threads' first imports of the same packages can deadlock (``_DeadlockError``)
-WARMING = threading.Lock()
 
 
 def validates_apart(spec: PipelineSpec) -> bool:
@@ -256,7 +256,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
 
     While this thread waits for the child after the block (its imports take ~3 s from the start,
     then the validation itself), it runs the modality's warm-up imports
-    (:meth:`~trainflow.modality.Modality.warm_ups`), one at a time, under :data:`WARMING`, which an
+    (:mod:`trainflow.tasks.common.warmup`), one at a time, under its ``WARMING`` lock, which an
     in-process validation holds too.
     """
     from uuid import uuid4
@@ -266,7 +266,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
     apart, ticket = validates_apart(spec), uuid4().hex
     block_done = validation_process.gate(ticket)
     # what fit and evaluate will import, done while this thread would only wait for the child
-    warm_ups = iter(modalities.get(spec.modality).warm_ups(spec) if apart else ())
+    warm_ups = iter(warmup.steps(spec.modality) if apart else ())
     with ThreadPoolTaskRunner(max_workers=1) as runner:
         # not apart, the flow waits for the validation before the block: no gate to wait at
         checking = runner.submit(validate_data, {"data": data, "spec": spec, "docs_dir": docs_dir,
@@ -279,7 +279,7 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
         try:
             yield checking
             block_done.set()  # a validation handed back may run now (under WARMING, between steps)
-            while not checking.wrapped_future.done() and _warm_up(warm_ups):
+            while not checking.wrapped_future.done() and warmup.run_next(warm_ups):
                 pass  # the validation still runs in its child: use the wait
         except BaseException:
             block_done.set()
@@ -291,20 +291,6 @@ def validating(data: DataRef, spec: PipelineSpec, docs_dir: str | None,
             block_done.set()
             checking.wait()  # leaving the runner cancels what still runs
             validation_process.close_gate(ticket)
-
-
-def _warm_up(steps: Iterator[Callable[[], Any]]) -> bool:
-    """Run the next warm-up import of ``steps`` (:meth:`~trainflow.modality.Modality.warm_ups`); False
-    when none is left. A failure is left to the stage that needs the library to report."""
-    step = next(steps, None)
-    if step is None:
-        return False
-    with WARMING:
-        try:
-            step()
-        except Exception:
-            pass
-    return True
 
 
 def _after(spec: PipelineSpec, stage: str, context: dict[str, Any]) -> None:

@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 
 from tests.helpers import complete_runs, run_cli
-from trainflow.tasks.multimodal.av_digits import (AudioPairOptions, ImagePairOptions, digits_file,
-                                                  load_av_digits_audio, load_av_digits_images, pairs)
+from trainflow.tasks.audio.av_digits import AudioPairOptions, load_av_digits_audio
+from trainflow.tasks.common.av_digits import digits_file, pairs
+from trainflow.tasks.image.av_digits import ImagePairOptions, load_av_digits_images
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = str(REPO / "data" / "fsdd")

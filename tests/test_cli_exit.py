@@ -6,7 +6,7 @@ import sys
 PROBE = """
 import atexit, sys
 from pathlib import Path
-from trainflow.flows.cli import exit_without_teardown
+from trainflow.fast_exit import exit_without_teardown
 
 def run():
     print("to stdout, unflushed", end="")

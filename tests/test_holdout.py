@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow.errors import DataError, SpecError
 from trainflow.refs import load_npz, read_parquet
 from trainflow.spec import spec_from_dict

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.helpers import assert_fails_clearly, run_cli, write_spec
-from trainflow import modality
+from trainflow import modalities
 from trainflow.errors import DataError, SpecError
 from trainflow.spec import load_spec, spec_from_dict
 from trainflow.tasks.common import load as loading
@@ -32,7 +32,7 @@ def tiny_table(n: int = 80, seed: int = 0) -> pd.DataFrame:
 def stages(raw: dict, cache: str):
     """Run load -> profile -> split -> fit -> evaluate of a raw spec without Prefect."""
     spec = spec_from_dict({"name": "ml", "task": "multilabel", "validation": {"min_rows": 5}, **raw})
-    mod = modality.get(spec.modality)
+    mod = modalities.get(spec.modality)
     ref = mod.profile(loading.load(spec.data, cache, spec.modality), spec)
     split = mod.split(ref, spec, cache)
     model = mod.fit(split, spec, cache)

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from tests.conftest import SPECS  # noqa: E402
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec  # noqa: E402
-from trainflow import modality  # noqa: E402
+from trainflow import modalities  # noqa: E402
 from trainflow.errors import SpecError  # noqa: E402
 from trainflow.spec import spec_from_dict  # noqa: E402
 from trainflow.tasks.common import load as loading  # noqa: E402
@@ -49,7 +49,7 @@ def frequency_series(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def stages(raw: dict, cache: Path):
     """load -> validate -> split -> fit -> evaluate of a raw multi-label spec, without Prefect."""
     spec = spec_from_dict({"name": "mlnn", "task": "multilabel", "validation": {"min_rows": 5}, **raw})
-    mod = modality.get(spec.modality)
+    mod = modalities.get(spec.modality)
     ref = mod.profile(loading.load(spec.data, str(cache), spec.modality), spec)
     mod.validate(ref, spec, None)
     split = mod.split(ref, spec, str(cache))

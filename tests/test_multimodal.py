@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import assert_fails_clearly, run_cli, write_spec
-from trainflow import modality
+from trainflow import modalities
 from trainflow.errors import DataError
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load
@@ -53,7 +53,7 @@ def raw_spec(paths: dict[str, Path], model: dict, **data) -> dict:
 
 def run_stages(raw: dict, tmp_path: Path):
     spec = spec_from_dict(raw)
-    mod = modality.get(spec.modality)
+    mod = modalities.get(spec.modality)
     cache = str(tmp_path / "cache")
     data = load.load(spec.data, cache, spec.modality)
     mod.validate(data, spec, None)
@@ -80,13 +80,13 @@ def test_each_fusion_beats_each_input_alone_and_predicts(model, tmp_path):
     assert "ece" in ev.metrics and "accuracy" in ev.intervals
     run = tmp_path / "run"
     run.mkdir()
-    files = modality.get("multimodal").export(ref, str(run))
+    files = modalities.get("multimodal").export(ref, str(run))
     assert "model.json" in files and (run / "image" / "model.safetensors").is_file()
     assert not list(run.rglob("*.pkl")) and not list(run.rglob("*.pt"))
     np.savez(tmp_path / "new.npz", x=np.load(paths["images"])["x"][:6])
     pd.read_csv(paths["extra"]).head(6).to_csv(tmp_path / "new.csv", index=False)
     (tmp_path / "new.yaml").write_text("image: new.npz\nextra: new.csv\n")
-    out = modality.get("multimodal").predict(run, tmp_path / "new.yaml")
+    out = modalities.get("multimodal").predict(run, tmp_path / "new.yaml")
     assert len(out) == 6 and {"item", "prediction", "proba_0", "proba_3"} <= set(out.columns)
     truth = np.load(paths["images"])["y"][:6].astype(str)
     assert (out["prediction"].to_numpy() == truth).sum() >= 4, (out, truth)  # each input alone: about 3 of 6
@@ -141,10 +141,10 @@ def test_rows_missing_one_input_are_masked_when_asked(tmp_path):
     assert ev.metrics["accuracy"] > ev.metrics["branch_extra_accuracy"]
     run = tmp_path / "run"
     run.mkdir()
-    modality.get("multimodal").export(ref, str(run))
+    modalities.get("multimodal").export(ref, str(run))
     pd.read_csv(paths["extra"]).head(5).to_csv(tmp_path / "new.csv", index=False)
     (tmp_path / "only_table.yaml").write_text("extra: new.csv\n")  # the image input left out: masked
-    out = modality.get("multimodal").predict(run, tmp_path / "only_table.yaml")
+    out = modalities.get("multimodal").predict(run, tmp_path / "only_table.yaml")
     assert len(out) == 5 and not out["has_image"].any() and out["has_extra"].all()
 
 
@@ -197,13 +197,13 @@ def test_predict_needs_every_input_unless_masked(tmp_path):
     *_, ref, _ = run_stages(raw_spec(paths, {"name": "late_fusion"}), tmp_path)
     run = tmp_path / "run"
     run.mkdir()
-    modality.get("multimodal").export(ref, str(run))
+    modalities.get("multimodal").export(ref, str(run))
     (tmp_path / "one.yaml").write_text("image: images.npz\n")
     with pytest.raises(DataError, match="lacks input\\(s\\) 'extra'.*data.missing: drop"):
-        modality.get("multimodal").predict(run, tmp_path / "one.yaml")
+        modalities.get("multimodal").predict(run, tmp_path / "one.yaml")
     (tmp_path / "typo.yaml").write_text("imgae: images.npz\nextra: extra.csv\n")
     with pytest.raises(DataError, match="did you mean 'image'"):
-        modality.get("multimodal").predict(run, tmp_path / "typo.yaml")
+        modalities.get("multimodal").predict(run, tmp_path / "typo.yaml")
 
 
 # ---------------------------------------------------------------- an audio input
@@ -261,14 +261,14 @@ def test_an_audio_input_is_a_branch_like_the_others(model, tmp_path):
     # predict: new clips (a folder, read as the audio modality reads one) and new images, by position
     run = tmp_path / "run"
     run.mkdir()
-    modality.get("multimodal").export(ref, str(run))
+    modalities.get("multimodal").export(ref, str(run))
     np.savez(tmp_path / "new.npz", x=np.load(paths["images"])["x"][:8])
     new = tmp_path / "new_clips"
     new.mkdir()
     for i in range(8):
         (new / f"c{i:03d}.wav").write_bytes((tmp_path / "clips" / f"c{i:03d}.wav").read_bytes())
     (tmp_path / "new.yaml").write_text("image: new.npz\nspeech: new_clips\n")
-    out = modality.get("multimodal").predict(run, tmp_path / "new.yaml")
+    out = modalities.get("multimodal").predict(run, tmp_path / "new.yaml")
     assert len(out) == 8 and {"item", "prediction", "proba_0", "proba_3"} <= set(out.columns)
     assert (out["prediction"].to_numpy() == paths["y"][:8].astype(str)).sum() >= 6, out
 

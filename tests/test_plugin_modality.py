@@ -166,7 +166,7 @@ def test_plugin_modality_is_listed_with_its_loaders_and_models(points_plugin, ca
 
 @pytest.mark.usefixtures("prefect_server")
 def test_plugin_modality_runs_end_to_end(points_plugin, tmp_path):
-    from trainflow.modality import get
+    from trainflow.modalities import get
 
     example = get("points").example(tmp_path)
     raw = {"name": "points", **example.spec, "preprocess": {"points": {"scale": 2.0}}}
@@ -182,3 +182,18 @@ def test_plugin_modality_runs_end_to_end(points_plugin, tmp_path):
     assert pd.read_csv(tmp_path / "pred.csv")["prediction"].tolist() == ["left", "right"]
     assert run_cli("predict", "points", example.predict_input, "--out", tmp_path / "champion.csv",
                    "--runs", out)[0] == 0
+
+
+def test_the_packaged_contract_checks_pass_the_plugin_and_catch_a_broken_one(points_plugin, tmp_path, monkeypatch):
+    """What a plug-in author runs: trainflow.testing's checks on the modality and its components."""
+    from trainflow.modalities import get
+    from trainflow.testing import ContractError, check_component, check_modality
+
+    assert check_modality("points", tmp_path / "ok") == ["check_interface", "check_round_trip"]
+    assert "check_config_round_trip" in check_component("loader", "points_csv", tmp_path / "loader")
+    assert "check_unknown_option_refused" in check_component("model", "nearest_centroid_toy", tmp_path / "model")
+
+    points = type(get("points"))
+    monkeypatch.setattr(points, "predict", lambda self, run_dir, input_path: pd.DataFrame({"prediction": []}))
+    with pytest.raises(ContractError, match="predict"):
+        check_modality("points", tmp_path / "broken")

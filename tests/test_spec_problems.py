@@ -64,12 +64,12 @@ def test_cuda_without_a_cuda_device_is_a_spec_problem(tmp_path, capsys):
 
 
 def test_a_modality_cannot_replace_a_core_section(monkeypatch):
-    from trainflow import modality
+    from trainflow import modalities
     from trainflow.errors import ComponentError
     from trainflow import spec as spec_module
     from trainflow.spec import SplitSpec
 
-    image = type(modality.get("image"))
+    image = type(modalities.get("image"))
     monkeypatch.setattr(image, "sections", {**image.sections, "split": SplitSpec})
     with pytest.raises(ComponentError, match="a core section cannot be replaced"):
         spec_module.spec_model()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec
-from trainflow import modality
+from trainflow import modalities
 from trainflow.errors import DataError
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load
@@ -45,7 +45,7 @@ def raw_spec(data: Path, **sections) -> dict:
 def stages(tmp_path: Path, raw: dict):
     """Load, split and the spec, without Prefect: ``(spec, modality, split, cache)``."""
     spec = spec_from_dict(raw)
-    mod, cache = modality.get(spec.modality), str(tmp_path / "cache")
+    mod, cache = modalities.get(spec.modality), str(tmp_path / "cache")
     data = load.load(spec.data, cache, spec.modality)
     return spec, mod, mod.split(data, spec.training_view(), cache), cache
 

@@ -29,10 +29,10 @@ def task_runs(name: str) -> dict[str, object]:
 
 
 def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path, monkeypatch):
-    from trainflow.tasks.tabular.modality import Tabular
+    from trainflow.tasks.common import warmup
 
     # no warm-up imports after split (on a loaded machine they can outlast the validation; tested below)
-    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [])
+    monkeypatch.setattr(warmup, "steps", lambda modality: [])
     out = tmp_path / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "name=overlap-ok")
     assert code == 0
@@ -51,7 +51,7 @@ def test_validation_overlaps_profile_and_split_and_fit_waits_for_it(tmp_path, mo
 def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, capsys, monkeypatch):
     import threading
 
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
     from trainflow.tasks.tabular.modality import Tabular
 
     split_done = threading.Event()  # validation reports only once the split has finished
@@ -88,8 +88,8 @@ def test_validation_failing_after_the_split_stops_the_run_before_fit(tmp_path, c
 def test_a_modality_the_child_cannot_find_is_validated_in_this_process(tmp_path, monkeypatch):
     """The fallback: a modality class that a fresh interpreter would not find is validated in a
     thread of the flow's process, with the same result."""
-    from trainflow import modality as modalities
-    from trainflow.flows import validation_process
+    from trainflow import modalities
+    from trainflow.tasks.common import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
@@ -127,7 +127,7 @@ def test_a_request_the_child_hands_back_is_validated_after_profile_and_split(tmp
     """The child's fallback (it finds another modality class, as for a component registered at run
     time): the flow validates in its own process once profile and split are done, before fit, so no
     two threads race their first imports."""
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
     from trainflow.tasks.tabular.modality import Tabular
 
     order: list[str] = []
@@ -178,8 +178,8 @@ def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_pa
 
     from tests.helpers import plugin_installed
     from tests.test_plugin_modality import PLUGIN
-    from trainflow import modality as modalities
-    from trainflow.flows import validation_process
+    from trainflow import modalities
+    from trainflow.tasks.common import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
@@ -198,8 +198,8 @@ def test_a_section_only_this_process_knows_does_not_stop_validating_apart(tmp_pa
 
 def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(tmp_path):
     """A process that runs many flows (a demo, serve, a notebook) pays the child's imports once."""
-    from trainflow import modality as modalities
-    from trainflow.flows import validation_process
+    from trainflow import modalities
+    from trainflow.tasks.common import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
@@ -221,7 +221,7 @@ def test_one_child_serves_every_validation_of_a_process_and_ends_when_discarded(
 @pytest.fixture
 def started_children(monkeypatch):
     """Every validation child this process starts during the test."""
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
 
     validation_process.discard()
     started, start = [], validation_process._start
@@ -235,7 +235,7 @@ def started_children(monkeypatch):
 
 
 def test_the_run_command_starts_the_child_first_and_a_bad_spec_leaves_none_behind(tmp_path, capsys, started_children):
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
 
     code, err = run_cli("run", SPECS / "penguins.yaml", "--out", tmp_path / "runs", "--set", "model.name=no_such_model",
                         capsys=capsys)
@@ -290,9 +290,9 @@ def _processes_marked(mark: str) -> list[str]:
 
 
 def test_a_passing_validation_is_answered_before_its_docs_and_a_failing_one_after(tmp_path):
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.errors import ValidationFailed
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
 
@@ -331,10 +331,10 @@ def test_a_run_failing_after_a_passing_validation_keeps_its_docs(tmp_path, monke
 
 
 def _recorded_warm_ups(monkeypatch, order: list[str], steps: int, seconds: float) -> None:
-    """Tabular's warm-up steps replaced by ``steps`` sleeps that record their start and end."""
+    """The warm-up steps replaced by ``steps`` sleeps that record their start and end."""
     import time
 
-    from trainflow.tasks.tabular.modality import Tabular
+    from trainflow.tasks.common import warmup
 
     def step(i: int):
         def run() -> None:
@@ -343,7 +343,7 @@ def _recorded_warm_ups(monkeypatch, order: list[str], steps: int, seconds: float
             order.append(f"warm {i} ends")
         return run
 
-    monkeypatch.setattr(Tabular, "warm_ups", lambda self, spec: [step(i) for i in range(steps)])
+    monkeypatch.setattr(warmup, "steps", lambda modality: [step(i) for i in range(steps)])
 
 
 def test_warm_up_imports_use_the_wait_for_the_validation_child(tmp_path, monkeypatch):
@@ -353,7 +353,7 @@ def test_warm_up_imports_use_the_wait_for_the_validation_child(tmp_path, monkeyp
     import threading
     import time
 
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
     from trainflow.tasks.tabular.modality import Tabular
 
     order: list[str] = []
@@ -394,7 +394,7 @@ def test_warm_up_imports_use_the_wait_for_the_validation_child(tmp_path, monkeyp
 def test_an_in_process_validation_never_runs_beside_a_warm_up_import(tmp_path, monkeypatch):
     """The child hands the request back: the validation in this process runs after the split, beside
     the flow's warm-up steps but never during one (one lock), whichever takes the lock first."""
-    from trainflow.flows import validation_process
+    from trainflow.tasks.common import validation_process
 
     order: list[str] = []
     _recorded_warm_ups(monkeypatch, order, steps=2, seconds=0.5)

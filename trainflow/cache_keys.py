@@ -27,7 +27,7 @@ model was published. The fingerprint covers:
   Adam steps differs by up to 3e-6; the same count repeats bit for bit). An explicit count is already
   part of the spec sections keyed. scikit-learn's models give the same model whatever their n_jobs
   or BLAS threads (forests seed each tree ahead; tests/test_resources.py checks it), so
-  ``resources`` is no part of a key otherwise (:meth:`~trainflow.spec.PipelineSpecBase.training_view`);
+  ``resources`` is no part of a key otherwise (:meth:`~trainflow.spec.PipelineSpec.training_view`);
 - likewise for a spec that leaves the training device to ``train.device: auto``, the device that
   resolves to here (``cpu`` or ``cuda``, :func:`auto_device`): CUDA's kernels sum in another order
   than the CPU's, so a model fitted on one is not the model the other would fit. An explicit
@@ -156,7 +156,7 @@ def _leaves_to_torch(spec: Any, field: str, value: Any) -> bool:
     options) has ``field: value``."""
     from pydantic import BaseModel
 
-    from trainflow import modality as modalities
+    from trainflow import modalities
 
     def has(item: Any) -> bool:
         if isinstance(item, BaseModel):
@@ -188,7 +188,7 @@ def default_threads(spec: Any, threads: int | None = None) -> dict[str, Any] | N
 @functools.cache
 def auto_device() -> str:
     """The device ``train.device: auto`` resolves to in this process: ``cuda`` where torch sees a
-    CUDA device, else ``cpu`` (the rule of :func:`~trainflow.tasks.common.training.resolve_device`).
+    CUDA device, else ``cpu`` (the rule of :func:`~trainflow.devices.resolve_device`).
     A torch built without CUDA or ROCm says so in its ``version.py``: then the answer is ``cpu``
     without importing torch (~1 s), so keys stay cheap on CPU-only machines such as CI."""
     import importlib.util
@@ -201,7 +201,7 @@ def auto_device() -> str:
     text = version.read_text(encoding="utf-8") if version.is_file() else ""
     if all(re.search(rf"^{name}\s*(:[^=]*)?=\s*None\s*$", text, re.M) for name in ("cuda", "hip")):
         return "cpu"
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     return resolve_device("auto").type
 

@@ -4,8 +4,8 @@ The flow is the same for every kind of data; what "split", "fit" or "evaluate" m
 modality is a subclass of :class:`Modality`, registered like any component (kind ``modality``)
 with :func:`trainflow.registry.component`, built in under ``trainflow.tasks`` or shipped in a
 plug-in package through the ``trainflow.components`` entry-point group. The core names none: the
-spec asks its loader which modality it gives (:func:`modality_of_loader`), decides it once
-(``PipelineSpec.modality``), and every stage calls :func:`get` with that name.
+spec asks its loader which modality it gives (:func:`trainflow.modalities.modality_of_loader`), decides it once
+(``PipelineSpec.modality``), and every stage calls :func:`trainflow.modalities.get` with that name.
 
 A modality declares:
 
@@ -24,15 +24,13 @@ A modality declares:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from trainflow.errors import ComponentError, expected
+
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef
 
 if TYPE_CHECKING:
@@ -96,7 +94,8 @@ class Modality:
         return ref
 
     def split(self, ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
-        """Hold out the test part (``spec.split``); the parts are stored in the cache."""
+        """Hold out the test part, and the validation part when the spec gives one (``spec.split``; built-in
+        modalities use ``tasks/common/holdout.py``); the parts are stored in the cache."""
         raise NotImplementedError
 
     def fit(self, split: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -106,15 +105,6 @@ class Modality:
     def evaluate(self, model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
         """Score the model on the test part; plots are written to ``plots_dir``."""
         raise NotImplementedError
-
-    def warm_ups(self, spec: PipelineSpec) -> list[Callable[[], Any]]:
-        """Imports that ``fit`` and ``evaluate`` will need, as steps in the order the stages need them.
-        Where the validation (in its child process) outlasts profile and split, the flow's thread would
-        only wait for it before fit: it runs these steps meanwhile, one by one, until the validation is
-        done. By default: the report's plotting library."""
-        from trainflow.tasks.common import plots
-
-        return [plots.warm_up]
 
     def export(self, model: ModelRef, run_dir: str) -> list[str]:
         """Copy the model's files into the run folder; return their names."""
@@ -127,6 +117,11 @@ class Modality:
         :attr:`predict_passes_columns` is true."""
         raise NotImplementedError
 
+
+    def branch(self) -> Any:
+        """This modality as one input of a multimodal pipeline: its adapter (a
+        :class:`trainflow.tasks.common.branch.Branch`), or None where its data cannot be one (the default)."""
+        return None
 
     def scoring_rows(self, split: SplitRef) -> tuple[Path, Any] | None:
         """The test rows of ``split`` as an input :meth:`predict` reads, and their true values (a
@@ -150,47 +145,3 @@ class Example:
 
     spec: dict[str, Any]
     predict_input: Path
-
-
-@lru_cache(maxsize=None)
-def _instance(cls: type[Modality]) -> Modality:
-    return cls()
-
-
-def get(name: str) -> Modality:
-    """The registered modality ``name`` (ComponentError listing the known ones otherwise)."""
-    from trainflow.registry import REGISTRY
-
-    return _instance(REGISTRY.get("modality", name, where="the data modality").build)
-
-
-def all_modalities() -> list[Modality]:
-    """Every registered modality, by name."""
-    from trainflow.registry import REGISTRY
-
-    return [get(n) for n in REGISTRY.names("modality")]
-
-
-def modality_of_loader(loader: str) -> str:
-    """The modality a registered loader gives (every loader names one when it registers)."""
-    from trainflow.registry import REGISTRY
-
-    comp = REGISTRY.get("loader", loader, where="data.loader")
-    if comp.modality not in REGISTRY.names("modality"):
-        raise ComponentError(expected(f"The modality of loader '{loader}' (module {comp.module})",
-                                      REGISTRY.names("modality"), comp.modality))
-    return comp.modality
-
-
-def sections() -> dict[str, type[BaseModel]]:
-    """Every spec section the registered modalities add (path -> model); two modalities may share a
-    section only with the same model."""
-    found: dict[str, tuple[type[BaseModel], str]] = {}
-    for mod in all_modalities():
-        for path, model in mod.sections.items():
-            old = found.get(path)
-            if old is not None and old[0] is not model:
-                raise ComponentError(f"The spec section '{path}' of modality '{mod.name}' ({model.__name__}) "
-                                     f"clashes with the one of modality '{old[1]}' ({old[0].__name__}).")
-            found.setdefault(path, (model, mod.name))
-    return {path: model for path, (model, _) in found.items()}

@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import pkgutil
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -232,6 +232,17 @@ def choice(name: str, kind: str, selector: str, default: str | None, description
     return section
 
 
+def check_declared(names: Iterable[str], where: str) -> tuple[str, ...]:
+    """Validate a component's ``trusted_types``: whole dotted names, never a module prefix."""
+    names = tuple(names)
+    bad = [n for n in names if not isinstance(n, str) or "." not in n.strip(".") or n.endswith(".")
+           or "*" in n or n != n.strip()]
+    if bad:
+        raise ComponentError(f"{where}: trusted_types must be fully qualified type or function names such as "
+                             f"'sklearn.tree._tree.Tree', never a module prefix. Got {bad!r}.")
+    return names
+
+
 def component(
     kind: str,
     name: str,
@@ -252,8 +263,6 @@ def component(
     component may hold; see :mod:`trainflow.trust`).
     """
     if "trusted_types" in extra:
-        from trainflow.trust import check_declared
-
         extra["trusted_types"] = check_declared(extra["trusted_types"], f"{kind} '{name}'")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -281,17 +290,22 @@ def component(
 _discovered = False
 
 
+#: the package of the built-in components, found by name as plug-ins are through their entry points:
+#: the core imports no module of it, so the layers above it stay above (README, "Architecture")
+BUILTIN_PACKAGE = "trainflow.tasks"
+
+
 def discover(force: bool = False) -> None:
-    """Import every built-in module of ``trainflow.tasks`` that registers components (subpackages
+    """Import every built-in module of :data:`BUILTIN_PACKAGE` that registers components (subpackages
     included) and every entry-point module, once."""
     global _discovered
     if _discovered and not force:
         return
     _discovered = True  # set first: the imports below call back into the registry
-    import trainflow.tasks as builtin
+    builtin = importlib.import_module(BUILTIN_PACKAGE)
 
     # walk_packages imports each subpackage to look inside it, so a broken one is named too
-    for info in pkgutil.walk_packages(builtin.__path__, prefix="trainflow.tasks.", onerror=_failed_package):
+    for info in pkgutil.walk_packages(builtin.__path__, prefix=f"{BUILTIN_PACKAGE}.", onerror=_failed_package):
         if info.ispkg or _registers(info.name):
             _import(info.name, origin="built-in module")
     for ep in entry_points(group=ENTRY_POINT_GROUP):

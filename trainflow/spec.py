@@ -10,8 +10,12 @@ subsections, top-level ones such as ``train``) are declared by each modality
 (``Modality.sections``) and added to the spec model as typed, strict fields when it is assembled
 (:func:`spec_model`), after component discovery. So the spec stays one strict pydantic model (unknown keys refused with a close match,
 every field typed, with defaults) and the Prefect UI shows a form for every section, while this
-module names no modality. ``PipelineSpec`` is that assembled model; it is rebuilt (as a subclass,
-so existing specs stay valid) only when a plug-in registers new sections after start-up.
+module names no modality. ``PipelineSpec`` is a class declared here with the core sections, so a
+type checker sees it; :func:`spec_model` completes that same class in place with the modalities'
+sections (and ``task`` limited to the tasks they serve), again when a plug-in registers new
+sections after start-up. Everything that builds a spec goes through :func:`spec_from_dict`, which
+completes it first; code that reads the class's fields or schema (the flow's parameter form) calls
+:func:`spec_model` before.
 
 The modality of a spec is decided once, by its loader, when the spec is validated
 (``PipelineSpec.modality``); cross-field checks of that modality (``Modality.spec_problems``) run
@@ -23,13 +27,13 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow.errors import ComponentError, SpecError, expected
 from trainflow.files import path_problem
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
@@ -64,8 +68,11 @@ class StageSpec(Choice):
     after: Literal["load", "validate", "split", "fit", "evaluate", "publish"] = "publish"
 
 
-class PreprocessBase(Strict):
+class PreprocessSpec(Strict):
     """The spec's ``preprocess`` section: each modality adds its own subsection(s)."""
+
+    if TYPE_CHECKING:  # the modalities' subsections, added by spec_model(): typed at run time only
+        def __getattr__(self, name: str) -> Any: ...
 
 
 class ColumnRule(Strict):
@@ -194,7 +201,20 @@ class FeaturesSpec(Strict):
                                                                "(balanced accuracy or R^2) that raises the alarm")
 
 
-class PipelineSpecBase(Strict):
+class TuneSpec(Strict):
+    """What ``trainflow tune`` searches (its ``--space`` and ``--trials`` add to or replace these)."""
+
+    space: dict[str, str] = Field({}, description="Spec field -> distribution: 'loguniform:1e-3:1e2', "
+                                                  "'float:0:1', 'int:1:8', 'choice:svm,logistic_regression'")
+    trials: int = Field(20, ge=1, description="Trials in all (a resumed study counts the finished ones)")
+    # Optuna's defaults: the median of earlier trials at the same step, after 5 unpruned trials
+    pruner: Literal["median", "none"] = Field("median", description="Stop a trial whose intermediate score "
+                                              "(validation metric per epoch, CV mean per fold) is below the median")
+    startup_trials: int = Field(5, ge=0, description="Trials never pruned (the median needs them)")
+    warmup_steps: int = Field(0, ge=0, description="Epochs (or folds) of a trial never pruned")
+
+
+class PipelineSpec(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report (the core sections)."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_LENGTH,
@@ -205,19 +225,23 @@ class PipelineSpecBase(Strict):
     data: DataSpec = DataSpec()
     validation: ValidationSpec = ValidationSpec()
     split: SplitSpec = SplitSpec()
-    preprocess: PreprocessBase = PreprocessBase()
+    preprocess: PreprocessSpec = PreprocessSpec()
     model: ModelSpec = ModelSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
     promotion: PromotionSpec = PromotionSpec()
     features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
+    tune: TuneSpec = Field(TuneSpec(), description="The search of 'trainflow tune'")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="CPU threads of the fit, evaluation and "
                                                                   "prediction (trainflow/resources.py)")
 
     _modality: str | None = PrivateAttr(None)
 
+    if TYPE_CHECKING:  # the modalities' sections (train, horizon, ...), added by spec_model()
+        def __getattr__(self, name: str) -> Any: ...
+
     @model_validator(mode="after")
-    def _check_components(self) -> PipelineSpecBase:
+    def _check_components(self) -> PipelineSpec:
         problems: list[str] = []
         mod = None
         try:
@@ -287,14 +311,18 @@ class PipelineSpecBase(Strict):
         """The kind of data the loader gives (decided once, when the spec was validated)."""
         return self._modality
 
-    def training_view(self) -> PipelineSpecBase:
-        """The spec without the parts that cannot change a trained model (cache-key input).
-        ``resources`` goes too: where the thread count changes a model (torch's sums), the key
-        holds the count itself (:func:`trainflow.cache_keys.default_threads`)."""
+    def training_view(self) -> PipelineSpec:
+        """The spec without the parts that cannot change a trained model (cache-key input). The primary
+        metric stays: the fit measures its selection score (cross-validation) in it. ``resources`` goes
+        too: where the thread count changes a model (torch's sums), the key holds the count itself
+        (:func:`trainflow.cache_keys.default_threads`)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
-                                       # calibration is fitted with the model
-                                       "evaluate": EvaluateSpec(calibrate=self.evaluate.calibrate), "stages": [],
-                                       "promotion": PromotionSpec(), "resources": ResourcesSpec()})
+                                       # calibration is fitted with the model; the fit measures its
+                                       # selection score (cross-validation) in the primary metric
+                                       "evaluate": EvaluateSpec(primary=self.evaluate.primary,
+                                                                calibrate=self.evaluate.calibrate), "stages": [],
+                                       "tune": TuneSpec(), "promotion": PromotionSpec(),
+                                       "resources": ResourcesSpec()})
 
 
 def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:
@@ -329,48 +357,48 @@ def _lookup(kind: str, name: str, where: str, task: str) -> list[str]:
 _built: dict[str, Any] = {}
 
 
-def _section_field(model: type[BaseModel]) -> tuple[type[BaseModel], Any]:
+def _section_field(model: type[BaseModel]) -> FieldInfo:
     doc = (model.__doc__ or "").strip().splitlines()
-    return model, Field(model(), description=doc[0] if doc else None)
+    return FieldInfo.from_annotated_attribute(model, Field(model(), description=doc[0] if doc else None))
 
 
-def spec_model() -> type[PipelineSpecBase]:
-    """The spec model: the core sections plus every registered modality's sections, ``task`` limited
-    to the tasks the modalities serve. Built once; rebuilt as a subclass when new sections appear."""
+def _complete(model: type[BaseModel], fields: dict[str, FieldInfo]) -> None:
+    """Give ``model`` these fields (new or replaced) and rebuild its validator, serializer and schema."""
+    for name, info in fields.items():
+        model.__pydantic_fields__[name] = info
+        model.__annotations__[name] = info.annotation
+    model.model_rebuild(force=True)
+
+
+def spec_model() -> type[PipelineSpec]:
+    """:class:`PipelineSpec`, completed with every registered modality's sections and ``task``
+    limited to the tasks the modalities serve. Done once; again when new sections appear."""
     sections = modalities.sections()
     tasks = tuple(sorted({t for m in modalities.all_modalities() for t in m.tasks}))
     key = repr((sorted((p, id(m)) for p, m in sections.items()), tasks))
     if _built.get("key") == key:
-        return _built["spec"]
-    base_spec = _built.get("spec", PipelineSpecBase)
-    base_pre = _built.get("preprocess", PreprocessBase)
+        return PipelineSpec
     nested = {p.split(".", 1)[1]: m for p, m in sections.items() if p.startswith("preprocess.")}
     other = [p for p in sections if "." in p and not p.startswith("preprocess.")]
-    core = [p for p in sections if p in PipelineSpecBase.model_fields or p in PreprocessBase.model_fields]
+    core = [p for p in sections if p in _CORE_FIELDS or p.removeprefix("preprocess.") in _CORE_PREPROCESS]
     if other or core:
         raise ComponentError(f"a modality's spec sections are new top-level sections or 'preprocess.<name>'; "
                              f"got {other + core} (a core section cannot be replaced).")
-    preprocess = create_model("PreprocessSpec", __base__=base_pre, __module__=__name__,
-                              **{name: _section_field(m) for name, m in nested.items()})
-    fields: dict[str, Any] = {p: _section_field(m) for p, m in sections.items() if "." not in p}
-    fields["preprocess"] = (preprocess, Field(preprocess(), description=PreprocessBase.__doc__.strip()))
+    _complete(PreprocessSpec, {name: _section_field(m) for name, m in nested.items()})
+    fields = {p: _section_field(m) for p, m in sections.items() if "." not in p}
+    # the default is a completed section, so every spec carries the modalities' preprocess defaults
+    fields["preprocess"] = FieldInfo.from_annotated_attribute(
+        PreprocessSpec, Field(PreprocessSpec(), description=PreprocessSpec.__doc__.strip()))
     if tasks:
         default = "classification" if "classification" in tasks else tasks[0]
-        fields["task"] = (Literal[tasks], Field(default, description="What to predict"))
-    spec = create_model("PipelineSpec", __base__=base_spec, __module__=__name__, **fields)
-    spec.__doc__ = PipelineSpecBase.__doc__
-    _built.update(key=key, spec=spec, preprocess=preprocess)
-    return spec
+        fields["task"] = FieldInfo.from_annotated_attribute(Literal[tasks], Field(default, description="What to predict"))
+    _complete(PipelineSpec, fields)
+    _built["key"] = key
+    return PipelineSpec
 
 
-def __getattr__(name: str) -> Any:
-    """``PipelineSpec`` and ``PreprocessSpec``: the assembled models (see :func:`spec_model`)."""
-    if name == "PipelineSpec":
-        return spec_model()
-    if name == "PreprocessSpec":
-        spec_model()
-        return _built["preprocess"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_CORE_FIELDS = frozenset(PipelineSpec.model_fields)
+_CORE_PREPROCESS = frozenset(PreprocessSpec.model_fields)
 
 
 # ---------------------------------------------------------------- reading specs from files
@@ -393,7 +421,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
 
 
-def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpecBase:
+def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpec:
     """Validate a raw dict into a PipelineSpec; raise SpecError listing every problem."""
     if not isinstance(raw, dict):
         raise SpecError(f"the top level must be a mapping of sections (name: ..., data: ...). "
@@ -409,7 +437,7 @@ def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSp
         raise SpecError(exc.problems, source) from None
 
 
-def _problems_behind(raw: dict[str, Any], exc: ValidationError, model: type[PipelineSpecBase]) -> list[str]:
+def _problems_behind(raw: dict[str, Any], exc: ValidationError, model: type[PipelineSpec]) -> list[str]:
     """The component problems a structural error hides (pydantic stops before the components are
     checked): the spec is checked again without the values it rejected."""
     rest = copy.deepcopy(raw)
@@ -472,7 +500,7 @@ def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
 PATH_OPTIONS = ("path", "train", "test")
 
 
-def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpecBase:
+def load_spec(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpec:
     """Read, override and validate a spec. Relative data paths resolve against the spec's folder
     (or the working directory, where the file is found there and not beside the spec)."""
     raw = copy.deepcopy(read_raw_spec(path))
@@ -512,6 +540,6 @@ def resolve_data_path(value: str, base: Path) -> str:
     return str(beside_spec.resolve())
 
 
-def spec_to_yaml(spec: PipelineSpecBase) -> str:
+def spec_to_yaml(spec: PipelineSpec) -> str:
     """The spec as YAML, as it was run (defaults filled in); run folders hold this text as spec.yaml."""
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from trainflow.errors import ComponentError, DataError
+from trainflow.errors import DataError
 from trainflow.imports import skops_io  # the modalities save with trust.skops_io() too
+from trainflow.registry import REGISTRY
 
 #: Plain values inside a fitted pipeline: containers, scalars, NumPy/SciPy arrays, random states.
 VALUE_TYPES = frozenset({
@@ -53,17 +54,6 @@ SKOPS_KINDS: dict[str, tuple[dict[str, Any], ...]] = {
 def type_name(obj: Any) -> str:
     """The fully qualified name of ``obj``'s type, as skops writes it."""
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def check_declared(names: Iterable[str], where: str) -> tuple[str, ...]:
-    """Validate a component's ``trusted_types``: whole dotted names, never a module prefix."""
-    names = tuple(names)
-    bad = [n for n in names if not isinstance(n, str) or "." not in n.strip(".") or n.endswith(".")
-           or "*" in n or n != n.strip()]
-    if bad:
-        raise ComponentError(f"{where}: trusted_types must be fully qualified type or function names such as "
-                             f"'sklearn.tree._tree.Tree', never a module prefix. Got {bad!r}.")
-    return names
 
 
 # ---------------------------------------------------------------- the trusted set
@@ -126,8 +116,6 @@ _cache: dict[tuple[Any, ...], frozenset[str]] = {}
 def trusted_types(fixed: Iterable[str] = (), modality: str | None = None) -> frozenset[str]:
     """Every type a saved skops model of ``modality`` may contain: plain values, ``fixed`` (the
     pipeline's own pieces) and the types of every registered component (built-in and plug-in)."""
-    from trainflow.registry import REGISTRY
-
     comps = REGISTRY.all()
     key = (frozenset(fixed), modality, tuple((c.kind, c.name, c.module, id(c.build)) for c in comps))
     if key not in _cache:

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from trainflow.errors import DataError, did_you_mean
 from trainflow.files import path_problem
 from trainflow.registry import component
+from trainflow.tasks.common.load import files_with_suffix as audio_files
+from trainflow.tasks.common.load import existing_folder, pattern_groups
 from trainflow.tasks.common.manifest import ManifestColumns, manifest_files, manifest_root, read_manifest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
@@ -155,37 +157,8 @@ def read_clips(paths: list[Path], root: Path, sample_rate: int, unreadable: str 
 
 
 def audio_root(path: str) -> Path:
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        problem = path_problem(root, folder_ok=True) or "is a file; expected a folder"
-        raise DataError(f"The audio folder '{root}' {problem} (data.path).")
-    return root
-
-
-def audio_files(folder: Path, suffixes: list[str], recursive: bool = False) -> list[Path]:
-    """The audio files of ``folder`` (by suffix, sorted), optionally of its subfolders too."""
-    ends = tuple(s.lower() for s in suffixes)
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.name.lower().endswith(ends))
-
-
-def pattern_groups(files: list[Path], pattern: str, root: Path, required: tuple[str, ...]) -> dict[str, list[str]]:
-    """The named groups of ``pattern`` for each file name (full match); DataError naming the first
-    file that does not match, or a required group the pattern lacks."""
-    regex = re.compile(pattern)
-    missing = [g for g in required if g not in regex.groupindex]
-    if missing:
-        raise DataError(f"data.pattern {pattern!r} has no named group '{missing[0]}'"
-                        f"{did_you_mean(missing[0], regex.groupindex)}; name it as (?P<{missing[0]}>...).")
-    groups: dict[str, list[str]] = {g: [] for g in regex.groupindex}
-    for f in files:
-        m = regex.fullmatch(f.name)
-        if m is None:
-            raise DataError(f"The file name '{f.relative_to(root)}' in '{root}' does not match data.pattern "
-                            f"{pattern!r}; rename or move the file, or change the pattern.")
-        for g in groups:
-            groups[g].append(m.group(g) or "")
-    return groups
+    """The audio folder ``data.path`` names; DataError when it is not one."""
+    return existing_folder(path, "audio folder")
 
 
 def split_keys(groups: dict[str, list[str]], split: Any, options: FolderOptions) -> np.ndarray | None:

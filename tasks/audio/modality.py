@@ -281,7 +281,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     for training batches, the network's shape."""
     import torch
 
-    from trainflow.tasks.sequence.modality import targets
+    from trainflow.tasks.common.labels import targets
 
     arrays = load_npz(split_ref.train.path)
     meta = split_ref.train.meta
@@ -340,7 +340,7 @@ def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], d
     import torch
 
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     x, mask = features_of(waves, config)
     out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
@@ -349,7 +349,7 @@ def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], d
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """Accuracy, per-class P/R/F1, confusion matrix and top-2 accuracy on the test clips; learning curves."""
-    from trainflow.tasks.sequence.modality import targets
+    from trainflow.tasks.common.labels import targets
 
     model, config = load_model(model_ref.path)
     arrays = load_npz(split_ref.test.path)
@@ -424,10 +424,18 @@ class Audio(NeuralModality, stages_from=__name__):
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
     default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
 
+    def branch(self) -> Any:
+        """The adapter that makes audio data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.audio.branch import AudioBranch
+
+        return AudioBranch(sys.modules[__name__])
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; multi-label labels where the task wants them; a CNN that would shrink
     fixed-length spectrograms to nothing."""
-        from trainflow.tasks.image.networks import cnn_shape
+        from trainflow.tasks.common.networks import cnn_shape
 
         problems = super().spec_problems(spec) + ML.label_source_problems(
             spec.data.options(), spec.task, target="label", hint=" of the 'audio_manifest' loader")

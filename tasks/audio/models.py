@@ -2,19 +2,18 @@
 
 A builder is called as ``build(config, bins=..., frames=..., n_classes=...)`` and returns a
 ``torch.nn.Module`` taking ``(x [batch, bins, frames], mask [batch, frames])`` with an ``encode``
-method (see :mod:`trainflow.tasks.audio.networks`). The CNN and the recurrent nets are the image and
-sequence families' own builders and options; torch is imported only when a model is built.
+method (see :mod:`trainflow.tasks.audio.networks`). The CNN and the recurrent nets are the builders and
+options the image and sequence families use too (:mod:`trainflow.tasks.common.networks`); torch is imported only when a model is built.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from trainflow.registry import component
-from trainflow.tasks.image.networks import CnnConfig, build_cnn
-from trainflow.tasks.sequence.models import RecurrentConfig, _recurrent
+from trainflow.tasks.common.networks import CnnConfig, DenseHead, RecurrentConfig, cnn, recurrent
 
 TASKS = ("classification", "multilabel")  # multi-label: one sigmoid output per label
 
@@ -24,14 +23,14 @@ def build_audio_cnn(config: CnnConfig, *, bins: int, frames: int, n_classes: int
     """The image CNN (conv blocks -> dense -> output) on the spectrogram as a one-channel image."""
     from trainflow.tasks.audio.networks import SpectrogramCNN
 
-    return SpectrogramCNN(build_cnn(config, in_shape=(1, bins, frames), n_classes=n_classes))
+    return SpectrogramCNN(cnn(config, in_shape=(1, bins, frames), n_classes=n_classes))
 
 
 def _frame_rnn(cell: str):
     def build(config: RecurrentConfig, *, bins: int, n_classes: int, **_: Any) -> Any:
         from trainflow.tasks.audio.networks import FrameRNN
 
-        return FrameRNN(_recurrent(cell)(config, in_channels=bins, out_features=n_classes, task="classification"))
+        return FrameRNN(recurrent(cell)(config, in_channels=bins, out_features=n_classes, task="classification"))
 
     build.__doc__ = f"The sequence {cell.upper()} (conv front end, pooling over real frames) over spectrogram frames."
     return build
@@ -41,12 +40,9 @@ for _cell in ("gru", "lstm"):
     component("model", f"audio_{_cell}", RecurrentConfig, tasks=TASKS, modality="audio", random=True)(_frame_rnn(_cell))
 
 
-class AutoencoderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AutoencoderConfig(DenseHead):
     width: int = Field(16, ge=1, description="Filters of the first encoder block (doubling per block)")
     depth: int = Field(2, ge=1, le=5, description="Encoder blocks (conv 3x3 stride 2 -> batch norm -> ReLU)")
-    dense: int = Field(64, ge=1, description="Units of the embedding layer on the flattened encoder features")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
     # A few epochs of reconstruction give the encoder general spectral features before labels are used.
     pretrain_epochs: int = Field(5, ge=0, description="Epochs of reconstruction pre-training (0: none)")
     freeze_encoder: bool = Field(False, description="Keep the pre-trained encoder fixed while the classifier trains")

@@ -3,10 +3,10 @@
 Each network has ``encode(x, mask)`` -> [batch, embedding] (what comes before the classification
 head, for other heads such as a multimodal fusion) and ``forward(x, mask)`` -> class scores.
 
-- :class:`SpectrogramCNN` wraps the image family's CNN (:func:`trainflow.tasks.image.networks.build_cnn`),
+- :class:`SpectrogramCNN` wraps the image family's CNN (:func:`trainflow.tasks.common.networks.cnn`),
   the spectrogram seen as a one-channel image;
 - :class:`FrameRNN` wraps the sequence family's recurrent net over frames
-  (:class:`trainflow.tasks.sequence.networks.RecurrentNet`);
+  (:class:`trainflow.tasks.common.layers.RecurrentNet`);
 - :class:`ConvAutoencoderClassifier`: a convolutional autoencoder whose encoder features feed a dense
   classifier; :meth:`ConvAutoencoderClassifier.pretraining` gives the reconstruction phase that the
   neural base trains first with the same loop.

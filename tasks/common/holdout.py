@@ -27,7 +27,7 @@ from trainflow.errors import DataError
 
 if TYPE_CHECKING:
     from trainflow.refs import DataRef, SplitRef
-    from trainflow.spec import PipelineSpecBase as PipelineSpec
+    from trainflow.spec import PipelineSpec
 
 #: the parts a split writes, in order; "validation" only when the spec asks for one
 PARTS = ("train", "validation", "test")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from trainflow import modality as modalities
-from trainflow.errors import DataError
+from trainflow import modalities
+from trainflow.errors import DataError, did_you_mean
 from trainflow.files import path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 
 #: the markers read as a missing value by default
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
+
+
+def require_column(df: Any, column: str, path: Path, option: str) -> None:
+    """DataError naming the file, the option and the columns it has, when ``df`` lacks ``column``."""
+    if column not in df.columns:
+        raise DataError(f"The file '{path}' has no column '{column}' ({option}){did_you_mean(column, df.columns)}. "
+                        f"Its columns are: {', '.join(map(str, df.columns))}.")
 
 
 def text_encoding(name: str) -> str:
@@ -206,3 +214,38 @@ def load(data_spec: DataSpec, cache_dir: str, modality: str, split: SplitSpec | 
     if key:  # the stored data carries the key's values: another split key is other stored data
         digest = json_digest([digest, {"split_key": key}])
     return modalities.get(modality).store(loaded, cache_dir, digest, config)
+
+
+def existing_folder(path: str, what: str = "data folder") -> Path:
+    """The folder ``data.path`` names (``what`` says which kind); DataError when it is not one."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        problem = path_problem(root, folder_ok=True) or "is a file; expected a folder"
+        raise DataError(f"The {what} '{root}' {problem} (data.path).")
+    return root
+
+
+def files_with_suffix(folder: Path, suffixes: list[str] | tuple[str, ...], recursive: bool = False) -> list[Path]:
+    """The files of ``folder`` with one of ``suffixes`` (any case; sorted), optionally of its subfolders too."""
+    ends = tuple(s.lower() for s in suffixes)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.name.lower().endswith(ends))
+
+
+def pattern_groups(files: list[Path], pattern: str, root: Path, required: tuple[str, ...]) -> dict[str, list[str]]:
+    """The named groups of ``pattern`` for each file name (full match); DataError naming the first
+    file that does not match, or a required group the pattern lacks."""
+    regex = re.compile(pattern)
+    missing = [g for g in required if g not in regex.groupindex]
+    if missing:
+        raise DataError(f"data.pattern {pattern!r} has no named group '{missing[0]}'"
+                        f"{did_you_mean(missing[0], regex.groupindex)}; name it as (?P<{missing[0]}>...).")
+    groups: dict[str, list[str]] = {g: [] for g in regex.groupindex}
+    for f in files:
+        m = regex.fullmatch(f.name)
+        if m is None:
+            raise DataError(f"The file name '{f.relative_to(root)}' in '{root}' does not match data.pattern "
+                            f"{pattern!r}; rename or move the file, or change the pattern.")
+        for g in groups:
+            groups[g].append(m.group(g) or "")
+    return groups

@@ -76,7 +76,7 @@ def read_manifest(config: Any, what: str, file_problem: Callable[[Path], str | N
     ``strict`` the first such file is a DataError, else it is left in ``problems`` for the loader to
     skip and report. ``file_option`` names the file column's setting in messages."""
     from trainflow.tasks.common.load import existing_file, read_csv_file
-    from trainflow.tasks.text.loaders import require_column
+    from trainflow.tasks.common.load import require_column
 
     path = existing_file(config.path)
     df = read_csv_file(path, na_values=[""], what="manifest")

@@ -215,6 +215,15 @@ def save_network(folder: Path, model: Any, config: dict[str, Any]) -> None:
     tmp.replace(folder)
 
 
+def saved_config(folder: str | Path, model_file: str, modality: str) -> tuple[Path, dict[str, Any]]:
+    """The folder and the JSON config of a model saved there beside ``model_file``; DataError naming
+    the folder when either file is missing (the config is read as data: :func:`trainflow.trust.read_json`)."""
+    folder = Path(folder)
+    if not (folder / model_file).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise DataError(f"No saved {modality} model in '{folder}' (expected {model_file} and {CONFIG_FILE}).")
+    return folder, trust.read_json(folder / CONFIG_FILE)
+
+
 def load_network(folder: str | Path, modality: str,
                  build_args: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights (on CPU).
@@ -225,10 +234,7 @@ def load_network(folder: str | Path, modality: str,
     """
     from trainflow.registry import REGISTRY
 
-    folder = Path(folder)
-    if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved {modality} model in '{folder}' (expected {WEIGHTS_FILE} and {CONFIG_FILE}).")
-    config = trust.read_json(folder / CONFIG_FILE)
+    folder, config = saved_config(folder, WEIGHTS_FILE, modality)
     try:
         comp = REGISTRY.get("model", config["model"])
         build = config.get("build") or (build_args(config) if build_args else {})

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow import trust
 from trainflow.errors import TrainflowError
 from trainflow.tasks.common import uncertainty as U

@@ -15,7 +15,7 @@ from typing import Any
 
 def warm_up() -> None:
     """Import matplotlib's figure and Agg canvas (~0.25 s CPU, most of a run's plotting cost) ahead of the
-    first plot (see :meth:`trainflow.modality.Modality.warm_ups`)."""
+    first plot (see :mod:`trainflow.tasks.common.warmup`)."""
     import matplotlib.backends.backend_agg  # noqa: F401  (what Figure.savefig draws a .png with)
     import matplotlib.figure  # noqa: F401
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow import resources, trust
 from trainflow.errors import DataError, OutputError, did_you_mean
 from trainflow.files import path_problem

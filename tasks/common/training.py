@@ -37,8 +37,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainflow.devices import resolve_device
 from trainflow.errors import TrainflowError
 from trainflow.refs import json_digest
+from trainflow.tasks.common.selection import report
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -154,15 +156,6 @@ class TrainResult:
         """Notes for the run report, including where training resumed."""
         resumed = [f"resumed from the checkpoint of epoch {self.resumed_from}"] if self.resumed_from else []
         return self.notes + resumed
-
-
-def resolve_device(name: str) -> Any:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainflowError("train.device is 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'.")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 
 @contextlib.contextmanager
@@ -523,7 +516,10 @@ def train_model(model: Any, train: Any, val: Any, config: TrainConfig, **options
     matrix and trains one sigmoid output per label (binary cross-entropy). ``class_weights`` (one per class) weight the loss;
     ``sampler_weights`` (one per training example) draw each epoch's examples with replacement.
     ``augment(x_batch)`` transforms the inputs of training batches only (using torch's RNG).
-    ``on_epoch(row)`` is called after each epoch's checkpoint is written. Raises TrainflowError for
+    ``on_epoch(row)`` is called after each epoch's checkpoint is written, with the epoch's row
+    (``epoch``, ``train_loss``, ``val_loss``...); when it returns true, training stops there (a pruned
+    Optuna trial, say), the best weights are restored as after early stopping, and the checkpoint
+    records the stop. Raises TrainflowError for
     an unusable device or checkpoint. Torch runs at ``config.num_threads`` threads for the call only.
 
     ``options``: ``seed``, ``checkpoint_dir``, ``task``, ``class_weights``, ``sampler_weights``, ``augment``,
@@ -546,50 +542,117 @@ def _train_model(
     sampler_weights: Any = None,
     augment: Callable[[Any], Any] | None = None,
     progress_key: str | None = None,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """The loop of :func:`train_model`, at the thread count it set."""
+    """The loop of :func:`train_model`, at the thread count it set: set-up, resume, epochs, the result."""
     import torch
 
     started = time.perf_counter()
     device = resolve_device(config.device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    notes: list[str] = []
-    carved = None
-    if val is None and config.val_fraction > 0:
-        tr, va = carve_validation(_size(train), _targets(train), config.val_fraction, seed,
-                                  stratify=task in ("classification", "multilabel"))
-        carved = va
-        train, val = _subset(train, tr), _subset(train, va)
-        if sampler_weights is not None:
-            sampler_weights = torch.as_tensor(sampler_weights)[tr]
-        notes.append(f"validation: {len(va)} of {len(tr) + len(va)} training examples held out for early stopping")
-
-    if task == "multilabel" and config.imbalance == "oversample":
-        raise TrainflowError("train.imbalance 'oversample' has no multi-label meaning; use 'class_weight' or "
-                             "train.pos_weight 'balanced'.")
-    label_targets = None
-    if task == "multilabel":  # the 0/1 label matrix of the training part, for per-label weights
-        label_targets = (_targets(train) if isinstance(train, tuple)
-                         else torch.stack([torch.as_tensor(train[i][-1]) for i in range(len(train))]))
-    if task == "multilabel" and config.imbalance == "class_weight" and class_weights is None:
-        class_weights = label_weights(label_targets)
-    if config.imbalance != "none" and task == "classification" and class_weights is None and sampler_weights is None:
-        y = _targets(train) if isinstance(train, tuple) else torch.as_tensor([train[i][-1] for i in range(len(train))])
-        per_class = balanced_weights(y)
-        if config.imbalance == "class_weight":
-            class_weights = per_class
-        else:
-            sampler_weights = per_class[y.long().cpu()]
+    data = _prepare_data(train, val, config, seed, task, class_weights, sampler_weights, device)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    train, train_on_device = place(train, device, config.channels_last)
-    val, val_on_device = place(val, device, config.channels_last) if val is not None else (None, True)
-    if device.type == "cuda":
-        notes.append("data on the GPU" if train_on_device else "data fed from pinned host memory")
+    data.place(device, config.channels_last)
+    run = _Run(model, *_optimizer(model, config), _loss(config, task, data, device), gen, data, config, augment, device)
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir and config.checkpoint else None
+    state = _resume(run, ckpt, device, log) if ckpt else _Stopping()
+    resumed_from = state.epoch
+    progress = _Progress(progress_key, f"training {type(model).__name__} for {config.epochs} epochs")
+    progress.update(100.0 * state.epoch / config.epochs)
+    setup_seconds = time.perf_counter() - started
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        if state.stopped:
+            break
+        row = run.epoch(epoch)
+        state.track(row, config, model)
+        _log_epoch(log, row, config.epochs, state.stopped)
+        if ckpt is not None:
+            _save_checkpoint(ckpt, run.checkpoint(state))
+        progress.update(100.0 * (config.epochs if state.stopped else epoch) / config.epochs)
+        if on_epoch is not None and on_epoch(row) and not state.stopped:
+            state.stopped = state.asked_to_stop = True  # e.g. an Optuna trial pruned: the checkpoint says so
+            if ckpt is not None:
+                _save_checkpoint(ckpt, run.checkpoint(state))
+        report(epoch, row)  # a tuner's pruner listens here (it may stop the fit by raising)
+    notes = data.notes + state.finish(model, config)
+    progress.update(100.0)
+    trained = sum(h["seconds"] for h in state.history[resumed_from:])
+    log(f"training: {len(state.history) - resumed_from} epochs in {trained:.2f} s on {device} "
+        f"(set-up {setup_seconds:.2f} s, whole call {time.perf_counter() - started:.2f} s)")
+    return TrainResult(history=state.history, best_epoch=state.best_epoch, epochs_run=len(state.history),
+                       stopped_early=state.stopped, device=str(device), resumed_from=resumed_from,
+                       checkpoint=str(ckpt) if ckpt else None, notes=notes, setup_seconds=setup_seconds,
+                       validation=data.carved)
+
+
+# ---------------------------------------------------------------- set-up: data, weights, optimizer, loss
+
+
+@dataclass
+class _Data:
+    """The training and validation parts as the loop uses them, with the weights chosen for them."""
+
+    train: Any
+    val: Any
+    class_weights: Any = None
+    sampler_weights: Any = None
+    label_targets: Any = None  # multi-label: the training part's 0/1 matrix (per-label weights)
+    carved: Any = None  # indices held out for validation, when carved here
+    notes: list[str] = field(default_factory=list)
+    train_on_device: bool = True
+    val_on_device: bool = True
+
+    def place(self, device: Any, channels_last: bool) -> None:
+        """Move the parts to ``device`` where they fit (see :func:`place`)."""
+        self.train, self.train_on_device = place(self.train, device, channels_last)
+        if self.val is not None:
+            self.val, self.val_on_device = place(self.val, device, channels_last)
+        if device.type == "cuda":
+            self.notes.append("data on the GPU" if self.train_on_device else "data fed from pinned host memory")
+
+
+def _prepare_data(train: Any, val: Any, config: TrainConfig, seed: int, task: str, class_weights: Any,
+                  sampler_weights: Any, device: Any) -> _Data:
+    """The validation part (carved from ``train`` when none is given and ``val_fraction`` asks for
+    one) and the class, label or sampling weights ``train.imbalance`` asks for."""
+    import torch
+
+    data = _Data(train, val, class_weights, sampler_weights)
+    if val is None and config.val_fraction > 0:
+        tr, va = carve_validation(_size(train), _targets(train), config.val_fraction, seed,
+                                  stratify=task in ("classification", "multilabel"))
+        data.carved, data.train, data.val = va, _subset(train, tr), _subset(train, va)
+        if sampler_weights is not None:
+            data.sampler_weights = torch.as_tensor(sampler_weights)[tr]
+        data.notes.append(f"validation: {len(va)} of {len(tr) + len(va)} training examples held out for early stopping")
+    if task == "multilabel" and config.imbalance == "oversample":
+        raise TrainflowError("train.imbalance 'oversample' has no multi-label meaning; use 'class_weight' or "
+                             "train.pos_weight 'balanced'.")
+    train = data.train
+    if task == "multilabel":
+        data.label_targets = (_targets(train) if isinstance(train, tuple)
+                              else torch.stack([torch.as_tensor(train[i][-1]) for i in range(len(train))]))
+        if config.imbalance == "class_weight" and data.class_weights is None:
+            data.class_weights = label_weights(data.label_targets)
+    if (config.imbalance != "none" and task == "classification" and data.class_weights is None
+            and data.sampler_weights is None):
+        y = _targets(train) if isinstance(train, tuple) else torch.as_tensor([train[i][-1] for i in range(len(train))])
+        per_class = balanced_weights(y)
+        if config.imbalance == "class_weight":
+            data.class_weights = per_class
+        else:
+            data.sampler_weights = per_class[y.long().cpu()]
+    return data
+
+
+def _optimizer(model: Any, config: TrainConfig) -> tuple[list[Any], Any, Any]:
+    """The trained parameters, their optimizer and its learning-rate schedule (None: constant)."""
+    import torch
+
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
@@ -603,108 +666,158 @@ def _train_model(
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
     elif config.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    return params, opt, sched
+
+
+def _loss(config: TrainConfig, task: str, data: _Data, device: Any) -> _Loss:
+    """The loss ``train.loss`` names (``auto``: by task), weighted as :func:`_prepare_data` chose."""
+    import torch
+
     kind = config.loss if config.loss != "auto" else {"classification": "cross_entropy",
                                                       "multilabel": "binary_cross_entropy"}.get(task, "mse")
-    if class_weights is None:
+    if data.class_weights is None:
         weight = None
     elif kind == "binary_cross_entropy":
-        weight = tuple(torch.as_tensor(w, dtype=torch.float32, device=device) for w in class_weights)
+        weight = tuple(torch.as_tensor(w, dtype=torch.float32, device=device) for w in data.class_weights)
     else:
-        weight = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
-    pos_weight = (positive_weights(label_targets).to(device)
+        weight = torch.as_tensor(data.class_weights, dtype=torch.float32, device=device)
+    pos_weight = (positive_weights(data.label_targets).to(device)
                   if kind == "binary_cross_entropy" and config.pos_weight == "balanced" else None)
-    loss_fn = _Loss(kind, weight, classify=task == "classification", pos_weight=pos_weight)
+    return _Loss(kind, weight, classify=task == "classification", pos_weight=pos_weight)
 
-    # Early-stopping state; the best weights are kept (on CPU) when there is a validation split.
-    start, history, best_loss, best_epoch, bad, best_state = 0, [], math.inf, 0, 0, None
-    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir and config.checkpoint else None
-    state = _resume_state(ckpt, device, log) if ckpt else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], gen)
-        start, history = int(state["epoch"]), list(state["history"])
-        best_loss, best_epoch, bad = float(state["best_loss"]), int(state["best_epoch"]), int(state["bad_epochs"])
-        best_state = state.get("best_model")
-        log(f"resuming from the checkpoint of epoch {start} in {ckpt.parent}")
-    resumed_from = start
-    stopped = bool(state and state.get("stopped"))
 
-    n = _size(train)
-    progress = _Progress(progress_key, f"training {type(model).__name__} for {config.epochs} epochs")
-    progress.update(100.0 * start / config.epochs)
-    setup_seconds = time.perf_counter() - started
-    for epoch in range(start + 1, config.epochs + 1):
-        if stopped:
-            break
+# ---------------------------------------------------------------- the epochs
+
+
+@dataclass
+class _Stopping:
+    """Where training stands: epochs done, their history, and the early-stopping state (the best
+    weights are kept on CPU when a metric is monitored). A checkpoint holds it beside the weights."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad: int = 0
+    best_state: dict[str, Any] | None = None
+    stopped: bool = False
+    asked_to_stop: bool = False  # stopped by the caller's on_epoch, not by patience
+
+    def track(self, row: dict[str, float], config: TrainConfig, model: Any) -> None:
+        """Record the epoch's row; update the best epoch and the patience count."""
+        epoch = self.epoch = int(row["epoch"])
+        if config.monitor in row:
+            if row[config.monitor] < self.best_loss:
+                self.best_loss, self.best_epoch, self.bad = row[config.monitor], epoch, 0
+                if config.restore_best:
+                    self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                self.bad += 1
+            self.stopped = bool(config.patience and self.bad >= config.patience)
+        else:
+            self.best_epoch = epoch
+        self.history.append(row)
+
+    def finish(self, model: Any, config: TrainConfig) -> list[str]:
+        """Restore the best weights where asked; the notes saying why training stopped and what was kept."""
+        notes = []
+        if self.asked_to_stop:
+            notes.append(f"stopped after epoch {len(self.history)} by the caller (on_epoch)")
+        elif self.stopped:
+            what = "validation" if config.monitor == "val_loss" else "training"
+            notes.append(f"early stopping after epoch {len(self.history)}: no better {what} loss for {config.patience} epochs")
+        if self.best_state is not None and config.restore_best and self.best_epoch != len(self.history):
+            model.load_state_dict(self.best_state)
+            notes.append(f"weights of the best epoch ({self.best_epoch}, {config.monitor} {self.best_loss:.4g}) restored")
+        return notes
+
+
+@dataclass
+class _Run:
+    """What one epoch trains with: the model, its optimizer and schedule, the loss, the data and the
+    generator that orders the examples (its state is in the checkpoint, so a resumed run draws the
+    same batches)."""
+
+    model: Any
+    params: list[Any]
+    opt: Any
+    sched: Any
+    loss_fn: _Loss
+    gen: Any
+    data: _Data
+    config: TrainConfig
+    augment: Callable[[Any], Any] | None
+    device: Any
+
+    def epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch; its row: training loss (and accuracy), learning rate, validation metrics, seconds."""
         t0 = time.perf_counter()
-        model.train()
-        order = (torch.multinomial(torch.as_tensor(sampler_weights, dtype=torch.float), n, replacement=True, generator=gen)
-                 if sampler_weights is not None else torch.randperm(n, generator=gen))
+        row = {"epoch": epoch, **self._fit_once()}
+        row["lr"] = self.opt.param_groups[0]["lr"]
+        if self.sched is not None:
+            self.sched.step()
+        val, config = self.data.val, self.config
+        if val is not None and _size(val):
+            row.update(_evaluate(self.model, val, self.loss_fn, max(config.batch_size, 256), self.device,
+                                 self.data.val_on_device, config.precision))
+        row["seconds"] = time.perf_counter() - t0
+        return row
+
+    def _fit_once(self) -> dict[str, float]:
+        import torch
+
+        config, data, loss_fn = self.config, self.data, self.loss_fn
+        device, n = self.device, _size(data.train)
+        self.model.train()
+        order = (torch.multinomial(torch.as_tensor(data.sampler_weights, dtype=torch.float), n, replacement=True,
+                                   generator=self.gen)
+                 if data.sampler_weights is not None else torch.randperm(n, generator=self.gen))
         total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
-        for *x, y in batches(train, order, config.batch_size, device, train_on_device):
-            if augment is not None:
-                x[0] = augment(x[0])
+        for *x, y in batches(data.train, order, config.batch_size, device, data.train_on_device):
+            if self.augment is not None:
+                x[0] = self.augment(x[0])
             if config.channels_last:
                 x[0] = _layout(x[0], True)
             with autocast(device, config.precision):
-                out = model(*x)
+                out = self.model(*x)
             loss = loss_fn(out.float(), y)
             if config.l1:
-                loss = loss + config.l1 * sum(p.abs().sum() for p in params)
-            opt.zero_grad(set_to_none=True)
+                loss = loss + config.l1 * sum(p.abs().sum() for p in self.params)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            self.opt.step()
             total += loss.detach() * len(y)
             if loss_fn.classify:
                 correct += (out.detach().argmax(1) == y).sum()
-        row = {"epoch": epoch, "train_loss": float(total) / n}
-        if loss_fn.classify:
-            row["train_accuracy"] = float(correct) / n
-        row["lr"] = opt.param_groups[0]["lr"]
-        if sched is not None:
-            sched.step()
-        if val is not None and _size(val):
-            row.update(_evaluate(model, val, loss_fn, max(config.batch_size, 256), device, val_on_device,
-                                 config.precision))
-        if config.monitor in row:
-            if row[config.monitor] < best_loss:
-                best_loss, best_epoch, bad = row[config.monitor], epoch, 0
-                if config.restore_best:
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
-            stopped = bool(config.patience and bad >= config.patience)
-        else:
-            best_epoch = epoch
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        log(f"epoch {epoch}/{config.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in row.items()
-                                                         if k not in ("epoch", "seconds"))
-            + f" ({row['seconds']:.1f} s)" + (" early stop" if stopped else ""))
-        if ckpt is not None:
-            _save_checkpoint(ckpt, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else {},
-                "rng": _rng_state(gen), "epoch": epoch, "history": history, "best_loss": best_loss,
-                "best_epoch": best_epoch, "bad_epochs": bad, "stopped": stopped,
-                **({"best_model": best_state} if best_state is not None else {}),
-            })
-        progress.update(100.0 * (config.epochs if stopped else epoch) / config.epochs)
-        if on_epoch is not None:
-            on_epoch(row)
-    if stopped:
-        what = "validation" if config.monitor == "val_loss" else "training"
-        notes.append(f"early stopping after epoch {len(history)}: no better {what} loss for {config.patience} epochs")
-    if best_state is not None and config.restore_best and best_epoch != len(history):
-        model.load_state_dict(best_state)
-        notes.append(f"weights of the best epoch ({best_epoch}, {config.monitor} {best_loss:.4g}) restored")
-    progress.update(100.0)
-    trained = sum(h["seconds"] for h in history[resumed_from:])
-    log(f"training: {len(history) - resumed_from} epochs in {trained:.2f} s on {device} "
-        f"(set-up {setup_seconds:.2f} s, whole call {time.perf_counter() - started:.2f} s)")
-    return TrainResult(history=history, best_epoch=best_epoch, epochs_run=len(history), stopped_early=stopped,
-                       device=str(device), resumed_from=resumed_from, checkpoint=str(ckpt) if ckpt else None,
-                       notes=notes, setup_seconds=setup_seconds, validation=carved)
+        return {"train_loss": float(total) / n, **({"train_accuracy": float(correct) / n} if loss_fn.classify else {})}
+
+    def checkpoint(self, state: _Stopping) -> dict[str, Any]:
+        """Everything a resume needs after ``state.epoch``: weights, optimizer, schedule, generators, stopping state."""
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else {},
+                "rng": _rng_state(self.gen), "epoch": state.epoch, "history": state.history,
+                "best_loss": state.best_loss, "best_epoch": state.best_epoch, "bad_epochs": state.bad,
+                "stopped": state.stopped, **({"best_model": state.best_state} if state.best_state is not None else {})}
+
+
+def _resume(run: _Run, ckpt: Path, device: Any, log: Callable[[str], None]) -> _Stopping:
+    """Load the checkpoint at ``ckpt`` into the run (weights, optimizer, schedule, generators) and
+    return the state it was saved in; a fresh state when there is none to resume from."""
+    saved = _resume_state(ckpt, device, log)
+    if saved is None:
+        return _Stopping()
+    run.model.load_state_dict(saved["model"])
+    run.opt.load_state_dict(saved["optimizer"])
+    if run.sched is not None:
+        run.sched.load_state_dict(saved["scheduler"])
+    _set_rng_state(saved["rng"], run.gen)
+    log(f"resuming from the checkpoint of epoch {int(saved['epoch'])} in {ckpt.parent}")
+    return _Stopping(epoch=int(saved["epoch"]), history=list(saved["history"]), best_loss=float(saved["best_loss"]),
+                     best_epoch=int(saved["best_epoch"]), bad=int(saved["bad_epochs"]),
+                     best_state=saved.get("best_model"), stopped=bool(saved.get("stopped")))
+
+
+def _log_epoch(log: Callable[[str], None], row: dict[str, float], epochs: int, stopped: bool) -> None:
+    log(f"epoch {row['epoch']}/{epochs} " + " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                     if k not in ("epoch", "seconds"))
+        + f" ({row['seconds']:.1f} s)" + (" early stop" if stopped else ""))

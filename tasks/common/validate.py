@@ -92,61 +92,15 @@ def expectation_class(name: str, where: str) -> Any:
 def run_expectations(df: Any, checks: list[Check], docs_dir: str | os.PathLike | None, suite: str) -> ValidationSummary:
     """Validate ``df`` against ``checks``; write Data Docs to ``docs_dir``; raise on failure."""
     gx = _gx()
-    expectations = []
-    problems = []
-    for i, check in enumerate(checks):
-        try:
-            expectations.append(expectation_class(check.type, f"validation.expectations[{i}]")(**check.kwargs))
-        except SpecError as exc:
-            problems.extend(exc.problems)
-        except Exception as exc:  # pydantic errors from GX name the bad argument
-            problems.append(f"expectation {check.type} has invalid arguments {check.kwargs}: {exc}")
-    if problems:
-        raise SpecError(problems)
-
+    expectations = _expectations(checks)
     tmp = tempfile.mkdtemp(prefix="trainflow-gx-")  # the Data Docs site, until copied to docs_dir
     try:
-        ctx = gx.get_context(mode="ephemeral")
-        _quiet(ctx)
-        ctx.add_data_docs_site(site_name="run", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": tmp},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        batch = ctx.data_sources.add_pandas("pandas").add_dataframe_asset("data").add_batch_definition_whole_dataframe("all")
-        gx_suite = ctx.suites.add(gx.ExpectationSuite(name=suite, expectations=expectations))
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite, data=batch, suite=gx_suite))
-        # no actions: the docs are built from the context's stores by write_docs, now or later
-        checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=suite, validation_definitions=[vd],
-                                                       result_format="SUMMARY"))
-        result = checkpoint.run(batch_parameters={"dataframe": df})
+        ctx, result = _checkpoint(gx, df, expectations, suite, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     docs = Path(docs_dir) / "index.html" if docs_dir is not None else None
-
-    failed = []
-    evaluated = 0
-    for run in result.run_results.values():
-        for i, res in enumerate(run.results):
-            evaluated += 1
-            if res.success:
-                continue
-            cfg = res.expectation_config
-            r = res.result or {}
-            why = next((c.why for c in checks if camel_name(c.type) == camel_name(cfg.type)
-                        and c.kwargs.get("column") == cfg.kwargs.get("column") and c.why), "")
-            failed.append({
-                "expectation": cfg.type,
-                "column": cfg.kwargs.get("column"),
-                "kwargs": {k: v for k, v in cfg.kwargs.items() if k not in ("column", "batch_id")},
-                "unexpected_count": r.get("unexpected_count"),
-                "element_count": r.get("element_count"),
-                "examples": [_plain(v) for v in (r.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]],
-                "observed": _plain(r.get("observed_value")),
-                "why": why,
-                "error": (res.exception_info or {}).get("exception_message") if not r else None,
-            })
+    evaluated, failed = _failures(result, checks)
     summary = ValidationSummary(result.success, evaluated, failed, str(docs) if docs else None, len(df))
 
     def write_docs() -> None:
@@ -172,6 +126,66 @@ def run_expectations(df: Any, checks: list[Check], docs_dir: str | os.PathLike |
     if not result.success:
         raise ValidationFailed(format_failures(summary), summary.docs_path)
     return summary
+
+
+def _expectations(checks: list[Check]) -> list[Any]:
+    """The GX expectations of ``checks``; SpecError listing every check with a bad type or arguments."""
+    expectations = []
+    problems = []
+    for i, check in enumerate(checks):
+        try:
+            expectations.append(expectation_class(check.type, f"validation.expectations[{i}]")(**check.kwargs))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+        except Exception as exc:  # pydantic errors from GX name the bad argument
+            problems.append(f"expectation {check.type} has invalid arguments {check.kwargs}: {exc}")
+    if problems:
+        raise SpecError(problems)
+    return expectations
+
+
+def _checkpoint(gx: Any, df: Any, expectations: list[Any], suite: str, site: str) -> tuple[Any, Any]:
+    """An ephemeral GX context whose Data Docs site is the folder ``site``, and the result of one
+    checkpoint run of ``expectations`` on ``df`` (no actions: the docs are built later, from the stores)."""
+    ctx = gx.get_context(mode="ephemeral")
+    _quiet(ctx)
+    ctx.add_data_docs_site(site_name="run", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    batch = ctx.data_sources.add_pandas("pandas").add_dataframe_asset("data").add_batch_definition_whole_dataframe("all")
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(name=suite, expectations=expectations))
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite, data=batch, suite=gx_suite))
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(name=suite, validation_definitions=[vd], result_format="SUMMARY"))
+    return ctx, checkpoint.run(batch_parameters={"dataframe": df})
+
+
+def _failures(result: Any, checks: list[Check]) -> tuple[int, list[dict[str, Any]]]:
+    """How many expectations ran, and one record per failed one (with the check's ``why``)."""
+    failed = []
+    evaluated = 0
+    for run in result.run_results.values():
+        for res in run.results:
+            evaluated += 1
+            if res.success:
+                continue
+            cfg = res.expectation_config
+            r = res.result or {}
+            why = next((c.why for c in checks if camel_name(c.type) == camel_name(cfg.type)
+                        and c.kwargs.get("column") == cfg.kwargs.get("column") and c.why), "")
+            failed.append({
+                "expectation": cfg.type,
+                "column": cfg.kwargs.get("column"),
+                "kwargs": {k: v for k, v in cfg.kwargs.items() if k not in ("column", "batch_id")},
+                "unexpected_count": r.get("unexpected_count"),
+                "element_count": r.get("element_count"),
+                "examples": [_plain(v) for v in (r.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]],
+                "observed": _plain(r.get("observed_value")),
+                "why": why,
+                "error": (res.exception_info or {}).get("exception_message") if not r else None,
+            })
+    return evaluated, failed
 
 
 _DOCS_LATER: ContextVar[list[Callable[[], None]] | None] = ContextVar("trainflow_docs_later", default=None)

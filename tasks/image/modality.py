@@ -31,7 +31,8 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_images, read_npz,
                                            stack, to_nhwc)
-from trainflow.tasks.image.networks import cnn_shape
+from trainflow.tasks.common.examples import two_class_images
+from trainflow.tasks.common.networks import cnn_shape
 from trainflow.tasks.common import multilabel as ML
 
 if TYPE_CHECKING:
@@ -238,7 +239,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     """Pixel scaling and standardization from the training images, the augmenter, the CNN's shape."""
     import torch
 
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     arrays = load_npz(split_ref.train.path, keep=False)
     x, y = arrays["x"], arrays["y"]
@@ -279,7 +280,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
     """Class probabilities (multi-label: one per label) for ``[n,h,w,c]`` pixels, preprocessed as
     in training, computed on ``device`` (auto: the GPU when there is one)."""
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     device = resolve_device(device)
     logits = forward(model, to_tensor(x, config["divisor"], config["mean"], config["std"], device), batch_size=512,
@@ -380,17 +381,6 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     return neural.predict_new(run_dir, input_path, load_model, read_new_images, probabilities, "item")
 
 
-def two_class_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` noisy gray 8x8 images (uint8 ``[n, 8, 8]``) of two alternating classes ``y``: 0 has a bright
-    top half, 1 a bright bottom half. The tiny data of the contract examples (image, multimodal)."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 2
-    x = rng.integers(0, 60, (n, 8, 8)).astype(np.uint8)
-    x[y == 0, :4] += 180
-    x[y == 1, 4:] += 180
-    return x, y
-
-
 # ---------------------------------------------------------------- the modality
 
 
@@ -403,6 +393,14 @@ class Image(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
     default_models = {"classification": "cnn", "multilabel": "cnn"}
+
+    def branch(self) -> Any:
+        """The adapter that makes image data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.image.branch import ImageBranch
+
+        return ImageBranch(sys.modules[__name__])
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; a network that would shrink the images to nothing, where the loader's options

@@ -1,63 +1,16 @@
 """The image networks: ``cnn``, the seed's convolutional network, with width, depth, dropout,
-batch-norm and activation options. torch is imported only when a network is built."""
+batch-norm and activation options (built in :mod:`trainflow.tasks.common.networks`, which audio
+shares). torch is imported only when a network is built."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from trainflow.errors import SpecError
 from trainflow.registry import component
-
-
-class CnnConfig(BaseModel):
-    """Options of the ``cnn`` model; the defaults are the seed's network."""
-
-    model_config = ConfigDict(extra="forbid")
-    width: int = Field(32, ge=1, description="Filters of the first conv layer (doubling per block: 32, 64)")
-    depth: int = Field(2, ge=1, le=6, description="Conv blocks (conv 3x3 -> activation -> max-pool 2)")
-    dense: int = Field(64, ge=1, description="Units of the hidden dense layer")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the output layer")
-    batch_norm: bool = Field(False, description="Batch normalization after each conv layer")
-    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
-    # The seed uses unpadded ("valid") convs on 32x32 images; small images would shrink to nothing.
-    padding: Literal["auto", "valid", "same"] = Field("auto", description="auto: valid for images of 16+ pixels, else same")
-
-
-def cnn_shape(config: CnnConfig, h: int, w: int) -> tuple[str, list[bool], tuple[int, int]]:
-    """The conv padding, whether each block pools, and the final feature-map size for ``h`` x ``w``
-    images; SpecError when the blocks shrink the images to nothing."""
-    padding = config.padding if config.padding != "auto" else ("valid" if min(h, w) >= 16 else "same")
-    pools, size = [], (h, w)
-    for _ in range(config.depth):
-        if padding == "valid":
-            size = (size[0] - 2, size[1] - 2)
-        if min(size) < 1:
-            raise SpecError(f"'model.depth' {config.depth} with {padding} padding shrinks {h}x{w} images to "
-                            "nothing; lower model.depth or set model.padding: same.")
-        pools.append(min(size) >= 2)
-        size = (size[0] // 2, size[1] // 2) if pools[-1] else size
-    return padding, pools, size
+from trainflow.tasks.common.networks import CnnConfig, cnn
 
 
 @component("model", "cnn", CnnConfig, tasks=("classification", "multilabel"), modality="image", random=True)
 def build_cnn(config: CnnConfig, in_shape: tuple[int, int, int] = (3, 32, 32), n_classes: int = 10, **_: Any) -> Any:
     """Conv 32 3x3 -> pool -> Conv 64 3x3 -> pool -> Dense 64 -> Dense n_classes (the seed's CNN)."""
-    from torch import nn
-
-    act = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[config.activation]
-    c = in_shape[0]
-    padding, pools, (h, w) = cnn_shape(config, in_shape[1], in_shape[2])
-    layers: list[Any] = []
-    for i, pool in enumerate(pools):
-        out = config.width * 2**i
-        layers.append(nn.Conv2d(c, out, 3, padding=0 if padding == "valid" else 1))
-        layers += [nn.BatchNorm2d(out)] if config.batch_norm else []
-        layers.append(act())
-        layers += [nn.MaxPool2d(2)] if pool else []
-        c = out
-    layers += [nn.Flatten(), nn.Linear(c * h * w, config.dense), act()]
-    layers += [nn.Dropout(config.dropout)] if config.dropout else []
-    layers.append(nn.Linear(config.dense, n_classes))
-    return nn.Sequential(*layers)
+    return cnn(config, in_shape, n_classes)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainflow import modality as modalities
+from trainflow import modalities
 from trainflow import trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError, SpecError, TrainflowError
@@ -268,16 +268,13 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         steps.append("late fusion: " + ", ".join(f"{n} x {w:.2f}" for n, w in zip(names, weights)))
     elif comp.name == "early_fusion":
         sio = trust.skops_io()
-
-        from trainflow.tasks.tabular.modality import trusted_types
-
         parts = [branch(mods[n]).features(tmp / n, data[n]) for n in names]
         config["widths"] = [int(p.shape[1]) for p in parts]
         est = comp.build(options, seed=spec.seed)
         est.fit(F.early_matrix(parts, present), y)
         config["fitted_classes"] = [int(c) for c in est.classes_]
         sio.dump(est, tmp / "fusion.skops")
-        trust.check_skops(tmp / "fusion.skops", trusted_types())  # predict must be able to load it
+        trust.check_skops(tmp / "fusion.skops", _classifier_types())  # predict must be able to load it
         steps.append(f"early fusion: {sum(config['widths'])} features -> {options.model}")
     else:
         history = _fit_intermediate(tmp, names, mods, data, present, y, classes, options, spec, split_ref, cache_dir,
@@ -329,6 +326,11 @@ def _fit_intermediate(tmp: Path, names: list[str], mods: dict[str, str], data: d
 # ---------------------------------------------------------------- fused probabilities (evaluate and predict)
 
 
+def _classifier_types() -> frozenset[str]:
+    """The types a saved early-fusion classifier (a tabular model) may hold: the tabular modality's."""
+    return branch("tabular", "model.model").trusted_types()
+
+
 def masking_rows(folder: Path, config: dict[str, Any], data: dict[str, Any], present: np.ndarray, y: np.ndarray,
                  pred: np.ndarray) -> list[dict[str, Any]]:
     """Per input: the fused model's test accuracy when that input is masked (marked absent, as a
@@ -357,10 +359,8 @@ def fused_proba(folder: Path, config: dict[str, Any], data: dict[str, Any], pres
         pool = F.log_pool if config["options"]["weighting"] == "learned" else F.late_average
         return pool(probas, present, np.asarray(config["weights"]))
     if config["fusion"] == "early_fusion":
-        from trainflow.tasks.tabular.modality import trusted_types
-
         parts = [F.fit_width(a.features(folder / n, data[n]), w) for a, n, w in zip(adapters, names, config["widths"])]
-        est = trust.load_skops(folder / "fusion.skops", trusted_types())
+        est = trust.load_skops(folder / "fusion.skops", _classifier_types())
         out = np.zeros((len(present), len(classes)))
         out[:, config["fitted_classes"]] = est.predict_proba(F.early_matrix(parts, present))
         return out
@@ -588,7 +588,7 @@ class Multimodal(NeuralModality, stages_from=__name__):
         """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""
         import pandas as pd
 
-        from trainflow.tasks.image.modality import two_class_images
+        from trainflow.tasks.common.examples import two_class_images
 
         rng = np.random.default_rng(0)
         x, y = two_class_images(40)

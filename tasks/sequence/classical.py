@@ -533,11 +533,12 @@ def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
     from pathlib import Path
 
     from trainflow.cache_keys import model_key
+    from trainflow.tasks.common.labels import targets
     from trainflow.refs import ModelRef
-    from trainflow.tasks.sequence import modality as seq
+    from trainflow.tasks.sequence import preprocess as seq
 
     data = seq.load_series(split_ref.train.path)
-    y, classes = seq.targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
+    y, classes = targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
     comp, options = spec.model.resolve("model", task=spec.task)
     started, cpu = time.perf_counter(), time.process_time()
 
@@ -586,19 +587,13 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     """Rebuild a saved classical model from its arrays and JSON (data only: the arrays are read with
     ``allow_pickle=False`` and the model's type comes from the registry, never from the file).
     DataError naming the file when it is missing or damaged."""
-    from pathlib import Path
-
     from trainflow import trust
-    from trainflow.errors import DataError
     from trainflow.refs import load_npz
     from trainflow.registry import REGISTRY
-    from trainflow.tasks.common.neural import CONFIG_FILE
-    from trainflow.tasks.sequence import modality as seq
+    from trainflow.tasks.common.neural import CONFIG_FILE, saved_config
+    from trainflow.tasks.sequence import preprocess as seq
 
-    folder = Path(folder)
-    if not (folder / ARRAYS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        raise DataError(f"No saved sequence model in '{folder}' (expected {ARRAYS_FILE} and {CONFIG_FILE}).")
-    config = trust.read_json(folder / CONFIG_FILE)
+    folder, config = saved_config(folder, ARRAYS_FILE, "sequence")
     try:
         comp = REGISTRY.get("model", config["model"])
         if not comp.extra.get("classical"):

@@ -14,10 +14,9 @@ with a JSON config holding everything prediction needs (preprocessing statistics
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.cache_keys import cache_key
 from trainflow.errors import DataError
@@ -31,131 +30,23 @@ from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.sequence import advice, classical
-from trainflow.tasks.sequence.loaders import SeriesSet, pad, read_any
+from trainflow.tasks.sequence.loaders import SeriesSet, read_any
+from trainflow.tasks.sequence.preprocess import (SequencePreprocess, SeriesPreprocessor, load_series, pack,  # noqa: F401
+                                                preprocessing, preprocessing_steps)
 from trainflow.tasks.common import multilabel as ML
+from trainflow.tasks.common.labels import targets
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
 
 
-class SequencePreprocess(BaseModel):
-    """The spec's ``preprocess.sequence`` section (sequence and forecasting pipelines)."""
-
-    model_config = ConfigDict(extra="forbid")
-    # Per-series z-normalization is the UCR archive's convention: classes differ by shape, not level.
-    # auto: per_series (the UCR convention) unless the training split says level and scale matter.
-    normalize: Literal["auto", "per_series", "global", "none"] = Field(
-        "auto", description="auto: chosen on the training split (minirocket, rocket, multirocket: the better leave-one-out "
-                            "accuracy of per_series and global; other models: global when level and scale alone "
-                            "separate the classes, else per_series); per_series: each series and channel to "
-                            "mean 0, std 1; global: one mean/std per channel from the training split; none")
-    missing: Literal["linear", "ffill", "bfill", "mask"] = Field(
-        "linear", description="Missing values: interpolate in time (linear | ffill | bfill), or mask: zero them "
-                              "and add a 0/1 'observed' channel per channel")
-    lengths: Literal["pad", "packed"] = Field(
-        "pad", description="Unequal lengths: pad with a mask of real steps, or packed sequences (recurrent models)")
-
-
-# ---------------------------------------------------------------- preprocessing
-
-
-class SeriesPreprocessor:
-    """Missing values and z-normalization for lists of [time, channels] arrays (an estimator:
-    ``fit`` on training series only, state in attributes ending in ``_``)."""
-
-    def __init__(self, normalize: str = "per_series", missing: str = "linear"):
-        self.normalize = normalize
-        self.missing = missing
-
-    def fit(self, series: list[np.ndarray]) -> SeriesPreprocessor:
-        """Learn the per-channel mean and std of the training series (used by ``global``)."""
-        values = np.concatenate([s for s in series if len(s)], axis=0)
-        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-        self.mean_ = np.nan_to_num(mean).tolist()
-        self.std_ = np.where(np.nan_to_num(std) > 1e-8, np.nan_to_num(std), 1.0).tolist()
-        self.channels_ = int(values.shape[1])
-        return self
-
-    def state(self) -> dict[str, Any]:
-        return {"normalize": self.normalize, "missing": self.missing, "mean": self.mean_, "std": self.std_,
-                "channels": self.channels_}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SeriesPreprocessor:
-        pre = cls(state["normalize"], state["missing"])
-        pre.mean_, pre.std_, pre.channels_ = state["mean"], state["std"], state["channels"]
-        return pre
-
-    @property
-    def out_channels(self) -> int:
-        return self.channels_ * (2 if self.missing == "mask" else 1)
-
-    def transform_one(self, s: np.ndarray) -> np.ndarray:
-        """One series [time, channels] -> [time, out_channels] without NaN."""
-        import pandas as pd
-
-        s = np.asarray(s, dtype=np.float64)
-        if s.shape[1] != self.channels_:
-            raise DataError(f"a series has {s.shape[1]} channel(s); the model was trained on {self.channels_}.")
-        if self.normalize == "per_series":
-            with np.errstate(all="ignore"):
-                mean, std = np.nanmean(s, axis=0), np.nanstd(s, axis=0)
-            std = np.where(np.nan_to_num(std) > 1e-8, std, 1.0)
-            s = (s - np.nan_to_num(mean)) / std
-        elif self.normalize == "global":
-            s = (s - np.asarray(self.mean_)) / np.asarray(self.std_)
-        observed = ~np.isnan(s)
-        if self.missing == "mask":
-            return np.concatenate([np.nan_to_num(s), observed.astype(np.float64)], axis=1)
-        if not observed.all():
-            frame = pd.DataFrame(s)
-            if self.missing == "linear":
-                frame = frame.interpolate(method="linear", limit_direction="both")
-            elif self.missing == "ffill":
-                frame = frame.ffill().bfill()  # leading gaps have no past value: take the next one
-            else:
-                frame = frame.bfill().ffill()
-            s = frame.to_numpy()
-        return np.nan_to_num(s)
-
-    def transform(self, series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Series -> padded values [n, T, out_channels] (float32) and mask [n, T]."""
-        return pad([self.transform_one(s) for s in series])
-
-
 # ---------------------------------------------------------------- store & validate
-
-
-def _pack(data: SeriesSet) -> dict[str, np.ndarray]:
-    lengths = np.array([len(s) for s in data.series], dtype=np.int64)
-    T = int(lengths.max()) if len(lengths) else 0
-    x = np.full((len(data.series), T, data.channels), np.nan, dtype=np.float64)
-    for i, s in enumerate(data.series):
-        x[i, : len(s)] = s
-    arrays = {"x": x, "lengths": lengths, "ids": np.asarray(data.ids, dtype=str)}
-    if data.y is not None:
-        arrays["y"] = np.asarray(data.y, dtype=str)
-    if data.fold is not None:
-        arrays["fold"] = np.asarray(data.fold, dtype=str)
-    if data.keys is not None:
-        arrays["keys"] = np.asarray(data.keys, dtype=str)
-    if data.label_matrix is not None:
-        arrays["Y"] = data.label_matrix
-    return arrays
-
-
-def load_series(path: str | Path) -> dict[str, Any]:
-    """A stored set back as ``series`` (list of arrays), ``y``, ``ids``, ``fold`` and (multi-label) ``Y``."""
-    arrays = load_npz(path)
-    series = [arrays["x"][i, :n] for i, n in enumerate(arrays["lengths"])]
-    return {"series": series, "y": arrays.get("y"), "ids": arrays["ids"], "fold": arrays.get("fold"),
-            "Y": arrays.get("Y")}
 
 
 def store(data: SeriesSet, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save loaded series as ``.npz`` in the cache, named by the source's digest."""
     path = Path(cache_dir) / "data" / f"{digest}.npz"
-    save_npz(path, **_pack(data))  # rewritten on each load: see refs.store_parquet
+    save_npz(path, **pack(data))  # rewritten on each load: see refs.store_parquet
     lengths = [len(s) for s in data.series]
     return DataRef(path=str(path), digest=digest, modality="sequence", meta={
         "rows": len(data.series), "channels": data.channels, "min_length": min(lengths), "max_length": max(lengths),
@@ -274,57 +165,6 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
 # ---------------------------------------------------------------- fit
 
 
-def targets(y: np.ndarray, task: str, source: str, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Class indices (classification) or floats (regression) from the stored label text."""
-    if task == "classification":
-        classes = classes or sorted({str(v) for v in y}, key=_label_key)
-        index = {c: i for i, c in enumerate(classes)}
-        return np.array([index.get(str(v), -1) for v in y], dtype=np.int64), classes
-    try:
-        return y.astype(np.float64), []
-    except ValueError:
-        bad = next(v for v in y if not _is_number(v))
-        raise DataError(f"'{source}': the regression target {bad!r} is not a number.") from None
-
-
-def _is_number(v: Any) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
-def _label_key(v: str) -> tuple[int, Any]:
-    return (0, float(v)) if _is_number(v) else (1, v)
-
-
-def preprocessing(series: list[np.ndarray], spec: PipelineSpec, classes: list[str], y: Any = None,
-                  normalize: tuple[str, str] | None = None) -> tuple[SeriesPreprocessor, dict[str, Any]]:
-    """The preprocessor fitted on the training ``series`` and the config prediction needs (every sequence
-    model). ``normalize: auto`` is resolved here from the labels ``y`` (:func:`advice.choose_normalization`)
-    unless the caller gives its own ``(choice, reason)``; the reason is kept as ``normalize_choice``."""
-    pre_cfg = spec.preprocess.sequence
-    why = None
-    if pre_cfg.normalize == "auto":
-        choice, why = normalize or advice.choose_normalization(series, y, spec.task)
-    else:
-        choice = pre_cfg.normalize
-    pre = SeriesPreprocessor(choice, pre_cfg.missing).fit(series)
-    return pre, {"kind": "sequence", "task": spec.task, "classes": classes, "preprocess": pre.state(),
-                 "loader": spec.data.loader, "loader_options": spec.data.options(),
-                 **({"normalize_choice": why} if why else {})}
-
-
-def preprocessing_steps(pre: SeriesPreprocessor, spec: PipelineSpec, meta: dict[str, Any],
-                        why: str | None = None) -> list[str]:
-    """The preprocessing lines of the report (``why``: how ``normalize: auto`` chose)."""
-    steps = [f"missing values: {pre.missing}", f"z-normalize: {pre.normalize}" + (f" ({why})" if why else ""),
-             f"unequal lengths: {spec.preprocess.sequence.lengths}" + (" (all series have the same length)"
-                                                                      if meta.get("min_length") == meta.get("max_length") else "")]
-    return steps + ([f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else [])
-
-
 def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     """Targets, and missing values and z-normalization fitted on the training series; the network's shape."""
     import torch
@@ -381,7 +221,7 @@ def outputs(model: Any, config: dict[str, Any], series: list[np.ndarray], device
     import torch
 
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     pre = SeriesPreprocessor.from_state(config["preprocess"])
     if isinstance(model, classical.ClassicalClassifier):
@@ -475,6 +315,14 @@ class Sequence(NeuralModality, stages_from=__name__):
     # MiniRocket: near the state of the art on the UCR/UEA archives, seconds to fit, nothing to tune
     # (a network's accuracy depends on epochs and batch size that suit one data size but not another).
     default_models = {"classification": "minirocket", "multilabel": "gru", "regression": "gru"}
+
+    def branch(self) -> Any:
+        """The adapter that makes sequence data one input of a multimodal pipeline (this module's functions)."""
+        import sys
+
+        from trainflow.tasks.sequence.branch import SequenceBranch
+
+        return SequenceBranch(sys.modules[__name__])
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """Temperature scaling divides a network's logits: not for a classical model."""

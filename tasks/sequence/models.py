@@ -13,33 +13,16 @@ shortens the sequence 2x and extracts local shape.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.registry import component
+from trainflow.tasks.common.networks import RecurrentConfig, recurrent
 
 SEQ_TASKS = ("classification", "multilabel", "regression", "forecasting")
 #: the data modalities these networks accept (sequence classification/regression and forecasting)
 SEQ_MODALITIES = ("sequence", "forecast")
-
-
-class RecurrentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    hidden: int = Field(64, ge=1, description="Hidden units per direction")
-    layers: int = Field(1, ge=1, description="Stacked recurrent layers")
-    # Both directions see the whole series; classification gains, the cost is 2x the units.
-    bidirectional: bool = Field(True, description="Run the recurrent layers in both directions")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout between layers and before the head")
-    front: Literal["conv", "none"] = Field("conv", description="conv: a strided conv block before the RNN; none")
-    front_channels: int = Field(32, ge=1, description="Filters of the conv front end")
-    front_kernel: int = Field(7, ge=1, description="Kernel size of the conv front end")
-    front_stride: int = Field(2, ge=1, description="Stride of the conv front end (shortens the series)")
-    pool: Literal["auto", "meanmax", "mean", "max", "last"] = Field(
-        "auto", description="How steps become one vector: auto = meanmax (classification/regression) or last "
-                            "(forecasting); 'last' alone stays at chance on long series")
-    packed: bool = Field(False, description="Run on packed sequences (padding never enters the RNN); "
-                                            "preprocess.sequence.lengths: packed sets this")
 
 
 class FcnConfig(BaseModel):
@@ -56,22 +39,6 @@ class FcnConfig(BaseModel):
             raise ValueError(f"'kernels' must have one kernel size per entry of 'filters' ({len(self.filters)}); "
                              f"got {len(self.kernels)}")
         return self
-
-
-def _recurrent(cell: str):
-    def build(config: RecurrentConfig, *, in_channels: int, out_features: int, task: str = "classification",
-              packed: bool | None = None, **_: Any) -> Any:
-        from trainflow.tasks.sequence.networks import RecurrentNet
-
-        pool = config.pool if config.pool != "auto" else ("last" if task == "forecasting" else "meanmax")
-        return RecurrentNet(cell, in_channels, out_features, config.hidden, config.layers, config.bidirectional,
-                            config.dropout, config.front, config.front_channels, config.front_kernel,
-                            config.front_stride, pool, config.packed if packed is None else packed)
-
-    build.__doc__ = {"lstm": "LSTM (conv front end, pooling over time) for sequences.",
-                     "gru": "GRU (conv front end, pooling over time) for sequences.",
-                     "rnn": "Elman RNN with tanh (conv front end, pooling over time) for sequences."}[cell]
-    return build
 
 
 #: gradient steps the recipe aims for, and the bounds on its epochs (measured on GunPoint,
@@ -110,7 +77,7 @@ def recurrent_recipe(n: int) -> dict[str, Any]:
 
 for _cell in ("lstm", "gru", "rnn"):
     component("model", _cell, RecurrentConfig, tasks=SEQ_TASKS, modality="sequence",
-              modalities=SEQ_MODALITIES, random=True, train_recipe=recurrent_recipe)(_recurrent(_cell))
+              modalities=SEQ_MODALITIES, random=True, train_recipe=recurrent_recipe)(recurrent(_cell))
 
 
 @component("model", "cnn1d", FcnConfig, tasks=SEQ_TASKS, modality="sequence", modalities=SEQ_MODALITIES,

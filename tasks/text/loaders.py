@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError
 from trainflow.registry import component
-from trainflow.tasks.common.load import Encoding, existing_file, read_csv_file, read_parquet_file
+from trainflow.tasks.common.load import Encoding, existing_file, read_csv_file, read_parquet_file, require_column
 
 TEXT, LABEL = "text", "label"
 
@@ -48,12 +48,6 @@ def read_text_table(path: Path, config: TextTableConfig, what: str = "data file"
     delimiter = config.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
     quoting = csv.QUOTE_NONE if config.quoting == "none" else csv.QUOTE_MINIMAL
     return read_csv_file(path, delimiter, config.encoding, na_values=[""], what=what, quoting=quoting)
-
-
-def require_column(df: Any, column: str, path: Path, option: str) -> None:
-    if column not in df.columns:
-        raise DataError(f"The file '{path}' has no column '{column}' ({option}){did_you_mean(column, df.columns)}. "
-                        f"Its columns are: {', '.join(map(str, df.columns))}.")
 
 
 @component("loader", "text_table", TextTableConfig, modality="text", split_key=True)

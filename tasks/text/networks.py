@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainflow.tasks.sequence.networks import masked_pool
+from trainflow.tasks.common.layers import masked_pool
 
 
 class AttentionPool(nn.Module):

@@ -57,7 +57,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     """The vocabulary fitted on the training texts, their token ids, and the network's shape."""
     import torch
 
-    from trainflow.tasks.text.modality import normalise
+    from trainflow.tasks.text.normalise import normalise
 
     train = read_parquet(split_ref.train.path, keep=False)
     t, lowercase = spec.preprocess.tokens, spec.preprocess.text.lowercase
@@ -138,7 +138,7 @@ def probabilities(model: Any, config: dict[str, Any], vocab: Vocabulary, texts: 
     import torch
 
     from trainflow.tasks.common.training import predict as forward
-    from trainflow.tasks.common.training import resolve_device
+    from trainflow.devices import resolve_device
 
     ids, lengths = vocab.transform(texts)
     out = forward(model, (torch.from_numpy(ids), torch.from_numpy(lengths)), batch_size=512,

@@ -21,13 +21,13 @@ from trainflow.tasks.common.training import CHECKPOINT, load_checkpoint
 #: Trains the spec's model in the cache, sleeping 1 s after each epoch's checkpoint so it can be killed then.
 DRIVER = """
 import sys, time, yaml
-from trainflow import modality
+from trainflow import modalities
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load, training
 
 def fit(spec_file, cache, pause=0.0):
     spec = spec_from_dict(yaml.safe_load(open(spec_file)))
-    mod = modality.get(spec.modality)
+    mod = modalities.get(spec.modality)
     real = training._save_checkpoint
     training._save_checkpoint = lambda path, state: (real(path, state), time.sleep(pause))
     try:

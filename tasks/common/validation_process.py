@@ -9,7 +9,7 @@ cannot race the flow's imports and runs on the other core; it costs ~1 s more CP
 imports of trainflow and pandas, a second read of the stored table) and lowers the flow process's
 peak (it never imports GX): 804 vs 882 MB counting the child's peak beside the stages it overlapped.
 
-``python -m trainflow.flows.validation_process``: the child is started first thing by ``trainflow run``
+``python -m trainflow.tasks.common.validation_process``: the child is started first thing by ``trainflow run``
 (:func:`prestart`, before the spec loads and Prefect imports), imports what validation needs meanwhile,
 then reads ``[request, result, docs]`` (file paths) from its input, one line per validation (a
 process that runs many flows keeps it: the next validation pays no imports); it rebuilds the spec and
@@ -82,7 +82,7 @@ def can_run_apart(modality: Any) -> bool:
 def runs_apart(spec: Any) -> bool:
     """Whether ``spec``'s validation goes to a child process (enabled, and a modality a fresh
     interpreter can import)."""
-    from trainflow import modality as modalities
+    from trainflow import modalities
 
     return bool(spec.validation.enabled) and can_run_apart(modalities.get(spec.modality))
 
@@ -251,7 +251,7 @@ def _rebuilt(answer: dict[str, Any]) -> BaseException:
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
-    from trainflow import modality as modalities
+    from trainflow import modalities
     from trainflow.spec import spec_from_dict
     from trainflow.refs import DataRef
 

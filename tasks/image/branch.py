@@ -1,0 +1,40 @@
+"""The image modality as one input of a multimodal pipeline (:class:`trainflow.tasks.common.branch.Branch`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trainflow.tasks.common.branch import Items, NetworkBranch, encoder_of, npz_split, stem
+
+
+class ImageBranch(NetworkBranch):
+    """Images (``[n, h, w, c]`` pixels): the image modality's scaling and CNN."""
+
+    modality = "image"
+
+    def items(self, loaded: Any, options: dict[str, Any]) -> Items:
+        keys = {"id": list(loaded.files), "stem": [stem(f) for f in loaded.files]} if loaded.files else {}
+        return Items(loaded.x, np.asarray(loaded.classes, dtype=object)[loaded.y].astype(str), keys, loaded.is_test,
+                     {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options},
+                     loaded.keys)
+
+    def write_split(self, data, labels, test, classes, meta, folder):
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.asarray([index[v] for v in labels], dtype=np.int64)
+        n, h, w, c = data.shape
+        return npz_split(folder, {"x": data, "y": y}, test, "image",
+                         {"classes": classes, "max_value": meta["max_value"], "shape": [h, w, c],
+                          "source": meta["source"], "loader_options": meta["loader_options"]})
+
+    def tensors(self, folder, data):
+        _, config = self._model(folder)
+        return (self.module.to_tensor(data, config["divisor"], config["mean"], config["std"]),)
+
+    def encoder(self, folder, hidden, width):
+        return encoder_of(self._model(folder)[0])
+
+    def read_new(self, path, folder, options):
+        x, names = self.module.read_new_images(path, self._model(folder)[1])
+        return Items(x, None, {"id": names, "stem": [stem(n) for n in names]})
