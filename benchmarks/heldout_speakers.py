@@ -4,7 +4,7 @@
                                           [--set KEY=VALUE ...] [--conventional]
 
 For each speaker (default: all six of data/fsdd), the spec is trained with that speaker's 500 clips
-as the test set (``data.test_group: speaker``) and every other speaker's clips as the training set,
+as the test set (``split: {group: speaker, test: [<speaker>]}``) and every other speaker's clips as the training set,
 then scored on the held-out clips; prints per-speaker accuracy, the mean and the minimum, and the
 load average before and after. ``--conventional`` adds the spec's own split (recordings 0-4 of
 every speaker as the test set). The stages are called directly (load, split, fit, evaluate of the
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {rows[-1][0]} | {rows[-1][1]:.3f} |", flush=True)
     held = []
     for speaker in args.speakers:
-        acc = score(Path(args.spec), [*args.overrides, "data.test_group=speaker", f"data.test_values=[{speaker}]"])
+        acc = score(Path(args.spec), [*args.overrides, "split.group=speaker", f"split.test=[{speaker}]"])
         held.append(acc)
         print(f"| {speaker} held out | {acc:.3f} |", flush=True)
     if held:

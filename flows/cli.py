@@ -72,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs")
     _overrides(p)
 
+    p = sub.add_parser("tune", help="search spec fields with Optuna (pruning, resumable) and promote the best")
+    p.add_argument("spec", help="path to a pipeline spec (YAML)")
+    p.add_argument("--trials", type=int, help="trials in all, finished ones of a resumed study included "
+                                              "(default: the spec's tune.trials)")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=KIND:ARGS",
+                   help="a spec field to search: model.C=loguniform:1e-3:1e2, train.epochs=int:2:20, "
+                        "model.name=choice:svm,logistic_regression (repeatable; adds to the spec's tune.space)")
+    p.add_argument("--runner", default="threads", choices=["threads", "processes", "dask", "ray"],
+                   help="where trials train (default: threads)")
+    p.add_argument("--address", help="Dask scheduler or Ray address; default: a local Dask cluster / local Ray")
+    p.add_argument("--workers", type=int, help="trials trained at once (default: CPUs, at most 4)")
+    p.add_argument("--out", default="runs")
+    _overrides(p)
+
     p = sub.add_parser("serve", help="serve every deployment in deploy/prefect.yaml with its schedule")
     p.add_argument("--file", help="the deployments file (default: deploy/prefect.yaml)")
     p.add_argument("--only", action="append", metavar="NAME", help="serve only this deployment (repeatable)")
@@ -248,12 +262,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summary = run_sweep(args.spec, args.grid, args.overrides, out=args.out, runner=args.runner,
                         address=args.address, workers=args.workers)
     primary = summary["primary_metric"]
+    shown_apart = ("candidate", "status", "best", "ran_on", "selection_metric", "selection_score", f"test_{primary}")
     for row in summary["sweep"]:
-        value = row.get(primary)
-        shown = f"{value:.4f}" if isinstance(value, float) else row["status"]
-        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in (primary, "candidate", "status", "best", "ran_on")
-                          and not isinstance(v, float))
-        print(f"  {'*' if row['best'] else ' '} {row['candidate']:>3} {labels:<50} {primary} = {shown}")
+        value = row.get("selection_score")
+        shown = f"{row['selection_metric']} = {value:.4f}" if isinstance(value, float) else row["status"]
+        if row.get(f"test_{primary}") is not None:  # the chosen candidate only: the test split is scored once
+            shown += f"  (test {primary} = {row[f'test_{primary}']:.4f})"
+        labels = " ".join(f"{k}={v}" for k, v in row.items() if k not in shown_apart)
+        print(f"  {'*' if row['best'] else ' '} {row['candidate']:>3} {labels:<50} {shown}")
+    _print_summary(summary)
+    print(f"promotion: {summary['promotion']['reason']}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from trainflow.flows.tune import run_tune
+
+    summary = run_tune(args.spec, args.space, args.trials, args.overrides, out=args.out, runner=args.runner,
+                       address=args.address, workers=args.workers)
+    tune = summary["tune"]
+    primary = summary["primary_metric"]
+    for row in tune["trials"]:
+        params = " ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}"
+                          for k in tune["best_params"])
+        score = row["selection_score"]
+        shown = f"{row['selection_metric']} = {score:.4f}" if isinstance(score, float) else ""
+        test = row.get(f"test_{primary}")
+        shown += f"  (test {primary} = {test:.4f})" if isinstance(test, float) else ""
+        print(f"  {'*' if row.get('best') else ' '} {row['trial']:>3} {row['state']:<8} {params:<40} "
+              f"{row['steps_run']}/{row['steps_max']} steps  {shown}")
+    print(f"pruning: {tune['pruned_steps']} of {tune['steps']} steps (epochs or folds) not run")
     _print_summary(summary)
     print(f"promotion: {summary['promotion']['reason']}")
     return 0
@@ -318,6 +356,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "demo": cmd_demo,
     "predict": cmd_predict,
+    "tune": cmd_tune,
     "components": cmd_components,
     "sweep": cmd_sweep,
     "serve": cmd_serve,

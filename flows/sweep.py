@@ -4,8 +4,10 @@ The data is loaded and validated once (validation overlapping the profile and th
 the pipeline flow, and finished before any candidate trains); every candidate (one combination of
 the ``--grid`` values) is then trained and evaluated by its own Prefect task on a task runner: a thread or
 process pool here, a Dask cluster (local, or at a scheduler address) or a Ray cluster. The
-candidates are compared in one table artifact; the best one on the spec's primary metric is
-published as a normal run folder and offered for promotion like any run.
+candidates are compared in one table artifact on their selection score, which never looks at the test
+split (cross-validation on the training split, a network's validation part, the forecasting backtest:
+:mod:`trainflow.tasks.common.selection`); the best one alone is then scored on the test split, published as
+a normal run folder and offered for promotion like any run.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from prefect import flow, task
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.tasks.common import validation_process
-from trainflow.flows.pipeline import (RETRIES, cache_dir, load_data, profile_data, promote_run, publish_run,
-                                      refresh_requested, run_cached, split_data, validates_apart, validating)
+from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, load_data, profile_data, promote_run,
+                                      publish_run, refresh_requested, run_cached, split_data, validates_apart,
+                                      validating)
 from trainflow.spec import PipelineSpec, spec_model
 from trainflow import modalities
 from trainflow import resources
@@ -66,11 +69,15 @@ def candidate_specs(path: str, overrides: list[str], grid: dict[str, list[str]])
     """The spec of every grid combination (``--set`` overrides first); all are validated before any run."""
     from trainflow.spec import load_spec
 
+    from trainflow.tasks.common.selection import selection_overrides
+
     combos = combinations(grid)
     specs, problems = [], []
+    # every candidate measures a selection score (CV folds, a validation part) where its spec asks for none
+    scored = selection_overrides(load_spec(path, overrides))
     for combo in combos:
         try:
-            specs.append(load_spec(path, [*overrides, *(f"{k}={v}" for k, v in combo.items())]))
+            specs.append(load_spec(path, [*scored, *overrides, *(f"{k}={v}" for k, v in combo.items())]))
         except SpecError as exc:
             problems += [f"candidate {combo}: {p}" for p in exc.problems]
     if problems:
@@ -120,14 +127,15 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
 
 
 @task(name="candidate", tags=[TRAIN_TAG], **RETRIES)
-def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: str,
-                    threads: int | None = None) -> dict[str, Any]:
-    """Fit and evaluate one candidate on the shared split; returns its model, its evaluation and
+def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, threads: int | None = None) -> dict[str, Any]:
+    """Fit one candidate on the shared split's training part; returns its model, its selection score
+    (:func:`~trainflow.tasks.common.selection.selection_of`; the test split is not touched) and
     ``ran_on`` (``host:pid`` of the process that trained it: on a cluster, which worker).
 
     ``threads``: this candidate's CPU threads (joblib, BLAS, OpenMP, torch; :mod:`trainflow.resources`),
     None: the spec's ``resources.threads``.
     """
+    from trainflow.tasks.common.selection import selection_of
     from trainflow.tasks.common.training import fresh_start
 
     mod = modalities.get(spec.modality)
@@ -136,8 +144,7 @@ def train_candidate(spec: PipelineSpec, split: SplitRef, cache: str, plots_dir: 
         with fresh_start(refresh_requested()):
             model = mod.fit(split, spec.training_view(), cache)
         model = model.model_copy(update={"meta": {**model.meta, "threads": threads}})
-        evaluation = mod.evaluate(model, split, spec, plots_dir)
-    return {"model": model, "evaluation": evaluation, "ran_on": f"{socket.gethostname()}:{os.getpid()}"}
+    return {"model": model, "selection": selection_of(model, spec), "ran_on": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 def threads_per_candidate(runner: str, workers: int | None, threads: int = 0) -> int | None:
@@ -154,6 +161,41 @@ def threads_per_candidate(runner: str, workers: int | None, threads: int = 0) ->
 def _score(metrics: dict[str, Any], name: str) -> float | None:
     value = metrics.get(name)
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def choose(labels: list[dict[str, str]], results: dict[int, dict[str, Any] | BaseException]
+           ) -> tuple[list[dict[str, Any]], int | None]:
+    """The sweep table (one row per candidate: its selection score, or why it has none) and the index
+    of the candidate with the best selection score (None when none has one). No test score is read."""
+    from trainflow.tasks.common.selection import better, usable
+
+    rows, best, best_value = [], None, None
+    for i, label in enumerate(labels):
+        result = results[i]
+        row: dict[str, Any] = {"candidate": i, **label}
+        if isinstance(result, BaseException):
+            row |= {"selection_metric": None, "selection_score": None,
+                    "status": f"failed: {type(result).__name__}: {result}"[:120]}
+        elif not result["selection"] or not usable(result["selection"]["value"]):
+            row |= {"selection_metric": None, "selection_score": None,
+                    "status": "no selection score (no cross-validation, validation part or backtest)"}
+        else:
+            sel = result["selection"]
+            row |= {"selection_metric": sel["metric"], "selection_score": sel["value"], "status": "ok",
+                    "ran_on": result["ran_on"]}
+            if better(sel["value"], best_value, sel.get("greater_is_better", True)):
+                best, best_value = i, sel["value"]
+        rows.append(row)
+    for row in rows:
+        row["best"] = "yes" if row["candidate"] == best else ""
+    return rows, best
+
+
+def with_selection(model: Any, selection: dict[str, Any], candidates: int) -> Any:
+    """``model`` whose meta says it was chosen among ``candidates`` on ``selection`` (metrics.json's
+    ``selection``)."""
+    record = {**selection, "candidates": candidates}
+    return model.model_copy(update={"meta": {**model.meta, "selection": record}})
 
 
 def _run_name() -> str:
@@ -187,7 +229,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
     from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
     from prefect.futures import as_completed
 
-    from trainflow.tasks.common.metrics import PRIMARY, greater_is_better
+    from trainflow.tasks.common.metrics import PRIMARY
     from trainflow.tasks.common.publish import artifact_key
 
     cache = cache_dir(out)
@@ -211,9 +253,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         # as in the pipeline's fit: the tag costs a server call per candidate, worth it only with a limit
         training = train_candidate if train_limited.result() else train_candidate.with_options(tags=[])
         with resources.using(threads) if threads else contextlib.nullcontext():
-            futures = {training.submit(c, s, cache, os.path.join(cache, "sweeps", run.run_id, str(i), "plots"),
-                                       threads): i
-                       for i, (c, s) in enumerate(zip(candidates, splits))}
+            futures = {training.submit(c, s, cache, threads): i for i, (c, s) in enumerate(zip(candidates, splits))}
             for done in as_completed(list(futures)):
                 i = futures[done]
                 try:
@@ -223,38 +263,29 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
                 update_progress_artifact(progress, 100.0 * len(results) / len(candidates))
                 print(f"sweep: candidate {i} {labels[i]} done ({len(results)}/{len(candidates)})")
 
-        rows, best = [], None
-        higher = greater_is_better(primary)
-        for i, label in enumerate(labels):
-            result = results[i]
-            row: dict[str, Any] = {"candidate": i, **label}
-            if isinstance(result, BaseException):
-                row |= {primary: None, "status": f"failed: {type(result).__name__}: {result}"[:120]}
-            else:
-                value = _score(result["evaluation"].metrics, primary)
-                row |= {primary: value, "status": "ok", "ran_on": result["ran_on"]}
-                row |= {k: v for k, v in result["evaluation"].metrics.items() if k != primary}
-                if value is not None and (best is None or (value > best[1] if higher else value < best[1])):
-                    best = (i, value)
-            rows.append(row)
+        rows, best = choose(labels, results)
         if best is None:
-            raise TrainflowError(f"every one of the {len(candidates)} sweep candidates failed: "
+            raise TrainflowError(f"no sweep candidate has a selection score ({len(candidates)} candidates): "
                                  + "; ".join(str(r["status"]) for r in rows))
-        for row in rows:
-            row["best"] = "yes" if row["candidate"] == best[0] else ""
+        chosen = results[best]
+        model = with_selection(chosen["model"], chosen["selection"], len(candidates))
+        # the test split, once, for the chosen candidate only
+        evaluation = evaluate_model(model, splits[best], candidates[best], run.plots)
+        test = _score(evaluation.metrics, primary)
+        rows[best][f"test_{primary}"] = test
         create_table_artifact(table=rows, key=f"{artifact_key(spec.name)}-sweep",
-                              description=f"Sweep of {len(candidates)} candidates on {primary}")
-        print(f"sweep: best candidate {best[0]} {labels[best[0]]} with {primary} = {best[1]:.4f}")
-        chosen = results[best[0]]
-        evaluation = chosen["evaluation"].model_copy(update={"tables": {**chosen["evaluation"].tables,
-                                                                        "Sweep candidates": rows}})
-        summary = publish_run(run, candidates[best[0]], data, validation, splits[best[0]], chosen["model"],
-                              evaluation)
+                              description=f"Sweep of {len(candidates)} candidates, chosen on "
+                                          f"{chosen['selection']['metric']} ({chosen['selection']['method']}); "
+                                          f"test {primary} of the chosen one only")
+        print(f"sweep: chose candidate {best} {labels[best]} on {chosen['selection']['metric']} = "
+              f"{chosen['selection']['value']:.4f}; its test {primary} = {test}")
+        evaluation = evaluation.model_copy(update={"tables": {**evaluation.tables, "Sweep candidates": rows}})
+        summary = publish_run(run, candidates[best], data, validation, splits[best], model, evaluation)
     except BaseException as exc:
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, candidates[best[0]], splits[best[0]])
+    summary["promotion"] = promote_run(summary, candidates[best], splits[best])
     summary["sweep"] = rows
     return summary
 

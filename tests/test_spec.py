@@ -93,10 +93,13 @@ def test_spec_file_errors_name_the_file(tmp_path):
 
 
 def test_training_view_ignores_report_only_fields():
-    a = spec_from_dict(base(evaluate={"primary": "accuracy"}, description="one"))
+    a = spec_from_dict(base(evaluate={"metrics": ["accuracy"]}, description="one", tune={"trials": 3}))
     b = spec_from_dict(base(description="two"))
     assert a.training_view() == b.training_view()
     assert isinstance(a, PipelineSpec)
+    # the primary metric stays: the fit measures its selection score (cross-validation) in it
+    c = spec_from_dict(base(evaluate={"primary": "accuracy"}))
+    assert c.training_view() != b.training_view() and c.training_view().evaluate.primary == "accuracy"
 
 
 @pytest.mark.parametrize("data, task, model", [

@@ -66,12 +66,18 @@ def test_sweep_on_a_two_worker_dask_cluster_promotes_the_best(tmp_path):
 
     rows = summary["sweep"]
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
-    best = max(rows, key=lambda r: r["balanced_accuracy"])
+    # chosen on the 5-fold CV score of the training split; only the chosen one has a test score
+    assert {r["selection_metric"] for r in rows} == {"balanced_accuracy"}
+    best = max(rows, key=lambda r: r["selection_score"])
     assert best["best"] == "yes" and [r["best"] for r in rows].count("yes") == 1
     assert best["model.C"] == "1"  # C=0.0005 barely learns
-    assert summary["metrics"]["balanced_accuracy"] == best["balanced_accuracy"]
+    assert [r for r in rows if r.get("test_balanced_accuracy") is not None] == [best]
+    assert summary["metrics"]["balanced_accuracy"] == best["test_balanced_accuracy"]
     [run] = complete_runs(out, "penguins")
-    assert json.loads((run / "metrics.json").read_text())["spec"]["model"]["C"] == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["spec"]["model"]["C"] == 1
+    assert metrics["selection"]["method"] == "5-fold cross-validation on the training split"
+    assert metrics["selection"]["value"] == best["selection_score"] and metrics["selection"]["candidates"] == 4
     assert "Sweep candidates" in (run / "report.md").read_text()
     assert promote.read_champion(out, "penguins")["run_id"] == run.name
 
@@ -82,7 +88,7 @@ def test_sweep_on_a_two_worker_dask_cluster_promotes_the_best(tmp_path):
     candidates = [t for t in task_runs if str(t.flow_run_id) == summary["flow_run_id"] and t.name.startswith("candidate")]
     # no limit on the tag here: candidates skip the slot request (a limit keeps it: the next test)
     assert len(candidates) == 4 and not any("trainflow-train" in t.tags for t in candidates)
-    assert len(arts["penguins-sweep"].data) > 0 and "balanced_accuracy" in arts["penguins-sweep"].data
+    assert len(arts["penguins-sweep"].data) > 0 and "selection_score" in arts["penguins-sweep"].data
     assert arts["penguins-sweep-progress"].data == 100.0
 
 
@@ -126,6 +132,7 @@ def test_sweep_command_prints_the_candidates_and_the_promotion(tmp_path, capsys)
     text = capsys.readouterr().out
     assert code == 0
     assert "model.C=0.0005" in text and "model.C=1" in text and "promotion: first champion" in text
+    assert "balanced_accuracy = " in text and text.count("(test balanced_accuracy = ") == 1
     assert promote.read_champion(out, "penguins") is not None
     code, err = run_cli("sweep", SPECS / "penguins.yaml", "--grid", "model.C=1", "--runner", "ray", capsys=capsys)
     if importlib.util.find_spec("prefect_ray") is None:

@@ -202,6 +202,19 @@ class FeaturesSpec(Strict):
                                                                "(balanced accuracy or R^2) that raises the alarm")
 
 
+class TuneSpec(Strict):
+    """What ``trainflow tune`` searches (its ``--space`` and ``--trials`` add to or replace these)."""
+
+    space: dict[str, str] = Field({}, description="Spec field -> distribution: 'loguniform:1e-3:1e2', "
+                                                  "'float:0:1', 'int:1:8', 'choice:svm,logistic_regression'")
+    trials: int = Field(20, ge=1, description="Trials in all (a resumed study counts the finished ones)")
+    # Optuna's defaults: the median of earlier trials at the same step, after 5 unpruned trials
+    pruner: Literal["median", "none"] = Field("median", description="Stop a trial whose intermediate score "
+                                              "(validation metric per epoch, CV mean per fold) is below the median")
+    startup_trials: int = Field(5, ge=0, description="Trials never pruned (the median needs them)")
+    warmup_steps: int = Field(0, ge=0, description="Epochs (or folds) of a trial never pruned")
+
+
 class PipelineSpec(Strict):
     """A whole pipeline: what to load, check, preprocess, train and report (the core sections)."""
 
@@ -219,6 +232,7 @@ class PipelineSpec(Strict):
     promotion: PromotionSpec = PromotionSpec()
     features: FeaturesSpec = Field(FeaturesSpec(), description="Feature choice and leakage alarms")
     stages: list[StageSpec] = []
+    tune: TuneSpec = Field(TuneSpec(), description="The search of 'trainflow tune'")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="CPU threads of the fit, evaluation and "
                                                                   "prediction (trainflow/resources.py)")
 
@@ -299,13 +313,17 @@ class PipelineSpec(Strict):
         return self._modality
 
     def training_view(self) -> PipelineSpec:
-        """The spec without the parts that cannot change a trained model (cache-key input).
-        ``resources`` goes too: where the thread count changes a model (torch's sums), the key
-        holds the count itself (:func:`trainflow.cache_keys.default_threads`)."""
+        """The spec without the parts that cannot change a trained model (cache-key input). The primary
+        metric stays: the fit measures its selection score (cross-validation) in it. ``resources`` goes
+        too: where the thread count changes a model (torch's sums), the key holds the count itself
+        (:func:`trainflow.cache_keys.default_threads`)."""
         return self.model_copy(update={"description": "", "validation": ValidationSpec(),
-                                       # calibration is fitted with the model
-                                       "evaluate": EvaluateSpec(calibrate=self.evaluate.calibrate), "stages": [],
-                                       "promotion": PromotionSpec(), "resources": ResourcesSpec()})
+                                       # calibration is fitted with the model; the fit measures its
+                                       # selection score (cross-validation) in the primary metric
+                                       "evaluate": EvaluateSpec(primary=self.evaluate.primary,
+                                                                calibrate=self.evaluate.calibrate), "stages": [],
+                                       "tune": TuneSpec(), "promotion": PromotionSpec(),
+                                       "resources": ResourcesSpec()})
 
 
 def task_problem(task: str, mod: modalities.Modality, loader: str) -> str:

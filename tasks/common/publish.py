@@ -250,7 +250,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
     import yaml
 
     from trainflow.cache_keys import code_fingerprint
-    from trainflow.tasks.common import report
+    from trainflow.tasks.common import report, selection
 
     staging = run.staging
     plots_dir = staging / "plots"
@@ -278,8 +278,8 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         # rows the loader left out (audio's data.unreadable: skip), where it reports them
         **({"rows_skipped": data.meta["rows_skipped"]} if "rows_skipped" in data.meta else {}),
         "preprocessing": model.meta.get("steps", []),
-        # how a model chose among candidates on training data (text's tfidf_auto: {method: cv, metric, value})
-        **({"selection": model.meta["selection"]} if "selection" in model.meta else {}),
+        # what chose this model, never the test split (trainflow.tasks.common.selection)
+        "selection": selection.selection_of(model, spec) or selection.none_record(spec),
         # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
         "threads": model.meta.get("threads"),
         "validation": _final_paths(validation, run),

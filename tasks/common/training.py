@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.devices import resolve_device
 from trainflow.errors import TrainflowError
 from trainflow.refs import json_digest
+from trainflow.tasks.common.selection import report
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -576,6 +577,7 @@ def _train_model(
             state.stopped = state.asked_to_stop = True  # e.g. an Optuna trial pruned: the checkpoint says so
             if ckpt is not None:
                 _save_checkpoint(ckpt, run.checkpoint(state))
+        report(epoch, row)  # a tuner's pruner listens here (it may stop the fit by raising)
     notes = data.notes + state.finish(model, config)
     progress.update(100.0)
     trained = sum(h["seconds"] for h in state.history[resumed_from:])

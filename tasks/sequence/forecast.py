@@ -586,8 +586,11 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         save_json_model(folder, config)
         history, main = [], neural.CONFIG_FILE
         steps = [f"{chosen}: {describe(state)}"]
+    score = bt.mean(chosen)  # the rolling-origin backtest of the training part, never the test
+    selection = ({"method": f"rolling-origin backtest on the training part ({len(bt.origins)} origins)",
+                  "metric": "rmse", "value": score, "greater_is_better": False} if not math.isnan(score) else None)
     return ModelRef.of_folder(folder, main, "forecast", {"steps": [*notes[:1], *steps], "history": history,
-                                                         "notes": notes, "chosen": chosen})
+                                                         "notes": notes, "chosen": chosen, "selection": selection})
 
 
 def choose(spec: PipelineSpec, bt: backtest.Backtest, names: list[str], n: int) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import plots, warmup
 from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import multilabel as ML
+from trainflow.tasks.common.selection import report
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.tabular import calibrate as calibration
 from trainflow.tasks.tabular import importance
@@ -346,6 +347,11 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         y = y_raw.map({c: i for i, c in enumerate(classes)}).to_numpy()
     else:
         y = y_raw.to_numpy(dtype=float)
+    # the selection score first: a tuner may stop a hopeless candidate after a fold (before the fit)
+    cv = None
+    if spec.split.cv_folds >= 2:
+        cv = (cross_validate(spec, numeric, categorical, X, Y, extra["thresholds"]) if labels
+              else cross_validate(spec, numeric, categorical, X, y))
     pipe = build_pipeline(spec, numeric, categorical, n_features_hint=_encoded_width(X, numeric, categorical))
     method = spec.evaluate.calibrate if spec.task == "classification" and not labels else "none"
     given = holdout.validation_part(split_ref) if method != "none" else None
@@ -371,9 +377,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         meta["thresholds"] = dict(zip(labels, extra["thresholds"]))
     if resampled and spec.task == "classification":
         meta["class_counts_after_resampling"] = {str(classes[int(v)]): n for v, n in sorted(resampled.items())}
-    if spec.split.cv_folds >= 2:
-        meta["cv"] = (cross_validate(spec, numeric, categorical, X, Y, extra["thresholds"]) if labels
-                      else cross_validate(spec, numeric, categorical, X, y))
+    if cv is not None:
+        meta["cv"] = cv
 
     key = model_key(split_ref, spec)
     folder = Path(cache_dir) / "models" / key[:16]
@@ -456,6 +461,7 @@ def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str
             pipe.fit(X.iloc[tr], y[tr])
             pred, proba = _predict(pipe, X.iloc[va], cls)
         scores.append(M.score([primary], y[va], pred, proba)[primary])
+        report(len(scores), {f"cv_{primary}": float(np.mean(scores))})  # a tuner may prune after this fold
     return {"metric": primary, "folds": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
 
 

@@ -317,6 +317,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         choice = select.choose(texts, y, classes, spec)
         extra["selection"] = choice
         steps.append(select.describe(choice))
+    # the spec's own pipeline cross-validated (sweeps, tune); tfidf_auto's choice carries its own CV score
+    cv = cross_validate(spec, texts, y) if spec.split.cv_folds >= 2 and not labels and choice is None else None
     pipe = build_pipeline(spec, choice)
     pipe.fit(texts, y)
     folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
@@ -339,7 +341,25 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
                                                 "folds": choice["folds"], "chosen": {k: choice[k] for k in (
                                                     "features", "model", "C", "class_weight")}}}
     return ModelRef.of_folder(folder, MODEL_FILE, "text", {"vocabulary": schema["vocabulary"], "classes": classes,
-                                                           **meta})
+                                                           **meta, **({"cv": cv} if cv else {})})
+
+
+def cross_validate(spec: PipelineSpec, texts: Any, y: np.ndarray) -> dict[str, Any]:
+    """Stratified k-fold CV (``split.cv_folds``) of the whole TF-IDF pipeline on the training texts,
+    the vectoriser refitted in each fold so no fold's words leak; the primary metric per fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from trainflow.tasks.common.selection import report
+
+    primary = spec.evaluate.primary or M.PRIMARY[spec.task]
+    texts = np.asarray(texts, dtype=object)
+    scores = []
+    for tr, va in StratifiedKFold(spec.split.cv_folds, shuffle=True, random_state=spec.split.seed).split(texts, y):
+        pipe = build_pipeline(spec).fit(texts[tr], y[tr])
+        proba = pipe.predict_proba(texts[va]) if hasattr(pipe, "predict_proba") else None
+        scores.append(M.score([primary], y[va], pipe.predict(texts[va]), proba)[primary])
+        report(len(scores), {f"cv_{primary}": float(np.mean(scores))})
+    return {"metric": primary, "folds": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
 
 
 def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: SplitRef,

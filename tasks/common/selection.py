@@ -1,0 +1,114 @@
+"""Selection scores: how a run's model was chosen, never on the test split.
+
+Every choice (a sweep's or a tuner's winner, an early-stopping epoch) rests on a score the test
+split has not seen: k-fold cross-validation on the training split (tables, TF-IDF text), the
+validation part of the training loop (networks) or the rolling-origin backtest (forecasting). The
+model's fit leaves what it measured in the :class:`~trainflow.refs.ModelRef`'s meta (``cv``, the
+training ``history`` with ``val_*`` columns, ``selection``); :func:`selection_of` reads it as one
+record ``{method, metric, value, greater_is_better}``, which metrics.json keeps as ``selection``.
+
+:func:`reporting` installs, for the current thread of work, a function that receives intermediate
+scores while a model fits (the training loop after every epoch, cross-validation after every fold):
+the tuner's pruner listens there (:mod:`trainflow.tasks.common.tuning`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from trainflow.refs import ModelRef
+
+if TYPE_CHECKING:
+    from trainflow.spec import PipelineSpec
+
+#: folds of the cross-validation a sweep or a tune gives candidates whose spec sets none
+DEFAULT_FOLDS = 5
+#: share of the training split a sweep or a tune holds out to score networks whose spec holds out none
+DEFAULT_VAL_FRACTION = 0.2
+
+_REPORT: ContextVar[Callable[[int, dict[str, float]], None] | None] = ContextVar("trainflow_report", default=None)
+
+
+@contextmanager
+def reporting(hook: Callable[[int, dict[str, float]], None]) -> Iterator[None]:
+    """Call ``hook(step, values)`` for every intermediate score reported while the block runs (in
+    this thread or context). The hook may raise to stop the fit (a pruned trial)."""
+    token = _REPORT.set(hook)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
+
+
+def report(step: int, values: dict[str, float]) -> None:
+    """Hand an intermediate score to the hook of :func:`reporting`, if any (a no-op otherwise)."""
+    hook = _REPORT.get()
+    if hook is not None:
+        hook(step, values)
+
+
+def selection_overrides(spec: PipelineSpec) -> list[str]:
+    """``--set`` overrides that make a candidate of ``spec`` carry a selection score: cross-validation
+    folds when the spec sets none, and a validation part for networks that hold out none."""
+    extra = []
+    if spec.split.cv_folds < 2:
+        extra.append(f"split.cv_folds={DEFAULT_FOLDS}")
+    from trainflow import modalities
+    from trainflow.tasks.common.neural import NeuralModality
+
+    train = getattr(spec, "train", None)
+    neural = isinstance(modalities.get(spec.modality), NeuralModality)  # a classical model ignores the field
+    if neural and train is not None and getattr(train, "val_fraction", 1) == 0:
+        extra.append(f"train.val_fraction={DEFAULT_VAL_FRACTION}")
+    return extra
+
+
+def network_metric(spec: PipelineSpec) -> str:
+    """What scores a network on its validation part: its validation loss, the criterion that already
+    picks the kept epoch; unlike accuracy it does not move in steps of one example (two networks tie
+    on the accuracy of a few hundred images more often than not)."""
+    return "val_loss"
+
+
+def selection_of(model: ModelRef, spec: PipelineSpec) -> dict[str, Any] | None:
+    """The score that chose ``model`` (see the module docstring), or None when its fit measured none
+    (a table without ``split.cv_folds``, a network without a validation part)."""
+    from trainflow.tasks.common.metrics import greater_is_better
+
+    meta = model.meta
+    if meta.get("selection"):
+        return dict(meta["selection"])
+    cv = meta.get("cv")
+    if cv and cv.get("folds"):
+        return {"method": f"{len(cv['folds'])}-fold cross-validation on the training split", "metric": cv["metric"],
+                "value": float(cv["mean"]), "std": float(cv.get("std", 0.0)),
+                "greater_is_better": greater_is_better(cv["metric"])}
+    history = meta.get("history") or []
+    metric = network_metric(spec)
+    best = int(meta.get("best_epoch") or len(history))
+    rows = [h for h in history if h.get("epoch") == best and metric in h] or [h for h in history if metric in h][-1:]
+    if rows:
+        return {"method": f"validation part of the training split (epoch {rows[0]['epoch']})", "metric": metric,
+                "value": float(rows[0][metric]), "greater_is_better": metric != "val_loss"}
+    return None
+
+
+def none_record(spec: PipelineSpec) -> dict[str, Any]:
+    """The ``selection`` of a run whose model nothing chose (one model, no score measured)."""
+    from trainflow.tasks.common.metrics import PRIMARY
+
+    return {"method": "none", "metric": spec.evaluate.primary or PRIMARY[spec.task], "value": None}
+
+
+def usable(value: Any) -> bool:
+    """Whether ``value`` is a number a selection can rank (not None, not NaN)."""
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def better(a: float, b: float | None, greater: bool) -> bool:
+    """Whether score ``a`` beats ``b`` (None: nothing yet) in the metric's direction."""
+    return b is None or (a > b if greater else a < b)
