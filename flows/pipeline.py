@@ -29,6 +29,7 @@ from prefect.futures import PrefectFuture
 from prefect.tasks import Task, exponential_backoff
 
 from trainflow.cache_keys import code_fingerprint
+from trainflow.cache_records import CheckedResults
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
 from trainflow.tasks.common import validation_process
@@ -99,13 +100,20 @@ def run_cached(stage: Task, cache: str, *args: Any) -> Any:
     ``refresh_cache`` and a warning says why. A result the task has just made is not read again (its
     files were digested as they were written; re-reading the split costs 0.25 s at 1M rows).
     """
-    stored = stage.with_options(result_storage=Path(cache) / "results")
-    state = stored(*args, return_state=True)
+    def stored(**options: Any) -> Task:
+        task = stage.with_options(result_storage=Path(cache) / "results", **options)
+        # Records are checked before Prefect reads them, so a poisoned one is a cache miss (cache_records).
+        # Set after construction: Task() accepts only saved blocks, for workers that read results remotely,
+        # which these local records never are (a Path becomes an unsaved LocalFileSystem the same way).
+        task.result_storage = CheckedResults(basepath=str(Path(cache) / "results"))
+        return task
+
+    state = stored()(*args, return_state=True)
     ref = state.result()  # raises the task's error as a plain call would
     problem = damage(ref) if state.name == "Cached" else None
     if problem:
         get_run_logger().warning(f"{stage.name}: recomputing, the cached result cannot be used: {problem}")
-        ref = stored.with_options(refresh_cache=True)(*args)
+        ref = stored(refresh_cache=True)(*args)
     return ref
 
 

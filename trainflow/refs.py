@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from trainflow import memo
+from trainflow.files import open_regular
 
 
 class Ref(BaseModel):
@@ -86,7 +87,7 @@ def file_digest(path: str | os.PathLike, h: Any = None) -> str:
 
 
 def _update_file(h: Any, path: Path) -> None:
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # a FIFO, a device or a /proc file would block or never end
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
 
@@ -209,12 +210,18 @@ def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
         np.savez(tmp, **arrays)
 
 
-def load_npz(path: str | os.PathLike, keep: bool = True) -> dict[str, Any]:
+def load_npz(path: str | os.PathLike, keep: bool = True, limit: int | None = None) -> dict[str, Any]:
     """Every array of an ``.npz`` file (object arrays refused: they would need pickle): the arrays this
     process remembered for it (:func:`remember_npz`) while the file is unchanged, else read from disk.
-    ``keep=False`` forgets them, for the last stage that needs them. Callers must not modify them."""
+    ``keep=False`` forgets them, for the last stage that needs them. Callers must not modify them.
+    With ``limit`` (a file from outside, such as a model folder's) its declared sizes are checked
+    first (:func:`trainflow.archives.check_zip`)."""
     import numpy as np
 
+    if limit is not None:
+        from trainflow.archives import check_zip
+
+        check_zip(path, limit, "saved file")
     arrays = memo.recall(path, keep=keep)
     if arrays is not None:
         return dict(arrays)

@@ -34,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic.fields import FieldInfo
 
 from trainflow import modalities
-from trainflow.errors import ComponentError, SpecError, expected
-from trainflow.files import path_problem
+from trainflow.errors import ComponentError, DataError, SpecError, expected
+from trainflow.files import path_problem, read_text_capped
+from trainflow.yamlfile import load_yaml
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
 from trainflow.resources import ResourcesSpec
 
@@ -418,7 +419,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise SpecError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is not a section.")
         node = child
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    node[parts[-1]] = load_yaml(value) if value.strip() else None
 
 
 def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpec:
@@ -472,6 +473,10 @@ def _yaml_kind(value: Any) -> str:
         type(value), type(value).__name__)
 
 
+#: a spec is written by hand; a larger file is not one
+SPEC_MAX_BYTES = 4 * 1024 * 1024
+
+
 def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML spec file into a dict, with errors that name the file and line.
 
@@ -482,11 +487,13 @@ def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
     if problem:
         raise SpecError(f"the spec file '{path}' {problem}.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(read_text_capped(path, "spec file", limit=SPEC_MAX_BYTES))
     except UnicodeDecodeError as exc:
         raise SpecError(f"'{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     except OSError as exc:
         raise SpecError(f"the spec file '{path}' cannot be read: {exc.strerror or exc}.") from None
+    except DataError as exc:  # too large, or swapped for a special file after the check above
+        raise SpecError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"'{path}' is not valid YAML: {exc}") from None
     if raw is None:

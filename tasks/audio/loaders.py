@@ -96,6 +96,10 @@ class ManifestOptions(ManifestColumns, AudioOptions):
 # ---------------------------------------------------------------- reading one clip
 
 
+#: samples (frames x channels) decoded per clip at most: 64M float32 = 256 MB, ~70 minutes at 16 kHz
+MAX_CLIP_SAMPLES = 1 << 26
+
+
 def clip_problem(path: Path) -> str | None:
     """Why ``path`` cannot be an audio file before decoding it (missing, not a file, zero bytes)."""
     problem = path_problem(path)
@@ -117,6 +121,11 @@ def read_clip(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str,
     if problem:
         raise DataError(f"The audio file '{path}' {problem}.")
     try:
+        header = sf.info(str(path))
+        if header.frames * header.channels > MAX_CLIP_SAMPLES:  # checked from the header, before decoding
+            raise DataError(f"The audio file '{path}' declares {header.frames:,} frames x {header.channels} "
+                            f"channel(s), more than the {MAX_CLIP_SAMPLES:,} samples trainflow decodes per clip "
+                            f"(~{MAX_CLIP_SAMPLES * 4 // 2**20} MB); split it into shorter clips.")
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(f"The audio file '{path}' is not audio soundfile can decode (WAV, FLAC, OGG, AIFF): "

@@ -238,7 +238,8 @@ def load_network(folder: str | Path, modality: str,
     try:
         comp = REGISTRY.get("model", config["model"])
         build = config.get("build") or (build_args(config) if build_args else {})
-        model = comp.build(comp.config.model_validate(config["options"]), **build)
+        options = comp.config.model_validate(config["options"])
+        model = trust.build_to_fit(lambda: comp.build(options, **build), folder / WEIGHTS_FILE, folder / CONFIG_FILE)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # valid JSON, not a network's config
         raise trust.damaged(folder / CONFIG_FILE, exc) from None
     trust.load_weights(model, folder / WEIGHTS_FILE)

@@ -18,7 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainflow.errors import DataError
-from trainflow.files import path_problem
+from trainflow.archives import DATA_ZIP_BYTES, check_zip
+from trainflow.files import open_regular, path_problem
 from trainflow.registry import NoOptions, component
 from trainflow.tasks.common.load import label_names
 from trainflow.tasks.common.manifest import ManifestColumns, manifest_files, read_manifest
@@ -161,12 +162,19 @@ class FolderConfig(ImageOptions):
                                                      "instead of stopping")
 
 
+#: the pixel cap when Pillow's own (Image.MAX_IMAGE_PIXELS, ~89M) is switched off
+MAX_PIXELS = 89_478_485
+
+
 def read_image(path: Path, opts: ImageOptions) -> np.ndarray:
     """One image file as ``[h, w, c]`` uint8, converted and resized per ``opts``; DataError if unusable."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with open_regular(path, "image file") as fh, Image.open(fh) as im:
+            if im.size[0] * im.size[1] > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):  # from the header
+                raise _Unreadable(f"{path}: its header says {im.size[0]}x{im.size[1]} pixels, more than the "
+                                  f"{Image.MAX_IMAGE_PIXELS or MAX_PIXELS:,} trainflow decodes")
             im.load()
             mode = im.mode
             gray = mode in ("1", "L", "LA", "I", "I;16", "F")
@@ -179,7 +187,7 @@ def read_image(path: Path, opts: ImageOptions) -> np.ndarray:
             if opts.size is not None and im.size != (opts.size[1], opts.size[0]):
                 im = im.resize((opts.size[1], opts.size[0]), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
-    except DataError:
+    except (DataError, _Unreadable):
         raise
     except Image.DecompressionBombError as exc:  # not an OSError: Pillow's guard against huge pixel counts
         raise _Unreadable(f"{path}: too large to decode safely ({exc})") from None
@@ -330,8 +338,11 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"The file '{path}' does not exist.")
     try:
+        check_zip(path, DATA_ZIP_BYTES, ".npz file")  # declared sizes, before NumPy allocates them
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"'{path}' is not a readable .npz file of plain arrays: {exc}") from None
 

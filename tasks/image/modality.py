@@ -366,7 +366,7 @@ def warn_adapted(files: list[Path], config: dict[str, Any]) -> None:
                 resized += im.size != (w, h)
                 gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
                 converted += (1 if gray else 3) != config["channels"]
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             pass  # read_images reports the unreadable file
     if resized:
         warn(f"predict: resized {resized} of {len(files)} image(s) to {h}x{w}, the training images' size")

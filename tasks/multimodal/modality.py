@@ -25,6 +25,7 @@ from trainflow import modalities
 from trainflow import trust
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError, SpecError, TrainflowError
+from trainflow.files import folder_member
 from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, json_digest, load_npz, save_npz
 from trainflow.registry import REGISTRY, component
@@ -386,6 +387,9 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     problem = config_problem(config)
     if problem:
         raise trust.damaged(path, problem)
+    for n, info in config["inputs"].items():  # every name it gives stays in the folder (files.folder_member)
+        folder_member(folder, n, "multimodal model folder", folder_ok=True)
+        folder_member(Path(folder) / n, info["blank"], "multimodal model folder")
     return config
 
 
@@ -476,12 +480,14 @@ def read_inputs_file(path: Path, names: list[str]) -> dict[str, Path]:
     import yaml
 
     from trainflow.errors import did_you_mean
+    from trainflow.files import read_text_capped
+    from trainflow.yamlfile import load_yaml
 
     if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml", ".json"):
         raise DataError(f"The input '{path}' must be a YAML file naming a file for each input "
                         f"({', '.join(f'{n}: ...' for n in names)}).")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(read_text_capped(path, "input list", limit=1 << 20))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise DataError(f"The input '{path}' is not a readable YAML file: {exc}") from None
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):

@@ -347,8 +347,17 @@ class MiniRocket(_RidgeOnTransform):
         transformer.parameters = params
         if not self.equal_:
             transformer._fitted_reference_length = int(state["reference_length"])
-            transformer.num_kernels_ = int(state["num_kernels_"])
+            transformer.num_kernels_ = _kernels(state, self._n_features(transformer))
         _mark_fitted(transformer)
+
+
+def _kernels(state: dict[str, Any], features: int) -> int:
+    """The saved ``num_kernels_``, which the saved arrays bound: never more kernels than features
+    (a config claiming 2e9 kernels would make the transform allocate for them)."""
+    kernels = int(state["num_kernels_"])
+    if not 1 <= kernels <= features:
+        raise ValueError(f"'num_kernels_' is {kernels}, but the saved arrays hold {features} features")
+    return kernels
 
 
 class Rocket(_RidgeOnTransform):
@@ -426,7 +435,7 @@ class MultiRocket(Rocket):
     def _set_params(self, transformer, params, state):
         self.length_, first = int(state["length"]), int(state["n_first"])
         transformer.parameter, transformer.parameter1 = tuple(params[:first]), tuple(params[first:])
-        transformer.num_kernels_ = int(state["num_kernels_"])
+        transformer.num_kernels_ = _kernels(state, self._n_features(transformer))
         _mark_fitted(transformer)
 
 
@@ -588,6 +597,8 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     ``allow_pickle=False`` and the model's type comes from the registry, never from the file).
     DataError naming the file when it is missing or damaged."""
     from trainflow import trust
+    from trainflow.archives import MODEL_ZIP_BYTES
+    from trainflow.errors import DataError
     from trainflow.refs import load_npz
     from trainflow.registry import REGISTRY
     from trainflow.tasks.common.neural import CONFIG_FILE, saved_config
@@ -609,8 +620,10 @@ def load(folder: Any) -> tuple[ClassicalClassifier, dict[str, Any]]:
     except Exception as exc:
         raise trust.damaged(folder / CONFIG_FILE, exc) from None
     try:
-        arrays = load_npz(folder / ARRAYS_FILE)  # object arrays (pickle) are refused here
+        arrays = load_npz(folder / ARRAYS_FILE, limit=MODEL_ZIP_BYTES)  # object arrays (pickle) are refused here
         model.restore(arrays, config["fitted"], channels)
+    except DataError:
+        raise
     except Exception as exc:
         raise trust.damaged(folder / ARRAYS_FILE, exc) from None
     return model, config

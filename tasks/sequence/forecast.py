@@ -71,7 +71,7 @@ class ForecastConfig(BaseModel):
     origin_step: int | None = Field(None, ge=1, description="Steps between backtest origins; default: the season, "
                                                             "or the horizon when shorter or without a season")
     # One network is a draw: on short series seeds 0 and 1 of the same GRU differed by 40% in RMSE.
-    ensemble: int | None = Field(None, ge=1, description="Networks averaged over this many seeds; default: "
+    ensemble: int | None = Field(None, ge=1, le=100, description="Networks averaged over this many seeds; default: "
                                                          "5 when the training part gives fewer than 200 windows, else 1")
 
 
@@ -154,6 +154,10 @@ def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
 
 #: a network needs at least this many (lookback -> horizon) training windows when the lookback is chosen for it
 MIN_WINDOWS = 8
+
+#: members of a saved seed ensemble at most (ForecastConfig.ensemble's bound; a larger saved one is damage)
+MAX_ENSEMBLE = 100
+
 #: below this many training windows a network is an ensemble of ENSEMBLE_SEEDS seeds by default
 ENSEMBLE_BELOW, ENSEMBLE_SEEDS = 200, 5
 
@@ -658,11 +662,16 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
         comp = REGISTRY.get("model", config["model"] if config["model"] != "auto" else config["chosen"])
         options = comp.config.model_validate(config["options"])
-        model = SeedEnsemble([comp.build(options, **config["build"]) for _ in range(int(config["ensemble"]))])
+        members = int(config["ensemble"])
+        if not 1 <= members <= MAX_ENSEMBLE:
+            raise ValueError(f"'ensemble' is {members}; a saved forecaster has 1 to {MAX_ENSEMBLE} members")
+        if not (folder / neural.WEIGHTS_FILE).is_file():
+            raise DataError(f"No saved forecast model in '{folder}' (expected {neural.WEIGHTS_FILE} beside "
+                            f"{neural.CONFIG_FILE}).")
+        model = trust.build_to_fit(lambda: SeedEnsemble([comp.build(options, **config["build"]) for _ in range(members)]),
+                                   folder / neural.WEIGHTS_FILE, path)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # valid JSON, not a forecaster's config
         raise trust.damaged(path, exc) from None
-    if not (folder / neural.WEIGHTS_FILE).is_file():
-        raise DataError(f"No saved forecast model in '{folder}' (expected {neural.WEIGHTS_FILE} beside {neural.CONFIG_FILE}).")
     trust.load_weights(model, folder / neural.WEIGHTS_FILE)
     return model.eval(), config
 

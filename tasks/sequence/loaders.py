@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from trainflow.archives import DATA_ZIP_BYTES, check_zip
 from trainflow.errors import DataError, did_you_mean
+from trainflow.files import read_text_capped
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
 from trainflow.tasks.sequence.timeaxis import file_dates
@@ -59,11 +61,25 @@ class SeriesSet:
                          None if self.keys is None or other.keys is None else self.keys + other.keys)
 
 
+#: bytes the padded [n, T, C] array and its mask may take: one outlier length pads every series to it
+PAD_BUDGET = 512 << 20
+
+
 def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stack series into [n, T, C] (zeros after each series' end) and a mask [n, T] of real steps."""
+    """Stack series into [n, T, C] (zeros after each series' end) and a mask [n, T] of real steps.
+
+    DataError when that needs more than :data:`PAD_BUDGET` bytes, naming the longest series and the
+    median length (checked before allocating)."""
     n = len(series)
     channels = series[0].shape[1] if n else 0
     T = length or max((len(s) for s in series), default=0)
+    if n * T * (channels + 1) * 4 > PAD_BUDGET:
+        lengths = [len(s) for s in series]
+        longest = int(np.argmax(lengths))
+        raise DataError(f"Padding {n:,} series to {T:,} steps needs {n * T * (channels + 1) * 4 / 2**30:.1f} GiB, more "
+                        f"than the {PAD_BUDGET / 2**30:.1f} GiB budget: series #{longest + 1} has {lengths[longest]:,} "
+                        f"steps where the median is {int(np.median(lengths)):,}. Cut or drop the outlier series, or "
+                        f"split long recordings into windows before training.")
     x = np.zeros((n, T, channels), dtype=np.float32)
     mask = np.zeros((n, T), dtype=np.float32)
     for i, s in enumerate(series):
@@ -166,7 +182,7 @@ def read_ts(path: str | Path) -> SeriesSet:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text_capped(path, ".ts file").splitlines()
     except UnicodeDecodeError as exc:
         raise DataError(f"'{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); is it a .ts file?") from None
     header: dict[str, str] = {}
@@ -402,7 +418,10 @@ def load_long_csv(config: LongCsvConfig, split: Any = None) -> SeriesSet:
 def read_npz(path: Path, config: NpzConfig) -> SeriesSet:
     """Arrays ``x`` [n, time, channels] (or [n, time]), ``y`` [n], optional ``lengths`` [n]."""
     try:
+        check_zip(path, DATA_ZIP_BYTES, ".npz file")  # declared sizes, before NumPy allocates them
         arrays = np.load(path, allow_pickle=False)
+    except DataError:
+        raise
     except Exception as exc:  # numpy raises several types for a file that is not an .npz
         raise DataError(f"'{path}' is not a readable .npz file: {exc}") from None
     with arrays:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError
+from trainflow.files import read_text_capped
 from trainflow.registry import component
 from trainflow.tasks.common.load import Encoding, existing_file, read_csv_file, read_parquet_file, require_column
 
@@ -101,7 +102,7 @@ def load_text_folder(config: TextFolderConfig) -> Any:
 def read_text_file(file: Path, encoding: str) -> str:
     """One document; DataError naming the file when it is not valid ``encoding`` text."""
     try:
-        return file.read_text(encoding=encoding)
+        return read_text_capped(file, "text file", encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"The text file '{file}' is not valid {encoding} text ({exc.reason} at byte {exc.start}); "
                         f"set data.encoding.") from None

@@ -127,6 +127,9 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any], Vocabulary]:
     model, config = neural.load_network(folder, "text")
     try:
         vocab = Vocabulary.from_state(config["vocabulary"])
+        if len(vocab.tokens_) != config["build"]["vocab_size"]:  # the embedding's rows (checked against the weights)
+            raise ValueError(f"the vocabulary holds {len(vocab.tokens_):,} tokens and the network "
+                             f"{config['build']['vocab_size']!r:.20}")
     except (KeyError, TypeError, ValueError) as exc:
         raise trust.damaged(Path(folder) / neural.CONFIG_FILE, exc) from None
     return model, config, vocab
