@@ -170,6 +170,8 @@ class EvaluateSpec(Strict):
     calibrate: Literal["none", "temperature", "sigmoid", "isotonic"] = Field(
         "none", description="Post-hoc calibration of a classifier's probabilities, fitted on the validation "
                             "part: temperature (networks) | sigmoid | isotonic (scikit-learn models)")
+    importance: bool = Field(True, description="Permutation importance of a table's input columns on the test "
+                                               "split (costs columns x 5 predictions of up to 2,000 rows)")
 
 
 class PromotionSpec(Strict):

@@ -550,12 +550,15 @@ def evaluate(model: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir
         charts["Predicted vs true"] = plots.series_png(
             {"true": (x, y[shown].tolist()), "predicted (same order)": (x, pred[shown].tolist())},
             Path(plots_dir) / "predicted_vs_true.png", title)
-    primary = spec.evaluate.primary or M.PRIMARY[spec.task]
-    ranked, note = importance.permutation_table(pipe, X, y, primary, lambda est, X_: _predict(est, X_, cls), spec.seed)
-    tables["Permutation importance (test split)"] = [{k: round(v, 4) if isinstance(v, float) else v
-                                                      for k, v in r.items()} for r in ranked]
-    charts["Permutation importance"] = importance.importance_png(ranked, Path(plots_dir) / "importance.png", primary)
-    notes.append(note)
+    if spec.evaluate.importance:
+        primary = spec.evaluate.primary or M.PRIMARY[spec.task]
+        ranked, note = importance.permutation_table(pipe, X, y, primary, lambda est, X_: _predict(est, X_, cls),
+                                                    spec.seed)
+        tables["Permutation importance (test split)"] = [{k: round(v, 4) if isinstance(v, float) else v
+                                                          for k, v in r.items()} for r in ranked]
+        charts["Permutation importance"] = importance.importance_png(ranked, Path(plots_dir) / "importance.png",
+                                                                     primary)
+        notes.append(note)
     ev = Evaluation(metrics=with_cv(metrics, model), per_class=per_class, confusion=confusion, plots=charts,
                     tables=tables, notes=notes)
     return assess(ev, spec, y, pred, proba if cls else None, classes if cls else None, plots_dir)
