@@ -58,6 +58,13 @@ def load() -> str:
     return "?"
 
 
+def elapsed_line(t0: float, c0: float, what: str = "") -> str:
+    """A benchmark's closing line: wall and CPU seconds since ``perf_counter`` t0 / ``process_time`` c0
+    (``what`` says whose CPU) and the load average after."""
+    return (f"wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s{what}; "
+            f"load average after: {load()}")
+
+
 def machine_lines(m: dict[str, str], load_after: str) -> list[str]:
     return [f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} memory; {m['os']}; Python {m['python']}",
             f"- Versions: {m['versions']}",

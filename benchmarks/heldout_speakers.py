@@ -21,18 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import elapsed_line  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
 def score(spec_path: Path, overrides: list[str]) -> float:
     """Train ``spec_path`` with ``overrides`` in a throw-away cache; return the test accuracy."""
-    from trainflow import modality
+    from trainflow import modalities
     from trainflow.spec import load_spec
     from trainflow.tasks.common.load import load
 
     spec = load_spec(spec_path, overrides)
-    mod = modality.get(spec.modality)
+    mod = modalities.get(spec.modality)
     with tempfile.TemporaryDirectory(prefix="heldout-") as cache:
         ref = load(spec.data, cache, spec.modality)
         split = mod.split(ref, spec, cache)
@@ -62,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if held:
         print(f"| mean over {len(held)} held-out speakers | {statistics.mean(held):.3f} |")
         print(f"| lowest | {min(held):.3f} |")
-    print(f"wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s; load average after: "
-          f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(elapsed_line(t0, c0))
     return 0
 
 

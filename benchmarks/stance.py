@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import elapsed_line  # noqa: E402
+
 TOPICS = ("abortion", "atheism", "climate", "feminist", "hillary")
 DATA = Path("/work/shared/datasets/tweeteval_stance")
 
@@ -48,7 +51,7 @@ def trainflow_default(train, test, overrides: list[str]) -> tuple[float, str]:
     import numpy as np
     import yaml
 
-    from trainflow import modality
+    from trainflow import modalities
     from trainflow.refs import SplitRef
     from trainflow.spec import load_spec
     from trainflow.tasks.common.load import load
@@ -62,7 +65,7 @@ def trainflow_default(train, test, overrides: list[str]) -> tuple[float, str]:
                 "loader": "text_table", "path": str(Path(tmp) / f"{part}.csv"), "text": "text", "target": "label"}}))
             spec = load_spec(spec_file, overrides)
             refs[part] = load(spec.data, tmp, spec.modality)
-        mod = modality.get(spec.modality)
+        mod = modalities.get(spec.modality)
         split = SplitRef(train=refs["train"], test=refs["test"], meta={"notes": []})
         model = mod.fit(split, spec.training_view(), tmp)
         from trainflow.tasks.text.modality import normalise, scorer
@@ -93,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         theirs.append(plain(train, test))
         print(f"| {topic} | {ours[-1]:.1f} | {theirs[-1]:.1f} | {chose.split(':')[0]} |", flush=True)
     print(f"| **mean** | **{statistics.mean(ours):.1f}** | **{statistics.mean(theirs):.1f}** | |")
-    print(f"wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s (this process); load average "
-          f"after: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(elapsed_line(t0, c0, ' (this process)'))
     return 0
 
 
