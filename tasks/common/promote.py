@@ -113,8 +113,6 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     "champion_run_id", "champion_value", ...}`` (``paired`` with the comparison, ``fallback`` with
     why the point rule decided instead); ``reason`` is one readable sentence.
     """
-    from trainflow.tasks.common.metrics import greater_is_better
-
     metric = summary["primary_metric"]
     value = _value(summary["metrics"], metric)
     rule = getattr(policy, "rule", "point")
@@ -126,16 +124,9 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     def result(promoted: bool, reason: str) -> dict[str, Any]:
         return {**decision, "promoted": promoted, "reason": reason}
 
-    if not policy.enabled:
-        return result(False, "promotion is disabled for this pipeline (promotion.enabled: false).")
-    validation = summary.get("validation")
-    if validation is None and policy.require_validation:
-        return result(False, "the data was not validated (validation.enabled: false) and "
-                             "promotion.require_validation is true.")
-    if validation is not None and not validation.get("success", False):
-        return result(False, "the data failed validation.")
-    if value is None:
-        return result(False, f"the run has no value for the primary metric '{metric}'.")
+    refused = _refusal(summary, policy, metric, value)
+    if refused:
+        return result(False, refused)
     if champion is not None and champion["run_id"] == summary["run_id"]:
         # a retried promotion: the pointer was switched before the earlier attempt failed
         return {**result(True, champion.get("reason") or "this run is already the champion."),
@@ -143,36 +134,61 @@ def decide(summary: dict[str, Any], champion: dict[str, Any] | None, policy: Any
     if champion is None:
         return result(True, f"first champion of the pipeline ({metric} = {value:.4f}).")
     if rule == "paired":
-        comparison = paired() if paired is not None else {"error": "no test rows were given to compare on"}
-        decision["paired"] = comparison
-        if "error" not in comparison and comparison.get("interval") is None:
-            comparison = {**comparison, "error": f"no interval of the difference ({comparison.get('method')})"}
-            decision["paired"] = comparison
+        comparison = decision["paired"] = _paired_comparison(paired)
         if "error" not in comparison:
             return result(*_paired_reason(comparison, champion["run_id"], policy.tolerance))
         decision["rule"] = "point (fallback)"
         decision["fallback"] = comparison["error"]
         warn(f"promotion of run {summary['run_id']}: the paired comparison with the champion {champion['run_id']} "
              f"is not possible: {comparison['error']}; deciding on the stored values (rule 'point') instead.")
+    return result(*_point_reason(decision, champion, metric, value, policy.tolerance))
+
+
+def _refusal(summary: dict[str, Any], policy: Any, metric: str, value: float | None) -> str | None:
+    """Why the run cannot become champion whatever the champion scored (None: it may)."""
+    if not policy.enabled:
+        return "promotion is disabled for this pipeline (promotion.enabled: false)."
+    validation = summary.get("validation")
+    if validation is None and policy.require_validation:
+        return "the data was not validated (validation.enabled: false) and promotion.require_validation is true."
+    if validation is not None and not validation.get("success", False):
+        return "the data failed validation."
+    if value is None:
+        return f"the run has no value for the primary metric '{metric}'."
+    return None
+
+
+def _paired_comparison(paired: Callable[[], dict[str, Any]] | None) -> dict[str, Any]:
+    """The paired comparison, or ``{"error": reason, ...}`` where it cannot decide."""
+    comparison = paired() if paired is not None else {"error": "no test rows were given to compare on"}
+    if "error" not in comparison and comparison.get("interval") is None:
+        comparison = {**comparison, "error": f"no interval of the difference ({comparison.get('method')})"}
+    return comparison
+
+
+def _point_reason(decision: dict[str, Any], champion: dict[str, Any], metric: str, value: float,
+                  tolerance: float) -> tuple[bool, str]:
+    """Rule ``point``: this run's stored value against the champion's (sets ``decision["champion_value"]``)."""
+    from trainflow.tasks.common.metrics import greater_is_better
+
     champion_metrics = Path(champion["run_dir"]) / "metrics.json"
     if not champion_metrics.is_file():
-        return result(True, f"the champion's run folder '{champion['run_dir']}' is gone; this run replaces it.")
+        return True, f"the champion's run folder '{champion['run_dir']}' is gone; this run replaces it."
     try:
         old = _value(json.loads(champion_metrics.read_text(encoding="utf-8"))["metrics"], metric)
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-        return result(True, f"the champion's metrics.json in '{champion['run_dir']}' is damaged; this run replaces it.")
+        return True, f"the champion's metrics.json in '{champion['run_dir']}' is damaged; this run replaces it."
     decision["champion_value"] = old
     if old is None:
-        return result(True, f"the champion {champion['run_id']} has no '{metric}' to compare with.")
+        return True, f"the champion {champion['run_id']} has no '{metric}' to compare with."
     higher = greater_is_better(metric)
     margin = (value - old) if higher else (old - value)
     direction = "higher" if higher else "lower"
-    if margin >= -policy.tolerance:
-        return result(True, f"{metric} = {value:.4f} is not worse than the champion {champion['run_id']} "
-                            f"({old:.4f}; {direction} is better, tolerance {policy.tolerance:g}).")
-    return result(False, f"{metric} = {value:.4f} is worse than the champion {champion['run_id']} "
-                         f"({old:.4f}; {direction} is better, tolerance {policy.tolerance:g}); "
-                         f"the champion stays.")
+    if margin >= -tolerance:
+        return True, (f"{metric} = {value:.4f} is not worse than the champion {champion['run_id']} "
+                      f"({old:.4f}; {direction} is better, tolerance {tolerance:g}).")
+    return False, (f"{metric} = {value:.4f} is worse than the champion {champion['run_id']} "
+                   f"({old:.4f}; {direction} is better, tolerance {tolerance:g}); the champion stays.")
 
 
 def _paired_reason(c: dict[str, Any], champion_id: str, tolerance: float) -> tuple[bool, str]:

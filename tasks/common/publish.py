@@ -249,8 +249,7 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
     used as it is (nothing is written twice, no second folder appears)."""
     import yaml
 
-    from trainflow.cache_keys import code_fingerprint
-    from trainflow.tasks.common import report, selection
+    from trainflow.tasks.common import report
 
     staging = run.staging
     plots_dir = staging / "plots"
@@ -258,7 +257,33 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
     if is_published(run):
         summary = json.loads((run.final / "metrics.json").read_text(encoding="utf-8"))
         return _finish(run, summary, evaluation, local_plots)
-    summary = {
+    summary = _summary(run, spec, data, validation, model, evaluation, model_files, primary_metric, flow_run_id)
+    # Plots may have been written to a scratch folder by a cached evaluation: bring them in.
+    plots_dir.mkdir(exist_ok=True)
+    for title, path in evaluation.plots.items():
+        target = Path(local_plots[title])
+        if Path(path).resolve() != target.resolve():
+            shutil.copy2(path, target)
+    evaluation = evaluation.model_copy(update={"plots": local_plots})
+    # the spec as run, defaults filled in (the same text as trainflow.spec.spec_to_yaml)
+    atomic_write_text(staging / "spec.yaml", yaml.safe_dump(summary["spec"], sort_keys=False))
+    markdown = report.render(summary, evaluation, staging, embed_images=False)
+    atomic_write_text(staging / "report.md", markdown)
+    # metrics.json is written last: its presence is what marks a run folder as complete.
+    atomic_write_text(staging / "metrics.json", json.dumps(summary, indent=2, default=str))
+    os.replace(staging, run.final)
+    release(run)
+    return _finish(run, summary, evaluation, local_plots)
+
+
+def _summary(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[str, Any] | None, model: ModelRef,
+             evaluation: Evaluation, model_files: list[str], primary_metric: str,
+             flow_run_id: str | None) -> dict[str, Any]:
+    """What the run's metrics.json holds."""
+    from trainflow.cache_keys import code_fingerprint
+    from trainflow.tasks.common import selection
+
+    return {
         "pipeline": spec.name,
         "task": spec.task,
         "modality": spec.modality,
@@ -287,22 +312,6 @@ def publish(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict[
         "notes": model.meta.get("notes", []),
         "spec": spec.model_dump(mode="json"),
     }
-    # Plots may have been written to a scratch folder by a cached evaluation: bring them in.
-    plots_dir.mkdir(exist_ok=True)
-    for title, path in evaluation.plots.items():
-        target = Path(local_plots[title])
-        if Path(path).resolve() != target.resolve():
-            shutil.copy2(path, target)
-    evaluation = evaluation.model_copy(update={"plots": local_plots})
-    # the spec as run, defaults filled in (the same text as trainflow.spec.spec_to_yaml)
-    atomic_write_text(staging / "spec.yaml", yaml.safe_dump(summary["spec"], sort_keys=False))
-    markdown = report.render(summary, evaluation, staging, embed_images=False)
-    atomic_write_text(staging / "report.md", markdown)
-    # metrics.json is written last: its presence is what marks a run folder as complete.
-    atomic_write_text(staging / "metrics.json", json.dumps(summary, indent=2, default=str))
-    os.replace(staging, run.final)
-    release(run)
-    return _finish(run, summary, evaluation, local_plots)
 
 
 def _finish(run: RunFolder, summary: dict[str, Any], evaluation: Evaluation,

@@ -58,10 +58,11 @@ def selection_overrides(spec: PipelineSpec) -> list[str]:
     if spec.split.cv_folds < 2:
         extra.append(f"split.cv_folds={DEFAULT_FOLDS}")
     from trainflow import modalities
-    from trainflow.tasks.common.neural import NeuralModality
 
     train = getattr(spec, "train", None)
-    neural = isinstance(modalities.get(spec.modality), NeuralModality)  # a classical model ignores the field
+    # a modality trained by the shared loop declares the `train` section (every spec has it once any
+    # such modality is registered); a classical model ignores the field
+    neural = "train" in modalities.get(spec.modality).sections
     if neural and train is not None and getattr(train, "val_fraction", 1) == 0:
         extra.append(f"train.val_fraction={DEFAULT_VAL_FRACTION}")
     return extra

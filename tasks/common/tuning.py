@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,6 +215,26 @@ def finished(study: Any) -> list[Any]:
 # ---------------------------------------------------------------- one trial
 
 
+def _pruning(trial: Any, keys: dict[str, bool], steps: list[int],
+             seen: set[str]) -> Callable[[int, dict[str, float]], None]:
+    """The callback a fit reports its scores to (``keys``: the score names it listens to, each with
+    whether higher is better): tells ``trial`` each step (recorded in ``steps``/``seen``) and raises
+    ``TrialPruned`` when the pruner says so."""
+    import optuna
+
+    def prune(step: int, values: dict[str, float]) -> None:
+        key = next((k for k in keys if k in values), None)
+        if key is None or not isinstance(values[key], (int, float)) or math.isnan(values[key]):
+            return
+        steps.append(step)
+        seen.add(key)
+        trial.report(values[key] if keys[key] else -values[key], step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step}: {key} {values[key]:.4g}")
+
+    return prune
+
+
 def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, name: str, trial_id: int,
               threads: int | None = None) -> dict[str, Any]:
     """Fit one trial's ``spec`` on the training part (``threads``: its CPU threads, None: the spec's
@@ -237,17 +258,7 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
     keys = {f"cv_{primary}": True, network_metric(spec): network_metric(spec) != "val_loss"}
     steps: list[int] = []
     seen: set[str] = set()
-
-    def prune(step: int, values: dict[str, float]) -> None:
-        key = next((k for k in keys if k in values), None)
-        if key is None or not isinstance(values[key], (int, float)) or math.isnan(values[key]):
-            return
-        steps.append(step)
-        seen.add(key)
-        trial.report(values[key] if keys[key] else -values[key], step)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}: {key} {values[key]:.4g}")
-
+    prune = _pruning(trial, keys, steps, seen)
     mod = modalities.get(spec.modality)
     ran_on = f"{socket.gethostname()}:{os.getpid()}"
 
