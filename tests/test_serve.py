@@ -45,7 +45,8 @@ def test_runner_deployment_carries_schedule_parameters_and_tags(tmp_path):
     assert fast.schedules[0].schedule.interval.total_seconds() == 5
     served = {d.name for d in serve.runner_deployments(DEPLOY)}  # every spec file exists and loads
     assert served == {"penguins-nightly", "digits-nightly", "gunpoint-weekly", "airline-monthly",
-                      "sms-spam-nightly", "emotions-weekly", "audio-digits-weekly", "av-digits-weekly"}  # not k8s
+                      "sms-spam-nightly", "emotions-weekly", "audio-digits-weekly",
+                      "audio-digits-new-speaker-weekly", "av-digits-weekly"}  # not k8s
     with pytest.raises(SpecError, match="did you mean 'penguins-nightly'"):
         serve.runner_deployments(DEPLOY, only=["penguins-nighty"])
 
