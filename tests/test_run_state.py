@@ -104,7 +104,10 @@ def test_eight_concurrent_runs_into_one_out_all_finish_with_a_valid_champion(tmp
         "name": "tiny", "task": "classification",
         "data": {"loader": "csv", "path": "tiny.csv", "target": "label"},
         "validation": {"enabled": False},  # keeps Great Expectations out of the eight processes
-        "promotion": {"require_validation": False},
+        # the point rule: the champion must then be the best of the eight, whatever order the lock gave
+        # them (the paired rule keeps a champion a challenger does not beat on its own rows, so which run
+        # ends as champion depends on the order, and "the best" is not its invariant)
+        "promotion": {"require_validation": False, "rule": "point"},
         "preprocess": {"resample": {"method": "none"}},
         "model": {"name": "logistic_regression"}})
     out = tmp_path / "runs"
