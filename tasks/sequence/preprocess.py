@@ -13,7 +13,7 @@ from trainflow.errors import DataError
 from trainflow.refs import load_npz
 from trainflow.tasks.common.series import SequencePreprocess  # noqa: F401 (the section, shared with forecast)
 from trainflow.tasks.sequence import advice
-from trainflow.tasks.sequence.loaders import SeriesSet, pad
+from trainflow.tasks.sequence.loaders import SeriesSet, check_padding, pad
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -90,6 +90,7 @@ def pack(data: SeriesSet) -> dict[str, np.ndarray]:
     """Loaded series as the stored arrays: values [n, T, C] (NaN after a series' end), ``lengths``, ``ids``,
     and where present labels ``y``, the fixed ``fold`` and the multi-label matrix ``Y``."""
     lengths = np.array([len(s) for s in data.series], dtype=np.int64)
+    check_padding(lengths.tolist(), data.channels, 8)  # the NaN-padded float64 store, before it is allocated
     T = int(lengths.max()) if len(lengths) else 0
     x = np.full((len(data.series), T, data.channels), np.nan, dtype=np.float64)
     for i, s in enumerate(data.series):
