@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainflow.errors import DataError
 
@@ -34,6 +34,22 @@ class ForecastConfig(BaseModel):
     # One network is a draw: on short series seeds 0 and 1 of the same GRU differed by 40% in RMSE.
     ensemble: int | None = Field(None, ge=1, le=100, description="Networks averaged over this many seeds; default: "
                                                          "5 when the training part gives fewer than 200 windows, else 1")
+    # 80 and 95 are what planners read (and what the M4 competition scored).
+    levels: list[int] = Field([80, 95], description="Prediction interval levels in percent (each 1..99); [] for none")
+    exogenous: list[str] = Field([], description="Columns of known drivers (price, holiday...) used as regressors by "
+                                                 "the ARIMA family (SARIMAX exog); predict needs their future values "
+                                                 "for the whole horizon")
+    # The simplest forecaster fits any series of two steps; a panel never fails for one short series.
+    fallback: Literal["naive", "seasonal_naive", "drift"] = Field(
+        "naive", description="Panels: the forecaster of a series too short for the model (or that it cannot fit), "
+                             "with a note")
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, levels: list[int]) -> list[int]:
+        if any(not 1 <= lv <= 99 for lv in levels):
+            raise ValueError(f"each level is a percentage from 1 to 99; got {levels}")
+        return sorted(set(levels))
 
 
 #: a network needs at least this many (lookback -> horizon) training windows when the lookback is chosen for it

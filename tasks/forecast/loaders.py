@@ -19,6 +19,8 @@ class TimeSeriesCsvConfig(BaseModel):
     path: str = Field(..., description="CSV file with a time column and value column(s)")
     time: str | None = Field(None, description="Time column (dates or numbers); default: the first column")
     values: list[str] | None = Field(None, description="Value columns; default: every other column")
+    id: str | None = Field(None, description="Series column of a panel (a long file: one row per series and "
+                                             "step); default: none, the file is one series")
     delimiter: str = ","
 
 
@@ -28,7 +30,12 @@ def _line(i: int) -> int:
 
 @component("loader", "timeseries_csv", TimeSeriesCsvConfig, modality="forecast")
 def load_timeseries_csv(config: TimeSeriesCsvConfig) -> Any:
-    """CSV for forecasting: a time column (dates or numbers, sorted, unique) and value column(s)."""
+    """CSV for forecasting: a time column (dates or numbers, sorted, unique) and value column(s); with
+    ``id``, a panel of many series in long form."""
+    if config.id is not None:
+        from trainflow.tasks.forecast.panel_data import read_panel
+
+        return read_panel(config.path, config.id, config.time, config.values, config.delimiter)
     return read_timeseries(config.path, config.time, config.values, config.delimiter)
 
 
@@ -84,8 +91,12 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
 
 
 def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
-    """Save the series as Parquet in the cache, named by the source's digest."""
+    """Save the series (a panel: in long form, the series column first) as Parquet in the cache, named
+    by the source's digest."""
     path = store_parquet(df, cache_dir, digest)
-    return DataRef(path=str(path), digest=digest, modality="forecast", meta={
-        "rows": len(df), "time": df.columns[0], "values": list(df.columns[1:]), "source": config.path,
-        "loader_options": config.model_dump(mode="json")})
+    first = 1 if getattr(config, "id", None) else 0
+    meta = {"rows": len(df), "time": df.columns[first], "values": list(df.columns[first + 1:]), "source": config.path,
+            "loader_options": config.model_dump(mode="json"), "id": getattr(config, "id", None)}
+    if first:
+        meta["series"] = int(df[config.id].nunique())
+    return DataRef(path=str(path), digest=digest, modality="forecast", meta=meta)

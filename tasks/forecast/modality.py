@@ -37,19 +37,12 @@ from trainflow.tasks.common import uncertainty as U
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.series import SequencePreprocess
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.forecast import backtest, statistical
+from trainflow.tasks.forecast import backtest, panels, statistical
 from trainflow.tasks.forecast.config import MAX_ENSEMBLE, ForecastConfig, check_length, is_network
 from trainflow.tasks.forecast.loaders import read_timeseries, store  # noqa: F401 (stages of the modality)
-from trainflow.tasks.forecast.models import (
-    candidate_config,
-    candidates_of,
-    choose,
-    describe,
-    network_candidate,
-    network_forecast,
-    statistical_candidate,
-    train_networks,
-)
+from trainflow.tasks.forecast.models import (candidate_config, candidates_of, choose, describe, network_candidate,
+                                             network_forecast, save_json_model, statistical_candidate, train_networks)
+from trainflow.tasks.forecast.panel_data import read_panel
 from trainflow.tasks.forecast.plan import detect_season, plan
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 from trainflow.tasks.forecast.transform import SeriesTransform
@@ -62,6 +55,8 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
     """Great Expectations on a per-column summary (length, missing share, constant) of the series."""
     import pandas as pd
 
+    if panels.is_panel(ref.meta, spec.forecast):
+        return panels.validate(ref, spec, docs_dir)
     df = pd.read_parquet(ref.path)
     check_series(df, spec, ref.meta)
     rows = []
@@ -104,6 +99,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Chronological split: the last ``forecast.horizon`` steps are the test, everything before the training past."""
     import pandas as pd
 
+    if panels.is_panel(ref.meta, spec.forecast):
+        return panels.split(ref, spec, cache_dir)
     fc = spec.forecast
     df = pd.read_parquet(ref.path)
     check_series(df, spec, ref.meta)
@@ -132,6 +129,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     from trainflow.tasks.common.publish import artifact_key
     from trainflow.tasks.common.training import checkpoint_dir
 
+    if panels.is_panel(split_ref.train.meta, spec.forecast):
+        return panels.fit(split_ref, spec, cache_dir)
     meta, source = split_ref.train.meta, split_ref.train.meta["source"]
     train = pd.read_parquet(split_ref.train.path)
     past = train[meta["values"]].to_numpy(dtype=np.float64)
@@ -197,19 +196,6 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
                                                          "notes": notes, "chosen": chosen, "selection": selection})
 
 
-def save_json_model(folder: Path, config: dict[str, Any]) -> None:
-    """Write a statistical model's JSON file into ``folder`` atomically (via a temp folder)."""
-    import json
-    import shutil
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    (tmp / neural.CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.replace(folder)
-
-
 # ---------------------------------------------------------------- load, forecast, evaluate, export, predict
 
 
@@ -225,6 +211,11 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     config = trust.read_json(path)
     try:
         ForecastConfig.model_validate(config["forecast"])
+        if config.get("panel"):
+            problem = panels.check_panel_model(config)
+            if problem:
+                raise ValueError(problem)
+            return None, config
         states = [config["state"]] if config["forecaster"] == "statistical" else []
         for state in [*states, *config["baselines"].values()]:
             problem = statistical.check_state(state)
@@ -266,6 +257,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     naive, drift, ETS, ARIMA), the backtest per origin and on average, plots on the time axis."""
     import pandas as pd
 
+    if split_ref.train.meta.get("id") or spec.forecast.exogenous:
+        return panels.evaluate(model_ref, split_ref, spec, plots_dir)
     model, config = load_model(model_ref.path)
     cols, tcol = config["values"], config["time"]
     fc = ForecastConfig.model_validate(config["forecast"])
@@ -342,6 +335,13 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
     return files
 
 
+def _read_history(path: str | Path, config: dict[str, Any], opts: dict[str, Any]) -> Any:
+    """A panel's (or exogenous series') history file, read like the training data."""
+    if config["id"] and opts.get("id"):
+        return read_panel(path, config["id"], config["time"], config["values"], opts.get("delimiter", ","))
+    return read_timeseries(path, config["time"], config["values"], opts.get("delimiter", ","))
+
+
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Forecast the ``horizon`` steps after the end of a new time-series CSV (same columns as in
     training); the times of those steps are typed like the file's (years stay whole numbers)."""
@@ -349,6 +349,8 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
     model, config = load_model(run_dir)
     opts = config.get("loader_options", {})
+    if config.get("panel"):
+        return panels.predict(config, _read_history(input_path, config, opts), str(input_path))
     df = read_timeseries(input_path, config["time"], config["values"], opts.get("delimiter", ","))
     pred = forecast(model, config, df[config["values"]].to_numpy(dtype=float), str(input_path))
     out = pd.DataFrame({"step": np.arange(1, len(pred) + 1)})

@@ -4,6 +4,7 @@ and its choice."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError
 from trainflow.registry import component
+from trainflow.tasks.common.neural import CONFIG_FILE
 from trainflow.tasks.forecast import backtest, statistical
 from trainflow.tasks.forecast.config import ForecastConfig, diff_lag
 from trainflow.tasks.forecast.plan import Plan
@@ -140,6 +142,19 @@ def describe(state: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- auto and the modality
+
+
+def save_json_model(folder: Path, config: dict[str, Any]) -> None:
+    """Write a statistical model's JSON file into ``folder`` atomically (via a temp folder)."""
+    import json
+    import shutil
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
 
 
 class AutoConfig(BaseModel):
