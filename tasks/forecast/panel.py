@@ -1,9 +1,11 @@
 """Fitting a panel: one statistical forecaster per series, chosen and fitted in parallel over chunks.
 
-For each series (its training part only): the season (``forecast.season``, else detected), a
-rolling-origin backtest of the candidates (``auto``'s statistical ones, or the spec's model) scored
-by MAE (the numerator of the series' MASE), the lowest chosen, then fitted on the whole training
-part with its exogenous regressors where it takes them. A series shorter than the model needs, or
+For each series (its training part only): the season (``forecast.season``, else detected) and, for
+``auto``, a rolling-origin backtest of its statistical candidates scored by MAE (the numerator of
+the series' MASE). The panel's champion is the candidate with the lowest mean scaled backtest error;
+a series takes another candidate only when that one's own backtest error is clearly lower
+(SWITCH_MARGIN). The chosen forecaster is then fitted on the whole training part, with the
+exogenous regressors where it takes them. A series shorter than the model needs, or
 that it cannot fit, gets ``forecast.fallback`` with a note. The series are cut into chunks that a
 process pool of ``resources.threads`` workers fits (each worker one BLAS thread), with progress.
 
@@ -29,6 +31,11 @@ from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 #: the fewest training steps a forecaster is fitted on in a panel (shorter: forecast.fallback)
 MIN_STEPS = {"naive": 2, "drift": 3, "seasonal_naive": 2, "theta": 8, "ets": 10, "arima": 12}
+#: seasons of data before the first backtest origin for its AICc form to be kept in the final fit (an
+#: ARIMA's seasonal difference is searched from three seasons on, ETS's season from two)
+SEARCH_STEPS = 3
+#: how much lower (relative) a series' own best backtest error must be to leave the panel's champion
+SWITCH_MARGIN = 0.2
 #: chunks per worker: small enough to balance uneven series, large enough that a chunk outweighs its transfer
 CHUNKS_PER_WORKER = 4
 
@@ -52,61 +59,117 @@ def _fit(name: str, options: dict[str, Any], y: np.ndarray, season: int, log: bo
 
 
 def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.ndarray | None, season: int,
-              cuts: list[int]) -> dict[str, float]:
-    """Mean MAE over the origins for each candidate that fits (fitted once, before the first origin)."""
-    h, log, scores = settings["horizon"], settings["log"], {}
+              cuts: list[int]) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Mean MAE over the origins for each candidate that fits, and each one's column fitted before the
+    first origin (its form, ETS components or ARIMA orders, searched there by AICc and kept at the
+    later origins, whose parameters are refitted)."""
+    h, log, scores, fitted = settings["horizon"], settings["log"], {}, {}
     for name in names:
         if cuts[0] < MIN_STEPS[name]:
             continue
         try:
-            col = _fit(name, settings["options"].get(name, {}), y[:cuts[0]], season, log, _rows(x, 0, cuts[0]))
+            options = settings["options"].get(name, {})
+            col = _fit(name, options, y[:cuts[0]], season, log, _rows(x, 0, cuts[0]))
             errs = []
             for o in cuts:
-                mean, _ = statistical.forecast_one(col, y[:o], h, (), _rows(x, 0, o), _rows(x, o, o + h))
+                # refitted at each origin in the form found at the first: Theta re-estimates its two
+                # parameters on any history, and fixed parameters would handicap ETS and ARIMA against it
+                now = col if o == cuts[0] else _fit(name, pinned(name, col, options), y[:o], season, log, _rows(x, 0, o))
+                mean, _ = statistical.forecast_one(now, y[:o], h, (), _rows(x, 0, o), _rows(x, o, o + h))
                 truth = y[o:o + h]
                 errs.append(float(np.mean(np.abs(truth - mean[:len(truth)]))))
         except DataError:
             continue
         if all(math.isfinite(e) for e in errs):
-            scores[name] = float(np.mean(errs))
-    return scores
+            scores[name], fitted[name] = float(np.mean(errs)), col
+    return scores, fitted
+
+
+def pinned(name: str, col: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options that fix ``name``'s form to the one of a fitted column (AICc's pick before the
+    first backtest origin): the final fit then estimates one form's parameters, not the whole search."""
+    form = col["form"]
+    if name == "ets":
+        trend = "none" if not form["trend"] else "add_damped" if form["damped"] else "add"
+        return {**options, "trend": trend, "seasonal": form["seasonal"] or "none"}
+    if name == "arima":
+        return {**options, "order": form["order"], "seasonal_order": form["seasonal_order"][:3]}
+    return options
 
 
 def _rows(x: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
     return None if x is None else x[start:stop]
 
 
-def fit_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any]) -> dict[str, Any]:
-    """Choose and fit one series' forecaster (training part ``y`` [n], regressors ``x`` [n, k] or None)."""
-    h, log, fallback = settings["horizon"], settings["log"], settings["fallback"]
-    level = fill(y, log)
-    notes: list[str] = []
+def _season(level: np.ndarray, settings: dict[str, Any]) -> int:
     season = settings["season"] or detect_season(level[:, None], settings["axis"])[0]
-    if season >= 2 and len(level) < 2 * season:
-        season = 1  # a season needs two cycles to be seen; seasonal forms drop out below
-    names = settings["candidates"]
-    scores: dict[str, float] = {}
-    if settings["model"] == "auto":
-        step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
-        cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
-        scores = _backtest(names, settings, level, x, season, cuts) if cuts else {}
-        chosen = min(scores, key=scores.get) if scores else fallback
-        if not scores:
-            notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps leave no backtest origin")
-    else:
-        chosen = settings["model"]
+    return 1 if season >= 2 and len(level) < 2 * season else season  # two cycles to see a season
+
+
+def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Phase one of ``auto``: one series' season, each candidate's mean backtest MAE divided by the
+    series' in-sample seasonal naive error (comparable across series), and the options that keep
+    each candidate's AICc form for the final fit (when the search before the first origin saw the
+    season's forms)."""
+    h = settings["horizon"]
+    level = fill(y, settings["log"])
+    season = _season(level, settings)
+    step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
+    cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
+    scores, fitted = _backtest(settings["candidates"], settings, level, x, season, cuts) if cuts else ({}, {})
+    scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
+    keep = bool(cuts) and cuts[0] >= SEARCH_STEPS * max(season, 1) + 2
+    forms = {n: pinned(n, col, settings["options"].get(n, {})) for n, col in fitted.items()} if keep else {}
+    return {"season": season, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores, "forms": forms}
+
+
+def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | None:
+    """The candidate with the lowest mean scaled backtest error over the series that scored it (and
+    scored on at least half of them), the panel's default choice."""
+    means = {}
+    for name in names:
+        vals = [r["scaled"][name] for r in phase_one.values() if name in r["scaled"]]
+        if len(vals) >= max(1, len(phase_one) // 2):
+            means[name] = float(np.mean(vals))
+    return min(means, key=means.get) if means else None
+
+
+def pick(result: dict[str, Any], best: str | None) -> str | None:
+    """A series keeps the panel's champion unless another candidate's backtest error is lower by
+    more than SWITCH_MARGIN: a few origins of one series are noisy, and a switch on noise costs
+    more than it wins (on M1 monthly the plain per-series minimum lost to damped ETS)."""
+    scores = result["backtest"]
+    if not scores:
+        return None
+    own = min(scores, key=scores.get)
+    if best in scores and scores[own] >= (1 - SWITCH_MARGIN) * scores[best]:
+        return best
+    return own
+
+
+def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: dict[str, Any],
+               settings: dict[str, Any]) -> dict[str, Any]:
+    """Fit one series' forecaster ``chosen`` (None: the fallback) on its training part ``y`` [n]
+    with regressors ``x`` [n, k] or None; ``forms``: options that fix a candidate's form."""
+    log, fallback = settings["log"], settings["fallback"]
+    level = fill(y, log)
+    season = _season(level, settings)
+    notes: list[str] = []
+    if chosen is None:
+        notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps leave no backtest origin")
+        chosen = fallback
     if len(level) < MIN_STEPS[chosen] and chosen != fallback:
         notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps, {chosen} needs {MIN_STEPS[chosen]}")
         chosen = fallback
     try:
-        col = _fit(chosen, settings["options"].get(chosen, {}), level, season, log, x)
+        col = _fit(chosen, forms.get(chosen, settings["options"].get(chosen, {})), level, season, log, x)
     except DataError as exc:
         if chosen == fallback:
             raise
         notes.append(f"{fallback} (forecast.fallback): {exc}")
         chosen = fallback
         col = _fit(chosen, {}, level, season, log, x)
-    return {"chosen": chosen, "state": _state(col, season, log), "backtest": scores, "notes": notes}
+    return {"chosen": chosen, "state": _state(col, season, log), "notes": notes}
 
 
 def _work(chunk: list[tuple[str, tuple[Any, ...]]], settings: dict[str, Any],
