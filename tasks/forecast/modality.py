@@ -378,6 +378,11 @@ class Forecast(NeuralModality, stages_from=__name__):
         from trainflow.spec import models_for
 
         problems = super().spec_problems(spec)
+        panel = bool((spec.data.options() or {}).get("id")) or bool(spec.forecast.exogenous)
+        if panel and spec.model.name != "auto" and spec.model.name not in statistical.NAMES:
+            problems.append(f"'model.name' is {spec.model.name!r}, a network; a panel (data.id) or a series with "
+                            f"forecast.exogenous is fitted by the statistical forecasters ({', '.join(statistical.NAMES)}) "
+                            f"or auto.")
         if spec.preprocess.sequence.missing == "mask":
             problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
                             "use linear, ffill or bfill.")

@@ -287,7 +287,8 @@ def predict(config: dict[str, Any], df: Any, source: str) -> Any:
     import pandas as pd
 
     fc = ForecastConfig.model_validate(config["forecast"])
-    df, id_col, target, exog = as_long(df, {"values": config["values"], "source": source, "id": config["id"]}, fc.exogenous)
+    meta = {"values": config["values"], "source": source, "id": config["loader_options"].get("id")}
+    df, id_col, target, exog = as_long(df, meta, fc.exogenous)
     items, unknown, times = [], [], {}
     settings = settings_of(fc, config["chosen"], [config["chosen"]], config["options"], TimeAxis(**config["axis"]))
     for sid, part in groups(df, id_col):
@@ -295,9 +296,9 @@ def predict(config: dict[str, Any], df: Any, source: str) -> Any:
         known = config["series"].get(sid)
         if known is None:
             unknown.append(sid)
-        times[sid] = future[config["time"]].tolist() if exog else (
-            TimeAxis.of(history[config["time"]]).after(history[config["time"]], fc.horizon) or
-            [f"+{i + 1}" for i in range(fc.horizon)])
+        axis = TimeAxis.of(history[config["time"]])
+        times[sid] = axis.typed(future[config["time"]]) if exog else (
+            axis.after(history[config["time"]], fc.horizon) or [f"+{i + 1}" for i in range(fc.horizon)])
         items.append((sid, (None if known is None else known["state"], history[target].to_numpy(dtype=float),
                             _x(history, exog), _x(future, exog))))
     if unknown:

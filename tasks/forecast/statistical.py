@@ -153,8 +153,11 @@ def _arima_form(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -
     return {"order": list(order), "seasonal_order": list(seasonal), "trend": trend}
 
 
-def _fit_arima_form(y: np.ndarray, form: dict[str, Any], method: str = "statespace") -> tuple[dict[str, Any], np.ndarray, float]:
-    res = _arima(y, tuple(form["order"]), tuple(form["seasonal_order"]), form["trend"]).fit(method=method)
+def _fit_arima_form(y: np.ndarray, form: dict[str, Any], method: str = "statespace", exog: np.ndarray | None = None
+                    ) -> tuple[dict[str, Any], np.ndarray, float]:
+    res = _arima(y, tuple(form["order"]), tuple(form["seasonal_order"]), form["trend"], exog).fit(method=method)
+    if exog is not None:
+        form = {**form, "exog": int(exog.shape[1])}
     return form, np.asarray(res.params), float(res.aicc)
 
 
@@ -179,7 +182,8 @@ def _drift_form(season: int) -> dict[str, Any]:
     return _arima_form((0, 1, 0), (0, 0, 0, 0), "t")  # a trend in the levels is a constant step
 
 
-def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig) -> tuple[dict[str, Any], np.ndarray, float]:
+def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig, exog: np.ndarray | None = None
+               ) -> tuple[dict[str, Any], np.ndarray, float]:
     """A given order, or the lowest AICc of a small search: d = 1, seasonal D = 1 when the series
     holds three seasons, (p, q) and (P, Q) among a few low orders (the airline model is one of them).
     The innovations MLE gives the state-space estimates (same AICc on airline) about 10x faster."""
@@ -200,13 +204,13 @@ def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig) -> tu
             s = (P, D, Q, season if (P, D, Q) != (0, 0, 0) else 0)
             trend = "t" if order[1] + D == 1 else ("c" if order[1] + D == 0 else "n")
             try:
-                fitted = _fit_arima_form(y, _arima_form(order, s, trend), method="innovations_mle")
+                fitted = _fit_arima_form(y, _arima_form(order, s, trend), "innovations_mle", exog)
             except FIT_ERRORS:
                 continue  # an order the data cannot support; the others still count
             if best is None or _aicc(fitted[2]) < _aicc(best[2]):
                 best = fitted
     if best is None:
-        return _fit_arima_form(y, _drift_form(season))
+        return _fit_arima_form(y, _drift_form(season), exog=exog)
     return best
 
 
@@ -220,16 +224,12 @@ def _forecast_arima(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndar
 
 def _fit_arima_exog(name: str, y: np.ndarray, season: int, config: Any, exog: np.ndarray
                     ) -> tuple[dict[str, Any], np.ndarray, float]:
-    """A regression on ``exog`` with ARIMA errors: the form of ``name`` (for ``arima`` the order its
-    search picks without the regressors), its parameters refitted with them."""
+    """A regression on ``exog`` with ARIMA errors: ``arima``'s order search with the regressors in
+    every candidate, or the fixed form of a baseline."""
     if name == "arima":
-        form = _fit_arima(y, season, False, config)[0]
-    else:
-        form = {"naive": _naive_form, "seasonal_naive": _seasonal_naive_form, "drift": _drift_form}[name](season)
-    form = {**form, "exog": int(exog.shape[1])}
-    res = _arima(y, tuple(form["order"]), tuple(form["seasonal_order"]), form["trend"], exog).fit(
-        method="innovations_mle" if name == "arima" else "statespace")
-    return form, np.asarray(res.params), float(res.aicc)
+        return _fit_arima(y, season, False, config, exog)
+    form = {"naive": _naive_form, "seasonal_naive": _seasonal_naive_form, "drift": _drift_form}[name](season)
+    return _fit_arima_form(y, form, exog=exog)
 
 
 def _intervals_arima(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int], exog: np.ndarray | None,
