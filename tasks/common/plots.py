@@ -71,10 +71,14 @@ def curves_png(history: list[dict[str, float]], path: str | os.PathLike, title: 
     return _save(fig, path)
 
 
-def series_png(series: dict[str, tuple[list[Any], list[float]]], path: str | os.PathLike, title: str) -> str:
-    """Line plot of named (x, y) series, e.g. a forecast against the truth."""
+def series_png(series: dict[str, tuple[list[Any], list[float]]], path: str | os.PathLike, title: str,
+               bands: dict[str, tuple[list[Any], list[float], list[float]]] | None = None) -> str:
+    """Line plot of named (x, y) series, e.g. a forecast against the truth, over shaded (x, lower,
+    upper) bands (prediction intervals, widest first)."""
     fig = _figure((8, 3.2))
     ax = fig.subplots()
+    for name, (x, lo, hi) in (bands or {}).items():
+        ax.fill_between(x, lo, hi, alpha=0.2, color="tab:orange", label=name)
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name)
     ax.legend()

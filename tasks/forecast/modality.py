@@ -37,7 +37,7 @@ from trainflow.tasks.common import uncertainty as U
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.series import SequencePreprocess
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.forecast import backtest, panels, statistical
+from trainflow.tasks.forecast import backtest, intervals, panels, statistical
 from trainflow.tasks.forecast.config import MAX_ENSEMBLE, ForecastConfig, check_length, is_network
 from trainflow.tasks.forecast.loaders import read_timeseries, store  # noqa: F401 (stages of the modality)
 from trainflow.tasks.forecast.models import (candidate_config, candidates_of, choose, describe, network_candidate,
@@ -252,6 +252,36 @@ def forecast(model: Any, config: dict[str, Any], history: np.ndarray, source: st
     return statistical.forecast(config["state"], level, fc.horizon)
 
 
+def bounds(model: Any, config: dict[str, Any], history: np.ndarray, pred: np.ndarray, source: str = ""
+           ) -> list[dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Per column, {level: (lower [H], upper [H])} at ``forecast.levels``: a statistical model's own,
+    a network's conformal ones from its backtest residuals (first column only)."""
+    fc = ForecastConfig.model_validate(config["forecast"])
+    if not fc.levels:
+        return [{} for _ in range(pred.shape[1])]
+    if model is None:
+        level = SeriesTransform(fc, config["missing"]).level(history, source)
+        return intervals.statistical_bands(config["state"], level, fc.horizon, fc.levels)
+    residuals = config["backtest"].get("residuals", {}).get(config["chosen"], [])
+    return [intervals.conformal(residuals, pred[:, 0], fc.levels)] + [{} for _ in range(pred.shape[1] - 1)]
+
+
+def _interval_scores(truth: np.ndarray, bands: list[dict[int, tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
+    """Coverage and mean width of each level over every column's test steps."""
+    out = {}
+    for level in sorted({lv for b in bands for lv in b}):
+        inside, width = [], []
+        for c, b in enumerate(bands):
+            if level in b:
+                keep = ~np.isnan(truth[:, c])
+                lo, hi = b[level][0][keep], b[level][1][keep]
+                inside += list((truth[keep, c] >= lo) & (truth[keep, c] <= hi))
+                width += list(hi - lo)
+        if inside:
+            out[f"coverage_{level}"], out[f"width_{level}"] = float(np.mean(inside)), float(np.mean(width))
+    return out
+
+
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
     """RMSE, MAE, MAPE of the forecast of the test horizon next to every baseline (naive, seasonal
     naive, drift, ETS, ARIMA), the backtest per origin and on average, plots on the time axis."""
@@ -271,6 +301,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     keep = ~np.isnan(truth)
     names = spec.evaluate.metrics or M.DEFAULTS["forecasting"]
     metrics = M.score(names, truth[keep], pred[keep])
+    bands = bounds(model, config, past, pred, source)
+    metrics.update(_interval_scores(truth, bands))
     scores = {config["chosen"]: dict(metrics)}
     for b, values in base.items():
         scores[b] = M.score(names, truth[keep], values[keep])
@@ -289,7 +321,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
         lines |= {b: (x_future, v[:, c].tolist()) for b, v in base.items() if b != config["chosen"]}
         charts[f"Forecast vs truth and baselines: {col}"] = plots.series_png(
             lines, Path(plots_dir) / f"forecast_{c}.png",
-            f"{col}: {config['chosen']} forecast of the last {len(test)} steps (test) vs truth and baselines")
+            f"{col}: {config['chosen']} forecast of the last {len(test)} steps (test) vs truth and baselines",
+            {f"{lv}%": (x_future, lo.tolist(), hi.tolist()) for lv, (lo, hi) in sorted(bands[c].items(), reverse=True)})
     if bt.errors:
         charts["Backtest: mean RMSE per forecaster"] = plots.bars_png(
             {"mean backtest RMSE": {n: bt.mean(n) for n in bt.errors}}, Path(plots_dir) / "backtest.png",
@@ -306,6 +339,11 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     test_rows = [{"forecaster": n + (" (chosen)" if n == config["chosen"] else ""),
                   **{k: round(v, 4) for k, v in s.items()}} for n, s in scores.items()]
     notes = [*split_ref.meta.get("notes", []), f"time: {axis.describe()}"]  # the fit's notes come with the model
+    kind = "the model's own" if model is None else (
+        f"conformal, from {sum(len(r) for r in config['backtest'].get('residuals', {}).get(config['chosen'], []))} "
+        f"backtest errors")
+    notes += [f"{lv}% interval ({kind}) covers {100 * metrics[f'coverage_{lv}']:.0f}% of the test steps"
+              for lv in spec.forecast.levels if f"coverage_{lv}" in metrics]
     if "rmse" in metrics and base:
         best = min(base, key=lambda b: scores[b].get("rmse", math.inf))
         notes.append(f"test RMSE {metrics['rmse']:.4g} ({config['chosen']}) vs the best baseline {best} "
@@ -357,8 +395,12 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     times = TimeAxis.of(df[config["time"]]).after(df[config["time"]], len(pred))
     if times is not None:
         out[config["time"]] = times
+    bands = bounds(model, config, df[config["values"]].to_numpy(dtype=float), pred, str(input_path))
     for c, col in enumerate(config["values"]):
         out[col] = pred[:, c]
+        prefix = "" if len(config["values"]) == 1 else f"{col} "
+        for lv, (lo, hi) in sorted(bands[c].items()):
+            out[f"{prefix}lower_{lv}"], out[f"{prefix}upper_{lv}"] = lo, hi
     return out
 
 
