@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="append", default=[], metavar="COLUMN",
                    help="input column to copy into the output beside the predictions (repeatable)")
     p.add_argument("--runs", default="runs", help="folder of run folders, for a pipeline name (default: runs)")
+    p.add_argument("--fail-on-drift", action="store_true",
+                   help="exit 5 when the input drifted from the model's reference profile (the predictions and "
+                        "the drift report are written all the same)")
+    p.add_argument("--no-drift", action="store_true", help="do not compare the input with the reference profile")
 
     p = sub.add_parser("sweep", help="train a grid of spec variants in parallel and promote the best")
     p.add_argument("spec", help="path to a pipeline spec (YAML)")
@@ -246,14 +250,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit code of ``predict --fail-on-drift`` when the input drifted
+DRIFT_EXIT = 5
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainflow.tasks.common.predict import predict_to_file
+    from trainflow.tasks.common.predict import predict_to_file, predict_with_drift
     from trainflow.tasks.common.promote import resolve_model
 
     run_dir = resolve_model(args.model, args.runs)
-    path = predict_to_file(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
+    if args.no_drift:
+        path = predict_to_file(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
+        print(f"predictions written to {path} (model: {run_dir})")
+        return 0
+    path, check = predict_with_drift(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
     print(f"predictions written to {path} (model: {run_dir})")
-    return 0
+    if check.table is not None:
+        print(f"drift report: {check.table} and {check.plot}")
+    print(check.line, file=sys.stderr)
+    return DRIFT_EXIT if args.fail_on_drift and check.drifted else 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
