@@ -12,13 +12,14 @@ DataFrame (time column + value columns) for the ``forecast`` modality.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
+from trainflow.alerts import warn
 from trainflow.archives import DATA_ZIP_BYTES, check_zip
 from trainflow.errors import DataError, did_you_mean
 from trainflow.files import read_text_capped
@@ -65,21 +66,41 @@ class SeriesSet:
 PAD_BUDGET = 512 << 20
 
 
+def check_padding(lengths: list[int], channels: int, itemsize: int, length: int | None = None) -> None:
+    """DataError when padding series of these ``lengths`` to one length (``length`` or the longest) takes more
+    than :data:`PAD_BUDGET` bytes, naming the longest series, the median length and the way out
+    (``data.max_length``); checked before anything is allocated."""
+    n, T = len(lengths), length or max(lengths, default=0)
+    need = n * T * channels * itemsize
+    if need > PAD_BUDGET:
+        longest = int(np.argmax(lengths))
+        raise DataError(f"Padding {n:,} series to {T:,} steps needs {need / 2**30:.1f} GiB, more than the "
+                        f"{PAD_BUDGET / 2**30:.1f} GiB budget: series #{longest + 1} has {lengths[longest]:,} steps "
+                        f"where the median is {int(np.median(lengths)):,}. Set data.max_length to cut longer series "
+                        f"to their first steps, drop the outlier series, or split long recordings into windows.")
+
+
+def cut(data: SeriesSet, max_length: int | None) -> SeriesSet:
+    """``data`` with every series longer than ``max_length`` cut to its first ``max_length`` steps (the
+    spec's ``data.max_length``; a warning counts them). ``None`` leaves the series as they are."""
+    if not max_length:
+        return data
+    long = [i for i, s in enumerate(data.series) if len(s) > max_length]
+    if long:
+        warn(f"{len(long)} of {len(data.series)} series in '{data.source}' are longer than "
+             f"data.max_length ({max_length:,} steps; the longest has "
+             f"{max(len(data.series[i]) for i in long):,}): cut to their first {max_length:,}.")
+    return replace(data, series=[s[:max_length] for s in data.series])
+
+
 def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stack series into [n, T, C] (zeros after each series' end) and a mask [n, T] of real steps.
 
-    DataError when that needs more than :data:`PAD_BUDGET` bytes, naming the longest series and the
-    median length (checked before allocating)."""
+    DataError when that needs more than :data:`PAD_BUDGET` bytes (:func:`check_padding`)."""
     n = len(series)
     channels = series[0].shape[1] if n else 0
     T = length or max((len(s) for s in series), default=0)
-    if n * T * (channels + 1) * 4 > PAD_BUDGET:
-        lengths = [len(s) for s in series]
-        longest = int(np.argmax(lengths))
-        raise DataError(f"Padding {n:,} series to {T:,} steps needs {n * T * (channels + 1) * 4 / 2**30:.1f} GiB, more "
-                        f"than the {PAD_BUDGET / 2**30:.1f} GiB budget: series #{longest + 1} has {lengths[longest]:,} "
-                        f"steps where the median is {int(np.median(lengths)):,}. Cut or drop the outlier series, or "
-                        f"split long recordings into windows before training.")
+    check_padding([len(s) for s in series], channels + 1, 4, T)
     x = np.zeros((n, T, channels), dtype=np.float32)
     mask = np.zeros((n, T), dtype=np.float32)
     for i, s in enumerate(series):
@@ -94,6 +115,10 @@ def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray
 
 class SeriesFilesConfig(SplitFilesConfig):
     """One file (``path``, split by the spec) or a fixed ``train`` + ``test`` pair (e.g. UCR)."""
+
+    max_length: int | None = Field(None, ge=1, description="Cut series longer than this to their first max_length "
+                                   "steps (a warning counts them), here and at predict; by default a series long "
+                                   "enough to pad the set past the memory budget is an error naming it")
 
 
 class TsConfig(SeriesFilesConfig):
