@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "the drift report are written all the same)")
     p.add_argument("--no-drift", action="store_true", help="do not compare the input with the reference profile")
 
+    p = sub.add_parser("monitor", help="score a new batch with a pipeline's champion and check it for drift")
+    p.add_argument("pipeline", help="a pipeline name or its spec file")
+    p.add_argument("batch", help="a file, a glob (its newest match) or a folder of batches (its newest entry)")
+    p.add_argument("--runs", default="runs", help="folder of run folders (default: runs); the batch's predictions "
+                                                  "and drift report go to <runs>/<pipeline>/monitor/")
+    p.add_argument("--id", dest="id_column", metavar="COLUMN", help="as for predict")
+    p.add_argument("--keep", action="append", default=[], metavar="COLUMN", help="as for predict (repeatable)")
+    p.add_argument("--fail-on-drift", action="store_true", help="exit 5 when the batch drifted")
+
     p = sub.add_parser("sweep", help="train a grid of spec variants in parallel and promote the best")
     p.add_argument("spec", help="path to a pipeline spec (YAML)")
     p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
@@ -271,6 +280,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return DRIFT_EXIT if args.fail_on_drift and check.drifted else 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from trainflow.flows.runtime import prefect_settings
+
+    with prefect_settings():
+        from trainflow.flows.watch import monitor_batch
+
+        result = monitor_batch(pipeline=args.pipeline, batch=args.batch, runs=args.runs, id_column=args.id_column,
+                               keep=args.keep)
+    print(f"predictions written to {result['predictions']} (model: {result['model']}, batch: {result['batch']})")
+    if result["drift_table"]:
+        print(f"drift report: {result['drift_table']}")
+    if result["event_id"]:
+        print(f"event: trainflow.drift.detected ({result['event_id']})")
+    print(result["summary"], file=sys.stderr)
+    return DRIFT_EXIT if args.fail_on_drift and result["drifted"] else 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from trainflow.flows.sweep import run_sweep
 
@@ -371,6 +397,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "demo": cmd_demo,
     "predict": cmd_predict,
+    "monitor": cmd_monitor,
     "tune": cmd_tune,
     "components": cmd_components,
     "sweep": cmd_sweep,

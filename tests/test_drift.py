@@ -215,3 +215,50 @@ def test_series_louder_or_faster_are_flagged_like_ones_are_not():
                for name, batch in (("like", series(100)), ("louder", series(100, amplitude=1.5)),
                                    ("faster", series(100, freq=0.2)))}
     assert verdict["like"] == [] and "spread" in verdict["louder"] and "centroid" in verdict["faster"], verdict
+
+
+# ---------------------------------------------------------------- the monitor, its event and the automation
+
+
+def test_monitor_event_starts_the_training_deployment_through_its_automation(penguins_run, tmp_path):
+    """With the real server: the training deployment of deploy/prefect.yaml registered as ``trainflow serve``
+    registers it (its drift trigger becomes an automation); a clean batch emits nothing and starts nothing; a
+    drifted one emits trainflow.drift.detected, the automation creates a run of the training deployment
+    with the event in its parameters, and that run's report names the event."""
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from tests.conftest import REPO
+    from trainflow.flows import serve, watch
+    from trainflow.tasks.common.report import note_trigger
+
+    runs = penguins_run.parent.parent
+    [deployment] = serve.runner_deployments(REPO / "deploy" / "prefect.yaml", only=["penguins-nightly"], out=str(runs))
+    deployment_id = deployment.apply()
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    shutil.move(_batch(tmp_path, "clean"), incoming / "1.csv")
+    clean = watch.monitor_batch(pipeline=str(SPECS / "penguins.yaml"), batch=str(incoming), runs=str(runs))
+    assert clean["event_id"] is None and clean["drifted"] == [] and clean["batch"].endswith("1.csv")
+    shutil.move(_batch(tmp_path, "shifted", shift=0.5), incoming / "2.csv")
+    os.utime(incoming / "2.csv", ns=(time.time_ns() + 10**9,) * 2)  # the newest, whatever the clock's grain
+    found = watch.monitor_batch(pipeline="penguins", batch=str(incoming), runs=str(runs))
+    assert found["drifted"] == ["bill_length_mm"] and found["event_id"] and found["batch"].endswith("2.csv")
+    history = [json.loads(line) for line in (runs / "penguins" / "monitor" / "history.jsonl").read_text().splitlines()]
+    assert [h["drifted"] for h in history] == [0, 1]
+
+    with get_client(sync_client=True) as client:
+        deadline, started = time.monotonic() + 60, []
+        while not started and time.monotonic() < deadline:
+            started = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            time.sleep(0.5)
+    assert len(started) == 1, "the automation did not start exactly one training run"
+    trigger = started[0].parameters["trigger"]
+    assert trigger["id"] == found["event_id"] and trigger["event"] == watch.DRIFT_EVENT
+    assert trigger["drifted"] == ["bill_length_mm"] and trigger["batch"].endswith("2.csv")
+    copy = tmp_path / "retrain"
+    shutil.copytree(penguins_run, copy)
+    note_trigger(copy, "penguins", trigger)
+    assert found["event_id"] in (copy / "report.md").read_text()

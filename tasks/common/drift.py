@@ -453,6 +453,7 @@ class DriftCheck:
     """The outcome of comparing one batch with a run's reference profile."""
 
     line: str  # the one-line summary
+    scored: int = 0  # items predicted
     rows: list[dict[str, Any]] = field(default_factory=list)
     table: Path | None = None
     plot: Path | None = None
@@ -468,11 +469,12 @@ def check_batch(mod: Any, run_dir: str | os.PathLike, input_path: str | os.PathL
     table and plot into ``folder``. A run saved before profiles existed: no files, the line says so."""
     profile = read_profile(run_dir)
     if profile is None:
-        return DriftCheck(line=f"drift: not checked: the model '{run_dir}' was saved before trainflow wrote "
+        return DriftCheck(scored=len(predictions), line=f"drift: not checked: the model '{run_dir}' was saved before trainflow wrote "
                                f"reference profiles (no {PROFILE_FILE}); retrain it to check drift")
     frame = mod.drift_frame(run_dir, input_path) if profile.columns else None
     rows = compare(profile, frame, prediction_column(predictions), alpha)
     if not rows:
-        return DriftCheck(line="drift: nothing to compare (the profile holds no columns and no predictions)")
+        return DriftCheck(scored=len(predictions), line="drift: nothing to compare (the profile holds no columns and no predictions)")
     table, plot = write_report(rows, folder, stem)
-    return DriftCheck(line=summary_line(rows, len(predictions)), rows=rows, table=table, plot=plot)
+    return DriftCheck(line=summary_line(rows, len(predictions)), scored=len(predictions), rows=rows, table=table,
+                      plot=plot)
