@@ -133,8 +133,6 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
     # Run the pipeline's body in this flow run, so its tasks and report belong to the scheduled run.
     summary = run_pipeline.fn(spec, out=out)
     if trigger:
-        from trainflow.tasks.common.report import note_trigger
-
         summary["trigger"] = trigger
         note_trigger(summary["run_dir"], summary["pipeline"], trigger)
     return summary
@@ -153,6 +151,26 @@ def _reused_artifact(last: dict[str, Any]) -> None:
             + table([{"metric": k, "value": v} for k, v in last["metrics"].items()]))
     create_markdown_artifact(markdown=text, key=f"{artifact_key(last['pipeline'])}-unchanged",
                              description=f"Reused results of run {last['run_id']}")
+
+
+def note_trigger(run_dir: str | Path, pipeline: str, trigger: dict[str, Any]) -> str:
+    """Add "Started by" (the event that started the run: its name, id, time and what it said) to the run
+    folder's ``report.md``, and publish it as an artifact of the current flow run; returns the section."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from trainflow.refs import atomic_write_text
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.report import table
+
+    rows = [{"field": k, "value": v if isinstance(v, (str, int, float)) else ", ".join(map(str, v or []))
+             if isinstance(v, list) else str(v)} for k, v in trigger.items()]
+    section = (f"\n\n## Started by\n\nThis run was started by the event `{trigger.get('event', '?')}` "
+               f"(id `{trigger.get('id', '?')}`), not by its schedule.\n\n{table(rows)}\n")
+    report = Path(run_dir) / "report.md"
+    atomic_write_text(report, report.read_text(encoding="utf-8") + section)
+    create_markdown_artifact(markdown=f"# {pipeline}: started by an event{section}", key=f"{artifact_key(pipeline)}-trigger",
+                             description=f"The event that started this run: {trigger.get('event', '?')}")
+    return section
 
 
 # ---------------------------------------------------------------- deployments from prefect.yaml

@@ -232,7 +232,6 @@ def test_monitor_event_starts_the_training_deployment_through_its_automation(pen
 
     from tests.conftest import REPO
     from trainflow.flows import serve, watch
-    from trainflow.tasks.common.report import note_trigger
 
     runs = penguins_run.parent.parent
     [deployment] = serve.runner_deployments(REPO / "deploy" / "prefect.yaml", only=["penguins-nightly"], out=str(runs))
@@ -260,5 +259,22 @@ def test_monitor_event_starts_the_training_deployment_through_its_automation(pen
     assert trigger["drifted"] == ["bill_length_mm"] and trigger["batch"].endswith("2.csv")
     copy = tmp_path / "retrain"
     shutil.copytree(penguins_run, copy)
-    note_trigger(copy, "penguins", trigger)
+    serve.note_trigger(copy, "penguins", trigger)
     assert found["event_id"] in (copy / "report.md").read_text()
+
+
+def test_text_from_another_source_is_flagged_by_its_out_of_vocabulary_rate():
+    """SMS held-out messages against the SMS training profile: quiet; tweets: out-of-vocabulary words."""
+    import re
+
+    def frame(texts):
+        words = [re.findall(r"\w+", t.lower()) for t in texts]
+        return pd.DataFrame({"words": [len(w) for w in words], "tokens": pd.Series(words, dtype=object)})
+
+    sms = pd.read_csv(DATA / "SMSSpamCollection.tsv", sep="\t")["SMS"].astype(str)
+    order = np.random.default_rng(0).permutation(len(sms))
+    profile = D.build_profile(frame(sms.iloc[order[:4000]].tolist()), "text", "training messages")
+    assert len(profile.columns["tokens"].vocabulary) > 1000 and "you" in profile.columns["tokens"].top
+    held_out = D.compare(profile, frame(sms.iloc[order[4000:4200]].tolist()))
+    tweets = D.compare(profile, frame(pd.read_csv(DATA / "tweeteval_stance_abortion.csv")["text"].head(200).tolist()))
+    assert D.drifted(held_out) == [] and "tokens (oov rate)" in D.drifted(tweets), D.summary_line(tweets, 200)

@@ -77,21 +77,3 @@ def render(summary: dict[str, Any], evaluation: Evaluation, run_dir: str | Path,
         lines += ["", f"## {title}", "", f"![{title}]({src})"]
     return "\n".join(lines) + "\n"
 
-
-def note_trigger(run_dir: str | Path, pipeline: str, trigger: dict[str, Any]) -> str:
-    """Add "Started by" (the event that started the run: its name, id, time and what it said) to the run
-    folder's ``report.md``, and publish it as an artifact of the current flow run; returns the section."""
-    from prefect.artifacts import create_markdown_artifact
-
-    from trainflow.refs import atomic_write_text
-    from trainflow.tasks.common.publish import artifact_key
-
-    rows = [{"field": k, "value": v if isinstance(v, (str, int, float)) else ", ".join(map(str, v or []))
-             if isinstance(v, list) else str(v)} for k, v in trigger.items()]
-    section = (f"\n\n## Started by\n\nThis run was started by the event `{trigger.get('event', '?')}` "
-               f"(id `{trigger.get('id', '?')}`), not by its schedule.\n\n{table(rows)}\n")
-    report = Path(run_dir) / "report.md"
-    atomic_write_text(report, report.read_text(encoding="utf-8") + section)
-    create_markdown_artifact(markdown=f"# {pipeline}: started by an event{section}", key=f"{artifact_key(pipeline)}-trigger",
-                             description=f"The event that started this run: {trigger.get('event', '?')}")
-    return section
