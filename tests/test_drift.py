@@ -146,7 +146,7 @@ def test_profile_that_is_a_link_out_of_the_folder_is_refused(tmp_path, penguins_
 def penguins_run(tmp_path_factory, prefect_server):
     out = tmp_path_factory.mktemp("drift") / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "preprocess.resample.method=none",
-                      "--set", "evaluate.importance=false")
+                      "--set", "evaluate.importance=false", "--set", "validation.enabled=false")
     assert code == 0
     [run] = complete_runs(out, "penguins")
     return run
@@ -278,3 +278,20 @@ def test_text_from_another_source_is_flagged_by_its_out_of_vocabulary_rate():
     held_out = D.compare(profile, frame(sms.iloc[order[4000:4200]].tolist()))
     tweets = D.compare(profile, frame(pd.read_csv(DATA / "tweeteval_stance_abortion.csv")["text"].head(200).tolist()))
     assert D.drifted(held_out) == [] and "tokens (oov rate)" in D.drifted(tweets), D.summary_line(tweets, 200)
+
+
+def test_monitor_cli_bad_batches(penguins_run, tmp_path, capsys):
+    """An empty drop folder, a glob matching nothing, a batch of another kind: exit 3 naming it, no batch
+    folder left behind."""
+    runs = penguins_run.parent.parent
+    (tmp_path / "empty").mkdir()
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    before = sorted((runs / "penguins" / "monitor").glob("*")) if (runs / "penguins" / "monitor").exists() else []
+    for batch, says in ((tmp_path / "empty", "is empty"), (tmp_path / "none" / "*.csv", "matches no file"),
+                        (images, "a.png")):
+        code, err = run_cli("monitor", "penguins", batch, "--runs", runs, capsys=capsys)
+        assert code == 3 and says in err and "Traceback" not in err, err
+    after = sorted((runs / "penguins" / "monitor").glob("*")) if (runs / "penguins" / "monitor").exists() else []
+    assert after == before
