@@ -146,7 +146,7 @@ def test_profile_that_is_a_link_out_of_the_folder_is_refused(tmp_path, penguins_
 def penguins_run(tmp_path_factory, prefect_server):
     out = tmp_path_factory.mktemp("drift") / "runs"
     code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "preprocess.resample.method=none",
-                      "--set", "evaluate.importance=false", "--set", "validation.enabled=false")
+                      "--set", "evaluate.importance=false")
     assert code == 0
     [run] = complete_runs(out, "penguins")
     return run
