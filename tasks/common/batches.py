@@ -67,11 +67,13 @@ def history_row(batch: Path, run_dir: Path, rows: list[dict[str, Any]], scored: 
 
     tested = [r for r in rows if "p_adjusted" in r]
     worst = min(tested, key=lambda r: r["p_adjusted"], default=None)
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "batch": str(batch),
-            "model": run_dir.name, "rows": scored, "tests": len(tested), "drifted": len(drifted(rows)),
-            "features": ", ".join(drifted(rows)), "worst_feature": worst["feature"] if worst else "",
+    # the columns the UI's table shows first are those that say whether and where the batch drifted
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "batch": batch.name,
+            "drifted": len(drifted(rows)), "features": ", ".join(drifted(rows)),
+            "worst_feature": worst["feature"] if worst else "",
             "min_p_adjusted": round(worst["p_adjusted"], 6) if worst else None,
-            "max_psi": round(max((r.get("psi") or 0.0) for r in tested), 4) if tested else None, "summary": line}
+            "max_psi": round(max((r.get("psi") or 0.0) for r in tested), 4) if tested else None,
+            "rows": scored, "tests": len(tested), "model": run_dir.name, "path": str(batch), "summary": line}
 
 
 def append_history(runs: str | os.PathLike, pipeline: str, row: dict[str, Any]) -> list[dict[str, Any]]:
