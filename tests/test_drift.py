@@ -295,3 +295,14 @@ def test_monitor_cli_bad_batches(penguins_run, tmp_path, capsys):
         assert code == 3 and says in err and "Traceback" not in err, err
     after = sorted((runs / "penguins" / "monitor").glob("*")) if (runs / "penguins" / "monitor").exists() else []
     assert after == before
+
+
+def test_warnings_inside_silenced_are_dropped(tmp_path, capsys):
+    """The drift check reads the input predict has read: what predict warned about is said once."""
+    from trainflow.alerts import silenced, warn
+
+    with silenced():
+        warn("said while silenced")
+    warn("said once")
+    err = capsys.readouterr().err
+    assert "said while silenced" not in err and err.count("said once") == 1

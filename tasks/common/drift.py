@@ -549,7 +549,10 @@ def check_batch(mod: Any, run_dir: str | os.PathLike, input_path: str | os.PathL
     if profile is None:
         return DriftCheck(scored=len(predictions), line=f"drift: not checked: the model '{run_dir}' was saved before trainflow wrote "
                                f"reference profiles (no {PROFILE_FILE}); retrain it to check drift")
-    frame = mod.drift_frame(run_dir, input_path) if profile.columns else None
+    from trainflow.alerts import silenced
+
+    with silenced():  # predict has just read this input and said what there was to say about it
+        frame = mod.drift_frame(run_dir, input_path) if profile.columns else None
     rows = compare(profile, frame, prediction_column(predictions), alpha)
     if not rows:
         return DriftCheck(scored=len(predictions), line="drift: nothing to compare (the profile holds no columns and no predictions)")
