@@ -424,6 +424,17 @@ class Audio(NeuralModality, stages_from=__name__):
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
     default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
 
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Duration, RMS level (dBFS), spread and spectral centroid (Hz) of each clip
+        (:func:`trainflow.tasks.common.drift.signal_summaries`), of a stored split part or of new clips
+        decoded as :func:`predict` decodes them."""
+        from trainflow import trust
+        from trainflow.tasks.common.drift import signal_summaries
+
+        config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
+        waves = waves_of(load_npz(source.path)) if isinstance(source, DataRef) else new_clips(Path(source), config)[0]
+        return signal_summaries(waves, rate=config["sample_rate"])
+
     def branch(self) -> Any:
         """The adapter that makes audio data one input of a multimodal pipeline (this module's functions)."""
         import sys

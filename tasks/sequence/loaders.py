@@ -21,7 +21,7 @@ from pydantic import Field
 
 from trainflow.alerts import warn
 from trainflow.archives import DATA_ZIP_BYTES, check_zip
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError, did_you_mean, shown
 from trainflow.files import read_text_capped
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, file_dates, label_names, read_csv_file
@@ -180,7 +180,7 @@ def _read_all(config: SeriesFilesConfig, reader: Any) -> SeriesSet:
 def _bool(value: str, path: Path, lineno: int, key: str) -> bool:
     v = value.strip().lower()
     if v not in ("true", "false"):
-        raise DataError(f"'{path}', line {lineno}: {key} must be 'true' or 'false'. Got {value!r}.")
+        raise DataError(f"'{path}', line {lineno}: {key} must be 'true' or 'false'. Got {shown(value)}.")
     return v == "true"
 
 
@@ -191,7 +191,7 @@ def _number(text: str, path: Path, lineno: int, channel: int) -> float:
     try:
         return float(t)
     except ValueError:
-        raise DataError(f"'{path}', line {lineno}: channel {channel + 1} holds {t!r}, which is not a number "
+        raise DataError(f"'{path}', line {lineno}: channel {channel + 1} holds {shown(t)}, which is not a number "
                         f"(missing values are written '?' or 'NaN').") from None
 
 
@@ -244,7 +244,7 @@ def read_ts(path: str | Path) -> SeriesSet:
         try:
             dims = int(header["@dimensions"])
         except ValueError:
-            raise DataError(f"'{path}': @dimensions must be a whole number. Got {header['@dimensions']!r}.") from None
+            raise DataError(f"'{path}': @dimensions must be a whole number. Got {shown(header['@dimensions'])}.") from None
     elif header.get("@univariate", "").lower() == "true":
         dims = 1
     equal = header.get("@equallength", "").lower() == "true"
@@ -261,7 +261,7 @@ def read_ts(path: str | Path) -> SeriesSet:
             *fields, label = fields
             label = label.strip()
             if class_labels is not None and label not in class_labels:
-                raise DataError(f"'{path}', line {i}: the class label {label!r} is not one of those declared in "
+                raise DataError(f"'{path}', line {i}: the class label {shown(label)} is not one of those declared in "
                                 f"@classLabel: {', '.join(map(repr, class_labels))}{did_you_mean(label, class_labels)}.")
             ys.append(label)
         expected_dims = dims if dims is not None else (len(series[0][0]) if first_row else None)
@@ -316,7 +316,7 @@ def _numeric(df: Any, cols: list[str], path: Path, row_of: Any = None) -> None:
         converted = pd.to_numeric(df[col], errors="coerce")
         bad = df[col][converted.isna() & df[col].notna()]
         line = (row_of(bad.index[0]) if row_of else bad.index[0] + 2)
-        raise DataError(f"'{path}', line {line}: column '{col}' holds {bad.iloc[0]!r}, which is not a number.")
+        raise DataError(f"'{path}', line {line}: column '{col}' holds {shown(bad.iloc[0])}, which is not a number.")
 
 
 def _label_text(value: Any) -> str:
@@ -375,7 +375,7 @@ def _sortable_time(col: Any, path: Path, name: str) -> Any:
     if dates.notna().all():
         return dates
     bad = col[dates.isna()]
-    raise DataError(f"'{path}', line {bad.index[0] + 2}: the time column '{name}' holds {bad.iloc[0]!r}, "
+    raise DataError(f"'{path}', line {bad.index[0] + 2}: the time column '{name}' holds {shown(bad.iloc[0])}, "
                     f"which is neither a number nor a date.")
 
 

@@ -19,6 +19,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -415,3 +416,15 @@ def test_an_outlier_series_is_named_or_cut_when_the_spec_says(tmp_path, monkeypa
     assert ref.meta["max_length"] == 100 and ref.meta["rows"] == 51
     err = capsys.readouterr().err
     assert "1 of 51 series in" in err and "longest has 20,000): cut to their first 100." in err
+
+
+def test_messages_quote_values_at_a_bounded_cost():
+    from trainflow.errors import shown
+
+    bomb: list = ["lol"] * 10
+    for _ in range(30):  # 10^31 strings if written out; the same few objects in memory
+        bomb = [bomb] * 10
+    started = time.process_time()
+    text = shown(bomb)
+    assert time.process_time() - started < 1 and len(text) <= 80 and text.startswith("[[[")
+    assert shown("x" * 10_000).endswith("(10000 characters)") and shown(np.array(["a"])[0]) == "'a'"
