@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError, did_you_mean, shown
 from trainflow.tasks.common.load import NA_VALUES, existing_file, file_dates, read_csv_file
 
 #: the series column of a single series read as a panel of one
@@ -40,7 +40,7 @@ def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str
         converted = pd.to_numeric(df[col], errors="coerce")
         bad = df[col][converted.isna() & df[col].notna()]
         if len(bad):
-            raise DataError(f"'{path}', line {bad.index[0] + 2}: column '{col}' holds {bad.iloc[0]!r}, which is not a number.")
+            raise DataError(f"'{path}', line {bad.index[0] + 2}: column '{col}' holds {shown(bad.iloc[0])}, which is not a number.")
         df[col] = converted.astype(float)
     for col, what in ((id_col, "series column"), (time, "time column")):
         empty = np.flatnonzero(df[col].isna().to_numpy())
@@ -50,7 +50,7 @@ def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str
     t = raw if pd.api.types.is_numeric_dtype(raw) else file_dates(raw.astype(str), path, time)
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise DataError(f"'{path}', line {i + 2}: the time column '{time}' holds {raw.iloc[i]!r}, "
+        raise DataError(f"'{path}', line {i + 2}: the time column '{time}' holds {shown(raw.iloc[i])}, "
                         f"which is neither a date nor a number.")
     frame = pd.DataFrame({id_col: df[id_col].astype(str), "_t": t, "_line": np.arange(len(df)) + 2})
     order = frame.sort_values([id_col, "_t"], kind="stable").index
