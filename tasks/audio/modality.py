@@ -309,6 +309,14 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps += [f"warping of training batches: frequency warp +-{pre.freq_warp:g}, time stretch +-{pre.time_stretch:g}, "
               f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
     steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
+    def part(ref: DataRef) -> tuple[Any, ...]:  # the validation part, featurised with the training statistics
+        other = load_npz(ref.path)
+        xv, mv = features_of(waves_of(other), {"features": pre.model_dump(mode="json"), "sample_rate": rate,
+                                               "frames": int(x.shape[2]), "quiet": quiet, "normalization": norm.state()})
+        yv = (other["Y"].astype(np.float32) if multilabel
+              else targets(other["labels"], "classification", meta.get("source", ""), classes)[0])
+        return torch.from_numpy(xv), torch.from_numpy(mv), torch.from_numpy(yv)
+
     return neural.Prepared(
         inputs=(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(y)),
         build={"bins": int(x.shape[1]), "frames": int(x.shape[2]), "n_classes": len(classes)},
@@ -317,7 +325,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
                 "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES)),
                 "manifest": saved_columns(meta.get("loader_options", {})),
                 **({"labels": classes} if multilabel else {})},
-        steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes})
+        steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes},
+        part=part)
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:

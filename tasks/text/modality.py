@@ -366,11 +366,15 @@ def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: Split
                spec: PipelineSpec) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """Binary relevance targets: the 0/1 columns of the labels not constant in training, the label
     names, and what the schema saves (labels, constant labels, thresholds: the spec's, or tuned per
-    label on a carve-out of the training texts)."""
+    label on the split's validation part, or a carve-out of the training texts)."""
     Y = ML.label_matrix(train, labels)
     constant = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
     if spec.multilabel.threshold == "tuned":
-        thresholds = ML.tune_thresholds(lambda: build_pipeline(spec), _series(texts), Y, spec)
+        given = holdout.validation_part(split_ref)
+        held = read_parquet(given.path, keep=False) if given is not None else None
+        thresholds = ML.tune_thresholds(lambda: build_pipeline(spec), _series(texts), Y, spec, None if held is None else
+                                        (_series(normalise(held[TEXT], spec.preprocess.text.lowercase)),
+                                         ML.label_matrix(held, labels)))
     else:
         thresholds = [float(spec.multilabel.threshold)] * len(labels)
     learned = [j for j, lab in enumerate(labels) if lab not in constant]
