@@ -414,6 +414,25 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
     return [read_clip(f, config["sample_rate"])[0] for f in files], names
 
 
+def write_clips(folder: Path, waves: list[np.ndarray], rate: int) -> None:
+    """``waves`` as float WAV files ``00000.wav``, ... in ``folder``, written in a temporary folder
+    that replaces it whole (a reader sees every clip or none)."""
+    import os
+    import shutil
+
+    import soundfile as sf
+
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for i, w in enumerate(waves):
+        sf.write(tmp / f"{i:05d}.wav", np.asarray(w, np.float32), rate, subtype="FLOAT")
+    try:
+        tmp.replace(folder)
+    except OSError:  # another process wrote the same clips first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """The predicted class and class probabilities of each new clip (multi-label: a 0/1 column and a
     probability column per label, the saved thresholds applied)."""
@@ -432,6 +451,19 @@ class Audio(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
     default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test clips as a folder of float WAV files at the loader's rate (what ``predict`` reads),
+        written once beside the test part, and their true classes (multi-label: the label columns)."""
+        arrays = load_npz(split.test.path)
+        folder = Path(split.test.path).with_name("scoring")
+        if not folder.is_dir():
+            write_clips(folder, waves_of(arrays), int(split.test.meta["sample_rate"]))
+        if "Y" in arrays:
+            import pandas as pd
+
+            return folder, pd.DataFrame(arrays["Y"].astype(np.int64), columns=split.test.meta["labels"])
+        return folder, [str(v) for v in arrays["labels"]]
 
     def branch(self) -> Any:
         """The adapter that makes audio data one input of a multimodal pipeline (this module's functions)."""

@@ -423,6 +423,17 @@ class Image(NeuralModality, stages_from=__name__):
                 problems += exc.problems
         return problems
 
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test part's ``.npz`` (its array ``x`` is what ``predict`` reads) and its true classes
+        (multi-label: a frame of 0/1 label columns)."""
+        y = load_npz(split.test.path, keep=False)["y"]
+        classes = split.test.meta["classes"]
+        if y.ndim == 2:
+            import pandas as pd
+
+            return Path(split.test.path), pd.DataFrame(y.astype(np.int64), columns=classes)
+        return Path(split.test.path), [classes[int(i)] for i in y]
+
     def example(self, folder: Path) -> Example:
         """24 gray 8x8 images of two classes (:func:`two_class_images`)."""
         x, y = two_class_images(24)

@@ -337,6 +337,21 @@ class Sequence(NeuralModality, stages_from=__name__):
 
         return SequenceBranch(sys.modules[__name__])
 
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test series as an ``.npz`` that ``predict`` reads (``x`` and ``lengths``, also under the
+        loader's own array names), written beside the test part, and their true values."""
+        arrays = load_npz(split.test.path, keep=False)
+        options = split.test.meta.get("loader_options") or {}
+        names = {"x": "x", "lengths": "lengths", options.get("x") or "x": "x",
+                 options.get("lengths") or "lengths": "lengths"}
+        path = Path(split.test.path).with_name("scoring.npz")
+        save_npz(path, **{name: arrays[key] for name, key in names.items()})
+        if "Y" in arrays:
+            import pandas as pd
+
+            return path, pd.DataFrame(arrays["Y"].astype(np.int64), columns=split.test.meta["labels"])
+        return path, [str(v) for v in arrays["y"]]  # the stored label text (a regression target parses as a number)
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """Temperature scaling divides a network's logits: not for a classical model."""
         from trainflow.registry import REGISTRY

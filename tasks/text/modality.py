@@ -566,6 +566,20 @@ class Text(NeuralModality, stages_from=__name__):
                 "text_validation": TextValidation}
     default_models = {"classification": "tfidf_auto", "multilabel": "tfidf_logistic"}
 
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test documents as a Parquet table with the training text column (what ``predict``
+        reads), written beside the test part, and their true classes (multi-label: the label columns)."""
+        import pandas as pd
+
+        from trainflow.refs import atomic_target
+
+        test = read_parquet(split.test.path, keep=False)
+        labels = split.test.meta.get("labels") or []
+        path = Path(split.test.path).with_name("scoring.parquet")
+        with atomic_target(path) as tmp:
+            pd.DataFrame({split.test.meta.get("text_column") or TEXT: test[TEXT]}).to_parquet(tmp, index=False)
+        return path, (test[labels] if labels else test[LABEL].astype(str).tolist())
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """n-gram range in order; class weights need a model that takes them; each kind of model has
         its own imbalance option (TF-IDF: preprocess.text, neural: train.imbalance)."""
