@@ -7,6 +7,7 @@ its ``exit_code``; the flow's retry condition never retries one (retrying cannot
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 
@@ -78,3 +79,21 @@ def expected(what: str, allowed: Iterable[str], got: object) -> str:
     listed = ", ".join(f"'{a}'" for a in allowed)
     return f"{what} must be one of {listed}. Got '{got}'{did_you_mean(got, allowed)}."
 
+
+_SHORT = reprlib.Repr()  # (keyword arguments need Python 3.12)
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 200, 200, 60
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = 8
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)``, shortened in the middle when longer than ``limit`` characters.
+
+    Built by :mod:`reprlib` with small depth and length limits, so its cost is bounded too: a YAML alias
+    bomb is a few KB on disk and a full ``repr`` of it gigabytes."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # 'a', not np.str_('a')
+    text = _SHORT.repr(value)
+    if len(text) <= limit:
+        return text
+    length = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[: limit // 2]}...{text[-limit // 4:]}{length}"

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainflow.errors import ComponentError, SpecError, did_you_mean, expected
+from trainflow.errors import ComponentError, SpecError, did_you_mean, expected, shown
 
 ENTRY_POINT_GROUP = "trainflow.components"
 
@@ -91,7 +91,7 @@ def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseMo
         elif err["type"] in ("literal_error", "enum"):
             allowed = err.get("ctx", {}).get("expected", "")
             hint = did_you_mean(err["input"], re.findall(r"'([^']*)'", allowed))
-            problems.append(f"'{field_name}' must be {allowed}. Got {err['input']!r}{hint}.")
+            problems.append(f"'{field_name}' must be {allowed}. Got {shown(err['input'])}{hint}.")
         else:
             got = err.get("input")
             got_text = f" Got {shown(got)}." if got is not None and not isinstance(got, dict) else ""
@@ -107,15 +107,6 @@ def pydantic_problems(exc: ValidationError, prefix: str = "", model: type[BaseMo
 #: the last part of an error location that names a member of a union type (``n_components.int``)
 UNION_MEMBER = re.compile(r"^(int|float|str|bool|bytes|none|(list|tuple|dict|set|literal|function-\w+|"
                           r"is-instance|nullable|constrained-\w+)\[.*\])$")
-
-
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, shortened in the middle when longer than ``limit`` characters."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    length = f" ({len(value)} characters)" if isinstance(value, str) else ""
-    return f"{text[: limit // 2]}...{text[-limit // 4:]}{length}"
 
 
 def known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainflow.errors import DataError
+from trainflow.errors import DataError, shown
 
 if TYPE_CHECKING:
     from trainflow.refs import DataRef, SplitRef
@@ -169,7 +169,7 @@ def require_disjoint_groups(keys: np.ndarray, parts: Parts, group: str) -> None:
     for name, idx in parts.items():
         for g in set(np.asarray(keys)[idx].tolist()):
             if g in seen:
-                raise DataError(f"the group {g!r} of '{group}' has rows in both the {seen[g]} and {name} parts.")
+                raise DataError(f"the group {shown(g)} of '{group}' has rows in both the {seen[g]} and {name} parts.")
             seen[g] = name
 
 
@@ -207,7 +207,7 @@ def _random(rows: np.ndarray, y: Any, Y: np.ndarray | None, spec: PipelineSpec,
         if counts.min() >= 2:
             stratify = labels
         else:
-            note = f"not stratified: class {values[np.argmin(counts)]!r} has a single row"
+            note = f"not stratified: class {shown(values[np.argmin(counts)])} has a single row"
     kept, held = train_test_split(rows, test_size=share, random_state=seed, stratify=stratify)
     return kept, held, note
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from trainflow.errors import DataError
+from trainflow.errors import DataError, shown
 
 
 def targets(y: np.ndarray, task: str, source: str, classes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -20,7 +20,7 @@ def targets(y: np.ndarray, task: str, source: str, classes: list[str] | None = N
         return y.astype(np.float64), []
     except ValueError:
         bad = next(v for v in y if not _is_number(v))
-        raise DataError(f"'{source}': the regression target {bad!r} is not a number.") from None
+        raise DataError(f"'{source}': the regression target {shown(bad)} is not a number.") from None
 
 
 def _is_number(v: Any) -> bool:

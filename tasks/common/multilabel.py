@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.alerts import warn
-from trainflow.errors import DataError
+from trainflow.errors import DataError, shown
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -81,7 +81,7 @@ def labels_from_columns(df: Any, targets: list[str] | None, target: str | None, 
         bad = values.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"The label column '{col}' (data.targets) of '{path}' holds {df[col].iloc[row]!r} in "
+            raise DataError(f"The label column '{col}' (data.targets) of '{path}' holds {shown(df[col].iloc[row])} in "
                             f"row {row + 1}; a multi-label column holds 0 or 1 in every row.")
         df[col] = values.astype("int64") if (values == values.round()).all() else values
     return with_labels(df, targets)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trainflow.alerts import warn
-from trainflow.errors import DataError
+from trainflow.errors import DataError, shown
 from trainflow.refs import atomic_write_text
 from trainflow.tasks.common.publish import folder_lock
 
@@ -50,7 +50,7 @@ def read_champion(out: str | os.PathLike, pipeline: str) -> dict[str, Any] | Non
         pointer = json.loads(path.read_text(encoding="utf-8"))
         run_id = pointer["run_id"]
         if not isinstance(run_id, str) or not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id:
-            raise ValueError(f"'run_id' is {run_id!r}, not the name of a run folder")
+            raise ValueError(f"'run_id' is {shown(run_id)}, not the name of a run folder")
     except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
         pointer = rebuild_champion(path.parent, f"{type(exc).__name__}: {exc}")
         if pointer is None:

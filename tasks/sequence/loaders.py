@@ -12,15 +12,16 @@ DataFrame (time column + value columns) for the ``forecast`` modality.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
+from trainflow.alerts import warn
 from trainflow.archives import DATA_ZIP_BYTES, check_zip
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError, did_you_mean, shown
 from trainflow.files import read_text_capped
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
@@ -65,21 +66,41 @@ class SeriesSet:
 PAD_BUDGET = 512 << 20
 
 
+def check_padding(lengths: list[int], channels: int, itemsize: int, length: int | None = None) -> None:
+    """DataError when padding series of these ``lengths`` to one length (``length`` or the longest) takes more
+    than :data:`PAD_BUDGET` bytes, naming the longest series, the median length and the way out
+    (``data.max_length``); checked before anything is allocated."""
+    n, T = len(lengths), length or max(lengths, default=0)
+    need = n * T * channels * itemsize
+    if need > PAD_BUDGET:
+        longest = int(np.argmax(lengths))
+        raise DataError(f"Padding {n:,} series to {T:,} steps needs {need / 2**30:.1f} GiB, more than the "
+                        f"{PAD_BUDGET / 2**30:.1f} GiB budget: series #{longest + 1} has {lengths[longest]:,} steps "
+                        f"where the median is {int(np.median(lengths)):,}. Set data.max_length to cut longer series "
+                        f"to their first steps, drop the outlier series, or split long recordings into windows.")
+
+
+def cut(data: SeriesSet, max_length: int | None) -> SeriesSet:
+    """``data`` with every series longer than ``max_length`` cut to its first ``max_length`` steps (the
+    spec's ``data.max_length``; a warning counts them). ``None`` leaves the series as they are."""
+    if not max_length:
+        return data
+    long = [i for i, s in enumerate(data.series) if len(s) > max_length]
+    if long:
+        warn(f"{len(long)} of {len(data.series)} series in '{data.source}' are longer than "
+             f"data.max_length ({max_length:,} steps; the longest has "
+             f"{max(len(data.series[i]) for i in long):,}): cut to their first {max_length:,}.")
+    return replace(data, series=[s[:max_length] for s in data.series])
+
+
 def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stack series into [n, T, C] (zeros after each series' end) and a mask [n, T] of real steps.
 
-    DataError when that needs more than :data:`PAD_BUDGET` bytes, naming the longest series and the
-    median length (checked before allocating)."""
+    DataError when that needs more than :data:`PAD_BUDGET` bytes (:func:`check_padding`)."""
     n = len(series)
     channels = series[0].shape[1] if n else 0
     T = length or max((len(s) for s in series), default=0)
-    if n * T * (channels + 1) * 4 > PAD_BUDGET:
-        lengths = [len(s) for s in series]
-        longest = int(np.argmax(lengths))
-        raise DataError(f"Padding {n:,} series to {T:,} steps needs {n * T * (channels + 1) * 4 / 2**30:.1f} GiB, more "
-                        f"than the {PAD_BUDGET / 2**30:.1f} GiB budget: series #{longest + 1} has {lengths[longest]:,} "
-                        f"steps where the median is {int(np.median(lengths)):,}. Cut or drop the outlier series, or "
-                        f"split long recordings into windows before training.")
+    check_padding([len(s) for s in series], channels + 1, 4, T)
     x = np.zeros((n, T, channels), dtype=np.float32)
     mask = np.zeros((n, T), dtype=np.float32)
     for i, s in enumerate(series):
@@ -94,6 +115,10 @@ def pad(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray
 
 class SeriesFilesConfig(SplitFilesConfig):
     """One file (``path``, split by the spec) or a fixed ``train`` + ``test`` pair (e.g. UCR)."""
+
+    max_length: int | None = Field(None, ge=1, description="Cut series longer than this to their first max_length "
+                                   "steps (a warning counts them), here and at predict; by default a series long "
+                                   "enough to pad the set past the memory budget is an error naming it")
 
 
 class TsConfig(SeriesFilesConfig):
@@ -156,7 +181,7 @@ def _read_all(config: SeriesFilesConfig, reader: Any) -> SeriesSet:
 def _bool(value: str, path: Path, lineno: int, key: str) -> bool:
     v = value.strip().lower()
     if v not in ("true", "false"):
-        raise DataError(f"'{path}', line {lineno}: {key} must be 'true' or 'false'. Got {value!r}.")
+        raise DataError(f"'{path}', line {lineno}: {key} must be 'true' or 'false'. Got {shown(value)}.")
     return v == "true"
 
 
@@ -167,7 +192,7 @@ def _number(text: str, path: Path, lineno: int, channel: int) -> float:
     try:
         return float(t)
     except ValueError:
-        raise DataError(f"'{path}', line {lineno}: channel {channel + 1} holds {t!r}, which is not a number "
+        raise DataError(f"'{path}', line {lineno}: channel {channel + 1} holds {shown(t)}, which is not a number "
                         f"(missing values are written '?' or 'NaN').") from None
 
 
@@ -220,7 +245,7 @@ def read_ts(path: str | Path) -> SeriesSet:
         try:
             dims = int(header["@dimensions"])
         except ValueError:
-            raise DataError(f"'{path}': @dimensions must be a whole number. Got {header['@dimensions']!r}.") from None
+            raise DataError(f"'{path}': @dimensions must be a whole number. Got {shown(header['@dimensions'])}.") from None
     elif header.get("@univariate", "").lower() == "true":
         dims = 1
     equal = header.get("@equallength", "").lower() == "true"
@@ -237,7 +262,7 @@ def read_ts(path: str | Path) -> SeriesSet:
             *fields, label = fields
             label = label.strip()
             if class_labels is not None and label not in class_labels:
-                raise DataError(f"'{path}', line {i}: the class label {label!r} is not one of those declared in "
+                raise DataError(f"'{path}', line {i}: the class label {shown(label)} is not one of those declared in "
                                 f"@classLabel: {', '.join(map(repr, class_labels))}{did_you_mean(label, class_labels)}.")
             ys.append(label)
         expected_dims = dims if dims is not None else (len(series[0][0]) if first_row else None)
@@ -292,7 +317,7 @@ def _numeric(df: Any, cols: list[str], path: Path, row_of: Any = None) -> None:
         converted = pd.to_numeric(df[col], errors="coerce")
         bad = df[col][converted.isna() & df[col].notna()]
         line = (row_of(bad.index[0]) if row_of else bad.index[0] + 2)
-        raise DataError(f"'{path}', line {line}: column '{col}' holds {bad.iloc[0]!r}, which is not a number.")
+        raise DataError(f"'{path}', line {line}: column '{col}' holds {shown(bad.iloc[0])}, which is not a number.")
 
 
 def _label_text(value: Any) -> str:
@@ -351,7 +376,7 @@ def _sortable_time(col: Any, path: Path, name: str) -> Any:
     if dates.notna().all():
         return dates
     bad = col[dates.isna()]
-    raise DataError(f"'{path}', line {bad.index[0] + 2}: the time column '{name}' holds {bad.iloc[0]!r}, "
+    raise DataError(f"'{path}', line {bad.index[0] + 2}: the time column '{name}' holds {shown(bad.iloc[0])}, "
                     f"which is neither a number nor a date.")
 
 

@@ -30,7 +30,7 @@ from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.sequence import advice, classical
-from trainflow.tasks.sequence.loaders import SeriesSet, read_any
+from trainflow.tasks.sequence.loaders import SeriesSet, cut, read_any
 from trainflow.tasks.sequence.preprocess import (SequencePreprocess, SeriesPreprocessor, load_series, pack,  # noqa: F401
                                                 preprocessing, preprocessing_steps)
 from trainflow.tasks.common import multilabel as ML
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 def store(data: SeriesSet, cache_dir: str, digest: str, config: Any) -> DataRef:
     """Save loaded series as ``.npz`` in the cache, named by the source's digest."""
     path = Path(cache_dir) / "data" / f"{digest}.npz"
+    data = cut(data, getattr(config, "max_length", None))
     save_npz(path, **pack(data))  # rewritten on each load: see refs.store_parquet
     lengths = [len(s) for s in data.series]
     return DataRef(path=str(path), digest=digest, modality="sequence", meta={
@@ -288,7 +289,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """Predictions for new series in any supported format (.ts, .npz, wide or long CSV)."""
     model, config = load_model(run_dir)
-    data = read_any(input_path, config["loader"], config.get("loader_options", {}))
+    options = config.get("loader_options", {})
+    data = cut(read_any(input_path, config["loader"], options), options.get("max_length"))
     if data.channels != config["preprocess"]["channels"]:
         raise DataError(f"'{input_path}' holds series with {data.channels} channel(s); the model was trained on "
                         f"{config['preprocess']['channels']}.")

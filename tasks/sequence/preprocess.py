@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError
 from trainflow.refs import load_npz
 from trainflow.tasks.sequence import advice
-from trainflow.tasks.sequence.loaders import SeriesSet, pad
+from trainflow.tasks.sequence.loaders import SeriesSet, check_padding, pad
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -108,6 +108,7 @@ def pack(data: SeriesSet) -> dict[str, np.ndarray]:
     """Loaded series as the stored arrays: values [n, T, C] (NaN after a series' end), ``lengths``, ``ids``,
     and where present labels ``y``, the fixed ``fold`` and the multi-label matrix ``Y``."""
     lengths = np.array([len(s) for s in data.series], dtype=np.int64)
+    check_padding(lengths.tolist(), data.channels, 8)  # the NaN-padded float64 store, before it is allocated
     T = int(lengths.max()) if len(lengths) else 0
     x = np.full((len(data.series), T, data.channels), np.nan, dtype=np.float64)
     for i, s in enumerate(data.series):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trainflow import trust
-from trainflow.errors import DataError, SpecError
+from trainflow.errors import DataError, SpecError, shown
 from trainflow import memo
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.modality import Example, Modality
@@ -635,7 +635,7 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
             bad = col.dropna().astype(str)
             bad = bad[~bad.str.match(NUMBER_REGEX)]
             if len(bad):
-                problems.append(f"column '{f['name']}' must be numeric; found text such as {bad.iloc[0]!r} "
+                problems.append(f"column '{f['name']}' must be numeric; found text such as {shown(bad.iloc[0])} "
                                 f"(row {bad.index[0] + 1})")
             else:
                 df[f["name"]] = pd.to_numeric(col)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trainflow.alerts import warn
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError, did_you_mean, shown
 from trainflow.refs import DataRef, read_parquet
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
         return "numeric", "numbers"
     text = values.astype(str)
     if text.str.match(DATE_REGEX).mean() >= 0.9:
-        return "date/time", f"text such as {text.iloc[0]!r} that reads as dates"
+        return "date/time", f"text such as {shown(text.iloc[0])} that reads as dates"
     words = float(text.str.split().str.len().mean())
     if words >= FREE_TEXT_WORDS and unique_share >= 0.5:
         return "free text", f"{distinct} distinct texts of {words:.0f} words on average"
@@ -108,7 +108,7 @@ def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
     if unique_share >= ID_SHARE:
         return "identifier", f"{distinct} distinct values in {n} rows"
     if words_in_name & ID_WORDS and text.str.fullmatch(CODE_REGEX).mean() >= 0.9:
-        return "identifier", f"codes such as {text.iloc[0]!r} ({distinct} distinct), named like an identifier"
+        return "identifier", f"codes such as {shown(text.iloc[0])} ({distinct} distinct), named like an identifier"
     if distinct > HIGH_CARDINALITY:
         return "high-cardinality categorical", f"{distinct} distinct categories"
     return "categorical", f"{distinct} categories"

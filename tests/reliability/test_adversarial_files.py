@@ -19,6 +19,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -396,3 +397,34 @@ def test_audio_frames_and_padding_are_checked_before_allocation(tmp_path):
         pad([np.zeros((10, 1))] * 50 + [np.zeros((2_000_000, 1))])
     x, mask = pad([np.zeros((10, 1)), np.ones((4, 1))])
     assert x.shape == (2, 10, 1) and mask.sum() == 14
+
+
+def test_an_outlier_series_is_named_or_cut_when_the_spec_says(tmp_path, monkeypatch, capsys):
+    from trainflow.tasks.sequence import loaders
+    from trainflow.tasks.sequence.modality import store
+
+    head = "@problemName toy\n@univariate true\n@equalLength false\n@classLabel true a b\n@data\n"
+    rows = [",".join(["1"] * 10) + (":a" if i % 2 else ":b") for i in range(50)] + [",".join(["0"] * 20_000) + ":a"]
+    (tmp_path / "x.ts").write_text(head + "\n".join(rows) + "\n")
+    monkeypatch.setattr(loaders, "PAD_BUDGET", 1 << 20)  # 51 x 20,000 steps x 8 bytes = 8 MB: over a 1 MiB budget
+    config = loaders.TsConfig(path=str(tmp_path / "x.ts"))
+    with pytest.raises(DataError, match=r"series #51 has 20,000 steps where the median is 10\. Set data.max_length"):
+        store(loaders.load_ts(config), str(tmp_path / "cache"), "d1", config)  # the store, before allocating
+
+    config = loaders.TsConfig(path=str(tmp_path / "x.ts"), max_length=100)
+    ref = store(loaders.load_ts(config), str(tmp_path / "cache"), "d2", config)
+    assert ref.meta["max_length"] == 100 and ref.meta["rows"] == 51
+    err = capsys.readouterr().err
+    assert "1 of 51 series in" in err and "longest has 20,000): cut to their first 100." in err
+
+
+def test_messages_quote_values_at_a_bounded_cost():
+    from trainflow.errors import shown
+
+    bomb: list = ["lol"] * 10
+    for _ in range(30):  # 10^31 strings if written out; the same few objects in memory
+        bomb = [bomb] * 10
+    started = time.process_time()
+    text = shown(bomb)
+    assert time.process_time() - started < 1 and len(text) <= 80 and text.startswith("[[[")
+    assert shown("x" * 10_000).endswith("(10000 characters)") and shown(np.array(["a"])[0]) == "'a'"
