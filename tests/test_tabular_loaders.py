@@ -126,7 +126,10 @@ def test_the_cache_copies_an_unchanged_parquet_source_and_writes_anything_else(t
     pd.DataFrame({"a": [1.5, 2.5, 3.5], "junk": [0, 0, 1], "y": ["p", "q", "p"]}).to_parquet(path)
 
     def stored(settled: bool, **data) -> tuple[pd.DataFrame, bytes]:
-        monkeypatch.setattr(refs, "_SETTLED_BEFORE_NS", time.time_ns() + (10**9 if settled else -10**9))
+        # not settled: the process "started" before the source was written (now - 1 s is not that on a loaded
+        # machine, where the first load can take longer than a second)
+        monkeypatch.setattr(refs, "_SETTLED_BEFORE_NS", time.time_ns() + 10**9 if settled
+                            else path.stat().st_ctime_ns - 10**9)
         spec = spec_from_dict({"name": "t", "data": {"loader": "parquet", "path": str(path), "target": "y", **data}})
         ref = load(spec.data, str(tmp_path / f"cache-{settled}-{len(data)}"), "tabular")
         return pd.read_parquet(ref.path), open(ref.path, "rb").read()

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainflow.errors import DataError, did_you_mean
-from trainflow.files import path_problem
+from trainflow.files import open_regular, path_problem
 from trainflow.registry import component
 from trainflow.tasks.common.load import files_with_suffix as audio_files
 from trainflow.tasks.common.load import existing_folder, pattern_groups
@@ -121,12 +121,13 @@ def read_clip(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str,
     if problem:
         raise DataError(f"The audio file '{path}' {problem}.")
     try:
-        header = sf.info(str(path))
-        if header.frames * header.channels > MAX_CLIP_SAMPLES:  # checked from the header, before decoding
-            raise DataError(f"The audio file '{path}' declares {header.frames:,} frames x {header.channels} "
-                            f"channel(s), more than the {MAX_CLIP_SAMPLES:,} samples trainflow decodes per clip "
-                            f"(~{MAX_CLIP_SAMPLES * 4 // 2**20} MB); split it into shorter clips.")
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        # decoded from the descriptor that was checked, so a file swapped after the check is never read
+        with open_regular(path, "audio file") as fh, sf.SoundFile(fh) as header:
+            if header.frames * header.channels > MAX_CLIP_SAMPLES:  # checked from the header, before decoding
+                raise DataError(f"The audio file '{path}' declares {header.frames:,} frames x {header.channels} "
+                                f"channel(s), more than the {MAX_CLIP_SAMPLES:,} samples trainflow decodes per "
+                                f"clip (~{MAX_CLIP_SAMPLES * 4 // 2**20} MB); split it into shorter clips.")
+            data, rate = header.read(dtype="float32", always_2d=True), header.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise DataError(f"The audio file '{path}' is not audio soundfile can decode (WAV, FLAC, OGG, AIFF): "
                         f"{exc}.") from None

@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from trainflow import modalities
 from trainflow.errors import DataError, did_you_mean
-from trainflow.files import path_problem
+from trainflow.files import open_regular, path_problem
 from trainflow.refs import DataRef, file_digest, json_digest
 
 if TYPE_CHECKING:
@@ -67,9 +67,12 @@ def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_
     options = dict(sep=delimiter, encoding=encoding, skipinitialspace=True, keep_default_na=False,
                    na_values=NA_VALUES if na_values is None else na_values, quoting=quoting)
     try:
-        # The header as written: pandas renames a repeated column ('x' -> 'x.1') when it reads the table.
-        header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
-        df = pd.read_csv(path, **options)
+        # read from the descriptor open_regular checked (a FIFO or device swapped in after a check is never read)
+        with open_regular(path, what) as fh:
+            # The header as written: pandas renames a repeated column ('x' -> 'x.1') when it reads the table.
+            header = pd.read_csv(fh, header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
+            fh.seek(0)
+            df = pd.read_csv(fh, **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"The {what} '{path}' is not valid {encoding} text ({exc.reason} at byte "
                         f"{exc.start}); set data.encoding.") from None
@@ -86,7 +89,10 @@ def read_parquet_file(path: Path, what: str = "data file") -> Any:
     import pandas as pd
 
     try:
-        df = pd.read_parquet(path)
+        with open_regular(path, what) as fh:
+            df = pd.read_parquet(fh)
+    except DataError:
+        raise
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"The {what} '{path}' is not a readable Parquet file: {exc}") from None
     return checked_table(df, path, what)

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from trainflow.alerts import warn
 from trainflow.errors import DataError, shown
+from trainflow.files import read_text_capped
 from trainflow.refs import atomic_write_text
 from trainflow.tasks.common.publish import folder_lock
 
@@ -47,16 +48,22 @@ def read_champion(out: str | os.PathLike, pipeline: str) -> dict[str, Any] | Non
     if not path.is_file():
         return None
     try:
-        pointer = json.loads(path.read_text(encoding="utf-8"))
+        pointer = _record(path)
         run_id = pointer["run_id"]
         if not isinstance(run_id, str) or not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id:
             raise ValueError(f"'run_id' is {shown(run_id)}, not the name of a run folder")
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, DataError) as exc:
         pointer = rebuild_champion(path.parent, f"{type(exc).__name__}: {exc}")
         if pointer is None:
             return None
     pointer["run_dir"] = str(path.parent / pointer["run_id"])
     return pointer
+
+
+def _record(path: Path) -> Any:
+    """A JSON record of another run (a pointer, a metrics.json): other runs' folders are shared, so it is read
+    as a regular file of capped size (DataError otherwise: a FIFO there would block the run for ever)."""
+    return json.loads(read_text_capped(path, "run record"))
 
 
 def _pointer(summary: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +84,9 @@ def rebuild_champion(folder: Path, why: str) -> dict[str, Any] | None:
         if run.name.startswith(".") or run.name.endswith(".failed") or not metrics.is_file():
             continue
         try:
-            summary = json.loads(metrics.read_text(encoding="utf-8"))
+            summary = _record(metrics)
             decision = summary.get("promotion") or {}
-        except (ValueError, UnicodeDecodeError, AttributeError):
+        except (ValueError, UnicodeDecodeError, AttributeError, DataError):
             continue
         if isinstance(decision, dict) and decision.get("promoted") is True and summary.get("run_id") == run.name:
             promoted.append((str(decision.get("decided", "")), run.name, summary, decision))
@@ -175,8 +182,8 @@ def _point_reason(decision: dict[str, Any], champion: dict[str, Any], metric: st
     if not champion_metrics.is_file():
         return True, f"the champion's run folder '{champion['run_dir']}' is gone; this run replaces it."
     try:
-        old = _value(json.loads(champion_metrics.read_text(encoding="utf-8"))["metrics"], metric)
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        old = _value(_record(champion_metrics)["metrics"], metric)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError, DataError):
         return True, f"the champion's metrics.json in '{champion['run_dir']}' is damaged; this run replaces it."
     decision["champion_value"] = old
     if old is None:
