@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="append", default=[], metavar="COLUMN",
                    help="input column to copy into the output beside the predictions (repeatable)")
     p.add_argument("--runs", default="runs", help="folder of run folders, for a pipeline name (default: runs)")
+    p.add_argument("--fail-on-drift", action="store_true",
+                   help="exit 5 when the input drifted from the model's reference profile (the predictions and "
+                        "the drift report are written all the same)")
+    p.add_argument("--no-drift", action="store_true", help="do not compare the input with the reference profile")
+
+    p = sub.add_parser("monitor", help="score a new batch with a pipeline's champion and check it for drift")
+    p.add_argument("pipeline", help="a pipeline name or its spec file")
+    p.add_argument("batch", help="a file, a glob (its newest match) or a folder of batches (its newest entry)")
+    p.add_argument("--runs", default="runs", help="folder of run folders (default: runs); the batch's predictions "
+                                                  "and drift report go to <runs>/<pipeline>/monitor/")
+    p.add_argument("--id", dest="id_column", metavar="COLUMN", help="as for predict")
+    p.add_argument("--keep", action="append", default=[], metavar="COLUMN", help="as for predict (repeatable)")
+    p.add_argument("--fail-on-drift", action="store_true", help="exit 5 when the batch drifted")
 
     p = sub.add_parser("sweep", help="train a grid of spec variants in parallel and promote the best")
     p.add_argument("spec", help="path to a pipeline spec (YAML)")
@@ -246,14 +259,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit code of ``predict --fail-on-drift`` when the input drifted
+DRIFT_EXIT = 5
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainflow.tasks.common.predict import predict_to_file
+    from trainflow.tasks.common.predict import predict_to_file, predict_with_drift
     from trainflow.tasks.common.promote import resolve_model
 
     run_dir = resolve_model(args.model, args.runs)
-    path = predict_to_file(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
+    if args.no_drift:
+        path = predict_to_file(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
+        print(f"predictions written to {path} (model: {run_dir})")
+        return 0
+    path, check = predict_with_drift(run_dir, args.input, args.out, id_column=args.id_column, keep=args.keep)
     print(f"predictions written to {path} (model: {run_dir})")
-    return 0
+    if check.table is not None:
+        print(f"drift report: {check.table} and {check.plot}")
+    print(check.line, file=sys.stderr)
+    return DRIFT_EXIT if args.fail_on_drift and check.drifted else 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from trainflow.flows.runtime import prefect_settings
+
+    with prefect_settings():
+        from trainflow.flows.watch import monitor_batch
+
+        result = monitor_batch(pipeline=args.pipeline, batch=args.batch, runs=args.runs, id_column=args.id_column,
+                               keep=args.keep)
+    print(f"predictions written to {result['predictions']} (model: {result['model']}, batch: {result['batch']})")
+    if result["drift_table"]:
+        print(f"drift report: {result['drift_table']}")
+    if result["event_id"]:
+        print(f"event: trainflow.drift.detected ({result['event_id']})")
+    print(result["summary"], file=sys.stderr)
+    return DRIFT_EXIT if args.fail_on_drift and result["drifted"] else 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -356,6 +397,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "demo": cmd_demo,
     "predict": cmd_predict,
+    "monitor": cmd_monitor,
     "tune": cmd_tune,
     "components": cmd_components,
     "sweep": cmd_sweep,

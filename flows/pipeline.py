@@ -203,12 +203,22 @@ def publish_run(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: d
     from prefect.runtime import flow_run
 
     # a retry after the folder was moved into place finds it published: nothing to copy again
-    files = [] if publishing.is_published(run) else modalities.get(spec.modality).export(model, str(run.staging))
+    files = [] if publishing.is_published(run) else export_with_profile(run, spec, split, model, evaluation)
     primary = spec.evaluate.primary or metrics.PRIMARY[spec.task]
     summary = publishing.publish(run, spec, data, validation, split, model, evaluation, files, primary,
                                  flow_run_id=flow_run.get_id())
     print(f"publish: {summary['run_dir']}")
     return summary
+
+
+def export_with_profile(run: RunFolder, spec: PipelineSpec, split: SplitRef, model: ModelRef,
+                        evaluation: Evaluation) -> list[str]:
+    """The model's files and its reference profile for drift checks (:mod:`trainflow.tasks.common.drift`)."""
+    from trainflow.tasks.common import drift
+
+    mod = modalities.get(spec.modality)
+    files = mod.export(model, str(run.staging))
+    return [*files, drift.profile_run(mod, split, evaluation.confusion, spec.task, run.staging, spec.seed)]
 
 
 @task(name="promote", **RETRIES)

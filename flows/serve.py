@@ -30,6 +30,8 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_DEPLOY_FILE = PROJECT_ROOT / "deploy" / "prefect.yaml"
 #: entry points that ``trainflow serve`` accepts (the same flow, spelled two ways)
 ENTRYPOINTS = ("trainflow.flows.serve:run_spec_file", "flows/serve.py:run_spec_file")
+#: the monitor flow's (:mod:`trainflow.flows.watch`), whose deployments name a pipeline and a batch
+MONITOR_ENTRYPOINTS = ("trainflow.flows.watch:monitor_batch", "flows/watch.py:monitor_batch")
 
 
 def resolve_spec_path(spec_path: str | os.PathLike) -> Path:
@@ -103,11 +105,13 @@ def _run_name() -> str:
 
 @flow(name="trainflow-scheduled", flow_run_name=_run_name, log_prints=True)
 def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str = "runs",
-                  skip_if_unchanged: bool = True) -> dict[str, Any]:
+                  skip_if_unchanged: bool = True, trigger: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline in ``spec_path`` (with ``--set``-style ``overrides``) into ``out``.
 
     With ``skip_if_unchanged``, a run whose data and spec equal those of the pipeline's last
     finished run does not train: it returns that run's metrics.json, marked ``"reused": true``.
+    ``trigger``: the event that started the run, filled in by an automation (a drift event, see
+    ``deploy/prefect.yaml``); such a run always trains, and its report names the event.
     """
     from trainflow.flows.monitor import add_flow_run_tags, data_tag, run_tags
     from trainflow.flows.pipeline import run_pipeline
@@ -117,7 +121,10 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
     quiet_libraries()
     spec = load_spec(resolve_spec_path(spec_path), list(overrides or []))
     add_flow_run_tags(run_tags(spec))
-    if skip_if_unchanged:
+    if trigger:
+        print(f"started by event {trigger.get('event')} ({trigger.get('id')}): {trigger.get('summary', '')}")
+        add_flow_run_tags(["triggered"])
+    if skip_if_unchanged and not trigger:
         last = unchanged_since(spec, out)
         if last is not None:
             print(f"unchanged: data {last['data_digest'][:12]}, spec and code are those of run {last['run_id']}; "
@@ -126,7 +133,11 @@ def run_spec_file(spec_path: str, overrides: list[str] | None = None, out: str =
             _reused_artifact(last)
             return {**last, "reused": True}
     # Run the pipeline's body in this flow run, so its tasks and report belong to the scheduled run.
-    return run_pipeline.fn(spec, out=out)
+    summary = run_pipeline.fn(spec, out=out)
+    if trigger:
+        summary["trigger"] = trigger
+        note_trigger(summary["run_dir"], summary["pipeline"], trigger)
+    return summary
 
 
 def _reused_artifact(last: dict[str, Any]) -> None:
@@ -142,6 +153,26 @@ def _reused_artifact(last: dict[str, Any]) -> None:
             + table([{"metric": k, "value": v} for k, v in last["metrics"].items()]))
     create_markdown_artifact(markdown=text, key=f"{artifact_key(last['pipeline'])}-unchanged",
                              description=f"Reused results of run {last['run_id']}")
+
+
+def note_trigger(run_dir: str | Path, pipeline: str, trigger: dict[str, Any]) -> str:
+    """Add "Started by" (the event that started the run: its name, id, time and what it said) to the run
+    folder's ``report.md``, and publish it as an artifact of the current flow run; returns the section."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from trainflow.refs import atomic_write_text
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.report import table
+
+    rows = [{"field": k, "value": v if isinstance(v, (str, int, float)) else ", ".join(map(str, v or []))
+             if isinstance(v, list) else str(v)} for k, v in trigger.items()]
+    section = (f"\n\n## Started by\n\nThis run was started by the event `{trigger.get('event', '?')}` "
+               f"(id `{trigger.get('id', '?')}`), not by its schedule.\n\n{table(rows)}\n")
+    report = Path(run_dir) / "report.md"
+    atomic_write_text(report, report.read_text(encoding="utf-8") + section)
+    create_markdown_artifact(markdown=f"# {pipeline}: started by an event{section}", key=f"{artifact_key(pipeline)}-trigger",
+                             description=f"The event that started this run: {trigger.get('event', '?')}")
+    return section
 
 
 # ---------------------------------------------------------------- deployments from prefect.yaml
@@ -161,9 +192,16 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
     problems = []
     for i, entry in enumerate(entries):
         where = f"deployments[{i}] ({entry.get('name', '?')})"
+        params = entry.get("parameters") or {}
+        if entry.get("entrypoint") in MONITOR_ENTRYPOINTS:
+            problems += [f"{where}: parameters.{p} is required ({why})."
+                         for p, why in (("pipeline", "the pipeline whose champion scores the batch"),
+                                        ("batch", "a file, glob or folder of new data")) if not params.get(p)]
+            continue
         if entry.get("entrypoint") not in ENTRYPOINTS:
-            problems.append(f"{where}: entrypoint must be {ENTRYPOINTS[0]!r}. Got {entry.get('entrypoint')!r}.")
-        if not (entry.get("parameters") or {}).get("spec_path"):
+            problems.append(f"{where}: entrypoint must be {ENTRYPOINTS[0]!r} (or {MONITOR_ENTRYPOINTS[0]!r} for a "
+                            f"monitor). Got {entry.get('entrypoint')!r}.")
+        if not params.get("spec_path"):
             problems.append(f"{where}: parameters.spec_path is required (the pipeline spec to run).")
     if problems:
         raise SpecError(problems, str(path))
@@ -209,14 +247,37 @@ def runner_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE, only: list
         if ((entry.get("work_pool") or {}).get("job_variables") or {}).get("image") and not only:
             continue  # meant to run in a container (Kubernetes, Docker pool): left to that pool's workers
         params = dict(entry.get("parameters") or {})
-        params["spec_path"] = str(resolve_spec_path(params["spec_path"]))
-        params["out"] = str(Path(out or params.get("out", "runs")).resolve())
-        deployments.append(run_spec_file.to_deployment(
+        if entry["entrypoint"] in MONITOR_ENTRYPOINTS:
+            from trainflow.flows.watch import monitor_batch as served_flow
+
+            params["runs"] = str(Path(out or params.get("runs", "runs")).resolve())
+            params["batch"] = str(Path(params["batch"]).expanduser().absolute())
+        else:
+            served_flow = run_spec_file
+            params["spec_path"] = str(resolve_spec_path(params["spec_path"]))
+            params["out"] = str(Path(out or params.get("out", "runs")).resolve())
+        deployments.append(served_flow.to_deployment(
             name=entry["name"], schedules=_schedules(entry, interval), parameters=params,
-            tags=entry.get("tags"), description=entry.get("description"),
+            tags=entry.get("tags"), description=entry.get("description"), triggers=triggers(entry),
             concurrency_limit=entry.get("concurrency_limit"), entrypoint_type=EntrypointType.MODULE_PATH,
         ))
     return deployments
+
+
+def triggers(entry: dict[str, Any]) -> list[Any]:
+    """The event triggers of a deployment entry (``triggers:`` as ``prefect deploy`` reads them), which
+    serving the deployment creates as automations that run it (SpecError naming a malformed one)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from prefect.events import DeploymentTriggerTypes
+
+    from trainflow.errors import SpecError
+
+    try:
+        return [TypeAdapter(DeploymentTriggerTypes).validate_python(t) for t in entry.get("triggers") or []]
+    except ValidationError as exc:
+        raise SpecError(f"deployment {entry.get('name', '?')}: a trigger is malformed: {exc.errors()[0]['msg']} "
+                        f"at {'.'.join(map(str, exc.errors()[0]['loc']))}") from None
 
 
 def serve_all(path: str | os.PathLike = DEFAULT_DEPLOY_FILE, only: list[str] | None = None,

@@ -8,6 +8,7 @@ with a temporary PREFECT_HOME and is stopped at the end; every wait has a deadli
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -177,5 +178,55 @@ def test_report_page_renders_metrics_and_plots_in_chromium(served, tmp_path):
         driver.get(f"{served['url']}/runs/flow-run/{served['run']['id']}")
         WebDriverWait(driver, 60).until(lambda d: served["run"]["name"] in body(d) and "Completed" in body(d))
         driver.save_screenshot(str(tmp_path / "flow-run.png"))
+    finally:
+        driver.quit()
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium and chromium-driver are not installed "
+                                                "(apt-get install -y chromium chromium-driver)")
+def test_drift_history_table_renders_in_chromium(served, tmp_path):
+    """The monitor in the UI: two batches scored with the served pipeline's champion (a clean one, then one
+    with bill_length_mm shifted by half a standard deviation) publish the pipeline's drift-history table
+    artifact on this server; its page renders one row per batch, the drifted feature named."""
+    import pandas as pd
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import DATA
+    from trainflow.flows.watch import monitor_batch
+
+    rows = pd.read_csv(DATA / "penguins.csv").drop(columns=["species"]).sample(300, replace=True, random_state=5)
+    rows.to_csv(tmp_path / "clean.csv", index=False)
+    rows.assign(bill_length_mm=rows["bill_length_mm"] + 0.5 * rows["bill_length_mm"].std()).to_csv(
+        tmp_path / "shifted.csv", index=False)
+    with temporary_settings({PREFECT_API_URL: served["api"]}):
+        for name in ("clean", "shifted"):
+            monitor_batch(pipeline="penguins", batch=str(tmp_path / f"{name}.csv"), runs=str(served["out"]))
+    arts = httpx.post(f"{served['api']}/artifacts/filter", json={
+        "artifacts": {"key": {"any_": ["penguins-drift-history"]}}, "sort": "CREATED_DESC", "limit": 1}).json()
+    history = json.loads(arts[0]["data"])  # a table artifact's data is its rows as JSON
+    assert len(history) == 2 and [h["features"] for h in history] == ["", "bill_length_mm"]
+    browser, driver_path = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1200",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get(f"{served['url']}/artifacts/artifact/{arts[0]['id']}")
+        body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
+        WebDriverWait(driver, 60).until(lambda d: "bill_length_mm" in body(d) and "shifted.csv" in body(d))
+        text = body(driver)
+        assert "clean.csv" in text and "worst_feature" in text
+        shot = tmp_path / "drift-history.png"
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
     finally:
         driver.quit()

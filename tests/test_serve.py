@@ -19,7 +19,8 @@ def test_deploy_file_has_a_scheduled_deployment_per_demo_spec():
     from trainflow.flows.cli import demos
 
     entries = serve.read_deployments(DEPLOY)
-    by_spec = {e["parameters"]["spec_path"]: e for e in entries if e["work_pool"]["name"] == "trainflow-process"}
+    by_spec = {e["parameters"]["spec_path"]: e for e in entries
+               if e["work_pool"]["name"] == "trainflow-process" and "spec_path" in e["parameters"]}
     for files in demos().values():
         for name in files:
             entry = by_spec[f"flows/specs/{name}"]
@@ -28,7 +29,9 @@ def test_deploy_file_has_a_scheduled_deployment_per_demo_spec():
     for entry in entries:  # the package really has the flow the entrypoint names
         from prefect.flows import load_flow_from_entrypoint
 
-        assert load_flow_from_entrypoint(entry["entrypoint"]).name == "trainflow-scheduled"
+        monitor = entry["entrypoint"] in serve.MONITOR_ENTRYPOINTS
+        assert load_flow_from_entrypoint(entry["entrypoint"]).name == ("trainflow-monitor" if monitor
+                                                                       else "trainflow-scheduled")
     raw = DEPLOY.read_text()
     assert "# - name: my-pipeline-daily" in raw  # the commented template for a new pipeline
 
@@ -46,7 +49,7 @@ def test_runner_deployment_carries_schedule_parameters_and_tags(tmp_path):
     served = {d.name for d in serve.runner_deployments(DEPLOY)}  # every spec file exists and loads
     assert served == {"penguins-nightly", "digits-nightly", "gunpoint-weekly", "airline-monthly",
                       "sms-spam-nightly", "emotions-weekly", "audio-digits-weekly",
-                      "audio-digits-new-speaker-weekly", "av-digits-weekly"}  # not k8s
+                      "audio-digits-new-speaker-weekly", "av-digits-weekly", "penguins-monitor"}  # not k8s
     with pytest.raises(SpecError, match="did you mean 'penguins-nightly'"):
         serve.runner_deployments(DEPLOY, only=["penguins-nighty"])
 

@@ -118,6 +118,14 @@ class Modality:
         raise NotImplementedError
 
 
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> pd.DataFrame | None:
+        """What drift is measured on: one row per item of ``source`` (a stored split part, or new data
+        as :meth:`predict` reads it) and one numeric or categorical column per summary (a table's
+        features; an image's channel means). ``run_dir`` holds the exported model files. The
+        reference profile (:mod:`trainflow.tasks.common.drift`) is this frame of the training part;
+        None (the default): the modality does not describe its items, only predictions are compared."""
+        return None
+
     def branch(self) -> Any:
         """This modality as one input of a multimodal pipeline: its adapter (a
         :class:`trainflow.tasks.common.branch.Branch`), or None where its data cannot be one (the default)."""

@@ -437,3 +437,15 @@ def check_round_trip(mod: Any, folder: Path) -> None:
     _require(files and all((run_dir / f).is_file() for f in files), f"modality '{name}': export() copied {files!r}")
     frame = mod.predict(run_dir, example.predict_input)
     _require(len(frame) > 0 and not frame.isna().any().any(), f"modality '{name}': predict() gave no rows or gaps")
+    _check_drift(mod, split, evaluation, spec, run_dir, example.predict_input, frame)
+
+
+def _check_drift(mod: Any, split: Any, evaluation: Any, spec: Any, run_dir: Path, new: Path, frame: Any) -> None:
+    """The reference profile is written at publish and read back; new data compares against it."""
+    from trainflow.tasks.common import drift
+
+    drift.profile_run(mod, split, evaluation.confusion, spec.task, run_dir, spec.seed)
+    profile = drift.read_profile(run_dir)
+    _require(profile is not None and profile.modality == mod.name, f"modality '{mod.name}': no reference profile")
+    check = drift.check_batch(mod, run_dir, new, frame, run_dir / "drift")
+    _require(check.line.startswith("drift: "), f"modality '{mod.name}': drift check said {check.line!r}")

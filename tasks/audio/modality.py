@@ -465,6 +465,17 @@ class Audio(NeuralModality, stages_from=__name__):
             return folder, pd.DataFrame(arrays["Y"].astype(np.int64), columns=split.test.meta["labels"])
         return folder, [str(v) for v in arrays["labels"]]
 
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Duration, RMS level (dBFS), spread and spectral centroid (Hz) of each clip
+        (:func:`trainflow.tasks.common.drift.signal_summaries`), of a stored split part or of new clips
+        decoded as :func:`predict` decodes them."""
+        from trainflow import trust
+        from trainflow.tasks.common.drift import signal_summaries
+
+        config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
+        waves = waves_of(load_npz(source.path)) if isinstance(source, DataRef) else new_clips(Path(source), config)[0]
+        return signal_summaries(waves, rate=config["sample_rate"])
+
     def branch(self) -> Any:
         """The adapter that makes audio data one input of a multimodal pipeline (this module's functions)."""
         import sys

@@ -47,6 +47,25 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     from the input. Raises DataError for an input that is missing or not a file or folder (checked before
     reading it), OutputError when ``out`` cannot be written; a failed write leaves no partial file.
     """
+    return _write(*_predictions(model, input_path, out, id_column, keep)[1:])
+
+
+def predict_with_drift(model: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike,
+                       id_column: str | None = None, keep: list[str] | tuple[str, ...] = ()) -> tuple[Path, Any]:
+    """:func:`predict_to_file`, then the batch compared with the run's reference profile: the drift table
+    and plot beside ``out`` (``<out stem>.drift.csv`` / ``.png``); returns ``out`` and the
+    :class:`~trainflow.tasks.common.drift.DriftCheck`."""
+    from trainflow.tasks.common import drift
+
+    mod, frame, out = _predictions(model, input_path, out, id_column, keep)
+    run_dir = resolve_run(model)
+    check = drift.check_batch(mod, run_dir, input_path, frame, out.parent, stem=f"{out.stem}.")
+    return _write(frame, out), check
+
+
+def _predictions(model: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike,
+                 id_column: str | None, keep: list[str] | tuple[str, ...]) -> tuple[Any, Any, Path]:
+    """The modality, the predictions frame and the checked output path."""
     run_dir = resolve_run(model)
     problem = path_problem(input_path, folder_ok=True)
     if problem:
@@ -63,6 +82,11 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     columns = {"id_column": id_column, "keep": keep} if id_column or keep else {}
     with resources.using(resources.available()):  # this machine's cores, not the training run's count
         frame = mod.predict(run_dir, input_path, **columns)
+    return mod, frame, out
+
+
+def _write(frame: Any, out: Path) -> Path:
+    """Write the predictions to ``out`` atomically (Parquet or CSV by its name)."""
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

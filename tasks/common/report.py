@@ -76,3 +76,4 @@ def render(summary: dict[str, Any], evaluation: Evaluation, run_dir: str | Path,
         src = data_uri(path) if embed_images else f"plots/{Path(path).name}"
         lines += ["", f"## {title}", "", f"![{title}]({src})"]
     return "\n".join(lines) + "\n"
+

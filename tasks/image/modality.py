@@ -401,6 +401,16 @@ class Image(NeuralModality, stages_from=__name__):
     sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
     default_models = {"classification": "cnn", "multilabel": "cnn"}
 
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Channel means and spreads and a grid of brightness per image (:mod:`trainflow.tasks.image.drift`)
+        of a stored split part (``.npz``) or of new images, read as :func:`predict` reads them."""
+        from trainflow import trust
+        from trainflow.tasks.image.drift import image_summaries
+
+        config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
+        x = load_npz(source.path)["x"] if isinstance(source, DataRef) else read_new_images(Path(source), config)[0]
+        return image_summaries(x, config["max_value"])
+
     def branch(self) -> Any:
         """The adapter that makes image data one input of a multimodal pipeline (this module's functions)."""
         import sys

@@ -331,6 +331,18 @@ class Sequence(NeuralModality, stages_from=__name__):
     # (a network's accuracy depends on epochs and batch size that suit one data size but not another).
     default_models = {"classification": "minirocket", "multilabel": "gru", "regression": "gru"}
 
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Length, level, spread, spectral centroid and missing share of each series
+        (:func:`trainflow.tasks.common.drift.signal_summaries`), of a stored split part or of new
+        series read as :func:`predict` reads them."""
+        from trainflow import trust
+        from trainflow.tasks.common.drift import signal_summaries
+
+        if isinstance(source, DataRef):
+            return signal_summaries(load_series(source.path)["series"])
+        config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
+        return signal_summaries(read_any(source, config["loader"], config.get("loader_options", {})).series)
+
     def branch(self) -> Any:
         """The adapter that makes sequence data one input of a multimodal pipeline (this module's functions)."""
         import sys

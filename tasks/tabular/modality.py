@@ -614,7 +614,6 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     ``keep`` columns, copied from the input so that each prediction can be traced to its row.
     """
     from trainflow.tasks.common.predict import passthrough
-    from trainflow.tasks.tabular.profile import apply_plan
 
     pd = _pd()
     pipe, schema = load_model(run_dir)
@@ -622,6 +621,26 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     df.columns = [str(c).strip() for c in df.columns]
     traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
     given = df  # as read: a multi-label input may carry its delimited labels (checked against training's)
+    X = feature_rows(df, schema, input_path)
+    if schema.get("labels"):
+        out = predict_labels(pipe, schema, X, given, input_path)
+    elif schema["task"] == "classification":
+        pred, proba = _predict(pipe, X, True)
+        out = pd.DataFrame({"prediction": [schema["classes"][int(i)] for i in pred]})
+        if proba is not None:
+            for i, c in enumerate(schema["classes"]):
+                out[f"proba_{c}"] = proba[:, i]
+    else:
+        out = pd.DataFrame({"prediction": pipe.predict(X)})
+    return pd.concat([traced.reset_index(drop=True), out], axis=1)
+
+
+def feature_rows(df: Any, schema: dict[str, Any], input_path: Any) -> Any:
+    """The training features of new rows ``df``: the saved plan applied, every feature present, numeric
+    ones as numbers; DataError naming ``input_path`` and the column otherwise."""
+    from trainflow.tasks.tabular.profile import apply_plan
+
+    pd = _pd()
     df = apply_plan(df, schema.get("plan"), source=str(input_path))
     features = schema["features"]
     missing = [f["name"] for f in features if f["name"] not in df.columns]
@@ -641,18 +660,7 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
                 df[f["name"]] = pd.to_numeric(col)
     if problems:
         raise DataError(f"The input file '{input_path}' does not match the training schema: " + "; ".join(problems))
-    X = df[[f["name"] for f in features]]
-    if schema.get("labels"):
-        out = predict_labels(pipe, schema, X, given, input_path)
-    elif schema["task"] == "classification":
-        pred, proba = _predict(pipe, X, True)
-        out = pd.DataFrame({"prediction": [schema["classes"][int(i)] for i in pred]})
-        if proba is not None:
-            for i, c in enumerate(schema["classes"]):
-                out[f"proba_{c}"] = proba[:, i]
-    else:
-        out = pd.DataFrame({"prediction": pipe.predict(X)})
-    return pd.concat([traced.reset_index(drop=True), out], axis=1)
+    return df[[f["name"] for f in features]]
 
 
 def predict_labels(pipe: Any, schema: dict[str, Any], X: Any, df: Any, input_path: Any) -> Any:
@@ -744,6 +752,17 @@ class Tabular(Modality, stages_from=__name__):
             problems.append(f"'preprocess.resample.method' is 'class_weight', but model {spec.model.name!r} "
                             "takes no class weights; choose a sampler such as 'smote' or 'random_over'.")
         return problems + target_problems(spec) + multilabel_problems(spec)
+
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """The saved schema's feature columns of ``source``: a stored split part (its Parquet file holds
+        the plan's features beside the target) or new rows, read and checked as :func:`predict` reads
+        them (DataError naming a missing or non-numeric column)."""
+        schema = trust.read_json(Path(run_dir) / SCHEMA_FILE)
+        if isinstance(source, DataRef):
+            return read_parquet(source.path)[[f["name"] for f in schema["features"]]]
+        df = read_table(source)
+        df.columns = [str(c).strip() for c in df.columns]
+        return feature_rows(df, schema, source)
 
     def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
         """The test split's Parquet file (the plan's features beside the target, which ``predict``

@@ -580,6 +580,24 @@ class Text(NeuralModality, stages_from=__name__):
             pd.DataFrame({split.test.meta.get("text_column") or TEXT: test[TEXT]}).to_parquet(tmp, index=False)
         return path, (test[labels] if labels else test[LABEL].astype(str).tolist())
 
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Per document: its length in words and characters, and its words (normalised as the model
+        normalises them), whose vocabulary, out-of-vocabulary rate and top tokens the profile keeps
+        (:func:`trainflow.tasks.common.drift.tokens_profile`); of a stored split part or of new
+        documents read as :func:`predict` reads them."""
+        import re
+
+        import pandas as pd
+
+        folder = Path(run_dir)
+        schema = trust.read_json(folder / (SCHEMA_FILE if (folder / SCHEMA_FILE).exists() else neural.CONFIG_FILE))
+        texts = (read_parquet(source.path)[TEXT] if isinstance(source, DataRef)
+                 else read_documents(source, schema)[TEXT])
+        texts = normalise(texts.fillna("").astype(str), schema.get("lowercase", True))
+        words = [re.findall(r"\w+", t.lower()) for t in texts]
+        return pd.DataFrame({"words": [len(w) for w in words], "chars": [len(t) for t in texts],
+                             "tokens": pd.Series(words, dtype=object)})
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """n-gram range in order; class weights need a model that takes them; each kind of model has
         its own imbalance option (TF-IDF: preprocess.text, neural: train.imbalance)."""

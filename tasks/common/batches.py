@@ -1,0 +1,94 @@
+"""Batches a monitor scores: which input is the batch, where its outputs go, and the drift history.
+
+A batch is named as a file, a glob (the newest match) or a drop folder (its newest entry: a file, or a
+folder of images or clips). Each scored batch gets a folder under ``<runs>/<pipeline>/monitor/`` with
+its predictions and drift report, and one line in ``history.jsonl`` there: the pipeline's drift over
+time, which the monitor flow publishes as one table artifact.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trainflow.errors import DataError
+from trainflow.files import path_problem
+
+MONITOR_FOLDER = "monitor"
+HISTORY_FILE = "history.jsonl"
+#: history rows the table artifact shows (the newest)
+HISTORY_SHOWN = 200
+
+
+def resolve_batch(batch: str | os.PathLike) -> Path:
+    """The input to score: ``batch`` itself when it is a file; the newest match of a glob
+    (``incoming/*.csv``); the newest entry of a folder that holds only batches (files or folders).
+    A folder of images or clips to score as one batch is named by a glob (``incoming/*/``) or passed to
+    ``trainflow predict``. DataError naming ``batch`` when nothing matches or the folder is empty."""
+    text = str(batch)
+    if glob.has_magic(text):
+        matches = [Path(m) for m in glob.glob(text) if not Path(m).name.startswith(".")]
+        if not matches:
+            raise DataError(f"The batch pattern '{text}' matches no file or folder.")
+        return _newest(matches)
+    path = Path(text)
+    problem = path_problem(path, folder_ok=True)
+    if problem:
+        raise DataError(f"The batch '{path}' {problem}.")
+    if path.is_file():
+        return path
+    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    if not entries:
+        raise DataError(f"The batch folder '{path}' is empty; expected new data files (the newest is scored).")
+    return _newest(entries)
+
+
+def _newest(paths: list[Path]) -> Path:
+    """The most recently modified of ``paths`` (ties: the last by name)."""
+    return max(paths, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def batch_folder(runs: str | os.PathLike, pipeline: str, batch: Path) -> Path:
+    """A new folder for one scored batch: ``<runs>/<pipeline>/monitor/<UTC time>-<batch name>``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in batch.name)[:60] or "batch"
+    folder = Path(runs) / pipeline / MONITOR_FOLDER / f"{stamp}-{safe}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def history_row(batch: Path, run_dir: Path, rows: list[dict[str, Any]], scored: int, line: str) -> dict[str, Any]:
+    """The line a scored batch adds to the history: when, what, which model, what drifted, the worst test."""
+    from trainflow.tasks.common.drift import drifted
+
+    tested = [r for r in rows if "p_adjusted" in r]
+    worst = min(tested, key=lambda r: r["p_adjusted"], default=None)
+    # the columns the UI's table shows first are those that say whether and where the batch drifted
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "batch": batch.name,
+            "drifted": len(drifted(rows)), "features": ", ".join(drifted(rows)),
+            "worst_feature": worst["feature"] if worst else "",
+            "min_p_adjusted": round(worst["p_adjusted"], 6) if worst else None,
+            "max_psi": round(max((r.get("psi") or 0.0) for r in tested), 4) if tested else None,
+            "rows": scored, "tests": len(tested), "model": run_dir.name, "path": str(batch), "summary": line}
+
+
+def append_history(runs: str | os.PathLike, pipeline: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append ``row`` to the pipeline's history (one JSON object a line, appended in one write) and return
+    the newest :data:`HISTORY_SHOWN` rows; a damaged line is skipped (the history is a log, not a model)."""
+    path = Path(runs) / pipeline / MONITOR_FOLDER / HISTORY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, default=str) + "\n")
+    shown = []
+    for line in path.read_text(encoding="utf-8").splitlines()[-HISTORY_SHOWN:]:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            shown.append(item)
+    return shown

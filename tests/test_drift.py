@@ -1,0 +1,308 @@
+"""Reference profiles and drift: calibrated alarms on penguins and digits, the profile file read with care,
+and ``trainflow predict`` comparing new rows with the profile saved with the model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import DATA, SPECS
+from tests.helpers import complete_runs, run_cli
+from trainflow.errors import DataError
+from trainflow.tasks.common import drift as D
+
+FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
+
+
+@pytest.fixture(scope="module")
+def penguins_train():
+    """The training rows of a seeded 80/20 split of penguins (features only) and their profile."""
+    df = pd.read_csv(DATA / "penguins.csv")[FEATURES]
+    train = df.sample(frac=0.8, random_state=0).reset_index(drop=True)
+    return train, D.build_profile(train, "tabular", "training rows")
+
+
+# ---------------------------------------------------------------- calibration (on the profile functions)
+
+
+def test_bootstrap_batches_from_training_rows_rarely_alarm(penguins_train):
+    """Batches of 100 rows resampled from the reference distribution: drift in at most 5 of 100."""
+    train, profile = penguins_train
+    rng = np.random.default_rng(1)
+    alarms = sum(bool(D.drifted(D.compare(profile, train.iloc[rng.integers(0, len(train), 100)])))
+                 for _ in range(100))
+    assert alarms <= 5, alarms
+
+
+def test_half_sd_shift_of_one_feature_is_found_and_named(penguins_train):
+    """+0.5 standard deviation on flipper_length_mm in batches of 500: found in at least 95 of 100, by name,
+    and the features left alone are not blamed."""
+    train, profile = penguins_train
+    rng = np.random.default_rng(2)
+    shift = 0.5 * train["flipper_length_mm"].std()
+    named = others = 0
+    for _ in range(100):
+        batch = train.iloc[rng.integers(0, len(train), 500)].copy()
+        batch["flipper_length_mm"] += shift
+        found = D.drifted(D.compare(profile, batch))
+        named += "flipper_length_mm" in found
+        others += bool(set(found) - {"flipper_length_mm"})
+    assert named >= 95 and others <= 5, (named, others)
+
+
+def test_too_few_rows_are_said_not_alarmed(penguins_train):
+    train, profile = penguins_train
+    batch = train.head(10).copy()
+    batch["body_mass_g"] += 5000  # absurd, but ten rows are no evidence for a test
+    rows = D.compare(profile, batch)
+    assert not D.drifted(rows)
+    assert all(r["status"].startswith("too few values") for r in rows if "missing share" not in r["test"])
+    assert "not tested (too few values)" in D.summary_line(rows, len(batch))
+
+
+def test_unseen_category_and_missing_share_drift(penguins_train):
+    train, profile = penguins_train
+    batch = train.sample(200, replace=True, random_state=3).reset_index(drop=True)
+    batch.loc[:99, "island"] = "Anvers"
+    batch.loc[:79, "bill_depth_mm"] = np.nan
+    rows = D.compare(profile, batch)
+    assert {"island", "bill_depth_mm"} <= set(D.drifted(rows))
+    [island] = [r for r in rows if r["feature"] == "island"]
+    assert island["unseen"] == 100
+    assert any(r["feature"] == "bill_depth_mm" and "missing share" in r["test"] and r["drift"] for r in rows)
+
+
+def test_digits_noise_and_rotation_are_flagged_clean_held_out_are_not():
+    from scipy.ndimage import rotate
+
+    from trainflow.tasks.image import loaders as IL
+    from trainflow.tasks.image.drift import image_summaries
+
+    images = IL.load_digits(IL.NoOptions())
+    x = images.x.astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(x))
+    train, held_out = x[order[:1400]], x[order[1400:]]
+    profile = D.build_profile(image_summaries(train, 16), "image", "training images")
+    rng = np.random.default_rng(4)
+    noisy = np.clip(held_out + rng.normal(0, 2, held_out.shape), 0, 16)
+    rotated = np.clip(rotate(held_out, 30, axes=(1, 2), reshape=False, order=1), 0, 16)
+    verdict = {name: D.drifted(D.compare(profile, image_summaries(batch, 16)))
+               for name, batch in (("clean", held_out), ("noise", noisy), ("rotated", rotated))}
+    assert verdict["clean"] == [] and verdict["noise"] and verdict["rotated"], verdict
+
+
+# ---------------------------------------------------------------- the profile file
+
+
+def test_profile_round_trip_and_missing(tmp_path, penguins_train):
+    _, profile = penguins_train
+    assert D.read_profile(tmp_path) is None  # saved before profiles: no file, no error
+    D.write_profile(tmp_path, profile)
+    assert D.read_profile(tmp_path) == profile
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda p: p.write_text("{not json"), "JSONDecodeError"),
+    (lambda p: p.write_text(json.dumps([1, 2])), "not a trainflow profile"),
+    (lambda p: p.write_text(p.read_text().replace('"format":1', '"format":7')), "format"),
+    (lambda p: p.write_text(p.read_text().replace('"kind":"numeric"', '"kind":"vector"', 1)), "not a trainflow"),
+    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "extra": 1})), "extra"),
+    (lambda p: _reverse_edges(p), "not finite and increasing"),
+])
+def test_damaged_profile_is_a_clear_data_error(tmp_path, penguins_train, damage, says):
+    _, profile = penguins_train
+    D.write_profile(tmp_path, profile)
+    damage(tmp_path / D.PROFILE_FILE)
+    with pytest.raises(DataError) as err:
+        D.read_profile(tmp_path)
+    assert str(tmp_path / D.PROFILE_FILE) in str(err.value) and says in str(err.value)
+
+
+def _reverse_edges(path):
+    raw = json.loads(path.read_text())
+    raw["columns"]["bill_length_mm"]["edges"].reverse()
+    path.write_text(json.dumps(raw))
+
+
+def test_profile_that_is_a_link_out_of_the_folder_is_refused(tmp_path, penguins_train):
+    _, profile = penguins_train
+    elsewhere = tmp_path / "elsewhere"
+    D.write_profile(elsewhere, profile)
+    (tmp_path / "run").mkdir()
+    os.symlink(elsewhere / D.PROFILE_FILE, tmp_path / "run" / D.PROFILE_FILE)
+    with pytest.raises(DataError, match="symbolic link"):
+        D.read_profile(tmp_path / "run")
+
+
+# ---------------------------------------------------------------- trainflow predict
+
+
+@pytest.fixture(scope="module")
+def penguins_run(tmp_path_factory, prefect_server):
+    out = tmp_path_factory.mktemp("drift") / "runs"
+    code, _ = run_cli("run", SPECS / "penguins.yaml", "--out", out, "--set", "preprocess.resample.method=none",
+                      "--set", "evaluate.importance=false")
+    assert code == 0
+    [run] = complete_runs(out, "penguins")
+    return run
+
+
+def _batch(tmp_path, name, shift=0.0, n=300, drop=None):
+    df = pd.read_csv(DATA / "penguins.csv").drop(columns=["species"]).sample(n, replace=True, random_state=5)
+    df["bill_length_mm"] += shift * df["bill_length_mm"].std()
+    if drop:
+        df = df.drop(columns=[drop])
+    path = tmp_path / f"{name}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_run_folder_holds_its_profile(penguins_run):
+    profile = D.read_profile(penguins_run)
+    assert set(profile.columns) == set(FEATURES) and profile.modality == "tabular"
+    assert profile.reference.startswith("training split") and profile.columns["island"].kind == "categorical"
+    assert profile.prediction.kind == "categorical" and set(profile.prediction.counts) == {"Adelie", "Chinstrap",
+                                                                                           "Gentoo"}
+    assert "profile.json" in json.loads((penguins_run / "metrics.json").read_text())["model_files"]
+
+
+def test_predict_reports_drift_and_fails_on_it_when_asked(penguins_run, tmp_path, capsys):
+    clean, shifted = _batch(tmp_path, "clean"), _batch(tmp_path, "shifted", shift=0.5)
+    code, err = run_cli("predict", penguins_run, clean, "--out", tmp_path / "a" / "p.csv", "--fail-on-drift",
+                        capsys=capsys)
+    assert code == 0 and "drift: none found" in err, err
+    code, err = run_cli("predict", penguins_run, shifted, "--out", tmp_path / "b" / "p.csv", "--fail-on-drift",
+                        capsys=capsys)
+    assert code == 5 and "bill_length_mm" in err and err.count("\n") == 1, err
+    table = pd.read_csv(tmp_path / "b" / "p.drift.csv")
+    assert table.loc[table["drift"], "feature"].unique().tolist() == ["bill_length_mm"]
+    assert (tmp_path / "b" / "p.drift.png").stat().st_size > 1000 and (tmp_path / "b" / "p.csv").is_file()
+    assert run_cli("predict", penguins_run, shifted, "--out", tmp_path / "c.csv", capsys=capsys)[0] == 0
+
+
+def test_predict_bad_inputs(penguins_run, tmp_path, capsys):
+    code, err = run_cli("predict", penguins_run, _batch(tmp_path, "short", drop="sex"), "--out", tmp_path / "p.csv",
+                        capsys=capsys)
+    assert code == 3 and "'sex'" in err and "Traceback" not in err
+    copy = tmp_path / "old" / penguins_run.name
+    shutil.copytree(penguins_run, copy)
+    (copy / D.PROFILE_FILE).write_text('{"format": 1, "modality": "tabular"}')
+    code, err = run_cli("predict", copy, _batch(tmp_path, "clean"), "--out", tmp_path / "q.csv", capsys=capsys)
+    assert code == 3 and str(copy / D.PROFILE_FILE) in err and "damaged" in err and "Traceback" not in err
+    assert not (tmp_path / "q.csv").exists()
+    (copy / D.PROFILE_FILE).unlink()  # a model saved before profiles: predictions, and a note
+    code, err = run_cli("predict", copy, _batch(tmp_path, "clean"), "--out", tmp_path / "r.csv", "--fail-on-drift",
+                        capsys=capsys)
+    assert code == 0 and "not checked" in err and (tmp_path / "r.csv").is_file()
+
+
+def test_series_louder_or_faster_are_flagged_like_ones_are_not():
+    """Sequences and audio: level, spread and spectral centroid of each signal."""
+    rng = np.random.default_rng(6)
+
+    def series(n, amplitude=1.0, freq=0.1):
+        t = np.arange(120)
+        return [amplitude * np.sin(2 * np.pi * freq * t + rng.uniform(0, 6.3)) + rng.normal(0, 0.3, 120)
+                for _ in range(n)]
+
+    profile = D.build_profile(D.signal_summaries(series(300)), "sequence", "training series")
+    verdict = {name: D.drifted(D.compare(profile, D.signal_summaries(batch)))
+               for name, batch in (("like", series(100)), ("louder", series(100, amplitude=1.5)),
+                                   ("faster", series(100, freq=0.2)))}
+    assert verdict["like"] == [] and "spread" in verdict["louder"] and "centroid" in verdict["faster"], verdict
+
+
+# ---------------------------------------------------------------- the monitor, its event and the automation
+
+
+def test_monitor_event_starts_the_training_deployment_through_its_automation(penguins_run, tmp_path):
+    """With the real server: the training deployment of deploy/prefect.yaml registered as ``trainflow serve``
+    registers it (its drift trigger becomes an automation); a clean batch emits nothing and starts nothing; a
+    drifted one emits trainflow.drift.detected, the automation creates a run of the training deployment
+    with the event in its parameters, and that run's report names the event."""
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from tests.conftest import REPO
+    from trainflow.flows import serve, watch
+
+    runs = penguins_run.parent.parent
+    [deployment] = serve.runner_deployments(REPO / "deploy" / "prefect.yaml", only=["penguins-nightly"], out=str(runs))
+    deployment_id = deployment.apply()
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    shutil.move(_batch(tmp_path, "clean"), incoming / "1.csv")
+    clean = watch.monitor_batch(pipeline=str(SPECS / "penguins.yaml"), batch=str(incoming), runs=str(runs))
+    assert clean["event_id"] is None and clean["drifted"] == [] and clean["batch"].endswith("1.csv")
+    shutil.move(_batch(tmp_path, "shifted", shift=0.5), incoming / "2.csv")
+    os.utime(incoming / "2.csv", ns=(time.time_ns() + 10**9,) * 2)  # the newest, whatever the clock's grain
+    found = watch.monitor_batch(pipeline="penguins", batch=str(incoming), runs=str(runs))
+    assert found["drifted"] == ["bill_length_mm"] and found["event_id"] and found["batch"].endswith("2.csv")
+    history = [json.loads(line) for line in (runs / "penguins" / "monitor" / "history.jsonl").read_text().splitlines()]
+    assert [h["drifted"] for h in history] == [0, 1]
+
+    with get_client(sync_client=True) as client:
+        deadline, started = time.monotonic() + 60, []
+        while not started and time.monotonic() < deadline:
+            started = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            time.sleep(0.5)
+    assert len(started) == 1, "the automation did not start exactly one training run"
+    trigger = started[0].parameters["trigger"]
+    assert trigger["id"] == found["event_id"] and trigger["event"] == watch.DRIFT_EVENT
+    assert trigger["drifted"] == ["bill_length_mm"] and trigger["batch"].endswith("2.csv")
+    copy = tmp_path / "retrain"
+    shutil.copytree(penguins_run, copy)
+    serve.note_trigger(copy, "penguins", trigger)
+    assert found["event_id"] in (copy / "report.md").read_text()
+
+
+def test_text_from_another_source_is_flagged_by_its_out_of_vocabulary_rate():
+    """SMS held-out messages against the SMS training profile: quiet; tweets: out-of-vocabulary words."""
+    import re
+
+    def frame(texts):
+        words = [re.findall(r"\w+", t.lower()) for t in texts]
+        return pd.DataFrame({"words": [len(w) for w in words], "tokens": pd.Series(words, dtype=object)})
+
+    sms = pd.read_csv(DATA / "SMSSpamCollection.tsv", sep="\t")["SMS"].astype(str)
+    order = np.random.default_rng(0).permutation(len(sms))
+    profile = D.build_profile(frame(sms.iloc[order[:4000]].tolist()), "text", "training messages")
+    assert len(profile.columns["tokens"].vocabulary) > 1000 and "you" in profile.columns["tokens"].top
+    held_out = D.compare(profile, frame(sms.iloc[order[4000:4200]].tolist()))
+    tweets = D.compare(profile, frame(pd.read_csv(DATA / "tweeteval_stance_abortion.csv")["text"].head(200).tolist()))
+    assert D.drifted(held_out) == [] and "tokens (oov rate)" in D.drifted(tweets), D.summary_line(tweets, 200)
+
+
+def test_monitor_cli_bad_batches(penguins_run, tmp_path, capsys):
+    """An empty drop folder, a glob matching nothing, a batch of another kind: exit 3 naming it, no batch
+    folder left behind."""
+    runs = penguins_run.parent.parent
+    (tmp_path / "empty").mkdir()
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    before = sorted((runs / "penguins" / "monitor").glob("*")) if (runs / "penguins" / "monitor").exists() else []
+    for batch, says in ((tmp_path / "empty", "is empty"), (tmp_path / "none" / "*.csv", "matches no file"),
+                        (images, "a.png")):
+        code, err = run_cli("monitor", "penguins", batch, "--runs", runs, capsys=capsys)
+        assert code == 3 and says in err and "Traceback" not in err, err
+    after = sorted((runs / "penguins" / "monitor").glob("*")) if (runs / "penguins" / "monitor").exists() else []
+    assert after == before
+
+
+def test_warnings_inside_silenced_are_dropped(tmp_path, capsys):
+    """The drift check reads the input predict has read: what predict warned about is said once."""
+    from trainflow.alerts import silenced, warn
+
+    with silenced():
+        warn("said while silenced")
+    warn("said once")
+    err = capsys.readouterr().err
+    assert "said while silenced" not in err and err.count("said once") == 1
