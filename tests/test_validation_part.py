@@ -119,7 +119,7 @@ def test_tuned_table_thresholds_come_from_the_splits_validation_part(tmp_path, c
     _, mod, split, model = fitted({
         "task": "multilabel", "data": {"loader": "csv", "path": str(tmp_path / "t.csv"), "target": "tags",
                                        "separator": "|"},
-        "split": {"column": "part", "test": ["test"], "validation": ["val"]}, "model": {"name": "random_forest"},
+        "split": {"column": "part", "test": ["test"], "validation": ["val"]}, "model": {"name": "random_forest", "n_estimators": 20},
         "multilabel": {"threshold": "tuned", "tune_share": 0.3}}, tmp_path)
     assert "'multilabel.tune_share' (0.3) is ignored" in capsys.readouterr().err
     pipe, schema = module(mod).load_model(model.path)
