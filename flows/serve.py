@@ -52,8 +52,10 @@ def last_finished_run(out: str | os.PathLike, pipeline: str) -> dict[str, Any] |
     root = Path(out) / pipeline
     if not root.is_dir():
         return None
-    runs = sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+    # a `.failed` folder may hold a metrics.json (a run killed between writing it and its publishing
+    # rename, swept later): it never finished, so it never counts as the last run
+    runs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not p.name.endswith(".failed") and (p / "metrics.json").is_file())
     if not runs:
         return None
     try:

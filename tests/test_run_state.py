@@ -169,3 +169,13 @@ def test_a_damaged_last_run_never_counts_as_unchanged(tmp_path):
 
     _finished_run(tmp_path / "penguins", "20260101-000000-aaaaaa", "")
     assert serve.last_finished_run(tmp_path, "penguins") is None
+
+
+def test_a_failed_run_holding_a_metrics_json_is_not_the_last_finished_run(tmp_path):
+    """A run killed between writing metrics.json and its publishing rename is swept to ``.failed``
+    with the file inside; a scheduled run must not take it for the last finished one (and skip)."""
+    from trainflow.flows import serve
+
+    _finished_run(tmp_path / "penguins", "20260101-000000-aaaaaa", json.dumps({"run_id": "20260101-000000-aaaaaa"}))
+    _finished_run(tmp_path / "penguins", "20260102-000000-bbbbbb.failed", json.dumps({"run_id": "20260102-000000-bbbbbb"}))
+    assert serve.last_finished_run(tmp_path, "penguins")["run_id"] == "20260101-000000-aaaaaa"

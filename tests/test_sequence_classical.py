@@ -435,3 +435,27 @@ def test_normalization_advice_when_level_separates_the_classes(tmp_path):
     assert advice.normalization_notes(train, "global") == []
     X, L, y = shapes(45, np.random.default_rng(2), 1, False)
     assert advice.normalization_notes({"series": [X[i, :n] for i, n in enumerate(L)], "y": y}, "per_series") == []
+
+
+@pytest.mark.parametrize("normalize, low, high", [("global", 0.9, 1.0), ("per_series", 0.0, 0.6)])
+def test_classical_models_carry_a_cross_validated_selection_score(tmp_path, normalize, low, high):
+    """With split.cv_folds (a sweep or a tune sets 5) a classical model is scored by stratified k-fold
+    CV on the training series, preprocessing and model refitted in every fold, so sweep and tune rank
+    it like a table. Classes told apart by their level: per-series normalisation erases them, and the
+    CV score says so before the test split is touched."""
+    from trainflow.tasks.common import selection
+
+    data = write_set(tmp_path / "data", 1, False, level=True)
+    spec = spec_from_dict({"name": "seqcv", "task": "classification", "data": data, "validation": {"min_rows": 10},
+                           "model": {"name": "minirocket", **SMALL}, "split": {"test_size": 0.25, "cv_folds": 3},
+                           "preprocess": {"sequence": {"normalize": normalize}}})
+    cache = str(tmp_path / "cache")
+    split = seq.split(load.load(spec.data, cache, spec.modality), spec.training_view(), cache)
+    steps = []
+    with selection.reporting(lambda step, values: steps.append(step)):  # what a tuner's pruner hears
+        model = seq.fit(split, spec.training_view(), cache)
+    record = selection.selection_of(model, spec)
+    assert record["method"] == "3-fold cross-validation on the training split", record
+    assert record["metric"] == "balanced_accuracy" and steps == [1, 2, 3]
+    assert record["value"] == pytest.approx(np.mean(model.meta["cv"]["folds"]))
+    assert low <= record["value"] <= high

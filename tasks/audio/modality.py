@@ -309,6 +309,14 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps += [f"warping of training batches: frequency warp +-{pre.freq_warp:g}, time stretch +-{pre.time_stretch:g}, "
               f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
     steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
+    def part(ref: DataRef) -> tuple[Any, ...]:  # the validation part, featurised with the training statistics
+        other = load_npz(ref.path)
+        xv, mv = features_of(waves_of(other), {"features": pre.model_dump(mode="json"), "sample_rate": rate,
+                                               "frames": int(x.shape[2]), "quiet": quiet, "normalization": norm.state()})
+        yv = (other["Y"].astype(np.float32) if multilabel
+              else targets(other["labels"], "classification", meta.get("source", ""), classes)[0])
+        return torch.from_numpy(xv), torch.from_numpy(mv), torch.from_numpy(yv)
+
     return neural.Prepared(
         inputs=(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(y)),
         build={"bins": int(x.shape[1]), "frames": int(x.shape[2]), "n_classes": len(classes)},
@@ -317,7 +325,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
                 "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES)),
                 "manifest": saved_columns(meta.get("loader_options", {})),
                 **({"labels": classes} if multilabel else {})},
-        steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes})
+        steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes},
+        part=part)
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -405,6 +414,25 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
     return [read_clip(f, config["sample_rate"])[0] for f in files], names
 
 
+def write_clips(folder: Path, waves: list[np.ndarray], rate: int) -> None:
+    """``waves`` as float WAV files ``00000.wav``, ... in ``folder``, written in a temporary folder
+    that replaces it whole (a reader sees every clip or none)."""
+    import os
+    import shutil
+
+    import soundfile as sf
+
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for i, w in enumerate(waves):
+        sf.write(tmp / f"{i:05d}.wav", np.asarray(w, np.float32), rate, subtype="FLOAT")
+    try:
+        tmp.replace(folder)
+    except OSError:  # another process wrote the same clips first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     """The predicted class and class probabilities of each new clip (multi-label: a 0/1 column and a
     probability column per label, the saved thresholds applied)."""
@@ -423,6 +451,19 @@ class Audio(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.audio": AudioFeatures, "audio_validation": AudioValidation}
     default_models = {"classification": "audio_cnn", "multilabel": "audio_cnn"}
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test clips as a folder of float WAV files at the loader's rate (what ``predict`` reads),
+        written once beside the test part, and their true classes (multi-label: the label columns)."""
+        arrays = load_npz(split.test.path)
+        folder = Path(split.test.path).with_name("scoring")
+        if not folder.is_dir():
+            write_clips(folder, waves_of(arrays), int(split.test.meta["sample_rate"]))
+        if "Y" in arrays:
+            import pandas as pd
+
+            return folder, pd.DataFrame(arrays["Y"].astype(np.int64), columns=split.test.meta["labels"])
+        return folder, [str(v) for v in arrays["labels"]]
 
     def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
         """Duration, RMS level (dBFS), spread and spectral centroid (Hz) of each clip

@@ -34,10 +34,11 @@ class MultilabelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     threshold: float | Literal["tuned"] = Field(
         0.5, description="Probability from which a label is predicted: a number, or 'tuned' (per label, best F1 "
-                         "on a carve-out of the training split: tune_share for tables, train.val_fraction for "
-                         "networks)")
+                         "on the split's validation part, or without one on a carve-out of the training split: "
+                         "tune_share for tables, train.val_fraction for networks)")
     tune_share: float = Field(0.25, gt=0, lt=1, description="Share of the training split held out to tune thresholds "
-                                                            "(tables; networks tune on train.val_fraction)")
+                                                            "when the split has no validation part (tables; networks "
+                                                            "tune on train.val_fraction)")
 
 
 # ---------------------------------------------------------------- labels from the loaders
@@ -240,15 +241,26 @@ def apply_thresholds(proba: np.ndarray, thresholds: list[float]) -> np.ndarray:
     return (proba >= np.asarray(thresholds)[None, :]).astype(np.int64)
 
 
-def tune_thresholds(make_pipeline: Any, X: Any, Y: np.ndarray, spec: PipelineSpec) -> list[float]:
-    """Per-label thresholds with the best F1 on a stratified carve-out of the training rows, the
-    pipeline fitted on the rest (the final pipeline is then fitted on all training rows)."""
-    tr, va = holdout_indices(Y, spec.multilabel.tune_share, spec.split.seed)
+def tune_thresholds(make_pipeline: Any, X: Any, Y: np.ndarray, spec: PipelineSpec,
+                    validation: tuple[Any, np.ndarray] | None = None) -> list[float]:
+    """Per-label thresholds with the best F1 on the split's validation part (``validation``: its
+    ``(X, Y)``; the pipeline fitted on all training rows), or, without one, on a stratified carve-out
+    of ``tune_share`` of the training rows, the pipeline fitted on the rest (the final pipeline is then
+    fitted on all training rows). A spec's own ``tune_share`` is ignored, with a warning, when the
+    split has a validation part."""
+    if validation is not None:
+        if "tune_share" in spec.multilabel.model_fields_set:
+            warn(f"'multilabel.tune_share' ({spec.multilabel.tune_share}) is ignored: the thresholds are tuned on "
+                 "the split's validation part (split.validation)")
+        tr, (X_va, Y_va) = np.arange(len(Y)), validation
+    else:
+        tr, va = holdout_indices(Y, spec.multilabel.tune_share, spec.split.seed)
+        X_va, Y_va = X.iloc[va], Y[va]
     fit_cols = [j for j in range(Y.shape[1]) if len(np.unique(Y[tr, j])) == 2]
     pipe = make_pipeline()
     pipe.fit(X.iloc[tr], Y[tr][:, fit_cols])
-    proba = positive_proba(pipe.steps[-1][1], transform(pipe, X.iloc[va]))
-    return best_thresholds(Y[va], proba, fit_cols)
+    proba = positive_proba(pipe.steps[-1][1], transform(pipe, X_va))
+    return best_thresholds(np.asarray(Y_va), proba, fit_cols)
 
 
 def best_thresholds(Y: np.ndarray, proba: np.ndarray, columns: list[int] | None = None) -> list[float]:

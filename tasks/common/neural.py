@@ -62,7 +62,10 @@ class Prepared:
     (preprocessing statistics, classes, loader options), saved in the JSON config; ``steps``: the
     preprocessing shown in the report; ``task``: the training loop's task (its loss);
     ``augment``: a function of a training batch, or None; ``meta``: extra facts for the ModelRef;
-    ``init``: a function called on the built network before training (e.g. pretrained embeddings), or None.
+    ``init``: a function called on the built network before training (e.g. pretrained embeddings), or None;
+    ``part``: a function of another part of the split (a :class:`DataRef`: the spec's validation part)
+    giving its tensors ``(*model inputs, target)``, preprocessed with the training part's statistics
+    (``config``), or None where the modality cannot (a validation part is then carved instead).
     For ``task: multilabel`` the target is a 0/1 float matrix [n, labels] and ``config["labels"]``
     names its columns.
     """
@@ -75,6 +78,7 @@ class Prepared:
     augment: Callable[[Any], Any] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     init: Callable[[Any], None] | None = None
+    part: Callable[[Any], tuple[Any, ...]] | None = None
 
 
 def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str, modality: str) -> ModelRef:
@@ -89,6 +93,7 @@ def fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str,
 def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str, modality: str) -> ModelRef:
     import torch
 
+    from trainflow.tasks.common import validation_part as validation
     from trainflow.tasks.common.publish import artifact_key
     from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, train_model
 
@@ -104,22 +109,22 @@ def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str
         constant = ML.constant_labels(Y, prepared.config["labels"], f"'{split.train.meta.get('source')}'")
     notes = pretrain(model, prepared, spec, cache_dir, key)
     n = len(prepared.inputs[-1]) if isinstance(prepared.inputs, tuple) else len(prepared.inputs)
-    train, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), n)
-    if spec.evaluate.calibrate == "temperature" and train.val_fraction == 0 and prepared.task == "classification":
-        train = train.model_copy(update={"val_fraction": CALIBRATION_FRACTION})
-        recipe_notes = [*recipe_notes, f"evaluate.calibrate: temperature holds out {CALIBRATION_FRACTION:.0%} of the "
-                                       "training examples (train.val_fraction was 0) to fit the temperature on"]
-    result = train_model(model, prepared.inputs, None, train, seed=spec.seed,
+    val = validation.given(prepared.part, split)
+    train, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), n, has_validation=val is not None)
+    train, carve_notes = validation.carve_size(train, val, spec, prepared.task)
+    result = train_model(model, prepared.inputs, val, train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, key), task=prepared.task,
                          augment=prepared.augment, progress_key=f"{artifact_key(spec.name)}-training")
-    extra, meta = {}, {}
+    held, record = validation.of_run(prepared.inputs, val, result.validation, train, spec, prepared.task)
+    extra, meta = {}, {"validation_part": record}
     if multilabel:  # constant labels: the evaluation's report notes name them (ML.evaluation)
         extra = {"task": "multilabel", "constant_labels": constant,
-                 "thresholds": label_thresholds(model, prepared, result.validation, constant, spec)}
-        meta = {"constant_labels": constant, "thresholds": dict(zip(prepared.config["labels"], extra["thresholds"]))}
+                 "thresholds": label_thresholds(model, prepared, held, constant, spec)}
+        meta |= {"constant_labels": constant, "thresholds": dict(zip(prepared.config["labels"], extra["thresholds"]))}
     if spec.evaluate.calibrate == "temperature":
-        extra["temperature"], note = temperature(model, prepared, result.validation)
+        extra["temperature"], note = temperature(model, prepared, held)
         notes = [*notes, note]
+    notes = [*notes, *carve_notes]
     folder = Path(cache_dir) / "models" / key[:16]
     save_network(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"),
                                  "build": prepared.build, **prepared.config, **extra, "history": result.history,
@@ -130,40 +135,33 @@ def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str
         "notes": notes + recipe_notes + result.report_notes(), **prepared.meta, **meta})
 
 
-def label_thresholds(model: Any, prepared: Prepared, validation: Any, constant: dict[str, int],
+def label_thresholds(model: Any, prepared: Prepared, held: tuple[Any, ...] | None, constant: dict[str, int],
                      spec: PipelineSpec) -> list[float]:
     """Per-label thresholds: ``multilabel.threshold`` for every label, or (``tuned``) the best F1 of
-    each label on the validation carve-out of the training loop (``validation``: its indices)."""
+    each label on the run's validation part (``held``: its tensors ``(*inputs, target)``)."""
     labels = prepared.config["labels"]
-    if spec.multilabel.threshold != "tuned":
-        return [float(spec.multilabel.threshold)] * len(labels)
+    if spec.multilabel.threshold != "tuned" or held is None:
+        return [float(spec.multilabel.threshold) if spec.multilabel.threshold != "tuned" else 0.5] * len(labels)
     from trainflow.tasks.common.training import predict
 
-    inputs = tuple(t[validation.to(t.device)] for t in prepared.inputs[:-1])
-    proba = probabilities(predict(model, inputs), {"task": "multilabel", "labels": labels, "constant_labels": {}})
-    Y = prepared.inputs[-1][validation.to(prepared.inputs[-1].device)].cpu().numpy().round().astype("int64")
+    proba = probabilities(predict(model, held[:-1]), {"task": "multilabel", "labels": labels, "constant_labels": {}})
+    Y = held[-1].cpu().numpy().round().astype("int64")
     tuned = [j for j, lab in enumerate(labels) if lab not in constant]
     return ML.best_thresholds(Y, proba[:, tuned], tuned)
 
 
-#: the validation share carved for temperature scaling when the spec's ``train.val_fraction`` is 0
-CALIBRATION_FRACTION = 0.1
-
-
-def temperature(model: Any, prepared: Prepared, validation: Any) -> tuple[float | None, str]:
+def temperature(model: Any, prepared: Prepared, held: tuple[Any, ...] | None) -> tuple[float | None, str]:
     """Temperature scaling (``evaluate.calibrate: temperature``): the scalar that divides the logits,
-    fitted on the validation carve-out of the training loop (``validation``: its indices), and the
+    fitted on the run's validation part (``held``: its tensors ``(*inputs, target)``), and the
     report's note; None (no scaling) without a validation part or for multi-label networks."""
-    if prepared.task != "classification" or validation is None or len(validation) < 2:
-        return None, ("temperature scaling skipped: it is for single-label classifiers")
+    if prepared.task != "classification" or held is None or len(held[-1]) < 2:
+        return None, ("temperature scaling skipped: it is for single-label classifiers with a validation part")
     from trainflow.tasks.common.calibration import fit_temperature
     from trainflow.tasks.common.training import predict
 
-    target = prepared.inputs[-1]
-    inputs = tuple(t[validation.to(t.device)] for t in prepared.inputs[:-1])
-    logits = predict(model, inputs).float().cpu().numpy()
-    value = fit_temperature(logits, target[validation.to(target.device)].cpu().numpy())
-    return value, f"temperature scaling: T = {value:.3f}, fitted on the {len(validation)} validation rows"
+    logits = predict(model, held[:-1]).float().cpu().numpy()
+    value = fit_temperature(logits, held[-1].cpu().numpy())
+    return value, f"temperature scaling: T = {value:.3f}, fitted on the {len(held[-1])} validation rows"
 
 
 def probabilities(logits: Any, config: dict[str, Any]) -> np.ndarray:
@@ -357,9 +355,10 @@ def label_problems(spec: PipelineSpec) -> list[str]:
     if t.imbalance == "oversample":
         problems.append("'train.imbalance' 'oversample' draws examples by their class, and a multi-label example has "
                         "several; use 'class_weight' (per-label weights) or 'train.pos_weight: balanced'.")
-    if spec.multilabel.threshold == "tuned" and t.val_fraction <= 0:
-        problems.append("'multilabel.threshold' 'tuned' tunes each label's threshold on the validation carve-out; "
-                        "set 'train.val_fraction' (e.g. 0.2).")
+    if spec.multilabel.threshold == "tuned" and t.val_fraction <= 0 and not spec.split.validation:
+        problems.append("'multilabel.threshold' 'tuned' tunes each label's threshold on the validation part; "
+                        "give one ('split.validation', e.g. 0.2, or the values of split.column that mark it) or "
+                        "set 'train.val_fraction' (e.g. 0.2) to carve it from the training rows.")
     return problems
 
 

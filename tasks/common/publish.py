@@ -307,6 +307,8 @@ def _summary(run: RunFolder, spec: PipelineSpec, data: DataRef, validation: dict
         "selection": selection.selection_of(model, spec) or selection.none_record(spec),
         # CPU threads the fit ran on (resources.threads; a cached model: those of the run that fitted it)
         "threads": model.meta.get("threads"),
+        # the rows that chose the epoch, thresholds or temperature (networks): the split's part or a carve-out
+        **({"validation_part": model.meta["validation_part"]} if model.meta.get("validation_part") else {}),
         "validation": _final_paths(validation, run),
         "profile": data.meta.get("profile"),
         "notes": model.meta.get("notes", []),

@@ -63,7 +63,8 @@ def selection_overrides(spec: PipelineSpec) -> list[str]:
     # a modality trained by the shared loop declares the `train` section (every spec has it once any
     # such modality is registered); a classical model ignores the field
     neural = "train" in modalities.get(spec.modality).sections
-    if neural and train is not None and getattr(train, "val_fraction", 1) == 0:
+    # the split's validation part, when the spec gives one, is what scores a network: nothing to carve
+    if neural and train is not None and getattr(train, "val_fraction", 1) == 0 and not spec.split.validation:
         extra.append(f"train.val_fraction={DEFAULT_VAL_FRACTION}")
     return extra
 
@@ -93,7 +94,9 @@ def selection_of(model: ModelRef, spec: PipelineSpec) -> dict[str, Any] | None:
     best = int(meta.get("best_epoch") or len(history))
     rows = [h for h in history if h.get("epoch") == best and metric in h] or [h for h in history if metric in h][-1:]
     if rows:
-        return {"method": f"validation part of the training split (epoch {rows[0]['epoch']})", "metric": metric,
+        from trainflow.tasks.common.validation_part import method
+
+        return {"method": f"{method(meta.get('validation_part'))} (epoch {rows[0]['epoch']})", "metric": metric,
                 "value": float(rows[0][metric]), "greater_is_better": metric != "val_loss"}
     return None
 

@@ -119,14 +119,15 @@ RECIPE_TIES = {"monitor": ("val_fraction", "patience")}
 
 
 def apply_recipe(config: TrainConfig, recipe: Callable[[int], dict[str, Any]] | None,
-                 n: int) -> tuple[TrainConfig, list[str]]:
+                 n: int, has_validation: bool = False) -> tuple[TrainConfig, list[str]]:
     """``config`` with the fields of ``recipe(n)`` (``n``: training examples) that the spec does not set,
     and a note saying what was filled; unchanged without a recipe or with ``recipe: false``. A field the
     spec sets is kept even when it equals the default (``epochs: 10`` means 10), and so is a field
-    tied to one the spec sets (:data:`RECIPE_TIES`)."""
+    tied to one the spec sets (:data:`RECIPE_TIES`). ``has_validation``: the split gives a validation
+    part, which counts as the spec setting ``val_fraction`` (the recipe's carve-out and monitor stay out)."""
     if recipe is None or not config.recipe:
         return config, []
-    chosen = config.model_fields_set
+    chosen = config.model_fields_set | ({"val_fraction"} if has_validation else set())
     filled = {k: v for k, v in recipe(n).items()
               if k in RECIPE_FIELDS and k not in chosen and not chosen.intersection(RECIPE_TIES.get(k, ()))
               and v != getattr(config, k)}
@@ -514,7 +515,7 @@ Progress = _Progress
 def train_model(model: Any, train: Any, val: Any, config: TrainConfig, **options: Any) -> TrainResult:
     """Train ``model`` in place with ``config``; resume from ``checkpoint_dir`` if it holds a checkpoint.
 
-    ``val`` may be None: with ``config.val_fraction > 0`` a validation part is then carved from
+    ``val``: the validation part's tensors (the split's), or None: with ``config.val_fraction > 0`` one is then carved from
     ``train`` (stratified for classification, by iterative stratification for multilabel; its
     indices are returned in ``TrainResult.validation``). ``task: multilabel`` takes a 0/1 target
     matrix and trains one sigmoid output per label (binary cross-entropy). ``class_weights`` (one per class) weight the loss;

@@ -251,8 +251,15 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps += ["standardize per channel"] if pre.normalize == "per_channel" else []
     steps += [s for s, on in ((f"random crop (pad {pre.crop_padding})", pre.crop_padding), ("horizontal flip", pre.flip)) if on]
     multilabel = y.ndim == 2  # one sigmoid output per label; the target is the 0/1 matrix
+    device = resolve_device(spec.train.device)
+
+    def part(ref: DataRef) -> tuple[Any, ...]:  # the validation part, scaled with the training statistics
+        other = load_npz(ref.path, keep=False)
+        return (to_tensor(other["x"], divisor, mean, std, device),
+                torch.from_numpy(other["y"].astype(np.float32) if multilabel else other["y"]))
+
     return neural.Prepared(
-        inputs=(to_tensor(x, divisor, mean, std, resolve_device(spec.train.device)),
+        inputs=(to_tensor(x, divisor, mean, std, device),
                 torch.from_numpy(y.astype(np.float32) if multilabel else y)),
         build={"in_shape": [int(x.shape[3]), int(x.shape[1]), int(x.shape[2])], "n_classes": len(meta["classes"])},
         config={"classes": meta["classes"], "max_value": meta["max_value"], "divisor": divisor, "mean": mean,
@@ -260,7 +267,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
                 "convert": loader_opts.get("convert", True), "manifest": saved_columns(loader_opts),
                 **({"labels": meta["classes"]} if multilabel else {})},
         steps=steps, task="multilabel" if multilabel else "classification", augment=augmenter(pre),
-        meta={"classes": meta["classes"]})
+        meta={"classes": meta["classes"]}, part=part)
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -425,6 +432,17 @@ class Image(NeuralModality, stages_from=__name__):
             except SpecError as exc:
                 problems += exc.problems
         return problems
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test part's ``.npz`` (its array ``x`` is what ``predict`` reads) and its true classes
+        (multi-label: a frame of 0/1 label columns)."""
+        y = load_npz(split.test.path, keep=False)["y"]
+        classes = split.test.meta["classes"]
+        if y.ndim == 2:
+            import pandas as pd
+
+            return Path(split.test.path), pd.DataFrame(y.astype(np.int64), columns=classes)
+        return Path(split.test.path), [classes[int(i)] for i in y]
 
     def example(self, folder: Path) -> Example:
         """24 gray 8x8 images of two classes (:func:`two_class_images`)."""

@@ -157,8 +157,9 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """One holdout for every branch (``tasks/common/holdout.py``: an input's predefined test split, the
     spec's column or groups, else stratified by ``split.seed``). Late fusion with learned weights
     learns them on the validation part when the spec gives one, else holds ``tune_share`` of the
-    training rows out of the branches; a validation part is never trained on by the branches.
-    Each branch's parts are written in its own modality's format."""
+    training rows out of the branches (flagged ``tune`` in the training part); the validation part is
+    its own file, never trained on (by the branches or the fusion). Each branch's parts are written in
+    its own modality's format."""
     from sklearn.model_selection import train_test_split
 
     index = load_npz(Path(ref.path) / INDEX)
@@ -187,8 +188,9 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     folder = Path(cache_dir) / "splits" / key[:16]
     classes = ref.meta["classes"]
     refs = {}
-    # the validation rows travel in the training part (their tune flag keeps them out of the branches)
-    for part, rows in (("train", np.flatnonzero(~test)), ("test", np.flatnonzero(test)),
+    held = np.zeros(n, bool)
+    held[parts.validation] = True  # the validation part: its own file, kept out of the training part
+    for part, rows in (("train", np.flatnonzero(~test & ~held)), ("test", np.flatnonzero(test)),
                        *((("validation", parts.validation),) if len(parts.validation) else ())):
         path = folder / f"{part}.npz"
         save_npz(path, rows=rows, labels=labels[rows], present=present[rows], tune=tune[rows])
@@ -204,7 +206,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         bsplit = adapter.write_split(adapter.take(load_input(ref, name), rows), labels[rows], test[rows], classes,
                                      info["meta"], folder / name)
         branches[name] = bsplit.model_dump(mode="json")
-    counts = {p: {c: int((labels[m] == c).sum()) for c in classes} for p, m in (("train", ~test), ("test", test))}
+    counts = {p: {c: int((labels[m] == c).sum()) for c in classes} for p, m in (("train", ~test & ~held),
+                                                                                   ("test", test))}
     if len(parts.validation):
         counts["validation"] = {c: int((labels[parts.validation] == c).sum()) for c in classes}
     return holdout.split_ref(refs, {"class_counts": counts, "notes": notes, "branches": branches})
@@ -220,6 +223,23 @@ def _rows(split_ref: SplitRef, part: str) -> dict[str, np.ndarray]:
 def _inputs(split_ref: SplitRef, rows: np.ndarray) -> dict[str, Any]:
     ref = DataRef(path=split_ref.train.meta["data"], digest="", modality="multimodal", meta=split_ref.train.meta)
     return {n: branch(info["modality"]).take(load_input(ref, n), rows) for n, info in ref.meta["inputs"].items()}
+
+
+def _tune_rows(split_ref: SplitRef, rows: dict[str, np.ndarray], data: dict[str, Any], y: np.ndarray,
+               present: np.ndarray, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The rows that learn late fusion's weights: the split's validation part when it has one, else
+    the training rows flagged ``tune`` (held out of the branches); their classes, presence and inputs."""
+    if split_ref.validation is None:
+        tune = np.flatnonzero(rows["tune"].astype(bool))
+        return y[tune], present[tune], {n: branch(m).take(d, tune) for (n, d), m in
+                                        zip(data.items(), _modalities(split_ref).values())}
+    held = _rows(split_ref, "validation")
+    return (np.asarray([index[v] for v in held["labels"]], dtype=np.int64), held["present"].astype(bool),
+            _inputs(split_ref, held["rows"]))
+
+
+def _modalities(split_ref: SplitRef) -> dict[str, str]:
+    return {n: info["modality"] for n, info in split_ref.train.meta["inputs"].items()}
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -260,11 +280,10 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     steps = [f"{n}: {' -> '.join(map(str, branch_refs[n].meta.get('steps', [])))}" for n in names]
     if comp.name == "late_fusion":
         weights = np.ones(len(names))
-        if options.weighting == "learned":
-            tune = rows["tune"].astype(bool)
-            probas = [branch(mods[n]).proba(tmp / n, branch(mods[n]).take(data[n], np.flatnonzero(tune)), classes)
-                      for n in names]
-            weights = F.learn_weights(probas, present[tune], y[tune])
+        if options.weighting == "learned":  # on the validation part, else the tune rows of the training part
+            wy, wpresent, wdata = _tune_rows(split_ref, rows, data, y, present, index)
+            probas = [branch(mods[n]).proba(tmp / n, wdata[n], classes) for n in names]
+            weights = F.learn_weights(probas, wpresent, wy)
         config["weights"] = weights.tolist()
         steps.append("late fusion: " + ", ".join(f"{n} x {w:.2f}" for n, w in zip(names, weights)))
     elif comp.name == "early_fusion":
@@ -317,7 +336,16 @@ def _fit_intermediate(tmp: Path, names: list[str], mods: dict[str, str], data: d
             if hasattr(m, "reset_parameters") and m is not net:
                 m.reset_parameters()
     inputs = (*[t for ts in tensors for t in ts], torch.from_numpy(present.astype(np.float32)), torch.from_numpy(y))
-    result = train_model(net, inputs, None, spec.train, seed=spec.seed,
+    val, train = None, spec.train
+    if split_ref.validation is not None:  # the split's validation part chooses the epoch (no carve-out)
+        held = _rows(split_ref, "validation")
+        vdata = _inputs(split_ref, held["rows"])
+        index = {c: i for i, c in enumerate(classes)}
+        val = (*[t for n in names for t in branch(mods[n]).tensors(tmp / n, vdata[n])],
+               torch.from_numpy(held["present"].astype(np.float32)),
+               torch.from_numpy(np.asarray([index[v] for v in held["labels"]], dtype=np.int64)))
+        train = train.model_copy(update={"val_fraction": 0.0})
+    result = train_model(net, inputs, val, train, seed=spec.seed,
                          checkpoint_dir=checkpoint_dir(cache_dir, model_key(split_ref, spec), "fusion"))
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp / "fusion.safetensors"))
     config["history"] = result.history

@@ -549,13 +549,35 @@ def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
     data = seq.load_series(split_ref.train.path)
     y, classes = targets(data["y"], spec.task, split_ref.train.meta.get("source", ""))
     comp, options = spec.model.resolve("model", task=spec.task)
+    # the selection score first: a tuner may stop a hopeless candidate after a fold (before the fit)
+    cv = cross_validate(data["series"], data["y"], y, classes, spec) if spec.split.cv_folds >= 2 else None
     started, cpu = time.perf_counter(), time.process_time()
+    pre, model, config = fit_series(data["series"], data["y"], y, classes, spec)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
+    save(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"), **config,
+                         "fitted": model.state(), "fit_seconds": round(seconds, 3), "fit_cpu_seconds": round(cpu, 3)})
+    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta, config.get("normalize_choice")), model.summary()]
+    return ModelRef.of_folder(folder, ARRAYS_FILE, "sequence", {
+        "steps": steps, "classes": classes, **({"cv": cv} if cv else {}),
+        "notes": [f"{spec.model.name} fitted in {seconds:.1f} s ({cpu:.1f} s CPU)"]})
+
+
+def fit_series(series: list[np.ndarray], labels: Any, y: np.ndarray, classes: list[str],
+               spec: Any) -> tuple[Any, ClassicalClassifier, dict[str, Any]]:
+    """The preprocessor fitted on ``series``, the spec's classical model fitted on them (class indices
+    ``y``; ``labels``: their text, for ``normalize: auto``) and the config prediction needs. With
+    ``normalize: auto`` and a ridge on a transform, both normalisations are fitted and the better
+    leave-one-out accuracy of the ridge on these series is kept (ties: per_series)."""
+    from trainflow.tasks.sequence import preprocess as seq
+
+    comp, options = spec.model.resolve("model", task=spec.task)
 
     def fit_with(normalize: tuple[str, str] | None) -> tuple[Any, ClassicalClassifier, dict[str, Any]]:
-        pre, config = seq.preprocessing(data["series"], spec, classes, data["y"], normalize)
+        pre, config = seq.preprocessing(series, spec, classes, labels, normalize)
         model = comp.build(options, seed=spec.seed)
         model.score_loo = normalize is not None
-        return pre, model.fit([pre.transform_one(s) for s in data["series"]], y, len(classes)), config
+        return pre, model.fit([pre.transform_one(s) for s in series], y, len(classes)), config
 
     if spec.preprocess.sequence.normalize == "auto" and isinstance(comp.build(options), _RidgeOnTransform):
         # the ridge's leave-one-out accuracy is nearly free: fit both and keep the better (ties: per_series)
@@ -564,16 +586,29 @@ def fit(split_ref: Any, spec: Any, cache_dir: str) -> Any:
         scores = ", ".join(f"{t[0].normalize} {t[1].loo_accuracy_:.3f}" for t in tried)
         config["normalize_choice"] = (f"normalize auto -> {pre.normalize}: the better leave-one-out accuracy of "
                                       f"the ridge on the training split ({scores}; ties keep per_series)")
-    else:
-        pre, model, config = fit_with(None)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
-    save(folder, model, {"model": spec.model.name, "options": options.model_dump(mode="json"), **config,
-                         "fitted": model.state(), "fit_seconds": round(seconds, 3), "fit_cpu_seconds": round(cpu, 3)})
-    steps = [*seq.preprocessing_steps(pre, spec, split_ref.train.meta, config.get("normalize_choice")), model.summary()]
-    return ModelRef.of_folder(folder, ARRAYS_FILE, "sequence", {
-        "steps": steps, "classes": classes,
-        "notes": [f"{spec.model.name} fitted in {seconds:.1f} s ({cpu:.1f} s CPU)"]})
+        return pre, model, config
+    return fit_with(None)
+
+
+def cross_validate(series: list[np.ndarray], labels: Any, y: np.ndarray, classes: list[str],
+                   spec: Any) -> dict[str, Any]:
+    """Stratified k-fold CV (``split.cv_folds``, ``split.seed``) on the training series: in every fold
+    the preprocessing and the model (and the ``normalize: auto`` choice) are fitted on the other folds
+    only; the primary metric per fold. Each fold's running mean is reported (a tuner may prune)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from trainflow.tasks.common import metrics as M
+    from trainflow.tasks.common.selection import report
+
+    primary = spec.evaluate.primary or M.PRIMARY[spec.task]
+    k = min(spec.split.cv_folds, int(np.bincount(y).max()))  # a class smaller than k is left out of some folds
+    scores = []
+    for tr, va in StratifiedKFold(k, shuffle=True, random_state=spec.split.seed).split(np.zeros(len(y)), y):
+        pre, model, _ = fit_series([series[i] for i in tr], np.asarray(labels)[tr], y[tr], classes, spec)
+        proba = model.proba([pre.transform_one(series[i]) for i in va])
+        scores.append(float(M.score([primary], y[va], proba.argmax(1), proba, classes)[primary]))
+        report(len(scores), {f"cv_{primary}": float(np.mean(scores))})
+    return {"metric": primary, "folds": scores, "mean": float(np.mean(scores)), "std": float(np.std(scores))}
 
 
 def save(folder: Any, model: ClassicalClassifier, config: dict[str, Any]) -> None:

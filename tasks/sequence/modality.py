@@ -180,15 +180,28 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     x, mask = pre.transform(data["series"])
     y_mean, y_std = (float(y.mean()), float(y.std()) or 1.0) if spec.task == "regression" else (0.0, 1.0)
     packed = spec.preprocess.sequence.lengths == "packed"
-    target = (torch.from_numpy(y) if spec.task in ("classification", "multilabel")
-              else torch.from_numpy((y - y_mean) / y_std).float())
+
+    def target_of(data: dict[str, Any]) -> Any:
+        if spec.task == "multilabel":
+            return torch.from_numpy(data["Y"].astype(np.float32))
+        values, _ = targets(data["y"], spec.task, meta.get("source", ""), classes or None)
+        return torch.from_numpy(values) if spec.task == "classification" else \
+            torch.from_numpy((values - y_mean) / y_std).float()
+
+    def part(ref: DataRef) -> tuple[Any, ...]:  # the validation part, preprocessed as the training series
+        other = load_series(ref.path)
+        xv, mv = pre.transform(other["series"])
+        return torch.from_numpy(xv), torch.from_numpy(mv), target_of(other)
+
+    target = target_of(data) if spec.task != "multilabel" else torch.from_numpy(y)
     return neural.Prepared(
         inputs=(torch.from_numpy(x), torch.from_numpy(mask), target),
         build={"in_channels": pre.out_channels, "out_features": len(classes) if classes else 1,
                "task": spec.task, "packed": packed or None},
         config={**config, "target_mean": y_mean, "target_std": y_std,
                 **({"labels": classes} if spec.task == "multilabel" else {})},
-        steps=preprocessing_steps(pre, spec, meta, config.get("normalize_choice")), task=spec.task, meta={"classes": classes})
+        steps=preprocessing_steps(pre, spec, meta, config.get("normalize_choice")), task=spec.task,
+        meta={"classes": classes}, part=part)
 
 
 def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
@@ -337,6 +350,21 @@ class Sequence(NeuralModality, stages_from=__name__):
         from trainflow.tasks.sequence.branch import SequenceBranch
 
         return SequenceBranch(sys.modules[__name__])
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test series as an ``.npz`` that ``predict`` reads (``x`` and ``lengths``, also under the
+        loader's own array names), written beside the test part, and their true values."""
+        arrays = load_npz(split.test.path, keep=False)
+        options = split.test.meta.get("loader_options") or {}
+        names = {"x": "x", "lengths": "lengths", options.get("x") or "x": "x",
+                 options.get("lengths") or "lengths": "lengths"}
+        path = Path(split.test.path).with_name("scoring.npz")
+        save_npz(path, **{name: arrays[key] for name, key in names.items()})
+        if "Y" in arrays:
+            import pandas as pd
+
+            return path, pd.DataFrame(arrays["Y"].astype(np.int64), columns=split.test.meta["labels"])
+        return path, [str(v) for v in arrays["y"]]  # the stored label text (a regression target parses as a number)
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """Temperature scaling divides a network's logits: not for a classical model."""

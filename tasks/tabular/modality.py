@@ -337,9 +337,11 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         extra["constant_labels"] = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
         y = Y[:, [j for j, lab in enumerate(labels) if lab not in extra["constant_labels"]]]
         if spec.multilabel.threshold == "tuned":
+            given = holdout.validation_part(split_ref)
+            held = read_parquet(given.path, keep=False) if given is not None else None
             extra["thresholds"] = ML.tune_thresholds(
                 lambda: build_pipeline(spec, numeric, categorical, _encoded_width(X, numeric, categorical)),
-                X, Y, spec)
+                X, Y, spec, None if held is None else (held.drop(columns=labels), ML.label_matrix(held, labels)))
         else:
             extra["thresholds"] = [float(spec.multilabel.threshold)] * len(labels)
     elif spec.task == "classification":

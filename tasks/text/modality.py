@@ -366,11 +366,15 @@ def fit_labels(train: Any, labels: list[str], texts: list[str], split_ref: Split
                spec: PipelineSpec) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """Binary relevance targets: the 0/1 columns of the labels not constant in training, the label
     names, and what the schema saves (labels, constant labels, thresholds: the spec's, or tuned per
-    label on a carve-out of the training texts)."""
+    label on the split's validation part, or a carve-out of the training texts)."""
     Y = ML.label_matrix(train, labels)
     constant = ML.constant_labels(Y, labels, f"'{split_ref.train.meta.get('source')}'")
     if spec.multilabel.threshold == "tuned":
-        thresholds = ML.tune_thresholds(lambda: build_pipeline(spec), _series(texts), Y, spec)
+        given = holdout.validation_part(split_ref)
+        held = read_parquet(given.path, keep=False) if given is not None else None
+        thresholds = ML.tune_thresholds(lambda: build_pipeline(spec), _series(texts), Y, spec, None if held is None else
+                                        (_series(normalise(held[TEXT], spec.preprocess.text.lowercase)),
+                                         ML.label_matrix(held, labels)))
     else:
         thresholds = [float(spec.multilabel.threshold)] * len(labels)
     learned = [j for j, lab in enumerate(labels) if lab not in constant]
@@ -561,6 +565,20 @@ class Text(NeuralModality, stages_from=__name__):
     sections = {**NeuralModality.sections, "preprocess.text": TextPreprocess, "preprocess.tokens": TokenPreprocess,
                 "text_validation": TextValidation}
     default_models = {"classification": "tfidf_auto", "multilabel": "tfidf_logistic"}
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The test documents as a Parquet table with the training text column (what ``predict``
+        reads), written beside the test part, and their true classes (multi-label: the label columns)."""
+        import pandas as pd
+
+        from trainflow.refs import atomic_target
+
+        test = read_parquet(split.test.path, keep=False)
+        labels = split.test.meta.get("labels") or []
+        path = Path(split.test.path).with_name("scoring.parquet")
+        with atomic_target(path) as tmp:
+            pd.DataFrame({split.test.meta.get("text_column") or TEXT: test[TEXT]}).to_parquet(tmp, index=False)
+        return path, (test[labels] if labels else test[LABEL].astype(str).tolist())
 
     def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
         """Per document: its length in words and characters, and its words (normalised as the model

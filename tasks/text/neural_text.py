@@ -88,7 +88,23 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
                 "text_column": meta.get("text_column", TEXT), "keep": meta.get("keep", []),
                 "vocabulary": vocab.state(),
                 **({"labels": labels, **ML.delimited_label_column(spec.data.options())} if labels else {})},
-        steps=steps, task="multilabel" if labels else spec.task, init=init, meta={"classes": classes, "vocabulary": len(vocab.tokens_)})
+        steps=steps, task="multilabel" if labels else spec.task, init=init,
+        meta={"classes": classes, "vocabulary": len(vocab.tokens_)}, part=_part(vocab, lowercase, labels, classes))
+
+
+def _part(vocab: Vocabulary, lowercase: bool, labels: list[str], classes: list[str]) -> Any:
+    """The preparation of another part of the split (the validation part) with the training vocabulary."""
+    import torch
+
+    from trainflow.tasks.text.normalise import normalise
+
+    def part(ref: Any) -> tuple[Any, ...]:
+        df = read_parquet(ref.path, keep=False)
+        ids, lengths = vocab.transform(normalise(df[TEXT], lowercase))
+        y = np.array(df[labels], dtype=np.float32) if labels else classes_and_targets(df[LABEL], classes)[0]
+        return torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(y)
+
+    return part
 
 
 def _vector_init(path: str, vocab: Vocabulary, freeze: bool, spec: PipelineSpec) -> tuple[Any, int, str]:
