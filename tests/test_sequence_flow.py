@@ -147,6 +147,9 @@ def test_forecasting_flow_and_predict(tmp_path):
     pred = pd.read_csv(pred_path)
     assert pred["month"].tolist() == ["2021-01", "2021-02", "2021-03", "2021-04", "2021-05", "2021-06"]
     assert len(pred) == 6 and pred["sales"].between(60, 120).all()
+    # a network's conformal 80% bounds from its 2 x 6 backtest errors (too few for 95%: 19 are needed)
+    assert (pred["lower_80"] < pred["sales"]).all() and (pred["sales"] < pred["upper_80"]).all()
+    assert "lower_95" not in pred and "coverage_80" in m
 
 
 def test_short_series_runs_with_default_settings_and_a_tampered_model_is_refused(tmp_path, capsys):
@@ -169,7 +172,11 @@ def test_short_series_runs_with_default_settings_and_a_tampered_model_is_refused
 
     pred_path = tmp_path / "next.csv"
     assert run_cli("predict", run, tmp_path / "short.csv", "--out", pred_path)[0] == 0
-    assert pd.read_csv(pred_path)["month"].tolist()[:2] == ["2023-01", "2023-02"]
+    nxt = pd.read_csv(pred_path)
+    assert nxt["month"].tolist()[:2] == ["2023-01", "2023-02"]
+    assert ((nxt["lower_95"] <= nxt["lower_80"]) & (nxt["lower_80"] < nxt["sales"]) & (nxt["sales"] < nxt["upper_80"])
+            & (nxt["upper_80"] <= nxt["upper_95"])).all()  # the statistical model's own bounds
+    assert {"coverage_80", "coverage_95", "width_95"} <= set(m)
 
     tampered = tmp_path / "tampered"
     shutil.copytree(run, tampered)
