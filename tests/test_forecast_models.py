@@ -14,9 +14,11 @@ import pytest
 from trainflow.errors import DataError
 from trainflow.spec import spec_from_dict
 from trainflow.registry import REGISTRY
-from trainflow.tasks.sequence import backtest, forecast, statistical
-from trainflow.tasks.sequence.forecast import ForecastConfig, check_length, detect_season
-from trainflow.tasks.sequence.timeaxis import TimeAxis
+from trainflow.tasks.forecast import backtest, statistical
+from trainflow.tasks.forecast import modality as forecast
+from trainflow.tasks.forecast.config import ForecastConfig, check_length
+from trainflow.tasks.forecast.plan import detect_season
+from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 
 def seasonal_series(n: int = 72, season: int = 12, seed: int = 0, noise: float = 1.0) -> np.ndarray:

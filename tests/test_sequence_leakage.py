@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trainflow.spec import spec_from_dict
-from trainflow.tasks.sequence import forecast
+from trainflow.tasks.forecast import modality as forecast
 from trainflow.tasks.sequence import modality as sequence
 from trainflow.tasks.sequence.loaders import SeriesSet
 

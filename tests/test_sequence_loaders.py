@@ -7,7 +7,9 @@ import pytest
 
 from tests.conftest import DATA
 from trainflow.errors import DataError
-from trainflow.tasks.sequence.forecast import ForecastConfig, SeriesTransform, check_length, read_timeseries
+from trainflow.tasks.forecast.config import ForecastConfig, check_length
+from trainflow.tasks.forecast.loaders import read_timeseries
+from trainflow.tasks.forecast.transform import SeriesTransform
 from trainflow.tasks.sequence.loaders import (LongCsvConfig, NpzConfig, TsConfig, WideCsvConfig, load_long_csv,
                                      load_npz_series, load_ts, load_wide_csv, read_any, read_ts)
 from trainflow.tasks.sequence.modality import SeriesPreprocessor

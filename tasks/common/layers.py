@@ -1,5 +1,6 @@
 """PyTorch layers and networks that several modalities build: masked pooling over real steps, the
-conv block, and the recurrent net (RNN, LSTM, GRU) that sequences, audio frames and texts share.
+conv block, the recurrent net (RNN, LSTM, GRU) that sequences, audio frames and texts share, and the
+seed ensemble that forecasting averages.
 
 Every network is called as ``model(x, mask)`` with ``x`` of shape [batch, time, channels] (padded
 with zeros) and ``mask`` of shape [batch, time] (1 where a step is real, 0 where it is padding).
@@ -87,3 +88,14 @@ class RecurrentNet(nn.Module):
         else:
             out, _ = self.rnn(x)
         return masked_pool(out, mask, self.pool)
+
+
+class SeedEnsemble(nn.Module):
+    """The mean output of several networks of one architecture, trained from different seeds."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(*inputs) for m in self.members]).mean(0)

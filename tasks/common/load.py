@@ -29,6 +29,24 @@ if TYPE_CHECKING:
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
 
 
+def file_dates(values: Any, path: Any, column: str) -> Any:
+    """``pd.to_datetime(values, errors="coerce")`` for the time column ``column`` of the file ``path``;
+    DataError naming both when its times carry different UTC offsets, which pandas refuses to order
+    (a clock change written as ``+01:00`` / ``+02:00``)."""
+    import pandas as pd
+
+    try:
+        return pd.to_datetime(values, errors="coerce")
+    except ValueError as exc:
+        if "timezone" not in str(exc).lower():
+            raise
+        text = pd.Series(values).astype(str)
+        offsets = sorted(set(text.str.extract(r"([+-]\d\d:?\d\d|Z)\s*$")[0].dropna()))
+        raise DataError(f"The time column '{column}' of '{path}' mixes time zones (UTC offsets "
+                        f"{', '.join(offsets[:5]) or 'and times without one'}); write every time with the same "
+                        f"offset, or convert them to UTC.") from None
+
+
 def require_column(df: Any, column: str, path: Path, option: str) -> None:
     """DataError naming the file, the option and the columns it has, when ``df`` lacks ``column``."""
     if column not in df.columns:

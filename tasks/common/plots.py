@@ -71,14 +71,34 @@ def curves_png(history: list[dict[str, float]], path: str | os.PathLike, title: 
     return _save(fig, path)
 
 
-def series_png(series: dict[str, tuple[list[Any], list[float]]], path: str | os.PathLike, title: str) -> str:
-    """Line plot of named (x, y) series, e.g. a forecast against the truth."""
+def series_png(series: dict[str, tuple[list[Any], list[float]]], path: str | os.PathLike, title: str,
+               bands: dict[str, tuple[list[Any], list[float], list[float]]] | None = None) -> str:
+    """Line plot of named (x, y) series, e.g. a forecast against the truth, over shaded (x, lower,
+    upper) bands (prediction intervals, widest first)."""
     fig = _figure((8, 3.2))
     ax = fig.subplots()
+    for name, (x, lo, hi) in (bands or {}).items():
+        ax.fill_between(x, lo, hi, alpha=0.2, color="tab:orange", label=name)
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name)
     ax.legend()
     ax.set_title(title)
+    return _save(fig, path)
+
+
+def series_grid_png(panels: dict[str, dict[str, Any]], path: str | os.PathLike, title: str) -> str:
+    """A column of small line plots, one per panel: ``{"lines": {name: (x, y)}, "bands": {name: (x, lo, hi)}}``
+    (bands shaded, widest first), e.g. a few series of a panel with their forecasts and intervals."""
+    fig = _figure((8, 2.4 * max(len(panels), 1)))
+    axes = fig.subplots(max(len(panels), 1), 1, squeeze=False)[:, 0]
+    for ax, (name, panel) in zip(axes, panels.items()):
+        for label, (x, lo, hi) in panel.get("bands", {}).items():
+            ax.fill_between(x, lo, hi, alpha=0.2, label=label, color="tab:orange")
+        for label, (x, y) in panel["lines"].items():
+            ax.plot(x, y, label=label)
+        ax.set_title(name, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
     return _save(fig, path)
 
 

@@ -505,6 +505,10 @@ class _Progress:
             pass
 
 
+#: the progress artifact, for other long loops (a forecast panel's series)
+Progress = _Progress
+
+
 # ---------------------------------------------------------------- the loop
 
 

@@ -1,2 +1,3 @@
-"""The sequence modalities: classification/regression of whole series (``sequence``) and forecasting
-of one time series (``forecast``), sharing loaders, preprocessing and networks."""
+"""The sequence modality: classification/regression of whole series, with its loaders, preprocessing
+and networks (forecasting is in :mod:`trainflow.tasks.forecast`; the networks it builds come through
+the registry)."""

@@ -24,8 +24,7 @@ from trainflow.archives import DATA_ZIP_BYTES, check_zip
 from trainflow.errors import DataError, did_you_mean, shown
 from trainflow.files import read_text_capped
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, label_names, read_csv_file
-from trainflow.tasks.sequence.timeaxis import file_dates
+from trainflow.tasks.common.load import NA_VALUES, SplitFilesConfig, existing_file, file_dates, label_names, read_csv_file
 
 MISSING_MARKERS = {"?", "nan", "NaN", "NA", ""}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
 from trainflow.tasks.common.layers import ConvBlock, masked_pool
 
 
@@ -118,14 +117,3 @@ class ResNet1d(nn.Module):
         for block in self.blocks:
             h = block(h, keep)
         return self.head(self.drop(masked_pool(h.transpose(1, 2), mask, "mean")))
-
-
-class SeedEnsemble(nn.Module):
-    """The mean output of several networks of one architecture, trained from different seeds."""
-
-    def __init__(self, members: list[nn.Module]):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(*inputs) for m in self.members]).mean(0)

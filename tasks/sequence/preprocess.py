@@ -5,36 +5,18 @@ statistics from the training split only), and the stored series set as arrays an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow.errors import DataError
 from trainflow.refs import load_npz
+from trainflow.tasks.common.series import SequencePreprocess  # noqa: F401 (the section, shared with forecast)
 from trainflow.tasks.sequence import advice
 from trainflow.tasks.sequence.loaders import SeriesSet, check_padding, pad
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
-
-
-class SequencePreprocess(BaseModel):
-    """The spec's ``preprocess.sequence`` section (sequence and forecasting pipelines)."""
-
-    model_config = ConfigDict(extra="forbid")
-    # Per-series z-normalization is the UCR archive's convention: classes differ by shape, not level.
-    # auto: per_series (the UCR convention) unless the training split says level and scale matter.
-    normalize: Literal["auto", "per_series", "global", "none"] = Field(
-        "auto", description="auto: chosen on the training split (minirocket, rocket, multirocket: the better leave-one-out "
-                            "accuracy of per_series and global; other models: global when level and scale alone "
-                            "separate the classes, else per_series); per_series: each series and channel to "
-                            "mean 0, std 1; global: one mean/std per channel from the training split; none")
-    missing: Literal["linear", "ffill", "bfill", "mask"] = Field(
-        "linear", description="Missing values: interpolate in time (linear | ffill | bfill), or mask: zero them "
-                              "and add a 0/1 'observed' channel per channel")
-    lengths: Literal["pad", "packed"] = Field(
-        "pad", description="Unequal lengths: pad with a mask of real steps, or packed sequences (recurrent models)")
 
 
 # ---------------------------------------------------------------- preprocessing

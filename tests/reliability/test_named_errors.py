@@ -3,7 +3,9 @@ traceback, nothing that looks complete left behind (and no stray temporary file)
 table with an integer column and the ARFF label with a ``?`` now work.
 
 Inputs are generated at test time and small. The cases that fail before a flow starts run first;
-the others fail inside a flow on the session's Prefect server."""
+the others fail inside a flow on the session's Prefect server. Each case is bounded in wall time and in
+how much it grows this process's peak memory (the catalogue of resource cases, which run in capped
+subprocesses, is tests/reliability/test_adversarial_files.py)."""
 
 from __future__ import annotations
 
@@ -24,14 +26,36 @@ from tests.reliability.conftest import MONTHS, recipe_spec
 
 #: wall-clock bound of one failing case, generous for a loaded machine (each takes seconds alone)
 CASE_S = 240
+#: memory bound of one case: how much it may grow this process at its peak (issue 23: 1 GiB)
+RSS_BOUND = 1 << 30
+
+
+def _status(field: str) -> int:
+    """A ``/proc/self/status`` size in bytes (VmRSS: now; VmHWM: the peak since the last reset)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> int:
+    """Reset this process's peak resident size to its current one (Linux: clear_refs 5); returns it.
+    The cases run in this process (on the session's server), so the memory bound is the peak's growth."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status("VmRSS")
+
+
+def _peak_rss() -> int:
+    return _status("VmHWM")
 
 
 def fails(argv: list, code: int, pattern: str, capsys, out: Path) -> str:
     """Run the CLI; assert the exit code, the message, no traceback, nothing complete-looking under
     ``out`` and no temporary file left; returns the message."""
-    start = time.monotonic()
+    start, base = time.monotonic(), _reset_peak_rss()
     rc, err = run_cli(*argv, capsys=capsys)
     assert time.monotonic() - start < CASE_S
+    assert _peak_rss() - base < RSS_BOUND, f"the case grew this process by {(_peak_rss() - base) / 2**20:.0f} MiB"
     assert rc == code, err
     assert re.search(pattern, err, re.DOTALL), err
     assert "Traceback" not in err and "TRAINFLOW_DEBUG" not in err, err

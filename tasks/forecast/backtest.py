@@ -42,6 +42,8 @@ class Backtest:
     horizon: int
     errors: dict[str, list[float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    #: truth - forecast at every origin (rows) and step of the first column, for conformal intervals
+    residuals: dict[str, list[list[float | None]]] = field(default_factory=dict)
 
     def mean(self, name: str) -> float:
         errs = self.errors.get(name, [])
@@ -60,7 +62,8 @@ class Backtest:
                  "mean RMSE": round(self.mean(name), 3)} for name, errs in self.errors.items()]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"origins": self.origins, "horizon": self.horizon, "errors": self.errors, "failed": self.failed}
+        return {"origins": self.origins, "horizon": self.horizon, "errors": self.errors, "failed": self.failed,
+                "residuals": self.residuals}
 
 
 Forecast = Callable[[np.ndarray], np.ndarray]
@@ -74,13 +77,16 @@ def run(candidates: dict[str, Callable[[np.ndarray], Forecast]], values: np.ndar
     ``failed``."""
     bt = Backtest(origins=list(cuts), horizon=horizon)
     for name, fit in candidates.items():
-        errs = []
+        errs, res = [], []
         try:
             forecast = fit(values[:cuts[0]]) if cuts else None
             for o in cuts:
-                errs.append(rmse(values[o:o + horizon], forecast(values[:o])))
+                pred = forecast(values[:o])
+                errs.append(rmse(values[o:o + horizon], pred))
+                diff = values[o:o + horizon, 0] - pred[:len(values[o:o + horizon]), 0]
+                res.append([None if math.isnan(d) else float(d) for d in diff])
         except DataError as exc:
             bt.failed[name] = str(exc)
             continue
-        bt.errors[name] = errs
+        bt.errors[name], bt.residuals[name] = errs, res
     return bt

@@ -11,32 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from trainflow.errors import DataError
-
 #: date formats tried, in order, for writing future times the way the file wrote its own
 DATE_FORMATS = ("%Y-%m", "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d",
                 "%Y/%m", "%d/%m/%Y", "%m/%d/%Y", "%Y%m%d")
 #: the season a regular date frequency suggests (pandas offset alias prefix -> steps per cycle)
 SEASON_OF_FREQ = {"MS": 12, "ME": 12, "M": 12, "QS": 4, "QE": 4, "Q": 4, "W": 52, "D": 7, "B": 5,
                   "h": 24, "H": 24}
-
-
-def file_dates(values: Any, path: Any, column: str) -> Any:
-    """``pd.to_datetime(values, errors="coerce")`` for the time column ``column`` of the file ``path``;
-    DataError naming both when its times carry different UTC offsets, which pandas refuses to order
-    (a clock change written as ``+01:00`` / ``+02:00``)."""
-    import pandas as pd
-
-    try:
-        return pd.to_datetime(values, errors="coerce")
-    except ValueError as exc:
-        if "timezone" not in str(exc).lower():
-            raise
-        text = pd.Series(values).astype(str)
-        offsets = sorted(set(text.str.extract(r"([+-]\d\d:?\d\d|Z)\s*$")[0].dropna()))
-        raise DataError(f"The time column '{column}' of '{path}' mixes time zones (UTC offsets "
-                        f"{', '.join(offsets[:5]) or 'and times without one'}); write every time with the same "
-                        f"offset, or convert them to UTC.") from None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ its fitted parameters as plain numbers. Forecasting re-runs statsmodels' filter 
 parameters over the history it is given (``theta``, whose two parameters are closed-form,
 re-estimates them), so a saved model holds data only: never a pickled results object.
 Each column of a multivariate series gets its own forecaster.
+
+Exogenous regressors (``forecast.exogenous``) enter the ARIMA family (the baselines and ``arima``)
+as SARIMAX ``exog``: a regression with ARIMA errors; ETS and Theta have none in statsmodels and
+ignore them. Prediction intervals are each model's own: the state-space forecast variance (ARIMA
+family, ETS) or the Theta method's.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from trainflow.registry import component
 #: what statsmodels raises on a series it cannot fit (too short, constant, exactly periodic)
 FIT_ERRORS = (ValueError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError)
 BASELINES = ("naive", "seasonal_naive", "drift", "ets", "arima")
+#: the forecasters that are ARIMA models (and so take exogenous regressors)
+ARIMA_FAMILY = ("naive", "seasonal_naive", "drift", "arima")
 #: every statistical forecaster, by name (also the registered model names)
 NAMES = ("naive", "seasonal_naive", "drift", "ets", "arima", "theta")
 
@@ -62,12 +69,17 @@ class Forecaster:
     def __init__(self, name: str, config: BaseModel):
         self.name, self.config = name, config
 
-    def fit(self, y: np.ndarray, season: int, log: bool) -> dict[str, Any]:
-        """Fit on one column ``y`` (1-D, no NaN, already logged when ``log``); returns the state."""
+    def fit(self, y: np.ndarray, season: int, log: bool, exog: np.ndarray | None = None) -> dict[str, Any]:
+        """Fit on one column ``y`` (1-D, no NaN, already logged when ``log``); returns the state.
+        ``exog`` [t, k]: regressors the ARIMA family uses (the others ignore them)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter of small fits; the AICc decides
             try:
-                form, params, aicc = _FIT[self.name](np.asarray(y, dtype=float), season, log, self.config)
+                if exog is not None and self.name in ARIMA_FAMILY:
+                    form, params, aicc = _fit_arima_exog(self.name, np.asarray(y, dtype=float), season, self.config,
+                                                         np.asarray(exog, dtype=float))
+                else:
+                    form, params, aicc = _FIT[self.name](np.asarray(y, dtype=float), season, log, self.config)
             except FIT_ERRORS as exc:
                 raise DataError(f"{self.name} could not be fitted to a series of {len(y)} steps "
                                 f"({type(exc).__name__}: {exc}).") from None
@@ -94,6 +106,21 @@ def forecast(state: dict[str, Any], level: np.ndarray, horizon: int) -> np.ndarr
     return np.exp(out) if state["log"] else out
 
 
+def forecast_one(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int] | tuple[int, ...] = (),
+                 exog: np.ndarray | None = None, future: np.ndarray | None = None, log: bool = False
+                 ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """One column's forecast [H] after ``y`` (filled, logged) and its own prediction intervals at
+    ``levels`` (percent): {level: (lower [H], upper [H])}; back on the original scale when ``log``.
+    ``exog`` [t, k] and ``future`` [H, k]: the regressors of the history and of the horizon, for a
+    state fitted with them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean, bands = _INTERVALS[col["name"]](col, np.asarray(y, dtype=float), horizon, list(levels), exog, future)
+    if log:
+        mean, bands = np.exp(mean), {lv: (np.exp(lo), np.exp(hi)) for lv, (lo, hi) in bands.items()}
+    return mean, bands
+
+
 def check_state(state: Any) -> str | None:
     """What is wrong with a saved forecaster state read from a file (None when it is usable)."""
     if not isinstance(state, dict) or not isinstance(state.get("columns"), list) or not state["columns"]:
@@ -115,18 +142,22 @@ def check_state(state: Any) -> str | None:
 # ---------------------------------------------------------------- ARIMA family (baselines and arima)
 
 
-def _arima(y: np.ndarray, order: tuple[int, int, int], seasonal: tuple[int, int, int, int], trend: str) -> Any:
+def _arima(y: np.ndarray, order: tuple[int, int, int], seasonal: tuple[int, int, int, int], trend: str,
+           exog: np.ndarray | None = None) -> Any:
     from statsmodels.tsa.arima.model import ARIMA
 
-    return ARIMA(y, order=order, seasonal_order=seasonal, trend=trend)
+    return ARIMA(y, exog=exog, order=order, seasonal_order=seasonal, trend=trend)
 
 
 def _arima_form(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -> dict[str, Any]:
     return {"order": list(order), "seasonal_order": list(seasonal), "trend": trend}
 
 
-def _fit_arima_form(y: np.ndarray, form: dict[str, Any], method: str = "statespace") -> tuple[dict[str, Any], np.ndarray, float]:
-    res = _arima(y, tuple(form["order"]), tuple(form["seasonal_order"]), form["trend"]).fit(method=method)
+def _fit_arima_form(y: np.ndarray, form: dict[str, Any], method: str = "statespace", exog: np.ndarray | None = None
+                    ) -> tuple[dict[str, Any], np.ndarray, float]:
+    res = _arima(y, tuple(form["order"]), tuple(form["seasonal_order"]), form["trend"], exog).fit(method=method)
+    if exog is not None:
+        form = {**form, "exog": int(exog.shape[1])}
     return form, np.asarray(res.params), float(res.aicc)
 
 
@@ -151,7 +182,8 @@ def _drift_form(season: int) -> dict[str, Any]:
     return _arima_form((0, 1, 0), (0, 0, 0, 0), "t")  # a trend in the levels is a constant step
 
 
-def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig) -> tuple[dict[str, Any], np.ndarray, float]:
+def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig, exog: np.ndarray | None = None
+               ) -> tuple[dict[str, Any], np.ndarray, float]:
     """A given order, or the lowest AICc of a small search: d = 1, seasonal D = 1 when the series
     holds three seasons, (p, q) and (P, Q) among a few low orders (the airline model is one of them).
     The innovations MLE gives the state-space estimates (same AICc on airline) about 10x faster."""
@@ -172,13 +204,13 @@ def _fit_arima(y: np.ndarray, season: int, log: bool, config: ArimaConfig) -> tu
             s = (P, D, Q, season if (P, D, Q) != (0, 0, 0) else 0)
             trend = "t" if order[1] + D == 1 else ("c" if order[1] + D == 0 else "n")
             try:
-                fitted = _fit_arima_form(y, _arima_form(order, s, trend), method="innovations_mle")
+                fitted = _fit_arima_form(y, _arima_form(order, s, trend), "innovations_mle", exog)
             except FIT_ERRORS:
                 continue  # an order the data cannot support; the others still count
             if best is None or _aicc(fitted[2]) < _aicc(best[2]):
                 best = fitted
     if best is None:
-        return _fit_arima_form(y, _drift_form(season))
+        return _fit_arima_form(y, _drift_form(season), exog=exog)
     return best
 
 
@@ -187,9 +219,33 @@ def _aicc(value: float) -> float:
 
 
 def _forecast_arima(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndarray:
+    return _intervals_arima(col, y, horizon, [], None, None)[0]
+
+
+def _fit_arima_exog(name: str, y: np.ndarray, season: int, config: Any, exog: np.ndarray
+                    ) -> tuple[dict[str, Any], np.ndarray, float]:
+    """A regression on ``exog`` with ARIMA errors: ``arima``'s order search with the regressors in
+    every candidate, or the fixed form of a baseline."""
+    if name == "arima":
+        return _fit_arima(y, season, False, config, exog)
+    form = {"naive": _naive_form, "seasonal_naive": _seasonal_naive_form, "drift": _drift_form}[name](season)
+    return _fit_arima_form(y, form, exog=exog)
+
+
+def _intervals_arima(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int], exog: np.ndarray | None,
+                     future: np.ndarray | None) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
     f = col["form"]
-    model = _arima(y, tuple(f["order"]), tuple(f["seasonal_order"]), f["trend"])
-    return np.asarray(model.filter(np.asarray(col["params"])).forecast(horizon))
+    k = int(f.get("exog", 0))
+    if k and (exog is None or future is None or exog.shape[1] != k or len(future) < horizon):
+        raise DataError(f"the {col['name']} forecaster was fitted with {k} exogenous regressor(s); their values "
+                        f"for the history and all {horizon} future steps are needed.")
+    model = _arima(y, tuple(f["order"]), tuple(f["seasonal_order"]), f["trend"], exog if k else None)
+    pred = model.filter(np.asarray(col["params"])).get_forecast(horizon, exog=future[:horizon] if k else None)
+    bands = {}
+    for level in levels:
+        ci = np.asarray(pred.conf_int(alpha=1 - level / 100))
+        bands[level] = (ci[:, 0], ci[:, 1])
+    return np.asarray(pred.predicted_mean), bands
 
 
 def _check_arima_form(form: Any, n_params: int) -> str | None:
@@ -201,7 +257,10 @@ def _check_arima_form(form: Any, n_params: int) -> str | None:
             return f"an ARIMA '{key}' that is not {size} whole numbers"
     p, _, q = form["order"]
     P, _, Q, _ = form["seasonal_order"]
-    expected = p + q + P + Q + 1 + (form["trend"] != "n")
+    exog = form.get("exog", 0)
+    if not (isinstance(exog, int) and 0 <= exog <= 1000):
+        return "an ARIMA 'exog' that is not a count of regressors"
+    expected = p + q + P + Q + 1 + (form["trend"] != "n") + exog
     if n_params != expected:
         return f"{n_params} ARIMA parameters where the order needs {expected}"
     return None
@@ -245,6 +304,23 @@ def _forecast_ets(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndarra
     return np.asarray(_ets(y, col["form"]).smooth(np.asarray(col["params"])).forecast(horizon))
 
 
+def _intervals_ets(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int], exog: Any, future: Any
+                   ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    import pandas as pd
+
+    if not levels:
+        return _forecast_ets(col, y, horizon), {}
+    # a Series: statsmodels' prediction results index it; exact variances for the additive forms,
+    # a multiplicative season's simulated (seeded for repeatable bounds)
+    res = _ets(pd.Series(y), col["form"]).smooth(np.asarray(col["params"]))
+    pred = res.get_prediction(start=len(y), end=len(y) + horizon - 1, rng=np.random.default_rng(0))
+    bands = {}
+    for level in levels:
+        frame = pred.summary_frame(alpha=1 - level / 100)
+        bands[level] = (frame["pi_lower"].to_numpy(), frame["pi_upper"].to_numpy())
+    return np.asarray(pred.predicted_mean), bands
+
+
 def _check_ets_form(form: Any, n_params: int) -> str | None:
     ok = (isinstance(form, dict) and form.get("trend") in (None, "add") and isinstance(form.get("damped"), bool)
           and form.get("seasonal") in (None, "add", "mul") and isinstance(form.get("season"), int)
@@ -274,6 +350,20 @@ def _forecast_theta(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndar
     return np.asarray(_theta_fit(y, f["season"], f["log"]).forecast(horizon, theta=f["theta"]))
 
 
+def _intervals_theta(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int], exog: Any, future: Any
+                     ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    f = col["form"]
+    res = _theta_fit(y, f["season"], f["log"])
+    mean = np.asarray(res.forecast(horizon, theta=f["theta"]))
+    bands = {}
+    for level in levels:
+        # statsmodels' interval is around the SES part; centred on the Theta forecast by its half-widths
+        frame = res.prediction_intervals(horizon, theta=f["theta"], alpha=1 - level / 100)
+        half = (frame["upper"].to_numpy() - frame["lower"].to_numpy()) / 2
+        bands[level] = (mean - half, mean + half)
+    return mean, bands
+
+
 def _check_theta_form(form: Any, n_params: int) -> str | None:
     ok = (isinstance(form, dict) and isinstance(form.get("theta"), (int, float)) and form["theta"] >= 1
           and isinstance(form.get("season"), int) and form["season"] >= 1 and isinstance(form.get("log"), bool))
@@ -284,6 +374,7 @@ _FIT = {"naive": _fit_fixed(_naive_form), "seasonal_naive": _fit_fixed(_seasonal
         "drift": _fit_fixed(_drift_form), "arima": _fit_arima, "ets": _fit_ets, "theta": _fit_theta}
 _FORECAST = {**{n: _forecast_arima for n in ("naive", "seasonal_naive", "drift", "arima")},
              "ets": _forecast_ets, "theta": _forecast_theta}
+_INTERVALS = {**{n: _intervals_arima for n in ARIMA_FAMILY}, "ets": _intervals_ets, "theta": _intervals_theta}
 _FORMS = {**{n: _check_arima_form for n in ("naive", "seasonal_naive", "drift", "arima")},
           "ets": _check_ets_form, "theta": _check_theta_form}
 
@@ -300,6 +391,11 @@ _SUMMARIES = {
     "arima": ("Seasonal ARIMA (statsmodels), the order searched by AICc or given.", ArimaConfig),
     "theta": ("The Theta method (statsmodels): SES with drift on the deseasonalized series.", ThetaConfig),
 }
+
+
+def config_class(name: str) -> type[BaseModel]:
+    """The options model of the statistical forecaster ``name``."""
+    return _SUMMARIES[name][1]
 
 
 def _register(name: str) -> None:

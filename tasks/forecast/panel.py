@@ -1,0 +1,261 @@
+"""Fitting a panel: one statistical forecaster per series, chosen and fitted in parallel over chunks.
+
+For each series (its training part only): the season (``forecast.season``, else detected) and, for
+``auto``, a rolling-origin backtest of its statistical candidates scored by MAE (the numerator of
+the series' MASE). The panel's champion is the candidate with the lowest mean scaled backtest error;
+a series takes another candidate only when that one's own backtest error is clearly lower
+(SWITCH_MARGIN). The chosen forecaster is then fitted on the whole training part, with the
+exogenous regressors where it takes them. A series shorter than the model needs, or
+that it cannot fit, gets ``forecast.fallback`` with a note. The series are cut into chunks that a
+process pool of ``resources.threads`` workers fits (each worker one BLAS thread), with progress.
+
+The fitted panel is JSON: per series, the chosen forecaster's state (as in
+:mod:`trainflow.tasks.forecast.statistical`), its backtest scores and notes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from trainflow.errors import DataError
+from trainflow.tasks.forecast import backtest, statistical
+from trainflow.tasks.forecast.config import ForecastConfig
+from trainflow.tasks.forecast.plan import detect_season
+from trainflow.tasks.forecast.timeaxis import TimeAxis
+
+#: the fewest training steps a forecaster is fitted on in a panel (shorter: forecast.fallback)
+MIN_STEPS = {"naive": 2, "drift": 3, "seasonal_naive": 2, "theta": 8, "ets": 10, "arima": 12}
+#: seasons of data before the first backtest origin for its AICc form to be kept in the final fit (an
+#: ARIMA's seasonal difference is searched from three seasons on, ETS's season from two)
+SEARCH_STEPS = 3
+#: how much lower (relative) a series' own best backtest error must be to leave the panel's champion
+SWITCH_MARGIN = 0.2
+#: chunks per worker: small enough to balance uneven series, large enough that a chunk outweighs its transfer
+CHUNKS_PER_WORKER = 4
+
+
+def fill(y: np.ndarray, log: bool) -> np.ndarray:
+    """Missing values interpolated in time (the ends held), then logged when ``log``."""
+    y = np.asarray(y, dtype=float)
+    if np.isnan(y).any():
+        idx, known = np.arange(len(y)), ~np.isnan(y)
+        y = np.interp(idx, idx[known], y[known]) if known.any() else y
+    return np.log(y) if log else y
+
+
+def _state(col: dict[str, Any], season: int, log: bool) -> dict[str, Any]:
+    return {"name": col["name"], "season": season, "log": log, "columns": [col]}
+
+
+def _fit(name: str, options: dict[str, Any], y: np.ndarray, season: int, log: bool, x: np.ndarray | None) -> dict[str, Any]:
+    config = statistical.config_class(name).model_validate(options)
+    return statistical.Forecaster(name, config).fit(y, season, log, x)
+
+
+def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.ndarray | None, season: int,
+              cuts: list[int]) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Mean MAE over the origins for each candidate that fits, and each one's column fitted before the
+    first origin (its form, ETS components or ARIMA orders, searched there by AICc and kept at the
+    later origins, whose parameters are refitted)."""
+    h, log, scores, fitted = settings["horizon"], settings["log"], {}, {}
+    for name in names:
+        if cuts[0] < MIN_STEPS[name]:
+            continue
+        try:
+            options = settings["options"].get(name, {})
+            col = _fit(name, options, y[:cuts[0]], season, log, _rows(x, 0, cuts[0]))
+            errs = []
+            for o in cuts:
+                # refitted at each origin in the form found at the first: Theta re-estimates its two
+                # parameters on any history, and fixed parameters would handicap ETS and ARIMA against it
+                now = col if o == cuts[0] else _fit(name, pinned(name, col, options), y[:o], season, log, _rows(x, 0, o))
+                mean, _ = statistical.forecast_one(now, y[:o], h, (), _rows(x, 0, o), _rows(x, o, o + h))
+                truth = y[o:o + h]
+                errs.append(float(np.mean(np.abs(truth - mean[:len(truth)]))))
+        except DataError:
+            continue
+        if all(math.isfinite(e) for e in errs):
+            scores[name], fitted[name] = float(np.mean(errs)), col
+    return scores, fitted
+
+
+def pinned(name: str, col: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The options that fix ``name``'s form to the one of a fitted column (AICc's pick before the
+    first backtest origin): the final fit then estimates one form's parameters, not the whole search."""
+    form = col["form"]
+    if name == "ets":
+        trend = "none" if not form["trend"] else "add_damped" if form["damped"] else "add"
+        return {**options, "trend": trend, "seasonal": form["seasonal"] or "none"}
+    if name == "arima":
+        return {**options, "order": form["order"], "seasonal_order": form["seasonal_order"][:3]}
+    return options
+
+
+def _rows(x: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
+    return None if x is None else x[start:stop]
+
+
+def _season(level: np.ndarray, settings: dict[str, Any]) -> int:
+    season = settings["season"] or detect_season(level[:, None], settings["axis"])[0]
+    return 1 if season >= 2 and len(level) < 2 * season else season  # two cycles to see a season
+
+
+def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Phase one of ``auto``: one series' season, each candidate's mean backtest MAE divided by the
+    series' in-sample seasonal naive error (comparable across series), and the options that keep
+    each candidate's AICc form for the final fit (when the search before the first origin saw the
+    season's forms)."""
+    h = settings["horizon"]
+    level = fill(y, settings["log"])
+    season = _season(level, settings)
+    step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
+    cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
+    scores, fitted = _backtest(settings["candidates"], settings, level, x, season, cuts) if cuts else ({}, {})
+    scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
+    keep = bool(cuts) and cuts[0] >= SEARCH_STEPS * max(season, 1) + 2
+    forms = {n: pinned(n, col, settings["options"].get(n, {})) for n, col in fitted.items()} if keep else {}
+    return {"season": season, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores, "forms": forms}
+
+
+def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | None:
+    """The candidate with the lowest mean scaled backtest error over the series that scored it (and
+    scored on at least half of them), the panel's default choice."""
+    means = {}
+    for name in names:
+        vals = [r["scaled"][name] for r in phase_one.values() if name in r["scaled"]]
+        if len(vals) >= max(1, len(phase_one) // 2):
+            means[name] = float(np.mean(vals))
+    return min(means, key=means.get) if means else None
+
+
+def pick(result: dict[str, Any], best: str | None) -> str | None:
+    """A series keeps the panel's champion unless another candidate's backtest error is lower by
+    more than SWITCH_MARGIN: a few origins of one series are noisy, and a switch on noise costs
+    more than it wins (on M1 monthly the plain per-series minimum lost to damped ETS)."""
+    scores = result["backtest"]
+    if not scores:
+        return None
+    own = min(scores, key=scores.get)
+    if best in scores and scores[own] >= (1 - SWITCH_MARGIN) * scores[best]:
+        return best
+    return own
+
+
+def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: dict[str, Any],
+               settings: dict[str, Any]) -> dict[str, Any]:
+    """Fit one series' forecaster ``chosen`` (None: the fallback) on its training part ``y`` [n]
+    with regressors ``x`` [n, k] or None; ``forms``: options that fix a candidate's form."""
+    log, fallback = settings["log"], settings["fallback"]
+    level = fill(y, log)
+    season = _season(level, settings)
+    notes: list[str] = []
+    if chosen is None:
+        notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps leave no backtest origin")
+        chosen = fallback
+    if len(level) < MIN_STEPS[chosen] and chosen != fallback:
+        notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps, {chosen} needs {MIN_STEPS[chosen]}")
+        chosen = fallback
+    try:
+        col = _fit(chosen, forms.get(chosen, settings["options"].get(chosen, {})), level, season, log, x)
+    except DataError as exc:
+        if chosen == fallback:
+            raise
+        notes.append(f"{fallback} (forecast.fallback): {exc}")
+        chosen = fallback
+        col = _fit(chosen, {}, level, season, log, x)
+    return {"chosen": chosen, "state": _state(col, season, log), "notes": notes}
+
+
+def _work(chunk: list[tuple[str, tuple[Any, ...]]], settings: dict[str, Any],
+          task: Callable[..., Any]) -> list[tuple[str, Any]]:
+    """One chunk in a worker process: BLAS on one thread (the workers are the parallelism)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return [(sid, task(*args, settings)) for sid, args in chunk]
+
+
+def run_chunks(items: list[tuple[str, tuple[Any, ...]]], settings: dict[str, Any],
+               task: Callable[..., Any], threads: int, progress: Callable[[int, int], None]) -> dict[str, Any]:
+    """``task(*args, settings)`` for every (series id, args) of ``items``, over chunks on ``threads``
+    worker processes (in this process for one thread); ``progress(done, total)`` after each chunk;
+    the results by series id."""
+    if not items:
+        return {}
+    workers = max(1, min(threads, len(items)))
+    n_chunks = min(len(items), workers * CHUNKS_PER_WORKER)
+    chunks = [list(c) for c in _split(items, n_chunks)]
+    results: dict[str, Any] = {}
+    if workers == 1:
+        outputs: Iterator[list[tuple[str, Any]]] = (_work(c, settings, task) for c in chunks)
+    else:
+        from joblib import Parallel, delayed
+
+        # processes: statsmodels' fits hold the GIL
+        outputs = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
+            delayed(_work)(c, settings, task) for c in chunks)
+    for out in outputs:
+        results.update(out)
+        progress(len(results), len(items))
+    return results
+
+
+def _split(items: list[Any], n: int) -> Iterator[list[Any]]:
+    size, extra = divmod(len(items), n)
+    start = 0
+    for i in range(n):
+        stop = start + size + (i < extra)
+        yield items[start:stop]
+        start = stop
+
+
+def settings_of(fc: ForecastConfig, model: str, candidates: list[str], options: dict[str, dict[str, Any]],
+                axis: TimeAxis) -> dict[str, Any]:
+    """What a worker needs to fit a series: plain, picklable values only (``axis``: the panel's time
+    axis, whose frequency hints at the season)."""
+    return {"axis": axis, "horizon": fc.horizon, "season": fc.season, "log": fc.transform == "log", "fallback": fc.fallback,
+            "model": model, "candidates": candidates, "options": options, "origins": fc.origins,
+            "origin_step": fc.origin_step, "levels": list(fc.levels)}
+
+
+class Progress:
+    """Series done / total: a log line at most every few seconds and the Prefect progress artifact."""
+
+    def __init__(self, what: str, key: str | None, log: Callable[[str], None] = print):
+        from trainflow.tasks.common.training import Progress as Artifact
+
+        self.what, self.log, self.last, self.start = what, log, -math.inf, time.monotonic()
+        self.artifact = Artifact(key, f"{what}: series done / total")
+
+    def __call__(self, done: int, total: int) -> None:
+        self.artifact.update(100.0 * done / total)
+        if done == total or time.monotonic() - self.last > 10:
+            self.last = time.monotonic()
+            self.log(f"{self.what}: {done}/{total} series ({time.monotonic() - self.start:.0f} s)")
+
+
+def choices(fitted: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """How many series each forecaster was chosen for, most first."""
+    return dict(Counter(r["chosen"] for r in fitted.values()).most_common())
+
+
+def check_series_states(series: Any) -> str | None:
+    """What is wrong with a saved panel's per-series part (None when usable)."""
+    if not isinstance(series, dict) or not series:
+        return "no 'series' mapping of fitted forecasters"
+    for sid, r in series.items():
+        if not isinstance(r, dict) or r.get("chosen") not in statistical.NAMES:
+            return f"series {sid!r} without a known forecaster"
+        problem = statistical.check_state(r.get("state"))
+        if problem:
+            return f"series {sid!r} with {problem}"
+        season = r["state"].get("season")
+        if not (isinstance(season, int) and 1 <= season <= 10_000):
+            return f"series {sid!r} with a season that is not a whole number from 1 to 10000"
+    return None

@@ -1,0 +1,144 @@
+"""A panel of series in long form (``series_id, t, value``): reading, per-series checks, the split by time.
+
+Each series is checked on its own: its times unique (a repeat names the series and both lines) and
+one step apart (a gap names the series, the line and the missing step; a missing value is written as
+an empty cell, not as a missing row). The split is by time within each series: its last ``horizon``
+steps are its test. A single series with exogenous regressors goes the same way, as a panel of one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainflow.errors import DataError, did_you_mean, shown
+from trainflow.tasks.common.load import NA_VALUES, existing_file, file_dates, read_csv_file
+
+#: the series column of a single series read as a panel of one
+ONE = "series"
+
+
+def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str] | None, delimiter: str = ",") -> Any:
+    """Read and check a long CSV: one row per series and step. Returns a DataFrame (series, time,
+    values), each series sorted by time. DataError naming the file, series and line for a repeated
+    time, a gap, text in a value column, an empty series id or a missing column."""
+    import pandas as pd
+
+    path = existing_file(path)
+    df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"])
+    time = time or next((c for c in df.columns if c != id_col), id_col)
+    cols = values or [c for c in df.columns if c not in (id_col, time)]
+    for col, option in [(id_col, "data.id"), (time, "data.time")] + [(c, "data.values") for c in cols]:
+        if col not in df.columns:
+            raise DataError(f"The column '{col}' ({option}) is not in '{path}'{did_you_mean(col, list(df.columns))}. "
+                            f"Its columns are: {', '.join(df.columns)}.")
+    if not cols:
+        raise DataError(f"'{path}' has no value column besides the series column '{id_col}' and time column '{time}'.")
+    for col in cols:
+        converted = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col][converted.isna() & df[col].notna()]
+        if len(bad):
+            raise DataError(f"'{path}', line {bad.index[0] + 2}: column '{col}' holds {shown(bad.iloc[0])}, which is not a number.")
+        df[col] = converted.astype(float)
+    for col, what in ((id_col, "series column"), (time, "time column")):
+        empty = np.flatnonzero(df[col].isna().to_numpy())
+        if len(empty):
+            raise DataError(f"'{path}', line {empty[0] + 2}: the {what} '{col}' is empty.")
+    raw = df[time]
+    t = raw if pd.api.types.is_numeric_dtype(raw) else file_dates(raw.astype(str), path, time)
+    if t.isna().any():
+        i = int(np.flatnonzero(t.isna().to_numpy())[0])
+        raise DataError(f"'{path}', line {i + 2}: the time column '{time}' holds {shown(raw.iloc[i])}, "
+                        f"which is neither a date nor a number.")
+    frame = pd.DataFrame({id_col: df[id_col].astype(str), "_t": t, "_line": np.arange(len(df)) + 2})
+    order = frame.sort_values([id_col, "_t"], kind="stable").index
+    frame = frame.loc[order]
+    _check_steps(frame, id_col, time, path, raw.astype(str))
+    out = pd.DataFrame({id_col: frame[id_col].to_numpy(), time: raw.loc[order].astype(str).to_numpy()})
+    for col in cols:
+        out[col] = df[col].loc[order].to_numpy()
+    out.attrs["time"] = time
+    return out
+
+
+def _check_steps(frame: Any, id_col: str, time: str, path: Path, raw: Any) -> None:
+    """DataError for a repeated time or a gap in any series (frame sorted by series and time)."""
+    import pandas as pd
+
+    same = (frame[id_col].to_numpy()[1:] == frame[id_col].to_numpy()[:-1])
+    t = frame["_t"]
+    lines = frame["_line"].to_numpy()
+    dup = np.flatnonzero(same & (t.to_numpy()[1:] == t.to_numpy()[:-1]))
+    if len(dup):
+        i = dup[0]
+        raise DataError(f"'{path}', line {lines[i + 1]}: series '{frame[id_col].iloc[i]}' has the time "
+                        f"'{raw.iloc[lines[i + 1] - 2]}' twice (also on line {lines[i]}); each time may appear once "
+                        f"per series.")
+    numeric = pd.api.types.is_numeric_dtype(t)
+    if numeric:
+        gaps = np.diff(t.to_numpy(dtype=float))[same]
+        step = float(np.min(gaps)) if len(gaps) else 1.0
+        wrong = np.flatnonzero(same & ~np.isclose(np.diff(t.to_numpy(dtype=float)), step))
+        expected = None
+    else:
+        longest = frame[id_col].value_counts().index[0]
+        freq = pd.infer_freq(pd.DatetimeIndex(t[frame[id_col] == longest])) if (frame[id_col] == longest).sum() >= 3 else None
+        if freq is None:
+            return  # irregular dates: no step to check against (the time axis says 'irregular')
+        nxt = (pd.DatetimeIndex(t.to_numpy()[:-1]) + pd.tseries.frequencies.to_offset(freq)).to_numpy()
+        wrong = np.flatnonzero(same & (t.to_numpy()[1:] != nxt))
+        expected = nxt
+    if len(wrong):
+        i = wrong[0]
+        want = f"{t.iloc[i] + step:g}" if numeric else str(pd.Timestamp(expected[i]).date())
+        raise DataError(f"'{path}', line {lines[i + 1]}: series '{frame[id_col].iloc[i]}' jumps from "
+                        f"'{raw.iloc[lines[i] - 2]}' (line {lines[i]}) to '{raw.iloc[lines[i + 1] - 2]}'; the step "
+                        f"{want} is missing. Each series needs one row per step (leave the value empty where it is "
+                        f"not known).")
+
+
+def as_long(df: Any, meta: dict[str, Any], exogenous: list[str]) -> tuple[Any, str, str, list[str]]:
+    """The stored frame as a panel: (frame with the series column first, series column, target
+    column, exogenous columns). A single series becomes a panel of one. DataError when the
+    exogenous columns are not value columns or leave other than one target."""
+    values = list(meta["values"])
+    missing = [c for c in exogenous if c not in values]
+    if missing:
+        raise DataError(f"forecast.exogenous names {', '.join(map(repr, missing))}, not value columns of "
+                        f"'{meta['source']}' ({', '.join(values)}).")
+    targets = [c for c in values if c not in exogenous]
+    if len(targets) != 1:
+        raise DataError(f"A panel (data.id) or a series with forecast.exogenous has one value column to forecast; "
+                        f"'{meta['source']}' has {len(targets)}: {', '.join(targets) or 'none'}. Name it in "
+                        f"data.values (with the exogenous columns).")
+    id_col = meta.get("id")
+    if not id_col:
+        df = df.copy()
+        id_col = ONE if ONE not in df.columns else "_series"
+        df.insert(0, id_col, targets[0])
+    return df, id_col, targets[0], list(exogenous)
+
+
+def groups(df: Any, id_col: str) -> list[tuple[str, Any]]:
+    """(series id, its rows) in the order of the file's sorted ids."""
+    return [(str(k), part) for k, part in df.groupby(id_col, sort=True)]
+
+
+def check_lengths(df: Any, id_col: str, horizon: int, source: str) -> None:
+    """DataError naming the series (up to five) that cannot hold their test horizon plus three
+    training steps, the least any forecaster fits on."""
+    sizes = df.groupby(id_col).size()
+    short = sizes[sizes < horizon + 3]
+    if len(short):
+        named = ", ".join(f"'{k}' ({n} steps)" for k, n in short.head(5).items())
+        raise DataError(f"{len(short)} of {len(sizes)} series in '{source}' are too short for forecast.horizon "
+                        f"{horizon}: {named}{' ...' if len(short) > 5 else ''}. Each needs at least {horizon + 3} "
+                        f"steps ({horizon} to test, 3 to fit on); drop them or shorten the horizon.")
+
+
+def split_frames(df: Any, id_col: str, horizon: int) -> tuple[Any, Any]:
+    """(train, test): the last ``horizon`` rows of each series are its test."""
+    position = df.groupby(id_col).cumcount(ascending=False)
+    return df[position >= horizon], df[position < horizon]

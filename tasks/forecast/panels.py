@@ -1,0 +1,345 @@
+"""The forecast modality's stages for a panel (``data.id``) or a series with exogenous regressors.
+
+    validate (GX on a per-series summary) -> split (by time: each series' last ``horizon`` steps)
+    -> fit (per series, in parallel: backtest choice, fallback for short series) -> evaluate (MASE,
+    sMAPE, RMSE per series and on average, interval coverage, width and MSIS, the worst series, a
+    plot of a few) -> predict (``horizon`` steps after each series' last point, with bounds)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trainflow import resources, trust
+from trainflow.alerts import warn
+from trainflow.cache_keys import cache_key, model_key
+from trainflow.errors import DataError
+from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet
+from trainflow.tasks.common import plots
+from trainflow.tasks.common.neural import CONFIG_FILE
+from trainflow.tasks.common.validate import Check, run_expectations
+from trainflow.tasks.forecast import scores, statistical
+from trainflow.tasks.forecast.config import ForecastConfig
+from trainflow.tasks.forecast.models import save_json_model
+from trainflow.tasks.forecast.panel import (SWITCH_MARGIN, Progress, backtest_series, champion, check_series_states,
+                                            choices, fill, fit_series, pick, run_chunks, settings_of)
+from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, split_frames
+from trainflow.tasks.forecast.timeaxis import TimeAxis
+
+if TYPE_CHECKING:
+    from trainflow.spec import PipelineSpec
+
+
+#: ``auto``'s candidates in a panel unless model.candidates names them: ARIMA's order search costs
+#: about ten times ETS's per series (1.7 s vs 0.14 s CPU on a tourism series), for a panel of
+#: hundreds; name it in model.candidates to compare it too
+PANEL_CANDIDATES = ("naive", "seasonal_naive", "drift", "ets", "theta")
+#: candidates' options in a panel unless model.options gives them: ETS with a damped trend (an
+#: undamped trend extrapolated 18 months overshoots; on the first 40 series of M1 monthly and of
+#: tourism quarterly AICc's own pick of trend lost to the damped one)
+PANEL_OPTIONS = {"ets": {"trend": "add_damped"}}
+
+
+def check_panel_model(config: Any) -> str | None:
+    """What is wrong with a saved panel model read from a file (None when it is usable)."""
+    try:
+        ForecastConfig.model_validate(config["forecast"])
+        TimeAxis(**config["axis"])
+        assert isinstance(config["id"], str) and isinstance(config["target"], str)
+        assert all(isinstance(c, str) for c in [*config["exogenous"], *config["values"]])
+        assert config["chosen"] in statistical.NAMES and isinstance(config["options"], dict)
+    except (KeyError, TypeError, ValueError, AssertionError) as exc:
+        return f"not a panel forecaster's config ({type(exc).__name__}: {exc})"
+    return check_series_states(config["series"])
+
+
+def is_panel(meta: dict[str, Any], fc: ForecastConfig) -> bool:
+    """Whether the data goes the panel way: a series column, or exogenous regressors."""
+    return bool(meta.get("id")) or bool(fc.exogenous)
+
+
+def _frame(path: str, meta: dict[str, Any], fc: ForecastConfig) -> tuple[Any, str, str, list[str]]:
+    import pandas as pd
+
+    return as_long(pd.read_parquet(path), meta, fc.exogenous)
+
+
+def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
+    """Great Expectations on a per-series summary: length, missing share, missing regressors."""
+    import pandas as pd
+
+    fc = spec.forecast
+    df, id_col, target, exog = _frame(ref.path, ref.meta, fc)
+    check_lengths(df, id_col, fc.horizon, ref.meta["source"])
+    rows = []
+    for sid, part in groups(df, id_col):
+        v = part[target].to_numpy(dtype=float)
+        nan = float(np.isnan(v).mean())
+        rows.append({"series": sid, "length": len(v), "nan_share": nan,
+                     "exogenous_missing": int(part[exog].isna().to_numpy().sum()) if exog else 0,
+                     "min": float(np.nanmin(v)) if nan < 1 else float("nan")})
+    checks = [
+        Check("ExpectColumnValuesToBeBetween", {"column": "nan_share", "max_value": 1.0, "strict_max": True},
+              "a series with no values at all (all NaN) cannot be forecast"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "length", "min_value": spec.validation.min_rows},
+              f"validation.min_rows is {spec.validation.min_rows} (steps per series)"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "exogenous_missing", "value_set": [0]},
+              f"the exogenous regressors ({', '.join(exog) or 'none'}) need a value at every step"),
+    ]
+    if fc.transform == "log":
+        checks.append(Check("ExpectColumnValuesToBeBetween", {"column": "min", "min_value": 0, "strict_min": True},
+                            "forecast.transform is 'log', which needs values > 0"))
+    checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in spec.validation.expectations]
+    return run_expectations(pd.DataFrame(rows), checks, docs_dir, suite=spec.name).as_dict()
+
+
+def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
+    """By time within each series: its last ``forecast.horizon`` steps are its test."""
+    fc = spec.forecast
+    df, id_col, _, _ = _frame(ref.path, ref.meta, fc)
+    check_lengths(df, id_col, fc.horizon, ref.meta["source"])
+    train, test = split_frames(df, id_col, fc.horizon)
+    folder = Path(cache_dir) / "splits" / cache_key(spec, data=ref.digest, horizon=fc.horizon, panel=True)[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    refs = {}
+    for name, part in (("train", train), ("test", test)):
+        path = folder / f"{name}.parquet"
+        save_parquet(path, part.reset_index(drop=True))  # atomically: concurrent runs may share this split
+        refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="forecast",
+                             meta={**ref.meta, "id": id_col, "rows": len(part)})
+    n = df[id_col].nunique()
+    note = (f"split by time: the last {fc.horizon} steps of each of the {n} series are its test "
+            f"({len(train)} training rows, {len(test)} test rows)")
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": [note]})
+
+
+def _candidates(spec: PipelineSpec) -> tuple[list[str], dict[str, dict[str, Any]], list[str]]:
+    """(statistical candidates, their options, networks left out) of the spec's model or ``auto``."""
+    comp, options = spec.model.resolve("model", task="forecasting")
+    if spec.model.name != "auto":
+        return [spec.model.name], {spec.model.name: options.model_dump(mode="json")}, []
+    given = options.candidates if "candidates" in options.model_fields_set else PANEL_CANDIDATES
+    names = [n for n in given if n in statistical.NAMES]
+    chosen = {n: dict(options.options.get(n, PANEL_OPTIONS.get(n, {}))) for n in names}
+    return names, chosen, [n for n in given if n not in names]
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """One forecaster per series, chosen by backtest (``auto``) and fitted on its training part, in
+    parallel over chunks of series (``resources.threads`` processes); saved as one JSON file."""
+    from trainflow.tasks.common.publish import artifact_key
+
+    fc, meta = spec.forecast, split_ref.train.meta
+    train, id_col, target, exog = _frame(split_ref.train.path, meta, fc)
+    names, options, left_out = _candidates(spec)
+    parts = groups(train, id_col)
+    axis = TimeAxis.of(max(parts, key=lambda p: len(p[1]))[1][meta["time"]])
+    settings = settings_of(fc, spec.model.name, names, options, axis)
+    series = {sid: (part[target].to_numpy(dtype=float), _x(part, exog)) for sid, part in parts}
+    key, threads = f"{artifact_key(spec.name)}-series", resources.current()
+    picks: dict[str, Any] = {sid: (spec.model.name, {}) for sid in series}
+    best = None
+    if spec.model.name == "auto":
+        one = run_chunks(list(series.items()), settings, backtest_series, threads, Progress("backtest", key))
+        best = champion(one, names)
+        picks = {sid: (pick(one[sid], best), one[sid]["forms"]) for sid in series}
+    fitted = run_chunks([(sid, (*series[sid], *picks[sid])) for sid in series], settings, fit_series, threads,
+                        Progress("fit", key))
+    fitted = {sid: fitted[sid] | ({"backtest": one[sid]["backtest"]} if best else {}) for sid, _ in parts}
+    counts = choices(fitted)
+    notes = [f"{len(fitted)} series, one forecaster each ({spec.model.name}); chosen: "
+             + ", ".join(f"{name} {k}" for name, k in counts.items())]
+    if best:
+        notes.append(f"auto: {best} has the lowest mean backtest error over the panel (MAE scaled by each series' "
+                     f"mean step); a series takes another candidate when its own backtest error is lower by more "
+                     f"than {SWITCH_MARGIN:.0%}")
+    if left_out:
+        notes.append(f"not fitted per series: {', '.join(left_out)} (networks forecast one series; a panel fits "
+                     f"the statistical candidates)")
+    fell = {sid: r["notes"] for sid, r in fitted.items() if r["notes"]}
+    if fell:
+        shown = "; ".join(f"{sid}: {n[0]}" for sid, n in list(fell.items())[:5])
+        notes.append(f"{len(fell)} series fell back to {fc.fallback}: {shown}{' ...' if len(fell) > 5 else ''}")
+    if exog:
+        notes.append(f"exogenous regressors {', '.join(exog)}: used by the ARIMA family (regression with ARIMA "
+                     f"errors); ETS and Theta ignore them")
+    config = {"kind": "forecast", "task": "forecasting", "panel": True, "model": spec.model.name,
+              "chosen": next(iter(counts)), "forecast": fc.model_dump(mode="json"), "id": id_col,
+              "time": meta["time"], "target": target, "exogenous": exog, "values": meta["values"],
+              "loader_options": spec.data.options(), "candidates": names, "options": options,
+              "axis": axis.__dict__, "choices": counts, "series": fitted, "notes": notes}
+    folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
+    save_json_model(folder, config)
+    return ModelRef.of_folder(folder, CONFIG_FILE, "forecast", {
+        "steps": notes[:1], "history": [], "notes": notes, "chosen": config["chosen"], "selection": None})
+
+
+# ---------------------------------------------------------------- forecasting a series, scoring it
+
+
+def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
+                    horizon: int, levels: list[int]) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """The next ``horizon`` values after ``y`` (raw) and their bounds, from a series' saved state."""
+    level = fill(y, state["log"])
+    return statistical.forecast_one(state["columns"][0], level, horizon, levels, x, future, state["log"])
+
+
+def score_series(state: dict[str, Any], y: np.ndarray, truth: np.ndarray, x: np.ndarray | None,
+                 future: np.ndarray | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """One series' test forecast, bounds and scores next to the seasonal naive's."""
+    h, levels = len(truth), settings["levels"]
+    mean, bands = forecast_series(state, y, x, future, h, levels)
+    scale = scores.seasonal_scale(y, state["season"])
+    found = scores.point(truth, mean, scale)
+    for lv, (lo, hi) in bands.items():
+        found |= scores.interval(truth, lo, hi, lv, scale)
+    naive = scores.seasonal_naive(fill(y, False), state["season"], h)
+    found |= {f"snaive_{k}": v for k, v in scores.point(truth, naive, scale).items()}
+    return {"scores": found, "mean": mean.tolist(), "bands": {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}}
+
+
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """MASE, sMAPE, RMSE per series and on average next to the seasonal naive; coverage, scaled width
+    and MSIS of each interval level; the worst series; a plot of a few."""
+    config = trust.read_json(Path(model_ref.path) / CONFIG_FILE)
+    problem = check_panel_model(config)
+    if problem:
+        raise trust.damaged(Path(model_ref.path) / CONFIG_FILE, ValueError(problem))
+    fc = ForecastConfig.model_validate(config["forecast"])
+    train, id_col, target, exog = _frame(split_ref.train.path, split_ref.train.meta, fc)
+    test = _frame(split_ref.test.path, split_ref.test.meta, fc)[0]
+    tests = dict(groups(test, id_col))
+    items = [(sid, (config["series"][sid]["state"], part[target].to_numpy(dtype=float),
+                    tests[sid][target].to_numpy(dtype=float), _x(part, exog), _x(tests[sid], exog)))
+             for sid, part in groups(train, id_col) if sid in config["series"]]
+    results = run_chunks(items, {"levels": fc.levels}, score_series, resources.current(), Progress("evaluate", None))
+    per = {sid: r["scores"] for sid, r in results.items()}
+    metrics = scores.aggregate(per, fc.levels)
+    metrics["series"] = float(len(per))
+    if metrics.get("snaive_mase"):
+        metrics["mase_vs_snaive"] = metrics["mase"] / metrics["snaive_mase"]
+    tables = _tables(config, per, fc.levels)
+    charts = {"A few series: forecast, intervals and truth": _plot(items, results, config, fc, plots_dir)}
+    notes = [*split_ref.meta.get("notes", []),
+             f"MASE scaled by each series' in-sample seasonal naive error; mean MASE {metrics.get('mase', math.nan):.3f} "
+             f"vs seasonal naive {metrics.get('snaive_mase', math.nan):.3f}"]
+    notes += [f"{lv}% intervals ({_kind(config)}) cover {100 * metrics[f'coverage_{lv}']:.1f}% of the test points"
+              for lv in fc.levels if f"coverage_{lv}" in metrics]
+    return Evaluation(metrics={k: float(v) for k, v in metrics.items() if math.isfinite(v)}, plots=charts,
+                      tables=tables, notes=notes, intervals={})
+
+
+def _x(part: Any, exog: list[str]) -> np.ndarray | None:
+    return part[exog].to_numpy(dtype=float) if exog else None
+
+
+def _kind(config: dict[str, Any]) -> str:
+    return "each statistical model's own"
+
+
+def _tables(config: dict[str, Any], per: dict[str, dict[str, float]], levels: list[int]) -> dict[str, list[dict[str, Any]]]:
+    agg = scores.aggregate(per, levels)
+    summary = [{"forecaster": f"{config['model']} (per series)", **{k: round(agg[k], 4) for k in ("mase", "smape", "rmse") if k in agg}},
+               {"forecaster": "seasonal naive", **{k: round(agg[f"snaive_{k}"], 4) for k in ("mase", "smape", "rmse")
+                                                    if f"snaive_{k}" in agg}}]
+    worst = [{"series": sid, "forecaster": config["series"][sid]["chosen"],
+              **{k: round(s[k], 4) for k in ("mase", "smape", "rmse", *(f"coverage_{lv}" for lv in levels)) if k in s},
+              "seasonal naive mase": round(s.get("snaive_mase", math.nan), 4)}
+             for sid, s in scores.worst(per, 10)]
+    intervals = [{"level": f"{lv}%", "coverage": round(agg[f"coverage_{lv}"], 4), "scaled width": round(agg.get(f"width_{lv}", math.nan), 4),
+                  "MSIS": round(agg.get(f"msis_{lv}", math.nan), 4)} for lv in levels if f"coverage_{lv}" in agg]
+    table = {"Panel: mean over series": summary, "Worst series (by MASE)": worst, "Prediction intervals": intervals}
+    table["Forecasters chosen (series)"] = [{"forecaster": k, "series": v} for k, v in config["choices"].items()]
+    return table
+
+
+def _plot(items: list[Any], results: dict[str, Any], config: dict[str, Any], fc: ForecastConfig, plots_dir: str) -> str:
+    """The two worst series by MASE and two around the median."""
+    ranked = scores.worst({sid: r["scores"] for sid, r in results.items()}, len(results))
+    picks = [sid for sid, _ in ranked[:2]] + [sid for sid, _ in ranked[len(ranked) // 2:len(ranked) // 2 + 2]]
+    by_id = {sid: args for sid, args in items}
+    panels = {}
+    for sid in dict.fromkeys(picks):
+        _, y, truth, _, _ = by_id[sid]
+        n, h = len(y), len(truth)
+        shown = min(n, 3 * max(config["series"][sid]["state"]["season"], 4))
+        past, future = list(range(n - shown, n)), list(range(n, n + h))
+        r = results[sid]
+        panels[f"{sid}: {config['series'][sid]['chosen']}, MASE {r['scores'].get('mase', math.nan):.2f}"] = {
+            "lines": {"history": (past, y[-shown:].tolist()), "truth": (future, truth.tolist()),
+                      "forecast": (future, r["mean"])},
+            "bands": {f"{lv}%": (future, *r["bands"][lv]) for lv in sorted(r["bands"], reverse=True)}}
+    return plots.series_grid_png(panels, Path(plots_dir) / "panel_forecasts.png",
+                                 f"Test horizon ({fc.horizon} steps): forecasts with {', '.join(map(str, fc.levels))}% intervals")
+
+
+# ---------------------------------------------------------------- predict
+
+
+def predict(config: dict[str, Any], df: Any, source: str) -> Any:
+    """Forecast ``horizon`` steps after each series' last value in the long frame ``df`` (a history
+    file read like the training data): one row per series and step with the bounds. With exogenous
+    regressors the rows after a series' last value carry their future values (empty value column)."""
+    import pandas as pd
+
+    fc = ForecastConfig.model_validate(config["forecast"])
+    meta = {"values": config["values"], "source": source, "id": config["loader_options"].get("id")}
+    df, id_col, target, exog = as_long(df, meta, fc.exogenous)
+    items, unknown, times = [], [], {}
+    settings = settings_of(fc, config["chosen"], [config["chosen"]], config["options"], TimeAxis(**config["axis"]))
+    for sid, part in groups(df, id_col):
+        history, future = _history_and_future(part, sid, target, exog, fc.horizon, source)
+        known = config["series"].get(sid)
+        if known is None:
+            unknown.append(sid)
+        axis = TimeAxis.of(history[config["time"]])
+        times[sid] = axis.typed(future[config["time"]]) if exog else (
+            axis.after(history[config["time"]], fc.horizon) or [f"+{i + 1}" for i in range(fc.horizon)])
+        items.append((sid, (None if known is None else known["state"], history[target].to_numpy(dtype=float),
+                            _x(history, exog), _x(future, exog))))
+    if unknown:
+        warn(f"{len(unknown)} series of '{source}' are not in the model ({', '.join(unknown[:5])}"
+             f"{' ...' if len(unknown) > 5 else ''}): each is forecast by {config['chosen']}, the panel's most chosen "
+             f"forecaster, fitted on its own history.")
+    results = run_chunks(items, {**settings, "levels": fc.levels}, _predict_series, resources.current(), lambda *_: None)
+    rows = []
+    for sid, _ in items:
+        mean, bands = results[sid]
+        for i in range(fc.horizon):
+            row = {id_col: sid, config["time"]: times[sid][i], "step": i + 1, "prediction": mean[i]}
+            for lv in fc.levels:
+                row |= {f"lower_{lv}": bands[lv][0][i], f"upper_{lv}": bands[lv][1][i]}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _predict_series(state: dict[str, Any] | None, y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
+                    settings: dict[str, Any]) -> tuple[list[float], dict[int, tuple[list[float], list[float]]]]:
+    if state is None:  # a series the model has not seen: the panel's most chosen forecaster, fitted on it
+        state = fit_series(y, x, settings["model"], {}, settings)["state"]
+    mean, bands = forecast_series(state, y, x, future, settings["horizon"], settings["levels"])
+    return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}
+
+
+def _history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str) -> tuple[Any, Any]:
+    """A series' history (up to its last value) and, with regressors, the ``horizon`` rows after it,
+    whose regressors must all be given (DataError naming the column and the first missing step)."""
+    known = np.flatnonzero(part[target].notna().to_numpy())
+    if not len(known):
+        raise DataError(f"Series '{sid}' in '{source}' has no value in '{target}'.")
+    history, future = part.iloc[:known[-1] + 1], part.iloc[known[-1] + 1:known[-1] + 1 + horizon]
+    if not exog:
+        return history, future
+    for col in exog:
+        given = future[col].notna().to_numpy()
+        if len(future) < horizon or not given.all():
+            step = int(np.flatnonzero(~given)[0]) + 1 if not given.all() else len(future) + 1
+            raise DataError(f"Series '{sid}' in '{source}': the exogenous column '{col}' has no future value at step "
+                            f"{step} of {horizon} after the last value of '{target}'; forecast.exogenous needs the "
+                            f"future values of each regressor for the whole horizon (rows after the last value, the "
+                            f"value column left empty).")
+    return history, future

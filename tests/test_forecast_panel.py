@@ -1,0 +1,141 @@
+"""Forecast panels (``data.id``), prediction intervals and exogenous regressors: a small synthetic panel
+of short series through the CLI on a real Prefect server, the per-series checks, and the regressor's effect."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import complete_runs, run_cli, write_spec
+from trainflow import resources
+from trainflow.errors import DataError
+from trainflow.spec import spec_from_dict
+from trainflow.tasks.forecast import modality as forecast
+from trainflow.tasks.forecast.panel_data import read_panel
+
+#: cheap candidates: a test measures the machinery, not the models
+CANDIDATES = ["naive", "seasonal_naive", "drift", "theta", "ets"]
+
+
+def panel(n_series: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Monthly series of 30-48 steps (season 6, level and amplitude per series); every seventh is 12 steps."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_series):
+        n = 12 if k % 7 == 3 else int(rng.integers(30, 48))
+        t = np.arange(n)
+        y = 50 + 3 * k + 0.2 * t + (4 + k % 4) * np.sin(2 * np.pi * t / 6 + k) + rng.normal(0, 1, n)
+        rows += [{"series_id": f"S{k:02d}", "t": i + 1, "value": round(float(v), 3)} for i, v in enumerate(y)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_panel_flow_scores_every_series_and_predict_writes_bounds(tmp_path):
+    panel().to_csv(tmp_path / "panel.csv", index=False)
+    spec = write_spec(tmp_path / "panel.yaml", {
+        "name": "panel", "task": "forecasting", "validation": {"min_rows": 10},
+        "data": {"loader": "timeseries_csv", "path": "panel.csv", "id": "series_id"},
+        "forecast": {"horizon": 6, "season": 6, "origins": 2}, "model": {"name": "auto", "candidates": CANDIDATES},
+        "resources": {"threads": 2}})
+    out = tmp_path / "runs"
+    assert run_cli("run", spec, "--out", out)[0] == 0
+    [run] = complete_runs(out, "panel")
+    m = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert m["series"] == 20
+    assert {"mase", "smape", "rmse", "snaive_mase", "coverage_80", "coverage_95", "width_80", "msis_95"} <= set(m)
+    assert m["mase"] < m["snaive_mase"]  # the trend defeats the seasonal naive
+    assert m["coverage_80"] <= m["coverage_95"] and 0.5 < m["coverage_95"] <= 1
+    report = (run / "report.md").read_text()
+    assert "Worst series (by MASE)" in report and "Forecasters chosen (series)" in report
+    assert "3 series fell back to naive" in report and "S03: naive (forecast.fallback)" in report
+    config = json.loads((run / "model.json").read_text())
+    assert sum(config["choices"].values()) == 20 and set(config["choices"]) <= set(CANDIDATES)
+    assert (run / "plots" / "panel_forecasts.png").is_file()
+
+    history = panel().query("series_id != 'S05'")  # ... and one series the model has not seen
+    history = pd.concat([history, pd.DataFrame({"series_id": "NEW", "t": range(1, 31),
+                                                "value": 60 + 5 * np.sin(np.arange(30))})])
+    history.to_csv(tmp_path / "history.csv", index=False)
+    assert run_cli("predict", run, tmp_path / "history.csv", "--out", tmp_path / "f.csv")[0] == 0
+    f = pd.read_csv(tmp_path / "f.csv")
+    assert list(f.columns) == ["series_id", "t", "step", "prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
+    assert len(f) == 20 * 6 and f.groupby("series_id").size().eq(6).all()
+    assert ((f.lower_95 <= f.lower_80) & (f.lower_80 <= f.prediction) & (f.prediction <= f.upper_80)
+            & (f.upper_80 <= f.upper_95)).all()
+    last = history.groupby("series_id")["t"].max()
+    assert (f.groupby("series_id")["t"].min() == last + 1).all()  # each series continues after its own end
+
+
+def test_panel_checks_name_the_series_and_line(tmp_path):
+    path = tmp_path / "p.csv"
+    for text, expected in [
+        ("id,t,v\nA,1,1\nA,2,2\nB,1,3\nB,3,4\nA,3,5\n", "line 5: series 'B' jumps from '1' (line 4) to '3'; the step 2 is missing"),
+        ("id,t,v\nA,1,1\nA,2,2\nB,1,3\nB,1,4\n", "line 5: series 'B' has the time '1' twice (also on line 4)"),
+        ("id,m,v\nA,2020-01,1\nA,2020-02,2\nA,2020-03,2\nB,2020-01,3\nB,2020-03,4\n",
+         "series 'B' jumps from '2020-01' (line 5) to '2020-03'; the step 2020-02-01 is missing"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(DataError, match=re.escape(expected)):
+            read_panel(path, "id", None, None)
+    path.write_text("id,t,v\n" + "".join(f"A,{i},{i}\n" for i in range(1, 30)) + "B,1,1\nB,2,2\n")
+    spec = spec_from_dict({"name": "p", "task": "forecasting", "forecast": {"horizon": 6},
+                           "data": {"loader": "timeseries_csv", "path": str(path), "id": "id"}})
+    comp, cfg = spec.data.resolve("data")
+    ref = forecast.store(comp.build(cfg), str(tmp_path), "d", cfg)
+    with pytest.raises(DataError, match=r"1 of 2 series .* too short for forecast.horizon 6: 'B' \(2 steps\)"):
+        forecast.split(ref, spec, str(tmp_path))
+
+
+def holiday_series(seed: int = 4) -> pd.DataFrame:
+    """y = 10 * holiday + season + noise, 96 months; holidays at random months."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(96)
+    holiday = (rng.random(96) < 0.2).astype(int)
+    y = 100 + 10 * holiday + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 96)
+    return pd.DataFrame({"store": "A", "t": t + 1, "sales": y.round(3), "holiday": holiday})
+
+
+def _stages(tmp_path, frame: pd.DataFrame, forecast_section: dict) -> tuple:
+    tmp_path.mkdir()
+    path = tmp_path / "sales.csv"
+    frame.to_csv(path, index=False)
+    # the airline order: one fit per side (the order search is not what is tested)
+    model = {"name": "arima", "order": [0, 1, 1], "seasonal_order": [0, 1, 1]}
+    spec = spec_from_dict({"name": "x", "task": "forecasting", "model": model, "forecast": forecast_section,
+                           "data": {"loader": "timeseries_csv", "path": str(path), "id": "store"}})
+    comp, cfg = spec.data.resolve("data")
+    cache = str(tmp_path / "cache")
+    ref = forecast.store(comp.build(cfg), cache, f"d{len(forecast_section)}", cfg)
+    split = forecast.split(ref, spec, cache)
+    with resources.using(1):
+        model = forecast.fit(split, spec.training_view(), cache)
+        ev = forecast.evaluate(model, split, spec, str(tmp_path / "plots"))
+    return model, ev
+
+
+def test_exogenous_regressor_halves_the_error_and_predict_needs_its_future(tmp_path):
+    frame = holiday_series()
+    season = {"horizon": 12, "season": 12}
+    _, without = _stages(tmp_path / "a", frame.drop(columns="holiday"), season)
+    model, with_exog = _stages(tmp_path / "b", frame, {**season, "exogenous": ["holiday"]})
+    assert with_exog.metrics["rmse"] <= 0.5 * without.metrics["rmse"], (with_exog.metrics, without.metrics)
+    config = json.loads((Path(model.path) / "model.json").read_text())
+    assert config["series"]["A"]["state"]["columns"][0]["form"]["exog"] == 1
+
+    run = tmp_path / "run"
+    run.mkdir()
+    forecast.export(model, str(run))
+    future = pd.DataFrame({"store": "A", "t": range(97, 109), "sales": np.nan, "holiday": [1, 0] * 6})
+    pd.concat([frame, future]).to_csv(tmp_path / "h.csv", index=False)
+    pred = forecast.predict(run, tmp_path / "h.csv")
+    assert pred["t"].tolist() == list(range(97, 109))
+    assert (pred["prediction"].to_numpy()[::2] - pred["prediction"].to_numpy()[1::2]).mean() > 7  # holidays lift it
+    future.loc[future.index[4], "holiday"] = np.nan
+    pd.concat([frame, future]).to_csv(tmp_path / "h.csv", index=False)
+    with pytest.raises(DataError, match="Series 'A' .* the exogenous column 'holiday' has no future value at step 5 of 12"):
+        forecast.predict(run, tmp_path / "h.csv")
