@@ -1,6 +1,6 @@
 """Calibration of the drift alarms (docs/monitoring.md): false alarms on batches resampled from the
 reference distribution, and detection of a +0.5 standard deviation shift of one feature, on penguins;
-digits with noise or a 30 degree rotation against clean held-out digits. Only the profile functions run
+digits with noise or a 30 degree rotation against clean held-out digits; SMS messages against tweets. Only the profile functions run
 (no flow, no model), so the figures take seconds:
 
     python benchmarks/drift_calibration.py [--trials 100]
@@ -74,6 +74,27 @@ def digits(trials: int) -> None:
         print(f"digits, batches of 100 held-out images, {name}: flagged in {flagged}/{trials}")
 
 
+def text(trials: int) -> None:
+    import re
+
+    def frame(texts: list[str]) -> pd.DataFrame:  # what the text modality's drift_frame gives
+        words = [re.findall(r"\w+", t.lower()) for t in texts]
+        return pd.DataFrame({"words": [len(w) for w in words], "chars": [len(t) for t in texts],
+                             "tokens": pd.Series(words, dtype=object)})
+
+    sms = pd.read_csv(REPO / "data" / "SMSSpamCollection.tsv", sep="\t")["SMS"].astype(str)
+    order = np.random.default_rng(0).permutation(len(sms))
+    profile = D.build_profile(frame(sms.iloc[order[:4000]].tolist()), "text", "training messages")
+    held_out = sms.iloc[order[4000:]]
+    alarms = sum(bool(D.drifted(D.compare(profile, frame(held_out.sample(200, random_state=i).tolist()))))
+                 for i in range(trials))
+    print(f"sms, batches of 200 of the {len(held_out)} held-out messages: alarms in {alarms}/{trials}")
+    tweets = pd.read_csv(REPO / "data" / "tweeteval_stance_abortion.csv")["text"].astype(str)
+    flagged = sum(bool(D.drifted(D.compare(profile, frame(tweets.sample(200, random_state=i).tolist()))))
+                  for i in range(trials))
+    print(f"sms profile, batches of 200 tweets (TweetEval stance): flagged in {flagged}/{trials}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
@@ -81,4 +102,5 @@ if __name__ == "__main__":
     start = time.process_time()
     penguins(args.trials)
     digits(args.trials)
+    text(args.trials)
     print(f"{time.process_time() - start:.1f} s CPU")
