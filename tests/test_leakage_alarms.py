@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import DATA, SPECS
+from tests.conftest import DATA
 from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec
 from trainflow.errors import ValidationFailed
 from trainflow.spec import spec_from_dict

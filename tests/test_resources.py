@@ -4,7 +4,6 @@ shares it out; thread counts enter cache keys only where they change results."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

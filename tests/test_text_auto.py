@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import assert_fails_clearly, complete_runs, run_cli, write_spec
+from tests.helpers import assert_fails_clearly, complete_runs, run_cli
 from tests.test_text import messages, text_spec
 from trainflow.spec import load_spec
 from trainflow.tasks.text import select

@@ -63,7 +63,7 @@ def record_problem(content: bytes) -> str | None:
             return "its metadata is not of the expected shape"
         if meta["serializer"] != _expected_serializer():
             kind = meta["serializer"].get("type") if isinstance(meta["serializer"], dict) else None
-            return (f"it names a serializer other than trainflow's JSON one"
+            return ("it names a serializer other than trainflow's JSON one"
                     + (f" (type {str(kind)[:40]!r})" if isinstance(kind, str) else ""))
         if meta.get("expiration") is not None or meta.get("storage_block_id") is not None:
             return "it names an expiration or a storage block, which trainflow never writes"

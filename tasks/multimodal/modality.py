@@ -35,7 +35,7 @@ from trainflow.tasks.common import metrics as M
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.multimodal import fusion as F
-from trainflow.tasks.multimodal.branches import Items, branch, supported
+from trainflow.tasks.multimodal.branches import branch, supported
 from trainflow.tasks.multimodal.loaders import Joined, MultimodalConfig, align, input_modality
 
 if TYPE_CHECKING:
