@@ -111,7 +111,10 @@ def test_eight_concurrent_runs_into_one_out_all_finish_with_a_valid_champion(tmp
         "preprocess": {"resample": {"method": "none"}},
         "model": {"name": "logistic_regression"}})
     out = tmp_path / "runs"
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "ERROR"}
+    # eight clients on one SQLite-backed test server: on a loaded machine it answers 503 now and then, which
+    # Prefect's client retries (5 times by default; more here, as a server under that load needs)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "ERROR",
+           "PREFECT_CLIENT_MAX_RETRIES": "12"}
     # different regularisation and split seeds, so the runs score differently
     procs = [subprocess.Popen([sys.executable, "-m", "trainflow.flows.cli", "run", str(spec), "--out", str(out),
                                "--set", f"model.C={10.0 ** (i - 5)}", "--set", f"split.seed={i % 3}"],
