@@ -321,13 +321,20 @@ def test_sequence_long_csv_group_constant_per_series_and_fixed_files(tmp_path):
 # ---------------------------------------------------------------- multimodal
 
 
-def test_multimodal_split_by_a_column_of_one_input_reaches_every_branch(tmp_path):
+def image_and_table(tmp_path: Path) -> Path:
+    """The image manifest of :func:`image_manifest` and ``table.csv`` beside it (a feature per image, its
+    label and split ``part``, joined by ``file``); returns the manifest."""
     manifest = image_manifest(tmp_path / "data")
     images = pd.read_csv(manifest)
     rng = np.random.default_rng(1)
     pd.DataFrame({"file": images["file"], "label": images["label"], "part": images["part"],
                   "f1": rng.normal(size=len(images)) + (images["label"] == "bright")}).to_csv(
         tmp_path / "table.csv", index=False)
+    return manifest
+
+
+def test_multimodal_split_by_a_column_of_one_input_reaches_every_branch(tmp_path):
+    manifest = image_and_table(tmp_path)
     raw = {"data": {"loader": "multimodal", "join": "id",
                     "inputs": {"img": {"loader": "image_manifest", "path": str(manifest)},
                                "tab": {"loader": "csv", "path": str(tmp_path / "table.csv"), "target": "label",

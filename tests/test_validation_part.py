@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.test_holdout import image_manifest, wide_series  # noqa: E402
+from tests.test_holdout import image_and_table, image_manifest, wide_series  # noqa: E402
 from tests.test_multilabel_neural import QUADRANTS, quadrant_images  # noqa: E402
 from trainflow import modalities  # noqa: E402
 from trainflow.refs import load_npz, read_parquet  # noqa: E402
@@ -131,12 +131,7 @@ def test_tuned_table_thresholds_come_from_the_splits_validation_part(tmp_path, c
 
 
 def test_multimodal_keeps_its_validation_part_out_of_the_training_part(tmp_path):
-    manifest = image_manifest(tmp_path / "data")
-    images = pd.read_csv(manifest)
-    rng = np.random.default_rng(1)
-    pd.DataFrame({"file": images["file"], "label": images["label"], "part": images["part"],
-                  "f1": rng.normal(size=len(images)) + (images["label"] == "bright")}).to_csv(
-        tmp_path / "table.csv", index=False)
+    manifest = image_and_table(tmp_path)
     _, mod, split, model = fitted({
         "data": {"loader": "multimodal", "join": "id",
                  "inputs": {"img": {"loader": "image_manifest", "path": str(manifest), "model": {"width": 4, "dense": 8}},
