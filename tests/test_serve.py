@@ -49,7 +49,8 @@ def test_runner_deployment_carries_schedule_parameters_and_tags(tmp_path):
     served = {d.name for d in serve.runner_deployments(DEPLOY)}  # every spec file exists and loads
     assert served == {"penguins-nightly", "digits-nightly", "gunpoint-weekly", "airline-monthly",
                       "sms-spam-nightly", "emotions-weekly", "audio-digits-weekly",
-                      "audio-digits-new-speaker-weekly", "av-digits-weekly", "penguins-monitor"}  # not k8s
+                      "audio-digits-new-speaker-weekly", "av-digits-weekly", "m1-monthly-panel",
+                      "penguins-monitor"}  # not k8s
     with pytest.raises(SpecError, match="did you mean 'penguins-nightly'"):
         serve.runner_deployments(DEPLOY, only=["penguins-nighty"])
 
