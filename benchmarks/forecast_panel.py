@@ -65,10 +65,8 @@ def run(path: Path, sizes: dict[str, int], model: dict, folder: Path, threads: i
 
     spec = spec_from_dict({"name": "panel", "task": "forecasting", "model": model, "forecast": sizes,
                            "data": {"loader": "timeseries_csv", "path": str(path), "id": "series_id"}})
-    comp, cfg = spec.data.resolve("data")
     cache = str(folder / "cache")
-    ref = forecast.store(comp.build(cfg), cache, f"{path.stem}-{model['name']}", cfg)
-    split = forecast.split(ref, spec, cache)
+    split = forecast.stored_split(spec, cache, f"{path.stem}-{model['name']}")
     with resources.using(threads):
         w0, c0 = time.perf_counter(), cpu()
         fitted = forecast.fit(split, spec.training_view(), cache)

@@ -142,26 +142,33 @@ def _chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium and chromium-driver are not installed "
-                                                "(apt-get install -y chromium chromium-driver)")
-def test_report_page_renders_metrics_and_plots_in_chromium(served, tmp_path):
+def _headless_chromium(tmp_path: Path, window: str):
+    """A headless Chromium driven by chromedriver (a fresh profile under ``tmp_path``), pages timing out at 60 s."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser, driver_path = _chromium()
-    arts = httpx.post(f"{served['api']}/artifacts/filter",
-                      json={"artifacts": {"flow_run_id": {"any_": [served["run"]["id"]]}, "key": {"any_": ["penguins-report"]}}}).json()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,2400",
+                "--disable-component-update", "--disable-sync", "--no-first-run", f"--window-size={window}",
                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium and chromium-driver are not installed "
+                                                "(apt-get install -y chromium chromium-driver)")
+def test_report_page_renders_metrics_and_plots_in_chromium(served, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    arts = httpx.post(f"{served['api']}/artifacts/filter",
+                      json={"artifacts": {"flow_run_id": {"any_": [served["run"]["id"]]}, "key": {"any_": ["penguins-report"]}}}).json()
+    driver = _headless_chromium(tmp_path, "1400,2400")
     try:
-        driver.set_page_load_timeout(60)
         driver.get(f"{served['url']}/artifacts/artifact/{arts[0]['id']}")
         body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
         WebDriverWait(driver, 60).until(lambda d: "Metrics (test split)" in body(d) and "balanced_accuracy" in body(d))
@@ -190,8 +197,6 @@ def test_drift_history_table_renders_in_chromium(served, tmp_path):
     artifact on this server; its page renders one row per batch, the drifted feature named."""
     import pandas as pd
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -209,16 +214,8 @@ def test_drift_history_table_renders_in_chromium(served, tmp_path):
         "artifacts": {"key": {"any_": ["penguins-drift-history"]}}, "sort": "CREATED_DESC", "limit": 1}).json()
     history = json.loads(arts[0]["data"])  # a table artifact's data is its rows as JSON
     assert len(history) == 2 and [h["features"] for h in history] == ["", "bill_length_mm"]
-    browser, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1200",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver = _headless_chromium(tmp_path, "1600,1200")
     try:
-        driver.set_page_load_timeout(60)
         driver.get(f"{served['url']}/artifacts/artifact/{arts[0]['id']}")
         body = lambda d: d.find_element(By.TAG_NAME, "body").text  # noqa: E731
         WebDriverWait(driver, 60).until(lambda d: "bill_length_mm" in body(d) and "shifted.csv" in body(d))

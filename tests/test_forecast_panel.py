@@ -108,10 +108,8 @@ def _stages(tmp_path, frame: pd.DataFrame, forecast_section: dict) -> tuple:
     model = {"name": "arima", "order": [0, 1, 1], "seasonal_order": [0, 1, 1]}
     spec = spec_from_dict({"name": "x", "task": "forecasting", "model": model, "forecast": forecast_section,
                            "data": {"loader": "timeseries_csv", "path": str(path), "id": "store"}})
-    comp, cfg = spec.data.resolve("data")
     cache = str(tmp_path / "cache")
-    ref = forecast.store(comp.build(cfg), cache, f"d{len(forecast_section)}", cfg)
-    split = forecast.split(ref, spec, cache)
+    split = forecast.stored_split(spec, cache, f"d{len(forecast_section)}")
     with resources.using(1):
         model = forecast.fit(split, spec.training_view(), cache)
         ev = forecast.evaluate(model, split, spec, str(tmp_path / "plots"))

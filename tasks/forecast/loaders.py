@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainflow.errors import DataError, did_you_mean
+from trainflow.errors import DataError
 from trainflow.refs import DataRef, store_parquet
 from trainflow.registry import component
 from trainflow.tasks.common.load import NA_VALUES, existing_file, file_dates, read_csv_file
+from trainflow.tasks.forecast.panel_data import numeric_values
 
 
 class TimeSeriesCsvConfig(BaseModel):
@@ -51,19 +52,7 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
     df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"])
     time = time or df.columns[0]
     cols = values or [c for c in df.columns if c != time]
-    for col, option in [(time, "data.time")] + [(c, "data.values") for c in cols]:
-        if col not in df.columns:
-            raise DataError(f"The column '{col}' ({option}) is not in '{path}'{did_you_mean(col, list(df.columns))}. "
-                            f"Its columns are: {', '.join(df.columns)}.")
-    if not cols:
-        raise DataError(f"'{path}' has no value column besides the time column '{time}'.")
-    for col in cols:
-        converted = pd.to_numeric(df[col], errors="coerce")
-        bad = df[col][converted.isna() & df[col].notna()]
-        if len(bad):
-            raise DataError(f"'{path}', line {_line(bad.index[0])}: column '{col}' holds {bad.iloc[0]!r}, "
-                            f"which is not a number.")
-        df[col] = converted.astype(float)
+    numeric_values(df, path, [(time, "data.time")], cols, f"the time column '{time}'")
     raw = df[time]
     if df[time].isna().any():
         raise DataError(f"'{path}', line {_line(np.flatnonzero(raw.isna())[0])}: the time column '{time}' is empty.")

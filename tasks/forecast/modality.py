@@ -95,6 +95,12 @@ def check_series(df: Any, spec: PipelineSpec, meta: dict[str, Any]) -> None:
         check_length(len(df), fc, source, network=True, season=season)
 
 
+def stored_split(spec: PipelineSpec, cache_dir: str, digest: str) -> SplitRef:
+    """The spec's data loaded, stored under ``digest`` and split, without a flow (benchmarks, tests)."""
+    comp, cfg = spec.data.resolve("data")
+    return split(store(comp.build(cfg), cache_dir, digest, cfg), spec, cache_dir)
+
+
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """Chronological split: the last ``forecast.horizon`` steps are the test, everything before the training past."""
     import pandas as pd

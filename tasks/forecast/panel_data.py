@@ -20,6 +20,27 @@ from trainflow.tasks.common.load import NA_VALUES, existing_file, file_dates, re
 ONE = "series"
 
 
+def numeric_values(df: Any, path: Path, named: list[tuple[str, str]], cols: list[str], besides: str) -> None:
+    """Check that the ``named`` (column, spec option) pairs and the value columns ``cols`` are in ``df`` and
+    turn the value columns into floats in place; DataError naming the file, the line and the text that
+    is not a number, or the missing column (with a did-you-mean) and the columns there are."""
+    import pandas as pd
+
+    for col, option in named + [(c, "data.values") for c in cols]:
+        if col not in df.columns:
+            raise DataError(f"The column '{col}' ({option}) is not in '{path}'{did_you_mean(col, list(df.columns))}. "
+                            f"Its columns are: {', '.join(df.columns)}.")
+    if not cols:
+        raise DataError(f"'{path}' has no value column besides {besides}.")
+    for col in cols:
+        converted = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col][converted.isna() & df[col].notna()]
+        if len(bad):
+            raise DataError(f"'{path}', line {bad.index[0] + 2}: column '{col}' holds {shown(bad.iloc[0])}, "
+                            f"which is not a number.")  # (line 1 is the header)
+        df[col] = converted.astype(float)
+
+
 def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str] | None, delimiter: str = ",") -> Any:
     """Read and check a long CSV: one row per series and step. Returns a DataFrame (series, time,
     values), each series sorted by time. DataError naming the file, series and line for a repeated
@@ -30,18 +51,8 @@ def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str
     df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"])
     time = time or next((c for c in df.columns if c != id_col), id_col)
     cols = values or [c for c in df.columns if c not in (id_col, time)]
-    for col, option in [(id_col, "data.id"), (time, "data.time")] + [(c, "data.values") for c in cols]:
-        if col not in df.columns:
-            raise DataError(f"The column '{col}' ({option}) is not in '{path}'{did_you_mean(col, list(df.columns))}. "
-                            f"Its columns are: {', '.join(df.columns)}.")
-    if not cols:
-        raise DataError(f"'{path}' has no value column besides the series column '{id_col}' and time column '{time}'.")
-    for col in cols:
-        converted = pd.to_numeric(df[col], errors="coerce")
-        bad = df[col][converted.isna() & df[col].notna()]
-        if len(bad):
-            raise DataError(f"'{path}', line {bad.index[0] + 2}: column '{col}' holds {shown(bad.iloc[0])}, which is not a number.")
-        df[col] = converted.astype(float)
+    numeric_values(df, path, [(id_col, "data.id"), (time, "data.time")], cols,
+                   f"the series column '{id_col}' and time column '{time}'")
     for col, what in ((id_col, "series column"), (time, "time column")):
         empty = np.flatnonzero(df[col].isna().to_numpy())
         if len(empty):
