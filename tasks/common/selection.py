@@ -1,8 +1,9 @@
 """Selection scores: how a run's model was chosen, never on the test split.
 
 Every choice (a sweep's or a tuner's winner, an early-stopping epoch) rests on a score the test
-split has not seen: k-fold cross-validation on the training split (tables, TF-IDF text), the
-validation part of the training loop (networks) or the rolling-origin backtest (forecasting). The
+split has not seen: k-fold cross-validation on the training split (tables, TF-IDF text, classical
+sequence models), the validation part (networks: the split's, or one carve-out of the training part)
+or the rolling-origin backtest (forecasting). The
 model's fit leaves what it measured in the :class:`~trainflow.refs.ModelRef`'s meta (``cv``, the
 training ``history`` with ``val_*`` columns, ``selection``); :func:`selection_of` reads it as one
 record ``{method, metric, value, greater_is_better}``, which metrics.json keeps as ``selection``.
