@@ -313,3 +313,38 @@ def test_warnings_inside_silenced_are_dropped(tmp_path, capsys):
     warn("said once")
     err = capsys.readouterr().err
     assert "said while silenced" not in err and err.count("said once") == 1
+
+
+def test_a_panel_is_profiled_per_series_and_a_level_shift_is_flagged(tmp_path):
+    """Forecasting: each series of a panel is an item (level, spread, centroid, missing share). A longer
+    history of the same series is not drift; the panel lifted by 1.5 times the spread of its series'
+    levels is (per-series summaries compare the panel's series as a population, so a shift small against
+    the differences between series goes unseen: docs/monitoring.md)."""
+    import json
+
+    from trainflow.refs import DataRef
+    from trainflow.tasks.forecast.modality import series_summaries
+
+    rng = np.random.default_rng(0)
+    t = np.arange(60)
+    levels = 100 + rng.normal(0, 10, 40)  # series of one scale, as a product line's
+
+    def panel(steps: int, lift: float = 0.0) -> pd.DataFrame:
+        rows = []
+        for i, level in enumerate(levels):
+            base = level + 5 * np.sin(2 * np.pi * t[:steps] / 12) + rng.normal(0, 1, steps)
+            rows.append(pd.DataFrame({"series_id": f"S{i:02d}", "t": t[:steps], "value": base + lift * 10}))
+        return pd.concat(rows, ignore_index=True)
+
+    (tmp_path / "model.json").write_text(json.dumps({
+        "values": ["value"], "time": "t", "id": "series_id", "loader_options": {"id": "series_id"},
+        "forecast": {"exogenous": []}}))
+    panel(48).to_parquet(tmp_path / "train.parquet")
+    train = series_summaries(tmp_path, DataRef(path=str(tmp_path / "train.parquet"), digest="d", modality="forecast",
+                                               meta={"values": ["value"], "id": "series_id", "source": "train"}))
+    assert len(train) == 40 and list(train.columns) == ["level", "spread", "centroid", "missing"]
+    profile = D.build_profile(train, "forecast", "training split (40 items)")
+    for name, frame, drift in (("later", panel(60), False), ("lifted", panel(60, lift=1.5), True)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        found = D.drifted(D.compare(profile, series_summaries(tmp_path, tmp_path / f"{name}.csv")))
+        assert ("level" in found) is drift and (bool(found) is drift), (name, found)

@@ -381,7 +381,7 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
 
 def _read_history(path: str | Path, config: dict[str, Any], opts: dict[str, Any]) -> Any:
     """A panel's (or exogenous series') history file, read like the training data."""
-    if config["id"] and opts.get("id"):
+    if config.get("id") and opts.get("id"):
         return read_panel(path, config["id"], config["time"], config["values"], opts.get("delimiter", ","))
     return read_timeseries(path, config["time"], config["values"], opts.get("delimiter", ","))
 
@@ -410,6 +410,36 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     return out
 
 
+def series_summaries(run_dir: str | Path, source: DataRef | str | Path) -> Any:
+    """One row per series of a stored part or of a history file read as :func:`predict` reads it: its
+    target's level, spread, spectral centroid and missing share, and each exogenous regressor's mean
+    (what drift is measured on). Lengths are left out: a later history of the same series is longer by
+    design, and that is not drift."""
+    import pandas as pd
+
+    from trainflow.tasks.common.drift import signal_summaries
+    from trainflow.tasks.forecast.panel_data import as_long, groups
+
+    config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
+    opts = config.get("loader_options", {})
+    exog = list((config.get("forecast") or {}).get("exogenous") or [])
+    if isinstance(source, DataRef):
+        df, meta = pd.read_parquet(source.path), source.meta
+    else:
+        df, meta = _read_history(source, config, opts), {"values": config["values"], "source": str(source),
+                                                         "id": opts.get("id")}
+    if not exog and not meta.get("id"):  # one series, perhaps of several value columns: a frame of one row
+        series = [("", df[list(config["values"])])]
+        extra: list[str] = []
+    else:
+        df, id_col, target, extra = as_long(df, meta, exog)
+        series = [(sid, part[[target]]) for sid, part in groups(df, id_col)]
+    frame = signal_summaries([part.to_numpy(dtype=float) for _, part in series]).drop(columns=["length"])
+    for col in extra:
+        frame[f"{col} mean"] = [float(np.nanmean(part[col].to_numpy(dtype=float))) for _, part in groups(df, id_col)]
+    return frame
+
+
 @component("modality", "forecast")
 class Forecast(NeuralModality, stages_from=__name__):
     """One time series forecast ``horizon`` steps ahead, next to naive, seasonal-naive, drift, ETS and
@@ -419,6 +449,11 @@ class Forecast(NeuralModality, stages_from=__name__):
 
     sections = {**NeuralModality.sections, "preprocess.sequence": SequencePreprocess, "forecast": ForecastConfig}
     default_models = {"forecasting": "auto"}
+
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Each series' level, spread, spectral centroid, missing share and regressor means
+        (:func:`series_summaries`): a panel's series are the items; a single series is one."""
+        return series_summaries(run_dir, source)
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates."""
