@@ -74,6 +74,10 @@ def _predictions(model: str | os.PathLike, input_path: str | os.PathLike, out: s
     if out.is_dir():
         raise OutputError(f"The predictions file '{out}' (--out) is a folder; give a file name such as "
                           f"'{out / 'predictions.csv'}'.")
+    try:  # before predicting: the drift report goes beside the predictions, and neither may fail late
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot write the predictions file '{out}' (--out): {exc.strerror or exc}.") from None
     mod = saved_modality(run_dir / "metrics.json")
     name = mod.name
     if (id_column or keep) and not mod.predict_passes_columns:
