@@ -156,6 +156,8 @@ def read_json(path: Path | str, limit: int = MAX_JSON_BYTES) -> Any:
         return json.loads(read_text_capped(path, "saved file", limit=limit))
     except (ValueError, UnicodeDecodeError) as exc:
         raise damaged(path, exc) from None
+    except RecursionError:  # e.g. 100,000 '[': small, valid-looking, and json.loads gives up on it
+        raise damaged(path, "it is nested too deeply") from None
 
 
 #: skops loaders that call what they name (construct an object through it, or store it as a function)

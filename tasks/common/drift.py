@@ -216,6 +216,8 @@ def read_profile(run_dir: str | os.PathLike) -> Profile | None:
     except (ValueError, UnicodeDecodeError) as exc:  # ValidationError is a ValueError
         reason = _first_error(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
         raise trust.damaged(member, reason) from None
+    except RecursionError:
+        raise trust.damaged(member, "it is nested too deeply") from None
     problem = _profile_problem(profile)
     if problem:
         raise trust.damaged(member, problem)

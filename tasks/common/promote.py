@@ -63,7 +63,10 @@ def read_champion(out: str | os.PathLike, pipeline: str) -> dict[str, Any] | Non
 def _record(path: Path) -> Any:
     """A JSON record of another run (a pointer, a metrics.json): other runs' folders are shared, so it is read
     as a regular file of capped size (DataError otherwise: a FIFO there would block the run for ever)."""
-    return json.loads(read_text_capped(path, "run record"))
+    try:
+        return json.loads(read_text_capped(path, "run record"))
+    except RecursionError:  # a damaged record, like any other: the callers rebuild or skip it
+        raise ValueError(f"'{path}' is nested too deeply") from None
 
 
 def _pointer(summary: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:

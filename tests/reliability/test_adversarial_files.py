@@ -428,3 +428,14 @@ def test_messages_quote_values_at_a_bounded_cost():
     text = shown(bomb)
     assert time.process_time() - started < 1 and len(text) <= 80 and text.startswith("[[[")
     assert shown("x" * 10_000).endswith("(10000 characters)") and shown(np.array(["a"])[0]) == "'a'"
+
+
+def test_json_nested_too_deeply_is_a_damaged_file(tmp_path):
+    from trainflow.tasks.common import drift
+
+    for name in ("model.json", "profile.json"):
+        (tmp_path / name).write_text("[" * 100_000)
+    with pytest.raises(DataError, match="model.json.*nested too deeply"):
+        trust.read_json(tmp_path / "model.json")
+    with pytest.raises(DataError, match="profile.json.*nested too deeply"):
+        drift.read_profile(tmp_path)
