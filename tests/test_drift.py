@@ -311,8 +311,10 @@ def test_warnings_inside_silenced_are_dropped(tmp_path, capsys):
     with silenced():
         warn("said while silenced")
     warn("said once")
-    err = capsys.readouterr().err
-    assert "said while silenced" not in err and err.count("said once") == 1
+    # only trainflow's own lines: in some test orders Prefect's console handler, bound to an earlier test's
+    # closed stream, adds a "--- Logging error ---" report to stderr that quotes the message again
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trainflow: warning:")]
+    assert said == ["trainflow: warning: said once"], said
 
 
 def test_a_panel_is_profiled_per_series_and_a_level_shift_is_flagged(tmp_path):
