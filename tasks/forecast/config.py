@@ -39,6 +39,10 @@ class ForecastConfig(BaseModel):
     exogenous: list[str] = Field([], description="Columns of known drivers (price, holiday...) used as regressors by "
                                                  "the ARIMA family (SARIMAX exog); predict needs their future values "
                                                  "for the whole horizon")
+    # A model's own interval assumes its form is right: on M1 monthly damped ETS's 80 % covered 71 %.
+    calibrate: bool = Field(True, description="Panels: scale each forecaster's interval half-widths so that they "
+                                              "cover their level of its backtest errors over the panel's series "
+                                              "(conformal, per step); false: the models' own intervals")
     # The simplest forecaster fits any series of two steps; a panel never fails for one short series.
     fallback: Literal["naive", "seasonal_naive", "drift"] = Field(
         "naive", description="Panels: the forecaster of a series too short for the model (or that it cannot fit), "

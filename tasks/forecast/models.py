@@ -133,6 +133,8 @@ def choose(spec: PipelineSpec, bt: backtest.Backtest, names: list[str], n: int) 
 def describe(state: dict[str, Any]) -> str:
     """A statistical forecaster's fitted form in words (first column)."""
     form = state["columns"][0]["form"]
+    if "members" in form:
+        return f"{form['how']} of " + ", ".join(describe({"columns": [m]}) for m in form["members"])
     if "order" in form:
         return f"ARIMA{tuple(form['order'])}{tuple(form['seasonal_order'])} trend {form['trend']}"
     if "damped" in form:

@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 
 from trainflow.errors import DataError
-from trainflow.tasks.forecast import backtest, statistical
+from trainflow.tasks.forecast import backtest, calibration, statistical
 from trainflow.tasks.forecast.config import ForecastConfig
 from trainflow.tasks.forecast.plan import detect_season
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 #: the fewest training steps a forecaster is fitted on in a panel (shorter: forecast.fallback)
-MIN_STEPS = {"naive": 2, "drift": 3, "seasonal_naive": 2, "theta": 8, "ets": 10, "arima": 12}
+MIN_STEPS = {"naive": 2, "drift": 3, "seasonal_naive": 2, "theta": 8, "ets": 10, "arima": 12, "combination": 12}
 #: seasons of data before the first backtest origin for its AICc form to be kept in the final fit (an
 #: ARIMA's seasonal difference is searched from three seasons on, ETS's season from two)
 SEARCH_STEPS = 3
@@ -59,36 +59,60 @@ def _fit(name: str, options: dict[str, Any], y: np.ndarray, season: int, log: bo
 
 
 def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.ndarray | None, season: int,
-              cuts: list[int]) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
-    """Mean MAE over the origins for each candidate that fits, and each one's column fitted before the
-    first origin (its form, ETS components or ARIMA orders, searched there by AICc and kept at the
-    later origins, whose parameters are refitted)."""
-    h, log, scores, fitted = settings["horizon"], settings["log"], {}, {}
-    for name in names:
+              cuts: list[int]) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, Any]]:
+    """Mean MAE over the origins for each candidate that fits, its interval ratios (for
+    :mod:`calibration`), and each one's column fitted before the first origin (its form, ETS
+    components or ARIMA orders, searched there by AICc and kept at the later origins, whose
+    parameters are refitted)."""
+    h, scores, fitted, ratios, runs = settings["horizon"], {}, {}, {}, {}
+    truths = [y[o:o + h] for o in cuts]
+    for name in sorted(names, key=lambda n: n == "combination"):  # a combination reuses its members' runs
         if cuts[0] < MIN_STEPS[name]:
             continue
         try:
-            options = settings["options"].get(name, {})
-            col = _fit(name, options, y[:cuts[0]], season, log, _rows(x, 0, cuts[0]))
-            errs = []
-            for o in cuts:
-                # refitted at each origin in the form found at the first: Theta re-estimates its two
-                # parameters on any history, and fixed parameters would handicap ETS and ARIMA against it
-                now = col if o == cuts[0] else _fit(name, pinned(name, col, options), y[:o], season, log, _rows(x, 0, o))
-                mean, _ = statistical.forecast_one(now, y[:o], h, (), _rows(x, 0, o), _rows(x, o, o + h))
-                truth = y[o:o + h]
-                errs.append(float(np.mean(np.abs(truth - mean[:len(truth)]))))
+            col, outs = _origins(name, settings, y, x, season, cuts, fitted, runs)
         except DataError:
             continue
+        errs = [float(np.mean(np.abs(truth - mean[:len(truth)]))) for truth, (mean, _) in zip(truths, outs)]
         if all(math.isfinite(e) for e in errs):
-            scores[name], fitted[name] = float(np.mean(errs)), col
-    return scores, fitted
+            scores[name], fitted[name], runs[name] = float(np.mean(errs)), col, outs
+            ratios[name] = calibration.ratios(truths, outs, settings["levels"])
+    return scores, fitted, ratios
+
+
+def _origins(name: str, settings: dict[str, Any], y: np.ndarray, x: np.ndarray | None, season: int, cuts: list[int],
+             fitted: dict[str, Any], runs: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """``name``'s column fitted before the first origin and its forecast and bounds at every origin;
+    a combination whose members were run with the same options combines their runs."""
+    h, log, levels, options = settings["horizon"], settings["log"], settings["levels"], settings["options"].get(name, {})
+    if name == "combination":
+        config = statistical.CombinationConfig.model_validate(options)
+        same = all(m in runs and config.options.get(m, {}) == settings["options"].get(m, {}) for m in config.members)
+        if same:
+            how = config.how
+            col = {"name": name, "form": statistical.combined([fitted[m] for m in config.members], how), "params": []}
+            outs = [(statistical.combine(how, [runs[m][i][0] for m in config.members]),
+                     {lv: tuple(statistical.combine(how, [runs[m][i][1][lv][k] for m in config.members]) for k in (0, 1))
+                      for lv in levels}) for i in range(len(cuts))]
+            return col, outs
+    col = _fit(name, options, y[:cuts[0]], season, log, _rows(x, 0, cuts[0]))
+    outs = []
+    for o in cuts:
+        # refitted at each origin in the form found at the first: Theta re-estimates its two
+        # parameters on any history, and fixed parameters would handicap ETS and ARIMA against it
+        now = col if o == cuts[0] else _fit(name, pinned(name, col, options), y[:o], season, log, _rows(x, 0, o))
+        outs.append(statistical.forecast_one(now, y[:o], h, levels, _rows(x, 0, o), _rows(x, o, o + h)))
+    return col, outs
 
 
 def pinned(name: str, col: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """The options that fix ``name``'s form to the one of a fitted column (AICc's pick before the
     first backtest origin): the final fit then estimates one form's parameters, not the whole search."""
     form = col["form"]
+    if name == "combination":
+        inner = options.get("options", {})
+        return {**options, "options": {**inner, **{m["name"]: pinned(m["name"], m, inner.get(m["name"], {}))
+                                                 for m in form["members"]}}}
     if name == "ets":
         trend = "none" if not form["trend"] else "add_damped" if form["damped"] else "add"
         return {**options, "trend": trend, "seasonal": form["seasonal"] or "none"}
@@ -107,20 +131,21 @@ def _season(level: np.ndarray, settings: dict[str, Any]) -> int:
 
 
 def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any]) -> dict[str, Any]:
-    """Phase one of ``auto``: one series' season, each candidate's mean backtest MAE divided by the
-    series' in-sample seasonal naive error (comparable across series), and the options that keep
-    each candidate's AICc form for the final fit (when the search before the first origin saw the
-    season's forms)."""
+    """Phase one of ``auto`` (and of interval calibration): one series' season, each candidate's mean
+    backtest MAE divided by the series' mean absolute step (comparable across series), its interval
+    ratios (:func:`calibration.ratios`), and the options that keep each candidate's AICc form for the
+    final fit (when the search before the first origin saw the season's forms)."""
     h = settings["horizon"]
     level = fill(y, settings["log"])
     season = _season(level, settings)
     step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
     cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
-    scores, fitted = _backtest(settings["candidates"], settings, level, x, season, cuts) if cuts else ({}, {})
+    scores, fitted, ratios = _backtest(settings["candidates"], settings, level, x, season, cuts) if cuts else ({}, {}, {})
     scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
     keep = bool(cuts) and cuts[0] >= SEARCH_STEPS * max(season, 1) + 2
     forms = {n: pinned(n, col, settings["options"].get(n, {})) for n, col in fitted.items()} if keep else {}
-    return {"season": season, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores, "forms": forms}
+    return {"season": season, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores, "forms": forms,
+            "ratios": ratios}
 
 
 def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | None:

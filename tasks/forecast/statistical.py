@@ -4,7 +4,9 @@ Baselines (in every forecast report): ``naive`` (the last value), ``seasonal_nai
 season earlier), ``drift`` (the last value plus the average step), all three as the ARIMA models
 they are (ARIMA(0,1,0), seasonal ARIMA(0,0,0)(0,1,0)s, ARIMA(0,1,0) with a linear trend). Models:
 ``ets`` (exponential smoothing, the form chosen by AICc), ``arima`` (a small seasonal ARIMA order
-search by AICc, or a given order) and ``theta`` (the Theta method).
+search by AICc, or a given order), ``theta`` (the Theta method) and ``combination`` (the median or
+mean of its members' forecasts, by default damped ETS, Theta and ARIMA: in the M competitions such
+a combination beat each of its members).
 
 A fitted forecaster is a JSON-able *state*: the model's form (orders, components, season, log) and
 its fitted parameters as plain numbers. Forecasting re-runs statsmodels' filter with those
@@ -36,7 +38,9 @@ BASELINES = ("naive", "seasonal_naive", "drift", "ets", "arima")
 #: the forecasters that are ARIMA models (and so take exogenous regressors)
 ARIMA_FAMILY = ("naive", "seasonal_naive", "drift", "arima")
 #: every statistical forecaster, by name (also the registered model names)
-NAMES = ("naive", "seasonal_naive", "drift", "ets", "arima", "theta")
+NAMES = ("naive", "seasonal_naive", "drift", "ets", "arima", "theta", "combination")
+#: the forecasters a combination may hold
+MEMBERS = NAMES[:-1]
 
 
 class NoForecastOptions(BaseModel):
@@ -63,6 +67,16 @@ class ThetaConfig(BaseModel):
     theta: float = Field(2.0, ge=1, description="Weight of the SES part (2 is the classic Theta method)")
 
 
+class CombinationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    members: list[Literal["naive", "seasonal_naive", "drift", "ets", "arima", "theta"]] = Field(
+        ["ets", "theta", "arima"], min_length=2, description="Forecasters whose forecasts are combined")
+    # The median of three ignores the one that goes astray (on the first 150 series of M1 monthly and
+    # tourism quarterly it beat the mean of the same three, and each member alone).
+    how: Literal["median", "mean"] = Field("median", description="median | mean of the members' forecasts and bounds")
+    options: dict[str, dict[str, Any]] = Field({"ets": {"trend": "add_damped"}}, description="Options per member")
+
+
 class Forecaster:
     """A statistical forecaster by name and options: ``fit`` -> state (JSON), ``forecast(state, history)``."""
 
@@ -75,7 +89,9 @@ class Forecaster:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter of small fits; the AICc decides
             try:
-                if exog is not None and self.name in ARIMA_FAMILY:
+                if self.name == "combination":
+                    form, params, aicc = _fit_combination(np.asarray(y, dtype=float), season, log, self.config, exog)
+                elif exog is not None and self.name in ARIMA_FAMILY:
                     form, params, aicc = _fit_arima_exog(self.name, np.asarray(y, dtype=float), season, self.config,
                                                          np.asarray(exog, dtype=float))
                 else:
@@ -133,7 +149,7 @@ def check_state(state: Any) -> str | None:
         params = c.get("params")
         if not isinstance(params, list) or not all(isinstance(p, (int, float)) and math.isfinite(p) for p in params):
             return "parameters that are not finite numbers"
-        problem = _FORMS[c["name"]](c.get("form"), len(params))
+        problem = _FORMS[c["name"]](c.get("form"), len(params)) if c["name"] != "combination" else _check_combination(c)
         if problem:
             return problem
     return None
@@ -370,11 +386,57 @@ def _check_theta_form(form: Any, n_params: int) -> str | None:
     return None if ok else "a Theta form that is not one trainflow fits"
 
 
+# ---------------------------------------------------------------- combination
+
+
+def _fit_combination(y: np.ndarray, season: int, log: bool, config: CombinationConfig, exog: np.ndarray | None
+                     ) -> tuple[dict[str, Any], list[float], None]:
+    """Each member fitted with its options (and the regressors where it takes them)."""
+    members = [Forecaster(m, config_class(m).model_validate(config.options.get(m, {}))).fit(y, season, log, exog)
+               for m in config.members]
+    return combined(members, config.how), [], None
+
+
+def combined(members: list[dict[str, Any]], how: str) -> dict[str, Any]:
+    """A combination's form from its members' fitted columns."""
+    return {"how": how, "members": members}
+
+
+def combine(how: str, parts: list[np.ndarray]) -> np.ndarray:
+    """The median or mean of ``parts`` (each [H]), step by step."""
+    return np.median(parts, axis=0) if how == "median" else np.mean(parts, axis=0)
+
+
+def _intervals_combination(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int], exog: Any,
+                           future: Any) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """The members' forecasts combined, and each bound combined likewise (the members' own intervals:
+    a heuristic, which the panel's backtest calibration rescales)."""
+    how, outs = col["form"]["how"], [forecast_one(m, y, horizon, levels, exog, future) for m in col["form"]["members"]]
+    bands = {lv: (combine(how, [b[lv][0] for _, b in outs]), combine(how, [b[lv][1] for _, b in outs])) for lv in levels}
+    return combine(how, [mean for mean, _ in outs]), bands
+
+
+def _check_combination(col: dict[str, Any]) -> str | None:
+    form = col.get("form")
+    if not (isinstance(form, dict) and form.get("how") in ("median", "mean") and isinstance(form.get("members"), list)
+            and 2 <= len(form["members"]) <= 10 and col.get("params") == []):
+        return "a combination form that is not one trainflow fits"
+    for m in form["members"]:
+        if not isinstance(m, dict) or m.get("name") not in MEMBERS:
+            return "a combination member that is not a known forecaster"
+        problem = check_state({"name": m["name"], "log": False, "columns": [m]})
+        if problem:
+            return f"a combination member with {problem}"
+    return None
+
+
 _FIT = {"naive": _fit_fixed(_naive_form), "seasonal_naive": _fit_fixed(_seasonal_naive_form),
         "drift": _fit_fixed(_drift_form), "arima": _fit_arima, "ets": _fit_ets, "theta": _fit_theta}
 _FORECAST = {**{n: _forecast_arima for n in ("naive", "seasonal_naive", "drift", "arima")},
              "ets": _forecast_ets, "theta": _forecast_theta}
-_INTERVALS = {**{n: _intervals_arima for n in ARIMA_FAMILY}, "ets": _intervals_ets, "theta": _intervals_theta}
+_FORECAST["combination"] = lambda col, y, horizon: _intervals_combination(col, y, horizon, [], None, None)[0]
+_INTERVALS = {**{n: _intervals_arima for n in ARIMA_FAMILY}, "ets": _intervals_ets, "theta": _intervals_theta,
+              "combination": _intervals_combination}
 _FORMS = {**{n: _check_arima_form for n in ("naive", "seasonal_naive", "drift", "arima")},
           "ets": _check_ets_form, "theta": _check_theta_form}
 
@@ -390,6 +452,8 @@ _SUMMARIES = {
     "ets": ("ETS exponential smoothing (statsmodels), error/trend/season form chosen by AICc.", EtsConfig),
     "arima": ("Seasonal ARIMA (statsmodels), the order searched by AICc or given.", ArimaConfig),
     "theta": ("The Theta method (statsmodels): SES with drift on the deseasonalized series.", ThetaConfig),
+    "combination": ("The median (or mean) of its members' forecasts: by default damped ETS, Theta and ARIMA.",
+                    CombinationConfig),
 }
 
 
