@@ -53,6 +53,7 @@ def test_panel_flow_scores_every_series_and_predict_writes_bounds(tmp_path):
     report = (run / "report.md").read_text()
     assert "Worst series (by MASE)" in report and "Forecasters chosen (series)" in report
     assert "3 series fell back to naive" in report and "S03: naive (forecast.fallback)" in report
+    assert "Interval calibration" in report and "calibrated on the backtest" in report
     config = json.loads((run / "model.json").read_text())
     assert sum(config["choices"].values()) == 20 and set(config["choices"]) <= set(CANDIDATES)
     assert (run / "plots" / "panel_forecasts.png").is_file()
@@ -100,12 +101,14 @@ def holiday_series(seed: int = 4) -> pd.DataFrame:
     return pd.DataFrame({"store": "A", "t": t + 1, "sales": y.round(3), "holiday": holiday})
 
 
-def _stages(tmp_path, frame: pd.DataFrame, forecast_section: dict) -> tuple:
+#: the airline order: one fit per side (the order search is not what is tested)
+AIRLINE = {"name": "arima", "order": [0, 1, 1], "seasonal_order": [0, 1, 1]}
+
+
+def _stages(tmp_path, frame: pd.DataFrame, forecast_section: dict, model: dict = AIRLINE) -> tuple:
     tmp_path.mkdir()
     path = tmp_path / "sales.csv"
     frame.to_csv(path, index=False)
-    # the airline order: one fit per side (the order search is not what is tested)
-    model = {"name": "arima", "order": [0, 1, 1], "seasonal_order": [0, 1, 1]}
     spec = spec_from_dict({"name": "x", "task": "forecasting", "model": model, "forecast": forecast_section,
                            "data": {"loader": "timeseries_csv", "path": str(path), "id": "store"}})
     cache = str(tmp_path / "cache")
@@ -137,3 +140,15 @@ def test_exogenous_regressor_halves_the_error_and_predict_needs_its_future(tmp_p
     pd.concat([frame, future]).to_csv(tmp_path / "h.csv", index=False)
     with pytest.raises(DataError, match="Series 'A' .* the exogenous column 'holiday' has no future value at step 5 of 12"):
         forecast.predict(run, tmp_path / "h.csv")
+
+
+def test_ets_with_a_regressor_halves_the_error(tmp_path):
+    """Regression with ETS errors: least squares on the regressor, ETS on the rest (one form, no calibration:
+    the regression is what is tested)."""
+    frame, season = holiday_series(), {"horizon": 12, "season": 12, "calibrate": False}
+    ets = {"name": "ets", "trend": "none", "seasonal": "add"}
+    _, without = _stages(tmp_path / "a", frame.drop(columns="holiday"), season, ets)
+    model, with_exog = _stages(tmp_path / "b", frame, {**season, "exogenous": ["holiday"]}, ets)
+    assert with_exog.metrics["rmse"] <= 0.5 * without.metrics["rmse"], (with_exog.metrics, without.metrics)
+    beta = json.loads((Path(model.path) / "model.json").read_text())["series"]["A"]["state"]["columns"][0]["form"]["beta"]
+    assert 9 < beta[0] < 11  # y = 10 * holiday + ...

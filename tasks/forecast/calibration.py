@@ -73,11 +73,15 @@ def factors(samples: list[dict[int, list[list[float]]]], levels: list[int], hori
 
 def scaled(mean: np.ndarray, bands: Bands, factor: dict[int, list[float]]) -> Bands:
     """``bands`` with each half-width multiplied by its level's factor at each step (levels without
-    a factor unchanged)."""
-    out = {}
-    for lv, (lo, hi) in bands.items():
+    a factor unchanged); a level's interval kept at least as wide as a lower level's (each factor is
+    its own estimate, and a 95 % interval inside the 80 % one would read as nonsense)."""
+    out, inner = {}, None
+    for lv, (lo, hi) in sorted(bands.items()):
         f = np.asarray(factor[lv][:len(mean)]) if lv in factor else 1.0
-        out[lv] = (mean - f * (mean - lo), mean + f * (hi - mean))
+        lo, hi = mean - f * (mean - lo), mean + f * (hi - mean)
+        if inner is not None:
+            lo, hi = np.minimum(lo, inner[0]), np.maximum(hi, inner[1])
+        out[lv] = inner = (lo, hi)
     return out
 
 

@@ -204,7 +204,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     notes.append(_calibration_note(fc, factors, counts))
     if exog:
         notes.append(f"exogenous regressors {', '.join(exog)}: used by the ARIMA family (regression with ARIMA "
-                     f"errors); ETS and Theta ignore them")
+                     f"errors) and ETS (least squares, then ETS on the rest); Theta ignores them")
     config = {"kind": "forecast", "task": "forecasting", "panel": True, "model": spec.model.name,
               "chosen": next(iter(counts)), "forecast": fc.model_dump(mode="json"), "id": id_col,
               "time": meta["time"], "target": target, "exogenous": exog, "values": meta["values"],

@@ -15,8 +15,8 @@ re-estimates them), so a saved model holds data only: never a pickled results ob
 Each column of a multivariate series gets its own forecaster.
 
 Exogenous regressors (``forecast.exogenous``) enter the ARIMA family (the baselines and ``arima``)
-as SARIMAX ``exog``: a regression with ARIMA errors; ETS and Theta have none in statsmodels and
-ignore them. Prediction intervals are each model's own: the state-space forecast variance (ARIMA
+as SARIMAX ``exog``: a regression with ARIMA errors; ``ets`` as a regression with ETS errors (least
+squares, then ETS on what the regressors leave); Theta has none and ignores them. Prediction intervals are each model's own: the state-space forecast variance (ARIMA
 family, ETS) or the Theta method's.
 """
 
@@ -91,6 +91,9 @@ class Forecaster:
             try:
                 if self.name == "combination":
                     form, params, aicc = _fit_combination(np.asarray(y, dtype=float), season, log, self.config, exog)
+                elif exog is not None and self.name == "ets":
+                    form, params, aicc = _fit_ets_exog(np.asarray(y, dtype=float), season, log, self.config,
+                                                       np.asarray(exog, dtype=float))
                 elif exog is not None and self.name in ARIMA_FAMILY:
                     form, params, aicc = _fit_arima_exog(self.name, np.asarray(y, dtype=float), season, self.config,
                                                          np.asarray(exog, dtype=float))
@@ -320,8 +323,28 @@ def _forecast_ets(col: dict[str, Any], y: np.ndarray, horizon: int) -> np.ndarra
     return np.asarray(_ets(y, col["form"]).smooth(np.asarray(col["params"])).forecast(horizon))
 
 
+def _fit_ets_exog(y: np.ndarray, season: int, log: bool, config: EtsConfig, exog: np.ndarray
+                  ) -> tuple[dict[str, Any], np.ndarray, float]:
+    """Regression with ETS errors (statsmodels' ETS takes no regressors): least squares of ``y`` on
+    the regressors and a constant, then ETS on ``y`` less the regressors' part (the constant stays in
+    ETS's level). The coefficients are saved in the form as ``beta``."""
+    design = np.column_stack([exog, np.ones(len(y))])
+    beta = np.linalg.lstsq(design, y, rcond=None)[0][:-1]
+    form, params, aicc = _fit_ets(y - exog @ beta, season, log, config)
+    return {**form, "beta": [float(b) for b in beta]}, params, aicc
+
+
 def _intervals_ets(col: dict[str, Any], y: np.ndarray, horizon: int, levels: list[int], exog: Any, future: Any
                    ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    beta = col["form"].get("beta")
+    if beta is not None:
+        if exog is None or future is None or exog.shape[1] != len(beta) or len(future) < horizon:
+            raise DataError(f"the ets forecaster was fitted with {len(beta)} exogenous regressor(s); their values "
+                            f"for the history and all {horizon} future steps are needed.")
+        shift = np.asarray(future[:horizon], dtype=float) @ np.asarray(beta)
+        mean, bands = _intervals_ets({**col, "form": {k: v for k, v in col["form"].items() if k != "beta"}},
+                                     y - np.asarray(exog, dtype=float) @ np.asarray(beta), horizon, levels, None, None)
+        return mean + shift, {lv: (lo + shift, hi + shift) for lv, (lo, hi) in bands.items()}
     import pandas as pd
 
     if not levels:
@@ -338,9 +361,11 @@ def _intervals_ets(col: dict[str, Any], y: np.ndarray, horizon: int, levels: lis
 
 
 def _check_ets_form(form: Any, n_params: int) -> str | None:
+    beta = form.get("beta", []) if isinstance(form, dict) else None
     ok = (isinstance(form, dict) and form.get("trend") in (None, "add") and isinstance(form.get("damped"), bool)
           and form.get("seasonal") in (None, "add", "mul") and isinstance(form.get("season"), int)
-          and 1 <= form["season"] <= 10_000)
+          and 1 <= form["season"] <= 10_000 and isinstance(beta, list) and len(beta) <= 1000
+          and all(isinstance(b, (int, float)) and math.isfinite(b) for b in beta))
     return None if ok else "an ETS form that is not one trainflow fits"
 
 
