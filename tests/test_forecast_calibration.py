@@ -8,7 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from trainflow.tasks.forecast import calibration, statistical
 from trainflow.tasks.forecast.config import ForecastConfig
-from trainflow.tasks.forecast.panel import _origins, backtest_series, settings_of
+from trainflow.tasks.forecast.panel import _origins, backtest_series, settings_of, switching_helps
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 
@@ -78,3 +78,16 @@ def _check_combination():
     assert (bands[80][0] < mean).all() and (mean < bands[80][1]).all()
     col["form"]["members"][1]["params"] = [float("nan")]
     assert "combination member with parameters that are not finite" in statistical.check_state(state)
+
+
+def test_per_series_switches_are_kept_only_where_they_won_the_held_out_origin():
+    def series(theta: list[float], ets: list[float]) -> dict:
+        return {"origins": {"theta": theta, "ets": ets}}
+
+    # the first origins favour ets on half the series; on the last one ets was right there: switch
+    right = {f"s{i}": series([1.0, 1.0, 1.0], [0.5, 0.5, 0.5] if i % 2 else [2.0, 2.0, 2.0]) for i in range(10)}
+    assert switching_helps(right, ["theta", "ets"])[0]
+    # the same first origins, but on the last one ets was worse where it looked better: keep the champion
+    wrong = {f"s{i}": series([1.0, 1.0, 1.0], [0.5, 0.5, 3.0] if i % 2 else [2.0, 2.0, 2.0]) for i in range(10)}
+    helps, switched, kept = switching_helps(wrong, ["theta", "ets"])
+    assert not helps and switched == 2.0 and kept == 1.0

@@ -64,7 +64,7 @@ def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.n
     :mod:`calibration`), and each one's column fitted before the first origin (its form, ETS
     components or ARIMA orders, searched there by AICc and kept at the later origins, whose
     parameters are refitted)."""
-    h, scores, fitted, ratios, runs = settings["horizon"], {}, {}, {}, {}
+    h, scores, fitted, ratios, runs, per_origin = settings["horizon"], {}, {}, {}, {}, {}
     truths = [y[o:o + h] for o in cuts]
     for name in sorted(names, key=lambda n: n == "combination"):  # a combination reuses its members' runs
         if cuts[0] < MIN_STEPS[name]:
@@ -75,9 +75,11 @@ def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.n
             continue
         errs = [float(np.mean(np.abs(truth - mean[:len(truth)]))) for truth, (mean, _) in zip(truths, outs)]
         if all(math.isfinite(e) for e in errs):
-            scores[name], fitted[name], runs[name] = float(np.mean(errs)), col, outs
-            ratios[name] = calibration.ratios(truths, outs, settings["levels"])
-    return scores, fitted, ratios
+            scores[name], fitted[name], runs[name], per_origin[name] = float(np.mean(errs)), col, outs, errs
+            # calibration counts the origins with room for the season's forms, as the final fit has
+            full = [i for i, o in enumerate(cuts) if season < 2 or o >= 2 * season + 2]
+            ratios[name] = calibration.ratios([truths[i] for i in full], [outs[i] for i in full], settings["levels"])
+    return scores, fitted, ratios, per_origin
 
 
 def _origins(name: str, settings: dict[str, Any], y: np.ndarray, x: np.ndarray | None, season: int, cuts: list[int],
@@ -96,11 +98,13 @@ def _origins(name: str, settings: dict[str, Any], y: np.ndarray, x: np.ndarray |
                       for lv in levels}) for i in range(len(cuts))]
             return col, outs
     col = _fit(name, options, y[:cuts[0]], season, log, _rows(x, 0, cuts[0]))
+    # refitted at each origin in the form found at the first (Theta re-estimates its two parameters
+    # on any history, and fixed parameters would handicap ETS and ARIMA against it), unless the
+    # first was too short for the season's forms: then each origin searches its own
+    keep = pinned(name, col, options) if cuts[0] >= SEARCH_STEPS * max(season, 1) + 2 else options
     outs = []
     for o in cuts:
-        # refitted at each origin in the form found at the first: Theta re-estimates its two
-        # parameters on any history, and fixed parameters would handicap ETS and ARIMA against it
-        now = col if o == cuts[0] else _fit(name, pinned(name, col, options), y[:o], season, log, _rows(x, 0, o))
+        now = col if o == cuts[0] else _fit(name, keep, y[:o], season, log, _rows(x, 0, o))
         outs.append(statistical.forecast_one(now, y[:o], h, levels, _rows(x, 0, o), _rows(x, o, o + h)))
     return col, outs
 
@@ -140,12 +144,13 @@ def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any
     season = _season(level, settings)
     step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
     cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
-    scores, fitted, ratios = _backtest(settings["candidates"], settings, level, x, season, cuts) if cuts else ({}, {}, {})
+    scores, fitted, ratios, per_origin = (_backtest(settings["candidates"], settings, level, x, season, cuts) if cuts
+                                          else ({}, {}, {}, {}))
     scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
     keep = bool(cuts) and cuts[0] >= SEARCH_STEPS * max(season, 1) + 2
     forms = {n: pinned(n, col, settings["options"].get(n, {})) for n, col in fitted.items()} if keep else {}
     return {"season": season, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores, "forms": forms,
-            "ratios": ratios}
+            "ratios": ratios, "origins": {n: [e / scale for e in v] for n, v in per_origin.items()}}
 
 
 def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | None:
@@ -159,17 +164,36 @@ def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | No
     return min(means, key=means.get) if means else None
 
 
-def pick(result: dict[str, Any], best: str | None) -> str | None:
-    """A series keeps the panel's champion unless another candidate's backtest error is lower by
-    more than SWITCH_MARGIN: a few origins of one series are noisy, and a switch on noise costs
-    more than it wins (on M1 monthly the plain per-series minimum lost to damped ETS)."""
+def pick(result: dict[str, Any], best: str | None, switch: bool = True) -> str | None:
+    """A series keeps the panel's champion unless ``switch`` and another candidate's backtest error
+    is lower by more than SWITCH_MARGIN: a few origins of one series are noisy, and a switch on noise
+    costs more than it wins (on M1 monthly the plain per-series minimum lost to damped ETS)."""
     scores = result["backtest"]
     if not scores:
         return None
     own = min(scores, key=scores.get)
-    if best in scores and scores[own] >= (1 - SWITCH_MARGIN) * scores[best]:
+    if best in scores and (not switch or scores[own] >= (1 - SWITCH_MARGIN) * scores[best]):
         return best
     return own
+
+
+def switching_helps(phase_one: dict[str, dict[str, Any]], names: list[str]) -> tuple[bool, float, float]:
+    """Whether per-series switches beat the panel's champion, both chosen on the backtest origins
+    but the last and scored on the last (the mean scaled error of each: a backtest of the choice
+    rule itself). On M1 monthly switching lost to the champion on the test horizon, on tourism
+    quarterly it won: the panel decides."""
+    early = {sid: {"scaled": {n: float(np.mean(v[:-1])) for n, v in r["origins"].items() if len(v) >= 2}}
+             for sid, r in phase_one.items()}
+    best = champion(early, names)
+    switched, kept = [], []
+    for sid, r in early.items():
+        if best in r["scaled"]:
+            chosen = pick({"backtest": r["scaled"]}, best)
+            switched.append(phase_one[sid]["origins"][chosen][-1])
+            kept.append(phase_one[sid]["origins"][best][-1])
+    if not kept:
+        return True, math.nan, math.nan
+    return float(np.mean(switched)) < float(np.mean(kept)), float(np.mean(switched)), float(np.mean(kept))
 
 
 def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: dict[str, Any],
