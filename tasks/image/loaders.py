@@ -142,7 +142,9 @@ def load_cifar10(config: CifarConfig) -> Images:
         data, labels = data[: config.limit], np.asarray(labels[: config.limit], dtype=np.int64)
         if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"'{folder / name}' has labels outside 0..9 (found {labels.min()}..{labels.max()}).")
-        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8))
+        # channel-last and C-contiguous: astype would keep the transposed strides (and np.concatenate
+        # them), so every later reshape of the 60,000 images would copy them in a cache-hostile order
+        xs.append(np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), dtype=np.uint8))
         ys.append(labels)
         test.append(np.full(len(labels), name == "test_batch"))
     classes = CIFAR10_LABELS

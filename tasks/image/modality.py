@@ -170,7 +170,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
                            what="images")
     notes = list(ref.meta.get("notes", []))
     notes += ["test split: the dataset's own test set"] if "is_test" in arrays and not spec.split.key else parts.notes
-    notes += holdout.leakage_notes(lambda idx: leakage.item_digests(x[idx]), parts, "images", spec)
+    digests = np.asarray(leakage.item_digests(x))  # once per image, in place: no copy of a part's pixels
+    notes += holdout.leakage_notes(lambda idx: digests[idx], parts, "images", spec)
     if not multilabel:
         holdout.require_scorable(y, parts, source)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump())
