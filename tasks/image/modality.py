@@ -439,12 +439,18 @@ class Image(NeuralModality, stages_from=__name__):
 
     def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
         """Channel means and spreads and a grid of brightness per image (:mod:`trainflow.tasks.image.drift`)
-        of a stored split part (``.npz``) or of new images, read as :func:`predict` reads them."""
+        of a stored split part (``.npz``; at most :data:`~trainflow.tasks.common.drift.REFERENCE_ITEMS`
+        of its images, seeded) or of new images, read as :func:`predict` reads them."""
         from trainflow import trust
+        from trainflow.tasks.common.drift import reference_items
         from trainflow.tasks.image.drift import image_summaries
 
         config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
-        x = load_npz(source.path)["x"] if isinstance(source, DataRef) else read_new_images(Path(source), config)[0]
+        if isinstance(source, DataRef):
+            x = load_npz(source.path)["x"]
+            x = x[reference_items(len(x))]  # a training part of 50,000 images: a seeded 10,000 of them
+        else:
+            x = read_new_images(Path(source), config)[0]
         return image_summaries(x, config["max_value"])
 
     def branch(self) -> Any:
