@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,11 @@ class ImageBranch(NetworkBranch):
     modality = "image"
 
     def items(self, loaded: Any, options: dict[str, Any]) -> Items:
+        if loaded.skipped:  # data.skip_unreadable (the default): such a file has no pixels to fuse
+            from trainflow.alerts import warn
+
+            warn(f"{len(loaded.skipped)} unreadable or odd-sized image file(s) of '{loaded.source}' left out of the "
+                 f"join, e.g. {loaded.skipped[0]}")
         keys = {"id": list(loaded.files), "stem": [stem(f) for f in loaded.files]} if loaded.files else {}
         return Items(loaded.x, np.asarray(loaded.classes, dtype=object)[loaded.y].astype(str), keys, loaded.is_test,
                      {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options},
@@ -34,6 +40,13 @@ class ImageBranch(NetworkBranch):
 
     def encoder(self, folder, hidden, width):
         return encoder_of(self._model(folder)[0])
+
+    def summaries(self, folder, data):
+        from trainflow import trust
+        from trainflow.tasks.common.neural import CONFIG_FILE
+        from trainflow.tasks.image.drift import image_summaries
+
+        return image_summaries(data, trust.read_json(Path(folder) / CONFIG_FILE)["max_value"])
 
     def read_new(self, path, folder, options):
         x, names = self.module.read_new_images(path, self._model(folder)[1])
