@@ -5,7 +5,8 @@
 The comparison side of ``forecast_panel_scale.py``: statsmodels and joblib only, the same statistical
 work as ``trainflow run`` with ``model: {name: ets, trend: add_damped}`` on a panel: per series (its
 last ``horizon`` steps held out) a rolling-origin backtest at 3 origins one season apart (the
-seasonal form chosen by AICc at the first, refitted at the others), a final fit on the training part
+seasonal form chosen by AICc at the first and refitted at the others, searched at each when the
+first is too short for the season's forms), a final fit on the training part
 with the form chosen by AICc, its forecast and 80 / 95 % intervals; then one factor per step and
 level that scales the half-widths to cover the backtest errors pooled over the series (conformal),
 and the test's mean MASE and coverage. Prints one JSON line of results.
@@ -68,12 +69,16 @@ def one_series(y: np.ndarray, h: int, season: int) -> dict:
         ratios = {lv: [] for lv in LEVELS}
         if cuts and cuts[0] >= 10:
             form = best_fit(pd.Series(y[:cuts[0]]), s, allowed(cuts[0]))
+            pin = cuts[0] >= 3 * s + 2  # a first origin too short for the season's forms: each origin searches
             for o in cuts:
                 if form is None:
                     break
-                res = form[1] if o == cuts[0] else ets(pd.Series(y[:o]), form[0], s).fit(disp=False)
+                res = (form[1] if o == cuts[0] else ets(pd.Series(y[:o]), form[0], s).fit(disp=False) if pin
+                       else best_fit(pd.Series(y[:o]), s, allowed(o))[1])
                 mean, b = bands(res, o, h)
                 err = y[o:o + h] - mean
+                if s >= 2 and o < 2 * s + 2:
+                    continue  # calibration counts the origins with room for the season's forms
                 for lv in LEVELS:
                     half = np.where(err >= 0, b[lv][1] - mean, mean - b[lv][0])
                     ratios[lv].append(np.abs(err) / half)
