@@ -1,7 +1,7 @@
 """Forecast panels: ``auto`` (only the data named) vs damped ETS, side by side, on M1 monthly and tourism quarterly.
 
     python benchmarks/forecast_panel.py [--data /work/shared/datasets/forecast_panels] [--sets m1_monthly tourism_quarterly]
-                                        [--series N] [--threads T]
+                                        [--series N] [--threads T] [--models auto "damped ETS"]
 
 For each set, the competition's training and test files are joined into one long CSV; the panel's
 split by time takes each series' last ``horizon`` steps (exactly the competition's test horizon).
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--series", type=int, default=None, help="the first N series of each set (default: all)")
     parser.add_argument("--threads", type=int, default=0, help="worker processes (0: every core)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
     globals()["DATA"] = args.data
     from trainflow import resources
@@ -95,7 +96,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
             path = joined(name, Path(tmp), args.series)
-            for label, model in MODELS.items():
+            for label, model in ((k, MODELS[k]) for k in args.models):
                 m = run(path, SETS[name], model, Path(tmp) / label.replace(" ", "_"), threads)
                 print(f"| {name} | {label} | {m['series']:.0f} | {m['mase']:.3f} | {m['smape']:.2f} | "
                       f"{m['snaive_mase']:.3f} | {100 * m.get('coverage_80', float('nan')):.1f}% | "
