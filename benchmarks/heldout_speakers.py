@@ -37,7 +37,7 @@ def score(spec_path: Path, overrides: list[str]) -> float:
     spec = load_spec(spec_path, overrides)
     mod = modalities.get(spec.modality)
     with tempfile.TemporaryDirectory(prefix="heldout-") as cache:
-        ref = load(spec.data, cache, spec.modality)
+        ref = load(spec.data, cache, spec.modality, spec.split)  # the loader carries the split key (speaker)
         split = mod.split(ref, spec, cache)
         model = mod.fit(split, spec, cache)
         return float(mod.evaluate(model, split, spec, str(Path(cache) / "plots")).metrics["accuracy"])
