@@ -29,7 +29,7 @@ def published(mod, spec, split, cache: str, folder: Path, plots: Path) -> dict:
     return summary
 
 
-@pytest.mark.parametrize("name", ["image", "sequence", "text", "audio"])
+@pytest.mark.parametrize("name", ["image", "sequence", "text", "audio", "forecast"])
 def test_the_champion_scores_the_challengers_test_rows(name, tmp_path):
     mod = modalities.get(name)
     example = mod.example(tmp_path)
@@ -48,4 +48,31 @@ def test_the_champion_scores_the_challengers_test_rows(name, tmp_path):
     # the challenger scored through predict on those rows gives its own evaluation's value
     assert c["new"] == pytest.approx(new["metrics"][new["primary_metric"]])
     assert c["old"] == pytest.approx(old["metrics"][old["primary_metric"]])  # the same rows: its own test too
+    assert c["interval"][0] <= c["difference"] <= c["interval"][1]
+
+
+def test_a_panel_champion_forecasts_the_challengers_horizon_resampled_by_series(tmp_path):
+    """A panel of six seasonal series: the champion (seasonal naive) forecasts each series' test horizon
+    from the challenger's (ETS) training history; per-series scores are paired and series resampled."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    t = np.arange(48)
+    lines = [f"s{i},{step},{50 + 10 * i + 0.5 * step + 8 * np.sin(2 * np.pi * step / 12) + rng.normal():.3f}"
+             for i in range(6) for step in t]
+    (tmp_path / "panel.csv").write_text("id,t,value\n" + "\n".join(lines) + "\n")
+    mod = modalities.get("forecast")
+    cache = str(tmp_path / "cache")
+    base = {"name": "paired-panel", "task": "forecasting", "validation": {"min_rows": 10},
+            "data": {"loader": "timeseries_csv", "path": str(tmp_path / "panel.csv"), "id": "id"},
+            "forecast": {"horizon": 6, "season": 12, "origins": 1}}  # primary: rmse, the mean of per-series RMSE
+    specs = [spec_from_dict({**base, "model": {"name": name}}) for name in ("seasonal_naive", "ets")]
+    split = mod.split(load.load(specs[0].data, cache, "forecast"), specs[0].training_view(), cache)
+    old, new = (published(mod, s, split, cache, tmp_path / "runs" / s.model.name, tmp_path / f"plots-{s.model.name}")
+                for s in specs)
+    decision = promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0))
+    assert decision["rule"] == "paired", decision.get("fallback")
+    c = decision["paired"]
+    assert c["series"] == 6 and c["rows"] == 36 and "series" in c["method"]
+    assert c["new"] == pytest.approx(new["metrics"]["rmse"]) and c["old"] == pytest.approx(old["metrics"]["rmse"])
     assert c["interval"][0] <= c["difference"] <= c["interval"][1]
