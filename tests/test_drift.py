@@ -350,3 +350,54 @@ def test_a_panel_is_profiled_per_series_and_a_level_shift_is_flagged(tmp_path):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
         found = D.drifted(D.compare(profile, series_summaries(tmp_path, tmp_path / f"{name}.csv")))
         assert ("level" in found) is drift and (bool(found) is drift), (name, found)
+
+
+def test_multimodal_rows_are_profiled_per_input_and_a_shifted_input_is_named(tmp_path):
+    """Multimodal: each input contributes its own modality's summaries, prefixed with its name, one row
+    per joined row; a table column moved by one standard deviation is flagged under its input's name,
+    a batch from the training distribution is not, and an input left out of the batch (``missing:
+    mask``) shows as that input's columns going missing."""
+    from trainflow import modalities
+    from trainflow.spec import spec_from_dict
+    from trainflow.tasks.common import load
+    from trainflow.tasks.common.examples import two_class_images
+
+    def rows(n: int, seed: int, shift: float = 0.0) -> tuple[np.ndarray, pd.DataFrame]:
+        x, y = two_class_images(n, seed)
+        rng = np.random.default_rng(seed)
+        ids = [f"r{seed}_{i}" for i in range(n)]
+        np.savez(tmp_path / f"img{seed}.npz", x=x, y=y, ids=np.asarray(ids))
+        table = pd.DataFrame({"id": ids, "a": rng.normal(size=n) + y, "b": rng.normal(size=n) + shift})
+        table.to_csv(tmp_path / f"tab{seed}.csv", index=False)
+        return x, table
+
+    rows(240, 0)
+    spec = spec_from_dict({"name": "mm-drift", "data": {"loader": "multimodal", "missing": "mask", "inputs": {
+        "image": {"loader": "npz", "path": str(tmp_path / "img0.npz"), "model": {"width": 4, "dense": 8}},
+        "extra": {"loader": "csv", "path": str(tmp_path / "tab0.csv")}}},
+        "model": {"name": "late_fusion"}, "train": {"epochs": 1, "batch_size": 32}})
+    mod = modalities.get("multimodal")
+    cache = str(tmp_path / "cache")
+    data = mod.profile(load.load(spec.data, cache, spec.modality), spec)
+    split = mod.split(data, spec.training_view(), cache)
+    model = mod.fit(split, spec.training_view(), cache)
+    evaluation = mod.evaluate(model, split, spec, str(tmp_path / "plots"))
+    run = tmp_path / "run"
+    mod.export(model, str(run))
+    D.profile_run(mod, split, evaluation.confusion, spec.task, run)
+    profile = D.read_profile(run)
+    assert {"image.mean_c0", "image.cell_0_0", "extra.a", "extra.b"} <= set(profile.columns)
+    assert profile.columns["extra.b"].rows == split.train.meta["rows"]
+
+    found = {}
+    for name, seed, shift, inputs in (("clean", 1, 0.0, "image: img1.npz\nextra: tab1.csv\n"),
+                                      ("shifted", 2, 1.0, "image: img2.npz\nextra: tab2.csv\n"),
+                                      ("no table", 3, 0.0, "image: img3.npz\n")):
+        rows(200, seed, shift)
+        (tmp_path / f"{name}.yaml").write_text(inputs)
+        frame = mod.predict(run, tmp_path / f"{name}.yaml")
+        check = D.check_batch(mod, run, tmp_path / f"{name}.yaml", frame, tmp_path / name)
+        found[name] = check.drifted
+    assert found["clean"] == [], found
+    assert found["shifted"] == ["extra.b"], found
+    assert {"extra.a", "extra.b"} <= set(found["no table"]) and not any(f.startswith("image.") for f in found["no table"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,13 @@ class AudioBranch(NetworkBranch):
 
         model, config = self._model(folder)
         return encoder_and_width(model, AudioFeatures.model_validate(config["features"]).bins, config["frames"])
+
+    def summaries(self, folder, data):
+        from trainflow import trust
+        from trainflow.tasks.common.drift import signal_summaries
+        from trainflow.tasks.common.neural import CONFIG_FILE
+
+        return signal_summaries(data, rate=trust.read_json(Path(folder) / CONFIG_FILE)["sample_rate"])
 
     def read_new(self, path, folder, options):
         waves, names = self.module.new_clips(path, self._model(folder)[1])

@@ -114,6 +114,12 @@ class Branch:
         input's loader options in training)."""
         raise NotImplementedError
 
+    def summaries(self, folder: str | Path, data: Any) -> Any:
+        """What drift is measured on for ``data``, one row per item: the columns the modality's own
+        ``drift_frame`` gives (the unimodal model saved in ``folder`` says how); None where the
+        modality does not summarise its items."""
+        return None
+
 
 class NetworkBranch(Branch):
     """A branch whose modality saves a network: its model is loaded with the modality module's

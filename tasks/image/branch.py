@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,13 @@ class ImageBranch(NetworkBranch):
 
     def encoder(self, folder, hidden, width):
         return encoder_of(self._model(folder)[0])
+
+    def summaries(self, folder, data):
+        from trainflow import trust
+        from trainflow.tasks.common.neural import CONFIG_FILE
+        from trainflow.tasks.image.drift import image_summaries
+
+        return image_summaries(data, trust.read_json(Path(folder) / CONFIG_FILE)["max_value"])
 
     def read_new(self, path, folder, options):
         x, names = self.module.read_new_images(path, self._model(folder)[1])

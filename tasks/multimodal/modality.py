@@ -527,13 +527,11 @@ def read_inputs_file(path: Path, names: list[str]) -> dict[str, Path]:
     return {k: (path.parent / v).resolve() if not Path(v).is_absolute() else Path(v) for k, v in raw.items()}
 
 
-def predict(run_dir: str | Path, input_path: str | Path) -> Any:
-    """Predictions for new rows of every input (a YAML file: input name -> path), joined as in
-    training; with ``missing: mask`` an input may be left out (its branch is zeroed)."""
-    import pandas as pd
-
-    folder = Path(run_dir)
-    config = read_config(folder)
+def read_batch(folder: Path, config: dict[str, Any], input_path: str | Path,
+               quiet: bool = False) -> tuple[list[str], dict[str, Any], dict[str, np.ndarray]]:
+    """New rows of every input (a YAML file: input name -> path), read by each branch's modality and
+    joined as in training: the rows' keys, each input's aligned data and presence flags (an input
+    left out, allowed with ``missing: mask``, is blank and absent on every row)."""
     names = list(config["inputs"])
     paths = read_inputs_file(Path(input_path), names)
     absent = [n for n in names if n not in paths]
@@ -557,8 +555,20 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
         blank = adapter.load(folder / n / config["inputs"][n]["blank"])
         data[n] = adapter.take(blank, np.zeros(len(keys), dtype=np.int64))
         present[n] = np.zeros(len(keys), bool)
-    for note in notes:
+    for note in notes if not quiet else ():
         print(f"predict: {note}")
+    return keys, {n: data[n] for n in names}, {n: present[n] for n in names}
+
+
+def predict(run_dir: str | Path, input_path: str | Path) -> Any:
+    """Predictions for new rows of every input (a YAML file: input name -> path), joined as in
+    training; with ``missing: mask`` an input may be left out (its branch is zeroed)."""
+    import pandas as pd
+
+    folder = Path(run_dir)
+    config = read_config(folder)
+    names = list(config["inputs"])
+    keys, data, present = read_batch(folder, config, input_path)
     flags = np.column_stack([present[n] for n in names])
     proba = fused_proba(folder, config, data, flags)
     frame = pd.DataFrame({"item": keys, "prediction": [config["classes"][i] for i in proba.argmax(1)]})
@@ -617,6 +627,23 @@ class Multimodal(NeuralModality, stages_from=__name__):
                 problems.append(f"'model.model' {inner!r} must be a tabular classifier: "
                                 f"{', '.join(models_for('tabular', 'classification'))}.")
         return problems
+
+    def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
+        """Each input's own summaries, prefixed with its name, one row per joined row
+        (:mod:`trainflow.tasks.multimodal.drift`): of a stored split part, or of new rows read and
+        joined as :func:`predict` reads them."""
+        from trainflow.tasks.multimodal.drift import input_summaries
+
+        folder = Path(run_dir)
+        config = read_config(folder)
+        if isinstance(source, DataRef):
+            index = load_npz(source.path)
+            rows, flags = index["rows"], index["present"].astype(bool)
+            data = _inputs(SplitRef(train=source, test=source), rows)
+            present = {n: flags[:, b] for b, n in enumerate(source.meta["inputs"])}  # the stored order
+        else:
+            _, data, present = read_batch(folder, config, source, quiet=True)
+        return input_summaries(folder, config, data, present)
 
     def example(self, folder: Path) -> Example:
         """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""

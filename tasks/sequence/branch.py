@@ -47,6 +47,11 @@ class SequenceBranch(NetworkBranch):
         arrays = pack(SeriesSet(data, list(labels), [str(i) for i in range(len(data))], meta.get("source", "")))
         return npz_split(folder, arrays, test, "sequence", {"source": meta.get("source", "")})
 
+    def summaries(self, folder, data):
+        from trainflow.tasks.common.drift import signal_summaries
+
+        return signal_summaries(data)
+
     def tensors(self, folder, data):
         import torch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,11 @@ class TabularBranch(Branch):
         from torch import nn
 
         return nn.Sequential(nn.Linear(width, hidden), nn.ReLU()), hidden  # a table has no network of its own
+
+    def summaries(self, folder, data):
+        from trainflow import trust
+
+        return self._X(trust.read_json(Path(folder) / self.module.SCHEMA_FILE), data)
 
     def read_new(self, path, folder, options):
         df = self.module.read_table(path)
