@@ -29,7 +29,7 @@ def published(mod, spec, split, cache: str, folder: Path, plots: Path) -> dict:
     return summary
 
 
-@pytest.mark.parametrize("name", ["image", "sequence", "text", "audio", "forecast"])
+@pytest.mark.parametrize("name", ["image", "sequence", "text", "audio", "forecast", "multimodal"])
 def test_the_champion_scores_the_challengers_test_rows(name, tmp_path):
     mod = modalities.get(name)
     example = mod.example(tmp_path)

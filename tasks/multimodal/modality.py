@@ -645,6 +645,13 @@ class Multimodal(NeuralModality, stages_from=__name__):
             _, data, present = read_batch(folder, config, source, quiet=True)
         return input_summaries(folder, config, data, present)
 
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """Each input's test items as its own modality hands them over, named in a YAML input
+        (:mod:`.scoring`), and the test rows' classes."""
+        from trainflow.tasks.multimodal.scoring import scoring_rows
+
+        return scoring_rows(split)
+
     def example(self, folder: Path) -> Example:
         """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""
         import pandas as pd
