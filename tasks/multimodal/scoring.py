@@ -1,12 +1,13 @@
 """The test rows of a multimodal split as the input ``predict`` reads, for paired promotion.
 
-Each input's test items are handed over by its own modality (its ``scoring_rows`` of the branch's
-split: the images' ``.npz``, the table's Parquet file, a folder of clips...), and a YAML file names
-them, as a user's predict input does; ``predict`` joins them as in training. Every branch's test part
-holds the test rows in the split's order, so a ``position`` join lines them up. The files carry the
-keys of their own modality (an image ``.npz`` numbers its images, clips are named by position), not the
-original ones: a model joined by ``id`` or ``stem`` cannot join them, predict says so, and promotion
-falls back to the point rule with that reason.
+A YAML file names one file per input, as a user's predict input does, and ``predict`` joins them as
+in training. With a ``position`` join each input's test items are handed over by its own modality
+(its ``scoring_rows`` of the branch's split: the images' ``.npz``, the table's Parquet file, a folder
+of clips...): every branch's test part holds the test rows in the split's order. With a join by
+``id`` or ``stem`` each input's test items are written with the joined rows' keys
+(:meth:`~trainflow.tasks.common.branch.Branch.write_new`: images in an ``.npz`` with their ``names``, a
+table with its id column); an input whose modality cannot carry keys stops the comparison (promotion
+then falls back to the point rule and says why).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from trainflow import modalities
 from trainflow.errors import DataError
-from trainflow.refs import SplitRef, atomic_write_text, load_npz
+from trainflow.refs import DataRef, SplitRef, atomic_write_text, load_npz
 
 
 def scoring_rows(split: SplitRef) -> tuple[Path, list[str]]:
@@ -32,8 +33,10 @@ def scoring_rows(split: SplitRef) -> tuple[Path, list[str]]:
     if lacking:
         raise DataError(f"{int((~present).any(axis=1).sum())} test rows lack input(s) {', '.join(lacking)}; their "
                         "branches' test parts skip those rows, so the inputs cannot be lined up for predict")
-    paths = {}
-    for n in names:
+    folder = Path(split.test.path).with_name("scoring")
+    join = split.test.meta.get("join", "position")
+    paths = _keyed(split, names, index["rows"], folder) if join != "position" else {}
+    for n in names if join == "position" else ():
         branch = SplitRef.model_validate(split.meta["branches"][n])
         rows = modalities.get(split.test.meta["inputs"][n]["modality"]).scoring_rows(branch)
         if rows is None:
@@ -45,3 +48,24 @@ def scoring_rows(split: SplitRef) -> tuple[Path, list[str]]:
     path = Path(split.test.path).with_name("scoring.yaml")
     atomic_write_text(path, yaml.safe_dump(paths))
     return path, [str(v) for v in np.asarray(index["labels"])]
+
+
+def _keyed(split: SplitRef, names: list[str], rows: np.ndarray, folder: Path) -> dict[str, str]:
+    """Each input's test items written with the joined rows' keys (a join by id or stem)."""
+    from trainflow.tasks.multimodal.branches import branch
+    from trainflow.tasks.multimodal.modality import INDEX, load_input
+
+    meta = split.test.meta
+    data = DataRef(path=meta["data"], digest="", modality="multimodal", meta=meta)
+    keys = [str(k) for k in load_npz(Path(meta["data"]) / INDEX)["keys"][rows]]
+    paths = {}
+    for n in names:
+        info = meta["inputs"][n]
+        adapter = branch(info["modality"])
+        (folder / n).mkdir(parents=True, exist_ok=True)
+        path = adapter.write_new(adapter.take(load_input(data, n), rows), keys, folder / n, info.get("options") or {})
+        if path is None:
+            raise DataError(f"input '{n}' ({info['modality']}) cannot write its test items with their "
+                            f"{meta.get('join')}s, which this model joins by")
+        paths[n] = str(Path(path).resolve())
+    return paths
