@@ -77,20 +77,21 @@ def test_a_forecaster_champion_forecasts_the_challengers_horizon_from_its_histor
 
 
 def test_a_panel_champion_forecasts_the_challengers_horizon_resampled_by_series(tmp_path):
-    """A panel of six seasonal series: the champion (seasonal naive) forecasts each series' test horizon
-    from the challenger's (Theta) training history; per-series scores are paired and series resampled."""
+    """A panel of six seasonal series with a regressor: the champion (seasonal naive) forecasts each
+    series' test horizon from the challenger's (Theta) training history, the regressor's future values in
+    the rows after it; per-series scores are paired and series resampled."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     t = np.arange(48)
-    lines = [f"s{i},{step},{50 + 10 * i + 0.5 * step + 8 * np.sin(2 * np.pi * step / 12) + rng.normal():.3f}"
-             for i in range(6) for step in t]
-    (tmp_path / "panel.csv").write_text("id,t,value\n" + "\n".join(lines) + "\n")
+    lines = [f"s{i},{step},{50 + 10 * i + 0.5 * step + 8 * np.sin(2 * np.pi * step / 12) + rng.normal():.3f},"
+             f"{rng.normal():.3f}" for i in range(6) for step in t]
+    (tmp_path / "panel.csv").write_text("id,t,value,x\n" + "\n".join(lines) + "\n")
     mod = modalities.get("forecast")
     cache = str(tmp_path / "cache")
     base = {"name": "paired-panel", "task": "forecasting", "validation": {"min_rows": 10},
             "data": {"loader": "timeseries_csv", "path": str(tmp_path / "panel.csv"), "id": "id"},
-            "forecast": {"horizon": 6, "season": 12, "origins": 1}}  # primary: rmse, the mean of per-series RMSE
+            "forecast": {"horizon": 6, "season": 12, "origins": 1, "exogenous": ["x"]}}  # primary: mean per-series RMSE
     specs = [spec_from_dict({**base, "model": {"name": name}}) for name in ("seasonal_naive", "theta")]
     split = mod.split(load.load(specs[0].data, cache, "forecast"), specs[0].training_view(), cache)
     old, new = (published(mod, s, split, cache, tmp_path / "runs" / s.model.name, tmp_path / f"plots-{s.model.name}")

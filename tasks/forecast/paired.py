@@ -9,7 +9,7 @@ moves them all together. So:
   units, and the panel's metric is the mean of a per-series score (as :func:`panels.evaluate` reports
   it: MASE, sMAPE, RMSE or MAE of each series' horizon, MASE scaled by the series' in-sample seasonal
   naive error), so the difference of two forecasters is the mean of per-series differences;
-- **a single series** has one test window. Backtest origins inside its training part would give more
+- **a single series** (with or without regressors) has one test window. Backtest origins inside its training part would give more
   windows, but the challenger was fitted on them (the weights of a network, the parameters of a
   statistical model), which would favour it; so the one window's steps are resampled in circular blocks
   of ``ceil(sqrt(horizon))`` consecutive steps (all value columns of a step together), which keeps the
@@ -80,16 +80,20 @@ def paired_difference(run_dir: str | Path, split: SplitRef, metric: str, truth: 
             return math.sqrt(m) if metric == "rmse" else m
         return M.score([metric], y[rows][k], pred[rows][k])[metric]
 
-    everything = np.arange(len(y))
+    return _blocks(len(y), value, a, b, seed, resamples) | {"rows": int(keep.sum())}
+
+
+def _blocks(h: int, value: Any, a: np.ndarray, b: np.ndarray, seed: int, resamples: int) -> dict[str, Any]:
+    """``value(steps, forecast)`` of both forecasts of one window of ``h`` steps, their difference and
+    its interval over circular blocks of ``ceil(sqrt(h))`` consecutive steps, resampled."""
+    everything = np.arange(h)
     out = {"new": value(everything, a), "old": value(everything, b)}
-    h = len(y)
     block = max(1, math.ceil(math.sqrt(h)))
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, h, (resamples, math.ceil(h / block)))
+    starts = np.random.default_rng(seed).integers(0, h, (resamples, math.ceil(h / block)))
     draws = [value(idx, a) - value(idx, b)
              for idx in ((s[:, None] + np.arange(block)).ravel()[:h] % h for s in starts)]
     return {**out, "difference": out["new"] - out["old"], "interval": U.percentile_interval(np.asarray(draws)),
-            "resamples": resamples, "level": U.LEVEL, "rows": int(keep.sum()),
+            "resamples": resamples, "level": U.LEVEL, "rows": h,
             "method": f"paired circular block bootstrap of the test horizon's {h} steps (blocks of {block} "
                       f"consecutive steps: one window's errors share its forecast origin)"}
 
@@ -117,18 +121,21 @@ def _panel(run_dir: str | Path, split: SplitRef, metric: str, truth: Any, new: A
     train, id_col, target, _ = as_long(pd.read_parquet(split.train.path), meta, exog)
     test = as_long(truth, meta, exog)[0]
     history = dict(groups(train, id_col))
-    per: dict[str, list[float]] = {"new": [], "old": []}
+    if metric not in ("mase", "smape", "rmse", "mae"):
+        raise Unscorable(f"'{metric}' is not a per-series score of a panel (mase, smape, rmse, mae)")
+    series = []  # (truth, challenger's forecast, champion's forecast, scale) per series
     for sid, part in groups(test, id_col):
         y = part[target].to_numpy(dtype=float)
         season = int((config.get("series", {}).get(sid) or {}).get("state", {}).get("season", 1))
-        scale = scores.seasonal_scale(history[sid][target].to_numpy(dtype=float), season)
-        for who, frame in (("new", new), ("old", old)):
-            pred = _series_forecast(frame, id_col, sid, len(y), "challenger" if who == "new" else "champion")
-            found = scores.point(y, pred, scale)
-            if metric not in found and found:
-                raise Unscorable(f"'{metric}' is not a per-series score of a panel (mase, smape, rmse, mae)")
-            per[who].append(found.get(metric, math.nan))
-    a, b = np.asarray(per["new"]), np.asarray(per["old"])
+        series.append((y, _series_forecast(new, id_col, sid, len(y), "challenger"),
+                       _series_forecast(old, id_col, sid, len(y), "champion"),
+                       scores.seasonal_scale(history[sid][target].to_numpy(dtype=float), season)))
+    if len(series) == 1:  # a single series with regressors: one window, resampled in blocks of steps
+        y, pa, pb, scale = series[0]
+        return _blocks(len(y), lambda rows, pred: scores.point(y[rows], pred[rows], scale).get(metric, math.nan),
+                       pa, pb, seed, resamples)
+    a = np.asarray([scores.point(y, pa, scale).get(metric, math.nan) for y, pa, _, scale in series])
+    b = np.asarray([scores.point(y, pb, scale).get(metric, math.nan) for y, _, pb, scale in series])
     both = np.isfinite(a) & np.isfinite(b)
     if both.sum() < 2:
         raise Unscorable(f"fewer than two series have '{metric}' for both forecasts")
