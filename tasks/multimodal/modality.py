@@ -651,7 +651,7 @@ class Multimodal(NeuralModality, stages_from=__name__):
         (:mod:`.scoring`), and the test rows' classes."""
         from trainflow.tasks.multimodal.scoring import scoring_rows
 
-        return scoring_rows(split)
+        return scoring_rows(split, INDEX)
 
     def example(self, folder: Path) -> Example:
         """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""

@@ -18,12 +18,13 @@ import numpy as np
 
 from trainflow import modalities
 from trainflow.errors import DataError
-from trainflow.refs import DataRef, SplitRef, atomic_write_text, load_npz
+from trainflow.refs import SplitRef, atomic_write_text, load_npz
 
 
-def scoring_rows(split: SplitRef) -> tuple[Path, list[str]]:
+def scoring_rows(split: SplitRef, index_file: str) -> tuple[Path, list[str]]:
     """The YAML input naming each input's test items (written beside the test part) and the test
-    rows' true classes. DataError where a test row lacks an input (its branch's test part skips it)."""
+    rows' true classes (``index_file``: the stored data's index, with the joined rows' keys). DataError
+    where a test row lacks an input (its branch's test part skips it)."""
     import yaml
 
     index = load_npz(split.test.path)
@@ -35,7 +36,7 @@ def scoring_rows(split: SplitRef) -> tuple[Path, list[str]]:
                         "branches' test parts skip those rows, so the inputs cannot be lined up for predict")
     folder = Path(split.test.path).with_name("scoring")
     join = split.test.meta.get("join", "position")
-    paths = _keyed(split, names, index["rows"], folder) if join != "position" else {}
+    paths = _keyed(split, names, index["rows"], folder, index_file) if join != "position" else {}
     for n in names if join == "position" else ():
         branch = SplitRef.model_validate(split.meta["branches"][n])
         rows = modalities.get(split.test.meta["inputs"][n]["modality"]).scoring_rows(branch)
@@ -50,20 +51,19 @@ def scoring_rows(split: SplitRef) -> tuple[Path, list[str]]:
     return path, [str(v) for v in np.asarray(index["labels"])]
 
 
-def _keyed(split: SplitRef, names: list[str], rows: np.ndarray, folder: Path) -> dict[str, str]:
+def _keyed(split: SplitRef, names: list[str], rows: np.ndarray, folder: Path, index_file: str) -> dict[str, str]:
     """Each input's test items written with the joined rows' keys (a join by id or stem)."""
     from trainflow.tasks.multimodal.branches import branch
-    from trainflow.tasks.multimodal.modality import INDEX, load_input
 
     meta = split.test.meta
-    data = DataRef(path=meta["data"], digest="", modality="multimodal", meta=meta)
-    keys = [str(k) for k in load_npz(Path(meta["data"]) / INDEX)["keys"][rows]]
+    keys = [str(k) for k in load_npz(Path(meta["data"]) / index_file)["keys"][rows]]
     paths = {}
     for n in names:
         info = meta["inputs"][n]
         adapter = branch(info["modality"])
         (folder / n).mkdir(parents=True, exist_ok=True)
-        path = adapter.write_new(adapter.take(load_input(data, n), rows), keys, folder / n, info.get("options") or {})
+        stored = adapter.load(Path(meta["data"]) / info["file"])  # the input's aligned items, as stored
+        path = adapter.write_new(adapter.take(stored, rows), keys, folder / n, info.get("options") or {})
         if path is None:
             raise DataError(f"input '{n}' ({info['modality']}) cannot write its test items with their "
                             f"{meta.get('join')}s, which this model joins by")
