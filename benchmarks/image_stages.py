@@ -39,7 +39,7 @@ def main() -> None:
     from trainflow import modalities
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
-    from trainflow.tasks.common import neural, training
+    from trainflow.tasks.common import training
     from trainflow.tasks.common.validate import _gx
     from trainflow.tasks.image import modality as image
 
@@ -53,7 +53,7 @@ def main() -> None:
         return training.TrainResult(history=[{"epoch": 1, "train_loss": 1.0}], best_epoch=1, epochs_run=1,
                                     stopped_early=False, device="cpu")
 
-    neural.train_model = no_epochs
+    training.train_model = no_epochs  # neural.fit imports it from the training module at call time
     rows = []
 
     def stage(name, fn):

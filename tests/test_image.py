@@ -95,7 +95,7 @@ def test_an_image_beyond_pillows_pixel_limit_is_a_data_error_naming_it(tmp_path,
     root = write_folder(tmp_path / "imgs", mode="L")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # the 8x8 images are then "decompression bombs"
     with pytest.raises(DataError, match=r"could not be read:\n  - .*\.png: too large to decode safely"):
-        IL.load_image_folder(IL.FolderConfig(path=str(root)))
+        IL.load_image_folder(IL.FolderConfig(path=str(root), skip_unreadable=False))
 
 
 def test_npz_loader_accepts_channels_first(tmp_path):
@@ -160,8 +160,12 @@ BAD = {
                                    {}, 3, ["data_batch_3", "shape (4, 100)", "expected shape (n, 3072)"]),
     "single class": (lambda t: _folder_with(t, "single class"), {}, 3, ["at least two classes", "only 'only'"]),
     "empty class folder": (lambda t: _folder_with(t, "empty class"), {}, 3, ["empty", "holds no images"]),
-    "corrupt png": (lambda t: _folder_with(t, "corrupt png"), {}, 3,
-                    ["1 image file(s) could not be read", "bad.png", "data.skip_unreadable: true"]),
+    "corrupt png, strict": (lambda t: {**_folder_with(t, "corrupt png"), "skip_unreadable": False}, {}, 3,
+                            ["1 image file(s) could not be read", "bad.png", "data.skip_unreadable: true"]),
+    # the default leaves a corrupt file out, but 1 of 13 is beyond the tolerated 0.5%
+    "corrupt png beyond the share": (lambda t: _folder_with(t, "corrupt png"), {}, 4,
+                                     ["1 of 13 image files were left out", "cat/bad.png",
+                                      "image_validation.max_unreadable_share allows 0.5%"]),
     "3 channels on gray, no conversion": (lambda t: _folder_with(t, "gray as rgb"), {}, 3,
                                           ["is gray (1 channel)", "data.channels is 3", "data.convert is false"]),
     "batch_size 0": (lambda t: {"loader": "digits"}, {"train": {"batch_size": 0}}, 2,
@@ -177,6 +181,25 @@ def test_bad_image_input_fails_clearly(case, tmp_path, capsys):
     make, extra, code, phrases = BAD[case]
     spec = _spec(tmp_path, make(tmp_path), **extra)
     assert_fails_clearly(spec, tmp_path / "runs", "badimg", code, phrases, capsys)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_few_unreadable_or_odd_sized_files_are_left_out_named_and_counted(tmp_path, capfd):
+    root = write_folder(tmp_path / "imgs", n=20, size=(8, 8))
+    (root / "cat" / "cut.png").write_bytes((root / "cat" / "0.png").read_bytes()[:40])  # a PNG cut short
+    Image.fromarray(np.zeros((12, 9), np.uint8), mode="L").save(root / "dog" / "stray.png")  # another size
+    spec = _spec(tmp_path, {"loader": "image_folder", "path": str(root)}, name="fewbad",
+                 image_validation={"max_unreadable_share": 0.05})  # 2 of 42 files
+    rc, err = run_cli("run", spec, "--out", tmp_path / "runs", capsys=capfd)  # the validation child's stderr too
+    assert rc == 0, err
+    assert "2 of 42 image file(s) left out of training and testing" in err and "cat/cut.png" in err
+    (run,) = complete_runs(tmp_path / "runs", "fewbad")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["rows"], metrics["rows_skipped"]) == (40, 2)  # the images used; the files left out apart
+    cut, stray = metrics["validation"]["skipped_files"]
+    assert cut.startswith("cat/cut.png: ") and stray.startswith("dog/stray.png: is 12x9 with 1 channel(s), most "
+                                                                 "images are 8x8 with 1 channel(s)")
+    assert "skipped unreadable image: dog/stray.png" in (run / "report.md").read_text()
 
 
 # ---------------------------------------------------------------- the flow, end to end

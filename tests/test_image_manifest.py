@@ -107,7 +107,7 @@ def test_skip_unreadable_drops_and_lists_a_corrupt_and_a_missing_image(tmp_path)
     assert [s.split(":")[0] for s in images.skipped] == ["img/005.png", "img/002.png"]
     assert "does not exist" in images.skipped[0]
     with pytest.raises(DataError, match=r"names the image file 'img/005\.png' \(row 6, column 'file'\)"):
-        load_image_manifest(ManifestConfig(path=str(manifest)))
+        load_image_manifest(ManifestConfig(path=str(manifest), skip_unreadable=False))
 
 
 def test_an_edited_image_changes_the_load_digest(tmp_path):
@@ -190,7 +190,9 @@ def _bad(t: Path, case: str) -> dict:
         manifest.write_text("")
     elif case == "header only":
         manifest.write_text("file,label\n")
-    elif case == "not a 0/1 column":
+    if case in ("missing file", "not an image"):  # strict: the first such file stops the load
+        return {"path": str(manifest), "skip_unreadable": False}
+    if case == "not a 0/1 column":
         df["a"], df["b"] = ["1"] * len(df), 0
         df.loc[5, "a"] = "yes"
         df.to_csv(manifest, index=False)

@@ -36,6 +36,9 @@ FORMAT = 1
 BINS = 20
 #: values of a numeric column kept for the two-sample test (seeded; all of them below this)
 SAMPLE = 1000
+#: items of a training part a reference profile summarises at most (a seeded sample above it): the
+#: bins and the test's sample of SAMPLE values need no more, and 50,000 images cost seconds
+REFERENCE_ITEMS = 10_000
 #: categories of a column kept by name; the rarer ones are counted together as OTHER
 TOP_CATEGORIES = 50
 OTHER = "(other)"
@@ -518,6 +521,14 @@ def _test_predictions(mod: Any, split: Any, confusion: dict[str, Any], task: str
         return None, ""
     frame = mod.predict(run_dir, rows[0])
     return frame["prediction"], f"test split ({len(frame)} predicted values)"
+
+
+def reference_items(n: int, seed: int = 0) -> np.ndarray:
+    """The items of a training part of ``n`` that its reference profile summarises: all of them up
+    to :data:`REFERENCE_ITEMS`, else a seeded sample of that many (in order)."""
+    if n <= REFERENCE_ITEMS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, REFERENCE_ITEMS, replace=False))
 
 
 def prediction_column(frame: pd.DataFrame) -> Any:

@@ -172,8 +172,11 @@ def _failures(result: Any, checks: list[Check]) -> tuple[int, list[dict[str, Any
                 continue
             cfg = res.expectation_config
             r = res.result or {}
-            why = next((c.why for c in checks if camel_name(c.type) == camel_name(cfg.type)
-                        and c.kwargs.get("column") == cfg.kwargs.get("column") and c.why), "")
+            same = [c for c in checks if camel_name(c.type) == camel_name(cfg.type)
+                    and c.kwargs.get("column") == cfg.kwargs.get("column") and c.why]
+            # two checks of one kind on one column (two row-count bounds): the one with these arguments
+            why = next((c.why for c in same if all(cfg.kwargs.get(k) == v for k, v in c.kwargs.items())),
+                       same[0].why if same else "")
             failed.append({
                 "expectation": cfg.type,
                 "column": cfg.kwargs.get("column"),

@@ -16,6 +16,11 @@ class ImageBranch(NetworkBranch):
     modality = "image"
 
     def items(self, loaded: Any, options: dict[str, Any]) -> Items:
+        if loaded.skipped:  # data.skip_unreadable (the default): such a file has no pixels to fuse
+            from trainflow.alerts import warn
+
+            warn(f"{len(loaded.skipped)} unreadable or odd-sized image file(s) of '{loaded.source}' left out of the "
+                 f"join, e.g. {loaded.skipped[0]}")
         keys = {"id": list(loaded.files), "stem": [stem(f) for f in loaded.files]} if loaded.files else {}
         return Items(loaded.x, np.asarray(loaded.classes, dtype=object)[loaded.y].astype(str), keys, loaded.is_test,
                      {"max_value": loaded.max_value, "source": loaded.source, "loader_options": options},

@@ -15,6 +15,8 @@ import numpy as np
 
 #: cells per side of the brightness grid
 GRID = 4
+#: images summarised at a time
+CHUNK = 2048
 
 
 def image_summaries(x: np.ndarray, max_value: float) -> Any:
@@ -22,16 +24,25 @@ def image_summaries(x: np.ndarray, max_value: float) -> Any:
     per channel and ``cell_<row>_<col>``, the brightness of each grid cell (channels averaged)."""
     import pandas as pd
 
-    x = np.asarray(x, dtype=np.float32) / float(max_value or 1)
-    n, h, w, c = x.shape
+    n, h, w, c = np.shape(x)
+    rows, cols = np.array_split(np.arange(h), min(GRID, h)), np.array_split(np.arange(w), min(GRID, w))
+    starts_r, starts_c = [r[0] for r in rows], [q[0] for q in cols]
+    cell_sizes = np.outer([len(r) for r in rows], [len(q) for q in cols]) * c
+    mean, std = np.empty((n, c)), np.empty((n, c))
+    cells = np.empty((n, len(rows), len(cols)))
+    scale = float(max_value or 1)
+    # a chunk of images at a time: 50,000 CIFAR images never become one 600 MB float array
+    for lo in range(0, n, CHUNK):
+        chunk = np.asarray(x[lo:lo + CHUNK], dtype=np.float32) / scale
+        flat = chunk.reshape(len(chunk), h * w, c)
+        mean[lo:lo + CHUNK] = flat.mean(1)
+        std[lo:lo + CHUNK] = flat.std(1)
+        summed = np.add.reduceat(np.add.reduceat(chunk.sum(3), starts_r, axis=1), starts_c, axis=2)
+        cells[lo:lo + CHUNK] = summed / cell_sizes
     columns: dict[str, np.ndarray] = {}
     for k in range(c):
-        columns[f"mean_c{k}"] = x[..., k].reshape(n, -1).mean(1)
-        columns[f"std_c{k}"] = x[..., k].reshape(n, -1).std(1)
-    gray = x.mean(axis=3)
-    rows, cols = np.array_split(np.arange(h), min(GRID, h)), np.array_split(np.arange(w), min(GRID, w))
-    for i, r in enumerate(rows):
-        for j, q in enumerate(cols):
-            columns[f"cell_{i}_{j}"] = gray[:, r][:, :, q].reshape(n, -1).mean(1)
+        columns[f"mean_c{k}"], columns[f"std_c{k}"] = mean[:, k], std[:, k]
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            columns[f"cell_{i}_{j}"] = cells[:, i, j]
     return pd.DataFrame(columns)
-

@@ -9,6 +9,7 @@ file and what was expected. Pillow and pickle are used only inside the functions
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,9 @@ def load_cifar10(config: CifarConfig) -> Images:
         data, labels = data[: config.limit], np.asarray(labels[: config.limit], dtype=np.int64)
         if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"'{folder / name}' has labels outside 0..9 (found {labels.min()}..{labels.max()}).")
-        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8))
+        # channel-last and C-contiguous: astype would keep the transposed strides (and np.concatenate
+        # them), so every later reshape of the 60,000 images would copy them in a cache-hostile order
+        xs.append(np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), dtype=np.uint8))
         ys.append(labels)
         test.append(np.full(len(labels), name == "test_batch"))
     classes = CIFAR10_LABELS
@@ -158,8 +161,11 @@ def load_cifar10(config: CifarConfig) -> Images:
 
 
 class FolderConfig(ImageOptions):
-    skip_unreadable: bool = Field(False, description="Skip unreadable image files (listed in the report) "
-                                                     "instead of stopping")
+    # a real corpus has a few broken or stray files; validation bounds their share (text and audio alike)
+    skip_unreadable: bool = Field(True, description="Leave out image files Pillow cannot read, or (without "
+                                                    "'size') of another size than most (listed in the report; "
+                                                    "image_validation.max_unreadable_share bounds their share); "
+                                                    "false: any such file stops the run")
 
 
 #: the pixel cap when Pillow's own (Image.MAX_IMAGE_PIXELS, ~89M) is switched off
@@ -212,8 +218,28 @@ def read_images(files: list[Path], opts: ImageOptions, skip: bool) -> tuple[list
     if bad and not skip:
         shown = "\n".join(f"  - {b}" for b in bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise DataError(f"{len(bad)} image file(s) could not be read:\n{shown}\n"
-                        "Fix or remove them, or set data.skip_unreadable: true to skip them.")
+                        "Fix or remove them, or set data.skip_unreadable: true to leave them out "
+                        "(up to image_validation.max_unreadable_share).")
     return arrays, kept, bad
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]}x{shape[1]} with {shape[2]} channel(s)"
+
+
+def commonest_shape(arrays: list[np.ndarray], names: list[str]) -> tuple[list[int], list[str]]:
+    """The positions of the images of the commonest shape (ties: the first seen), and "name: why" for
+    each other one (left out as odd, as an unreadable file is)."""
+    from collections import Counter
+
+    counts = Counter(a.shape for a in arrays)
+    if len(counts) < 2:
+        return list(range(len(arrays))), []
+    common = counts.most_common(1)[0][0]
+    keep = [i for i, a in enumerate(arrays) if a.shape == common]
+    odd = [f"{n}: is {_shape_text(a.shape)}, most images are {_shape_text(common)} (set data.size and "
+           "data.channels to resize and convert them all)" for n, a in zip(names, arrays) if a.shape != common]
+    return keep, odd
 
 
 def stack(arrays: list[np.ndarray], files: list[Path], where: str) -> np.ndarray:
@@ -248,6 +274,11 @@ def load_image_folder(config: FolderConfig) -> Images:
         files += images
         labels += [label] * len(images)
     arrays, kept, bad = read_images(files, config, config.skip_unreadable)
+    if config.skip_unreadable:
+        same, odd = commonest_shape(arrays, [str(files[i].relative_to(root)) for i in kept])
+        # named as the report names the files read: relative to the folder
+        bad = [b.removeprefix(f"{root}{os.sep}") for b in bad] + odd
+        arrays, kept = [arrays[i] for i in same], [kept[i] for i in same]
     kept_files = [files[i] for i in kept]
     if not arrays:
         raise DataError(f"No image in '{root}' could be read.")
@@ -283,8 +314,11 @@ def load_image_manifest(config: ManifestConfig, split: Any = None) -> Images:
                         f"{m.row_text(row, config.file)}, which Pillow cannot read as an image: {reasons[0]}{more}. "
                         "Fix or remove it, or set data.skip_unreadable: true.")
     rows = [tried[i] for i in kept]
+    same, odd = (commonest_shape(arrays, [m.names[i] for i in rows]) if config.skip_unreadable
+                 else (list(range(len(rows))), []))
+    arrays, rows = [arrays[i] for i in same], [rows[i] for i in same]
     skipped = [f"{m.names[i]}: {p}" for i, p in enumerate(m.problems) if p] + \
-              [f"{m.names[i]}: {why}" for i, why in zip(bad_rows, reasons)]
+              [f"{m.names[i]}: {why}" for i, why in zip(bad_rows, reasons)] + odd
     if not rows:
         raise DataError(f"No image the manifest '{m.path}' names could be read ({len(skipped)} skipped).")
     if m.label_matrix is not None:  # 0/1 values other than 0 and 1 are left for validation to report

@@ -56,9 +56,42 @@ def store(images: Images, cache_dir: str, digest: str, config: Any) -> DataRef:
     notes = [f"skipped unreadable image: {s}" for s in images.skipped]
     return DataRef(path=str(path), digest=digest, modality="image", meta={
         "rows": int(n), "shape": [int(h), int(w), int(c)], "classes": images.classes, "max_value": images.max_value,
+        # files the loader left out (data.skip_unreadable), counted apart; validation bounds their share
+        **({"rows_skipped": len(images.skipped), "skipped": list(images.skipped)} if images.skipped else {}),
         **({"labels": images.classes} if images.y.ndim == 2 else {}),
         "source": images.source, "predefined_test": images.is_test is not None, "notes": notes,
         "loader_options": config.model_dump(mode="json")})
+
+
+#: skipped files named in the warning (all are in the validation summary and the report's notes)
+SKIPPED_SHOWN = 5
+
+
+class ImageValidation(BaseModel):
+    """What the image checks tolerate."""
+
+    model_config = ConfigDict(extra="forbid")
+    # a few broken or stray files in a real corpus should not block it (text and audio allow the same share)
+    max_unreadable_share: float = Field(0.005, ge=0, le=1, description="Largest share of image files left out as "
+                                                                       "unreadable or of an odd size "
+                                                                       "(data.skip_unreadable)")
+
+
+def skipped_check(ref: DataRef, share: float) -> list[Check]:
+    """The images read must be at least ``1 - share`` of the files found (none when none was left out)."""
+    import math
+
+    skipped = int(ref.meta.get("rows_skipped", 0))
+    if not skipped:
+        return []
+    total = int(ref.meta["rows"]) + skipped
+    shown = ", ".join(s.split(": ", 1)[0] for s in ref.meta["skipped"][:SKIPPED_SHOWN])
+    warn(f"validate: {skipped} of {total} image file(s) left out of training and testing (unreadable or of an odd "
+         f"size): {shown}{', ...' if skipped > SKIPPED_SHOWN else ''}")
+    need = math.ceil(round((1 - share) * total, 9))
+    return [Check("ExpectTableRowCountToBeBetween", {"min_value": need},
+                  f"{skipped} of {total} image files were left out as unreadable or of an odd size, e.g. "
+                  f"{ref.meta['skipped'][0]!r}; image_validation.max_unreadable_share allows {share:.1%} (raise it, or fix or remove the files)")]
 
 
 def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndarray | None = None) -> Any:
@@ -86,7 +119,8 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
     df = image_table(arrays["x"], y, ref.meta["classes"], arrays.get("files"))
     h, w, c = ref.meta["shape"]
     v = spec.validation
-    checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}")]
+    checks = [Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
+              *skipped_check(ref, spec.image_validation.max_unreadable_share)]
     if y.ndim == 2:
         checks += neural.label_value_checks(ref.meta["classes"])
     else:
@@ -110,6 +144,7 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
                             "validation.labels"))
     checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in v.expectations]
     summary = run_expectations(df, checks, docs_dir, suite=spec.name).as_dict()
+    summary["skipped_files"] = ref.meta.get("skipped", [])
     if y.ndim == 1:
         summary["class_counts"] = {k: int(n) for k, n in df["label"].value_counts().sort_index().items()}
     return summary
@@ -135,7 +170,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
                            what="images")
     notes = list(ref.meta.get("notes", []))
     notes += ["test split: the dataset's own test set"] if "is_test" in arrays and not spec.split.key else parts.notes
-    notes += holdout.leakage_notes(lambda idx: leakage.item_digests(x[idx]), parts, "images", spec)
+    digests = np.asarray(leakage.item_digests(x))  # once per image, in place: no copy of a part's pixels
+    notes += holdout.leakage_notes(lambda idx: digests[idx], parts, "images", spec)
     if not multilabel:
         holdout.require_scorable(y, parts, source)
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump())
@@ -402,17 +438,23 @@ class Image(NeuralModality, stages_from=__name__):
 
     Per-channel normalization and augmentation are fitted on, and applied to, the training split."""
 
-    sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess}
+    sections = {**NeuralModality.sections, "preprocess.image": ImagePreprocess, "image_validation": ImageValidation}
     default_models = {"classification": "cnn", "multilabel": "cnn"}
 
     def drift_frame(self, run_dir: str | Path, source: DataRef | str | Path) -> Any:
         """Channel means and spreads and a grid of brightness per image (:mod:`trainflow.tasks.image.drift`)
-        of a stored split part (``.npz``) or of new images, read as :func:`predict` reads them."""
+        of a stored split part (``.npz``; at most :data:`~trainflow.tasks.common.drift.REFERENCE_ITEMS`
+        of its images, seeded) or of new images, read as :func:`predict` reads them."""
         from trainflow import trust
+        from trainflow.tasks.common.drift import reference_items
         from trainflow.tasks.image.drift import image_summaries
 
         config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
-        x = load_npz(source.path)["x"] if isinstance(source, DataRef) else read_new_images(Path(source), config)[0]
+        if isinstance(source, DataRef):
+            x = load_npz(source.path)["x"]
+            x = x[reference_items(len(x))]  # a training part of 50,000 images: a seeded 10,000 of them
+        else:
+            x = read_new_images(Path(source), config)[0]
         return image_summaries(x, config["max_value"])
 
     def branch(self) -> Any:
