@@ -225,7 +225,8 @@ def paired_with(summary: dict[str, Any], champion: dict[str, Any], split: Any, p
         try:
             truth, new, old = paired.score_both(summary["run_dir"], champion["run_dir"], split, summary["modality"])
             return paired.compare(summary["primary_metric"], summary["task"], truth, new, old, seed=seed,
-                                  resamples=getattr(policy, "resamples", 1000))
+                                  resamples=getattr(policy, "resamples", 1000), modality=summary["modality"],
+                                  run_dir=summary["run_dir"], split=split)
         except paired.CannotCompare as exc:
             return {"error": str(exc)}
         except Exception as exc:  # whatever stops the comparison, the point rule still decides
