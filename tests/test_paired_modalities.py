@@ -71,9 +71,32 @@ def test_a_forecaster_champion_forecasts_the_challengers_horizon_from_its_histor
     decision = promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0))
     assert decision["rule"] == "paired", decision.get("fallback")
     c = decision["paired"]
-    assert c["rows"] == 4 and "blocks of 2 consecutive steps" in c["method"]
+    assert c["rows"] == 4 and "Diebold-Mariano" in c["method"] and "t with 3 df" in c["method"]
     assert c["new"] == pytest.approx(new["metrics"]["rmse"]) and c["old"] == pytest.approx(old["metrics"]["rmse"])
     assert c["new"] != pytest.approx(c["old"]) and c["interval"][0] <= c["difference"] <= c["interval"][1]
+
+
+def test_a_single_series_window_is_compared_by_diebold_mariano_with_the_hln_correction():
+    """One window of 12 steps: the interval is the Diebold-Mariano one (Newey-West variance as statsmodels
+    computes it, the HLN factor, t with 11 df); an equally strong challenger is rarely promoted (the
+    block bootstrap it replaced promoted 20 in 200), one with a tenth of the error variance often is,
+    and a window of two steps gives no interval (the point rule decides, with a warning)."""
+    import numpy as np
+    from scipy import stats
+
+    sm = pytest.importorskip("statsmodels.api")
+    from trainflow.tasks.forecast.paired import _dm
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=12) ** 2, rng.normal(size=12) ** 2
+    c = _dm(a, b, "mae", 1000)
+    se = sm.OLS(a - b, np.ones(12)).fit(cov_type="HAC", cov_kwds={"maxlags": 3, "use_correction": False}).bse[0]
+    half = stats.t.ppf(0.975, 11) * se / np.sqrt((12 + 1 - 8 + 4 * 3 / 12) / 12)
+    assert c["interval"] == pytest.approx([np.mean(a - b) - half, np.mean(a - b) + half])
+    promoted = {scale: sum(_dm((scale * rng.normal(size=12)) ** 2, rng.normal(size=12) ** 2, "rmse", 1000)
+                           ["interval"][1] < 0 for _ in range(100)) for scale in (1.0, np.sqrt(0.1))}
+    assert promoted[1.0] <= 5 and promoted[np.sqrt(0.1)] >= 40, promoted  # measured: 2 and 58
+    assert _dm(a[:2], b[:2], "rmse", 1000)["interval"] is None
 
 
 def test_a_panel_champion_forecasts_the_challengers_horizon_resampled_by_series(tmp_path):
