@@ -68,8 +68,8 @@ def scoring_rows(split: SplitRef) -> tuple[Path, Any]:
 def paired_difference(run_dir: str | Path, split: SplitRef, metric: str, truth: Any, new: Any, old: Any,
                       seed: int = 0, resamples: int = U.RESAMPLES) -> dict[str, Any]:
     """``metric`` of the two forecasts (``predict`` frames of the challenger ``new`` and the champion
-    ``old``) on the test horizon in ``truth``, their difference and its paired bootstrap interval
-    (series of a panel, circular blocks of steps of a single series: see the module docstring)."""
+    ``old``) on the test horizon in ``truth``, their difference and its interval (a bootstrap of a
+    panel's series; for a single series Diebold-Mariano with the HLN correction: the module docstring)."""
     meta = split.test.meta
     if meta.get("id") or meta.get("exogenous"):
         return _panel(run_dir, split, metric, truth, new, old, seed, resamples)
