@@ -463,7 +463,8 @@ class Forecast(NeuralModality, stages_from=__name__):
 
     def paired_difference(self, run_dir: str | Path, split: SplitRef, metric: str, truth: Any, new: Any, old: Any,
                           seed: int = 0, resamples: int = U.RESAMPLES) -> dict[str, Any]:
-        """Both forecasts of the test horizon scored, resampled by series or blocks of steps (:mod:`.paired`)."""
+        """Both forecasts of the test horizon scored and compared (:mod:`.paired`): a panel by resampling
+        its series, a single series by the Diebold-Mariano interval (blocks of steps for other metrics)."""
         from trainflow.tasks.forecast import paired
 
         return paired.paired_difference(run_dir, split, metric, truth, new, old, seed, resamples)
