@@ -29,6 +29,17 @@ def published(mod, spec, split, cache: str, folder: Path, plots: Path) -> dict:
     return summary
 
 
+def forecast_pair(tmp_path: Path, base: dict, champion: str, challenger: str) -> tuple[dict, dict, dict]:
+    """Two forecasters of ``base`` published on one split, and the promotion decision between them."""
+    mod = modalities.get("forecast")
+    cache = str(tmp_path / "cache")
+    specs = [spec_from_dict({**base, "model": {"name": name}}) for name in (champion, challenger)]
+    split = mod.split(load.load(specs[0].data, cache, "forecast"), specs[0].training_view(), cache)
+    old, new = (published(mod, s, split, cache, tmp_path / "runs" / s.model.name, tmp_path / f"plots-{s.model.name}")
+                for s in specs)
+    return promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0)), old, new
+
+
 @pytest.mark.parametrize("name", ["image", "sequence", "text", "audio", "multimodal"])
 def test_the_champion_scores_the_challengers_test_rows(name, tmp_path):
     mod = modalities.get(name)
@@ -59,16 +70,10 @@ def test_a_forecaster_champion_forecasts_the_challengers_horizon_from_its_histor
 
     values = 100 + np.arange(40) + 5 * np.random.default_rng(0).normal(size=40)
     (tmp_path / "series.csv").write_text("t,value\n" + "\n".join(f"{i},{v:.3f}" for i, v in enumerate(values)) + "\n")
-    mod = modalities.get("forecast")
-    cache = str(tmp_path / "cache")
     base = {"name": "paired-series", "task": "forecasting", "validation": {"min_rows": 10},
             "data": {"loader": "timeseries_csv", "path": str(tmp_path / "series.csv")},
             "forecast": {"horizon": 4, "season": 1, "origins": 2}}
-    specs = [spec_from_dict({**base, "model": {"name": name}}) for name in ("naive", "drift")]
-    split = mod.split(load.load(specs[0].data, cache, "forecast"), specs[0].training_view(), cache)
-    old, new = (published(mod, s, split, cache, tmp_path / "runs" / s.model.name, tmp_path / f"plots-{s.model.name}")
-                for s in specs)
-    decision = promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0))
+    decision, old, new = forecast_pair(tmp_path, base, "naive", "drift")
     assert decision["rule"] == "paired", decision.get("fallback")
     c = decision["paired"]
     assert c["rows"] == 4 and "Diebold-Mariano" in c["method"] and "t with 3 df" in c["method"]
@@ -110,16 +115,10 @@ def test_a_panel_champion_forecasts_the_challengers_horizon_resampled_by_series(
     lines = [f"s{i},{step},{50 + 10 * i + 0.5 * step + 8 * np.sin(2 * np.pi * step / 12) + rng.normal():.3f},"
              f"{rng.normal():.3f}" for i in range(6) for step in t]
     (tmp_path / "panel.csv").write_text("id,t,value,x\n" + "\n".join(lines) + "\n")
-    mod = modalities.get("forecast")
-    cache = str(tmp_path / "cache")
     base = {"name": "paired-panel", "task": "forecasting", "validation": {"min_rows": 10},
             "data": {"loader": "timeseries_csv", "path": str(tmp_path / "panel.csv"), "id": "id"},
             "forecast": {"horizon": 6, "season": 12, "origins": 1, "exogenous": ["x"]}}  # primary: mean per-series RMSE
-    specs = [spec_from_dict({**base, "model": {"name": name}}) for name in ("seasonal_naive", "theta")]
-    split = mod.split(load.load(specs[0].data, cache, "forecast"), specs[0].training_view(), cache)
-    old, new = (published(mod, s, split, cache, tmp_path / "runs" / s.model.name, tmp_path / f"plots-{s.model.name}")
-                for s in specs)
-    decision = promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0))
+    decision, old, new = forecast_pair(tmp_path, base, "seasonal_naive", "theta")
     assert decision["rule"] == "paired", decision.get("fallback")
     c = decision["paired"]
     assert c["series"] == 6 and c["rows"] == 36 and "series" in c["method"]
