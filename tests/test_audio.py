@@ -94,7 +94,8 @@ def test_manifest_loader_with_a_split_column_and_a_missing_file(tmp_path):
     assert clips.is_test.tolist() == [r["fold"] == "test" for r in rows]
     pd.DataFrame([*rows, {"path": "audio/gone.wav", "digit": "low", "fold": "train"}]).to_csv(manifest, index=False)
     with pytest.raises(DataError, match=r"manifest '.*clips\.csv' names the audio file 'audio/gone\.wav' \(row 7"):
-        load_audio_manifest(ManifestOptions(path=str(manifest), file="path", label="digit", sample_rate=RATE))
+        load_audio_manifest(ManifestOptions(path=str(manifest), file="path", label="digit", sample_rate=RATE,
+                                            unreadable="error"))
 
 
 def test_features_have_the_configured_shape_and_read_files(tmp_path):
@@ -222,13 +223,14 @@ def _folder_with(tmp_path: Path, name: str, content: bytes | None = None) -> Pat
     return tmp_path / "clips"
 
 
+STRICT = {"data": {"unreadable": "error"}}  # the first unreadable file stops the load
 BAD = {
-    "zero-byte WAV": (lambda t: _folder_with(t, "empty.wav", b""), {}, 3,
+    "zero-byte WAV": (lambda t: _folder_with(t, "empty.wav", b""), STRICT, 3,
                       [r"empty.wav' is empty (zero bytes)", "data.unreadable: skip"]),
     "corrupt WAV": (lambda t: _folder_with(t, "cut.wav", (t / "clips" / "low" / "low_0.wav").read_bytes()[:30]
-                                           if (t / "clips").exists() else b"RIFF\x00\x00"), {}, 3,
+                                           if (t / "clips").exists() else b"RIFF\x00\x00"), STRICT, 3,
                     ["cut.wav' is not audio soundfile can decode"]),
-    "text file named .wav": (lambda t: _folder_with(t, "notes.wav", b"hello, this is not audio\n" * 20), {}, 3,
+    "text file named .wav": (lambda t: _folder_with(t, "notes.wav", b"hello, this is not audio\n" * 20), STRICT, 3,
                              ["notes.wav' is not audio soundfile can decode"]),
     "one class": (lambda t: write_tones(t / "clips", {"low": 300.0}, per_class=6, rate=RATE) and t / "clips", {}, 4,
                   ["a classifier needs at least two classes"]),
@@ -260,8 +262,8 @@ def test_unreadable_skip_leaves_out_a_corrupt_clip_and_says_which_and_why(tmp_pa
     root = _folder_with(tmp_path, "cut.wav")
     good = (root / "low" / "low_0.wav").read_bytes()
     (root / "low" / "cut.wav").write_bytes(good[:30])  # a header cut short: soundfile cannot decode it
-    # the default (unreadable: error): exit 3 naming the file, and how to skip it
-    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root)}, name="strict")
+    # strict (unreadable: error): exit 3 naming the file, and how to skip it
+    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root), "unreadable": "error"}, name="strict")
     assert_fails_clearly(spec, tmp_path / "runs", "strict", 3,
                          ["cut.wav' is not audio soundfile can decode", "data.unreadable: skip"], capsys)
     # skipped, within the allowed share: the run completes without it and says which file and why
@@ -278,9 +280,10 @@ def test_unreadable_skip_leaves_out_a_corrupt_clip_and_says_which_and_why(tmp_pa
     [(name, why)] = validation["unreadable_files"].items()
     assert name == "low/cut.wav" and "cut.wav' is not audio soundfile can decode" in why
     assert validation["class_counts"] == {"high": 4, "low": 4}  # the clips trained and tested on
-    # skipped beyond the allowed share (the default 0.5%; here 1 of 9): validation stops the run (exit 4), naming the share
-    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root), "unreadable": "skip"}, name="noshare")
-    assert_fails_clearly(spec, tmp_path / "runs", "noshare", 4, ["max_unreadable_share"], capsys)
+    # the defaults (skip, 0.5%), here 1 of 9 files: validation stops the run (exit 4), naming the file and the share
+    spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(root)}, name="noshare")
+    assert_fails_clearly(spec, tmp_path / "runs", "noshare", 4, ["low/cut.wav", "max_unreadable_share is 0.005"],
+                         capsys)
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -289,7 +292,7 @@ def test_manifest_naming_a_missing_file_fails_clearly(tmp_path, capsys):
     manifest = tmp_path / "m.csv"
     pd.DataFrame({"file": [f"audio/{f.name}" for f in files] + ["audio/missing.wav"],
                   "label": [f.name.split("_")[0] for f in files] + ["low"]}).to_csv(manifest, index=False)
-    spec = audio_spec(tmp_path, {"loader": "audio_manifest", "path": str(manifest)}, name="bad")
+    spec = audio_spec(tmp_path, {"loader": "audio_manifest", "path": str(manifest), "unreadable": "error"}, name="bad")
     assert_fails_clearly(spec, tmp_path / "runs", "bad", 3,
                          ["names the audio file 'audio/missing.wav' (row 7, column 'file')", "does not exist"], capsys)
 

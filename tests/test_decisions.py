@@ -201,6 +201,23 @@ def test_temperature_lowers_the_ece_of_overconfident_logits():
     assert calibration.ece(y[1000:], softmax(hot[1000:] / t)) < calibration.ece(y[1000:], softmax(hot[1000:])) / 3
 
 
+def test_a_fitted_temperature_is_kept_only_where_it_helps_rows_it_was_not_fitted_on():
+    """choose_temperature: four-times-too-sure logits keep their T; calibrated logits (T fitted near 1)
+    and a validation part with no error (its log loss falls as T -> 0: no minimum) keep T = 1."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    logits = rng.normal(size=(300, 4))
+    logits[np.arange(300), y] += 1.5
+    hot = calibration.choose_temperature(logits * 4, y)
+    assert hot["kept"] and 2 < hot["fitted"] < 3.5 and hot["cv_log_loss_fitted"] < hot["cv_log_loss_1"]
+    calm = calibration.choose_temperature(logits * 1.5, y)  # the calibrated logits of this noise model
+    assert not calm["kept"] and calm["gain_interval"][0] <= 0
+    right = rng.normal(size=(150, 4))
+    right[np.arange(150), y[:150]] += 8  # every row right and sure
+    perfect = calibration.choose_temperature(right, y[:150])
+    assert perfect["no_minimum"] and not perfect["kept"] and perfect["fitted"] < 0.2
+
+
 def test_calibrate_is_checked_against_the_modality_and_task(tmp_path):
     from trainflow.errors import SpecError
     from trainflow.spec import load_spec

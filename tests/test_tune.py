@@ -147,3 +147,33 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(tmp_path):
     [run] = complete_runs(out, "penguins")
     complete = [t for t in after if t.state.name == "COMPLETE"]  # pruned trials are not candidates
     assert json.loads((run / "metrics.json").read_text())["selection"]["candidates"] == len(complete)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_tune_trials_run_as_prefect_tasks_on_the_dask_runner(tmp_path):
+    """The sweep's Dask runner (a local cluster of two worker threads, quick to start) runs a tune's
+    trials: each is a Prefect task run of the flow run, executed on a Dask worker, and the study holds
+    every trial."""
+    from prefect.client.orchestration import get_client
+
+    from tests.helpers import flow_run_records
+    from trainflow.flows import sweep
+    from trainflow.flows.tune import tune_pipeline
+    from trainflow.spec import load_spec
+
+    path, fast = str(SPECS / "penguins.yaml"), ["preprocess.resample.method=none"]
+    space_items, out = ["model.C=loguniform:1e-2:1e2"], tmp_path / "runs"
+    runner = sweep.make_task_runner("dask", workers=2, dask_processes=False)
+    summary = tune_pipeline.with_options(task_runner=runner)(load_spec(path, fast), path, fast, space_items, 3,
+                                                             out=str(out), workers=2)
+    storage = f"sqlite:///{(out / '.cache' / 'tune' / 'penguins.sqlite3').resolve()}"
+    trials = _finished(storage)
+    assert sorted(t.number for t in trials) == [0, 1, 2] and all(t.state.name == "COMPLETE" for t in trials)
+    assert all("Dask-Default-Threads" in t.user_attrs["thread"] for t in trials), [t.user_attrs["thread"] for t in trials]
+    assert len(summary["tune"]["trials"]) == 3
+    with get_client(sync_client=True) as client:
+        task_runs, _ = flow_run_records(client, summary["flow_run_id"])
+    ran = [t for t in task_runs if t.name.startswith("trial") and t.state_type.value == "COMPLETED"]
+    assert len(ran) == 3
+    [run] = complete_runs(out, "penguins")
+    assert json.loads((run / "metrics.json").read_text())["selection"]["candidates"] == 3

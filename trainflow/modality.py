@@ -139,6 +139,16 @@ class Modality:
         then compares the stored numbers). None by default."""
         return None
 
+    def paired_difference(self, run_dir: str | Path, split: SplitRef, metric: str, truth: Any, new: Any, old: Any,
+                          seed: int = 0, resamples: int = 1000) -> dict[str, Any] | None:
+        """The paired comparison of two saved models' ``predict`` frames (``new``: the challenger in
+        ``run_dir``, ``old``: the champion) on :meth:`scoring_rows`' rows with truth ``truth``, for a
+        modality whose rows are not independent (forecasts: the steps of one window, the series of a
+        panel): ``{"new", "old", "difference", "interval", "resamples", "rows", "method"}``, raising
+        :class:`~trainflow.errors.TrainflowError` where they cannot be compared. None (the default): the
+        rows are resampled one by one (:func:`trainflow.tasks.common.paired.compare`)."""
+        return None
+
     def example(self, folder: Path) -> Example:
         """Write a tiny dataset of this modality into ``folder``; return the spec (a raw dict, without
         ``name``) that trains on it in seconds and an input to predict for. The modality contract test

@@ -38,8 +38,9 @@ class AudioFeatures(BaseModel):
     n_mfcc: int = Field(20, ge=1, description="MFCCs (features: mfcc)")
     fmin: float = Field(0.0, ge=0, description="Lowest frequency of the mel bands (Hz)")
     fmax: float | None = Field(None, gt=0, description="Highest frequency (Hz); default: half the sample rate")
-    # per_clip is an option, not the default: on FSDD with one speaker held out it helped one voice and
-    # hurt another (docs/untuned.md), so the evidence does not carry a change of default.
+    # per_clip is what speech wants (the FSDD demo: with MFCCs it lifted held-out speakers by 8-20
+    # points, docs/untuned.md) but not the default: it erases whatever is steady within a clip, which
+    # for a hum, a tone or an engine is the very signal.
     normalize: Literal["per_clip", "per_frequency", "none"] = Field(
         "per_frequency", description="per_clip: each clip's bins to mean 0, std 1 over its own voiced frames (cepstral "
                                 "mean/variance normalisation: removes a voice's and a microphone's colouring), then "

@@ -6,8 +6,9 @@ Every loader returns :class:`Clips`: mono waveforms at ``data.sample_rate`` (ste
 other rates resampled with soxr through librosa), the labels, the file names, what each file held
 before (rate, channels, duration) and a fixed test split where the data has one (a filename group
 and its test values, or a manifest column). Files are read with ``soundfile``; nothing is downloaded.
-A missing, zero-byte, corrupt or non-audio file is a DataError naming it (``data.unreadable: skip``
-drops it and reports it instead); a file name that does not match the pattern is one too.
+A missing, zero-byte, corrupt or non-audio file is left out and reported (``data.unreadable: skip``,
+the default; validation bounds their share), or with ``data.unreadable: error`` a DataError naming it;
+a file name that does not match the pattern is one too.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ class AudioOptions(BaseModel):
     # 16 kHz is the usual rate of speech models; FSDD's 8 kHz demo sets its own.
     sample_rate: int = Field(16000, ge=1000, le=192000, description="Rate every clip is resampled to (Hz)")
     suffixes: list[str] = Field(list(AUDIO_SUFFIXES), min_length=1, description="File name endings read as audio")
+    # skip: a few broken files in a real corpus should not block it (images and text tolerate the same share)
     unreadable: Literal["error", "skip"] = Field(
-        "error", description="A file soundfile cannot decode: error (exit 3) or skip it (reported; validation "
-                             "counts it against audio_validation.max_unreadable_share)")
+        "skip", description="A file soundfile cannot decode: skip it (reported; validation counts it against "
+                            "audio_validation.max_unreadable_share) or error (exit 3, the strict setting)")
 
 
 class FolderOptions(AudioOptions):

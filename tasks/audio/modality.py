@@ -37,6 +37,7 @@ from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common import multilabel as ML
+from trainflow.tasks.common.batch_reads import read_once
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -166,11 +167,17 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
     arrays = load_npz(ref.path)
     v, a = spec.validation, spec.audio_validation
     table = clip_table(arrays, a.silence_db)
+    bad = [f"{f}: {e}" for f, e, ok in zip(arrays["files"], arrays["error"], arrays["readable"]) if not ok]
+    if bad:
+        warn(f"validate: {len(bad)} of {len(table)} audio file(s) left out of training and testing (unreadable): "
+             f"{', '.join(b.split(': ', 1)[0] for b in bad[:SILENT_SHOWN])}{', ...' if len(bad) > SILENT_SHOWN else ''}")
     checks = [
         Check("ExpectTableRowCountToBeBetween", {"min_value": v.min_rows}, f"validation.min_rows is {v.min_rows}"),
         Check("ExpectColumnValuesToBeInSet", {"column": "readable", "value_set": [True],
                                               "mostly": 1 - a.max_unreadable_share},
-              f"files soundfile cannot decode (audio_validation.max_unreadable_share is {a.max_unreadable_share})"),
+              f"files soundfile cannot decode{f', e.g. {bad[0]!r}' if bad else ''} "
+              f"(audio_validation.max_unreadable_share is {a.max_unreadable_share}; data.unreadable: error stops "
+              "at the first)"),
         Check("ExpectColumnValuesToBeBetween", {"column": "channels", "min_value": 1, "max_value": a.max_channels},
               f"audio_validation.max_channels is {a.max_channels}"),
         Check("ExpectColumnValuesToBeBetween", {"column": "duration", "min_value": a.min_duration,
@@ -385,6 +392,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
                              notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
+@read_once
 def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], list[str]]:
     """Clips to predict: a folder of audio files (searched recursively), a CSV manifest naming audio
     files (relative to its folder) in the file column of the training manifest ('file' by default),

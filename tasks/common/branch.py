@@ -109,6 +109,13 @@ class Branch:
         and ``width``, the columns of :meth:`features`, serve a modality without a network)."""
         raise NotImplementedError
 
+    def write_new(self, data: Any, keys: list[str], folder: Path, options: dict[str, Any]) -> Path | None:
+        """Write ``data`` as a file (or folder) in ``folder`` that :meth:`read_new` reads back with
+        ``keys`` as the items' ids (and their stems), so that a join by id or stem lines it up with the
+        other inputs (paired promotion scores a champion on a run's test rows this way); ``options``:
+        the input's loader options. None (the default): the modality cannot carry keys."""
+        return None
+
     def read_new(self, path: Path, folder: str | Path, options: dict[str, Any]) -> Items:
         """New items to predict for, read as the modality's ``predict`` reads them (``options``: the
         input's loader options in training)."""

@@ -122,7 +122,8 @@ def _fit(prepared: Prepared, split: SplitRef, spec: PipelineSpec, cache_dir: str
                  "thresholds": label_thresholds(model, prepared, held, constant, spec)}
         meta |= {"constant_labels": constant, "thresholds": dict(zip(prepared.config["labels"], extra["thresholds"]))}
     if spec.evaluate.calibrate == "temperature":
-        extra["temperature"], note = temperature(model, prepared, held)
+        found, note = temperature(model, prepared, held, spec.seed)
+        extra |= found
         notes = [*notes, note]
     notes = [*notes, *carve_notes]
     folder = Path(cache_dir) / "models" / key[:16]
@@ -150,18 +151,38 @@ def label_thresholds(model: Any, prepared: Prepared, held: tuple[Any, ...] | Non
     return ML.best_thresholds(Y, proba[:, tuned], tuned)
 
 
-def temperature(model: Any, prepared: Prepared, held: tuple[Any, ...] | None) -> tuple[float | None, str]:
+def temperature(model: Any, prepared: Prepared, held: tuple[Any, ...] | None,
+                seed: int = 0) -> tuple[dict[str, Any], str]:
     """Temperature scaling (``evaluate.calibrate: temperature``): the scalar that divides the logits,
-    fitted on the run's validation part (``held``: its tensors ``(*inputs, target)``), and the
-    report's note; None (no scaling) without a validation part or for multi-label networks."""
+    fitted on the run's validation part (``held``: its tensors ``(*inputs, target)``) and kept only
+    where a cross-validation within that part says it lowers the log loss of rows it was not fitted
+    on (:func:`~trainflow.tasks.common.calibration.choose_temperature`). Returns the model config's
+    entries (``temperature``: the scalar or None, ``temperature_check``) and the report's note;
+    no scaling without a validation part or for multi-label networks."""
     if prepared.task != "classification" or held is None or len(held[-1]) < 2:
-        return None, ("temperature scaling skipped: it is for single-label classifiers with a validation part")
-    from trainflow.tasks.common.calibration import fit_temperature
+        return {"temperature": None}, ("temperature scaling skipped: it is for single-label classifiers with a "
+                                       "validation part")
+    from trainflow.tasks.common.calibration import choose_temperature
     from trainflow.tasks.common.training import predict
 
     logits = predict(model, held[:-1]).float().cpu().numpy()
-    value = fit_temperature(logits, held[-1].cpu().numpy())
-    return value, f"temperature scaling: T = {value:.3f}, fitted on the {len(held[-1])} validation rows"
+    check = choose_temperature(logits, held[-1].cpu().numpy(), seed)
+    said = (f"T = {check['fitted']:.3f} fitted on the {check['rows']} validation rows (log loss "
+            f"{check['log_loss_1']:.4f} at T = 1, {check['log_loss_fitted']:.4f} at T)")
+    if check.get("no_minimum"):
+        return {"temperature": None, "temperature_check": check}, (
+            f"temperature scaling: {said}; not kept (T = 1): the log loss of these rows has no minimum (no error "
+            "among them: it falls as T -> 0)")
+    if not check["folds"]:
+        return {"temperature": check["fitted"], "temperature_check": check}, f"temperature scaling: {said}"
+    cv = (f"{check['folds']}-fold cross-validation within the validation part: log loss {check['cv_log_loss_fitted']:.4f} "
+          f"with each fold's T vs {check['cv_log_loss_1']:.4f} at T = 1, 95% interval of the gain "
+          f"[{check['gain_interval'][0]:.4f}, {check['gain_interval'][1]:.4f}]")
+    if check["kept"]:
+        return {"temperature": check["fitted"], "temperature_check": check}, f"temperature scaling: {said}; {cv}: kept"
+    return {"temperature": None, "temperature_check": check}, (
+        f"temperature scaling: {said}; {cv}: not kept (T = 1), it does not lower the log loss of rows it was "
+        "not fitted on beyond their noise")
 
 
 def probabilities(logits: Any, config: dict[str, Any]) -> np.ndarray:

@@ -108,9 +108,23 @@ def score_both(challenger_dir: str | Path, champion_dir: str | Path, split: Any,
 
 
 def compare(metric: str, task: str, truth: Any, new: Any, old: Any, seed: int = 0,
-            resamples: int = U.RESAMPLES) -> dict[str, Any]:
+            resamples: int = U.RESAMPLES, modality: str | None = None, run_dir: str | Path | None = None,
+            split: Any = None) -> dict[str, Any]:
     """Metric ``metric`` of the two models' prediction frames on the same rows, their difference
-    (new - old) and its paired bootstrap 95% interval (see :func:`uncertainty.paired_difference`)."""
+    (new - old) and its paired bootstrap 95% interval (see :func:`uncertainty.paired_difference`), or
+    the ``modality``'s own comparison where its rows are not independent
+    (:meth:`~trainflow.modality.Modality.paired_difference`, given the challenger's ``run_dir`` and ``split``)."""
+    own = None
+    if modality is not None:
+        try:
+            own = modalities.get(modality).paired_difference(run_dir, split, metric, truth, new, old,
+                                                             seed=seed, resamples=resamples)
+        except (TrainflowError, KeyError, ValueError, TypeError) as exc:
+            raise CannotCompare(f"the two models' predictions cannot be compared ({str(exc).strip()[:300]})") from None
+    if own is not None:
+        if not (np.isfinite(own["new"]) and np.isfinite(own["old"])):
+            raise CannotCompare(f"'{metric}' cannot be computed from both models' predictions on these rows")
+        return {"metric": metric, **own}
     y, a, b, labels = align(task, truth, new, old)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

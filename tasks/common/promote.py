@@ -201,6 +201,14 @@ def _point_reason(decision: dict[str, Any], champion: dict[str, Any], metric: st
                    f"({old:.4f}; {direction} is better, tolerance {tolerance:g}); the champion stays.")
 
 
+def _how(c: dict[str, Any]) -> str:
+    """How the interval was made: a bootstrap's resamples, or the comparison's own method (a test)."""
+    method = str(c.get("method") or "")
+    if "bootstrap" in method or not method:
+        return f"{c['resamples']} paired resamples"
+    return method
+
+
 def _paired_reason(c: dict[str, Any], champion_id: str, tolerance: float) -> tuple[bool, str]:
     from trainflow.tasks.common.metrics import greater_is_better
     from trainflow.tasks.common.paired import verdict
@@ -210,7 +218,7 @@ def _paired_reason(c: dict[str, Any], champion_id: str, tolerance: float) -> tup
     low, high = c["interval"]
     said = (f"on this run's {c['rows']} test rows {c['metric']} = {c['new']:.4f}, the champion {champion_id} "
             f"{c['old']:.4f}: difference {c['difference']:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] "
-            f"({c['resamples']} paired resamples; {'higher' if higher else 'lower'} is better, tolerance {tolerance:g})")
+            f"({_how(c)}; {'higher' if higher else 'lower'} is better, tolerance {tolerance:g})")
     if promoted:
         return True, f"{said}: better beyond the noise of the test rows."
     return False, f"{said}: not better beyond the noise of the test rows; the champion stays."
@@ -225,7 +233,8 @@ def paired_with(summary: dict[str, Any], champion: dict[str, Any], split: Any, p
         try:
             truth, new, old = paired.score_both(summary["run_dir"], champion["run_dir"], split, summary["modality"])
             return paired.compare(summary["primary_metric"], summary["task"], truth, new, old, seed=seed,
-                                  resamples=getattr(policy, "resamples", 1000))
+                                  resamples=getattr(policy, "resamples", 1000), modality=summary["modality"],
+                                  run_dir=summary["run_dir"], split=split)
         except paired.CannotCompare as exc:
             return {"error": str(exc)}
         except Exception as exc:  # whatever stops the comparison, the point rule still decides

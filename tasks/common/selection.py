@@ -9,8 +9,9 @@ training ``history`` with ``val_*`` columns, ``selection``); :func:`selection_of
 record ``{method, metric, value, greater_is_better}``, which metrics.json keeps as ``selection``.
 
 :func:`reporting` installs, for the current thread of work, a function that receives intermediate
-scores while a model fits (the training loop after every epoch, cross-validation after every fold):
-the tuner's pruner listens there (:mod:`trainflow.tasks.common.tuning`).
+scores while a model fits (the training loop after every epoch, cross-validation after every fold)
+and may answer stop: the one way a fit is stopped from outside. The tuner's pruner is one such
+listener (:mod:`trainflow.tasks.common.tuning`); a caller of the training loop may pass its own.
 """
 
 from __future__ import annotations
@@ -31,13 +32,21 @@ DEFAULT_FOLDS = 5
 #: share of the training split a sweep or a tune holds out to score networks whose spec holds out none
 DEFAULT_VAL_FRACTION = 0.2
 
-_REPORT: ContextVar[Callable[[int, dict[str, float]], None] | None] = ContextVar("trainflow_report", default=None)
+_REPORT: ContextVar[Callable[[int, dict[str, float]], bool | None] | None] = ContextVar("trainflow_report",
+                                                                                       default=None)
+
+
+class Stopped(Exception):
+    """A fit that cannot stop part-way (cross-validation between folds) stopped by the listener of
+    :func:`reporting` (a pruned trial); the message says where."""
 
 
 @contextmanager
-def reporting(hook: Callable[[int, dict[str, float]], None]) -> Iterator[None]:
-    """Call ``hook(step, values)`` for every intermediate score reported while the block runs (in
-    this thread or context). The hook may raise to stop the fit (a pruned trial)."""
+def reporting(hook: Callable[[int, dict[str, float]], bool | None]) -> Iterator[None]:
+    """Make ``hook(step, values)`` the listener of every intermediate score reported while the block
+    runs (in this thread or context); a true answer stops the fit: the training loop ends after that
+    epoch as after early stopping, a fold loop raises :class:`Stopped`. The tuner's pruner is one such
+    listener."""
     token = _REPORT.set(hook)
     try:
         yield
@@ -45,11 +54,17 @@ def reporting(hook: Callable[[int, dict[str, float]], None]) -> Iterator[None]:
         _REPORT.reset(token)
 
 
+def listener() -> Callable[[int, dict[str, float]], bool | None] | None:
+    """The listener of :func:`reporting` installed for this context, or None."""
+    return _REPORT.get()
+
+
 def report(step: int, values: dict[str, float]) -> None:
-    """Hand an intermediate score to the hook of :func:`reporting`, if any (a no-op otherwise)."""
+    """Hand a fold loop's intermediate score to the listener of :func:`reporting`, if any; raise
+    :class:`Stopped` when it answers stop (a fold loop has no partial model worth keeping)."""
     hook = _REPORT.get()
-    if hook is not None:
-        hook(step, values)
+    if hook is not None and hook(step, values):
+        raise Stopped(f"stopped after step {step} by the listener")
 
 
 def selection_overrides(spec: PipelineSpec) -> list[str]:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.devices import resolve_device
 from trainflow.errors import TrainflowError
 from trainflow.refs import json_digest
-from trainflow.tasks.common.selection import report
+from trainflow.tasks.common.selection import listener
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -542,9 +542,10 @@ def train_model(model: Any, train: Any, val: Any, config: TrainConfig, **options
     matrix and trains one sigmoid output per label (binary cross-entropy). ``class_weights`` (one per class) weight the loss;
     ``sampler_weights`` (one per training example) draw each epoch's examples with replacement.
     ``augment(x_batch)`` transforms the inputs of training batches only (using torch's RNG).
-    ``on_epoch(row)`` is called after each epoch's checkpoint is written, with the epoch's row
-    (``epoch``, ``train_loss``, ``val_loss``...); when it returns true, training stops there (a pruned
-    Optuna trial, say), the best weights are restored as after early stopping, and the checkpoint
+    After each epoch's checkpoint is written, the epoch's row (``epoch``, ``train_loss``, ``val_loss``...)
+    goes to one listener: ``on_epoch(row)`` where given, else the listener of
+    :func:`~trainflow.tasks.common.selection.reporting` (a tuner's pruner); when it answers true,
+    training stops there, the best weights are restored as after early stopping, and the checkpoint
     records the stop. Raises TrainflowError for
     an unusable device or checkpoint. Torch runs at ``config.num_threads`` threads for the call only.
 
@@ -590,6 +591,9 @@ def _train_model(
     progress = _Progress(progress_key, f"training {type(model).__name__} for {config.epochs} epochs")
     progress.update(100.0 * state.epoch / config.epochs)
     setup_seconds = time.perf_counter() - started
+    # the one listener of the epochs' scores, which may stop training: the caller's, else the one of
+    # selection.reporting (a tuner's pruner)
+    listen = (lambda _, row: on_epoch(row)) if on_epoch is not None else listener()
     for epoch in range(state.epoch + 1, config.epochs + 1):
         if state.stopped:
             break
@@ -599,11 +603,10 @@ def _train_model(
         if ckpt is not None:
             _save_checkpoint(ckpt, run.checkpoint(state))
         progress.update(100.0 * (config.epochs if state.stopped else epoch) / config.epochs)
-        if on_epoch is not None and on_epoch(row) and not state.stopped:
+        if listen is not None and listen(epoch, row) and not state.stopped:
             state.stopped = state.asked_to_stop = True  # e.g. an Optuna trial pruned: the checkpoint says so
             if ckpt is not None:
                 _save_checkpoint(ckpt, run.checkpoint(state))
-        report(epoch, row)  # a tuner's pruner listens here (it may stop the fit by raising)
     notes = data.notes + state.finish(model, config)
     progress.update(100.0)
     trained = sum(h["seconds"] for h in state.history[resumed_from:])

@@ -216,21 +216,24 @@ def finished(study: Any) -> list[Any]:
 
 
 def _pruning(trial: Any, keys: dict[str, bool], steps: list[int],
-             seen: set[str]) -> Callable[[int, dict[str, float]], None]:
-    """The callback a fit reports its scores to (``keys``: the score names it listens to, each with
-    whether higher is better): tells ``trial`` each step (recorded in ``steps``/``seen``) and raises
-    ``TrialPruned`` when the pruner says so."""
-    import optuna
+             seen: set[str], said: list[str]) -> Callable[[int, dict[str, float]], bool]:
+    """The listener a fit reports its scores to (``keys``: the score names it listens to, each with
+    whether higher is better): tells ``trial`` each step (recorded in ``steps``/``seen``) and answers
+    stop when the pruner says so (why, in ``said``); once stopped it answers stop at once (an ensemble's
+    next member, say, is not trained)."""
 
-    def prune(step: int, values: dict[str, float]) -> None:
+    def prune(step: int, values: dict[str, float]) -> bool:
+        if said:
+            return True
         key = next((k for k in keys if k in values), None)
         if key is None or not isinstance(values[key], (int, float)) or math.isnan(values[key]):
-            return
+            return False
         steps.append(step)
         seen.add(key)
         trial.report(values[key] if keys[key] else -values[key], step)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}: {key} {values[key]:.4g}")
+            said.append(f"pruned at step {step}: {key} {values[key]:.4g}")
+        return bool(said)
 
     return prune
 
@@ -241,16 +244,17 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
     ``resources.threads``), reporting its intermediate scores to the study
     and stopping when the pruner says so; the result is told to the study here (so that a tune killed
     after this returns keeps it). Returns ``state`` (complete | pruned), ``value`` (the selection score),
-    ``selection``, ``steps`` (scores reported: epochs or folds run), ``model`` (complete trials) and
-    ``ran_on``."""
+    ``selection``, ``steps`` (scores reported: epochs or folds run), ``model`` (complete trials),
+    ``ran_on`` (``host:pid``) and ``thread``, also kept in the trial's user attributes."""
     import socket
+    import threading
 
     import optuna
 
     from trainflow import modalities
     from trainflow import resources
     from trainflow.tasks.common.metrics import PRIMARY
-    from trainflow.tasks.common.selection import network_metric, reporting, selection_of
+    from trainflow.tasks.common.selection import Stopped, network_metric, reporting, selection_of
 
     study = optuna.load_study(study_name=name, storage=storage, pruner=pruner_of(spec))
     trial = optuna.trial.Trial(study, trial_id)
@@ -258,14 +262,16 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
     keys = {f"cv_{primary}": True, network_metric(spec): network_metric(spec) != "val_loss"}
     steps: list[int] = []
     seen: set[str] = set()
-    prune = _pruning(trial, keys, steps, seen)
+    said: list[str] = []
+    prune = _pruning(trial, keys, steps, seen, said)
     mod = modalities.get(spec.modality)
     ran_on = f"{socket.gethostname()}:{os.getpid()}"
+    thread = threading.current_thread().name  # on a Dask worker: its executor's thread (Dask-Default-Threads-...)
 
     def attrs(**values: Any) -> dict[str, Any]:  # stored before the trial is told (then it is read-only)
         key = next((k for k in keys if k in seen), None)
         most = spec.split.cv_folds if (key or "").startswith("cv_") else int(getattr(spec, "train").epochs)
-        out = {"steps": len(steps), "steps_max": most, **values}
+        out = {"steps": len(steps), "steps_max": most, "ran_on": ran_on, "thread": thread, **values}
         for k, v in out.items():
             study._storage.set_trial_user_attr(trial_id, k, v)
         return out
@@ -275,8 +281,11 @@ def run_trial(spec: PipelineSpec, split: SplitRef, cache: str, storage: str, nam
         with resources.using(threads), reporting(prune):
             model = mod.fit(split, spec.training_view(), cache)
         model = model.model_copy(update={"meta": {**model.meta, "threads": threads}})
-    except optuna.TrialPruned as exc:
-        out = attrs(why=str(exc))
+    except Stopped:  # cross-validation stopped between folds by the pruner (said says where)
+        if not said:
+            raise
+    if said:  # a network stops after the pruned epoch and saves what it has: not a candidate
+        out = attrs(why=said[0])
         study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
         return {**out, "state": "pruned", "value": None, "selection": None, "model": None, "ran_on": ran_on}
     sel = selection_of(model, spec)

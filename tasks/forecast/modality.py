@@ -455,6 +455,20 @@ class Forecast(NeuralModality, stages_from=__name__):
         (:func:`series_summaries`): a panel's series are the items; a single series is one."""
         return series_summaries(run_dir, source)
 
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """The training history as the CSV ``predict`` reads, and the test part (:mod:`.paired`)."""
+        from trainflow.tasks.forecast import paired
+
+        return paired.scoring_rows(split)
+
+    def paired_difference(self, run_dir: str | Path, split: SplitRef, metric: str, truth: Any, new: Any, old: Any,
+                          seed: int = 0, resamples: int = U.RESAMPLES) -> dict[str, Any]:
+        """Both forecasts of the test horizon scored and compared (:mod:`.paired`): a panel by resampling
+        its series, a single series by the Diebold-Mariano interval (blocks of steps for other metrics)."""
+        from trainflow.tasks.forecast import paired
+
+        return paired.paired_difference(run_dir, split, metric, truth, new, old, seed, resamples)
+
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
         """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates."""
         from trainflow.errors import SpecError

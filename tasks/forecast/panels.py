@@ -103,7 +103,7 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """By time within each series: its last ``forecast.horizon`` steps are its test."""
     fc = spec.forecast
-    df, id_col, _, _ = _frame(ref.path, ref.meta, fc)
+    df, id_col, target, exog = _frame(ref.path, ref.meta, fc)
     check_lengths(df, id_col, fc.horizon, ref.meta["source"])
     train, test = split_frames(df, id_col, fc.horizon)
     folder = Path(cache_dir) / "splits" / cache_key(spec, data=ref.digest, horizon=fc.horizon, panel=True)[:16]
@@ -113,7 +113,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
         path = folder / f"{name}.parquet"
         save_parquet(path, part.reset_index(drop=True))  # atomically: concurrent runs may share this split
         refs[name] = DataRef(path=str(path), digest=file_digest(path), modality="forecast",
-                             meta={**ref.meta, "id": id_col, "rows": len(part)})
+                             meta={**ref.meta, "id": id_col, "rows": len(part), "target": target, "exogenous": exog})
     n = df[id_col].nunique()
     note = (f"split by time: the last {fc.horizon} steps of each of the {n} series are its test "
             f"({len(train)} training rows, {len(test)} test rows)")

@@ -34,6 +34,13 @@ class ImageBranch(NetworkBranch):
                          {"classes": classes, "max_value": meta["max_value"], "shape": [h, w, c],
                           "source": meta["source"], "loader_options": meta["loader_options"]})
 
+    def write_new(self, data, keys, folder, options):
+        from trainflow.refs import save_npz
+
+        path = Path(folder) / "images.npz"
+        save_npz(path, x=data, names=np.asarray(keys, dtype=str))  # predict reads 'names' as the images' ids
+        return path
+
     def tensors(self, folder, data):
         _, config = self._model(folder)
         return (self.module.to_tensor(data, config["divisor"], config["mean"], config["std"]),)

@@ -34,6 +34,7 @@ from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions,
 from trainflow.tasks.common.examples import two_class_images
 from trainflow.tasks.common.networks import cnn_shape
 from trainflow.tasks.common import multilabel as ML
+from trainflow.tasks.common.batch_reads import read_once
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -352,10 +353,12 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
                              notes=list(split_ref.meta.get("notes", []))), spec, y, pred, proba, classes, plots_dir)
 
 
+@read_once
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
     """Images to predict: a folder of image files (searched recursively), a CSV manifest naming image
     files (relative to its folder) in the file column of the training manifest ('file' by default),
-    one image file, or an .npz with 'x'. Multi-label: labels the input names that training never saw
+    one image file, or an .npz with 'x' (and optionally 'names': each image's id, which a multimodal
+    join by id or stem reads; else their positions). Multi-label: labels the input names that training never saw
     are warned about (:func:`neural.warn_unseen_labels`)."""
     h, w = config["size"]
     if path.is_file() and path.suffix.lower() == ".csv":
@@ -386,7 +389,10 @@ def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, lis
             raise DataError(f"'{path}' holds {x.shape[1]}x{x.shape[2]} images; the model expects {h}x{w}.")
         if "labels" in arrays:
             neural.warn_unseen_labels(config, path, names=[str(v) for v in arrays["labels"].reshape(-1).tolist()])
-        return x, [str(i) for i in range(len(x))]
+        names = arrays["names"].reshape(-1) if "names" in arrays else np.arange(len(x))
+        if len(names) != len(x):
+            raise DataError(f"'{path}' holds {len(x)} images in 'x' and {len(names)} ids in 'names'; give one per image.")
+        return x, [str(v) for v in names.tolist()]
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
         warn_adapted([path], config)

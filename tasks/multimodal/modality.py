@@ -104,11 +104,12 @@ def store(joined: Joined, cache_dir: str, digest: str, config: MultimodalConfig)
     inputs = {}
     for n in names:
         path = branch(joined.modalities[n]).save(joined.inputs[n].data, folder / n)
-        inputs[n] = {"modality": joined.modalities[n], "file": path.name, "meta": joined.inputs[n].meta}
+        inputs[n] = {"modality": joined.modalities[n], "file": path.name, "meta": joined.inputs[n].meta,
+                     "options": config.inputs[n].options()}
     return DataRef(path=str(folder), digest=digest, modality="multimodal", meta={
         "rows": len(joined.keys), "inputs": inputs, "classes": class_order(joined.labels), "notes": joined.notes,
         "source": ", ".join(f"{n}: {s.options().get('path', s.loader)}" for n, s in config.inputs.items()),
-        "predefined_test": joined.is_test is not None})
+        "predefined_test": joined.is_test is not None, "join": config.join})
 
 
 def load_input(ref: DataRef, name: str) -> Any:
@@ -644,6 +645,13 @@ class Multimodal(NeuralModality, stages_from=__name__):
         else:
             _, data, present = read_batch(folder, config, source, quiet=True)
         return input_summaries(folder, config, data, present)
+
+    def scoring_rows(self, split: SplitRef) -> tuple[Path, Any]:
+        """Each input's test items as its own modality hands them over, named in a YAML input
+        (:mod:`.scoring`), and the test rows' classes."""
+        from trainflow.tasks.multimodal.scoring import scoring_rows
+
+        return scoring_rows(split, INDEX)
 
     def example(self, folder: Path) -> Example:
         """40 rows: an 8x8 image (which half is bright tells the class) and a table of two columns."""

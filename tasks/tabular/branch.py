@@ -116,6 +116,16 @@ class TabularBranch(Branch):
 
         return self._X(trust.read_json(Path(folder) / self.module.SCHEMA_FILE), data)
 
+    def write_new(self, data, keys, folder, options):
+        from trainflow.refs import save_parquet
+
+        id_col = options.get("id")
+        if not id_col:
+            return None  # a table without data.id has no keys to carry
+        path = Path(folder) / "table.parquet"
+        save_parquet(path, data.assign(**{id_col: list(keys)}))
+        return path
+
     def read_new(self, path, folder, options):
         df = self.module.read_table(path)
         df.columns = [str(c).strip() for c in df.columns]

@@ -176,7 +176,8 @@ def test_nan_samples_in_a_wav_are_refused_naming_the_file(tmp_path, capsys, pref
     wave[[10, 500, 900]] = np.nan
     sf.write(tmp_path / "clips" / "low" / "bad.wav", wave, 8000, subtype="FLOAT")
     spec = write_spec(tmp_path / "audio.yaml", {
-        "name": "nan-audio", "data": {"loader": "audio_folder", "path": str(tmp_path / "clips"), "sample_rate": 8000},
+        "name": "nan-audio", "data": {"loader": "audio_folder", "path": str(tmp_path / "clips"), "sample_rate": 8000,
+                                      "unreadable": "error"},  # strict: the default would leave the file out
         "validation": {"min_rows": 4}, "preprocess": {"audio": {"duration": 0.25, "n_mels": 16, "n_fft": 256,
                                                                  "hop_length": 64}},
         "model": {"name": "audio_cnn", "width": 4, "dense": 8}, "train": {"epochs": 1, "batch_size": 8}})
