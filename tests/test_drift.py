@@ -401,3 +401,24 @@ def test_multimodal_rows_are_profiled_per_input_and_a_shifted_input_is_named(tmp
     assert found["clean"] == [], found
     assert found["shifted"] == ["extra.b"], found
     assert {"extra.a", "extra.b"} <= set(found["no table"]) and not any(f.startswith("image.") for f in found["no table"])
+
+
+def test_predict_decodes_a_batch_once_for_the_predictions_and_the_drift_check(tmp_path, monkeypatch):
+    """Images: predict and its drift check share one read of the batch (tasks/common/batch_reads.py), the
+    drift table is still written, and outside a predict call nothing is kept."""
+    from trainflow import modalities
+    from trainflow.tasks.common.predict import predict_with_drift
+    from trainflow.tasks.image import modality as image
+    from trainflow.testing import check_round_trip
+
+    mod = modalities.get("image")
+    check_round_trip(mod, tmp_path)  # trains the tiny example into tmp_path/run, with its profile
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"modality": "image"}))
+    reads = []
+    real = image.read_npz
+    monkeypatch.setattr(image, "read_npz", lambda path: reads.append(path) or real(path))
+    out, check = predict_with_drift(tmp_path / "run", tmp_path / "new.npz", tmp_path / "out" / "p.csv")
+    assert len(reads) == 1 and check.line.startswith("drift: ") and check.table.is_file()
+    assert len(pd.read_csv(out)) == 4
+    image.read_new_images(tmp_path / "new.npz", json.loads((tmp_path / "run" / "model.json").read_text()))
+    assert len(reads) == 2

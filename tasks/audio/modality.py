@@ -37,6 +37,7 @@ from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common import multilabel as ML
+from trainflow.tasks.common.batch_reads import read_once
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -391,6 +392,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
                              notes=notes), spec, y, pred, proba, classes, plots_dir)
 
 
+@read_once
 def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], list[str]]:
     """Clips to predict: a folder of audio files (searched recursively), a CSV manifest naming audio
     files (relative to its folder) in the file column of the training manifest ('file' by default),

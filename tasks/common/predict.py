@@ -11,6 +11,7 @@ from trainflow import modalities
 from trainflow import resources, trust
 from trainflow.errors import DataError, OutputError, did_you_mean
 from trainflow.files import path_problem
+from trainflow.tasks.common.batch_reads import one_read
 
 
 def resolve_run(model: str | os.PathLike) -> Path:
@@ -57,9 +58,10 @@ def predict_with_drift(model: str | os.PathLike, input_path: str | os.PathLike, 
     :class:`~trainflow.tasks.common.drift.DriftCheck`."""
     from trainflow.tasks.common import drift
 
-    mod, frame, out = _predictions(model, input_path, out, id_column, keep)
-    run_dir = resolve_run(model)
-    check = drift.check_batch(mod, run_dir, input_path, frame, out.parent, stem=f"{out.stem}.")
+    with one_read():  # the drift check summarises the batch predict has just decoded
+        mod, frame, out = _predictions(model, input_path, out, id_column, keep)
+        run_dir = resolve_run(model)
+        check = drift.check_batch(mod, run_dir, input_path, frame, out.parent, stem=f"{out.stem}.")
     return _write(frame, out), check
 
 

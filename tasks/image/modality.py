@@ -34,6 +34,7 @@ from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions,
 from trainflow.tasks.common.examples import two_class_images
 from trainflow.tasks.common.networks import cnn_shape
 from trainflow.tasks.common import multilabel as ML
+from trainflow.tasks.common.batch_reads import read_once
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -352,6 +353,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
                              notes=list(split_ref.meta.get("notes", []))), spec, y, pred, proba, classes, plots_dir)
 
 
+@read_once
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
     """Images to predict: a folder of image files (searched recursively), a CSV manifest naming image
     files (relative to its folder) in the file column of the training manifest ('file' by default),
