@@ -267,19 +267,26 @@ def build_pipeline(spec: PipelineSpec, choice: dict[str, Any] | None = None) -> 
                                      dtype=np.float64)
         comp, cfg = spec.model.resolve("model", task=spec.task)
         weight = "balanced" if p.class_weight else None
+    step = "tfidf"
+    if spec.model.name == "text_embedding":  # pretrained embeddings instead of TF-IDF (the 'embeddings' extra)
+        from trainflow.tasks.text import embedding
+
+        step, vectorizer = "embed", embedding.transformer(spec.model.options())
     model = comp.build(cfg, seed=spec.seed, class_weight=weight, task=spec.task)
     if p.oversample:
         from imblearn.over_sampling import RandomOverSampler
         from imblearn.pipeline import Pipeline as SamplingPipeline  # samplers run in fit only, never in predict
 
-        return SamplingPipeline([("tfidf", vectorizer), ("resample", RandomOverSampler(random_state=spec.seed)),
+        return SamplingPipeline([(step, vectorizer), ("resample", RandomOverSampler(random_state=spec.seed)),
                                  ("model", model)])
-    return Pipeline([("tfidf", vectorizer), ("model", model)])
+    return Pipeline([(step, vectorizer), ("model", model)])
 
 
 def vectorizers(pipe: Any) -> dict[str, Any]:
     """The fitted TF-IDF vectorisers of a pipeline by name: ``{"": v}`` for one, ``{"word": v, "char": v}``
-    for ``tfidf_auto``'s word + character union."""
+    for ``tfidf_auto``'s word + character union; none for pretrained embeddings (``text_embedding``)."""
+    if "tfidf" not in pipe.named_steps:
+        return {}
     step = pipe.named_steps["tfidf"]
     return dict(step.transformer_list) if hasattr(step, "transformer_list") else {"": step}
 
@@ -311,6 +318,10 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         classes = sorted(train[LABEL].astype(str).unique().tolist())
         y, extra = train[LABEL].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy(), {}
     choice, steps = None, []
+    if spec.model.name == "text_embedding":  # the schema names the embedding; the model file is the classifier
+        from trainflow.tasks.text import embedding
+
+        extra["embedding"] = embedding.describe(embedding.transformer(spec.model.options()))
     if spec.model.name == "tfidf_auto":
         from trainflow.tasks.text import select
 
@@ -394,8 +405,8 @@ def save_pipeline(pipe: Any, folder: Path) -> None:
     (folder / VOCABULARY_FILE).write_text(json.dumps(terms[""] if "" in terms else terms, ensure_ascii=False))
     for v in vecs.values():
         del v.vocabulary_
-    try:
-        sio.dump(pipe, folder / MODEL_FILE)
+    try:  # a pretrained embedding is not saved: only the classifier after it (the schema names the embedding)
+        sio.dump(pipe.named_steps["model"] if "embed" in pipe.named_steps else pipe, folder / MODEL_FILE)
     finally:
         for name, v in vecs.items():
             v.vocabulary_ = vocabularies[name]
@@ -404,6 +415,14 @@ def save_pipeline(pipe: Any, folder: Path) -> None:
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """A saved pipeline and its schema; a type outside the exact trusted set is refused."""
     folder = Path(folder)
+    schema = trust.read_json(folder / SCHEMA_FILE)
+    if isinstance(schema, dict) and "embedding" in schema:  # text_embedding: the embedding, then the classifier
+        from sklearn.pipeline import Pipeline
+
+        from trainflow.tasks.text import embedding
+
+        step = embedding.from_schema(schema["embedding"], folder / SCHEMA_FILE)
+        return Pipeline([("embed", step), ("model", trust.load_skops(folder / MODEL_FILE, trusted_types()))]), schema
     pipe = trust.load_skops(folder / MODEL_FILE, trusted_types())
     terms = trust.read_json(folder / VOCABULARY_FILE)
     vecs = vectorizers(pipe)
@@ -414,7 +433,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
                                                       f"({', '.join(repr(n) for n in vecs if n) or 'one list'})")
     for name, v in vecs.items():
         v.vocabulary_ = {t: i for i, t in enumerate(saved[name])}
-    return pipe, trust.read_json(folder / SCHEMA_FILE)
+    return pipe, schema
 
 
 # ---------------------------------------------------------------- evaluate
@@ -627,6 +646,10 @@ class Text(NeuralModality, stages_from=__name__):
             from trainflow.tasks.text import select
 
             problems += select.metric_problems(spec)
+        if spec.model.name == "text_embedding":
+            from trainflow.tasks.text import embedding
+
+            problems += embedding.spec_problems(spec)
         if spec.model.name == "tfidf_auto" and (p.class_weight or p.oversample):
             asked = " and ".join(f"'preprocess.text.{k}'" for k in ("class_weight", "oversample") if getattr(p, k))
             problems.append(f"{asked} set with model 'tfidf_auto', which weighs classes itself; use its option "
