@@ -80,22 +80,25 @@ def instrument() -> dict[str, float]:
 
     pipeline.validating = timed_validating
 
-    warm_up = pipeline._warm_up
+    from trainflow.tasks.common import warmup
 
-    def timed_warm_up(steps):
+    run_next = warmup.run_next
+
+    def timed_run_next(steps):
         """The flow thread's warm-up imports while it waits for the validation child: one stage."""
         started = time.perf_counter()
-        ran = warm_up(steps)
+        ran = run_next(steps)
         if ran:  # a step ran (else the flow only waits)
             meter.add("warm-up", started, time.perf_counter())
         return ran
 
-    pipeline._warm_up = timed_warm_up
+    warmup.run_next = timed_run_next  # the flow looks it up on the module at each step
     return own
 
 
 def main() -> int:
-    from trainflow.flows import cli, validation_process
+    from trainflow.flows import cli
+    from trainflow.tasks.common import validation_process
 
     validation_process.prestart()  # first thing, as `trainflow run` does (cli.cmd_run)
     own = instrument()
