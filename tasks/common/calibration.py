@@ -21,11 +21,20 @@ import numpy as np
 BINS = 15
 
 
+def summing_to_one(proba: Any) -> np.ndarray:
+    """``proba`` as float64, rows renormalised where they sum to 1 within 1e-5: a float32 softmax
+    widened to float64 is rounding, not a wrong model (scikit-learn warns at float64's tolerance);
+    rows farther off are left for scikit-learn to report."""
+    proba = np.asarray(proba, dtype=np.float64)
+    sums = proba.sum(axis=1, keepdims=True)
+    return proba / sums if np.allclose(sums, 1.0, atol=1e-5) else proba
+
+
 def brier(y_true: Any, proba: Any) -> float:
     """Brier score of integer-coded ``y_true`` against class probabilities ``proba`` [n, k]."""
     from sklearn.metrics import brier_score_loss
 
-    proba = np.asarray(proba, dtype=float)
+    proba = summing_to_one(proba)
     if proba.shape[1] == 2:
         return float(brier_score_loss(np.asarray(y_true), proba[:, 1], pos_label=1))
     return float(brier_score_loss(np.asarray(y_true), proba, labels=list(range(proba.shape[1]))))

@@ -101,10 +101,9 @@ def log_loss(y_true, y_pred, proba=None, labels=None) -> float:
 
     if proba is None:
         return float("nan")
-    proba = np.asarray(proba, dtype=np.float64)
-    sums = proba.sum(axis=1, keepdims=True)
-    if np.allclose(sums, 1.0, atol=1e-5):  # a float32 softmax, widened: rounding, not a wrong model
-        proba = proba / sums  # (scikit-learn warns at float64's tolerance)
+    from trainflow.tasks.common.calibration import summing_to_one
+
+    proba = summing_to_one(proba)
     return float(sk_log_loss(y_true, proba, labels=list(range(proba.shape[1]))))
 
 
