@@ -9,7 +9,6 @@ digits with noise or a 30 degree rotation against clean held-out digits; SMS mes
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
