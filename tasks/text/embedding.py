@@ -60,13 +60,24 @@ def spec_problems(spec: Any) -> list[str]:
 
 @lru_cache(maxsize=2)
 def load(name: str, dim: int) -> Any:
-    """The bundled wordllama model, read from the package's own files only. ``disable_download``: its
-    default lookup seeks the tokenizer in ``wordllama/tokenizer/`` while the wheel (0.4.0.post1) ships it
-    in ``wordllama/tokenizers/``, and would download it; naming the package folder as the cache finds it."""
+    """The bundled wordllama model, built from the two files its wheel ships (the tokenizer config and
+    the 256-d safetensors weights) with ``tokenizers`` and ``safetensors`` directly: nothing here can
+    reach the network. (wordllama's own ``WordLlama.load`` can download: in 0.4.0.post1 it seeks the
+    tokenizer in ``tokenizer/`` while the wheel ships ``tokenizers/``, and falls back to Hugging Face.)
+    A missing file means a broken install: DataError naming it."""
     import wordllama
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
 
-    return wordllama.WordLlama.load(config=name, dim=BUNDLED_DIM, trunc_dim=dim if dim < BUNDLED_DIM else None,
-                                    cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+    folder = Path(wordllama.__file__).parent
+    tokenizer = folder / "tokenizers" / f"{name}_tokenizer_config.json"
+    weights = folder / "weights" / f"{name}_{BUNDLED_DIM}.safetensors"
+    for path in (tokenizer, weights):
+        if not path.is_file():
+            raise DataError(f"The wordllama package lacks '{path}'; reinstall it: {INSTALL}")
+    with safe_open(str(weights), framework="np", device="cpu") as f:
+        embedding = f.get_tensor("embedding.weight")[:, :dim]
+    return wordllama.WordLlamaInference(embedding, Tokenizer.from_file(str(tokenizer)), binary=False)
 
 
 class WordEmbedding(BaseEstimator, TransformerMixin):
