@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,12 +71,14 @@ def test_predict_continues_each_series_and_a_new_one(fitted, tmp_path):
     assert len(f) == 12 * 6 and f.groupby("series_id").size().eq(6).all()
     assert ((f.lower_95 <= f.lower_80) & (f.lower_80 <= f.prediction) & (f.prediction <= f.upper_80)
             & (f.upper_80 <= f.upper_95)).all()
-    assert (f.groupby("series_id")["t"].min() == history.groupby("series_id")["t"].max().reindex(
-        f.series_id.unique()).fillna(45) + 1).all()
-    # the unseen series is scaled by its own history: its forecast continues its level and season
+    last = pd.concat([history, new]).groupby("series_id")["t"].max()
+    assert (f.groupby("series_id")["t"].min() == last + 1).all()  # each series continues after its own end
+    # the unseen series is scaled by its own history: its forecast continues its level, trend and season,
+    # closer than the seasonal naive (off by the trend, 12 per season)
     fresh = f[f.series_id == "NEW"].prediction.to_numpy()
-    truth = 500 + 2 * (45 + np.arange(6)) + 40 * np.sin(2 * np.pi * (45 + np.arange(6)) / 6)
-    assert np.abs(fresh - truth).mean() < 0.25 * np.abs(truth[:, None] - truth[None]).mean() + 10
+    ahead = 45 + np.arange(6)
+    truth = 500 + 2 * ahead + 40 * np.sin(2 * np.pi * ahead / 6)
+    assert np.abs(fresh - truth).mean() < 6, fresh - truth
 
 
 def test_damaged_saved_files_exit_3(fitted, tmp_path, capsys):

@@ -49,7 +49,7 @@ def global_recipe(n: int) -> dict[str, Any]:
 
 
 @component("model", "global_mlp", GlobalMlpConfig, tasks=("forecasting",), modality="forecast", random=True,
-           train_recipe=global_recipe)
+           neural=True, train_recipe=global_recipe)
 def build_global_mlp(config: GlobalMlpConfig, *, in_channels: int, out_features: int, lookback: int = 24,
                      **_: Any) -> Any:
     """Dense layers over the last ``lookback`` steps and their mask; on a panel one network over
@@ -62,14 +62,20 @@ def build_global_mlp(config: GlobalMlpConfig, *, in_channels: int, out_features:
 # ---------------------------------------------------------------- windows
 
 
-def resolve(fc: ForecastConfig, axis: TimeAxis) -> tuple[ForecastConfig, list[str]]:
-    """``fc`` with the panel's season (``forecast.season``, else the dates' frequency, else none:
+def resolve(fc: ForecastConfig, axis: TimeAxis, longest: np.ndarray) -> tuple[ForecastConfig, list[str]]:
+    """``fc`` with the panel's season (``forecast.season``, else detected on its ``longest`` series:
     one differencing lag for every series) and the lookback (two seasons, else two horizons)."""
-    season = fc.season or axis.season() or 1
+    from trainflow.tasks.forecast.plan import detect_season
+
+    if fc.season:
+        season, why = fc.season, f"season {fc.season} (forecast.season)"
+    else:
+        filled = SeriesTransform(fc).fill(np.asarray(longest, dtype=float)[:, None])
+        season, why = detect_season(filled, axis)
+        why += " (on the panel's longest series)"
     lookback = fc.lookback or (2 * season if season >= 2 else 2 * fc.horizon)
-    why = "forecast.season" if fc.season else "the dates' frequency" if axis.season() else "none given or dated"
     resolved = fc.model_copy(update={"season": season, "lookback": lookback})
-    return resolved, [f"season {season} ({why}), {fc.detrend} lag {diff_lag(resolved)}, lookback {lookback}"]
+    return resolved, [f"{why}; {fc.detrend} lag {diff_lag(resolved)}, lookback {lookback}"]
 
 
 def min_input(fc: ForecastConfig) -> int:
@@ -77,10 +83,14 @@ def min_input(fc: ForecastConfig) -> int:
     return max(2, (fc.lookback or 2) // 2)
 
 
+def long_enough(fc: ForecastConfig, y: np.ndarray) -> bool:
+    """Whether ``y`` has the steps of the difference and a forecast input."""
+    return len(y) >= diff_lag(fc) + min_input(fc)
+
+
 def scaler(fc: ForecastConfig, missing: str, y: np.ndarray, source: str = "") -> SeriesTransform | None:
-    """The series' transform fitted on ``y`` (its own statistics), or None when ``y`` is too short
-    for the difference and a forecast input."""
-    if len(y) < diff_lag(fc) + min_input(fc):
+    """The series' transform fitted on ``y`` (its own statistics), or None when it is too short."""
+    if not long_enough(fc, y):
         return None
     return SeriesTransform(fc, missing).fit(np.asarray(y, dtype=float)[:, None], source)
 

@@ -24,8 +24,8 @@ from trainflow.refs import Evaluation, ModelRef, SplitRef
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.forecast import calibration, scores, statistical
 from trainflow.tasks.forecast.config import ENSEMBLE_BELOW, ENSEMBLE_SEEDS, MAX_ENSEMBLE, ForecastConfig, is_network
-from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, interval_scale, padded, raw_forecasts, resolve,
-                                                 scaler, tensors, windows)
+from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, interval_scale, long_enough, padded, raw_forecasts,
+                                                 resolve, scaler, tensors, windows)
 from trainflow.tasks.forecast.panel import fit_series, settings_of
 from trainflow.tasks.forecast.panel_data import as_long, groups
 from trainflow.tasks.forecast.timeaxis import TimeAxis
@@ -103,8 +103,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     train, id_col, target, _ = as_long(pd.read_parquet(split_ref.train.path), meta, [])
     parts = groups(train, id_col)
     axis = TimeAxis.of(max(parts, key=lambda p: len(p[1]))[1][meta["time"]])
-    fc, notes = resolve(spec.forecast, axis)
     ys = {sid: part[target].to_numpy(dtype=float) for sid, part in parts}
+    fc, notes = resolve(spec.forecast, axis, max(ys.values(), key=len))
     w = _windows(ys, fc, missing)
     if not w["full"] or not w["val"]:
         raise DataError(f"No series of '{meta['source']}' is long enough for {name}: a training window needs the "
@@ -252,12 +252,12 @@ def forecast_panel(model: Any, config: dict[str, Any], histories: dict[str, np.n
     factors = calibration.of_json(config.get("calibration"), name)
     net, out = [], {}
     for sid, y in histories.items():
-        known = config["series"].get(sid)
-        if known is not None and known["chosen"] == name:
+        known, tf = config["series"].get(sid), None
+        if known is not None and known["chosen"] == name and long_enough(fc, y):
             tf = SeriesTransform(fc, config["missing"])
             tf.mean_, tf.std_ = known["mean"], known["std"]
-        else:
-            tf = scaler(fc, config["missing"], y, sid) if known is None else None
+        elif known is None or known["chosen"] == name:  # unseen, or now too short: its own history decides
+            tf, known = scaler(fc, config["missing"], y, sid), None
         if tf is not None:
             net.append((sid, tf, y))
             continue
