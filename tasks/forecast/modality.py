@@ -179,7 +179,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         history = results[0].history
         config |= {"forecaster": "network", "options": options.model_dump(mode="json"), "ensemble": len(seeds),
                    "build": {"in_channels": past.shape[1], "out_features": p.fc.horizon * past.shape[1],
-                             "task": "forecasting"}, "transform": tf.state(), "history": history}
+                             "task": "forecasting", "lookback": p.fc.lookback}, "transform": tf.state(), "history": history}
         neural.save_network(folder, model, config)
         size = sum(q.numel() for q in model.parameters())
         steps = [f"{chosen}: {len(seeds)} network(s) of {size // len(seeds)} parameters, seeds {seeds[0]}..{seeds[-1]}, "
