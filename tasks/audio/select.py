@@ -76,8 +76,6 @@ def choose(x: np.ndarray, frames: np.ndarray, y: np.ndarray, groups: np.ndarray,
     """Score every candidate of ``spec.preprocess.audio.select`` by grouped cross-validation on the
     training features ``x`` (before normalisation) [n, bins, T] and targets ``y``; returns the winner
     (ties: the first) and the record for the report: the group, folds, epochs and a row per candidate."""
-    from trainflow.tasks.common.selection import report
-
     pre = spec.preprocess.audio
     sel = pre.select
     parts = folds_of(groups, sel.folds, source)
@@ -93,7 +91,6 @@ def choose(x: np.ndarray, frames: np.ndarray, y: np.ndarray, groups: np.ndarray,
         table.append({"candidate": i, "changes": describe_changes(sel.candidates[i]),
                       "accuracy": round(sum(correct) / len(y), 4),
                       "lowest fold": round(min(per_fold), 4)})
-        report(i, {"accuracy": table[-1]["accuracy"]})
     best = max(range(len(table)), key=lambda i: (table[i]["accuracy"], -i))
     record = {"group": group_name(pre, spec), "groups": int(len(np.unique(groups))), "folds": len(parts),
               "epochs": sel.epochs, "chosen": best, "metric": "accuracy", "value": table[best]["accuracy"],
