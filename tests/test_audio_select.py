@@ -115,3 +115,10 @@ def test_select_names_a_group_the_clips_do_not_carry(tmp_path):
     split = audio.split(load.load(spec.data, cache, "audio", spec.split), spec, cache)
     with pytest.raises(DataError, match=r"select.group is 'room'.*\(index, label, speaker\)"):
         audio.fit(split, spec, cache)
+
+
+def test_select_without_a_group_is_a_spec_error(tmp_path):
+    from trainflow.errors import SpecError
+
+    with pytest.raises(SpecError, match="select needs groups to cut its folds by"):
+        spec_of(tmp_path, {"candidates": [{}, {"mix_clips": 0.2}]}, test_size=0.25)

@@ -528,6 +528,9 @@ class Audio(NeuralModality, stages_from=__name__):
         pre = spec.preprocess.audio
         if pre.select is not None and spec.task != "classification":
             problems.append(f"preprocess.audio.select chooses by accuracy, for task 'classification'; got {spec.task!r}.")
+        if pre.select is not None and not (pre.select.group or spec.split.group):
+            problems.append("preprocess.audio.select needs groups to cut its folds by: set select.group to a named "
+                            "group of data.pattern (e.g. speaker), or split.group.")
         rate = spec.data.options().get("sample_rate", 16000)
         if spec.model.name == "audio_cnn" and pre.duration and isinstance(rate, int) \
                 and not spec.model.problems("model", task=spec.task):
