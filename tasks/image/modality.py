@@ -453,7 +453,7 @@ class Image(NeuralModality, stages_from=__name__):
 
         config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
         if isinstance(source, DataRef):
-            x = load_npz(source.path)["x"]
+            x = load_npz(source.path, mapped=True)["x"]  # 10,000 items read, not the file
             x = x[reference_items(len(x))]  # a training part of 50,000 images: a seeded 10,000 of them
         else:
             x = read_new_images(Path(source), config)[0]
