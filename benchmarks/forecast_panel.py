@@ -1,7 +1,7 @@
 """Forecast panels: ``auto`` (only the data named) vs damped ETS, side by side, on M1 monthly and tourism quarterly.
 
     python benchmarks/forecast_panel.py [--data /work/shared/datasets/forecast_panels] [--sets m1_monthly tourism_quarterly]
-                                        [--series N] [--threads T] [--models auto "damped ETS"]
+                                        [--series N] [--threads T] [--models auto "damped ETS" "global MLP"]
 
 For each set, the competition's training and test files are joined into one long CSV; the panel's
 split by time takes each series' last ``horizon`` steps (exactly the competition's test horizon).
@@ -27,7 +27,8 @@ from common import load  # noqa: E402
 
 DATA = Path("/work/shared/datasets/forecast_panels")
 SETS = {"m1_monthly": {"horizon": 18, "season": 12}, "tourism_quarterly": {"horizon": 8, "season": 4}}
-MODELS = {"auto": {"name": "auto"}, "damped ETS": {"name": "ets", "trend": "add_damped"}}
+MODELS = {"auto": {"name": "auto"}, "damped ETS": {"name": "ets", "trend": "add_damped"},
+          "global MLP": {"name": "global_mlp"}}
 
 
 def cpu() -> float:
@@ -83,7 +84,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--series", type=int, default=None, help="the first N series of each set (default: all)")
     parser.add_argument("--threads", type=int, default=0, help="worker processes (0: every core)")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS)[:2], choices=list(MODELS),
+                        help="'global MLP': one network over every series (tasks/forecast/global_panel.py)")
     args = parser.parse_args()
     globals()["DATA"] = args.data
     from trainflow import resources

@@ -29,8 +29,9 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
 def score(spec_path: Path, overrides: list[str]) -> float:
-    """Train ``spec_path`` with ``overrides`` in a throw-away cache; return the test accuracy."""
-    from trainflow import modalities
+    """Train ``spec_path`` with ``overrides`` in a throw-away cache; return the test accuracy. With
+    ``preprocess.audio.select``, print the grouped cross-validation table (training speakers only)."""
+    from trainflow import modalities, trust
     from trainflow.spec import load_spec
     from trainflow.tasks.common.load import load
 
@@ -40,6 +41,13 @@ def score(spec_path: Path, overrides: list[str]) -> float:
         ref = load(spec.data, cache, spec.modality, spec.split)  # the loader carries the split key (speaker)
         split = mod.split(ref, spec, cache)
         model = mod.fit(split, spec, cache)
+        chosen = trust.read_json(Path(model.path) / "model.json").get("recipe_selection")
+        if chosen:
+            from trainflow.tasks.audio.select import describe
+
+            print("   ", describe(chosen), flush=True)
+            for row in chosen["table"]:
+                print(f"    | {row['candidate']} | {row['changes']} | {row['accuracy']:.3f} | {row['lowest fold']:.3f} |")
         return float(mod.evaluate(model, split, spec, str(Path(cache) / "plots")).metrics["accuracy"])
 
 

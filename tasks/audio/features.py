@@ -17,10 +17,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: added before the logarithm, so silence gives a finite floor instead of -inf
 LOG_FLOOR = 1e-6
+#: the fields of ``preprocess.audio`` a candidate of ``select`` may change: the normalisation and the
+#: augmentation of training batches, never the features' shape (one feature pass serves every candidate)
+SELECTABLE = ("normalize", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "freq_warp",
+              "time_stretch", "time_shift", "mix_clips")
+
+
+class AudioSelect(BaseModel):
+    """``preprocess.audio.select``: the recipe chosen by cross-validation over groups of the training
+    clips (speakers), so the score that chooses is the score of a voice the fold never heard."""
+
+    model_config = ConfigDict(extra="forbid")
+    candidates: list[dict[str, Any]] = Field(
+        ..., min_length=2, description="Recipes to compare, each a change of preprocess.audio's normalisation or "
+                                       "augmentation fields ({} is the section as written)")
+    group: str | None = Field(None, description="Named group of data.pattern (or split.group) whose values stay on "
+                                                "one side of every fold, e.g. speaker; default: split.group")
+    # 3 folds of a few epochs: a ranking of recipes, not a final fit (5 FSDD speakers: 2 + 2 + 1 held out)
+    folds: int = Field(3, ge=2, description="Folds of the grouped cross-validation (fewer when fewer groups)")
+    epochs: int = Field(8, ge=1, description="Training epochs of each fold's network")
 
 
 class AudioFeatures(BaseModel):
@@ -59,6 +78,27 @@ class AudioFeatures(BaseModel):
     time_stretch: float = Field(0.0, ge=0, lt=0.5, description="Stretch each training example in time by a random "
                                                                "factor in 1 +- this (speed perturbation; 0: off)")
     time_shift: int = Field(0, ge=0, description="Shift each training example by up to this many frames (0: off)")
+    # "mixing with noise" whose noise is the training clips themselves (nothing downloaded): another
+    # example of the batch added to each one; on normalised features a regulariser, not an acoustic mix.
+    mix_clips: float = Field(0.0, ge=0, le=1, description="Add another training example of the batch at a random "
+                                                          "weight up to this to each one, label kept (0: off)")
+    select: AudioSelect | None = Field(None, description="Choose among candidate recipes by grouped cross-validation "
+                                                         "on the training clips (classification)")
+
+    @model_validator(mode="after")
+    def _candidates_valid(self) -> AudioFeatures:
+        for i, cand in enumerate(self.select.candidates if self.select else []):
+            wrong = sorted(set(cand) - set(SELECTABLE))
+            if wrong:
+                raise ValueError(f"preprocess.audio.select.candidates[{i}] changes {wrong}; a candidate may change "
+                                 f"only {', '.join(SELECTABLE)}")
+            self.candidate(i)  # its values pass the field checks
+        return self
+
+    def candidate(self, i: int) -> AudioFeatures:
+        """The section with ``select.candidates[i]`` applied, validated, without ``select``."""
+        base = self.model_dump(exclude={"select"})
+        return AudioFeatures.model_validate({**base, **self.select.candidates[i]})
 
     @property
     def bins(self) -> int:
@@ -191,10 +231,13 @@ def normalized(x: np.ndarray, frames: np.ndarray | None, norm: FrequencyNormaliz
 
 def spec_augmenter(config: AudioFeatures) -> Any:
     """A function of a training batch ``[b, bins, frames]`` that warps each example (frequency warp,
-    time stretch and shift: :func:`warper`), then zeroes random frequency bands and time spans
-    (SpecAugment masking, on the batch's device); None when all are off. Zero is the training mean
-    after per-frequency normalisation, so a mask reads as "average", not as a tone."""
-    warp = warper(config)
+    time stretch and shift: :func:`warper`), mixes another example into it (:func:`mixer`), then
+    zeroes random frequency bands and time spans (SpecAugment masking, on the batch's device); None
+    when all are off. Zero is the training mean after per-frequency normalisation, so a mask reads as
+    "average", not as a tone."""
+    warp, mix = warper(config), mixer(config)
+    if mix is not None:
+        warp = mix if warp is None else (lambda x, w=warp: mix(w(x)))
     if not config.freq_masks and not config.time_masks:
         return warp
     import torch
@@ -248,3 +291,20 @@ def warper(config: AudioFeatures) -> Any:
                                                align_corners=True)[:, 0]
 
     return warp
+
+
+def mixer(config: AudioFeatures) -> Any:
+    """A function of a training batch ``[b, bins, frames]`` that adds to each example another one of
+    the batch (a random permutation) at a weight drawn uniformly from ``[0, mix_clips]``, scaled back to
+    the example's variance (``1 / sqrt(1 + w^2)``; the examples are standardised); None when off."""
+    if not config.mix_clips:
+        return None
+    import torch
+
+    def mix(x: Any) -> Any:
+        b = x.shape[0]
+        w = torch.rand(b, 1, 1, device=x.device, dtype=x.dtype) * config.mix_clips
+        other = x[torch.randperm(b, device=x.device)]
+        return (x + w * other) / torch.sqrt(1 + w * w)
+
+    return mix

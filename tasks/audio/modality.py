@@ -91,6 +91,8 @@ def pack(clips: Clips) -> dict[str, np.ndarray]:
         arrays["is_test"] = np.asarray(clips.is_test, dtype=bool)
     if clips.keys is not None:
         arrays["keys"] = np.asarray(clips.keys, dtype=str)
+    # every named group of the file pattern travels with its clip: preprocess.audio.select cuts folds by one
+    arrays |= {f"group_{k}": np.asarray(v, dtype=str) for k, v in clips.groups.items()}
     return arrays
 
 
@@ -246,6 +248,8 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     key = cache_key(spec, data=ref.digest, split=spec.split.model_dump(), fixed="is_test" in arrays)
     folder = Path(cache_dir) / "splits" / key[:16]
     refs = {}
+    if spec.split.group and "keys" in arrays:  # a manifest's group column, for preprocess.audio.select
+        arrays[f"group_{spec.split.group}"] = arrays["keys"]
     for name, idx in parts.items():
         path = folder / f"{name}.npz"
         save_npz(path, **subset(arrays, idx))
@@ -296,15 +300,22 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     rate = int(meta["sample_rate"])
     x, frames = wave_features(waves_of(arrays), rate, pre)
     quiet = x[np.argmin(frames), :, -1].tolist() if x.shape[2] > frames.min() else None
-    if pre.normalize == "per_clip":
-        x = per_clip(x, frames)
-    norm = fit_normalization(x, frames, pre)
-    x = norm.transform(x)
     multilabel = "Y" in arrays  # one sigmoid output per label; the target is the 0/1 matrix
     if multilabel:
         y, classes = arrays["Y"].astype(np.float32), meta["labels"]
     else:
         y, classes = targets(arrays["labels"], "classification", meta.get("source", ""))
+    selection = None
+    if pre.select is not None:  # the recipe chosen by grouped CV on these clips; the rest as usual
+        from trainflow.tasks.audio import select
+
+        source = str(meta.get("source", ""))
+        groups = select.groups_of(arrays, select.group_name(pre, spec), source)
+        pre, selection = select.choose(x, frames, y, groups, spec, len(classes), source)
+    if pre.normalize == "per_clip":
+        x = per_clip(x, frames)
+    norm = fit_normalization(x, frames, pre)
+    x = norm.transform(x)
     mask = frame_mask(frames, x.shape[2])
     length = f"pad/trim to {pre.duration:g} s" if pre.duration else "lengths kept (padded with a mask)"
     steps = [f"mono, resampled to {rate} Hz", length,
@@ -315,6 +326,11 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
               f"x{pre.time_mask_width} masks (training batches)"] if pre.freq_masks or pre.time_masks else []
     steps += [f"warping of training batches: frequency warp +-{pre.freq_warp:g}, time stretch +-{pre.time_stretch:g}, "
               f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
+    steps += [f"mixing of training batches: another example at weight up to {pre.mix_clips:g}"] if pre.mix_clips else []
+    if selection is not None:
+        from trainflow.tasks.audio.select import describe
+
+        steps.insert(0, describe(selection))
     steps += [f"imbalance: {spec.train.imbalance}"] if spec.train.imbalance != "none" else []
     def part(ref: DataRef) -> tuple[Any, ...]:  # the validation part, featurised with the training statistics
         other = load_npz(ref.path)
@@ -331,8 +347,11 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
                 "frames": int(x.shape[2]), "quiet": quiet, "normalization": norm.state(),
                 "suffixes": meta.get("loader_options", {}).get("suffixes", list(AUDIO_SUFFIXES)),
                 "manifest": saved_columns(meta.get("loader_options", {})),
-                **({"labels": classes} if multilabel else {})},
-        steps=steps, task="multilabel" if multilabel else "classification", augment=augment, meta={"classes": classes},
+                **({"labels": classes} if multilabel else {}), **({"recipe_selection": selection} if selection else {})},
+        steps=steps, task="multilabel" if multilabel else "classification", augment=augment,
+        meta={"classes": classes, **({"selection": {
+            "method": f"{selection['folds']}-fold cross-validation grouped by {selection['group']} on the training split",
+            "metric": "accuracy", "value": selection["value"], "greater_is_better": True}} if selection else {})},
         part=part)
 
 
@@ -388,6 +407,13 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     charts, tables = neural.history_report(model_ref, config, plots_dir)
     charts = {"Confusion matrix": plots.confusion_matrix_png(confusion, Path(plots_dir) / "confusion_matrix.png"),
               **charts}
+    chosen = config.get("recipe_selection")
+    if chosen:  # preprocess.audio.select: every candidate's grouped cross-validated accuracy
+        from trainflow.tasks.audio.select import describe
+
+        notes.append(describe(chosen))
+        tables = {f"Recipe selection: {chosen['folds']}-fold cross-validation grouped by {chosen['group']} on the "
+                  "training split": chosen["table"], **tables}
     return assess(Evaluation(metrics=metrics, per_class=per_class, confusion=confusion, plots=charts, tables=tables,
                              notes=notes), spec, y, pred, proba, classes, plots_dir)
 
@@ -500,6 +526,11 @@ class Audio(NeuralModality, stages_from=__name__):
         problems = super().spec_problems(spec) + ML.label_source_problems(
             spec.data.options(), spec.task, target="label", hint=" of the 'audio_manifest' loader")
         pre = spec.preprocess.audio
+        if pre.select is not None and spec.task != "classification":
+            problems.append(f"preprocess.audio.select chooses by accuracy, for task 'classification'; got {spec.task!r}.")
+        if pre.select is not None and not (pre.select.group or spec.split.group):
+            problems.append("preprocess.audio.select needs groups to cut its folds by: set select.group to a named "
+                            "group of data.pattern (e.g. speaker), or split.group.")
         rate = spec.data.options().get("sample_rate", 16000)
         if spec.model.name == "audio_cnn" and pre.duration and isinstance(rate, int) \
                 and not spec.model.problems("model", task=spec.task):

@@ -37,7 +37,7 @@ from trainflow.tasks.common import uncertainty as U
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.series import SequencePreprocess
 from trainflow.tasks.common.validate import Check, run_expectations
-from trainflow.tasks.forecast import backtest, intervals, panels, statistical
+from trainflow.tasks.forecast import backtest, global_panel, intervals, panels, statistical
 from trainflow.tasks.forecast.config import MAX_ENSEMBLE, ForecastConfig, check_length, is_network
 from trainflow.tasks.forecast.loaders import read_timeseries, store  # noqa: F401 (stages of the modality)
 from trainflow.tasks.forecast.models import (candidate_config, candidates_of, choose, describe, network_candidate,
@@ -135,8 +135,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     from trainflow.tasks.common.publish import artifact_key
     from trainflow.tasks.common.training import checkpoint_dir
 
-    if panels.is_panel(split_ref.train.meta, spec.forecast):
-        return panels.fit(split_ref, spec, cache_dir)
+    if panels.is_panel(split_ref.train.meta, spec.forecast):  # a network over a panel: one over every series
+        return (global_panel.fit if global_panel.is_global(spec) else panels.fit)(split_ref, spec, cache_dir)
     meta, source = split_ref.train.meta, split_ref.train.meta["source"]
     train = pd.read_parquet(split_ref.train.path)
     past = train[meta["values"]].to_numpy(dtype=np.float64)
@@ -179,7 +179,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         history = results[0].history
         config |= {"forecaster": "network", "options": options.model_dump(mode="json"), "ensemble": len(seeds),
                    "build": {"in_channels": past.shape[1], "out_features": p.fc.horizon * past.shape[1],
-                             "task": "forecasting"}, "transform": tf.state(), "history": history}
+                             "task": "forecasting", "lookback": p.fc.lookback}, "transform": tf.state(), "history": history}
         neural.save_network(folder, model, config)
         size = sum(q.numel() for q in model.parameters())
         steps = [f"{chosen}: {len(seeds)} network(s) of {size // len(seeds)} parameters, seeds {seeds[0]}..{seeds[-1]}, "
@@ -217,6 +217,8 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     config = trust.read_json(path)
     try:
         ForecastConfig.model_validate(config["forecast"])
+        if config.get("forecaster") == "global":
+            return global_panel.load(folder, config), config
         if config.get("panel"):
             problem = panels.check_panel_model(config)
             if problem:
@@ -294,7 +296,8 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     import pandas as pd
 
     if split_ref.train.meta.get("id") or spec.forecast.exogenous:
-        return panels.evaluate(model_ref, split_ref, spec, plots_dir)
+        return (global_panel.evaluate if global_panel.is_global(spec) else panels.evaluate)(
+            model_ref, split_ref, spec, plots_dir)
     model, config = load_model(model_ref.path)
     cols, tcol = config["values"], config["time"]
     fc = ForecastConfig.model_validate(config["forecast"])
@@ -393,6 +396,8 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
 
     model, config = load_model(run_dir)
     opts = config.get("loader_options", {})
+    if config.get("forecaster") == "global":
+        return global_panel.predict(model, config, _read_history(input_path, config, opts), str(input_path))
     if config.get("panel"):
         return panels.predict(config, _read_history(input_path, config, opts), str(input_path))
     df = read_timeseries(input_path, config["time"], config["values"], opts.get("delimiter", ","))
@@ -475,11 +480,10 @@ class Forecast(NeuralModality, stages_from=__name__):
         from trainflow.spec import models_for
 
         problems = super().spec_problems(spec)
-        panel = bool((spec.data.options() or {}).get("id")) or bool(spec.forecast.exogenous)
-        if panel and spec.model.name != "auto" and spec.model.name not in statistical.NAMES:
-            problems.append(f"'model.name' is {spec.model.name!r}, a network; a panel (data.id) or a series with "
-                            f"forecast.exogenous is fitted by the statistical forecasters ({', '.join(statistical.NAMES)}) "
-                            f"or auto.")
+        if spec.forecast.exogenous and spec.model.name != "auto" and spec.model.name not in statistical.NAMES:
+            problems.append(f"'model.name' is {spec.model.name!r}, a network; forecast.exogenous is used by the "
+                            f"statistical forecasters ({', '.join(statistical.NAMES)}) or auto (a network over a "
+                            f"panel, data.id, takes no regressors).")
         if spec.preprocess.sequence.missing == "mask":
             problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
                             "use linear, ffill or bfill.")

@@ -65,7 +65,7 @@ def train_networks(past: np.ndarray, fc: ForecastConfig, spec: PipelineSpec, nam
         for seed in seeds:
             torch.manual_seed(seed)  # the initial weights depend on the seed only
             net = comp.build(options, in_channels=past.shape[1], out_features=fc.horizon * past.shape[1],
-                             task="forecasting")
+                             task="forecasting", lookback=fc.lookback)  # (a window net sizes its input by it)
             results.append(train_model(net, inputs, None, spec.train, seed=seed, task="forecasting",
                                        checkpoint_dir=f"{checkpoints}-{seed}" if checkpoints else None,
                                        progress_key=progress_key, log=print if progress_key else _quiet))

@@ -1,0 +1,112 @@
+"""``preprocess.audio.select``: the audio recipe chosen by grouped cross-validation on the training clips.
+
+Each candidate changes the normalisation or the augmentation of ``preprocess.audio``. The training
+clips are cut into folds by a group (the speaker): every fold's network is trained on the other
+groups' clips for ``select.epochs`` epochs and scored on the fold's, so what ranks the candidates is
+the accuracy on voices the fold never heard, pooled over the folds. The test split plays no part.
+The features are computed once; each fold fits its own normalisation on its training clips.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trainflow.errors import DataError
+from trainflow.tasks.audio.features import AudioFeatures, FrequencyNormalizer, frame_mask, per_clip, spec_augmenter
+
+if TYPE_CHECKING:
+    from trainflow.spec import PipelineSpec
+
+
+def group_name(pre: AudioFeatures, spec: PipelineSpec) -> str | None:
+    """The group the folds keep together: ``select.group``, else ``split.group``."""
+    return pre.select.group or spec.split.group
+
+
+def groups_of(arrays: dict[str, np.ndarray], name: str | None, source: str) -> np.ndarray:
+    """Each training clip's group (``group_<name>`` of the stored clips); DataError when none is stored."""
+    if name is None:
+        raise DataError("preprocess.audio.select needs groups to cut folds by: set select.group to a named group of "
+                        "data.pattern (e.g. speaker) or use split.group.")
+    if f"group_{name}" not in arrays:
+        have = sorted(k.removeprefix("group_") for k in arrays if k.startswith("group_"))
+        raise DataError(f"preprocess.audio.select.group is {name!r}, which the clips of '{source}' do not carry; "
+                        f"expected a named group of data.pattern or split.group ({', '.join(have) or 'none here'}).")
+    return arrays[f"group_{name}"]
+
+
+def folds_of(groups: np.ndarray, folds: int, source: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped folds (scikit-learn's GroupKFold), at most one per group; DataError under two groups."""
+    from sklearn.model_selection import GroupKFold
+
+    n = len(np.unique(groups))
+    if n < 2:
+        raise DataError(f"preprocess.audio.select: the training clips of '{source}' hold {n} group(s); grouped "
+                        "cross-validation needs at least two.")
+    return list(GroupKFold(n_splits=min(folds, n)).split(np.zeros(len(groups)), groups=groups))
+
+
+def _fold_correct(x: np.ndarray, frames: np.ndarray, y: np.ndarray, fold: tuple[np.ndarray, np.ndarray],
+                  cfg: AudioFeatures, spec: PipelineSpec, n_classes: int) -> int:
+    """Clips of the fold's held-out groups that a network trained on its other groups gets right."""
+    import torch
+
+    from trainflow.tasks.common.training import predict, train_model
+
+    tr, te = fold
+    norm = FrequencyNormalizer(cfg.normalize).fit(x[tr], frames[tr])
+    xs = torch.from_numpy(norm.transform(x))
+    mask = torch.from_numpy(frame_mask(frames, x.shape[2]))
+    comp, options = spec.model.resolve("model", task=spec.task)
+    torch.manual_seed(spec.seed)
+    model = comp.build(options, bins=int(x.shape[1]), frames=int(x.shape[2]), n_classes=n_classes)
+    train = spec.train.model_copy(update={"epochs": spec.preprocess.audio.select.epochs, "checkpoint": False,
+                                          "val_fraction": 0.0, "patience": 0})
+    ty = torch.from_numpy(y)
+    train_model(model, (xs[tr], mask[tr], ty[tr]), None, train, seed=spec.seed, task="classification",
+                augment=spec_augmenter(cfg), log=lambda _: None)
+    out = predict(model, (xs[te], mask[te]), device="cpu")
+    return int((out.argmax(1).numpy() == y[te]).sum())
+
+
+def choose(x: np.ndarray, frames: np.ndarray, y: np.ndarray, groups: np.ndarray, spec: PipelineSpec,
+           n_classes: int, source: str) -> tuple[AudioFeatures, dict[str, Any]]:
+    """Score every candidate of ``spec.preprocess.audio.select`` by grouped cross-validation on the
+    training features ``x`` (before normalisation) [n, bins, T] and targets ``y``; returns the winner
+    (ties: the first) and the record for the report: the group, folds, epochs and a row per candidate."""
+    pre = spec.preprocess.audio
+    sel = pre.select
+    parts = folds_of(groups, sel.folds, source)
+    clipped = None
+    table = []
+    for i in range(len(sel.candidates)):
+        cfg = pre.candidate(i)
+        if cfg.normalize == "per_clip" and clipped is None:
+            clipped = per_clip(x, frames)
+        xc = clipped if cfg.normalize == "per_clip" else x
+        correct = [_fold_correct(xc, frames, y, fold, cfg, spec, n_classes) for fold in parts]
+        per_fold = [c / len(te) for c, (_, te) in zip(correct, parts)]
+        table.append({"candidate": i, "changes": describe_changes(sel.candidates[i]),
+                      "accuracy": round(sum(correct) / len(y), 4),
+                      "lowest fold": round(min(per_fold), 4)})
+    best = max(range(len(table)), key=lambda i: (table[i]["accuracy"], -i))
+    record = {"group": group_name(pre, spec), "groups": int(len(np.unique(groups))), "folds": len(parts),
+              "epochs": sel.epochs, "chosen": best, "metric": "accuracy", "value": table[best]["accuracy"],
+              "table": table}
+    return pre.candidate(best), record
+
+
+def describe_changes(changes: dict[str, Any]) -> str:
+    """A candidate's changes as ``key=value, ...`` (``as written`` for none)."""
+    return ", ".join(f"{k}={v}" for k, v in changes.items()) or "as written"
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for the report: which recipe won, by how much, over which folds."""
+    row = record["table"][record["chosen"]]
+    return (f"preprocess.audio.select chose candidate {row['candidate']} ({row['changes']}): accuracy "
+            f"{row['accuracy']:.4f} on held-out {record['group']} groups in {record['folds']}-fold grouped "
+            f"cross-validation over the {record['groups']} groups of the training split ({record['epochs']} epochs "
+            f"a fold; {len(record['table'])} candidates)")

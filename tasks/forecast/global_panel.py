@@ -1,0 +1,382 @@
+"""A panel's stages with one global network (:mod:`.global_net`): fit, load, evaluate, predict.
+
+The network is trained twice with the shared loop: first on the windows whose targets end before
+each series' last ``horizon`` training steps, validated on those steps (the epoch with the lowest
+validation loss is kept: early stopping); its errors there are the backtest that calibrates the
+intervals (conformal, :mod:`.calibration`, pooled over the series in units of each series' seasonal
+naive error). Then fresh networks (``forecast.ensemble`` seeds) are trained on every window for the
+chosen number of epochs. The test horizon is never seen by either.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trainflow import trust
+from trainflow.alerts import warn
+from trainflow.cache_keys import model_key
+from trainflow.errors import DataError, TrainflowError
+from trainflow.refs import Evaluation, ModelRef, SplitRef
+from trainflow.tasks.common import neural, plots
+from trainflow.tasks.forecast import calibration, scores, statistical
+from trainflow.tasks.forecast.config import ENSEMBLE_BELOW, ENSEMBLE_SEEDS, MAX_ENSEMBLE, ForecastConfig, is_network
+from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, interval_scale, long_enough, padded, raw_forecasts,
+                                                 resolve, scaler, tensors, windows)
+from trainflow.tasks.forecast.panel import fit_series, settings_of
+from trainflow.tasks.forecast.panel_data import as_long, groups
+from trainflow.tasks.forecast.timeaxis import TimeAxis
+from trainflow.tasks.forecast.transform import SeriesTransform
+
+if TYPE_CHECKING:
+    from trainflow.spec import PipelineSpec
+
+
+def is_global(spec: PipelineSpec) -> bool:
+    """Whether a panel's model is a network (one over every series), not a statistical one or ``auto``."""
+    return is_network(spec.model.name)
+
+
+# ---------------------------------------------------------------- fit
+
+
+def _windows(ys: dict[str, np.ndarray], fc: ForecastConfig, missing: str) -> dict[str, Any]:
+    """Every series' transform and windows: all of them (``full``), those whose targets end before
+    the last ``horizon`` steps (``cut``, scaled by the history before them), the validation window
+    at that cut (``val``), and what the backtest forecasts from (``held``: transform, history, truth)."""
+    h, out = fc.horizon, {"full": [], "cut": [], "val": [], "held": {}, "tfs": {}, "short": []}
+    for sid, y in ys.items():
+        tf = scaler(fc, missing, y, sid)
+        if tf is None:
+            out["short"].append(sid)
+            continue
+        out["tfs"][sid] = tf
+        out["full"] += windows(tf.forward(y[:, None])[:, 0], fc)
+        cut = scaler(fc, missing, y[:-h], sid)
+        if cut is not None:
+            z = cut.forward(y[:, None])[:, 0]
+            out["cut"] += windows(z, fc, last=len(z) - h)
+            out["val"].append((*padded(z[:-h], fc.lookback), z[-h:].astype(np.float32)))
+            out["held"][sid] = (cut, y[:-h], y[-h:])
+    return out
+
+
+def _train(spec: PipelineSpec, build: dict[str, Any], rows: list[Any], val: list[Any] | None, config: Any, seed: int,
+           checkpoints: str, progress_key: str | None) -> tuple[Any, Any]:
+    import torch
+
+    from trainflow.tasks.common.training import train_model
+
+    comp, options = spec.model.resolve("model", task="forecasting")
+    torch.manual_seed(seed)  # the initial weights depend on the seed only
+    net = comp.build(options, **build)
+    result = train_model(net, tensors(rows), tensors(val) if val else None, config, seed=seed, task="forecasting",
+                         checkpoint_dir=checkpoints, progress_key=progress_key)
+    return net, result
+
+
+def _backtest_factors(net: Any, fc: ForecastConfig, held: dict[str, Any]) -> dict[int, list[float]]:
+    """Interval factors per level and step from the first network's errors on each series' carved
+    steps, in units of the series' seasonal naive error (:func:`calibration.factors`)."""
+    items = list(held.values())
+    means = raw_forecasts(net, fc, [(tf, y) for tf, y, _ in items])
+    found = []
+    for (_, y, truth), mean in zip(items, means):
+        s = interval_scale(y, fc.season or 1)
+        found.append(calibration.ratios([truth], [(mean, {lv: (mean - s, mean + s) for lv in fc.levels})], fc.levels))
+    return calibration.factors(found, fc.levels, fc.horizon)
+
+
+def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
+    """Train the spec's network over every series of the panel (see the module docstring) and save it
+    (safetensors + JSON); series too short for it get ``forecast.fallback``."""
+    import pandas as pd
+
+    from trainflow.tasks.common.layers import SeedEnsemble
+    from trainflow.tasks.common.publish import artifact_key
+    from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, torch_threads
+
+    meta, name, missing = split_ref.train.meta, spec.model.name, spec.preprocess.sequence.missing
+    train, id_col, target, _ = as_long(pd.read_parquet(split_ref.train.path), meta, [])
+    parts = groups(train, id_col)
+    axis = TimeAxis.of(max(parts, key=lambda p: len(p[1]))[1][meta["time"]])
+    ys = {sid: part[target].to_numpy(dtype=float) for sid, part in parts}
+    fc, notes = resolve(spec.forecast, axis, max(ys.values(), key=len))
+    w = _windows(ys, fc, missing)
+    if not w["full"] or not w["val"]:
+        raise DataError(f"No series of '{meta['source']}' is long enough for {name}: a training window needs the "
+                        f"{fc.detrend} lag, half the lookback ({fc.lookback}) and the horizon ({fc.horizon}), and "
+                        f"the validation part another horizon. Use a shorter forecast.lookback or a statistical model.")
+    comp, options = spec.model.resolve("model", task="forecasting")
+    build = {"in_channels": 1, "out_features": fc.horizon, "lookback": fc.lookback, "task": "forecasting"}
+    config, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), len(w["cut"]), has_validation=True)
+    config = config.model_copy(update={"val_fraction": 0.0, "monitor": "val_loss", "restore_best": True})
+    key, progress = model_key(split_ref, spec), f"{artifact_key(spec.name)}-training"
+    ensemble = fc.ensemble or (ENSEMBLE_SEEDS if len(w["full"]) < ENSEMBLE_BELOW else 1)
+    with torch_threads(spec.train.num_threads):
+        first, result = _train(spec, build, w["cut"], w["val"], config, spec.seed, checkpoint_dir(cache_dir, key, "cut"),
+                               progress)
+        factors = _backtest_factors(first, fc, w["held"]) if fc.levels else {}
+        epochs = max(1, result.best_epoch)
+        final = config.model_copy(update={"epochs": epochs, "patience": 0, "monitor": "train_loss", "restore_best": False})
+        nets = [_train(spec, build, w["full"], None, final, seed, checkpoint_dir(cache_dir, key, seed), progress)
+                for seed in range(spec.seed, spec.seed + ensemble)]
+    model = SeedEnsemble([net for net, _ in nets]).eval()
+    series = {sid: {"chosen": name, "mean": tf.mean_, "std": tf.std_} for sid, tf in w["tfs"].items()}
+    settings = settings_of(fc, fc.fallback, [fc.fallback], {}, axis)
+    for sid in w["short"]:
+        series[sid] = {k: v for k, v in fit_series(ys[sid], None, fc.fallback, {}, settings).items() if k != "notes"}
+    series = {sid: series[sid] for sid in ys}
+    counts = {name: len(w["tfs"]), **({fc.fallback: len(w["short"])} if w["short"] else {})}
+    notes += _fit_notes(name, fc, w, result, epochs, ensemble, factors) + recipe_notes + result.report_notes()
+    saved = {"kind": "forecast", "task": "forecasting", "panel": True, "forecaster": "global", "model": name,
+             "chosen": name, "forecast": fc.model_dump(mode="json"), "missing": missing, "id": id_col,
+             "time": meta["time"], "target": target, "exogenous": [], "values": meta["values"],
+             "loader_options": spec.data.options(), "options": options.model_dump(mode="json"), "build": build,
+             "ensemble": ensemble, "axis": axis.__dict__, "series": series, "choices": counts,
+             "calibration": calibration.as_json({name: factors}) if factors else {}, "notes": notes,
+             "history": nets[0][1].history, "best_epoch": epochs}
+    folder = Path(cache_dir) / "models" / key[:16]
+    neural.save_network(folder, model, saved)
+    size = sum(p.numel() for p in model.parameters()) // ensemble
+    steps = [f"{name}: one network over {len(w['tfs'])} series ({ensemble} seed(s), {size} parameters each), "
+             f"{len(w['full'])} windows (lookback {fc.lookback} -> horizon {fc.horizon})"]
+    return ModelRef.of_folder(folder, neural.WEIGHTS_FILE, "forecast", {
+        "steps": steps, "history": nets[0][1].history, "notes": notes, "chosen": name, "best_epoch": epochs,
+        "selection": {"method": "validation part carved by time (each series' last horizon training steps)",
+                      "metric": "val_loss", "value": float(result.history[epochs - 1].get("val_loss", math.nan)),
+                      "greater_is_better": False}})
+
+
+def _fit_notes(name: str, fc: ForecastConfig, w: dict[str, Any], result: Any, epochs: int, ensemble: int,
+               factors: dict[int, list[float]]) -> list[str]:
+    notes = [f"{name}: one network over every series, each scaled by its own training history ({fc.detrend}, "
+             f"standardized); {len(w['full'])} windows from {len(w['tfs'])} series",
+             f"epochs chosen on a validation part carved by time: each series' last {fc.horizon} training steps "
+             f"({len(w['val'])} windows; the network trained on the {len(w['cut'])} windows before them); best "
+             f"epoch {epochs} of {result.epochs_run}; then {ensemble} network(s) trained on every window for "
+             f"{epochs} epochs"]
+    if factors:
+        notes.append(f"intervals: conformal, from the first network's errors on the carved steps of {len(w['held'])} "
+                     f"series, in units of each series' seasonal naive error (mean factor at {min(factors)}%: "
+                     f"{np.mean(factors[min(factors)]):.2f})")
+    missing = [lv for lv in fc.levels if lv not in factors]
+    if missing:
+        notes.append(f"no interval at {', '.join(map(str, missing))}%: too few backtest errors for its quantile")
+    if w["short"]:
+        shown = ", ".join(w["short"][:5]) + (" ..." if len(w["short"]) > 5 else "")
+        notes.append(f"{len(w['short'])} series fell back to {fc.fallback} (forecast.fallback): too short for the "
+                     f"{fc.detrend} lag and half the lookback ({shown})")
+    return notes
+
+
+# ---------------------------------------------------------------- load
+
+
+def check_config(config: Any) -> str | None:
+    """What is wrong with a saved global forecaster's config (None when it is usable)."""
+    from trainflow.registry import REGISTRY
+
+    try:
+        fc = ForecastConfig.model_validate(config["forecast"])
+        TimeAxis(**config["axis"])
+        assert is_network(config["model"]), f"{config['model']!r} is not a network"
+        REGISTRY.get("model", config["model"]).config.model_validate(config["options"])
+        assert isinstance(fc.lookback, int) and 1 <= fc.lookback <= MAX_LOOKBACK and fc.season, "no lookback"
+        assert config["build"] == {"in_channels": 1, "out_features": fc.horizon, "lookback": fc.lookback,
+                                   "task": "forecasting"}, "a 'build' that does not match the forecast section"
+        assert type(config["ensemble"]) is int and 1 <= config["ensemble"] <= MAX_ENSEMBLE, "a bad 'ensemble'"
+        assert all(isinstance(config[k], str) for k in ("id", "time", "target", "missing"))
+        assert all(isinstance(c, str) for c in config["values"]) and config["exogenous"] == []
+    except (KeyError, TypeError, ValueError, AssertionError, AttributeError, TrainflowError) as exc:
+        return f"not a global forecaster's config ({type(exc).__name__}: {exc})"
+    return (calibration.check(config.get("calibration", {}), fc.horizon, (config["model"],))
+            or _check_series(config["series"], config["model"]))
+
+
+def _check_series(series: Any, name: str) -> str | None:
+    if not isinstance(series, dict) or not series:
+        return "no 'series' mapping"
+    for sid, r in series.items():
+        if not isinstance(r, dict):
+            return f"series {sid!r} without a record"
+        if r.get("chosen") == name:
+            stats = [r.get("mean"), r.get("std")]
+            if not all(isinstance(v, list) and len(v) == 1 and isinstance(v[0], (int, float)) and math.isfinite(v[0])
+                       for v in stats) or not r["std"][0] > 0:
+                return f"series {sid!r} without its scaling (one finite mean and one positive std)"
+        elif r.get("chosen") in statistical.NAMES:
+            problem = statistical.check_state(r.get("state"))
+            if problem:
+                return f"series {sid!r} with {problem}"
+        else:
+            return f"series {sid!r} without a known forecaster"
+    return None
+
+
+def load(folder: str | Path, config: dict[str, Any]) -> Any:
+    """The saved seed ensemble of a global forecaster whose JSON ``config`` was read from ``folder``;
+    DataError naming the damaged file (config checked, sizes checked against the weights first)."""
+    from trainflow.registry import REGISTRY
+    from trainflow.tasks.common.layers import SeedEnsemble
+
+    folder = Path(folder)
+    problem = check_config(config)
+    if problem:
+        raise trust.damaged(folder / neural.CONFIG_FILE, problem)
+    if not (folder / neural.WEIGHTS_FILE).is_file():
+        raise DataError(f"No saved forecast model in '{folder}' (expected {neural.WEIGHTS_FILE} beside "
+                        f"{neural.CONFIG_FILE}).")
+    comp = REGISTRY.get("model", config["model"])
+    options = comp.config.model_validate(config["options"])
+    model = trust.build_to_fit(lambda: SeedEnsemble([comp.build(options, **config["build"])
+                                                     for _ in range(config["ensemble"])]),
+                               folder / neural.WEIGHTS_FILE, folder / neural.CONFIG_FILE)
+    trust.load_weights(model, folder / neural.WEIGHTS_FILE)
+    return model.eval()
+
+
+# ---------------------------------------------------------------- forecast, evaluate, predict
+
+
+def forecast_panel(model: Any, config: dict[str, Any], histories: dict[str, np.ndarray]
+                   ) -> dict[str, tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]], str]]:
+    """Each history's next ``horizon`` values, bounds and forecaster: the network (a known series scaled
+    by its saved statistics, another by its own history's), or the fallback for one too short."""
+    from trainflow.tasks.forecast.panels import forecast_series
+
+    fc, name = ForecastConfig.model_validate(config["forecast"]), config["model"]
+    factors = calibration.of_json(config.get("calibration"), name)
+    net, out = [], {}
+    for sid, y in histories.items():
+        known, tf = config["series"].get(sid), None
+        if known is not None and known["chosen"] == name and long_enough(fc, y):
+            tf = SeriesTransform(fc, config["missing"])
+            tf.mean_, tf.std_ = known["mean"], known["std"]
+        elif known is None or known["chosen"] == name:  # unseen, or now too short: its own history decides
+            tf, known = scaler(fc, config["missing"], y, sid), None
+        if tf is not None:
+            net.append((sid, tf, y))
+            continue
+        state = known["state"] if known is not None else fit_series(
+            y, None, fc.fallback, {}, settings_of(fc, fc.fallback, [fc.fallback], {}, TimeAxis(**config["axis"])))["state"]
+        mean, own = forecast_series(state, y, None, None, fc.horizon, fc.levels)
+        out[sid] = (mean, own, state["name"])
+    means = raw_forecasts(model, fc, [(tf, y) for _, tf, y in net])
+    for (sid, _, y), mean in zip(net, means):
+        out[sid] = (mean, bands(mean, interval_scale(y, fc.season or 1), factors), name)
+    return out
+
+
+def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
+    """MASE, sMAPE, RMSE per series and on average next to the seasonal naive; coverage, scaled width
+    and MSIS of each interval level; the worst series; a plot of a few."""
+    import pandas as pd
+
+    folder = Path(model_ref.path)
+    config = trust.read_json(folder / neural.CONFIG_FILE)
+    model = load(folder, config)
+    fc = ForecastConfig.model_validate(config["forecast"])
+    meta = split_ref.train.meta
+    train, id_col, target, _ = as_long(pd.read_parquet(split_ref.train.path), meta, [])
+    tests = dict(groups(as_long(pd.read_parquet(split_ref.test.path), split_ref.test.meta, [])[0], id_col))
+    ys = {sid: part[target].to_numpy(dtype=float) for sid, part in groups(train, id_col) if sid in config["series"]}
+    found = forecast_panel(model, config, ys)
+    per, season = {}, fc.season or 1
+    for sid, y in ys.items():
+        truth, (mean, bounds, _) = tests[sid][target].to_numpy(dtype=float), found[sid]
+        scale = scores.seasonal_scale(y, season)
+        per[sid] = scores.point(truth, mean, scale)
+        for lv, (lo, hi) in bounds.items():
+            per[sid] |= scores.interval(truth, lo, hi, lv, scale)
+        per[sid] |= {f"snaive_{k}": v for k, v in scores.point(truth, scores.seasonal_naive(y, season, len(truth)),
+                                                                scale).items()}
+    metrics = scores.aggregate(per, fc.levels) | {"series": float(len(per))}
+    if metrics.get("snaive_mase"):
+        metrics["mase_vs_snaive"] = metrics["mase"] / metrics["snaive_mase"]
+    notes = [*split_ref.meta.get("notes", []), *config["notes"],
+             f"MASE scaled by each series' in-sample seasonal naive error; mean MASE {metrics.get('mase', math.nan):.3f} "
+             f"vs seasonal naive {metrics.get('snaive_mase', math.nan):.3f}"]
+    notes += [f"{lv}% intervals (conformal, from the validation part's errors) cover "
+              f"{100 * metrics[f'coverage_{lv}']:.1f}% of the test points" for lv in fc.levels if f"coverage_{lv}" in metrics]
+    plot = _plot({sid: (ys[sid], tests[sid][target].to_numpy(dtype=float), found[sid]) for sid in ys}, per, fc,
+                 plots_dir)
+    return Evaluation(metrics={k: float(v) for k, v in metrics.items() if math.isfinite(v)}, tables=_tables(config, per, fc),
+                      plots={"A few series: forecast, intervals and truth": plot}, notes=notes, intervals={})
+
+
+def _tables(config: dict[str, Any], per: dict[str, dict[str, float]], fc: ForecastConfig) -> dict[str, list[dict[str, Any]]]:
+    agg, levels = scores.aggregate(per, fc.levels), fc.levels
+    summary = [{"forecaster": f"{config['model']} (one network over the panel)",
+                **{k: round(agg[k], 4) for k in ("mase", "smape", "rmse") if k in agg}},
+               {"forecaster": "seasonal naive", **{k: round(agg[f"snaive_{k}"], 4) for k in ("mase", "smape", "rmse")
+                                                    if f"snaive_{k}" in agg}}]
+    worst = [{"series": sid, "forecaster": config["series"][sid]["chosen"],
+              **{k: round(s[k], 4) for k in ("mase", "smape", "rmse", *(f"coverage_{lv}" for lv in levels)) if k in s},
+              "seasonal naive mase": round(s.get("snaive_mase", math.nan), 4)} for sid, s in scores.worst(per, 10)]
+    intervals = [{"level": f"{lv}%", "coverage": round(agg[f"coverage_{lv}"], 4),
+                  "scaled width": round(agg.get(f"width_{lv}", math.nan), 4), "MSIS": round(agg.get(f"msis_{lv}", math.nan), 4)}
+                 for lv in levels if f"coverage_{lv}" in agg]
+    tables = {"Panel: mean over series": summary, "Worst series (by MASE)": worst, "Prediction intervals": intervals,
+              "Forecasters chosen (series)": [{"forecaster": k, "series": v} for k, v in config["choices"].items()]}
+    if config.get("calibration"):
+        tables["Interval calibration (factors on each series' seasonal naive error, from the validation part)"] = (
+            calibration.summary({n: calibration.of_json(config["calibration"], n) for n in config["calibration"]}))
+    return tables
+
+
+def _plot(found: dict[str, Any], per: dict[str, dict[str, float]], fc: ForecastConfig, plots_dir: str) -> str:
+    """The two worst series by MASE and two around the median."""
+    ranked = scores.worst(per, len(per))
+    picks = [sid for sid, _ in ranked[:2]] + [sid for sid, _ in ranked[len(ranked) // 2:len(ranked) // 2 + 2]]
+    panels = {}
+    for sid in dict.fromkeys(picks):
+        y, truth, (mean, bounds, chosen) = found[sid]
+        n, shown = len(y), min(len(y), 3 * max(fc.season or 1, 4))
+        past, future = list(range(n - shown, n)), list(range(n, n + len(truth)))
+        panels[f"{sid}: {chosen}, MASE {per[sid].get('mase', math.nan):.2f}"] = {
+            "lines": {"history": (past, y[-shown:].tolist()), "truth": (future, truth.tolist()),
+                      "forecast": (future, mean[:len(truth)].tolist())},
+            "bands": {f"{lv}%": (future, lo[:len(truth)].tolist(), hi[:len(truth)].tolist())
+                      for lv, (lo, hi) in sorted(bounds.items(), reverse=True)}}
+    return plots.series_grid_png(panels, Path(plots_dir) / "panel_forecasts.png",
+                                 f"Test horizon ({fc.horizon} steps): forecasts with {', '.join(map(str, fc.levels))}% intervals")
+
+
+def predict(model: Any, config: dict[str, Any], df: Any, source: str) -> Any:
+    """Forecast ``horizon`` steps after each series' last value in the long frame ``df``: one row per
+    series and step with the bounds; a series the model has not seen is forecast by the network from
+    its own history (scaled by its own statistics), with a warning that says so."""
+    import pandas as pd
+
+    fc = ForecastConfig.model_validate(config["forecast"])
+    meta = {"values": config["values"], "source": source, "id": config["loader_options"].get("id")}
+    df, id_col, target, _ = as_long(df, meta, [])
+    histories, times = {}, {}
+    for sid, part in groups(df, id_col):
+        known = np.flatnonzero(part[target].notna().to_numpy())
+        if not len(known):
+            raise DataError(f"Series '{sid}' in '{source}' has no value in '{target}'.")
+        history = part.iloc[:known[-1] + 1]
+        histories[sid] = history[target].to_numpy(dtype=float)
+        times[sid] = (TimeAxis.of(history[config["time"]]).after(history[config["time"]], fc.horizon)
+                      or [f"+{i + 1}" for i in range(fc.horizon)])
+    unknown = [sid for sid in histories if sid not in config["series"]]
+    if unknown:
+        warn(f"{len(unknown)} series of '{source}' are not in the model ({', '.join(unknown[:5])}"
+             f"{' ...' if len(unknown) > 5 else ''}): the global network forecasts each from its own history, scaled "
+             f"by that history's statistics ({fc.fallback} where it is too short).")
+    found = forecast_panel(model, config, histories)
+    rows = []
+    for sid in histories:
+        mean, bounds, _ = found[sid]
+        for i in range(fc.horizon):
+            row = {id_col: sid, config["time"]: times[sid][i], "step": i + 1, "prediction": mean[i]}
+            for lv in fc.levels:
+                lo, hi = bounds.get(lv, (np.full(fc.horizon, np.nan),) * 2)
+                row |= {f"lower_{lv}": lo[i], f"upper_{lv}": hi[i]}
+            rows.append(row)
+    return pd.DataFrame(rows)
