@@ -38,3 +38,14 @@ def test_auto_on_a_panel_chooses_over_six_origins_unless_the_spec_gives_them():
     # forecast.origins: 3 reads only the latest three windows (the trend): the naive forecast wins
     best, counts = _champion(ForecastConfig(horizon=4, season=4, origins=3))
     assert counts == [3, 3, 3] and best == "naive"
+
+
+def test_a_short_series_gets_fewer_origins_not_fewer_candidates():
+    fc = ForecastConfig(horizon=4, season=4)
+    settings = settings_of(fc, "auto", ["naive", "ets"], {"ets": {"trend": "none", "seasonal": "none"}},
+                           TimeAxis.of(list(range(24))))
+    with threadpool_limits(limits=1):
+        result = backtest_series(_series(0)[:24], None, settings)
+    # 24 steps: origins 8, 12, 16, 20 by the season; ETS needs 10 steps, so the backtest starts at 12
+    assert set(result["backtest"]) == {"naive", "ets"}
+    assert len(result["origins"]["ets"]) == len(result["origins"]["naive"]) == 3

@@ -143,7 +143,11 @@ def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any
     level = fill(y, settings["log"])
     season = _season(level, settings)
     step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
-    cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
+    # each origin with the history every candidate needs: a short series gets fewer origins, not fewer
+    # candidates (the baselines' shorter need only when no origin has that much)
+    need = max(season, 6, *(MIN_STEPS[n] for n in settings["candidates"]))
+    cuts = (backtest.origins(len(level), h, settings["origins"], step, need)
+            or backtest.origins(len(level), h, settings["origins"], step, max(season, 6)))
     scores, fitted, ratios, per_origin = (_backtest(settings["candidates"], settings, level, x, season, cuts) if cuts
                                           else ({}, {}, {}, {}))
     scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
