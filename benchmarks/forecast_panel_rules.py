@@ -52,7 +52,9 @@ def collect_one(y: np.ndarray, truth: np.ndarray, settings: dict) -> dict:
     h, season = settings["horizon"], settings["season"]
     level = panel.fill(y, False)
     step = min(season, h)
-    cuts = backtest.origins(len(level), h, settings["origins"], step, max(season, 6))
+    need = max(season, 6, *(panel.MIN_STEPS[n] for n in settings["candidates"]))  # as backtest_series
+    cuts = (backtest.origins(len(level), h, settings["origins"], step, need)
+            or backtest.origins(len(level), h, settings["origins"], step, max(season, 6)))
     mean_step = float(np.mean(np.abs(np.diff(level)))) or 1.0
     snaive_scale = scores.seasonal_scale(level, season)
     out = {"n": len(level), "cuts": cuts, "mean_step": mean_step, "snaive_scale": snaive_scale, "cand": {}}

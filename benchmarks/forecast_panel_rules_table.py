@@ -1,4 +1,9 @@
-"""The rules of ``forecast_panel_rules.py table``: each reads the backtest only; the test horizon scores its choice."""
+"""The rules of ``forecast_panel_rules.py table``: each reads the backtest only; the test horizon scores its choice.
+
+A candidate's panel mean is over the series that scored it: where the collected first origin was too early
+for some candidates on short series (collected before each origin left room for every candidate), the means
+compare different series; recollect with the current code for paired means.
+"""
 
 from __future__ import annotations
 
