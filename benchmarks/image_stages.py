@@ -1,6 +1,6 @@
 """CPU and wall time of each image stage outside training, on a CIFAR-sized folder.
 
-    python benchmarks/synth_cifar.py /tmp/cifar && python benchmarks/image_stages.py /tmp/cifar [--top 12]
+    python benchmarks/synth_cifar.py /tmp/cifar && python benchmarks/image_stages.py /tmp/cifar [--top 12] [--sort cumulative]
 
 Runs the image modality's stages of ``flows/specs/cifar10.yaml`` in this process, in order: load
 (the ``cifar10`` loader and the stored ``.npz``), validate (Great Expectations and its Data Docs),
@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cifar", help="a CIFAR-10 python-batches folder (benchmarks/synth_cifar.py writes one)")
     parser.add_argument("--top", type=int, default=0, help="print each stage's N most expensive functions")
+    parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"], help="order of --top's functions")
     args = parser.parse_args()
 
     import torch  # noqa: F401  (imports first: the stages' own work is what is measured)
@@ -68,7 +69,7 @@ def main() -> None:
         print(f"{name}: CPU {rows[-1][1]:.2f} s, wall {rows[-1][2]:.2f} s", flush=True)
         if prof:
             text = io.StringIO()
-            pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(args.top)
+            pstats.Stats(prof, stream=text).sort_stats(args.sort).print_stats(args.top)
             print(text.getvalue()[text.getvalue().find("ncalls"):])
         return out
 

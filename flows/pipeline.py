@@ -28,7 +28,7 @@ from prefect.flows import Flow
 from prefect.futures import PrefectFuture
 from prefect.tasks import Task, exponential_backoff
 
-from trainflow.cache_keys import code_fingerprint
+from trainflow.cache_keys import code_fingerprint, default_threads
 from trainflow.cache_records import CheckedResults
 from trainflow.errors import TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit, run_tags, untagged_tasks
@@ -187,9 +187,10 @@ def fit_model(split: SplitRef, spec: PipelineSpec, cache: str, threads: int | No
 
 
 @task(name="evaluate", **RETRIES)
-def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
-    """Score the model on the held-out split, on the spec's ``resources.threads``."""
-    with resources.using(resources.resolve(spec.resources.threads)):
+def evaluate_model(model: ModelRef, split: SplitRef, spec: PipelineSpec, plots_dir: str,
+                   threads: int | None = None) -> Evaluation:
+    """Score the model on the held-out split, on ``threads`` (None: the spec's ``resources.threads``)."""
+    with resources.using(threads or resources.resolve(spec.resources.threads)):
         ev = modalities.get(spec.modality).evaluate(model, split, spec, plots_dir)
     shown = ", ".join(f"{k}={v:.4f}" for k, v in list(ev.metrics.items())[:4])
     print(f"evaluate: {shown}")
@@ -347,8 +348,22 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
         return _run_stages(spec, out)
 
 
+def fit_threads(spec: PipelineSpec, others: resources.OthersLoad) -> int:
+    """The fit's threads: ``resources.threads``, or where that is 0 (every core), the cores other
+    processes have not kept busy since ``others`` started, unless the count is part of the model's
+    cache key (torch left at the run's count: results differ in the last bits with it)."""
+    threads = resources.resolve(spec.resources.threads)
+    if spec.resources.threads or default_threads(spec.training_view()) is not None:
+        return threads
+    free = resources.free(threads, others)
+    if free < threads:
+        print(f"fit: {threads - free} of {threads} cores busy with other processes; fitting on {free}")
+    return free
+
+
 def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
     cache = cache_dir(out)
+    others = resources.OthersLoad().start()  # read when fit starts: the cores other processes keep busy
     train_limited = looking_up_limit(TRAIN_TAG)  # answered by the time fit starts
     run = publishing.open_run(out, spec.name)
     fit_spec = spec.training_view()  # cache keys ignore what cannot change the model
@@ -369,11 +384,12 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         # Without a limit on its tag, the tag would only cost a server call that can wait seconds
         # (see monitor.looking_up_limit); with one, the engine takes a slot as documented.
         training = fit_model if train_limited.result() else fit_model.with_options(tags=[])
-        model = run_cached(training, cache, split, fit_spec, cache, resources.resolve(spec.resources.threads))
+        threads = fit_threads(spec, others)
+        model = run_cached(training, cache, split, fit_spec, cache, threads)
         # the validation child holds the Data Docs until now: beside the fit they would take a core from its pool
         validation_process.release_docs(run.docs)
         _after(spec, "fit", {"spec": spec, "model": model})
-        evaluation = evaluate_model(model, split, spec, run.plots)
+        evaluation = evaluate_model(model, split, spec, run.plots, threads)
         _after(spec, "evaluate", {"spec": spec, "evaluation": evaluation, "run_dir": str(run.staging)})
         validation_process.wait_for_docs(run.docs)  # written by the validation child beside evaluate
         summary = publish_run(run, spec, data, validation, split, model, evaluation)

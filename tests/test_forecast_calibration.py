@@ -52,7 +52,7 @@ def _check_combination():
     y = 100 + 0.5 * t + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1.5, 54)
     # fixed forms: one fit per origin (the searches are not what is tested)
     members = {"ets": {"trend": "add_damped", "seasonal": "add"}, "arima": {"order": [0, 1, 1], "seasonal_order": [0, 1, 1]}}
-    settings = settings_of(ForecastConfig(horizon=6, season=12), "auto", ["ets", "theta", "arima", "combination"],
+    settings = settings_of(ForecastConfig(horizon=6, season=12, origins=3), "auto", ["ets", "theta", "arima", "combination"],
                            {**members, "theta": {}, "combination": {"options": members}}, TimeAxis.of(list(t)))
     result = backtest_series(y, None, settings)
     assert set(result["backtest"]) == {"ets", "theta", "arima", "combination"}

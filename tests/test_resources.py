@@ -4,6 +4,12 @@ shares it out; thread counts enter cache keys only where they change results."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +135,42 @@ def test_a_run_records_its_threads_and_another_count_reuses_the_forest(tmp_path,
     first = json.loads((runs[0] / "metrics.json").read_text())
     assert first["threads"] == 1 and first["spec"]["resources"] == {"threads": 1}
     assert "Fitted on 1 CPU threads" in (runs[0] / "report.md").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc")
+def test_other_processes_busy_cores_are_measured_and_this_process_tree_is_not_counted():
+    ticks = os.sysconf("SC_CLK_TCK")
+    before, cpu = resources._own_ticks(), time.process_time()
+    sum(i * i for i in range(3_000_000))  # this process's own work
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)  # a child's
+    own = (resources._own_ticks() - before) / ticks
+    assert own >= time.process_time() - cpu + 0.1, "the child's CPU time is this run's, not another's"
+    # not our child: the shell that starts the spinner exits, so it belongs to no process of this run
+    started = subprocess.run(["bash", "-c", f"timeout 20 {sys.executable} -c 'while True: pass' "
+                              ">/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
+    try:
+        time.sleep(0.2)
+        others = resources.OthersLoad().start()
+        time.sleep(0.5)
+        assert others.cores() >= 0.2, "a spinning process of someone else's counts"  # its share on a busy machine
+    finally:
+        os.kill(int(started.stdout.split()[0]), signal.SIGKILL)
+
+
+def test_the_fit_leaves_busy_cores_to_others_where_its_key_allows():
+    from trainflow.flows.pipeline import fit_threads
+
+    class OneBusy(resources.OthersLoad):
+        def cores(self) -> float:
+            return 1.0
+
+    def spec(**extra):
+        return spec_from_dict({"name": "p", "task": "classification",
+                               "data": {"loader": "csv", "path": "p.csv", "target": "y"}, **extra})
+
+    n = resources.available()
+    assert fit_threads(spec(), OneBusy()) == max(1, n - 1)
+    assert fit_threads(spec(), resources.OthersLoad()) == n, "nothing measured: every core"
+    assert fit_threads(spec(resources={"threads": 2}), OneBusy()) == 2, "a count the spec names is kept"
+    cnn = spec_from_dict({"name": "p", "data": {"loader": "image_folder", "path": "images"}, "model": {"name": "cnn"}})
+    assert fit_threads(cnn, OneBusy()) == n, "a count in torch's cache key is not moved"

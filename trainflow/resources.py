@@ -13,6 +13,12 @@ may start there:
 joblib's setting holds for the calling thread, the pools' for the whole process: a sweep that
 trains candidates side by side gives each its share (:func:`share`), so that together they use the
 cores once.
+
+Cores busy with other processes' work are left to them (:class:`OthersLoad`, :func:`free`): an
+OpenMP pool whose threads share a core with another busy process waits at each of its barriers
+for the thread that was not scheduled (a boosting fit on 2 threads beside one spinning core took
+9-17x its idle time; on the 1 free core, 2x). That count is used only where results do not depend
+on it (see :func:`trainflow.cache_keys.default_threads`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,65 @@ def current() -> int:
 def share(threads: int, parallel: int) -> int:
     """Each one's threads when ``parallel`` jobs run at once on ``threads`` (at least 1)."""
     return max(1, threads // max(1, parallel))
+
+
+class OthersLoad:
+    """How many cores other processes kept busy between :meth:`start` and :meth:`cores`: the
+    machine's busy time (``/proc/stat``) less this process's and its children's (``/proc/*/stat``).
+    Linux only; elsewhere, and over a window too short to tell (< 0.05 s), it reads 0."""
+
+    def __init__(self) -> None:
+        self._at: tuple[float, int, int] | None = None
+
+    def start(self) -> OthersLoad:
+        self._at = _snapshot()
+        return self
+
+    def cores(self) -> float:
+        now = _snapshot()
+        if self._at is None or now is None or now[0] - self._at[0] < 0.05:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        others = (now[1] - self._at[1]) - (now[2] - self._at[2])
+        return max(0.0, others / ticks / (now[0] - self._at[0]))
+
+
+def _snapshot() -> tuple[float, int, int] | None:
+    """(monotonic time, the machine's busy ticks, this process tree's ticks), or None off Linux."""
+    import time
+
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            cpu = [int(v) for v in f.readline().split()[1:]]
+        return time.monotonic(), sum(cpu) - cpu[3] - (cpu[4] if len(cpu) > 4 else 0), _own_ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_ticks() -> int:
+    """CPU ticks of this process (its reaped children included) and of its living children."""
+    me, total = os.getpid(), 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except OSError:
+            continue  # exited meanwhile
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == me:
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        elif ppid == me:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def free(threads: int, load: OthersLoad | None) -> int:
+    """``threads`` less the cores ``load`` saw taken by other processes (a core counts from 0.6 of
+    one kept busy), at least 1."""
+    taken = int(load.cores() + 0.4) if load is not None else 0
+    return max(1, threads - taken)
 
 
 @contextlib.contextmanager

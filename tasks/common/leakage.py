@@ -23,6 +23,7 @@ import numpy as np
 
 from trainflow.alerts import warn
 from trainflow.errors import ValidationFailed
+from trainflow.tasks.common.metrics import balanced_accuracy_codes
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -72,7 +73,7 @@ def single_feature_scores(X: Any, y: Any, task: str, seed: int = 0) -> dict[str,
         if smallest < 2:
             return {}
         folds = StratifiedKFold(min(FOLDS, smallest), shuffle=True, random_state=seed)
-        model, score = DecisionTreeClassifier(max_depth=4, random_state=seed), _balanced_accuracy
+        model, score = DecisionTreeClassifier(max_depth=4, random_state=seed), balanced_accuracy_codes
     else:
         target = y.to_numpy(dtype=float)
         folds = KFold(FOLDS, shuffle=True, random_state=seed)
@@ -87,15 +88,6 @@ def single_feature_scores(X: Any, y: Any, task: str, seed: int = 0) -> dict[str,
                         for tr, te in splits]
             scores[str(col)] = float(np.mean(per_fold))
     return scores
-
-
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """scikit-learn's ``balanced_accuracy_score`` for integer codes, the same arithmetic (recall per
-    class present in ``y_true``, in code order, then their mean) without its input checks."""
-    counts = np.bincount(y_true)
-    hits = np.bincount(y_true[y_pred == y_true], minlength=len(counts))
-    present = counts > 0
-    return float(np.mean(hits[present] / counts[present]))
 
 
 def relabelings(X: Any, y: Any, task: str, seed: int = 0) -> list[str]:

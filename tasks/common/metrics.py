@@ -58,6 +58,17 @@ def balanced_accuracy(y_true, y_pred, proba=None, labels=None) -> float:
     return float(balanced_accuracy_score(y_true, y_pred))
 
 
+def balanced_accuracy_codes(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """:func:`balanced_accuracy` for integer class codes (``y_pred`` may hold codes ``y_true`` lacks,
+    e.g. -1): the same arithmetic as scikit-learn's (recall of each class present in ``y_true``,
+    their mean) without its input checks, which cost ~5 ms a call where a loop scores hundreds of
+    predictions (leakage alarms, permutation importance)."""
+    counts = np.bincount(y_true)
+    hits = np.bincount(y_true[y_pred == y_true], minlength=len(counts))
+    present = counts > 0
+    return float(np.mean(hits[present] / counts[present]))
+
+
 def _prf(which: int):
     def metric(y_true, y_pred, proba=None, labels=None) -> float:
         from sklearn.metrics import precision_recall_fscore_support

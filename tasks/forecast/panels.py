@@ -193,8 +193,9 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
              + ", ".join(f"{name} {k}" for name, k in counts.items())]
     if best:
         notes.append(f"auto: {best} has the lowest mean backtest error over the panel (MAE scaled by each series' "
-                     f"mean step); " + (f"a series takes another candidate when its own backtest error is lower by "
-                                        f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
+                     f"mean step, at up to {settings['origins']} origins); "
+                     + (f"a series takes another candidate when its own backtest error is lower by "
+                        f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
                      + f" (chosen on the backtest: with the last origin held out, per-series switches scored "
                        f"{rule[0]:.3f} vs {rule[1]:.3f} for the champion)")
     if left_out:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainflow.tasks.forecast import backtest
-from trainflow.tasks.forecast.config import ENSEMBLE_BELOW, ENSEMBLE_SEEDS, MIN_WINDOWS, ForecastConfig, diff_lag
+from trainflow.tasks.forecast.config import (ENSEMBLE_BELOW, ENSEMBLE_SEEDS, MIN_WINDOWS, ForecastConfig, diff_lag,
+                                             origins_of)
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 # ---------------------------------------------------------------- season, the plan of a fit
@@ -74,16 +75,17 @@ def plan(fc: ForecastConfig, level: np.ndarray, axis: TimeAxis, networks: bool, 
     step = fc.origin_step or (min(season, h) if season >= 2 else h)
     stat_history = max(season, 6)  # one season: enough for the seasonal naive
     need = max(stat_history, lag + lookback + h) if networks and lookback else stat_history
-    cuts = backtest.origins(n, h, fc.origins, step, need)
-    if optional and not cuts and need > stat_history and backtest.origins(n, h, fc.origins, step, stat_history):
+    count = origins_of(fc)
+    cuts = backtest.origins(n, h, count, step, need)
+    if optional and not cuts and need > stat_history and backtest.origins(n, h, count, step, stat_history):
         # A network that would leave no backtest origin is left out, rather than the whole comparison.
         notes.append(f"networks left out: a backtest origin would need {need} steps before it for a network "
                      f"(lag {lag} + lookback {lookback} + horizon {h}); the training part has {n}")
         lookback, windows_n, need = 0, 0, stat_history
-        cuts = backtest.origins(n, h, fc.origins, step, need)
+        cuts = backtest.origins(n, h, count, step, need)
     notes.append(f"backtest: {len(cuts)} origin(s) {step} steps apart in the training part, each forecasting "
-                 f"{h} steps" + ("" if len(cuts) == fc.origins else
-                                 f" (forecast.origins is {fc.origins}; each origin needs {need} steps before it)"))
+                 f"{h} steps" + ("" if len(cuts) == count else
+                                 f" (forecast.origins is {count}; each origin needs {need} steps before it)"))
     dropped = optional and networks and not lookback
     resolved = fc.model_copy(update={"season": season, "lookback": None if dropped else lookback or fc.lookback})
     return Plan(resolved, notes, ensemble, windows_n, cuts)

@@ -31,12 +31,17 @@ def image_summaries(x: np.ndarray, max_value: float) -> Any:
     mean, std = np.empty((n, c)), np.empty((n, c))
     cells = np.empty((n, len(rows), len(cols)))
     scale = float(max_value or 1)
+    ones = np.ones((1, h * w), dtype=np.float32)
     # a chunk of images at a time: 50,000 CIFAR images never become one 600 MB float array
     for lo in range(0, n, CHUNK):
         chunk = np.asarray(x[lo:lo + CHUNK], dtype=np.float32) / scale
         flat = chunk.reshape(len(chunk), h * w, c)
-        mean[lo:lo + CHUNK] = flat.mean(1)
-        std[lo:lo + CHUNK] = flat.std(1)
+        # sums over the pixels as a matrix product: numpy's reduction over the middle axis of
+        # [n, pixels, channels] took 3x as long; two passes keep a flat image's spread at 0
+        centre = (ones @ flat)[:, 0, :] / (h * w)
+        spread = flat - centre[:, None, :]
+        mean[lo:lo + CHUNK] = centre
+        std[lo:lo + CHUNK] = np.sqrt((ones @ (spread * spread))[:, 0, :] / (h * w))
         summed = np.add.reduceat(np.add.reduceat(chunk.sum(3), starts_r, axis=1), starts_c, axis=2)
         cells[lo:lo + CHUNK] = summed / cell_sizes
     columns: dict[str, np.ndarray] = {}

@@ -130,7 +130,7 @@ def load_cifar10(config: CifarConfig) -> Images:
     if missing:
         raise DataError(f"The CIFAR-10 folder '{folder}' lacks {', '.join(repr(m) for m in missing)}; expected "
                         "data_batch_1..5 and test_batch.")
-    xs, ys, test = [], [], []
+    batches, ys, test = [], [], []
     for name in names:
         batch = read_cifar_batch(folder / name)
         data, labels = batch.get("data"), batch.get("labels")
@@ -142,18 +142,24 @@ def load_cifar10(config: CifarConfig) -> Images:
         data, labels = data[: config.limit], np.asarray(labels[: config.limit], dtype=np.int64)
         if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"'{folder / name}' has labels outside 0..9 (found {labels.min()}..{labels.max()}).")
-        # channel-last and C-contiguous: astype would keep the transposed strides (and np.concatenate
-        # them), so every later reshape of the 60,000 images would copy them in a cache-hostile order
-        xs.append(np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), dtype=np.uint8))
+        batches.append(data)
         ys.append(labels)
         test.append(np.full(len(labels), name == "test_batch"))
+    # channel-last and C-contiguous, each batch transposed straight into its rows: astype or
+    # np.concatenate would keep the transposed strides (every later reshape of the 60,000 images
+    # would copy them in a cache-hostile order), and a list of parts would be copied once more
+    x = np.empty((sum(len(b) for b in batches), 32, 32, 3), dtype=np.uint8)
+    at = 0
+    for data in batches:
+        x[at:at + len(data)] = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        at += len(data)
     classes = CIFAR10_LABELS
     if (folder / "batches.meta").is_file():
         meta = read_cifar_batch(folder / "batches.meta")
         names_meta = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
         if len(names_meta) == 10:
             classes = names_meta
-    return Images(x=np.concatenate(xs), y=np.concatenate(ys), classes=classes, max_value=255.0,
+    return Images(x=x, y=np.concatenate(ys), classes=classes, max_value=255.0,
                   source=str(folder), is_test=np.concatenate(test))
 
 

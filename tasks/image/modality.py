@@ -114,7 +114,7 @@ def image_table(x: np.ndarray, y: np.ndarray, classes: list[str], files: np.ndar
 
 def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str, Any]:
     """Great Expectations on the per-image table: labels and counts, shape, channels, pixel range."""
-    arrays = load_npz(ref.path)
+    arrays = load_npz(ref.path, mapped=True)  # in the validation child: the stored file, mapped
     y = arrays["y"]
     neural.check_label_shape(y, spec.task, f"'{ref.meta.get('source')}'")
     df = image_table(arrays["x"], y, ref.meta["classes"], arrays.get("files"))
@@ -160,7 +160,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     (multi-label: iterative stratification over the labels); one ``.npz`` per part."""
     from trainflow.tasks.common import leakage
 
-    arrays = load_npz(ref.path, keep=False)  # the validation child reads the file itself
+    arrays = load_npz(ref.path, keep=False, mapped=True)  # the validation child reads the file itself
     x, y = arrays["x"], arrays["y"]
     source = f"'{ref.meta.get('source')}'"
     neural.check_label_shape(y, spec.task, source)  # also when validation is off
@@ -453,7 +453,7 @@ class Image(NeuralModality, stages_from=__name__):
 
         config = trust.read_json(Path(run_dir) / neural.CONFIG_FILE)
         if isinstance(source, DataRef):
-            x = load_npz(source.path)["x"]
+            x = load_npz(source.path, mapped=True)["x"]  # 10,000 items read, not the file
             x = x[reference_items(len(x))]  # a training part of 50,000 images: a seeded 10,000 of them
         else:
             x = read_new_images(Path(source), config)[0]

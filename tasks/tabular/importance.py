@@ -45,9 +45,7 @@ def permutation_table(pipe: Any, X: Any, y: Any, metric: str, predict: Callable[
         rows = np.sort(np.random.default_rng(seed).choice(rows, most, replace=False))
     X, y = X.iloc[rows].reset_index(drop=True), np.asarray(y)[rows]
 
-    def score(pred: Any, proba: Any, keep: slice) -> float:
-        return sign * M.score([metric], y, np.asarray(pred)[keep], None if proba is None else proba[keep])[metric]
-
+    score = _scorer(metric, y, sign)
     base = score(*predict(pipe, X), slice(None))
     drops = stacked_drops(pipe, X, predict, lambda pred, proba, keep: base - score(pred, proba, keep), seed)
     table = [{"column": str(c), "drop": float(d.mean()), "std": float(d.std())} for c, d in zip(X.columns, drops)]
@@ -55,6 +53,28 @@ def permutation_table(pipe: Any, X: Any, y: Any, metric: str, predict: Callable[
     note = (f"permutation importance: drop in test {metric} when one column is shuffled, mean and std over "
             f"{REPEATS} seeded repeats on {len(rows)} test rows")
     return table, note
+
+
+def _scorer(metric: str, y: np.ndarray, sign: float) -> Callable[[Any, Any, slice], float]:
+    """``score(pred, proba, rows)``: ``sign`` x ``metric`` of the predictions of ``rows`` against ``y``.
+    Accuracy and balanced accuracy are counted on class codes (:func:`~trainflow.tasks.common.metrics.
+    balanced_accuracy_codes`): scikit-learn's checks took longer than 250 predictions of a forest."""
+    from trainflow.tasks.common import metrics as M
+
+    if metric not in ("accuracy", "balanced_accuracy"):
+        return lambda pred, proba, keep: sign * M.score([metric], y, np.asarray(pred)[keep],
+                                                        None if proba is None else proba[keep])[metric]
+    labels, truth = np.unique(np.asarray(y), return_inverse=True)
+
+    def counted(pred: Any, proba: Any, keep: slice) -> float:
+        pred = np.asarray(pred)[keep]
+        at = np.minimum(np.searchsorted(labels, pred), len(labels) - 1)
+        codes = np.where(labels[at] == pred, at, -1)  # a class the rows lack matches no true code
+        if metric == "accuracy":
+            return sign * float(np.mean(codes == truth))
+        return sign * M.balanced_accuracy_codes(truth, codes)
+
+    return counted
 
 
 def stacked_drops(pipe: Any, X: Any, predict: Callable[[Any, Any], tuple[Any, Any]],
@@ -69,13 +89,15 @@ def stacked_drops(pipe: Any, X: Any, predict: Callable[[Any, Any], tuple[Any, An
     rng = np.random.default_rng(seed)
     n, columns = len(X), list(X.columns)
     drops = np.empty((len(columns), REPEATS))
+    kept = np.tile(np.arange(n), len(columns))
     for r in range(REPEATS):
-        blocks = []
-        for c in columns:
-            block = X.copy()
-            block[c] = X[c].iloc[rng.permutation(n)].reset_index(drop=True)  # keeps the column's dtype
-            blocks.append(block)
-        pred, proba = predict(pipe, pd.concat(blocks, ignore_index=True))
+        shuffles = [rng.permutation(n) for _ in columns]
+        stacked = {}
+        for j, c in enumerate(columns):
+            rows = kept.copy()
+            rows[j * n:(j + 1) * n] = shuffles[j]  # copy j: column j shuffled, the others as they are
+            stacked[c] = X[c].take(rows).reset_index(drop=True)  # keeps the column's dtype
+        pred, proba = predict(pipe, pd.DataFrame(stacked, columns=X.columns))
         for j in range(len(columns)):
             drops[j, r] = drop(pred, proba, slice(j * n, (j + 1) * n))
     return drops
