@@ -159,3 +159,56 @@ def test_a_multimodal_champion_joined_by_stem_scores_the_challengers_test_rows(t
     assert c["rows"] == split.test.meta["rows"]
     assert c["new"] == pytest.approx(new["metrics"][new["primary_metric"]])
     assert c["old"] == pytest.approx(old["metrics"][old["primary_metric"]])
+
+
+def _keyed_pair(tmp_path: Path, name: str, inputs: dict, join: str, model: dict) -> None:
+    """Two seeds of a multimodal spec: the champion scores the challenger's test rows under the paired rule."""
+    mod = modalities.get("multimodal")
+    cache = str(tmp_path / "cache")
+    raw = {"data": {"loader": "multimodal", "join": join, "inputs": inputs}, "model": model,
+           "train": {"epochs": 2, "batch_size": 8}, "validation": {"min_rows": 10}}
+    specs = [spec_from_dict({"name": name, **raw, "seed": seed}) for seed in (0, 1)]
+    data = mod.profile(load.load(specs[0].data, cache, "multimodal"), specs[0])
+    split = mod.split(data, specs[0].training_view(), cache)
+    old, new = (published(mod, s, split, cache, tmp_path / "runs" / f"run{s.seed}", tmp_path / f"plots{s.seed}")
+                for s in specs)
+    decision = promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0))
+    assert decision["rule"] == "paired", decision.get("fallback")
+    c = decision["paired"]
+    assert c["rows"] == split.test.meta["rows"]
+    assert c["new"] == pytest.approx(new["metrics"][new["primary_metric"]])
+    assert c["old"] == pytest.approx(old["metrics"][old["primary_metric"]])
+
+
+def test_audio_joined_by_stem_and_series_joined_by_id_are_scored_on_the_challengers_rows(tmp_path):
+    """Clips (WAV files in class folders) and series (a long CSV) each joined to a table by key: their
+    test items are written with the keys (clips named by stem, series under their ids), which predict
+    joins as in training."""
+    import numpy as np
+    import pandas as pd
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    t = np.arange(1600) / 8000
+    for i in range(40):
+        (tmp_path / "clips" / str(y[i])).mkdir(parents=True, exist_ok=True)
+        wave = 0.4 * np.sin(2 * np.pi * (300.0, 1200.0)[y[i]] * t) + 0.05 * rng.normal(size=len(t))
+        sf.write(tmp_path / "clips" / str(y[i]) / f"k{i}.wav", wave.astype(np.float32), 8000, subtype="PCM_16")
+    order = rng.permutation(40)  # the table's rows in another order: only the keys join them
+    pd.DataFrame({"key": [f"k{i}" for i in order], "a": rng.normal(size=40) + y[order]}).to_csv(
+        tmp_path / "extra.csv", index=False)
+    audio = {"loader": "audio_folder", "path": str(tmp_path / "clips"), "sample_rate": 8000,
+             "model": {"name": "audio_cnn", "width": 4, "dense": 8, "padding": "same"},
+             "preprocess": {"audio": {"duration": 0.2, "n_mels": 16, "n_fft": 256, "hop_length": 128}}}
+    table = {"loader": "csv", "path": str(tmp_path / "extra.csv"), "id": "key"}
+    _keyed_pair(tmp_path / "audio", "paired-audio-stem", {"speech": audio, "extra": table}, "stem",
+                {"name": "late_fusion"})
+
+    rows = [(f"k{i}", step, np.sin(step / (2 + 3 * y[i])) + 0.1 * rng.normal(), y[i]) for i in order
+            for step in range(24)]
+    pd.DataFrame(rows, columns=["sid", "step", "v", "label"]).to_csv(tmp_path / "series.csv", index=False)
+    series = {"loader": "long_csv", "path": str(tmp_path / "series.csv"), "id": "sid", "time": "step",
+              "label": "label", "model": {"name": "cnn1d"}}
+    _keyed_pair(tmp_path / "series", "paired-series-id", {"signal": series, "extra": table}, "id",
+                {"name": "late_fusion"})

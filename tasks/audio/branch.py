@@ -60,6 +60,25 @@ class AudioBranch(NetworkBranch):
                                  meta={**meta, "rows": int(mask.sum()), "notes": []})
         return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": []})
 
+    def write_new(self, data, keys, folder, options):
+        """Each clip as a float WAV named by its key (a stem gets ``.wav``; an id, a file name relative to
+        the audio folder, keeps its name and subfolders), read back by :func:`new_clips` at the loader's rate."""
+        import soundfile as sf
+
+        from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, AudioOptions
+
+        rate = int(options.get("sample_rate") or AudioOptions.model_fields["sample_rate"].default)
+        root = Path(folder) / "clips"
+        for wave, key in zip(data, keys):
+            name = key if key.lower().endswith(AUDIO_SUFFIXES) else f"{key}.wav"
+            path = (root / name).resolve()
+            if not path.is_relative_to(root.resolve()):
+                return None  # a key such as '../x' names no file inside the folder: no keyed copy
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # WAV content whatever the name's suffix: libsndfile reads a file by its header
+            sf.write(path, np.asarray(wave, np.float32), rate, subtype="FLOAT", format="WAV")
+        return root
+
     def tensors(self, folder, data):
         import torch
 

@@ -113,10 +113,14 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     comp, options = spec.model.resolve("model", task="forecasting")
     build = {"in_channels": 1, "out_features": fc.horizon, "lookback": fc.lookback, "task": "forecasting"}
     config, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), len(w["cut"]), has_validation=True)
-    config = config.model_copy(update={"val_fraction": 0.0, "monitor": "val_loss", "restore_best": True})
+    # one torch thread unless train.num_threads says otherwise: batches of a few hundred windows through
+    # a small network gain nothing from a second thread, and lose much on a busy machine (M1, 150 series,
+    # 2-core machine at load ~11: fit 9 s CPU at one thread, 80 s at two; scores identical)
+    config = config.model_copy(update={"val_fraction": 0.0, "monitor": "val_loss", "restore_best": True,
+                                       "num_threads": spec.train.num_threads or 1})
     key, progress = model_key(split_ref, spec), f"{artifact_key(spec.name)}-training"
     ensemble = fc.ensemble or (ENSEMBLE_SEEDS if len(w["full"]) < ENSEMBLE_BELOW else 1)
-    with torch_threads(spec.train.num_threads):
+    with torch_threads(config.num_threads):
         first, result = _train(spec, build, w["cut"], w["val"], config, spec.seed, checkpoint_dir(cache_dir, key, "cut"),
                                progress)
         factors = _backtest_factors(first, fc, w["held"]) if fc.levels else {}

@@ -6,7 +6,7 @@ in training. With a ``position`` join each input's test items are handed over by
 of clips...): every branch's test part holds the test rows in the split's order. With a join by
 ``id`` or ``stem`` each input's test items are written with the joined rows' keys
 (:meth:`~trainflow.tasks.common.branch.Branch.write_new`: images in an ``.npz`` with their ``names``, a
-table with its id column); an input whose modality cannot carry keys stops the comparison (promotion
+table with its id column, clips as WAV files named by key, series in a long CSV); an input whose modality cannot carry keys stops the comparison (promotion
 then falls back to the point rule and says why).
 """
 

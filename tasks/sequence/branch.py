@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,24 @@ class SequenceBranch(NetworkBranch):
     def write_split(self, data, labels, test, classes, meta, folder):
         arrays = pack(SeriesSet(data, list(labels), [str(i) for i in range(len(data))], meta.get("source", "")))
         return npz_split(folder, arrays, test, "sequence", {"source": meta.get("source", "")})
+
+    def write_new(self, data, keys, folder, options):
+        """A long CSV (one row per series and step) with the keys in the training loader's id column
+        (``series_id`` by default), which :func:`read_any` reads back as long with those ids."""
+        import pandas as pd
+
+        from trainflow.refs import atomic_write_text
+
+        id_col, time_col = options.get("id") or "series_id", options.get("time") or "time"
+        width = data[0].shape[1] if data else 1
+        values = options.get("values") or [f"value_{k}" for k in range(width)]
+        if len(values) != width or len({id_col, time_col, *values}) != 2 + width:
+            return None  # the loader's columns cannot hold these series
+        frames = [pd.DataFrame({id_col: key, time_col: np.arange(len(s)), **dict(zip(values, np.asarray(s).T))})
+                  for s, key in zip(data, keys)]
+        path = Path(folder) / "series.csv"
+        atomic_write_text(path, pd.concat(frames, ignore_index=True).to_csv(index=False, sep=options.get("delimiter", ",")))
+        return path
 
     def summaries(self, folder, data):
         from trainflow.tasks.common.drift import signal_summaries
