@@ -49,3 +49,15 @@ def test_a_short_series_gets_fewer_origins_not_fewer_candidates():
     # 24 steps: origins 8, 12, 16, 20 by the season; ETS needs 10 steps, so the backtest starts at 12
     assert set(result["backtest"]) == {"naive", "ets"}
     assert len(result["origins"]["ets"]) == len(result["origins"]["naive"]) == 3
+
+
+def test_the_champion_has_the_lowest_geometric_mean_error_relative_to_the_seasonal_naive():
+    def series(theta: float, combination: float, naive: float) -> dict:
+        return {"scaled": {"theta": theta, "combination": combination, "seasonal_naive": naive}}
+
+    # one hard series (large errors for all) and one easy one where the combination halves the error:
+    # the arithmetic mean follows the hard series (theta 5.5 < 5.75), the relative errors count both alike
+    one = {"hard": series(10.0, 11.0, 10.0), "easy": series(1.0, 0.5, 1.0)}
+    assert champion(one, ["theta", "combination", "seasonal_naive"]) == "combination"
+    # without the seasonal naive among the candidates: the lowest mean scaled error
+    assert champion(one, ["theta", "combination"]) == "theta"

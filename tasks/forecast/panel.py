@@ -158,11 +158,18 @@ def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any
 
 
 def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | None:
-    """The candidate with the lowest mean scaled backtest error over the series that scored it (and
-    scored on at least half of them), the panel's default choice."""
+    """The panel's default choice: the candidate with the lowest geometric mean of its backtest error
+    relative to the seasonal naive's on the same series (scale-free, each series counts alike, and
+    only series that scored both; Davydenko & Fildes' AvgRelMAE), over at least half the series;
+    without the seasonal naive among the candidates, the lowest mean scaled error."""
+    base = "seasonal_naive" if "seasonal_naive" in names else None
     means = {}
     for name in names:
-        vals = [r["scaled"][name] for r in phase_one.values() if name in r["scaled"]]
+        if base:
+            vals = [math.log(r["scaled"][name] / r["scaled"][base]) for r in phase_one.values()
+                    if name in r["scaled"] and r["scaled"].get(base, 0) > 0 and r["scaled"][name] > 0]
+        else:
+            vals = [r["scaled"][name] for r in phase_one.values() if name in r["scaled"]]
         if len(vals) >= max(1, len(phase_one) // 2):
             means[name] = float(np.mean(vals))
     return min(means, key=means.get) if means else None

@@ -192,8 +192,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     notes = [f"{len(fitted)} series, one forecaster each ({spec.model.name}); chosen: "
              + ", ".join(f"{name} {k}" for name, k in counts.items())]
     if best:
-        notes.append(f"auto: {best} has the lowest mean backtest error over the panel (MAE scaled by each series' "
-                     f"mean step, at up to {settings['origins']} origins); "
+        notes.append(f"auto: {best} has the lowest backtest error over the panel (the geometric mean over the series "
+                     f"of its MAE relative to the seasonal naive's, at up to {settings['origins']} origins); "
                      + (f"a series takes another candidate when its own backtest error is lower by "
                         f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
                      + f" (chosen on the backtest: with the last origin held out, per-series switches scored "
