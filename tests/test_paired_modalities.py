@@ -126,41 +126,6 @@ def test_a_panel_champion_forecasts_the_challengers_horizon_resampled_by_series(
     assert c["interval"][0] <= c["difference"] <= c["interval"][1]
 
 
-def test_a_multimodal_champion_joined_by_stem_scores_the_challengers_test_rows(tmp_path):
-    """Images (PNG files) and a table joined by file stem: each input's test items are written with the
-    joined keys (an .npz with 'names', the table's id column), which predict joins as in training."""
-    import numpy as np
-    import pandas as pd
-    from PIL import Image
-
-    from trainflow.tasks.common.examples import two_class_images
-
-    x, y = two_class_images(40)
-    for i in range(40):
-        (tmp_path / "imgs" / str(y[i])).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.squeeze(x[i]).astype(np.uint8)).save(tmp_path / "imgs" / str(y[i]) / f"k{i}.png")
-    order = np.random.default_rng(0).permutation(40)  # the table's rows in another order: only the stems join them
-    pd.DataFrame({"key": [f"k{i}" for i in order], "a": np.random.default_rng(1).normal(size=40) + y[order]}).to_csv(
-        tmp_path / "extra.csv", index=False)
-    mod = modalities.get("multimodal")
-    cache = str(tmp_path / "cache")
-    raw = {"data": {"loader": "multimodal", "join": "stem", "inputs": {
-        "image": {"loader": "image_folder", "path": str(tmp_path / "imgs"), "model": {"width": 4, "dense": 8}},
-        "extra": {"loader": "csv", "path": str(tmp_path / "extra.csv"), "id": "key"}}},
-        "model": {"name": "late_fusion"}, "train": {"epochs": 2, "batch_size": 8}, "validation": {"min_rows": 10}}
-    specs = [spec_from_dict({"name": "paired-stem", **raw, "seed": seed}) for seed in (0, 1)]
-    data = mod.profile(load.load(specs[0].data, cache, "multimodal"), specs[0])
-    split = mod.split(data, specs[0].training_view(), cache)
-    old, new = (published(mod, s, split, cache, tmp_path / "runs" / f"run{s.seed}", tmp_path / f"plots{s.seed}")
-                for s in specs)
-    decision = promote.decide(new, old, specs[1].promotion, promote.paired_with(new, old, split, specs[1].promotion, 0))
-    assert decision["rule"] == "paired", decision.get("fallback")
-    c = decision["paired"]
-    assert c["rows"] == split.test.meta["rows"]
-    assert c["new"] == pytest.approx(new["metrics"][new["primary_metric"]])
-    assert c["old"] == pytest.approx(old["metrics"][old["primary_metric"]])
-
-
 def _keyed_pair(tmp_path: Path, name: str, inputs: dict, join: str, model: dict) -> None:
     """Two seeds of a multimodal spec: the champion scores the challenger's test rows under the paired rule."""
     mod = modalities.get("multimodal")
@@ -178,6 +143,27 @@ def _keyed_pair(tmp_path: Path, name: str, inputs: dict, join: str, model: dict)
     assert c["rows"] == split.test.meta["rows"]
     assert c["new"] == pytest.approx(new["metrics"][new["primary_metric"]])
     assert c["old"] == pytest.approx(old["metrics"][old["primary_metric"]])
+
+
+def test_a_multimodal_champion_joined_by_stem_scores_the_challengers_test_rows(tmp_path):
+    """Images (PNG files) and a table joined by file stem: each input's test items are written with the
+    joined keys (an .npz with 'names', the table's id column), which predict joins as in training."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from trainflow.tasks.common.examples import two_class_images
+
+    x, y = two_class_images(40)
+    for i in range(40):
+        (tmp_path / "imgs" / str(y[i])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.squeeze(x[i]).astype(np.uint8)).save(tmp_path / "imgs" / str(y[i]) / f"k{i}.png")
+    order = np.random.default_rng(0).permutation(40)  # the table's rows in another order: only the stems join them
+    pd.DataFrame({"key": [f"k{i}" for i in order], "a": np.random.default_rng(1).normal(size=40) + y[order]}).to_csv(
+        tmp_path / "extra.csv", index=False)
+    inputs = {"image": {"loader": "image_folder", "path": str(tmp_path / "imgs"), "model": {"width": 4, "dense": 8}},
+              "extra": {"loader": "csv", "path": str(tmp_path / "extra.csv"), "id": "key"}}
+    _keyed_pair(tmp_path, "paired-stem", inputs, "stem", {"name": "late_fusion"})
 
 
 def test_audio_joined_by_stem_and_series_joined_by_id_are_scored_on_the_challengers_rows(tmp_path):
