@@ -348,12 +348,13 @@ def run_pipeline(spec: PipelineSpec, out: str = "runs") -> dict[str, Any]:
         return _run_stages(spec, out)
 
 
-def fit_threads(spec: PipelineSpec, others: resources.OthersLoad) -> int:
+def fit_threads(spec: PipelineSpec, others: resources.OthersLoad, fit_spec: PipelineSpec | None = None) -> int:
     """The fit's threads: ``resources.threads``, or where that is 0 (every core), the cores other
     processes have not kept busy since ``others`` started, unless the count is part of the model's
-    cache key (torch left at the run's count: results differ in the last bits with it)."""
+    cache key (torch left at the run's count: results differ in the last bits with it). ``fit_spec``:
+    the spec's training view, where the caller has it."""
     threads = resources.resolve(spec.resources.threads)
-    if spec.resources.threads or default_threads(spec.training_view()) is not None:
+    if spec.resources.threads or default_threads(fit_spec or spec.training_view()) is not None:
         return threads
     free = resources.free(threads, others)
     if free < threads:
@@ -384,7 +385,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         # Without a limit on its tag, the tag would only cost a server call that can wait seconds
         # (see monitor.looking_up_limit); with one, the engine takes a slot as documented.
         training = fit_model if train_limited.result() else fit_model.with_options(tags=[])
-        threads = fit_threads(spec, others)
+        threads = fit_threads(spec, others, fit_spec)
         model = run_cached(training, cache, split, fit_spec, cache, threads)
         # the validation child holds the Data Docs until now: beside the fit they would take a core from its pool
         validation_process.release_docs(run.docs)

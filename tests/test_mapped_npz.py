@@ -26,3 +26,22 @@ def test_a_compressed_member_is_read_and_objects_are_refused(tmp_path):
     np.savez(tmp_path / "o.npz", x=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
         mapped_npz(tmp_path / "o.npz")
+
+
+def test_a_truncated_or_special_file_is_a_data_error_naming_it(tmp_path):
+    import os
+    import zipfile
+
+    from trainflow.errors import DataError
+
+    save_npz(tmp_path / "part.npz", x=np.arange(1000, dtype=np.int64))
+    # a copy whose member claims more data than the file holds: rebuilt with a cut-short member
+    with zipfile.ZipFile(tmp_path / "part.npz") as z:
+        raw = z.read("x.npy")
+    with zipfile.ZipFile(tmp_path / "cut.npz", "w") as z:
+        z.writestr("x.npy", raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cut.npz.*cut short"):
+        mapped_npz(tmp_path / "cut.npz")
+    os.mkfifo(tmp_path / "fifo.npz")
+    with pytest.raises(DataError, match="fifo.npz"):
+        mapped_npz(tmp_path / "fifo.npz")

@@ -237,7 +237,9 @@ def mapped_npz(path: str | os.PathLike) -> dict[str, Any]:
     """The arrays of an uncompressed ``.npz`` (as :func:`save_npz` writes) as read-only views of the
     file mapped into memory: a drift profile that reads 10,000 of a part's 50,000 images reads those
     pages, where ``np.load`` reads the whole 150 MB and checks its CRC (0.7 s CPU). A compressed
-    member is read as ``np.load`` reads it; object arrays are refused as there."""
+    member is read as ``np.load`` reads it; object arrays are refused as there. Only a regular file is
+    opened (a FIFO or /proc file is a DataError), and an array that would reach past the file's end
+    (a truncated copy) is a DataError naming it, never a view of memory outside the map."""
     import mmap
     import struct
     import zipfile
@@ -245,8 +247,10 @@ def mapped_npz(path: str | os.PathLike) -> dict[str, Any]:
     import numpy as np
     from numpy.lib import format as npformat
 
+    from trainflow.errors import DataError
+
     out: dict[str, Any] = {}
-    with open(path, "rb") as fh, zipfile.ZipFile(fh) as archive:
+    with open_regular(path, "stored array file") as fh, zipfile.ZipFile(fh) as archive:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         for info in archive.infolist():
             name = info.filename.removesuffix(".npy")
@@ -263,6 +267,9 @@ def mapped_npz(path: str | os.PathLike) -> dict[str, Any]:
             if dtype.hasobject:
                 raise ValueError(f"'{path}': array '{name}' holds Python objects, which would need pickle")
             count = int(np.prod(shape, dtype=np.int64))
+            if count < 0 or fh.tell() + count * dtype.itemsize > len(mm):
+                raise DataError(f"The stored array file '{path}' is cut short: array '{name}' of shape {shape} "
+                                "reaches past its end. Delete the cache folder and run again.")
             flat = np.frombuffer(mm, dtype=dtype, count=count, offset=fh.tell())
             out[name] = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
     return out
