@@ -96,16 +96,19 @@ def _future(frame: pd.DataFrame, holiday: int) -> pd.DataFrame:
 
 def test_predict_follows_the_future_regressor_and_needs_all_of_it(runs, tmp_path, capsys):
     frame, _, (run, _) = runs
+    new = holiday_panel(1, seed=7).assign(store="NEW")  # a series the model has not seen: its own scaling
     preds = {}
     for holiday in (0, 1):
-        _future(frame, holiday).to_csv(tmp_path / "h.csv", index=False)
+        _future(pd.concat([frame, new]), holiday).to_csv(tmp_path / "h.csv", index=False)
         assert run_cli("predict", run, tmp_path / "h.csv", "--out", tmp_path / f"f{holiday}.csv")[0] == 0
         preds[holiday] = pd.read_csv(tmp_path / f"f{holiday}.csv")
     f = preds[1]
     assert list(f.columns) == ["store", "t", "step", "prediction", "lower_80", "upper_80", "lower_95", "upper_95"]
-    assert len(f) == 6 * H and f.t.tolist()[:H] == list(range(73, 73 + H))
-    lift = (preds[1].prediction - preds[0].prediction).to_numpy()
+    assert len(f) == 7 * H and f.t.tolist()[:H] == list(range(73, 73 + H))
+    assert ((f.lower_95 <= f.lower_80) & (f.lower_80 <= f.prediction) & (f.prediction <= f.upper_95)).all()
+    lift = preds[1].prediction - preds[0].prediction
     assert 6 < lift.mean() < 14, lift  # y = 10 * holiday + ...: the network reads the horizon's regressor
+    assert lift[f.store == "NEW"].mean() > 5, lift[f.store == "NEW"]
 
     gap = _future(frame, 1)
     gap.loc[(gap.store == "S2") & (gap.t == 77), "holiday"] = np.nan

@@ -290,7 +290,7 @@ def forecast_panel(model: Any, config: dict[str, Any], histories: dict[str, np.n
         known, tf, xt = config["series"].get(sid), None, None
         x = regressors[sid] if regressors is not None else None
         if known is not None and known["chosen"] == name and long_enough(fc, y):
-            tf, xt = _saved(SeriesTransform(fc, missing), known["mean"], known["std"]), None
+            tf = _saved(SeriesTransform(fc, missing), known["mean"], known["std"])
             if x is not None:
                 xt = _saved(SeriesTransform(exog_fc(fc), missing), known["exog_mean"], known["exog_std"])
         elif known is None or known["chosen"] == name:  # unseen, or now too short: its own history decides
