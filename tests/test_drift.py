@@ -174,6 +174,31 @@ def test_run_folder_holds_its_profile(penguins_run):
     assert "profile.json" in json.loads((penguins_run / "metrics.json").read_text())["model_files"]
 
 
+def test_a_large_training_table_is_profiled_on_a_seeded_sample_and_says_so(penguins_run, tmp_path, monkeypatch):
+    """Above drift.REFERENCE_ITEMS rows the reference profile summarises a seeded sample (as images do),
+    the same rows every time, and its reference line names the share."""
+    from types import SimpleNamespace
+
+    from trainflow import modalities
+    from trainflow.refs import DataRef
+
+    monkeypatch.setattr(D, "REFERENCE_ITEMS", 50)
+    train = pd.read_csv(DATA / "penguins.csv").head(120)
+    train.to_parquet(tmp_path / "train.parquet")
+    ref = DataRef(path=str(tmp_path / "train.parquet"), digest="d", modality="tabular", meta={})
+    mod = modalities.get("tabular")
+    frame = mod.drift_frame(penguins_run, ref)
+    assert len(frame) == 50 and frame.attrs["of"] == 120 and list(frame.columns) == FEATURES
+    assert frame.equals(mod.drift_frame(penguins_run, ref))  # seeded: the same rows
+    run = tmp_path / "run"
+    shutil.copytree(penguins_run, run)
+    confusion = {"labels": ["Adelie", "Chinstrap", "Gentoo"], "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    D.profile_run(mod, SimpleNamespace(train=ref), confusion, "classification", run)
+    profile = D.read_profile(run)
+    assert profile.reference == "training split (a seeded 50 of its 120 items)"
+    assert profile.columns["bill_length_mm"].rows == 50
+
+
 def test_predict_reports_drift_and_fails_on_it_when_asked(penguins_run, tmp_path, capsys):
     clean, shifted = _batch(tmp_path, "clean"), _batch(tmp_path, "shifted", shift=0.5)
     code, err = run_cli("predict", penguins_run, clean, "--out", tmp_path / "a" / "p.csv", "--fail-on-drift",
@@ -350,6 +375,28 @@ def test_a_panel_is_profiled_per_series_and_a_level_shift_is_flagged(tmp_path):
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
         found = D.drifted(D.compare(profile, series_summaries(tmp_path, tmp_path / f"{name}.csv")))
         assert ("level" in found) is drift and (bool(found) is drift), (name, found)
+
+
+def test_a_history_with_future_regressor_rows_is_summarised_on_its_past(tmp_path):
+    """predict's history carries each regressor's future rows after the last value: they are the horizon,
+    not missing values of the series, and not part of the regressor's past mean."""
+    import json
+
+    from trainflow.tasks.forecast.modality import series_summaries
+
+    (tmp_path / "model.json").write_text(json.dumps({
+        "values": ["value", "holiday"], "time": "t", "id": "series_id", "loader_options": {"id": "series_id"},
+        "forecast": {"exogenous": ["holiday"]}}))
+    rows = []
+    for sid in ("A", "B"):
+        value = [10.0 + np.sin(k) for k in range(24)] + [np.nan] * 6  # 24 observed steps, 6 future rows
+        value[5] = np.nan  # one gap inside the history is missing
+        rows.append(pd.DataFrame({"series_id": sid, "t": range(30), "value": value,
+                                  "holiday": [0] * 24 + [1] * 6}))
+    pd.concat(rows).to_csv(tmp_path / "history.csv", index=False)
+    frame = series_summaries(tmp_path, tmp_path / "history.csv")
+    assert frame["missing"].tolist() == pytest.approx([1 / 24, 1 / 24])
+    assert frame["holiday mean"].tolist() == [0.0, 0.0]
 
 
 def test_multimodal_rows_are_profiled_per_input_and_a_shifted_input_is_named(tmp_path):

@@ -438,11 +438,20 @@ def series_summaries(run_dir: str | Path, source: DataRef | str | Path) -> Any:
         extra: list[str] = []
     else:
         df, id_col, target, extra = as_long(df, meta, exog)
-        series = [(sid, part[[target]]) for sid, part in groups(df, id_col)]
+        # a history for predict carries the regressors' future rows after its last value: the
+        # horizon to forecast, not missing values of the series (nor regressor values of its past)
+        parts = [(sid, _observed(part, target)) for sid, part in groups(df, id_col)]
+        series = [(sid, part[[target]]) for sid, part in parts]
     frame = signal_summaries([part.to_numpy(dtype=float) for _, part in series]).drop(columns=["length"])
     for col in extra:
-        frame[f"{col} mean"] = [float(np.nanmean(part[col].to_numpy(dtype=float))) for _, part in groups(df, id_col)]
+        frame[f"{col} mean"] = [float(np.nanmean(part[col].to_numpy(dtype=float))) for _, part in parts]
     return frame
+
+
+def _observed(part: Any, target: str) -> Any:
+    """The rows of one series up to its last observed target value."""
+    seen = np.flatnonzero(part[target].notna().to_numpy())
+    return part.iloc[: seen[-1] + 1] if len(seen) else part
 
 
 @component("modality", "forecast")
@@ -475,15 +484,13 @@ class Forecast(NeuralModality, stages_from=__name__):
         return paired.paired_difference(run_dir, split, metric, truth, new, old, seed, resamples)
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
-        """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates."""
+        """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates.
+        (Every forecaster takes ``forecast.exogenous``: the statistical ones as regressors, the networks
+        as input channels; Theta ignores them, with a note.)"""
         from trainflow.errors import SpecError
         from trainflow.spec import models_for
 
         problems = super().spec_problems(spec)
-        if spec.forecast.exogenous and spec.model.name != "auto" and spec.model.name not in statistical.NAMES:
-            problems.append(f"'model.name' is {spec.model.name!r}, a network; forecast.exogenous is used by the "
-                            f"statistical forecasters ({', '.join(statistical.NAMES)}) or auto (a network over a "
-                            f"panel, data.id, takes no regressors).")
         if spec.preprocess.sequence.missing == "mask":
             problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
                             "use linear, ffill or bfill.")
