@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,23 @@ from safetensors.torch import load_file
 from tests.test_text_neural import corpus, raw_spec
 from trainflow.tasks.common.training import CHECKPOINT, load_checkpoint
 
-#: Trains the spec's model in the cache, sleeping 1 s after each epoch's checkpoint so it can be killed then.
+#: Trains the spec's model in the cache; with kill_at, the process SIGKILLs itself once that epoch's
+#: checkpoint is written (where a watcher polling the checkpoint would kill it, without sleeping for it).
 DRIVER = """
-import sys, time, yaml
+import os, signal, sys, yaml
 from trainflow import modalities
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.common import load, training
 
-def fit(spec_file, cache, pause=0.0):
+def fit(spec_file, cache, kill_at=0):
     spec = spec_from_dict(yaml.safe_load(open(spec_file)))
     mod = modalities.get(spec.modality)
     real = training._save_checkpoint
-    training._save_checkpoint = lambda path, state: (real(path, state), time.sleep(pause))
+    def save(path, state):
+        real(path, state)
+        if state["epoch"] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    training._save_checkpoint = save
     try:
         data = load.load(spec.data, cache, spec.modality)
         split = mod.split(data, spec.training_view(), cache)
@@ -38,7 +42,7 @@ def fit(spec_file, cache, pause=0.0):
         training._save_checkpoint = real
 
 if __name__ == "__main__":
-    fit(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    fit(sys.argv[1], sys.argv[2], int(sys.argv[3]))
 """
 
 
@@ -58,18 +62,11 @@ def test_killed_neural_text_training_resumes_to_the_same_weights(tmp_path, model
 
     killed_cache = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(tmp_path / "text_resume_driver.py"), str(spec_file),
-                             str(killed_cache), "1.0"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             str(killed_cache), "2"], env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline, ckpt = time.time() + 120, None
-    while time.time() < deadline and proc.poll() is None:
-        found = list(killed_cache.glob(f"checkpoints/*/{CHECKPOINT}"))
-        if found and (load_checkpoint(found[0]) or {}).get("epoch", 0) >= 2:
-            ckpt = found[0]
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    assert ckpt is not None and proc.returncode == -signal.SIGKILL, proc.stdout.read()
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, output
+    [ckpt] = killed_cache.glob(f"checkpoints/*/{CHECKPOINT}")
     epoch = load_checkpoint(ckpt)["epoch"]
     assert 2 <= epoch < 4 and not list(killed_cache.glob("models/*/model.safetensors"))
 
