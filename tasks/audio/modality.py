@@ -27,7 +27,8 @@ from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
-                                            frames_of, normalized, per_clip, spec_augmenter, wave_features)
+                                            frames_of, normalized, per_clip, wave_features)
+from trainflow.tasks.audio import perturb
 from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
 from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
@@ -298,7 +299,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     meta = split_ref.train.meta
     pre = spec.preprocess.audio
     rate = int(meta["sample_rate"])
-    x, frames = wave_features(waves_of(arrays), rate, pre)
+    waves = waves_of(arrays)
+    x, frames = wave_features(waves, rate, pre)
     quiet = x[np.argmin(frames), :, -1].tolist() if x.shape[2] > frames.min() else None
     multilabel = "Y" in arrays  # one sigmoid output per label; the target is the 0/1 matrix
     if multilabel:
@@ -311,7 +313,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
 
         source = str(meta.get("source", ""))
         groups = select.groups_of(arrays, select.group_name(pre, spec), source)
-        pre, selection = select.choose(x, frames, y, groups, spec, len(classes), source)
+        pre, selection = select.choose(x, frames, y, groups, spec, len(classes), source, waves=waves, rate=rate)
     if pre.normalize == "per_clip":
         x = per_clip(x, frames)
     norm = fit_normalization(x, frames, pre)
@@ -321,12 +323,13 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps = [f"mono, resampled to {rate} Hz", length,
              f"{pre.features} ({pre.bins} bins, window {pre.n_fft}, hop {pre.hop_length}: {x.shape[2]} frames)",
              NORMALIZATION_STEPS[pre.normalize]]
-    augment = spec_augmenter(pre)
+    augment = perturb.training_augmenter(waves, rate, frames, pre, norm, spec.seed)
     steps += [f"SpecAugment: {pre.freq_masks} frequency x{pre.freq_mask_width}, {pre.time_masks} time "
               f"x{pre.time_mask_width} masks (training batches)"] if pre.freq_masks or pre.time_masks else []
     steps += [f"warping of training batches: frequency warp +-{pre.freq_warp:g}, time stretch +-{pre.time_stretch:g}, "
               f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
     steps += [f"mixing of training batches: another example at weight up to {pre.mix_clips:g}"] if pre.mix_clips else []
+    steps += [perturb.describe(pre)] if perturb.perturbs(pre) else []
     if selection is not None:
         from trainflow.tasks.audio.select import describe
 

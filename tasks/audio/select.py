@@ -15,6 +15,7 @@ import numpy as np
 
 from trainflow.errors import DataError
 from trainflow.tasks.audio.features import AudioFeatures, FrequencyNormalizer, frame_mask, per_clip, spec_augmenter
+from trainflow.tasks.audio.perturb import bank_augmenter, perturbed_features, perturbs
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -49,8 +50,10 @@ def folds_of(groups: np.ndarray, folds: int, source: str) -> list[tuple[np.ndarr
 
 
 def _fold_correct(x: np.ndarray, frames: np.ndarray, y: np.ndarray, fold: tuple[np.ndarray, np.ndarray],
-                  cfg: AudioFeatures, spec: PipelineSpec, n_classes: int) -> int:
-    """Clips of the fold's held-out groups that a network trained on its other groups gets right."""
+                  cfg: AudioFeatures, spec: PipelineSpec, n_classes: int, bank: np.ndarray | None = None) -> int:
+    """Clips of the fold's held-out groups that a network trained on its other groups gets right;
+    ``bank``: the perturbed copies of every clip [copies, n, bins, T] (after per-clip normalisation
+    where ``cfg`` asks for it), drawn from for the fold's training clips only."""
     import torch
 
     from trainflow.tasks.common.training import predict, train_model
@@ -58,6 +61,9 @@ def _fold_correct(x: np.ndarray, frames: np.ndarray, y: np.ndarray, fold: tuple[
     tr, te = fold
     norm = FrequencyNormalizer(cfg.normalize).fit(x[tr], frames[tr])
     xs = torch.from_numpy(norm.transform(x))
+    augment = spec_augmenter(cfg)
+    if bank is not None:
+        augment = bank_augmenter(np.stack([norm.transform(copy[tr]) for copy in bank]), augment)
     mask = torch.from_numpy(frame_mask(frames, x.shape[2]))
     comp, options = spec.model.resolve("model", task=spec.task)
     torch.manual_seed(spec.seed)
@@ -66,16 +72,25 @@ def _fold_correct(x: np.ndarray, frames: np.ndarray, y: np.ndarray, fold: tuple[
                                           "val_fraction": 0.0, "patience": 0})
     ty = torch.from_numpy(y)
     train_model(model, (xs[tr], mask[tr], ty[tr]), None, train, seed=spec.seed, task="classification",
-                augment=spec_augmenter(cfg), log=lambda _: None)
+                augment=augment, log=lambda _: None)
     out = predict(model, (xs[te], mask[te]), device="cpu")
     return int((out.argmax(1).numpy() == y[te]).sum())
 
 
+def _bank(waves: list[np.ndarray], rate: int, frames: np.ndarray, cfg: AudioFeatures, seed: int) -> np.ndarray:
+    """The perturbed copies of ``cfg`` for every clip, per-clip normalised where ``cfg`` asks for it."""
+    raw = perturbed_features(waves, rate, cfg, seed)
+    return np.stack([per_clip(copy, frames) for copy in raw]) if cfg.normalize == "per_clip" else raw
+
+
 def choose(x: np.ndarray, frames: np.ndarray, y: np.ndarray, groups: np.ndarray, spec: PipelineSpec,
-           n_classes: int, source: str) -> tuple[AudioFeatures, dict[str, Any]]:
+           n_classes: int, source: str, waves: list[np.ndarray] | None = None,
+           rate: int | None = None) -> tuple[AudioFeatures, dict[str, Any]]:
     """Score every candidate of ``spec.preprocess.audio.select`` by grouped cross-validation on the
-    training features ``x`` (before normalisation) [n, bins, T] and targets ``y``; returns the winner
-    (ties: the first) and the record for the report: the group, folds, epochs and a row per candidate."""
+    training features ``x`` (before normalisation) [n, bins, T] and targets ``y``; ``waves`` and their
+    ``rate``: the clips themselves, for candidates that perturb them (:mod:`~trainflow.tasks.audio.perturb`).
+    Returns the winner (ties: the first) and the record for the report: the group, folds, epochs and a
+    row per candidate."""
     pre = spec.preprocess.audio
     sel = pre.select
     parts = folds_of(groups, sel.folds, source)
@@ -86,7 +101,8 @@ def choose(x: np.ndarray, frames: np.ndarray, y: np.ndarray, groups: np.ndarray,
         if cfg.normalize == "per_clip" and clipped is None:
             clipped = per_clip(x, frames)
         xc = clipped if cfg.normalize == "per_clip" else x
-        correct = [_fold_correct(xc, frames, y, fold, cfg, spec, n_classes) for fold in parts]
+        bank = _bank(waves, rate, frames, cfg, spec.seed) if perturbs(cfg) else None
+        correct = [_fold_correct(xc, frames, y, fold, cfg, spec, n_classes, bank) for fold in parts]
         per_fold = [c / len(te) for c, (_, te) in zip(correct, parts)]
         table.append({"candidate": i, "changes": describe_changes(sel.candidates[i]),
                       "accuracy": round(sum(correct) / len(y), 4),
