@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from trainflow.refs import load_npz
+
 from trainflow.tasks.audio.features import AudioFeatures, wave_features
 from trainflow.tasks.audio.perturb import (bank_augmenter, mel_filterbank, perturbed_features, perturbs,
                                            training_augmenter, vtlp_frequencies)
@@ -96,6 +98,7 @@ def test_the_loop_gives_the_rows_of_training_batches_only_after_a_carved_validat
     ("noise_snr", [10], "noise_snr must be"),
     ("speed", 0.6, "speed"),
     ("vtlp", -0.1, "vtlp"),
+    ("tta_speed", [2.0], "tta_speed"),
 ])
 def test_bad_perturbation_values_name_the_field(field, value, match):
     with pytest.raises(ValidationError, match=match):
@@ -112,3 +115,34 @@ def test_a_spec_with_bad_noise_is_a_spec_error_naming_it(tmp_path):
     with pytest.raises(SpecError, match="need a fixed preprocess.audio.duration"):
         spec_from_dict({"name": "n", "data": {"loader": "audio_folder", "path": str(tmp_path)},
                         "preprocess": {"audio": {"speed": 0.1, "duration": None}}})
+
+
+def test_tta_candidates_share_the_fold_networks_and_prediction_averages_the_voices(tmp_path, monkeypatch):
+    from tests.test_audio_select import spec_of, speaker_clips
+    from trainflow.tasks.audio import modality as audio
+    from trainflow.tasks.audio import select
+    from trainflow.tasks.common import load
+
+    torch = pytest.importorskip("torch")
+    trained = []
+    real = select._fold_network
+    monkeypatch.setattr(select, "_fold_network", lambda *a, **k: trained.append(1) or real(*a, **k))
+    root = speaker_clips(tmp_path / "clips", {"al": 1.0, "bo": 1.04, "cy": 0.96, "di": 1.02}, per_class=3)
+    spec = spec_of(root, {"candidates": [{}, {"tta_speed": [0.9, 1.0, 1.1]}, {"tta_vtlp": [0.95, 1.05]}],
+                          "folds": 3, "epochs": 2})
+    cache = str(tmp_path / "cache")
+    split = audio.split(load.load(spec.data, cache, "audio", spec.split), spec, cache)
+    ref = audio.fit(split, spec, cache)
+    assert len(trained) == 3  # one network a fold: the candidates change only how it predicts
+    model, config = audio.load_model(ref.path)
+    assert len(config["recipe_selection"]["table"]) == 3
+    model.eval()
+    waves = audio.waves_of(load_npz(split.test.path))
+    config["features"] |= {"tta_speed": [0.9, 1.1], "tta_vtlp": [1.05]}
+    plain = {**config, "features": {**config["features"], "tta_speed": [], "tta_vtlp": []}}
+    each = []
+    for voice in [(0.9, 1.05), (1.1, 1.05)]:
+        x, mask = audio.features_of(waves, config, voice)
+        each.append(torch.softmax(model(torch.from_numpy(x), torch.from_numpy(mask)), 1).detach().numpy())
+    np.testing.assert_allclose(audio.probabilities(model, config, waves, "cpu"), np.mean(each, 0), atol=1e-5)
+    assert not np.allclose(audio.probabilities(model, plain, waves, "cpu"), np.mean(each, 0), atol=1e-3)

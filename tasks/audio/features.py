@@ -14,7 +14,7 @@ The reusable seam (the multimodal pipeline uses it for its audio branch):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,7 +24,8 @@ LOG_FLOOR = 1e-6
 #: the fields of ``preprocess.audio`` a candidate of ``select`` may change: the normalisation and the
 #: augmentation of training batches, never the features' shape (one feature pass serves every candidate)
 SELECTABLE = ("normalize", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "freq_warp",
-              "time_stretch", "time_shift", "mix_clips", "speed", "vtlp", "noise_snr", "copies")
+              "time_stretch", "time_shift", "mix_clips", "speed", "vtlp", "noise_snr", "copies",
+              "tta_speed", "tta_vtlp")
 
 
 class AudioSelect(BaseModel):
@@ -93,6 +94,13 @@ class AudioFeatures(BaseModel):
     noise_snr: list[float] | None = Field(None, description="[low, high]: add white noise to each copy at a random "
                                                             "signal-to-noise ratio in this range (dB); null: off")
     copies: int = Field(4, ge=1, le=16, description="Perturbed copies of each training clip (speed, vtlp, noise_snr)")
+    # test-time augmentation: a new voice may be slower or lower than any the network heard; the
+    # average over a few speeds meets it part-way (the training clips are never touched by it)
+    tta_speed: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
+        [], description="Predict each clip played at each of these speeds (e.g. [0.9, 1.0, 1.1]) and average the "
+                        "class probabilities (test-time augmentation; []: off)")
+    tta_vtlp: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
+        [], description="The same over these VTLP factors of the filterbank (with tta_speed: every pair; []: off)")
     select: AudioSelect | None = Field(None, description="Choose among candidate recipes by grouped cross-validation "
                                                          "on the training clips (classification)")
 
@@ -102,9 +110,10 @@ class AudioFeatures(BaseModel):
         if snr is not None and (len(snr) != 2 or snr[0] > snr[1]):
             raise ValueError(f"preprocess.audio.noise_snr must be [low, high] in dB with low <= high (e.g. [10, 30]); "
                              f"got {snr}")
-        if (self.speed or self.vtlp or snr is not None) and self.duration is None:
-            raise ValueError("preprocess.audio.speed, vtlp and noise_snr need a fixed preprocess.audio.duration (the "
-                             "perturbed copies must have the original's frames); got duration null")
+        if (self.speed or self.vtlp or snr is not None or self.tta_speed or self.tta_vtlp) and self.duration is None:
+            raise ValueError("preprocess.audio.speed, vtlp, noise_snr, tta_speed and tta_vtlp need a fixed "
+                             "preprocess.audio.duration (a perturbed clip must have the original's frames); got "
+                             "duration null")
         for i, cand in enumerate(self.select.candidates if self.select else []):
             wrong = sorted(set(cand) - set(SELECTABLE))
             if wrong:

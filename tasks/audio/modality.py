@@ -278,11 +278,17 @@ def to_frames(x: np.ndarray, frames: np.ndarray, total: int, quiet: np.ndarray |
     return x, np.minimum(frames, total)
 
 
-def features_of(waves: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def features_of(waves: list[np.ndarray], config: dict[str, Any],
+                voice: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     """Normalised features ``[n, bins, frames]`` and the frame mask, exactly as the model was trained
-    (its JSON config: rate, feature options, training frames, normalisation)."""
+    (its JSON config: rate, feature options, training frames, normalisation); ``voice``: the clips
+    played at a speed through a warped filterbank first (test-time augmentation, fixed duration)."""
     pre = AudioFeatures.model_validate(config["features"])
-    x, frames = wave_features(waves, config["sample_rate"], pre)
+    if voice == (1.0, 1.0):
+        x, frames = wave_features(waves, config["sample_rate"], pre)
+    else:
+        x = perturb.voiced_at(waves, config["sample_rate"], pre, *voice)
+        frames = np.full(len(waves), x.shape[2])
     x, frames = to_frames(x, frames, config["frames"], config.get("quiet"))
     x = normalized(x, frames, FrequencyNormalizer.from_state(config["normalization"]))
     return x, frame_mask(frames, config["frames"])
@@ -330,6 +336,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
               f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
     steps += [f"mixing of training batches: another example at weight up to {pre.mix_clips:g}"] if pre.mix_clips else []
     steps += [perturb.describe(pre)] if perturb.perturbs(pre) else []
+    steps += [f"prediction: class probabilities averaged over the clip at speeds {pre.tta_speed or [1.0]} and VTLP "
+              f"factors {pre.tta_vtlp or [1.0]}"] if pre.tta_speed or pre.tta_vtlp else []
     if selection is not None:
         from trainflow.tasks.audio.select import describe
 
@@ -374,15 +382,18 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], device: str = "auto") -> np.ndarray:
     """Class probabilities [n, k] (multi-label: per label) of decoded clips, computed on ``device``
-    (auto: the GPU when there is one)."""
+    (auto: the GPU when there is one); averaged over the speeds of ``tta_speed`` where the model has one."""
     import torch
 
     from trainflow.tasks.common.training import predict as forward
     from trainflow.devices import resolve_device
 
-    x, mask = features_of(waves, config)
-    out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
-    return neural.probabilities(out, config)
+    proba = []
+    for voice in perturb.tta_grid(AudioFeatures.model_validate(config["features"])):  # test-time augmentation
+        x, mask = features_of(waves, config, voice)
+        out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
+        proba.append(neural.probabilities(out, config))
+    return np.mean(proba, axis=0)
 
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:

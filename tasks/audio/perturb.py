@@ -77,32 +77,36 @@ def perturbed_features(waves: list[np.ndarray], sample_rate: int, config: AudioF
     """Raw features ``[copies, n, bins, frames]`` (before normalisation) of ``config.copies`` perturbed
     copies of each clip: speed factor and VTLP factor uniform in ``1 +- speed`` / ``1 +- vtlp`` and an
     SNR uniform in ``noise_snr``, drawn per copy and clip from ``seed``. Needs a fixed ``duration``."""
-    import librosa
-
     rng = np.random.default_rng(seed)
-    samples = round(config.duration * sample_rate)
     n, out = len(waves), []
     for _ in range(config.copies):
         speed, alpha = _factors(rng, n, config.speed), _factors(rng, n, config.vtlp)
         snr = rng.uniform(*config.noise_snr, size=n) if config.noise_snr is not None else None
-        fixed = []
-        for i, wave in enumerate(waves):
-            w = np.asarray(wave, dtype=np.float32)
-            w = _speed(w, speed[i]) if config.speed else w
-            w = _noisy(w, snr[i], rng) if snr is not None else w
-            fixed.append(fix_length(w, samples))
-        power = np.abs(librosa.stft(np.stack(fixed), n_fft=config.n_fft, hop_length=config.hop_length,
-                                    win_length=config.win_length, center=True)) ** 2  # [n, 1 + n_fft/2, frames]
-        if config.vtlp:  # each clip its own filterbank; factors rounded to 0.1 % share one
-            alpha = np.round(alpha, 3)
-            mel = np.empty((n, config.n_mels, power.shape[2]), np.float32)
-            for a in np.unique(alpha):
-                which = alpha == a
-                mel[which] = np.einsum("mf,nft->nmt", mel_filterbank(sample_rate, config, float(a)), power[which])
-        else:
-            mel = np.einsum("mf,nft->nmt", mel_filterbank(sample_rate, config), power)
-        out.append(mel_features(mel, config))
+        out.append(voice_features(waves, sample_rate, config, speed, alpha, snr, rng))
     return np.stack(out)
+
+
+def voice_features(waves: list[np.ndarray], sample_rate: int, config: AudioFeatures, speed: np.ndarray,
+                   alpha: np.ndarray, snr: np.ndarray | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Raw features ``[n, bins, frames]`` of ``waves`` each played ``speed[i]`` times faster, with its
+    filterbank warped by ``alpha[i]`` and white noise ``snr[i]`` dB under it (None: none; noise from ``rng``)."""
+    import librosa
+
+    samples = round(config.duration * sample_rate)
+    fixed = []
+    for i, wave in enumerate(waves):
+        w = np.asarray(wave, dtype=np.float32)
+        w = _speed(w, float(speed[i])) if speed[i] != 1 else w
+        w = _noisy(w, snr[i], rng) if snr is not None else w
+        fixed.append(fix_length(w, samples))
+    power = np.abs(librosa.stft(np.stack(fixed), n_fft=config.n_fft, hop_length=config.hop_length,
+                                win_length=config.win_length, center=True)) ** 2  # [n, 1 + n_fft/2, frames]
+    alpha = np.round(alpha, 3)  # factors 0.1 % apart share a filterbank
+    mel = np.empty((len(fixed), config.n_mels, power.shape[2]), np.float32)
+    for a in np.unique(alpha):
+        which = alpha == a
+        mel[which] = np.einsum("mf,nft->nmt", mel_filterbank(sample_rate, config, float(a)), power[which])
+    return mel_features(mel, config)
 
 
 def bank_augmenter(bank: Any, then: Any = None) -> Any:
@@ -150,3 +154,16 @@ def describe(config: AudioFeatures) -> str:
         [f"white noise at {config.noise_snr[0]:g}-{config.noise_snr[1]:g} dB SNR"] if config.noise_snr else [])
     return (f"voice perturbation of training clips: {', '.join(parts)}; {config.copies} copies a clip, each batch "
             "drawing the clip or one copy")
+
+
+def tta_grid(config: AudioFeatures) -> list[tuple[float, float]]:
+    """The (speed, VTLP factor) pairs of ``tta_speed`` x ``tta_vtlp`` a clip is predicted at ([(1, 1)]: off)."""
+    return [(float(s), float(a)) for s in (config.tta_speed or [1.0]) for a in (config.tta_vtlp or [1.0])]
+
+
+def voiced_at(waves: list[np.ndarray], sample_rate: int, config: AudioFeatures, speed: float,
+              alpha: float) -> np.ndarray:
+    """Raw features ``[n, bins, frames]`` of ``waves`` played ``speed`` times faster through the
+    filterbank warped by ``alpha`` (:func:`voice_features` with one pair for every clip)."""
+    n = len(waves)
+    return voice_features(waves, sample_rate, config, np.full(n, speed), np.full(n, alpha))
