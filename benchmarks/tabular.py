@@ -13,6 +13,9 @@ the number of rows. The 1M-row size takes minutes per run: ``--sizes 10000,10000
 ``--model random_forest``: a 200-tree forest on both sides (plain: ``n_jobs=-1``; trainflow: its
 default ``resources.threads``). ``--busy N``: N processes each keep one core busy (a Python spin
 loop) for the whole benchmark, so that both sides run under the same synthetic load.
+``--plain-report``: the plain script also makes what trainflow's report holds (bootstrap intervals,
+calibration, permutation importance, plots: ``plain_metrics.report``), the same work as trainflow's
+evaluate; without it the plain side only scores the test split.
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ def main() -> None:
                         help="the model of both sides (trainflow's defaults; the plain forest has n_jobs=-1)")
     parser.add_argument("--busy", type=int, default=0, help="cores kept busy by a synthetic load during every run")
     parser.add_argument("--section", default="Tabular pipeline", help="RESULTS.md section to write")
+    parser.add_argument("--plain-report", action="store_true",
+                        help="the plain script also makes what trainflow's report holds (bootstrap intervals, "
+                             "calibration, permutation importance, four plots: plain_metrics.report)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -98,7 +104,8 @@ def main() -> None:
                     # a reused --workdir holds the last run's cache: trainflow would reuse its split and model
                     shutil.rmtree(out, ignore_errors=True)
                     if side == "plain":
-                        cmd = [sys.executable, str(HERE / "tabular_plain.py"), str(data), str(out), "--model", args.model]
+                        cmd = [sys.executable, str(HERE / "tabular_plain.py"), str(data), str(out), "--model", args.model,
+                               *(["--report"] if args.plain_report else [])]
                     else:
                         cmd = [sys.executable, str(HERE / "trainflow_child.py"), str(spec), "--out", str(out)]
                     res = run_metered(cmd, env=env)
@@ -106,7 +113,7 @@ def main() -> None:
                     print(f"{rows:>8} rows  {side:<9} run {r + 1}: {res['wall_s']:7.2f} s, "
                           f"peak {res['process_peak_mb']:7.0f} MB{largest_overhead(res)}", flush=True)
 
-    body = report(results, sizes, args.repeats, args.threads, args.model, args.busy, args.section)
+    body = report(results, sizes, args.repeats, args.threads, args.model, args.busy, args.section, args.plain_report)
     body[:0] = machine_lines(m, load())
     print("\n".join(body))
     if not args.no_write:
@@ -137,8 +144,10 @@ def largest_overhead(run: dict) -> str:
 
 
 def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats: int, threads: int | None,
-           model: str = "hist_gradient_boosting", busy: int = 0, section: str = "Tabular pipeline") -> list[str]:
+           model: str = "hist_gradient_boosting", busy: int = 0, section: str = "Tabular pipeline",
+           plain_report: bool = False) -> list[str]:
     flag = f" --threads {threads}" if threads else ""
+    flag += " --plain-report" if plain_report else ""
     flag += f" --model {model}" if model != "hist_gradient_boosting" else ""
     flag += f" --busy {busy}" if busy else ""
     flag += f' --section "{section}"' if section != "Tabular pipeline" else ""
@@ -148,6 +157,9 @@ def report(results: dict[int, dict[str, list[dict]]], sizes: list[int], repeats:
     lines = [f"- Command: `python benchmarks/tabular.py --sizes {','.join(map(str, sizes))} --repeats {repeats}{flag}`",
              "- Data: 50 numeric features, 5 % minority class, 10 % missing values, Parquet; "
              f"median imputation, SMOTE, {what} on both sides",
+             *(["- The plain script makes trainflow's report too (`--report`): bootstrap 95% intervals, Brier "
+                "score, reliability table and ECE, scikit-learn's permutation importance on as many test rows as "
+                "trainflow's, four matplotlib plots"] if plain_report else []),
              *([f"- Load: {busy} core(s) kept busy by a Python spin loop during every run of both sides"] if busy else []),
              "- trainflow: `trainflow run` in a fresh process against a warm `prefect server start` on 127.0.0.1; "
              "plain: `benchmarks/tabular_plain.py` in a fresh process; alternated, medians of "

@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--target", default="label")
     parser.add_argument("--model", default="hist_gradient_boosting", choices=["hist_gradient_boosting", "random_forest"])
+    parser.add_argument("--report", action="store_true",
+                        help="also what trainflow's report holds: intervals, calibration, permutation importance, "
+                             "plots (plain_metrics.report)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +79,8 @@ def main() -> None:
         pipe.fit(X, y)
         del train, X, y
         sio.dump(pipe, out / "model.skops")
-    evaluate_and_publish(meter, pipe, lambda: (test[features], test[args.target].map(codes).to_numpy()), out)
+    evaluate_and_publish(meter, pipe, lambda: (test[features], test[args.target].map(codes).to_numpy()), out,
+                         args.report)
 
 
 if __name__ == "__main__":

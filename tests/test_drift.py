@@ -174,6 +174,31 @@ def test_run_folder_holds_its_profile(penguins_run):
     assert "profile.json" in json.loads((penguins_run / "metrics.json").read_text())["model_files"]
 
 
+def test_a_large_training_table_is_profiled_on_a_seeded_sample_and_says_so(penguins_run, tmp_path, monkeypatch):
+    """Above drift.REFERENCE_ITEMS rows the reference profile summarises a seeded sample (as images do),
+    the same rows every time, and its reference line names the share."""
+    from types import SimpleNamespace
+
+    from trainflow import modalities
+    from trainflow.refs import DataRef
+
+    monkeypatch.setattr(D, "REFERENCE_ITEMS", 50)
+    train = pd.read_csv(DATA / "penguins.csv").head(120)
+    train.to_parquet(tmp_path / "train.parquet")
+    ref = DataRef(path=str(tmp_path / "train.parquet"), digest="d", modality="tabular", meta={})
+    mod = modalities.get("tabular")
+    frame = mod.drift_frame(penguins_run, ref)
+    assert len(frame) == 50 and frame.attrs["of"] == 120 and list(frame.columns) == FEATURES
+    assert frame.equals(mod.drift_frame(penguins_run, ref))  # seeded: the same rows
+    run = tmp_path / "run"
+    shutil.copytree(penguins_run, run)
+    confusion = {"labels": ["Adelie", "Chinstrap", "Gentoo"], "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    D.profile_run(mod, SimpleNamespace(train=ref), confusion, "classification", run)
+    profile = D.read_profile(run)
+    assert profile.reference == "training split (a seeded 50 of its 120 items)"
+    assert profile.columns["bill_length_mm"].rows == 50
+
+
 def test_predict_reports_drift_and_fails_on_it_when_asked(penguins_run, tmp_path, capsys):
     clean, shifted = _batch(tmp_path, "clean"), _batch(tmp_path, "shifted", shift=0.5)
     code, err = run_cli("predict", penguins_run, clean, "--out", tmp_path / "a" / "p.csv", "--fail-on-drift",

@@ -505,7 +505,9 @@ def profile_run(mod: Any, split: Any, confusion: dict[str, Any], task: str, run_
     predictions, source = _test_predictions(mod, split, confusion, task, run_dir)
     if predictions is None:
         notes.append(f"predictions on the test split are not profiled for {mod.name} {task} models")
-    reference = f"training split ({len(frame)} items)" if frame is not None else "none"
+    of = frame.attrs.get("of", len(frame)) if frame is not None else 0
+    reference = ("none" if frame is None else f"training split ({len(frame)} items)" if of == len(frame)
+                 else f"training split (a seeded {len(frame)} of its {of} items)")
     return write_profile(run_dir, build_profile(frame, mod.name, reference, predictions, source, notes, seed))
 
 

@@ -40,9 +40,9 @@ class ForecastConfig(BaseModel):
     # 80 and 95 are what planners read (and what the M4 competition scored).
     levels: list[int] = Field([80, 95], description="Prediction interval levels in percent (each 1..99); [] for none")
     exogenous: list[str] = Field([], description="Columns of known drivers (price, holiday...) used as regressors by "
-                                                 "the ARIMA family (SARIMAX exog) and ETS (regression with ETS errors); "
-                                                 "predict needs their future values "
-                                                 "for the whole horizon")
+                                                 "the ARIMA family (SARIMAX exog) and ETS (regression with ETS errors), "
+                                                 "and as extra input channels by the networks; predict needs their "
+                                                 "future values for the whole horizon")
     # A model's own interval assumes its form is right: on M1 monthly damped ETS's 80 % covered 71 %.
     calibrate: bool = Field(True, description="Panels: scale each forecaster's interval half-widths so that they "
                                               "cover their level of its backtest errors over the panel's series "

@@ -11,6 +11,12 @@
 A series the model has not seen is forecast the same way, scaled by its own history: the network
 reads any series. A series too short for the transform and half a lookback falls back to
 ``forecast.fallback`` (a statistical model, its own intervals), with a note.
+
+Exogenous regressors (``forecast.exogenous``) are extra input channels: each is transformed like its
+series' target (the same difference, standardized by the series' own training history, per column;
+no log), and a window reads them over its ``lookback`` steps and the ``horizon`` steps it forecasts
+(known future values; the target channel is 0 there), so the network reads ``lookback + horizon``
+steps of ``1 + k`` channels.
 """
 
 from __future__ import annotations
@@ -95,30 +101,72 @@ def scaler(fc: ForecastConfig, missing: str, y: np.ndarray, source: str = "") ->
     return SeriesTransform(fc, missing).fit(np.asarray(y, dtype=float)[:, None], source)
 
 
+def exog_fc(fc: ForecastConfig) -> ForecastConfig:
+    """The transform settings of the regressors: the target's difference and scaling, never a log
+    (a 0/1 holiday has no logarithm; the difference is what keeps them aligned with the target's)."""
+    return fc.model_copy(update={"transform": "none"})
+
+
+def exog_scaler(fc: ForecastConfig, missing: str, x: np.ndarray | None, source: str = "") -> SeriesTransform | None:
+    """The regressors' transform fitted on ``x`` [t, k] (the series' own history, per column); None without."""
+    if x is None:
+        return None
+    return SeriesTransform(exog_fc(fc), missing).fit(np.asarray(x, dtype=float), source)
+
+
 def padded(z: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
-    """The last ``lookback`` values of ``z`` [t] left-padded with zeros, and the mask (1 where given)."""
+    """The last ``lookback`` values of ``z`` [t] (or [t, k]) left-padded with zeros, and the mask (1 where given)."""
     z = z[-lookback:]
-    x, m = np.zeros(lookback, np.float32), np.zeros(lookback, np.float32)
+    x, m = np.zeros((lookback, *z.shape[1:]), np.float32), np.zeros(lookback, np.float32)
     x[lookback - len(z):], m[lookback - len(z):] = z, 1
     return x, m
 
 
-def windows(z: np.ndarray, fc: ForecastConfig, last: int | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def window_input(z: np.ndarray, fc: ForecastConfig, e: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A window's input (x [steps, channels], mask [steps]) after the transformed history ``z`` [t]: its
+    last ``lookback`` values; with the transformed regressors ``e`` [t + horizon, k] (aligned with ``z``,
+    then the horizon's known values) their values at those steps and at the ``horizon`` steps after,
+    where the target channel is 0 and the mask 1 (the regressors are given)."""
+    x, m = padded(z, fc.lookback)
+    if e is None:
+        return x[:, None], m
+    h = fc.horizon
+    past = padded(e[:len(z)], fc.lookback)[0]
+    future = np.concatenate([np.zeros((h, 1), np.float32), e[len(z):len(z) + h].astype(np.float32)], axis=1)
+    assert len(future) == h, "the regressors must reach the end of the horizon"
+    x = np.concatenate([np.concatenate([x[:, None], past], axis=1), future])
+    return x, np.concatenate([m, np.ones(h, np.float32)])
+
+
+def input_steps(fc: ForecastConfig, exogenous: list[str]) -> int:
+    """The steps a window reads: the lookback, and the horizon's too with regressors."""
+    return fc.lookback + (fc.horizon if exogenous else 0)
+
+
+def windows(z: np.ndarray, fc: ForecastConfig, last: int | None = None, e: np.ndarray | None = None
+            ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(input, mask, target) of every window of ``z`` [t] whose input has at least :func:`min_input`
-    steps and whose target ends by ``last`` (default: the end)."""
+    steps and whose target ends by ``last`` (default: the end); ``e`` [t, k]: the transformed
+    regressors aligned with ``z``."""
     h, end = fc.horizon, len(z) if last is None else last
-    return [(*padded(z[:o], fc.lookback), z[o:o + h].astype(np.float32)) for o in range(min_input(fc), end - h + 1)]
+    return [(*window_input(z[:o], fc, None if e is None else e[:o + h]), z[o:o + h].astype(np.float32))
+            for o in range(min_input(fc), end - h + 1)]
 
 
 def tensors(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[Any, Any, Any]:
-    """The training loop's tensors (x [n, lookback, 1], mask [n, lookback], target [n, horizon])."""
+    """The training loop's tensors (x [n, steps, channels], mask [n, steps], target [n, horizon])."""
     import torch
 
     x, m, y = (np.stack(col) for col in zip(*rows))
-    return torch.from_numpy(x[..., None]), torch.from_numpy(m), torch.from_numpy(y)
+    return torch.from_numpy(x), torch.from_numpy(m), torch.from_numpy(y)
 
 
-def raw_forecasts(model: Any, fc: ForecastConfig, items: list[tuple[SeriesTransform, np.ndarray]]) -> list[np.ndarray]:
+#: what a network forecasts from: the series' transform, its history y [t], and with regressors their
+#: transform and values [t + horizon, k] (the history's, then the horizon's)
+Item = tuple[SeriesTransform, np.ndarray, SeriesTransform | None, np.ndarray | None]
+
+
+def raw_forecasts(model: Any, fc: ForecastConfig, items: list[Item]) -> list[np.ndarray]:
     """The next ``horizon`` raw values [H] after each history ``y`` [t], scaled by its transform."""
     import torch
 
@@ -126,10 +174,11 @@ def raw_forecasts(model: Any, fc: ForecastConfig, items: list[tuple[SeriesTransf
 
     if not items:
         return []
-    inputs = [padded(tf.forward(y[:, None])[:, 0], fc.lookback) for tf, y in items]
-    x = torch.from_numpy(np.stack([i[0] for i in inputs])[..., None])
+    inputs = [window_input(tf.forward(y[:, None])[:, 0], fc, None if xt is None else xt.forward(x))
+              for tf, y, xt, x in items]
+    x = torch.from_numpy(np.stack([i[0] for i in inputs]))
     out = predict(model, (x, torch.from_numpy(np.stack([i[1] for i in inputs]))), device="cpu").numpy()
-    return [tf.inverse(o[:, None], y[:, None])[:, 0] for (tf, y), o in zip(items, out)]
+    return [tf.inverse(o[:, None], y[:, None])[:, 0] for (tf, y, _, _), o in zip(items, out)]
 
 
 def interval_scale(y: np.ndarray, season: int) -> float:

@@ -24,9 +24,11 @@ from trainflow.refs import Evaluation, ModelRef, SplitRef
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.forecast import calibration, scores, statistical
 from trainflow.tasks.forecast.config import ENSEMBLE_BELOW, ENSEMBLE_SEEDS, MAX_ENSEMBLE, ForecastConfig, is_network
-from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, interval_scale, long_enough, padded, raw_forecasts,
-                                                 resolve, scaler, tensors, windows)
+from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, exog_fc, exog_scaler, input_steps, interval_scale,
+                                                 long_enough, raw_forecasts, resolve, scaler, tensors, window_input,
+                                                 windows)
 from trainflow.tasks.forecast.panel import fit_series, settings_of
+from trainflow.tasks.forecast.panels import history_and_future
 from trainflow.tasks.forecast.panel_data import as_long, groups
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 from trainflow.tasks.forecast.transform import SeriesTransform
@@ -43,24 +45,28 @@ def is_global(spec: PipelineSpec) -> bool:
 # ---------------------------------------------------------------- fit
 
 
-def _windows(ys: dict[str, np.ndarray], fc: ForecastConfig, missing: str) -> dict[str, Any]:
-    """Every series' transform and windows: all of them (``full``), those whose targets end before
-    the last ``horizon`` steps (``cut``, scaled by the history before them), the validation window
-    at that cut (``val``), and what the backtest forecasts from (``held``: transform, history, truth)."""
+def _windows(ys: dict[str, np.ndarray], xs: dict[str, np.ndarray | None], fc: ForecastConfig, missing: str
+             ) -> dict[str, Any]:
+    """Every series' transforms (target, regressors) and windows: all of them (``full``), those whose
+    targets end before the last ``horizon`` steps (``cut``, scaled by the history before them), the
+    validation window at that cut (``val``), and what the backtest forecasts from (``held``: the
+    :data:`global_net.Item` and the truth). ``xs``: each series' regressors [t, k], or None."""
     h, out = fc.horizon, {"full": [], "cut": [], "val": [], "held": {}, "tfs": {}, "short": []}
     for sid, y in ys.items():
-        tf = scaler(fc, missing, y, sid)
+        tf, x = scaler(fc, missing, y, sid), xs[sid]
         if tf is None:
             out["short"].append(sid)
             continue
-        out["tfs"][sid] = tf
-        out["full"] += windows(tf.forward(y[:, None])[:, 0], fc)
+        xt = exog_scaler(fc, missing, x, sid)
+        out["tfs"][sid] = (tf, xt)
+        out["full"] += windows(tf.forward(y[:, None])[:, 0], fc, e=None if xt is None else xt.forward(x))
         cut = scaler(fc, missing, y[:-h], sid)
         if cut is not None:
-            z = cut.forward(y[:, None])[:, 0]
-            out["cut"] += windows(z, fc, last=len(z) - h)
-            out["val"].append((*padded(z[:-h], fc.lookback), z[-h:].astype(np.float32)))
-            out["held"][sid] = (cut, y[:-h], y[-h:])
+            z, xcut = cut.forward(y[:, None])[:, 0], exog_scaler(fc, missing, None if x is None else x[:-h], sid)
+            e = None if xcut is None else xcut.forward(x)  # the carved steps' regressors are their known future
+            out["cut"] += windows(z, fc, last=len(z) - h, e=e)
+            out["val"].append((*window_input(z[:-h], fc, e), z[-h:].astype(np.float32)))
+            out["held"][sid] = ((cut, y[:-h], xcut, x), y[-h:])
     return out
 
 
@@ -82,9 +88,9 @@ def _backtest_factors(net: Any, fc: ForecastConfig, held: dict[str, Any]) -> dic
     """Interval factors per level and step from the first network's errors on each series' carved
     steps, in units of the series' seasonal naive error (:func:`calibration.factors`)."""
     items = list(held.values())
-    means = raw_forecasts(net, fc, [(tf, y) for tf, y, _ in items])
+    means = raw_forecasts(net, fc, [item for item, _ in items])
     found = []
-    for (_, y, truth), mean in zip(items, means):
+    for ((_, y, _, _), truth), mean in zip(items, means):
         s = interval_scale(y, fc.season or 1)
         found.append(calibration.ratios([truth], [(mean, {lv: (mean - s, mean + s) for lv in fc.levels})], fc.levels))
     return calibration.factors(found, fc.levels, fc.horizon)
@@ -100,18 +106,18 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, torch_threads
 
     meta, name, missing = split_ref.train.meta, spec.model.name, spec.preprocess.sequence.missing
-    train, id_col, target, _ = as_long(pd.read_parquet(split_ref.train.path), meta, [])
+    train, id_col, target, exog = as_long(pd.read_parquet(split_ref.train.path), meta, spec.forecast.exogenous)
     parts = groups(train, id_col)
     axis = TimeAxis.of(max(parts, key=lambda p: len(p[1]))[1][meta["time"]])
     ys = {sid: part[target].to_numpy(dtype=float) for sid, part in parts}
     fc, notes = resolve(spec.forecast, axis, max(ys.values(), key=len))
-    w = _windows(ys, fc, missing)
+    w = _windows(ys, {sid: _x(part, exog) for sid, part in parts}, fc, missing)
     if not w["full"] or not w["val"]:
         raise DataError(f"No series of '{meta['source']}' is long enough for {name}: a training window needs the "
                         f"{fc.detrend} lag, half the lookback ({fc.lookback}) and the horizon ({fc.horizon}), and "
                         f"the validation part another horizon. Use a shorter forecast.lookback or a statistical model.")
     comp, options = spec.model.resolve("model", task="forecasting")
-    build = {"in_channels": 1, "out_features": fc.horizon, "lookback": fc.lookback, "task": "forecasting"}
+    build = _build(fc, exog)
     config, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), len(w["cut"]), has_validation=True)
     # one torch thread unless train.num_threads says otherwise: batches of a few hundred windows through
     # a small network gain nothing from a second thread, and lose much on a busy machine (M1, 150 series,
@@ -129,7 +135,9 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         nets = [_train(spec, build, w["full"], None, final, seed, checkpoint_dir(cache_dir, key, seed), progress)
                 for seed in range(spec.seed, spec.seed + ensemble)]
     model = SeedEnsemble([net for net, _ in nets]).eval()
-    series = {sid: {"chosen": name, "mean": tf.mean_, "std": tf.std_} for sid, tf in w["tfs"].items()}
+    series = {sid: {"chosen": name, "mean": tf.mean_, "std": tf.std_,
+                    **({"exog_mean": xt.mean_, "exog_std": xt.std_} if xt is not None else {})}
+              for sid, (tf, xt) in w["tfs"].items()}
     settings = settings_of(fc, fc.fallback, [fc.fallback], {}, axis)
     for sid in w["short"]:
         series[sid] = {k: v for k, v in fit_series(ys[sid], None, fc.fallback, {}, settings).items() if k != "notes"}
@@ -138,7 +146,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     notes += _fit_notes(name, fc, w, result, epochs, ensemble, factors) + recipe_notes + result.report_notes()
     saved = {"kind": "forecast", "task": "forecasting", "panel": True, "forecaster": "global", "model": name,
              "chosen": name, "forecast": fc.model_dump(mode="json"), "missing": missing, "id": id_col,
-             "time": meta["time"], "target": target, "exogenous": [], "values": meta["values"],
+             "time": meta["time"], "target": target, "exogenous": exog, "values": meta["values"],
              "loader_options": spec.data.options(), "options": options.model_dump(mode="json"), "build": build,
              "ensemble": ensemble, "axis": axis.__dict__, "series": series, "choices": counts,
              "calibration": calibration.as_json({name: factors}) if factors else {}, "notes": notes,
@@ -158,7 +166,9 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
 def _fit_notes(name: str, fc: ForecastConfig, w: dict[str, Any], result: Any, epochs: int, ensemble: int,
                factors: dict[int, list[float]]) -> list[str]:
     notes = [f"{name}: one network over every series, each scaled by its own training history ({fc.detrend}, "
-             f"standardized); {len(w['full'])} windows from {len(w['tfs'])} series",
+             f"standardized); {len(w['full'])} windows from {len(w['tfs'])} series"
+             + (f"; exogenous regressors {', '.join(fc.exogenous)} as input channels over the lookback and the "
+                f"horizon (each differenced and standardized like its series)" if fc.exogenous else ""),
              f"epochs chosen on a validation part carved by time: each series' last {fc.horizon} training steps "
              f"({len(w['val'])} windows; the network trained on the {len(w['cut'])} windows before them); best "
              f"epoch {epochs} of {result.epochs_run}; then {ensemble} network(s) trained on every window for "
@@ -177,6 +187,16 @@ def _fit_notes(name: str, fc: ForecastConfig, w: dict[str, Any], result: Any, ep
     return notes
 
 
+def _build(fc: ForecastConfig, exog: list[str]) -> dict[str, Any]:
+    """The network's sizes: one channel per regressor beside the target, over the steps a window reads."""
+    return {"in_channels": 1 + len(exog), "out_features": fc.horizon, "lookback": input_steps(fc, exog),
+            "task": "forecasting"}
+
+
+def _x(part: Any, exog: list[str]) -> np.ndarray | None:
+    return part[exog].to_numpy(dtype=float) if exog else None
+
+
 # ---------------------------------------------------------------- load
 
 
@@ -190,28 +210,36 @@ def check_config(config: Any) -> str | None:
         assert is_network(config["model"]), f"{config['model']!r} is not a network"
         REGISTRY.get("model", config["model"]).config.model_validate(config["options"])
         assert isinstance(fc.lookback, int) and 1 <= fc.lookback <= MAX_LOOKBACK and fc.season, "no lookback"
-        assert config["build"] == {"in_channels": 1, "out_features": fc.horizon, "lookback": fc.lookback,
-                                   "task": "forecasting"}, "a 'build' that does not match the forecast section"
+        exog = config["exogenous"]
+        assert all(isinstance(c, str) for c in config["values"]), "a bad 'values'"
+        assert exog == fc.exogenous and set(exog) < set(config["values"]), "'exogenous' that are not value columns"
+        assert config["build"] == _build(fc, exog), "a 'build' that does not match the forecast section"
         assert type(config["ensemble"]) is int and 1 <= config["ensemble"] <= MAX_ENSEMBLE, "a bad 'ensemble'"
         assert all(isinstance(config[k], str) for k in ("id", "time", "target", "missing"))
-        assert all(isinstance(c, str) for c in config["values"]) and config["exogenous"] == []
     except (KeyError, TypeError, ValueError, AssertionError, AttributeError, TrainflowError) as exc:
         return f"not a global forecaster's config ({type(exc).__name__}: {exc})"
     return (calibration.check(config.get("calibration", {}), fc.horizon, (config["model"],))
-            or _check_series(config["series"], config["model"]))
+            or _check_series(config["series"], config["model"], len(exog)))
 
 
-def _check_series(series: Any, name: str) -> str | None:
+def _stats_ok(mean: Any, std: Any, k: int) -> bool:
+    """``k`` finite means and ``k`` positive finite stds (a series' saved scaling)."""
+    return all(isinstance(v, list) and len(v) == k and all(isinstance(a, (int, float)) and math.isfinite(a) for a in v)
+               for v in (mean, std)) and all(a > 0 for a in std)
+
+
+def _check_series(series: Any, name: str, k: int) -> str | None:
     if not isinstance(series, dict) or not series:
         return "no 'series' mapping"
     for sid, r in series.items():
         if not isinstance(r, dict):
             return f"series {sid!r} without a record"
         if r.get("chosen") == name:
-            stats = [r.get("mean"), r.get("std")]
-            if not all(isinstance(v, list) and len(v) == 1 and isinstance(v[0], (int, float)) and math.isfinite(v[0])
-                       for v in stats) or not r["std"][0] > 0:
+            if not _stats_ok(r.get("mean"), r.get("std"), 1):
                 return f"series {sid!r} without its scaling (one finite mean and one positive std)"
+            if k and not _stats_ok(r.get("exog_mean"), r.get("exog_std"), k):
+                return (f"series {sid!r} without its regressors' scaling ({k} finite means and {k} positive stds, "
+                        f"'exog_mean' and 'exog_std')")
         elif r.get("chosen") in statistical.NAMES:
             problem = statistical.check_state(r.get("state"))
             if problem:
@@ -246,33 +274,45 @@ def load(folder: str | Path, config: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------- forecast, evaluate, predict
 
 
-def forecast_panel(model: Any, config: dict[str, Any], histories: dict[str, np.ndarray]
+def forecast_panel(model: Any, config: dict[str, Any], histories: dict[str, np.ndarray],
+                   regressors: dict[str, np.ndarray] | None = None
                    ) -> dict[str, tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]], str]]:
     """Each history's next ``horizon`` values, bounds and forecaster: the network (a known series scaled
-    by its saved statistics, another by its own history's), or the fallback for one too short."""
+    by its saved statistics, another by its own history's), or the fallback for one too short.
+    ``regressors``: with ``forecast.exogenous``, each series' regressors [t + horizon, k] (its history's,
+    then the horizon's)."""
     from trainflow.tasks.forecast.panels import forecast_series
 
-    fc, name = ForecastConfig.model_validate(config["forecast"]), config["model"]
+    fc, name, missing = ForecastConfig.model_validate(config["forecast"]), config["model"], config["missing"]
     factors = calibration.of_json(config.get("calibration"), name)
     net, out = [], {}
     for sid, y in histories.items():
-        known, tf = config["series"].get(sid), None
+        known, tf, xt = config["series"].get(sid), None, None
+        x = regressors[sid] if regressors is not None else None
         if known is not None and known["chosen"] == name and long_enough(fc, y):
-            tf = SeriesTransform(fc, config["missing"])
-            tf.mean_, tf.std_ = known["mean"], known["std"]
+            tf = _saved(SeriesTransform(fc, missing), known["mean"], known["std"])
+            if x is not None:
+                xt = _saved(SeriesTransform(exog_fc(fc), missing), known["exog_mean"], known["exog_std"])
         elif known is None or known["chosen"] == name:  # unseen, or now too short: its own history decides
-            tf, known = scaler(fc, config["missing"], y, sid), None
+            tf, known = scaler(fc, missing, y, sid), None
+            xt = exog_scaler(fc, missing, None if x is None else x[:len(y)], sid)
         if tf is not None:
-            net.append((sid, tf, y))
+            net.append((sid, (tf, y, xt, x)))
             continue
         state = known["state"] if known is not None else fit_series(
             y, None, fc.fallback, {}, settings_of(fc, fc.fallback, [fc.fallback], {}, TimeAxis(**config["axis"])))["state"]
         mean, own = forecast_series(state, y, None, None, fc.horizon, fc.levels)
         out[sid] = (mean, own, state["name"])
-    means = raw_forecasts(model, fc, [(tf, y) for _, tf, y in net])
-    for (sid, _, y), mean in zip(net, means):
+    means = raw_forecasts(model, fc, [item for _, item in net])
+    for (sid, (_, y, _, _)), mean in zip(net, means):
         out[sid] = (mean, bands(mean, interval_scale(y, fc.season or 1), factors), name)
     return out
+
+
+def _saved(tf: SeriesTransform, mean: list[float], std: list[float]) -> SeriesTransform:
+    """``tf`` with the scaling saved for its series."""
+    tf.mean_, tf.std_ = mean, std
+    return tf
 
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:
@@ -285,10 +325,14 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     model = load(folder, config)
     fc = ForecastConfig.model_validate(config["forecast"])
     meta = split_ref.train.meta
-    train, id_col, target, _ = as_long(pd.read_parquet(split_ref.train.path), meta, [])
-    tests = dict(groups(as_long(pd.read_parquet(split_ref.test.path), split_ref.test.meta, [])[0], id_col))
-    ys = {sid: part[target].to_numpy(dtype=float) for sid, part in groups(train, id_col) if sid in config["series"]}
-    found = forecast_panel(model, config, ys)
+    exog = config["exogenous"]
+    train, id_col, target, _ = as_long(pd.read_parquet(split_ref.train.path), meta, exog)
+    tests = dict(groups(as_long(pd.read_parquet(split_ref.test.path), split_ref.test.meta, exog)[0], id_col))
+    parts = [(sid, part) for sid, part in groups(train, id_col) if sid in config["series"]]
+    ys = {sid: part[target].to_numpy(dtype=float) for sid, part in parts}
+    # the test part's regressors are the known future a forecast is given (its target is what is scored)
+    xs = {sid: np.concatenate([_x(part, exog), _x(tests[sid], exog)]) for sid, part in parts} if exog else None
+    found = forecast_panel(model, config, ys, xs)
     per, season = {}, fc.season or 1
     for sid, y in ys.items():
         truth, (mean, bounds, _) = tests[sid][target].to_numpy(dtype=float), found[sid]
@@ -353,27 +397,28 @@ def _plot(found: dict[str, Any], per: dict[str, dict[str, float]], fc: ForecastC
 def predict(model: Any, config: dict[str, Any], df: Any, source: str) -> Any:
     """Forecast ``horizon`` steps after each series' last value in the long frame ``df``: one row per
     series and step with the bounds; a series the model has not seen is forecast by the network from
-    its own history (scaled by its own statistics), with a warning that says so."""
+    its own history (scaled by its own statistics), with a warning that says so. With exogenous
+    regressors the rows after a series' last value carry their future values (empty value column)."""
     import pandas as pd
 
     fc = ForecastConfig.model_validate(config["forecast"])
     meta = {"values": config["values"], "source": source, "id": config["loader_options"].get("id")}
-    df, id_col, target, _ = as_long(df, meta, [])
-    histories, times = {}, {}
+    df, id_col, target, exog = as_long(df, meta, config["exogenous"])
+    histories, regressors, times = {}, {}, {}
     for sid, part in groups(df, id_col):
-        known = np.flatnonzero(part[target].notna().to_numpy())
-        if not len(known):
-            raise DataError(f"Series '{sid}' in '{source}' has no value in '{target}'.")
-        history = part.iloc[:known[-1] + 1]
+        history, future = history_and_future(part, sid, target, exog, fc.horizon, source)
         histories[sid] = history[target].to_numpy(dtype=float)
-        times[sid] = (TimeAxis.of(history[config["time"]]).after(history[config["time"]], fc.horizon)
-                      or [f"+{i + 1}" for i in range(fc.horizon)])
+        axis = TimeAxis.of(history[config["time"]])
+        times[sid] = axis.typed(future[config["time"]]) if exog else (
+            axis.after(history[config["time"]], fc.horizon) or [f"+{i + 1}" for i in range(fc.horizon)])
+        if exog:
+            regressors[sid] = np.concatenate([_x(history, exog), _x(future, exog)])
     unknown = [sid for sid in histories if sid not in config["series"]]
     if unknown:
         warn(f"{len(unknown)} series of '{source}' are not in the model ({', '.join(unknown[:5])}"
              f"{' ...' if len(unknown) > 5 else ''}): the global network forecasts each from its own history, scaled "
              f"by that history's statistics ({fc.fallback} where it is too short).")
-    found = forecast_panel(model, config, histories)
+    found = forecast_panel(model, config, histories, regressors if exog else None)
     rows = []
     for sid in histories:
         mean, bounds, _ = found[sid]

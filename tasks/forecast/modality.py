@@ -475,15 +475,13 @@ class Forecast(NeuralModality, stages_from=__name__):
         return paired.paired_difference(run_dir, split, metric, truth, new, old, seed, resamples)
 
     def spec_problems(self, spec: PipelineSpec) -> list[str]:
-        """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates."""
+        """The device; forecasting interpolates missing values (it cannot mask them); ``auto``'s candidates.
+        (Every forecaster takes ``forecast.exogenous``: the statistical ones as regressors, the networks
+        as input channels; Theta ignores them, with a note.)"""
         from trainflow.errors import SpecError
         from trainflow.spec import models_for
 
         problems = super().spec_problems(spec)
-        if spec.forecast.exogenous and spec.model.name != "auto" and spec.model.name not in statistical.NAMES:
-            problems.append(f"'model.name' is {spec.model.name!r}, a network; forecast.exogenous is used by the "
-                            f"statistical forecasters ({', '.join(statistical.NAMES)}) or auto (a network over a "
-                            f"panel, data.id, takes no regressors).")
         if spec.preprocess.sequence.missing == "mask":
             problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
                             "use linear, ffill or bfill.")

@@ -357,7 +357,7 @@ def predict(config: dict[str, Any], df: Any, source: str) -> Any:
     items, unknown, times = [], [], {}
     settings = settings_of(fc, config["chosen"], [config["chosen"]], config["options"], TimeAxis(**config["axis"]))
     for sid, part in groups(df, id_col):
-        history, future = _history_and_future(part, sid, target, exog, fc.horizon, source)
+        history, future = history_and_future(part, sid, target, exog, fc.horizon, source)
         known = config["series"].get(sid)
         if known is None:
             unknown.append(sid)
@@ -390,7 +390,7 @@ def _predict_series(state: dict[str, Any] | None, y: np.ndarray, x: np.ndarray |
     return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}
 
 
-def _history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str) -> tuple[Any, Any]:
+def history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str) -> tuple[Any, Any]:
     """A series' history (up to its last value) and, with regressors, the ``horizon`` rows after it,
     whose regressors must all be given (DataError naming the column and the first missing step)."""
     known = np.flatnonzero(part[target].notna().to_numpy())
