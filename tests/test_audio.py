@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -300,8 +299,11 @@ def test_manifest_naming_a_missing_file_fails_clearly(tmp_path, capsys):
 # ---------------------------------------------------------------- kill and resume
 
 
+# With "kill", the fit SIGKILLs itself once the checkpoint of epoch 2 of the classifier phase is
+# written (on_epoch runs after the save; the pre-training phase's rows have no accuracy): the same
+# point a watcher polling for that checkpoint would kill it at, without the sleeps that gave it time.
 RESUME_SCRIPT = """
-import sys, time
+import os, signal, sys
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.audio import modality as audio
 from trainflow.tasks.common import load
@@ -311,19 +313,22 @@ import yaml
 raw = yaml.safe_load(open(sys.argv[1]).read())
 spec = spec_from_dict(raw)
 cache = sys.argv[2]
-pause = float(sys.argv[3])
 original = training.train_model
-def slow(*a, **k):
-    return original(*a, on_epoch=lambda row: time.sleep(pause), **k)
-training.train_model = slow
+def die_after_classifier_epoch_2(row):
+    if "train_accuracy" in row and row["epoch"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+def killed(*a, **k):
+    return original(*a, on_epoch=die_after_classifier_epoch_2, **k)
+if sys.argv[3] == "kill":
+    training.train_model = killed
 split = audio.split(load.load(spec.data, cache, "audio"), spec, cache)
 print(audio.fit(split, spec, cache).path)
 """
 
 
-def _fit_process(spec: Path, cache: Path, pause: float, script: Path) -> subprocess.Popen:
+def _fit_process(spec: Path, cache: Path, how: str, script: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(script), str(spec), str(cache), str(pause)], env=env,
+    return subprocess.Popen([sys.executable, str(script), str(spec), str(cache), how], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -340,22 +345,17 @@ def test_killed_audio_training_resumes_to_the_same_weights(tmp_path):
                       train={"epochs": 4, "batch_size": 4, "lr": 0.01, "num_threads": 1})
     script = tmp_path / "fit.py"
     script.write_text(RESUME_SCRIPT)
-    whole = _fit_process(spec, tmp_path / "whole", 0.0, script)
+    # the uninterrupted fit and the one killed mid-run are independent: side by side
+    whole = _fit_process(spec, tmp_path / "whole", "whole", script)
+    killed = _fit_process(spec, tmp_path / "killed", "kill", script)
     out, _ = whole.communicate(timeout=300)
     assert whole.returncode == 0, out
     expected = load_file(Path(out.strip().splitlines()[-1]) / "model.safetensors")
-
-    killed = _fit_process(spec, tmp_path / "killed", 1.5, script)
-    deadline = time.time() + 240
-    while time.time() < deadline and killed.poll() is None:  # kill after epoch 2 of the classifier phase
-        states = [load_checkpoint(p) for p in (tmp_path / "killed").rglob(CHECKPOINT)]
-        if any(s and s["epoch"] >= 2 and "train_accuracy" in s["history"][-1] for s in states):
-            break  # (the reconstruction phase's rows have no accuracy)
-        time.sleep(0.1)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(30)
-    assert killed.returncode == -signal.SIGKILL, "the fit must be killed mid-run"
-    resumed = _fit_process(spec, tmp_path / "killed", 0.0, script)
+    killed_out, _ = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, "the fit must be killed mid-run\n" + killed_out
+    states = [load_checkpoint(p) for p in (tmp_path / "killed").rglob(CHECKPOINT)]
+    assert any(s and s["epoch"] == 2 and "train_accuracy" in s["history"][-1] for s in states), states
+    resumed = _fit_process(spec, tmp_path / "killed", "whole", script)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert "resuming from the checkpoint of epoch 2" in out, out

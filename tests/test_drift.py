@@ -377,6 +377,28 @@ def test_a_panel_is_profiled_per_series_and_a_level_shift_is_flagged(tmp_path):
         assert ("level" in found) is drift and (bool(found) is drift), (name, found)
 
 
+def test_a_history_with_future_regressor_rows_is_summarised_on_its_past(tmp_path):
+    """predict's history carries each regressor's future rows after the last value: they are the horizon,
+    not missing values of the series, and not part of the regressor's past mean."""
+    import json
+
+    from trainflow.tasks.forecast.modality import series_summaries
+
+    (tmp_path / "model.json").write_text(json.dumps({
+        "values": ["value", "holiday"], "time": "t", "id": "series_id", "loader_options": {"id": "series_id"},
+        "forecast": {"exogenous": ["holiday"]}}))
+    rows = []
+    for sid in ("A", "B"):
+        value = [10.0 + np.sin(k) for k in range(24)] + [np.nan] * 6  # 24 observed steps, 6 future rows
+        value[5] = np.nan  # one gap inside the history is missing
+        rows.append(pd.DataFrame({"series_id": sid, "t": range(30), "value": value,
+                                  "holiday": [0] * 24 + [1] * 6}))
+    pd.concat(rows).to_csv(tmp_path / "history.csv", index=False)
+    frame = series_summaries(tmp_path, tmp_path / "history.csv")
+    assert frame["missing"].tolist() == pytest.approx([1 / 24, 1 / 24])
+    assert frame["holiday mean"].tolist() == [0.0, 0.0]
+
+
 def test_multimodal_rows_are_profiled_per_input_and_a_shifted_input_is_named(tmp_path):
     """Multimodal: each input contributes its own modality's summaries, prefixed with its name, one row
     per joined row; a table column moved by one standard deviation is flagged under its input's name,

@@ -438,11 +438,20 @@ def series_summaries(run_dir: str | Path, source: DataRef | str | Path) -> Any:
         extra: list[str] = []
     else:
         df, id_col, target, extra = as_long(df, meta, exog)
-        series = [(sid, part[[target]]) for sid, part in groups(df, id_col)]
+        # a history for predict carries the regressors' future rows after its last value: the
+        # horizon to forecast, not missing values of the series (nor regressor values of its past)
+        parts = [(sid, _observed(part, target)) for sid, part in groups(df, id_col)]
+        series = [(sid, part[[target]]) for sid, part in parts]
     frame = signal_summaries([part.to_numpy(dtype=float) for _, part in series]).drop(columns=["length"])
     for col in extra:
-        frame[f"{col} mean"] = [float(np.nanmean(part[col].to_numpy(dtype=float))) for _, part in groups(df, id_col)]
+        frame[f"{col} mean"] = [float(np.nanmean(part[col].to_numpy(dtype=float))) for _, part in parts]
     return frame
+
+
+def _observed(part: Any, target: str) -> Any:
+    """The rows of one series up to its last observed target value."""
+    seen = np.flatnonzero(part[target].notna().to_numpy())
+    return part.iloc[: seen[-1] + 1] if len(seen) else part
 
 
 @component("modality", "forecast")
