@@ -14,7 +14,7 @@ The reusable seam (the multimodal pipeline uses it for its audio branch):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,7 +24,8 @@ LOG_FLOOR = 1e-6
 #: the fields of ``preprocess.audio`` a candidate of ``select`` may change: the normalisation and the
 #: augmentation of training batches, never the features' shape (one feature pass serves every candidate)
 SELECTABLE = ("normalize", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "freq_warp",
-              "time_stretch", "time_shift", "mix_clips")
+              "time_stretch", "time_shift", "mix_clips", "speed", "vtlp", "noise_snr", "copies",
+              "tta_speed", "tta_vtlp")
 
 
 class AudioSelect(BaseModel):
@@ -82,11 +83,37 @@ class AudioFeatures(BaseModel):
     # example of the batch added to each one; on normalised features a regulariser, not an acoustic mix.
     mix_clips: float = Field(0.0, ge=0, le=1, description="Add another training example of the batch at a random "
                                                           "weight up to this to each one, label kept (0: off)")
+    # Perturbations of the voice itself, on the training clips' waveforms and filterbank (not on the
+    # coefficients): each of `copies` perturbed copies of a clip gets its own random factors, its features
+    # are computed once before training, and each training batch draws the original or one copy per
+    # example (tasks/audio/perturb.py). Kaldi's speed perturbation is 0.9 / 1.0 / 1.1; VTLP 0.9-1.1.
+    speed: float = Field(0.0, ge=0, lt=0.5, description="Resample each copy's waveform by a random factor in 1 +- "
+                                                        "this: pitch, formants and pace move together (0: off)")
+    vtlp: float = Field(0.0, ge=0, lt=0.5, description="Warp the mel filterbank's frequencies of each copy by a random "
+                                                       "factor in 1 +- this (vocal tract length perturbation; 0: off)")
+    noise_snr: list[float] | None = Field(None, description="[low, high]: add white noise to each copy at a random "
+                                                            "signal-to-noise ratio in this range (dB); null: off")
+    copies: int = Field(4, ge=1, le=16, description="Perturbed copies of each training clip (speed, vtlp, noise_snr)")
+    # test-time augmentation: a new voice may be slower or lower than any the network heard; the
+    # average over a few speeds meets it part-way (the training clips are never touched by it)
+    tta_speed: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
+        [], description="Predict each clip played at each of these speeds (e.g. [0.9, 1.0, 1.1]) and average the "
+                        "class probabilities (test-time augmentation; []: off)")
+    tta_vtlp: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
+        [], description="The same over these VTLP factors of the filterbank (with tta_speed: every pair; []: off)")
     select: AudioSelect | None = Field(None, description="Choose among candidate recipes by grouped cross-validation "
                                                          "on the training clips (classification)")
 
     @model_validator(mode="after")
     def _candidates_valid(self) -> AudioFeatures:
+        snr = self.noise_snr
+        if snr is not None and (len(snr) != 2 or snr[0] > snr[1]):
+            raise ValueError(f"preprocess.audio.noise_snr must be [low, high] in dB with low <= high (e.g. [10, 30]); "
+                             f"got {snr}")
+        if (self.speed or self.vtlp or snr is not None or self.tta_speed or self.tta_vtlp) and self.duration is None:
+            raise ValueError("preprocess.audio.speed, vtlp, noise_snr, tta_speed and tta_vtlp need a fixed "
+                             "preprocess.audio.duration (a perturbed clip must have the original's frames); got "
+                             "duration null")
         for i, cand in enumerate(self.select.candidates if self.select else []):
             wrong = sorted(set(cand) - set(SELECTABLE))
             if wrong:
@@ -128,6 +155,13 @@ def clip_features(wave: np.ndarray, sample_rate: int, config: AudioFeatures) -> 
     mel = librosa.feature.melspectrogram(
         y=np.asarray(wave, dtype=np.float32), sr=sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
         win_length=config.win_length, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)
+    return mel_features(mel, config)
+
+
+def mel_features(mel: np.ndarray, config: AudioFeatures) -> np.ndarray:
+    """Mel power ``[..., n_mels, frames]`` -> the features of ``config`` (natural-log mel, or MFCCs), float32."""
+    import librosa
+
     logmel = np.log(mel + LOG_FLOOR)
     if config.features == "mfcc":
         return librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc).astype(np.float32)

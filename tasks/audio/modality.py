@@ -27,7 +27,8 @@ from trainflow.modality import Example
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, load_npz, save_npz
 from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
-                                            frames_of, normalized, per_clip, spec_augmenter, wave_features)
+                                            frames_of, normalized, per_clip, wave_features)
+from trainflow.tasks.audio import perturb
 from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
 from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
@@ -277,11 +278,17 @@ def to_frames(x: np.ndarray, frames: np.ndarray, total: int, quiet: np.ndarray |
     return x, np.minimum(frames, total)
 
 
-def features_of(waves: list[np.ndarray], config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def features_of(waves: list[np.ndarray], config: dict[str, Any],
+                voice: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     """Normalised features ``[n, bins, frames]`` and the frame mask, exactly as the model was trained
-    (its JSON config: rate, feature options, training frames, normalisation)."""
+    (its JSON config: rate, feature options, training frames, normalisation); ``voice``: the clips
+    played at a speed through a warped filterbank first (test-time augmentation, fixed duration)."""
     pre = AudioFeatures.model_validate(config["features"])
-    x, frames = wave_features(waves, config["sample_rate"], pre)
+    if voice == (1.0, 1.0):
+        x, frames = wave_features(waves, config["sample_rate"], pre)
+    else:
+        x = perturb.voiced_at(waves, config["sample_rate"], pre, *voice)
+        frames = np.full(len(waves), x.shape[2])
     x, frames = to_frames(x, frames, config["frames"], config.get("quiet"))
     x = normalized(x, frames, FrequencyNormalizer.from_state(config["normalization"]))
     return x, frame_mask(frames, config["frames"])
@@ -298,7 +305,8 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     meta = split_ref.train.meta
     pre = spec.preprocess.audio
     rate = int(meta["sample_rate"])
-    x, frames = wave_features(waves_of(arrays), rate, pre)
+    waves = waves_of(arrays)
+    x, frames = wave_features(waves, rate, pre)
     quiet = x[np.argmin(frames), :, -1].tolist() if x.shape[2] > frames.min() else None
     multilabel = "Y" in arrays  # one sigmoid output per label; the target is the 0/1 matrix
     if multilabel:
@@ -311,7 +319,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
 
         source = str(meta.get("source", ""))
         groups = select.groups_of(arrays, select.group_name(pre, spec), source)
-        pre, selection = select.choose(x, frames, y, groups, spec, len(classes), source)
+        pre, selection = select.choose(x, frames, y, groups, spec, len(classes), source, waves=waves, rate=rate)
     if pre.normalize == "per_clip":
         x = per_clip(x, frames)
     norm = fit_normalization(x, frames, pre)
@@ -321,12 +329,15 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps = [f"mono, resampled to {rate} Hz", length,
              f"{pre.features} ({pre.bins} bins, window {pre.n_fft}, hop {pre.hop_length}: {x.shape[2]} frames)",
              NORMALIZATION_STEPS[pre.normalize]]
-    augment = spec_augmenter(pre)
+    augment = perturb.training_augmenter(waves, rate, frames, pre, norm, spec.seed)
     steps += [f"SpecAugment: {pre.freq_masks} frequency x{pre.freq_mask_width}, {pre.time_masks} time "
               f"x{pre.time_mask_width} masks (training batches)"] if pre.freq_masks or pre.time_masks else []
     steps += [f"warping of training batches: frequency warp +-{pre.freq_warp:g}, time stretch +-{pre.time_stretch:g}, "
               f"shift +-{pre.time_shift} frames"] if pre.freq_warp or pre.time_stretch or pre.time_shift else []
     steps += [f"mixing of training batches: another example at weight up to {pre.mix_clips:g}"] if pre.mix_clips else []
+    steps += [perturb.describe(pre)] if perturb.perturbs(pre) else []
+    steps += [f"prediction: class probabilities averaged over the clip at speeds {pre.tta_speed or [1.0]} and VTLP "
+              f"factors {pre.tta_vtlp or [1.0]}"] if pre.tta_speed or pre.tta_vtlp else []
     if selection is not None:
         from trainflow.tasks.audio.select import describe
 
@@ -371,15 +382,18 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], device: str = "auto") -> np.ndarray:
     """Class probabilities [n, k] (multi-label: per label) of decoded clips, computed on ``device``
-    (auto: the GPU when there is one)."""
+    (auto: the GPU when there is one); averaged over the speeds of ``tta_speed`` where the model has one."""
     import torch
 
     from trainflow.tasks.common.training import predict as forward
     from trainflow.devices import resolve_device
 
-    x, mask = features_of(waves, config)
-    out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
-    return neural.probabilities(out, config)
+    proba = []
+    for voice in perturb.tta_grid(AudioFeatures.model_validate(config["features"])):  # test-time augmentation
+        x, mask = features_of(waves, config, voice)
+        out = forward(model, (torch.from_numpy(x), torch.from_numpy(mask)), batch_size=256, device=resolve_device(device))
+        proba.append(neural.probabilities(out, config))
+    return np.mean(proba, axis=0)
 
 
 def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots_dir: str) -> Evaluation:

@@ -541,7 +541,9 @@ def train_model(model: Any, train: Any, val: Any, config: TrainConfig, **options
     indices are returned in ``TrainResult.validation``). ``task: multilabel`` takes a 0/1 target
     matrix and trains one sigmoid output per label (binary cross-entropy). ``class_weights`` (one per class) weight the loss;
     ``sampler_weights`` (one per training example) draw each epoch's examples with replacement.
-    ``augment(x_batch)`` transforms the inputs of training batches only (using torch's RNG).
+    ``augment(x_batch)`` transforms the inputs of training batches only (using torch's RNG); an
+    ``augment`` whose attribute ``rows`` is true is called ``augment(x_batch, rows)`` with the batch's
+    row indices into ``train`` (e.g. to draw precomputed variants of each example).
     After each epoch's checkpoint is written, the epoch's row (``epoch``, ``train_loss``, ``val_loss``...)
     goes to one listener: ``on_epoch(row)`` where given, else the listener of
     :func:`~trainflow.tasks.common.selection.reporting` (a tuner's pruner); when it answers true,
@@ -631,6 +633,7 @@ class _Data:
     sampler_weights: Any = None
     label_targets: Any = None  # multi-label: the training part's 0/1 matrix (per-label weights)
     carved: Any = None  # indices held out for validation, when carved here
+    rows: Any = None  # the rows of the caller's ``train`` that ``train`` holds, when a validation part was carved
     notes: list[str] = field(default_factory=list)
     train_on_device: bool = True
     val_on_device: bool = True
@@ -654,7 +657,7 @@ def _prepare_data(train: Any, val: Any, config: TrainConfig, seed: int, task: st
     if val is None and config.val_fraction > 0:
         tr, va = carve_validation(_size(train), _targets(train), config.val_fraction, seed,
                                   stratify=task in ("classification", "multilabel"))
-        data.carved, data.train, data.val = va, _subset(train, tr), _subset(train, va)
+        data.carved, data.train, data.val, data.rows = va, _subset(train, tr), _subset(train, va), tr
         if sampler_weights is not None:
             data.sampler_weights = torch.as_tensor(sampler_weights)[tr]
         data.notes.append(f"validation: {len(va)} of {len(tr) + len(va)} training examples held out for early stopping")
@@ -802,9 +805,10 @@ class _Run:
                                    generator=self.gen)
                  if data.sampler_weights is not None else torch.randperm(n, generator=self.gen))
         total, correct = torch.zeros((), device=device), torch.zeros((), device=device)
-        for *x, y in batches(data.train, order, config.batch_size, device, data.train_on_device):
+        chunks = order.split(config.batch_size)  # the rows of each batch, in the order batches() yields them
+        for idx, (*x, y) in zip(chunks, batches(data.train, order, config.batch_size, device, data.train_on_device)):
             if self.augment is not None:
-                x[0] = self.augment(x[0])
+                x[0] = self._augmented(x[0], idx)
             if config.channels_last:
                 x[0] = _layout(x[0], True)
             with autocast(device, config.precision):
@@ -819,6 +823,13 @@ class _Run:
             if loss_fn.classify:
                 correct += (out.detach().argmax(1) == y).sum()
         return {"train_loss": float(total) / n, **({"train_accuracy": float(correct) / n} if loss_fn.classify else {})}
+
+    def _augmented(self, x: Any, idx: Any) -> Any:
+        """The training batch ``x`` through ``augment``, given its rows of the caller's ``train`` when it asks."""
+        if not getattr(self.augment, "rows", False):
+            return self.augment(x)
+        rows = idx if self.data.rows is None else self.data.rows[idx]
+        return self.augment(x, rows)
 
     def checkpoint(self, state: _Stopping) -> dict[str, Any]:
         """Everything a resume needs after ``state.epoch``: weights, optimizer, schedule, generators, stopping state."""
