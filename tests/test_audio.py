@@ -299,42 +299,36 @@ def test_manifest_naming_a_missing_file_fails_clearly(tmp_path, capsys):
 # ---------------------------------------------------------------- kill and resume
 
 
-# With "kill", the fit SIGKILLs itself once the checkpoint of epoch 2 of the classifier phase is
-# written (on_epoch runs after the save; the pre-training phase's rows have no accuracy): the same
-# point a watcher polling for that checkpoint would kill it at, without the sleeps that gave it time.
-RESUME_SCRIPT = """
+# fit() trains the spec's model in the cache; run as a script, the fit SIGKILLs itself once the checkpoint
+# of epoch 2 of the classifier phase is written (on_epoch runs after the save; the pre-training
+# phase's rows have no accuracy): the point a watcher polling for that checkpoint would kill it at.
+RESUME_DRIVER = """
 import os, signal, sys
+import yaml
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.audio import modality as audio
-from trainflow.tasks.common import load
-from trainflow.tasks.common import training
-import yaml
+from trainflow.tasks.common import load, training
 
-raw = yaml.safe_load(open(sys.argv[1]).read())
-spec = spec_from_dict(raw)
-cache = sys.argv[2]
-original = training.train_model
+def fit(spec_file, cache):
+    spec = spec_from_dict(yaml.safe_load(open(spec_file).read()))
+    split = audio.split(load.load(spec.data, cache, "audio"), spec, cache)
+    return audio.fit(split, spec, cache)
+
 def die_after_classifier_epoch_2(row):
     if "train_accuracy" in row and row["epoch"] == 2:
         os.kill(os.getpid(), signal.SIGKILL)
-def killed(*a, **k):
-    return original(*a, on_epoch=die_after_classifier_epoch_2, **k)
-if sys.argv[3] == "kill":
-    training.train_model = killed
-split = audio.split(load.load(spec.data, cache, "audio"), spec, cache)
-print(audio.fit(split, spec, cache).path)
+
+if __name__ == "__main__":
+    original = training.train_model
+    training.train_model = lambda *a, **k: original(*a, on_epoch=die_after_classifier_epoch_2, **k)
+    fit(sys.argv[1], sys.argv[2])
 """
 
 
-def _fit_process(spec: Path, cache: Path, how: str, script: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(script), str(spec), str(cache), how], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def test_killed_audio_training_resumes_to_the_same_weights(tmp_path):
-    """The autoencoder (two phases through the shared loop) killed in its classifier phase resumes
-    there, after the finished pre-training, and ends with the weights of an uninterrupted run."""
+def test_killed_audio_training_resumes_to_the_same_weights(tmp_path, capfd):
+    """The autoencoder (two phases through the shared loop) killed (its own process, SIGKILL) in its
+    classifier phase resumes there, after the finished pre-training, and ends with the weights of an
+    uninterrupted run (the resume and the uninterrupted fit run in this process: no torch start-ups)."""
     from safetensors.torch import load_file
 
     from trainflow.tasks.common.training import CHECKPOINT, load_checkpoint
@@ -343,23 +337,27 @@ def test_killed_audio_training_resumes_to_the_same_weights(tmp_path):
     spec = audio_spec(tmp_path, {"loader": "audio_folder", "path": str(tmp_path / "clips")}, name="resume",
                       model={"name": "audio_autoencoder", "width": 4, "dense": 8, "pretrain_epochs": 2},
                       train={"epochs": 4, "batch_size": 4, "lr": 0.01, "num_threads": 1})
-    script = tmp_path / "fit.py"
-    script.write_text(RESUME_SCRIPT)
-    # the uninterrupted fit and the one killed mid-run are independent: side by side
-    whole = _fit_process(spec, tmp_path / "whole", "whole", script)
-    killed = _fit_process(spec, tmp_path / "killed", "kill", script)
-    out, _ = whole.communicate(timeout=300)
-    assert whole.returncode == 0, out
-    expected = load_file(Path(out.strip().splitlines()[-1]) / "model.safetensors")
-    killed_out, _ = killed.communicate(timeout=300)
+    (tmp_path / "audio_resume_driver.py").write_text(RESUME_DRIVER)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import audio_resume_driver as driver
+    finally:
+        sys.path.remove(str(tmp_path))
+    killed = subprocess.Popen([sys.executable, str(tmp_path / "audio_resume_driver.py"), str(spec),
+                               str(tmp_path / "killed")], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        expected = load_file(Path(driver.fit(spec, str(tmp_path / "whole")).path) / "model.safetensors")  # meanwhile
+    finally:
+        killed_out, _ = killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, "the fit must be killed mid-run\n" + killed_out
     states = [load_checkpoint(p) for p in (tmp_path / "killed").rglob(CHECKPOINT)]
     assert any(s and s["epoch"] == 2 and "train_accuracy" in s["history"][-1] for s in states), states
-    resumed = _fit_process(spec, tmp_path / "killed", "whole", script)
-    out, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, out
-    assert "resuming from the checkpoint of epoch 2" in out, out
-    weights = load_file(Path(out.strip().splitlines()[-1]) / "model.safetensors")
+    capfd.readouterr()
+    resumed = driver.fit(spec, str(tmp_path / "killed"))
+    out, err = capfd.readouterr()
+    assert "resuming from the checkpoint of epoch 2" in out + err, out + err
+    weights = load_file(Path(resumed.path) / "model.safetensors")
     assert weights.keys() == expected.keys()
     assert all(np.array_equal(weights[k].numpy(), expected[k].numpy()) for k in weights)
 
