@@ -79,6 +79,20 @@ def test_validation_share_is_drawn_from_the_training_rows_stratified():
     assert np.array_equal(plain.test, parts.test)  # the test part does not move when a validation part is asked
 
 
+def test_the_stratified_split_is_scikit_learns_on_the_raw_labels():
+    """The split stratifies on class codes numbered as np.unique numbers the labels (hashing, not
+    sorting a million strings): the same rows as train_test_split stratified on the labels themselves,
+    whatever order the classes first appear in; a class of one row leaves the split unstratified."""
+    from sklearn.model_selection import train_test_split
+
+    y = np.random.default_rng(3).choice(np.array(["zebra", "ant", "moth"], dtype=object), 500, p=[0.6, 0.3, 0.1])
+    parts = holdout.assign(500, _spec(), "data", y=y, sort=False)
+    kept, held = train_test_split(np.arange(500), test_size=0.2, random_state=42, stratify=y)
+    assert np.array_equal(parts.train, kept) and np.array_equal(parts.test, held)
+    lone = holdout.assign(60, _spec(), "data", y=np.array(["a"] * 59 + ["b"], dtype=object))
+    assert any("not stratified: class" in n and "b" in n for n in lone.notes)
+
+
 @pytest.mark.parametrize("split, match", [
     ({"column": "part", "group": "site", "test": ["test"]}, "both given"),
     ({"column": "part"}, "names no value"),
