@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,6 +214,15 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     rc, err = run_cli("predict", run, new, "--out", tmp_path / "bad.csv", capsys=capsys)
     assert rc == 3 and "bad.wav' is not audio soundfile can decode" in err and "Traceback" not in err
     assert not (tmp_path / "bad.csv").exists()
+    # a shared model folder whose JSON asks for a 300 x 300 test-time grid (90,000 passes a clip) is refused
+    crafted = tmp_path / "crafted"
+    shutil.copytree(run, crafted)
+    config = json.loads((crafted / "model.json").read_text())
+    config["features"]["tta_speed"] = config["features"]["tta_vtlp"] = [1.0] * 300
+    (crafted / "model.json").write_text(json.dumps(config))
+    rc, err = run_cli("predict", crafted, new / "low" / "low_1.wav", "--out", tmp_path / "crafted.csv", capsys=capsys)
+    assert rc == 3 and "crafted/model.json' is damaged" in err and "at most 5 items" in err
+    assert not (tmp_path / "crafted.csv").exists()
 
 
 def _folder_with(tmp_path: Path, name: str, content: bytes | None = None) -> Path:

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: added before the logarithm, so silence gives a finite floor instead of -inf
 LOG_FLOOR = 1e-6
+#: values of tta_speed / tta_vtlp at most (a grid of 5 x 5 is 25 passes over every predicted clip)
+TTA_MAX = 5
 #: the fields of ``preprocess.audio`` a candidate of ``select`` may change: the normalisation and the
 #: augmentation of training batches, never the features' shape (one feature pass serves every candidate)
 SELECTABLE = ("normalize", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "freq_warp",
@@ -96,11 +98,15 @@ class AudioFeatures(BaseModel):
     copies: int = Field(4, ge=1, le=16, description="Perturbed copies of each training clip (speed, vtlp, noise_snr)")
     # test-time augmentation: a new voice may be slower or lower than any the network heard; the
     # average over a few speeds meets it part-way (the training clips are never touched by it)
+    # at most TTA_MAX values each: every pair is a feature pass and a forward pass of each predicted
+    # clip, and a model folder's JSON is something people share (a crafted grid of 300 x 300 hung predict)
     tta_speed: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
-        [], description="Predict each clip played at each of these speeds (e.g. [0.9, 1.0, 1.1]) and average the "
-                        "class probabilities (test-time augmentation; []: off)")
+        [], max_length=TTA_MAX, description="Predict each clip played at each of these speeds (e.g. [0.9, 1.0, 1.1]) "
+                                            "and average the class probabilities (test-time augmentation; []: off; "
+                                            f"at most {TTA_MAX})")
     tta_vtlp: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
-        [], description="The same over these VTLP factors of the filterbank (with tta_speed: every pair; []: off)")
+        [], max_length=TTA_MAX, description="The same over these VTLP factors of the filterbank (with tta_speed: "
+                                            f"every pair; []: off; at most {TTA_MAX})")
     select: AudioSelect | None = Field(None, description="Choose among candidate recipes by grouped cross-validation "
                                                          "on the training clips (classification)")
 

@@ -376,8 +376,17 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the network from its JSON config and load its safetensors weights (on CPU)."""
-    return neural.load_network(folder, "audio")
+    """Rebuild the network from its JSON config and load its safetensors weights (on CPU); the
+    config's feature options are checked here too (a crafted test-time grid would run predict for
+    hours): DataError naming the file."""
+    from trainflow import trust
+
+    model, config = neural.load_network(folder, "audio")
+    try:
+        AudioFeatures.model_validate(config["features"])
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise trust.damaged(Path(folder) / neural.CONFIG_FILE, exc) from None
+    return model, config
 
 
 def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], device: str = "auto") -> np.ndarray:
