@@ -146,7 +146,8 @@ def yaml_of(path: Path) -> dict:
 
 @pytest.mark.parametrize("model", [{"name": "audio_gru", "hidden": 8, "front_channels": 8},
                                    {"name": "audio_lstm", "hidden": 8, "front": "none"},
-                                   {"name": "audio_autoencoder", "width": 4, "dense": 8, "pretrain_epochs": 2}])
+                                   {"name": "audio_autoencoder", "width": 4, "dense": 8, "pretrain_epochs": 2},
+                                   {"name": "audio_cnn", "width": 4, "dense": 8, "members": 2}])
 def test_each_network_trains_and_predicts(tmp_path, model):
     from trainflow.spec import spec_from_dict
     from trainflow.tasks.audio import modality as audio
@@ -222,6 +223,13 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     (crafted / "model.json").write_text(json.dumps(config))
     rc, err = run_cli("predict", crafted, new / "low" / "low_1.wav", "--out", tmp_path / "crafted.csv", capsys=capsys)
     assert rc == 3 and "crafted/model.json' is damaged" in err and "at most 5 items" in err
+    assert not (tmp_path / "crafted.csv").exists()
+    # and one whose JSON asks for an ensemble of 100,000 networks (model.members)
+    config["features"]["tta_speed"] = config["features"]["tta_vtlp"] = []
+    config["options"]["members"] = 100_000
+    (crafted / "model.json").write_text(json.dumps(config))
+    rc, err = run_cli("predict", crafted, new / "low" / "low_1.wav", "--out", tmp_path / "crafted.csv", capsys=capsys)
+    assert rc == 3 and "crafted/model.json' is damaged" in err and "members" in err and "less than or equal to 8" in err
     assert not (tmp_path / "crafted.csv").exists()
 
 

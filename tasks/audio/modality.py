@@ -554,6 +554,9 @@ class Audio(NeuralModality, stages_from=__name__):
         if pre.select is not None and not (pre.select.group or spec.split.group):
             problems.append("preprocess.audio.select needs groups to cut its folds by: set select.group to a named "
                             "group of data.pattern (e.g. speaker), or split.group.")
+        if spec.model.name == "audio_cnn" and spec.task != "classification" and not spec.model.problems(
+                "model", task=spec.task) and spec.model.resolve("model", task=spec.task)[1].members > 1:
+            problems.append(f"model.members averages class probabilities, for task 'classification'; got {spec.task!r}.")
         rate = spec.data.options().get("sample_rate", 16000)
         if spec.model.name == "audio_cnn" and pre.duration and isinstance(rate, int) \
                 and not spec.model.problems("model", task=spec.task):

@@ -5,6 +5,7 @@ head, for other heads such as a multimodal fusion) and ``forward(x, mask)`` -> c
 
 - :class:`SpectrogramCNN` wraps the image family's CNN (:func:`trainflow.tasks.common.networks.cnn`),
   the spectrogram seen as a one-channel image;
+- :class:`Ensemble`: several networks of one shape trained side by side, their probabilities averaged;
 - :class:`FrameRNN` wraps the sequence family's recurrent net over frames
   (:class:`trainflow.tasks.common.layers.RecurrentNet`);
 - :class:`ConvAutoencoderClassifier`: a convolutional autoencoder whose encoder features feed a dense
@@ -16,6 +17,7 @@ This module imports torch at import time; the builders in ``tasks/audio/models.p
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -34,6 +36,26 @@ class SpectrogramCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.encode(x, mask))
+
+
+class Ensemble(nn.Module):
+    """Networks of one shape trained side by side from different initial weights (a deep ensemble).
+    In training their class scores come stacked ``[members, batch, classes]``: the shared loop's loss is
+    then the sum of the members' losses, so each member's gradient is the one it would get alone.
+    Otherwise the log of their averaged class probabilities, so a softmax of it is that average."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat([m.encode(x, mask) for m in self.members], 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = torch.stack([m(x, mask) for m in self.members])
+        if self.training:
+            return out
+        return torch.logsumexp(out.log_softmax(-1), 0) - math.log(len(self.members))
 
 
 class FrameRNN(nn.Module):

@@ -68,6 +68,8 @@ def _fold_network(x: np.ndarray, frames: np.ndarray, y: np.ndarray, tr: np.ndarr
         augment = bank_augmenter(np.stack([norm.transform(copy[tr]) for copy in bank]), augment)
     mask = torch.from_numpy(frame_mask(frames[tr], x.shape[2]))
     comp, options = spec.model.resolve("model", task=spec.task)
+    if getattr(options, "members", 1) > 1:  # one network ranks a recipe; the final fit trains the ensemble
+        options = options.model_copy(update={"members": 1})
     torch.manual_seed(spec.seed)
     model = comp.build(options, bins=int(x.shape[1]), frames=int(x.shape[2]), n_classes=n_classes)
     train = spec.train.model_copy(update={"epochs": spec.preprocess.audio.select.epochs, "checkpoint": False,

@@ -351,6 +351,8 @@ class _Loss:
     def __call__(self, out: Any, y: Any) -> Any:
         import torch.nn.functional as F
 
+        if out.dim() == 3 and self.classify:  # an ensemble's members [members, batch, classes]: their sum, so
+            return sum(self(o, y) for o in out)  # each member's gradient is its own, as if trained alone
         if self.kind == "binary_cross_entropy":  # one sigmoid output per label, y a 0/1 matrix
             y = y.to(out.dtype)
             weight = None if self.weight is None else y * self.weight[0] + (1 - y) * self.weight[1]
@@ -819,9 +821,10 @@ class _Run:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            total += loss.detach() * len(y)
+            ensemble = loss_fn.classify and out.dim() == 3  # [members, batch, classes]: the members' mean loss,
+            total += loss.detach() * len(y) / (len(out) if ensemble else 1)  # their averaged probabilities
             if loss_fn.classify:
-                correct += (out.detach().argmax(1) == y).sum()
+                correct += ((out.detach().softmax(-1).mean(0) if ensemble else out.detach()).argmax(1) == y).sum()
         return {"train_loss": float(total) / n, **({"train_accuracy": float(correct) / n} if loss_fn.classify else {})}
 
     def _augmented(self, x: Any, idx: Any) -> Any:
