@@ -61,3 +61,19 @@ def test_members_is_for_classification():
         spec_from_dict({"name": "n", "task": "multilabel", "data": {"loader": "audio_manifest", "path": "m.csv",
                                                                      "labels_column": "tags"},
                         "model": {"name": "audio_cnn", "members": 2}})
+
+
+def test_select_ranks_recipes_with_one_network_a_fold():
+    from trainflow.spec import spec_from_dict
+    from trainflow.tasks.audio import select
+    from trainflow.tasks.audio.networks import Ensemble, SpectrogramCNN
+
+    spec = spec_from_dict({"name": "n", "data": {"loader": "audio_folder", "path": "clips"},
+                           "preprocess": {"audio": {"select": {"candidates": [{}, {"mix_clips": 0.3}], "group": "speaker",
+                                                               "epochs": 1}}},
+                           "model": {"name": "audio_cnn", **OPTIONS, "members": 3}, "train": {"batch_size": 8}})
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6, 12)).astype(np.float32), rng.integers(0, 3, 16)
+    net, _ = select._fold_network(x, np.full(16, 12), y, np.arange(12), spec.preprocess.audio, spec, 3)
+    assert isinstance(net, SpectrogramCNN) and not isinstance(net, Ensemble)  # the final fit trains the three
+    assert isinstance(build(3), Ensemble)
