@@ -333,3 +333,27 @@ def test_cpu_prediction_from_channels_last_pixels_gives_the_same_outputs(channel
     before = predict(model, I.to_tensor(x, 255.0, mean, std), batch_size=512, device="cpu")
     proba = I.probabilities(model, config, x, "cpu")
     assert np.array_equal(proba, I.neural.probabilities(before, config))
+
+
+@pytest.mark.parametrize("options", [{}, {"activation": "tanh", "batch_norm": True}, {"activation": "sigmoid", "depth": 3,
+                                                                                       "padding": "same"}])
+def test_prediction_pools_before_the_activation_with_the_same_output_bits(options):
+    """``pooled_first`` moves each monotone activation after the max-pool that follows it (a quarter of
+    the values to activate): the outputs are the same bits, and the saved network is left as it was."""
+    from trainflow.tasks.common.networks import pooled_first
+    from trainflow.tasks.common.training import predict
+
+    torch.manual_seed(0)
+    model = N.cnn(N.CnnConfig(width=4, dense=8, **options), (3, 16, 16), 3)
+    for p in model.parameters():  # trained-like weights: some units negative, some positive after each layer
+        p.data.normal_(0, 0.5)
+    model.eval()
+    order = [type(m) for m in model]
+    x = torch.rand(300, 3, 16, 16)
+    fast = pooled_first(model)
+    assert fast is not model and [type(m) for m in model] == order
+    assert [type(m).__name__ for m in fast].index("MaxPool2d") < [type(m).__name__ for m in fast].index(
+        "ReLU" if not options else ("Tanh" if options["activation"] == "tanh" else "Sigmoid"))
+    assert torch.equal(predict(fast, x, batch_size=128, device="cpu"), predict(model, x, batch_size=128, device="cpu"))
+    gelu = N.cnn(N.CnnConfig(width=4, dense=8, activation="gelu"), (3, 16, 16), 3)
+    assert pooled_first(gelu) is gelu  # not monotone: kept as it is

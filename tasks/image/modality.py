@@ -32,7 +32,7 @@ from trainflow.tasks.common.manifest import read_new_manifest, saved_columns
 from trainflow.tasks.image.loaders import (IMAGE_SUFFIXES, Images, ImageOptions, match_channels, read_images, read_npz,
                                            stack, to_nhwc)
 from trainflow.tasks.common.examples import two_class_images
-from trainflow.tasks.common.networks import cnn_shape
+from trainflow.tasks.common.networks import cnn_shape, pooled_first
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.common.batch_reads import read_once
 
@@ -357,7 +357,7 @@ def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str
     device = resolve_device(device)
     # on a CPU the batches run channels-last (training.predict): the pixels are laid out so once
     inputs = to_tensor(x, config["divisor"], config["mean"], config["std"], device, channels_last=device.type == "cpu")
-    logits = forward(model, inputs, batch_size=512, device=device)
+    logits = forward(pooled_first(model), inputs, batch_size=512, device=device)
     return neural.probabilities(logits, config)
 
 
