@@ -176,7 +176,7 @@ def study_name(spec: PipelineSpec, space: list[Param]) -> str:
     """One study per spec and space: another space or spec starts another study in the same file."""
     from trainflow.refs import json_digest
 
-    return f"{spec.name}-{json_digest([spec.model_dump(mode='json', exclude={'tune'}), [p.__dict__ for p in space]])[:12]}"
+    return f"{spec.name}-{json_digest([spec.key_dump(exclude={'tune'}), [p.__dict__ for p in space]])[:12]}"
 
 
 def open_study(spec: PipelineSpec, space: list[Param], cache: str) -> Any:
