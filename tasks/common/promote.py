@@ -324,6 +324,10 @@ def resolve_model(model: str | os.PathLike, runs: str | os.PathLike = "runs") ->
     path = Path(model)
     if (path / "metrics.json").is_file():
         return path
+    if path.name.endswith(".failed") and path.is_dir():
+        raise DataError(f"'{model}' is a run that failed (its error.txt says why), not a finished run: it holds no "
+                        f"model to predict with. Pass a finished run folder (<runs>/<pipeline>/<run-id>) or the "
+                        f"pipeline's name for its champion.")
     for folder in (path, Path(runs) / str(model)):
         if (folder / CHAMPION_FILE).is_file():
             with folder_lock(folder):
