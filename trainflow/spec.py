@@ -283,6 +283,9 @@ class PipelineSpec(Strict):
         problems = self.data.problems("data") if mod is not None else []
         if self.model.name is not None:
             model_problems = self.model.problems("model", task=self.task)
+            if model_problems and mod is not None and self.model.name not in REGISTRY.names("model", self.task):
+                # an unknown name: offer the models that take this data, not every registered one
+                model_problems = [expected("'model.name'", models_for(mod.name, self.task), self.model.name)]
             problems += model_problems
             model = REGISTRY.get("model", self.model.name) if not model_problems else None
             if mod is not None and model is not None and not fits(model, mod.name):

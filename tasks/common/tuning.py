@@ -96,7 +96,8 @@ def parse_param(item: str) -> Param:
         return Param(key, "choice", choices=choices)
     bounds = args.split(":")
     if len(bounds) != 2:
-        raise SpecError(f"{where}: {kind} needs LOW:HIGH, e.g. {kind}:1e-3:1e2. Got {args!r}.")
+        example = "1:10" if kind in ("int", "intlog") else "1e-3:1e2"
+        raise SpecError(f"{where}: {kind} needs LOW:HIGH, e.g. {kind}:{example}. Got {args!r}.")
     low, high = (_number(b, where) for b in bounds)
     kind = {"uniform": "float", "loguniform": "log"}.get(kind, kind)
     if low > high:
