@@ -131,10 +131,21 @@ def parse_space(items: list[str], spec_space: dict[str, str] | None = None) -> l
 def check_space(path: str, sets: list[str], space: list[Param]) -> None:
     """Load the spec with every bound and choice of ``space``: an unknown field, an out-of-range value
     or an unknown component is a SpecError naming the space entry."""
+    from trainflow import modalities
     from trainflow.spec import load_spec
 
     problems: list[str] = []
+    spec = load_spec(path, sets)
+    mod = modalities.get(spec.modality)
+    others = set() if mod.reads_other_sections else set(modalities.sections()) - set(mod.sections)
     for param in space:
+        head = param.key.split(".")
+        section = ".".join(head[:2]) if head[0] == "preprocess" else head[0]
+        if section in others:
+            # a section another modality reads: every trial would train the same model
+            problems.append(f"tune space {param.key}: {spec.modality} pipelines do not read the '{section}' "
+                            f"section, so every trial would be the same; tune a field the spec's model uses.")
+            continue
         for value in param.samples():
             try:
                 load_spec(path, [*sets, override(param, value)])
