@@ -239,6 +239,19 @@ def promote_run(summary: dict[str, Any], spec: PipelineSpec, split: SplitRef | N
     return decision
 
 
+def promote_published(run: Any, summary: dict[str, Any], spec: PipelineSpec, split: SplitRef | None) -> dict[str, Any]:
+    """:func:`promote_run` on a published run; if it fails, the run is marked failed (it must not look
+    finished) and a champion pointer already switched to it goes back."""
+    from trainflow.tasks.common import promote
+
+    try:
+        return promote_run(summary, spec, split)
+    except BaseException as exc:
+        if publishing.fail_published(run, exc) is not None:
+            promote.withdraw(Path(summary["run_dir"]).parent, summary["run_id"])
+        raise
+
+
 @task(name="stage", **RETRIES)
 def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     """Run one user-defined extra stage (a registered ``stage`` component)."""
@@ -399,11 +412,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    try:
-        summary["promotion"] = promote_run(summary, spec, split)
-    except BaseException as exc:  # published, then failed: it must not look finished
-        publishing.fail_published(run, exc)
-        raise
+    summary["promotion"] = promote_published(run, summary, spec, split)
     _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
     return summary
 

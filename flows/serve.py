@@ -82,11 +82,18 @@ def unchanged_since(spec: PipelineSpec, out: str | os.PathLike) -> dict[str, Any
         digest = fingerprint(config)
     except Exception:  # unreadable data: let the run itself fail with its own clear message
         return None
-    if last.get("data_digest") != digest or last.get("spec") != spec.model_dump(mode="json"):
+    if last.get("data_digest") != digest or not _same_spec(last.get("spec"), spec):
         return None
     if last.get("code_fingerprint") != code_fingerprint(spec):
         return None
     return last
+
+
+def _same_spec(recorded: Any, spec: PipelineSpec) -> bool:
+    """Whether a finished run's recorded spec is ``spec`` (modality sections at their defaults aside)."""
+    from trainflow.spec import without_default_sections
+
+    return isinstance(recorded, dict) and without_default_sections(recorded) == spec.key_dump()
 
 
 def _run_name() -> str:

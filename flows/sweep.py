@@ -25,7 +25,7 @@ from prefect import flow, task
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.tasks.common import validation_process
-from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, load_data, profile_data, promote_run,
+from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, load_data, profile_data, promote_published,
                                       publish_run, refresh_requested, run_cached, split_data, validates_apart,
                                       validating)
 from trainflow.spec import PipelineSpec, spec_model
@@ -285,7 +285,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, candidates[best], splits[best])
+    summary["promotion"] = promote_published(run, summary, candidates[best], splits[best])
     summary["sweep"] = rows
     return summary
 
