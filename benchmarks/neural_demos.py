@@ -18,7 +18,9 @@ another process), whole and in training, which a busy machine distorts less than
 run of each spec is "cold" (the process's first also pays the imports and the server start; a spec's
 first, its own lazy imports and JIT compilation); later runs show the steady state ("warm", median). ``--variant`` adds runs
 with more overrides (e.g. ``bf16:train.precision=bf16``), all warm; ``NAME/LABEL:...`` adds it to
-the spec named NAME only (e.g. ``gunpoint/gru:model.name=gru``). Prints a Markdown table.
+the spec named NAME only (e.g. ``gunpoint/gru:model.name=gru``). Prints a Markdown table, then the
+process's CPU seconds by stage and, per spec, one line with the time outside training (the whole run
+less its epochs, wall and CPU; issue 25's CIFAR target reads it).
 """
 
 from __future__ import annotations
