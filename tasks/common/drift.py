@@ -441,7 +441,7 @@ def drift_png(rows: list[dict[str, Any]], path: str | os.PathLike) -> str:
     from matplotlib.figure import Figure
 
     tested = [r for r in rows if "p_adjusted" in r]
-    fig = Figure(figsize=(7, 0.6 + 0.3 * max(len(tested), 1)))
+    fig = Figure(figsize=(7, max(2.0, 0.6 + 0.3 * len(tested))))  # under 2 in. the title and label do not fit
     ax = fig.add_subplot()
     labels = [r["feature"] + (" (missing)" if "missing share" in r["test"] else "") for r in tested]
     heights = [min(-np.log10(max(r["p_adjusted"], 1e-300)), 50.0) for r in tested]

@@ -128,23 +128,33 @@ def parse_space(items: list[str], spec_space: dict[str, str] | None = None) -> l
     return params
 
 
+def unread_section(spec: PipelineSpec, key: str) -> str | None:
+    """Why varying ``key`` cannot change ``spec``'s model when it lies in a section only other
+    modalities read (``train.lr`` on a table), else None."""
+    from trainflow import modalities
+
+    mod = modalities.get(spec.modality)
+    if mod.reads_other_sections:
+        return None
+    head = key.split(".")
+    section = ".".join(head[:2]) if head[0] == "preprocess" else head[0]
+    if section in set(modalities.sections()) - set(mod.sections):
+        return f"{spec.modality} pipelines do not read the '{section}' section"
+    return None
+
+
 def check_space(path: str, sets: list[str], space: list[Param]) -> None:
     """Load the spec with every bound and choice of ``space``: an unknown field, an out-of-range value
     or an unknown component is a SpecError naming the space entry."""
-    from trainflow import modalities
     from trainflow.spec import load_spec
 
     problems: list[str] = []
     spec = load_spec(path, sets)
-    mod = modalities.get(spec.modality)
-    others = set() if mod.reads_other_sections else set(modalities.sections()) - set(mod.sections)
     for param in space:
-        head = param.key.split(".")
-        section = ".".join(head[:2]) if head[0] == "preprocess" else head[0]
-        if section in others:
-            # a section another modality reads: every trial would train the same model
-            problems.append(f"tune space {param.key}: {spec.modality} pipelines do not read the '{section}' "
-                            f"section, so every trial would be the same; tune a field the spec's model uses.")
+        unread = unread_section(spec, param.key)
+        if unread:
+            problems.append(f"tune space {param.key}: {unread}, so every trial would be the same; tune a field "
+                            f"the spec's model uses.")
             continue
         for value in param.samples():
             try:
