@@ -287,3 +287,20 @@ def test_to_tensor_normalizes_in_place_on_its_own_copy(dtype, channels):
     t = I.to_tensor(x, 255.0, mean, std)
     assert torch.equal(t, plain) and t.stride() == plain.stride() and t.dtype == torch.float32
     assert np.array_equal(x, before)
+
+
+def test_predict_leaves_out_an_unreadable_image_with_a_warning(tmp_path, capsys):
+    from PIL import Image
+
+    from trainflow.tasks.image.modality import read_new_images
+
+    for i in range(2):
+        Image.new("L", (8, 8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    x, names = read_new_images(tmp_path, {"size": [8, 8], "channels": 1, "convert": True})
+    assert x.shape == (2, 8, 8, 1) and names == ["0.png", "1.png"]
+    assert "predict: 1 of 3 image file(s)" in capsys.readouterr().err
+    with pytest.raises(DataError, match="None of the 1 image file"):
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+        read_new_images(tmp_path / "bad", {"size": [8, 8], "channels": 1, "convert": True})
