@@ -357,3 +357,20 @@ def test_prediction_pools_before_the_activation_with_the_same_output_bits(option
     assert torch.equal(predict(fast, x, batch_size=128, device="cpu"), predict(model, x, batch_size=128, device="cpu"))
     gelu = N.cnn(N.CnnConfig(width=4, dense=8, activation="gelu"), (3, 16, 16), 3)
     assert pooled_first(gelu) is gelu  # not monotone: kept as it is
+
+
+def test_predict_leaves_out_an_unreadable_image_with_a_warning(tmp_path, capsys):
+    from PIL import Image
+
+    from trainflow.tasks.image.modality import read_new_images
+
+    for i in range(2):
+        Image.new("L", (8, 8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    x, names = read_new_images(tmp_path, {"size": [8, 8], "channels": 1, "convert": True})
+    assert x.shape == (2, 8, 8, 1) and names == ["0.png", "1.png"]
+    assert "predict: 1 of 3 image file(s)" in capsys.readouterr().err
+    with pytest.raises(DataError, match="None of the 1 image file"):
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+        read_new_images(tmp_path / "bad", {"size": [8, 8], "channels": 1, "convert": True})

@@ -382,6 +382,19 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
                              notes=list(split_ref.meta.get("notes", []))), spec, y, pred, proba, classes, plots_dir)
 
 
+def readable_images(files: list[Path], opts: ImageOptions, source: Path) -> tuple[list[np.ndarray], list[int]]:
+    """The images of ``files`` that can be read and their positions: each one that cannot is named in a
+    warning and has no prediction (one corrupt file must not cost a batch its predictions), unless none
+    can be read (DataError naming the first)."""
+    arrays, kept, bad = read_images(files, opts, skip=True)
+    if bad and not kept:
+        raise DataError(f"None of the {len(files)} image file(s) of '{source}' could be read; the first: {bad[0]}")
+    if bad:
+        warn(f"predict: {len(bad)} of {len(files)} image file(s) of '{source}' could not be read and have no "
+             f"prediction: " + " | ".join(bad[:5]) + (f" | and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    return arrays, kept
+
+
 @read_once
 def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
     """Images to predict: a folder of image files (searched recursively), a CSV manifest naming image
@@ -395,16 +408,16 @@ def read_new_images(path: Path, config: dict[str, Any]) -> tuple[np.ndarray, lis
         neural.warn_unseen_labels(config, path, table=m.table)
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
         warn_adapted(m.files, config)
-        arrays, _, _ = read_images(m.files, opts, skip=False)
-        return stack(arrays, m.files, str(path)), m.names
+        arrays, kept = readable_images(m.files, opts, path)
+        return stack(arrays, [m.files[i] for i in kept], str(path)), [m.names[i] for i in kept]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DataError(f"The folder '{path}' holds no images (expected {', '.join(IMAGE_SUFFIXES)} files).")
         opts = ImageOptions(path=str(path), size=(h, w), channels=config["channels"], convert=config["convert"])
         warn_adapted(files, config)
-        arrays, kept, _ = read_images(files, opts, skip=False)
-        return stack(arrays, files, str(path)), [str(files[i].relative_to(path)) for i in kept]
+        arrays, kept = readable_images(files, opts, path)
+        return stack(arrays, [files[i] for i in kept], str(path)), [str(files[i].relative_to(path)) for i in kept]
     if path.suffix.lower() == ".npz":
         arrays = read_npz(path)
         if "x" not in arrays:
