@@ -395,6 +395,9 @@ def summary_line(rows: list[dict[str, Any]], batch_rows: int) -> str:
     untested = [r for r in rows if str(r.get("status", "")).startswith("too few")]
     found = drifted(rows)
     skipped = f"; {len(untested)} not tested (too few values)" if untested else ""
+    # a category training never saw: the model reads it as no known category, whatever the test says
+    unseen = [f"{r['feature']} ({r['unseen']} row(s))" for r in rows if r.get("unseen")]
+    skipped += f"; values training never saw: {', '.join(unseen)}" if unseen else ""
     if not found:
         return f"drift: none found in {len(tested)} tests on {batch_rows} rows (Holm-corrected, alpha {ALPHA}){skipped}"
     worst = sorted((r for r in rows if r["drift"]), key=lambda r: r.get("p_adjusted", 0.0))
