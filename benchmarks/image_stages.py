@@ -1,6 +1,6 @@
 """CPU and wall time of each image stage outside training, on a CIFAR-sized folder.
 
-    python benchmarks/synth_cifar.py /tmp/cifar && python benchmarks/image_stages.py /tmp/cifar [--top 12] [--sort cumulative]
+    python benchmarks/synth_cifar.py /tmp/cifar && python benchmarks/image_stages.py /tmp/cifar [--top 12] [--sort cumulative] [--threads 1]
 
 Runs the image modality's stages of ``flows/specs/cifar10.yaml`` in this process, in order: load
 (the ``cifar10`` loader and the stored ``.npz``), validate (Great Expectations and its Data Docs),
@@ -33,18 +33,24 @@ def main() -> None:
     parser.add_argument("cifar", help="a CIFAR-10 python-batches folder (benchmarks/synth_cifar.py writes one)")
     parser.add_argument("--top", type=int, default=0, help="print each stage's N most expensive functions")
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative"], help="order of --top's functions")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch's threads (default: its own); 1 on a busy machine: no pool spinning in the CPU figures")
     args = parser.parse_args()
 
-    import torch  # noqa: F401  (imports first: the stages' own work is what is measured)
+    import torch  # (imports first: the stages' own work is what is measured)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from trainflow import modalities
     from trainflow.spec import load_spec
     from trainflow.tasks.common import load as loading
-    from trainflow.tasks.common import training
+    from trainflow.tasks.common import plots, training
     from trainflow.tasks.common.validate import _gx
     from trainflow.tasks.image import modality as image
 
     _gx()
+    plots.warm_up()  # as a run's warm-up does before evaluate (matplotlib: ~0.25 s of imports)
     modalities.get("image")
     spec = load_spec(REPO / "flows/specs/cifar10.yaml", [f"data.path={args.cifar}", "train.epochs=1",
                                                          "train.device=cpu", "validation.min_rows=10"])

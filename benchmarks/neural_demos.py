@@ -18,7 +18,9 @@ another process), whole and in training, which a busy machine distorts less than
 run of each spec is "cold" (the process's first also pays the imports and the server start; a spec's
 first, its own lazy imports and JIT compilation); later runs show the steady state ("warm", median). ``--variant`` adds runs
 with more overrides (e.g. ``bf16:train.precision=bf16``), all warm; ``NAME/LABEL:...`` adds it to
-the spec named NAME only (e.g. ``gunpoint/gru:model.name=gru``). Prints a Markdown table.
+the spec named NAME only (e.g. ``gunpoint/gru:model.name=gru``). Prints a Markdown table, then the
+process's CPU seconds by stage and, per spec, one line with the time outside training (the whole run
+less its epochs, wall and CPU; issue 25's CIFAR target reads it).
 """
 
 from __future__ import annotations
@@ -40,9 +42,19 @@ SEEN: set[str] = set()  # specs run once already: a spec's first run is cold (im
 
 
 def _timed(name, fn):
+    """``fn`` timed as stage ``name``: wall seconds, and the process's CPU seconds as ``cpu_<name>``."""
     from meter import timed
 
-    return timed(fn, lambda seconds: TIMES.__setitem__(name, TIMES[name] + seconds))
+    inner = timed(fn, lambda seconds: TIMES.__setitem__(name, TIMES[name] + seconds))
+
+    @functools.wraps(fn)
+    def with_cpu(*args, **kwargs):
+        c0 = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            TIMES[f"cpu_{name}"] += time.process_time() - c0
+    return with_cpu
 
 
 def instrument() -> None:
@@ -136,6 +148,8 @@ def run_once(spec, out: Path, profile: Path | None = None) -> dict[str, float]:
     # in the training call but neither set-up nor an epoch: checkpoints, log lines, progress updates
     row["loop_rest"] = row.get("train_call", 0.0) - row.get("train_setup", 0.0) - row.get("epochs", 0.0)
     row["primary"] = summary["metrics"].get(summary["primary_metric"], float("nan"))
+    row["cpu_fit_outside_training"] = row.get("cpu_fit", 0.0) - row.get("cpu_training", 0.0)
+    row["cpu_other"] = row["cpu_whole"] - sum(row.get(f"cpu_{s}", 0.0) for s in STAGES)
     return row
 
 
@@ -145,6 +159,28 @@ COLUMNS = [("whole", "whole run"), ("epochs", "training (epochs)"), ("outside_tr
            ("fit_outside_loop", "fit outside loop"), ("evaluate", "evaluate"),
            ("export", "export"), ("other", "Prefect, publish, promote"), ("cpu_whole", "CPU s whole"),
            ("cpu_training", "CPU s training"), ("cpu_outside_training", "CPU s outside training")]
+
+
+#: the process's CPU seconds by stage (all its threads; the validation child and the server are other
+#: processes): what a busy machine distorts less than wall time
+CPU_COLUMNS = [("cpu_outside_training", "CPU s outside training"), ("cpu_load", "load"), ("cpu_split", "split"),
+               ("cpu_fit_outside_training", "fit outside training"), ("cpu_evaluate", "evaluate"),
+               ("cpu_other", "Prefect, publish, promote")]
+
+
+def outside_lines(results: dict[str, list[dict[str, float]]]) -> str:
+    """One line per spec: the warm runs' time outside training (median), wall and CPU, stage by stage."""
+    lines = ["", "| run | " + " | ".join(label for _, label in CPU_COLUMNS) + " |", "|---" * (len(CPU_COLUMNS) + 1) + "|"]
+    summary = []
+    for name, rows in results.items():
+        part = [r for r in rows if not r["cold"]] or rows
+        med = {k: statistics.median(r.get(k, 0.0) for r in part) for k, _ in CPU_COLUMNS + [("outside_training", "")]}
+        lines.append(f"| {name} ({'warm' if part is not rows else 'cold'}, median of {len(part)}) | "
+                     + " | ".join(f"{med[k]:.2f}" for k, _ in CPU_COLUMNS) + " |")
+        summary.append(f"{name}: outside training {med['outside_training']:.2f} s wall, "
+                       f"{med['cpu_outside_training']:.2f} s CPU (whole run less its epochs; "
+                       f"{'warm' if part is not rows else 'cold'} median of {len(part)})")
+    return "\n".join(lines + [""] + summary)
 
 
 def table(results: dict[str, list[dict[str, float]]]) -> str:
@@ -159,7 +195,7 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
             ratio = med["whole"] / med["epochs"] if med["epochs"] else float("nan")
             lines.append(f"| {name} {label} | " + " | ".join(f"{med[k]:.2f}" for k, _ in COLUMNS)
                          + f" | {ratio:.2f} | {statistics.median(r['primary'] for r in part):.4f} |")
-    return "\n".join(lines) + "\n\nAll times in seconds."
+    return "\n".join(lines) + "\n\nAll times in seconds.\n" + outside_lines(results)
 
 
 def main(argv: list[str] | None = None) -> int:

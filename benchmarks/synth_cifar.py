@@ -5,12 +5,19 @@
 The files are laid out like 'cifar-10-batches-py' (data_batch_1..5, test_batch, batches.meta, each a
 pickled dict as in the real archive) so the ``cifar10`` loader reads them unchanged. Each class has its
 own mean colour and a bright square at its own place, plus noise: learnable, so accuracy means something.
+
+The pickles are written as the real archive's were (by Python 2, protocol 2): byte strings, the pixels
+included, are stored as they are (``BINSTRING``; data_batch_1 is 31,035,704 bytes in the real archive,
+31.0 MB here). Python 3's pickler at protocol 2 would store them as text to re-encode
+(``_codecs.encode``, 46.8 MB a batch), which takes three times as long to read as the real files.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +37,26 @@ def images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
     return np.clip(x, 0, 255).astype(np.uint8).reshape(n, 3072), labels.tolist()
 
 
+class Py2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2 wrote it: ``bytes`` as (SHORT_)BINSTRING, read back as bytes with
+    ``encoding="bytes"``, as the real archive's pixels are."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_bytes(self, obj: bytes) -> None:
+        n = len(obj)
+        self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+
+
+def dumps(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    Py2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
 def write(folder: Path, n_train: int = 50000, n_test: int = 10000, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -38,9 +65,9 @@ def write(folder: Path, n_train: int = 50000, n_test: int = 10000, seed: int = 0
         data, labels = images(n, rng)
         batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
                  b"filenames": [f"{name}_{j}.png".encode() for j in range(n)]}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+        (folder / name).write_bytes(dumps(batch))
     meta = {b"label_names": [c.encode() for c in LABELS], b"num_vis": 3072, b"num_cases_per_batch": sizes[0]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    (folder / "batches.meta").write_bytes(dumps(meta))
     return folder
 
 

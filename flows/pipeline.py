@@ -73,9 +73,22 @@ class CodeFingerprint(CachePolicy):
         return code_fingerprint(spec, inputs.get("threads")) if spec is not None else None
 
 
+class SpecKey(CachePolicy):
+    """Cache-key part for a task's ``spec``: its :meth:`~trainflow.spec.PipelineSpec.key_dump`, so that the
+    modalities' sections left at their defaults (which a newly installed plug-in adds to every spec) do
+    not change the key, as they do not change the model (``INPUTS`` would hash the whole spec)."""
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        from trainflow.refs import json_digest
+
+        spec = inputs.get("spec")
+        return json_digest(spec.key_dump()) if spec is not None else None
+
+
 RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_transient)
 # a task's ``threads`` input is keyed only where results depend on it (CodeFingerprint, see trainflow.cache_keys)
-CACHED = dict(cache_policy=INPUTS - "threads" + TASK_SOURCE + CodeFingerprint(), persist_result=True,
+CACHED = dict(cache_policy=INPUTS - "threads" - "spec" + SpecKey() + TASK_SOURCE + CodeFingerprint(), persist_result=True,
               result_serializer="json")
 
 
@@ -239,6 +252,19 @@ def promote_run(summary: dict[str, Any], spec: PipelineSpec, split: SplitRef | N
     return decision
 
 
+def promote_published(run: Any, summary: dict[str, Any], spec: PipelineSpec, split: SplitRef | None) -> dict[str, Any]:
+    """:func:`promote_run` on a published run; if it fails, the run is marked failed (it must not look
+    finished) and a champion pointer already switched to it goes back."""
+    from trainflow.tasks.common import promote
+
+    try:
+        return promote_run(summary, spec, split)
+    except BaseException as exc:
+        if publishing.fail_published(run, exc) is not None:
+            promote.withdraw(Path(summary["run_dir"]).parent, summary["run_id"])
+        raise
+
+
 @task(name="stage", **RETRIES)
 def run_stage(stage: StageSpec, context: dict[str, Any]) -> Any:
     """Run one user-defined extra stage (a registered ``stage`` component)."""
@@ -399,11 +425,7 @@ def _run_stages(spec: PipelineSpec, out: str) -> dict[str, Any]:
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    try:
-        summary["promotion"] = promote_run(summary, spec, split)
-    except BaseException as exc:  # published, then failed: it must not look finished
-        publishing.fail_published(run, exc)
-        raise
+    summary["promotion"] = promote_published(run, summary, spec, split)
     _after(spec, "publish", {"spec": spec, "summary": summary, "run_dir": summary["run_dir"]})
     return summary
 

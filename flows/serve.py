@@ -82,11 +82,18 @@ def unchanged_since(spec: PipelineSpec, out: str | os.PathLike) -> dict[str, Any
         digest = fingerprint(config)
     except Exception:  # unreadable data: let the run itself fail with its own clear message
         return None
-    if last.get("data_digest") != digest or last.get("spec") != spec.model_dump(mode="json"):
+    if last.get("data_digest") != digest or not _same_spec(last.get("spec"), spec):
         return None
     if last.get("code_fingerprint") != code_fingerprint(spec):
         return None
     return last
+
+
+def _same_spec(recorded: Any, spec: PipelineSpec) -> bool:
+    """Whether a finished run's recorded spec is ``spec`` (modality sections at their defaults aside)."""
+    from trainflow.spec import without_default_sections
+
+    return isinstance(recorded, dict) and without_default_sections(recorded) == spec.key_dump()
 
 
 def _run_name() -> str:
@@ -178,6 +185,9 @@ def note_trigger(run_dir: str | Path, pipeline: str, trigger: dict[str, Any]) ->
 # ---------------------------------------------------------------- deployments from prefect.yaml
 
 
+WHAT = "deployment file"
+
+
 def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict[str, Any]]:
     """The ``deployments:`` entries of a prefect.yaml, checked to use :func:`run_spec_file`."""
     import yaml
@@ -186,13 +196,29 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
 
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"the deployment file '{path}' does not exist.")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raise SpecError(f"the deployment file '{path}' does not exist.", what=WHAT)
+    try:  # Prefect's own format: aliases (work_pool: *pool) are part of it, unlike in a spec
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpecError(f"'{path}' is not valid UTF-8 YAML: {exc}", what=WHAT) from None
+    if not isinstance(doc, dict):
+        raise SpecError(f"'{path}' must be a mapping with a 'deployments' list.", what=WHAT)
     entries = doc.get("deployments") or []
+    if not isinstance(entries, list):
+        raise SpecError(f"'deployments' must be a list of deployments (- name: ..., entrypoint: ...). Got "
+                        f"{type(entries).__name__} {entries!r:.60}.", str(path), what=WHAT)
     problems = []
     for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.append(f"deployments[{i}] must be a mapping (name, entrypoint, parameters, schedules). Got "
+                            f"{type(entry).__name__} {entry!r:.60}.")
+            continue
         where = f"deployments[{i}] ({entry.get('name', '?')})"
         params = entry.get("parameters") or {}
+        if not isinstance(params, dict):
+            problems.append(f"{where}: parameters must be a mapping (spec_path: ...). Got {type(params).__name__}.")
+            continue
+        problems += _schedule_problems(entry, where)
         if entry.get("entrypoint") in MONITOR_ENTRYPOINTS:
             problems += [f"{where}: parameters.{p} is required ({why})."
                          for p, why in (("pipeline", "the pipeline whose champion scores the batch"),
@@ -204,8 +230,46 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
         if not params.get("spec_path"):
             problems.append(f"{where}: parameters.spec_path is required (the pipeline spec to run).")
     if problems:
-        raise SpecError(problems, str(path))
+        raise SpecError(problems, str(path), what=WHAT)
     return entries
+
+
+def _schedule_problems(entry: dict[str, Any], where: str) -> list[str]:
+    """What is wrong with an entry's ``schedules`` (each a mapping with cron, interval or rrule that
+    Prefect accepts), as messages naming the entry."""
+    schedules = entry.get("schedules") or []
+    if not isinstance(schedules, list) or not all(isinstance(s, dict) for s in schedules):
+        return [f"{where}: schedules must be a list of mappings (- cron: '0 3 * * *', or interval: 3600, or rrule: ...)."]
+    problems = []
+    for j, s in enumerate(schedules):
+        if not {"cron", "interval", "rrule"} & set(s):
+            problems.append(f"{where}: schedules[{j}] needs one of cron, interval or rrule. Got {sorted(s)}.")
+            continue
+        if "interval" in s and (isinstance(s["interval"], bool) or not isinstance(s["interval"], int | float)
+                                or s["interval"] <= 0):
+            problems.append(f"{where}: schedules[{j}].interval must be a positive number of seconds. Got "
+                            f"{s['interval']!r}.")
+            continue
+        if s.get("timezone") is not None and not _known_zone(s["timezone"]):
+            problems.append(f"{where}: schedules[{j}].timezone {s['timezone']!r} is not an IANA time zone "
+                            f"(e.g. Europe/Berlin, UTC).")
+            continue
+        try:
+            _schedules({"schedules": [{**s, "active": True}]}, None)
+        except Exception as exc:  # Prefect's own validation: a bad cron, a negative interval, a bad time zone
+            why = " ".join(str(exc).split())[:200]
+            problems.append(f"{where}: schedules[{j}] is not a schedule Prefect accepts: {why}")
+    return problems
+
+
+def _known_zone(name: Any) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(str(name))
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return False
+    return True
 
 
 def _schedules(entry: dict[str, Any], interval: float | None) -> list[Any]:
@@ -289,6 +353,7 @@ def serve_all(path: str | os.PathLike = DEFAULT_DEPLOY_FILE, only: list[str] | N
     from trainflow.flows.runtime import quiet_libraries, uses_remote_server
 
     quiet_libraries()
+    read_deployments(path)  # a wrong file is named first, with or without a server
     if not uses_remote_server():
         raise TrainflowError("trainflow serve needs a Prefect server to schedule runs: start one with "
                              "'prefect server start' and set PREFECT_API_URL=http://127.0.0.1:4200/api "

@@ -25,7 +25,7 @@ from prefect import flow, task
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.tasks.common import validation_process
-from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, load_data, profile_data, promote_run,
+from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, load_data, profile_data, promote_published,
                                       publish_run, refresh_requested, run_cached, split_data, validates_apart,
                                       validating)
 from trainflow.spec import PipelineSpec, spec_model
@@ -55,6 +55,10 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
         if key.strip().split(".")[0] == "data":
             raise SpecError(f"--grid {key.strip()}: a sweep compares models on the same data; "
                             f"the data section cannot vary (use --set for it).")
+        twice = sorted({v for v in parts if parts.count(v) > 1})
+        if twice:
+            raise SpecError(f"--grid {key.strip()} lists {', '.join(twice)} more than once: each value is one "
+                            f"candidate, trained once.")
         grid[key.strip()] = parts
     return grid
 
@@ -69,15 +73,22 @@ def candidate_specs(path: str, overrides: list[str], grid: dict[str, list[str]])
     """The spec of every grid combination (``--set`` overrides first); all are validated before any run."""
     from trainflow.spec import load_spec
 
+    from trainflow.tasks.common import tuning
     from trainflow.tasks.common.selection import selection_overrides
 
     combos = combinations(grid)
     specs, problems = [], []
     # every candidate measures a selection score (CV folds, a validation part) where its spec asks for none
-    scored = selection_overrides(load_spec(path, overrides))
-    for combo in combos:
+    base = load_spec(path, overrides)
+    scored = selection_overrides(base)
+    problems += [f"--grid {k}: {why}, so every candidate would be the same model; vary a field the spec's model "
+                 f"uses." for k in grid if (why := tuning.unread_section(base, k))]
+    for combo in combos if not problems else ():
+        # a model chosen by name starts from its own defaults (the spec's options are its model's), as in tune
+        sets = [f'model={{"name": "{v}"}}' if k == "model.name" else f"{k}={v}"
+                for k, v in sorted(combo.items(), key=lambda kv: kv[0] != "model.name")]
         try:
-            specs.append(load_spec(path, [*scored, *overrides, *(f"{k}={v}" for k, v in combo.items())]))
+            specs.append(load_spec(path, [*scored, *overrides, *sets]))
         except SpecError as exc:
             problems += [f"candidate {combo}: {p}" for p in exc.problems]
     if problems:
@@ -285,7 +296,7 @@ def _sweep(spec: PipelineSpec, candidates: list[PipelineSpec], labels: list[dict
         validation_process.discard()  # one started ahead for a run that failed before validating
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, candidates[best], splits[best])
+    summary["promotion"] = promote_published(run, summary, candidates[best], splits[best])
     summary["sweep"] = rows
     return summary
 

@@ -25,7 +25,7 @@ from trainflow.errors import SpecError, TrainflowError
 from trainflow.tasks.common import validation_process
 from trainflow.flows.monitor import TRAIN_TAG, looking_up_limit
 from trainflow.flows.pipeline import (RETRIES, cache_dir, evaluate_model, fit_model, load_data, profile_data,
-                                      promote_run, publish_run, run_cached, split_data, validates_apart, validating)
+                                      promote_published, publish_run, run_cached, split_data, validates_apart, validating)
 from trainflow.flows.sweep import default_workers, make_task_runner, threads_per_candidate, with_selection
 from trainflow.refs import SplitRef
 from trainflow.spec import PipelineSpec
@@ -183,7 +183,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
         validation_process.discard()
         publishing.fail_run(run, exc)
         raise
-    summary["promotion"] = promote_run(summary, winner, split)
+    summary["promotion"] = promote_published(run, summary, winner, split)
     summary["tune"] = {"trials": rows, "best_trial": best.number, "best_params": best.params,
                        "pruned_steps": saved, "steps": most, "study": str(tuning.study_path(cache, spec.name)),
                        "importance": importance}

@@ -211,10 +211,19 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     rc, err = run_cli("predict", run, new / "low" / "low_1.wav", "--out", tmp_path / "one.csv", capsys=capsys)
     assert rc == 0, err
     assert pd.read_csv(tmp_path / "one.csv")["prediction"].tolist() == ["low"]
+    long = tmp_path / "long"
+    write_tones(long, {"low": TONES["low"]}, per_class=1, seconds=2.0)  # 8x the 0.25 s the model reads
+    rc, err = run_cli("predict", run, long, "--out", tmp_path / "long.csv", capsys=capsys)
+    assert rc == 0 and "1 clip(s) are over twice the 0.25 s the model reads" in err and "low_0.wav (2.0 s)" in err, err
+    # one file that is not audio costs the batch only its own prediction, named in a warning ...
     (new / "low" / "bad.wav").write_text("not audio")
     rc, err = run_cli("predict", run, new, "--out", tmp_path / "bad.csv", capsys=capsys)
-    assert rc == 3 and "bad.wav' is not audio soundfile can decode" in err and "Traceback" not in err
-    assert not (tmp_path / "bad.csv").exists()
+    assert rc == 0 and "1 of 5 audio file(s)" in err and "bad.wav' is not audio soundfile can decode" in err, err
+    assert "BufferedReader" not in err and len(pd.read_csv(tmp_path / "bad.csv")) == 4
+    # ... but an input with nothing readable is an error, with nothing written
+    rc, err = run_cli("predict", run, new / "low" / "bad.wav", "--out", tmp_path / "bad1.csv", capsys=capsys)
+    assert rc == 3 and "None of the 1 audio file(s)" in err and "Traceback" not in err
+    assert not (tmp_path / "bad1.csv").exists()
     # a shared model folder whose JSON asks for a 300 x 300 test-time grid (90,000 passes a clip) is refused
     crafted = tmp_path / "crafted"
     shutil.copytree(run, crafted)

@@ -75,6 +75,8 @@ def test_unseen_category_and_missing_share_drift(penguins_train):
     assert {"island", "bill_depth_mm"} <= set(D.drifted(rows))
     [island] = [r for r in rows if r["feature"] == "island"]
     assert island["unseen"] == 100
+    assert "values training never saw: island (100 row(s))" in D.summary_line(rows, len(batch))
+    assert "never saw" not in D.summary_line(D.compare(profile, train.head(200)), 200)
     assert any(r["feature"] == "bill_depth_mm" and "missing share" in r["test"] and r["drift"] for r in rows)
 
 

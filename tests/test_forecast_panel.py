@@ -92,6 +92,15 @@ def test_panel_checks_name_the_series_and_line(tmp_path):
         forecast.split(ref, spec, str(tmp_path))
 
 
+def test_a_regressor_the_loader_does_not_read_is_a_spec_error():
+    from trainflow.errors import SpecError
+
+    with pytest.raises(SpecError, match=re.escape("'forecast.exogenous' names 'price', which 'data.values' (value) "
+                                                  "does not list") + ".*e.g. values: \\[value, price\\]"):
+        spec_from_dict({"name": "p", "task": "forecasting", "forecast": {"horizon": 6, "exogenous": ["price"]},
+                        "data": {"loader": "timeseries_csv", "path": "p.csv", "id": "id", "values": ["value"]}})
+
+
 def holiday_series(seed: int = 4) -> pd.DataFrame:
     """y = 10 * holiday + season + noise, 96 months; holidays at random months."""
     rng = np.random.default_rng(seed)

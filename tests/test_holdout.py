@@ -359,3 +359,25 @@ def test_multimodal_split_by_a_column_of_one_input_reaches_every_branch(tmp_path
     for name in ("img", "tab"):
         branch = ref.meta["branches"][name]
         assert (branch["train"]["meta"]["rows"], branch["test"]["meta"]["rows"]) == (20, 10)  # val rows kept out
+
+
+def test_a_group_share_keeps_the_classes_in_the_test_part():
+    """20 sites, the rare class only at 4 of them: a random fifth of the sites leaves it out of the
+    test part for some seeds; the stratified draw (StratifiedGroupKFold) never does, and keeps every
+    site on one side."""
+    sites = np.repeat([f"s{i:02d}" for i in range(20)], 10)
+    y = np.where(np.isin(sites, ["s03", "s07", "s11", "s16"]), "rare", "common")
+    spec = spec_from_dict({"name": "h", "data": {"loader": "csv", "path": "x.csv", "target": "y"},
+                           "split": {"group": "site", "test_size": 0.2}})
+    plain = spec_from_dict({"name": "h", "data": {"loader": "csv", "path": "x.csv", "target": "y"},
+                            "split": {"group": "site", "test_size": 0.2, "stratify": False}})
+    missed = 0
+    for seed in range(10):
+        for s in (spec, plain):
+            s.split.seed = seed
+        parts = holdout.assign(len(y), spec, "x.csv", y=y, keys=sites)
+        assert set(sites[parts.test]).isdisjoint(sites[parts.train])
+        assert 1 <= (y[parts.test] == "rare").sum() // 10 <= 2 and 3 <= len(set(sites[parts.test])) <= 5
+        unstratified = holdout.assign(len(y), plain, "x.csv", y=y, keys=sites)
+        missed += int(not (y[unstratified.test] == "rare").any())
+    assert missed > 0  # the draw the stratified one replaces

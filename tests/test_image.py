@@ -261,6 +261,30 @@ def test_cifar10_spec_is_the_seed_recipe(tmp_path):
     assert spec.preprocess.image.normalize == "scale" and spec.data.options()["path"] == str(folder)
 
 
+def test_cifar_split_hands_the_loaded_rows_on_without_copying_them(tmp_path):
+    """CIFAR's own test batch is the last rows: each part is a view of the loaded images (no 150 MB
+    copy at CIFAR's size) holding, and writing, exactly the rows that indexing gives; a part that is
+    not one run of rows is still a copy (``holdout.take_rows``)."""
+    from trainflow.refs import load_npz, mapped_npz
+    from trainflow.spec import load_spec
+    from trainflow.tasks.common import holdout
+    from trainflow.tasks.common import load as loading
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "flows" / "specs" / "cifar10.yaml",
+                     [f"data.path={write_cifar(tmp_path / 'c', n=6)}", "validation.min_rows=10"])
+    ref = loading.load(spec.data, str(tmp_path / "cache"), "image")
+    loaded = load_npz(ref.path)  # remembered for split, as in a run
+    x, is_test = loaded["x"], loaded["is_test"].astype(bool)
+    split = I.split(ref, spec, str(tmp_path / "cache"))
+    for part, rows in ((split.train, ~is_test), (split.test, is_test)):
+        handed = load_npz(part.path)  # what fit and evaluate get in this process
+        assert np.shares_memory(handed["x"], x) and np.array_equal(handed["x"], x[rows])
+        assert np.array_equal(mapped_npz(part.path)["x"], x[rows])  # the file, read back
+    idx = np.array([0, 2, 3])
+    assert not np.shares_memory(holdout.take_rows(x, idx), x) and np.array_equal(holdout.take_rows(x, idx), x[idx])
+    assert np.shares_memory(holdout.take_rows(x, np.arange(3, 7)), x)
+
+
 def test_predict_warns_with_the_count_when_it_resizes_or_converts(tmp_path, capsys):
     from PIL import Image
 
@@ -279,11 +303,74 @@ def test_predict_warns_with_the_count_when_it_resizes_or_converts(tmp_path, caps
 def test_to_tensor_normalizes_in_place_on_its_own_copy(dtype, channels):
     """The in-place normalization gives the plain formula's values and layout (strides decide how
     the convolutions compute), and never changes the caller's pixels."""
-    x = (np.random.default_rng(0).random((5, 4, 3, channels)) * 200).astype(dtype)
-    before = x.copy()
+    full = (np.random.default_rng(0).random((10, 4, 3, channels)) * 200).astype(dtype)
+    read_only = full[:5].copy()
+    read_only.flags.writeable = False  # as a mapped cache file's arrays are
+    for x in (full[:5], full[::2], read_only, full[::-2]):  # contiguous, strided, read-only, reversed rows
+        before = x.copy()
+        mean, std = [0.2, 0.3, 0.4][:channels], [0.5, 0.6, 0.7][:channels]
+        plain = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float() / 255.0
+        plain = (plain - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+        t = I.to_tensor(x, 255.0, mean, std)
+        assert torch.equal(t, plain) and t.stride() == plain.stride() and t.dtype == torch.float32
+        assert np.array_equal(x, before)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_cpu_prediction_from_channels_last_pixels_gives_the_same_outputs(channels):
+    """``probabilities`` on a CPU lays the pixels out channels-last once (no NCHW copy that each batch
+    copied back): the tensor holds the same values, and the network's outputs are the same bits."""
+    from trainflow.tasks.common.training import predict
+
+    x = np.random.default_rng(1).integers(0, 256, (700, 12, 12, channels), dtype=np.uint8)
     mean, std = [0.2, 0.3, 0.4][:channels], [0.5, 0.6, 0.7][:channels]
-    plain = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).float() / 255.0
-    plain = (plain - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
-    t = I.to_tensor(x, 255.0, mean, std)
-    assert torch.equal(t, plain) and t.stride() == plain.stride() and t.dtype == torch.float32
-    assert np.array_equal(x, before)
+    t = I.to_tensor(x, 255.0, mean, std, channels_last=True)
+    assert torch.equal(t, I.to_tensor(x, 255.0, mean, std))
+    assert t.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(0)
+    model = N.cnn(N.CnnConfig(width=4, dense=8), (channels, 12, 12), 3)
+    config = {"divisor": 255.0, "mean": mean, "std": std, "classes": ["a", "b", "c"]}
+    before = predict(model, I.to_tensor(x, 255.0, mean, std), batch_size=512, device="cpu")
+    proba = I.probabilities(model, config, x, "cpu")
+    assert np.array_equal(proba, I.neural.probabilities(before, config))
+
+
+@pytest.mark.parametrize("options", [{}, {"activation": "tanh", "batch_norm": True}, {"activation": "sigmoid", "depth": 3,
+                                                                                       "padding": "same"}])
+def test_prediction_pools_before_the_activation_with_the_same_output_bits(options):
+    """``pooled_first`` moves each monotone activation after the max-pool that follows it (a quarter of
+    the values to activate): the outputs are the same bits, and the saved network is left as it was."""
+    from trainflow.tasks.common.networks import pooled_first
+    from trainflow.tasks.common.training import predict
+
+    torch.manual_seed(0)
+    model = N.cnn(N.CnnConfig(width=4, dense=8, **options), (3, 16, 16), 3)
+    for p in model.parameters():  # trained-like weights: some units negative, some positive after each layer
+        p.data.normal_(0, 0.5)
+    model.eval()
+    order = [type(m) for m in model]
+    x = torch.rand(300, 3, 16, 16)
+    fast = pooled_first(model)
+    assert fast is not model and [type(m) for m in model] == order
+    assert [type(m).__name__ for m in fast].index("MaxPool2d") < [type(m).__name__ for m in fast].index(
+        "ReLU" if not options else ("Tanh" if options["activation"] == "tanh" else "Sigmoid"))
+    assert torch.equal(predict(fast, x, batch_size=128, device="cpu"), predict(model, x, batch_size=128, device="cpu"))
+    gelu = N.cnn(N.CnnConfig(width=4, dense=8, activation="gelu"), (3, 16, 16), 3)
+    assert pooled_first(gelu) is gelu  # not monotone: kept as it is
+
+
+def test_predict_leaves_out_an_unreadable_image_with_a_warning(tmp_path, capsys):
+    from PIL import Image
+
+    from trainflow.tasks.image.modality import read_new_images
+
+    for i in range(2):
+        Image.new("L", (8, 8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    x, names = read_new_images(tmp_path, {"size": [8, 8], "channels": 1, "convert": True})
+    assert x.shape == (2, 8, 8, 1) and names == ["0.png", "1.png"]
+    assert "predict: 1 of 3 image file(s)" in capsys.readouterr().err
+    with pytest.raises(DataError, match="None of the 1 image file"):
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+        read_new_images(tmp_path / "bad", {"size": [8, 8], "channels": 1, "convert": True})

@@ -69,6 +69,9 @@ def test_resolve_model_errors_name_what_was_expected(tmp_path):
     (tmp_path / "p").mkdir()
     with pytest.raises(DataError, match="has no champion yet"):
         promote.resolve_model("p", tmp_path)
+    (tmp_path / "p" / "r1.failed").mkdir()
+    with pytest.raises(DataError, match="is a run that failed .* Pass a finished run folder"):
+        promote.resolve_model(tmp_path / "p" / "r1.failed", tmp_path)
 
 
 @pytest.mark.usefixtures("prefect_server")

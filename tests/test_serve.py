@@ -63,6 +63,24 @@ def test_bad_deployment_entries_are_reported(tmp_path):
     assert "entrypoint must be" in str(err.value) and "spec_path is required" in str(err.value)
     with pytest.raises(SpecError, match="does not exist"):
         serve.resolve_spec_path("no/such/spec.yaml")
+    good = {"name": "y", "entrypoint": serve.ENTRYPOINTS[0], "parameters": {"spec_path": "s.yaml"}}
+    for doc, expected in [
+        ({"deployments": 5}, "'deployments' must be a list of deployments"),
+        ({"deployments": [5, {**good, "parameters": 3}]}, "deployments[0] must be a mapping"),
+        ({"deployments": [{**good, "schedules": [{"cron": "61 * * * *"}]}]}, "schedules[0] is not a schedule Prefect "
+                                                                            "accepts: Invalid cron string"),
+        ({"deployments": [{**good, "schedules": [{"interval": -5}, {"every": 3}]}]},
+         "schedules[0].interval must be a positive number of seconds"),
+        ({"deployments": [{**good, "schedules": [{"cron": "0 3 * * *", "timezone": "Mars/Base"}]}]},
+         "'Mars/Base' is not an IANA time zone"),
+    ]:
+        bad.write_text(yaml.safe_dump(doc))
+        with pytest.raises(SpecError) as err:
+            serve.read_deployments(bad)
+        assert str(err.value).startswith("Invalid deployment file") and expected in str(err.value), str(err.value)
+    bad.write_text("deployments: [\n")
+    with pytest.raises(SpecError, match="is not valid UTF-8 YAML"):
+        serve.read_deployments(bad)
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -114,3 +114,11 @@ def test_a_spec_without_a_model_gets_one_suited_to_its_data(data, task, model):
     spec = spec_from_dict({"name": "t", "task": task, "data": data})
     assert spec.model.name == model
     assert spec_from_dict(spec.model_dump(mode="json")).model.name == model
+
+
+def test_an_unknown_model_name_lists_the_models_that_take_the_data():
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(model={"name": "forest"}))
+    message = str(err.value)
+    assert "'model.name' must be one of" in message and "did you mean 'random_forest'" in message
+    assert "'svm'" in message and "audio_cnn" not in message and "inception_time" not in message

@@ -31,3 +31,50 @@ def test_the_flow_parameter_form_shows_the_modality_sections():
 
     form = run_pipeline.parameters.model_dump()["definitions"]["PipelineSpec"]["properties"]
     assert {"train", "forecast", "preprocess", "data"} <= set(form)
+
+
+KEY_PROBE = '''
+import json
+from pydantic import BaseModel, ConfigDict
+from trainflow.modality import Modality
+from trainflow.registry import component
+from trainflow.spec import load_spec
+from trainflow.tasks.common.tuning import study_name
+
+def probe():
+    spec = load_spec("flows/specs/penguins.yaml")
+    return spec.training_view().key_dump(), study_name(spec, [])
+
+before = probe()
+
+class Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: int = 1
+
+@component("modality", "probe_modality")
+class Probe(Modality):
+    """A plug-in's modality, imported after the first keys were made."""
+    sections = {"probe": Opts, "preprocess.probe": Opts}
+    default_models = {"classification": "logistic_regression"}
+
+after = probe()
+changed = load_spec("flows/specs/penguins.yaml", ["preprocess.probe.level=2"]).training_view().key_dump()
+print(json.dumps({"same": before == after, "has_section": "probe" in load_spec("flows/specs/penguins.yaml").model_dump(),
+                  "changed": changed != after[0]}))
+'''
+
+
+def test_a_plugin_modality_changes_no_cache_key_or_study_name():
+    """Each registered modality adds its sections to every spec; left at their defaults they stay out of
+    the model cache key and the tune study's name, so installing a plug-in reuses every cached model and
+    resumes every study. A value the user sets in such a section does change the key. (A child process:
+    the probe's sections would otherwise stay in this process's spec class.)"""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", KEY_PROBE], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"same": True, "has_section": True, "changed": True}

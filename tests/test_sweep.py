@@ -29,6 +29,13 @@ def test_every_candidate_is_validated_before_anything_runs():
     with pytest.raises(SpecError) as err:
         sweep.candidate_specs(str(SPECS / "penguins.yaml"), [], sweep.parse_grid(["model.name=svm,svn"]))
     assert "candidate {'model.name': 'svn'}" in str(err.value) and "did you mean 'svm'" in str(err.value)
+    # a model chosen by name starts from its own defaults: penguins' logistic-regression options are not knn's
+    specs, _ = sweep.candidate_specs(str(SPECS / "penguins.yaml"), [], sweep.parse_grid(["model.name=svm,knn"]))
+    assert [s.model.name for s in specs] == ["svm", "knn"]
+    with pytest.raises(SpecError, match="--grid train.lr: tabular pipelines do not read the 'train' section"):
+        sweep.candidate_specs(str(SPECS / "penguins.yaml"), [], sweep.parse_grid(["train.lr=0.1,0.01"]))
+    with pytest.raises(SpecError, match="--grid model.C lists 1 more than once"):
+        sweep.parse_grid(["model.C=1,10,1"])
 
 
 def test_task_runners_are_bounded():

@@ -93,6 +93,10 @@ def test_text_pipeline_runs_and_predicts_new_texts(tmp_path, capsys, model):
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert pred["id"].tolist() == [7, 8] and pred["prediction"].tolist() == ["spam", "ham"]
     assert ((pred["proba_spam"] + pred["proba_ham"]).round(6) == 1).all()
+    if model == "tfidf_logistic":  # an empty text is predicted, with a warning naming its row
+        pd.DataFrame({"id": [7, 8], "message": ["claim your free cash prize", "  "]}).to_csv(new, index=False)
+        rc, err = run_cli("predict", run, new, "--out", tmp_path / "pred.csv", capsys=capsys)
+        assert rc == 0 and "1 of 2 documents of" in err and "empty after normalisation (rows 2)" in err, err
     (run / "vocabulary.json").write_text('{"win": 0}')  # JSON, but not a list of terms
     rc, err = run_cli("predict", run, new, "--out", tmp_path / "pred2.csv", capsys=capsys)
     assert rc == 3 and "vocabulary.json' is damaged" in err and "Traceback" not in err

@@ -49,6 +49,12 @@ def test_a_bad_space_is_a_spec_error_naming_it(capsys):
     assert "tune space model.Cee=0.1" in text and "tune space model.name=svn" in text and "did you mean 'svm'" in text
     code, stderr = run_cli("tune", path, "--trials", "2", "--space", "model.C=loguniform:10:1", capsys=capsys)
     assert code == 2 and "tune space 'model.C': low 10 is above high 1" in stderr and "Traceback" not in stderr
+    # a section only networks read: a table's trials would all train the same model
+    with pytest.raises(SpecError, match="tune space train.lr: tabular pipelines do not read the 'train' section"):
+        tuning.check_space(path, [], tuning.parse_space(["train.lr=loguniform:1e-4:1e-2"]))
+    with pytest.raises(SpecError, match="do not read the 'preprocess.audio' section"):
+        tuning.check_space(path, [], tuning.parse_space(["preprocess.audio.n_mels=int:16:64"]))
+    tuning.check_space(str(SPECS / "av_digits.yaml"), [], tuning.parse_space(["preprocess.audio.n_mels=int:16:32"]))
 
 
 @pytest.mark.usefixtures("prefect_server")

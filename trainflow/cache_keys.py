@@ -235,4 +235,4 @@ def model_key(split_ref: SplitRef, spec: PipelineSpec) -> str:
     """Key of a model trained on a split's training part with a spec (its training view)."""
     # the validation part chooses the epoch (and thresholds): another part, another model
     held = {"validation": split_ref.validation.digest} if split_ref.validation is not None else {}
-    return cache_key(spec, split=split_ref.train.digest, spec=spec.training_view().model_dump(mode="json"), **held)
+    return cache_key(spec, split=split_ref.train.digest, spec=spec.training_view().key_dump(), **held)

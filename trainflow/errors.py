@@ -22,15 +22,15 @@ class SpecError(TrainflowError):
 
     exit_code = 2
 
-    def __init__(self, problems: str | list[str], source: str | None = None):
+    def __init__(self, problems: str | list[str], source: str | None = None, what: str = "pipeline spec"):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.source = source
         where = f" in {source}" if source else ""
         if len(self.problems) == 1:
-            message = f"Invalid pipeline spec{where}: {self.problems[0]}"
+            message = f"Invalid {what}{where}: {self.problems[0]}"
         else:
             lines = "\n".join(f"  - {p}" for p in self.problems)
-            message = f"Invalid pipeline spec{where} ({len(self.problems)} problems):\n{lines}"
+            message = f"Invalid {what}{where} ({len(self.problems)} problems):\n{lines}"
         super().__init__(message)
 
 

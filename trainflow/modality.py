@@ -48,6 +48,8 @@ class Modality:
     name: ClassVar[str] = ""
     #: spec sections this modality adds: dotted path in the spec -> pydantic model (strict, with defaults)
     sections: ClassVar[dict[str, type[BaseModel]]] = {}
+    #: whether its stages read other modalities' sections too (several inputs, each of its own modality)
+    reads_other_sections: ClassVar[bool] = False
     #: task -> the model a spec gets when it names none; its keys are the tasks this modality serves
     default_models: ClassVar[dict[str, str]] = {}
     #: the ``evaluate.calibrate`` methods this modality's classifiers take (fitted on the validation part)

@@ -283,6 +283,9 @@ class PipelineSpec(Strict):
         problems = self.data.problems("data") if mod is not None else []
         if self.model.name is not None:
             model_problems = self.model.problems("model", task=self.task)
+            if model_problems and mod is not None and self.model.name not in REGISTRY.names("model", self.task):
+                # an unknown name: offer the models that take this data, not every registered one
+                model_problems = [expected("'model.name'", models_for(mod.name, self.task), self.model.name)]
             problems += model_problems
             model = REGISTRY.get("model", self.model.name) if not model_problems else None
             if mod is not None and model is not None and not fits(model, mod.name):
@@ -313,6 +316,11 @@ class PipelineSpec(Strict):
     def modality(self) -> str:
         """The kind of data the loader gives (decided once, when the spec was validated)."""
         return self._modality
+
+    def key_dump(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The spec as JSON for cache keys, study names and "unchanged" checks: what
+        :func:`without_default_sections` leaves of its dump."""
+        return without_default_sections(self.model_dump(mode="json", exclude=exclude))
 
     def training_view(self) -> PipelineSpec:
         """The spec without the parts that cannot change a trained model (cache-key input). The primary
@@ -547,6 +555,26 @@ def resolve_data_path(value: str, base: Path) -> str:
     if not beside_spec.exists() and p.exists():
         return str(p.resolve())
     return str(beside_spec.resolve())
+
+
+def without_default_sections(dump: dict[str, Any]) -> dict[str, Any]:
+    """A spec's JSON dump less the modalities' sections left at their defaults. Every registered
+    modality adds its sections to every spec, so a plug-in installed or imported would otherwise
+    change the key of every cached model and tune study; a default section says nothing the code's
+    own digest does not (a section's defaults are its module's code)."""
+    out = {k: v for k, v in dump.items() if k in _CORE_FIELDS or not _is_default(PipelineSpec, k, v)}
+    if isinstance(out.get("preprocess"), dict):
+        out["preprocess"] = {k: v for k, v in out["preprocess"].items()
+                             if k in _CORE_PREPROCESS or not _is_default(PreprocessSpec, k, v)}
+    return out
+
+
+def _is_default(model: type[BaseModel], name: str, value: Any) -> bool:
+    """Whether ``value`` is the JSON dump of field ``name``'s default in ``model`` (False for an unknown field)."""
+    info = model.model_fields.get(name)
+    if info is None or not isinstance(info.default, BaseModel):
+        return False
+    return value == info.default.model_dump(mode="json")
 
 
 def spec_to_yaml(spec: PipelineSpec) -> str:

@@ -131,8 +131,10 @@ def read_clip(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str,
                                 f"clip (~{MAX_CLIP_SAMPLES * 4 // 2**20} MB); split it into shorter clips.")
             data, rate = header.read(dtype="float32", always_2d=True), header.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        # libsndfile names the open descriptor ('Error opening <_io.BufferedReader name=3>: ...'), not the file
+        why = re.sub(r"^Error opening <[^>]*>: ", "", str(exc)).rstrip(".")
         raise DataError(f"The audio file '{path}' is not audio soundfile can decode (WAV, FLAC, OGG, AIFF): "
-                        f"{exc}.") from None
+                        f"{why}.") from None
     bad = ~np.isfinite(data)
     if bad.any():  # a float WAV can store NaN or inf; features and training would turn them into NaN losses
         raise DataError(f"The audio file '{path}' holds {int(bad.sum())} sample(s) that are not finite numbers "

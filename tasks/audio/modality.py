@@ -468,7 +468,34 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
             raise DataError(f"'{path}' is neither a folder of audio files, a CSV manifest of them nor an audio file "
                             f"({', '.join(suffixes)}).")
         files, names = [path], [path.name]
-    return [read_clip(f, config["sample_rate"])[0] for f in files], names
+    waves, names = readable_clips(path, files, names, config["sample_rate"])
+    seconds = (config.get("features") or {}).get("duration")
+    longer = [(n, len(w) / config["sample_rate"]) for n, w in zip(names, waves)
+              if seconds and len(w) > 2 * seconds * config["sample_rate"]]  # most of the clip unheard
+    if longer:
+        warn(f"predict: {len(longer)} clip(s) are over twice the {seconds:g} s the model reads "
+             f"(preprocess.audio.duration): only their first {seconds:g} s are predicted from, e.g. "
+             + ", ".join(f"{n} ({d:.1f} s)" for n, d in longer[:3]))
+    return waves, names
+
+
+def readable_clips(source: Path, files: list[Path], names: list[str], rate: int) -> tuple[list[np.ndarray], list[str]]:
+    """The decoded clips of ``files`` and their names, less those that cannot be decoded: each is named
+    in a warning and has no prediction (one corrupt file must not cost a batch its predictions), unless
+    none can be read (DataError naming the first)."""
+    waves, kept, bad = [], [], []
+    for f, name in zip(files, names):
+        try:
+            waves.append(read_clip(f, rate)[0])
+            kept.append(name)
+        except DataError as exc:
+            bad.append(str(exc))
+    if bad and not kept:
+        raise DataError(f"None of the {len(files)} audio file(s) of '{source}' could be read; the first: {bad[0]}")
+    if bad:
+        warn(f"predict: {len(bad)} of {len(files)} audio file(s) of '{source}' could not be read and have no "
+             f"prediction: " + " | ".join(bad[:5]) + (f" | and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    return waves, kept
 
 
 def write_clips(folder: Path, waves: list[np.ndarray], rate: int) -> None:

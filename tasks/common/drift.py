@@ -395,6 +395,9 @@ def summary_line(rows: list[dict[str, Any]], batch_rows: int) -> str:
     untested = [r for r in rows if str(r.get("status", "")).startswith("too few")]
     found = drifted(rows)
     skipped = f"; {len(untested)} not tested (too few values)" if untested else ""
+    # a category training never saw: the model reads it as no known category, whatever the test says
+    unseen = [f"{r['feature']} ({r['unseen']} row(s))" for r in rows if r.get("unseen")]
+    skipped += f"; values training never saw: {', '.join(unseen)}" if unseen else ""
     if not found:
         return f"drift: none found in {len(tested)} tests on {batch_rows} rows (Holm-corrected, alpha {ALPHA}){skipped}"
     worst = sorted((r for r in rows if r["drift"]), key=lambda r: r.get("p_adjusted", 0.0))
@@ -441,7 +444,7 @@ def drift_png(rows: list[dict[str, Any]], path: str | os.PathLike) -> str:
     from matplotlib.figure import Figure
 
     tested = [r for r in rows if "p_adjusted" in r]
-    fig = Figure(figsize=(7, 0.6 + 0.3 * max(len(tested), 1)))
+    fig = Figure(figsize=(7, max(2.0, 0.6 + 0.3 * len(tested))))  # under 2 in. the title and label do not fit
     ax = fig.add_subplot()
     labels = [r["feature"] + (" (missing)" if "missing share" in r["test"] else "") for r in tested]
     heights = [min(-np.log10(max(r["p_adjusted"], 1e-300)), 50.0) for r in tested]

@@ -97,8 +97,9 @@ def relabelings(X: Any, y: Any, task: str, seed: int = 0) -> list[str]:
     # A one-to-one map over all rows is one on every subset of them, so a sample that breaks it
     # clears a column exactly; only the columns the sample cannot clear are checked on every row.
     rows = np.random.default_rng(seed).choice(len(X), min(len(X), MAX_ROWS), replace=False)
+    sample, y_sample = X.iloc[rows], y.iloc[rows]  # one take of the table, not one per column
     return [str(col) for col in X.columns
-            if _one_to_one(X[col].iloc[rows], y.iloc[rows]) is not False and _one_to_one(X[col], y)]
+            if _one_to_one(sample[col], y_sample) is not False and _one_to_one(X[col], y)]
 
 
 def _one_to_one(f: Any, y: Any) -> bool | None:

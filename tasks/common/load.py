@@ -93,7 +93,8 @@ def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_
             df = pd.read_csv(fh, **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"The {what} '{path}' is not valid {encoding} text ({exc.reason} at byte "
-                        f"{exc.start}); set data.encoding.") from None
+                        f"{exc.start}); set data.encoding to the file's encoding (for trainflow predict: save it as "
+                        f"{encoding}, the encoding the model was trained with).") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"The {what} '{path}' is empty: expected a header line and data rows.") from None
     except pd.errors.ParserError as exc:

@@ -304,12 +304,30 @@ def record(run_dir: Path, decision: dict[str, Any]) -> None:
     atomic_write_text(metrics_path, json.dumps(data, indent=2, default=str))
 
 
+def withdraw(folder: Path, run_id: str) -> None:
+    """After run ``run_id`` failed past its promotion (its folder is now ``<run-id>.failed``): a pointer
+    that names it goes back to the last finished run promoted, or is removed, so that ``predict`` and
+    the next promotion never stand on a failed run."""
+    path = folder / CHAMPION_FILE
+    with folder_lock(folder):
+        try:
+            pointer = _record(path) if path.is_file() else None
+        except (ValueError, UnicodeDecodeError, DataError):
+            return  # damaged: the next reader rebuilds it from the finished runs
+        if isinstance(pointer, dict) and pointer.get("run_id") == run_id:
+            rebuild_champion(folder, f"it named run {run_id}, which failed after its promotion")
+
+
 def resolve_model(model: str | os.PathLike, runs: str | os.PathLike = "runs") -> Path:
     """The run folder to predict with: a run folder itself, or the champion of a pipeline given by
     name (``<runs>/<name>/champion.json``) or by its folder (``<runs>/<name>``)."""
     path = Path(model)
     if (path / "metrics.json").is_file():
         return path
+    if path.name.endswith(".failed") and path.is_dir():
+        raise DataError(f"'{model}' is a run that failed (its error.txt says why), not a finished run: it holds no "
+                        f"model to predict with. Pass a finished run folder (<runs>/<pipeline>/<run-id>) or the "
+                        f"pipeline's name for its champion.")
     for folder in (path, Path(runs) / str(model)):
         if (folder / CHAMPION_FILE).is_file():
             with folder_lock(folder):

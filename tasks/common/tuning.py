@@ -96,7 +96,8 @@ def parse_param(item: str) -> Param:
         return Param(key, "choice", choices=choices)
     bounds = args.split(":")
     if len(bounds) != 2:
-        raise SpecError(f"{where}: {kind} needs LOW:HIGH, e.g. {kind}:1e-3:1e2. Got {args!r}.")
+        example = "1:10" if kind in ("int", "intlog") else "1e-3:1e2"
+        raise SpecError(f"{where}: {kind} needs LOW:HIGH, e.g. {kind}:{example}. Got {args!r}.")
     low, high = (_number(b, where) for b in bounds)
     kind = {"uniform": "float", "loguniform": "log"}.get(kind, kind)
     if low > high:
@@ -127,13 +128,34 @@ def parse_space(items: list[str], spec_space: dict[str, str] | None = None) -> l
     return params
 
 
+def unread_section(spec: PipelineSpec, key: str) -> str | None:
+    """Why varying ``key`` cannot change ``spec``'s model when it lies in a section only other
+    modalities read (``train.lr`` on a table), else None."""
+    from trainflow import modalities
+
+    mod = modalities.get(spec.modality)
+    if mod.reads_other_sections:
+        return None
+    head = key.split(".")
+    section = ".".join(head[:2]) if head[0] == "preprocess" else head[0]
+    if section in set(modalities.sections()) - set(mod.sections):
+        return f"{spec.modality} pipelines do not read the '{section}' section"
+    return None
+
+
 def check_space(path: str, sets: list[str], space: list[Param]) -> None:
     """Load the spec with every bound and choice of ``space``: an unknown field, an out-of-range value
     or an unknown component is a SpecError naming the space entry."""
     from trainflow.spec import load_spec
 
     problems: list[str] = []
+    spec = load_spec(path, sets)
     for param in space:
+        unread = unread_section(spec, param.key)
+        if unread:
+            problems.append(f"tune space {param.key}: {unread}, so every trial would be the same; tune a field "
+                            f"the spec's model uses.")
+            continue
         for value in param.samples():
             try:
                 load_spec(path, [*sets, override(param, value)])
@@ -176,7 +198,7 @@ def study_name(spec: PipelineSpec, space: list[Param]) -> str:
     """One study per spec and space: another space or spec starts another study in the same file."""
     from trainflow.refs import json_digest
 
-    return f"{spec.name}-{json_digest([spec.model_dump(mode='json', exclude={'tune'}), [p.__dict__ for p in space]])[:12]}"
+    return f"{spec.name}-{json_digest([spec.key_dump(exclude={'tune'}), [p.__dict__ for p in space]])[:12]}"
 
 
 def open_study(spec: PipelineSpec, space: list[Param], cache: str) -> Any:

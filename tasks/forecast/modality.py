@@ -494,6 +494,13 @@ class Forecast(NeuralModality, stages_from=__name__):
         if spec.preprocess.sequence.missing == "mask":
             problems.append("'preprocess.sequence.missing' is 'mask', which forecasting does not support; "
                             "use linear, ffill or bfill.")
+        values = spec.data.options().get("values")  # the loader's value columns, where the spec names them
+        outside = [c for c in spec.forecast.exogenous if isinstance(values, list) and c not in values]
+        if outside:
+            problems.append(f"'forecast.exogenous' names {', '.join(map(repr, outside))}, which 'data.values' "
+                            f"({', '.join(map(str, values))}) does not list: the loader reads only those columns; "
+                            f"list the regressors there beside the value to forecast, e.g. values: "
+                            f"[{', '.join(map(str, [*values, *outside]))}].")
         if spec.model.name == "auto" and not spec.model.problems("model", task="forecasting"):
             _, auto = spec.model.resolve("model", task="forecasting")
             known = [m for m in models_for("forecast", "forecasting") if m != "auto"]

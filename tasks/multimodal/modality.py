@@ -591,6 +591,7 @@ class Multimodal(NeuralModality, stages_from=__name__):
     reported beside the fused one."""
 
     calibrations = ()  # the fusion is not trained by the shared loop: no temperature to fit
+    reads_other_sections = True  # each input is read by its own modality's stages, with their sections
 
     default_models = {"classification": "intermediate_fusion"}
 

@@ -105,4 +105,4 @@ def read_text_file(file: Path, encoding: str) -> str:
         return read_text_capped(file, "text file", encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"The text file '{file}' is not valid {encoding} text ({exc.reason} at byte {exc.start}); "
-                        f"set data.encoding.") from None
+                        f"set data.encoding to the file's encoding (for trainflow predict: save it as {encoding}).") from None

@@ -561,7 +561,15 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     (multi-label: a 0/1 column and a probability column per label, the saved thresholds applied)."""
     score, schema = scorer(run_dir)
     docs = read_documents(input_path, schema)
-    proba = score(normalise(docs[TEXT], schema["lowercase"]))
+    texts = normalise(docs[TEXT], schema["lowercase"])
+    empty = [i for i, t in enumerate(texts) if not t]
+    if empty:
+        from trainflow.alerts import warn
+
+        shown = ", ".join(str(i + 1) for i in empty[:10]) + (", ..." if len(empty) > 10 else "")
+        warn(f"{len(empty)} of {len(texts)} documents of '{input_path}' are empty after normalisation (rows "
+             f"{shown}): they hold no words, so their predictions are the model's answer to an empty text.")
+    proba = score(texts)
     out = docs.drop(columns=[TEXT]).reset_index(drop=True)
     if schema.get("labels"):
         import pandas as pd

@@ -207,6 +207,31 @@ def test_a_promotion_failing_after_publish_marks_the_run_failed(tmp_path, capsys
     assert not list((out / "good-tabular").glob(".*tmp*"))
 
 
+def test_a_promotion_failing_after_the_switch_gives_the_champion_back(tmp_path, capsys, prefect_server, monkeypatch):
+    """The pointer is switched to the new run, then its promotion fails (here: the artifact upload):
+    the run is renamed .failed, and the pointer goes back to the champion before it, so that
+    `trainflow predict <pipeline>` and the next promotion never stand on a failed run."""
+    from trainflow.errors import OutputError
+    from trainflow.tasks.common import promote
+
+    out, spec = tmp_path / "runs", recipe_spec(tmp_path, "tabular")
+    assert run_cli("run", spec, "--out", out, capsys=capsys)[0] == 0
+    first = promote.read_champion(out, "good-tabular")["run_id"]
+
+    def upload_fails(summary, decision):
+        assert promote.read_champion(out, "good-tabular")["run_id"] == summary["run_id"]  # switched
+        raise OutputError("the artifact could not be written")
+
+    monkeypatch.setattr(promote, "promotion_artifact", upload_fails)
+    rc, err = run_cli("run", spec, "--out", out, "--set", "promotion.rule=point", capsys=capsys)
+    assert rc == 3 and "the artifact could not be written" in err and "Traceback" not in err, err
+    failed, = (out / "good-tabular").glob("*.failed")
+    pointer = promote.read_champion(out, "good-tabular")
+    assert pointer["run_id"] == first != failed.name.removesuffix(".failed")
+    assert "which failed after its promotion" in pointer["rebuilt"]  # and a warning says so (stderr or the run's log)
+    assert promote.resolve_model("good-tabular", out) == out / "good-tabular" / first
+
+
 def mount_tiny_disk(folder: Path, size: str) -> bool:
     """A tmpfs of ``size`` at ``folder`` (root only); False when it cannot be mounted here."""
     folder.mkdir(parents=True, exist_ok=True)
