@@ -73,9 +73,22 @@ class CodeFingerprint(CachePolicy):
         return code_fingerprint(spec, inputs.get("threads")) if spec is not None else None
 
 
+class SpecKey(CachePolicy):
+    """Cache-key part for a task's ``spec``: its :meth:`~trainflow.spec.PipelineSpec.key_dump`, so that the
+    modalities' sections left at their defaults (which a newly installed plug-in adds to every spec) do
+    not change the key, as they do not change the model (``INPUTS`` would hash the whole spec)."""
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        from trainflow.refs import json_digest
+
+        spec = inputs.get("spec")
+        return json_digest(spec.key_dump()) if spec is not None else None
+
+
 RETRIES = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=retry_transient)
 # a task's ``threads`` input is keyed only where results depend on it (CodeFingerprint, see trainflow.cache_keys)
-CACHED = dict(cache_policy=INPUTS - "threads" + TASK_SOURCE + CodeFingerprint(), persist_result=True,
+CACHED = dict(cache_policy=INPUTS - "threads" - "spec" + SpecKey() + TASK_SOURCE + CodeFingerprint(), persist_result=True,
               result_serializer="json")
 
 

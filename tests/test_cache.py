@@ -5,6 +5,7 @@ under ``<out>/.cache``, and the cache is disposable (deleted or damaged files ar
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -79,6 +80,47 @@ def test_editing_a_component_retrains_and_an_unchanged_rerun_reuses(plugin, tmp_
     third = newest_metrics(out, "penguins")
     assert third["model_digest"] != first["model_digest"]
     assert third["code_fingerprint"] != first["code_fingerprint"]
+
+
+PROBE_MODALITY = """
+from pydantic import BaseModel, ConfigDict
+from trainflow.modality import Modality
+from trainflow.registry import component
+
+
+class Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: int = 1
+
+
+@component("modality", "probe_modality")
+class Probe(Modality):
+    \"\"\"A plug-in modality installed after the first run: its sections join every spec.\"\"\"
+    sections = {"probe": Opts, "preprocess.probe": Opts}
+    default_models = {"classification": "logistic_regression"}
+"""
+
+
+def test_a_plugin_modality_installed_later_reuses_the_cached_split_and_model(tmp_path):
+    """A run, then the same run in a process where a plug-in modality (with its own spec sections) is
+    imported: split and fit come from the cache (Prefect's key holds the spec's key_dump, not the
+    default sections the plug-in adds to every spec)."""
+    import subprocess
+
+    from prefect.settings import get_current_settings
+
+    spec, out = penguins_spec(tmp_path, {"name": "logistic_regression"}), tmp_path / "runs"
+    assert run_cli("run", spec, "--out", out)[0] == 0
+    (tmp_path / "probe_mod.py").write_text(PROBE_MODALITY)
+    code = ("import sys, probe_mod; from trainflow.flows.cli import entry; "
+            f"sys.argv = ['trainflow', 'run', {str(spec)!r}, '--out', {str(out)!r}]; sys.exit(entry())")
+    env = {**__import__("os").environ, "PREFECT_API_URL": str(get_current_settings().api.url),
+           "PYTHONPATH": str(tmp_path), "PREFECT_LOGGING_LEVEL": "INFO"}  # the task runs' final states
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    log = second.stdout + second.stderr
+    assert second.returncode == 0, log[-3000:]
+    for stage in ("split", "fit"):
+        assert re.search(rf"Task run '{stage}-\w+' - Finished in state Cached", log), f"{stage} ran again:\n{log[-3000:]}"
 
 
 def _truncate(path: Path) -> None:
