@@ -490,11 +490,7 @@ def readable_clips(source: Path, files: list[Path], names: list[str], rate: int)
             kept.append(name)
         except DataError as exc:
             bad.append(str(exc))
-    if bad and not kept:
-        raise DataError(f"None of the {len(files)} audio file(s) of '{source}' could be read; the first: {bad[0]}")
-    if bad:
-        warn(f"predict: {len(bad)} of {len(files)} audio file(s) of '{source}' could not be read and have no "
-             f"prediction: " + " | ".join(bad[:5]) + (f" | and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    neural.leave_out_unreadable(bad, len(files), source, "audio file")
     return waves, kept
 
 

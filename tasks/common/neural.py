@@ -322,6 +322,18 @@ def label_evaluation(model: ModelRef, config: dict[str, Any], Y: np.ndarray, pro
     return ev.model_copy(update={"plots": {**ev.plots, **charts}, "tables": {**ev.tables, **tables}})
 
 
+def leave_out_unreadable(bad: list[str], total: int, source: Any, what: str) -> None:
+    """Predict: the ``bad`` items of ``total`` (each "why") have no prediction, named in a warning, so that
+    one corrupt file does not cost a batch its predictions; DataError when none could be read."""
+    if bad and len(bad) == total:
+        raise DataError(f"None of the {total} {what}(s) of '{source}' could be read; the first: {bad[0]}")
+    if bad:
+        from trainflow.alerts import warn
+
+        warn(f"predict: {len(bad)} of {total} {what}(s) of '{source}' could not be read and have no prediction: "
+             + " | ".join(bad[:5]) + (f" | and {len(bad) - 5} more" if len(bad) > 5 else ""))
+
+
 def warn_unseen_labels(config: dict[str, Any], source: Any, names: list[str] | None = None,
                        table: Any = None) -> list[str]:
     """Multi-label predict: warn about the labels new items name that the model never saw (it cannot

@@ -387,11 +387,7 @@ def readable_images(files: list[Path], opts: ImageOptions, source: Path) -> tupl
     warning and has no prediction (one corrupt file must not cost a batch its predictions), unless none
     can be read (DataError naming the first)."""
     arrays, kept, bad = read_images(files, opts, skip=True)
-    if bad and not kept:
-        raise DataError(f"None of the {len(files)} image file(s) of '{source}' could be read; the first: {bad[0]}")
-    if bad:
-        warn(f"predict: {len(bad)} of {len(files)} image file(s) of '{source}' could not be read and have no "
-             f"prediction: " + " | ".join(bad[:5]) + (f" | and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    neural.leave_out_unreadable(bad, len(files), source, "image file")
     return arrays, kept
 
 
