@@ -192,28 +192,31 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
     """The ``deployments:`` entries of a prefect.yaml, checked to use :func:`run_spec_file`."""
     import yaml
 
-    from trainflow.errors import SpecError
+    from trainflow.errors import DataError, SpecError, shown
+    from trainflow.files import path_problem, read_text_capped
+    from trainflow.spec import SPEC_MAX_BYTES
 
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"the deployment file '{path}' does not exist.", what=WHAT)
+    problem = path_problem(path)
+    if problem:  # missing, a folder, a FIFO or a device: named, never opened
+        raise SpecError(f"the deployment file '{path}' {problem}.", what=WHAT)
     try:  # Prefect's own format: aliases (work_pool: *pool) are part of it, unlike in a spec
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecError(f"'{path}' is not valid UTF-8 YAML: {exc}", what=WHAT) from None
+        doc = yaml.safe_load(read_text_capped(path, "deployment file", limit=SPEC_MAX_BYTES)) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, DataError) as exc:
+        raise SpecError(f"'{path}' is not valid UTF-8 YAML of a readable size: {exc}", what=WHAT) from None
     if not isinstance(doc, dict):
         raise SpecError(f"'{path}' must be a mapping with a 'deployments' list.", what=WHAT)
     entries = doc.get("deployments") or []
     if not isinstance(entries, list):
         raise SpecError(f"'deployments' must be a list of deployments (- name: ..., entrypoint: ...). Got "
-                        f"{type(entries).__name__} {entries!r:.60}.", str(path), what=WHAT)
+                        f"{type(entries).__name__} {shown(entries, 60)}.", str(path), what=WHAT)
     problems = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             problems.append(f"deployments[{i}] must be a mapping (name, entrypoint, parameters, schedules). Got "
-                            f"{type(entry).__name__} {entry!r:.60}.")
+                            f"{type(entry).__name__} {shown(entry, 60)}.")
             continue
-        where = f"deployments[{i}] ({entry.get('name', '?')})"
+        where = f"deployments[{i}] ({shown(entry.get('name', '?'), 60)})"
         params = entry.get("parameters") or {}
         if not isinstance(params, dict):
             problems.append(f"{where}: parameters must be a mapping (spec_path: ...). Got {type(params).__name__}.")
@@ -226,7 +229,7 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
             continue
         if entry.get("entrypoint") not in ENTRYPOINTS:
             problems.append(f"{where}: entrypoint must be {ENTRYPOINTS[0]!r} (or {MONITOR_ENTRYPOINTS[0]!r} for a "
-                            f"monitor). Got {entry.get('entrypoint')!r}.")
+                            f"monitor). Got {shown(entry.get('entrypoint'))}.")
         if not params.get("spec_path"):
             problems.append(f"{where}: parameters.spec_path is required (the pipeline spec to run).")
     if problems:
@@ -237,21 +240,23 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
 def _schedule_problems(entry: dict[str, Any], where: str) -> list[str]:
     """What is wrong with an entry's ``schedules`` (each a mapping with cron, interval or rrule that
     Prefect accepts), as messages naming the entry."""
+    from trainflow.errors import shown
+
     schedules = entry.get("schedules") or []
     if not isinstance(schedules, list) or not all(isinstance(s, dict) for s in schedules):
         return [f"{where}: schedules must be a list of mappings (- cron: '0 3 * * *', or interval: 3600, or rrule: ...)."]
     problems = []
     for j, s in enumerate(schedules):
         if not {"cron", "interval", "rrule"} & set(s):
-            problems.append(f"{where}: schedules[{j}] needs one of cron, interval or rrule. Got {sorted(s)}.")
+            problems.append(f"{where}: schedules[{j}] needs one of cron, interval or rrule. Got {shown(list(s))}.")
             continue
         if "interval" in s and (isinstance(s["interval"], bool) or not isinstance(s["interval"], int | float)
                                 or s["interval"] <= 0):
             problems.append(f"{where}: schedules[{j}].interval must be a positive number of seconds. Got "
-                            f"{s['interval']!r}.")
+                            f"{shown(s['interval'])}.")
             continue
         if s.get("timezone") is not None and not _known_zone(s["timezone"]):
-            problems.append(f"{where}: schedules[{j}].timezone {s['timezone']!r} is not an IANA time zone "
+            problems.append(f"{where}: schedules[{j}].timezone {shown(s['timezone'])} is not an IANA time zone "
                             f"(e.g. Europe/Berlin, UTC).")
             continue
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import shutil
 
 import pytest
@@ -81,6 +83,17 @@ def test_bad_deployment_entries_are_reported(tmp_path):
     bad.write_text("deployments: [\n")
     with pytest.raises(SpecError, match="is not valid UTF-8 YAML"):
         serve.read_deployments(bad)
+    # aliases nested ten deep (10^9 leaves if walked): the message shows a bounded part of it
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 10)}]"
+                                                            for k in range(1, 10)]
+    bad.write_text("\n".join(lines) + "\ndeployments: [*a9]\n")
+    with pytest.raises(SpecError, match=r"deployments\[0\] must be a mapping") as err:
+        serve.read_deployments(bad)
+    assert len(str(err.value)) < 1000
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # never opened: reading it would block for ever
+    with pytest.raises(SpecError, match="deployment file .*fifo.yaml"):
+        serve.read_deployments(fifo)
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -29,7 +29,7 @@ from trainflow.registry import component
 from trainflow.tasks.audio.features import (AudioFeatures, FrequencyNormalizer, fit_normalization, frame_mask,
                                             frames_of, normalized, per_clip, wave_features)
 from trainflow.tasks.audio import perturb
-from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clip
+from trainflow.tasks.audio.loaders import AUDIO_SUFFIXES, Clips, audio_files, clip_problem, read_clips
 from trainflow.tasks.common.assess import assess
 from trainflow.tasks.common import holdout
 from trainflow.tasks.common import metrics as M
@@ -481,17 +481,11 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
 
 def readable_clips(source: Path, files: list[Path], names: list[str], rate: int) -> tuple[list[np.ndarray], list[str]]:
     """The decoded clips of ``files`` and their names, less those that cannot be decoded: each is named
-    in a warning and has no prediction (one corrupt file must not cost a batch its predictions), unless
-    none can be read (DataError naming the first)."""
-    waves, kept, bad = [], [], []
-    for f, name in zip(files, names):
-        try:
-            waves.append(read_clip(f, rate)[0])
-            kept.append(name)
-        except DataError as exc:
-            bad.append(str(exc))
-    neural.leave_out_unreadable(bad, len(files), source, "audio file")
-    return waves, kept
+    in a warning and has no prediction (:func:`neural.leave_out_unreadable`)."""
+    waves, infos = read_clips(files, source, rate, unreadable="skip")
+    ok = [i for i, info in enumerate(infos) if info["readable"]]
+    neural.leave_out_unreadable([i["error"] for i in infos if not i["readable"]], len(files), source, "audio file")
+    return [waves[i] for i in ok], [names[i] for i in ok]
 
 
 def write_clips(folder: Path, waves: list[np.ndarray], rate: int) -> None:
