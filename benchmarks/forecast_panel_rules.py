@@ -52,7 +52,7 @@ def collect_one(y: np.ndarray, truth: np.ndarray, settings: dict) -> dict:
     h, season = settings["horizon"], settings["season"]
     level = panel.fill(y, False)
     step = min(season, h)
-    need = max(season, 6, *(panel.MIN_STEPS[n] for n in settings["candidates"]))  # as backtest_series
+    need = max(season, 6, *(panel.MIN_STEPS[panel.model_of(n)] for n in settings["candidates"]))  # as backtest_series
     cuts = (backtest.origins(len(level), h, settings["origins"], step, need)
             or backtest.origins(len(level), h, settings["origins"], step, max(season, 6)))
     mean_step = float(np.mean(np.abs(np.diff(level)))) or 1.0
@@ -60,9 +60,9 @@ def collect_one(y: np.ndarray, truth: np.ndarray, settings: dict) -> dict:
     out = {"n": len(level), "cuts": cuts, "mean_step": mean_step, "snaive_scale": snaive_scale, "cand": {}}
     fitted, runs = {}, {}
     keep = bool(cuts) and cuts[0] >= panel.SEARCH_STEPS * max(season, 1) + 2
-    for name in sorted(settings["candidates"], key=lambda n: n == "combination"):
+    for name in sorted(settings["candidates"], key=lambda n: panel.model_of(n) == "combination"):
         rec: dict = {}
-        if cuts and cuts[0] >= panel.MIN_STEPS[name]:
+        if cuts and cuts[0] >= panel.MIN_STEPS[panel.model_of(name)]:
             try:
                 col, outs = panel._origins(name, settings, level, None, season, cuts, fitted, runs)
                 truths = [level[o:o + h] for o in cuts]

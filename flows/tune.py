@@ -92,6 +92,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
     base = load_spec(path, scored)
     cache = cache_dir(out)
     train_limited = looking_up_limit(TRAIN_TAG)
+    tuning.lock_study(cache, spec.name)  # before anything is written: a second tune leaves no run behind
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
     key = artifact_key(spec.name)
@@ -183,6 +184,8 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
         validation_process.discard()
         publishing.fail_run(run, exc)
         raise
+    finally:
+        tuning.release_study(cache, spec.name)
     summary["promotion"] = promote_published(run, summary, winner, split)
     summary["tune"] = {"trials": rows, "best_trial": best.number, "best_params": best.params,
                        "pruned_steps": saved, "steps": most, "study": str(tuning.study_path(cache, spec.name)),

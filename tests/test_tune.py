@@ -183,3 +183,29 @@ def test_tune_trials_run_as_prefect_tasks_on_the_dask_runner(tmp_path):
     assert len(ran) == 3
     [run] = complete_runs(out, "penguins")
     assert json.loads((run / "metrics.json").read_text())["selection"]["candidates"] == 3
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_second_tune_of_a_live_study_is_refused(tmp_path, capsys):
+    """While one process tunes a pipeline (it holds the study's lock), `trainflow tune` of the same
+    pipeline and cache exits non-zero naming it, writes no run, and leaves the study alone: opening
+    it would have marked the live tune's running trials failed."""
+    out = tmp_path / "runs"
+    cache = str(out / ".cache")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from trainflow.tasks.common import tuning; "
+         "tuning.lock_study(sys.argv[1], 'penguins'); print('held', flush=True); time.sleep(120)", cache],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _ = run_cli("tune", SPECS / "penguins.yaml", "--trials", 2, "--space", "model.C=loguniform:1e-2:1e2",
+                          "--out", out)
+        text = "".join(capsys.readouterr())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code != 0 and "another trainflow tune of pipeline 'penguins'" in text and "Traceback" not in text
+    assert not (out / "penguins").exists()  # no run folder, staged or failed
+    assert not tuning.study_path(cache, "penguins").exists()  # the study was never opened
+    tuning.lock_study(cache, "penguins")  # free again once the holder is gone
+    tuning.release_study(cache, "penguins")

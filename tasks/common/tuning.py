@@ -27,6 +27,11 @@ from typing import TYPE_CHECKING, Any
 from trainflow.errors import SpecError, TrainflowError
 from trainflow.refs import ModelRef, SplitRef
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
 
@@ -201,9 +206,40 @@ def study_name(spec: PipelineSpec, space: list[Param]) -> str:
     return f"{spec.name}-{json_digest([spec.key_dump(exclude={'tune'}), [p.__dict__ for p in space]])[:12]}"
 
 
+#: study file -> descriptor holding its lock while this process tunes it
+_study_locks: dict[str, int] = {}
+
+
+def lock_study(cache: str, pipeline: str) -> None:
+    """Hold the pipeline's study file for this process until :func:`release_study`. A second tune of
+    the same pipeline and cache is refused: opening the study marks running trials failed, which is
+    right after a kill and wrong while another tune's trials run (they would be counted twice)."""
+    path = study_path(cache, pipeline)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
+    if key in _study_locks or fcntl is None:  # no flock (Windows): nothing to hold
+        return
+    fd = os.open(f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TrainflowError(f"another trainflow tune of pipeline {pipeline!r} is running on the study {path}: "
+                             "wait for it to finish, or give this one another --cache") from None
+    _study_locks[key] = fd
+
+
+def release_study(cache: str, pipeline: str) -> None:
+    """Let go of the study file :func:`lock_study` held (closing the descriptor releases the lock)."""
+    fd = _study_locks.pop(str(study_path(cache, pipeline).resolve()), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def open_study(spec: PipelineSpec, space: list[Param], cache: str) -> Any:
     """The study of ``spec`` and ``space``, created or resumed; trials a killed tune left running
-    are marked failed (they never count as done, and are run again as new trials)."""
+    are marked failed (they never count as done, and are run again as new trials). The caller holds
+    :func:`lock_study`, so no live tune's trials are among them."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -504,9 +504,15 @@ class Forecast(NeuralModality, stages_from=__name__):
         if spec.model.name == "auto" and not spec.model.problems("model", task="forecasting"):
             _, auto = spec.model.resolve("model", task="forecasting")
             known = [m for m in models_for("forecast", "forecasting") if m != "auto"]
+            panel = bool(spec.data.options().get("id")) or bool(spec.forecast.exogenous)
             for i, name in enumerate(auto.candidates):
-                if name not in known:
-                    problems.append(f"'model.candidates[{i}]' must be one of {', '.join(known)}. Got {name!r}"
+                if panels.combination_of(name) and not panel:
+                    problems.append(f"'model.candidates[{i}]': {name!r} names a combination, which auto scores in a "
+                                    f"panel (data.id); for one series, list 'combination' and give its members "
+                                    f"and how in model.options.combination.")
+                elif name not in known and not panels.combination_of(name):
+                    problems.append(f"'model.candidates[{i}]' must be one of {', '.join(known)} (in a panel also a "
+                                    f"combination such as 'mean(ets,theta)'). Got {name!r}"
                                     f"{did_you_mean(name, known)}.")
             for name, options in auto.options.items():
                 if name not in auto.candidates:

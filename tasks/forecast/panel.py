@@ -16,6 +16,7 @@ The fitted panel is JSON: per series, the chosen forecaster's state (as in
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,6 +37,11 @@ MIN_STEPS = {"naive": 2, "drift": 3, "seasonal_naive": 2, "theta": 8, "ets": 10,
 SEARCH_STEPS = 3
 #: how much lower (relative) a series' own best backtest error must be to leave the panel's champion
 SWITCH_MARGIN = 0.2
+#: the equal-weight combinations ``auto`` scores in a panel beside its single models (every subset of
+#: two or more of ETS, Theta and ARIMA, and "combination", their median): built from the members'
+#: backtest runs with no extra fit, chosen like any candidate (the M4 lesson that combinations beat
+#: single models; AutoGluon-TimeSeries' ensemble chosen on its validation windows)
+MEAN_COMBINATIONS = ("mean(ets,theta)", "mean(ets,arima)", "mean(theta,arima)", "mean(ets,theta,arima)")
 #: chunks per worker: small enough to balance uneven series, large enough that a chunk outweighs its transfer
 CHUNKS_PER_WORKER = 4
 
@@ -49,13 +55,33 @@ def fill(y: np.ndarray, log: bool) -> np.ndarray:
     return np.log(y) if log else y
 
 
+def combination_of(name: Any) -> tuple[list[str], str] | None:
+    """(members, how) of a candidate named like ``mean(ets,theta)`` or ``median(ets,theta,arima)``
+    (two or more distinct forecasters a combination may hold); None for any other name."""
+    found = re.fullmatch(r"(mean|median)\(([a-z_,]+)\)", name) if isinstance(name, str) else None
+    members = found.group(2).split(",") if found else []
+    ok = len(members) >= 2 and len(set(members)) == len(members) and set(members) <= set(statistical.MEMBERS)
+    return (members, found.group(1)) if ok and found else None
+
+
+def model_of(name: str) -> str:
+    """The statistical forecaster behind candidate ``name`` (a named combination is a ``combination``)."""
+    return "combination" if combination_of(name) else name
+
+
+def is_candidate(name: Any) -> bool:
+    """Whether ``name`` is a statistical forecaster or a named combination of them."""
+    return name in statistical.NAMES or combination_of(name) is not None
+
+
 def _state(col: dict[str, Any], season: int, log: bool) -> dict[str, Any]:
     return {"name": col["name"], "season": season, "log": log, "columns": [col]}
 
 
 def _fit(name: str, options: dict[str, Any], y: np.ndarray, season: int, log: bool, x: np.ndarray | None) -> dict[str, Any]:
-    config = statistical.config_class(name).model_validate(options)
-    return statistical.Forecaster(name, config).fit(y, season, log, x)
+    model = model_of(name)
+    config = statistical.config_class(model).model_validate(options)
+    return statistical.Forecaster(model, config).fit(y, season, log, x)
 
 
 def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.ndarray | None, season: int,
@@ -66,8 +92,8 @@ def _backtest(names: list[str], settings: dict[str, Any], y: np.ndarray, x: np.n
     parameters are refitted)."""
     h, scores, fitted, ratios, runs, per_origin = settings["horizon"], {}, {}, {}, {}, {}
     truths = [y[o:o + h] for o in cuts]
-    for name in sorted(names, key=lambda n: n == "combination"):  # a combination reuses its members' runs
-        if cuts[0] < MIN_STEPS[name]:
+    for name in sorted(names, key=lambda n: model_of(n) == "combination"):  # a combination reuses its members' runs
+        if cuts[0] < MIN_STEPS[model_of(name)]:
             continue
         try:
             col, outs = _origins(name, settings, y, x, season, cuts, fitted, runs)
@@ -87,7 +113,7 @@ def _origins(name: str, settings: dict[str, Any], y: np.ndarray, x: np.ndarray |
     """``name``'s column fitted before the first origin and its forecast and bounds at every origin;
     a combination whose members were run with the same options combines their runs."""
     h, log, levels, options = settings["horizon"], settings["log"], settings["levels"], settings["options"].get(name, {})
-    if name == "combination":
+    if model_of(name) == "combination":
         config = statistical.CombinationConfig.model_validate(options)
         same = all(m in runs and config.options.get(m, {}) == settings["options"].get(m, {}) for m in config.members)
         if same:
@@ -113,7 +139,7 @@ def pinned(name: str, col: dict[str, Any], options: dict[str, Any]) -> dict[str,
     """The options that fix ``name``'s form to the one of a fitted column (AICc's pick before the
     first backtest origin): the final fit then estimates one form's parameters, not the whole search."""
     form = col["form"]
-    if name == "combination":
+    if model_of(name) == "combination":
         inner = options.get("options", {})
         return {**options, "options": {**inner, **{m["name"]: pinned(m["name"], m, inner.get(m["name"], {}))
                                                  for m in form["members"]}}}
@@ -145,7 +171,7 @@ def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any
     step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
     # each origin with the history every candidate needs: a short series gets fewer origins, not fewer
     # candidates (the baselines' shorter need only when no origin has that much)
-    need = max(season, 6, *(MIN_STEPS[n] for n in settings["candidates"]))
+    need = max(season, 6, *(MIN_STEPS[model_of(n)] for n in settings["candidates"]))
     cuts = (backtest.origins(len(level), h, settings["origins"], step, need)
             or backtest.origins(len(level), h, settings["origins"], step, max(season, 6)))
     scores, fitted, ratios, per_origin = (_backtest(settings["candidates"], settings, level, x, season, cuts) if cuts
@@ -218,8 +244,9 @@ def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: d
     if chosen is None:
         notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps leave no backtest origin")
         chosen = fallback
-    if len(level) < MIN_STEPS[chosen] and chosen != fallback:
-        notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps, {chosen} needs {MIN_STEPS[chosen]}")
+    if len(level) < MIN_STEPS[model_of(chosen)] and chosen != fallback:
+        notes.append(f"{fallback} (forecast.fallback): {len(level)} training steps, {chosen} needs "
+                     f"{MIN_STEPS[model_of(chosen)]}")
         chosen = fallback
     try:
         col = _fit(chosen, forms.get(chosen, settings["options"].get(chosen, {})), level, season, log, x)
@@ -310,11 +337,13 @@ def check_series_states(series: Any) -> str | None:
     if not isinstance(series, dict) or not series:
         return "no 'series' mapping of fitted forecasters"
     for sid, r in series.items():
-        if not isinstance(r, dict) or r.get("chosen") not in statistical.NAMES:
+        if not isinstance(r, dict) or not is_candidate(r.get("chosen")):
             return f"series {sid!r} without a known forecaster"
         problem = statistical.check_state(r.get("state"))
         if problem:
             return f"series {sid!r} with {problem}"
+        if r["state"]["name"] != model_of(r["chosen"]):
+            return f"series {sid!r} whose fitted forecaster is not its chosen {r['chosen']!r}"
         season = r["state"].get("season")
         if not (isinstance(season, int) and 1 <= season <= 10_000):
             return f"series {sid!r} with a season that is not a whole number from 1 to 10000"

@@ -25,9 +25,9 @@ from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.forecast import calibration, scores, statistical
 from trainflow.tasks.forecast.config import ForecastConfig
 from trainflow.tasks.forecast.models import save_json_model
-from trainflow.tasks.forecast.panel import (SWITCH_MARGIN, Progress, backtest_series, champion, check_series_states,
-                                            choices, fill, fit_series, pick, run_chunks, settings_of,
-                                            switching_helps)
+from trainflow.tasks.forecast.panel import (MEAN_COMBINATIONS, SWITCH_MARGIN, Progress, backtest_series, champion,
+                                            check_series_states, choices, combination_of, fill, fit_series,
+                                            is_candidate, pick, run_chunks, settings_of, switching_helps)
 from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, split_frames
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 #: ``auto``'s candidates in a panel unless model.candidates names them. ARIMA's order search costs
 #: about five times ETS's per series (0.75 s vs 0.19 s CPU on an M1 monthly series), but the
 #: combination (the median of damped ETS, Theta and ARIMA, from their backtest runs at no extra
-#: cost) beat every single model on the first 150 series of M1 monthly and tourism quarterly
-PANEL_CANDIDATES = ("naive", "seasonal_naive", "drift", "ets", "theta", "arima", "combination")
+#: cost) beat every single model on the first 150 series of M1 monthly and tourism quarterly; the
+#: means of each subset of them cost nothing more either (panel.MEAN_COMBINATIONS)
+PANEL_CANDIDATES = ("naive", "seasonal_naive", "drift", "ets", "theta", "arima", "combination", *MEAN_COMBINATIONS)
 #: candidates' options in a panel unless model.options gives them: ETS with a damped trend (an
 #: undamped trend extrapolated 18 months overshoots; on the first 40 series of M1 monthly and of
 #: tourism quarterly AICc's own pick of trend lost to the damped one)
@@ -53,10 +54,12 @@ def check_panel_model(config: Any) -> str | None:
         TimeAxis(**config["axis"])
         assert isinstance(config["id"], str) and isinstance(config["target"], str)
         assert all(isinstance(c, str) for c in [*config["exogenous"], *config["values"]])
-        assert config["chosen"] in statistical.NAMES and isinstance(config["options"], dict)
+        assert is_candidate(config["chosen"]) and isinstance(config["options"], dict)
     except (KeyError, TypeError, ValueError, AssertionError) as exc:
         return f"not a panel forecaster's config ({type(exc).__name__}: {exc})"
-    return (calibration.check(config.get("calibration", {}), config["forecast"]["horizon"], statistical.NAMES)
+    saved = config.get("calibration", {})
+    named = tuple(n for n in (saved if isinstance(saved, dict) else {}) if combination_of(n))
+    return (calibration.check(saved, config["forecast"]["horizon"], (*statistical.NAMES, *named))
             or check_series_states(config["series"]))
 
 
@@ -126,10 +129,15 @@ def _candidates(spec: PipelineSpec) -> tuple[list[str], dict[str, dict[str, Any]
     if spec.model.name != "auto":
         return [spec.model.name], {spec.model.name: options.model_dump(mode="json")}, []
     given = options.candidates if "candidates" in options.model_fields_set else PANEL_CANDIDATES
-    names = [n for n in given if n in statistical.NAMES]
-    chosen = {n: dict(options.options.get(n, PANEL_OPTIONS.get(n, {}))) for n in names}
+    names = [n for n in given if is_candidate(n)]
+    chosen = {n: dict(options.options.get(n, PANEL_OPTIONS.get(n, {}))) for n in names if not combination_of(n)}
     if "combination" in chosen:
         chosen["combination"] = _combination_options(chosen)
+    for name in names:
+        if combination_of(name):
+            (members, how) = combination_of(name)
+            chosen[name] = {"members": members, "how": how,
+                            "options": {m: chosen.get(m, PANEL_OPTIONS.get(m, {})) for m in members}}
     return names, chosen, [n for n in given if n not in names]
 
 
@@ -239,13 +247,19 @@ def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, 
                     ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
     """The next ``horizon`` values after ``y`` (raw) and their bounds, from a series' saved state;
     the half-widths scaled by the model's ``saved`` calibration (in the model's scale, before a log
-    is undone)."""
+    is undone), that of the candidate ``state["key"]`` (see :func:`keyed`)."""
     level = fill(y, state["log"])
     mean, bands = statistical.forecast_one(state["columns"][0], level, horizon, levels, x, future)
-    bands = calibration.scaled(mean, bands, calibration.of_json(saved, state["name"]))
+    bands = calibration.scaled(mean, bands, calibration.of_json(saved, state.get("key", state["name"])))
     if state["log"]:
         mean, bands = np.exp(mean), {lv: (np.exp(lo), np.exp(hi)) for lv, (lo, hi) in bands.items()}
     return mean, bands
+
+
+def keyed(record: dict[str, Any]) -> dict[str, Any]:
+    """A fitted series' state with the candidate it was chosen as (``key``: a named combination's
+    calibration is its own, not that of every ``combination``)."""
+    return {**record["state"], "key": record["chosen"]}
 
 
 def score_series(state: dict[str, Any], y: np.ndarray, truth: np.ndarray, x: np.ndarray | None,
@@ -273,7 +287,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     train, id_col, target, exog = _frame(split_ref.train.path, split_ref.train.meta, fc)
     test = _frame(split_ref.test.path, split_ref.test.meta, fc)[0]
     tests = dict(groups(test, id_col))
-    items = [(sid, (config["series"][sid]["state"], part[target].to_numpy(dtype=float),
+    items = [(sid, (keyed(config["series"][sid]), part[target].to_numpy(dtype=float),
                     tests[sid][target].to_numpy(dtype=float), _x(part, exog), _x(tests[sid], exog)))
              for sid, part in groups(train, id_col) if sid in config["series"]]
     results = run_chunks(items, {"levels": fc.levels, "calibration": config.get("calibration")}, score_series, resources.current(), Progress("evaluate", None))
@@ -364,7 +378,7 @@ def predict(config: dict[str, Any], df: Any, source: str) -> Any:
         axis = TimeAxis.of(history[config["time"]])
         times[sid] = axis.typed(future[config["time"]]) if exog else (
             axis.after(history[config["time"]], fc.horizon) or [f"+{i + 1}" for i in range(fc.horizon)])
-        items.append((sid, (None if known is None else known["state"], history[target].to_numpy(dtype=float),
+        items.append((sid, (None if known is None else keyed(known), history[target].to_numpy(dtype=float),
                             _x(history, exog), _x(future, exog))))
     if unknown:
         warn(f"{len(unknown)} series of '{source}' are not in the model ({', '.join(unknown[:5])}"
@@ -385,7 +399,7 @@ def predict(config: dict[str, Any], df: Any, source: str) -> Any:
 def _predict_series(state: dict[str, Any] | None, y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
                     settings: dict[str, Any]) -> tuple[list[float], dict[int, tuple[list[float], list[float]]]]:
     if state is None:  # a series the model has not seen: the panel's most chosen forecaster, fitted on it
-        state = fit_series(y, x, settings["model"], {}, settings)["state"]
+        state = keyed(fit_series(y, x, settings["model"], {}, settings))
     mean, bands = forecast_series(state, y, x, future, settings["horizon"], settings["levels"], settings["calibration"])
     return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}
 
