@@ -75,7 +75,7 @@ def run(path: Path, sizes: dict[str, int], model: dict, folder: Path, threads: i
         ev = forecast.evaluate(fitted, split, spec, str(folder / "plots"))
         w2, c2 = time.perf_counter(), cpu()
     return {**ev.metrics, "fit_wall": w1 - w0, "fit_cpu": c1 - c0, "eval_wall": w2 - w1, "eval_cpu": c2 - c1,
-            "choices": " | ".join(fitted.meta["notes"][:2])}
+            "choices": " | ".join([*fitted.meta["notes"][:2], *(n for n in fitted.meta["notes"] if n.startswith("intervals"))])}
 
 
 def main() -> None:

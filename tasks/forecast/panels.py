@@ -213,7 +213,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     if fell:
         shown = "; ".join(f"{sid}: {n[0]}" for sid, n in list(fell.items())[:5])
         notes.append(f"{len(fell)} series fell back to {fc.fallback}: {shown}{' ...' if len(fell) > 5 else ''}")
-    notes.append(_calibration_note(fc, factors, counts))
+    notes.append(_calibration_note(fc, factors, counts) + _held_out_note(one, fc, next(iter(counts))))
     if exog:
         notes.append(f"exogenous regressors {', '.join(exog)}: used by the ARIMA family (regression with ARIMA "
                      f"errors) and ETS (least squares, then ETS on the rest); Theta ignores them")
@@ -227,6 +227,18 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     save_json_model(folder, config)
     return ModelRef.of_folder(folder, CONFIG_FILE, "forecast", {
         "steps": notes[:1], "history": [], "notes": notes, "chosen": config["chosen"], "selection": None})
+
+
+def _held_out_note(one: dict[str, Any], fc: ForecastConfig, name: str) -> str:
+    """The most chosen forecaster's calibration checked on the backtest: its factors from the earlier
+    origins against the latest origin's errors."""
+    found = calibration.held_out([r["ratios"][name] for r in one.values() if name in r["ratios"]], fc.levels,
+                                 fc.horizon) if fc.calibrate else {}
+    if not found:
+        return ""
+    return (f"; checked on the backtest, {name}'s factors from all origins but the latest cover "
+            + " / ".join(f"{100 * v:.1f}%" for _, v in sorted(found.items())) + " of the latest origin's errors at "
+            + " / ".join(f"{lv}%" for lv in sorted(found)))
 
 
 def _calibration_note(fc: ForecastConfig, factors: dict[str, dict[int, list[float]]], counts: dict[str, int]) -> str:
