@@ -188,6 +188,13 @@ def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | No
     relative to the seasonal naive's on the same series (scale-free, each series counts alike, and
     only series that scored both; Davydenko & Fildes' AvgRelMAE), over at least half the series;
     without the seasonal naive among the candidates, the lowest mean scaled error."""
+    means = ranking(phase_one, names)
+    return min(means, key=means.get) if means else None
+
+
+def ranking(phase_one: dict[str, dict[str, Any]], names: list[str]) -> dict[str, float]:
+    """Each candidate's panel score that :func:`champion` minimises (the mean log relative error, or
+    the mean scaled error without the seasonal naive), lowest first."""
     base = "seasonal_naive" if "seasonal_naive" in names else None
     means = {}
     for name in names:
@@ -198,7 +205,7 @@ def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | No
             vals = [r["scaled"][name] for r in phase_one.values() if name in r["scaled"]]
         if len(vals) >= max(1, len(phase_one) // 2):
             means[name] = float(np.mean(vals))
-    return min(means, key=means.get) if means else None
+    return dict(sorted(means.items(), key=lambda kv: kv[1]))
 
 
 def pick(result: dict[str, Any], best: str | None, switch: bool = True) -> str | None:

@@ -27,7 +27,8 @@ from trainflow.tasks.forecast.config import ForecastConfig
 from trainflow.tasks.forecast.models import save_json_model
 from trainflow.tasks.forecast.panel import (MEAN_COMBINATIONS, SWITCH_MARGIN, Progress, backtest_series, champion,
                                             check_series_states, choices, combination_of, fill, fit_series,
-                                            is_candidate, pick, run_chunks, settings_of, switching_helps)
+                                            is_candidate, pick, ranking, run_chunks, settings_of,
+                                            switching_helps)
 from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, split_frames
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
@@ -200,8 +201,10 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     notes = [f"{len(fitted)} series, one forecaster each ({spec.model.name}); chosen: "
              + ", ".join(f"{name} {k}" for name, k in counts.items())]
     if best:
+        ranked = ranking(one, names)
+        shown = ", ".join(f"{n} {math.exp(v) if 'seasonal_naive' in names else v:.3f}" for n, v in list(ranked.items())[:5])
         notes.append(f"auto: {best} has the lowest backtest error over the panel (the geometric mean over the series "
-                     f"of its MAE relative to the seasonal naive's, at up to {settings['origins']} origins); "
+                     f"of its MAE relative to the seasonal naive's, at up to {settings['origins']} origins; {shown}); "
                      + (f"a series takes another candidate when its own backtest error is lower by "
                         f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
                      + f" (chosen on the backtest: with the last origin held out, per-series switches scored "
