@@ -85,6 +85,8 @@ def _combination(c: dict) -> dict:
     (lambda c: c["series"]["S0"].update(chosen="mean(naive,prophet)"), "'S0' without a known forecaster"),
     (lambda c: c["series"]["S0"].update(chosen="mean(naive)"), "'S0' without a known forecaster"),  # one member
     (lambda c: c["series"]["S0"].update(chosen="naive"), "'S0' whose fitted forecaster is not its chosen 'naive'"),
+    (lambda c: c["series"]["S0"].update(chosen="mean(naive,arima)"),
+     "'S0' whose fitted forecaster is not its chosen 'mean(naive,arima)'"),
     (lambda c: c["calibration"].update({"mean(naive,prophet)": c["calibration"]["naive"]}),
      "a calibration for 'mean(naive,prophet)', not a known forecaster"),
 ])

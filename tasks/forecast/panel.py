@@ -349,7 +349,9 @@ def check_series_states(series: Any) -> str | None:
         problem = statistical.check_state(r.get("state"))
         if problem:
             return f"series {sid!r} with {problem}"
-        if r["state"]["name"] != model_of(r["chosen"]):
+        named, form = combination_of(r["chosen"]), r["state"]["columns"][0].get("form")
+        if r["state"]["name"] != model_of(r["chosen"]) or (named and named != (
+                [m["name"] for m in form["members"]], form["how"])):
             return f"series {sid!r} whose fitted forecaster is not its chosen {r['chosen']!r}"
         season = r["state"].get("season")
         if not (isinstance(season, int) and 1 <= season <= 10_000):
