@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -205,3 +206,19 @@ def test_killed_training_process_resumes_to_the_same_weights(kill_at, uninterrup
     assert any(f"resuming from the checkpoint of epoch {epoch_at_kill}" in line for line in lines), lines
     assert uninterrupted.keys() == resumed.keys()
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in resumed)
+
+
+def test_label_smoothing_softens_the_targets_and_fits_classification_only():
+    losses = {}
+    for s in (0.0, 0.2):
+        data, model = _setup()
+        config = CONFIG.model_copy(update={"epochs": 5, "val_fraction": 0.0, "label_smoothing": s})
+        losses[s] = train_model(model, data, None, config, seed=0, log=lambda _: None).history[-1]["train_loss"]
+    # a smoothed target (0.9 / 0.1 over two classes) has a cross-entropy floor: its own entropy
+    floor = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    assert losses[0.2] > floor > losses[0.0]
+    base = {"name": "x", "data": {"loader": "npz", "path": "q.npz"}}
+    for raw in ({"task": "multilabel"}, {"task": "regression"}, {"train": {"loss": "mse"}}):
+        problem = _problem({**base, **raw, "train": {**raw.get("train", {}), "label_smoothing": 0.1}})
+        assert "'train.label_smoothing' smooths the cross-entropy targets of task classification" in problem
+    assert "train.label_smoothing" in _problem({**base, "train": {"label_smoothing": 1.0}})  # no true class left

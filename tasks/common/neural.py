@@ -378,10 +378,13 @@ def label_value_checks(labels: list[str]) -> list[Any]:
 def label_problems(spec: PipelineSpec) -> list[str]:
     """The training options that have no meaning for the spec's task (multi-label or single-label)."""
     t = spec.train
-    if spec.task != "multilabel":
-        return [f"'train.{k}' is for task multilabel (the task is {spec.task!r})." for k, v in
-                (("pos_weight", t.pos_weight != "none"), ("loss", t.loss == "binary_cross_entropy")) if v]
     problems = []
+    if t.label_smoothing and (spec.task != "classification" or t.loss not in ("auto", "cross_entropy")):
+        problems.append(f"'train.label_smoothing' smooths the cross-entropy targets of task classification; the task "
+                        f"is {spec.task!r} with loss {t.loss!r}: set it to 0.")
+    if spec.task != "multilabel":
+        return problems + [f"'train.{k}' is for task multilabel (the task is {spec.task!r})." for k, v in
+                           (("pos_weight", t.pos_weight != "none"), ("loss", t.loss == "binary_cross_entropy")) if v]
     if t.loss not in ("auto", "binary_cross_entropy"):
         problems.append(f"'train.loss' {t.loss!r} does not fit task multilabel (one sigmoid output per label); "
                         "use 'auto' or 'binary_cross_entropy'.")

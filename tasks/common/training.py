@@ -78,6 +78,11 @@ class TrainConfig(BaseModel):
     loss: Literal["auto", "cross_entropy", "mse", "binary_cross_entropy"] = Field(
         "auto", description="auto: cross_entropy for classification, binary_cross_entropy (one sigmoid output per "
                             "label) for multilabel, mse for regression/forecasting")
+    # softer targets keep a network from growing over-confident on the voices (or styles) it trained on;
+    # an ensemble's averaged probabilities gain most (FSDD, one speaker held out: docs/untuned.md)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="classification with cross_entropy: the target puts "
+                                                                "1 - this on the true class and spreads this over all "
+                                                                "classes (0: off)")
     epochs: int = Field(10, ge=1, description="Maximum number of epochs")
     batch_size: int = Field(128, ge=1, description="Examples per gradient step")
     # Early stopping needs a validation split; both off by default (the test split is never used).
@@ -347,6 +352,7 @@ class _Loss:
     weight: Any  # class weights (cross_entropy), (weights of 1s, weights of 0s) per label (bce), or None
     classify: bool  # targets are class indices
     pos_weight: Any = None  # per label (binary_cross_entropy)
+    smoothing: float = 0.0  # label smoothing (cross_entropy)
 
     def __call__(self, out: Any, y: Any) -> Any:
         import torch.nn.functional as F
@@ -358,7 +364,7 @@ class _Loss:
             weight = None if self.weight is None else y * self.weight[0] + (1 - y) * self.weight[1]
             return F.binary_cross_entropy_with_logits(out, y, weight=weight, pos_weight=self.pos_weight)
         if self.kind == "cross_entropy":
-            return F.cross_entropy(out, y, weight=self.weight)
+            return F.cross_entropy(out, y, weight=self.weight, label_smoothing=self.smoothing)
         if self.classify:  # mse between class probabilities and one-hot targets
             return F.mse_loss(out.softmax(1), F.one_hot(y.long(), out.shape[1]).to(out.dtype))
         return F.mse_loss(out.reshape(y.shape), y.to(out.dtype))
@@ -717,7 +723,8 @@ def _loss(config: TrainConfig, task: str, data: _Data, device: Any) -> _Loss:
         weight = torch.as_tensor(data.class_weights, dtype=torch.float32, device=device)
     pos_weight = (positive_weights(data.label_targets).to(device)
                   if kind == "binary_cross_entropy" and config.pos_weight == "balanced" else None)
-    return _Loss(kind, weight, classify=task == "classification", pos_weight=pos_weight)
+    return _Loss(kind, weight, classify=task == "classification", pos_weight=pos_weight,
+                 smoothing=config.label_smoothing if kind == "cross_entropy" else 0.0)
 
 
 # ---------------------------------------------------------------- the epochs
