@@ -10,7 +10,8 @@ the models are what is measured) with the same season and horizon: ``auto`` with
 candidates (a backtest choice per series) and ``ets`` with ``trend: add_damped`` (season chosen by
 AICc). Prints mean MASE (scaled by the in-sample seasonal naive), sMAPE, the coverage of the 80 % /
 95 % intervals (targets 75-85 % / 90-98 %), the fit and evaluate wall and CPU seconds (this process
-and its workers) and the load average.
+and its workers) and the load average; on stderr the picks, auto's backtest ranking and the
+calibration note (with its check on the backtest's latest origin).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def run(path: Path, sizes: dict[str, int], model: dict, folder: Path, threads: i
         ev = forecast.evaluate(fitted, split, spec, str(folder / "plots"))
         w2, c2 = time.perf_counter(), cpu()
     return {**ev.metrics, "fit_wall": w1 - w0, "fit_cpu": c1 - c0, "eval_wall": w2 - w1, "eval_cpu": c2 - c1,
-            "choices": " | ".join(fitted.meta["notes"][:2])}
+            "choices": " | ".join(dict.fromkeys([*fitted.meta["notes"][:2],
+                                                 *(n for n in fitted.meta["notes"] if n.startswith("intervals"))]))}
 
 
 def main() -> None:

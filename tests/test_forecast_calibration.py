@@ -91,3 +91,18 @@ def test_per_series_switches_are_kept_only_where_they_won_the_held_out_origin():
     wrong = {f"s{i}": series([1.0, 1.0, 1.0], [0.5, 0.5, 3.0] if i % 2 else [2.0, 2.0, 2.0]) for i in range(10)}
     helps, switched, kept = switching_helps(wrong, ["theta", "ets"])
     assert not helps and switched == 2.0 and kept == 1.0
+
+
+def test_the_held_out_check_covers_the_latest_origin_as_the_earlier_ones_say():
+    rng = np.random.default_rng(1)
+    # the same spread at every origin: the factors of the earlier origins cover about their level of the latest
+    same = [calibration.ratios(*_outs(rng, 3, 6, 2.0), [80, 95]) for _ in range(400)]
+    found = calibration.held_out(same, [80, 95], 6)
+    assert abs(found[80] - 0.8) < 0.05 and abs(found[95] - 0.95) < 0.03, found
+    # the latest origin calmer than the earlier ones (spread 1 after 2): the check over-covers
+    calm = [calibration.ratios(*_outs(rng, 2, 6, 2.0), [80, 95]) for _ in range(400)]
+    for s, late in zip(calm, [calibration.ratios(*_outs(rng, 1, 6, 1.0), [80, 95]) for _ in range(400)]):
+        for lv in (80, 95):
+            s[lv] += late[lv]
+    assert calibration.held_out(calm, [80, 95], 6)[80] > 0.95
+    assert calibration.held_out([calibration.ratios(*_outs(rng, 1, 6, 1.0), [80])], [80], 6) == {}  # one origin

@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import complete_runs, run_cli, write_spec
 from trainflow.errors import SpecError
 from trainflow.spec import spec_from_dict
+from trainflow.tasks.forecast.panel import MEAN_COMBINATIONS
 from trainflow.tasks.forecast.panels import PANEL_CANDIDATES, _candidates
 
 #: the naive forecast and the drift, and their mean: cheap candidates whose errors cancel below
@@ -85,6 +86,8 @@ def _combination(c: dict) -> dict:
     (lambda c: c["series"]["S0"].update(chosen="mean(naive,prophet)"), "'S0' without a known forecaster"),
     (lambda c: c["series"]["S0"].update(chosen="mean(naive)"), "'S0' without a known forecaster"),  # one member
     (lambda c: c["series"]["S0"].update(chosen="naive"), "'S0' whose fitted forecaster is not its chosen 'naive'"),
+    (lambda c: c["series"]["S0"].update(chosen="mean(naive,arima)"),
+     "'S0' whose fitted forecaster is not its chosen 'mean(naive,arima)'"),
     (lambda c: c["calibration"].update({"mean(naive,prophet)": c["calibration"]["naive"]}),
      "a calibration for 'mean(naive,prophet)', not a known forecaster"),
 ])
@@ -101,11 +104,16 @@ def test_a_damaged_saved_combination_exits_3(fitted, damage, why, tmp_path, caps
     assert not (tmp_path / "f.csv").exists()
 
 
-def test_auto_on_a_panel_scores_the_means_of_ets_theta_and_arima():
+def test_auto_on_a_panel_scores_the_means_of_ets_theta_and_arima_when_named():
+    data = {"loader": "timeseries_csv", "path": "p.csv", "id": "id"}
     spec = spec_from_dict({"name": "p", "task": "forecasting", "forecast": {"horizon": 6}, "model": {"name": "auto"},
-                           "data": {"loader": "timeseries_csv", "path": "p.csv", "id": "id"}})
-    names, options, _ = _candidates(spec)
-    assert names == list(PANEL_CANDIDATES)
+                           "data": data})
+    names, _, _ = _candidates(spec)
+    assert names == list(PANEL_CANDIDATES) and "combination" in names
+    assert not [n for n in names if n.startswith("mean(")]  # opt-in: on the dev panels they added selection noise
+    named = spec_from_dict({"name": "p", "task": "forecasting", "forecast": {"horizon": 6}, "data": data,
+                            "model": {"name": "auto", "candidates": ["ets", "theta", "combination", *MEAN_COMBINATIONS]}})
+    names, options, _ = _candidates(named)
     assert {"combination", "mean(ets,theta)", "mean(ets,arima)", "mean(theta,arima)", "mean(ets,theta,arima)"} <= set(names)
     # each mean takes its members' options as candidates (damped ETS): the backtest combines their runs
     assert options["mean(ets,theta)"] == {"members": ["ets", "theta"], "how": "mean",

@@ -71,6 +71,20 @@ def factors(samples: list[dict[int, list[list[float]]]], levels: list[int], hori
     return out
 
 
+def held_out(samples: list[dict[int, list[list[float]]]], levels: list[int], horizon: int) -> dict[int, float]:
+    """A backtest of the calibration itself: per level, the share of the latest origin's errors (of
+    every series with two origins or more) that factors from the earlier origins cover."""
+    both = [s for s in samples if all(len(s.get(lv, [])) >= 2 for lv in levels)]
+    found = factors([{lv: s[lv][:-1] for lv in levels} for s in both], levels, horizon)
+    out = {}
+    for lv, f in found.items():
+        last = np.asarray([s[lv][-1][:horizon] + [math.nan] * (horizon - len(s[lv][-1])) for s in both], dtype=float)
+        known = ~np.isnan(last)
+        if known.any():
+            out[lv] = float(np.mean((last <= np.asarray(f)[None, :])[known]))
+    return out
+
+
 def scaled(mean: np.ndarray, bands: Bands, factor: dict[int, list[float]]) -> Bands:
     """``bands`` with each half-width multiplied by its level's factor at each step (levels without
     a factor unchanged); a level's interval kept at least as wide as a lower level's (each factor is

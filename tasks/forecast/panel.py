@@ -188,6 +188,13 @@ def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | No
     relative to the seasonal naive's on the same series (scale-free, each series counts alike, and
     only series that scored both; Davydenko & Fildes' AvgRelMAE), over at least half the series;
     without the seasonal naive among the candidates, the lowest mean scaled error."""
+    means = ranking(phase_one, names)
+    return min(means, key=means.get) if means else None
+
+
+def ranking(phase_one: dict[str, dict[str, Any]], names: list[str]) -> dict[str, float]:
+    """Each candidate's panel score that :func:`champion` minimises (the mean log relative error, or
+    the mean scaled error without the seasonal naive), lowest first."""
     base = "seasonal_naive" if "seasonal_naive" in names else None
     means = {}
     for name in names:
@@ -198,7 +205,7 @@ def champion(phase_one: dict[str, dict[str, Any]], names: list[str]) -> str | No
             vals = [r["scaled"][name] for r in phase_one.values() if name in r["scaled"]]
         if len(vals) >= max(1, len(phase_one) // 2):
             means[name] = float(np.mean(vals))
-    return min(means, key=means.get) if means else None
+    return dict(sorted(means.items(), key=lambda kv: kv[1]))
 
 
 def pick(result: dict[str, Any], best: str | None, switch: bool = True) -> str | None:
@@ -342,7 +349,9 @@ def check_series_states(series: Any) -> str | None:
         problem = statistical.check_state(r.get("state"))
         if problem:
             return f"series {sid!r} with {problem}"
-        if r["state"]["name"] != model_of(r["chosen"]):
+        named, form = combination_of(r["chosen"]), r["state"]["columns"][0].get("form")
+        if r["state"]["name"] != model_of(r["chosen"]) or (named and named != (
+                [m["name"] for m in form["members"]], form["how"])):
             return f"series {sid!r} whose fitted forecaster is not its chosen {r['chosen']!r}"
         season = r["state"].get("season")
         if not (isinstance(season, int) and 1 <= season <= 10_000):
