@@ -100,3 +100,13 @@ def flow_run_records(client: Any, flow_run_id: str) -> tuple[list[Any], dict[str
     task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
     artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
     return task_runs, {a.key: a for a in artifacts}
+
+
+def long_panel(series: list[Any], name: str = "S{:02d}") -> Any:
+    """A forecasting panel as the long CSV has it (``series_id``, ``t`` from 1, ``value`` to 3 places)
+    from one array of values per series, named by ``name.format(k)``."""
+    import pandas as pd
+
+    return pd.DataFrame([{"series_id": name.format(k), "t": i + 1, "value": round(float(v), 3)}
+                         for k, y in enumerate(series) for i, v in enumerate(y)])
+

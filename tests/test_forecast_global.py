@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import complete_runs, run_cli, write_spec
+from tests.helpers import complete_runs, long_panel, run_cli, write_spec
 from trainflow.errors import DataError
 from trainflow.tasks.forecast import modality as forecast
 
@@ -19,13 +19,13 @@ from trainflow.tasks.forecast import modality as forecast
 def panel(n_series: int = 12, seed: int = 0) -> pd.DataFrame:
     """Series of 40-60 steps sharing one shape (season 6, trend) at different levels and scales; S03 is 9 steps."""
     rng = np.random.default_rng(seed)
-    rows = []
+    values = []
     for k in range(n_series):
         n = 9 if k == 3 else int(rng.integers(40, 60))
         t = np.arange(n)
         y = (1 + k) * (20 + 0.3 * t + 4 * np.sin(2 * np.pi * t / 6) + rng.normal(0, 0.5, n))
-        rows += [{"series_id": f"S{k:02d}", "t": i + 1, "value": round(float(v), 3)} for i, v in enumerate(y)]
-    return pd.DataFrame(rows)
+        values.append(y)
+    return long_panel(values)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import complete_runs, run_cli, write_spec
+from tests.helpers import complete_runs, long_panel, run_cli, write_spec
 from trainflow import resources
 from trainflow.errors import DataError
 from trainflow.spec import spec_from_dict
@@ -25,13 +25,13 @@ CANDIDATES = ["naive", "seasonal_naive", "drift", "theta", "ets"]
 def panel(n_series: int = 20, seed: int = 0) -> pd.DataFrame:
     """Monthly series of 30-48 steps (season 6, level and amplitude per series); every seventh is 12 steps."""
     rng = np.random.default_rng(seed)
-    rows = []
+    values = []
     for k in range(n_series):
         n = 12 if k % 7 == 3 else int(rng.integers(30, 48))
         t = np.arange(n)
         y = 50 + 3 * k + 0.2 * t + (4 + k % 4) * np.sin(2 * np.pi * t / 6 + k) + rng.normal(0, 1, n)
-        rows += [{"series_id": f"S{k:02d}", "t": i + 1, "value": round(float(v), 3)} for i, v in enumerate(y)]
-    return pd.DataFrame(rows)
+        values.append(y)
+    return long_panel(values)
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import complete_runs, run_cli, write_spec
+from tests.helpers import complete_runs, long_panel, run_cli, write_spec
 from trainflow.errors import SpecError
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.forecast.panel import MEAN_COMBINATIONS
@@ -27,12 +27,12 @@ def panel(n_series: int = 8, seed: int = 0) -> pd.DataFrame:
     the drift (the average slope of the whole history, steeper than the latest) overshoots it, so the
     mean of the two errs less than either, at every backtest origin and on the test."""
     rng = np.random.default_rng(seed)
-    rows = []
+    values = []
     for k in range(n_series):
         n = int(rng.integers(44, 56))
         y = (10 + k) * 10 * np.sqrt(np.arange(n) + 5) + rng.normal(0, 1, n)
-        rows += [{"series_id": f"S{k}", "t": i + 1, "value": round(float(v), 3)} for i, v in enumerate(y)]
-    return pd.DataFrame(rows)
+        values.append(y)
+    return long_panel(values, 'S{}')
 
 
 @pytest.fixture(scope="module")
