@@ -84,7 +84,7 @@ def append_history(runs: str | os.PathLike, pipeline: str, row: dict[str, Any]) 
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, default=str) + "\n")
     shown = []
-    for line in path.read_text(encoding="utf-8").splitlines()[-HISTORY_SHOWN:]:
+    for line in _last_lines(path, HISTORY_SHOWN):
         try:
             item = json.loads(line)
         except ValueError:
@@ -92,3 +92,17 @@ def append_history(runs: str | os.PathLike, pipeline: str, row: dict[str, Any]) 
         if isinstance(item, dict):
             shown.append(item)
     return shown
+
+
+def _last_lines(path: Path, n: int, block: int = 1 << 16) -> list[str]:
+    """The last ``n`` lines of ``path``, read from its end: the history grows by a line a batch for
+    as long as the monitor runs, and only its tail is shown."""
+    with open(path, "rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        start, data = end, b""
+        while start > 0 and data.count(b"\n") <= n:
+            start = max(0, start - block)
+            fh.seek(start)
+            data = fh.read(end - start)
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return lines[-n:] if start == 0 else lines[1:][-n:]  # a cut first line is partial

@@ -1,0 +1,30 @@
+"""The monitor's drift history: appended a line a batch, its newest rows read from the file's end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainflow.tasks.common import batches
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 16])
+def test_the_last_lines_read_from_the_end_match_a_whole_read(tmp_path, block):
+    path = tmp_path / "h.jsonl"
+    lines = [json.dumps({"i": i, "note": "é" * (i % 7)}, ensure_ascii=False) for i in range(300)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for n in (1, 3, 200, 299, 300, 500):
+        assert batches._last_lines(path, n, block) == lines[-n:], n
+
+
+def test_the_history_shows_its_newest_rows_and_skips_damaged_lines(tmp_path):
+    folder = tmp_path / "p" / batches.MONITOR_FOLDER
+    folder.mkdir(parents=True)
+    old = [json.dumps({"batch": f"b{i}"}) for i in range(5000)]
+    (folder / batches.HISTORY_FILE).write_text("\n".join(old[:-3] + ["{not json", "[1, 2]"] + old[-3:]) + "\n")
+    shown = batches.append_history(tmp_path, "p", {"batch": "new"})
+    names = [r["batch"] for r in shown]
+    assert names[-1] == "new" and names[-4:-1] == ["b4997", "b4998", "b4999"]
+    assert len(shown) == batches.HISTORY_SHOWN - 2  # the two damaged lines among the newest are skipped
+    assert names[0] == f"b{5000 - (batches.HISTORY_SHOWN - 3)}"  # 200 lines: the new, 2 damaged, 197 old
