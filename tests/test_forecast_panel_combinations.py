@@ -55,6 +55,8 @@ def test_the_combination_the_backtest_favours_is_chosen_and_predicted(fitted, tm
     config = json.loads((run / "model.json").read_text())
     assert config["choices"] == {"mean(naive,drift)": 8}
     assert "auto: mean(naive,drift) has the lowest backtest error over the panel" in config["notes"][1]
+    # no seasonal naive among the candidates: the note names the measure the ranking then uses
+    assert "MAE scaled by the series' mean step" in config["notes"][1] and "seasonal naive" not in config["notes"][1]
     for r in config["series"].values():  # each series' backtest says so too: the mean beats both members
         assert r["backtest"]["mean(naive,drift)"] < min(r["backtest"]["naive"], r["backtest"]["drift"])
         assert r["state"]["name"] == "combination" and r["state"]["columns"][0]["form"]["how"] == "mean"

@@ -205,8 +205,10 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     if best:
         ranked = ranking(one, names)
         shown = ", ".join(f"{n} {math.exp(v) if 'seasonal_naive' in names else v:.3f}" for n, v in list(ranked.items())[:5])
-        notes.append(f"auto: {best} has the lowest backtest error over the panel (the geometric mean over the series "
-                     f"of its MAE relative to the seasonal naive's, at up to {settings['origins']} origins; {shown}); "
+        measure = ("the geometric mean over the series of its MAE relative to the seasonal naive's"
+                   if "seasonal_naive" in names else "the mean over the series of its MAE scaled by the series' mean step")
+        notes.append(f"auto: {best} has the lowest backtest error over the panel ({measure}, at up to "
+                     f"{settings['origins']} origins; {shown}); "
                      + (f"a series takes another candidate when its own backtest error is lower by "
                         f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
                      + f" (chosen on the backtest: with the last origin held out, per-series switches scored "
