@@ -28,3 +28,15 @@ def test_the_history_shows_its_newest_rows_and_skips_damaged_lines(tmp_path):
     assert names[-1] == "new" and names[-4:-1] == ["b4997", "b4998", "b4999"]
     assert len(shown) == batches.HISTORY_SHOWN - 2  # the two damaged lines among the newest are skipped
     assert names[0] == f"b{5000 - (batches.HISTORY_SHOWN - 3)}"  # 200 lines: the new, 2 damaged, 197 old
+
+
+def test_a_history_that_is_a_fifo_is_named_not_blocked_on(tmp_path):
+    import os
+
+    from trainflow.errors import DataError
+
+    folder = tmp_path / "p" / batches.MONITOR_FOLDER
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / batches.HISTORY_FILE)
+    with pytest.raises(DataError, match="history .*history.jsonl is a FIFO"):
+        batches.append_history(tmp_path, "p", {"batch": "new"})

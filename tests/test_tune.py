@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import SPECS
 from tests.helpers import complete_runs, run_cli, write_spec
-from trainflow.errors import SpecError
+from trainflow.errors import SpecError, TrainflowError
 from trainflow.tasks.common import promote, tuning
 
 optuna = pytest.importorskip("optuna")
@@ -209,3 +209,14 @@ def test_a_second_tune_of_a_live_study_is_refused(tmp_path, capsys):
     assert not tuning.study_path(cache, "penguins").exists()  # the study was never opened
     tuning.lock_study(cache, "penguins")  # free again once the holder is gone
     tuning.release_study(cache, "penguins")
+
+
+def test_a_study_lock_file_that_is_a_link_is_refused(tmp_path):
+    cache = str(tmp_path / ".cache")
+    lock = Path(f"{tuning.study_path(cache, 'p').resolve()}.lock")
+    lock.parent.mkdir(parents=True)
+    lock.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TrainflowError, match="lock file .* cannot be opened"):
+        tuning.lock_study(cache, "p")
+    assert not (tmp_path / "elsewhere").exists()  # nothing created through the link
+

@@ -81,6 +81,9 @@ def append_history(runs: str | os.PathLike, pipeline: str, row: dict[str, Any]) 
     the newest :data:`HISTORY_SHOWN` rows; a damaged line is skipped (the history is a log, not a model)."""
     path = Path(runs) / pipeline / MONITOR_FOLDER / HISTORY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    problem = path_problem(path) if os.path.lexists(path) else None
+    if problem:  # a FIFO would block the append, a device has no end to read back from
+        raise DataError(f"The monitor's history {path} {problem}: move it aside and run the monitor again.")
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, default=str) + "\n")
     shown = []

@@ -219,7 +219,11 @@ def lock_study(cache: str, pipeline: str) -> None:
     key = str(path.resolve())
     if key in _study_locks or fcntl is None:  # no flock (Windows): nothing to hold
         return
-    fd = os.open(f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:  # never through a link, never blocking: the lock file is only ever locked, not read
+        fd = os.open(f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise TrainflowError(f"the tune study's lock file {key}.lock cannot be opened ({exc.strerror}): "
+                             "remove it, or give this tune another --cache") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

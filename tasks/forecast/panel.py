@@ -37,10 +37,9 @@ MIN_STEPS = {"naive": 2, "drift": 3, "seasonal_naive": 2, "theta": 8, "ets": 10,
 SEARCH_STEPS = 3
 #: how much lower (relative) a series' own best backtest error must be to leave the panel's champion
 SWITCH_MARGIN = 0.2
-#: the equal-weight combinations ``auto`` scores in a panel beside its single models (every subset of
-#: two or more of ETS, Theta and ARIMA, and "combination", their median): built from the members'
-#: backtest runs with no extra fit, chosen like any candidate (the M4 lesson that combinations beat
-#: single models; AutoGluon-TimeSeries' ensemble chosen on its validation windows)
+#: the equal-weight means of every subset of two or more of ETS, Theta and ARIMA, which a panel's
+#: model.candidates may name (not in auto's default list: panels.PANEL_CANDIDATES says why): scored
+#: from the members' backtest runs with no extra fit and chosen like any candidate
 MEAN_COMBINATIONS = ("mean(ets,theta)", "mean(ets,arima)", "mean(theta,arima)", "mean(ets,theta,arima)")
 #: chunks per worker: small enough to balance uneven series, large enough that a chunk outweighs its transfer
 CHUNKS_PER_WORKER = 4
