@@ -370,9 +370,11 @@ def test_killed_audio_training_resumes_to_the_same_weights(tmp_path, capfd):
         import audio_resume_driver as driver
     finally:
         sys.path.remove(str(tmp_path))
+    # the child keeps this process's environment: a child started with OMP_NUM_THREADS=1 picks other
+    # CPU kernels on some processors (AMD EPYC) than a process that sets one torch thread itself, and
+    # its weights then differ in the last bits (Adam turns that into 0.03 on biases before batch norm)
     killed = subprocess.Popen([sys.executable, str(tmp_path / "audio_resume_driver.py"), str(spec),
-                               str(tmp_path / "killed")], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               str(tmp_path / "killed")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         expected = load_file(Path(driver.fit(spec, str(tmp_path / "whole")).path) / "model.safetensors")  # meanwhile
     finally:
