@@ -5,7 +5,6 @@ resumes, and the bad inputs of issue 10 through the CLI."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
