@@ -128,17 +128,17 @@ def test_tta_candidates_share_the_fold_networks_and_prediction_averages_the_voic
     real = select._fold_network
     monkeypatch.setattr(select, "_fold_network", lambda *a, **k: trained.append(1) or real(*a, **k))
     root = speaker_clips(tmp_path / "clips", {"al": 1.0, "bo": 1.04, "cy": 0.96, "di": 1.02}, per_class=3)
-    spec = spec_of(root, {"candidates": [{}, {"tta_speed": [0.9, 1.0, 1.1]}, {"tta_vtlp": [0.95, 1.05]}],
-                          "folds": 3, "epochs": 2})
+    spec = spec_of(root, {"candidates": [{}, {"tta_speed": [0.9, 1.0, 1.1]}, {"tta_vtlp": [0.95, 1.05]},
+                                         {"tta_tempo": [1.1]}], "folds": 3, "epochs": 2})
     cache = str(tmp_path / "cache")
     split = audio.split(load.load(spec.data, cache, "audio", spec.split), spec, cache)
     ref = audio.fit(split, spec, cache)
     assert len(trained) == 3  # one network a fold: the candidates change only how it predicts
     model, config = audio.load_model(ref.path)
-    assert len(config["recipe_selection"]["table"]) == 3
+    assert len(config["recipe_selection"]["table"]) == 4
     model.eval()
     waves = audio.waves_of(load_npz(split.test.path))
-    config["features"] |= {"tta_speed": [0.9, 1.1], "tta_vtlp": [1.05]}
+    config["features"] |= {"tta_speed": [0.9, 1.1], "tta_vtlp": [1.05], "tta_tempo": []}  # whichever was chosen
     plain = {**config, "features": {**config["features"], "tta_speed": [], "tta_vtlp": []}}
     each = []
     for voice in [(0.9, 1.05), (1.1, 1.05)]:
@@ -146,3 +146,36 @@ def test_tta_candidates_share_the_fold_networks_and_prediction_averages_the_voic
         each.append(torch.softmax(model(torch.from_numpy(x), torch.from_numpy(mask)), 1).detach().numpy())
     np.testing.assert_allclose(audio.probabilities(model, config, waves, "cpu"), np.mean(each, 0), atol=1e-5)
     assert not np.allclose(audio.probabilities(model, plain, waves, "cpu"), np.mean(each, 0), atol=1e-3)
+    # a tempo: the clip itself and the clip 1.2 times faster through the filterbank warped by 1 / 1.2
+    tempo = {**config, "features": {**plain["features"], "tta_tempo": [1.2]}}
+    each = []
+    for voice in [(1.0, 1.0), (1.2, 1 / 1.2)]:
+        x, mask = audio.features_of(waves, config, voice)
+        each.append(torch.softmax(model(torch.from_numpy(x), torch.from_numpy(mask)), 1).detach().numpy())
+    np.testing.assert_allclose(audio.probabilities(model, tempo, waves, "cpu"), np.mean(each, 0), atol=1e-5)
+
+
+def test_a_tempo_of_the_test_time_grid_changes_the_pace_and_keeps_the_formants():
+    from trainflow.tasks.audio.perturb import tta_grid, voiced_at
+
+    grid = tta_grid(AudioFeatures(tta_speed=[0.9, 1.1], tta_vtlp=[1.0], tta_tempo=[0.8, 1.25]))
+    assert grid == [(0.9, 1.0), (1.1, 1.0), (0.8, 1.25), (1.25, 0.8)]
+    assert tta_grid(AudioFeatures(tta_tempo=[1.2]))[0] == (1.0, 1.0)  # the clip itself stays in the average
+    with pytest.raises(ValidationError, match="tta_tempo"):
+        AudioFeatures(tta_tempo=[1.0] * 6)
+    with pytest.raises(ValidationError, match="tta_tempo need a fixed"):
+        AudioFeatures(tta_tempo=[1.2], duration=None)
+    t = np.arange(2000) / RATE  # 0.25 s of a 150 Hz voice with one formant at 1 kHz
+    wave = (sum(np.sin(2 * np.pi * 150 * k * t) / (1 + abs(150 * k - 1000) / 100) for k in range(1, 26))
+            * 0.1).astype(np.float32)
+    logmel = AudioFeatures(features="logmel", n_mels=32, n_fft=256, hop_length=160, duration=0.3)
+    envelope = {voice: voiced_at([wave], RATE, logmel, *voice)[0, :, 2:8].mean(1) for voice in
+                [(1.0, 1.0), (1.25, 1.0), (1.25, 0.8)]}  # the mean log-mel of frames inside every version
+    peak = {voice: int(env.argmax()) for voice, env in envelope.items()}
+    assert peak[(1.25, 1.0)] > peak[(1.0, 1.0)]  # faster by resampling: the formant moves up a band or more
+    assert abs(peak[(1.25, 0.8)] - peak[(1.0, 1.0)]) <= 1  # the tempo pair puts it back
+    assert (np.abs(envelope[(1.25, 0.8)] - envelope[(1.0, 1.0)]).mean()
+            < np.abs(envelope[(1.25, 1.0)] - envelope[(1.0, 1.0)]).mean() / 2)
+    level = {voice: voiced_at([wave], RATE, logmel, *voice)[0].mean(0) for voice in [(1.0, 1.0), (1.25, 0.8)]}
+    voiced = {voice: int((lv > lv.max() - 4).sum()) for voice, lv in level.items()}
+    assert voiced[(1.25, 0.8)] < voiced[(1.0, 1.0)]  # and the clip is over sooner

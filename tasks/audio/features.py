@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: added before the logarithm, so silence gives a finite floor instead of -inf
 LOG_FLOOR = 1e-6
-#: values of tta_speed / tta_vtlp at most (a grid of 5 x 5 is 25 passes over every predicted clip)
+#: values of tta_speed / tta_vtlp / tta_tempo at most (a grid of 5 x 5 is 25 passes over every predicted clip)
 TTA_MAX = 5
 #: the fields of ``preprocess.audio`` a candidate of ``select`` may change: the normalisation and the
 #: augmentation of training batches, never the features' shape (one feature pass serves every candidate)
 SELECTABLE = ("normalize", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "freq_warp",
               "time_stretch", "time_shift", "mix_clips", "speed", "vtlp", "noise_snr", "copies",
-              "tta_speed", "tta_vtlp")
+              "tta_speed", "tta_vtlp", "tta_tempo")
 
 
 class AudioSelect(BaseModel):
@@ -107,6 +107,13 @@ class AudioFeatures(BaseModel):
     tta_vtlp: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
         [], max_length=TTA_MAX, description="The same over these VTLP factors of the filterbank (with tta_speed: "
                                             f"every pair; []: off; at most {TTA_MAX})")
+    # speed t with the filterbank warped by 1/t moves the formants back where the voice had them: the
+    # same words said faster or slower (a slow voice such as FSDD's lucas scores best at 1.1-1.2)
+    tta_tempo: list[Annotated[float, Field(ge=0.5, le=1.5)]] = Field(
+        [], max_length=TTA_MAX, description="Also predict each clip at each of these tempos: played t times faster "
+                                            "through the filterbank warped by 1/t, so the pace changes and the "
+                                            "formants stay (e.g. [0.8, 1.2]); added to the tta_speed x tta_vtlp "
+                                            f"pairs (test-time augmentation; []: off; at most {TTA_MAX})")
     select: AudioSelect | None = Field(None, description="Choose among candidate recipes by grouped cross-validation "
                                                          "on the training clips (classification)")
 
@@ -116,8 +123,9 @@ class AudioFeatures(BaseModel):
         if snr is not None and (len(snr) != 2 or snr[0] > snr[1]):
             raise ValueError(f"preprocess.audio.noise_snr must be [low, high] in dB with low <= high (e.g. [10, 30]); "
                              f"got {snr}")
-        if (self.speed or self.vtlp or snr is not None or self.tta_speed or self.tta_vtlp) and self.duration is None:
-            raise ValueError("preprocess.audio.speed, vtlp, noise_snr, tta_speed and tta_vtlp need a fixed "
+        if (self.speed or self.vtlp or snr is not None or self.tta_speed or self.tta_vtlp or self.tta_tempo) \
+                and self.duration is None:
+            raise ValueError("preprocess.audio.speed, vtlp, noise_snr, tta_speed, tta_vtlp and tta_tempo need a fixed "
                              "preprocess.audio.duration (a perturbed clip must have the original's frames); got "
                              "duration null")
         for i, cand in enumerate(self.select.candidates if self.select else []):

@@ -337,7 +337,9 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
     steps += [f"mixing of training batches: another example at weight up to {pre.mix_clips:g}"] if pre.mix_clips else []
     steps += [perturb.describe(pre)] if perturb.perturbs(pre) else []
     steps += [f"prediction: class probabilities averaged over the clip at speeds {pre.tta_speed or [1.0]} and VTLP "
-              f"factors {pre.tta_vtlp or [1.0]}"] if pre.tta_speed or pre.tta_vtlp else []
+              f"factors {pre.tta_vtlp or [1.0]}" + (f", and at tempos {pre.tta_tempo} (formants kept)"
+                                                    if pre.tta_tempo else "")] if (
+        pre.tta_speed or pre.tta_vtlp or pre.tta_tempo) else []
     if selection is not None:
         from trainflow.tasks.audio.select import describe
 

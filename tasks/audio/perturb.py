@@ -157,8 +157,10 @@ def describe(config: AudioFeatures) -> str:
 
 
 def tta_grid(config: AudioFeatures) -> list[tuple[float, float]]:
-    """The (speed, VTLP factor) pairs of ``tta_speed`` x ``tta_vtlp`` a clip is predicted at ([(1, 1)]: off)."""
-    return [(float(s), float(a)) for s in (config.tta_speed or [1.0]) for a in (config.tta_vtlp or [1.0])]
+    """The (speed, VTLP factor) pairs a clip is predicted at: ``tta_speed`` x ``tta_vtlp`` ([(1, 1)] when
+    both are off), then (t, 1/t) for each tempo t of ``tta_tempo`` (the pace changed, the formants kept)."""
+    grid = [(float(s), float(a)) for s in (config.tta_speed or [1.0]) for a in (config.tta_vtlp or [1.0])]
+    return grid + [(float(t), 1.0 / float(t)) for t in config.tta_tempo]
 
 
 def voiced_at(waves: list[np.ndarray], sample_rate: int, config: AudioFeatures, speed: float,

@@ -50,7 +50,7 @@ def folds_of(groups: np.ndarray, folds: int, source: str) -> list[tuple[np.ndarr
 
 
 #: fields that change only how a trained network predicts: candidates differing in these alone share fold networks
-PREDICTION_ONLY = ("tta_speed", "tta_vtlp")
+PREDICTION_ONLY = ("tta_speed", "tta_vtlp", "tta_tempo")
 
 
 def _fold_network(x: np.ndarray, frames: np.ndarray, y: np.ndarray, tr: np.ndarray, cfg: AudioFeatures,
