@@ -12,9 +12,12 @@ class probabilities at every grid point. The loop is a short copy of the shared 
 can also mix examples *and their labels* (``mixup``: Beta(a, a) weights, Zhang et al. 2018), which the
 shared loop cannot; its figures are those of this script, not of the spec (the shared loop orders
 batches with another generator). Recipe keys: ``ls`` (label smoothing), ``mixup`` (a), ``aug``
-(changes of preprocess.audio's warps and masks, e.g. {"time_stretch": 0.3}), ``epochs``, ``width``.
+(changes of preprocess.audio's warps and masks, e.g. {"time_stretch": 0.3}), ``pre`` (changes of the
+features, e.g. {"n_mels": 40}: their own cached features), ``epochs``, ``width``, ``dropout``, ``wd`` (Adam's
+weight decay).
 ``report`` prints each speaker's accuracy with the probabilities averaged over the 3 x 3 grid
-(0.9-1.1, the spec's test-time averaging) and over the networks named (``a+b``: both recipes' seeds).
+(0.9-1.1, the spec's test-time averaging; ``--extra`` adds grid points) and over the networks named
+(``a+b``: both recipes' seeds).
 """
 
 from __future__ import annotations
@@ -36,16 +39,17 @@ SPEC = dict(features="mfcc", n_mfcc=13, duration=0.8, n_fft=256, hop_length=160,
             time_mask_width=5)
 
 
-def features(out: Path):
+def features(out: Path, changes: dict | None = None):
     """(config, per-clip normalised features [n, bins, T], real frames, the grid's features [25, n, bins, T],
-    digits, speakers), cached in ``out``."""
+    digits, speakers), cached in ``out``; ``changes``: of the features' fields (n_mels, n_mfcc, ...), cached apart."""
     import soundfile as sf
 
     from trainflow.tasks.audio.features import AudioFeatures, per_clip, wave_features
     from trainflow.tasks.audio.perturb import voiced_at
 
-    pre = AudioFeatures.model_validate(SPEC)
-    path = out / "features.npz"
+    pre = AudioFeatures.model_validate({**SPEC, **(changes or {})})
+    tag = "_".join(f"{k}-{v}" for k, v in sorted((changes or {}).items()))
+    path = out / (f"features_{tag}.npz" if tag else "features.npz")
     if not path.exists():
         files = sorted((REPO / "data/fsdd").glob("*.flac"))
         waves = [sf.read(f, dtype="float32")[0] for f in files]
@@ -73,9 +77,9 @@ def train_one(recipe: dict, speaker: str, seed: int, data: tuple) -> np.ndarray:
     augment = spec_augmenter(pre.model_copy(update=recipe.get("aug", {})))
     torch.manual_seed(seed)
     model = build_audio_cnn(AudioCnnConfig(width=recipe.get("width", 16), depth=3, padding="same", batch_norm=True,
-                                           dropout=0.2), bins=x.shape[1], frames=x.shape[2], n_classes=10)
+                                           dropout=recipe.get("dropout", 0.2)), bins=x.shape[1], frames=x.shape[2], n_classes=10)
     epochs, ls, mixup = recipe.get("epochs", 20), recipe.get("ls", 0.0), recipe.get("mixup", 0.0)
-    opt = torch.optim.Adam(model.parameters(), lr=0.003)
+    opt = torch.optim.Adam(model.parameters(), lr=0.003, weight_decay=recipe.get("wd", 0.0))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen, beta = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     for _ in range(epochs):
@@ -98,13 +102,14 @@ def train_one(recipe: dict, speaker: str, seed: int, data: tuple) -> np.ndarray:
         return np.stack([model(torch.from_numpy(norm.transform(g[te])), None).softmax(-1).numpy() for g in grid])
 
 
-def accuracy(out: Path, members: list[tuple[str, int]], speaker: str) -> float | None:
-    """Accuracy on ``speaker`` of the networks ``members`` (name, seed), probabilities averaged over them and TTA."""
+def accuracy(out: Path, members: list[tuple[str, int]], speaker: str, tta: list[int] = TTA) -> float | None:
+    """Accuracy on ``speaker`` of the networks ``members`` (name, seed), probabilities averaged over them and
+    the grid points ``tta`` (default: the 3 x 3 of the spec's test-time averaging)."""
     files = [out / name / f"{speaker}_{seed}.npz" for name, seed in members]
     if not all(f.exists() for f in files):
         return None
     runs = [np.load(f) for f in files]
-    proba = np.mean([r["probs"][TTA].mean(0) for r in runs], axis=0)
+    proba = np.mean([r["probs"][tta].mean(0) for r in runs], axis=0)
     return float((proba.argmax(1) == runs[0]["y"]).mean())
 
 
@@ -125,12 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--speakers", nargs="+", default=list(SPEAKERS), choices=SPEAKERS)
     p.add_argument("--out", type=Path, default=Path("/tmp/heldout_seeds"))
+    p.add_argument("--extra", nargs="*", default=[], metavar="SPEED,VTLP",
+                   help="report: grid points averaged besides the 3 x 3 (e.g. 0.8,1.2 1.2,0.8: two tempos, the "
+                        "formants about kept)")
     a = p.parse_args(argv)
+    tta = TTA + [GRID.index(float(s)) * len(GRID) + GRID.index(float(v)) for s, v in (e.split(",") for e in a.extra)]
     a.out.mkdir(parents=True, exist_ok=True)
     if a.mode == "report":
         print("| networks | " + " | ".join(SPEAKERS) + " | mean | lowest |\n|" + "---|" * 9)
         for arg in a.args or sorted(d.name for d in a.out.iterdir() if d.is_dir()):
-            accs = [accuracy(a.out, members_of(a.out, arg), s) for s in SPEAKERS]
+            accs = [accuracy(a.out, members_of(a.out, arg), s, tta) for s in SPEAKERS]
             done = [x for x in accs if x is not None]
             tail = f"{np.mean(done):.3f} | {min(done):.3f}" if len(done) == len(SPEAKERS) else " | "
             print(f"| {arg} | " + " | ".join("" if x is None else f"{x:.3f}" for x in accs) + f" | {tail} |")
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     name, recipe = a.args[0], json.loads(a.args[1])
-    data, folder = features(a.out), a.out / name
+    data, folder = features(a.out, recipe.get("pre")), a.out / name
     folder.mkdir(exist_ok=True)
     for seed in a.seeds:
         for speaker in a.speakers:
