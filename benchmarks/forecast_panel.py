@@ -1,7 +1,8 @@
 """Forecast panels: ``auto`` (only the data named) vs damped ETS, side by side, on M1 monthly and tourism quarterly.
 
     python benchmarks/forecast_panel.py [--data /work/shared/datasets/forecast_panels] [--sets m1_monthly tourism_quarterly]
-                                        [--series N] [--threads T] [--models auto "damped ETS" "global MLP"]
+                                        [--series N] [--threads T]
+                                        [--models auto "damped ETS" "global MLP" "auto + global MLP"]
 
 For each set, the competition's training and test files are joined into one long CSV; the panel's
 split by time takes each series' last ``horizon`` steps (exactly the competition's test horizon).
@@ -29,7 +30,17 @@ from common import load  # noqa: E402
 DATA = Path("/work/shared/datasets/forecast_panels")
 SETS = {"m1_monthly": {"horizon": 18, "season": 12}, "tourism_quarterly": {"horizon": 8, "season": 4}}
 MODELS = {"auto": {"name": "auto"}, "damped ETS": {"name": "ets", "trend": "add_damped"},
-          "global MLP": {"name": "global_mlp"}}
+          "global MLP": {"name": "global_mlp"}, "auto + global MLP": {"name": "auto", "candidates": "+global_mlp"}}
+
+
+def _model(model: dict) -> dict:
+    """``model`` with ``candidates: "+NAME"`` read as auto's default panel candidates and NAME."""
+    from trainflow.tasks.forecast.panels import PANEL_CANDIDATES
+
+    extra = model.get("candidates")
+    if isinstance(extra, str) and extra.startswith("+"):
+        return {**model, "candidates": [*PANEL_CANDIDATES, *extra[1:].split(",")]}
+    return model
 
 
 def cpu() -> float:
@@ -65,7 +76,7 @@ def run(path: Path, sizes: dict[str, int], model: dict, folder: Path, threads: i
     from trainflow.spec import spec_from_dict
     from trainflow.tasks.forecast import modality as forecast
 
-    spec = spec_from_dict({"name": "panel", "task": "forecasting", "model": model, "forecast": sizes,
+    spec = spec_from_dict({"name": "panel", "task": "forecasting", "model": _model(model), "forecast": sizes,
                            "data": {"loader": "timeseries_csv", "path": str(path), "id": "series_id"}})
     cache = str(folder / "cache")
     split = forecast.stored_split(spec, cache, f"{path.stem}-{model['name']}")
@@ -77,7 +88,8 @@ def run(path: Path, sizes: dict[str, int], model: dict, folder: Path, threads: i
         w2, c2 = time.perf_counter(), cpu()
     return {**ev.metrics, "fit_wall": w1 - w0, "fit_cpu": c1 - c0, "eval_wall": w2 - w1, "eval_cpu": c2 - c1,
             "choices": " | ".join(dict.fromkeys([*fitted.meta["notes"][:2],
-                                                 *(n for n in fitted.meta["notes"] if n.startswith("intervals"))]))}
+                                                 *(n for n in fitted.meta["notes"]
+                                                   if n.startswith(("intervals", "global_mlp")))]))}
 
 
 def main() -> None:
@@ -87,7 +99,8 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=None, help="the first N series of each set (default: all)")
     parser.add_argument("--threads", type=int, default=0, help="worker processes (0: every core)")
     parser.add_argument("--models", nargs="+", default=list(MODELS)[:2], choices=list(MODELS),
-                        help="'global MLP': one network over every series (tasks/forecast/global_panel.py)")
+                        help="'global MLP': one network over every series (tasks/forecast/global_panel.py); "
+                             "'auto + global MLP': auto's default candidates and that network as one more")
     args = parser.parse_args()
     globals()["DATA"] = args.data
     from trainflow import resources

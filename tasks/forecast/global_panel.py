@@ -11,6 +11,7 @@ chosen number of epochs. The test horizon is never seen by either.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,18 +71,70 @@ def _windows(ys: dict[str, np.ndarray], xs: dict[str, np.ndarray | None], fc: Fo
     return out
 
 
-def _train(spec: PipelineSpec, build: dict[str, Any], rows: list[Any], val: list[Any] | None, config: Any, seed: int,
-           checkpoints: str, progress_key: str | None) -> tuple[Any, Any]:
+def _train(comp: Any, options: Any, build: dict[str, Any], rows: list[Any], val: list[Any] | None, config: Any,
+           seed: int, checkpoints: str, progress_key: str | None) -> tuple[Any, Any]:
     import torch
 
     from trainflow.tasks.common.training import train_model
 
-    comp, options = spec.model.resolve("model", task="forecasting")
     torch.manual_seed(seed)  # the initial weights depend on the seed only
     net = comp.build(options, **build)
     result = train_model(net, tensors(rows), tensors(val) if val else None, config, seed=seed, task="forecasting",
                          checkpoint_dir=checkpoints, progress_key=progress_key)
     return net, result
+
+
+@dataclass
+class Trained:
+    """A global network trained over a panel (:func:`train`): the seed ensemble, the windows and
+    transforms it was trained on, the first training's result and the epochs then kept."""
+
+    model: Any
+    w: dict[str, Any]
+    result: Any
+    epochs: int
+    ensemble: int
+    build: dict[str, Any]
+    recipe_notes: list[str]
+    history: list[Any]
+
+
+def train(spec: PipelineSpec, name: str, fc: ForecastConfig, ys: dict[str, np.ndarray],
+          xs: dict[str, np.ndarray | None], exog: list[str], cache_dir: str, key: Any, progress: str | None,
+          source: str) -> Trained:
+    """Network ``name`` (the spec's model or ``auto``'s candidate) trained over the histories ``ys``
+    (``fc`` resolved: season and lookback): first on the windows whose targets end before each
+    series' last ``horizon`` steps, validated on those steps (early stopping: the epoch with the
+    lowest validation loss), then ``forecast.ensemble`` fresh networks on every window for that many
+    epochs. DataError when no series is long enough."""
+    from trainflow.tasks.common.layers import SeedEnsemble
+    from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, torch_threads
+    from trainflow.tasks.forecast.models import candidate_config
+
+    w = _windows(ys, xs, fc, spec.preprocess.sequence.missing)
+    if not w["full"] or not w["val"] or not w["cut"]:
+        raise DataError(f"No series of '{source}' is long enough for {name}: a training window needs the "
+                        f"{fc.detrend} lag, half the lookback ({fc.lookback}) and the horizon ({fc.horizon}), and "
+                        f"the validation part another horizon. Use a shorter forecast.lookback or a statistical model.")
+    comp, options = candidate_config(spec, name)
+    build = _build(fc, exog)
+    config, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), len(w["cut"]), has_validation=True)
+    # one torch thread unless train.num_threads says otherwise: batches of a few hundred windows through
+    # a small network gain nothing from a second thread, and lose much on a busy machine (M1, 150 series,
+    # 2-core machine at load ~11: fit 9 s CPU at one thread, 80 s at two; scores identical)
+    config = config.model_copy(update={"val_fraction": 0.0, "monitor": "val_loss", "restore_best": True,
+                                       "num_threads": spec.train.num_threads or 1})
+    ensemble = fc.ensemble or (ENSEMBLE_SEEDS if len(w["full"]) < ENSEMBLE_BELOW else 1)
+    with torch_threads(config.num_threads):
+        first, result = _train(comp, options, build, w["cut"], w["val"], config, spec.seed,
+                               checkpoint_dir(cache_dir, key, "cut"), progress)
+        epochs = max(1, result.best_epoch)
+        final = config.model_copy(update={"epochs": epochs, "patience": 0, "monitor": "train_loss", "restore_best": False})
+        nets = [_train(comp, options, build, w["full"], None, final, seed, checkpoint_dir(cache_dir, key, seed), progress)
+                for seed in range(spec.seed, spec.seed + ensemble)]
+    w["first"] = first
+    return Trained(SeedEnsemble([net for net, _ in nets]).eval(), w, result, epochs, ensemble, build, recipe_notes,
+                   nets[0][1].history)
 
 
 def _backtest_factors(net: Any, fc: ForecastConfig, held: dict[str, Any]) -> dict[int, list[float]]:
@@ -101,40 +154,20 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     (safetensors + JSON); series too short for it get ``forecast.fallback``."""
     import pandas as pd
 
-    from trainflow.tasks.common.layers import SeedEnsemble
     from trainflow.tasks.common.publish import artifact_key
-    from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, torch_threads
 
     meta, name, missing = split_ref.train.meta, spec.model.name, spec.preprocess.sequence.missing
-    train, id_col, target, exog = as_long(pd.read_parquet(split_ref.train.path), meta, spec.forecast.exogenous)
-    parts = groups(train, id_col)
+    train_df, id_col, target, exog = as_long(pd.read_parquet(split_ref.train.path), meta, spec.forecast.exogenous)
+    parts = groups(train_df, id_col)
     axis = TimeAxis.of(max(parts, key=lambda p: len(p[1]))[1][meta["time"]])
     ys = {sid: part[target].to_numpy(dtype=float) for sid, part in parts}
     fc, notes = resolve(spec.forecast, axis, max(ys.values(), key=len))
-    w = _windows(ys, {sid: _x(part, exog) for sid, part in parts}, fc, missing)
-    if not w["full"] or not w["val"]:
-        raise DataError(f"No series of '{meta['source']}' is long enough for {name}: a training window needs the "
-                        f"{fc.detrend} lag, half the lookback ({fc.lookback}) and the horizon ({fc.horizon}), and "
-                        f"the validation part another horizon. Use a shorter forecast.lookback or a statistical model.")
     comp, options = spec.model.resolve("model", task="forecasting")
-    build = _build(fc, exog)
-    config, recipe_notes = apply_recipe(spec.train, comp.extra.get("train_recipe"), len(w["cut"]), has_validation=True)
-    # one torch thread unless train.num_threads says otherwise: batches of a few hundred windows through
-    # a small network gain nothing from a second thread, and lose much on a busy machine (M1, 150 series,
-    # 2-core machine at load ~11: fit 9 s CPU at one thread, 80 s at two; scores identical)
-    config = config.model_copy(update={"val_fraction": 0.0, "monitor": "val_loss", "restore_best": True,
-                                       "num_threads": spec.train.num_threads or 1})
     key, progress = model_key(split_ref, spec), f"{artifact_key(spec.name)}-training"
-    ensemble = fc.ensemble or (ENSEMBLE_SEEDS if len(w["full"]) < ENSEMBLE_BELOW else 1)
-    with torch_threads(config.num_threads):
-        first, result = _train(spec, build, w["cut"], w["val"], config, spec.seed, checkpoint_dir(cache_dir, key, "cut"),
-                               progress)
-        factors = _backtest_factors(first, fc, w["held"]) if fc.levels else {}
-        epochs = max(1, result.best_epoch)
-        final = config.model_copy(update={"epochs": epochs, "patience": 0, "monitor": "train_loss", "restore_best": False})
-        nets = [_train(spec, build, w["full"], None, final, seed, checkpoint_dir(cache_dir, key, seed), progress)
-                for seed in range(spec.seed, spec.seed + ensemble)]
-    model = SeedEnsemble([net for net, _ in nets]).eval()
+    done = train(spec, name, fc, ys, {sid: _x(part, exog) for sid, part in parts}, exog, cache_dir, key, progress,
+                 meta["source"])
+    w, result, epochs, ensemble, build, model = done.w, done.result, done.epochs, done.ensemble, done.build, done.model
+    factors = _backtest_factors(w["first"], fc, w["held"]) if fc.levels else {}
     series = {sid: {"chosen": name, "mean": tf.mean_, "std": tf.std_,
                     **({"exog_mean": xt.mean_, "exog_std": xt.std_} if xt is not None else {})}
               for sid, (tf, xt) in w["tfs"].items()}
@@ -143,21 +176,21 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
         series[sid] = {k: v for k, v in fit_series(ys[sid], None, fc.fallback, {}, settings).items() if k != "notes"}
     series = {sid: series[sid] for sid in ys}
     counts = {name: len(w["tfs"]), **({fc.fallback: len(w["short"])} if w["short"] else {})}
-    notes += _fit_notes(name, fc, w, result, epochs, ensemble, factors) + recipe_notes + result.report_notes()
+    notes += _fit_notes(name, fc, w, result, epochs, ensemble, factors) + done.recipe_notes + result.report_notes()
     saved = {"kind": "forecast", "task": "forecasting", "panel": True, "forecaster": "global", "model": name,
              "chosen": name, "forecast": fc.model_dump(mode="json"), "missing": missing, "id": id_col,
              "time": meta["time"], "target": target, "exogenous": exog, "values": meta["values"],
              "loader_options": spec.data.options(), "options": options.model_dump(mode="json"), "build": build,
              "ensemble": ensemble, "axis": axis.__dict__, "series": series, "choices": counts,
              "calibration": calibration.as_json({name: factors}) if factors else {}, "notes": notes,
-             "history": nets[0][1].history, "best_epoch": epochs}
+             "history": done.history, "best_epoch": epochs}
     folder = Path(cache_dir) / "models" / key[:16]
     neural.save_network(folder, model, saved)
     size = sum(p.numel() for p in model.parameters()) // ensemble
     steps = [f"{name}: one network over {len(w['tfs'])} series ({ensemble} seed(s), {size} parameters each), "
              f"{len(w['full'])} windows (lookback {fc.lookback} -> horizon {fc.horizon})"]
     return ModelRef.of_folder(folder, neural.WEIGHTS_FILE, "forecast", {
-        "steps": steps, "history": nets[0][1].history, "notes": notes, "chosen": name, "best_epoch": epochs,
+        "steps": steps, "history": done.history, "notes": notes, "chosen": name, "best_epoch": epochs,
         "selection": {"method": "validation part carved by time (each series' last horizon training steps)",
                       "metric": "val_loss", "value": float(result.history[epochs - 1].get("val_loss", math.nan)),
                       "greater_is_better": False}})
@@ -228,6 +261,17 @@ def _stats_ok(mean: Any, std: Any, k: int) -> bool:
                for v in (mean, std)) and all(a > 0 for a in std)
 
 
+def check_scaling(record: dict[str, Any], k: int) -> str | None:
+    """What is wrong with the scaling a series that the network forecasts keeps (None when usable):
+    its own, and its ``k`` regressors'."""
+    if not _stats_ok(record.get("mean"), record.get("std"), 1):
+        return "without its scaling (one finite mean and one positive std)"
+    if k and not _stats_ok(record.get("exog_mean"), record.get("exog_std"), k):
+        return (f"without its regressors' scaling ({k} finite means and {k} positive stds, "
+                f"'exog_mean' and 'exog_std')")
+    return None
+
+
 def _check_series(series: Any, name: str, k: int) -> str | None:
     if not isinstance(series, dict) or not series:
         return "no 'series' mapping"
@@ -235,11 +279,9 @@ def _check_series(series: Any, name: str, k: int) -> str | None:
         if not isinstance(r, dict):
             return f"series {sid!r} without a record"
         if r.get("chosen") == name:
-            if not _stats_ok(r.get("mean"), r.get("std"), 1):
-                return f"series {sid!r} without its scaling (one finite mean and one positive std)"
-            if k and not _stats_ok(r.get("exog_mean"), r.get("exog_std"), k):
-                return (f"series {sid!r} without its regressors' scaling ({k} finite means and {k} positive stds, "
-                        f"'exog_mean' and 'exog_std')")
+            problem = check_scaling(r, k)
+            if problem:
+                return f"series {sid!r} {problem}"
         elif r.get("chosen") in statistical.NAMES:
             problem = statistical.check_state(r.get("state"))
             if problem:
@@ -252,23 +294,53 @@ def _check_series(series: Any, name: str, k: int) -> str | None:
 def load(folder: str | Path, config: dict[str, Any]) -> Any:
     """The saved seed ensemble of a global forecaster whose JSON ``config`` was read from ``folder``;
     DataError naming the damaged file (config checked, sizes checked against the weights first)."""
-    from trainflow.registry import REGISTRY
-    from trainflow.tasks.common.layers import SeedEnsemble
-
     folder = Path(folder)
     problem = check_config(config)
     if problem:
         raise trust.damaged(folder / neural.CONFIG_FILE, problem)
+    return _ensemble(folder, config)
+
+
+def _ensemble(folder: Path, saved: dict[str, Any]) -> Any:
+    """The seed ensemble of ``saved`` (a checked config's ``model``, ``options``, ``build``, ``ensemble``)
+    built to fit the weights in ``folder`` (their shapes checked first), the weights loaded."""
+    from trainflow.registry import REGISTRY
+    from trainflow.tasks.common.layers import SeedEnsemble
+
     if not (folder / neural.WEIGHTS_FILE).is_file():
         raise DataError(f"No saved forecast model in '{folder}' (expected {neural.WEIGHTS_FILE} beside "
                         f"{neural.CONFIG_FILE}).")
-    comp = REGISTRY.get("model", config["model"])
-    options = comp.config.model_validate(config["options"])
-    model = trust.build_to_fit(lambda: SeedEnsemble([comp.build(options, **config["build"])
-                                                     for _ in range(config["ensemble"])]),
+    comp = REGISTRY.get("model", saved["model"])
+    options = comp.config.model_validate(saved["options"])
+    model = trust.build_to_fit(lambda: SeedEnsemble([comp.build(options, **saved["build"])
+                                                     for _ in range(saved["ensemble"])]),
                                folder / neural.WEIGHTS_FILE, folder / neural.CONFIG_FILE)
     trust.load_weights(model, folder / neural.WEIGHTS_FILE)
     return model.eval()
+
+
+def check_network(saved: Any, exogenous: Any) -> str | None:
+    """What is wrong with the ``network`` part of a panel ``auto``'s saved config (the global candidate
+    some series chose: its name, options, resolved forecast section, sizes and seeds); None when usable."""
+    from trainflow.registry import REGISTRY
+
+    try:
+        fc = ForecastConfig.model_validate(saved["forecast"])
+        assert is_network(saved["model"]), f"{saved['model']!r} is not a network"
+        REGISTRY.get("model", saved["model"]).config.model_validate(saved["options"])
+        assert isinstance(fc.lookback, int) and 1 <= fc.lookback <= MAX_LOOKBACK and fc.season, "no lookback"
+        assert fc.exogenous == exogenous, "'exogenous' that differ from the panel's"
+        assert saved["build"] == _build(fc, exogenous), "a 'build' that does not match its forecast section"
+        assert type(saved["ensemble"]) is int and 1 <= saved["ensemble"] <= MAX_ENSEMBLE, "a bad 'ensemble'"
+        assert isinstance(saved["missing"], str), "a bad 'missing'"
+    except (KeyError, TypeError, ValueError, AssertionError, AttributeError, TrainflowError) as exc:
+        return f"not a panel network's config ({type(exc).__name__}: {exc})"
+    return None
+
+
+def load_network(folder: str | Path, config: dict[str, Any]) -> Any:
+    """The network of a panel ``auto`` whose (checked) ``config`` holds one in ``network``, else None."""
+    return _ensemble(Path(folder), config["network"]) if config.get("network") else None
 
 
 # ---------------------------------------------------------------- forecast, evaluate, predict
@@ -429,3 +501,81 @@ def predict(model: Any, config: dict[str, Any], df: Any, source: str) -> Any:
                 row |= {f"lower_{lv}": lo[i], f"upper_{lv}": hi[i]}
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- a candidate of a panel's auto
+
+
+def backtest(spec: PipelineSpec, name: str, fc: ForecastConfig, ys: dict[str, np.ndarray],
+             xs: dict[str, np.ndarray | None], exog: list[str], phase_one: dict[str, dict[str, Any]],
+             settings: dict[str, Any], cache_dir: str, key: Any, source: str,
+             log: Any = print) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """The network ``name`` as a candidate of ``auto`` on a panel, at the statistical candidates' own
+    backtest origins (``phase_one[sid]["cuts"]``, oldest first): at the k-th latest origin of every
+    series one network is trained over the panel cut there (each series' history up to its k-th latest
+    origin, epochs chosen on the horizon before it, :func:`train`: nothing at or after the origin is
+    seen) and forecasts each series from its cut. Returns each series' (origin, raw forecast) pairs,
+    oldest first; :func:`score` turns them into its backtest entries."""
+    h, deepest = settings["horizon"], max((len(r["cuts"]) for r in phase_one.values()), default=0)
+    runs: dict[str, list[tuple[int, np.ndarray]]] = {sid: [] for sid in ys}
+    for k in range(deepest):
+        ends = {sid: len(ys[sid]) - h - k * _step(phase_one[sid]["season"], settings) for sid in ys}
+        cut_ys = {sid: ys[sid][:e] for sid, e in ends.items() if e > 0}
+        cut_xs = {sid: None if xs[sid] is None else xs[sid][:ends[sid]] for sid in cut_ys}
+        try:
+            done = train(spec, name, fc, cut_ys, cut_xs, exog, cache_dir, [key, "backtest", k], None, source)
+        except DataError:
+            break  # no series long enough at this origin: none earlier either
+        items = [(sid, e) for sid, e in ends.items() if e in phase_one[sid]["cuts"] and sid in done.w["tfs"]]
+        means = raw_forecasts(done.model, fc, [
+            (done.w["tfs"][sid][0], ys[sid][:e], done.w["tfs"][sid][1], None if xs[sid] is None else xs[sid][:e + h])
+            for sid, e in items])
+        for (sid, e), mean in zip(items, means):
+            runs[sid].insert(0, (e, mean))
+        log(f"backtest of {name}: origin {k + 1} of up to {deepest} (the {k + 1}. latest of each series): "
+            f"{len(items)} series, best epoch {done.epochs}")
+    return runs
+
+
+def _step(season: int, settings: dict[str, Any]) -> int:
+    h = settings["horizon"]
+    return settings["origin_step"] or (min(season, h) if season >= 2 else h)
+
+
+def score(name: str, fc: ForecastConfig, y: np.ndarray, runs: list[tuple[int, np.ndarray]], result: dict[str, Any],
+          settings: dict[str, Any]) -> None:
+    """Add the network's backtest of one series (``runs``: its (origin, raw forecast) pairs) to the
+    series' phase-one ``result`` the way :func:`panel.backtest_series` scores a statistical candidate:
+    the mean MAE over the origins (in the series' modelled scale, logged under ``forecast.transform:
+    log``), scaled by its mean absolute step, per origin, and the interval ratios against a half-width
+    of the series' seasonal naive error at the origin (the unit :func:`bands` scales at forecast time).
+    A series whose earliest origins were too short for the network (its difference, half a lookback,
+    and the horizon twice for a window and its validation) compares every candidate on the latest
+    origins the network forecast, two at least (its scaled errors trimmed to those; the interval
+    ratios keep every origin); with fewer, the network is not its candidate."""
+    from trainflow.tasks.forecast.panel import fill
+
+    h, log, cuts, got = settings["horizon"], settings["log"], result["cuts"], [o for o, _ in runs]
+    if not cuts or len(got) < min(2, len(cuts)) or got != cuts[len(cuts) - len(got):]:
+        return
+    level, errs, truths, outs = fill(y, log), [], [], []
+    for o, mean in runs:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            modelled = np.log(mean) if log else mean
+        truth = level[o:o + h]
+        errs.append(float(np.mean(np.abs(truth - modelled[:len(truth)]))))
+        if result["season"] < 2 or o >= 2 * result["season"] + 2:  # as the statistical candidates' calibration
+            unit = interval_scale(y[:o], fc.season or 1)
+            truths.append(y[o:o + h])
+            outs.append((mean, {lv: (mean - unit, mean + unit) for lv in settings["levels"]}))
+    if not all(math.isfinite(e) for e in errs):
+        return
+    scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
+    if len(got) < len(cuts):
+        for other, per in result["origins"].items():
+            result["origins"][other] = per[len(per) - len(got):]
+            result["scaled"][other] = float(np.mean(result["origins"][other]))
+            result["backtest"][other] = result["scaled"][other] * scale
+    result["scaled"][name], result["backtest"][name] = float(np.mean(errs)) / scale, float(np.mean(errs))
+    result["origins"][name] = [e / scale for e in errs]
+    result["ratios"][name] = calibration.ratios(truths, outs, settings["levels"])

@@ -223,7 +223,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
             problem = panels.check_panel_model(config)
             if problem:
                 raise ValueError(problem)
-            return None, config
+            return global_panel.load_network(folder, config), config
         states = [config["state"]] if config["forecaster"] == "statistical" else []
         for state in [*states, *config["baselines"].values()]:
             problem = statistical.check_state(state)
@@ -399,7 +399,7 @@ def predict(run_dir: str | Path, input_path: str | Path) -> Any:
     if config.get("forecaster") == "global":
         return global_panel.predict(model, config, _read_history(input_path, config, opts), str(input_path))
     if config.get("panel"):
-        return panels.predict(config, _read_history(input_path, config, opts), str(input_path))
+        return panels.predict(config, _read_history(input_path, config, opts), str(input_path), model)
     df = read_timeseries(input_path, config["time"], config["values"], opts.get("delimiter", ","))
     pred = forecast(model, config, df[config["values"]].to_numpy(dtype=float), str(input_path))
     out = pd.DataFrame({"step": np.arange(1, len(pred) + 1)})

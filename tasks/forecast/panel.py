@@ -69,8 +69,17 @@ def model_of(name: str) -> str:
 
 
 def is_candidate(name: Any) -> bool:
-    """Whether ``name`` is a statistical forecaster or a named combination of them."""
-    return name in statistical.NAMES or combination_of(name) is not None
+    """Whether ``name`` is a statistical forecaster, a named combination of them, or a forecasting
+    network (one over the whole panel: :func:`global_panel.backtest`)."""
+    return name in statistical.NAMES or combination_of(name) is not None or is_network_candidate(name)
+
+
+def is_network_candidate(name: Any) -> bool:
+    """Whether ``name`` is a registered forecasting network (a global candidate of a panel's ``auto``)."""
+    from trainflow.registry import REGISTRY
+    from trainflow.tasks.forecast.config import is_network
+
+    return isinstance(name, str) and name in REGISTRY.names("model", "forecasting") and is_network(name)
 
 
 def _state(col: dict[str, Any], season: int, log: bool) -> dict[str, Any]:
@@ -159,26 +168,33 @@ def _season(level: np.ndarray, settings: dict[str, Any]) -> int:
     return 1 if season >= 2 and len(level) < 2 * season else season  # two cycles to see a season
 
 
+def cuts_of(n: int, season: int, settings: dict[str, Any]) -> list[int]:
+    """The backtest origins of a series of ``n`` steps (oldest first): one season apart (or
+    ``forecast.origin_step``; a horizon without a season), each with the history every statistical
+    candidate needs; a short series gets fewer origins, not fewer candidates (the baselines' shorter
+    need only when no origin has that much)."""
+    h = settings["horizon"]
+    step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
+    need = max(season, 6, *(MIN_STEPS[model_of(n)] for n in settings["candidates"] if model_of(n) in MIN_STEPS))
+    return (backtest.origins(n, h, settings["origins"], step, need)
+            or backtest.origins(n, h, settings["origins"], step, max(season, 6)))
+
+
 def backtest_series(y: np.ndarray, x: np.ndarray | None, settings: dict[str, Any]) -> dict[str, Any]:
     """Phase one of ``auto`` (and of interval calibration): one series' season, each candidate's mean
     backtest MAE divided by the series' mean absolute step (comparable across series), its interval
     ratios (:func:`calibration.ratios`), and the options that keep each candidate's AICc form for the
     final fit (when the search before the first origin saw the season's forms)."""
-    h = settings["horizon"]
     level = fill(y, settings["log"])
     season = _season(level, settings)
-    step = settings["origin_step"] or (min(season, h) if season >= 2 else h)
-    # each origin with the history every candidate needs: a short series gets fewer origins, not fewer
-    # candidates (the baselines' shorter need only when no origin has that much)
-    need = max(season, 6, *(MIN_STEPS[model_of(n)] for n in settings["candidates"]))
-    cuts = (backtest.origins(len(level), h, settings["origins"], step, need)
-            or backtest.origins(len(level), h, settings["origins"], step, max(season, 6)))
+    cuts = cuts_of(len(level), season, settings)
     scores, fitted, ratios, per_origin = (_backtest(settings["candidates"], settings, level, x, season, cuts) if cuts
                                           else ({}, {}, {}, {}))
     scale = float(np.mean(np.abs(np.diff(level)))) or 1.0
     keep = bool(cuts) and cuts[0] >= SEARCH_STEPS * max(season, 1) + 2
     forms = {n: pinned(n, col, settings["options"].get(n, {})) for n, col in fitted.items()} if keep else {}
-    return {"season": season, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores, "forms": forms,
+    return {"season": season, "cuts": cuts, "scaled": {n: v / scale for n, v in scores.items()}, "backtest": scores,
+            "forms": forms,
             "ratios": ratios, "origins": {n: [e / scale for e in v] for n, v in per_origin.items()}}
 
 
@@ -338,13 +354,24 @@ def choices(fitted: dict[str, dict[str, Any]]) -> dict[str, int]:
     return dict(Counter(r["chosen"] for r in fitted.values()).most_common())
 
 
-def check_series_states(series: Any) -> str | None:
-    """What is wrong with a saved panel's per-series part (None when usable)."""
+def check_series_states(series: Any, network: str | None = None, exogenous: int = 0) -> str | None:
+    """What is wrong with a saved panel's per-series part (None when usable); ``network``: the saved
+    network candidate (a series that chose it keeps its scaling, ``exogenous`` regressors' too)."""
+    from trainflow.tasks.forecast.global_panel import check_scaling
+
     if not isinstance(series, dict) or not series:
         return "no 'series' mapping of fitted forecasters"
     for sid, r in series.items():
         if not isinstance(r, dict) or not is_candidate(r.get("chosen")):
             return f"series {sid!r} without a known forecaster"
+        if is_network_candidate(r["chosen"]):
+            problem = (f"that chose the network {r['chosen']!r}, which the model does not hold"
+                       if r["chosen"] != network else check_scaling(r, exogenous))
+            if not problem and not (type(r.get("season")) is int and 1 <= r["season"] <= 10_000):
+                problem = "with a season that is not a whole number from 1 to 10000"
+            if problem:
+                return f"series {sid!r} {problem}"
+            continue
         problem = statistical.check_state(r.get("state"))
         if problem:
             return f"series {sid!r} with {problem}"

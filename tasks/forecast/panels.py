@@ -20,6 +20,7 @@ from trainflow.cache_keys import cache_key, model_key
 from trainflow.errors import DataError
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet
 from trainflow.tasks.common import plots
+from trainflow.tasks.common import neural
 from trainflow.tasks.common.neural import CONFIG_FILE
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.forecast import calibration, scores, statistical
@@ -27,7 +28,7 @@ from trainflow.tasks.forecast.config import ForecastConfig
 from trainflow.tasks.forecast.models import save_json_model
 from trainflow.tasks.forecast.panel import (SWITCH_MARGIN, Progress, backtest_series, champion,
                                             check_series_states, choices, combination_of, fill, fit_series,
-                                            is_candidate, pick, ranking, run_chunks, settings_of,
+                                            is_candidate, is_network_candidate, pick, ranking, run_chunks, settings_of,
                                             switching_helps)
 from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, split_frames
 from trainflow.tasks.forecast.timeaxis import TimeAxis
@@ -60,10 +61,20 @@ def check_panel_model(config: Any) -> str | None:
         assert is_candidate(config["chosen"]) and isinstance(config["options"], dict)
     except (KeyError, TypeError, ValueError, AssertionError) as exc:
         return f"not a panel forecaster's config ({type(exc).__name__}: {exc})"
+    from trainflow.tasks.forecast.global_panel import check_network
+
+    net = config.get("network")
+    if net is not None:
+        problem = check_network(net, config["exogenous"])
+        if problem:
+            return problem
+        if net["forecast"]["horizon"] != config["forecast"]["horizon"]:
+            return "a network whose horizon is not the panel's"
     saved = config.get("calibration", {})
     named = tuple(n for n in (saved if isinstance(saved, dict) else {}) if combination_of(n))
-    return (calibration.check(saved, config["forecast"]["horizon"], (*statistical.NAMES, *named))
-            or check_series_states(config["series"]))
+    own = (net["model"],) if net is not None else ()
+    return (calibration.check(saved, config["forecast"]["horizon"], (*statistical.NAMES, *named, *own))
+            or check_series_states(config["series"], own[0] if own else None, len(config["exogenous"])))
 
 
 def is_panel(meta: dict[str, Any], fc: ForecastConfig) -> bool:
@@ -132,8 +143,10 @@ def _candidates(spec: PipelineSpec) -> tuple[list[str], dict[str, dict[str, Any]
     if spec.model.name != "auto":
         return [spec.model.name], {spec.model.name: options.model_dump(mode="json")}, []
     given = options.candidates if "candidates" in options.model_fields_set else PANEL_CANDIDATES
-    names = [n for n in given if is_candidate(n)]
-    chosen = {n: dict(options.options.get(n, PANEL_OPTIONS.get(n, {}))) for n in names if not combination_of(n)}
+    networks = [n for n in given if is_network_candidate(n)]
+    names = [n for n in given if is_candidate(n) and n not in networks[1:]]
+    chosen = {n: dict(options.options.get(n, PANEL_OPTIONS.get(n, {}))) for n in names
+              if not combination_of(n) and n not in networks}
     if "combination" in chosen:
         chosen["combination"] = _combination_options(chosen)
     for name in names:
@@ -185,19 +198,26 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     fc, meta = spec.forecast, split_ref.train.meta
     train, id_col, target, exog = _frame(split_ref.train.path, meta, fc)
     names, options, left_out = _candidates(spec)
+    net = next((n for n in names if is_network_candidate(n)), None)
     parts = groups(train, id_col)
     axis = TimeAxis.of(max(parts, key=lambda p: len(p[1]))[1][meta["time"]])
-    settings = settings_of(fc, spec.model.name, names, options, axis)
+    settings = settings_of(fc, spec.model.name, [n for n in names if n != net], options, axis)
     series = {sid: (part[target].to_numpy(dtype=float), _x(part, exog)) for sid, part in parts}
     key, threads = f"{artifact_key(spec.name)}-series", resources.current()
     picks: dict[str, Any] = {sid: (spec.model.name, {}) for sid in series}
     best, one = None, _phase_one(spec, series, settings, key)
+    glob = _Global(spec, net, series, exog, axis, model_key(split_ref, spec), cache_dir, meta["source"]) if net else None
+    if glob:
+        glob.backtest(one, settings)
     if spec.model.name == "auto":
         best, (switch, *rule) = champion(one, names), switching_helps(one, names)
         picks = {sid: (pick(one[sid], best, switch), one[sid]["forms"]) for sid in series}
     factors = _calibrate(one, fc)
-    fitted = run_chunks([(sid, (*series[sid], *picks[sid])) for sid in series], settings, fit_series, threads,
-                        Progress("fit", key))
+    on_net = [sid for sid in series if net and picks[sid][0] == net]
+    fitted = run_chunks([(sid, (*series[sid], *picks[sid])) for sid in series if sid not in on_net], settings,
+                        fit_series, threads, Progress("fit", key))
+    if on_net:
+        fitted |= glob.fit(on_net, one, settings)
     fitted = {sid: fitted[sid] | ({"backtest": one[sid]["backtest"]} if best else {}) for sid, _ in parts}
     counts = choices(fitted)
     notes = [f"{len(fitted)} series, one forecaster each ({spec.model.name}); chosen: "
@@ -213,9 +233,11 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
                         f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
                      + f" (chosen on the backtest: with the last origin held out, per-series switches scored "
                        f"{rule[0]:.3f} vs {rule[1]:.3f} for the champion)")
+    if glob:
+        notes += glob.notes
     if left_out:
-        notes.append(f"not fitted per series: {', '.join(left_out)} (networks forecast one series; a panel fits "
-                     f"the statistical candidates)")
+        notes.append(f"not a candidate: {', '.join(left_out)} (a panel's auto takes one network, trained over "
+                     f"every series: the first named, {net})")
     fell = {sid: r["notes"] for sid, r in fitted.items() if r["notes"]}
     if fell:
         shown = "; ".join(f"{sid}: {n[0]}" for sid, n in list(fell.items())[:5])
@@ -231,9 +253,73 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
               "axis": axis.__dict__, "choices": counts, "series": fitted, "notes": notes,
               "calibration": calibration.as_json(factors)}
     folder = Path(cache_dir) / "models" / model_key(split_ref, spec)[:16]
-    save_json_model(folder, config)
-    return ModelRef.of_folder(folder, CONFIG_FILE, "forecast", {
+    if glob and glob.model is not None:
+        config["network"] = glob.saved()
+        neural.save_network(folder, glob.model, config)
+    else:
+        save_json_model(folder, config)
+    return ModelRef.of_folder(folder, neural.WEIGHTS_FILE if "network" in config else CONFIG_FILE, "forecast", {
         "steps": notes[:1], "history": [], "notes": notes, "chosen": config["chosen"], "selection": None})
+
+
+class _Global:
+    """``auto``'s network candidate ``name`` on a panel: backtested at the statistical candidates'
+    origins (one network per origin over the panel cut there, :func:`global_panel.backtest`), then,
+    when some series chose it, one network trained over every series' training part as a global
+    model is (:func:`global_panel.train`), forecasting those series."""
+
+    def __init__(self, spec: PipelineSpec, name: str, series: dict[str, Any], exog: list[str], axis: TimeAxis,
+                 key: str, cache_dir: str, source: str):
+        from trainflow.tasks.forecast.global_net import resolve
+
+        self.spec, self.name, self.exog, self.key, self.cache_dir, self.source = spec, name, exog, key, cache_dir, source
+        self.ys = {sid: y for sid, (y, _) in series.items()}
+        self.xs = {sid: x for sid, (_, x) in series.items()}
+        self.fc, self.notes = resolve(spec.forecast, axis, max(self.ys.values(), key=len))
+        self.fc = self.fc.model_copy(update={"levels": list(spec.forecast.levels)})
+        self.model, self.done = None, None
+
+    def backtest(self, one: dict[str, Any], settings: dict[str, Any]) -> None:
+        """Add the network's backtest to every series' phase-one result in ``one``."""
+        from trainflow.tasks.forecast import global_panel
+
+        runs = global_panel.backtest(self.spec, self.name, self.fc, self.ys, self.xs, self.exog, one, settings,
+                                     self.cache_dir, self.key, self.source)
+        for sid, r in one.items():
+            global_panel.score(self.name, self.fc, self.ys[sid], runs[sid], r, settings)
+        scored = sum(self.name in r["scaled"] for r in one.values())
+        self.notes = [f"{self.name} (a candidate over the panel): backtested at the same origins, one network per "
+                      f"origin trained over every series' history before it (epochs chosen on the horizon before "
+                      f"the origin); scored on {scored} of {len(one)} series; {self.notes[0]}"]
+
+    def fit(self, chosen: list[str], one: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """The network over every series' training part, and the records of the series ``chosen`` for it
+        (their scaling and season; one too short for it falls back to ``forecast.fallback``)."""
+        from trainflow.tasks.forecast import global_panel
+
+        self.done = global_panel.train(self.spec, self.name, self.fc, self.ys, self.xs, self.exog, self.cache_dir,
+                                       [self.key, "final"], None, self.source)
+        self.model, out = self.done.model, {}
+        for sid in chosen:
+            if sid not in self.done.w["tfs"]:
+                out[sid] = fit_series(*(self.ys[sid], self.xs[sid]), None, {}, settings)
+                continue
+            tf, xt = self.done.w["tfs"][sid]
+            out[sid] = {"chosen": self.name, "season": one[sid]["season"], "mean": tf.mean_, "std": tf.std_,
+                        **({"exog_mean": xt.mean_, "exog_std": xt.std_} if xt is not None else {}), "notes": []}
+        self.notes.append(f"{self.name}: one network over all {len(self.done.w['tfs'])} series' training parts "
+                          f"({self.done.ensemble} seed(s), {self.done.epochs} epochs, chosen on each series' last "
+                          f"{self.fc.horizon} training steps) forecasts the {len(chosen)} series that chose it")
+        return out
+
+    def saved(self) -> dict[str, Any]:
+        """The ``network`` part of the saved config (checked on load by :func:`global_panel.check_network`)."""
+        from trainflow.tasks.forecast.models import candidate_config
+
+        _, options = candidate_config(self.spec, self.name)
+        return {"model": self.name, "options": options.model_dump(mode="json"), "build": self.done.build,
+                "ensemble": self.done.ensemble, "forecast": self.fc.model_dump(mode="json"),
+                "missing": self.spec.preprocess.sequence.missing}
 
 
 def _held_out_note(one: dict[str, Any], fc: ForecastConfig, name: str) -> str:
@@ -267,6 +353,9 @@ def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, 
     """The next ``horizon`` values after ``y`` (raw) and their bounds, from a series' saved state;
     the half-widths scaled by the model's ``saved`` calibration (in the model's scale, before a log
     is undone), that of the candidate ``state["key"]`` (see :func:`keyed`)."""
+    if "given" in state:  # the network's forecast, made for the whole panel at once (:func:`network_forecasts`)
+        mean, bands = state["given"]
+        return np.asarray(mean), {int(lv): (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in bands.items()}
     level = fill(y, state["log"])
     mean, bands = statistical.forecast_one(state["columns"][0], level, horizon, levels, x, future)
     bands = calibration.scaled(mean, bands, calibration.of_json(saved, state.get("key", state["name"])))
@@ -275,9 +364,35 @@ def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, 
     return mean, bands
 
 
+def network_forecasts(model: Any, config: dict[str, Any], histories: dict[str, np.ndarray],
+                      regressors: dict[str, np.ndarray] | None, unknown: bool = False) -> dict[str, dict[str, Any]]:
+    """The saved network's forecast of each history of a series that chose it (and, with ``unknown``,
+    of a series the model has not seen: scaled by its own history), as a state :func:`forecast_series`
+    returns as it is; {} when the model holds no network."""
+    from trainflow.tasks.forecast.global_panel import forecast_panel
+
+    net = config.get("network")
+    if model is None or not net:
+        return {}
+    name = net["model"]
+    mine = {sid: y for sid, y in histories.items()
+            if config["series"].get(sid, {}).get("chosen") == name or (unknown and sid not in config["series"])}
+    if not mine:
+        return {}
+    sub = {"forecast": net["forecast"], "model": name, "missing": net["missing"], "axis": config["axis"],
+           "series": {sid: config["series"][sid] for sid in mine if sid in config["series"]},
+           "calibration": {name: config.get("calibration", {}).get(name, {})}}
+    found = forecast_panel(model, sub, mine, None if regressors is None else {sid: regressors[sid] for sid in mine})
+    return {sid: {"name": chosen, "key": chosen, "season": config["series"].get(sid, {}).get("season", 1),
+                  "log": False, "given": (mean, bands)} for sid, (mean, bands, chosen) in found.items()}
+
+
 def keyed(record: dict[str, Any]) -> dict[str, Any]:
     """A fitted series' state with the candidate it was chosen as (``key``: a named combination's
-    calibration is its own, not that of every ``combination``)."""
+    calibration is its own, not that of every ``combination``); a series that chose the network has no
+    state of its own (:func:`network_forecasts` forecasts it)."""
+    if "state" not in record:
+        return {"name": record["chosen"], "key": record["chosen"], "season": record["season"], "log": False}
     return {**record["state"], "key": record["chosen"]}
 
 
@@ -302,13 +417,21 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
     problem = check_panel_model(config)
     if problem:
         raise trust.damaged(Path(model_ref.path) / CONFIG_FILE, ValueError(problem))
+    from trainflow.tasks.forecast.global_panel import load_network
+
+    model = load_network(model_ref.path, config)
     fc = ForecastConfig.model_validate(config["forecast"])
     train, id_col, target, exog = _frame(split_ref.train.path, split_ref.train.meta, fc)
     test = _frame(split_ref.test.path, split_ref.test.meta, fc)[0]
     tests = dict(groups(test, id_col))
-    items = [(sid, (keyed(config["series"][sid]), part[target].to_numpy(dtype=float),
+    known = [(sid, part) for sid, part in groups(train, id_col) if sid in config["series"]]
+    # the test part's regressors are the known future a forecast is given (its target is what is scored)
+    given = network_forecasts(model, config, {sid: part[target].to_numpy(dtype=float) for sid, part in known},
+                              {sid: np.concatenate([_x(part, exog), _x(tests[sid], exog)]) for sid, part in known}
+                              if exog else None)
+    items = [(sid, (given.get(sid) or keyed(config["series"][sid]), part[target].to_numpy(dtype=float),
                     tests[sid][target].to_numpy(dtype=float), _x(part, exog), _x(tests[sid], exog)))
-             for sid, part in groups(train, id_col) if sid in config["series"]]
+             for sid, part in known]
     results = run_chunks(items, {"levels": fc.levels, "calibration": config.get("calibration")}, score_series, resources.current(), Progress("evaluate", None))
     per = {sid: r["scores"] for sid, r in results.items()}
     metrics = scores.aggregate(per, fc.levels)
@@ -364,7 +487,7 @@ def _plot(items: list[Any], results: dict[str, Any], config: dict[str, Any], fc:
     for sid in dict.fromkeys(picks):
         _, y, truth, _, _ = by_id[sid]
         n, h = len(y), len(truth)
-        shown = min(n, 3 * max(config["series"][sid]["state"]["season"], 4))
+        shown = min(n, 3 * max(by_id[sid][0]["season"], 4))
         past, future = list(range(n - shown, n)), list(range(n, n + h))
         r = results[sid]
         panels[f"{sid}: {config['series'][sid]['chosen']}, MASE {r['scores'].get('mase', math.nan):.2f}"] = {
@@ -378,7 +501,7 @@ def _plot(items: list[Any], results: dict[str, Any], config: dict[str, Any], fc:
 # ---------------------------------------------------------------- predict
 
 
-def predict(config: dict[str, Any], df: Any, source: str) -> Any:
+def predict(config: dict[str, Any], df: Any, source: str, model: Any = None) -> Any:
     """Forecast ``horizon`` steps after each series' last value in the long frame ``df`` (a history
     file read like the training data): one row per series and step with the bounds. With exogenous
     regressors the rows after a series' last value carry their future values (empty value column)."""
@@ -399,10 +522,16 @@ def predict(config: dict[str, Any], df: Any, source: str) -> Any:
             axis.after(history[config["time"]], fc.horizon) or [f"+{i + 1}" for i in range(fc.horizon)])
         items.append((sid, (None if known is None else keyed(known), history[target].to_numpy(dtype=float),
                             _x(history, exog), _x(future, exog))))
+    net = (config.get("network") or {}).get("model")
     if unknown:
         warn(f"{len(unknown)} series of '{source}' are not in the model ({', '.join(unknown[:5])}"
              f"{' ...' if len(unknown) > 5 else ''}): each is forecast by {config['chosen']}, the panel's most chosen "
-             f"forecaster, fitted on its own history.")
+             + ("forecaster, the network scaling each by its own history." if config["chosen"] == net else
+                "forecaster, fitted on its own history."))
+    given = network_forecasts(model, config, {sid: args[1] for sid, args in items},
+                              {sid: np.concatenate([args[2], args[3]]) for sid, args in items} if exog else None,
+                              unknown=config["chosen"] == net)
+    items = [(sid, (given[sid], *args[1:]) if sid in given else args) for sid, args in items]
     results = run_chunks(items, {**settings, "calibration": config.get("calibration")}, _predict_series, resources.current(), lambda *_: None)
     rows = []
     for sid, _ in items:
