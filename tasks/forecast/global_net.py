@@ -194,3 +194,20 @@ def bands(mean: np.ndarray, scale: float, factors: dict[int, list[float]]) -> di
     """The calibrated bounds: a half-width of ``scale`` at each level with a factor, scaled by it per step."""
     unit = {lv: (mean - scale, mean + scale) for lv in factors}
     return calibration.scaled(mean, unit, factors)
+
+
+def _stats_ok(mean: Any, std: Any, k: int) -> bool:
+    """``k`` finite means and ``k`` positive finite stds (a series' saved scaling)."""
+    return all(isinstance(v, list) and len(v) == k and all(isinstance(a, (int, float)) and math.isfinite(a) for a in v)
+               for v in (mean, std)) and all(a > 0 for a in std)
+
+
+def check_scaling(record: dict[str, Any], k: int) -> str | None:
+    """What is wrong with the scaling a series that the network forecasts keeps (None when usable):
+    its own, and its ``k`` regressors'."""
+    if not _stats_ok(record.get("mean"), record.get("std"), 1):
+        return "without its scaling (one finite mean and one positive std)"
+    if k and not _stats_ok(record.get("exog_mean"), record.get("exog_std"), k):
+        return (f"without its regressors' scaling ({k} finite means and {k} positive stds, "
+                f"'exog_mean' and 'exog_std')")
+    return None

@@ -25,12 +25,11 @@ from trainflow.refs import Evaluation, ModelRef, SplitRef
 from trainflow.tasks.common import neural, plots
 from trainflow.tasks.forecast import calibration, scores, statistical
 from trainflow.tasks.forecast.config import ENSEMBLE_BELOW, ENSEMBLE_SEEDS, MAX_ENSEMBLE, ForecastConfig, is_network
-from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, exog_fc, exog_scaler, input_steps, interval_scale,
-                                                 long_enough, raw_forecasts, resolve, scaler, tensors, window_input,
-                                                 windows)
-from trainflow.tasks.forecast.panel import fit_series, settings_of
-from trainflow.tasks.forecast.panels import history_and_future
-from trainflow.tasks.forecast.panel_data import as_long, groups
+from trainflow.tasks.forecast.global_net import (MAX_LOOKBACK, bands, check_scaling, exog_fc, exog_scaler,
+                                                 input_steps, interval_scale, long_enough, raw_forecasts, resolve,
+                                                 scaler, tensors, window_input, windows)
+from trainflow.tasks.forecast.panel import fit_series, forecast_series, settings_of
+from trainflow.tasks.forecast.panel_data import as_long, groups, history_and_future
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 from trainflow.tasks.forecast.transform import SeriesTransform
 
@@ -255,23 +254,6 @@ def check_config(config: Any) -> str | None:
             or _check_series(config["series"], config["model"], len(exog)))
 
 
-def _stats_ok(mean: Any, std: Any, k: int) -> bool:
-    """``k`` finite means and ``k`` positive finite stds (a series' saved scaling)."""
-    return all(isinstance(v, list) and len(v) == k and all(isinstance(a, (int, float)) and math.isfinite(a) for a in v)
-               for v in (mean, std)) and all(a > 0 for a in std)
-
-
-def check_scaling(record: dict[str, Any], k: int) -> str | None:
-    """What is wrong with the scaling a series that the network forecasts keeps (None when usable):
-    its own, and its ``k`` regressors'."""
-    if not _stats_ok(record.get("mean"), record.get("std"), 1):
-        return "without its scaling (one finite mean and one positive std)"
-    if k and not _stats_ok(record.get("exog_mean"), record.get("exog_std"), k):
-        return (f"without its regressors' scaling ({k} finite means and {k} positive stds, "
-                f"'exog_mean' and 'exog_std')")
-    return None
-
-
 def _check_series(series: Any, name: str, k: int) -> str | None:
     if not isinstance(series, dict) or not series:
         return "no 'series' mapping"
@@ -353,8 +335,6 @@ def forecast_panel(model: Any, config: dict[str, Any], histories: dict[str, np.n
     by its saved statistics, another by its own history's), or the fallback for one too short.
     ``regressors``: with ``forecast.exogenous``, each series' regressors [t + horizon, k] (its history's,
     then the horizon's)."""
-    from trainflow.tasks.forecast.panels import forecast_series
-
     fc, name, missing = ForecastConfig.model_validate(config["forecast"]), config["model"], config["missing"]
     factors = calibration.of_json(config.get("calibration"), name)
     net, out = [], {}

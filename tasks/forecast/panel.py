@@ -281,6 +281,24 @@ def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: d
     return {"chosen": chosen, "state": _state(col, season, log), "notes": notes}
 
 
+def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
+                    horizon: int, levels: list[int], saved: dict[str, Any] | None = None
+                    ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """The next ``horizon`` values after ``y`` (raw) and their bounds, from a series' saved state;
+    the half-widths scaled by the model's ``saved`` calibration (in the model's scale, before a log
+    is undone), that of the candidate ``state["key"]`` (see :func:`keyed`)."""
+    if "given" in state:  # the network's forecast, made for the whole panel at once (:func:`network_forecasts`)
+        mean, bands = state["given"]
+        return np.asarray(mean), {int(lv): (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in bands.items()}
+    level = fill(y, state["log"])
+    mean, bands = statistical.forecast_one(state["columns"][0], level, horizon, levels, x, future)
+    bands = calibration.scaled(mean, bands, calibration.of_json(saved, state.get("key", state["name"])))
+    if state["log"]:
+        mean, bands = np.exp(mean), {lv: (np.exp(lo), np.exp(hi)) for lv, (lo, hi) in bands.items()}
+    return mean, bands
+
+
+
 def _work(chunk: list[tuple[str, tuple[Any, ...]]], settings: dict[str, Any],
           task: Callable[..., Any]) -> list[tuple[str, Any]]:
     """One chunk in a worker process: BLAS on one thread (the workers are the parallelism)."""
@@ -357,7 +375,7 @@ def choices(fitted: dict[str, dict[str, Any]]) -> dict[str, int]:
 def check_series_states(series: Any, network: str | None = None, exogenous: int = 0) -> str | None:
     """What is wrong with a saved panel's per-series part (None when usable); ``network``: the saved
     network candidate (a series that chose it keeps its scaling, ``exogenous`` regressors' too)."""
-    from trainflow.tasks.forecast.global_panel import check_scaling
+    from trainflow.tasks.forecast.global_net import check_scaling
 
     if not isinstance(series, dict) or not series:
         return "no 'series' mapping of fitted forecasters"

@@ -153,3 +153,23 @@ def split_frames(df: Any, id_col: str, horizon: int) -> tuple[Any, Any]:
     """(train, test): the last ``horizon`` rows of each series are its test."""
     position = df.groupby(id_col).cumcount(ascending=False)
     return df[position >= horizon], df[position < horizon]
+
+
+def history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str) -> tuple[Any, Any]:
+    """A series' history (up to its last value) and, with regressors, the ``horizon`` rows after it,
+    whose regressors must all be given (DataError naming the column and the first missing step)."""
+    known = np.flatnonzero(part[target].notna().to_numpy())
+    if not len(known):
+        raise DataError(f"Series '{sid}' in '{source}' has no value in '{target}'.")
+    history, future = part.iloc[:known[-1] + 1], part.iloc[known[-1] + 1:known[-1] + 1 + horizon]
+    if not exog:
+        return history, future
+    for col in exog:
+        given = future[col].notna().to_numpy()
+        if len(future) < horizon or not given.all():
+            step = int(np.flatnonzero(~given)[0]) + 1 if not given.all() else len(future) + 1
+            raise DataError(f"Series '{sid}' in '{source}': the exogenous column '{col}' has no future value at step "
+                            f"{step} of {horizon} after the last value of '{target}'; forecast.exogenous needs the "
+                            f"future values of each regressor for the whole horizon (rows after the last value, the "
+                            f"value column left empty).")
+    return history, future

@@ -17,10 +17,8 @@ import numpy as np
 from trainflow import resources, trust
 from trainflow.alerts import warn
 from trainflow.cache_keys import cache_key, model_key
-from trainflow.errors import DataError
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet
-from trainflow.tasks.common import plots
-from trainflow.tasks.common import neural
+from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import CONFIG_FILE
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.forecast import calibration, scores, statistical
@@ -28,9 +26,10 @@ from trainflow.tasks.forecast.config import ForecastConfig
 from trainflow.tasks.forecast.models import save_json_model
 from trainflow.tasks.forecast.panel import (SWITCH_MARGIN, Progress, backtest_series, champion,
                                             check_series_states, choices, combination_of, fill, fit_series,
-                                            is_candidate, is_network_candidate, pick, ranking, run_chunks, settings_of,
-                                            switching_helps)
-from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, split_frames
+                                            forecast_series,
+                                            is_candidate, is_network_candidate, pick, ranking, run_chunks,
+                                            settings_of, switching_helps)
+from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, history_and_future, split_frames
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 if TYPE_CHECKING:
@@ -347,23 +346,6 @@ def _calibration_note(fc: ForecastConfig, factors: dict[str, dict[int, list[floa
 # ---------------------------------------------------------------- forecasting a series, scoring it
 
 
-def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
-                    horizon: int, levels: list[int], saved: dict[str, Any] | None = None
-                    ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """The next ``horizon`` values after ``y`` (raw) and their bounds, from a series' saved state;
-    the half-widths scaled by the model's ``saved`` calibration (in the model's scale, before a log
-    is undone), that of the candidate ``state["key"]`` (see :func:`keyed`)."""
-    if "given" in state:  # the network's forecast, made for the whole panel at once (:func:`network_forecasts`)
-        mean, bands = state["given"]
-        return np.asarray(mean), {int(lv): (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in bands.items()}
-    level = fill(y, state["log"])
-    mean, bands = statistical.forecast_one(state["columns"][0], level, horizon, levels, x, future)
-    bands = calibration.scaled(mean, bands, calibration.of_json(saved, state.get("key", state["name"])))
-    if state["log"]:
-        mean, bands = np.exp(mean), {lv: (np.exp(lo), np.exp(hi)) for lv, (lo, hi) in bands.items()}
-    return mean, bands
-
-
 def network_forecasts(model: Any, config: dict[str, Any], histories: dict[str, np.ndarray],
                       regressors: dict[str, np.ndarray] | None, unknown: bool = False) -> dict[str, dict[str, Any]]:
     """The saved network's forecast of each history of a series that chose it (and, with ``unknown``,
@@ -550,23 +532,3 @@ def _predict_series(state: dict[str, Any] | None, y: np.ndarray, x: np.ndarray |
         state = keyed(fit_series(y, x, settings["model"], {}, settings))
     mean, bands = forecast_series(state, y, x, future, settings["horizon"], settings["levels"], settings["calibration"])
     return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}
-
-
-def history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str) -> tuple[Any, Any]:
-    """A series' history (up to its last value) and, with regressors, the ``horizon`` rows after it,
-    whose regressors must all be given (DataError naming the column and the first missing step)."""
-    known = np.flatnonzero(part[target].notna().to_numpy())
-    if not len(known):
-        raise DataError(f"Series '{sid}' in '{source}' has no value in '{target}'.")
-    history, future = part.iloc[:known[-1] + 1], part.iloc[known[-1] + 1:known[-1] + 1 + horizon]
-    if not exog:
-        return history, future
-    for col in exog:
-        given = future[col].notna().to_numpy()
-        if len(future) < horizon or not given.all():
-            step = int(np.flatnonzero(~given)[0]) + 1 if not given.all() else len(future) + 1
-            raise DataError(f"Series '{sid}' in '{source}': the exogenous column '{col}' has no future value at step "
-                            f"{step} of {horizon} after the last value of '{target}'; forecast.exogenous needs the "
-                            f"future values of each regressor for the whole horizon (rows after the last value, the "
-                            f"value column left empty).")
-    return history, future
