@@ -2,7 +2,7 @@
 
     python benchmarks/forecast_panel.py [--data /work/shared/datasets/forecast_panels] [--sets m1_monthly tourism_quarterly]
                                         [--series N] [--threads T]
-                                        [--models auto "damped ETS" "global MLP" "auto without global MLP"]
+                                        [--models auto "damped ETS" "global MLP" "auto + global MLP"]
 
 For each set, the competition's training and test files are joined into one long CSV; the panel's
 split by time takes each series' last ``horizon`` steps (exactly the competition's test horizon).
@@ -30,8 +30,7 @@ from common import load  # noqa: E402
 DATA = Path("/work/shared/datasets/forecast_panels")
 SETS = {"m1_monthly": {"horizon": 18, "season": 12}, "tourism_quarterly": {"horizon": 8, "season": 4}}
 MODELS = {"auto": {"name": "auto"}, "damped ETS": {"name": "ets", "trend": "add_damped"},
-          "global MLP": {"name": "global_mlp"}, "auto + global MLP": {"name": "auto", "candidates": "+global_mlp"},
-          "auto without global MLP": {"name": "auto", "candidates": "-global_mlp"}}
+          "global MLP": {"name": "global_mlp"}, "auto + global MLP": {"name": "auto", "candidates": "+global_mlp"}}
 
 
 def _model(model: dict) -> dict:
@@ -104,8 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="worker processes (0: every core)")
     parser.add_argument("--models", nargs="+", default=list(MODELS)[:2], choices=list(MODELS),
                         help="'global MLP': one network over every series (tasks/forecast/global_panel.py); "
-                             "'auto + global MLP' / 'auto without global MLP': auto's default panel candidates "
-                             "with / without that network")
+                             "'auto + global MLP': auto's default panel candidates and that network")
     args = parser.parse_args()
     globals()["DATA"] = args.data
     from trainflow import resources
