@@ -42,8 +42,8 @@ def phase_one(name: str, series: int | None) -> tuple[dict, dict, dict, object, 
     ys = {str(s): parts[s].sort_values("t").value.to_numpy(float) for s in ids}
     spec = spec_from_dict({"name": "p", "task": "forecasting", "model": {"name": "auto"}, "forecast": SETS[name],
                            "data": {"loader": "timeseries_csv", "path": "x.csv", "id": "series_id"}})
-    names, options, _ = panels._candidates(spec)
-    stats = [n for n in names if n != "global_mlp"]
+    stats, options, _ = panels._candidates(spec)  # auto's default panel list
+    names = [*stats, "global_mlp"]
     settings = settings_of(spec.forecast, "auto", stats, options, TimeAxis.of(parts[ids[0]].sort_values("t").t))
     threads = resources.resolve(0)
     t0 = time.perf_counter()
