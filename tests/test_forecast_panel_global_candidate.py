@@ -36,9 +36,9 @@ def fitted(tmp_path_factory, prefect_server):
     spec = write_spec(tmp / "panel.yaml", {
         "name": "mixg", "task": "forecasting", "seed": 0, "validation": {"min_rows": 10},
         "data": {"loader": "timeseries_csv", "path": "panel.csv", "id": "series_id"},
-        "forecast": {"horizon": 6, "season": 6, "origins": 3},
+        "forecast": {"horizon": 6, "season": 6, "origins": 2},
         "model": {"name": "auto", "candidates": CANDIDATES, "options": {"global_mlp": {"hidden": [32]}}},
-        "train": {"epochs": 20, "num_threads": 1}, "resources": {"threads": 1}})
+        "train": {"epochs": 15, "num_threads": 1}, "resources": {"threads": 1}})
     assert run_cli("run", spec, "--out", tmp / "runs")[0] == 0
     [run] = complete_runs(tmp / "runs", "mixg")
     return tmp, run
