@@ -110,3 +110,20 @@ def long_panel(series: list[Any], name: str = "S{:02d}") -> Any:
     return pd.DataFrame([{"series_id": name.format(k), "t": i + 1, "value": round(float(v), 3)}
                          for k, y in enumerate(series) for i, v in enumerate(y)])
 
+
+
+def assert_damaged_model_exits_3(run: Path, history: Any, damage: Any, why: str, tmp_path: Path, capsys) -> None:
+    """A copy of ``run`` whose model.json ``damage(config)`` changed is refused by ``predict`` on
+    ``history`` (a frame): exit 3 naming the file and ``why``, no traceback, no output written."""
+    import json
+    import shutil
+
+    history.to_csv(tmp_path / "history.csv", index=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    config = json.loads((run / "model.json").read_text())
+    damage(config)
+    (broken / "model.json").write_text(json.dumps(config))
+    code, err = run_cli("predict", broken, tmp_path / "history.csv", "--out", tmp_path / "f.csv", capsys=capsys)
+    assert code == 3 and "damaged" in err and "model.json" in err and why in err and "Traceback" not in err, err
+    assert not (tmp_path / "f.csv").exists()

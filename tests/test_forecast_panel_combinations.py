@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import complete_runs, long_panel, run_cli, write_spec
+from tests.helpers import assert_damaged_model_exits_3, complete_runs, long_panel, run_cli, write_spec
 from trainflow.errors import SpecError
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.forecast.panel import MEAN_COMBINATIONS
@@ -94,16 +93,7 @@ def _combination(c: dict) -> dict:
      "a calibration for 'mean(naive,prophet)', not a known forecaster"),
 ])
 def test_a_damaged_saved_combination_exits_3(fitted, damage, why, tmp_path, capsys):
-    _, run = fitted
-    panel().to_csv(tmp_path / "history.csv", index=False)
-    broken = tmp_path / "runs" / "mix" / "broken"
-    shutil.copytree(run, broken)
-    config = json.loads((run / "model.json").read_text())
-    damage(config)
-    (broken / "model.json").write_text(json.dumps(config))
-    code, err = run_cli("predict", broken, tmp_path / "history.csv", "--out", tmp_path / "f.csv", capsys=capsys)
-    assert code == 3 and "damaged" in err and "model.json" in err and why in err and "Traceback" not in err, err
-    assert not (tmp_path / "f.csv").exists()
+    assert_damaged_model_exits_3(fitted[1], panel(), damage, why, tmp_path, capsys)
 
 
 def test_auto_on_a_panel_scores_the_means_of_ets_theta_and_arima_when_named():

@@ -6,13 +6,12 @@ states (safetensors + JSON) and predicted; a crafted saved network is refused (e
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import complete_runs, long_panel, run_cli, write_spec
+from tests.helpers import assert_damaged_model_exits_3, complete_runs, long_panel, run_cli, write_spec
 
 #: the naive and the seasonal naive miss the shared trend and season the network learns over the panel
 CANDIDATES = ["naive", "seasonal_naive", "global_mlp"]
@@ -80,16 +79,7 @@ def test_the_network_is_chosen_where_the_shared_pattern_makes_it_best_and_predic
     (lambda c: c["series"][_net(c)].update(chosen="gru"), "chose the network 'gru', which the model does not hold"),
 ])
 def test_a_crafted_saved_network_exits_3(fitted, damage, why, tmp_path, capsys):
-    _, run = fitted
-    panel().to_csv(tmp_path / "history.csv", index=False)
-    broken = tmp_path / "runs" / "mixg" / "broken"
-    shutil.copytree(run, broken)
-    config = json.loads((run / "model.json").read_text())
-    damage(config)
-    (broken / "model.json").write_text(json.dumps(config))
-    code, err = run_cli("predict", broken, tmp_path / "history.csv", "--out", tmp_path / "f.csv", capsys=capsys)
-    assert code == 3 and "damaged" in err and "model.json" in err and why in err and "Traceback" not in err, err
-    assert not (tmp_path / "f.csv").exists()
+    assert_damaged_model_exits_3(fitted[1], panel(), damage, why, tmp_path, capsys)
 
 
 def _net(config: dict) -> str:
