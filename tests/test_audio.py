@@ -344,17 +344,21 @@ def die_after_classifier_epoch_2(row):
     if "train_accuracy" in row and row["epoch"] == 2:
         os.kill(os.getpid(), signal.SIGKILL)
 
-if __name__ == "__main__":
-    original = training.train_model
-    training.train_model = lambda *a, **k: original(*a, on_epoch=die_after_classifier_epoch_2, **k)
-    fit(sys.argv[1], sys.argv[2])
+if __name__ == "__main__":  # spec, cache, and "kill" to die after the classifier's epoch 2
+    if sys.argv[3:] == ["kill"]:
+        original = training.train_model
+        training.train_model = lambda *a, **k: original(*a, on_epoch=die_after_classifier_epoch_2, **k)
+    print("model:", fit(sys.argv[1], sys.argv[2]).path)
 """
 
 
-def test_killed_audio_training_resumes_to_the_same_weights(tmp_path, capfd):
+def test_killed_audio_training_resumes_to_the_same_weights(tmp_path):
     """The autoencoder (two phases through the shared loop) killed (its own process, SIGKILL) in its
     classifier phase resumes there, after the finished pre-training, and ends with the weights of an
-    uninterrupted run (the resume and the uninterrupted fit run in this process: no torch start-ups)."""
+    uninterrupted run. All three fits are child processes started alike: a test process's torch (its
+    thread pool's history, the CPU kernels it picked) can differ from a fresh one's in the last bits
+    (an OMP_NUM_THREADS=1 child on an AMD EPYC, or this process pinned to one core by pytest-xdist),
+    and Adam turns that into 0.03 on the biases before batch norm."""
     from safetensors.torch import load_file
 
     from trainflow.tasks.common.training import CHECKPOINT, load_checkpoint
@@ -364,28 +368,26 @@ def test_killed_audio_training_resumes_to_the_same_weights(tmp_path, capfd):
                       model={"name": "audio_autoencoder", "width": 4, "dense": 8, "pretrain_epochs": 2},
                       train={"epochs": 4, "batch_size": 4, "lr": 0.01, "num_threads": 1})
     (tmp_path / "audio_resume_driver.py").write_text(RESUME_DRIVER)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import audio_resume_driver as driver
-    finally:
-        sys.path.remove(str(tmp_path))
-    # the child keeps this process's environment: a child started with OMP_NUM_THREADS=1 picks other
-    # CPU kernels on some processors (AMD EPYC) than a process that sets one torch thread itself, and
-    # its weights then differ in the last bits (Adam turns that into 0.03 on biases before batch norm)
-    killed = subprocess.Popen([sys.executable, str(tmp_path / "audio_resume_driver.py"), str(spec),
-                               str(tmp_path / "killed")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        expected = load_file(Path(driver.fit(spec, str(tmp_path / "whole")).path) / "model.safetensors")  # meanwhile
-    finally:
-        killed_out, _ = killed.communicate(timeout=300)
+
+    def child(cache: str, *kill: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(tmp_path / "audio_resume_driver.py"), str(spec),
+                                 str(tmp_path / cache), *kill], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+
+    def model(out: str) -> dict:
+        return load_file(Path(out.split("model: ")[-1].strip()) / "model.safetensors")
+
+    killed, whole = child("killed", "kill"), child("whole")
+    killed_out, _ = killed.communicate(timeout=300)
+    whole_out, _ = whole.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, "the fit must be killed mid-run\n" + killed_out
+    assert whole.returncode == 0, whole_out
     states = [load_checkpoint(p) for p in (tmp_path / "killed").rglob(CHECKPOINT)]
     assert any(s and s["epoch"] == 2 and "train_accuracy" in s["history"][-1] for s in states), states
-    capfd.readouterr()
-    resumed = driver.fit(spec, str(tmp_path / "killed"))
-    out, err = capfd.readouterr()
-    assert "resuming from the checkpoint of epoch 2" in out + err, out + err
-    weights = load_file(Path(resumed.path) / "model.safetensors")
+    resumed = child("killed")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and "resuming from the checkpoint of epoch 2" in out, out
+    weights, expected = model(out), model(whole_out)
     assert weights.keys() == expected.keys()
     assert all(np.array_equal(weights[k].numpy(), expected[k].numpy()) for k in weights)
 
