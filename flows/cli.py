@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", dest="id_column", metavar="COLUMN", help="as for predict")
     p.add_argument("--keep", action="append", default=[], metavar="COLUMN", help="as for predict (repeatable)")
     p.add_argument("--fail-on-drift", action="store_true", help="exit 5 when the batch drifted")
+    p.add_argument("--keep-batches", type=int, metavar="N",
+                   help="once the batch is scored, keep only the newest N batch folders under "
+                        "<runs>/<pipeline>/monitor/ (default: all; the history keeps a line for every batch)")
 
     p = sub.add_parser("sweep", help="train a grid of spec variants in parallel and promote the best")
     p.add_argument("spec", help="path to a pipeline spec (YAML)")
@@ -287,7 +290,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         from trainflow.flows.watch import monitor_batch
 
         result = monitor_batch(pipeline=args.pipeline, batch=args.batch, runs=args.runs, id_column=args.id_column,
-                               keep=args.keep)
+                               keep=args.keep, keep_batches=args.keep_batches)
     print(f"predictions written to {result['predictions']} (model: {result['model']}, batch: {result['batch']})")
     if result["drift_table"]:
         print(f"drift report: {result['drift_table']}")

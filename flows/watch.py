@@ -50,14 +50,20 @@ def _run_name() -> str:
 
 @flow(name="trainflow-monitor", flow_run_name=_run_name, log_prints=True)
 def monitor_batch(pipeline: str, batch: str, runs: str = "runs", id_column: str | None = None,
-                  keep: list[str] | None = None) -> dict[str, Any]:
+                  keep: list[str] | None = None, keep_batches: int | None = None) -> dict[str, Any]:
     """Score ``batch`` with the champion of ``pipeline`` (a name or its spec file) under ``runs``; returns
     where the predictions and the drift report went, the summary line, the drifted features and the id of
-    the drift event (None when nothing drifted)."""
+    the drift event (None when nothing drifted). ``keep_batches``: once the batch is scored, only the
+    newest that many batch folders stay (None: all)."""
+    from trainflow.errors import SpecError
     from trainflow.tasks.common import batches
     from trainflow.tasks.common.predict import predict_with_drift
     from trainflow.tasks.common.promote import resolve_model
 
+    if keep_batches is not None and (isinstance(keep_batches, bool) or not isinstance(keep_batches, int)
+                                     or keep_batches < 1):
+        raise SpecError(f"keep_batches must be a whole number of at least 1 (or left out to keep every batch "
+                        f"folder); got {keep_batches!r}.", what="monitor setting")
     name = pipeline_name(pipeline)
     run_dir = resolve_model(name, runs)
     source = batches.resolve_batch(batch)
@@ -71,6 +77,11 @@ def monitor_batch(pipeline: str, batch: str, runs: str = "runs", id_column: str 
     print(f"monitor: {scored} predictions for {source} with {run_dir.name} -> {out}")
     print(check.line)
     history = batches.append_history(runs, name, batches.history_row(source, run_dir, check.rows, scored, check.line))
+    if keep_batches is not None:
+        removed = batches.prune_batch_folders(runs, name, keep_batches)
+        if removed:
+            print(f"monitor: removed {len(removed)} older batch folder(s), keeping the newest {keep_batches} "
+                  f"(their lines stay in the history)")
     _artifacts(name, check, history)
     event_id = _emit(name, source, run_dir, check) if check.drifted else None
     return {"pipeline": name, "batch": str(source), "model": str(run_dir), "predictions": str(out),

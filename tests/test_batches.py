@@ -40,3 +40,24 @@ def test_a_history_that_is_a_fifo_is_named_not_blocked_on(tmp_path):
     os.mkfifo(folder / batches.HISTORY_FILE)
     with pytest.raises(DataError, match="history .*history.jsonl is a FIFO"):
         batches.append_history(tmp_path, "p", {"batch": "new"})
+
+
+def test_pruning_keeps_the_newest_batch_folders_and_nothing_else_is_touched(tmp_path):
+    import os
+
+    made = [batches.batch_folder(tmp_path, "p", tmp_path / f"b{i}.csv") for i in range(5)]
+    root = tmp_path / "p" / batches.MONITOR_FOLDER
+    (root / batches.HISTORY_FILE).write_text("{}\n")
+    (root / "notes").mkdir()  # a user's folder beside the batches
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, root / "20200101-000000-000000-link")  # named like a batch, but a link
+    (root / "20200101-000000-000001-file").write_text("x")  # named like a batch, but a file
+    assert sorted(made) == made  # the time stamp orders the names
+    removed = batches.prune_batch_folders(tmp_path, "p", 2)
+    assert removed == made[:3]
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [m.name for m in made[3:]] + [batches.HISTORY_FILE, "notes", "20200101-000000-000000-link",
+                                      "20200101-000000-000001-file"])
+    assert elsewhere.is_dir() and batches.prune_batch_folders(tmp_path, "p", 2) == []
+    assert batches.prune_batch_folders(tmp_path, "absent", 1) == []

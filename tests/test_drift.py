@@ -331,6 +331,29 @@ def test_monitor_cli_bad_batches(penguins_run, tmp_path, capsys):
     assert after == before
 
 
+def test_monitor_keeps_the_newest_batch_folders_when_asked(penguins_run, tmp_path, capsys):
+    """``--keep-batches 2``: after three batches two folders stay, the newest, and the history has all
+    three lines; ``--keep-batches 0`` is exit 2 naming the setting, before anything is written."""
+    runs = tmp_path / "runs"
+    shutil.copytree(penguins_run.parent.parent / "penguins", runs / "penguins", symlinks=True,
+                    ignore=shutil.ignore_patterns("monitor"))  # the module's runs hold other tests' batches
+    monitor = runs / "penguins" / "monitor"
+    for i in range(3):
+        code, err = run_cli("monitor", "penguins", _batch(tmp_path, f"b{i}"), "--runs", runs, "--keep-batches", 2,
+                            capsys=capsys)
+        assert code == 0, err
+    folders = sorted(p.name for p in monitor.iterdir() if p.is_dir())
+    assert len(folders) == 2 and folders[0].endswith("-b1.csv") and folders[1].endswith("-b2.csv"), folders
+    assert all((monitor / f / "predictions.csv").is_file() for f in folders)
+    history = [json.loads(line) for line in (monitor / "history.jsonl").read_text().splitlines()]
+    assert [h["batch"] for h in history] == ["b0.csv", "b1.csv", "b2.csv"]
+    code, err = run_cli("monitor", "penguins", _batch(tmp_path, "b3"), "--runs", runs, "--keep-batches", 0,
+                        capsys=capsys)
+    assert code == 2 and "keep_batches must be a whole number of at least 1" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in monitor.iterdir() if p.is_dir()) == folders
+    assert len((monitor / "history.jsonl").read_text().splitlines()) == 3
+
+
 def test_warnings_inside_silenced_are_dropped(tmp_path, capsys):
     """The drift check reads the input predict has read: what predict warned about is said once."""
     from trainflow.alerts import silenced, warn

@@ -11,6 +11,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ MONITOR_FOLDER = "monitor"
 HISTORY_FILE = "history.jsonl"
 #: history rows the table artifact shows (the newest)
 HISTORY_SHOWN = 200
+#: how :func:`batch_folder` names a batch's folder: its UTC time stamp first, so names sort by time
+_BATCH_FOLDER = re.compile(r"\d{8}-\d{6}-\d{6}-")
 
 
 def resolve_batch(batch: str | os.PathLike) -> Path:
@@ -59,6 +63,21 @@ def batch_folder(runs: str | os.PathLike, pipeline: str, batch: Path) -> Path:
     folder = Path(runs) / pipeline / MONITOR_FOLDER / f"{stamp}-{safe}"
     folder.mkdir(parents=True)
     return folder
+
+
+def prune_batch_folders(runs: str | os.PathLike, pipeline: str, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` batch folders of ``pipeline`` and return the removed ones (oldest
+    first). The history keeps its line for every batch. Only folders named as :func:`batch_folder` names
+    them are touched: a link, a file or a folder a user put beside them stays."""
+    root = Path(runs) / pipeline / MONITOR_FOLDER
+    if keep < 1 or not root.is_dir():
+        return []
+    folders = sorted(p for p in root.iterdir()
+                     if _BATCH_FOLDER.match(p.name) and not p.is_symlink() and p.is_dir())
+    removed = folders[:-keep]
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
 
 
 def history_row(batch: Path, run_dir: Path, rows: list[dict[str, Any]], scored: int, line: str) -> dict[str, Any]:
