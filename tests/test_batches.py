@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,26 @@ def test_pruning_keeps_the_newest_batch_folders_and_nothing_else_is_touched(tmp_
                                       "20200101-000000-000001-file"])
     assert elsewhere.is_dir() and batches.prune_batch_folders(tmp_path, "p", 2) == []
     assert batches.prune_batch_folders(tmp_path, "absent", 1) == []
+
+
+
+def test_a_batch_folder_that_cannot_be_removed_is_warned_about_and_left(tmp_path, monkeypatch):
+    """A folder the monitor may not delete (a permission, a busy mount) or one already gone: the scored batch
+    is not failed for it."""
+    import shutil
+
+    made = [batches.batch_folder(tmp_path, "p", tmp_path / f"b{i}.csv") for i in range(4)]
+    real = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if Path(path) == made[0]:
+            raise PermissionError(13, "Permission denied", str(path))
+        if Path(path) == made[1]:
+            real(path)  # removed by another monitor first
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batches.shutil, "rmtree", rmtree)
+    with pytest.warns(UserWarning, match=r"b0.csv could not be removed \(Permission denied\); it is left"):
+        assert batches.prune_batch_folders(tmp_path, "p", 1) == [made[2]]
+    assert made[0].is_dir() and not made[1].exists() and not made[2].exists() and made[3].is_dir()

@@ -68,15 +68,26 @@ def batch_folder(runs: str | os.PathLike, pipeline: str, batch: Path) -> Path:
 def prune_batch_folders(runs: str | os.PathLike, pipeline: str, keep: int) -> list[Path]:
     """Remove all but the newest ``keep`` batch folders of ``pipeline`` and return the removed ones (oldest
     first). The history keeps its line for every batch. Only folders named as :func:`batch_folder` names
-    them are touched: a link, a file or a folder a user put beside them stays."""
+    them are touched: a link, a file or a folder a user put beside them stays. A folder that cannot be
+    removed is warned about and left: the batch is scored and its history written by then."""
+    import warnings
+
     root = Path(runs) / pipeline / MONITOR_FOLDER
     if keep < 1 or not root.is_dir():
         return []
     folders = sorted(p for p in root.iterdir()
                      if _BATCH_FOLDER.match(p.name) and not p.is_symlink() and p.is_dir())
-    removed = folders[:-keep]
-    for folder in removed:
-        shutil.rmtree(folder)
+    removed = []
+    for folder in folders[:-keep]:
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:  # another monitor of the pipeline removed it first
+            continue
+        except OSError as exc:
+            warnings.warn(f"The old batch folder {folder} could not be removed ({exc.strerror}); it is left.",
+                          stacklevel=2)
+            continue
+        removed.append(folder)
     return removed
 
 
