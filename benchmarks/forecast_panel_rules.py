@@ -1,6 +1,6 @@
 """Selection and calibration rules for ``auto`` on a panel, compared side by side on M1 monthly and tourism quarterly.
 
-    python benchmarks/forecast_panel_rules.py collect [--series N] [--origins K] [--out rules.json]
+    python benchmarks/forecast_panel_rules.py collect [--sets NAME ...] [--series N] [--origins K] [--out rules.json]
     python benchmarks/forecast_panel_rules.py table [--input rules.json]
 
 ``collect`` runs, for every series and every ``auto`` candidate, the panel's own rolling-origin
@@ -95,6 +95,8 @@ def collect(args: argparse.Namespace) -> None:
 
     results = {}
     for name, sizes in SETS.items():
+        if args.sets and name not in args.sets:
+            continue
         t0 = time.perf_counter()
         spec = spec_from_dict({"name": "panel", "task": "forecasting", "model": {"name": "auto"},
                                "forecast": {**sizes, "origins": args.origins},
@@ -113,7 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect")
-    c.add_argument("--series", type=int, default=150)
+    c.add_argument("--sets", nargs="+", choices=list(SETS), help="only these panels (default: both)")
+    c.add_argument("--series", type=int, default=150, help="the first N series of each set (0: all)")
     c.add_argument("--skip", type=int, default=0, help="leave out the first N series of each set")
     c.add_argument("--origins", type=int, default=8)
     c.add_argument("--threads", type=int, default=2)

@@ -102,6 +102,56 @@ def rules(series: dict, k: int) -> dict[str, dict[str, str]]:
     return out
 
 
+def _phase_one(series: dict, k: int) -> dict[str, dict]:
+    """The collected backtest as ``panel.backtest_series`` returns it, from the last ``k`` origins."""
+    out = {}
+    for sid, s in series.items():
+        step = s["mean_step"] or 1.0
+        per = {n: r["bt"][-k:] for n, r in s["cand"].items() if "bt" in r}
+        out[sid] = {"backtest": {n: float(np.mean(v)) for n, v in per.items()},
+                    "scaled": {n: float(np.mean(v)) / step for n, v in per.items()},
+                    "origins": {n: [e / step for e in v] for n, v in per.items()}}
+    return out
+
+
+def shipped_rules(series: dict, k: int) -> dict[str, dict[str, str]]:
+    """The rule ``tasks/forecast/panel.py`` ships (its own functions), and variants of it."""
+    from trainflow.tasks.forecast import panel
+
+    one = _phase_one(series, k)
+    names = list(NAMES)
+    best = panel.champion(one, names)
+    helps, switched, kept, _ = panel.switching_helps(one, names)
+    lower = switched < kept
+    out = {f"shipped: geometric-mean champion + switches if they earn it ({best})":
+           {s: panel.pick(r, best, helps) for s, r in one.items()},
+           # before 2026-12-08: switches kept whenever their mean on the held-out origin was lower, however slightly
+           f"geometric-mean champion + switches if their held-out mean is lower ({best})":
+           {s: panel.pick(r, best, lower) for s, r in one.items()},
+           f"geometric-mean champion, no switches ({best})": {s: panel.pick(r, best, False) for s, r in one.items()}}
+    ranks = panel.ranking(one, names)
+    for margin in (0.01, 0.02, 0.05):
+        # the combination unless a candidate's mean log relative error is lower by more than log(1 - margin)
+        alt = best if ranks.get(best, 0) < ranks.get("combination", math.inf) + math.log(1 - margin) else "combination"
+        out[f"combination unless beaten by {margin:.0%} ({alt})"] = {s: panel.pick(r, alt, helps) for s, r in one.items()}
+    return out
+
+
+def blend_mase(series: dict, k: int, top: int, how: str) -> tuple[float, list[str]]:
+    """Test MASE of the ``how`` (median or mean) of the ``top`` candidates of the panel ranking."""
+    from trainflow.tasks.forecast import panel
+
+    one = _phase_one(series, k)
+    chosen = [n for n in panel.ranking(one, list(NAMES)) if n != "seasonal_naive" or top == 1][:top]
+    agg = np.median if how == "median" else np.mean
+    mase = []
+    for s in series.values():
+        errs = [np.asarray(s["cand"][n]["test"]["err"]) for n in chosen if "test" in s["cand"].get(n, {})]
+        errs = errs or [np.asarray(s["cand"]["naive"]["test"]["err"])]
+        mase.append(np.mean(np.abs(agg(errs, axis=0))) / s["snaive_scale"])
+    return float(np.nanmean(mase)), chosen
+
+
 def _factors(series: dict, name: str, k: int, which: str, season: int, horizon: int) -> dict[int, np.ndarray]:
     """Conformal factors per step pooled over the series that backtested ``name``, from the last ``k``
     origins (``which``: 'all' of them, or only the 'last')."""
@@ -150,17 +200,18 @@ def score(series: dict, picks: dict[str, str | None], factors: dict[str, dict[in
 def diagnose(name: str, data: dict) -> None:
     """Why the backtest prefers what it prefers: mean scaled error per origin and the test MASE per model."""
     series = data["series"]
-    view = _view(series, 8)
-    print(f"\n{name}: mean scaled backtest error per origin (oldest first, series with all 8 origins) and test MASE")
-    full = [v for v in view.values() if all(len(e) == 8 for e in v.values()) and len(v) == len(NAMES)]
-    print(f"  series with 8 origins for every candidate: {len(full)} of {len(view)}")
+    k = max(len(s["cuts"]) for s in series.values())
+    view = _view(series, k)
+    print(f"\n{name}: mean scaled backtest error per origin (oldest first, series with all {k} origins) and test MASE")
+    full = [v for v in view.values() if all(len(e) == k for e in v.values()) and len(v) == len(NAMES)]
+    print(f"  series with {k} origins for every candidate: {len(full)} of {len(view)}")
     for n in NAMES:
         per = np.mean([v[n] for v in full], axis=0) if full else []
         test = np.nanmean([np.mean(np.abs(s["cand"][n]["test"]["err"])) / s["snaive_scale"]
                            for s in series.values() if "test" in s["cand"][n]])
         best_share = np.mean([min(v, key=lambda m: np.mean(v[m])) == n for v in full]) if full else 0
         print(f"  {n:15s} " + " ".join(f"{x:6.3f}" for x in per) + f" | test MASE {test:.3f} | best on "
-              f"{100 * best_share:.0f}% of series (8-origin mean)")
+              f"{100 * best_share:.0f}% of series ({k}-origin mean)")
 
 
 def table(results: dict) -> None:
@@ -171,11 +222,13 @@ def table(results: dict) -> None:
     for name in sets:
         data = results[name]
         series, season, h = data["series"], data["season"], data["horizon"]
-        for k in (3, 4, 6, 8):
+        collected = max(len(s["cuts"]) for s in series.values())
+        for k in (k for k in (3, 4, 6, 8) if k <= collected):
             facs = {which: {n: _factors(series, n, k, which, season, h) for n in NAMES} for which in ("all", "last")}
-            for rule, picks in rules(series, k).items():
+            facs["none"] = {}  # each model's own intervals, uncalibrated
+            for rule, picks in (rules(series, k) | shipped_rules(series, k)).items():
                 label = rule.split(" (")[0]
-                for which in ("all", "last"):
+                for which in ("all", "last", "none"):
                     rows.setdefault(f"{label} | K={k} | calib {which}", {})[name] = score(series, picks, facs[which]) | {
                         "pick": Counter(p for p in picks.values()).most_common(2)}
             if k == 3:
@@ -183,6 +236,13 @@ def table(results: dict) -> None:
                     for which in ("all", "last"):
                         rows.setdefault(f"fixed {n} | K={k} | calib {which}", {})[name] = score(
                             series, {s: n for s in series}, facs[which])
+    for name in sets:
+        for k in (3, 6):
+            for top in (2, 3, 4):
+                for how in ("median", "mean"):
+                    m, chosen = blend_mase(results[name]["series"], k, top, how)
+                    print(f"{name}: {how} of the top {top} of the ranking at {k} origins ({', '.join(chosen)}): "
+                          f"MASE {m:.3f}")
     print("\n| rule | origins | calibration | " + " | ".join(f"{s} MASE | {s} 80/95 %" for s in sets) + " | picks |")
     print("|---|---|---|" + "---|---|" * len(sets) + "---|")
     for label, by_set in rows.items():

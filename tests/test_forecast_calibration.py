@@ -89,8 +89,14 @@ def test_per_series_switches_are_kept_only_where_they_won_the_held_out_origin():
     assert switching_helps(right, ["theta", "ets"])[0]
     # the same first origins, but on the last one ets was worse where it looked better: keep the champion
     wrong = {f"s{i}": series([1.0, 1.0, 1.0], [0.5, 0.5, 3.0] if i % 2 else [2.0, 2.0, 2.0]) for i in range(10)}
-    helps, switched, kept = switching_helps(wrong, ["theta", "ets"])
-    assert not helps and switched == 2.0 and kept == 1.0
+    helps, switched, kept, interval = switching_helps(wrong, ["theta", "ets"])
+    assert not helps and switched == 2.0 and kept == 1.0 and interval[0] > 0
+    # lower on the last origin on average, but by a few series' luck: the interval spans 0, keep the champion
+    last = [0.0, 1.8, 0.1, 1.7, 0.8]
+    lucky = {f"s{i}": series([1.0, 1.0, 1.0], [0.5, 0.5, last[i // 2]] if i % 2 else [2.0, 2.0, 2.0])
+             for i in range(10)}
+    helps, switched, kept, interval = switching_helps(lucky, ["theta", "ets"])
+    assert switched < kept and interval[0] < 0 < interval[1] and not helps
 
 
 def test_the_held_out_check_covers_the_latest_origin_as_the_earlier_ones_say():

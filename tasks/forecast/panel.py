@@ -4,7 +4,8 @@ For each series (its training part only): the season (``forecast.season``, else 
 ``auto``, a rolling-origin backtest of its statistical candidates scored by MAE (the numerator of
 the series' MASE). The panel's champion is the candidate with the lowest mean scaled backtest error;
 a series takes another candidate only when that one's own backtest error is clearly lower
-(SWITCH_MARGIN). The chosen forecaster is then fitted on the whole training part, with the
+(SWITCH_MARGIN) and such switches beat the champion on the held-out last origin beyond the noise
+of the series (:func:`switching_helps`). The chosen forecaster is then fitted on the whole training part, with the
 exogenous regressors where it takes them. A series shorter than the model needs, or
 that it cannot fit, gets ``forecast.fallback`` with a note. The series are cut into chunks that a
 process pool of ``resources.threads`` workers fits (each worker one BLAS thread), with progress.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from trainflow.errors import DataError
+from trainflow.tasks.common import uncertainty
 from trainflow.tasks.forecast import backtest, calibration, statistical
 from trainflow.tasks.forecast.config import ForecastConfig, origins_of
 from trainflow.tasks.forecast.plan import detect_season
@@ -236,11 +238,14 @@ def pick(result: dict[str, Any], best: str | None, switch: bool = True) -> str |
     return own
 
 
-def switching_helps(phase_one: dict[str, dict[str, Any]], names: list[str]) -> tuple[bool, float, float]:
+def switching_helps(phase_one: dict[str, dict[str, Any]], names: list[str], seed: int = 0
+                    ) -> tuple[bool, float, float, list[float] | None]:
     """Whether per-series switches beat the panel's champion, both chosen on the backtest origins
     but the last and scored on the last (the mean scaled error of each: a backtest of the choice
-    rule itself). On M1 monthly switching lost to the champion on the test horizon, on tourism
-    quarterly it won: the panel decides."""
+    rule itself), and the paired bootstrap 95% interval over the series of the mean difference
+    (switched - kept). Switches are kept only when the whole interval is below 0, as a challenger is
+    promoted: on M1 monthly (617 series) they scored lower on the held-out origin by chance (-0.028,
+    interval -0.127 to +0.065) and cost 0.023 MASE on the test; the panel decides, on evidence."""
     early = {sid: {"scaled": {n: float(np.mean(v[:-1])) for n, v in r["origins"].items() if len(v) >= 2}}
              for sid, r in phase_one.items()}
     best = champion(early, names)
@@ -251,8 +256,12 @@ def switching_helps(phase_one: dict[str, dict[str, Any]], names: list[str]) -> t
             switched.append(phase_one[sid]["origins"][chosen][-1])
             kept.append(phase_one[sid]["origins"][best][-1])
     if not kept:
-        return True, math.nan, math.nan
-    return float(np.mean(switched)) < float(np.mean(kept)), float(np.mean(switched)), float(np.mean(kept))
+        return True, math.nan, math.nan, None
+    d = np.asarray(switched) - np.asarray(kept)
+    draws = d[np.random.default_rng(seed).integers(0, len(d), (uncertainty.RESAMPLES, len(d)))].mean(axis=1)
+    interval = uncertainty.percentile_interval(draws)
+    helps = interval is not None and interval[1] < 0
+    return helps, float(np.mean(switched)), float(np.mean(kept)), interval
 
 
 def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: dict[str, Any],

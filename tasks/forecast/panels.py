@@ -185,6 +185,12 @@ def _phase_one(spec: PipelineSpec, series: dict[str, Any], settings: dict[str, A
                       Progress("backtest", key))
 
 
+def _interval(interval: list[float] | None) -> str:
+    """The note's words for the paired interval of the switches' mean difference."""
+    return ("no interval" if interval is None
+            else f"difference 95% interval {interval[0]:+.3f} to {interval[1]:+.3f}")
+
+
 def _calibrate(one: dict[str, Any], fc: ForecastConfig) -> dict[str, dict[int, list[float]]]:
     """Each backtested forecaster's interval factors over the panel's series (none without calibration)."""
     if not fc.calibrate:
@@ -237,7 +243,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
                      + (f"a series takes another candidate when its own backtest error is lower by "
                         f"more than {SWITCH_MARGIN:.0%}" if switch else "every series keeps it")
                      + f" (chosen on the backtest: with the last origin held out, per-series switches scored "
-                       f"{rule[0]:.3f} vs {rule[1]:.3f} for the champion)")
+                       f"{rule[0]:.3f} vs {rule[1]:.3f} for the champion, {_interval(rule[2])}; they are "
+                       f"kept only when the whole interval is below 0)")
     if glob:
         notes += glob.notes
     if left_out:
