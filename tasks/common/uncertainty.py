@@ -38,6 +38,14 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> list[float]
     return [float(low), float(high)]
 
 
+def mean_interval(values: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> list[float] | None:
+    """The bootstrap percentile interval of the mean of ``values`` (one per independent unit: a row,
+    a series), e.g. paired differences: their mean is beyond noise when the interval excludes 0."""
+    values = np.asarray(values, dtype=float)
+    draws = values[np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    return percentile_interval(draws)
+
+
 # ---------------------------------------------------------------- metrics of confusion matrices
 
 

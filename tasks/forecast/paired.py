@@ -198,10 +198,9 @@ def _panel(run_dir: str | Path, split: SplitRef, metric: str, truth: Any, new: A
     if both.sum() < 2:
         raise Unscorable(f"fewer than two series have '{metric}' for both forecasts")
     d = (a - b)[both]
-    draws = d[np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))].mean(axis=1)
     value_new, value_old = float(np.nanmean(a)), float(np.nanmean(b))  # each as its own evaluation reports it
     return {"new": value_new, "old": value_old, "difference": value_new - value_old,
-            "interval": U.percentile_interval(draws), "resamples": resamples, "level": U.LEVEL,
+            "interval": U.mean_interval(d, resamples, seed), "resamples": resamples, "level": U.LEVEL,
             "rows": int(len(test)), "series": int(both.sum()),
             "method": f"paired bootstrap of the {int(both.sum())} series (each with all its test steps): the mean "
                       f"of per-series {metric} differences"}

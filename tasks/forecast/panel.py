@@ -258,8 +258,7 @@ def switching_helps(phase_one: dict[str, dict[str, Any]], names: list[str], seed
     if not kept:
         return True, math.nan, math.nan, None
     d = np.asarray(switched) - np.asarray(kept)
-    draws = d[np.random.default_rng(seed).integers(0, len(d), (uncertainty.RESAMPLES, len(d)))].mean(axis=1)
-    interval = uncertainty.percentile_interval(draws)
+    interval = uncertainty.mean_interval(d, seed=seed)
     helps = interval is not None and interval[1] < 0
     return helps, float(np.mean(switched)), float(np.mean(kept)), interval
 
