@@ -1,6 +1,7 @@
 """One global network over a forecast panel (``model.name: global_mlp`` with ``data.id``): it trains on
 windows from every series, forecasts each with calibrated intervals, predicts a history file with a
-series it has not seen, and refuses a damaged saved model (exit 3)."""
+series it has not seen, refuses a damaged saved model (exit 3), and trains no final members once a
+tuner has pruned the trial."""
 
 from __future__ import annotations
 
@@ -98,3 +99,28 @@ def test_damaged_saved_files_exit_3(fitted, tmp_path, capsys):
         assert code == 3 and "damaged" in err and name in err, err
     with pytest.raises(DataError, match="damaged"):
         forecast.load_model(broken)
+
+
+def test_a_pruned_trial_trains_no_final_members(tmp_path):
+    from trainflow.spec import spec_from_dict
+    from trainflow.tasks.common import selection
+    from trainflow.tasks.forecast import global_panel
+    from trainflow.tasks.forecast.config import ForecastConfig
+
+    said = []
+
+    def pruner(step, values):  # as a tuner's: stop at the validated fit's epoch 2, then whenever asked
+        if not said and step >= 2 and "val_loss" in values:
+            said.append(step)
+        return bool(said)
+
+    spec = spec_from_dict({"name": "g", "task": "forecasting", "seed": 0, "model": {"name": "global_mlp", "hidden": [8]},
+                           "data": {"loader": "timeseries_csv", "path": "x.csv", "id": "series_id"},
+                           "forecast": {"horizon": 6, "season": 6, "ensemble": 2}, "train": {"epochs": 5, "num_threads": 1}})
+    t, rng = np.arange(48), np.random.default_rng(0)
+    ys = {f"S{k}": (1 + k) * (20 + 0.3 * t + 4 * np.sin(t * np.pi / 3) + rng.normal(0, 0.5, 48)) for k in range(4)}
+    with selection.reporting(pruner):
+        done = global_panel.train(spec, "global_mlp", ForecastConfig(horizon=6, season=6, lookback=12, ensemble=2), ys,
+                                  {s: None for s in ys}, [], str(tmp_path), "k", None, "x.csv")
+    assert said == [2] and done.result.epochs_run == 2
+    assert len(done.model.members) == 1  # the pruned fit itself, not two fresh members of one epoch each

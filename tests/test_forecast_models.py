@@ -219,3 +219,23 @@ def test_network_training_leaves_the_thread_count_as_it_was(tmp_path, monkeypatc
     forecast.train_networks(seasonal_series(40)[:, None], fc, spec, "gru", [0, 1])
     assert seen == [wanted, wanted]
     assert torch.get_num_threads() == before
+
+
+def test_a_pruned_trial_trains_no_further_ensemble_member():
+    from trainflow.tasks.common import selection
+
+    said = []
+
+    def pruner(step, values):  # as a tuner's: stop after epoch 2, and from then on whenever asked
+        if not said and step >= 2:
+            said.append(step)
+        return bool(said)
+
+    spec = spec_from_dict({"name": "fc", "task": "forecasting", "data": {"loader": "timeseries_csv", "path": "x.csv"},
+                           "forecast": {"horizon": 2, "lookback": 6}, "model": {"name": "gru", "hidden": 4},
+                           "train": {"epochs": 5, "batch_size": 16}})
+    with selection.reporting(pruner):
+        model, _, results = forecast.train_networks(seasonal_series(40)[:, None], ForecastConfig(horizon=2, lookback=6),
+                                                    spec, "gru", [0, 1, 2])
+    assert [r.epochs_run for r in results] == [2] and len(model.members) == 1
+    assert not selection.stop_asked()  # outside a tune nobody asks to stop

@@ -59,6 +59,14 @@ def listener() -> Callable[[int, dict[str, float]], bool | None] | None:
     return _REPORT.get()
 
 
+def stop_asked() -> bool:
+    """Whether the listener of :func:`reporting` has already answered stop in this context (asked with
+    no scores): a loop of fits (an ensemble's members, one after another) ends there, as the pruned
+    trial that asked is not a candidate."""
+    hook = _REPORT.get()
+    return bool(hook is not None and hook(0, {}))
+
+
 def report(step: int, values: dict[str, float]) -> None:
     """Hand a fold loop's intermediate score to the listener of :func:`reporting`, if any; raise
     :class:`Stopped` when it answers stop (a fold loop has no partial model worth keeping)."""

@@ -107,6 +107,7 @@ def train(spec: PipelineSpec, name: str, fc: ForecastConfig, ys: dict[str, np.nd
     lowest validation loss), then ``forecast.ensemble`` fresh networks on every window for that many
     epochs. DataError when no series is long enough."""
     from trainflow.tasks.common.layers import SeedEnsemble
+    from trainflow.tasks.common.selection import stop_asked
     from trainflow.tasks.common.training import apply_recipe, checkpoint_dir, torch_threads
     from trainflow.tasks.forecast.models import candidate_config
 
@@ -129,8 +130,10 @@ def train(spec: PipelineSpec, name: str, fc: ForecastConfig, ys: dict[str, np.nd
                                checkpoint_dir(cache_dir, key, "cut"), progress)
         epochs = max(1, result.best_epoch)
         final = config.model_copy(update={"epochs": epochs, "patience": 0, "monitor": "train_loss", "restore_best": False})
-        nets = [_train(comp, options, build, w["full"], None, final, seed, checkpoint_dir(cache_dir, key, seed), progress)
-                for seed in range(spec.seed, spec.seed + ensemble)]
+        # a tuner that pruned the trial on the validated fit wants no final members (not a candidate)
+        nets = [(first, result)] if stop_asked() else [
+            _train(comp, options, build, w["full"], None, final, seed, checkpoint_dir(cache_dir, key, seed), progress)
+            for seed in range(spec.seed, spec.seed + ensemble)]
     w["first"] = first
     return Trained(SeedEnsemble([net for net, _ in nets]).eval(), w, result, epochs, ensemble, build, recipe_notes,
                    nets[0][1].history)

@@ -54,6 +54,7 @@ def train_networks(past: np.ndarray, fc: ForecastConfig, spec: PipelineSpec, nam
     import torch
 
     from trainflow.tasks.common.layers import SeedEnsemble
+    from trainflow.tasks.common.selection import stop_asked
     from trainflow.tasks.common.training import torch_threads, train_model
 
     comp, options = candidate_config(spec, name)
@@ -63,6 +64,8 @@ def train_networks(past: np.ndarray, fc: ForecastConfig, spec: PipelineSpec, nam
     nets, results = [], []
     with torch_threads(spec.train.num_threads):  # building and training; the process's count restored after
         for seed in seeds:
+            if nets and stop_asked():  # a tuner pruned the trial on an earlier member: no more of it
+                break
             torch.manual_seed(seed)  # the initial weights depend on the seed only
             net = comp.build(options, in_channels=past.shape[1], out_features=fc.horizon * past.shape[1],
                              task="forecasting", lookback=fc.lookback)  # (a window net sizes its input by it)
