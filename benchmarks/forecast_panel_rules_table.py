@@ -70,7 +70,8 @@ def _per_series(view: dict, default: str, margin: float) -> dict[str, str]:
 
 
 def _switch_helps(series: dict, k: int) -> bool:
-    """The shipped check: chosen on the origins but the last, scored on the last."""
+    """An early check (a mean-error champion's switches kept when their mean on the last origin is lower,
+    chosen on the origins before it); :func:`shipped_rules` has the one shipped now."""
     early = {sid: {n: e[:-1] for n, e in v.items() if len(e) >= 2} for sid, v in _view(series, k).items()}
     last = {sid: {n: e[-1] for n, e in v.items()} for sid, v in _view(series, k).items()}
     best = _panel_best(early, np.mean)
@@ -86,7 +87,7 @@ def rules(series: dict, k: int) -> dict[str, dict[str, str]]:
     champ = _panel_best(view, np.mean)
     out = {
         f"panel champion, mean scaled error ({champ})": {s: champ for s in view},
-        "current: champion + switches if they earn it": _per_series(view, champ, MARGIN) if _switch_helps(series, k)
+        "early: mean-error champion + switches if their held-out mean is lower": _per_series(view, champ, MARGIN) if _switch_helps(series, k)
         else {s: champ for s in view},
         "per series: lowest backtest error": _per_series(view, champ, 0.0),
     }
