@@ -17,6 +17,7 @@ from trainflow.errors import DataError
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.forecast import modality as forecast
 from trainflow.tasks.forecast.panel_data import read_panel
+from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 #: cheap candidates: a test measures the machinery, not the models
 CANDIDATES = ["naive", "seasonal_naive", "drift", "theta", "ets"]
@@ -35,7 +36,7 @@ def panel(n_series: int = 20, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_panel_flow_scores_every_series_and_predict_writes_bounds(tmp_path):
+def test_panel_flow_scores_every_series_and_predict_writes_bounds(tmp_path, capsys):
     panel().to_csv(tmp_path / "panel.csv", index=False)
     spec = write_spec(tmp_path / "panel.yaml", {
         "name": "panel", "task": "forecasting", "validation": {"min_rows": 10},
@@ -71,6 +72,17 @@ def test_panel_flow_scores_every_series_and_predict_writes_bounds(tmp_path):
     last = history.groupby("series_id")["t"].max()
     assert (f.groupby("series_id")["t"].min() == last + 1).all()  # each series continues after its own end
 
+    # a known series given less history than its saved model needs gets the fallback, with a warning
+    # (a seasonal form fed less than a season used to forecast zeros, seasonal ETS to fail)
+    short = pd.concat([history.query("series_id != 'S01'"), history.query("series_id == 'S01'").head(3)])
+    short.to_csv(tmp_path / "short.csv", index=False)
+    code, err = run_cli("predict", run, tmp_path / "short.csv", "--out", tmp_path / "g.csv", capsys=capsys)
+    g = pd.read_csv(tmp_path / "g.csv").query("series_id == 'S01'")
+    tail = history.query("series_id == 'S01'").head(3)["value"]
+    assert code == 0 and len(g) == 6 and g.prediction.between(tail.min() - 1, tail.max() + 1).all(), (g, err)
+    if config["series"]["S01"]["chosen"] not in ("naive", "drift"):  # (those fit on three steps)
+        assert "not by their saved model: 'S01' (" in err, err
+
 
 def test_panel_checks_name_the_series_and_line(tmp_path):
     path = tmp_path / "p.csv"
@@ -83,6 +95,25 @@ def test_panel_checks_name_the_series_and_line(tmp_path):
         path.write_text(text)
         with pytest.raises(DataError, match=re.escape(expected)):
             read_panel(path, "id", None, None)
+    # ids are kept as written: '007' and '7' are two series, not one series with repeated times
+    path.write_text("id,t,v\n007,1,1\n007,2,2\n7,1,3\n7,2,4\n")
+    assert sorted(read_panel(path, "id", None, None)["id"].unique()) == ["007", "7"]
+    # dates written day-first are read day-first: the gap is found, not taken for 12 days of January
+    days = pd.date_range("1990-01-01", periods=14, freq="MS").strftime("%d/%m/%Y").tolist()
+    path.write_text("id,t,v\n" + "".join(f"A,{d},{i}\n" for i, d in enumerate(days))
+                    + "".join(f"B,{d},{i}\n" for i, d in enumerate(days) if i != 8))
+    with pytest.raises(DataError, match=re.escape("series 'B' jumps from '01/08/1990' (line 23) to '01/10/1990'; "
+                                                  "the step 1990-09-01 is missing")):
+        read_panel(path, "id", None, None)
+    path.write_text("id,t,v\n" + "".join(f"A,{d},{i}\n" for i, d in enumerate(days)))
+    axis = TimeAxis.of(read_panel(path, "id", None, None)["t"])
+    assert (axis.freq, axis.fmt, axis.season()) == ("MS", "%d/%m/%Y", 12)
+    assert axis.after(days, 2) == ["01/03/1991", "01/04/1991"]
+    # ... and dates regular either way (daily month-first, monthly day-first) are refused, not guessed
+    path.write_text("id,t,v\nA,01/01/2020,1\nA,01/02/2020,2\nA,01/03/2020,3\n")
+    with pytest.raises(DataError, match=re.escape("read as regular times both day-first and month-first; write "
+                                                  "them as YYYY-MM-DD")):
+        read_panel(path, "id", None, None)
     path.write_text("id,t,v\n" + "".join(f"A,{i},{i}\n" for i in range(1, 30)) + "B,1,1\nB,2,2\n")
     spec = spec_from_dict({"name": "p", "task": "forecasting", "forecast": {"horizon": 6},
                            "data": {"loader": "timeseries_csv", "path": str(path), "id": "id"}})
@@ -145,6 +176,12 @@ def test_exogenous_regressor_halves_the_error_and_predict_needs_its_future(tmp_p
     pred = forecast.predict(run, tmp_path / "h.csv")
     assert pred["t"].tolist() == list(range(97, 109))
     assert (pred["prediction"].to_numpy()[::2] - pred["prediction"].to_numpy()[1::2]).mean() > 7  # holidays lift it
+    gap = frame.copy()
+    gap.loc[30, "holiday"] = np.nan  # a regressor missing in the history is named, as in training
+    pd.concat([gap, future]).to_csv(tmp_path / "h.csv", index=False)
+    with pytest.raises(DataError, match=re.escape("Series 'A' in") + ".*" + re.escape(
+            "the exogenous column 'holiday' is empty at step 31 of its history (time 31)")):
+        forecast.predict(run, tmp_path / "h.csv")
     future.loc[future.index[4], "holiday"] = np.nan
     pd.concat([frame, future]).to_csv(tmp_path / "h.csv", index=False)
     with pytest.raises(DataError, match="Series 'A' .* the exogenous column 'holiday' has no future value at step 5 of 12"):

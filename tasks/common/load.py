@@ -29,14 +29,61 @@ if TYPE_CHECKING:
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null"]
 
 
+#: dates written with slashes and the year last: read day-first or month-first
+SLASHED = ("%d/%m/%Y", "%m/%d/%Y")
+
+
+class AmbiguousDates(ValueError):
+    """Dates that read as regular times both day-first and month-first."""
+
+
+def dates_of(values: Any) -> Any:
+    """``pd.to_datetime(values, errors="coerce")``, except that dates like ``01/02/1990`` are read both
+    day-first and month-first: the one reading under which every value is a date wins, and where both
+    are, the one under which they fill their span (month starts written ``01/mm/yyyy`` read
+    month-first are 12 days of January, which pandas would take silently). AmbiguousDates when both
+    readings fill it alike."""
+    import pandas as pd
+
+    text = pd.Series(values).astype(str)
+    if not len(text) or not text.str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}").all():
+        return pd.to_datetime(values, errors="coerce")
+    read = {f: pd.to_datetime(text, format=f, errors="coerce") for f in SLASHED}
+    whole = [f for f in SLASHED if read[f].notna().all()]
+    if len(whole) == 1:
+        return read[whole[0]]
+    if not whole:
+        return pd.to_datetime(values, errors="coerce")  # the caller names the first value that is no date
+    cover = {f: _coverage(read[f]) for f in whole}
+    best, other = sorted(whole, key=cover.get, reverse=True)
+    if cover[best] >= 2 * cover[other]:
+        return read[best]
+    raise AmbiguousDates(f"dates such as {text.iloc[0]!r} read as regular times both day-first and month-first")
+
+
+def _coverage(dates: Any) -> float:
+    """The share of the steps between the first and last distinct dates, at their most common step,
+    that hold a date: near 1 for a series (a gap or two aside), near 0 for a reading that turns month
+    starts into a few days of each January."""
+    import numpy as np
+
+    days = np.unique(dates.to_numpy().astype("datetime64[D]").astype(np.int64))
+    if len(days) < 3:
+        return 1.0
+    steps, counts = np.unique(np.diff(days), return_counts=True)
+    return len(days) / ((days[-1] - days[0]) / steps[np.argmax(counts)] + 1)
+
+
 def file_dates(values: Any, path: Any, column: str) -> Any:
-    """``pd.to_datetime(values, errors="coerce")`` for the time column ``column`` of the file ``path``;
-    DataError naming both when its times carry different UTC offsets, which pandas refuses to order
-    (a clock change written as ``+01:00`` / ``+02:00``)."""
+    """:func:`dates_of` the time column ``column`` of the file ``path``; DataError naming both when its
+    dates read both day-first and month-first, or its times carry different UTC offsets, which pandas
+    refuses to order (a clock change written as ``+01:00`` / ``+02:00``)."""
     import pandas as pd
 
     try:
-        return pd.to_datetime(values, errors="coerce")
+        return dates_of(values)
+    except AmbiguousDates as exc:
+        raise DataError(f"The time column '{column}' of '{path}': {exc}; write them as YYYY-MM-DD.") from None
     except ValueError as exc:
         if "timezone" not in str(exc).lower():
             raise
@@ -71,8 +118,9 @@ Encoding = Annotated[str, AfterValidator(text_encoding)]
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,
-                  what: str = "data file", quoting: int = 0) -> Any:
-    """A CSV with a header line and at least one row, checked by :func:`checked_table`.
+                  what: str = "data file", quoting: int = 0, text: tuple[str, ...] = ()) -> Any:
+    """A CSV with a header line and at least one row, checked by :func:`checked_table`; the columns
+    named in ``text`` are read as written (ids such as ``007``, never the number 7).
 
     Raises DataError naming the file (``what`` says which) when it is empty, not valid ``encoding``
     text, not parseable with ``delimiter``, or fails the table checks. ``quoting`` is a ``csv.QUOTE_*``
@@ -90,7 +138,7 @@ def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_
             # The header as written: pandas renames a repeated column ('x' -> 'x.1') when it reads the table.
             header = pd.read_csv(fh, header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
             fh.seek(0)
-            df = pd.read_csv(fh, **options)
+            df = pd.read_csv(fh, dtype={c: str for c in text} or None, **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"The {what} '{path}' is not valid {encoding} text ({exc.reason} at byte "
                         f"{exc.start}); set data.encoding to the file's encoding (for trainflow predict: save it as "

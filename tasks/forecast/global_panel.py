@@ -461,7 +461,7 @@ def predict(model: Any, config: dict[str, Any], df: Any, source: str) -> Any:
     df, id_col, target, exog = as_long(df, meta, config["exogenous"])
     histories, regressors, times = {}, {}, {}
     for sid, part in groups(df, id_col):
-        history, future = history_and_future(part, sid, target, exog, fc.horizon, source)
+        history, future = history_and_future(part, sid, target, exog, fc.horizon, source, config["time"])
         histories[sid] = history[target].to_numpy(dtype=float)
         axis = TimeAxis.of(history[config["time"]])
         times[sid] = axis.typed(future[config["time"]]) if exog else (

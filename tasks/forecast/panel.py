@@ -289,6 +289,21 @@ def fit_series(y: np.ndarray, x: np.ndarray | None, chosen: str | None, forms: d
     return {"chosen": chosen, "state": _state(col, season, log), "notes": notes}
 
 
+def too_short(state: dict[str, Any], y: np.ndarray) -> str | None:
+    """Why a saved statistical state cannot forecast from the history ``y`` (None when it can): fewer
+    steps than its forecaster fits on, or, for a seasonal ARIMA-family form (seasonal naive among
+    them), no full season to repeat (statsmodels would start from zeros there)."""
+    name, n = state["name"], int(np.sum(np.isfinite(y)))
+    least, cols = MIN_STEPS.get(model_of(name), 2), list(state.get("columns", []))
+    while cols:  # a combination's members are columns too
+        form = cols.pop().get("form") or {}
+        cols += form.get("members", [])
+        seasonal = form.get("seasonal_order")
+        if seasonal and seasonal[3] >= 2 and any(seasonal[:3]):
+            least = max(least, seasonal[3] * max(1, seasonal[0] + seasonal[1]) + 1)
+    return f"{n} steps of history, {name} needs {least}" if n < least else None
+
+
 def forecast_series(state: dict[str, Any], y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
                     horizon: int, levels: list[int], saved: dict[str, Any] | None = None
                     ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:

@@ -48,7 +48,7 @@ def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str
     import pandas as pd
 
     path = existing_file(path)
-    df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"])
+    df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"], text=(id_col,))  # '007' and '7' are two series
     time = time or next((c for c in df.columns if c != id_col), id_col)
     cols = values or [c for c in df.columns if c not in (id_col, time)]
     numeric_values(df, path, [(id_col, "data.id"), (time, "data.time")], cols,
@@ -155,15 +155,24 @@ def split_frames(df: Any, id_col: str, horizon: int) -> tuple[Any, Any]:
     return df[position >= horizon], df[position < horizon]
 
 
-def history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str) -> tuple[Any, Any]:
-    """A series' history (up to its last value) and, with regressors, the ``horizon`` rows after it,
-    whose regressors must all be given (DataError naming the column and the first missing step)."""
+def history_and_future(part: Any, sid: str, target: str, exog: list[str], horizon: int, source: str,
+                       time: str | None = None) -> tuple[Any, Any]:
+    """A series' history (up to its last value) and, with regressors, the ``horizon`` rows after it;
+    the regressors must all be given, in the history and the future (DataError naming the column, the
+    first missing step and, with ``time``, its time)."""
     known = np.flatnonzero(part[target].notna().to_numpy())
     if not len(known):
         raise DataError(f"Series '{sid}' in '{source}' has no value in '{target}'.")
     history, future = part.iloc[:known[-1] + 1], part.iloc[known[-1] + 1:known[-1] + 1 + horizon]
     if not exog:
         return history, future
+    for col in exog:  # as in training (validation's exogenous_missing): every step of the history has them
+        gaps = np.flatnonzero(history[col].isna().to_numpy())
+        if len(gaps):
+            when = f" (time {history.iloc[gaps[0]][time]})" if time in history.columns else ""
+            raise DataError(f"Series '{sid}' in '{source}': the exogenous column '{col}' is empty at step "
+                            f"{gaps[0] + 1} of its history{when}; the regressors of forecast.exogenous need a "
+                            f"value at every step ({len(gaps)} empty in this series).")
     for col in exog:
         given = future[col].notna().to_numpy()
         if len(future) < horizon or not given.all():

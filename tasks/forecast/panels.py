@@ -16,6 +16,7 @@ import numpy as np
 
 from trainflow import resources, trust
 from trainflow.alerts import warn
+from trainflow.errors import DataError
 from trainflow.cache_keys import cache_key, model_key
 from trainflow.refs import DataRef, Evaluation, ModelRef, SplitRef, file_digest, save_parquet
 from trainflow.tasks.common import neural, plots
@@ -28,7 +29,7 @@ from trainflow.tasks.forecast.panel import (SWITCH_MARGIN, Progress, backtest_se
                                             check_series_states, choices, combination_of, fill, fit_series,
                                             forecast_series,
                                             is_candidate, is_network_candidate, pick, ranking, run_chunks,
-                                            settings_of, switching_helps)
+                                            settings_of, switching_helps, too_short)
 from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, history_and_future, split_frames
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
@@ -508,7 +509,7 @@ def predict(config: dict[str, Any], df: Any, source: str, model: Any = None) -> 
     items, unknown, times = [], [], {}
     settings = settings_of(fc, config["chosen"], [config["chosen"]], config["options"], TimeAxis(**config["axis"]))
     for sid, part in groups(df, id_col):
-        history, future = history_and_future(part, sid, target, exog, fc.horizon, source)
+        history, future = history_and_future(part, sid, target, exog, fc.horizon, source, config["time"])
         known = config["series"].get(sid)
         if known is None:
             unknown.append(sid)
@@ -516,7 +517,7 @@ def predict(config: dict[str, Any], df: Any, source: str, model: Any = None) -> 
         times[sid] = axis.typed(future[config["time"]]) if exog else (
             axis.after(history[config["time"]], fc.horizon) or [f"+{i + 1}" for i in range(fc.horizon)])
         items.append((sid, (None if known is None else keyed(known), history[target].to_numpy(dtype=float),
-                            _x(history, exog), _x(future, exog))))
+                            _x(history, exog), _x(future, exog), sid)))
     net = (config.get("network") or {}).get("model")
     if unknown:
         warn(f"{len(unknown)} series of '{source}' are not in the model ({', '.join(unknown[:5])}"
@@ -528,9 +529,14 @@ def predict(config: dict[str, Any], df: Any, source: str, model: Any = None) -> 
                               unknown=config["chosen"] == net)
     items = [(sid, (given[sid], *args[1:]) if sid in given else args) for sid, args in items]
     results = run_chunks(items, {**settings, "calibration": config.get("calibration")}, _predict_series, resources.current(), lambda *_: None)
+    fell = [f"'{sid}' ({results[sid][2]})" for sid, _ in items if results[sid][2]]
+    if fell:
+        warn(f"{len(fell)} series of '{source}' are forecast by {fc.fallback} "
+             f"(forecast.fallback) fitted on their own history, not by their saved model: {'; '.join(fell[:5])}"
+             f"{' ...' if len(fell) > 5 else ''}")
     rows = []
     for sid, _ in items:
-        mean, bands = results[sid]
+        mean, bands, _ = results[sid]
         for i in range(fc.horizon):
             row = {id_col: sid, config["time"]: times[sid][i], "step": i + 1, "prediction": mean[i]}
             for lv in fc.levels:
@@ -540,8 +546,27 @@ def predict(config: dict[str, Any], df: Any, source: str, model: Any = None) -> 
 
 
 def _predict_series(state: dict[str, Any] | None, y: np.ndarray, x: np.ndarray | None, future: np.ndarray | None,
-                    settings: dict[str, Any]) -> tuple[list[float], dict[int, tuple[list[float], list[float]]]]:
+                    sid: str, settings: dict[str, Any]
+                    ) -> tuple[list[float], dict[int, tuple[list[float], list[float]]], str | None]:
+    """One series' forecast and bounds, and why its saved model was not used (None when it was): a
+    history too short for the saved state, or one it cannot forecast from, gets the fallback fitted
+    on it (a seasonal model fed less than a season used to forecast zeros, or fail)."""
     if state is None:  # a series the model has not seen: the panel's most chosen forecaster, fitted on it
         state = keyed(fit_series(y, x, settings["model"], {}, settings))
-    mean, bands = forecast_series(state, y, x, future, settings["horizon"], settings["levels"], settings["calibration"])
-    return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}
+    why = None if "given" in state else too_short(state, y)
+    if why is None:
+        try:
+            mean, bands = forecast_series(state, y, x, future, settings["horizon"], settings["levels"],
+                                          settings["calibration"])
+            if np.isfinite(mean).all():
+                return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}, None
+            why = f"{state['name']} forecast values that are not finite from this history"
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            why = f"{state['name']} cannot forecast from this history: {exc}"
+    try:
+        state = keyed(fit_series(y, x, settings["fallback"], {}, settings))
+        mean, bands = forecast_series(state, y, x, future, settings["horizon"], settings["levels"])
+    except (DataError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        raise DataError(f"Series '{sid}': {why}, and the fallback {settings['fallback']} cannot either ({exc}); "
+                        f"give it a longer history.") from None
+    return mean.tolist(), {lv: (lo.tolist(), hi.tolist()) for lv, (lo, hi) in bands.items()}, why

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from trainflow.tasks.common.load import SLASHED, AmbiguousDates, dates_of
+
 #: date formats tried, in order, for writing future times the way the file wrote its own
 DATE_FORMATS = ("%Y-%m", "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d",
                 "%Y/%m", "%d/%m/%Y", "%m/%d/%Y", "%Y%m%d")
@@ -41,7 +43,10 @@ class TimeAxis:
             diffs = np.diff(numbers.to_numpy())
             step = float(np.median(diffs)) if len(diffs) else 1.0
             return cls("integer" if whole else "number", step=step)
-        dates = pd.to_datetime(text, errors="coerce")
+        try:
+            dates = dates_of(text)
+        except AmbiguousDates:  # (the loaders refuse these) month-first, as pandas reads them
+            dates = pd.to_datetime(text, errors="coerce")
         freq = pd.infer_freq(dates) if len(dates) >= 3 and dates.notna().all() else None
         fmt = next((f for f in DATE_FORMATS if _writes(text, dates, f)), None)
         return cls("date", freq=freq, fmt=fmt)
@@ -52,7 +57,7 @@ class TimeAxis:
 
         text = pd.Series(times).astype(str)
         if self.kind == "date":
-            return [t.to_pydatetime() for t in pd.to_datetime(text)]
+            return [t.to_pydatetime() for t in self._dates(text)]
         numbers = pd.to_numeric(text)
         return [int(v) for v in numbers] if self.kind == "integer" else [float(v) for v in numbers]
 
@@ -74,9 +79,15 @@ class TimeAxis:
             return [int(round(v)) for v in future] if self.kind == "integer" else [round(v, 10) for v in future]
         if self.freq is None:
             return None
-        last = pd.to_datetime(pd.Series(times).astype(str)).iloc[-1]
+        last = self._dates(pd.Series(times).astype(str)).iloc[-1]
         future = pd.date_range(last, periods=horizon + 1, freq=self.freq)[1:]
         return [d.strftime(self.fmt) if self.fmt else d.isoformat() for d in future]
+
+    def _dates(self, text: Any) -> Any:
+        """The dates of ``text``: read day-first or month-first as the file's were (see ``dates_of``)."""
+        import pandas as pd
+
+        return pd.to_datetime(text, format=self.fmt if self.fmt in SLASHED else None)
 
     def season(self) -> int | None:
         """The season the date frequency suggests (12 for months, 7 for days, ...), else None."""
