@@ -123,6 +123,36 @@ def test_panel_checks_name_the_series_and_line(tmp_path):
         forecast.split(ref, spec, str(tmp_path))
 
 
+def test_a_failed_panel_check_names_the_series(tmp_path):
+    from trainflow.errors import ValidationFailed
+
+    path = tmp_path / "p.csv"
+    path.write_text("id,t,v\n" + "".join(f"{s},{i},{'' if s == 'EMPTY' else i}\n" for s in ("A", "EMPTY")
+                                          for i in range(1, 16)) + "".join(f"B,{i},{i}\n" for i in range(1, 11)))
+    spec = spec_from_dict({"name": "p", "task": "forecasting", "forecast": {"horizon": 3}, "validation": {"min_rows": 12},
+                           "data": {"loader": "timeseries_csv", "path": str(path), "id": "id"}})
+    comp, cfg = spec.data.resolve("data")
+    ref = forecast.store(comp.build(cfg), str(tmp_path), "d", cfg)
+    with pytest.raises(ValidationFailed) as failed:
+        forecast.validate(ref, spec, None)
+    assert "cannot be forecast (series EMPTY)" in str(failed.value), str(failed.value)
+    assert "(steps per series) (series B)" in str(failed.value), str(failed.value)
+
+
+def test_a_panel_mean_names_the_series_it_leaves_out():
+    from trainflow.tasks.forecast import scores
+
+    truth, pred = np.array([5.0, 6.0, 7.0]), np.array([5.5, 6.0, 6.0])
+    per = {"flat": scores.point(truth, pred, scores.seasonal_scale(np.full(20, 5.0), 6)),  # no scale: no MASE
+           "ok": scores.point(truth, pred, scores.seasonal_scale(np.arange(20.0), 6)),
+           "unknown": scores.point(np.full(3, np.nan), pred, 1.0)}  # no known test value: no score at all
+    assert scores.aggregate(per, [])["mase"] == per["ok"]["mase"]
+    assert scores.left_out(per) == [
+        "MASE is the mean over 1 of 3 series; left out, with no finite MASE: flat, unknown",
+        "sMAPE is the mean over 2 of 3 series; left out, with no finite sMAPE: unknown",
+        "RMSE is the mean over 2 of 3 series; left out, with no finite RMSE: unknown"]
+
+
 def test_a_regressor_the_loader_does_not_read_is_a_spec_error():
     from trainflow.errors import SpecError
 

@@ -405,6 +405,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
              f"vs seasonal naive {metrics.get('snaive_mase', math.nan):.3f}"]
     notes += [f"{lv}% intervals (conformal, from the validation part's errors) cover "
               f"{100 * metrics[f'coverage_{lv}']:.1f}% of the test points" for lv in fc.levels if f"coverage_{lv}" in metrics]
+    notes += scores.left_out(per)
     plot = _plot({sid: (ys[sid], tests[sid][target].to_numpy(dtype=float), found[sid]) for sid in ys}, per, fc,
                  plots_dir)
     return Evaluation(metrics={k: float(v) for k, v in metrics.items() if math.isfinite(v)}, tables=_tables(config, per, fc),

@@ -108,17 +108,23 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
         rows.append({"series": sid, "length": len(v), "nan_share": nan,
                      "exogenous_missing": int(part[exog].isna().to_numpy().sum()) if exog else 0,
                      "min": float(np.nanmin(v)) if nan < 1 else float("nan")})
+    def which(bad: Any) -> str:  # the series a check fails on, for its message (GX reports values, not rows)
+        named = [r["series"] for r in rows if bad(r)]
+        return f" (series {', '.join(named[:10])}{' ...' if len(named) > 10 else ''})" if named else ""
+
     checks = [
         Check("ExpectColumnValuesToBeBetween", {"column": "nan_share", "max_value": 1.0, "strict_max": True},
-              "a series with no values at all (all NaN) cannot be forecast"),
+              "a series with no values at all (all NaN) cannot be forecast" + which(lambda r: r["nan_share"] >= 1)),
         Check("ExpectColumnValuesToBeBetween", {"column": "length", "min_value": spec.validation.min_rows},
-              f"validation.min_rows is {spec.validation.min_rows} (steps per series)"),
+              f"validation.min_rows is {spec.validation.min_rows} (steps per series)"
+              + which(lambda r: r["length"] < spec.validation.min_rows)),
         Check("ExpectColumnValuesToBeInSet", {"column": "exogenous_missing", "value_set": [0]},
-              f"the exogenous regressors ({', '.join(exog) or 'none'}) need a value at every step"),
+              f"the exogenous regressors ({', '.join(exog) or 'none'}) need a value at every step"
+              + which(lambda r: r["exogenous_missing"] > 0)),
     ]
     if fc.transform == "log":
         checks.append(Check("ExpectColumnValuesToBeBetween", {"column": "min", "min_value": 0, "strict_min": True},
-                            "forecast.transform is 'log', which needs values > 0"))
+                            "forecast.transform is 'log', which needs values > 0" + which(lambda r: r["min"] <= 0)))
     checks += [Check(e.type, dict(e.kwargs), "validation.expectations") for e in spec.validation.expectations]
     return run_expectations(pd.DataFrame(rows), checks, docs_dir, suite=spec.name).as_dict()
 
@@ -441,6 +447,7 @@ def evaluate(model_ref: ModelRef, split_ref: SplitRef, spec: PipelineSpec, plots
              f"vs seasonal naive {metrics.get('snaive_mase', math.nan):.3f}"]
     notes += [f"{lv}% intervals ({_kind(config)}) cover {100 * metrics[f'coverage_{lv}']:.1f}% of the test points"
               for lv in fc.levels if f"coverage_{lv}" in metrics]
+    notes += scores.left_out(per)
     return Evaluation(metrics={k: float(v) for k, v in metrics.items() if math.isfinite(v)}, plots=charts,
                       tables=tables, notes=notes, intervals={})
 

@@ -77,6 +77,20 @@ def aggregate(per_series: dict[str, dict[str, float]], levels: list[int]) -> dic
     return out
 
 
+def left_out(per_series: dict[str, dict[str, float]], keys: tuple[str, ...] = ("mase", "smape", "rmse")) -> list[str]:
+    """Notes naming, per score, the series its panel mean leaves out (no finite value: a constant
+    training part leaves MASE no scale, a test horizon with no known value scores nothing, an
+    overflowing forecast has no RMSE), so that a mean over fewer series never passes for all."""
+    notes = []
+    for key in keys:
+        out = [sid for sid, s in per_series.items() if not math.isfinite(s.get(key, math.nan))]
+        name = {"smape": "sMAPE"}.get(key, key.upper())
+        if out:
+            notes.append(f"{name} is the mean over {len(per_series) - len(out)} of {len(per_series)} series; left out, "
+                         f"with no finite {name}: {', '.join(out[:10])}{' ...' if len(out) > 10 else ''}")
+    return notes
+
+
 def worst(per_series: dict[str, dict[str, float]], k: int = 10, by: str = "mase") -> list[tuple[str, dict[str, Any]]]:
     """The ``k`` series with the highest ``by`` score."""
     scored = [(sid, s) for sid, s in per_series.items() if math.isfinite(s.get(by, math.nan))]
