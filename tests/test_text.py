@@ -74,11 +74,14 @@ def test_text_folder_labels_from_subfolders(tmp_path):
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.parametrize("model", ["tfidf_logistic", "tfidf_svm", "tfidf_nb"])
 def test_text_pipeline_runs_and_predicts_new_texts(tmp_path, capsys, model):
-    data = tmp_path / "msgs.csv"
-    messages().to_csv(data, index=False)
+    unquoted = model == "tfidf_nb"  # this one trains on an unquoted TSV (quote marks are text)
+    data = tmp_path / ("msgs.tsv" if unquoted else "msgs.csv")
+    messages().to_csv(data, index=False, sep="\t" if unquoted else ",")
     spec = text_spec(tmp_path, data, model={"name": model},
                      preprocess={"text": {"analyzer": "char_wb" if model == "tfidf_nb" else "word",
                                           "ngram_min": 1, "ngram_max": 3}})
+    if unquoted:
+        spec.write_text(spec.read_text().replace("keep:", "quoting: none\n  keep:"))
     out = tmp_path / "runs"
     rc, err = run_cli("run", spec, "--out", out, capsys=capsys)
     assert rc == 0, err
@@ -93,6 +96,14 @@ def test_text_pipeline_runs_and_predicts_new_texts(tmp_path, capsys, model):
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert pred["id"].tolist() == [7, 8] and pred["prediction"].tolist() == ["spam", "ham"]
     assert ((pred["proba_spam"] + pred["proba_ham"]).round(6) == 1).all()
+    if unquoted:  # read as the training file was: a quote opens no field; a blank line is an empty document
+        lines = ['claim "your free cash', "", "   ", 'see you at "home" for lunch', "win a prize"]
+        (tmp_path / "new.tsv").write_text("message\n" + "\n".join(lines) + "\n")
+        rc, err = run_cli("predict", run, tmp_path / "new.tsv", "--out", tmp_path / "pred.csv", capsys=capsys)
+        pred = pd.read_csv(tmp_path / "pred.csv")
+        assert rc == 0 and len(pred) == 5, (err, pred)
+        assert pred["prediction"][[0, 3, 4]].tolist() == ["spam", "ham", "spam"]
+        assert "2 of 5 documents of" in err and "(rows 2, 3)" in err, err
     if model == "tfidf_logistic":  # an empty text is predicted, with a warning naming its row
         pd.DataFrame({"id": [7, 8], "message": ["claim your free cash prize", "  "]}).to_csv(new, index=False)
         rc, err = run_cli("predict", run, new, "--out", tmp_path / "pred.csv", capsys=capsys)

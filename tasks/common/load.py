@@ -118,9 +118,10 @@ Encoding = Annotated[str, AfterValidator(text_encoding)]
 
 
 def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_values: list[str] | None = None,
-                  what: str = "data file", quoting: int = 0, text: tuple[str, ...] = ()) -> Any:
+                  what: str = "data file", quoting: int = 0, text: tuple[str, ...] = (), blank_rows: bool = False) -> Any:
     """A CSV with a header line and at least one row, checked by :func:`checked_table`; the columns
-    named in ``text`` are read as written (ids such as ``007``, never the number 7).
+    named in ``text`` are read as written (ids such as ``007``, never the number 7); with
+    ``blank_rows``, a blank line of a one-column file is a row with an empty value, not skipped.
 
     Raises DataError naming the file (``what`` says which) when it is empty, not valid ``encoding``
     text, not parseable with ``delimiter``, or fails the table checks. ``quoting`` is a ``csv.QUOTE_*``
@@ -138,7 +139,8 @@ def read_csv_file(path: Path, delimiter: str = ",", encoding: str = "utf-8", na_
             # The header as written: pandas renames a repeated column ('x' -> 'x.1') when it reads the table.
             header = pd.read_csv(fh, header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
             fh.seek(0)
-            df = pd.read_csv(fh, dtype={c: str for c in text} or None, **options)
+            df = pd.read_csv(fh, dtype={c: str for c in text} or None,
+                             skip_blank_lines=not (blank_rows and len(header) == 1), **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"The {what} '{path}' is not valid {encoding} text ({exc.reason} at byte "
                         f"{exc.start}); set data.encoding to the file's encoding (for trainflow predict: save it as "

@@ -42,13 +42,24 @@ class TextFolderConfig(BaseModel):
     encoding: Encoding = Field("utf-8", description="Text encoding of the .txt files")
 
 
-def read_text_table(path: Path, config: TextTableConfig, what: str = "data file") -> Any:
-    """The table at ``path`` read as text columns (no value is turned into a number or a gap)."""
+def reading_options(config: Any) -> dict[str, Any]:
+    """How a text table was read (delimiter, quoting, encoding), kept with the model so that
+    ``predict`` reads new documents the same way; {} for a folder of .txt files."""
+    if not isinstance(config, TextTableConfig):
+        return {}
+    return {"delimiter": config.delimiter, "quoting": config.quoting, "encoding": config.encoding}
+
+
+def read_text_table(path: Path, config: TextTableConfig, what: str = "data file", blank_rows: bool = False) -> Any:
+    """The table at ``path`` read as text columns (no value is turned into a number or a gap);
+    ``blank_rows``: a blank line of a one-column table is an empty document, not skipped (predict
+    answers every row it is given)."""
     if path.suffix.lower() in (".parquet", ".pq"):
         return read_parquet_file(path, what=what)
     delimiter = config.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
     quoting = csv.QUOTE_NONE if config.quoting == "none" else csv.QUOTE_MINIMAL
-    return read_csv_file(path, delimiter, config.encoding, na_values=[""], what=what, quoting=quoting)
+    return read_csv_file(path, delimiter, config.encoding, na_values=[""], what=what, quoting=quoting,
+                         blank_rows=blank_rows)
 
 
 @component("loader", "text_table", TextTableConfig, modality="text", split_key=True)

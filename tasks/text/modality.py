@@ -39,7 +39,7 @@ from trainflow.tasks.common import neural, plots
 from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common import multilabel as ML
-from trainflow.tasks.text.loaders import LABEL, TEXT
+from trainflow.tasks.text.loaders import LABEL, TEXT, reading_options
 from trainflow.tasks.text.neural_text import TokenPreprocess
 from trainflow.tasks.text.normalise import normalise
 
@@ -115,7 +115,7 @@ def store(df: Any, cache_dir: str, digest: str, config: Any) -> DataRef:
     return DataRef(path=str(path), digest=digest, modality="text",
                    meta={"rows": len(df), "labelled": LABEL in df.columns or bool(labels),
                          "source": getattr(config, "path", ""), "text_column": getattr(config, "text", TEXT),
-                         "keep": kept, **({"labels": labels} if labels else {})})
+                         "keep": kept, "reading": reading_options(config), **({"labels": labels} if labels else {})})
 
 
 def document_table(df: Any, lowercase: bool = True, labels: list[str] = ()) -> Any:
@@ -340,7 +340,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     trust.check_skops(tmp / MODEL_FILE, trusted_types())  # a type we would refuse later fails now
     schema = {"task": spec.task, "classes": classes, "lowercase": spec.preprocess.text.lowercase,
               "text_column": split_ref.train.meta.get("text_column", TEXT), "keep": split_ref.train.meta.get("keep", []),
-              "vocabulary": sum(len(v.vocabulary_) for v in vectorizers(pipe).values()), **extra}
+              "reading": split_ref.train.meta.get("reading", {}), "vocabulary": sum(len(v.vocabulary_) for v in vectorizers(pipe).values()), **extra}
     (tmp / SCHEMA_FILE).write_text(json.dumps(schema, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
@@ -545,7 +545,9 @@ def read_documents(input_path: str | Path, schema: dict[str, Any]) -> Any:
         return pd.DataFrame({"file": [str(f.relative_to(path)) for f in files],
                              TEXT: [read_text_file(f, "utf-8") for f in files]})
     path = existing_file(path, option="input", what="input file")
-    df = read_text_table(path, TextTableConfig(path=str(path)), what="input file")
+    # as the training table was read (delimiter, quoting, encoding); one document per row, blank ones too
+    df = read_text_table(path, TextTableConfig(path=str(path), **schema.get("reading", {})), what="input file",
+                         blank_rows=True)
     column = schema["text_column"]
     require_column(df, column, path, "the training spec's data.text")
     if schema.get("labels"):  # multi-label: labels in its delimited label column that training never saw

@@ -86,7 +86,7 @@ def prepare(split_ref: SplitRef, spec: PipelineSpec) -> neural.Prepared:
         build={"vocab_size": len(vocab.tokens_), "n_classes": len(classes), "embedding_dim": embedding_dim},
         config={"kind": "text", "task": spec.task, "classes": classes, "lowercase": lowercase,
                 "text_column": meta.get("text_column", TEXT), "keep": meta.get("keep", []),
-                "vocabulary": vocab.state(),
+                "reading": meta.get("reading", {}), "vocabulary": vocab.state(),
                 **({"labels": labels, **ML.delimited_label_column(spec.data.options())} if labels else {})},
         steps=steps, task="multilabel" if labels else spec.task, init=init,
         meta={"classes": classes, "vocabulary": len(vocab.tokens_)}, part=_part(vocab, lowercase, labels, classes))
