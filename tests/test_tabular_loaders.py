@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -153,3 +154,28 @@ def test_the_cache_copies_an_unchanged_parquet_source_and_writes_anything_else(t
     assert cache_file.read_bytes() == before and os.stat(cache_file).st_ino != os.stat(path).st_ino
     # edited in place after the process started: not copied
     assert not refs.copy_unchanged(path, tmp_path / "again.parquet") and not (tmp_path / "again.parquet").exists()
+
+
+def test_predict_reads_new_rows_as_the_training_csv_was_read(tmp_path):
+    """A model trained on a ';'-delimited latin-1 file with '?' for missing reads new rows in that format."""
+    from trainflow.spec import spec_from_dict
+    from trainflow.tasks.tabular import modality as tabular
+
+    rng = np.random.default_rng(0)
+    rows = [(f"{x:.2f}".replace(".", ","), "grün" if x > 0 else "rot", "hoch" if x > 0 else "tief")
+            for x in rng.normal(0, 1, 80)]
+    lines = ["größe;farbe;ziel"] + [";".join(r) for r in rows] + ["?;rot;tief"]
+    (tmp_path / "d.csv").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    data = {"loader": "csv", "path": str(tmp_path / "d.csv"), "target": "ziel", "delimiter": ";",
+            "encoding": "latin-1", "na_values": ["?"]}
+    spec = spec_from_dict({"name": "de", "data": data, "validation": {"min_rows": 10}, "model": {"name": "logistic_regression"}})
+    cfg = CsvConfig(**{k: v for k, v in data.items() if k != "loader"})
+    cache = str(tmp_path / "cache")
+    ref = tabular.store(load_csv(cfg), cache, "d" * 64, cfg)
+    model = tabular.fit(tabular.split(ref, spec, cache), spec, cache)
+    run = tmp_path / "run"
+    run.mkdir()
+    tabular.export(model, str(run))
+    (tmp_path / "new.csv").write_bytes("größe;farbe\n1,5;grün\n?;rot\n".encode("latin-1"))
+    pred = tabular.predict(run, tmp_path / "new.csv")
+    assert len(pred) == 2 and pred["prediction"].iloc[0] == "hoch"

@@ -127,7 +127,7 @@ class TabularBranch(Branch):
         return path
 
     def read_new(self, path, folder, options):
-        df = self.module.read_table(path)
+        df = self.module.read_table(path, self.module.reading_options(options))
         df.columns = [str(c).strip() for c in df.columns]
         id_col = options.get("id")
         keys = {}

@@ -392,7 +392,7 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     trust.check_skops(tmp / MODEL_FILE, trusted_types())
     schema = {
         "task": spec.task, "target": target, "classes": classes, "plan": split_ref.train.meta.get("plan"),
-        "id": spec.data.options().get("id"),
+        "id": spec.data.options().get("id"), "reading": reading_options(spec.data.options()),
         "features": [{"name": c, "kind": "numeric" if c in numeric else "categorical", "dtype": str(X[c].dtype)}
                      for c in X.columns],
         **extra,
@@ -596,14 +596,23 @@ def export(model: ModelRef, run_dir: str) -> list[str]:
     return names
 
 
-def read_table(path: str | Path) -> Any:
-    """Read new rows for prediction from CSV or Parquet (by extension), with the loaders' checks."""
+def reading_options(options: dict[str, Any]) -> dict[str, Any]:
+    """How the training CSV was read (delimiter, encoding, missing-value markers), kept in the schema
+    so that new rows in the same format read the same way; {} for other loaders."""
+    return {k: options[k] for k in ("delimiter", "encoding", "na_values") if k in options}
+
+
+def read_table(path: str | Path, reading: dict[str, Any] | None = None) -> Any:
+    """Read new rows for prediction from CSV or Parquet (by extension), with the loaders' checks; a
+    CSV as the training one was read (``reading``: :func:`reading_options`, from the schema)."""
     from trainflow.tasks.common.load import existing_file, read_csv_file, read_parquet_file
 
     path = existing_file(path, option="input", what="input file")
     if path.suffix.lower() in (".parquet", ".pq"):
         return read_parquet_file(path, what="input file")
-    return read_csv_file(path, what="input file")
+    reading = reading if isinstance(reading, dict) else {}
+    return read_csv_file(path, str(reading.get("delimiter", ",")), str(reading.get("encoding", "utf-8")),
+                         reading.get("na_values"), what="input file")
 
 
 def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None = None,
@@ -617,7 +626,7 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
 
     pd = _pd()
     pipe, schema = load_model(run_dir)
-    df = read_table(input_path)
+    df = read_table(input_path, schema.get("reading"))
     df.columns = [str(c).strip() for c in df.columns]
     traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
     given = df  # as read: a multi-label input may carry its delimited labels (checked against training's)
@@ -767,7 +776,7 @@ class Tabular(Modality, stages_from=__name__):
             kept = rows.iloc[reference_items(len(rows))].reset_index(drop=True)
             kept.attrs["of"] = len(rows)  # the profile says which share it summarises
             return kept
-        df = read_table(source)
+        df = read_table(source, schema.get("reading"))
         df.columns = [str(c).strip() for c in df.columns]
         return feature_rows(df, schema, source)
 
