@@ -93,6 +93,15 @@ def test_the_stratified_split_is_scikit_learns_on_the_raw_labels():
     assert any("not stratified: class" in n and "b" in n for n in lone.notes)
 
 
+def test_labels_that_differ_only_by_case_or_spaces_are_named(capsys):
+    y = np.array(["Adelie"] * 30 + ["adelie "] * 5 + ["Gentoo"] * 25, dtype=object)
+    notes = holdout.assign(60, _spec(), "penguins.csv", y=y).notes
+    said = "class labels of 'penguins.csv' that differ only by case or spaces are separate classes: 'Adelie' / 'adelie '"
+    assert any(said in n for n in notes) and said in capsys.readouterr().err
+    clean = np.array(["Adelie"] * 35 + ["Gentoo"] * 25, dtype=object)
+    assert not any("case or spaces" in n for n in holdout.assign(60, _spec(), "penguins.csv", y=clean).notes)
+
+
 @pytest.mark.parametrize("split, match", [
     ({"column": "part", "group": "site", "test": ["test"]}, "both given"),
     ({"column": "part"}, "names no value"),

@@ -85,6 +85,8 @@ def assign(n: int, spec: PipelineSpec, source: str, *, y: Any = None, Y: np.ndar
     else:
         tr, te, note = _random(rows, y, Y, spec, s.test_size)
         parts = _validation_share(Parts(tr, te, notes=[note] if note else []), y, Y, spec)
+    if spec.task == "classification" and y is not None:
+        parts.notes += _look_alike_labels(y, source)
     if sort:
         parts.train, parts.test, parts.validation = (np.sort(parts.train), np.sort(parts.test),
                                                      np.sort(parts.validation))
@@ -93,6 +95,22 @@ def assign(n: int, spec: PipelineSpec, source: str, *, y: Any = None, Y: np.ndar
             raise DataError(f"The {name} part of '{source}' is empty; change split.test_size or the split's "
                             f"test/validation values.")
     return parts
+
+
+def _look_alike_labels(y: Any, source: str) -> list[str]:
+    """A warning (and a note for the report) for class labels that differ only by case or spaces."""
+    from trainflow.alerts import warn
+    from trainflow.tasks.common.labels import look_alike
+
+    groups = look_alike(y)
+    if not groups:
+        return []
+    named = "; ".join(" / ".join(repr(v) for v in g) for g in groups[:5])
+    note = (f"class labels of '{source}' that differ only by case or spaces are separate classes: {named}"
+            f"{' ...' if len(groups) > 5 else ''}; clean the column, or list the classes in validation.labels "
+            f"to refuse the others")
+    warn(note)
+    return [note]
 
 
 def option(split: Any) -> str:
