@@ -84,7 +84,15 @@ def test_plan_drops_junk_expands_dates_on_request_and_keeps_listed_columns():
     assert "code" not in plan_features(profile, spec(data={"id": "code"}))["features"]
 
 
-def test_plan_at_predict_names_a_missing_raw_column():
+def test_plan_at_predict_names_a_missing_raw_column_and_values_that_are_no_dates(capsys):
     plan = plan_features(profile_table(table(), "label"), spec(dates="expand"))
     with pytest.raises(DataError, match="lacks the feature column.*'when'"):
         apply_plan(table().drop(columns=["when"]), plan, source="new.csv")
+    new = table().astype({"when": object})
+    new.loc[[2, 5], "when"] = ["not a date", "2008-13-45"]
+    out = apply_plan(new, plan, source="new.csv")
+    assert out["when_year"].isna().sum() == 2
+    assert ("'new.csv': 2 value(s) of the date column 'when' are not dates, read as missing (first: 'not a date' "
+            "in row 3)") in capsys.readouterr().err
+    apply_plan(table(), plan, source="new.csv")
+    assert "not dates" not in capsys.readouterr().err

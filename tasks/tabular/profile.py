@@ -250,6 +250,7 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
     for col in plan["dates"]:
         when = df[col] if pd.api.types.is_datetime64_any_dtype(df[col]) else \
             pd.to_datetime(df[col].astype("string"), errors="coerce", format="mixed")
+        _warn_not_dates(df[col], when, col, source)
         out[f"{col}_year"] = when.dt.year.astype("float64")
         out[f"{col}_month"] = when.dt.month.astype("float64")
         out[f"{col}_dayofweek"] = when.dt.dayofweek.astype("float64")
@@ -257,6 +258,16 @@ def apply_plan(df: Any, plan: dict[str, Any] | None, target: str | None = None, 
     if target and target in df.columns:
         out[target] = df[target].to_numpy()
     return out
+
+
+def _warn_not_dates(raw: Any, when: Any, col: str, source: str) -> None:
+    """A warning naming the values of a date column that are no dates (they become missing parts, then
+    imputed, as in training), so that '2008-13-45' is not quietly a gap."""
+    bad = when.isna().to_numpy() & raw.notna().to_numpy() & (raw.astype("string").str.strip() != "").to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        warn(f"'{source}': {int(bad.sum())} value(s) of the date column '{col}' are not dates, read as missing "
+             f"(first: {shown(raw.iloc[first])} in row {first + 1}).")
 
 
 def profile_and_plan(ref: DataRef, spec: PipelineSpec) -> DataRef:
