@@ -35,6 +35,12 @@ def test_roles():
     assert roles == {"row": "identifier", "code": "identifier", "const": "constant", "when": "date/time",
                      "note": "free text", "city": "high-cardinality categorical", "size": "numeric",
                      "count": "numeric", "color": "categorical", "label": "categorical"}
+    # sentences picked from a list of 25, on every row: free text, not 25 categories; short phrases stay categories
+    rng = np.random.default_rng(2)
+    picked = [" ".join(rng.choice(["bird", "seen", "near", "the", "nest", "at", "dawn"], 6)) + f" {k}" for k in range(25)]
+    assert guess_role(pd.Series(rng.choice(picked, 300), name="field_obs"))[0] == "free text"
+    phrases = [f"dream island {k}" for k in range(25)]
+    assert guess_role(pd.Series(rng.choice(phrases, 300), name="place"))[0] == "categorical"
 
 
 def test_long_float_columns_are_sampled_only_where_the_sample_settles_the_role(monkeypatch):

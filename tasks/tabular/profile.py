@@ -34,6 +34,7 @@ DATE_PARTS = ("year", "month", "dayofweek")
 DATE_REGEX = r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?.*)?\s*$"
 ID_SHARE = 0.95  # distinct values per row at which a text or integer column counts as an identifier
 FREE_TEXT_WORDS = 4  # mean words per value from which text is free text (a name or a code has fewer)
+FREE_TEXT_DISTINCT = 20  # distinct values of four words or more from which repeated text is free text
 HIGH_CARDINALITY = 50  # distinct categories above which one-hot encoding gets wide
 #: rows of a float column looked at before counting all its distinct values (see :func:`sampled_measurement`)
 SAMPLE_ROWS = 10_000
@@ -103,6 +104,10 @@ def guess_role(s: Any, distinct: int | None = None) -> tuple[str, str]:
     if words >= FREE_TEXT_WORDS and missing >= 0.5 and distinct >= 5:
         return "free text", (f"{distinct} distinct texts of {words:.0f} words on average, "
                              f"on {1 - missing:.0%} of the rows")
+    # Sentences that repeat (observations picked from a list of a few dozen) are still sentences: a
+    # category of four words or more comes in a handful of values, not dozens.
+    if words >= FREE_TEXT_WORDS and distinct >= FREE_TEXT_DISTINCT:
+        return "free text", f"{distinct} distinct texts of {words:.0f} words on average"
     if words_in_name & NOTE_WORDS and words >= 2:
         return "free text", f"{distinct} distinct texts of {words:.0f} words on average, named like notes"
     if unique_share >= ID_SHARE:
