@@ -186,3 +186,19 @@ def test_sms_spam_demo_reaches_its_targets(tmp_path, capsys):
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["metrics"]["accuracy"] >= 0.98 and summary["metrics"]["f1_spam"] >= 0.93
     assert summary["per_class"]["spam"]["support"] == 187  # stratified 25% of 747 spam
+
+
+def test_a_class_below_the_minimum_share_is_named(tmp_path):
+    from trainflow.errors import ValidationFailed
+    from trainflow.spec import spec_from_dict
+    from trainflow.tasks.text import modality as text
+
+    df = messages(200)
+    df.loc[5, "label"] = "Ham "  # a stray spelling: one document of 200
+    df.to_csv(tmp_path / "m.csv", index=False)
+    config = TextTableConfig(path=str(tmp_path / "m.csv"), text="message", target="label")
+    ref = text.store(load_text_table(config), str(tmp_path), "t" * 64, config)
+    spec = spec_from_dict({"name": "m", "task": "classification", "data": {"loader": "text_table", "path": config.path,
+                                                                            "text": "message", "target": "label"}})
+    with pytest.raises(ValidationFailed, match=r"min_class_share is 0.01 \(classes below it: 'Ham ' \(0.50%\)\)"):
+        text.validate(ref, spec, None)

@@ -148,11 +148,14 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
                     f"text_validation.max_duplicate_share is {t.max_duplicate_share}")]
     checks += neural.label_value_checks(labels)
     if "label" in table.columns:
+        shares = table["label"].value_counts(normalize=True)
+        rare = [f"{c!r} ({share:.2%})" for c, share in shares.items() if share < t.min_class_share]
         checks += [Check("ExpectColumnValuesToNotBeNull", {"column": "label"}, "every document needs a label"),
                    Check("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2},
                          "a classifier needs at least two classes"),
                    Check("ExpectColumnMinToBeBetween", {"column": "class_share", "min_value": t.min_class_share},
-                         f"text_validation.min_class_share is {t.min_class_share}")]
+                         f"text_validation.min_class_share is {t.min_class_share}"
+                         + (f" (classes below it: {', '.join(rare[:5])})" if rare else ""))]
         if v.labels:
             checks.append(Check("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": v.labels},
                                 "validation.labels"))
