@@ -113,7 +113,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
         progress = create_progress_artifact(100.0 * min(done, trials) / trials, key=f"{key}-tune-progress",
                                             description=f"{trials} trials")
         training = tune_trial if train_limited.result() else tune_trial.with_options(tags=[])
-        failures = 0
+        failures, last = 0, ""
         held = contextlib.ExitStack()
         if threads:  # the pools' sizes are process-wide: held here so that no trial finishing lifts them
             held.enter_context(resources.using(threads))
@@ -128,7 +128,8 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
 
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     failures += 1
-                    print(f"tune: trial {trial.number} {trial.params} is not a valid spec: {exc}")
+                    last = f"trial {trial.number} {trial.params} is not a valid spec: {exc}"
+                    print(f"tune: {last}")
                     continue
                 futures[training.submit(trial_spec, split, cache, storage, study.study_name, trial._trial_id,
                                         threads)] = trial
@@ -141,11 +142,13 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
                              if result["state"] == "complete" else f" after {result['steps']} steps"))
                 except Exception as exc:  # one failed trial does not sink the study
                     failures += 1
-                    print(f"tune: trial {trial.number} {trial.params} failed: {type(exc).__name__}: {exc}")
+                    last = f"trial {trial.number} {trial.params} failed: {type(exc).__name__}: {exc}"
+                    print(f"tune: {last}")
             done = len(tuning.finished(study))
             update_progress_artifact(progress, 100.0 * min(done, trials) / trials)
-            if failures > max(3, trials):
-                raise TrainflowError(f"tune: {failures} trials failed; see the log of the trial task runs.")
+            # a space whose first trials all fail is broken (a bound the data cannot take): stop there
+            if failures > max(3, trials) or (failures >= min(3, trials) and not done):
+                raise TrainflowError(f"tune: {failures} trial(s) failed and {done} finished; the last: {last}")
 
         held.close()
         rows = tuning.trials_table(study, space)

@@ -55,6 +55,14 @@ def test_a_bad_space_is_a_spec_error_naming_it(capsys):
     with pytest.raises(SpecError, match="do not read the 'preprocess.audio' section"):
         tuning.check_space(path, [], tuning.parse_space(["preprocess.audio.n_mels=int:16:64"]))
     tuning.check_space(str(SPECS / "av_digits.yaml"), [], tuning.parse_space(["preprocess.audio.n_mels=int:16:32"]))
+    # a conditional space: n_components is an option of PCA, which another entry chooses
+    tuning.check_space(path, [], tuning.parse_space(["preprocess.reduce.method=choice:pca",
+                                                     "preprocess.reduce.n_components=float:0.5:0.9"]))
+    # ... but an option that none of the chosen models has is refused, not left to fail every trial
+    with pytest.raises(SpecError, match="no values of the other entries make a valid spec with it .*'model.C' is not a "
+                                        "known option"):
+        tuning.check_space(path, [], tuning.parse_space(["model.name=choice:random_forest,knn",
+                                                         "model.C=loguniform:0.01:1"]))
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -220,3 +228,15 @@ def test_a_study_lock_file_that_is_a_link_is_refused(tmp_path):
         tuning.lock_study(cache, "p")
     assert not (tmp_path / "elsewhere").exists()  # nothing created through the link
 
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_space_whose_trials_all_fail_stops_with_the_reason(tmp_path, capsys):
+    """Bounds the spec takes but the data cannot (between a share 0.99 and 7 components, a draw such as 3.2 is neither): the
+    tune stops after its first trials fail, saying why, instead of drawing more than asked."""
+    out = tmp_path / "runs"
+    code, _ = run_cli("tune", SPECS / "penguins.yaml", "--trials", 2, "--set", "preprocess.reduce.method=pca",
+                      "--space", "preprocess.reduce.n_components=float:0.99:7", "--out", out)
+    text = "".join(capsys.readouterr())
+    assert code != 0 and "2 trial(s) failed and 0 finished; the last: trial 1" in text and "n_components" in text, text
+    assert "Traceback" not in text and not complete_runs(out, "penguins")

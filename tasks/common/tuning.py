@@ -17,6 +17,7 @@ Optuna is imported inside functions (the optional ``tune`` extra).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 KINDS = ("float", "uniform", "loguniform", "log", "int", "intlog", "choice")
 #: the objective: the selection score signed so that higher is better (the study maximizes)
 DIRECTION = "maximize"
+#: combinations of the other entries' samples a space check tries beside each value (the first ones)
+MAX_COMBINATIONS = 64
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,11 @@ def unread_section(spec: PipelineSpec, key: str) -> str | None:
 
 
 def check_space(path: str, sets: list[str], space: list[Param]) -> None:
-    """Load the spec with every bound and choice of ``space``: an unknown field, an out-of-range value
-    or an unknown component is a SpecError naming the space entry."""
+    """Load the spec with every bound and choice of ``space``, each beside some values of the other
+    entries (a conditional space: ``preprocess.reduce.n_components`` is an option of
+    ``preprocess.reduce.method=pca`` only): a value no combination accepts (an unknown field, an
+    out-of-range value, an unknown component, ``model.C`` beside models that have none) is a
+    SpecError naming the space entry."""
     from trainflow.spec import load_spec
 
     problems: list[str] = []
@@ -160,13 +166,34 @@ def check_space(path: str, sets: list[str], space: list[Param]) -> None:
         if unread:
             problems.append(f"tune space {param.key}: {unread}, so every trial would be the same; tune a field "
                             f"the spec's model uses.")
-            continue
+    if problems:
+        raise SpecError(problems, path)
+
+    def refusal(extra: list[str]) -> SpecError | None:
+        try:
+            load_spec(path, [*sets, *extra])
+            return None
+        except SpecError as exc:
+            return exc
+
+    # an entry a value of which the spec refuses on its own and beside every mix of the others is wrong itself
+    conflicts: list[str] = []
+    for param in space:
+        others = [p for p in space if p is not param]
         for value in param.samples():
-            try:
-                load_spec(path, [*sets, override(param, value)])
-            except SpecError as exc:
-                problems += [f"tune space {param.key}={value}: {p}" for p in exc.problems]
+            alone = refusal([override(param, value)])
+            mixed = None
+            for combo in itertools.islice(itertools.product(*(p.samples() for p in others)), MAX_COMBINATIONS):
+                mixed = refusal(overrides(space, {p.key: v for p, v in zip(others, combo)} | {param.key: value}))
+                if mixed is None:
+                    break
+            if alone is not None and mixed is not None:
+                problems += [f"tune space {param.key}={value}: {p}" for p in alone.problems]
                 break  # one value shows what is wrong with the entry
+            if mixed is not None and not conflicts:  # fine on its own, in no trial the space can draw
+                conflicts += [f"tune space {param.key}={value}: no values of the other entries make a valid spec "
+                              f"with it ({p})" for p in mixed.problems]
+    problems = problems or conflicts
     if problems:
         raise SpecError(problems, path)
 
