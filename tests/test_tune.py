@@ -232,8 +232,8 @@ def test_a_study_lock_file_that_is_a_link_is_refused(tmp_path):
 
 @pytest.mark.usefixtures("prefect_server")
 def test_a_space_whose_trials_all_fail_stops_with_the_reason(tmp_path, capsys):
-    """Bounds the spec takes but the data cannot (between a share 0.99 and 7 components, a draw such as 3.2 is neither): the
-    tune stops after its first trials fail, saying why, instead of drawing more than asked."""
+    """Bounds the spec takes with draws between them it does not (between a share 0.99 and 7 components,
+    3.2 is neither): the tune stops after its first trials fail, saying why, not after more than asked."""
     out = tmp_path / "runs"
     code, _ = run_cli("tune", SPECS / "penguins.yaml", "--trials", 2, "--set", "preprocess.reduce.method=pca",
                       "--space", "preprocess.reduce.n_components=float:0.99:7", "--out", out)
