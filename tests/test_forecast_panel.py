@@ -121,6 +121,13 @@ def test_panel_checks_name_the_series_and_line(tmp_path):
     ref = forecast.store(comp.build(cfg), str(tmp_path), "d", cfg)
     with pytest.raises(DataError, match=r"1 of 2 series .* too short for forecast.horizon 6: 'B' \(2 steps\)"):
         forecast.split(ref, spec, str(tmp_path))
+    # one short series in a panel of 25 is left out and named (forecast.max_short_share 0.05), not a failed run
+    path.write_text("id,t,v\n" + "".join(f"S{k},{i},{i}\n" for k in range(24) for i in range(1, 13)) + "B,1,1\nB,2,2\n")
+    ref = forecast.store(comp.build(cfg), str(tmp_path), "e", cfg)
+    split = forecast.split(ref, spec, str(tmp_path))
+    assert "1 of 25 series left out, too short for forecast.horizon 6 (each needs 9 steps): 'B' (2 steps)" in \
+        split.meta["notes"]
+    assert pd.read_parquet(split.train.path)["id"].nunique() == 24
 
 
 def test_a_failed_panel_check_names_the_series(tmp_path):

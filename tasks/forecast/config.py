@@ -52,6 +52,11 @@ class ForecastConfig(BaseModel):
         "naive", description="Panels: the forecaster of a series too short for the model (or that it cannot fit), "
                              "with a note")
 
+    # A real panel holds a few series that began late: they are named and left out, not a failed run.
+    max_short_share: float = Field(0.05, ge=0, le=1, description="Panels: largest share of the series left out (each "
+                                                                  "named in a note) because they cannot hold the test "
+                                                                  "horizon plus three training steps; more fails the run")
+
     @field_validator("levels")
     @classmethod
     def _levels(cls, levels: list[int]) -> list[int]:

@@ -137,16 +137,23 @@ def groups(df: Any, id_col: str) -> list[tuple[str, Any]]:
     return [(str(k), part) for k, part in df.groupby(id_col, sort=True)]
 
 
-def check_lengths(df: Any, id_col: str, horizon: int, source: str) -> None:
-    """DataError naming the series (up to five) that cannot hold their test horizon plus three
-    training steps, the least any forecaster fits on."""
+def drop_short(df: Any, id_col: str, horizon: int, source: str, max_share: float) -> tuple[Any, str | None]:
+    """``df`` without the series that cannot hold their test horizon plus three training steps (the
+    least any forecaster fits on), and a note naming them (up to five); DataError naming them when
+    they are more than ``max_share`` of the series (forecast.max_short_share)."""
     sizes = df.groupby(id_col).size()
     short = sizes[sizes < horizon + 3]
-    if len(short):
-        named = ", ".join(f"'{k}' ({n} steps)" for k, n in short.head(5).items())
+    if not len(short):
+        return df, None
+    named = ", ".join(f"'{k}' ({n} steps)" for k, n in short.head(5).items()) + (" ..." if len(short) > 5 else "")
+    if len(short) > max_share * len(sizes):
         raise DataError(f"{len(short)} of {len(sizes)} series in '{source}' are too short for forecast.horizon "
-                        f"{horizon}: {named}{' ...' if len(short) > 5 else ''}. Each needs at least {horizon + 3} "
-                        f"steps ({horizon} to test, 3 to fit on); drop them or shorten the horizon.")
+                        f"{horizon}: {named}. Each needs at least {horizon + 3} steps ({horizon} to test, 3 to fit "
+                        f"on); a share up to forecast.max_short_share ({max_share:g}) is left out, this is more. "
+                        f"Drop them or shorten the horizon.")
+    note = (f"{len(short)} of {len(sizes)} series left out, too short for forecast.horizon {horizon} (each needs "
+            f"{horizon + 3} steps): {named}")
+    return df[~df[id_col].isin(short.index)], note
 
 
 def split_frames(df: Any, id_col: str, horizon: int) -> tuple[Any, Any]:

@@ -30,7 +30,7 @@ from trainflow.tasks.forecast.panel import (SWITCH_MARGIN, Progress, backtest_se
                                             forecast_series,
                                             is_candidate, is_network_candidate, pick, ranking, run_chunks,
                                             settings_of, switching_helps, too_short)
-from trainflow.tasks.forecast.panel_data import as_long, check_lengths, groups, history_and_future, split_frames
+from trainflow.tasks.forecast.panel_data import as_long, drop_short, groups, history_and_future, split_frames
 from trainflow.tasks.forecast.timeaxis import TimeAxis
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def validate(ref: DataRef, spec: PipelineSpec, docs_dir: str | None) -> dict[str
 
     fc = spec.forecast
     df, id_col, target, exog = _frame(ref.path, ref.meta, fc)
-    check_lengths(df, id_col, fc.horizon, ref.meta["source"])
+    df, _ = drop_short(df, id_col, fc.horizon, ref.meta["source"], fc.max_short_share)  # (the split notes them)
     rows = []
     for sid, part in groups(df, id_col):
         v = part[target].to_numpy(dtype=float)
@@ -133,7 +133,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     """By time within each series: its last ``forecast.horizon`` steps are its test."""
     fc = spec.forecast
     df, id_col, target, exog = _frame(ref.path, ref.meta, fc)
-    check_lengths(df, id_col, fc.horizon, ref.meta["source"])
+    df, dropped = drop_short(df, id_col, fc.horizon, ref.meta["source"], fc.max_short_share)
     train, test = split_frames(df, id_col, fc.horizon)
     folder = Path(cache_dir) / "splits" / cache_key(spec, data=ref.digest, horizon=fc.horizon, panel=True)[:16]
     folder.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def split(ref: DataRef, spec: PipelineSpec, cache_dir: str) -> SplitRef:
     n = df[id_col].nunique()
     note = (f"split by time: the last {fc.horizon} steps of each of the {n} series are its test "
             f"({len(train)} training rows, {len(test)} test rows)")
-    return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": [note]})
+    return SplitRef(train=refs["train"], test=refs["test"], meta={"notes": [note, *([dropped] if dropped else [])]})
 
 
 def _candidates(spec: PipelineSpec) -> tuple[list[str], dict[str, dict[str, Any]], list[str]]:
