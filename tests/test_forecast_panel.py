@@ -95,6 +95,8 @@ def test_panel_checks_name_the_series_and_line(tmp_path):
         path.write_text(text)
         with pytest.raises(DataError, match=re.escape(expected)):
             read_panel(path, "id", None, None)
+    path.write_text("id,t,v\nA,1,1\nA,2,n/a\nA,3,-\nA,4,?\nA,5,5\n")  # spreadsheet exports' missing values
+    assert read_panel(path, "id", None, None)["v"].isna().tolist() == [False, True, True, True, False]
     # ids are kept as written: '007' and '7' are two series, not one series with repeated times
     path.write_text("id,t,v\n007,1,1\n007,2,2\n7,1,3\n7,2,4\n")
     assert sorted(read_panel(path, "id", None, None)["id"].unique()) == ["007", "7"]

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainflow.errors import DataError
 from trainflow.refs import DataRef, store_parquet
 from trainflow.registry import component
-from trainflow.tasks.common.load import NA_VALUES, existing_file, file_dates, read_csv_file
-from trainflow.tasks.forecast.panel_data import numeric_values
+from trainflow.tasks.common.load import existing_file, file_dates, read_csv_file
+from trainflow.tasks.forecast.panel_data import MISSING, numeric_values
 
 
 class TimeSeriesCsvConfig(BaseModel):
@@ -49,7 +49,7 @@ def read_timeseries(path: str | Path, time: str | None, values: list[str] | None
     import pandas as pd
 
     path = existing_file(path)
-    df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"])
+    df = read_csv_file(path, delimiter, na_values=MISSING)
     time = time or df.columns[0]
     cols = values or [c for c in df.columns if c != time]
     numeric_values(df, path, [(time, "data.time")], cols, f"the time column '{time}'")

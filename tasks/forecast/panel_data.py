@@ -18,6 +18,8 @@ from trainflow.tasks.common.load import NA_VALUES, existing_file, file_dates, re
 
 #: the series column of a single series read as a panel of one
 ONE = "series"
+#: what a series file may write for a missing value (spreadsheet exports write 'n/a' and a lone '-')
+MISSING = [*NA_VALUES, "?", "n/a", "-"]
 
 
 def numeric_values(df: Any, path: Path, named: list[tuple[str, str]], cols: list[str], besides: str) -> None:
@@ -48,7 +50,7 @@ def read_panel(path: str | Path, id_col: str, time: str | None, values: list[str
     import pandas as pd
 
     path = existing_file(path)
-    df = read_csv_file(path, delimiter, na_values=[*NA_VALUES, "?"], text=(id_col,))  # '007' and '7' are two series
+    df = read_csv_file(path, delimiter, na_values=MISSING, text=(id_col,))  # '007' and '7' are two series
     time = time or next((c for c in df.columns if c != id_col), id_col)
     cols = values or [c for c in df.columns if c not in (id_col, time)]
     numeric_values(df, path, [(id_col, "data.id"), (time, "data.time")], cols,
