@@ -575,5 +575,6 @@ def check_batch(mod: Any, run_dir: str | os.PathLike, input_path: str | os.PathL
     if not rows:
         return DriftCheck(scored=len(predictions), line="drift: nothing to compare (the profile holds no columns and no predictions)")
     table, plot = write_report(rows, folder, stem)
-    return DriftCheck(line=summary_line(rows, len(predictions)), scored=len(predictions), rows=rows, table=table,
-                      plot=plot)
+    # the rows the tests read: a panel's are its series (its predictions are series x steps)
+    compared = len(frame) if frame is not None else len(predictions)
+    return DriftCheck(line=summary_line(rows, compared), scored=len(predictions), rows=rows, table=table, plot=plot)
