@@ -179,3 +179,11 @@ def test_predict_reads_new_rows_as_the_training_csv_was_read(tmp_path):
     (tmp_path / "new.csv").write_bytes("größe;farbe\n1,5;grün\n?;rot\n".encode("latin-1"))
     pred = tabular.predict(run, tmp_path / "new.csv")
     assert len(pred) == 2 and pred["prediction"].iloc[0] == "hoch"
+
+
+def test_a_nameless_column_is_dropped_when_empty_and_named_by_position_otherwise(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,ziel,\n1,2,x,\n3,4,y,\n")  # a delimiter at the end of every line
+    assert list(load_csv(CsvConfig(path=str(path), target="ziel")).columns) == ["a", "b", "ziel"]
+    path.write_text(",a,ziel\n0,2,x\n1,4,y\n")  # the index a DataFrame writes first
+    assert list(load_csv(CsvConfig(path=str(path), target="ziel")).columns) == ["column 1", "a", "ziel"]

@@ -172,7 +172,14 @@ def checked_table(df: Any, path: Path, what: str = "data file", header: list[Any
     infinite number (which every scaler and model rejects). ``header`` is the header as written."""
     import numpy as np
 
-    names = [str(c).strip() for c in (df.columns if header is None else header)]
+    names = ["" if c is None or c != c else str(c).strip() for c in (df.columns if header is None else header)]
+    # a nameless column: empty, from a delimiter at the end of every line (dropped), or with values,
+    # such as the index a DataFrame writes first (named by its position, then profiled like any column)
+    empty = [i for i, n in enumerate(names) if not n and df.iloc[:, i].isna().all()]
+    names = [n or f"column {i + 1}" for i, n in enumerate(names)]
+    if empty:
+        df = df.iloc[:, [i for i in range(len(names)) if i not in empty]].copy()
+        names = [n for i, n in enumerate(names) if i not in empty]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         where = "; ".join(f"'{n}' is columns {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)}"
