@@ -276,6 +276,19 @@ def test_predict_refuses_an_out_it_must_not_write(penguins_run, tmp_path, capsys
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("option, column", [("--keep", "prediction"), ("--id", "prediction"),
+                                            ("--keep", "proba_Adelie")])
+@pytest.mark.parametrize("no_drift", [False, True])
+def test_predict_refuses_to_copy_a_column_named_like_a_prediction(penguins_run, tmp_path, capsys, option, column,
+                                                                  no_drift):
+    rows = pd.read_csv(_batch(tmp_path, "rows", n=30)).assign(prediction="x", proba_Adelie=0.5)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    code, err = run_cli("predict", penguins_run, tmp_path / "rows.csv", "--out", tmp_path / "p.csv", option, column,
+                        *(["--no-drift"] if no_drift else []), capsys=capsys)
+    assert code == 3 and f"'{column}' ({option})" in err and "Traceback" not in err, err
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_series_louder_or_faster_are_flagged_like_ones_are_not():
     """Sequences and audio: level, spread and spectral centroid of each signal."""
     rng = np.random.default_rng(6)

@@ -26,19 +26,32 @@ def resolve_run(model: str | os.PathLike) -> Path:
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def passthrough(df: Any, id_column: str | None, keep: list[str] | tuple[str, ...], source: str | os.PathLike,
-                from_spec: bool = False) -> Any:
-    """The id and pass-through columns of the input rows, in that order; DataError naming a missing one."""
+def passthrough_columns(id_column: str | None, keep: list[str] | tuple[str, ...],
+                        outputs: list[str] | tuple[str, ...] = (), from_spec: bool = False) -> list[tuple[str, str]]:
+    """The id and pass-through columns, each once, with the option that named it. DataError when one is
+    named like a column of the predictions (``outputs``): the output would hold two columns of that name.
+    Needs no input rows, so it is checked before any is read."""
     named = [(id_column, "the training spec's data.id" if from_spec else "--id")] if id_column else []
     named += [(c, "--keep") for c in keep]
-    columns: list[str] = []
+    columns: list[tuple[str, str]] = []
     for col, option in named:
+        if col in outputs:
+            raise DataError(f"The column '{col}' ({option}) has the name of a column the predictions are written "
+                            f"to ({', '.join(map(repr, outputs))}); the output would hold two columns '{col}'. "
+                            f"Rename it in the input, or leave it out of {option}.")
+        if col not in (c for c, _ in columns):
+            columns.append((col, option))
+    return columns
+
+
+def passthrough(df: Any, columns: list[tuple[str, str]], source: str | os.PathLike) -> Any:
+    """The input rows' ``columns`` (from :func:`passthrough_columns`), in that order; DataError naming
+    a missing one and the option that asked for it."""
+    for col, option in columns:
         if col not in df.columns:
             raise DataError(f"The input file '{source}' has no column '{col}' ({option}){did_you_mean(col, df.columns)}. "
                             f"Its columns are: {', '.join(map(str, df.columns))}.")
-        if col not in columns:
-            columns.append(col)
-    return df[columns]
+    return df[[c for c, _ in columns]]
 
 
 def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike,

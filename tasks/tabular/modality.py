@@ -613,13 +613,15 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     The output starts with the id column (``id_column``, else the training spec's ``data.id``) and the
     ``keep`` columns, copied from the input so that each prediction can be traced to its row.
     """
-    from trainflow.tasks.common.predict import passthrough
+    from trainflow.tasks.common.predict import passthrough, passthrough_columns
 
     pd = _pd()
     pipe, schema = load_model(run_dir)
+    named = passthrough_columns(id_column or schema.get("id"), keep, output_columns(pipe, schema),
+                                from_spec=not id_column)
     df = read_table(input_path)
     df.columns = [str(c).strip() for c in df.columns]
-    traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
+    traced = passthrough(df, named, input_path)
     given = df  # as read: a multi-label input may carry its delimited labels (checked against training's)
     X = feature_rows(df, schema, input_path)
     if schema.get("labels"):
@@ -633,6 +635,15 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
     return pd.concat([traced.reset_index(drop=True), out], axis=1)
+
+
+def output_columns(pipe: Any, schema: dict[str, Any]) -> list[str]:
+    """The columns :func:`predict` writes after the id and kept ones (the order it writes them)."""
+    if schema.get("labels"):
+        return [*schema["labels"], *(f"proba_{lab}" for lab in schema["labels"])]
+    if schema["task"] == "classification" and hasattr(pipe, "predict_proba"):
+        return ["prediction", *(f"proba_{c}" for c in schema["classes"])]
+    return ["prediction"]
 
 
 def feature_rows(df: Any, schema: dict[str, Any], input_path: Any) -> Any:
