@@ -38,6 +38,7 @@ from trainflow.tasks.common.selection import report
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.tabular import calibrate as calibration
 from trainflow.tasks.tabular import importance
+from trainflow.tasks.tabular.schema import check_model_matches, read_schema
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -497,9 +498,12 @@ def trusted_types() -> frozenset[str]:
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Load a saved pipeline; a type outside the exact trusted set is refused (trainflow.trust)."""
+    """Load a saved pipeline and its schema; a type outside the exact trusted set is refused
+    (trainflow.trust), and a schema of another shape, or a model that does not match it, is a
+    DataError naming the file (:mod:`trainflow.tasks.tabular.schema`)."""
     pipe = trust.load_skops(Path(folder) / MODEL_FILE, trusted_types())
-    schema = trust.read_json(Path(folder) / SCHEMA_FILE)
+    schema = read_schema(Path(folder) / SCHEMA_FILE)
+    check_model_matches(pipe, schema, Path(folder) / MODEL_FILE, Path(folder) / SCHEMA_FILE)
     return pipe, schema
 
 
@@ -772,7 +776,7 @@ class Tabular(Modality, stages_from=__name__):
         for images: the bins and the test's sample need no more, and 750,000 rows cost ~3 s of CPU."""
         from trainflow.tasks.common.drift import reference_items
 
-        schema = trust.read_json(Path(run_dir) / SCHEMA_FILE)
+        schema = read_schema(Path(run_dir) / SCHEMA_FILE)
         if isinstance(source, DataRef):
             rows = read_parquet(source.path)[[f["name"] for f in schema["features"]]]
             kept = rows.iloc[reference_items(len(rows))].reset_index(drop=True)
