@@ -231,6 +231,64 @@ def test_predict_bad_inputs(penguins_run, tmp_path, capsys):
     assert code == 0 and "not checked" in err and (tmp_path / "r.csv").is_file()
 
 
+def _snapshot(folder: Path) -> dict[Path, tuple[int, int, int]]:
+    """Every entry under ``folder`` with its inode, kind and modification time: a replace changes them."""
+    return {p: (p.lstat().st_ino, p.lstat().st_mode, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def _out_case(case: str, run: Path, tmp_path: Path) -> tuple[list, str]:
+    """The predict arguments of an --out that must be refused, and a phrase of the refusal."""
+    rows = _batch(tmp_path, "rows", n=30)
+    copy = tmp_path / "runs" / run.parent.name  # the pipeline folder, champion.json included
+    shutil.copytree(run.parent, copy)
+    mine = copy / run.name
+    if case == "the input":
+        return [mine, rows, "--out", rows], "is the input"
+    if case == "the input, as the drift table beside --out":
+        return [mine, _batch(tmp_path, "p.drift", n=30), "--out", tmp_path / "p.csv"], "drift report"
+    if case == "a file of the model":
+        return [mine, rows, "--out", mine / "schema.json"], "inside the run folder"
+    if case == "a file of the champion":
+        return ["penguins", rows, "--runs", tmp_path / "runs", "--out", mine / "model.skops", "--no-drift"], \
+            "inside the run folder"
+    if case == "a FIFO":
+        os.mkfifo(tmp_path / "pipe.csv")
+        return [mine, rows, "--out", tmp_path / "pipe.csv"], "FIFO"
+    if case == "a FIFO as the drift plot":
+        os.mkfifo(tmp_path / "p.drift.png")
+        return [mine, rows, "--out", tmp_path / "p.csv"], "FIFO"
+    if case == "a folder not made yet":
+        return [mine, rows, "--out", f"{tmp_path / 'newdir'}/"], "names a folder"
+    (tmp_path / "afile").write_text("x")
+    return [mine, rows, "--out", tmp_path / "afile" / "p.csv"], f"'{tmp_path / 'afile'}' is a file, not a folder"
+
+
+@pytest.mark.parametrize("case", ["the input", "the input, as the drift table beside --out", "a file of the model",
+                                  "a file of the champion", "a FIFO", "a FIFO as the drift plot",
+                                  "a folder not made yet", "a file below a file"])
+def test_predict_refuses_an_out_it_must_not_write(penguins_run, tmp_path, capsys, case):
+    """The input, the model's files (the champion's too) and non-regular files are never replaced:
+    exit 3 naming the path, before anything is written (the drift report beside --out included)."""
+    args, says = _out_case(case, penguins_run, tmp_path)
+    before = _snapshot(tmp_path)
+    code, err = run_cli("predict", *args, capsys=capsys)
+    assert code == 3 and says in err and "Traceback" not in err, err
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("option, column", [("--keep", "prediction"), ("--id", "prediction"),
+                                            ("--keep", "proba_Adelie")])
+@pytest.mark.parametrize("no_drift", [False, True])
+def test_predict_refuses_to_copy_a_column_named_like_a_prediction(penguins_run, tmp_path, capsys, option, column,
+                                                                  no_drift):
+    rows = pd.read_csv(_batch(tmp_path, "rows", n=30)).assign(prediction="x", proba_Adelie=0.5)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    code, err = run_cli("predict", penguins_run, tmp_path / "rows.csv", "--out", tmp_path / "p.csv", option, column,
+                        *(["--no-drift"] if no_drift else []), capsys=capsys)
+    assert code == 3 and f"'{column}' ({option})" in err and "Traceback" not in err, err
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_series_louder_or_faster_are_flagged_like_ones_are_not():
     """Sequences and audio: level, spread and spectral centroid of each signal."""
     rng = np.random.default_rng(6)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import json
 import os
 import shutil
 
@@ -118,6 +119,44 @@ def test_damaged_model_file_is_reported_as_damaged(shared_run, tmp_path, capsys,
     assert "is damaged" in err
 
 
+def with_schema(shared_run, tmp_path, edit):
+    """A copy of the shared run whose schema.json is ``edit`` of the saved one."""
+    run, rows = shared_run
+    copy = tmp_path / "received" / run.name
+    shutil.copytree(run, copy)
+    schema = json.loads((run / tabular.SCHEMA_FILE).read_text())
+    (copy / tabular.SCHEMA_FILE).write_text(json.dumps(edit(schema)))
+    return copy, rows
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda s: {}, "task: Field required"),
+    (lambda s: [], "the top level"),
+    (lambda s: {**s, "plan": {**s["plan"], "features": 5}}, "plan.features"),
+    (lambda s: {**s, "features": [{"kind": "numeric"}]}, "features.0.name"),
+    (lambda s: {**s, "features": [{**f, "kind": "text"} for f in s["features"]]}, "features.0.kind"),
+    (lambda s: {**s, "classes": []}, "lists no classes"),
+], ids=["empty object", "a list", "plan features a number", "a feature without a name", "an unknown kind",
+        "no classes"])
+def test_a_damaged_schema_is_reported_as_damaged(shared_run, tmp_path, capsys, edit, says):
+    run, rows = with_schema(shared_run, tmp_path, edit)
+    code, err = run_cli("predict", run, rows, "--out", tmp_path / "pred.csv", capsys=capsys)
+    assert code == 3 and f"'{run / tabular.SCHEMA_FILE}' is damaged" in err and says in err, err
+    assert "Traceback" not in err and not (tmp_path / "pred.csv").exists()
+
+
+def test_a_model_file_from_another_run_is_refused_as_not_matching_its_schema(shared_run, tmp_path, capsys):
+    """The model was fitted with 'sex'; a schema without it is what a model.skops copied in from a
+    run with other columns looks like."""
+    def without_sex(s):
+        return {**s, "features": [f for f in s["features"] if f["name"] != "sex"],
+                "plan": {**s["plan"], "features": [c for c in s["plan"]["features"] if c != "sex"]}}
+
+    run, rows = with_schema(shared_run, tmp_path, without_sex)
+    err = predict_refused(run, rows, tmp_path, capsys)
+    assert "does not match the schema" in err and "the schema lacks 'sex'" in err
+
+
 def test_the_untouched_model_still_predicts(shared_run, tmp_path, capsys):
     run, rows = shared_run
     assert run_cli("predict", run, rows, "--out", tmp_path / "pred.csv", capsys=capsys)[0] == 0
@@ -186,7 +225,9 @@ def test_every_component_saves_a_model_that_loads(overrides, task, tmp_path):
     pipe = tabular.build_pipeline(spec, numeric, categorical, tabular._encoded_width(X, numeric, categorical))
     pipe.fit(X, y)
     sio.dump(pipe, tmp_path / tabular.MODEL_FILE)
-    (tmp_path / tabular.SCHEMA_FILE).write_text("{}")
+    features = [{"name": c, "kind": "numeric" if c in numeric else "categorical"} for c in X.columns]
+    classes = sorted(set(y.tolist())) if task == "classification" else []
+    (tmp_path / tabular.SCHEMA_FILE).write_text(json.dumps({"task": task, "classes": classes, "features": features}))
     loaded, _ = tabular.load_model(tmp_path)
     assert np.array_equal(loaded.predict(X), pipe.predict(X))
 

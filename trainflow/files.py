@@ -53,6 +53,24 @@ def path_problem(path: str | os.PathLike, folder_ok: bool = False) -> str | None
     return _mode_problem(mode, folder_ok) or _system_file(path)
 
 
+def replace_problem(path: str | os.PathLike) -> str | None:
+    """Why a file written aside and moved into place (an atomic replace) must not land on ``path``.
+
+    An existing entry that is not a regular file is refused: the replace would turn a folder, a FIFO
+    or a device into a regular file instead of writing through it. So is a place under /proc or /sys.
+    Returns the end of a sentence, as :func:`path_problem` does, or None for a regular file or a new name.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return _system_file(path)  # a new name (or a broken link, which the replace swaps for the file)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop (a link that points back to itself)"
+        return f"cannot be checked: {exc.strerror}"
+    return _mode_problem(mode) or _system_file(path)
+
+
 def _mode_problem(mode: int, folder_ok: bool = False) -> str | None:
     if stat.S_ISREG(mode):
         return None

@@ -10,7 +10,7 @@ from typing import Any
 from trainflow import modalities
 from trainflow import resources, trust
 from trainflow.errors import DataError, OutputError, did_you_mean
-from trainflow.files import path_problem
+from trainflow.files import path_problem, replace_problem
 from trainflow.tasks.common.batch_reads import one_read
 
 
@@ -26,19 +26,32 @@ def resolve_run(model: str | os.PathLike) -> Path:
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def passthrough(df: Any, id_column: str | None, keep: list[str] | tuple[str, ...], source: str | os.PathLike,
-                from_spec: bool = False) -> Any:
-    """The id and pass-through columns of the input rows, in that order; DataError naming a missing one."""
+def passthrough_columns(id_column: str | None, keep: list[str] | tuple[str, ...],
+                        outputs: list[str] | tuple[str, ...] = (), from_spec: bool = False) -> list[tuple[str, str]]:
+    """The id and pass-through columns, each once, with the option that named it. DataError when one is
+    named like a column of the predictions (``outputs``): the output would hold two columns of that name.
+    Needs no input rows, so it is checked before any is read."""
     named = [(id_column, "the training spec's data.id" if from_spec else "--id")] if id_column else []
     named += [(c, "--keep") for c in keep]
-    columns: list[str] = []
+    columns: list[tuple[str, str]] = []
     for col, option in named:
+        if col in outputs:
+            raise DataError(f"The column '{col}' ({option}) has the name of a column the predictions are written "
+                            f"to ({', '.join(map(repr, outputs))}); the output would hold two columns '{col}'. "
+                            f"Rename it in the input, or leave it out of {option}.")
+        if col not in (c for c, _ in columns):
+            columns.append((col, option))
+    return columns
+
+
+def passthrough(df: Any, columns: list[tuple[str, str]], source: str | os.PathLike) -> Any:
+    """The input rows' ``columns`` (from :func:`passthrough_columns`), in that order; DataError naming
+    a missing one and the option that asked for it."""
+    for col, option in columns:
         if col not in df.columns:
             raise DataError(f"The input file '{source}' has no column '{col}' ({option}){did_you_mean(col, df.columns)}. "
                             f"Its columns are: {', '.join(map(str, df.columns))}.")
-        if col not in columns:
-            columns.append(col)
-    return df[columns]
+    return df[[c for c, _ in columns]]
 
 
 def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike,
@@ -46,7 +59,8 @@ def predict_to_file(model: str | os.PathLike, input_path: str | os.PathLike, out
     """Predict for ``input_path`` and write the predictions to ``out`` atomically: Parquet for a ``.parquet``
     or ``.pq`` name, CSV otherwise; returns ``out``. ``id_column`` and ``keep`` (tables only) are copied
     from the input. Raises DataError for an input that is missing or not a file or folder (checked before
-    reading it), OutputError when ``out`` cannot be written; a failed write leaves no partial file.
+    reading it), OutputError when ``out`` cannot or must not be written (:func:`output_file`); a failed
+    write leaves no partial file.
     """
     return _write(*_predictions(model, input_path, out, id_column, keep)[1:])
 
@@ -59,23 +73,21 @@ def predict_with_drift(model: str | os.PathLike, input_path: str | os.PathLike, 
     from trainflow.tasks.common import drift
 
     with one_read():  # the drift check summarises the batch predict has just decoded
-        mod, frame, out = _predictions(model, input_path, out, id_column, keep)
+        mod, frame, out = _predictions(model, input_path, out, id_column, keep, with_drift=True)
         run_dir = resolve_run(model)
-        check = drift.check_batch(mod, run_dir, input_path, frame, out.parent, stem=f"{out.stem}.")
+        check = drift.check_batch(mod, run_dir, input_path, frame, out.parent, stem=drift_stem(out))
     return _write(frame, out), check
 
 
 def _predictions(model: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike,
-                 id_column: str | None, keep: list[str] | tuple[str, ...]) -> tuple[Any, Any, Path]:
+                 id_column: str | None, keep: list[str] | tuple[str, ...],
+                 with_drift: bool = False) -> tuple[Any, Any, Path]:
     """The modality, the predictions frame and the checked output path."""
     run_dir = resolve_run(model)
     problem = path_problem(input_path, folder_ok=True)
     if problem:
         raise DataError(f"The input '{input_path}' {problem}.")
-    out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"The predictions file '{out}' (--out) is a folder; give a file name such as "
-                          f"'{out / 'predictions.csv'}'.")
+    out = output_file(out, input_path, run_dir, with_drift)
     try:  # before predicting: the drift report goes beside the predictions, and neither may fail late
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,6 +101,53 @@ def _predictions(model: str | os.PathLike, input_path: str | os.PathLike, out: s
     with resources.using(resources.available()):  # this machine's cores, not the training run's count
         frame = mod.predict(run_dir, input_path, **columns)
     return mod, frame, out
+
+
+def drift_stem(out: Path) -> str:
+    """The prefix of the drift report's names beside ``out`` (``p.csv`` -> ``p.drift.csv``, ``p.drift.png``)."""
+    return f"{out.stem}."
+
+
+def output_file(out: str | os.PathLike, input_path: str | os.PathLike, run_dir: Path, with_drift: bool) -> Path:
+    """``out`` as a path, once it (and, ``with_drift``, the drift report beside it) may be written:
+    not a folder, not below a file, not an existing FIFO, device or other non-regular file (the
+    atomic replace would turn it into a regular file), not the input itself and not inside the run
+    folder of the model (its files would be replaced). OutputError naming the path otherwise, raised
+    before anything is read or written."""
+    raw = os.fspath(out)
+    out = Path(out)
+    if raw.endswith(("/", os.sep)) or out.is_dir():  # Path drops a trailing slash: 'new/' would become a file
+        raise OutputError(f"The predictions file '{raw}' (--out) names a folder; give a file name such as "
+                          f"'{out / 'predictions.csv'}'.")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise OutputError(f"Cannot write the predictions file '{out}' (--out): '{above}' is a file, not a folder.")
+    targets = [(out, f"The predictions file '{out}' (--out)")]
+    if with_drift:
+        from trainflow.tasks.common.drift import DRIFT_PLOT, DRIFT_TABLE
+
+        targets += [(side, f"The drift report '{side}' (written beside --out '{out}')")
+                    for side in (out.with_name(f"{drift_stem(out)}{name}") for name in (DRIFT_TABLE, DRIFT_PLOT))]
+    model_folder = os.path.realpath(run_dir)
+    for path, what in targets:
+        problem = replace_problem(path)
+        if problem:
+            raise OutputError(f"{what} {problem}; trainflow replaces the file it writes, so give an --out "
+                              f"that names a regular file or a new one.")
+        if _same_file(path, input_path):
+            raise OutputError(f"{what} is the input '{input_path}'; writing it would replace the rows being "
+                              f"predicted. Give another --out.")
+        if Path(os.path.realpath(path)).is_relative_to(model_folder):
+            raise OutputError(f"{what} lies inside the run folder '{run_dir}' of the model predicting; writing it "
+                              f"could replace a file of the saved model. Give an --out outside that folder.")
+    return out
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
 
 
 def _write(frame: Any, out: Path) -> Path:

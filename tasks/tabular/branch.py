@@ -112,9 +112,7 @@ class TabularBranch(Branch):
         return nn.Sequential(nn.Linear(width, hidden), nn.ReLU()), hidden  # a table has no network of its own
 
     def summaries(self, folder, data):
-        from trainflow import trust
-
-        return self._X(trust.read_json(Path(folder) / self.module.SCHEMA_FILE), data)
+        return self._X(self.module.read_schema(Path(folder) / self.module.SCHEMA_FILE), data)
 
     def write_new(self, data, keys, folder, options):
         from trainflow.refs import save_parquet

@@ -38,6 +38,7 @@ from trainflow.tasks.common.selection import report
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.tabular import calibrate as calibration
 from trainflow.tasks.tabular import importance
+from trainflow.tasks.tabular.schema import check_model_matches, read_schema
 
 if TYPE_CHECKING:
     from trainflow.spec import PipelineSpec
@@ -497,9 +498,12 @@ def trusted_types() -> frozenset[str]:
 
 
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Load a saved pipeline; a type outside the exact trusted set is refused (trainflow.trust)."""
+    """Load a saved pipeline and its schema; a type outside the exact trusted set is refused
+    (trainflow.trust), and a schema of another shape, or a model that does not match it, is a
+    DataError naming the file (:mod:`trainflow.tasks.tabular.schema`)."""
     pipe = trust.load_skops(Path(folder) / MODEL_FILE, trusted_types())
-    schema = trust.read_json(Path(folder) / SCHEMA_FILE)
+    schema = read_schema(Path(folder) / SCHEMA_FILE)
+    check_model_matches(pipe, schema, Path(folder) / MODEL_FILE, Path(folder) / SCHEMA_FILE)
     return pipe, schema
 
 
@@ -622,13 +626,15 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     The output starts with the id column (``id_column``, else the training spec's ``data.id``) and the
     ``keep`` columns, copied from the input so that each prediction can be traced to its row.
     """
-    from trainflow.tasks.common.predict import passthrough
+    from trainflow.tasks.common.predict import passthrough, passthrough_columns
 
     pd = _pd()
     pipe, schema = load_model(run_dir)
+    named = passthrough_columns(id_column or schema.get("id"), keep, output_columns(pipe, schema),
+                                from_spec=not id_column)
     df = read_table(input_path, schema.get("reading"))
     df.columns = [str(c).strip() for c in df.columns]
-    traced = passthrough(df, id_column or schema.get("id"), keep, input_path, from_spec=not id_column)
+    traced = passthrough(df, named, input_path)
     given = df  # as read: a multi-label input may carry its delimited labels (checked against training's)
     X = feature_rows(df, schema, input_path)
     if schema.get("labels"):
@@ -642,6 +648,15 @@ def predict(run_dir: str | Path, input_path: str | Path, id_column: str | None =
     else:
         out = pd.DataFrame({"prediction": pipe.predict(X)})
     return pd.concat([traced.reset_index(drop=True), out], axis=1)
+
+
+def output_columns(pipe: Any, schema: dict[str, Any]) -> list[str]:
+    """The columns :func:`predict` writes after the id and kept ones (the order it writes them)."""
+    if schema.get("labels"):
+        return [*schema["labels"], *(f"proba_{lab}" for lab in schema["labels"])]
+    if schema["task"] == "classification" and hasattr(pipe, "predict_proba"):
+        return ["prediction", *(f"proba_{c}" for c in schema["classes"])]
+    return ["prediction"]
 
 
 def feature_rows(df: Any, schema: dict[str, Any], input_path: Any) -> Any:
@@ -770,7 +785,7 @@ class Tabular(Modality, stages_from=__name__):
         for images: the bins and the test's sample need no more, and 750,000 rows cost ~3 s of CPU."""
         from trainflow.tasks.common.drift import reference_items
 
-        schema = trust.read_json(Path(run_dir) / SCHEMA_FILE)
+        schema = read_schema(Path(run_dir) / SCHEMA_FILE)
         if isinstance(source, DataRef):
             rows = read_parquet(source.path)[[f["name"] for f in schema["features"]]]
             kept = rows.iloc[reference_items(len(rows))].reset_index(drop=True)
