@@ -111,6 +111,26 @@ def test_a_key_given_twice_is_named_with_its_section_and_lines(tmp_path):
         apply_override(base(), "model={name: [}")
 
 
+@pytest.mark.parametrize("extra, problem", [
+    ({"validation": {"columns": {"bill_length_mm": {"type": "number", "min": 70, "max": 25}}}},
+     "'validation.columns.bill_length_mm': min (70) is above max (25), so no value can pass; expected min <= max."),
+    ({"data": {"loader": "text_table", "path": "x.tsv", "text": "sms", "target": "y"},
+      "text_validation": {"min_tokens": 10, "max_tokens": 5}},
+     "'text_validation': min_tokens (10) is above max_tokens (5), so no document can pass; expected "
+     "min_tokens <= max_tokens."),
+    ({"data": {"loader": "audio_pattern", "path": "clips", "pattern": "(?P<label>\\d)_.*\\.wav"},
+      "audio_validation": {"min_duration": 2, "max_duration": 0.5}},
+     "'audio_validation': min_duration (2) is above max_duration (0.5), so no clip can pass; expected "
+     "min_duration <= max_duration."),
+], ids=["column min/max", "text tokens", "audio duration"])
+def test_a_minimum_above_its_maximum_is_a_spec_error(extra, problem):
+    # no row could pass: it failed later as "Data validation failed" (exit 4), after loading the data
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(**extra))
+    assert err.value.exit_code == 2 and problem in err.value.problems, err.value.problems
+    spec_from_dict(base(validation={"columns": {"b": {"min": 3, "max": 3}}}))  # equal bounds are fine
+
+
 def test_training_view_ignores_report_only_fields():
     a = spec_from_dict(base(evaluate={"metrics": ["accuracy"]}, description="one", tune={"trials": 3}))
     b = spec_from_dict(base(description="two"))

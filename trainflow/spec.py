@@ -85,6 +85,14 @@ class ColumnRule(Strict):
     allowed: list[Any] | None = None
     nullable: bool = True
 
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> ColumnRule:
+        # no value could pass: validation would fail on any data, after loading it
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}), so no value can pass; "
+                             "expected min <= max")
+        return self
+
 
 class ExpectationSpec(Strict):
     """Any Great Expectations expectation, by name (``expect_column_values_to_be_between`` or
