@@ -17,9 +17,9 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 
 def demos() -> dict[str, list[str]]:
     """Demo name -> spec files in flows/specs, run in order (listed in flows/specs/demos.yaml)."""
-    import yaml
+    from trainflow.yamlfile import load_yaml
 
-    return yaml.safe_load((SPECS_DIR / "demos.yaml").read_text(encoding="utf-8"))
+    return load_yaml((SPECS_DIR / "demos.yaml").read_text(encoding="utf-8"))
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:

@@ -195,13 +195,14 @@ def read_deployments(path: str | os.PathLike = DEFAULT_DEPLOY_FILE) -> list[dict
     from trainflow.errors import DataError, SpecError, shown
     from trainflow.files import path_problem, read_text_capped
     from trainflow.spec import SPEC_MAX_BYTES
+    from trainflow.yamlfile import load_yaml_with_aliases
 
     path = Path(path)
     problem = path_problem(path)
     if problem:  # missing, a folder, a FIFO or a device: named, never opened
         raise SpecError(f"the deployment file '{path}' {problem}.", what=WHAT)
     try:  # Prefect's own format: aliases (work_pool: *pool) are part of it, unlike in a spec
-        doc = yaml.safe_load(read_text_capped(path, "deployment file", limit=SPEC_MAX_BYTES)) or {}
+        doc = load_yaml_with_aliases(read_text_capped(path, "deployment file", limit=SPEC_MAX_BYTES)) or {}
     except (yaml.YAMLError, UnicodeDecodeError, DataError) as exc:
         raise SpecError(f"'{path}' is not valid UTF-8 YAML of a readable size: {exc}", what=WHAT) from None
     if not isinstance(doc, dict):

@@ -45,21 +45,31 @@ def default_workers() -> int:
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
-    """``["model.C=0.1,1,10", ...]`` -> ``{"model.C": ["0.1", "1", "10"]}`` (values parsed later as YAML)."""
+    """``["model.C=0.1,1,10", ...]`` -> ``{"model.C": ["0.1", "1", "10"]}`` (values parsed later as YAML);
+    SpecError listing every malformed, fixed (:func:`~trainflow.tasks.common.tuning.fixed_key_problem`)
+    or repeated key."""
+    from trainflow.tasks.common.tuning import fixed_key_problem
+
     grid: dict[str, list[str]] = {}
+    problems = []
     for item in items:
         key, sep, values = item.partition("=")
+        key = key.strip()
         parts = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not key.strip() or not parts:
-            raise SpecError(f"--grid expects KEY=V1,V2,..., e.g. model.C=0.1,1,10. Got {item!r}.")
-        if key.strip().split(".")[0] == "data":
-            raise SpecError(f"--grid {key.strip()}: a sweep compares models on the same data; "
-                            f"the data section cannot vary (use --set for it).")
-        twice = sorted({v for v in parts if parts.count(v) > 1})
-        if twice:
-            raise SpecError(f"--grid {key.strip()} lists {', '.join(twice)} more than once: each value is one "
+        if not sep or not key or not parts:
+            problems.append(f"--grid expects KEY=V1,V2,..., e.g. model.C=0.1,1,10. Got {item!r}.")
+        elif why := fixed_key_problem(key, "sweep"):
+            problems.append(f"--grid {key}: {why}.")
+        elif key in grid:  # the later one would replace the earlier without a word
+            problems.append(f"--grid {key} is given twice ({','.join(grid[key])} and {','.join(parts)}): "
+                            f"list all its values in one --grid {key}=V1,V2,....")
+        elif twice := sorted({v for v in parts if parts.count(v) > 1}):
+            problems.append(f"--grid {key} lists {', '.join(twice)} more than once: each value is one "
                             f"candidate, trained once.")
-        grid[key.strip()] = parts
+        else:
+            grid[key] = parts
+    if problems:
+        raise SpecError(problems)
     return grid
 
 
@@ -106,8 +116,8 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
     """
     from trainflow.errors import expected
 
-    workers = workers or default_workers()
-    if workers < 1:
+    workers = default_workers() if workers is None else workers
+    if workers < 1:  # 0 is refused, not read as "the default"
         raise SpecError(f"--workers must be at least 1. Got {workers}.")
     if kind == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner

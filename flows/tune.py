@@ -212,7 +212,7 @@ def run_tune(path: str, space_items: list[str], trials: int | None = None, overr
     need_optuna()
     if trials is not None and trials < 1:
         raise SpecError(f"--trials must be at least 1. Got {trials}.")
-    workers = workers or default_workers()
+    workers = default_workers() if workers is None else workers
     task_runner = make_task_runner(runner, address, workers, dask_processes)
     with prefect_settings():
         from prefect import tags

@@ -83,6 +83,13 @@ def test_bad_deployment_entries_are_reported(tmp_path):
     bad.write_text("deployments: [\n")
     with pytest.raises(SpecError, match="is not valid UTF-8 YAML"):
         serve.read_deployments(bad)
+    # a repeated key is refused; a key a merge brings in and the entry sets again is an override
+    bad.write_text("deployments:\n  - name: a\n    name: b\n")
+    with pytest.raises(SpecError, match=r"the key 'name' is given twice in section 'deployments\[0\]' \(lines 2 and 3\)"):
+        serve.read_deployments(bad)
+    bad.write_text(f"base: &base {{entrypoint: '{serve.ENTRYPOINTS[0]}', parameters: {{spec_path: s.yaml}}}}\n"
+                   "deployments:\n  - <<: *base\n    name: y\n    parameters: {spec_path: t.yaml}\n")
+    assert serve.read_deployments(bad)[0]["parameters"] == {"spec_path": "t.yaml"}
     # aliases nested ten deep (10^9 leaves if walked): the message shows a bounded part of it
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 10)}]"
                                                             for k in range(1, 10)]

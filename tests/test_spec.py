@@ -92,6 +92,45 @@ def test_spec_file_errors_name_the_file(tmp_path):
         load_spec(tmp_path / "missing.yaml")
 
 
+def test_a_key_given_twice_is_named_with_its_section_and_lines(tmp_path):
+    # PyYAML keeps the last of two equal keys silently: a pasted second target would change the task
+    spec = tmp_path / "dup.yaml"
+    spec.write_text("name: t\ndata:\n  loader: csv\n  path: x.csv\n  target: species\n  target: island\n"
+                    "model: {name: logistic_regression}\nmodel:\n  name: random_forest\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    assert err.value.exit_code == 2 and "dup.yaml" in str(err.value)
+    assert err.value.problems == [
+        "the key 'target' is given twice in section 'data' (lines 5 and 6); YAML would keep only the last one "
+        "without a word: remove one",
+        "the key 'model' is given twice at the top level (lines 7 and 8); YAML would keep only the last one "
+        "without a word: remove one"]
+    with pytest.raises(SpecError, match=r"--set model: .*the key 'name' is given twice"):
+        apply_override(base(), "model={name: svm, name: mlp}")
+    with pytest.raises(SpecError, match=r"--set model: .*not valid YAML"):
+        apply_override(base(), "model={name: [}")
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ({"validation": {"columns": {"bill_length_mm": {"type": "number", "min": 70, "max": 25}}}},
+     "'validation.columns.bill_length_mm': min (70) is above max (25), so no value can pass; expected min <= max."),
+    ({"data": {"loader": "text_table", "path": "x.tsv", "text": "sms", "target": "y"},
+      "text_validation": {"min_tokens": 10, "max_tokens": 5}},
+     "'text_validation': min_tokens (10) is above max_tokens (5), so no document can pass; expected "
+     "min_tokens <= max_tokens."),
+    ({"data": {"loader": "audio_pattern", "path": "clips", "pattern": "(?P<label>\\d)_.*\\.wav"},
+      "audio_validation": {"min_duration": 2, "max_duration": 0.5}},
+     "'audio_validation': min_duration (2) is above max_duration (0.5), so no clip can pass; expected "
+     "min_duration <= max_duration."),
+], ids=["column min/max", "text tokens", "audio duration"])
+def test_a_minimum_above_its_maximum_is_a_spec_error(extra, problem):
+    # no row could pass: it failed later as "Data validation failed" (exit 4), after loading the data
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(base(**extra))
+    assert err.value.exit_code == 2 and problem in err.value.problems, err.value.problems
+    spec_from_dict(base(validation={"columns": {"b": {"min": 3, "max": 3}}}))  # equal bounds are fine
+
+
 def test_training_view_ignores_report_only_fields():
     a = spec_from_dict(base(evaluate={"metrics": ["accuracy"]}, description="one", tune={"trials": 3}))
     b = spec_from_dict(base(description="two"))

@@ -21,8 +21,18 @@ def test_grid_is_the_product_of_the_values():
     assert len(combos) == 6 and combos[0] == {"model.C": "0.1", "preprocess.resample.method": "none"}
     with pytest.raises(SpecError, match="KEY=V1,V2"):
         sweep.parse_grid(["model.C"])
-    with pytest.raises(SpecError, match="data section cannot vary"):
+    with pytest.raises(SpecError, match="'data' cannot vary"):
         sweep.parse_grid(["data.path=a.csv,b.csv"])
+
+
+def test_grid_refuses_a_repeated_key_and_a_varying_split():
+    # candidates scored on different test splits cannot be ranked; a second --grid of one key replaced the first
+    with pytest.raises(SpecError) as err:
+        sweep.parse_grid(["model.C=0.1,1", "split.test_size=0.2,0.3", "model.C=5,10"])
+    assert err.value.exit_code == 2 and err.value.problems == [
+        "--grid split.test_size: a sweep compares models on the same data and split; 'split' cannot vary "
+        "(use --set to change it for every candidate).",
+        "--grid model.C is given twice (0.1,1 and 5,10): list all its values in one --grid model.C=V1,V2,...."]
 
 
 def test_every_candidate_is_validated_before_anything_runs():
@@ -43,6 +53,8 @@ def test_task_runners_are_bounded():
 
     threads = sweep.make_task_runner("threads", workers=3)
     assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    with pytest.raises(SpecError, match="--workers must be at least 1. Got 0."):  # 0 was read as the default
+        sweep.make_task_runner("threads", workers=0)
     assert isinstance(sweep.make_task_runner("processes", workers=2), ProcessPoolTaskRunner)
     dask = sweep.make_task_runner("dask", workers=2)
     assert dask.cluster_kwargs["n_workers"] == 2 and dask.cluster_kwargs["threads_per_worker"] == 1

@@ -100,3 +100,14 @@ def test_feature_choice_fails_clearly(extra, code, phrases, tmp_path, capsys):
         raw = yaml.safe_load(spec.read_text())
         write_spec(spec, {**raw, "features": extra["features"]})
     assert_fails_clearly(spec, tmp_path / "runs", "bad", code, phrases, capsys)
+
+
+def test_a_class_too_small_for_smote_exits_3_naming_it(tmp_path, capsys):
+    # was a ValueError from scikit-learn's neighbours, with a traceback through the flow engine (exit 1)
+    (tmp_path / "data.csv").write_text(GOOD + "".join(f"{i},{i},x,r\n" for i in range(4)))
+    spec = write_spec(tmp_path / "spec.yaml", {
+        "name": "bad", "data": {"loader": "csv", "path": str(tmp_path / "data.csv"), "target": "label"},
+        "split": {"test_size": 0.25, "stratify": True}, "preprocess": {"resample": {"method": "smote"}}})
+    assert_fails_clearly(spec, tmp_path / "runs", "bad", 3, [
+        "SMOTE (preprocess.resample.method) needs at least 6 rows", "class 'r' has 3 rows",
+        "set preprocess.resample.k_neighbors to at most 2"], capsys)

@@ -36,6 +36,23 @@ def test_parquet_loader_selects_features_and_target(tmp_path):
         load_parquet(TableConfig(path=str(tmp_path / "bad.parquet")))
 
 
+def test_a_missing_named_column_is_named_once_with_its_option(tmp_path):
+    # the message said "The column column 'bill_lenght_mm'" and not which option named it
+    path = tmp_path / "d.csv"
+    path.write_text("bill_length_mm,sex,y\n1,m,p\n2,f,q\n")
+    for config, message in [
+        (CsvConfig(path=str(path), target="y", features=["bill_lenght_mm"]),
+         "The column 'bill_lenght_mm' (data.features) is not in"),
+        (CsvConfig(path=str(path), target="y", drop=["sx"]), "The column 'sx' (data.drop) is not in"),
+        (CsvConfig(path=str(path), target="why"), "The target column 'why' (data.target) is not in"),
+    ]:
+        with pytest.raises(DataError) as err:
+            load_csv(config)
+        assert str(err.value).startswith(message) and "column column" not in str(err.value), str(err.value)
+    with pytest.raises(DataError, match="did you mean 'bill_length_mm'"):
+        load_csv(CsvConfig(path=str(path), target="y", features=["bill_lenght_mm"]))
+
+
 def test_fingerprint_follows_file_content_and_options(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,y\n1,p\n")

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA
+from trainflow.errors import DataError
 from trainflow.spec import spec_from_dict
 from trainflow.tasks.tabular import modality as tabular
+from trainflow.tasks.tabular.preprocess import check_sampler
 
 
 def make_spec(tmp_path, **sections) -> object:
@@ -53,6 +55,70 @@ def test_imbalance_methods(resample, penguins_ref, tmp_path):
     if resample not in ("none", "class_weight"):
         assert "resample" in model.meta["steps"]
         assert "Class balance" in ev.plots
+
+
+@pytest.fixture(scope="module")
+def four_chinstraps_ref(tmp_path_factory):
+    """Penguins with 4 Chinstrap rows: 3 of them in the training split, fewer than SMOTE's 5 neighbours + 1."""
+    cache = tmp_path_factory.mktemp("cache4")
+    df = pd.read_csv(DATA / "penguins.csv", na_values=["NA"]).drop(columns=["year"])
+    df = pd.concat([df[df.species != "Chinstrap"], df[df.species == "Chinstrap"].head(4)], ignore_index=True)
+    cfg = type("C", (), {"target": "species", "path": "p4.csv"})()
+    return tabular.store(df, str(cache), "4" * 64, cfg), str(cache)
+
+
+@pytest.mark.parametrize("resample", [{"method": "smote"}, {"method": "smotenc"}, {"method": "adasyn"},
+                                      {"method": "smote_tomek"}, {"method": "smote_enn", "k_neighbors": 3}])
+def test_a_class_too_small_for_the_neighbours_is_named(resample, four_chinstraps_ref):
+    # scikit-learn said only "n_neighbors = 6, n_samples_fit = 3", from deep inside the flow (exit 1)
+    ref, cache = four_chinstraps_ref
+    spec = make_spec(None, split={"test_size": 0.25, "stratify": True, "seed": 42}, preprocess={"resample": resample})
+    split = tabular.split(ref, spec, cache)
+    option = "n_neighbors" if resample["method"] == "adasyn" else "k_neighbors"
+    k = resample.get("k_neighbors", 5)
+    with pytest.raises(DataError) as err:
+        tabular.fit(split, spec, cache)
+    assert err.value.exit_code == 3
+    assert (f"needs at least {k + 1} rows of each class it synthesises rows for ({option} = {k}, plus the row "
+            f"itself), but in the training rows class 'Chinstrap' has 3 rows: set preprocess.resample.{option} "
+            f"to at most 2, or choose preprocess.resample.method random_over") in str(err.value)
+    # the fix it names trains
+    fixed = make_spec(None, split={"test_size": 0.25, "stratify": True, "seed": 42},
+                      preprocess={"resample": {**resample, option: 2}})
+    assert "resample" in tabular.fit(tabular.split(ref, fixed, cache), fixed, cache).meta["steps"]
+
+
+def test_a_cross_validation_fold_too_small_for_the_neighbours_is_named(four_chinstraps_ref):
+    ref, cache = four_chinstraps_ref
+    spec = make_spec(None, split={"test_size": 0.25, "stratify": True, "seed": 42, "cv_folds": 3},
+                     preprocess={"resample": {"method": "smote", "k_neighbors": 2}})
+    with pytest.raises(DataError, match=r"in the training rows of cross-validation fold 1 of 3 \(split.cv_folds\) "
+                                        r"class 'Chinstrap' has 2 rows: set preprocess.resample.k_neighbors to at most 1"):
+        tabular.fit(tabular.split(ref, spec, cache), spec, cache)
+
+
+def test_adasyn_giving_up_on_the_data_is_a_data_error(tmp_path):
+    # a class none of whose neighbours is of another class: ADASYN raised a RuntimeError (exit 1)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": np.r_[rng.normal(size=60), rng.normal(size=30) + 50], "b": rng.normal(size=90),
+                       "label": ["p"] * 60 + ["q"] * 30})
+    ref = tabular.store(df, str(tmp_path), "a" * 64, type("C", (), {"target": "label", "path": "x.csv"})())
+    spec = spec_from_dict({"name": "t", "data": {"loader": "csv", "path": "x.csv", "target": "label"},
+                           "preprocess": {"resample": {"method": "adasyn"}}})
+    with pytest.raises(DataError, match="ADASYN .* gives up on the training rows: 'Not any neigbours belong to the "
+                                        "majority class.*'; choose preprocess.resample.method smote or random_over"):
+        tabular.fit(tabular.split(ref, spec, str(tmp_path)), spec, str(tmp_path))
+
+
+def test_a_sampler_check_names_a_single_row_and_a_strategy_that_does_not_fit():
+    from imblearn.over_sampling import SMOTE
+
+    y = np.array([0] * 10 + [1] * 8 + [2])
+    with pytest.raises(DataError, match="class 'c' has 1 row: drop or merge that class"):
+        check_sampler(SMOTE(k_neighbors=1), y, ["a", "b", "c"], "the training rows")
+    with pytest.raises(DataError, match="sampling_strategy 0.5 does not fit the 3 classes of the training rows"):
+        check_sampler(SMOTE(sampling_strategy=0.5), y, ["a", "b", "c"], "the training rows")
+    check_sampler(SMOTE(k_neighbors=1, sampling_strategy="minority"), y[:-1], None, "the training rows")
 
 
 @pytest.mark.parametrize("reduce", [{"method": "pca", "n_components": 3}, {"method": "pca", "n_components": 0.9},

@@ -36,7 +36,7 @@ from pydantic.fields import FieldInfo
 from trainflow import modalities
 from trainflow.errors import ComponentError, DataError, SpecError, expected
 from trainflow.files import path_problem, read_text_capped
-from trainflow.yamlfile import load_yaml
+from trainflow.yamlfile import DuplicateKeyError, load_yaml
 from trainflow.registry import REGISTRY, Choice, Component, choice, pydantic_problems
 from trainflow.resources import ResourcesSpec
 
@@ -84,6 +84,14 @@ class ColumnRule(Strict):
     max: float | None = None
     allowed: list[Any] | None = None
     nullable: bool = True
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> ColumnRule:
+        # no value could pass: validation would fail on any data, after loading it
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}), so no value can pass; "
+                             "expected min <= max")
+        return self
 
 
 class ExpectationSpec(Strict):
@@ -429,7 +437,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise SpecError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is not a section.")
         node = child
-    node[parts[-1]] = load_yaml(value) if value.strip() else None
+    try:
+        node[parts[-1]] = load_yaml(value) if value.strip() else None
+    except yaml.YAMLError as exc:  # a repeated key included (DuplicateKeyError)
+        raise SpecError(f"--set {key.strip()}: the value {value!r} is not valid YAML: {exc}") from None
 
 
 def spec_from_dict(raw: dict[str, Any], source: str | None = None) -> PipelineSpec:
@@ -504,6 +515,8 @@ def read_raw_spec(path: str | os.PathLike) -> dict[str, Any]:
         raise SpecError(f"the spec file '{path}' cannot be read: {exc.strerror or exc}.") from None
     except DataError as exc:  # too large, or swapped for a special file after the check above
         raise SpecError(str(exc)) from None
+    except DuplicateKeyError as exc:
+        raise SpecError(exc.problems, str(path)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"'{path}' is not valid YAML: {exc}") from None
     if raw is None:

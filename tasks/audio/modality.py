@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow.alerts import warn
 from trainflow.cache_keys import cache_key
@@ -63,6 +63,14 @@ class AudioValidation(BaseModel):
     # a few broken files in a real corpus should not block it (text's length checks allow the same share)
     max_unreadable_share: float = Field(0.005, ge=0, le=1, description="Largest share of files skipped as unreadable "
                                                                        "(data.unreadable: skip)")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> AudioValidation:
+        # every clip would fail the duration check, found only after reading every file
+        if self.max_duration is not None and self.min_duration > self.max_duration:
+            raise ValueError(f"min_duration ({self.min_duration:g}) is above max_duration ({self.max_duration:g}), "
+                             "so no clip can pass; expected min_duration <= max_duration")
+        return self
 
 
 # ---------------------------------------------------------------- store & validate

@@ -81,6 +81,20 @@ def _number(text: str, what: str) -> float:
     return value
 
 
+#: what the candidates of a sweep or the trials of a tune share: scores on other data or another split
+#: (or under another pipeline name) could not be ranked against each other
+FIXED_KEYS = ("data", "split", "tune", "name")
+
+
+def fixed_key_problem(key: str, search: str) -> str | None:
+    """Why ``key`` (``split.test_size``) cannot vary in a ``search`` ("sweep", "tune"); None where it can."""
+    head = key.split(".")[0]
+    if head not in FIXED_KEYS:
+        return None
+    return (f"a {search} compares models on the same data and split; '{head}' cannot vary "
+            f"(use --set to change it for every candidate)")
+
+
 def parse_param(item: str) -> Param:
     """``"model.C=loguniform:1e-3:1e2"`` -> :class:`Param` (SpecError naming the item otherwise)."""
     from trainflow.errors import expected
@@ -92,9 +106,8 @@ def parse_param(item: str) -> Param:
     if not sep or not key or not kind:
         raise SpecError(f"--space expects KEY=KIND:ARGS, e.g. model.C=loguniform:1e-3:1e2 or "
                         f"model.name=choice:svm,logistic_regression. Got {item!r}.")
-    if key.split(".")[0] in ("data", "split", "tune", "name"):
-        raise SpecError(f"{where}: a tune compares models on the same data and split; "
-                        f"'{key.split('.')[0]}' cannot vary.")
+    if why := fixed_key_problem(key, "tune"):
+        raise SpecError(f"{where}: {why}.")
     if kind not in KINDS:
         raise SpecError(expected(f"The kind of {where}", KINDS, kind))
     if kind == "choice":

@@ -95,13 +95,14 @@ def _select(df: Any, config: TableConfig, path: Path, split: Any = None) -> Any:
     if len(df) == 0:
         raise DataError(f"The data file '{path}' has a header but no data rows.")
     key = holdout.key_values(df, split, path) if split is not None and split.key else None
-    named = ([config.target] if config.target else []) + list(config.features or []) + list(config.drop) \
-        + ([config.id] if config.id else [])
-    for col in named:
+    named = ([(config.target, "data.target")] if config.target else []) \
+        + [(c, "data.features") for c in config.features or []] + [(c, "data.drop") for c in config.drop] \
+        + ([(config.id, "data.id")] if config.id else [])
+    for col, option in named:
         if col not in columns:
-            role = "target" if col == config.target else "column"
+            role = "target column" if option == "data.target" else "column"
             raise DataError(
-                f"The {role} column '{col}' is not in '{path}'{did_you_mean(col, columns)}. "
+                f"The {role} '{col}' ({option}) is not in '{path}'{did_you_mean(col, columns)}. "
                 f"Its columns are: {', '.join(columns)}."
             )
     from trainflow.tasks.common import multilabel

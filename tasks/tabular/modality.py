@@ -38,6 +38,7 @@ from trainflow.tasks.common.selection import report
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.tabular import calibrate as calibration
 from trainflow.tasks.tabular import importance
+from trainflow.tasks.tabular.preprocess import check_sampler
 from trainflow.tasks.tabular.schema import check_model_matches, read_schema
 
 if TYPE_CHECKING:
@@ -354,13 +355,13 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
     cv = None
     if spec.split.cv_folds >= 2:
         cv = (cross_validate(spec, numeric, categorical, X, Y, extra["thresholds"]) if labels
-              else cross_validate(spec, numeric, categorical, X, y))
+              else cross_validate(spec, numeric, categorical, X, y, classes=classes or None))
     pipe = build_pipeline(spec, numeric, categorical, n_features_hint=_encoded_width(X, numeric, categorical))
     method = spec.evaluate.calibrate if spec.task == "classification" and not labels else "none"
     given = holdout.validation_part(split_ref) if method != "none" else None
     notes = []
     if method == "none" or given is not None:
-        with _recording_resampled_counts(pipe) as resampled:
+        with _recording_resampled_counts(pipe, classes) as resampled:
             pipe.fit(X, y)
     if given is not None:  # the spec's validation part: the model never saw it
         X_val, y_val = _xy(read_parquet(given.path, keep=False), target)
@@ -369,7 +370,8 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
             {c: i for i, c in enumerate(classes)}).to_numpy(), method) + " (the spec's split.validation)")
     elif method != "none":  # no validation part: a seeded carve-out of the training rows
         fit_rows, val_rows = calibration.validation_part(y, spec.split.seed)
-        with _recording_resampled_counts(pipe) as resampled:
+        with _recording_resampled_counts(pipe, classes, "the training rows left once the calibration "
+                                         "part is set aside") as resampled:
             pipe.fit(X.iloc[fit_rows], y[fit_rows])
         notes.append(calibration.calibrate(pipe, X.iloc[val_rows], y[val_rows], method))
 
@@ -410,9 +412,11 @@ def _encoded_width(X: Any, numeric: list[str], categorical: list[str]) -> int:
 
 
 @contextmanager
-def _recording_resampled_counts(pipe: Any):
+def _recording_resampled_counts(pipe: Any, classes: list[Any] | None = None, where: str = "the training rows"):
     """Yield a dict that the pipeline's sampler fills, during ``pipe.fit``, with the class counts of
     the rows it returns: the counts come from the one real fit, not from resampling a second time.
+    The rows the sampler gets (``classes``: the names of their label codes; ``where``: what they
+    are, for a message) are checked first (:func:`~trainflow.tasks.tabular.preprocess.check_sampler`).
 
     The recorder is an attribute of the sampler instance only while fitting (imbalanced-learn's
     Pipeline fits its steps in place when it has no ``memory``), so the saved model is unchanged.
@@ -425,7 +429,16 @@ def _recording_resampled_counts(pipe: Any):
     real = sampler.fit_resample
 
     def fit_resample(X: Any, y: Any, **params: Any) -> Any:
-        Xr, yr = real(X, y, **params)
+        check_sampler(sampler, y, classes, where)
+        try:
+            Xr, yr = real(X, y, **params)
+        except (RuntimeError, ValueError) as exc:
+            # ADASYN gives up on some data (a class none of whose neighbours is of another class;
+            # too few rows to generate once rounded): its reason, said as a data error
+            if type(sampler).__name__ != "ADASYN":
+                raise
+            raise DataError(f"imbalanced-learn's ADASYN (preprocess.resample.method adasyn) gives up on {where}: "
+                            f"'{exc}'; choose preprocess.resample.method smote or random_over.") from None
         values, n = np.unique(yr, return_counts=True)
         counts.update(zip(values.tolist(), n.tolist()))
         return Xr, yr
@@ -438,10 +451,11 @@ def _recording_resampled_counts(pipe: Any):
 
 
 def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str], X: Any, y: Any,
-                   thresholds: list[float] | None = None) -> dict[str, Any]:
+                   thresholds: list[float] | None = None, classes: list[Any] | None = None) -> dict[str, Any]:
     """k-fold CV of the whole pipeline on the training split; the primary metric per fold. With
     ``thresholds`` (multi-label, ``y`` the 0/1 label matrix) the folds are iterative-stratified and
-    the thresholds applied; a label constant in a fold's training rows is predicted as its value."""
+    the thresholds applied; a label constant in a fold's training rows is predicted as its value.
+    ``classes`` names the class codes in ``y`` for messages."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     primary = spec.evaluate.primary or M.PRIMARY[spec.task]
@@ -452,7 +466,7 @@ def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str
         folds = (StratifiedKFold if cls else KFold)(spec.split.cv_folds, shuffle=True,
                                                     random_state=spec.split.seed).split(X, y)
     scores = []
-    for tr, va in folds:
+    for fold, (tr, va) in enumerate(folds, 1):
         pipe = build_pipeline(spec, numeric, categorical, _encoded_width(X, numeric, categorical))
         if thresholds is not None:
             learned = [j for j in range(y.shape[1]) if len(np.unique(y[tr, j])) == 2]
@@ -461,7 +475,9 @@ def cross_validate(spec: PipelineSpec, numeric: list[str], categorical: list[str
             proba[:, learned] = ML.positive_proba(pipe.steps[-1][1], ML.transform(pipe, X.iloc[va]))
             pred = ML.apply_thresholds(proba, thresholds)
         else:
-            pipe.fit(X.iloc[tr], y[tr])
+            where = f"the training rows of cross-validation fold {fold} of {spec.split.cv_folds} (split.cv_folds)"
+            with _recording_resampled_counts(pipe, classes, where):
+                pipe.fit(X.iloc[tr], y[tr])
             pred, proba = _predict(pipe, X.iloc[va], cls)
         scores.append(M.score([primary], y[va], pred, proba)[primary])
         report(len(scores), {f"cv_{primary}": float(np.mean(scores))})  # a tuner may prune after this fold

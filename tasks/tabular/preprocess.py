@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from trainflow.errors import DataError
 from trainflow.registry import component
 
 
@@ -304,3 +305,37 @@ def sample_smote_enn(config: NeighbourOptions, seed: int = 0, categorical: list[
 
     smote = SMOTE(sampling_strategy=config.sampling_strategy, k_neighbors=config.k_neighbors, random_state=seed)
     return SMOTEENN(smote=smote, random_state=seed)
+
+
+def check_sampler(sampler: Any, y: Any, classes: list[Any] | None, where: str) -> None:
+    """Check the labels ``y`` (codes into ``classes``; None: the codes are the names) of ``where``
+    before ``sampler`` resamples them; DataError where a class it synthesises rows for has too few
+    rows for its neighbours (scikit-learn's own error, ``n_neighbors = 6, n_samples_fit = 3``, names
+    neither the class nor the option) or its sampling strategy does not fit these classes."""
+    import numpy as np
+    from imblearn.utils import check_sampling_strategy
+
+    inner = getattr(sampler, "smote", None) or sampler  # SMOTEENN and SMOTETomek synthesise with a SMOTE
+    option = "k_neighbors" if hasattr(inner, "k_neighbors") else "n_neighbors"
+    k = getattr(inner, option, None)
+    try:
+        targets = check_sampling_strategy(inner.sampling_strategy, y, inner._sampling_type)
+    except ValueError as exc:  # e.g. a float strategy with more than two classes
+        raise DataError(f"preprocess.resample sampling_strategy {inner.sampling_strategy!r} does not fit the "
+                        f"{len(np.unique(y))} classes of {where}: {exc}") from None
+    if not isinstance(k, int):
+        return
+    values, counts = np.unique(y, return_counts=True)
+    rows = dict(zip(values.tolist(), counts.tolist()))
+    # a synthetic row lies between a row and one of its k nearest rows of the same class: k + 1 rows at least
+    short = [(c, rows[c]) for c, n in targets.items() if n > 0 and rows[c] <= k]
+    if not short:
+        return
+    listed = ", ".join(f"'{classes[c] if classes else c}' has {n} row{'s' if n != 1 else ''}" for c, n in short)
+    fewest = min(n for _, n in short)
+    fix = (f"set preprocess.resample.{option} to at most {fewest - 1}" if fewest > 1 else
+           "drop or merge that class, or get more of its rows")
+    raise DataError(f"{type(inner).__name__} (preprocess.resample.method) needs at least {k + 1} rows of each "
+                    f"class it synthesises rows for ({option} = {k}, plus the row itself), but in {where} "
+                    f"class{'es' if len(short) > 1 else ''} {listed}: {fix}, or choose preprocess.resample.method "
+                    f"random_over (which needs no neighbours).")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trainflow import memo, trust
 from trainflow.cache_keys import cache_key, model_key
@@ -97,6 +97,14 @@ class TextValidation(BaseModel):
     mostly: float = Field(0.995, gt=0, le=1, description="Share of documents that must pass min_tokens / max_tokens; "
                                                         "the others are named and left out of training")
     strict: bool = Field(False, description="Every document must pass min_tokens / max_tokens (mostly: 1)")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> TextValidation:
+        # every document would fail the length check, found only after loading the corpus
+        if self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) is above max_tokens ({self.max_tokens}), so no "
+                             "document can pass; expected min_tokens <= max_tokens")
+        return self
 
     @property
     def required_share(self) -> float:
