@@ -40,6 +40,7 @@ from trainflow.tasks.common.neural import NeuralModality
 from trainflow.tasks.common.validate import Check, run_expectations
 from trainflow.tasks.common import multilabel as ML
 from trainflow.tasks.text.loaders import LABEL, TEXT, reading_options
+from trainflow.tasks.text.schema import read_schema
 from trainflow.tasks.text.neural_text import TokenPreprocess
 from trainflow.tasks.text.normalise import normalise
 
@@ -426,8 +427,8 @@ def save_pipeline(pipe: Any, folder: Path) -> None:
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """A saved pipeline and its schema; a type outside the exact trusted set is refused."""
     folder = Path(folder)
-    schema = trust.read_json(folder / SCHEMA_FILE)
-    if isinstance(schema, dict) and "embedding" in schema:  # text_embedding: the embedding, then the classifier
+    schema = read_schema(folder / SCHEMA_FILE)
+    if "embedding" in schema:  # text_embedding: the embedding, then the classifier
         from sklearn.pipeline import Pipeline
 
         from trainflow.tasks.text import embedding
@@ -630,7 +631,8 @@ class Text(NeuralModality, stages_from=__name__):
         import pandas as pd
 
         folder = Path(run_dir)
-        schema = trust.read_json(folder / (SCHEMA_FILE if (folder / SCHEMA_FILE).exists() else neural.CONFIG_FILE))
+        schema = (read_schema(folder / SCHEMA_FILE) if (folder / SCHEMA_FILE).exists()
+                  else trust.read_json(folder / neural.CONFIG_FILE))
         texts = (read_parquet(source.path)[TEXT] if isinstance(source, DataRef)
                  else read_documents(source, schema)[TEXT])
         texts = normalise(texts.fillna("").astype(str), schema.get("lowercase", True))
