@@ -160,6 +160,20 @@ def read_json(path: Path | str, limit: int = MAX_JSON_BYTES) -> Any:
         raise damaged(path, "it is nested too deeply") from None
 
 
+def read_shaped(path: Path | str, shape: Any, what: str) -> tuple[Any, Any]:
+    """A saved JSON file (:func:`read_json`) and its value checked by the pydantic model ``shape``;
+    a value of another shape is a damaged file naming where it differs (``what``: the kind of file)."""
+    from pydantic import ValidationError
+
+    raw = read_json(path)
+    try:
+        return raw, shape.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the top level"
+        raise damaged(path, f"not a trainflow {what}: {where}: {err['msg']}") from None
+
+
 #: skops loaders that call what they name (construct an object through it, or store it as a function)
 CALLING_LOADERS = frozenset({"ObjectNode", "ReduceNode", "ConstructorFromReduceNode", "FunctionNode",
                              "PartialNode", "MethodNode", "OperatorFuncNode"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow import trust
 from trainflow.errors import DataError
@@ -55,13 +55,7 @@ class Schema(_Saved):
 def read_schema(path: str | Path) -> dict[str, Any]:
     """The saved schema at ``path`` as the dict fit wrote; DataError naming the file when it is
     missing, not JSON (:func:`trainflow.trust.read_json`) or not of the shape prediction relies on."""
-    raw = trust.read_json(path)
-    try:
-        schema = Schema.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "the top level"
-        raise trust.damaged(path, f"not a trainflow table schema: {where}: {err['msg']}") from None
+    raw, schema = trust.read_shaped(path, Schema, "table schema")
     problem = _schema_problem(schema)
     if problem:
         raise trust.damaged(path, problem)

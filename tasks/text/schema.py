@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from trainflow import trust
 
@@ -41,13 +41,7 @@ class Schema(_Saved):
 def read_schema(path: str | Path) -> dict[str, Any]:
     """The saved schema at ``path`` as fit wrote it; DataError naming the file when it is missing, not
     JSON or not of the shape prediction relies on."""
-    raw = trust.read_json(path)
-    try:
-        schema = Schema.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "the top level"
-        raise trust.damaged(path, f"not a trainflow text schema: {where}: {err['msg']}") from None
+    raw, schema = trust.read_shaped(path, Schema, "text schema")
     if schema.labels is None and len(schema.classes) < 2:
         raise trust.damaged(path, "a classifier's schema lists fewer than two classes")
     if schema.labels is not None and (schema.thresholds is None or len(schema.thresholds) != len(schema.labels)):
