@@ -276,6 +276,23 @@ def test_predict_refuses_an_out_it_must_not_write(penguins_run, tmp_path, capsys
     assert _snapshot(tmp_path) == before
 
 
+def test_predict_refuses_an_out_inside_an_input_folder(tmp_path):
+    """A folder of images or clips: --out (or its drift report) inside it would replace an item or be
+    read as one by the next predict."""
+    from trainflow.errors import OutputError
+    from trainflow.tasks.common.predict import output_file
+
+    folder = tmp_path / "images"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "cats" / "a.png").write_bytes(b"png")
+    run = tmp_path / "run"
+    run.mkdir()
+    for out in (folder / "cats" / "a.png", folder / "p.csv"):
+        with pytest.raises(OutputError, match="lies inside the input folder"):
+            output_file(out, folder, run, with_drift=False)
+    assert output_file(tmp_path / "p.csv", folder, run, with_drift=True) == tmp_path / "p.csv"
+
+
 @pytest.mark.parametrize("option, column", [("--keep", "prediction"), ("--id", "prediction"),
                                             ("--keep", "proba_Adelie")])
 @pytest.mark.parametrize("no_drift", [False, True])

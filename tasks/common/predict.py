@@ -111,8 +111,8 @@ def drift_stem(out: Path) -> str:
 def output_file(out: str | os.PathLike, input_path: str | os.PathLike, run_dir: Path, with_drift: bool) -> Path:
     """``out`` as a path, once it (and, ``with_drift``, the drift report beside it) may be written:
     not a folder, not below a file, not an existing FIFO, device or other non-regular file (the
-    atomic replace would turn it into a regular file), not the input itself and not inside the run
-    folder of the model (its files would be replaced). OutputError naming the path otherwise, raised
+    atomic replace would turn it into a regular file), not the input itself, not inside an input
+    folder and not inside the run folder of the model (its files would be replaced). OutputError naming the path otherwise, raised
     before anything is read or written."""
     raw = os.fspath(out)
     out = Path(out)
@@ -129,7 +129,12 @@ def output_file(out: str | os.PathLike, input_path: str | os.PathLike, run_dir: 
         targets += [(side, f"The drift report '{side}' (written beside --out '{out}')")
                     for side in (out.with_name(f"{drift_stem(out)}{name}") for name in (DRIFT_TABLE, DRIFT_PLOT))]
     model_folder = os.path.realpath(run_dir)
+    # an input folder (images, audio clips): a file written into it replaces an item or becomes one
+    input_folder = os.path.realpath(input_path) if os.path.isdir(input_path) else None
     for path, what in targets:
+        if input_folder is not None and Path(os.path.realpath(path)).is_relative_to(input_folder):
+            raise OutputError(f"{what} lies inside the input folder '{input_path}'; writing it could replace an "
+                              f"item being predicted, or be read as one next time. Give an --out outside that folder.")
         problem = replace_problem(path)
         if problem:
             raise OutputError(f"{what} {problem}; trainflow replaces the file it writes, so give an --out "
