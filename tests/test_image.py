@@ -249,6 +249,19 @@ def test_digits_pipeline_end_to_end_and_predict(tmp_path, capsys):
     assert list(pred2["item"]) == [f"{i}.png" for i in range(5)]
     assert (pred2["prediction"] == d.target[:5]).all()
 
+    import shutil
+
+    config = json.loads((run / "model.json").read_text())
+    for edit in ({"classes": 5}, {"classes": ["0"]}, {"model": "nope"}, {"task": "zzz"}, {"mean": "abc"},
+                 {"task": "multilabel"}):  # a config of another shape, or of another model, beside the weights
+        copy = tmp_path / "damaged"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(run, copy)
+        (copy / "model.json").write_text(json.dumps({**config, **edit}))
+        rc, err = run_cli("predict", copy, tmp_path / "new.npz", "--out", tmp_path / "pred3.csv", capsys=capsys)
+        assert rc == 3 and "model.json" in err and "damaged" in err and "Traceback" not in err, (edit, err)
+        assert not (tmp_path / "pred3.csv").exists()
+
 
 def test_cifar10_spec_is_the_seed_recipe(tmp_path):
     from trainflow.spec import load_spec

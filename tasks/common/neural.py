@@ -32,11 +32,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from trainflow import trust
 from trainflow.cache_keys import model_key
-from trainflow.errors import DataError
+from trainflow.errors import DataError, SpecError
 from trainflow.modality import Modality
 from trainflow.refs import ModelRef, SplitRef
 from trainflow.tasks.common.training import TrainConfig
@@ -234,13 +236,39 @@ def save_network(folder: Path, model: Any, config: dict[str, Any]) -> None:
     tmp.replace(folder)
 
 
+class _SavedConfig(BaseModel):
+    """The keys every saved model config shares, as prediction reads them (each modality's own keys are
+    its builder's and reader's to check): a config of another shape is a damaged file, not a TypeError
+    or a silently different prediction."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    task: Literal["classification", "regression", "multilabel"] | None = None
+    model: str | None = None
+    classes: list[str | int | float | bool] | None = None
+    labels: list[str] | None = None
+    thresholds: list[float] | None = None
+    constant_labels: dict[str, float] = {}
+    temperature: float | None = None
+
+    @model_validator(mode="after")
+    def _labels(self) -> _SavedConfig:
+        if (self.task == "multilabel") != (self.labels is not None):
+            raise ValueError("a multi-label config has labels and task 'multilabel', and no other has labels")
+        if self.labels is not None and (self.thresholds is None or len(self.thresholds) != len(self.labels)):
+            raise ValueError(f"{len(self.labels)} labels need as many thresholds")
+        if not set(self.constant_labels) <= set(self.labels or []):
+            raise ValueError("constant labels that are not among the labels")
+        return self
+
+
 def saved_config(folder: str | Path, model_file: str, modality: str) -> tuple[Path, dict[str, Any]]:
     """The folder and the JSON config of a model saved there beside ``model_file``; DataError naming
-    the folder when either file is missing (the config is read as data: :func:`trainflow.trust.read_json`)."""
+    the folder when either file is missing, naming the config when it is not of a config's shape (it
+    is read as data: :func:`trainflow.trust.read_shaped`)."""
     folder = Path(folder)
     if not (folder / model_file).is_file() or not (folder / CONFIG_FILE).is_file():
         raise DataError(f"No saved {modality} model in '{folder}' (expected {model_file} and {CONFIG_FILE}).")
-    return folder, trust.read_json(folder / CONFIG_FILE)
+    return folder, trust.read_shaped(folder / CONFIG_FILE, _SavedConfig, f"{modality} model config")[0]
 
 
 def load_network(folder: str | Path, modality: str,
@@ -259,7 +287,7 @@ def load_network(folder: str | Path, modality: str,
         build = config.get("build") or (build_args(config) if build_args else {})
         options = comp.config.model_validate(config["options"])
         model = trust.build_to_fit(lambda: comp.build(options, **build), folder / WEIGHTS_FILE, folder / CONFIG_FILE)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # valid JSON, not a network's config
+    except (KeyError, TypeError, ValueError, AttributeError, SpecError) as exc:  # valid JSON, not a network's config
         raise trust.damaged(folder / CONFIG_FILE, exc) from None
     trust.load_weights(model, folder / WEIGHTS_FILE)
     model.eval()
@@ -289,6 +317,10 @@ def prediction_frame(name: str, items: list[Any], out: np.ndarray, classes: list
     import pandas as pd
 
     frame = pd.DataFrame({name: items})
+    if classes and out.ndim == 2 and out.shape[1] != len(classes):  # a config from another model beside the weights
+        raise DataError(f"The saved model config ({CONFIG_FILE}) names {len(classes)} classes or labels, but its "
+                        f"network gives {out.shape[1]} outputs: the model folder is damaged; restore it or re-run "
+                        f"the pipeline that wrote it.")
     if classes and thresholds is not None:
         return pd.concat([frame, ML.label_frame(out, classes, thresholds)], axis=1)
     if classes:

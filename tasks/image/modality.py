@@ -343,9 +343,24 @@ def fit(split_ref: SplitRef, spec: PipelineSpec, cache_dir: str) -> ModelRef:
 # ---------------------------------------------------------------- evaluate, export, predict
 
 
+class _Scaling(BaseModel):
+    """The pixel scaling an image model's config keeps (checked: a shared folder's file is untrusted)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    divisor: float = Field(gt=0)
+    mean: list[float] | float
+    std: list[float] | float
+    channels: int | None = Field(None, ge=1, le=64)
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the network from its JSON config and load its safetensors weights."""
-    return neural.load_network(folder, "image", lambda c: {"in_shape": c["in_shape"], "n_classes": len(c["classes"])})
+    from trainflow import trust
+
+    model, config = neural.load_network(folder, "image",
+                                        lambda c: {"in_shape": c["in_shape"], "n_classes": len(c["classes"])})
+    trust.read_shaped(Path(folder) / neural.CONFIG_FILE, _Scaling, "image model config")
+    return model, config
 
 
 def probabilities(model: Any, config: dict[str, Any], x: np.ndarray, device: str = "auto") -> np.ndarray:
