@@ -387,3 +387,13 @@ def test_predict_leaves_out_an_unreadable_image_with_a_warning(tmp_path, capsys)
         (tmp_path / "bad").mkdir()
         (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
         read_new_images(tmp_path / "bad", {"size": [8, 8], "channels": 1, "convert": True})
+
+
+def test_sixteen_bit_gray_images_are_scaled_not_clipped(tmp_path):
+    """Pillow's convert('L') clips a 16-bit image's values above 255 to white: two classes of 16-bit
+    images (dark and bright) would both read as all white."""
+    from trainflow.tasks.image.loaders import ImageOptions, read_image
+
+    Image.fromarray(np.array([[1000, 30000], [60000, 65535]], dtype=np.uint16)).save(tmp_path / "x.png")
+    assert Image.open(tmp_path / "x.png").mode == "I;16"
+    assert read_image(tmp_path / "x.png", ImageOptions(path=str(tmp_path)))[..., 0].tolist() == [[4, 117], [233, 255]]

@@ -195,6 +195,8 @@ def read_image(path: Path, opts: ImageOptions) -> np.ndarray:
                 raise DataError(f"'{path}' is {'gray (1 channel)' if gray else f'{mode} (3 channels)'} but "
                                 f"data.channels is {want} and data.convert is false; set data.convert: true "
                                 "or data.channels to match the images.")
+            if mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float gray: convert() clips at 255
+                im = _to_eight_bits(im)
             im = im.convert("L" if want == 1 else "RGB")
             if opts.size is not None and im.size != (opts.size[1], opts.size[0]):
                 im = im.resize((opts.size[1], opts.size[0]), Image.BILINEAR)
@@ -206,6 +208,21 @@ def read_image(path: Path, opts: ImageOptions) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise _Unreadable(f"{path}: {exc}") from None
     return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _to_eight_bits(im: Any) -> Any:
+    """A 16-bit, 32-bit or float gray image as 8 bits, scaled from its range (16-bit: 0..65535; a
+    float image in 0..1: that; otherwise the smallest of 255, 65535 and its maximum that holds it):
+    Pillow's convert('L') clips every value above 255 to white."""
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    top = float(a.max(initial=0))
+    if im.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        top = next((r for r in ((1.0,) if im.mode == "F" else ()) + (255.0, 65535.0) if top <= r), top)
+    return Image.fromarray(np.clip(np.rint(a / max(top, 1e-12) * 255), 0, 255).astype(np.uint8), mode="L")
 
 
 class _Unreadable(Exception):
