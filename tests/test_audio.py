@@ -391,3 +391,17 @@ def test_killed_audio_training_resumes_to_the_same_weights(tmp_path):
     assert weights.keys() == expected.keys()
     assert all(np.array_equal(weights[k].numpy(), expected[k].numpy()) for k in weights)
 
+
+
+def test_predict_leaves_out_a_clip_with_no_samples_and_names_it(tmp_path, capsys):
+    """A WAV header with no samples decodes into nothing: no prediction, named (the drift check crashed on it)."""
+    import soundfile as sf
+
+    from trainflow.tasks.audio.modality import readable_clips
+
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), RATE)
+    sf.write(tmp_path / "tone.wav", np.sin(np.arange(RATE // 4) / 5).astype(np.float32), RATE)
+    waves, names = readable_clips(tmp_path, [tmp_path / "empty.wav", tmp_path / "tone.wav"], ["empty.wav", "tone.wav"],
+                                  RATE)
+    assert names == ["tone.wav"] and len(waves[0]) > 0
+    assert "1 of 2 audio file(s)" in capsys.readouterr().err

@@ -490,9 +490,12 @@ def new_clips(path: Path, config: dict[str, Any]) -> tuple[list[np.ndarray], lis
 
 
 def readable_clips(source: Path, files: list[Path], names: list[str], rate: int) -> tuple[list[np.ndarray], list[str]]:
-    """The decoded clips of ``files`` and their names, less those that cannot be decoded: each is named
-    in a warning and has no prediction (:func:`neural.leave_out_unreadable`)."""
+    """The decoded clips of ``files`` and their names, less those that cannot be decoded or hold no
+    samples: each is named in a warning and has no prediction (:func:`neural.leave_out_unreadable`)."""
     waves, infos = read_clips(files, source, rate, unreadable="skip")
+    for name, wave, info in zip(names, waves, infos):  # a header with no samples decodes, into nothing to hear
+        if info["readable"] and not len(wave):
+            info |= {"readable": False, "error": f"{name}: holds no samples"}
     ok = [i for i, info in enumerate(infos) if info["readable"]]
     neural.leave_out_unreadable([i["error"] for i in infos if not i["readable"]], len(files), source, "audio file")
     return [waves[i] for i in ok], [names[i] for i in ok]
