@@ -378,6 +378,13 @@ def test_a_tampered_model_stops_predict_with_a_clear_message(minirocket_runs, tm
     assert "Traceback" not in err and not (tmp_path / "p.csv").exists()
 
 
+def test_series_of_another_length_than_an_equal_length_fit_are_a_data_error(minirocket_runs):
+    model, _ = seq.load_model(minirocket_runs["uni"]["run_dir"])
+    length = model.fit_length_
+    with pytest.raises(DataError, match=f"1 of 2 series are not {length} steps long.*series 2: 9 steps"):
+        model.features([np.zeros((length, 1)), np.zeros((9, 1))])
+
+
 def test_a_model_saved_without_its_seed_is_refused(minirocket_runs, tmp_path):
     import json
 

@@ -180,6 +180,14 @@ class _RidgeOnTransform(ClassicalClassifier):
         return to_numpy3d(series) if self.equal_ else to_df_list(series)
 
     def features(self, series: list[np.ndarray]) -> np.ndarray:
+        if getattr(self, "equal_", False):  # fitted on one length: its input is one [n, c, length] array
+            other = [i for i, s in enumerate(series) if len(s) != self.fit_length_]
+            if other:
+                from trainflow.errors import DataError
+
+                raise DataError(f"{len(other)} of {len(series)} series are not {self.fit_length_} steps long, the "
+                                f"length every training series had (series {other[0] + 1}: {len(series[other[0]])} "
+                                f"steps); give series of that length, or train on series of unequal lengths.")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # sktime's hints about equal-length or univariate input
             return np.asarray(self.transformer_.transform(self._input(series)), dtype=np.float64)
