@@ -180,12 +180,13 @@ class _RidgeOnTransform(ClassicalClassifier):
         return to_numpy3d(series) if self.equal_ else to_df_list(series)
 
     def features(self, series: list[np.ndarray]) -> np.ndarray:
-        if getattr(self, "equal_", False):  # fitted on one length: its input is one [n, c, length] array
-            other = [i for i, s in enumerate(series) if len(s) != self.fit_length_]
+        length = getattr(self, "fit_length_", None) if getattr(self, "equal_", False) else None
+        if length is not None:  # fitted on one length: its input is one [n, c, length] array
+            other = [i for i, s in enumerate(series) if len(s) != length]
             if other:
                 from trainflow.errors import DataError
 
-                raise DataError(f"{len(other)} of {len(series)} series are not {self.fit_length_} steps long, the "
+                raise DataError(f"{len(other)} of {len(series)} series are not {length} steps long, the "
                                 f"length every training series had (series {other[0] + 1}: {len(series[other[0]])} "
                                 f"steps); give series of that length, or train on series of unequal lengths.")
         with warnings.catch_warnings():
