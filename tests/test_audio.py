@@ -239,6 +239,14 @@ def test_audio_pipeline_runs_and_predicts_a_folder_a_file_and_with_the_champion(
     rc, err = run_cli("predict", crafted, new / "low" / "low_1.wav", "--out", tmp_path / "crafted.csv", capsys=capsys)
     assert rc == 3 and "crafted/model.json' is damaged" in err and "members" in err and "less than or equal to 8" in err
     assert not (tmp_path / "crafted.csv").exists()
+    # and fields of another type or size: a frame count that would allocate tens of GiB, a rate of 0
+    config["options"]["members"] = 1
+    for key, value in (("frames", 1_000_000_000), ("sample_rate", 0), ("sample_rate", "abc"), ("suffixes", 3),
+                       ("normalization", "x")):
+        (crafted / "model.json").write_text(json.dumps({**config, key: value}))
+        rc, err = run_cli("predict", crafted, new / "low" / "low_1.wav", "--out", tmp_path / "crafted.csv",
+                          capsys=capsys)
+        assert rc == 3 and "crafted/model.json' is damaged" in err and key in err and "Traceback" not in err, err
 
 
 def _folder_with(tmp_path: Path, name: str, content: bytes | None = None) -> Path:

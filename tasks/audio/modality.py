@@ -392,11 +392,26 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     from trainflow import trust
 
     model, config = neural.load_network(folder, "audio")
-    try:
-        AudioFeatures.model_validate(config["features"])
-    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        raise trust.damaged(Path(folder) / neural.CONFIG_FILE, exc) from None
+    trust.read_shaped(Path(folder) / neural.CONFIG_FILE, _SavedAudio, "audio model config")
     return model, config
+
+
+class _Normalization(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    mean: list[float] | float | None = None
+    std: list[float] | float | None = None
+
+
+class _SavedAudio(BaseModel):
+    """What predict reads of an audio model's config besides the shared keys (a shared folder's file
+    is untrusted: a crafted frame count would allocate tens of GiB, a test-time grid run for hours)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    sample_rate: int = Field(gt=0, le=1_000_000)
+    frames: int = Field(ge=1, le=100_000)
+    features: AudioFeatures
+    normalization: _Normalization | None = None
+    suffixes: list[str] = []
 
 
 def probabilities(model: Any, config: dict[str, Any], waves: list[np.ndarray], device: str = "auto") -> np.ndarray:
