@@ -96,6 +96,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
     run = publishing.open_run(out, spec.name)
     primary = spec.evaluate.primary or PRIMARY[spec.task]
     key = artifact_key(spec.name)
+    held = contextlib.ExitStack()  # the trials' thread pools; closed however the tune ends
     try:
         if validates_apart(base):
             validation_process.prestart()
@@ -114,7 +115,6 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
                                             description=f"{trials} trials")
         training = tune_trial if train_limited.result() else tune_trial.with_options(tags=[])
         failures, last = 0, ""
-        held = contextlib.ExitStack()
         if threads:  # the pools' sizes are process-wide: held here so that no trial finishing lifts them
             held.enter_context(resources.using(threads))
         while done < trials:
@@ -188,6 +188,7 @@ def _tune(spec: PipelineSpec, path: str, overrides: list[str], space_items: list
         publishing.fail_run(run, exc)
         raise
     finally:
+        held.close()  # a failed tune left the process at the trials' thread count (and contextvar) before
         tuning.release_study(cache, spec.name)
     summary["promotion"] = promote_published(run, summary, winner, split)
     summary["tune"] = {"trials": rows, "best_trial": best.number, "best_params": best.params,

@@ -231,7 +231,7 @@ def test_a_study_lock_file_that_is_a_link_is_refused(tmp_path):
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_a_space_whose_trials_all_fail_stops_with_the_reason(tmp_path, capsys):
+def test_a_space_whose_trials_all_fail_stops_with_the_reason(tmp_path, capsys, monkeypatch):
     """Bounds the spec takes with draws between them it does not (between a share 0.99 and 7 components,
     3.2 is neither): the tune stops after its first trials fail, saying why, not after more than asked."""
     out = tmp_path / "runs"
@@ -240,3 +240,7 @@ def test_a_space_whose_trials_all_fail_stops_with_the_reason(tmp_path, capsys):
     text = "".join(capsys.readouterr())
     assert code != 0 and "2 trial(s) failed and 0 finished; the last: trial 1" in text and "n_components" in text, text
     assert "Traceback" not in text and not complete_runs(out, "penguins")
+    from trainflow import resources
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(14)), raising=False)
+    assert resources.current() == 14  # the trials' thread count is not left behind by the failed tune
