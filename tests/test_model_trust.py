@@ -136,8 +136,9 @@ def with_schema(shared_run, tmp_path, edit):
     (lambda s: {**s, "features": [{"kind": "numeric"}]}, "features.0.name"),
     (lambda s: {**s, "features": [{**f, "kind": "text"} for f in s["features"]]}, "features.0.kind"),
     (lambda s: {**s, "classes": []}, "lists no classes"),
+    (lambda s: {**s, "reading": {"encoding": "rot13"}}, "reading.encoding"),
 ], ids=["empty object", "a list", "plan features a number", "a feature without a name", "an unknown kind",
-        "no classes"])
+        "no classes", "a codec that is not a text encoding"])
 def test_a_damaged_schema_is_reported_as_damaged(shared_run, tmp_path, capsys, edit, says):
     run, rows = with_schema(shared_run, tmp_path, edit)
     code, err = run_cli("predict", run, rows, "--out", tmp_path / "pred.csv", capsys=capsys)

@@ -112,7 +112,9 @@ def test_text_pipeline_runs_and_predicts_new_texts(tmp_path, capsys, model):
     rc, err = run_cli("predict", run, new, "--out", tmp_path / "pred2.csv", capsys=capsys)
     assert rc == 3 and "vocabulary.json' is damaged" in err and "Traceback" not in err
     assert not (tmp_path / "pred2.csv").exists()
-    for schema in ("{}", "[]", '{"lowercase": "yes", "text_column": "message", "classes": ["ham", "spam"]}'):
+    for schema in ("{}", "[]", '{"lowercase": "yes", "text_column": "message", "classes": ["ham", "spam"]}',
+                   '{"lowercase": true, "text_column": "message", "classes": ["ham", "spam"], '
+                   '"reading": {"encoding": "nope-enc"}}'):
         (run / "schema.json").write_text(schema)  # JSON of another shape: a damaged file, not a KeyError
         rc, err = run_cli("predict", run, new, "--out", tmp_path / "pred2.csv", capsys=capsys)
         assert rc == 3 and "schema.json' is damaged (not a trainflow text schema" in err and "Traceback" not in err, err

@@ -161,13 +161,18 @@ def read_json(path: Path | str, limit: int = MAX_JSON_BYTES) -> Any:
 
 
 def read_shaped(path: Path | str, shape: Any, what: str) -> tuple[Any, Any]:
-    """A saved JSON file (:func:`read_json`) and its value checked by the pydantic model ``shape``;
-    a value of another shape is a damaged file naming where it differs (``what``: the kind of file)."""
+    """A saved JSON file (:func:`read_json`) and its value checked by :func:`shaped`."""
+    raw = read_json(path)
+    return raw, shaped(raw, shape, path, what)
+
+
+def shaped(raw: Any, shape: Any, path: Path | str, what: str) -> Any:
+    """``raw``, read from the saved file ``path``, checked by the pydantic model ``shape``; a value of
+    another shape is a damaged file naming where it differs (``what``: the kind of file)."""
     from pydantic import ValidationError
 
-    raw = read_json(path)
     try:
-        return raw, shape.model_validate(raw)
+        return shape.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "the top level"

@@ -392,7 +392,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     from trainflow import trust
 
     model, config = neural.load_network(folder, "audio")
-    trust.read_shaped(Path(folder) / neural.CONFIG_FILE, _SavedAudio, "audio model config")
+    trust.shaped(config, _SavedAudio, Path(folder) / neural.CONFIG_FILE, "audio model config")  # (read once)
     return model, config
 
 

@@ -26,8 +26,10 @@ def targets(y: np.ndarray, task: str, source: str, classes: list[str] | None = N
 def look_alike(y: Any) -> list[list[str]]:
     """Groups of distinct class labels that differ only by case or surrounding spaces ('Adelie' and
     'adelie '): each is a class of its own, which is rarely what the data meant."""
+    import pandas as pd
+
     seen: dict[str, set[str]] = {}
-    for v in {str(v) for v in np.asarray(y, dtype=object) if v is not None and v == v}:  # (NaN != NaN)
+    for v in {str(v) for v in pd.unique(np.asarray(y, dtype=object)) if v is not None and v == v}:  # (NaN != NaN)
         seen.setdefault(v.strip().casefold(), set()).add(v)
     return sorted(sorted(g) for g in seen.values() if len(g) > 1)
 

@@ -359,7 +359,7 @@ def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 
     model, config = neural.load_network(folder, "image",
                                         lambda c: {"in_shape": c["in_shape"], "n_classes": len(c["classes"])})
-    trust.read_shaped(Path(folder) / neural.CONFIG_FILE, _Scaling, "image model config")
+    trust.shaped(config, _Scaling, Path(folder) / neural.CONFIG_FILE, "image model config")  # (read once)
     return model, config
 
 

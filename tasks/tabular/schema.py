@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow import trust
+from trainflow.tasks.common.load import Encoding
 from trainflow.errors import DataError
 
 
@@ -36,7 +37,7 @@ class Reading(_Saved):
     """How the training CSV was read, for new rows (``modality.reading_options``)."""
 
     delimiter: str = Field(",", min_length=1, max_length=1)
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     na_values: list[str] | None = None
 
 
@@ -63,15 +64,8 @@ def read_schema(path: str | Path) -> dict[str, Any]:
 
 
 def _schema_problem(schema: Schema) -> str | None:
-    """What the types cannot say: the classes or labels a task needs, features the plan produces, a
-    text encoding Python knows."""
-    import codecs
-
+    """What the types cannot say: the classes or labels a task needs, features the plan produces."""
     names = [f.name for f in schema.features]
-    try:
-        codecs.lookup(schema.reading.encoding)
-    except LookupError:
-        return f"its reading encoding {schema.reading.encoding!r} is not a known text encoding"
     if schema.task == "classification" and not schema.labels and not schema.classes:
         return "a classifier's schema lists no classes"
     if schema.labels is not None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from trainflow import trust
+from trainflow.tasks.common.load import Encoding
 
 
 class _Saved(BaseModel):
@@ -21,9 +22,9 @@ class _Saved(BaseModel):
 
 
 class Reading(_Saved):
-    delimiter: str | None = None
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
     quoting: Literal["minimal", "none"] = "minimal"
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
 
 
 class Schema(_Saved):
